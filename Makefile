@@ -1,0 +1,130 @@
+# mreg — a model registry that is a filesystem.
+# `make help` lists the targets. Objects go under build/.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+DESTDIR    ?=
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+BUILD      ?= build
+WERROR     ?= 0
+SANITIZE   ?=
+# MREG_TEST_ID_BITS=N builds chunk ids truncated to N bits (collision tests).
+ID_BITS    ?=
+
+V ?= 0
+ifeq ($(V),0)
+Q = @
+say = @printf '  %-6s %s\n' $(1) $(2);
+else
+Q =
+say =
+endif
+
+LIBS_CORE := lmdb libxxhash libbsd-overlay libmd
+LIBS_FS   := fuse3
+
+# Stop early, with a clear message, when a library is missing.
+define need_pkgs
+$(foreach p,$(1),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,\
+  $(error missing library '$(p)' (pkg-config $(p) failed): run 'make deps' or apt-get install liblmdb-dev libxxhash-dev libbsd-dev libmd-dev libfuse3-dev pkg-config)))
+endef
+ifeq ($(filter clean help deps,$(MAKECMDGOALS)),)
+$(call need_pkgs,$(LIBS_CORE) $(LIBS_FS))
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP -Icore
+CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null)
+LDLIBS_CORE := $(shell $(PKG_CONFIG) --libs $(LIBS_CORE) 2>/dev/null) -lpthread
+ifneq ($(ID_BITS),)
+CFLAGS  += -DMREG_TEST_ID_BITS=$(ID_BITS)
+endif
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+FS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_FS) 2>/dev/null)
+FS_LIBS   := $(shell $(PKG_CONFIG) --libs $(LIBS_FS) 2>/dev/null)
+
+CORE_SRC  := $(sort $(wildcard core/*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+TOOLS_SRC := $(sort $(wildcard tools/*.c))
+TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
+FS_SRC    := $(sort $(wildcard fs/*.c))
+FS_OBJ    := $(FS_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+LIBCORE   := $(BUILD)/libmregcore.a
+
+.PHONY: all test unit bench install uninstall clean help deps fuzz
+all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/fs/%.o: fs/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) $(CFLAGS) $(FS_CFLAGS) -c -o $@ $<
+
+$(LIBCORE): $(CORE_OBJ)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mreg: $(TOOLS_OBJ) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+$(BUILD)/mregfs: $(FS_OBJ) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(FS_LIBS) $(LDLIBS_CORE)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# Installs the Debian packages the build, the tests and the demo need.
+deps:
+	@sh tools/install-deps.sh
+
+test: all
+	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh
+
+unit: $(UNIT_BIN)
+	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh unit
+
+bench: all
+	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/bench/run.sh
+
+install: $(BUILD)/mreg $(BUILD)/mregfs
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/sbin
+	install -m 755 $(BUILD)/mreg $(BUILD)/mregfs $(DESTDIR)$(BINDIR)/
+	install -m 644 tools/mregfs.service $(DESTDIR)$(UNITDIR)/mregfs.service
+	install -m 755 tools/mount.fuse.mregfs $(DESTDIR)/sbin/mount.fuse.mregfs
+	test -e $(DESTDIR)$(SYSCONFDIR)/mreg.conf || \
+		install -D -m 644 mreg.conf.example $(DESTDIR)$(SYSCONFDIR)/mreg.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mreg $(DESTDIR)$(BINDIR)/mregfs \
+		$(DESTDIR)$(UNITDIR)/mregfs.service $(DESTDIR)/sbin/mount.fuse.mregfs
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@echo 'make [V=1] [WERROR=1] [SANITIZE=address,undefined] [ID_BITS=8] TARGET'
+	@echo '  all        build build/mreg, build/mregfs and the unit tests'
+	@echo '  deps       apt-get install what the build and tests need'
+	@echo '  test       run every test; ends with "N passed, N failed"'
+	@echo '  unit       run the unit tests only'
+	@echo '  bench      run the benchmarks, write BENCHMARKS.md'
+	@echo '  install    install into $$(DESTDIR)$$(PREFIX) (PREFIX=$(PREFIX))'
+	@echo '  clean      remove build/'
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,92 @@
+/* config.h — mreg.conf, an INI file (see mreg.conf.example, which documents
+ * every key with its default).
+ *
+ *	[store]        path, pack_size, dedup_verify, durability, map_size
+ *	[chunker]      min_size, avg_size, max_size
+ *	[mount]        allow_other, default_permissions, readahead, max_threads
+ *	[log]          level
+ *	[stage NAME]   promote_users, promote_groups, require_stage, protect,
+ *	               require_metric
+ *	[hooks]        on_register, on_promote, timeout
+ *
+ * Sizes accept K, M, G suffixes (powers of 1024); booleans are true/false,
+ * yes/no, on/off, 1/0; lists are comma separated. A bad file is refused with
+ * "FILE:LINE: reason".
+ */
+#ifndef MREG_CONFIG_H
+#define MREG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunker.h"
+
+/* The store used when neither --store, MREG_STORE nor a config names one:
+ * $XDG_DATA_HOME/mreg or ~/.local/share/mreg, /var/lib/mreg for root. */
+#define MREG_DEFAULT_STORE_ROOT "/var/lib/mreg"
+
+enum durability {
+	DURABILITY_FULL = 0, /* close() returning 0 means on disk (default) */
+	DURABILITY_NONE,     /* no fsync at all: benchmarks and scratch stores */
+};
+
+struct stage_policy {
+	char name[65];
+	char **promote_users;   /* NULL-terminated, or NULL: anyone */
+	char **promote_groups;  /* NULL-terminated, or NULL: anyone */
+	char require_stage[65]; /* "" for none */
+	char *require_metric;   /* e.g. "auc >= 0.9", or NULL */
+	bool protect;           /* may not be removed, only replaced */
+};
+
+struct mreg_config {
+	char *path;             /* the file read, or NULL for defaults */
+	char *store;            /* store directory; NULL: the default */
+	uint64_t pack_size;     /* pack files roll over at this size (64M) */
+	bool dedup_verify;      /* compare bytes on an id match (true) */
+	enum durability durability;
+	uint64_t map_size;      /* initial LMDB map size (64M); grows itself */
+	struct chunker_params chunker;
+	bool allow_other;       /* mount option (false) */
+	bool default_permissions; /* (true; forced with allow_other) */
+	uint32_t readahead;     /* bytes of readahead on the mount (4M) */
+	unsigned max_threads;   /* FUSE worker threads (64) */
+	int log_level;          /* enum log_level (warn) */
+	char *on_register;      /* hook program, or NULL */
+	char *on_promote;       /* hook program, or NULL */
+	unsigned hook_timeout;  /* seconds (30) */
+	struct stage_policy *stages;
+	size_t nstages;
+};
+
+/* Fills cfg with the defaults. */
+void config_init(struct mreg_config *cfg);
+/* Frees what cfg owns; cfg may be reused after config_init(). */
+void config_release(struct mreg_config *cfg);
+
+/* Reads path into cfg (which must be config_init()ed; keys not in the file
+ * keep their values). On a bad file returns -EINVAL and writes
+ * "PATH:LINE: reason" into err; -errno when the file cannot be read. */
+int config_load(struct mreg_config *cfg, const char *path, char *err,
+		size_t errlen);
+
+/* Parses text (as from a file named name) into cfg; as config_load(). */
+int config_parse(struct mreg_config *cfg, const char *name, const char *text,
+		 size_t len, char *err, size_t errlen);
+
+/* The policy for stage, or NULL when the config sets none. */
+const struct stage_policy *config_stage(const struct mreg_config *cfg,
+					const char *stage);
+
+/* Picks the store directory: explicit (--store), then $MREG_STORE, then
+ * cfg->store, then the embedded default. Returns a malloc'ed path or NULL
+ * on ENOMEM. */
+char *config_store_path(const struct mreg_config *cfg, const char *explicit);
+
+/* Parses "123", "64K", "1M", "2G". -EINVAL on anything else or overflow. */
+int config_parse_size(const char *s, uint64_t *ret);
+/* Parses a boolean word. -EINVAL on anything else. */
+int config_parse_bool(const char *s, bool *ret);
+
+#endif

@@ -1,0 +1,143 @@
+/* index.h — the metadata index: ordered key/value tables with ACID
+ * transactions, kept in LMDB. The only module that includes <lmdb.h>.
+ *
+ * The registry calls it through transactions run as callbacks, so that the
+ * retry rules (grow the map on MDB_MAP_FULL, adopt a map another process
+ * grew) live in one place:
+ *
+ *	static int fn(struct idx_txn *t, void *arg) { ... idx_put(t, ...) ... }
+ *	r = index_write(ix, fn, &arg);
+ *
+ * A write callback may run more than once (after the map grew): it must not
+ * have effects outside the transaction other than on its own arg, which it
+ * must reset at its start. Values returned by idx_get() and passed to scan
+ * callbacks point into the map and are valid only inside the callback's
+ * transaction: copy what you need. Return a negative errno from a callback
+ * to abort (the transaction is not committed) and have index_write()
+ * return it; return 0 to commit.
+ *
+ * Which tables exist and what their keys are is the registry's business
+ * (registry.c writes its key schema down); this module sees byte strings.
+ * Keys are at most IDX_MAX_KEY bytes.
+ */
+#ifndef MREG_INDEX_H
+#define MREG_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDX_MAX_KEY 511
+
+enum idx_table {
+	IDX_META = 0,  /* store-wide settings and counters */
+	IDX_NAMES,     /* directory entries: (parent, name) -> inode */
+	IDX_INODES,    /* inode -> inode record */
+	IDX_EXTENTS,   /* (file inode, offset) -> chunk reference */
+	IDX_CHUNKS,    /* (chunk id, n) -> location and reference count */
+	IDX_XATTRS,    /* (inode, key) -> metadata value */
+	IDX_HISTORY,   /* (model inode, seq) -> stage change */
+	IDX_AUDIT,     /* seq -> audit record */
+	IDX_TRASH,     /* inode -> removal time: trees gc frees */
+	IDX_TABLES     /* count */
+};
+
+struct idx_val {
+	const void *data;
+	size_t len;
+};
+
+struct index_options {
+	uint64_t map_size;   /* initial map size; 0: 64 MiB */
+	unsigned max_readers;/* 0: 4096 */
+	bool sync;           /* false: MDB_NOSYNC (durability = none) */
+	bool read_only;      /* open for reading only (fsck on a read-only fs) */
+};
+
+struct mreg_index;
+struct idx_txn;
+
+/* Opens (creating) the environment in directory dir (files data.mdb and
+ * lock.mdb). Clears stale reader slots. One per process.
+ * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO; -EINVAL for a file that is not
+ * an LMDB environment (logged with the reason). */
+int index_open(const char *dir, const struct index_options *opt,
+	       struct mreg_index **ret);
+/* Closes; takes NULL. No transaction may be running. */
+void index_close(struct mreg_index *ix);
+
+/* Runs fn in a read-only transaction (a consistent snapshot). Returns what
+ * fn returned, or a negative errno if the transaction could not start. */
+int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+	       void *arg);
+/* Runs fn in the write transaction (one at a time across all processes)
+ * and commits when fn returns >= 0; returns fn's value then. Grows the map
+ * and runs fn again on MDB_MAP_FULL. Errors: fn's, -ENOSPC (disk or the
+ * map's size limit), -EIO. */
+int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+		void *arg);
+
+/* True when t may write. */
+bool idx_writable(const struct idx_txn *t);
+
+/* Looks key up. 0 and *ret set, or -ENOENT. */
+int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
+	    size_t klen, struct idx_val *ret);
+
+#define IDX_NOOVERWRITE 1u
+/* Stores key -> val. With IDX_NOOVERWRITE, -EEXIST when key exists.
+ * Errors: -EACCES in a read transaction, -EINVAL for a key too long. */
+int idx_put(struct idx_txn *t, enum idx_table tb, const void *key,
+	    size_t klen, const void *val, size_t vlen, unsigned flags);
+/* Removes key: 0, or -ENOENT. */
+int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
+	    size_t klen);
+
+/* Calls fn for each key that starts with prefix, in key order, starting
+ * at the first key >= start (start may be NULL: the first with prefix).
+ * fn returns 0 to go on, anything else to stop; idx_scan() returns that
+ * value, or 0 when the keys ran out. fn must not change table tb. */
+int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
+	     size_t plen, const void *start, size_t slen,
+	     int (*fn)(void *arg, const struct idx_val *key,
+		       const struct idx_val *val),
+	     void *arg);
+
+/* The last key (in key order) that starts with prefix: 0 and *ret_key /
+ * *ret_val set, or -ENOENT. */
+int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
+	     size_t plen, struct idx_val *ret_key, struct idx_val *ret_val);
+
+/* Number of entries in a table. */
+int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+
+/* Clears reader slots of dead processes; returns how many. Call it now and
+ * then in long-running processes (the daemon does, every minute). */
+int index_reader_check(struct mreg_index *ix);
+
+/* Bytes the environment uses on disk and its current map size. */
+int index_size(struct mreg_index *ix, uint64_t *ret_used,
+	       uint64_t *ret_map);
+
+/* Big-endian helpers for keys that sort in numeric order. */
+static inline void be64_put(void *p, uint64_t v)
+{
+	unsigned char *c = p;
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		c[i] = (unsigned char)v;
+}
+
+static inline uint64_t be64_get(const void *p)
+{
+	const unsigned char *c = p;
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | c[i];
+	return v;
+}
+
+#endif

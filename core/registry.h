@@ -1,0 +1,460 @@
+/* registry.h — the domain API of mreg: models, versions, drafts, sealing,
+ * stages, metadata, audit, search, fsck and gc. fs/ (mregfs) and tools/
+ * (mreg) call only this (and the leaf headers config.h, log.h).
+ *
+ * Every function returns 0 (or a documented positive value) on success and
+ * a negative errno on failure; output parameters are written only on
+ * success. All functions are thread-safe. Rules (names, seal, policy,
+ * the next version number) are decided here, inside the index transaction
+ * that makes the change.
+ *
+ * Namespace, as inodes (numbers are persistent, kept in the index):
+ *
+ *	1  /                      REG_ROOT_INO
+ *	2  /models                REG_MODELS_INO
+ *	3  /.mreg                 REG_MREGDIR_INO
+ *	4  /.mreg/audit.log       REG_AUDITLOG_INO
+ *	5  /.mreg/metrics         REG_METRICS_INO
+ *	   /models/M              a model           (REG_MODEL)
+ *	   /models/M/stages       its stages        (REG_STAGES)
+ *	   /models/M/stages/S     a stage symlink   (REG_STAGE) -> ../V
+ *	   /models/M/V            a version         (REG_VERSION)
+ *	   /models/M/V/...        its tree          (REG_DIR, REG_FILE, REG_SYMLINK)
+ *	   /models/M/name         a file being copied in at a model root
+ *	                          (REG_PENDING): registered as the next version
+ *	                          when closed (or renamed to a visible name)
+ */
+#ifndef MREG_REGISTRY_H
+#define MREG_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "chunkid.h"
+#include "config.h"
+
+#define REG_ROOT_INO     1
+#define REG_MODELS_INO   2
+#define REG_MREGDIR_INO  3
+#define REG_AUDITLOG_INO 4
+#define REG_METRICS_INO  5
+
+#define REG_NAME_MAX   128  /* model and version names */
+#define REG_STAGE_MAX  64   /* stage names */
+#define REG_FNAME_MAX  255  /* any name */
+#define REG_XATTR_PREFIX "user.mreg."
+
+enum reg_kind {
+	REG_ROOT = 1,
+	REG_MODELS,
+	REG_MREGDIR,
+	REG_AUDITLOG,
+	REG_METRICS,
+	REG_MODEL,
+	REG_STAGES,
+	REG_STAGE,
+	REG_VERSION,
+	REG_DIR,
+	REG_FILE,
+	REG_SYMLINK,
+	REG_PENDING,
+};
+
+/* Who makes a call: used for ownership of new entries, policy and audit. */
+struct reg_caller {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t umask;          /* applied to modes of new entries */
+	const gid_t *groups;   /* supplementary groups, or NULL: look them up */
+	int ngroups;
+};
+
+/* Fills c with the calling process's identity (the CLI). */
+void reg_caller_self(struct reg_caller *c);
+
+struct reg_attr {
+	uint64_t ino;
+	enum reg_kind kind;
+	mode_t mode;            /* with S_IFMT bits */
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;          /* bytes (files), target length (symlinks) */
+	uint32_t nlink;
+	struct timespec mtime, ctime, btime;
+	uint64_t model;         /* inode of the model (0 above models) */
+	uint64_t version;       /* inode of the version (0 above versions) */
+	bool sealed;            /* content can never change */
+	bool volatile_name;     /* can change behind the caller's back (stages,
+				   model directories): short cache timeouts */
+};
+
+struct mreg_registry;
+
+/* Opens the store at cfg's store path (config_store_path(cfg, NULL) when
+ * store is NULL), creating it (mode 0700) when it does not exist. Refuses a
+ * store made with other chunker parameters (-EINVAL, logged). Errors:
+ * -ENOMEM, -EACCES, -EINVAL, -ENOSPC, -EIO. cfg must outlive the
+ * registry. */
+int registry_open(const struct mreg_config *cfg, const char *store,
+		  struct mreg_registry **ret);
+/* Closes; takes NULL. Open files must have been released. */
+void registry_close(struct mreg_registry *reg);
+/* The store directory (owned by reg). */
+const char *registry_path(const struct mreg_registry *reg);
+/* Housekeeping a long-running process calls every few seconds: clears
+ * dead reader slots. */
+void registry_tick(struct mreg_registry *reg);
+
+/* ---- names --------------------------------------------------------- */
+
+/* 0 when s is a valid model or version name (1-128 bytes of
+ * [A-Za-z0-9._-], not starting with '.' or '-', not "stages"), else
+ * -EINVAL. */
+int reg_check_name(const char *s);
+/* 0 when s is a valid stage name (1-64 bytes, same set), else -EINVAL. */
+int reg_check_stage(const char *s);
+
+/* ---- the namespace, by inode (what mregfs uses) ----------------------- */
+
+/* Looks name up in directory parent. -ENOENT, -ENOTDIR, -ENAMETOOLONG. */
+int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
+	       struct reg_attr *ret);
+int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret);
+
+/* Lists directory ino from position pos (0 first; "." and ".." are not
+ * listed). fn gets each entry and the position after it, and returns
+ * non-zero to stop (reg_readdir returns 0 then). -ENOTDIR, -ENOENT. */
+int reg_readdir(struct mreg_registry *reg, uint64_t ino, uint64_t pos,
+		int (*fn)(void *arg, const char *name,
+			  const struct reg_attr *attr, uint64_t next),
+		void *arg);
+
+/* Copies the target of a symlink (NUL-terminated) into buf.
+ * -EINVAL when ino is not a symlink, -ERANGE when buf is too small. */
+int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,
+		 size_t size);
+
+/* mkdir: under /models a model; under a model a draft version (a name of
+ * the model/version form); inside a draft a directory. -EEXIST, -EINVAL
+ * (bad name), -EROFS (sealed), -EPERM (elsewhere). */
+int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
+	      uint64_t parent, const char *name, mode_t mode,
+	      struct reg_attr *ret);
+
+/* rmdir: a model with no versions; a version (sealed: whole, -EBUSY while
+ * a stage points at it; draft: must be empty); a directory in a draft
+ * (-ENOTEMPTY). */
+int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
+	      uint64_t parent, const char *name);
+
+/* unlink: a file or symlink in a draft, a stage (policy applies), a
+ * pending file. -EROFS in a sealed version, -EISDIR. */
+int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
+	       uint64_t parent, const char *name);
+
+/* symlink: in stages/ (target must be exactly "../V" of an existing
+ * version: -EINVAL / -ENOENT; a draft is sealed first; policy applies;
+ * -EEXIST when the stage exists), or inside a draft (target relative and
+ * not leaving the version lexically, else -EINVAL). */
+int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
+		uint64_t parent, const char *name, const char *target,
+		struct reg_attr *ret);
+
+#define REG_RENAME_NOREPLACE 1u  /* RENAME_NOREPLACE */
+#define REG_RENAME_EXCHANGE  2u  /* RENAME_EXCHANGE: -EINVAL (unsupported) */
+/* rename: within a draft (files, dirs, symlinks; across drafts of the same
+ * model is -EXDEV); a stage over a stage (promotion, atomic; a temporary
+ * stage name renamed over a stage is how ln -sfn promotes); a dot-named
+ * pending file at a model root to a visible name (registers it); a
+ * dot-named draft version to a visible name (seals it). With NOREPLACE an
+ * existing target answers -EEXIST. -EROFS when sealed content would
+ * change, -EXDEV across models. */
+int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
+	       uint64_t parent, const char *name, uint64_t newparent,
+	       const char *newname, unsigned flags);
+
+/* Creates a regular file: inside a draft, or at a model root (a pending
+ * file). The file is empty and open for writing through *ret_file.
+ * -EEXIST, -EROFS, -EPERM (anywhere else), -EINVAL (bad name at a model
+ * root: none; any kernel-accepted name works inside a version). */
+struct reg_file;
+int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
+	       uint64_t parent, const char *name, mode_t mode, int flags,
+	       struct reg_attr *ret_attr, struct reg_file **ret_file);
+
+/* Which attributes reg_setattr() changes. */
+#define REG_SET_MODE  0x01u
+#define REG_SET_UID   0x02u
+#define REG_SET_GID   0x04u
+#define REG_SET_SIZE  0x08u
+#define REG_SET_ATIME 0x10u
+#define REG_SET_MTIME 0x20u
+struct reg_setattr {
+	unsigned valid;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	struct timespec atime, mtime; /* tv_nsec UTIME_NOW allowed */
+};
+/* chmod/chown/truncate/utimens. On a draft version directory, a mode
+ * without any write bit seals it (chmod a-w). On sealed content: -EROFS
+ * (except a mode that still grants no write, which is accepted as is on a
+ * version). fh, when not NULL, is the open file truncated. */
+int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
+		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
+		struct reg_attr *ret);
+
+/* ---- file I/O ---------------------------------------------------------- */
+
+/* Opens a regular file. flags as open(2): O_WRONLY/O_RDWR/O_TRUNC on sealed
+ * content answer -EROFS. A read-only open of a sealed file pins its
+ * version: the bytes read stay those of that version until release, and
+ * gc keeps them. .mreg/audit.log and .mreg/metrics open as snapshots. */
+int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
+	     uint64_t ino, int flags, struct reg_file **ret);
+
+/* Reads up to size bytes at off; returns the count (short only at end of
+ * file). -EIO when a chunk fails its check. */
+ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
+/* Writes at off into the file's spool. -EROFS when the file was sealed
+ * (e.g. its version was sealed while it was open), -EBADF when not open
+ * for writing, -ENOSPC, -EFBIG. */
+ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
+		  uint64_t off);
+/* Commits what was written: chunks stored and synced, the file's content
+ * replaced in one transaction; a pending file at a model root with a
+ * visible name becomes the next version here. On return 0 the bytes are
+ * durable. Nothing to do (0) when nothing was written since the last
+ * commit. */
+int reg_flush(struct reg_file *f, const struct reg_caller *who);
+/* Releases the handle (commits first if needed; errors are logged). */
+void reg_release(struct reg_file *f);
+/* True when the file's content is sealed (keep_cache is safe). */
+bool reg_file_sealed(const struct reg_file *f);
+/* Current attributes of the open file (size includes unflushed writes). */
+int reg_file_attr(struct reg_file *f, struct reg_attr *ret);
+
+/* ---- extended attributes (SPEC §4) ----------------------------------- */
+
+/* name is the full name, e.g. "user.mreg.metric.auc". Models and versions
+ * carry description, tag.*, metric.*, param.*, lineage.* and the read-only
+ * facts; files inside a version carry user.mreg.digest. Returns the length
+ * of the value; with size 0 only the length. -ENODATA, -ERANGE. */
+ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
+		     const char *name, void *buf, size_t size);
+/* Sets a value. -EINVAL (non-numeric metric, bad key), -EROFS (param or
+ * lineage after sealing), -EPERM (read-only facts; names outside
+ * user.mreg.), -ENOTSUP (not a model or version). Audited with the old
+ * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA). */
+int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
+		 uint64_t ino, const char *name, const void *value,
+		 size_t size, int flags);
+int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
+		    uint64_t ino, const char *name);
+/* NUL-separated names, as listxattr(2). Returns the length. */
+ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
+		      size_t size);
+
+/* ---- domain operations, by name (what mreg uses) ----------------------- */
+
+/* Resolves "model" or "model/version" or "model/version/path..." to an
+ * inode. -ENOENT, -EINVAL. */
+int reg_resolve(struct mreg_registry *reg, const char *path,
+		struct reg_attr *ret);
+
+/* Creates a model; -EEXIST. */
+int reg_model_create(struct mreg_registry *reg, const struct reg_caller *who,
+		     const char *model);
+
+/* A key=value for push: key is "description" or "tag.K", "metric.K",
+ * "param.K", "lineage.K". */
+struct reg_kv {
+	const char *key;
+	const char *value;
+};
+
+/* Registers files or directories (recursively) as a new sealed version of
+ * model, created if missing. version NULL: the next integer. Metadata is
+ * set before sealing. The version name is written to ret_version
+ * (REG_NAME_MAX + 1 bytes). progress, if not NULL, gets bytes done of the
+ * total. Errors: -EEXIST (version exists), -EINVAL, -ENOENT (a path),
+ * -ENOSPC, -EIO. Nothing is left behind on failure but unreferenced
+ * chunks (gc). */
+int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
+	     const char *model, const char *const *paths, size_t npaths,
+	     const char *version, const struct reg_kv *meta, size_t nmeta,
+	     void (*progress)(void *arg, uint64_t done, uint64_t total),
+	     void *parg, char *ret_version);
+
+/* Seals a draft. -EALREADY when sealed already (callers may ignore it),
+ * -EBUSY when a file of it is open for writing in this process. */
+int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
+	     const char *model, const char *version);
+
+/* Points stage at version (sealing a draft first), policy applies:
+ * -EACCES (refused; audited), -ENOENT, -EINVAL. */
+int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
+		const char *model, const char *version, const char *stage);
+/* Removes a stage. -EACCES (protected or not allowed), -ENOENT. */
+int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
+		     const char *model, const char *stage);
+/* Points stage back at its previous target (per history); the version
+ * rolled back to is written to ret_version. -ENOENT when no earlier
+ * target exists (or it was removed since). */
+int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
+		 const char *model, const char *stage, char *ret_version);
+/* Removes a version: -EBUSY while a stage points at it. */
+int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
+		       const char *model, const char *version);
+
+struct reg_history {
+	uint64_t seq;
+	int64_t time;          /* seconds since the epoch */
+	uid_t uid;
+	const char *stage;
+	const char *from;      /* "" when the stage did not exist */
+	const char *to;        /* "" when the stage was removed */
+	const char *action;    /* "promote", "move", "remove", "rollback" */
+};
+/* Calls fn for each stage change of model (of stage only, when not NULL),
+ * oldest first. fn returns non-zero to stop. -ENOENT (model). */
+int reg_history(struct mreg_registry *reg, const char *model,
+		const char *stage,
+		int (*fn)(void *arg, const struct reg_history *h), void *arg);
+
+struct reg_model_info {
+	const char *name;
+	uint64_t ino;
+	uint32_t nversions;
+	int64_t created;
+	uid_t creator;
+};
+int reg_models(struct mreg_registry *reg,
+	       int (*fn)(void *arg, const struct reg_model_info *m), void *arg);
+
+struct reg_version_info {
+	const char *model;
+	const char *name;
+	uint64_t ino;
+	bool sealed;
+	int64_t created, sealed_at; /* seconds; sealed_at 0 for drafts */
+	uid_t creator;
+	uint64_t size;        /* logical bytes of its files */
+	uint64_t stored;      /* bytes of chunks first stored by it */
+	uint64_t nfiles;
+	struct mreg_id digest;/* of its manifest (paths, kinds, file digests) */
+	const char *const *stages; /* NULL-terminated stage names pointing here */
+};
+/* Lists versions of model in name order. -ENOENT. */
+int reg_versions(struct mreg_registry *reg, const char *model,
+		 int (*fn)(void *arg, const struct reg_version_info *v),
+		 void *arg);
+/* One version ("model/version" or model, version). */
+int reg_version_info(struct mreg_registry *reg, const char *model,
+		     const char *version,
+		     int (*fn)(void *arg, const struct reg_version_info *v),
+		     void *arg);
+
+/* Calls fn for each metadata key of a model (version NULL) or version,
+ * e.g. ("metric.auc", "0.93"), in key order, then the read-only facts
+ * ("created", "creator", "sealed", "size", "stored", "digest"). */
+int reg_meta_list(struct mreg_registry *reg, const char *model,
+		  const char *version,
+		  int (*fn)(void *arg, const char *key, const char *value,
+			    size_t len),
+		  void *arg);
+/* Sets (value != NULL) or removes (value == NULL) one key. Rules as
+ * reg_setxattr(). */
+int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
+		 const char *model, const char *version, const char *key,
+		 const char *value);
+
+struct reg_file_info {
+	const char *path;     /* relative to the version */
+	enum reg_kind kind;
+	mode_t mode;
+	uint64_t size;
+	struct mreg_id digest;/* REG_FILE only */
+	const char *target;   /* REG_SYMLINK only */
+	uint64_t ino;
+};
+/* Walks a version's tree depth first in name order. */
+int reg_files(struct mreg_registry *reg, const char *model,
+	      const char *version,
+	      int (*fn)(void *arg, const struct reg_file_info *f), void *arg);
+
+/* Writes the content of model/version/path to fd. -EIO on a bad chunk
+ * (nothing wrong is written: the failing chunk is not written at all). */
+int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
+	    const char *path, int fd);
+
+/* Search (see search.h for the language). fn gets each matching version. A
+ * malformed query is -EINVAL with "column N: reason" in err. */
+int reg_search(struct mreg_registry *reg, const char *query, char *err,
+	       size_t errlen,
+	       int (*fn)(void *arg, const struct reg_version_info *v),
+	       void *arg);
+
+/* Audit: calls fn with each record (one JSON object, no newline) from
+ * sequence number since on. */
+int reg_audit(struct mreg_registry *reg, uint64_t since,
+	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
+	      void *arg);
+
+struct reg_stats {
+	const char *model;     /* NULL for the total */
+	uint64_t versions;
+	uint64_t files;
+	uint64_t logical;      /* bytes of all files of all versions */
+	uint64_t stored;       /* bytes of distinct chunks referenced */
+	uint64_t chunks;
+};
+/* Per model, then the total (model NULL), with the pack bytes on disk and
+ * reclaimable bytes in the total's extra fields via reg_store_stats(). */
+int reg_stats(struct mreg_registry *reg,
+	      int (*fn)(void *arg, const struct reg_stats *s), void *arg);
+
+struct reg_store_stats {
+	uint64_t pack_bytes;   /* size of all pack files */
+	uint64_t live_bytes;   /* chunk bytes referenced */
+	uint64_t dead_bytes;   /* reclaimable by gc */
+	uint64_t index_bytes;  /* LMDB file */
+	uint64_t chunks;
+	uint64_t reads, read_bytes, writes, write_bytes, promotions, errors;
+};
+int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret);
+
+/* fsck: read-only. Checks that every reference resolves, every chunk's
+ * record is sound and (full) hashes right, reference counts match.
+ * fn gets each finding: severity "error" (damage) or "info" (reclaimable),
+ * and a message naming the chunk and every model/version/file using it.
+ * Returns the number of errors found (0 clean) or a negative errno. */
+#define REG_FSCK_FULL 1u
+int reg_fsck(struct mreg_registry *reg, unsigned flags,
+	     void (*report)(void *arg, const char *severity, const char *msg),
+	     void (*progress)(void *arg, uint64_t done, uint64_t total),
+	     void *arg);
+
+struct reg_gc_result {
+	uint64_t versions_freed;
+	uint64_t chunks_freed;
+	uint64_t bytes_freed;      /* pack bytes given back to the disk */
+	uint64_t packs_removed;
+	uint64_t packs_rewritten;
+};
+/* gc: frees removed versions' trees (unless some process still has them
+ * open), chunks no longer referenced, and rewrites packs with dead space.
+ * Safe beside other processes using the store. */
+int reg_gc(struct mreg_registry *reg,
+	   void (*progress)(void *arg, uint64_t done, uint64_t total),
+	   void *arg, struct reg_gc_result *ret);
+
+/* Renders .mreg/metrics (Prometheus text) into a malloc'ed buffer. */
+int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len);
+
+#endif

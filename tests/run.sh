@@ -1,0 +1,65 @@
+#!/bin/sh
+# Runs mreg's tests and prints "N passed, N failed[, N skipped]".
+#
+# Every test is a program that prints TAP-like lines: "ok N - what",
+# "not ok N - what", "ok N - what # SKIP reason". Unit tests are the
+# binaries build/tests/test-*; the others are tests/cli/*.sh and
+# tests/fs/*.sh (or .py). A test that exits non-zero without a "not ok"
+# line counts as one failure. Usage: tests/run.sh [unit|cli|fs]...
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=${MREG_BUILD:-$top/build}
+export MREG_BUILD=$B MREG_TOP=$top
+log=${MREG_TEST_LOG:-$B/test-log}
+mkdir -p "$log"
+suites=${*:-unit cli fs}
+pass=0 fail=0 skip=0
+
+run_one() {
+	name=$1; shift
+	out="$log/$(basename "$name").out"
+	printf '%-40s ' "$(basename "$name")"
+	"$@" >"$out" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$out" | tr -d ' ')
+	s=$(grep -c '^ok .*# SKIP' "$out" | tr -d ' ')
+	f=$(grep -c '^not ok ' "$out" | tr -d ' ')
+	p=$((p - s))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		echo "not ok - $name exited with status $rc" >>"$out"
+	fi
+	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+	if [ "$f" -gt 0 ]; then
+		echo "FAIL ($p passed, $f failed)"
+		grep -E '^not ok|^#' "$out" | head -20 | sed 's/^/    /'
+		tail -5 "$out" | sed 's/^/    | /'
+	else
+		echo "ok ($p passed${s:+, $s skipped})"
+	fi
+}
+
+for suite in $suites; do
+	case $suite in
+	unit)
+		for t in "$B"/tests/test-*; do
+			[ -x "$t" ] && run_one "$t" "$t"
+		done ;;
+	cli|fs)
+		for t in "$top"/tests/$suite/*.sh "$top"/tests/$suite/*.py; do
+			[ -f "$t" ] || continue
+			case $t in
+			*.sh) run_one "$t" sh "$t" ;;
+			*.py) run_one "$t" /usr/bin/python3 "$t" ;;
+			esac
+		done ;;
+	*) echo "unknown suite '$suite'" >&2; exit 2 ;;
+	esac
+done
+
+if [ "$skip" -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
+[ "$fail" -eq 0 ]
