@@ -67,7 +67,9 @@ void config_release(struct mreg_config *cfg);
 
 /* Reads path into cfg (which must be config_init()ed; keys not in the file
  * keep their values). On a bad file returns -EINVAL and writes
- * "PATH:LINE: reason" into err; -errno when the file cannot be read. */
+ * "PATH:LINE: reason" into err; -errno when the file cannot be read
+ * (err: "PATH: reason"), -EFBIG over 1 MiB, -ENOMEM. On any error cfg is
+ * left as it was. [store] path must be absolute. */
 int config_load(struct mreg_config *cfg, const char *path, char *err,
 		size_t errlen);
 
@@ -80,13 +82,32 @@ const struct stage_policy *config_stage(const struct mreg_config *cfg,
 					const char *stage);
 
 /* Picks the store directory: explicit (--store), then $MREG_STORE, then
- * cfg->store, then the embedded default. Returns a malloc'ed path or NULL
- * on ENOMEM. */
+ * cfg->store, then the embedded default (empty strings count as unset). A
+ * relative path is made absolute against the current directory, since
+ * the daemon changes to / when it detaches. Returns a malloc'ed path or
+ * NULL on ENOMEM. */
 char *config_store_path(const struct mreg_config *cfg, const char *explicit);
 
 /* Parses "123", "64K", "1M", "2G". -EINVAL on anything else or overflow. */
 int config_parse_size(const char *s, uint64_t *ret);
 /* Parses a boolean word. -EINVAL on anything else. */
 int config_parse_bool(const char *s, bool *ret);
+
+/* A require_metric rule, "auc >= 0.9": the version's user.mreg.metric.KEY
+ * must compare true against value. The key fits an xattr name:
+ * 255 - strlen("user.mreg.metric."). */
+#define CONFIG_METRIC_KEY_MAX 238
+struct metric_rule {
+	char key[CONFIG_METRIC_KEY_MAX + 1];	/* [A-Za-z0-9_.-]+ */
+	char op[3];				/* = != < <= > >= */
+	double value;				/* finite */
+};
+
+/* Parses "KEY OP NUMBER" (blanks around OP optional; NUMBER decimal, no
+ * hex, inf or nan). -EINVAL when malformed. Config values are stored as
+ * "KEY OP NUMBER", so stage_policy.require_metric always parses. */
+int config_parse_metric_rule(const char *s, struct metric_rule *ret);
+/* Whether v satisfies r. */
+bool config_metric_rule_holds(const struct metric_rule *r, double v);
 
 #endif

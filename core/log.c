@@ -19,6 +19,17 @@ void log_use_syslog(const char *ident)
 	to_syslog = 1;
 }
 
+static void (*sink)(void *arg, enum log_level lvl, const char *msg);
+static void *sink_arg;
+
+void log_set_sink(void (*fn)(void *arg, enum log_level lvl, const char *msg),
+		  void *arg)
+{
+	sink = fn;
+	sink_arg = arg;
+}
+
+__attribute__((format(printf, 3, 0)))
 static void vlog(enum log_level lvl, int err, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -33,7 +44,9 @@ static void vlog(enum log_level lvl, int err, const char *fmt, va_list ap)
 		return;
 	if (err < 0 && (size_t)n < sizeof(buf))
 		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(-err));
-	if (to_syslog)
+	if (sink)
+		sink(sink_arg, lvl, buf);
+	else if (to_syslog)
 		syslog(prio[lvl], "%s", buf);
 	else
 		fprintf(stderr, "%s: %s: %s\n", prog, name[lvl], buf);

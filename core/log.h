@@ -19,6 +19,12 @@ void log_use_syslog(const char *ident);
 /* Sets the program name printed before each stderr message. */
 void log_set_prog(const char *prog);
 
+/* Sends every message (at or above the level) to fn instead: a tool that
+ * wants the reason for a failure in its own one-line message. NULL restores
+ * the default. */
+void log_set_sink(void (*fn)(void *arg, enum log_level lvl, const char *msg),
+		  void *arg);
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -228,9 +228,11 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 		  uint64_t off);
 /* Commits what was written: chunks stored and synced, the file's content
  * replaced in one transaction; a pending file at a model root with a
- * visible name becomes the next version here. On return 0 the bytes are
- * durable. Nothing to do (0) when nothing was written since the last
- * commit. */
+ * visible name becomes the next version here, and reg_flush returns 1 then
+ * (the name left the model root: a filesystem should drop it from its
+ * caches). On return >= 0 the bytes are durable. Nothing to do (0) when
+ * nothing was written since the last commit. -EROFS when the version was
+ * sealed meanwhile (the bytes were not committed). */
 int reg_flush(struct reg_file *f, const struct reg_caller *who);
 /* Releases the handle (commits first if needed; errors are logged). */
 void reg_release(struct reg_file *f);
@@ -392,6 +394,12 @@ int reg_files(struct mreg_registry *reg, const char *model,
  * (nothing wrong is written: the failing chunk is not written at all). */
 int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
 	    const char *path, int fd);
+
+/* Bytes of the distinct chunks both versions reference (each counted once,
+ * at its length): what `mreg diff` reports as shared. -ENOENT. */
+int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
+		     const char *version_a, const char *model_b,
+		     const char *version_b, uint64_t *ret);
 
 /* Search (see search.h for the language). fn gets each matching version. A
  * malformed query is -EINVAL with "column N: reason" in err. */

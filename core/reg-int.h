@@ -1,0 +1,200 @@
+/* reg-int.h — what the registry's source files share (not an API: fs/ and
+ * tools/ use registry.h only).
+ *
+ * The registry is split by subject: registry.c (opening, the namespace
+ * and its rules), regfile.c (spooling, chunking, storing and reading file
+ * content), regstage.c (sealing, stages, policy, history, removal),
+ * regmeta.c (metadata, listings, search, stats, audit), regmaint.c (fsck,
+ * gc, pins).
+ */
+#ifndef MREG_REG_INT_H
+#define MREG_REG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "index.h"
+#include "records.h"
+#include "registry.h"
+#include "store.h"
+#include "strbuf.h"
+
+/* META keys */
+#define META_FORMAT   "format"
+#define META_CHUNKER  "chunker"
+#define META_NEXT_INO "next_ino"
+#define META_CREATED  "created"
+
+#define FIRST_DYN_INO 16
+
+/* Internal xattr keys (never listed): versions that held a stage. */
+#define HELD_PREFIX "\001held."
+
+struct wstate;
+
+struct mreg_registry {
+	const struct mreg_config *cfg;
+	char *path;               /* the store directory */
+	char *spool_dir;
+	char *run_dir;
+	struct mreg_index *ix;
+	struct mreg_store *st;
+	struct chunker_params chunker;
+
+	pthread_mutex_t lock;     /* guards wfiles, pins */
+	struct wstate *wfiles;    /* inodes open for writing here */
+	struct pin *pins;         /* versions open for reading here */
+	int pin_fd;               /* run/pins-PID, flock'ed for our life */
+	bool pins_dirty;
+	char *pin_path;
+
+	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
+	atomic_uint_fast64_t promotions, errors, registrations;
+};
+
+/* ---- registry.c ---- */
+int64_t now_ns(void);
+int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
+int ino_put(struct idx_txn *t, const struct inode_rec *r);
+int ino_alloc(struct idx_txn *t, uint64_t *ret);
+int name_get(struct idx_txn *t, uint64_t parent, const char *name,
+	     uint64_t *ret);
+int name_put(struct idx_txn *t, uint64_t parent, const char *name,
+	     uint64_t ino, unsigned flags);
+int name_del(struct idx_txn *t, uint64_t parent, const char *name);
+void rec_to_attr(const struct inode_rec *r, struct reg_attr *a);
+/* Fills a new inode record of kind under parent (a version's tree when
+ * version != 0), owned by who, mode masked with its umask. */
+void rec_new(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
+	     const struct reg_caller *who, mode_t mode, uint64_t parent,
+	     uint64_t model, uint64_t version, const char *name);
+/* Looks up model name: its record. -ENOENT, -EINVAL. */
+int model_get(struct idx_txn *t, const char *model, struct inode_rec *ret);
+/* Looks up model/version: both records (ret_model may be NULL). */
+int version_get(struct idx_txn *t, const char *model, const char *version,
+		struct inode_rec *ret_model, struct inode_rec *ret_version);
+/* Creates a model (in t). */
+int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
+		     const char *name, mode_t mode, struct inode_rec *ret);
+/* Creates a version (draft) of model m named name; updates max_version. */
+int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
+		       struct inode_rec *m, const char *name, mode_t mode,
+		       struct inode_rec *ret);
+/* Next integer version name of model m. */
+void version_next_name(const struct inode_rec *m, char *buf, size_t size);
+bool name_is_integer(const char *s, uint64_t *ret);
+/* Depth of directory p below its version's root (0 for the root). */
+int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
+/* A symlink inside a version must stay inside it, lexically: -EINVAL. */
+int check_inner_target(const char *target, int depth);
+/* Pending files (at model roots, being written) are listed in META under
+ * "pending/" + be64 inode -> u32 pid of the writer, so that the ones a dead
+ * process left are found without a scan. */
+#define PENDING_PREFIX "pending/"
+int pending_note(struct idx_txn *t, uint64_t ino, bool add);
+/* Removes pending files whose writer is dead (registry_open). */
+int pending_cleanup(struct mreg_registry *reg);
+/* The user name of uid (or its number). */
+void uid_name(uid_t uid, char *buf, size_t size);
+
+/* ---- audit (regmeta.c) ---- */
+struct audit_ev {
+	const char *op;       /* "register", "promote", ... */
+	const char *result;   /* NULL: "ok" */
+	const char *model, *version, *stage, *from, *path;
+	const char *key, *old_value, *new_value;
+	size_t old_len, new_len;
+	const char *reason;
+};
+/* Appends an audit record in t. */
+int audit_put(struct idx_txn *t, const struct reg_caller *who,
+	      const struct audit_ev *ev);
+/* Appends an audit record in a transaction of its own (refusals). */
+void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
+		   const struct audit_ev *ev);
+
+/* ---- regfile.c ---- */
+/* A chunk of content being ingested. */
+struct chunk_ent {
+	struct mreg_id id;
+	uint32_t len;
+	bool fresh;               /* appended by us (loc is ours) */
+	int dup_of;               /* index of an earlier fresh entry, or -1 */
+	struct chunk_loc loc;
+	struct chunk_key key;     /* known key when !fresh */
+};
+struct ingest {
+	struct chunk_ent *v;
+	size_t n, cap;
+	uint64_t size;
+	uint64_t new_bytes;
+	struct mreg_id digest;
+};
+void ingest_release(struct ingest *in);
+/* Chunks and stores size bytes read from fd at offset 0 (the caller is in
+ * a store batch). progress may be NULL. */
+int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+	      struct ingest *in,
+	      void (*progress)(void *arg, uint64_t n), void *parg);
+/* In t: references the chunks of in (adding records for fresh ones,
+ * counting references) and writes them as the extents of file ino.
+ * -EAGAIN when a chunk that was found vanished (gc): ingest again. */
+int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+		 const struct ingest *in, uint64_t ino);
+/* In t: drops file ino's extents and their references. */
+int extents_drop(struct idx_txn *t, uint64_t ino);
+/* Registers a pending file (in t) as the next version; sets the file's
+ * record (already holding its content) sealed inside it. */
+int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+			 const struct reg_caller *who, struct inode_rec *f,
+			 char *ret_version);
+/* True when any file of version v is open for writing here. */
+bool version_has_writers(struct mreg_registry *reg, uint64_t v);
+/* Makes open writers of version v fail from now on. */
+void version_writers_seal(struct mreg_registry *reg, uint64_t v);
+/* Commits a pending file's open writer now (before a rename). */
+int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+		      uint64_t ino);
+
+/* ---- regstage.c ---- */
+/* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
+int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
+	     const struct reg_caller *who, struct inode_rec *v);
+/* Points stage of model m at version v (in t), policy first. reason gets
+ * a refusal's reason. action HIST_*. */
+int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
+		  const struct reg_caller *who, struct inode_rec *m,
+		  const char *stage, struct inode_rec *v, int action,
+		  char *reason, size_t rlen);
+/* Removes stage (in t), policy first. */
+int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		     const struct reg_caller *who, struct inode_rec *m,
+		     const char *stage, int action, char *reason, size_t rlen);
+/* Parses a stage symlink target "../V": the version record. */
+int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
+		       const char *target, struct inode_rec *ret);
+/* Removes version v (in t): -EBUSY when a stage points at it. */
+int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		       const struct reg_caller *who, struct inode_rec *m,
+		       struct inode_rec *v);
+/* Does any stage of model m point at version v? */
+int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
+
+/* ---- regmaint.c ---- */
+/* Pins version v against gc while a file of it is open here. */
+void pin_version(struct mreg_registry *reg, uint64_t v);
+void unpin_version(struct mreg_registry *reg, uint64_t v);
+void pins_flush(struct mreg_registry *reg);
+int pins_open(struct mreg_registry *reg);
+void pins_close(struct mreg_registry *reg);
+
+
+
+/* ---- regmeta.c (continued) ---- */
+/* Sets (val != NULL) or removes one metadata key of model or version rec
+ * (in t), with SPEC §4's rules, audited with the old value. key without
+ * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
+int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
+		 const struct inode_rec *rec, const char *key,
+		 const void *val, size_t len, int flags);
+#endif

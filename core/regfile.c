@@ -1,0 +1,1584 @@
+/* regfile.c — file content: spooling writes, chunking and storing them,
+ * committing them in one transaction, reading them back verified; and the
+ * calls that create, open, truncate and register files (SPEC §2, §5).
+ *
+ * Writes go to a spool file (an unnamed O_TMPFILE in DIR/spool, so a crash
+ * leaves nothing behind), shared by every handle of the inode in this
+ * process (struct wstate). Commit (flush) chunks the spool, appends new
+ * chunks to the pack, fsyncs the pack, and only then names the chunks in
+ * one index transaction: durable before referenced. Readers of committed
+ * content load the file's extents when they open it (a snapshot: a sealed
+ * file's bytes can't change, and its version is pinned against gc), and
+ * check every chunk against its id as they read it.
+ */
+#include "reg-int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "chunker.h"
+#include "log.h"
+
+#define INGEST_BLOCK (4u << 20)
+#define MAX_FILE_SIZE (1ULL << 42) /* 4 TiB */
+
+/* An inode open for writing in this process. */
+struct wstate {
+	uint64_t ino;
+	uint64_t version;         /* 0 for a pending file */
+	int refs;                 /* handles */
+	int fd;                   /* the spool */
+	uint64_t size;
+	bool dirty;               /* written since the last commit */
+	bool sealed;              /* its version was sealed: writes fail */
+	bool registered;          /* a pending file that became a version */
+	pthread_mutex_t lock;     /* writes, truncation and commits */
+	struct wstate *next;
+};
+
+/* A part of a committed file, as loaded at open. */
+struct rext {
+	uint64_t off;
+	uint32_t len;
+	struct chunk_key key;
+	struct chunk_loc loc;
+};
+
+struct reg_file {
+	struct mreg_registry *reg;
+	uint64_t ino, version;
+	enum reg_kind kind;
+	int flags;
+	bool writer, sealed, pinned;
+	struct wstate *ws;        /* reads and writes go to the spool */
+	struct rext *ext;         /* committed content */
+	size_t next;
+	uint64_t size;
+	pthread_mutex_t lock;     /* the chunk cache below */
+	uint8_t *cbuf;
+	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
+	char *snap;               /* .mreg files: a snapshot */
+	size_t snap_len;
+};
+
+/* ---- ingest ----------------------------------------------------------- */
+
+void ingest_release(struct ingest *in)
+{
+	free(in->v);
+	memset(in, 0, sizeof(*in));
+}
+
+static int ingest_push(struct ingest *in, const struct chunk_ent *e)
+{
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 256;
+		struct chunk_ent *v = reallocarray(in->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		in->v = v;
+		in->cap = cap;
+	}
+	in->v[in->n++] = *e;
+	return 0;
+}
+
+/* Fresh chunks of this ingest, by id: open addressing over entry indexes. */
+struct fresh_map {
+	int *slot;
+	size_t size, used;
+};
+
+static size_t fresh_hash(const struct mreg_id *id, size_t size)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b + 8, 8);
+	return (size_t)(h ^ (h >> 29)) & (size - 1);
+}
+
+static int fresh_find(struct fresh_map *m, const struct ingest *in,
+		      const struct mreg_id *id, int start)
+{
+	size_t i;
+
+	if (!m->size)
+		return -1;
+	for (i = fresh_hash(id, m->size); m->slot[i] >= 0;
+	     i = (i + 1) & (m->size - 1)) {
+		if (m->slot[i] >= start &&
+		    chunkid_eq(&in->v[m->slot[i]].id, id))
+			return m->slot[i];
+	}
+	return -1;
+}
+
+static int fresh_add(struct fresh_map *m, const struct ingest *in, int idx)
+{
+	size_t i;
+
+	if ((m->used + 1) * 2 > m->size) {
+		size_t nsize = m->size ? m->size * 2 : 1024, j;
+		int *ns = malloc(nsize * sizeof(int));
+
+		if (!ns)
+			return -ENOMEM;
+		for (j = 0; j < nsize; j++)
+			ns[j] = -1;
+		for (j = 0; j < m->size; j++) {
+			if (m->slot[j] < 0)
+				continue;
+			i = fresh_hash(&in->v[m->slot[j]].id, nsize);
+			while (ns[i] >= 0)
+				i = (i + 1) & (nsize - 1);
+			ns[i] = m->slot[j];
+		}
+		free(m->slot);
+		m->slot = ns;
+		m->size = nsize;
+	}
+	i = fresh_hash(&in->v[idx].id, m->size);
+	while (m->slot[i] >= 0)
+		i = (i + 1) & (m->size - 1);
+	m->slot[i] = idx;
+	m->used++;
+	return 0;
+}
+
+struct find_arg {
+	struct mreg_registry *reg;
+	const struct mreg_id *id;
+	const void *data;
+	uint32_t len;
+	uint8_t *tmp;
+	struct chunk_key key;
+	bool found;
+	int err;
+};
+
+/* Does the stored chunk at loc hold exactly these bytes? */
+static int same_bytes(struct mreg_registry *reg, const struct chunk_loc *loc,
+		      const void *data, uint32_t len, uint8_t *tmp)
+{
+	int r;
+
+	if (loc->len != len)
+		return 0;
+	r = store_read_raw(reg->st, loc, tmp);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	return memcmp(tmp, data, len) == 0;
+}
+
+static int find_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct find_arg *a = arg;
+	struct chunk_rec c;
+	int r;
+
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+		return a->err = -EIO;
+	if (a->reg->cfg->dedup_verify) {
+		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
+		if (r < 0)
+			return a->err = r;
+		if (!r)
+			return 0; /* a collision: look further */
+	} else if (c.loc.len != a->len) {
+		return 0;
+	}
+	memcpy(a->key.b, k->data, CHUNK_KEY_LEN);
+	a->found = true;
+	return 1;
+}
+
+static int find_chunk(struct idx_txn *t, void *arg)
+{
+	struct find_arg *a = arg;
+
+	a->found = false;
+	a->err = 0;
+	idx_scan(t, IDX_CHUNKS, a->id->b, MREG_ID_LEN, NULL, 0, find_one, a);
+	return a->err;
+}
+
+static int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+			struct fresh_map *fm, const uint8_t *p, uint32_t len,
+			uint8_t *tmp)
+{
+	struct chunk_ent e = { .len = len, .dup_of = -1 };
+	struct find_arg fa = { .reg = reg, .data = p, .len = len, .tmp = tmp };
+	int r, d, from = 0;
+
+	chunkid_of(p, len, &e.id);
+	/* the same bytes earlier in this ingest */
+	while ((d = fresh_find(fm, in, &e.id, from)) >= 0) {
+		if (!reg->cfg->dedup_verify) {
+			e.dup_of = d;
+			break;
+		}
+		r = same_bytes(reg, &in->v[d].loc, p, len, tmp);
+		if (r < 0)
+			return r;
+		if (r) {
+			e.dup_of = d;
+			break;
+		}
+		from = d + 1;
+	}
+	if (e.dup_of >= 0) {
+		e.fresh = true;
+		e.loc = in->v[e.dup_of].loc;
+		return ingest_push(in, &e);
+	}
+	fa.id = &e.id;
+	r = index_read(reg->ix, find_chunk, &fa);
+	if (r < 0)
+		return r;
+	if (fa.found) {
+		e.key = fa.key;
+		return ingest_push(in, &e);
+	}
+	r = store_append(reg->st, &e.id, p, len, &e.loc);
+	if (r < 0)
+		return r;
+	e.fresh = true;
+	in->new_bytes += len;
+	r = ingest_push(in, &e);
+	if (r < 0)
+		return r;
+	return fresh_add(fm, in, (int)(in->n - 1));
+}
+
+int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+	      struct ingest *in,
+	      void (*progress)(void *arg, uint64_t n), void *parg)
+{
+	const struct chunker_params *cp = &reg->chunker;
+	struct fresh_map fm = { 0 };
+	struct digest_state ds;
+	struct chunker ch;
+	uint8_t *buf, *tmp;
+	size_t have = 0, start = 0, scan = 0, cut;
+	uint64_t off = 0;
+	ssize_t n;
+	int r = 0;
+
+	memset(in, 0, sizeof(*in));
+	buf = malloc(INGEST_BLOCK + cp->max_size);
+	tmp = malloc(cp->max_size);
+	if (!buf || !tmp) {
+		r = -ENOMEM;
+		goto out;
+	}
+	digest_init(&ds);
+	chunker_init(&ch, cp);
+	while (off < size) {
+		size_t want = INGEST_BLOCK;
+
+		if (want > size - off)
+			want = (size_t)(size - off);
+		n = pread(fd, buf + have, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0) {
+			r = -EIO; /* the file shrank under us */
+			goto out;
+		}
+		digest_update(&ds, buf + have, (size_t)n);
+		off += (uint64_t)n;
+		have += (size_t)n;
+		while ((cut = chunker_scan(&ch, buf + scan, have - scan)) !=
+		       CHUNKER_NO_CUT) {
+			r = ingest_chunk(reg, in, &fm, buf + start,
+					 (uint32_t)(scan + cut - start), tmp);
+			if (r < 0)
+				goto out;
+			start = scan = scan + cut;
+		}
+		scan = have;
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		scan -= start;
+		start = 0;
+		if (progress)
+			progress(parg, (uint64_t)n);
+	}
+	if (have > 0) {
+		r = ingest_chunk(reg, in, &fm, buf, (uint32_t)have, tmp);
+		if (r < 0)
+			goto out;
+	}
+	in->size = size;
+	digest_final(&ds, &in->digest);
+out:
+	free(fm.slot);
+	free(buf);
+	free(tmp);
+	if (r < 0)
+		ingest_release(in);
+	return r;
+}
+
+static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+		     struct chunk_rec *ret)
+{
+	struct idx_val v;
+	int r = idx_get(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, &v);
+
+	if (r < 0)
+		return r;
+	return chunk_decode(v.data, v.len, ret);
+}
+
+static int chunk_put(struct idx_txn *t, const struct chunk_key *k,
+		     const struct chunk_rec *c)
+{
+	uint8_t buf[CHUNK_REC_LEN];
+
+	chunk_encode(c, buf);
+	return idx_put(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, buf, sizeof(buf),
+		       0);
+}
+
+struct pick_arg {
+	struct mreg_registry *reg;
+	const struct chunk_ent *e;
+	uint8_t *a, *b;
+	struct chunk_key key;
+	int max_n;
+	bool found;
+	int err;
+};
+
+/* A fresh chunk meets what another writer stored meanwhile. */
+static int pick_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct pick_arg *p = arg;
+	struct chunk_key key;
+	struct chunk_rec c;
+	int r;
+
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+		return p->err = -EIO;
+	memcpy(key.b, k->data, CHUNK_KEY_LEN);
+	if (chunk_key_n(&key) > p->max_n)
+		p->max_n = chunk_key_n(&key);
+	if (c.loc.len != p->e->len)
+		return 0;
+	if (p->reg->cfg->dedup_verify) {
+		if ((r = store_read_raw(p->reg->st, &p->e->loc, p->a)) < 0)
+			return p->err = r;
+		r = same_bytes(p->reg, &c.loc, p->a, p->e->len, p->b);
+		if (r < 0)
+			return p->err = r;
+		if (!r)
+			return 0;
+	}
+	p->key = key;
+	p->found = true;
+	return 1;
+}
+
+int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+		 const struct ingest *in_c, uint64_t ino)
+{
+	struct ingest *in = (struct ingest *)in_c;
+	uint8_t ek[EXTENT_KEY_LEN], ev[EXTENT_VAL_LEN];
+	struct chunk_key *keys;
+	struct chunk_rec c;
+	struct extent_rec x;
+	uint64_t off = 0;
+	size_t i;
+	int r = 0;
+
+	keys = calloc(in->n ? in->n : 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < in->n; i++) {
+		struct chunk_ent *e = &in->v[i];
+
+		if (!e->fresh) {
+			keys[i] = e->key;
+			r = chunk_get(t, &keys[i], &c);
+			if (r == -ENOENT)
+				r = -EAGAIN; /* gc took it: ingest again */
+			if (r < 0)
+				goto out;
+			c.refs++;
+		} else if (e->dup_of >= 0) {
+			keys[i] = keys[e->dup_of];
+			if ((r = chunk_get(t, &keys[i], &c)) < 0)
+				goto out;
+			c.refs++;
+		} else {
+			struct pick_arg p = { .reg = reg, .e = e, .max_n = -1 };
+
+			if (reg->cfg->dedup_verify) {
+				p.a = malloc(e->len);
+				p.b = malloc(e->len);
+				if (!p.a || !p.b) {
+					free(p.a);
+					free(p.b);
+					r = -ENOMEM;
+					goto out;
+				}
+			}
+			idx_scan(t, IDX_CHUNKS, e->id.b, MREG_ID_LEN, NULL, 0,
+				 pick_one, &p);
+			free(p.a);
+			free(p.b);
+			if ((r = p.err) < 0)
+				goto out;
+			if (p.found) {
+				keys[i] = p.key;
+				if ((r = chunk_get(t, &keys[i], &c)) < 0)
+					goto out;
+				c.refs++;
+			} else {
+				if (p.max_n >= 0xffff) {
+					r = -ENOSPC;
+					goto out;
+				}
+				chunk_key_make(&e->id, (uint16_t)(p.max_n + 1),
+					       &keys[i]);
+				c.loc = e->loc;
+				c.refs = 1;
+			}
+		}
+		if ((r = chunk_put(t, &keys[i], &c)) < 0)
+			goto out;
+		x.offset = off;
+		x.len = e->len;
+		x.chunk = keys[i];
+		extent_key(ino, off, ek);
+		extent_encode(&x, ev);
+		r = idx_put(t, IDX_EXTENTS, ek, sizeof(ek), ev, sizeof(ev), 0);
+		if (r < 0)
+			goto out;
+		off += e->len;
+	}
+out:
+	free(keys);
+	return r;
+}
+
+struct ext_list {
+	struct extent_rec *v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_ext(void *arg, const struct idx_val *k,
+		       const struct idx_val *v)
+{
+	struct ext_list *l = arg;
+	struct extent_rec x;
+
+	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+		return l->err = -EIO;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct extent_rec *nv = reallocarray(l->v, cap, sizeof(*nv));
+
+		if (!nv)
+			return l->err = -ENOMEM;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = x;
+	return 0;
+}
+
+static int extents_load(struct idx_txn *t, uint64_t ino, struct ext_list *l)
+{
+	uint8_t p[8];
+
+	memset(l, 0, sizeof(*l));
+	be64_put(p, ino);
+	idx_scan(t, IDX_EXTENTS, p, 8, NULL, 0, collect_ext, l);
+	if (l->err < 0) {
+		free(l->v);
+		l->v = NULL;
+	}
+	return l->err;
+}
+
+int extents_drop(struct idx_txn *t, uint64_t ino)
+{
+	struct ext_list l;
+	struct chunk_rec c;
+	uint8_t ek[EXTENT_KEY_LEN];
+	size_t i;
+	int r;
+
+	r = extents_load(t, ino, &l);
+	if (r < 0)
+		return r;
+	for (i = 0; i < l.n; i++) {
+		extent_key(ino, l.v[i].offset, ek);
+		if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
+			break;
+		r = chunk_get(t, &l.v[i].chunk, &c);
+		if (r == -ENOENT) {
+			r = 0; /* fsck reports it; nothing to count down */
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (c.refs > 0)
+			c.refs--;
+		if ((r = chunk_put(t, &l.v[i].chunk, &c)) < 0)
+			break;
+	}
+	free(l.v);
+	return r;
+}
+
+/* ---- registering a pending file ---------------------------------------- */
+
+int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+			 const struct reg_caller *who, struct inode_rec *f,
+			 char *ret_version)
+{
+	struct inode_rec m, v;
+	char name[32];
+	int r;
+
+	if ((r = ino_get(t, f->model, &m)) < 0)
+		return r;
+	version_next_name(&m, name, sizeof(name));
+	r = version_create_txn(t, who, &m, name, 0777, &v);
+	if (r < 0)
+		return r;
+	/* a version directory is searchable and readable by all unless
+	   the file itself says otherwise: take the model's mode */
+	v.mode = S_IFDIR | (m.mode & 07777);
+	v.uid = f->uid;
+	v.gid = f->gid;
+	if ((r = ino_put(t, &v)) < 0)
+		return r;
+	if ((r = name_del(t, m.ino, f->name)) < 0 && r != -ENOENT)
+		return r;
+	if ((r = pending_note(t, f->ino, false)) < 0)
+		return r;
+	f->kind = REG_FILE;
+	f->parent = v.ino;
+	f->version = v.ino;
+	f->target = 0;
+	if ((r = ino_put(t, f)) < 0 ||
+	    (r = name_put(t, v.ino, f->name, f->ino, 0)) < 0)
+		return r;
+	r = seal_txn(reg, t, who, &v);
+	if (r < 0 && r != -EALREADY)
+		return r;
+	r = audit_put(t, who, &(struct audit_ev){ .op = "register",
+		.model = m.name, .version = name, .path = f->name });
+	if (r < 0)
+		return r;
+	if (ret_version)
+		snprintf(ret_version, REG_NAME_MAX + 1, "%s", name);
+	return 0;
+}
+
+/* ---- write states ------------------------------------------------------ */
+
+static int spool_open(struct mreg_registry *reg)
+{
+	int fd = open(reg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return log_err(-errno, "cannot create a spool file in '%s'",
+			       reg->spool_dir);
+	return fd;
+}
+
+/* Copies committed content into a spool. */
+static int materialize(struct mreg_registry *reg, struct reg_file *f, int fd)
+{
+	uint8_t *buf = malloc(reg->chunker.max_size);
+	uint64_t off;
+	ssize_t n;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (off = 0; off < f->size; off += (uint64_t)n) {
+		n = reg_read(f, buf, reg->chunker.max_size, off);
+		if (n <= 0) {
+			r = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		if (pwrite(fd, buf, (size_t)n, (off_t)off) != n) {
+			r = errno ? -errno : -EIO;
+			break;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *w;
+
+	for (w = reg->wfiles; w; w = w->next)
+		if (w->ino == ino)
+			return w;
+	return NULL;
+}
+
+static void ws_put(struct mreg_registry *reg, struct wstate *ws)
+{
+	struct wstate **pp;
+
+	pthread_mutex_lock(&reg->lock);
+	if (--ws->refs > 0) {
+		pthread_mutex_unlock(&reg->lock);
+		return;
+	}
+	for (pp = &reg->wfiles; *pp; pp = &(*pp)->next)
+		if (*pp == ws) {
+			*pp = ws->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg->lock);
+	close(ws->fd);
+	pthread_mutex_destroy(&ws->lock);
+	free(ws);
+}
+
+bool version_has_writers(struct mreg_registry *reg, uint64_t v)
+{
+	struct wstate *w;
+	bool any = false;
+
+	pthread_mutex_lock(&reg->lock);
+	for (w = reg->wfiles; w; w = w->next)
+		if (w->version == v && !w->sealed)
+			any = true;
+	pthread_mutex_unlock(&reg->lock);
+	return any;
+}
+
+void version_writers_seal(struct mreg_registry *reg, uint64_t v)
+{
+	struct wstate *w;
+
+	pthread_mutex_lock(&reg->lock);
+	for (w = reg->wfiles; w; w = w->next)
+		if (w->version == v)
+			w->sealed = true;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+struct commit_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	struct wstate *ws;
+	struct ingest *in;
+	bool registered;
+	char version[REG_NAME_MAX + 1];
+};
+
+static int do_commit(struct idx_txn *t, void *arg)
+{
+	struct commit_arg *a = arg;
+	struct inode_rec f, v;
+	int r;
+
+	a->registered = false;
+	r = ino_get(t, a->ws->ino, &f);
+	if (r == -ENOENT)
+		return 0; /* unlinked while open: nothing to keep */
+	if (r < 0)
+		return r;
+	if (f.flags & INODE_SEALED)
+		return -EROFS;
+	if (f.kind == REG_FILE) {
+		if ((r = ino_get(t, f.version, &v)) < 0)
+			return r;
+		if (v.flags & INODE_SEALED)
+			return -EROFS;
+		v.stored += a->in->new_bytes;
+		if ((r = ino_put(t, &v)) < 0)
+			return r;
+	}
+	if ((r = extents_drop(t, f.ino)) < 0 ||
+	    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
+		return r;
+	f.size = a->in->size;
+	f.digest = a->in->digest;
+	f.mtime = f.ctime = now_ns();
+	if (f.kind == REG_PENDING && f.name[0] != '.') {
+		a->registered = true;
+		return pending_register_txn(a->reg, t, a->who, &f,
+					    a->version);
+	}
+	return ino_put(t, &f);
+}
+
+/* Commits ws (its lock held). 1 when a pending file was registered. */
+static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
+		     struct wstate *ws)
+{
+	struct commit_arg a = { .reg = reg, .who = who, .ws = ws };
+	struct ingest in;
+	int r, tries;
+
+	if (ws->sealed)
+		return -EROFS;
+	for (tries = 0; tries < 4; tries++) {
+		store_batch_begin(reg->st);
+		r = ingest_fd(reg, ws->fd, ws->size, &in, NULL, NULL);
+		if (r == 0)
+			r = store_sync(reg->st);
+		if (r == 0) {
+			a.in = &in;
+			r = index_write(reg->ix, do_commit, &a);
+		}
+		store_batch_end(reg->st);
+		if (r >= 0 || r != -EAGAIN)
+			break;
+		ingest_release(&in);
+	}
+	if (r >= 0)
+		ingest_release(&in);
+	if (r < 0)
+		return r;
+	ws->dirty = false;
+	atomic_fetch_add(&reg->writes, 1);
+	if (a.registered) {
+		ws->registered = true;
+		ws->sealed = true;
+		atomic_fetch_add(&reg->registrations, 1);
+		return 1;
+	}
+	return 0;
+}
+
+int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+		      uint64_t ino)
+{
+	struct wstate *ws;
+	int r = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	ws = ws_find(reg, ino);
+	if (ws)
+		ws->refs++;
+	pthread_mutex_unlock(&reg->lock);
+	if (!ws)
+		return 0;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->dirty)
+		r = ws_commit(reg, who, ws);
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
+	return r < 0 ? r : 0;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+struct open_arg {
+	uint64_t ino;
+	struct inode_rec rec;
+	struct reg_file *f;
+	int err;
+};
+
+static int resolve_loc(struct idx_txn *t, struct rext *x)
+{
+	struct chunk_rec c;
+	int r = chunk_get(t, &x->key, &c);
+
+	if (r == -ENOENT)
+		return -EIO; /* a reference to nothing: damage */
+	if (r < 0)
+		return r;
+	x->loc = c.loc;
+	return 0;
+}
+
+static int do_open(struct idx_txn *t, void *arg)
+{
+	struct open_arg *a = arg;
+	struct ext_list l;
+	size_t i;
+	int r;
+
+	r = ino_get(t, a->ino, &a->rec);
+	if (r < 0)
+		return r;
+	if (a->rec.kind != REG_FILE && a->rec.kind != REG_PENDING)
+		return S_ISDIR(a->rec.mode) ? -EISDIR : -EINVAL;
+	if ((r = extents_load(t, a->ino, &l)) < 0)
+		return r;
+	a->f->ext = calloc(l.n ? l.n : 1, sizeof(*a->f->ext));
+	if (!a->f->ext) {
+		free(l.v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < l.n; i++) {
+		a->f->ext[i].off = l.v[i].offset;
+		a->f->ext[i].len = l.v[i].len;
+		a->f->ext[i].key = l.v[i].chunk;
+		if ((r = resolve_loc(t, &a->f->ext[i])) < 0) {
+			char hex[MREG_ID_HEX];
+			struct mreg_id id;
+
+			chunk_key_id(&l.v[i].chunk, &id);
+			log_err(r, "file '%s' (inode %llu): chunk %s is missing",
+				a->rec.name, (unsigned long long)a->ino,
+				chunkid_hex(&id, hex));
+			break;
+		}
+	}
+	a->f->next = l.n;
+	free(l.v);
+	if (r < 0) {
+		free(a->f->ext);
+		a->f->ext = NULL;
+	}
+	return r;
+}
+
+static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
+{
+	struct reg_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->reg = reg;
+	f->ino = ino;
+	f->cidx = SIZE_MAX;
+	pthread_mutex_init(&f->lock, NULL);
+	return f;
+}
+
+static void file_free(struct reg_file *f)
+{
+	if (!f)
+		return;
+	if (f->pinned)
+		unpin_version(f->reg, f->version);
+	pthread_mutex_destroy(&f->lock);
+	free(f->ext);
+	free(f->cbuf);
+	free(f->snap);
+	free(f);
+}
+
+static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f);
+
+/* Attaches f to the inode's write state, creating it (and its spool). */
+static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
+		     bool writer, bool trunc)
+{
+	struct wstate *ws;
+	int fd, r;
+
+	pthread_mutex_lock(&reg->lock);
+	ws = ws_find(reg, f->ino);
+	if (ws || !writer) {
+		if (ws)
+			ws->refs++;
+		pthread_mutex_unlock(&reg->lock);
+		f->ws = ws;
+		goto have;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	fd = spool_open(reg);
+	if (fd < 0)
+		return fd;
+	if (!trunc && (r = materialize(reg, f, fd)) < 0) {
+		close(fd);
+		return r;
+	}
+	ws = calloc(1, sizeof(*ws));
+	if (!ws) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ws->ino = f->ino;
+	ws->version = f->version;
+	ws->fd = fd;
+	ws->size = trunc ? 0 : f->size;
+	ws->refs = 1;
+	pthread_mutex_init(&ws->lock, NULL);
+	pthread_mutex_lock(&reg->lock);
+	if (ws_find(reg, f->ino)) {
+		/* another thread won: use its state */
+		struct wstate *other = ws_find(reg, f->ino);
+
+		other->refs++;
+		pthread_mutex_unlock(&reg->lock);
+		close(fd);
+		pthread_mutex_destroy(&ws->lock);
+		free(ws);
+		ws = other;
+	} else {
+		ws->next = reg->wfiles;
+		reg->wfiles = ws;
+		pthread_mutex_unlock(&reg->lock);
+	}
+	f->ws = ws;
+have:
+	if (ws && trunc) {
+		pthread_mutex_lock(&ws->lock);
+		if (ftruncate(ws->fd, 0) == 0) {
+			ws->size = 0;
+			ws->dirty = true;
+		}
+		pthread_mutex_unlock(&ws->lock);
+	}
+	return 0;
+}
+
+int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
+	     uint64_t ino, int flags, struct reg_file **ret)
+{
+	struct open_arg a = { .ino = ino };
+	struct reg_file *f;
+	bool writer = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	int r;
+
+	if (!reg || !ret)
+		return -EINVAL;
+	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO) {
+		if (writer)
+			return -EACCES;
+		f = file_new(reg, ino);
+		if (!f)
+			return -ENOMEM;
+		f->kind = ino == REG_AUDITLOG_INO ? REG_AUDITLOG : REG_METRICS;
+		f->sealed = false;
+		r = ino == REG_AUDITLOG_INO ? audit_snapshot(reg, f) :
+		    reg_metrics_text(reg, &f->snap, &f->snap_len);
+		if (r < 0) {
+			file_free(f);
+			return r;
+		}
+		f->size = f->snap_len;
+		*ret = f;
+		return 0;
+	}
+	if (ino <= REG_METRICS_INO)
+		return -EISDIR;
+	f = file_new(reg, ino);
+	if (!f)
+		return -ENOMEM;
+	a.f = f;
+	r = index_read(reg->ix, do_open, &a);
+	if (r < 0)
+		goto fail;
+	f->kind = a.rec.kind;
+	f->version = a.rec.version;
+	f->size = a.rec.size;
+	f->sealed = (a.rec.flags & INODE_SEALED) != 0;
+	f->flags = flags;
+	f->writer = writer;
+	if (writer && f->sealed) {
+		r = -EROFS;
+		goto fail;
+	}
+	if (f->sealed) {
+		pin_version(reg, f->version);
+		f->pinned = true;
+	} else {
+		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
+		if (r < 0)
+			goto fail;
+	}
+	atomic_fetch_add(&reg->reads, 0);
+	*ret = f;
+	return 0;
+fail:
+	file_free(f);
+	return r;
+}
+
+bool reg_file_sealed(const struct reg_file *f)
+{
+	return f && f->sealed;
+}
+
+int reg_file_attr(struct reg_file *f, struct reg_attr *ret)
+{
+	int r;
+
+	if (!f || !ret)
+		return -EINVAL;
+	if (f->snap) {
+		r = reg_getattr(f->reg, f->ino, ret);
+		if (r == 0)
+			ret->size = f->snap_len;
+		return r;
+	}
+	r = reg_getattr(f->reg, f->ino, ret);
+	if (r < 0)
+		return r;
+	if (f->ws)
+		ret->size = f->ws->size;
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+struct reloc_arg {
+	struct rext *x;
+};
+
+static int do_reloc(struct idx_txn *t, void *arg)
+{
+	return resolve_loc(t, ((struct reloc_arg *)arg)->x);
+}
+
+/* Reads extent i verified into buf (x->len bytes). A pack gc removed since
+ * we opened: look the chunk's new place up and read again. */
+static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
+{
+	struct rext *x = &f->ext[i];
+	struct mreg_id id;
+	int r, tries;
+
+	chunk_key_id(&x->key, &id);
+	for (tries = 0; tries < 3; tries++) {
+		r = store_read(f->reg->st, &x->loc, &id, buf);
+		if (r != -ENOENT)
+			break;
+		struct reloc_arg ra = { x };
+		r = index_read(f->reg->ix, do_reloc, &ra);
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		atomic_fetch_add(&f->reg->errors, 1);
+		if (r == -ENOENT)
+			r = -EIO;
+	}
+	return r;
+}
+
+static size_t find_extent(const struct reg_file *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->next;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->ext[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
+			      uint64_t off)
+{
+	size_t i, done = 0;
+	int r;
+
+	if (off >= f->size || f->next == 0)
+		return 0;
+	if (size > f->size - off)
+		size = (size_t)(f->size - off);
+	for (i = find_extent(f, off); i < f->next && done < size; i++) {
+		struct rext *x = &f->ext[i];
+		uint64_t in = off + done - x->off;
+		size_t n = x->len - in;
+
+		if (n > size - done)
+			n = size - done;
+		if (in == 0 && n == x->len) {
+			/* the whole chunk: verify in place, no copy */
+			r = read_extent(f, i, buf + done);
+			if (r < 0)
+				return done ? (ssize_t)done : r;
+		} else {
+			pthread_mutex_lock(&f->lock);
+			if (f->cidx != i) {
+				if (!f->cbuf)
+					f->cbuf = malloc(f->reg->chunker.max_size);
+				r = f->cbuf ? read_extent(f, i, f->cbuf) :
+					      -ENOMEM;
+				if (r < 0) {
+					f->cidx = SIZE_MAX;
+					pthread_mutex_unlock(&f->lock);
+					return done ? (ssize_t)done : r;
+				}
+				f->cidx = i;
+			}
+			memcpy(buf + done, f->cbuf + in, n);
+			pthread_mutex_unlock(&f->lock);
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
+{
+	ssize_t n;
+
+	if (!f || (!buf && size))
+		return -EINVAL;
+	if (f->snap) {
+		if (off >= f->snap_len)
+			return 0;
+		if (size > f->snap_len - off)
+			size = (size_t)(f->snap_len - off);
+		memcpy(buf, f->snap + off, size);
+		return (ssize_t)size;
+	}
+	if (f->ws) {
+		uint64_t sz = f->ws->size;
+
+		if (off >= sz)
+			return 0;
+		if (size > sz - off)
+			size = (size_t)(sz - off);
+		n = pread(f->ws->fd, buf, size, (off_t)off);
+		n = n < 0 ? -errno : n;
+	} else {
+		n = read_committed(f, buf, size, off);
+	}
+	if (n > 0) {
+		atomic_fetch_add(&f->reg->reads, 1);
+		atomic_fetch_add(&f->reg->read_bytes, (uint64_t)n);
+	}
+	return n;
+}
+
+ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
+		  uint64_t off)
+{
+	struct wstate *ws;
+	ssize_t n;
+
+	if (!f || (!buf && size))
+		return -EINVAL;
+	if (f->sealed)
+		return -EROFS;
+	if (!f->writer || !f->ws)
+		return -EBADF;
+	if (off + size > MAX_FILE_SIZE)
+		return -EFBIG;
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->sealed) {
+		pthread_mutex_unlock(&ws->lock);
+		return -EROFS;
+	}
+	if (f->flags & O_APPEND)
+		off = ws->size;
+	n = pwrite(ws->fd, buf, size, (off_t)off);
+	if (n < 0) {
+		n = -errno;
+	} else {
+		if (off + (uint64_t)n > ws->size)
+			ws->size = off + (uint64_t)n;
+		ws->dirty = true;
+		atomic_fetch_add(&f->reg->write_bytes, (uint64_t)n);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return n;
+}
+
+int reg_flush(struct reg_file *f, const struct reg_caller *who)
+{
+	struct wstate *ws;
+	int r = 0;
+
+	if (!f)
+		return -EINVAL;
+	ws = f->ws;
+	if (!f->writer || !ws)
+		return 0;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->dirty || (f->kind == REG_PENDING && !ws->registered))
+		r = ws_commit(f->reg, who, ws);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		atomic_fetch_add(&f->reg->errors, 1);
+	return r;
+}
+
+void reg_release(struct reg_file *f)
+{
+	struct reg_caller self;
+	int r;
+
+	if (!f)
+		return;
+	if (f->ws) {
+		if (f->writer && f->ws->dirty && !f->ws->sealed) {
+			reg_caller_self(&self);
+			r = reg_flush(f, &self);
+			if (r < 0)
+				log_err(r, "cannot commit inode %llu on release",
+					(unsigned long long)f->ino);
+		}
+		ws_put(f->reg, f->ws);
+	}
+	file_free(f);
+}
+
+/* ---- create and setattr ------------------------------------------------ */
+
+struct create_arg {
+	const struct reg_caller *who;
+	uint64_t parent;
+	const char *name;
+	mode_t mode;
+	struct inode_rec rec;
+};
+
+static int do_create(struct idx_txn *t, void *arg)
+{
+	struct create_arg *a = arg;
+	struct inode_rec p, v;
+	uint64_t ino;
+	int r;
+
+	if (a->parent == REG_MODELS_INO)
+		return -EPERM;
+	if ((r = ino_get(t, a->parent, &p)) < 0)
+		return r;
+	if (!S_ISDIR(p.mode))
+		return -ENOTDIR;
+	if (name_get(t, p.ino, a->name, &ino) == 0)
+		return -EEXIST;
+	if (p.kind == REG_MODEL) {
+		if (strcmp(a->name, "stages") == 0)
+			return -EEXIST;
+		if ((r = ino_alloc(t, &ino)) < 0)
+			return r;
+		rec_new(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
+			p.ino, 0, a->name);
+		if ((r = pending_note(t, ino, true)) < 0)
+			return r;
+	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
+		if (p.flags & INODE_SEALED)
+			return -EROFS;
+		if (p.kind == REG_DIR) {
+			if ((r = ino_get(t, p.version, &v)) < 0)
+				return r;
+			if (v.flags & INODE_SEALED)
+				return -EROFS;
+		}
+		if ((r = ino_alloc(t, &ino)) < 0)
+			return r;
+		rec_new(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
+			p.model, p.kind == REG_VERSION ? p.ino : p.version,
+			a->name);
+		p.mtime = p.ctime = now_ns();
+		if ((r = ino_put(t, &p)) < 0)
+			return r;
+	} else {
+		return -EPERM;
+	}
+	if ((r = ino_put(t, &a->rec)) < 0)
+		return r;
+	return name_put(t, p.ino, a->name, ino, 0);
+}
+
+int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
+	       uint64_t parent, const char *name, mode_t mode, int flags,
+	       struct reg_attr *ret_attr, struct reg_file **ret_file)
+{
+	struct create_arg a = { .who = who, .parent = parent, .name = name,
+				.mode = mode };
+	struct reg_file *f;
+	int r;
+
+	if (!reg || !who || !name || !ret_attr || !ret_file)
+		return -EINVAL;
+	if (strlen(name) > REG_FNAME_MAX)
+		return -ENAMETOOLONG;
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
+		return -EPERM;
+	r = index_write(reg->ix, do_create, &a);
+	if (r < 0)
+		return r;
+	f = file_new(reg, a.rec.ino);
+	if (!f)
+		return -ENOMEM;
+	f->kind = a.rec.kind;
+	f->version = a.rec.version;
+	f->flags = flags | O_RDWR;
+	f->writer = true;
+	r = attach_ws(reg, f, true, true);
+	if (r < 0) {
+		file_free(f);
+		return r;
+	}
+	rec_to_attr(&a.rec, ret_attr);
+	*ret_file = f;
+	return 0;
+}
+
+struct setattr_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t ino;
+	const struct reg_setattr *sa;
+	struct inode_rec rec;
+	bool sealed_version;
+};
+
+static int64_t set_time(const struct timespec *ts)
+{
+	if (ts->tv_nsec == UTIME_NOW)
+		return now_ns();
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int do_setattr(struct idx_txn *t, void *arg)
+{
+	struct setattr_arg *a = arg;
+	const struct reg_setattr *sa = a->sa;
+	struct inode_rec *r = &a->rec, v;
+	bool sealed;
+	int e;
+
+	a->sealed_version = false;
+	if ((e = ino_get(t, a->ino, r)) < 0)
+		return e;
+	sealed = (r->flags & INODE_SEALED) != 0;
+	if (!sealed && r->version && r->kind != REG_VERSION) {
+		if ((e = ino_get(t, r->version, &v)) < 0)
+			return e;
+		sealed = (v.flags & INODE_SEALED) != 0;
+	}
+	if (r->kind == REG_STAGE || r->kind == REG_STAGES)
+		return (sa->valid & ~(REG_SET_ATIME | REG_SET_MTIME)) ?
+		       -EPERM : 0;
+	if (sealed) {
+		/* chmod a-w again, or chown by an admin: no content change */
+		if (r->kind == REG_VERSION &&
+		    !(sa->valid & ~(REG_SET_MODE | REG_SET_UID | REG_SET_GID |
+				    REG_SET_ATIME)) &&
+		    (!(sa->valid & REG_SET_MODE) || !(sa->mode & 0222))) {
+			if (sa->valid & REG_SET_MODE)
+				r->mode = (r->mode & S_IFMT) |
+					  (sa->mode & 07777);
+		} else if (sa->valid == REG_SET_ATIME) {
+			return 0;
+		} else {
+			return -EROFS;
+		}
+	} else if (sa->valid & REG_SET_MODE) {
+		r->mode = (r->mode & S_IFMT) | (sa->mode & 07777);
+	}
+	if (sa->valid & REG_SET_UID)
+		r->uid = sa->uid;
+	if (sa->valid & REG_SET_GID)
+		r->gid = sa->gid;
+	if (sa->valid & REG_SET_MTIME)
+		r->mtime = set_time(&sa->mtime);
+	r->ctime = now_ns();
+	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
+	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
+		/* chmod a-w of a draft seals it */
+		if (version_has_writers(a->reg, r->ino))
+			return -EBUSY;
+		if ((e = ino_put(t, r)) < 0)
+			return e;
+		e = seal_txn(a->reg, t, a->who, r);
+		if (e < 0 && e != -EALREADY)
+			return e;
+		a->sealed_version = true;
+		return ino_get(t, a->ino, r);
+	}
+	return ino_put(t, r);
+}
+
+/* Truncates file ino to size: through its write state when it is open
+ * here, else through a short-lived one; committed before returning. */
+static int truncate_file(struct mreg_registry *reg,
+			 const struct reg_caller *who, uint64_t ino,
+			 uint64_t size)
+{
+	struct reg_file *f;
+	struct wstate *ws;
+	int r;
+
+	if (size > MAX_FILE_SIZE)
+		return -EFBIG;
+	r = reg_open(reg, who, ino, O_RDWR, &f);
+	if (r < 0)
+		return r;
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->sealed) {
+		r = -EROFS;
+	} else if (ftruncate(ws->fd, (off_t)size) < 0) {
+		r = -errno;
+	} else {
+		ws->size = size;
+		ws->dirty = true;
+		r = ws_commit(reg, who, ws);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	reg_release(f);
+	return r < 0 ? r : 0;
+}
+
+int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
+		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
+		struct reg_attr *ret)
+{
+	struct setattr_arg a = { .reg = reg, .who = who, .ino = ino, .sa = sa };
+	struct reg_setattr rest;
+	int r;
+
+	if (!reg || !who || !sa || !ret)
+		return -EINVAL;
+	if (ino <= REG_METRICS_INO)
+		return ino == REG_AUDITLOG_INO ? -EACCES : -EPERM;
+	rest = *sa;
+	if (sa->valid & REG_SET_SIZE) {
+		struct reg_attr cur;
+
+		r = reg_getattr(reg, ino, &cur);
+		if (r < 0)
+			return r;
+		if (S_ISDIR(cur.mode))
+			return -EISDIR;
+		if (cur.sealed)
+			return -EROFS;
+		if (cur.kind != REG_FILE && cur.kind != REG_PENDING)
+			return -EINVAL;
+		(void)fh; /* the write state is shared: any handle will do */
+		r = truncate_file(reg, who, ino, sa->size);
+		if (r < 0)
+			return r;
+		rest.valid &= ~REG_SET_SIZE;
+	}
+	if (rest.valid) {
+		r = index_write(reg->ix, do_setattr, &a);
+		if (r < 0)
+			return r;
+		if (a.sealed_version)
+			version_writers_seal(reg, a.rec.ino);
+		rec_to_attr(&a.rec, ret);
+		if (fh && fh->ws)
+			ret->size = fh->ws->size;
+		return 0;
+	}
+	r = reg_getattr(reg, ino, ret);
+	if (r == 0 && fh && fh->ws)
+		ret->size = fh->ws->size;
+	return r;
+}
+
+/* ---- the audit log as a file ------------------------------------------- */
+
+struct snap_arg {
+	struct strbuf sb;
+};
+
+static int snap_line(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	struct snap_arg *a = arg;
+
+	strbuf_add(&a->sb, json, len);
+	strbuf_addch(&a->sb, '\n');
+	return 0;
+}
+
+static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct snap_arg a;
+	int r;
+
+	strbuf_init(&a.sb);
+	r = reg_audit(reg, 0, snap_line, &a);
+	if (r < 0) {
+		strbuf_release(&a.sb);
+		return r;
+	}
+	f->snap = strbuf_detach(&a.sb, &f->snap_len);
+	return 0;
+}
+
+/* ---- cat ---------------------------------------------------------------- */
+
+int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
+	    const char *path, int fd)
+{
+	struct reg_caller self;
+	struct reg_attr a;
+	struct reg_file *f;
+	char *full;
+	uint8_t *buf;
+	uint64_t off = 0;
+	ssize_t n, w;
+	int r;
+
+	if (!reg || !model || !version || !path || fd < 0)
+		return -EINVAL;
+	if (asprintf(&full, "%s/%s/%s", model, version, path) < 0)
+		return -ENOMEM;
+	r = reg_resolve(reg, full, &a);
+	free(full);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(a.mode))
+		return -EISDIR;
+	if (a.kind != REG_FILE)
+		return -EINVAL;
+	reg_caller_self(&self);
+	r = reg_open(reg, &self, a.ino, O_RDONLY, &f);
+	if (r < 0)
+		return r;
+	buf = malloc(1u << 20);
+	if (!buf) {
+		reg_release(f);
+		return -ENOMEM;
+	}
+	for (;;) {
+		n = reg_read(f, buf, 1u << 20, off);
+		if (n <= 0) {
+			r = (int)n;
+			break;
+		}
+		for (w = 0; w < n;) {
+			ssize_t k = write(fd, buf + w, (size_t)(n - w));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				r = -errno;
+				goto out;
+			}
+			w += k;
+		}
+		off += (uint64_t)n;
+	}
+out:
+	free(buf);
+	reg_release(f);
+	return r;
+}

@@ -1,0 +1,1250 @@
+/* regmaint.c — keeping a store sound: pins (which versions live processes
+ * have open), pending files of dead writers, fsck and gc (SPEC §5).
+ *
+ * Pins: each process that opens sealed files keeps DIR/run/pins-PID, one
+ * version inode per line, and holds flock(LOCK_EX) on it for its life. gc
+ * frees a removed version's tree only when no live process lists it; a
+ * pins file it can lock belongs to a dead process and is removed. A pin is
+ * written when a version's first file is opened; released pins are dropped
+ * lazily (registry_tick), so open/close cycles cost no I/O.
+ *
+ * gc, in order, each step in transactions of its own so the store is
+ * usable throughout: (1) removed versions' trees, (2) chunk records no
+ * extent references, (3) packs: removed when nothing lives in them,
+ * rewritten when mostly dead — never a pack some process still appends to
+ * or names in an open batch (store.c's locks say which).
+ */
+#include "reg-int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct pin {
+	uint64_t version;
+	unsigned count;
+	struct pin *next;
+};
+
+/* ---- pins ----------------------------------------------------------------- */
+
+int pins_open(struct mreg_registry *reg)
+{
+	if (asprintf(&reg->pin_path, "%s/pins-%d", reg->run_dir,
+		     (int)getpid()) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void pins_write(struct mreg_registry *reg)
+{
+	struct strbuf sb;
+	struct pin *p;
+
+	if (reg->pin_fd < 0) {
+		reg->pin_fd = open(reg->pin_path,
+				   O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (reg->pin_fd < 0) {
+			log_err(-errno, "cannot create '%s'", reg->pin_path);
+			return;
+		}
+		if (flock(reg->pin_fd, LOCK_EX) < 0)
+			log_err(-errno, "cannot lock '%s'", reg->pin_path);
+	}
+	strbuf_init(&sb);
+	for (p = reg->pins; p; p = p->next)
+		strbuf_addf(&sb, "%llu\n", (unsigned long long)p->version);
+	if (pwrite(reg->pin_fd, sb.buf, sb.len, 0) != (ssize_t)sb.len ||
+	    ftruncate(reg->pin_fd, (off_t)sb.len) < 0)
+		log_err(-errno, "cannot write '%s'", reg->pin_path);
+	strbuf_release(&sb);
+	reg->pins_dirty = false;
+}
+
+void pin_version(struct mreg_registry *reg, uint64_t v)
+{
+	struct pin *p;
+
+	pthread_mutex_lock(&reg->lock);
+	for (p = reg->pins; p; p = p->next)
+		if (p->version == v)
+			break;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (p) {
+			p->version = v;
+			p->next = reg->pins;
+			reg->pins = p;
+			pins_write(reg);
+		}
+	}
+	if (p)
+		p->count++;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void unpin_version(struct mreg_registry *reg, uint64_t v)
+{
+	struct pin *p;
+
+	pthread_mutex_lock(&reg->lock);
+	for (p = reg->pins; p; p = p->next)
+		if (p->version == v) {
+			if (p->count && --p->count == 0)
+				reg->pins_dirty = true;
+			break;
+		}
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void pins_flush(struct mreg_registry *reg)
+{
+	struct pin **pp, *p;
+
+	pthread_mutex_lock(&reg->lock);
+	if (reg->pins_dirty) {
+		for (pp = &reg->pins; (p = *pp);) {
+			if (p->count == 0) {
+				*pp = p->next;
+				free(p);
+			} else {
+				pp = &p->next;
+			}
+		}
+		pins_write(reg);
+	}
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void pins_close(struct mreg_registry *reg)
+{
+	struct pin *p;
+
+	while ((p = reg->pins)) {
+		reg->pins = p->next;
+		free(p);
+	}
+	if (reg->pin_fd >= 0) {
+		unlink(reg->pin_path);
+		close(reg->pin_fd);
+		reg->pin_fd = -1;
+	}
+	free(reg->pin_path);
+	reg->pin_path = NULL;
+}
+
+struct pinset {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int pinset_add(struct pinset *s, uint64_t v)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		uint64_t *nv = reallocarray(s->v, cap, sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		s->v = nv;
+		s->cap = cap;
+	}
+	s->v[s->n++] = v;
+	return 0;
+}
+
+static bool pinset_has(const struct pinset *s, uint64_t v)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] == v)
+			return true;
+	return false;
+}
+
+/* Reads every live process's pins; removes dead processes' files. */
+static int pins_read(struct mreg_registry *reg, struct pinset *s)
+{
+	DIR *d = opendir(reg->run_dir);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && r == 0) {
+		char *path, buf[65536], *line, *save;
+		ssize_t n;
+		int fd;
+
+		if (strncmp(de->d_name, "pins-", 5) != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", reg->run_dir, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			free(path);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			unlink(path); /* its process is gone */
+			close(fd);
+			free(path);
+			continue;
+		}
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		close(fd);
+		free(path);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (line = strtok_r(buf, "\n", &save); line && r == 0;
+		     line = strtok_r(NULL, "\n", &save))
+			r = pinset_add(s, strtoull(line, NULL, 10));
+	}
+	closedir(d);
+	return r;
+}
+
+/* ---- pending files ---------------------------------------------------------- */
+
+int pending_note(struct idx_txn *t, uint64_t ino, bool add)
+{
+	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
+	uint32_t pid = (uint32_t)getpid();
+	int r;
+
+	memcpy(k, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1);
+	be64_put(k + sizeof(PENDING_PREFIX) - 1, ino);
+	if (add)
+		return idx_put(t, IDX_META, k, sizeof(k), &pid, 4, 0);
+	r = idx_del(t, IDX_META, k, sizeof(k));
+	return r == -ENOENT ? 0 : r;
+}
+
+struct pending_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int pending_one(void *arg, const struct idx_val *k,
+		       const struct idx_val *v)
+{
+	struct pending_list *l = arg;
+	uint32_t pid;
+
+	if (k->len != sizeof(PENDING_PREFIX) - 1 + 8 || v->len != 4)
+		return 0;
+	memcpy(&pid, v->data, 4);
+	if (pid != (uint32_t)getpid() &&
+	    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return 0; /* its writer lives */
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint64_t *nv = reallocarray(l->v, cap, sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = be64_get((const uint8_t *)k->data + k->len - 8);
+	return 0;
+}
+
+static int do_pending_cleanup(struct idx_txn *t, void *arg)
+{
+	struct pending_list *l = arg;
+	struct inode_rec f;
+	size_t i;
+	int r;
+
+	l->n = 0;
+	r = idx_scan(t, IDX_META, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1,
+		     NULL, 0, pending_one, l);
+	if (r < 0)
+		return r;
+	for (i = 0; i < l->n; i++) {
+		r = ino_get(t, l->v[i], &f);
+		if (r == 0 && f.kind == REG_PENDING) {
+			uint8_t k[8];
+
+			be64_put(k, f.ino);
+			if ((r = extents_drop(t, f.ino)) < 0 ||
+			    ((r = name_del(t, f.parent, f.name)) < 0 &&
+			     r != -ENOENT) ||
+			    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
+				return r;
+			log_msg(LOG_LVL_INFO, "removed '%s', left half "
+				"written by a process that died", f.name);
+		} else if (r < 0 && r != -ENOENT) {
+			return r;
+		}
+		if ((r = pending_note(t, l->v[i], false)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int pending_cleanup(struct mreg_registry *reg)
+{
+	struct pending_list l = { 0 };
+	int r = index_write(reg->ix, do_pending_cleanup, &l);
+
+	free(l.v);
+	return r;
+}
+
+/* ---- fsck ------------------------------------------------------------------ */
+
+/* A map chunk key -> count of extents naming it (open addressing). */
+struct ref_map {
+	struct chunk_key *k;
+	uint64_t *count;
+	size_t size, used;
+};
+
+static size_t rm_hash(const struct chunk_key *k, size_t size)
+{
+	uint64_t h;
+
+	memcpy(&h, k->b + 8, 8);
+	return (size_t)(h ^ (h >> 29) ^ k->b[17]) & (size - 1);
+}
+
+static bool rm_empty(const struct chunk_key *k)
+{
+	static const struct chunk_key zero;
+
+	return memcmp(k, &zero, sizeof(zero)) == 0;
+}
+
+static uint64_t *rm_slot(struct ref_map *m, const struct chunk_key *k,
+			 bool add)
+{
+	size_t i;
+
+	if (add && (m->used + 1) * 2 > m->size) {
+		struct ref_map n = { 0 };
+		size_t j;
+
+		n.size = m->size ? m->size * 2 : 4096;
+		n.k = calloc(n.size, sizeof(*n.k));
+		n.count = calloc(n.size, sizeof(*n.count));
+		if (!n.k || !n.count) {
+			free(n.k);
+			free(n.count);
+			return NULL;
+		}
+		for (j = 0; j < m->size; j++) {
+			if (rm_empty(&m->k[j]))
+				continue;
+			i = rm_hash(&m->k[j], n.size);
+			while (!rm_empty(&n.k[i]))
+				i = (i + 1) & (n.size - 1);
+			n.k[i] = m->k[j];
+			n.count[i] = m->count[j];
+		}
+		n.used = m->used;
+		free(m->k);
+		free(m->count);
+		*m = n;
+	}
+	if (!m->size)
+		return NULL;
+	for (i = rm_hash(k, m->size); !rm_empty(&m->k[i]);
+	     i = (i + 1) & (m->size - 1))
+		if (memcmp(&m->k[i], k, sizeof(*k)) == 0)
+			return &m->count[i];
+	if (!add)
+		return NULL;
+	m->k[i] = *k;
+	m->used++;
+	return &m->count[i];
+}
+
+struct fsck {
+	struct mreg_registry *reg;
+	struct idx_txn *t;
+	unsigned flags;
+	void (*report)(void *arg, const char *severity, const char *msg);
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *arg;
+	struct ref_map refs;
+	struct chunk_key *bad;   /* damaged chunks, to name their users */
+	size_t nbad, capbad;
+	uint64_t errors, chunks_total, chunks_done, reclaimable;
+	uint8_t *buf;
+	int err;
+};
+
+static void finding(struct fsck *f, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finding(struct fsck *f, bool error, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (error)
+		f->errors++;
+	if (f->report)
+		f->report(f->arg, error ? "error" : "info", msg);
+}
+
+/* "model/version/path" of inode ino, for messages. */
+static void inode_path(struct idx_txn *t, uint64_t ino, char *buf,
+		       size_t size)
+{
+	struct inode_rec *r = malloc(sizeof(*r));
+	char *path = strdup(""), *n;
+	int depth = 0;
+
+	if (!r || !path) {
+		snprintf(buf, size, "inode %llu", (unsigned long long)ino);
+		goto out;
+	}
+	while (ino && depth++ < 4096 && ino_get(t, ino, r) == 0) {
+		if (r->kind == REG_STAGES)
+			break;
+		if (asprintf(&n, "%s%s%s", r->name, *path ? "/" : "", path) < 0)
+			break;
+		free(path);
+		path = n;
+		if (r->kind == REG_MODEL)
+			break;
+		ino = r->parent;
+	}
+	snprintf(buf, size, "%s", path);
+out:
+	free(r);
+	free(path);
+}
+
+static int fsck_extent(void *arg, const struct idx_val *k,
+		       const struct idx_val *v)
+{
+	struct fsck *f = arg;
+	struct extent_rec x;
+	uint64_t *c;
+
+	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0) {
+		finding(f, true, "damaged extent record of inode %llu",
+			(unsigned long long)(k->len >= 8 ?
+					     be64_get(k->data) : 0));
+		return 0;
+	}
+	c = rm_slot(&f->refs, &x.chunk, true);
+	if (!c)
+		return f->err = -ENOMEM;
+	(*c)++;
+	return 0;
+}
+
+struct file_check {
+	uint64_t next;     /* offset the next extent must start at */
+	bool gap;
+	int err;
+};
+
+static int check_contig(void *arg, const struct idx_val *k,
+			const struct idx_val *v)
+{
+	struct file_check *c = arg;
+	struct extent_rec x;
+
+	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+		return 0;
+	if (x.offset != c->next)
+		c->gap = true;
+	c->next = x.offset + x.len;
+	return 0;
+}
+
+static int fsck_inode(void *arg, const struct idx_val *k,
+		      const struct idx_val *v)
+{
+	struct fsck *f = arg;
+	struct inode_rec *r = malloc(sizeof(*r));
+	struct file_check fc = { 0 };
+	char path[1024];
+	uint64_t ino = k->len == 8 ? be64_get(k->data) : 0, child;
+	uint8_t p[8];
+
+	if (!r)
+		return f->err = -ENOMEM;
+	if (inode_decode(v->data, v->len, r) < 0 || r->ino != ino) {
+		finding(f, true, "damaged inode record %llu",
+			(unsigned long long)ino);
+		goto out;
+	}
+	if (r->flags & INODE_TRASHED)
+		goto out; /* gc's business */
+	inode_path(f->t, ino, path, sizeof(path));
+	if (r->kind != REG_MODEL && r->kind != REG_STAGES &&
+	    r->kind != REG_STAGE && !(r->kind == REG_VERSION) &&
+	    name_get(f->t, r->parent, r->name, &child) == 0 && child != ino)
+		finding(f, true, "'%s': its name names inode %llu",
+			path, (unsigned long long)child);
+	if (r->kind == REG_STAGE) {
+		struct inode_rec *tv = malloc(sizeof(*tv));
+
+		if (!tv)
+			return f->err = -ENOMEM;
+		if (ino_get(f->t, r->target, tv) < 0 ||
+		    tv->kind != REG_VERSION)
+			finding(f, true, "stage '%s' points at a missing "
+				"version", r->name);
+		else if (!(tv->flags & INODE_SEALED))
+			finding(f, true, "stage '%s' points at draft '%s'",
+				r->name, tv->name);
+		free(tv);
+	}
+	if (r->kind == REG_FILE || r->kind == REG_PENDING) {
+		be64_put(p, ino);
+		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, fsck_extent, f);
+		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, check_contig, &fc);
+		if (fc.gap || fc.next != r->size)
+			finding(f, true, "'%s': its extents cover %llu bytes "
+				"of %llu", path, (unsigned long long)fc.next,
+				(unsigned long long)r->size);
+	}
+out:
+	free(r);
+	return f->err;
+}
+
+static int fsck_chunk(void *arg, const struct idx_val *k,
+		      const struct idx_val *v)
+{
+	struct fsck *f = arg;
+	struct chunk_key key;
+	struct chunk_rec c;
+	struct mreg_id id;
+	char hex[MREG_ID_HEX];
+	uint64_t *n, want;
+	int r;
+
+	if (f->progress)
+		f->progress(f->arg, ++f->chunks_done, f->chunks_total);
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0) {
+		finding(f, true, "damaged chunk record");
+		return 0;
+	}
+	memcpy(key.b, k->data, CHUNK_KEY_LEN);
+	chunk_key_id(&key, &id);
+	chunkid_hex(&id, hex);
+	n = rm_slot(&f->refs, &key, false);
+	want = n ? *n : 0;
+	if (n)
+		*n = UINT64_MAX; /* seen */
+	if (c.refs != want)
+		finding(f, true, "chunk %s: reference count %llu, but %llu "
+			"extents name it", hex, (unsigned long long)c.refs,
+			(unsigned long long)want);
+	if (want == 0) {
+		f->reclaimable += c.loc.len;
+		return 0;
+	}
+	if (f->flags & REG_FSCK_FULL)
+		r = store_read(f->reg->st, &c.loc, &id, f->buf);
+	else
+		r = store_read_raw(f->reg->st, &c.loc, f->buf);
+	if (r < 0) {
+		finding(f, true, "chunk %s (pack %08x, offset %llu, %u bytes): "
+			"%s", hex, c.loc.pack, (unsigned long long)c.loc.offset,
+			c.loc.len, r == -ENOENT ? "its pack is missing" :
+			r == -EIO ? "damaged" : strerror(-r));
+		if (f->nbad == f->capbad) {
+			size_t cap = f->capbad ? f->capbad * 2 : 16;
+			void *nv = reallocarray(f->bad, cap, sizeof(*f->bad));
+
+			if (!nv)
+				return f->err = -ENOMEM;
+			f->bad = nv;
+			f->capbad = cap;
+		}
+		f->bad[f->nbad++] = key;
+	}
+	return 0;
+}
+
+static int fsck_users(void *arg, const struct idx_val *k,
+		      const struct idx_val *v)
+{
+	struct fsck *f = arg;
+	struct extent_rec x;
+	char path[1024], hex[MREG_ID_HEX];
+	struct mreg_id id;
+	size_t i;
+
+	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+		return 0;
+	for (i = 0; i < f->nbad; i++) {
+		if (memcmp(&f->bad[i], &x.chunk, sizeof(x.chunk)) != 0)
+			continue;
+		inode_path(f->t, be64_get(k->data), path, sizeof(path));
+		chunk_key_id(&x.chunk, &id);
+		finding(f, false, "chunk %s is used by '%s' at offset %llu",
+			chunkid_hex(&id, hex), path,
+			(unsigned long long)x.offset);
+		f->errors++; /* a damaged file is damage, not information */
+	}
+	return 0;
+}
+
+static int fsck_missing(struct fsck *f)
+{
+	size_t i;
+	char hex[MREG_ID_HEX];
+	struct mreg_id id;
+
+	for (i = 0; i < f->refs.size; i++) {
+		if (rm_empty(&f->refs.k[i]) || f->refs.count[i] == UINT64_MAX)
+			continue;
+		chunk_key_id(&f->refs.k[i], &id);
+		finding(f, true, "chunk %s is named by %llu extents but has no "
+			"record", chunkid_hex(&id, hex),
+			(unsigned long long)f->refs.count[i]);
+		if (f->nbad == f->capbad) {
+			size_t cap = f->capbad ? f->capbad * 2 : 16;
+			void *nv = reallocarray(f->bad, cap, sizeof(*f->bad));
+
+			if (!nv)
+				return -ENOMEM;
+			f->bad = nv;
+			f->capbad = cap;
+		}
+		f->bad[f->nbad++] = f->refs.k[i];
+	}
+	return 0;
+}
+
+static int do_fsck(struct idx_txn *t, void *arg)
+{
+	struct fsck *f = arg;
+	int r;
+
+	f->t = t;
+	if ((r = idx_count(t, IDX_CHUNKS, &f->chunks_total)) < 0)
+		return r;
+	idx_scan(t, IDX_INODES, NULL, 0, NULL, 0, fsck_inode, f);
+	if (f->err < 0)
+		return f->err;
+	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, fsck_chunk, f);
+	if (f->err < 0)
+		return f->err;
+	if ((r = fsck_missing(f)) < 0)
+		return r;
+	if (f->nbad)
+		idx_scan(t, IDX_EXTENTS, NULL, 0, NULL, 0, fsck_users, f);
+	return f->err;
+}
+
+int reg_fsck(struct mreg_registry *reg, unsigned flags,
+	     void (*report)(void *arg, const char *severity, const char *msg),
+	     void (*progress)(void *arg, uint64_t done, uint64_t total),
+	     void *arg)
+{
+	struct fsck f = { .reg = reg, .flags = flags, .report = report,
+			  .progress = progress, .arg = arg };
+	struct reg_store_stats st;
+	int r;
+
+	if (!reg)
+		return -EINVAL;
+	f.buf = malloc(reg->chunker.max_size > (64u << 20) ?
+		       reg->chunker.max_size : reg->chunker.max_size + 1);
+	if (!f.buf)
+		return -ENOMEM;
+	r = index_read(reg->ix, do_fsck, &f);
+	free(f.refs.k);
+	free(f.refs.count);
+	free(f.bad);
+	free(f.buf);
+	if (r < 0)
+		return r;
+	if (reg_store_stats(reg, &st) == 0 && st.dead_bytes)
+		finding(&f, false, "%llu bytes are reclaimable by gc",
+			(unsigned long long)st.dead_bytes);
+	return (int)(f.errors > INT32_MAX ? INT32_MAX : f.errors);
+}
+
+/* ---- gc -------------------------------------------------------------------- */
+
+struct gc {
+	struct mreg_registry *reg;
+	struct pinset pins;
+	struct reg_gc_result res;
+	uint64_t *list;
+	size_t n, cap;
+	int err;
+};
+
+static int gc_push(struct gc *g, uint64_t v)
+{
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		uint64_t *nv = reallocarray(g->list, cap, sizeof(*nv));
+
+		if (!nv)
+			return g->err = -ENOMEM;
+		g->list = nv;
+		g->cap = cap;
+	}
+	g->list[g->n++] = v;
+	return 0;
+}
+
+static int trash_one(void *arg, const struct idx_val *k,
+		     const struct idx_val *v)
+{
+	struct gc *g = arg;
+
+	if (k->len == 8)
+		return gc_push(g, be64_get(k->data));
+	return 0;
+}
+
+static int do_trash_list(struct idx_txn *t, void *arg)
+{
+	struct gc *g = arg;
+
+	g->n = 0;
+	idx_scan(t, IDX_TRASH, NULL, 0, NULL, 0, trash_one, g);
+	return g->err;
+}
+
+struct kv_keys {
+	uint8_t (*k)[8 + 300];
+	size_t *len;
+	size_t n, cap;
+	int err;
+};
+
+static int xattr_key(void *arg, const struct idx_val *k,
+		     const struct idx_val *v)
+{
+	struct kv_keys *l = arg;
+
+	if (k->len > 8 + 300)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *nk = reallocarray(l->k, cap, sizeof(*l->k));
+		void *nl;
+
+		if (!nk)
+			return l->err = -ENOMEM;
+		l->k = nk;
+		nl = reallocarray(l->len, cap, sizeof(*l->len));
+		if (!nl)
+			return l->err = -ENOMEM;
+		l->len = nl;
+		l->cap = cap;
+	}
+	memcpy(l->k[l->n], k->data, k->len);
+	l->len[l->n++] = k->len;
+	return 0;
+}
+
+/* Deletes ino's xattrs. */
+static int xattrs_drop(struct idx_txn *t, uint64_t ino)
+{
+	struct kv_keys l = { 0 };
+	uint8_t p[8];
+	size_t i;
+	int r = 0;
+
+	be64_put(p, ino);
+	idx_scan(t, IDX_XATTRS, p, 8, NULL, 0, xattr_key, &l);
+	r = l.err;
+	for (i = 0; i < l.n && r == 0; i++)
+		r = idx_del(t, IDX_XATTRS, l.k[i], l.len[i]);
+	free(l.k);
+	free(l.len);
+	return r;
+}
+
+struct name_list {
+	char (*name)[256];
+	uint64_t *ino;
+	size_t n, cap;
+	int err;
+};
+
+static int name_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct name_list *l = arg;
+	size_t n = k->len - 8;
+
+	if (n > 255 || v->len != 8)
+		return l->err = -EIO;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *nn = reallocarray(l->name, cap, sizeof(*l->name));
+		void *ni;
+
+		if (!nn)
+			return l->err = -ENOMEM;
+		l->name = nn;
+		ni = reallocarray(l->ino, cap, sizeof(*l->ino));
+		if (!ni)
+			return l->err = -ENOMEM;
+		l->ino = ni;
+		l->cap = cap;
+	}
+	memcpy(l->name[l->n], (const char *)k->data + 8, n);
+	l->name[l->n][n] = '\0';
+	memcpy(&l->ino[l->n], v->data, 8);
+	l->n++;
+	return 0;
+}
+
+/* Deletes directory dir's tree (not dir itself). */
+static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
+{
+	struct name_list l = { 0 };
+	struct inode_rec *r;
+	uint8_t p[8], k[8];
+	size_t i;
+	int e;
+
+	if (depth > 2048)
+		return -EIO;
+	be64_put(p, dir);
+	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, name_one, &l);
+	if ((e = l.err) < 0)
+		goto out;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		e = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n && e == 0; i++) {
+		if ((e = name_del(t, dir, l.name[i])) < 0)
+			break;
+		e = ino_get(t, l.ino[i], r);
+		if (e == -ENOENT) {
+			e = 0;
+			continue;
+		}
+		if (e < 0)
+			break;
+		if (r->kind == REG_DIR && (e = tree_drop(t, r->ino,
+							depth + 1)) < 0)
+			break;
+		if (r->kind == REG_FILE && (e = extents_drop(t, r->ino)) < 0)
+			break;
+		be64_put(k, r->ino);
+		e = idx_del(t, IDX_INODES, k, 8);
+	}
+	free(r);
+out:
+	free(l.name);
+	free(l.ino);
+	return e;
+}
+
+struct free_arg {
+	uint64_t v;
+	bool freed;
+};
+
+static int do_free_version(struct idx_txn *t, void *arg)
+{
+	struct free_arg *a = arg;
+	uint8_t k[8];
+	int r;
+
+	a->freed = false;
+	be64_put(k, a->v);
+	if ((r = tree_drop(t, a->v, 0)) < 0 || (r = xattrs_drop(t, a->v)) < 0)
+		return r;
+	r = idx_del(t, IDX_INODES, k, 8);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = idx_del(t, IDX_TRASH, k, 8);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	a->freed = true;
+	return 0;
+}
+
+struct dead_chunks {
+	struct chunk_key *k;
+	size_t n, cap;
+	/* per pack: live bytes */
+	uint32_t *pack;
+	uint64_t *live;
+	size_t np, capp;
+	int err;
+};
+
+static int pack_live_add(struct dead_chunks *d, uint32_t pack, uint64_t n)
+{
+	size_t i;
+
+	for (i = 0; i < d->np; i++)
+		if (d->pack[i] == pack) {
+			d->live[i] += n;
+			return 0;
+		}
+	if (d->np == d->capp) {
+		size_t cap = d->capp ? d->capp * 2 : 64;
+		void *a = reallocarray(d->pack, cap, sizeof(*d->pack));
+		void *b;
+
+		if (!a)
+			return -ENOMEM;
+		d->pack = a;
+		b = reallocarray(d->live, cap, sizeof(*d->live));
+		if (!b)
+			return -ENOMEM;
+		d->live = b;
+		d->capp = cap;
+	}
+	d->pack[d->np] = pack;
+	d->live[d->np++] = n;
+	return 0;
+}
+
+static uint64_t pack_live(const struct dead_chunks *d, uint32_t pack)
+{
+	size_t i;
+
+	for (i = 0; i < d->np; i++)
+		if (d->pack[i] == pack)
+			return d->live[i];
+	return 0;
+}
+
+static int dead_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct dead_chunks *d = arg;
+	struct chunk_rec c;
+
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+		return d->err = -EIO;
+	if (c.refs)
+		return pack_live_add(d, c.loc.pack,
+				     c.loc.len + PACK_RECORD_HEADER) ?
+		       (d->err = -ENOMEM) : 0;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 256;
+		void *nv = reallocarray(d->k, cap, sizeof(*d->k));
+
+		if (!nv)
+			return d->err = -ENOMEM;
+		d->k = nv;
+		d->cap = cap;
+	}
+	memcpy(d->k[d->n++].b, k->data, CHUNK_KEY_LEN);
+	return 0;
+}
+
+static int do_dead_scan(struct idx_txn *t, void *arg)
+{
+	struct dead_chunks *d = arg;
+
+	d->n = d->np = 0;
+	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, dead_one, d);
+	return d->err;
+}
+
+struct drop_arg {
+	struct dead_chunks *d;
+	uint64_t freed, bytes;
+};
+
+static int do_drop_dead(struct idx_txn *t, void *arg)
+{
+	struct drop_arg *a = arg;
+	struct idx_val v;
+	struct chunk_rec c;
+	size_t i;
+	int r;
+
+	a->freed = a->bytes = 0;
+	for (i = 0; i < a->d->n; i++) {
+		r = idx_get(t, IDX_CHUNKS, a->d->k[i].b, CHUNK_KEY_LEN, &v);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		if (chunk_decode(v.data, v.len, &c) < 0)
+			return -EIO;
+		if (c.refs)
+			continue; /* referenced again meanwhile */
+		if ((r = idx_del(t, IDX_CHUNKS, a->d->k[i].b,
+				 CHUNK_KEY_LEN)) < 0)
+			return r;
+		a->freed++;
+		a->bytes += c.loc.len;
+	}
+	return 0;
+}
+
+/* Live chunks of one pack, to move. */
+struct move {
+	struct chunk_key key;
+	struct chunk_loc from, to;
+};
+
+struct pack_moves {
+	uint32_t pack;
+	struct move *v;
+	size_t n, cap;
+	int err;
+};
+
+static int move_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct pack_moves *m = arg;
+	struct chunk_rec c;
+
+	if (chunk_decode(v->data, v->len, &c) < 0)
+		return m->err = -EIO;
+	if (c.loc.pack != m->pack || !c.refs)
+		return 0;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 256;
+		void *nv = reallocarray(m->v, cap, sizeof(*m->v));
+
+		if (!nv)
+			return m->err = -ENOMEM;
+		m->v = nv;
+		m->cap = cap;
+	}
+	memcpy(m->v[m->n].key.b, k->data, CHUNK_KEY_LEN);
+	m->v[m->n].from = c.loc;
+	m->n++;
+	return 0;
+}
+
+static int do_move_scan(struct idx_txn *t, void *arg)
+{
+	struct pack_moves *m = arg;
+
+	m->n = 0;
+	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, move_one, m);
+	return m->err;
+}
+
+static int do_move_apply(struct idx_txn *t, void *arg)
+{
+	struct pack_moves *m = arg;
+	struct idx_val v;
+	struct chunk_rec c;
+	uint8_t buf[CHUNK_REC_LEN];
+	size_t i;
+	int r;
+
+	for (i = 0; i < m->n; i++) {
+		r = idx_get(t, IDX_CHUNKS, m->v[i].key.b, CHUNK_KEY_LEN, &v);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		if (chunk_decode(v.data, v.len, &c) < 0)
+			return -EIO;
+		if (c.loc.pack != m->v[i].from.pack ||
+		    c.loc.offset != m->v[i].from.offset)
+			continue;
+		c.loc = m->v[i].to;
+		chunk_encode(&c, buf);
+		r = idx_put(t, IDX_CHUNKS, m->v[i].key.b, CHUNK_KEY_LEN, buf,
+			    sizeof(buf), 0);
+		if (r < 0)
+			return r;
+	}
+	/* anything still in the pack? (then it must stay) */
+	m->n = 0;
+	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, move_one, m);
+	return m->err < 0 ? m->err : (m->n ? -EBUSY : 0);
+}
+
+/* Copies pack's live chunks to our current pack and removes it. */
+static int rewrite_pack(struct gc *g, uint32_t pack)
+{
+	struct mreg_registry *reg = g->reg;
+	struct pack_moves m = { .pack = pack };
+	struct mreg_id id;
+	uint8_t *buf = malloc(reg->chunker.max_size);
+	size_t i;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	if ((r = store_lock_pack(reg->st, pack)) < 0) {
+		free(buf);
+		return r == -EBUSY ? 0 : r;
+	}
+	store_batch_begin(reg->st);
+	r = index_read(reg->ix, do_move_scan, &m);
+	for (i = 0; i < m.n && r == 0; i++) {
+		chunk_key_id(&m.v[i].key, &id);
+		if (m.v[i].from.len > reg->chunker.max_size) {
+			r = -EIO;
+			break;
+		}
+		r = store_read(reg->st, &m.v[i].from, &id, buf);
+		if (r == 0)
+			r = store_append(reg->st, &id, buf, m.v[i].from.len,
+					 &m.v[i].to);
+	}
+	if (r == 0)
+		r = store_sync(reg->st);
+	if (r == 0)
+		r = index_write(reg->ix, do_move_apply, &m);
+	store_batch_end(reg->st);
+	if (r == 0) {
+		r = store_remove_pack(reg->st, pack);
+		if (r == 0)
+			g->res.packs_rewritten++;
+	} else {
+		store_unlock_pack(reg->st, pack);
+		if (r == -EBUSY)
+			r = 0;
+	}
+	free(m.v);
+	free(buf);
+	return r;
+}
+
+struct pack_info {
+	uint32_t *pack;
+	uint64_t *size;
+	bool *busy;
+	size_t n, cap;
+};
+
+static int pack_one(void *arg, uint32_t pack, uint64_t size, bool busy)
+{
+	struct pack_info *p = arg;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		void *a = reallocarray(p->pack, cap, sizeof(*p->pack));
+		void *b, *c;
+
+		if (!a)
+			return -ENOMEM;
+		p->pack = a;
+		b = reallocarray(p->size, cap, sizeof(*p->size));
+		if (!b)
+			return -ENOMEM;
+		p->size = b;
+		c = reallocarray(p->busy, cap, sizeof(*p->busy));
+		if (!c)
+			return -ENOMEM;
+		p->busy = c;
+		p->cap = cap;
+	}
+	p->pack[p->n] = pack;
+	p->size[p->n] = size;
+	p->busy[p->n++] = busy;
+	return 0;
+}
+
+int reg_gc(struct mreg_registry *reg,
+	   void (*progress)(void *arg, uint64_t done, uint64_t total),
+	   void *arg, struct reg_gc_result *ret)
+{
+	struct gc g = { .reg = reg };
+	struct dead_chunks d = { 0 };
+	struct drop_arg da = { &d, 0, 0 };
+	struct pack_info pi = { 0 };
+	size_t i;
+	int r;
+
+	if (!reg)
+		return -EINVAL;
+	/* (1) removed versions nobody has open */
+	if ((r = pins_read(reg, &g.pins)) < 0)
+		goto out;
+	if ((r = index_read(reg->ix, do_trash_list, &g)) < 0)
+		goto out;
+	for (i = 0; i < g.n; i++) {
+		struct free_arg fa = { .v = g.list[i] };
+
+		if (pinset_has(&g.pins, g.list[i]))
+			continue;
+		if ((r = index_write(reg->ix, do_free_version, &fa)) < 0)
+			goto out;
+		if (fa.freed)
+			g.res.versions_freed++;
+	}
+	/* (2) chunk records nothing references */
+	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
+		goto out;
+	if (d.n && (r = index_write(reg->ix, do_drop_dead, &da)) < 0)
+		goto out;
+	g.res.chunks_freed = da.freed;
+	/* (3) packs: gone when nothing lives there, rewritten when mostly
+	   dead; live bytes as of after (2) */
+	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
+		goto out;
+	if ((r = store_list_packs(reg->st, pack_one, &pi)) < 0)
+		goto out;
+	for (i = 0; i < pi.n; i++) {
+		uint64_t live = pack_live(&d, pi.pack[i]);
+		uint64_t before, after;
+
+		if (progress)
+			progress(arg, i + 1, pi.n);
+		if (pi.busy[i])
+			continue;
+		if (store_bytes(reg->st, &before) < 0)
+			before = 0;
+		if (live == 0) {
+			r = store_remove_pack(reg->st, pi.pack[i]);
+			if (r == -EBUSY || r == -ENOENT) {
+				r = 0;
+				continue;
+			}
+			if (r < 0)
+				goto out;
+			g.res.packs_removed++;
+		} else if (live * 10 < pi.size[i] * 7) {
+			/* more than 30 % dead: copy the rest away */
+			if ((r = rewrite_pack(&g, pi.pack[i])) < 0)
+				goto out;
+		} else {
+			continue;
+		}
+		if (store_bytes(reg->st, &after) == 0 && after < before)
+			g.res.bytes_freed += before - after;
+	}
+	r = 0;
+out:
+	free(g.pins.v);
+	free(g.list);
+	free(d.k);
+	free(d.pack);
+	free(d.live);
+	free(pi.pack);
+	free(pi.size);
+	free(pi.busy);
+	if (r == 0 && ret)
+		*ret = g.res;
+	return r;
+}

@@ -1,0 +1,824 @@
+/* regstage.c — sealing, stages and their policies, history, rollback and
+ * removal of versions (SPEC §2.3, §3).
+ *
+ * Every rule is decided inside the write transaction that makes the change
+ * (no check-then-act): the version a stage points at exists and is sealed,
+ * the policy of the stage admits the caller and the version, no stage
+ * points at a version being removed, the history stays a chain.
+ */
+#include "reg-int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <grp.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* ---- sealing ------------------------------------------------------------ */
+
+struct seal_walk {
+	struct idx_txn *t;
+	struct digest_state ds;
+	uint64_t size, nfiles;
+	int err;
+};
+
+struct child {
+	char name[256];
+	uint64_t ino;
+};
+
+struct child_list {
+	struct child *v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_child(void *arg, const struct idx_val *k,
+			 const struct idx_val *v)
+{
+	struct child_list *l = arg;
+	size_t n = k->len - 8;
+
+	if (n > 255 || v->len != 8)
+		return l->err = -EIO;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct child *nv = reallocarray(l->v, cap, sizeof(*nv));
+
+		if (!nv)
+			return l->err = -ENOMEM;
+		l->v = nv;
+		l->cap = cap;
+	}
+	memcpy(l->v[l->n].name, (const char *)k->data + 8, n);
+	l->v[l->n].name[n] = '\0';
+	memcpy(&l->v[l->n].ino, v->data, 8);
+	l->n++;
+	return 0;
+}
+
+/* The entries of directory ino, in name order (caller frees ->v). */
+static int children(struct idx_txn *t, uint64_t ino, struct child_list *l)
+{
+	uint8_t p[8];
+
+	memset(l, 0, sizeof(*l));
+	be64_put(p, ino);
+	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, collect_child, l);
+	if (l->err < 0) {
+		free(l->v);
+		l->v = NULL;
+	}
+	return l->err;
+}
+
+/* Seals dir's tree and adds it to the manifest digest. */
+static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
+		     int depth)
+{
+	struct child_list l;
+	struct inode_rec *r;
+	size_t i;
+	int e = 0;
+
+	if (depth > 2048)
+		return -EIO;
+	if ((e = children(w->t, dir, &l)) < 0)
+		return e;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		free(l.v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < l.n && e == 0; i++) {
+		char *path;
+		uint8_t kind;
+		uint32_t mode;
+
+		if ((e = ino_get(w->t, l.v[i].ino, r)) < 0)
+			break;
+		if (asprintf(&path, "%s%s", prefix, l.v[i].name) < 0) {
+			e = -ENOMEM;
+			break;
+		}
+		kind = r->kind;
+		mode = r->mode & ~0222u;
+		digest_update(&w->ds, path, strlen(path) + 1);
+		digest_update(&w->ds, &kind, 1);
+		digest_update(&w->ds, &mode, 4);
+		if (r->kind == REG_FILE) {
+			digest_update(&w->ds, r->digest.b, MREG_ID_LEN);
+			w->size += r->size;
+			w->nfiles++;
+		} else if (r->kind == REG_SYMLINK) {
+			digest_update(&w->ds, r->target_path,
+				      strlen(r->target_path) + 1);
+		}
+		r->flags |= INODE_SEALED;
+		if ((e = ino_put(w->t, r)) < 0) {
+			free(path);
+			break;
+		}
+		if (r->kind == REG_DIR) {
+			char *sub;
+
+			if (asprintf(&sub, "%s/", path) < 0)
+				e = -ENOMEM;
+			else
+				e = seal_tree(w, r->ino, sub, depth + 1);
+			free(sub);
+		}
+		free(path);
+	}
+	free(r);
+	free(l.v);
+	return e;
+}
+
+int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
+	     const struct reg_caller *who, struct inode_rec *v)
+{
+	struct seal_walk w = { .t = t };
+	struct inode_rec m;
+	int r;
+
+	assert(v->kind == REG_VERSION);
+	if (v->flags & INODE_SEALED)
+		return -EALREADY;
+	if (v->flags & INODE_DOTDRAFT)
+		return -EINVAL; /* a temporary name: rename it first */
+	digest_init(&w.ds);
+	r = seal_tree(&w, v->ino, "", 0);
+	if (r < 0)
+		return r;
+	digest_final(&w.ds, &v->digest);
+	v->size = w.size;
+	v->nfiles = w.nfiles;
+	v->flags |= INODE_SEALED;
+	v->sealed_at = now_ns();
+	v->ctime = v->sealed_at;
+	if ((r = ino_put(t, v)) < 0)
+		return r;
+	if ((r = ino_get(t, v->model, &m)) < 0)
+		return r;
+	return audit_put(t, who, &(struct audit_ev){ .op = "seal",
+		.model = m.name, .version = v->name });
+}
+
+/* ---- policy -------------------------------------------------------------- */
+
+static bool in_list(char **list, const char *s)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, s) == 0)
+			return true;
+	return false;
+}
+
+/* Does the caller belong to one of the policy's groups? Supplementary
+ * groups count: the ones the caller passed (read per request by mregfs),
+ * else those of the group database. */
+static bool in_groups(const struct reg_caller *who, char **groups)
+{
+	gid_t buf[256];
+	const gid_t *g = who->groups;
+	int n = who->ngroups, i;
+	char uname[256], tmp[4096];
+	struct group gr, *res;
+
+	if (!g) {
+		struct passwd pw, *pres = NULL;
+
+		n = 256;
+		if (getpwuid_r(who->uid, &pw, tmp, sizeof(tmp), &pres) == 0 &&
+		    pres) {
+			snprintf(uname, sizeof(uname), "%s", pres->pw_name);
+			if (getgrouplist(uname, who->gid, buf, &n) < 0)
+				n = 256;
+		} else {
+			n = 0;
+		}
+		g = buf;
+	}
+	for (i = -1; i < n; i++) {
+		gid_t gid = i < 0 ? who->gid : g[i];
+
+		res = NULL;
+		if (getgrgid_r(gid, &gr, tmp, sizeof(tmp), &res) == 0 && res &&
+		    in_list(groups, res->gr_name))
+			return true;
+	}
+	return false;
+}
+
+static int may_change(const struct stage_policy *pol,
+		      const struct reg_caller *who, const char *stage,
+		      char *reason, size_t rlen)
+{
+	char uname[256];
+
+	if (!pol || (!pol->promote_users && !pol->promote_groups) ||
+	    who->uid == 0)
+		return 0;
+	uid_name(who->uid, uname, sizeof(uname));
+	if (in_list(pol->promote_users, uname) ||
+	    (pol->promote_groups && in_groups(who, pol->promote_groups)))
+		return 0;
+	snprintf(reason, rlen, "user '%s' may not change stage '%s'", uname,
+		 stage);
+	return -EACCES;
+}
+
+static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
+			 char *buf, size_t size)
+{
+	uint8_t k[8 + 300];
+	struct idx_val v;
+	size_t n = strlen(key);
+	int r;
+
+	if (n > 290)
+		return -EINVAL;
+	be64_put(k, ino);
+	memcpy(k + 8, key, n);
+	r = idx_get(t, IDX_XATTRS, k, 8 + n, &v);
+	if (r < 0)
+		return r;
+	if (v.len >= size)
+		return -ERANGE;
+	memcpy(buf, v.data, v.len);
+	buf[v.len] = '\0';
+	return 0;
+}
+
+static bool cmp_ok(double a, const char *op, double b)
+{
+	if (!strcmp(op, "="))
+		return a == b;
+	if (!strcmp(op, "!="))
+		return a != b;
+	if (!strcmp(op, "<"))
+		return a < b;
+	if (!strcmp(op, "<="))
+		return a <= b;
+	if (!strcmp(op, ">"))
+		return a > b;
+	if (!strcmp(op, ">="))
+		return a >= b;
+	return false;
+}
+
+/* "auc >= 0.9": the config checked the form at load. */
+static int check_metric(struct idx_txn *t, const struct inode_rec *v,
+			const char *rule, char *reason, size_t rlen)
+{
+	char key[128], op[3], num[64], val[256], mkey[140];
+	double want, have;
+	char *end;
+
+	if (sscanf(rule, " %127[A-Za-z0-9_.-] %2[<>=!] %63s", key, op, num) != 3)
+		return 0;
+	want = strtod(num, NULL);
+	snprintf(mkey, sizeof(mkey), "metric.%s", key);
+	if (get_xattr_str(t, v->ino, mkey, val, sizeof(val)) < 0) {
+		snprintf(reason, rlen, "version '%s' has no metric '%s' "
+			 "(the stage requires %s)", v->name, key, rule);
+		return -EACCES;
+	}
+	have = strtod(val, &end);
+	if (*end || !cmp_ok(have, op, want)) {
+		snprintf(reason, rlen, "version '%s' has metric %s = %s, "
+			 "the stage requires %s", v->name, key, val, rule);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int check_promote(struct mreg_registry *reg, struct idx_txn *t,
+			 const struct reg_caller *who, const char *stage,
+			 const struct inode_rec *v, char *reason, size_t rlen)
+{
+	const struct stage_policy *pol = config_stage(reg->cfg, stage);
+	char key[80], tmp[8];
+	int r;
+
+	if (!pol)
+		return 0;
+	if ((r = may_change(pol, who, stage, reason, rlen)) < 0)
+		return r;
+	if (pol->require_stage[0]) {
+		snprintf(key, sizeof(key), HELD_PREFIX "%s",
+			 pol->require_stage);
+		if (get_xattr_str(t, v->ino, key, tmp, sizeof(tmp)) < 0) {
+			snprintf(reason, rlen, "version '%s' has not been in "
+				 "stage '%s' (required before '%s')", v->name,
+				 pol->require_stage, stage);
+			return -EACCES;
+		}
+	}
+	if (pol->require_metric)
+		return check_metric(t, v, pol->require_metric, reason, rlen);
+	return 0;
+}
+
+/* ---- stages -------------------------------------------------------------- */
+
+int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
+		       const char *target, struct inode_rec *ret)
+{
+	uint64_t ino;
+	int r;
+
+	if (strncmp(target, "../", 3) != 0 || reg_check_name(target + 3) < 0)
+		return -EINVAL;
+	r = name_get(t, m->ino, target + 3, &ino);
+	if (r < 0)
+		return r;
+	r = ino_get(t, ino, ret);
+	if (r < 0)
+		return r;
+	return ret->kind == REG_VERSION ? 0 : -ENOENT;
+}
+
+static int history_add(struct idx_txn *t, const struct reg_caller *who,
+		       const struct inode_rec *m, const char *stage,
+		       const struct inode_rec *from,
+		       const struct inode_rec *to, int action)
+{
+	struct history_rec h = { 0 };
+	struct idx_val k, v;
+	uint8_t key[16], prefix[8], buf[512];
+	size_t n;
+	int r;
+
+	be64_put(prefix, m->ino);
+	r = idx_last(t, IDX_HISTORY, prefix, 8, &k, &v);
+	if (r == 0 && k.len == 16)
+		h.seq = be64_get((const uint8_t *)k.data + 8) + 1;
+	else if (r < 0 && r != -ENOENT)
+		return r;
+	else
+		h.seq = 1;
+	h.time = now_ns();
+	h.uid = who->uid;
+	h.action = (uint8_t)action;
+	h.from = from ? from->ino : 0;
+	h.to = to ? to->ino : 0;
+	strlcpy(h.stage, stage, sizeof(h.stage));
+	strlcpy(h.from_name, from ? from->name : "", sizeof(h.from_name));
+	strlcpy(h.to_name, to ? to->name : "", sizeof(h.to_name));
+	n = history_encode(&h, buf, sizeof(buf));
+	if (!n)
+		return -EINVAL;
+	be64_put(key, m->ino);
+	be64_put(key + 8, h.seq);
+	return idx_put(t, IDX_HISTORY, key, 16, buf, n, 0);
+}
+
+int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
+		  const struct reg_caller *who, struct inode_rec *m,
+		  const char *stage, struct inode_rec *v, int action,
+		  char *reason, size_t rlen)
+{
+	struct inode_rec s, old;
+	bool have_old = false;
+	uint64_t ino;
+	uint8_t k[8 + 80];
+	size_t kl;
+	int r;
+
+	if (reg_check_stage(stage) < 0)
+		return -EINVAL;
+	if (v->kind != REG_VERSION || v->model != m->ino)
+		return -EINVAL;
+	if ((r = check_promote(reg, t, who, stage, v, reason, rlen)) < 0)
+		return r;
+	if (!(v->flags & INODE_SEALED)) {
+		/* a draft is sealed first, then pointed at */
+		if (version_has_writers(reg, v->ino))
+			return -EBUSY;
+		r = seal_txn(reg, t, who, v);
+		if (r < 0 && r != -EALREADY)
+			return r;
+		version_writers_seal(reg, v->ino);
+	}
+	r = name_get(t, m->stages_ino, stage, &ino);
+	if (r == 0) {
+		if ((r = ino_get(t, ino, &s)) < 0)
+			return r;
+		if (s.target == v->ino)
+			return 0; /* already there: nothing changes */
+		if (ino_get(t, s.target, &old) == 0)
+			have_old = true;
+	} else if (r == -ENOENT) {
+		if ((r = ino_alloc(t, &ino)) < 0)
+			return r;
+		rec_new(&s, ino, REG_STAGE, who, 0777, m->stages_ino, m->ino, 0,
+			stage);
+		if ((r = name_put(t, m->stages_ino, stage, ino, 0)) < 0)
+			return r;
+	} else {
+		return r;
+	}
+	s.target = v->ino;
+	snprintf(s.target_path, sizeof(s.target_path), "../%s", v->name);
+	s.size = strlen(s.target_path);
+	s.mtime = s.ctime = now_ns();
+	s.uid = who->uid;
+	s.gid = who->gid;
+	if ((r = ino_put(t, &s)) < 0)
+		return r;
+	/* remember that v held this stage (require_stage) */
+	be64_put(k, v->ino);
+	kl = 8 + (size_t)snprintf((char *)k + 8, sizeof(k) - 8, HELD_PREFIX "%s",
+				  stage);
+	if ((r = idx_put(t, IDX_XATTRS, k, kl, "1", 1, 0)) < 0)
+		return r;
+	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, v,
+			     action)) < 0)
+		return r;
+	atomic_fetch_add(&reg->promotions, 1);
+	return audit_put(t, who, &(struct audit_ev){
+		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
+		.model = m->name, .version = v->name, .stage = stage,
+		.from = have_old ? old.name : NULL });
+}
+
+int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		     const struct reg_caller *who, struct inode_rec *m,
+		     const char *stage, int action, char *reason, size_t rlen)
+{
+	const struct stage_policy *pol;
+	struct inode_rec s, old;
+	bool have_old;
+	uint64_t ino;
+	uint8_t k[8];
+	int r;
+
+	if (reg_check_stage(stage) < 0)
+		return -ENOENT;
+	if ((r = name_get(t, m->stages_ino, stage, &ino)) < 0 ||
+	    (r = ino_get(t, ino, &s)) < 0)
+		return r;
+	pol = config_stage(reg->cfg, stage);
+	if (pol && pol->protect) {
+		snprintf(reason, rlen, "stage '%s' is protected: it can be "
+			 "replaced, not removed", stage);
+		return -EACCES;
+	}
+	if ((r = may_change(pol, who, stage, reason, rlen)) < 0)
+		return r;
+	have_old = ino_get(t, s.target, &old) == 0;
+	if ((r = name_del(t, m->stages_ino, stage)) < 0)
+		return r;
+	be64_put(k, s.ino);
+	if ((r = idx_del(t, IDX_INODES, k, 8)) < 0)
+		return r;
+	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, NULL,
+			     action == HIST_MOVE ? HIST_MOVE : HIST_REMOVE)) < 0)
+		return r;
+	return audit_put(t, who, &(struct audit_ev){ .op = "stage.remove",
+		.model = m->name, .stage = stage,
+		.from = have_old ? old.name : NULL });
+}
+
+struct staged_arg {
+	struct idx_txn *t;
+	uint64_t v;
+	int err;
+};
+
+static int staged_one(void *arg, const struct idx_val *k,
+		      const struct idx_val *v)
+{
+	struct staged_arg *a = arg;
+	struct inode_rec s;
+	uint64_t ino;
+
+	if (v->len != 8)
+		return a->err = -EIO;
+	memcpy(&ino, v->data, 8);
+	if ((a->err = ino_get(a->t, ino, &s)) < 0)
+		return a->err;
+	return s.target == a->v ? 1 : 0;
+}
+
+int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v)
+{
+	struct staged_arg a = { .t = t, .v = v };
+	uint8_t p[8];
+	int r;
+
+	be64_put(p, m->stages_ino);
+	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, staged_one, &a);
+	return a.err < 0 ? a.err : r;
+}
+
+int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		       const struct reg_caller *who, struct inode_rec *m,
+		       struct inode_rec *v)
+{
+	uint8_t k[8];
+	int64_t now = now_ns();
+	int r;
+
+	if ((r = version_staged(t, m, v->ino)) != 0)
+		return r < 0 ? r : -EBUSY;
+	if ((r = name_del(t, m->ino, v->name)) < 0)
+		return r;
+	v->flags |= INODE_TRASHED;
+	if ((r = ino_put(t, v)) < 0)
+		return r;
+	be64_put(k, v->ino);
+	if ((r = idx_put(t, IDX_TRASH, k, 8, &now, 8, 0)) < 0)
+		return r;
+	return audit_put(t, who, &(struct audit_ev){ .op = "version.remove",
+		.model = m->name, .version = v->name });
+}
+
+/* ---- by name (the CLI) --------------------------------------------------- */
+
+struct named_op {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	const char *model, *version, *stage;
+	char reason[256];
+	struct audit_ev refusal;
+	bool refused;
+	uint64_t sealed;
+	char result[REG_NAME_MAX + 1];
+};
+
+static int do_seal(struct idx_txn *t, void *arg)
+{
+	struct named_op *o = arg;
+	struct inode_rec v;
+	int r;
+
+	if ((r = version_get(t, o->model, o->version, NULL, &v)) < 0)
+		return r;
+	if (v.flags & INODE_SEALED)
+		return -EALREADY;
+	if (version_has_writers(o->reg, v.ino))
+		return -EBUSY;
+	o->sealed = v.ino;
+	return seal_txn(o->reg, t, o->who, &v);
+}
+
+int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
+	     const char *model, const char *version)
+{
+	struct named_op o = { .reg = reg, .who = who, .model = model,
+			      .version = version };
+	int r;
+
+	if (!reg || !who || !model || !version)
+		return -EINVAL;
+	r = index_write(reg->ix, do_seal, &o);
+	if (r == 0)
+		version_writers_seal(reg, o.sealed);
+	return r;
+}
+
+static int do_promote(struct idx_txn *t, void *arg)
+{
+	struct named_op *o = arg;
+	struct inode_rec m, v;
+	int r;
+
+	o->refused = false;
+	if (reg_check_stage(o->stage) < 0)
+		return -EINVAL;
+	if ((r = version_get(t, o->model, o->version, &m, &v)) < 0)
+		return r;
+	r = stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_PROMOTE,
+			  o->reason, sizeof(o->reason));
+	if (r == -EACCES) {
+		o->refused = true;
+		o->refusal = (struct audit_ev){ .op = "promote",
+			.result = "refused", .model = o->model,
+			.version = o->version, .stage = o->stage,
+			.reason = o->reason };
+	}
+	return r;
+}
+
+static int named_write(struct named_op *o, int (*fn)(struct idx_txn *, void *))
+{
+	int r = index_write(o->reg->ix, fn, o);
+
+	if (o->refused) {
+		audit_refusal(o->reg, o->who, &o->refusal);
+		log_msg(LOG_LVL_WARN, "refused: %s", o->reason);
+	}
+	return r;
+}
+
+int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
+		const char *model, const char *version, const char *stage)
+{
+	struct named_op o = { .reg = reg, .who = who, .model = model,
+			      .version = version, .stage = stage };
+
+	if (!reg || !who || !model || !version || !stage)
+		return -EINVAL;
+	return named_write(&o, do_promote);
+}
+
+static int do_stage_remove(struct idx_txn *t, void *arg)
+{
+	struct named_op *o = arg;
+	struct inode_rec m;
+	int r;
+
+	o->refused = false;
+	if ((r = model_get(t, o->model, &m)) < 0)
+		return r;
+	r = stage_remove_txn(o->reg, t, o->who, &m, o->stage, HIST_REMOVE,
+			     o->reason, sizeof(o->reason));
+	if (r == -EACCES) {
+		o->refused = true;
+		o->refusal = (struct audit_ev){ .op = "stage.remove",
+			.result = "refused", .model = o->model,
+			.stage = o->stage, .reason = o->reason };
+	}
+	return r;
+}
+
+int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
+		     const char *model, const char *stage)
+{
+	struct named_op o = { .reg = reg, .who = who, .model = model,
+			      .stage = stage };
+
+	if (!reg || !who || !model || !stage)
+		return -EINVAL;
+	return named_write(&o, do_stage_remove);
+}
+
+struct hist_walk {
+	uint64_t want;       /* the current target */
+	struct history_rec pick;
+	bool found;
+	const char *stage;
+	int err;
+};
+
+static int hist_collect(void *arg, const struct idx_val *k,
+			const struct idx_val *v)
+{
+	struct hist_walk *w = arg;
+	struct history_rec h;
+
+	if (history_decode(v->data, v->len, &h) < 0)
+		return w->err = -EIO;
+	if (strcmp(h.stage, w->stage) == 0 && h.to == w->want && h.from) {
+		w->pick = h;
+		w->found = true;
+	}
+	return 0;
+}
+
+static int do_rollback(struct idx_txn *t, void *arg)
+{
+	struct named_op *o = arg;
+	struct hist_walk w = { .stage = o->stage };
+	struct inode_rec m, s, v;
+	uint64_t ino;
+	uint8_t p[8];
+	int r;
+
+	o->refused = false;
+	if ((r = model_get(t, o->model, &m)) < 0)
+		return r;
+	if (reg_check_stage(o->stage) < 0)
+		return -EINVAL;
+	if ((r = name_get(t, m.stages_ino, o->stage, &ino)) < 0 ||
+	    (r = ino_get(t, ino, &s)) < 0)
+		return r;
+	/* the latest change that brought the stage to where it is now */
+	w.want = s.target;
+	be64_put(p, m.ino);
+	idx_scan(t, IDX_HISTORY, p, 8, NULL, 0, hist_collect, &w);
+	if (w.err < 0)
+		return w.err;
+	if (!w.found)
+		return -ENOENT;
+	r = ino_get(t, w.pick.from, &v);
+	if (r < 0 || (v.flags & INODE_TRASHED))
+		return -ENOENT;
+	strlcpy(o->result, v.name, sizeof(o->result));
+	r = stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_ROLLBACK,
+			  o->reason, sizeof(o->reason));
+	if (r == -EACCES) {
+		o->refused = true;
+		o->refusal = (struct audit_ev){ .op = "rollback",
+			.result = "refused", .model = o->model,
+			.version = v.name, .stage = o->stage,
+			.reason = o->reason };
+	}
+	return r;
+}
+
+int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
+		 const char *model, const char *stage, char *ret_version)
+{
+	struct named_op o = { .reg = reg, .who = who, .model = model,
+			      .stage = stage };
+	int r;
+
+	if (!reg || !who || !model || !stage)
+		return -EINVAL;
+	r = named_write(&o, do_rollback);
+	if (r == 0 && ret_version)
+		snprintf(ret_version, REG_NAME_MAX + 1, "%s", o.result);
+	return r;
+}
+
+static int do_version_remove(struct idx_txn *t, void *arg)
+{
+	struct named_op *o = arg;
+	struct inode_rec m, v;
+	int r;
+
+	if ((r = version_get(t, o->model, o->version, &m, &v)) < 0)
+		return r;
+	if (!(v.flags & INODE_SEALED) && version_has_writers(o->reg, v.ino))
+		return -EBUSY;
+	return version_remove_txn(o->reg, t, o->who, &m, &v);
+}
+
+int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
+		       const char *model, const char *version)
+{
+	struct named_op o = { .reg = reg, .who = who, .model = model,
+			      .version = version };
+
+	if (!reg || !who || !model || !version)
+		return -EINVAL;
+	return index_write(reg->ix, do_version_remove, &o);
+}
+
+struct history_arg {
+	const char *model, *stage;
+	int (*fn)(void *arg, const struct reg_history *h);
+	void *arg;
+	int err;
+};
+
+static int history_one(void *arg, const struct idx_val *k,
+		       const struct idx_val *v)
+{
+	struct history_arg *a = arg;
+	struct history_rec h;
+	struct reg_history out;
+
+	if (history_decode(v->data, v->len, &h) < 0)
+		return a->err = -EIO;
+	if (a->stage && strcmp(a->stage, h.stage) != 0)
+		return 0;
+	out.seq = h.seq;
+	out.time = h.time / 1000000000;
+	out.uid = h.uid;
+	out.stage = h.stage;
+	out.from = h.from_name;
+	out.to = h.to_name;
+	out.action = history_action_name(h.action);
+	return a->fn(a->arg, &out);
+}
+
+static int do_history(struct idx_txn *t, void *arg)
+{
+	struct history_arg *a = arg;
+	struct inode_rec m;
+	uint8_t p[8];
+	int r;
+
+	if ((r = model_get(t, a->model, &m)) < 0)
+		return r;
+	be64_put(p, m.ino);
+	idx_scan(t, IDX_HISTORY, p, 8, NULL, 0, history_one, a);
+	return a->err;
+}
+
+int reg_history(struct mreg_registry *reg, const char *model,
+		const char *stage,
+		int (*fn)(void *arg, const struct reg_history *h), void *arg)
+{
+	struct history_arg a = { .model = model, .stage = stage, .fn = fn,
+				 .arg = arg };
+
+	if (!reg || !model || !fn)
+		return -EINVAL;
+	if (stage && reg_check_stage(stage) < 0)
+		return -EINVAL;
+	return index_read(reg->ix, do_history, &a);
+}
