@@ -1,0 +1,1 @@
+stage = Production xyz )

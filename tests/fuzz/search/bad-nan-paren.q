@@ -1,0 +1,1 @@
+metric.odd = nan(123) or metric.odd < inf

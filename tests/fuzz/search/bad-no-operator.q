@@ -1,0 +1,1 @@
+metric.auc 0.9

@@ -1,0 +1,1 @@
+tag.note = "say \"hi\" \\ back" and tag.quote = 'it\'s'

@@ -1,0 +1,1 @@
+name like 'ch*' OR name LIKE "[a-f]?*" and NOT creator != alice

@@ -1,0 +1,1 @@
+lineage.git_commit = abc123 and lineage.parent like 'churn/*'

@@ -1,0 +1,1 @@
+((((not not (version = 1)))))

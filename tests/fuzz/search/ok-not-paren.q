@@ -1,0 +1,1 @@
+not (stage = Archived or stage = Staging) and version > 2

@@ -1,0 +1,1 @@
+param.lr = 1e-3 or metric.big >= +1e308 or metric.x <= -.5e-3 or version = 0x1p3
