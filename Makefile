@@ -66,7 +66,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBCORE   := $(BUILD)/libmregcore.a
 
 .PHONY: all test unit bench install uninstall clean help deps fuzz
-all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN)
+all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN) $(BUILD)/tests/test-collide
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,6 +86,15 @@ $(BUILD)/mregfs: $(FS_OBJ) $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(FS_LIBS) $(LDLIBS_CORE)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# Collision handling, tested with real collisions: chunk ids cut to 8 bits.
+$(BUILD)/idbits/chunkid.o: core/chunkid.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$< [ids of 8 bits])$(CC) $(CFLAGS) -DMREG_TEST_ID_BITS=8 -c -o $@ $<
+
+$(BUILD)/tests/test-collide: $(BUILD)/tests/unit/collide.o $(BUILD)/idbits/chunkid.o $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
 

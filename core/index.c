@@ -105,8 +105,10 @@ static __thread unsigned txn_depth;
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* Translates an LMDB return code into a negative errno, logging the codes
- * whose reason would otherwise be lost (damage, internal limits). */
+/* Translates an LMDB return code into a negative errno, the one place that
+ * does. LMDB's own codes whose reason would otherwise be lost (damage,
+ * internal limits) are logged here; system errors are logged by the
+ * caller, which knows what it was doing. */
 static int lmdb_err(const struct mreg_index *ix, int rc)
 {
 	assert(ix);
@@ -137,11 +139,9 @@ static int lmdb_err(const struct mreg_index *ix, int rc)
 		return log_err(-E2BIG, "index '%s': transaction too large",
 			       ix->data_path);
 	case ENOSPC:
-		return log_err(-ENOSPC, "cannot write index '%s'",
-			       ix->data_path);
+		return -ENOSPC;
 	case EIO:
-		return log_err(-EIO, "cannot access index '%s'",
-			       ix->data_path);
+		return -EIO;
 	default:
 		if (rc > 0)
 			return -rc;
@@ -314,7 +314,11 @@ static int txn_begin(struct mreg_index *ix, bool write, MDB_txn **ret,
 					 "readers", ix->dir, dead);
 			continue;
 		}
-		return lmdb_err(ix, rc);
+		r = lmdb_err(ix, rc);
+		if (rc > 0)
+			log_err(r, "cannot begin a transaction on index '%s'",
+				ix->dir);
+		return r;
 	}
 }
 
@@ -622,10 +626,13 @@ int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 			unlock(ix);
 			if (rc == MDB_SUCCESS)
 				return r;
-			if (rc != MDB_MAP_FULL)
-				return log_err(lmdb_err(ix, rc),
-					       "cannot commit to index '%s'",
-					       ix->dir);
+			if (rc != MDB_MAP_FULL) {
+				r = lmdb_err(ix, rc);
+				if (rc > 0)
+					log_err(r, "cannot commit to index "
+						"'%s'", ix->data_path);
+				return r;
+			}
 		}
 		/* The map is full: grow it and run fn again. */
 		r = map_grow(ix, seen);
@@ -705,13 +712,15 @@ int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
 
 static bool has_prefix(const MDB_val *k, const void *prefix, size_t plen)
 {
-	return k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
+	return plen == 0 ||
+	       (k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0);
 }
 
 /* Compares byte strings in LMDB's default key order. */
 static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
 
 	if (c)
 		return c;

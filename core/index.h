@@ -14,7 +14,8 @@
  * callbacks point into the map and are valid only inside the callback's
  * transaction: copy what you need. Return a negative errno from a callback
  * to abort (the transaction is not committed) and have index_write()
- * return it; return 0 to commit.
+ * return it; return 0 to commit. Transactions do not nest: calling
+ * index_read() or index_write() from inside a callback is -EDEADLK.
  *
  * Which tables exist and what their keys are is the registry's business
  * (registry.c writes its key schema down); this module sees byte strings.
@@ -58,29 +59,42 @@ struct mreg_index;
 struct idx_txn;
 
 /* Opens (creating) the environment in directory dir (files data.mdb and
- * lock.mdb). Clears stale reader slots. One per process.
- * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO; -EINVAL for a file that is not
- * an LMDB environment (logged with the reason). */
+ * lock.mdb; dir is made with mode 0700 if missing, its parent is not).
+ * Clears stale reader slots. opt may be NULL (defaults, sync on).
+ * One per process: -EBUSY while this process has one open. A forked child
+ * may open its own; it must neither use nor close its parent's handle
+ * (index_close() in the child then only frees it).
+ * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO, -ENOTDIR; -EINVAL for a file
+ * that is not an LMDB environment (logged with the reason); -ENOENT with
+ * read_only when there is no environment or it lacks a table. */
 int index_open(const char *dir, const struct index_options *opt,
 	       struct mreg_index **ret);
-/* Closes; takes NULL. No transaction may be running. */
+/* Closes; takes NULL. No transaction may be running. Another index may be
+ * opened afterwards. */
 void index_close(struct mreg_index *ix);
 
 /* Runs fn in a read-only transaction (a consistent snapshot). Returns what
- * fn returned, or a negative errno if the transaction could not start. */
+ * fn returned, or a negative errno if the transaction could not start:
+ * -EAGAIN when every reader slot is taken (after clearing stale ones),
+ * -EIO, -EDEADLK from inside a callback. Safe from many threads. */
 int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 	       void *arg);
 /* Runs fn in the write transaction (one at a time across all processes)
  * and commits when fn returns >= 0; returns fn's value then. Grows the map
- * and runs fn again on MDB_MAP_FULL. Errors: fn's, -ENOSPC (disk or the
- * map's size limit), -EIO. */
+ * and runs fn again on MDB_MAP_FULL, whatever fn returned. An idx_* error
+ * other than -ENOENT, -EEXIST, -EINVAL, -EACCES leaves the transaction
+ * unable to commit: it is aborted and that error returned even if fn
+ * returned >= 0. Errors: fn's, -ENOSPC (disk or the map's size limit),
+ * -EIO, -EROFS on an index opened read_only, -EDEADLK from inside a
+ * callback. */
 int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 		void *arg);
 
 /* True when t may write. */
 bool idx_writable(const struct idx_txn *t);
 
-/* Looks key up. 0 and *ret set, or -ENOENT. */
+/* Looks key up. 0 and *ret set, or -ENOENT. Keys must be 1 to
+ * IDX_MAX_KEY bytes in every call below, or -EINVAL. */
 int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
 	    size_t klen, struct idx_val *ret);
 
@@ -95,8 +109,10 @@ int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
 
 /* Calls fn for each key that starts with prefix, in key order, starting
  * at the first key >= start (start may be NULL: the first with prefix).
+ * An empty prefix (plen 0, prefix may be NULL) matches every key.
  * fn returns 0 to go on, anything else to stop; idx_scan() returns that
- * value, or 0 when the keys ran out. fn must not change table tb. */
+ * value, or 0 when the keys ran out. fn must not change table tb (other
+ * tables it may). -EINVAL for a prefix or start over IDX_MAX_KEY bytes. */
 int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, const void *start, size_t slen,
 	     int (*fn)(void *arg, const struct idx_val *key,
@@ -104,7 +120,7 @@ int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     void *arg);
 
 /* The last key (in key order) that starts with prefix: 0 and *ret_key /
- * *ret_val set, or -ENOENT. */
+ * *ret_val set, or -ENOENT. An empty prefix gives the table's last key. */
 int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, struct idx_val *ret_key, struct idx_val *ret_val);
 
@@ -115,7 +131,8 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
  * then in long-running processes (the daemon does, every minute). */
 int index_reader_check(struct mreg_index *ix);
 
-/* Bytes the environment uses on disk and its current map size. */
+/* Bytes the environment uses in data.mdb (pages up to the last one
+ * written) and this process's current map size. */
 int index_size(struct mreg_index *ix, uint64_t *ret_used,
 	       uint64_t *ret_map);
 

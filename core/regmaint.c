@@ -313,6 +313,7 @@ int pending_cleanup(struct mreg_registry *reg)
 struct ref_map {
 	struct chunk_key *k;
 	uint64_t *count;
+	uint8_t *full;       /* slot in use (any key, all-zero too) */
 	size_t size, used;
 };
 
@@ -322,13 +323,6 @@ static size_t rm_hash(const struct chunk_key *k, size_t size)
 
 	memcpy(&h, k->b + 8, 8);
 	return (size_t)(h ^ (h >> 29) ^ k->b[17]) & (size - 1);
-}
-
-static bool rm_empty(const struct chunk_key *k)
-{
-	static const struct chunk_key zero;
-
-	return memcmp(k, &zero, sizeof(zero)) == 0;
 }
 
 static uint64_t *rm_slot(struct ref_map *m, const struct chunk_key *k,
@@ -343,34 +337,39 @@ static uint64_t *rm_slot(struct ref_map *m, const struct chunk_key *k,
 		n.size = m->size ? m->size * 2 : 4096;
 		n.k = calloc(n.size, sizeof(*n.k));
 		n.count = calloc(n.size, sizeof(*n.count));
-		if (!n.k || !n.count) {
+		n.full = calloc(n.size, 1);
+		if (!n.k || !n.count || !n.full) {
 			free(n.k);
 			free(n.count);
+			free(n.full);
 			return NULL;
 		}
 		for (j = 0; j < m->size; j++) {
-			if (rm_empty(&m->k[j]))
+			if (!m->full[j])
 				continue;
 			i = rm_hash(&m->k[j], n.size);
-			while (!rm_empty(&n.k[i]))
+			while (n.full[i])
 				i = (i + 1) & (n.size - 1);
 			n.k[i] = m->k[j];
 			n.count[i] = m->count[j];
+			n.full[i] = 1;
 		}
 		n.used = m->used;
 		free(m->k);
 		free(m->count);
+		free(m->full);
 		*m = n;
 	}
 	if (!m->size)
 		return NULL;
-	for (i = rm_hash(k, m->size); !rm_empty(&m->k[i]);
+	for (i = rm_hash(k, m->size); m->full[i];
 	     i = (i + 1) & (m->size - 1))
 		if (memcmp(&m->k[i], k, sizeof(*k)) == 0)
 			return &m->count[i];
 	if (!add)
 		return NULL;
 	m->k[i] = *k;
+	m->full[i] = 1;
 	m->used++;
 	return &m->count[i];
 }
@@ -615,7 +614,7 @@ static int fsck_missing(struct fsck *f)
 	struct mreg_id id;
 
 	for (i = 0; i < f->refs.size; i++) {
-		if (rm_empty(&f->refs.k[i]) || f->refs.count[i] == UINT64_MAX)
+		if (!f->refs.full[i] || f->refs.count[i] == UINT64_MAX)
 			continue;
 		chunk_key_id(&f->refs.k[i], &id);
 		finding(f, true, "chunk %s is named by %llu extents but has no "
@@ -675,6 +674,7 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	r = index_read(reg->ix, do_fsck, &f);
 	free(f.refs.k);
 	free(f.refs.count);
+	free(f.refs.full);
 	free(f.bad);
 	free(f.buf);
 	if (r < 0)

@@ -1244,15 +1244,9 @@ int reg_search(struct mreg_registry *reg, const char *query, char *err,
 struct key_set {
 	struct chunk_key *k;
 	uint32_t *len;
+	uint8_t *full;       /* slot in use (any key, all-zero too) */
 	size_t size, used;
 };
-
-static bool key_empty(const struct chunk_key *k)
-{
-	static const struct chunk_key zero;
-
-	return memcmp(k, &zero, sizeof(zero)) == 0;
-}
 
 static size_t key_hash(const struct chunk_key *k, size_t size)
 {
@@ -1275,30 +1269,35 @@ static int key_add(struct key_set *s, const struct chunk_key *k,
 		n.size = s->size ? s->size * 2 : 4096;
 		n.k = calloc(n.size, sizeof(*n.k));
 		n.len = calloc(n.size, sizeof(*n.len));
-		if (!n.k || !n.len) {
+		n.full = calloc(n.size, 1);
+		if (!n.k || !n.len || !n.full) {
 			free(n.k);
 			free(n.len);
+			free(n.full);
 			return -ENOMEM;
 		}
 		for (j = 0; j < s->size; j++) {
-			if (key_empty(&s->k[j]))
+			if (!s->full[j])
 				continue;
 			i = key_hash(&s->k[j], n.size);
-			while (!key_empty(&n.k[i]))
+			while (n.full[i])
 				i = (i + 1) & (n.size - 1);
 			n.k[i] = s->k[j];
 			n.len[i] = s->len[j];
+			n.full[i] = 1;
 		}
 		n.used = s->used;
 		free(s->k);
 		free(s->len);
+		free(s->full);
 		*s = n;
 	}
-	for (i = key_hash(k, s->size); !key_empty(&s->k[i]);
+	for (i = key_hash(k, s->size); s->full[i];
 	     i = (i + 1) & (s->size - 1))
 		if (memcmp(&s->k[i], k, sizeof(*k)) == 0)
 			return 0;
 	s->k[i] = *k;
+	s->full[i] = 1;
 	s->len[i] = len;
 	s->used++;
 	return 1;
@@ -1310,7 +1309,7 @@ static bool key_has(const struct key_set *s, const struct chunk_key *k)
 
 	if (!s->size)
 		return false;
-	for (i = key_hash(k, s->size); !key_empty(&s->k[i]);
+	for (i = key_hash(k, s->size); s->full[i];
 	     i = (i + 1) & (s->size - 1))
 		if (memcmp(&s->k[i], k, sizeof(*k)) == 0)
 			return true;
@@ -1321,6 +1320,7 @@ static void key_set_free(struct key_set *s)
 {
 	free(s->k);
 	free(s->len);
+	free(s->full);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1518,7 +1518,7 @@ int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
 }
 
 struct chunk_sum {
-	uint64_t live, dead, n;
+	uint64_t live, dead, n, nlive;
 	int err;
 };
 
@@ -1531,9 +1531,10 @@ static int chunk_sum_one(void *arg, const struct idx_val *k,
 	if (chunk_decode(v->data, v->len, &c) < 0)
 		return s->err = -EIO;
 	s->n++;
-	if (c.refs)
+	if (c.refs) {
 		s->live += c.loc.len;
-	else
+		s->nlive++;
+	} else
 		s->dead += c.loc.len;
 	return 0;
 }
@@ -1544,6 +1545,12 @@ static int do_chunk_sum(struct idx_txn *t, void *arg)
 
 	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, chunk_sum_one, s);
 	return s->err;
+}
+
+static int count_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
 }
 
 int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
@@ -1564,7 +1571,16 @@ int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
 	st.chunks = s.n;
 	/* dead: chunk records nobody references, and pack bytes no record
 	   names (records headers, orphans of crashed writers) */
-	st.dead_bytes = st.pack_bytes > s.live ? st.pack_bytes - s.live : 0;
+	st.dead_bytes = st.pack_bytes - s.live - s.nlive * PACK_RECORD_HEADER;
+	if (st.pack_bytes < s.live + s.nlive * PACK_RECORD_HEADER)
+		st.dead_bytes = 0;
+	{
+		uint64_t npacks = 0;
+
+		store_list_packs(reg->st, count_pack, &npacks);
+		st.dead_bytes = st.dead_bytes > npacks * PACK_HEADER_SIZE ?
+				st.dead_bytes - npacks * PACK_HEADER_SIZE : 0;
+	}
 	st.reads = atomic_load(&reg->reads);
 	st.read_bytes = atomic_load(&reg->read_bytes);
 	st.writes = atomic_load(&reg->writes);

@@ -22,7 +22,11 @@
  * with one pwrite(2) when full, by store_sync(), or when the pack rolls
  * over. A write that fails is cut back with ftruncate(2) to the last whole
  * record and the pack is retired (appends go to a new pack); its buffer is
- * kept and written again by the next store_sync() (see "Failures").
+ * kept and written again by the next store_sync() (see "Failures"). With
+ * sync on, store_sync() fdatasync()s every pack written since the last
+ * one, and packs/ itself when a pack was created since, so that a chunk is
+ * never reported durable before its pack's name is; store_open() syncs DIR
+ * when it creates packs/.
  *
  * Locks. The writer holds flock(LOCK_SH) on each pack it created while an
  * index transaction may still name it: the active pack, and the packs that
@@ -75,7 +79,7 @@
 #define PACK_NAME_LEN 18 /* "pack-NNNNNNNN.pack" */
 #define DEFAULT_PACK_SIZE (64ull << 20)
 #ifndef WBUF_SIZE
-#define WBUF_SIZE (1u << 20)      /* write buffer of the active pack */
+#define WBUF_SIZE (1u << 20)      /* write buffer (-D for benchmarks) */
 #endif
 #define WALK_BUF_SIZE (4u << 20)  /* read-ahead of store_walk_pack() */
 #define RC_BUCKETS 256            /* read cache: hash buckets */
@@ -923,7 +927,7 @@ static int read_own(struct mreg_store *s, int fd, const struct chunk_loc *loc,
 	uint64_t start;
 	size_t i;
 
-	assert(s && fd >= 0 && loc && why && r);
+	assert(s && fd >= 0 && loc && (buf || !loc->len) && why && r);
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++)
 		if (s->packs[i]->num == loc->pack) {
@@ -938,7 +942,9 @@ static int read_own(struct mreg_store *s, int fd, const struct chunk_loc *loc,
 	if (p->blen && start >= p->disk &&
 	    loc->offset + loc->len <= p->size) {
 		memcpy(hdr, p->buf + (start - p->disk), sizeof(hdr));
-		memcpy(buf, p->buf + (loc->offset - p->disk), loc->len);
+		if (loc->len)
+			memcpy(buf, p->buf + (loc->offset - p->disk),
+			       loc->len);
 		*r = 0;
 	} else {
 		*r = pread_record(fd, loc, hdr, buf);
@@ -963,7 +969,7 @@ static int read_chunk(struct mreg_store *s, const struct chunk_loc *loc,
 	struct rfd *f = NULL;
 	int r, k, tries;
 
-	assert(s && loc && buf);
+	assert(s && loc && (buf || !loc->len));
 	if (loc->offset < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
 	    loc->offset > (uint64_t)INT64_MAX - loc->len) {
 		why = "bad location";

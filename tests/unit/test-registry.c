@@ -1,0 +1,313 @@
+/* test-registry.c — the registry's rules through its API (no mount):
+ * names, registering, drafts, sealing, stages, policy, history, metadata,
+ * removal, gc and fsck. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "registry.h"
+
+static char *tmp;
+static struct mreg_config cfg;
+static struct mreg_registry *reg;
+static struct reg_caller me;
+
+static char *write_file(const char *name, size_t size, unsigned seed)
+{
+	char *p;
+	FILE *f;
+	size_t i;
+
+	if (asprintf(&p, "%s/%s", tmp, name) < 0)
+		abort();
+	f = fopen(p, "w");
+	srand(seed);
+	for (i = 0; i < size; i++)
+		fputc(rand() & 0xff, f);
+	fclose(f);
+	return p;
+}
+
+static int push1(const char *model, const char *path, const char *version,
+		 char *ret)
+{
+	const char *paths[] = { path };
+
+	return reg_push(reg, &me, model, paths, 1, version, NULL, 0, NULL,
+			NULL, ret);
+}
+
+static int cat_cmp(const char *model, const char *version, const char *file,
+		   const char *orig)
+{
+	char *out, *cmd;
+	int fd, r;
+
+	if (asprintf(&out, "%s/cat.out", tmp) < 0)
+		abort();
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	r = reg_cat(reg, model, version, file, fd);
+	close(fd);
+	if (r == 0) {
+		if (asprintf(&cmd, "cmp -s '%s' '%s'", out, orig) < 0)
+			abort();
+		r = system(cmd) == 0 ? 0 : -1;
+		free(cmd);
+	}
+	free(out);
+	return r;
+}
+
+static int count_cb(void *arg, const struct reg_history *h)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+struct chain {
+	char last_to[130];
+	int n, broken;
+};
+
+static int chain_cb(void *arg, const struct reg_history *h)
+{
+	struct chain *c = arg;
+
+	if (c->n++ && strcmp(c->last_to, h->from) != 0)
+		c->broken++;
+	snprintf(c->last_to, sizeof(c->last_to), "%s", h->to);
+	return 0;
+}
+
+static void test_names(void)
+{
+	char n129[130];
+
+	memset(n129, 'a', 129);
+	n129[129] = 0;
+	CHECK_EQ(reg_check_name("churn-v2.1_x"), 0, "a plain name is valid");
+	CHECK_EQ(reg_check_name(".hidden"), -EINVAL, "dot names are refused");
+	CHECK_EQ(reg_check_name("-x"), -EINVAL, "names starting '-' refused");
+	CHECK_EQ(reg_check_name("stages"), -EINVAL, "'stages' is refused");
+	CHECK_EQ(reg_check_name("a/b"), -EINVAL, "slashes are refused");
+	CHECK_EQ(reg_check_name(""), -EINVAL, "empty names are refused");
+	CHECK_EQ(reg_check_name(n129), -EINVAL, "129 bytes is too long");
+	n129[128] = 0;
+	CHECK_EQ(reg_check_name(n129), 0, "128 bytes is fine");
+	CHECK_EQ(reg_check_stage("Production"), 0, "stage name valid");
+	memset(n129, 'S', 65);
+	n129[65] = 0;
+	CHECK_EQ(reg_check_stage(n129), -EINVAL, "65-byte stage refused");
+}
+
+static void test_push_and_stages(void)
+{
+	char *a = write_file("model.bin", 3u << 20, 1);
+	char *b = write_file("model2.bin", 3u << 20, 2);
+	char v[REG_NAME_MAX + 1], tgt[64];
+	struct reg_attr at;
+	struct chain c = { 0 };
+	int n = 0, r;
+
+	CHECK_EQ(push1("churn", a, NULL, v), 0, "push registers a version");
+	CHECK(strcmp(v, "1") == 0, "the first version is 1 (got %s)", v);
+	CHECK_EQ(push1("churn", b, NULL, v), 0, "second push");
+	CHECK(strcmp(v, "2") == 0, "then 2 (got %s)", v);
+	CHECK_EQ(push1("churn", a, "2", v), -EEXIST, "an existing version");
+	CHECK_EQ(push1("bad/name", a, NULL, v), -EINVAL, "a bad model name");
+	CHECK_EQ(cat_cmp("churn", "1", "model.bin", a), 0,
+		 "cat gives the pushed bytes");
+	CHECK_EQ(cat_cmp("churn", "9", "model.bin", a), -ENOENT,
+		 "cat of a missing version");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "1", "Production"), 0,
+		 "promote 1 to Production");
+	CHECK_EQ(reg_resolve(reg, "churn/stages/Production", &at), 0,
+		 "the stage resolves");
+	CHECK_EQ(reg_lookup(reg, at.model, "stages", &at), 0, "stages dir");
+	CHECK_EQ(reg_lookup(reg, at.ino, "Production", &at), 0, "stage entry");
+	CHECK_EQ(reg_readlink(reg, at.ino, tgt, sizeof(tgt)), 0, "readlink");
+	CHECK(strcmp(tgt, "../1") == 0, "the stage points at ../1 (%s)", tgt);
+	CHECK_EQ(reg_promote(reg, &me, "churn", "9", "Production"), -ENOENT,
+		 "promote a missing version");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "1", "bad/stage"), -EINVAL,
+		 "a bad stage name");
+	CHECK_EQ(reg_version_remove(reg, &me, "churn", "1"), -EBUSY,
+		 "a staged version cannot be removed");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "2", "Production"), 0,
+		 "promote 2");
+	CHECK_EQ(reg_rollback(reg, &me, "churn", "Production", v), 0,
+		 "rollback");
+	CHECK(strcmp(v, "1") == 0, "rolled back to 1 (got %s)", v);
+	CHECK_EQ(reg_history(reg, "churn", "Production", count_cb, &n), 0,
+		 "history");
+	CHECK_EQ(n, 3, "three changes in the history");
+	reg_history(reg, "churn", "Production", chain_cb, &c);
+	CHECK_EQ(c.broken, 0, "the history is a chain");
+	CHECK_EQ(reg_version_remove(reg, &me, "churn", "2"), 0,
+		 "remove an unstaged version");
+	CHECK_EQ(reg_resolve(reg, "churn/2", &at), -ENOENT, "it is gone");
+	CHECK_EQ(push1("churn", a, NULL, v), 0, "push after removal");
+	CHECK(strcmp(v, "3") == 0, "numbers are never reused (got %s)", v);
+	r = reg_stage_remove(reg, &me, "churn", "Production");
+	CHECK_EQ(r, -EACCES, "Production is protected by the config");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "3", "Staging"), 0,
+		 "promote 3 to Staging");
+	CHECK_EQ(reg_stage_remove(reg, &me, "churn", "Staging"), 0,
+		 "remove Staging");
+	free(a);
+	free(b);
+}
+
+static void test_drafts(void)
+{
+	struct reg_attr m, v, f, d, tmpa;
+	struct reg_file *fh;
+	struct reg_setattr sa = { 0 };
+	char buf[16];
+	ssize_t n;
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "7", 0755, &v), 0,
+		 "mkdir makes a draft");
+	CHECK(!v.sealed, "the draft is not sealed");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "bad name", 0755, &tmpa), -EINVAL,
+		 "a bad version name");
+	CHECK_EQ(reg_mkdir(reg, &me, v.ino, "sub", 0755, &d), 0, "subdir");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &f, &fh),
+		 0, "create in the draft");
+	CHECK_EQ(reg_write(fh, "hello world!", 12, 0), 12, "write");
+	CHECK_EQ(reg_write(fh, "J", 1, 6), 1, "seek back and rewrite");
+	CHECK_EQ(reg_flush(fh, &me), 0, "flush commits");
+	reg_release(fh);
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &fh), 0, "reopen");
+	n = reg_read(fh, buf, sizeof(buf), 0);
+	CHECK(n == 12 && memcmp(buf, "hello Jorld!", 12) == 0,
+	      "read back what was written");
+	reg_release(fh);
+	CHECK_EQ(reg_symlink(reg, &me, d.ino, "ok", "../sub/w.bin", &tmpa), 0,
+		 "a symlink inside the version");
+	CHECK_EQ(reg_symlink(reg, &me, d.ino, "out", "../../x", &tmpa),
+		 -EINVAL, "a symlink leaving the version");
+	CHECK_EQ(reg_symlink(reg, &me, d.ino, "abs", "/etc/passwd", &tmpa),
+		 -EINVAL, "an absolute symlink");
+	CHECK_EQ(reg_rename(reg, &me, d.ino, "w.bin", v.ino, "top.bin", 0), 0,
+		 "rename inside the draft");
+	sa.valid = REG_SET_MODE;
+	sa.mode = 0555;
+	CHECK_EQ(reg_setattr(reg, &me, v.ino, &sa, NULL, &tmpa), 0,
+		 "chmod a-w");
+	CHECK(tmpa.sealed, "chmod a-w sealed the draft");
+	CHECK_EQ(reg_create(reg, &me, v.ino, "x", 0644, O_WRONLY, &f, &fh),
+		 -EROFS, "no new files in a sealed version");
+	CHECK_EQ(reg_lookup(reg, v.ino, "top.bin", &f), 0, "lookup");
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_WRONLY, &fh), -EROFS,
+		 "sealed files cannot be opened for writing");
+	CHECK_EQ(reg_unlink(reg, &me, v.ino, "top.bin"), -EROFS,
+		 "sealed files cannot be removed");
+	CHECK_EQ(reg_setxattr(reg, &me, v.ino, "user.mreg.param.lr", "0.1", 3,
+			      0), -EROFS, "params freeze when sealed");
+	CHECK_EQ(reg_setxattr(reg, &me, v.ino, "user.mreg.metric.auc", "hi", 2,
+			      0), -EINVAL, "metrics must be numbers");
+	CHECK_EQ(reg_setxattr(reg, &me, v.ino, "user.mreg.metric.auc", "0.95",
+			      4, 0), 0, "metrics may be set after sealing");
+	CHECK_EQ(reg_setxattr(reg, &me, v.ino, "user.mreg.size", "1", 1, 0),
+		 -EPERM, "facts are read-only");
+	CHECK(reg_getxattr(reg, v.ino, "user.mreg.digest", buf, 0) > 0,
+	      "a sealed version has a digest");
+	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "7"), 0,
+		 "rmdir removes a sealed version whole");
+}
+
+static void test_pending(void)
+{
+	struct reg_attr m, f, v;
+	struct reg_file *fh;
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
+	CHECK_EQ(reg_create(reg, &me, m.ino, ".tmp.onnx", 0644, O_WRONLY, &f,
+			    &fh), 0, "a dot file at the model root");
+	CHECK_EQ(reg_write(fh, "onnx", 4, 0), 4, "write it");
+	CHECK_EQ(reg_flush(fh, &me), 0, "a dot file waits");
+	reg_release(fh);
+	CHECK_EQ(reg_rename(reg, &me, m.ino, ".tmp.onnx", m.ino, "m.onnx", 0),
+		 0, "renamed to a visible name");
+	CHECK_EQ(reg_lookup(reg, m.ino, "m.onnx", &f), -ENOENT,
+		 "the name left the model root");
+	CHECK_EQ(reg_resolve(reg, "churn/8/m.onnx", &v), 0,
+		 "it became the next version");
+	CHECK_EQ(reg_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY, &f,
+			    &fh), 0, "a visible file at the model root");
+	CHECK_EQ(reg_write(fh, "data", 4, 0), 4, "write it");
+	CHECK_EQ(reg_flush(fh, &me), 1, "flush registers it");
+	CHECK_EQ(reg_write(fh, "more", 4, 4), -EROFS,
+		 "writes after registration fail");
+	reg_release(fh);
+	CHECK_EQ(reg_resolve(reg, "churn/9/direct.bin", &v), 0, "version 9");
+}
+
+static void test_gc_fsck(void)
+{
+	struct reg_gc_result g;
+	char *a = write_file("big.bin", 5u << 20, 9), v[REG_NAME_MAX + 1];
+
+	CHECK_EQ(push1("gcme", a, NULL, v), 0, "push a version to remove");
+	CHECK_EQ(reg_version_remove(reg, &me, "gcme", v), 0, "remove it");
+	CHECK_EQ(reg_gc(reg, NULL, NULL, &g), 0, "gc");
+	CHECK(g.versions_freed == 3, "gc freed the 3 removed versions (%llu)",
+	      (unsigned long long)g.versions_freed);
+	CHECK(g.chunks_freed > 0, "gc freed its chunks (%llu)",
+	      (unsigned long long)g.chunks_freed);
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean after gc");
+	free(a);
+	a = write_file("model.bin", 3u << 20, 1);
+	CHECK_EQ(cat_cmp("churn", "1", "model.bin", a), 0,
+		 "other versions still read right after gc");
+	free(a);
+}
+
+int main(void)
+{
+	char *conf;
+	char err[256];
+	FILE *f;
+
+	tmp = check_tmpdir("registry");
+	config_init(&cfg);
+	if (asprintf(&conf, "%s/mreg.conf", tmp) < 0)
+		abort();
+	f = fopen(conf, "w");
+	fprintf(f, "[stage Production]\nprotect = true\n");
+	fclose(f);
+	if (config_load(&cfg, conf, err, sizeof(err)) < 0) {
+		printf("not ok 1 - config: %s\n", err);
+		return 1;
+	}
+	reg_caller_self(&me);
+	{
+		char *store;
+
+		if (asprintf(&store, "%s/store", tmp) < 0)
+			abort();
+		CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
+		free(store);
+	}
+	test_names();
+	test_push_and_stages();
+	test_drafts();
+	test_pending();
+	test_gc_fsck();
+	registry_close(reg);
+	config_release(&cfg);
+	check_rmtree(tmp);
+	free(conf);
+	return check_done();
+}
