@@ -116,8 +116,8 @@ install: $(BUILD)/mreg $(BUILD)/mregfs
 	install -m 755 $(BUILD)/mreg $(BUILD)/mregfs $(DESTDIR)$(BINDIR)/
 	install -m 644 tools/mregfs.service $(DESTDIR)$(UNITDIR)/mregfs.service
 	install -m 755 tools/mount.fuse.mregfs $(DESTDIR)/sbin/mount.fuse.mregfs
-	test -e $(DESTDIR)$(SYSCONFDIR)/mreg.conf || \
-		install -D -m 644 mreg.conf.example $(DESTDIR)$(SYSCONFDIR)/mreg.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf || \
+		install -D -m 644 mreg.conf.example $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mreg $(DESTDIR)$(BINDIR)/mregfs \

@@ -5,7 +5,8 @@
  * Environment layout (DIR is created with mode 0700, files are 0600):
  *	DIR/data.mdb    the B-trees; never MDB_WRITEMAP, so the map is
  *	                read-only and a stray pointer cannot corrupt it
- *	DIR/lock.mdb    reader table and the cross-process writer mutex
+ *	DIR/lock.mdb    reader table and the cross-process writer mutex,
+ *	                allocated in full at open (see lock_file_alloc)
  * One named database per enum idx_table ("meta", "names", ...), all
  * created in one write transaction at open. Keys are what the registry
  * writes (registry.c documents its key schema); this module does not look
