@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "hooks.h"
 #include "index.h"
 #include "records.h"
 #include "registry.h"
@@ -24,6 +25,7 @@
 #define META_CHUNKER  "chunker"
 #define META_NEXT_INO "next_ino"
 #define META_CREATED  "created"
+#define META_AUDIT_HEAD "audit_head" /* SHA-256 hex of the last record */
 
 #define FIRST_DYN_INO 16
 
@@ -48,11 +50,21 @@ struct mreg_registry {
 	bool pins_dirty;
 	char *pin_path;
 
+	struct hooks *hooks;      /* NULL when no hook is configured */
+
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 	atomic_uint_fast64_t promotions, errors, registrations;
 };
 
 /* ---- registry.c ---- */
+/* Runs fn in a write transaction (index_write), and after it committed
+ * queues the hooks its changes noted with hook_note(). Every registry
+ * change goes through here. */
+int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+	    void *arg);
+/* Notes, inside a transaction run by reg_txn, a hook to run if it commits. */
+void hook_note(enum hook_event event, const char *model, const char *version,
+	       const char *stage, const char *previous, uid_t uid);
 int64_t now_ns(void);
 int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
 int ino_put(struct idx_txn *t, const struct inode_rec *r);

@@ -750,7 +750,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 			r = store_sync(reg->st);
 		if (r == 0) {
 			a.in = &in;
-			r = index_write(reg->ix, do_commit, &a);
+			r = reg_txn(reg, do_commit, &a);
 		}
 		store_batch_end(reg->st);
 		if (r >= 0 || r != -EAGAIN)
@@ -1318,7 +1318,7 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
 		return -EPERM;
-	r = index_write(reg->ix, do_create, &a);
+	r = reg_txn(reg, do_create, &a);
 	if (r < 0)
 		return r;
 	f = file_new(reg, a.rec.ino);
@@ -1477,7 +1477,7 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 		rest.valid &= ~REG_SET_SIZE;
 	}
 	if (rest.valid) {
-		r = index_write(reg->ix, do_setattr, &a);
+		r = reg_txn(reg, do_setattr, &a);
 		if (r < 0)
 			return r;
 		if (a.sealed_version)

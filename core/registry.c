@@ -436,6 +436,59 @@ int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 	return 0;
 }
 
+/* ---- transactions and hooks ------------------------------------------ */
+
+/* Hooks noted by the transaction running on this thread. A transaction
+ * callback may run more than once (the map grew): the list is reset at
+ * each run, and handed to the runner only after the commit. */
+#define NOTES_MAX 16
+static __thread struct hook_ev notes[NOTES_MAX];
+static __thread int nnotes;
+
+void hook_note(enum hook_event event, const char *model, const char *version,
+	       const char *stage, const char *previous, uid_t uid)
+{
+	struct hook_ev *ev;
+
+	if (nnotes >= NOTES_MAX)
+		return;
+	ev = &notes[nnotes++];
+	memset(ev, 0, sizeof(*ev));
+	ev->event = event;
+	strlcpy(ev->model, model ? model : "", sizeof(ev->model));
+	strlcpy(ev->version, version ? version : "", sizeof(ev->version));
+	strlcpy(ev->stage, stage ? stage : "", sizeof(ev->stage));
+	strlcpy(ev->previous, previous ? previous : "", sizeof(ev->previous));
+	ev->uid = uid;
+}
+
+struct txn_tramp {
+	int (*fn)(struct idx_txn *, void *);
+	void *arg;
+};
+
+static int tramp(struct idx_txn *t, void *arg)
+{
+	struct txn_tramp *tr = arg;
+
+	nnotes = 0;
+	return tr->fn(t, tr->arg);
+}
+
+int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+	    void *arg)
+{
+	struct txn_tramp tr = { fn, arg };
+	int r, i;
+
+	r = index_write(reg->ix, tramp, &tr);
+	if (r >= 0)
+		for (i = 0; i < nnotes; i++)
+			hooks_queue(reg->hooks, &notes[i]);
+	nnotes = 0;
+	return r;
+}
+
 /* ---- opening -------------------------------------------------------- */
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -576,7 +629,7 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;
-	r = index_write(reg->ix, init_meta, &ia);
+	r = reg_txn(reg, init_meta, &ia);
 	if (r == -EPROTO) {
 		r = log_err(-EINVAL, "store '%s' has an unknown format",
 			    reg->path);
@@ -599,6 +652,9 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	r = pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
+	r = hooks_start(cfg, &reg->hooks);
+	if (r < 0)
+		goto fail;
 	free(p);
 	*ret = reg;
 	return 0;
@@ -612,6 +668,7 @@ void registry_close(struct mreg_registry *reg)
 {
 	if (!reg)
 		return;
+	hooks_stop(reg->hooks);
 	pins_close(reg);
 	store_close(reg->st);
 	index_close(reg->ix);
@@ -1010,7 +1067,7 @@ int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
 		return -EPERM;
-	r = index_write(reg->ix, do_mkdir, &o);
+	r = reg_txn(reg, do_mkdir, &o);
 	if (r < 0)
 		return r;
 	rec_to_attr(&o.rec, ret);
@@ -1108,7 +1165,7 @@ int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
 		return -EPERM;
-	return index_write(reg->ix, do_rmdir, &o);
+	return reg_txn(reg, do_rmdir, &o);
 }
 
 static int do_unlink(struct idx_txn *t, void *arg)
@@ -1161,7 +1218,7 @@ int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent))
 		return parent == REG_MREGDIR_INO ? -EPERM : -EPERM;
-	r = index_write(reg->ix, do_unlink, &o);
+	r = reg_txn(reg, do_unlink, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	return r;
@@ -1272,7 +1329,7 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent))
 		return -EPERM;
-	r = index_write(reg->ix, do_symlink, &o);
+	r = reg_txn(reg, do_symlink, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)
@@ -1493,7 +1550,7 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r < 0)
 			return r;
 	}
-	r = index_write(reg->ix, do_rename, &o);
+	r = reg_txn(reg, do_rename, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)

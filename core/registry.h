@@ -414,6 +414,15 @@ int reg_audit(struct mreg_registry *reg, uint64_t since,
 	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
 	      void *arg);
 
+/* Checks the audit chain: every record's "prev" is the SHA-256 of the one
+ * before, sequence numbers run without a gap, and the last record matches
+ * the head kept beside the chain. Returns 0 when intact, 1 when not (report
+ * gets each finding; *ret_first_bad the first bad record's number), or a
+ * negative errno. */
+int reg_audit_verify(struct mreg_registry *reg,
+		     void (*report)(void *arg, uint64_t seq, const char *msg),
+		     void *arg, uint64_t *ret_first_bad);
+
 struct reg_stats {
 	const char *model;     /* NULL for the total */
 	uint64_t versions;

@@ -301,7 +301,7 @@ static int do_pending_cleanup(struct idx_txn *t, void *arg)
 int pending_cleanup(struct mreg_registry *reg)
 {
 	struct pending_list l = { 0 };
-	int r = index_write(reg->ix, do_pending_cleanup, &l);
+	int r = reg_txn(reg, do_pending_cleanup, &l);
 
 	free(l.v);
 	return r;
@@ -1114,7 +1114,7 @@ static int rewrite_pack(struct gc *g, uint32_t pack)
 	if (r == 0)
 		r = store_sync(reg->st);
 	if (r == 0)
-		r = index_write(reg->ix, do_move_apply, &m);
+		r = reg_txn(reg, do_move_apply, &m);
 	store_batch_end(reg->st);
 	if (r == 0) {
 		r = store_remove_pack(reg->st, pack);
@@ -1188,7 +1188,7 @@ int reg_gc(struct mreg_registry *reg,
 
 		if (pinset_has(&g.pins, g.list[i]))
 			continue;
-		if ((r = index_write(reg->ix, do_free_version, &fa)) < 0)
+		if ((r = reg_txn(reg, do_free_version, &fa)) < 0)
 			goto out;
 		if (fa.freed)
 			g.res.versions_freed++;
@@ -1196,7 +1196,7 @@ int reg_gc(struct mreg_registry *reg,
 	/* (2) chunk records nothing references */
 	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
 		goto out;
-	if (d.n && (r = index_write(reg->ix, do_drop_dead, &da)) < 0)
+	if (d.n && (r = reg_txn(reg, do_drop_dead, &da)) < 0)
 		goto out;
 	g.res.chunks_freed = da.freed;
 	/* (3) packs: gone when nothing lives there, rewritten when mostly

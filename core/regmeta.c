@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +95,127 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	strbuf_addch(&sb, '}');
 	be64_put(key, seq);
 	r = idx_put(t, IDX_AUDIT, key, 8, sb.buf, sb.len, 0);
+	if (r == 0) {
+		/* the head of the chain: catches an edit of the last record */
+		SHA256Data((const uint8_t *)sb.buf, sb.len, prev);
+		r = idx_put(t, IDX_META, META_AUDIT_HEAD,
+			    strlen(META_AUDIT_HEAD), prev, strlen(prev), 0);
+	}
 	strbuf_release(&sb);
 	return r;
+}
+
+struct verify_arg {
+	void (*report)(void *arg, uint64_t seq, const char *msg);
+	void *arg;
+	uint64_t last, first_bad, n;
+	char prev[SHA256_DIGEST_STRING_LENGTH];
+	int err;
+};
+
+static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
+
+static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
+		       ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!a->first_bad || seq < a->first_bad)
+		a->first_bad = seq ? seq : 1;
+	if (a->report)
+		a->report(a->arg, seq, msg);
+}
+
+/* The value of "field":"..." or "field":N in a record (no nesting). */
+static bool json_field(const char *rec, size_t len, const char *field,
+		       char *buf, size_t size)
+{
+	char pat[40];
+	const char *p, *end = rec + len;
+	size_t n = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", field);
+	p = memmem(rec, len, pat, strlen(pat));
+	if (!p)
+		return false;
+	p += strlen(pat);
+	if (p < end && *p == '"') {
+		for (p++; p < end && *p != '"' && n + 1 < size; p++)
+			buf[n++] = *p;
+	} else {
+		for (; p < end && *p != ',' && *p != '}' && n + 1 < size; p++)
+			buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	return true;
+}
+
+static int verify_one(void *arg, const struct idx_val *k,
+		      const struct idx_val *v)
+{
+	struct verify_arg *a = arg;
+	uint64_t seq = k->len == 8 ? be64_get(k->data) : 0;
+	char field[80];
+
+	a->n++;
+	if (seq != a->last + 1)
+		verify_bad(a, a->last + 1, "record %llu is missing (the next "
+			   "is %llu)", (unsigned long long)(a->last + 1),
+			   (unsigned long long)seq);
+	if (!json_field(v->data, v->len, "seq", field, sizeof(field)) ||
+	    strtoull(field, NULL, 10) != seq)
+		verify_bad(a, seq, "record %llu was changed or moved: it says "
+			   "seq %s", (unsigned long long)seq, field);
+	if (!json_field(v->data, v->len, "prev", field, sizeof(field)) ||
+	    strcmp(field, a->prev) != 0)
+		verify_bad(a, a->last, "record %llu was changed (record %llu "
+			   "holds another hash of it)",
+			   (unsigned long long)a->last,
+			   (unsigned long long)seq);
+	SHA256Data(v->data, v->len, a->prev);
+	a->last = seq;
+	return 0;
+}
+
+static int do_verify(struct idx_txn *t, void *arg)
+{
+	struct verify_arg *a = arg;
+	struct idx_val head;
+	int r;
+
+	idx_scan(t, IDX_AUDIT, NULL, 0, NULL, 0, verify_one, a);
+	r = idx_get(t, IDX_META, META_AUDIT_HEAD, strlen(META_AUDIT_HEAD),
+		    &head);
+	if (r == 0 && (head.len != strlen(a->prev) ||
+		       memcmp(head.data, a->prev, head.len) != 0))
+		verify_bad(a, a->last, "the last record (%llu) was changed, "
+			   "or records after it were removed",
+			   (unsigned long long)a->last);
+	else if (r == -ENOENT && a->n)
+		verify_bad(a, a->last, "the head of the audit chain is missing");
+	return 0;
+}
+
+int reg_audit_verify(struct mreg_registry *reg,
+		     void (*report)(void *arg, uint64_t seq, const char *msg),
+		     void *arg, uint64_t *ret_first_bad)
+{
+	struct verify_arg a = { .report = report, .arg = arg };
+	int r;
+
+	if (!reg)
+		return -EINVAL;
+	r = index_read(reg->ix, do_verify, &a);
+	if (r < 0)
+		return r;
+	if (ret_first_bad)
+		*ret_first_bad = a.first_bad;
+	return a.first_bad ? 1 : 0;
 }
 
 struct refusal_arg {
@@ -114,7 +234,7 @@ void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 		   const struct audit_ev *ev)
 {
 	struct refusal_arg a = { who, ev };
-	int r = index_write(reg->ix, do_refusal, &a);
+	int r = reg_txn(reg, do_refusal, &a);
 
 	if (r < 0)
 		log_err(r, "cannot audit a refusal of '%s'", ev->op);
@@ -445,7 +565,7 @@ int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return strncmp(name, "user.", 5) == 0 ? -ENOTSUP : -EPERM;
-	return index_write(reg->ix, do_setxattr, &a);
+	return reg_txn(reg, do_setxattr, &a);
 }
 
 int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
@@ -460,7 +580,7 @@ int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return -ENODATA;
-	return index_write(reg->ix, do_setxattr, &a);
+	return reg_txn(reg, do_setxattr, &a);
 }
 
 struct list_arg {
@@ -636,7 +756,7 @@ int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !key)
 		return -EINVAL;
-	return index_write(reg->ix, do_meta_set, &a);
+	return reg_txn(reg, do_meta_set, &a);
 }
 
 struct model_list {
@@ -1106,7 +1226,7 @@ int reg_model_create(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model)
 		return -EINVAL;
-	return index_write(reg->ix, do_model_create, &a);
+	return reg_txn(reg, do_model_create, &a);
 }
 
 /* ---- search --------------------------------------------------------------- */

@@ -333,7 +333,7 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 		store_batch_begin(reg->st);
 		r = ingest_all(&p);
 		if (r == 0)
-			r = index_write(reg->ix, do_push, &p);
+			r = reg_txn(reg, do_push, &p);
 		store_batch_end(reg->st);
 		if (r != -EAGAIN)
 			break;

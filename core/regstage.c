@@ -169,6 +169,7 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return r;
 	if ((r = ino_get(t, v->model, &m)) < 0)
 		return r;
+	hook_note(HOOK_REGISTER, m.name, v->name, NULL, NULL, who->uid);
 	return audit_put(t, who, &(struct audit_ev){ .op = "seal",
 		.model = m.name, .version = v->name });
 }
@@ -446,6 +447,8 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 			     action)) < 0)
 		return r;
 	atomic_fetch_add(&reg->promotions, 1);
+	hook_note(HOOK_PROMOTE, m->name, v->name, stage,
+		  have_old ? old.name : NULL, who->uid);
 	return audit_put(t, who, &(struct audit_ev){
 		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
 		.model = m->name, .version = v->name, .stage = stage,
@@ -582,7 +585,7 @@ int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
-	r = index_write(reg->ix, do_seal, &o);
+	r = reg_txn(reg, do_seal, &o);
 	if (r == 0)
 		version_writers_seal(reg, o.sealed);
 	return r;
@@ -613,7 +616,7 @@ static int do_promote(struct idx_txn *t, void *arg)
 
 static int named_write(struct named_op *o, int (*fn)(struct idx_txn *, void *))
 {
-	int r = index_write(o->reg->ix, fn, o);
+	int r = reg_txn(o->reg, fn, o);
 
 	if (o->refused) {
 		audit_refusal(o->reg, o->who, &o->refusal);
@@ -764,7 +767,7 @@ int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
-	return index_write(reg->ix, do_version_remove, &o);
+	return reg_txn(reg, do_version_remove, &o);
 }
 
 struct history_arg {

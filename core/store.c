@@ -50,9 +50,14 @@
  *
  * Reading. Read descriptors are cached per pack in a small hash table
  * under a rwlock; each entry is reference-counted, so a pread(2) holds no
- * lock and an entry dropped meanwhile is closed by its last user. Data
- * still in this process's write buffer is found on the slow path that a
- * short read takes. Every read checks the record header and, unless raw,
+ * lock and an entry dropped meanwhile is closed by its last user. A
+ * descriptor of a pack that gc removed keeps reading its (right) bytes,
+ * but would hold its disk space: at most once a second, and on every
+ * store_bytes() (statfs) and store_list_packs(), descriptors of unlinked
+ * files are dropped. A failed read checks whether its descriptor still is
+ * the file of that name and, if not, tries once more. Data still in this
+ * process's write buffer is found on the slow path that a short read
+ * takes. Every read checks the record header and, unless raw,
  * the chunk's hash: never wrong bytes.
  */
 #include "store.h"
@@ -70,6 +75,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -137,6 +143,7 @@ struct mreg_store {
 	pthread_rwlock_t rc_lock;
 	struct rfd *rc[RC_BUCKETS];
 	unsigned rc_n, rc_hand;
+	atomic_llong rc_swept; /* second of the last rc_sweep() */
 
 	pthread_mutex_t gc_mu;
 	struct gclock *gc;
@@ -345,6 +352,49 @@ static bool rc_unlink(struct mreg_store *s, struct rfd *f)
 	return false;
 }
 
+static void rc_drop(struct mreg_store *s, struct rfd *f);
+
+/* Drops the cached descriptors of packs that were removed (by gc, maybe
+ * in another process): an open descriptor would keep their disk space
+ * allocated. */
+static void rc_sweep(struct mreg_store *s)
+{
+	struct rfd *dead[RC_MAX], *f;
+	struct stat st;
+	unsigned i, n = 0;
+
+	assert(s);
+	pthread_rwlock_rdlock(&s->rc_lock);
+	for (i = 0; i < RC_BUCKETS; i++)
+		for (f = s->rc[i]; f && n < RC_MAX; f = f->next)
+			if (fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+				atomic_fetch_add(&f->refs, 1);
+				dead[n++] = f;
+			}
+	pthread_rwlock_unlock(&s->rc_lock);
+	for (i = 0; i < n; i++) {
+		rc_drop(s, dead[i]);
+		rfd_unref(dead[i]);
+	}
+}
+
+/* rc_sweep() at most once a second, from the read path: the coarse clock
+ * costs nanoseconds. */
+static void rc_maybe_sweep(struct mreg_store *s)
+{
+	struct timespec ts;
+	long long last;
+
+	assert(s);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	last = atomic_load_explicit(&s->rc_swept, memory_order_relaxed);
+	if (last == (long long)ts.tv_sec ||
+	    !atomic_compare_exchange_strong(&s->rc_swept, &last,
+					    (long long)ts.tv_sec))
+		return;
+	rc_sweep(s);
+}
+
 /* Takes a reference to the read descriptor of pack, opening it if needed.
  * -ENOENT when there is no such pack. */
 static int rc_get(struct mreg_store *s, uint32_t pack, struct rfd **ret)
@@ -355,6 +405,7 @@ static int rc_get(struct mreg_store *s, uint32_t pack, struct rfd **ret)
 	int fd;
 
 	assert(s && ret);
+	rc_maybe_sweep(s);
 	pthread_rwlock_rdlock(&s->rc_lock);
 	for (f = s->rc[b]; f; f = f->next)
 		if (f->pack == pack) {
@@ -1158,6 +1209,7 @@ int store_list_packs(struct mreg_store *s,
 
 	if (!s || !fn)
 		return -EINVAL;
+	rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
 		return r;
@@ -1401,6 +1453,7 @@ int store_bytes(struct mreg_store *s, uint64_t *ret)
 
 	if (!s || !ret)
 		return -EINVAL;
+	rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
 		return r;
@@ -1485,6 +1538,7 @@ int store_open(const char *dir, const struct store_options *opt,
 	pthread_rwlock_init(&s->rc_lock, NULL);
 	atomic_init(&s->fault_write, 0);
 	atomic_init(&s->fault_sync, 0);
+	atomic_init(&s->rc_swept, 0);
 	*ret = s;
 	return 0;
 

@@ -104,7 +104,10 @@ int store_sync(struct mreg_store *s);
  * the pack does not exist (gc may have moved the chunk: look its location
  * up again). -EINVAL on NULL arguments, -errno of open/pread. Thread-safe;
  * pack descriptors are cached (up to 256) and no lock is held across the
- * pread(2). */
+ * pread(2). A cached descriptor of a pack gc removed still reads its
+ * (right) bytes; such descriptors are dropped within a second of reading,
+ * and by store_bytes() and store_list_packs(), so that the disk space is
+ * given back. */
 int store_read(struct mreg_store *s, const struct chunk_loc *loc,
 	       const struct mreg_id *id, void *buf);
 

@@ -285,8 +285,22 @@ int main(void)
 	if (asprintf(&conf, "%s/mreg.conf", tmp) < 0)
 		abort();
 	f = fopen(conf, "w");
-	fprintf(f, "[stage Production]\nprotect = true\n");
+	fprintf(f, "[stage Production]\nprotect = true\n"
+		"[hooks]\non_promote = %s/hook.sh\ntimeout = 5\n", tmp);
 	fclose(f);
+	{
+		char *hook;
+
+		if (asprintf(&hook, "%s/hook.sh", tmp) < 0)
+			abort();
+		f = fopen(hook, "w");
+		fprintf(f, "#!/bin/sh\necho \"$MREG_MODEL $MREG_VERSION "
+			"$MREG_STAGE $MREG_PREVIOUS $MREG_UID\" >> %s/hook.out\n",
+			tmp);
+		fclose(f);
+		chmod(hook, 0755);
+		free(hook);
+	}
 	if (config_load(&cfg, conf, err, sizeof(err)) < 0) {
 		printf("not ok 1 - config: %s\n", err);
 		return 1;
@@ -305,7 +319,30 @@ int main(void)
 	test_drafts();
 	test_pending();
 	test_gc_fsck();
+	{
+		uint64_t bad = 0;
+
+		CHECK_EQ(reg_audit_verify(reg, NULL, NULL, &bad), 0,
+			 "the audit chain verifies");
+	}
 	registry_close(reg);
+	{
+		char *out, line[256] = "";
+
+		if (asprintf(&out, "%s/hook.out", tmp) < 0)
+			abort();
+		f = fopen(out, "r");
+		CHECK(f != NULL, "the on_promote hook ran");
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = 0;
+			fclose(f);
+		}
+		CHECK(strncmp(line, "churn 1 Production  ", 20) == 0,
+		      "the hook saw model, version, stage, previous, uid: %s",
+		      line);
+		free(out);
+	}
 	config_release(&cfg);
 	check_rmtree(tmp);
 	free(conf);
