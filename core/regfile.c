@@ -571,6 +571,8 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 	v.mode = S_IFDIR | (m.mode & 07777);
 	v.uid = f->uid;
 	v.gid = f->gid;
+	v.stored = f->stored;
+	f->stored = 0;
 	if ((r = ino_put(t, &v)) < 0)
 		return r;
 	if ((r = name_del(t, m.ino, f->name)) < 0 && r != -ENOENT)
@@ -725,6 +727,8 @@ static int do_commit(struct idx_txn *t, void *arg)
 	f.size = a->in->size;
 	f.digest = a->in->digest;
 	f.mtime = f.ctime = now_ns();
+	if (f.kind == REG_PENDING)
+		f.stored += a->in->new_bytes; /* the version's, once made */
 	if (f.kind == REG_PENDING && f.name[0] != '.') {
 		a->registered = true;
 		return pending_register_txn(a->reg, t, a->who, &f,
