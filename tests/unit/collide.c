@@ -93,5 +93,6 @@ int main(void)
 		free(src[i]);
 	free(store);
 	check_rmtree(tmp);
+	free(tmp);
 	return check_done();
 }

@@ -345,6 +345,7 @@ int main(void)
 	}
 	config_release(&cfg);
 	check_rmtree(tmp);
+	free(tmp);
 	free(conf);
 	return check_done();
 }
