@@ -121,6 +121,10 @@ struct audit_ev {
 /* Appends an audit record in t. */
 int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	      const struct audit_ev *ev);
+/* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
+ * transaction of its own; other errors are not refusals. */
+void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		   int r, const struct audit_ev *ev);
 /* Appends an audit record in a transaction of its own (refusals). */
 void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 		   const struct audit_ev *ev);
@@ -162,6 +166,9 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 			 char *ret_version);
 /* True when any file of version v is open for writing here. */
 bool version_has_writers(struct mreg_registry *reg, uint64_t v);
+/* Sets a->size to the size written so far when the file is open for
+ * writing here (a stat must show what was written before close). */
+void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a);
 /* Makes open writers of version v fail from now on. */
 void version_writers_seal(struct mreg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */
@@ -178,7 +185,9 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		  const struct reg_caller *who, struct inode_rec *m,
 		  const char *stage, struct inode_rec *v, int action,
 		  char *reason, size_t rlen);
-/* Removes stage (in t), policy first. */
+/* Removes stage (in t), policy first. Its inode is trashed, not deleted:
+ * a reader that resolved the name a moment ago can still read the link;
+ * gc deletes it. */
 int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen);

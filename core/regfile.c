@@ -665,6 +665,18 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
 	free(ws);
 }
 
+void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
+{
+	struct wstate *w;
+
+	if (a->kind != REG_FILE && a->kind != REG_PENDING)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	if ((w = ws_find(reg, a->ino)))
+		a->size = w->size;
+	pthread_mutex_unlock(&reg->lock);
+}
+
 bool version_has_writers(struct mreg_registry *reg, uint64_t v)
 {
 	struct wstate *w;
@@ -1442,7 +1454,9 @@ static int truncate_file(struct mreg_registry *reg,
 	} else {
 		ws->size = size;
 		ws->dirty = true;
-		r = ws_commit(reg, who, ws);
+		/* another handle has it open: its flush commits (and a
+		   pending file registers when its writer closes it) */
+		r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws);
 	}
 	pthread_mutex_unlock(&ws->lock);
 	reg_release(f);

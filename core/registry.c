@@ -788,12 +788,13 @@ int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
 			return -ENOENT;
 		return 0;
 	}
-	if (is_virtual(parent))
+	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
 	r = index_read(reg->ix, do_lookup, &a);
 	if (r < 0)
 		return r;
 	rec_to_attr(&a.rec, ret);
+	ws_attr_size(reg, ret);
 	return 0;
 }
 
@@ -824,6 +825,7 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
 	if (r < 0)
 		return r;
 	rec_to_attr(&a.rec, ret);
+	ws_attr_size(reg, ret);
 	return 0;
 }
 
@@ -857,6 +859,7 @@ static int readdir_one(void *arg, const struct idx_val *k,
 	if ((a->err = ino_get(a->t, ino, &rec)) < 0)
 		return a->err;
 	rec_to_attr(&rec, &attr);
+	ws_attr_size(a->reg, &attr);
 	return a->fn(a->arg, name, &attr, a->at) ? 1 : 0;
 }
 
@@ -1334,7 +1337,6 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)
 		return r;
-	atomic_fetch_add(&reg->promotions, 1);
 	rec_to_attr(&o.rec, ret);
 	return 0;
 }
@@ -1381,6 +1383,8 @@ static int rename_stage(struct op *o, struct idx_txn *t,
 		return -EEXIST;
 	if ((r = ino_get(t, s.target, &v)) < 0)
 		return r;
+	/* the new name keeps its inode and takes the target; the old name's
+	   inode stays readable (trashed) for whoever resolved it just now */
 	r = stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_MOVE,
 			  o->reason, sizeof(o->reason));
 	if (r == 0)

@@ -599,10 +599,9 @@ static int fsck_users(void *arg, const struct idx_val *k,
 			continue;
 		inode_path(f->t, be64_get(k->data), path, sizeof(path));
 		chunk_key_id(&x.chunk, &id);
-		finding(f, false, "chunk %s is used by '%s' at offset %llu",
+		finding(f, true, "chunk %s is used by '%s' at offset %llu",
 			chunkid_hex(&id, hex), path,
 			(unsigned long long)x.offset);
-		f->errors++; /* a damaged file is damage, not information */
 	}
 	return 0;
 }
@@ -864,7 +863,7 @@ out:
 
 struct free_arg {
 	uint64_t v;
-	bool freed;
+	bool freed, version;
 };
 
 static int do_free_version(struct idx_txn *t, void *arg)
@@ -873,7 +872,10 @@ static int do_free_version(struct idx_txn *t, void *arg)
 	uint8_t k[8];
 	int r;
 
+	struct inode_rec rec;
+
 	a->freed = false;
+	a->version = ino_get(t, a->v, &rec) == 0 && rec.kind == REG_VERSION;
 	be64_put(k, a->v);
 	if ((r = tree_drop(t, a->v, 0)) < 0 || (r = xattrs_drop(t, a->v)) < 0)
 		return r;
@@ -1190,7 +1192,7 @@ int reg_gc(struct mreg_registry *reg,
 			continue;
 		if ((r = reg_txn(reg, do_free_version, &fa)) < 0)
 			goto out;
-		if (fa.freed)
+		if (fa.freed && fa.version)
 			g.res.versions_freed++;
 	}
 	/* (2) chunk records nothing references */

@@ -240,6 +240,65 @@ void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 		log_err(r, "cannot audit a refusal of '%s'", ev->op);
 }
 
+/* A refused change that no policy decided (EROFS on sealed content, a
+ * non-numeric metric, a staged version's removal) is audited too. */
+static bool is_refusal(int r)
+{
+	return r == -EROFS || r == -EPERM || r == -EINVAL || r == -EBUSY ||
+	       r == -EACCES || r == -ENOTSUP;
+}
+
+void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		   int r, const struct audit_ev *ev)
+{
+	struct audit_ev e = *ev;
+
+	if (!is_refusal(r) || !who)
+		return;
+	e.result = "refused";
+	if (!e.reason)
+		e.reason = strerror(-r);
+	audit_refusal(reg, who, &e);
+}
+
+struct names_arg {
+	uint64_t ino;
+	char model[256], version[256];
+};
+
+static int do_names(struct idx_txn *t, void *arg)
+{
+	struct names_arg *a = arg;
+	struct inode_rec r, m;
+	int e;
+
+	if ((e = ino_get(t, a->ino, &r)) < 0)
+		return e;
+	if (r.kind == REG_MODEL) {
+		strlcpy(a->model, r.name, sizeof(a->model));
+		return 0;
+	}
+	if ((e = ino_get(t, r.model, &m)) < 0)
+		return e;
+	strlcpy(a->model, m.name, sizeof(a->model));
+	if (r.kind == REG_VERSION)
+		strlcpy(a->version, r.name, sizeof(a->version));
+	return 0;
+}
+
+static void audit_ino_failure(struct mreg_registry *reg,
+			      const struct reg_caller *who, int r,
+			      uint64_t ino, const char *op, const char *key)
+{
+	struct names_arg a = { .ino = ino };
+
+	if (!is_refusal(r) || index_read(reg->ix, do_names, &a) < 0)
+		return;
+	audit_failure(reg, who, r, &(struct audit_ev){ .op = op,
+		.model = a.model, .version = a.version[0] ? a.version : NULL,
+		.key = key });
+}
+
 struct audit_arg {
 	int (*fn)(void *arg, uint64_t seq, const char *json, size_t len);
 	void *arg;
@@ -345,6 +404,10 @@ static bool is_number(const void *val, size_t len)
 		return false;
 	memcpy(buf, val, len);
 	buf[len] = '\0';
+	/* decimal only: no blanks, hex floats, inf or nan (strtod takes
+	   them all) */
+	if (strspn(buf, "0123456789+-.eE") != len)
+		return false;
 	d = strtod(buf, &end);
 	return end != buf && *end == '\0' && isfinite(d);
 }
@@ -557,6 +620,7 @@ int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
 	struct xattr_arg a = { .reg = reg, .who = who, .ino = ino,
 			       .val = value ? value : "", .size = size,
 			       .flags = flags };
+	int r;
 
 	if (!reg || !who || !name)
 		return -EINVAL;
@@ -564,14 +628,17 @@ int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
 		return -EPERM;
 	a.key = strip_prefix(name);
 	if (!a.key)
-		return strncmp(name, "user.", 5) == 0 ? -ENOTSUP : -EPERM;
-	return reg_txn(reg, do_setxattr, &a);
+		return -ENOTSUP; /* ACLs, security labels, other users' keys */
+	r = reg_txn(reg, do_setxattr, &a);
+	audit_ino_failure(reg, who, r, ino, "meta.set", a.key);
+	return r;
 }
 
 int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
 		    uint64_t ino, const char *name)
 {
 	struct xattr_arg a = { .reg = reg, .who = who, .ino = ino };
+	int r;
 
 	if (!reg || !who || !name)
 		return -EINVAL;
@@ -580,7 +647,9 @@ int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return -ENODATA;
-	return reg_txn(reg, do_setxattr, &a);
+	r = reg_txn(reg, do_setxattr, &a);
+	audit_ino_failure(reg, who, r, ino, "meta.unset", a.key);
+	return r;
 }
 
 struct list_arg {
@@ -754,9 +823,15 @@ int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
 	struct meta_arg a = { .reg = reg, .who = who, .model = model,
 			      .version = version, .key = key, .value = value };
 
+	int r;
+
 	if (!reg || !who || !model || !key)
 		return -EINVAL;
-	return reg_txn(reg, do_meta_set, &a);
+	r = reg_txn(reg, do_meta_set, &a);
+	audit_failure(reg, who, r, &(struct audit_ev){
+		.op = value ? "meta.set" : "meta.unset", .model = model,
+		.version = version, .key = key });
+	return r;
 }
 
 struct model_list {
@@ -1097,7 +1172,8 @@ static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 		fi.path = path;
 		fi.kind = rec->kind;
 		fi.mode = rec->mode;
-		fi.size = rec->kind == REG_FILE ? rec->size : 0;
+		fi.size = rec->kind == REG_FILE ? rec->size :
+			  rec->kind == REG_SYMLINK ? strlen(rec->target_path) : 0;
 		fi.digest = rec->digest;
 		fi.target = rec->kind == REG_SYMLINK ? rec->target_path : NULL;
 		fi.ino = rec->ino;
@@ -1165,6 +1241,10 @@ static int do_resolve(struct idx_txn *t, void *arg)
 
 	if (!copy)
 		return -ENOMEM;
+	if (!copy[strspn(copy, "/")]) {
+		free(copy);
+		return -EINVAL;
+	}
 	for (part = strtok_r(copy, "/", &save); part;
 	     part = strtok_r(NULL, "/", &save), n++) {
 		if (n < 2 && reg_check_name(part) < 0 &&
@@ -1186,8 +1266,6 @@ static int do_resolve(struct idx_txn *t, void *arg)
 		cur = a->rec.ino;
 	}
 	free(copy);
-	if (n == 0)
-		return -EINVAL;
 	return r;
 }
 

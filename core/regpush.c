@@ -312,8 +312,25 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 			r = log_err(-errno, "cannot read '%s'", paths[i]);
 			break;
 		}
-		if (S_ISDIR(st.st_mode)) {
+		if (S_ISDIR(st.st_mode) && npaths == 1) {
+			/* one directory: its content is the version */
 			r = walk_dir(&p, paths[i], "", 0);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			/* several paths: each directory keeps its name, as
+			   with cp -r a b dest/ */
+			copy = strdup(paths[i]);
+			if (!copy) {
+				r = -ENOMEM;
+				break;
+			}
+			while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
+				copy[strlen(copy) - 1] = '\0';
+			r = push_add(&p, basename(copy), paths[i], &st);
+			if (r == 0)
+				r = walk_dir(&p, paths[i], p.v[p.n - 1].rel, 0);
+			free(copy);
 			continue;
 		}
 		if (!S_ISREG(st.st_mode)) {

@@ -482,9 +482,16 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 	have_old = ino_get(t, s.target, &old) == 0;
 	if ((r = name_del(t, m->stages_ino, stage)) < 0)
 		return r;
-	be64_put(k, s.ino);
-	if ((r = idx_del(t, IDX_INODES, k, 8)) < 0)
+	s.flags |= INODE_TRASHED;
+	if ((r = ino_put(t, &s)) < 0)
 		return r;
+	be64_put(k, s.ino);
+	{
+		int64_t now = now_ns();
+
+		if ((r = idx_put(t, IDX_TRASH, k, 8, &now, 8, 0)) < 0)
+			return r;
+	}
 	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, NULL,
 			     action == HIST_MOVE ? HIST_MOVE : HIST_REMOVE)) < 0)
 		return r;
@@ -614,13 +621,18 @@ static int do_promote(struct idx_txn *t, void *arg)
 	return r;
 }
 
-static int named_write(struct named_op *o, int (*fn)(struct idx_txn *, void *))
+static int named_write(struct named_op *o, int (*fn)(struct idx_txn *, void *),
+		       const char *op)
 {
 	int r = reg_txn(o->reg, fn, o);
 
 	if (o->refused) {
 		audit_refusal(o->reg, o->who, &o->refusal);
 		log_msg(LOG_LVL_WARN, "refused: %s", o->reason);
+	} else {
+		audit_failure(o->reg, o->who, r, &(struct audit_ev){
+			.op = op, .model = o->model, .version = o->version,
+			.stage = o->stage });
 	}
 	return r;
 }
@@ -633,7 +645,7 @@ int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version || !stage)
 		return -EINVAL;
-	return named_write(&o, do_promote);
+	return named_write(&o, do_promote, "promote");
 }
 
 static int do_stage_remove(struct idx_txn *t, void *arg)
@@ -664,7 +676,7 @@ int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !stage)
 		return -EINVAL;
-	return named_write(&o, do_stage_remove);
+	return named_write(&o, do_stage_remove, "stage.remove");
 }
 
 struct hist_walk {
@@ -740,7 +752,7 @@ int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !stage)
 		return -EINVAL;
-	r = named_write(&o, do_rollback);
+	r = named_write(&o, do_rollback, "rollback");
 	if (r == 0 && ret_version)
 		snprintf(ret_version, REG_NAME_MAX + 1, "%s", o.result);
 	return r;
@@ -765,9 +777,14 @@ int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
 	struct named_op o = { .reg = reg, .who = who, .model = model,
 			      .version = version };
 
+	int r;
+
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
-	return reg_txn(reg, do_version_remove, &o);
+	r = reg_txn(reg, do_version_remove, &o);
+	audit_failure(reg, who, r, &(struct audit_ev){ .op = "version.remove",
+		.model = model, .version = version });
+	return r;
 }
 
 struct history_arg {

@@ -1,0 +1,511 @@
+/* mregfs.c — the daemon: command line, config, store, mount, event loop.
+ *
+ *	mregfs [-c FILE] [--store DIR] [-f] [-d] [-s] [-o OPTS] MOUNTPOINT
+ *	mregfs STORE MOUNTPOINT [-o OPTS]          (the form mount(8) uses)
+ *
+ * The mount always has auto_unmount (a daemon killed with SIGKILL leaves no
+ * dead mount behind: fusermount3 lazily unmounts it), fsname=mregfs and
+ * subtype=mregfs; allow_other brings default_permissions with it. Nothing
+ * is written outside the store (no pid or lock file), and the registry
+ * clears stale LMDB readers when it opens, so a killed daemon blocks no
+ * later start. Extra -o options for fstab: config=FILE, store=DIR; mount
+ * options that only mean something to mount(8) (noauto, nofail, _netdev,
+ * user, x-*, ...) are ignored.
+ */
+#include "mregfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef MREGFS_DEFAULT_CONFIG
+#define MREGFS_DEFAULT_CONFIG "/etc/mreg/mreg.conf"
+#endif
+#ifndef MREG_VERSION
+#define MREG_VERSION "0.1"
+#endif
+
+#define TICK_SECONDS 2
+
+struct options {
+	char *config;        /* -c, -o config= */
+	char *store;         /* --store, -o store=, or the first argument */
+	char *mountpoint;
+	bool foreground, debug, single_thread;
+	bool allow_other;
+	char *fuse_opts;     /* other -o options, comma separated, or NULL */
+};
+
+/* The thread that calls registry_tick() and raises the readahead. */
+struct housekeeper {
+	struct mregfs *fs;
+	const char *mountpoint;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mregfs [-c FILE] [--store DIR] [-f] [-d] [-s] [-o OPTS]\n"
+		"              MOUNTPOINT\n"
+		"       mregfs STORE MOUNTPOINT [-o OPTS]\n"
+		"\n"
+		"Mounts the mreg model registry at MOUNTPOINT.\n"
+		"\n"
+		"  -c, --config FILE  configuration (default\n"
+		"                     " MREGFS_DEFAULT_CONFIG " when present)\n"
+		"  --store DIR        the store (else $MREG_STORE, the\n"
+		"                     config's [store] path, or the default)\n"
+		"  -f                 stay in the foreground, log to stderr\n"
+		"  -d                 debug: foreground, log every request\n"
+		"  -s                 single-threaded\n"
+		"  -o OPTS            mount options: allow_other, ro,\n"
+		"                     config=FILE, store=DIR, those of fuse(8)\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      the version\n"
+		"\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+static int append_opt(char **list, const char *opt)
+{
+	size_t len = *list ? strlen(*list) : 0, add = strlen(opt);
+	char *p;
+
+	p = realloc(*list, len + add + 2);
+	if (!p)
+		return -ENOMEM;
+	if (len)
+		p[len++] = ',';
+	memcpy(p + len, opt, add + 1);
+	*list = p;
+	return 0;
+}
+
+static bool ignored_opt(const char *o)
+{
+	static const char *const words[] = {
+		"auto", "noauto", "nofail", "_netdev", "user", "users",
+		"owner", "group", "defaults", "nouser", "rw", NULL,
+	};
+	int i;
+
+	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8) || !*o)
+		return true;
+	for (i = 0; words[i]; i++)
+		if (!strcmp(o, words[i]))
+			return true;
+	return false;
+}
+
+static int set_str(char **dst, const char *val)
+{
+	free(*dst);
+	*dst = strdup(val);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* Splits one -o argument: our keys are taken, mount(8)-only words dropped,
+ * the rest left for libfuse (which refuses what it does not know). */
+static int parse_o(struct options *o, const char *arg)
+{
+	char *copy, *save = NULL, *tok;
+	int r = 0;
+
+	copy = strdup(arg);
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok && !r;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "config=", 7))
+			r = set_str(&o->config, tok + 7);
+		else if (!strncmp(tok, "store=", 6))
+			r = set_str(&o->store, tok + 6);
+		else if (!strcmp(tok, "allow_other"))
+			o->allow_other = true;
+		else if (!ignored_opt(tok))
+			r = append_opt(&o->fuse_opts, tok);
+	}
+	free(copy);
+	return r;
+}
+
+static void options_release(struct options *o)
+{
+	free(o->config);
+	free(o->store);
+	free(o->mountpoint);
+	free(o->fuse_opts);
+}
+
+/* Returns 0, 1 for "done, exit 0" (help, version), or -1 after printing
+ * what is wrong. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	const char *pos[2];
+	int npos = 0, i, r = 0;
+
+	for (i = 1; i < argc && !r; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 1;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("mregfs %s (libfuse %s)\n", MREG_VERSION,
+			       fuse_pkgversion());
+			return 1;
+		} else if (!strcmp(a, "-f")) {
+			o->foreground = true;
+		} else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
+			o->debug = o->foreground = true;
+		} else if (!strcmp(a, "-s")) {
+			o->single_thread = true;
+		} else if (!strcmp(a, "-c") || !strcmp(a, "--config") ||
+			   !strcmp(a, "--store") || !strcmp(a, "-o")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "mregfs: option '%s' needs "
+					"a value\n", a);
+				return -1;
+			}
+			val = argv[++i];
+			if (a[1] == 'o')
+				r = parse_o(o, val);
+			else if (!strcmp(a, "--store"))
+				r = set_str(&o->store, val);
+			else
+				r = set_str(&o->config, val);
+		} else if (!strncmp(a, "-o", 2)) {
+			r = parse_o(o, a + 2);
+		} else if (!strncmp(a, "-c", 2)) {
+			r = set_str(&o->config, a + 2);
+		} else if (!strncmp(a, "--config=", 9)) {
+			r = set_str(&o->config, a + 9);
+		} else if (!strncmp(a, "--store=", 8)) {
+			r = set_str(&o->store, a + 8);
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "mregfs: unknown option '%s'\n", a);
+			usage(stderr);
+			return -1;
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			fprintf(stderr, "mregfs: too many arguments\n");
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		fprintf(stderr, "mregfs: %s\n", strerror(-r));
+		return -1;
+	}
+	if (npos == 0) {
+		fprintf(stderr, "mregfs: no mount point given\n");
+		usage(stderr);
+		return -1;
+	}
+	/* mount(8) passes a source first; "none" or "mregfs" name none. */
+	if (npos == 2 && strcmp(pos[0], "none") && strcmp(pos[0], "mregfs") &&
+	    set_str(&o->store, pos[0]) < 0)
+		return -1;
+	o->mountpoint = realpath(pos[npos - 1], NULL);
+	if (!o->mountpoint) {
+		fprintf(stderr, "mregfs: bad mount point '%s': %s\n",
+			pos[npos - 1], strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The daemon chdirs to / when it detaches: keep the store absolute. */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX], *p;
+
+	if (path[0] == '/')
+		return strdup(path);
+	p = realpath(path, NULL);
+	if (p)
+		return p;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&p, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return p;
+}
+
+/* The kernel's bdi readahead (128 KiB by default) caps what FUSE_INIT can
+ * ask for; raise it through sysfs where we may. Runs off the request path:
+ * stat() of the mount point returns once the kernel finished FUSE_INIT,
+ * which would otherwise lower it again. */
+static void raise_readahead(const char *mountpoint, unsigned bytes)
+{
+	char path[128], val[32];
+	struct stat st;
+	int fd, n;
+
+	if (bytes < 4096 || stat(mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_debug("cannot open '%s': %s", path, strerror(errno));
+		return;
+	}
+	n = snprintf(val, sizeof(val), "%u\n", bytes / 1024);
+	if (write(fd, val, (size_t)n) != n)
+		log_debug("cannot write '%s': %s", path, strerror(errno));
+	close(fd);
+}
+
+static void *housekeeping(void *arg)
+{
+	struct housekeeper *h = arg;
+	struct timespec deadline;
+
+	raise_readahead(h->mountpoint, h->fs->readahead);
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += TICK_SECONDS;
+		while (!h->stop &&
+		       pthread_cond_timedwait(&h->cond, &h->lock,
+					      &deadline) != ETIMEDOUT)
+			;
+		if (h->stop)
+			break;
+		pthread_mutex_unlock(&h->lock);
+		registry_tick(h->fs->reg);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static int housekeeper_start(struct housekeeper *h, struct mregfs *fs,
+			     const char *mountpoint)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	h->fs = fs;
+	h->mountpoint = mountpoint;
+	h->stop = false;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r = pthread_create(&h->thread, NULL, housekeeping, h);
+	if (r) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		return log_err(-r, "cannot start the housekeeping thread");
+	}
+	return 0;
+}
+
+static void housekeeper_stop(struct housekeeper *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+}
+
+/* Reads the configuration: -c FILE must load; without it the default file
+ * is read when it exists. A bad file is refused with FILE:LINE: reason. */
+static int load_config(const struct options *o, struct mreg_config *cfg)
+{
+	const char *path = o->config;
+	char err[512] = "";
+	int r;
+
+	if (!path) {
+		if (access(MREGFS_DEFAULT_CONFIG, F_OK) != 0)
+			return 0;
+		path = MREGFS_DEFAULT_CONFIG;
+	}
+	r = config_load(cfg, path, err, sizeof(err));
+	if (r == -EINVAL && err[0]) {
+		fprintf(stderr, "%s\n", err);
+		return r;
+	}
+	if (r < 0) {
+		fprintf(stderr, "mregfs: cannot read '%s': %s\n", path,
+			strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int open_registry(const struct mreg_config *cfg, const char *store,
+			 struct mreg_registry **ret)
+{
+	int r;
+
+	r = registry_open(cfg, store, ret);
+	if (r < 0)
+		return log_err(r, "cannot open store '%s'", store);
+	return 0;
+}
+
+/* The option string handed to libfuse: ours first, so that the caller's
+ * fsname= or subtype= win. */
+static char *fuse_option_string(const struct options *o,
+				const struct mreg_config *cfg)
+{
+	bool allow_other = o->allow_other || cfg->allow_other;
+	char *s = NULL;
+
+	if (append_opt(&s, "auto_unmount,fsname=mregfs,subtype=mregfs") < 0)
+		goto fail;
+	if ((allow_other || cfg->default_permissions) &&
+	    append_opt(&s, "default_permissions") < 0)
+		goto fail;
+	if (allow_other && append_opt(&s, "allow_other") < 0)
+		goto fail;
+	if (o->fuse_opts && append_opt(&s, o->fuse_opts) < 0)
+		goto fail;
+	return s;
+fail:
+	free(s);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct mreg_config cfg;
+	struct mregfs fs = { 0 };
+	struct housekeeper hk;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se = NULL;
+	char *store = NULL, *path = NULL, *fopts = NULL;
+	bool mounted = false, handlers = false, threads = false;
+	int r, ret = 1;
+
+	log_set_prog("mregfs");
+	config_init(&cfg);
+	r = parse_args(argc, argv, &o);
+	if (r) {
+		ret = r > 0 ? 0 : 1;
+		goto out_args;
+	}
+	if (load_config(&o, &cfg) < 0)
+		goto out_args;
+	log_set_level(o.debug ? LOG_LVL_DEBUG : (enum log_level)cfg.log_level);
+
+	path = config_store_path(&cfg, o.store);
+	store = path ? absolute(path) : NULL;
+	if (!store) {
+		fprintf(stderr, "mregfs: %s\n", strerror(ENOMEM));
+		goto out;
+	}
+	/* Open once before detaching, so that a bad store is reported on the
+	 * terminal with exit status 1. LMDB must not cross fork(): the
+	 * detached daemon opens it again. */
+	if (open_registry(&cfg, store, &fs.reg) < 0)
+		goto out;
+	if (!o.foreground) {
+		registry_close(fs.reg);
+		fs.reg = NULL;
+	}
+	fs.cfg = &cfg;
+	fs.readahead = cfg.readahead;
+	fs.max_background = cfg.max_threads > 64 ? cfg.max_threads : 64;
+
+	fopts = fuse_option_string(&o, &cfg);
+	if (!fopts || fuse_opt_add_arg(&args, argv[0]) < 0 ||
+	    fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args, fopts) < 0 ||
+	    (o.debug && fuse_opt_add_arg(&args, "-d") < 0)) {
+		fprintf(stderr, "mregfs: %s\n", strerror(ENOMEM));
+		goto out;
+	}
+	se = fuse_session_new(&args, &mregfs_ops, sizeof(mregfs_ops), &fs);
+	if (!se)
+		goto out; /* libfuse said why */
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(se, o.mountpoint) != 0)
+		goto out;
+	mounted = true;
+	if (fuse_daemonize(o.foreground) != 0)
+		goto out;
+	if (!o.foreground) {
+		log_use_syslog("mregfs");
+		if (open_registry(&cfg, store, &fs.reg) < 0)
+			goto out;
+	}
+	log_info("serving store '%s' at '%s'", store, o.mountpoint);
+
+	if (inval_start(se, &fs.inval) < 0)
+		goto out;
+	if (housekeeper_start(&hk, &fs, o.mountpoint) < 0)
+		goto out;
+	threads = true;
+
+	if (o.single_thread) {
+		r = fuse_session_loop(se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc) {
+			log_err(-ENOMEM, "cannot start the event loop");
+			goto out;
+		}
+		fuse_loop_cfg_set_clone_fd(lc, 1);
+		fuse_loop_cfg_set_max_threads(lc, cfg.max_threads ?
+					      cfg.max_threads : 64);
+		fuse_loop_cfg_set_idle_threads(lc, cfg.max_threads ?
+					       cfg.max_threads : 64);
+		r = fuse_session_loop_mt(se, lc);
+	}
+	/* 0, or the signal that ended the loop: a clean stop */
+	ret = r < 0 ? 1 : 0;
+	if (r < 0)
+		log_err(r, "event loop failed");
+out:
+	/* Unmount before stopping the threads: a pending invalidation or
+	 * stat() then fails instead of waiting on a request nobody serves. */
+	if (mounted)
+		fuse_session_unmount(se);
+	if (threads)
+		housekeeper_stop(&hk);
+	inval_stop(fs.inval);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	registry_close(fs.reg);
+	fuse_opt_free_args(&args);
+	free(fopts);
+	free(store);
+	free(path);
+out_args:
+	options_release(&o);
+	config_release(&cfg);
+	return ret;
+}

@@ -1,0 +1,75 @@
+/* mregfs.h — what the files of mregfs (the FUSE daemon) share: the one
+ * place that picks the libfuse API version, the daemon's state, the
+ * low-level operations table and the invalidation queue.
+ *
+ * fs/ is a thin layer over core/registry.h: a handler maps the inode, calls
+ * the registry and replies exactly once. No rule of the registry lives
+ * here; what lives here is how the kernel caches what the registry says
+ * (timeouts, keep_cache, direct_io, invalidation).
+ */
+#ifndef MREG_FS_MREGFS_H
+#define MREG_FS_MREGFS_H
+
+/* The only definition of the API version: FUSE_MAKE_VERSION comes from
+ * fuse_common.h, which fuse_lowlevel.h includes before it compares. The
+ * two-digit form (e.g. 314 written as 34) would silently pick older
+ * APIs. */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+/* Cache timeouts (seconds) handed to the kernel. Names that can change
+ * behind the kernel's back (stages, model directories) are revalidated
+ * often enough that a promotion made with the CLI or another mount is
+ * seen within one second; sealed content never changes. */
+#define MREGFS_TIMEOUT_VOLATILE 0.2
+#define MREGFS_TIMEOUT_DRAFT    1.0
+#define MREGFS_TIMEOUT_SEALED   3600.0
+
+#define MREGFS_BLKSIZE (1u << 20) /* st_blksize: cp uses it as its buffer */
+
+/* A handler parameter the operation does not need. */
+#define UNUSED __attribute__((unused))
+
+struct inval_queue;
+
+/* The daemon's state: the userdata of the FUSE session. */
+struct mregfs {
+	struct mreg_registry *reg;
+	const struct mreg_config *cfg;
+	struct fuse_session *se;
+	struct inval_queue *inval;   /* kernel cache invalidations */
+	unsigned readahead;          /* bytes, from the config */
+	unsigned max_background;
+};
+
+/* The low-level operations (fs/ops.c). */
+extern const struct fuse_lowlevel_ops mregfs_ops;
+
+/* ---- invalidation queue (fs/inval.c) --------------------------------
+
+ * Handlers must not tell the kernel to drop a cached entry while they
+ * serve a request: the kernel may hold the directory's lock until the
+ * reply, and the notification waits for that lock. Handlers push work
+ * here; a thread that serves no request sends it. */
+
+/* Starts the worker for session se. -ENOMEM, -errno of pthread_create. */
+int inval_start(struct fuse_session *se, struct inval_queue **ret);
+/* Stops the worker (after the session was unmounted, so that no
+ * notification can block on a request that will never be answered) and
+ * frees the queue; takes NULL. */
+void inval_stop(struct inval_queue *q);
+/* Queues "drop the dentry name in directory parent". Never blocks on the
+ * kernel; drops the work when the queue is full or out of memory (the
+ * short timeouts bound how stale the cache can be). Takes NULL q. */
+void inval_entry(struct inval_queue *q, uint64_t parent, const char *name);
+/* Queues "drop the cached attributes (and data when data) of ino". */
+void inval_inode(struct inval_queue *q, uint64_t ino, bool data);
+
+#endif

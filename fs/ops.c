@@ -1,0 +1,860 @@
+/* ops.c — the low-level FUSE operations of mregfs.
+ *
+ * Each handler maps the request onto one registry call (core/registry.h)
+ * and replies exactly once: fuse_reply_err(req, -r) when the registry
+ * refused. Inode numbers are the registry's persistent ones, so lookup
+ * counts need no bookkeeping (forget just replies).
+ *
+ * What this file decides is caching, from reg_attr:
+ *  - sealed content: long entry/attr timeouts, files opened with
+ *    keep_cache (never direct_io, so mmap works and re-reads come from the
+ *    page cache), directory listings cached;
+ *  - names other processes can change (stages, model directories): short
+ *    timeouts, so a promotion made elsewhere is seen within a second;
+ *    symlinks are never cached (FUSE_CAP_CACHE_SYMLINKS stays off);
+ *  - pending files at a model root: no caching at all, since the name
+ *    leaves the model root when the file is registered;
+ *  - .mreg/audit.log and .mreg/metrics: direct_io (their size changes).
+ * Changes made through this mount in stages/ are also pushed out of the
+ * kernel's caches by the invalidation thread (fs/inval.c).
+ */
+#include "mregfs.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* Supplementary groups read per request when a call may apply stage
+ * policy; a caller in more groups lets the registry look them up. */
+#define CALLER_GROUPS_MAX 256
+
+static struct mregfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct reg_file *file_of(const struct fuse_file_info *fi)
+{
+	return (struct reg_file *)(uintptr_t)fi->fh;
+}
+
+/* Fills who with the identity of the process behind req. With groups, the
+ * supplementary groups are read into buf (policy decisions need them). */
+static void caller_of(fuse_req_t req, struct reg_caller *who, gid_t *buf,
+		      int nbuf)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int n;
+
+	memset(who, 0, sizeof(*who));
+	who->uid = ctx->uid;
+	who->gid = ctx->gid;
+	who->pid = ctx->pid;
+	who->umask = ctx->umask;
+	if (!buf)
+		return;
+	n = fuse_req_getgroups(req, nbuf, buf);
+	if (n >= 0 && n <= nbuf) {
+		who->groups = buf;
+		who->ngroups = n;
+	}
+}
+
+/* The kernel does not limit name length for FUSE; the registry's limit is
+ * what statfs reports. */
+static bool name_too_long(const char *name)
+{
+	return strlen(name) > REG_FNAME_MAX;
+}
+
+static double attr_timeout(const struct reg_attr *a)
+{
+	if (a->kind == REG_PENDING)
+		return 0;
+	if (a->volatile_name)
+		return MREGFS_TIMEOUT_VOLATILE;
+	if (a->sealed)
+		return MREGFS_TIMEOUT_SEALED;
+	return MREGFS_TIMEOUT_DRAFT;
+}
+
+static double entry_timeout(const struct reg_attr *a)
+{
+	/* A pending file's name leaves the model root when it registers:
+	 * the next cp of the same name must create, not open, it. */
+	if (a->kind == REG_PENDING)
+		return 0;
+	/* A stage is updated in place, but a rename onto it (ln -sfn, mv -T)
+	 * leaves the kernel's dentry on the inode that was renamed, which
+	 * the registry drops: revalidate on every walk, so that the next open
+	 * resolves the stage's own inode and reads its current target. */
+	if (a->kind == REG_STAGE)
+		return 0;
+	if (a->volatile_name)
+		return MREGFS_TIMEOUT_VOLATILE;
+	/* A version's content is sealed, but the name can be removed with
+	 * `mreg rm` and given to a new version. */
+	if (a->kind == REG_VERSION)
+		return MREGFS_TIMEOUT_DRAFT;
+	if (a->sealed)
+		return MREGFS_TIMEOUT_SEALED;
+	return MREGFS_TIMEOUT_DRAFT;
+}
+
+static void attr_to_stat(const struct reg_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = MREGFS_BLKSIZE;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_atim = a->mtime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+static void reply_entry(fuse_req_t req, struct reg_attr *a)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	attr_to_stat(a, &e.attr);
+	e.attr_timeout = attr_timeout(a);
+	e.entry_timeout = entry_timeout(a);
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_attr(fuse_req_t req, struct reg_attr *a)
+{
+	struct stat st;
+
+	attr_to_stat(a, &st);
+	fuse_reply_attr(req, &st, attr_timeout(a));
+}
+
+static void reply_status(fuse_req_t req, int r)
+{
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+static bool is_stages(struct mregfs *fs, uint64_t ino)
+{
+	struct reg_attr a;
+
+	return reg_getattr(fs->reg, ino, &a) == 0 && a.kind == REG_STAGES;
+}
+
+/* After a change in stages/ made through this mount: drop what the kernel
+ * may hold for the name (sent later, by the invalidation thread). */
+static void stage_changed(struct mregfs *fs, uint64_t stages,
+			  const char *name)
+{
+	inval_entry(fs->inval, stages, name);
+	inval_inode(fs->inval, stages, false);
+}
+
+/* ---- per-thread read buffer ------------------------------------------- */
+
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+
+struct rbuf {
+	size_t cap;
+	char data[];
+};
+
+static void rbuf_make_key(void)
+{
+	if (pthread_key_create(&rbuf_key, free) != 0)
+		abort();
+}
+
+/* A buffer of at least size bytes owned by the calling worker thread
+ * (freed when the thread exits): reads of 1 MiB would otherwise mmap and
+ * unmap on every request. */
+static void *rbuf_get(size_t size)
+{
+	struct rbuf *b;
+
+	pthread_once(&rbuf_once, rbuf_make_key);
+	b = pthread_getspecific(rbuf_key);
+	if (b && b->cap >= size)
+		return b->data;
+	free(b);
+	size = (size + 0xffff) & ~(size_t)0xffff;
+	b = malloc(sizeof(*b) + size);
+	pthread_setspecific(rbuf_key, b);
+	if (!b)
+		return NULL;
+	b->cap = size;
+	return b->data;
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+static void mfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct mregfs *fs = userdata;
+
+	/* The registry keeps no open-by-handle state: no NFS export. Stage
+	 * targets change behind the kernel's back: no symlink caching. */
+	conn->want &= ~(FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_CACHE_SYMLINKS |
+			FUSE_CAP_WRITEBACK_CACHE);
+	if (fs->readahead && fs->readahead < conn->max_readahead)
+		conn->max_readahead = fs->readahead;
+	if (fs->max_background > conn->max_background) {
+		conn->max_background = fs->max_background;
+		conn->congestion_threshold = fs->max_background * 3 / 4;
+	}
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	log_debug("fuse init: proto %u.%u, max_write %u, max_readahead %u, "
+		  "max_background %u", conn->proto_major, conn->proto_minor,
+		  conn->max_write, conn->max_readahead, conn->max_background);
+}
+
+static void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct reg_attr a;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	r = reg_lookup(fs_of(req)->reg, parent, name, &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void mfs_forget(fuse_req_t req, UNUSED fuse_ino_t ino,
+		       UNUSED uint64_t nlookup)
+{
+	fuse_reply_none(req);
+}
+
+static void mfs_forget_multi(fuse_req_t req, UNUSED size_t count,
+			     UNUSED struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
+}
+
+static void mfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct reg_attr a;
+	int r;
+
+	/* An open file's size includes what was written but not flushed. */
+	if (fi && fi->fh)
+		r = reg_file_attr(file_of(fi), &a);
+	else
+		r = reg_getattr(fs_of(req)->reg, ino, &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_attr(req, &a);
+}
+
+static void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	struct mregfs *fs = fs_of(req);
+	struct reg_caller who;
+	struct reg_setattr sa;
+	struct reg_attr a;
+	int r;
+
+	caller_of(req, &who, NULL, 0);
+	memset(&sa, 0, sizeof(sa));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		sa.valid |= REG_SET_MODE;
+		sa.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		sa.valid |= REG_SET_UID;
+		sa.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		sa.valid |= REG_SET_GID;
+		sa.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		sa.valid |= REG_SET_SIZE;
+		sa.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		sa.valid |= REG_SET_ATIME;
+		sa.atime = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			sa.atime.tv_nsec = UTIME_NOW;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		sa.valid |= REG_SET_MTIME;
+		sa.mtime = attr->st_mtim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			sa.mtime.tv_nsec = UTIME_NOW;
+	}
+	if (!sa.valid) {
+		/* ctime only: nothing the registry keeps changes */
+		mfs_getattr(req, ino, fi);
+		return;
+	}
+	r = reg_setattr(fs->reg, &who, ino, &sa,
+			fi && fi->fh ? file_of(fi) : NULL, &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_attr(req, &a);
+}
+
+static void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX];
+	int r;
+
+	r = reg_readlink(fs_of(req)->reg, ino, buf, sizeof(buf));
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, UNUSED dev_t rdev)
+{
+	struct mregfs *fs = fs_of(req);
+	struct reg_caller who;
+	struct reg_file *f;
+	struct reg_attr a;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	/* Device nodes, FIFOs and sockets have no place in a version. */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	caller_of(req, &who, NULL, 0);
+	r = reg_create(fs->reg, &who, parent, name, mode & 07777,
+		       O_WRONLY | O_CREAT | O_EXCL, &a, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	/* Like create and close: an empty file at a model root registers. */
+	r = reg_flush(f, &who);
+	reg_release(f);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode)
+{
+	struct reg_caller who;
+	struct reg_attr a;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	caller_of(req, &who, NULL, 0);
+	r = reg_mkdir(fs_of(req)->reg, &who, parent, name, mode & 07777, &a);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mregfs *fs = fs_of(req);
+	gid_t groups[CALLER_GROUPS_MAX];
+	struct reg_caller who;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
+	r = reg_unlink(fs->reg, &who, parent, name);
+	reply_status(req, r);
+	if (r == 0 && is_stages(fs, parent))
+		stage_changed(fs, parent, name);
+}
+
+static void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	gid_t groups[CALLER_GROUPS_MAX];
+	struct reg_caller who;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
+	reply_status(req, reg_rmdir(fs_of(req)->reg, &who, parent, name));
+}
+
+static void mfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+			const char *name)
+{
+	struct mregfs *fs = fs_of(req);
+	gid_t groups[CALLER_GROUPS_MAX];
+	struct reg_caller who;
+	struct reg_attr a;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
+	r = reg_symlink(fs->reg, &who, parent, name, target, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_entry(req, &a);
+	if (a.kind == REG_STAGE)
+		stage_changed(fs, parent, name);
+}
+
+static void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	struct mregfs *fs = fs_of(req);
+	gid_t groups[CALLER_GROUPS_MAX];
+	struct reg_caller who;
+	struct reg_attr a;
+	unsigned rflags = 0;
+	int r;
+
+	if (name_too_long(name) || name_too_long(newname)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+	    flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		rflags |= REG_RENAME_NOREPLACE;
+	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
+	r = reg_rename(fs->reg, &who, parent, name, newparent, newname, rflags);
+	reply_status(req, r);
+	if (r < 0)
+		return;
+	if (is_stages(fs, newparent)) {
+		stage_changed(fs, newparent, newname);
+		if (parent == newparent)
+			inval_entry(fs->inval, parent, name);
+	}
+	/* A renamed draft may have been sealed by the rename (mv .7.part 7):
+	 * its cached mode must not outlive it. */
+	if (reg_lookup(fs->reg, newparent, newname, &a) == 0 &&
+	    a.kind == REG_VERSION)
+		inval_inode(fs->inval, a.ino, false);
+}
+
+static void mfs_link(fuse_req_t req, UNUSED fuse_ino_t ino,
+		     UNUSED fuse_ino_t newparent, const char *newname)
+{
+	/* Hard links would let one file live in two versions. */
+	fuse_reply_err(req, name_too_long(newname) ? ENAMETOOLONG : EPERM);
+}
+
+static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct reg_caller who;
+	struct reg_file *f;
+	int r;
+
+	caller_of(req, &who, NULL, 0);
+	r = reg_open(fs_of(req)->reg, &who, ino, fi->flags, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO)
+		fi->direct_io = 1;
+	else if (reg_file_sealed(f))
+		fi->keep_cache = 1;
+	/* Nothing to commit on close of a read-only descriptor. */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+		fi->noflush = 1;
+	if (fuse_reply_open(req, fi) < 0) {
+		/* the opener was interrupted: no release will come */
+		reg_release(f);
+	}
+}
+
+static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	struct reg_caller who;
+	struct reg_file *f;
+	struct reg_attr a;
+	int r;
+
+	if (name_too_long(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	caller_of(req, &who, NULL, 0);
+	r = reg_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
+		       fi->flags, &a, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	memset(&e, 0, sizeof(e));
+	e.ino = a.ino;
+	attr_to_stat(&a, &e.attr);
+	e.attr_timeout = attr_timeout(&a);
+	e.entry_timeout = entry_timeout(&a);
+	if (fuse_reply_create(req, &e, fi) < 0)
+		reg_release(f);
+}
+
+static void mfs_read(fuse_req_t req, UNUSED fuse_ino_t ino, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+	void *buf;
+
+	buf = rbuf_get(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = reg_read(file_of(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void mfs_write(fuse_req_t req, UNUSED fuse_ino_t ino, const char *buf,
+		      size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	n = reg_write(file_of(fi), buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* close(2) returns what this returns: the commit of what was written. */
+static void mfs_flush(fuse_req_t req, UNUSED fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	struct reg_caller who;
+
+	caller_of(req, &who, NULL, 0);
+	reply_status(req, reg_flush(file_of(fi), &who));
+}
+
+static void mfs_release(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	reg_release(file_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void mfs_fsync(fuse_req_t req, UNUSED fuse_ino_t ino,
+		      UNUSED int datasync, struct fuse_file_info *fi)
+{
+	struct reg_caller who;
+
+	caller_of(req, &who, NULL, 0);
+	reply_status(req, reg_flush(file_of(fi), &who));
+}
+
+static void mfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct reg_attr a;
+	int r;
+
+	r = reg_getattr(fs_of(req)->reg, ino, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (!S_ISDIR(a.mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* A sealed tree never changes: let the kernel keep its listing. */
+	if (a.sealed && !a.volatile_name) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fuse_reply_open(req, fi);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, len;
+};
+
+static int dir_add(struct dirbuf *d, const char *name, uint64_t ino,
+		   mode_t mode, off_t next)
+{
+	struct stat st;
+	size_t n;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = mode;
+	n = fuse_add_direntry(d->req, d->buf + d->len, d->size - d->len, name,
+			      &st, next);
+	if (n > d->size - d->len)
+		return 1; /* full: this entry comes first next time */
+	d->len += n;
+	return 0;
+}
+
+/* Offsets the kernel sees: 1 after ".", 2 after "..", 2 + the registry's
+ * position after each entry. */
+static int dir_fill(void *arg, const char *name, const struct reg_attr *a,
+		    uint64_t next)
+{
+	return dir_add(arg, name, a->ino, a->mode, (off_t)(next + 2));
+}
+
+static uint64_t parent_ino(const struct reg_attr *a)
+{
+	switch (a->kind) {
+	case REG_ROOT:
+	case REG_MODELS:
+	case REG_MREGDIR:
+		return REG_ROOT_INO;
+	case REG_MODEL:
+		return REG_MODELS_INO;
+	case REG_STAGES:
+	case REG_VERSION:
+		return a->model;
+	default:
+		/* a directory inside a version: readdir's ".." inode is
+		 * informative only; the kernel resolves ".." itself */
+		return a->version ? a->version : a->ino;
+	}
+}
+
+static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, UNUSED struct fuse_file_info *fi)
+{
+	struct mregfs *fs = fs_of(req);
+	struct dirbuf d;
+	struct reg_attr a;
+	int r;
+
+	d.req = req;
+	d.size = size;
+	d.len = 0;
+	d.buf = malloc(size);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (off < 2) {
+		r = reg_getattr(fs->reg, ino, &a);
+		if (r < 0)
+			goto fail;
+		if (off < 1 && dir_add(&d, ".", ino, S_IFDIR, 1))
+			goto done;
+		if (dir_add(&d, "..", parent_ino(&a), S_IFDIR, 2))
+			goto done;
+		off = 2;
+	}
+	r = reg_readdir(fs->reg, ino, (uint64_t)off - 2, dir_fill, &d);
+	if (r < 0 && d.len == 0)
+		goto fail;
+done:
+	fuse_reply_buf(req, d.buf, d.len);
+	free(d.buf);
+	return;
+fail:
+	fuse_reply_err(req, -r);
+	free(d.buf);
+}
+
+static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	/* The space is the store's file system's: that is what runs out. */
+	if (statvfs(registry_path(fs_of(req)->reg), &st) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	st.f_namemax = REG_FNAME_MAX;
+	fuse_reply_statfs(req, &st);
+}
+
+/* The registry's metadata lives in the user. namespace. For the kernel's
+ * own namespaces (system.posix_acl_*, security.*, trusted.*) the answer a
+ * file system without them gives is EOPNOTSUPP: cp -p, rsync -X and tar
+ * then fall back (to chmod) instead of failing. */
+static bool foreign_xattr(const char *name)
+{
+	return strncmp(name, "user.", 5) != 0;
+}
+
+static void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	struct reg_caller who;
+
+	if (foreign_xattr(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+
+	caller_of(req, &who, NULL, 0);
+	reply_status(req, reg_setxattr(fs_of(req)->reg, &who, ino, name,
+				       value, size, flags));
+}
+
+static void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct mregfs *fs = fs_of(req);
+	ssize_t n;
+	char *buf;
+
+	if (size == 0) {
+		n = reg_getxattr(fs->reg, ino, name, NULL, 0);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = reg_getxattr(fs->reg, ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct mregfs *fs = fs_of(req);
+	ssize_t n;
+	char *buf;
+
+	if (size == 0) {
+		n = reg_listxattr(fs->reg, ino, NULL, 0);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = reg_listxattr(fs->reg, ino, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct reg_caller who;
+
+	if (foreign_xattr(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+
+	caller_of(req, &who, NULL, 0);
+	reply_status(req, reg_removexattr(fs_of(req)->reg, &who, ino, name));
+}
+
+/* Left out on purpose: readdirplus (lookup counts would matter),
+ * copy_file_range (ENOSYS: cp falls back to read/write), fallocate,
+ * locks (the kernel keeps them locally), access (default_permissions). */
+const struct fuse_lowlevel_ops mregfs_ops = {
+	.init         = mfs_init,
+	.lookup       = mfs_lookup,
+	.forget       = mfs_forget,
+	.forget_multi = mfs_forget_multi,
+	.getattr      = mfs_getattr,
+	.setattr      = mfs_setattr,
+	.readlink     = mfs_readlink,
+	.mknod        = mfs_mknod,
+	.mkdir        = mfs_mkdir,
+	.unlink       = mfs_unlink,
+	.rmdir        = mfs_rmdir,
+	.symlink      = mfs_symlink,
+	.rename       = mfs_rename,
+	.link         = mfs_link,
+	.open         = mfs_open,
+	.create       = mfs_create,
+	.read         = mfs_read,
+	.write        = mfs_write,
+	.flush        = mfs_flush,
+	.release      = mfs_release,
+	.fsync        = mfs_fsync,
+	.opendir      = mfs_opendir,
+	.readdir      = mfs_readdir,
+	.statfs       = mfs_statfs,
+	.setxattr     = mfs_setxattr,
+	.getxattr     = mfs_getxattr,
+	.listxattr    = mfs_listxattr,
+	.removexattr  = mfs_removexattr,
+};

@@ -1,0 +1,39 @@
+#!/bin/sh
+# A flipped byte in a pack: cat fails with status 1 and an EIO message
+# (never wrong bytes), get -o leaves nothing, fsck --full exits 3 and names
+# the model, version and file; other files still read right.
+. "$(dirname "$0")/lib.sh"
+
+mkfile "$T/hurt.bin" 2048
+mkfile "$T/fine.bin" 2048
+# The first chunk stored is the first of hurt.bin: it opens the first pack.
+expect_out "push the file to damage" "1" push m "$T/hurt.bin"
+expect_out "push another" "1" push other "$T/fine.bin"
+pack=$(ls "$T"/store/packs/*.pack 2>/dev/null | head -n 1)
+check "a pack file exists" test -f "$pack"
+expect_out "fsck --full is clean before" "clean" fsck --full
+
+# Pack: 16-byte header, then records of a 24-byte header and the data.
+off=$((16 + 24 + 4000))
+old=$(od -An -tu1 -j "$off" -N 1 "$pack" | tr -d ' ')
+new=$(( (old + 1) % 256 ))
+# shellcheck disable=SC2059
+printf "$(printf '\\%03o' "$new")" | dd of="$pack" bs=1 seek="$off" conv=notrunc 2>/dev/null
+check "one byte of a chunk's data flipped" test "$(od -An -tu1 -j "$off" -N 1 "$pack" | tr -d ' ')" = "$new"
+
+expect 1 "mreg: cat: data damaged in 'm/1/hurt.bin': run 'mreg fsck'" "cat of the damaged file: status 1, EIO message" cat m/1/hurt.bin
+check "cat wrote no byte of the damaged chunk" sh -c 'test "$(wc -c <"$1")" -lt 4000' - "$T/out"
+expect 1 "mreg: get: data damaged in 'm/1/hurt.bin': run 'mreg fsck'" "get -o of the damaged file" get m/1/hurt.bin -o "$T/got"
+check "... leaves no file" test ! -e "$T/got"
+mreg cat other/1/fine.bin >"$T/fine.out"
+check "another file still reads right" cmp -s "$T/fine.bin" "$T/fine.out"
+
+run fsck --full
+check "fsck --full exits 3" test "$rc" -eq 3
+check "fsck names the damaged chunk" grep -Eq "^error: chunk [0-9a-f]{32}" "$T/out"
+check "fsck names model, version and file" grep -Eq "^(error|info): .*'m/1/hurt\.bin'" "$T/out"
+check "fsck says damage was found" grep -Eq "^[0-9]+ errors? found" "$T/out"
+run fsck --full --json
+check "fsck --full --json: status 3, parses, not clean" sh -c 'test "$1" -eq 3' - "$rc"
+check "... and the finding names the file" test "$(jq_py "$T/out" '(d["clean"], any("m/1/hurt.bin" in f["message"] for f in d["findings"]))')" = "(False, True)"
+finish

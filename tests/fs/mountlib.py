@@ -1,0 +1,328 @@
+"""mountlib.py — what the filesystem tests share: TAP output and a mount
+that always goes away.
+
+Each test file makes a fresh store and mount point under a temporary
+directory, runs mregfs in the foreground (-f) as a child, waits until the
+mount is in /proc/self/mountinfo and answers, and on teardown (also when a
+test fails, raises, or the file is killed with SIGTERM/SIGINT) unmounts with
+fusermount3 -u (lazily if busy), stops the daemon by its pid and removes
+the temporary directory.
+
+Binaries: $MREG_BUILD/mregfs and $MREG_BUILD/mreg (default: build/ at the
+top of the tree). Run as a script, this file mounts an empty store and
+checks the top of the namespace: a smoke test for the harness itself.
+
+Standard library only (Debian's /usr/bin/python3).
+"""
+import atexit
+import errno
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.environ.get('MREG_BUILD') or os.path.join(TOP, 'build')
+MREGFS = os.path.join(BUILD, 'mregfs')
+MREG = os.path.join(BUILD, 'mreg')
+FUSERMOUNT = shutil.which('fusermount3') or '/usr/bin/fusermount3'
+
+
+class Tap:
+    """TAP lines: "ok N - what" / "not ok N - what"; exit status 1 when
+    anything failed."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, what, detail=None):
+        self.n += 1
+        if cond:
+            print('ok %d - %s' % (self.n, what), flush=True)
+        else:
+            self.failed += 1
+            print('not ok %d - %s' % (self.n, what), flush=True)
+            if detail is not None:
+                self.diag(detail)
+        return bool(cond)
+
+    def eq(self, got, want, what):
+        return self.ok(got == want, what, 'got %r, want %r' % (got, want))
+
+    def skip(self, what, why):
+        self.n += 1
+        print('ok %d - %s # SKIP %s' % (self.n, what, why), flush=True)
+
+    def diag(self, text):
+        for line in str(text).splitlines():
+            print('#   ' + line, flush=True)
+
+    def errno(self, want, what, fn, *args, **kw):
+        """Calls fn(*args) and checks that it fails with OSError errno
+        want (an errno number)."""
+        try:
+            fn(*args, **kw)
+        except OSError as e:
+            return self.ok(e.errno == want, what,
+                           'got %s, want %s' % (errno.errorcode.get(
+                               e.errno, e.errno), errno.errorcode[want]))
+        return self.ok(False, what, 'succeeded, want %s' %
+                       errno.errorcode[want])
+
+    def run(self, what, fn, *args):
+        """Runs a block of checks; an exception in it is one failure (with
+        its traceback) instead of the end of the file."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.ok(False, what + ' (raised)', traceback.format_exc())
+            return None
+
+    def done(self):
+        print('# %d checks, %d failed' % (self.n, self.failed), flush=True)
+        return 1 if self.failed else 0
+
+
+def mountinfo_has(path):
+    """True when path is a mount point, read from /proc/self/mountinfo (no
+    file system call: a dead FUSE mount cannot hang us)."""
+    try:
+        with open('/proc/self/mountinfo') as f:
+            for line in f:
+                mp = line.split()[4]
+                mp = mp.replace('\\040', ' ').replace('\\011', '\t') \
+                       .replace('\\012', '\n').replace('\\134', '\\')
+                if mp == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+_live = []
+
+
+def _cleanup_all():
+    for m in list(_live):
+        try:
+            m.close()
+        except Exception:
+            traceback.print_exc()
+
+
+def _on_signal(signum, frame):
+    _cleanup_all()
+    os._exit(128 + signum)
+
+
+atexit.register(_cleanup_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+class Mount:
+    """A store and a mount of it. m.start() mounts; m.stop() unmounts and
+    stops the daemon; m.close() also removes the temporary directory (run
+    at exit in any case)."""
+
+    def __init__(self, tag='fs', args=(), env=None, tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix='mreg-%s-' % tag)
+        self.store = os.path.join(self.tmp, 'store')
+        self.mnt = os.path.join(self.tmp, 'mnt')
+        os.makedirs(self.mnt, exist_ok=True)
+        self.args = list(args)
+        self.env = dict(os.environ)
+        self.env.pop('MREG_STORE', None)
+        if env:
+            self.env.update(env)
+        self.proc = None
+        self.log = os.path.join(self.tmp, 'mregfs.log')
+        self.closed = False
+        _live.append(self)
+
+    # -- paths and the CLI --------------------------------------------
+
+    def path(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+    def mreg(self, *args, check=False, input=None):
+        """Runs the CLI on this store: a CompletedProcess (text)."""
+        env = dict(self.env, MREG_STORE=self.store)
+        return subprocess.run([MREG] + list(args), env=env, input=input,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              timeout=300, check=check)
+
+    # -- mounting -----------------------------------------------------
+
+    def start(self, timeout=15, extra=()):
+        """Mounts: mregfs -f --store STORE [args] [extra] MNT."""
+        return self.spawn([MREGFS, '-f', '--store', self.store] +
+                          self.args + list(extra) + [self.mnt], timeout)
+
+    def spawn(self, cmd, timeout=15, env=None):
+        """Runs a foreground mregfs command line cmd and waits until it
+        serves the mount point."""
+        assert self.proc is None or self.proc.poll() is not None
+        logf = open(self.log, 'ab')
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=logf,
+                                     env=env or self.env,
+                                     stdin=subprocess.DEVNULL)
+        logf.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError('mregfs exited with %d:\n%s' %
+                                   (self.proc.returncode, self.log_tail()))
+            if mountinfo_has(self.mnt):
+                os.stat(self.mnt)  # waits for FUSE_INIT
+                return self
+            time.sleep(0.02)
+        raise RuntimeError('mregfs did not mount within %ds:\n%s' %
+                           (timeout, self.log_tail()))
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log, errors='replace') as f:
+                return ''.join(f.readlines()[-n:])
+        except OSError:
+            return ''
+
+    def unmount(self):
+        """fusermount3 -u, lazily (-z) when the mount is busy."""
+        for attempt in range(50):
+            if not mountinfo_has(self.mnt):
+                return True
+            r = subprocess.run([FUSERMOUNT, '-u', self.mnt],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            if r.returncode == 0:
+                continue
+            if attempt > 5:
+                subprocess.run([FUSERMOUNT, '-u', '-z', self.mnt],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            time.sleep(0.1)
+        return not mountinfo_has(self.mnt)
+
+    def wait_exit(self, timeout=10):
+        if not self.proc:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        """Unmounts and stops the daemon (by its pid). The daemon's exit
+        status, or None when it had to be killed."""
+        self.unmount()
+        if not self.proc:
+            return None
+        rc = self.wait_exit(10)
+        if rc is None:
+            self.proc.terminate()
+            rc = self.wait_exit(5)
+        if rc is None:
+            self.proc.kill()
+            self.proc.wait()
+        return rc
+
+    def kill9(self):
+        """SIGKILL to the daemon; waits until auto_unmount removed the
+        mount."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        end = time.monotonic() + 10
+        while mountinfo_has(self.mnt) and time.monotonic() < end:
+            time.sleep(0.05)
+        return not mountinfo_has(self.mnt)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.stop()
+        finally:
+            if self in _live:
+                _live.remove(self)
+            if not mountinfo_has(self.mnt):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# -- small helpers the tests share ------------------------------------------
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pattern(n, seed):
+    """n bytes that differ with seed (reproducible, incompressible, so
+    chunks of two seeds never match)."""
+    return random.Random(seed).randbytes(n)
+
+
+def versions(mnt_model_dir):
+    """Integer version names in a model directory, sorted."""
+    return sorted(int(n) for n in os.listdir(mnt_model_dir) if n.isdigit())
+
+
+def run(cmd, **kw):
+    """subprocess.run with text output captured."""
+    kw.setdefault('stdout', subprocess.PIPE)
+    kw.setdefault('stderr', subprocess.PIPE)
+    kw.setdefault('text', True)
+    kw.setdefault('timeout', 120)
+    return subprocess.run(cmd, **kw)
+
+
+def main():
+    t = Tap()
+    if not os.access(MREGFS, os.X_OK):
+        t.ok(False, 'mregfs is built', MREGFS + ' is missing')
+        return t.done()
+    m = Mount('lib')
+    try:
+        m.start()
+        t.ok(mountinfo_has(m.mnt), 'mregfs mounts an empty store')
+        t.eq(sorted(os.listdir(m.mnt)), ['.mreg', 'models'],
+             'the top of the namespace is models/ and .mreg/')
+        t.eq(os.listdir(m.path('models')), [], 'models/ starts empty')
+        rc = m.stop()
+        t.ok(not mountinfo_has(m.mnt), 'fusermount3 -u unmounts')
+        t.eq(rc, 0, 'the daemon exits 0 after the unmount')
+    except Exception:
+        t.ok(False, 'harness', traceback.format_exc())
+    finally:
+        m.close()
+    return t.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

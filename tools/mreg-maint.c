@@ -1,0 +1,310 @@
+/* mreg-maint.c — the commands about the store as a whole: stats, fsck and
+ * gc. fsck and gc show a progress bar on a terminal; fsck's exit status
+ * tells damage (3) from a check that could not run (1).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mreg.h"
+
+/* ---- stats -------------------------------------------------------------- */
+
+struct srow {
+	char *model;            /* NULL: the total */
+	uint64_t versions, files, logical, stored, chunks;
+};
+
+struct slist {
+	struct srow *s;
+	size_t n;
+};
+
+static int stats_fn(void *arg, const struct reg_stats *s)
+{
+	struct slist *l = arg;
+	struct srow *d;
+
+	l->s = reallocarray(l->s, l->n + 1, sizeof(*l->s));
+	if (!l->s)
+		abort();
+	d = &l->s[l->n++];
+	d->model = s->model ? strdup(s->model) : NULL;
+	if (s->model && !d->model)
+		abort();
+	d->versions = s->versions;
+	d->files = s->files;
+	d->logical = s->logical;
+	d->stored = s->stored;
+	d->chunks = s->chunks;
+	return 0;
+}
+
+static void srow_json(struct json *j, const struct srow *s)
+{
+	json_obj_begin(j);
+	if (s->model) {
+		json_key(j, "model");
+		json_str(j, s->model);
+	}
+	json_key(j, "versions");
+	json_u64(j, s->versions);
+	json_key(j, "files");
+	json_u64(j, s->files);
+	json_key(j, "logical_bytes");
+	json_u64(j, s->logical);
+	json_key(j, "stored_bytes");
+	json_u64(j, s->stored);
+	json_key(j, "chunks");
+	json_u64(j, s->chunks);
+	json_key(j, "dedup_ratio");
+	if (s->stored)
+		json_double(j, (double)s->logical / (double)s->stored);
+	else
+		json_null(j);
+	json_obj_end(j);
+}
+
+static void stats_json(struct cli *c, const struct slist *l,
+		       const struct reg_store_stats *ss)
+{
+	const struct srow *total = NULL;
+	struct json j;
+	size_t i;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "store");
+	json_str(&j, registry_path(c->reg));
+	json_key(&j, "models");
+	json_arr_begin(&j);
+	for (i = 0; i < l->n; i++) {
+		if (!l->s[i].model) {
+			total = &l->s[i];
+			continue;
+		}
+		srow_json(&j, &l->s[i]);
+	}
+	json_arr_end(&j);
+	json_key(&j, "total");
+	if (total)
+		srow_json(&j, total);
+	else
+		json_null(&j);
+	json_key(&j, "pack_bytes");
+	json_u64(&j, ss->pack_bytes);
+	json_key(&j, "live_bytes");
+	json_u64(&j, ss->live_bytes);
+	json_key(&j, "reclaimable_bytes");
+	json_u64(&j, ss->dead_bytes);
+	json_key(&j, "index_bytes");
+	json_u64(&j, ss->index_bytes);
+	json_key(&j, "chunks");
+	json_u64(&j, ss->chunks);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
+static void stats_table(struct cli *c, const struct slist *l,
+			const struct reg_store_stats *ss)
+{
+	char v[32], f[32], lg[32], st[32], dd[32], a[1024];
+	struct table t;
+	size_t i;
+
+	table_init(&t, 6, 0x3eu);
+	table_row(&t, "MODEL", "VERSIONS", "FILES", "LOGICAL", "STORED",
+		  "DEDUP");
+	for (i = 0; i < l->n; i++) {
+		const struct srow *s = &l->s[i];
+
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)s->versions);
+		snprintf(f, sizeof(f), "%llu", (unsigned long long)s->files);
+		if (s->stored)
+			snprintf(dd, sizeof(dd), "%.2fx",
+				 (double)s->logical / (double)s->stored);
+		else
+			snprintf(dd, sizeof(dd), "-");
+		table_row(&t, s->model ? human_str(s->model, a, sizeof(a)) :
+			  "(total)", v, f,
+			  human_size(s->logical, lg, sizeof(lg)),
+			  human_size(s->stored, st, sizeof(st)), dd);
+	}
+	table_print(&t, stdout);
+	table_release(&t);
+
+	printf("\nstore %s\n", human_str(registry_path(c->reg), a, sizeof(a)));
+	table_init(&t, 2, 0x2u);
+	table_row(&t, "  packs", human_size(ss->pack_bytes, lg, sizeof(lg)));
+	table_row(&t, "  live", human_size(ss->live_bytes, lg, sizeof(lg)));
+	table_row(&t, "  reclaimable", human_size(ss->dead_bytes, lg,
+						  sizeof(lg)));
+	table_row(&t, "  index", human_size(ss->index_bytes, lg, sizeof(lg)));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)ss->chunks);
+	table_row(&t, "  chunks", v);
+	table_print(&t, stdout);
+	table_release(&t);
+}
+
+int cmd_stats(struct cli *c)
+{
+	struct slist l = { NULL, 0 };
+	struct reg_store_stats ss;
+	size_t i;
+	int r;
+
+	r = reg_stats(c->reg, stats_fn, &l);
+	if (r >= 0)
+		r = reg_store_stats(c->reg, &ss);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = NULL));
+		goto out;
+	}
+	if (c->json)
+		stats_json(c, &l, &ss);
+	else
+		stats_table(c, &l, &ss);
+	r = EXIT_OK;
+out:
+	for (i = 0; i < l.n; i++)
+		free(l.s[i].model);
+	free(l.s);
+	return r;
+}
+
+/* ---- fsck --------------------------------------------------------------- */
+
+struct fsck_arg {
+	struct cli *c;
+	struct progress prog;
+	struct json j;
+	uint64_t errors, infos;
+};
+
+static void fsck_report(void *arg, const char *severity, const char *msg)
+{
+	struct fsck_arg *a = arg;
+
+	if (!strcmp(severity, "error"))
+		a->errors++;
+	else
+		a->infos++;
+	if (a->c->json) {
+		json_obj_begin(&a->j);
+		json_key(&a->j, "severity");
+		json_str(&a->j, severity);
+		json_key(&a->j, "message");
+		json_str(&a->j, msg);
+		json_obj_end(&a->j);
+		return;
+	}
+	/* The bar is redrawn by the next report of progress. */
+	progress_end(&a->prog);
+	printf("%s: %s\n", severity, msg);
+	fflush(stdout);
+}
+
+/* reg_fsck() hands report and progress the same arg. */
+static void fsck_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct fsck_arg *a = arg;
+
+	progress_cb(&a->prog, done, total);
+}
+
+int cmd_fsck(struct cli *c)
+{
+	unsigned flags = opt_has(c, OPT_FULL) ? REG_FSCK_FULL : 0;
+	struct fsck_arg a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.c = c;
+	progress_init(&a.prog, c, "fsck", false);
+	if (c->json) {
+		json_init(&a.j, stdout);
+		json_obj_begin(&a.j);
+		json_key(&a.j, "findings");
+		json_arr_begin(&a.j);
+	}
+	r = reg_fsck(c->reg, flags, fsck_report, fsck_progress, &a);
+	progress_end(&a.prog);
+	if (r < 0) {
+		if (c->json) {
+			json_arr_end(&a.j);
+			json_obj_end(&a.j);
+			json_finish(&a.j);
+		}
+		if (r == -EIO)
+			return fail(c, "the index is damaged: cannot check "
+				    "the store");
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	}
+	/* Core's count is the authority for errors (it may count damage it
+	 * reports in one finding as several). */
+	if ((uint64_t)r > a.errors)
+		a.errors = (uint64_t)r;
+	if (c->json) {
+		json_arr_end(&a.j);
+		json_key(&a.j, "errors");
+		json_u64(&a.j, a.errors);
+		json_key(&a.j, "infos");
+		json_u64(&a.j, a.infos);
+		json_key(&a.j, "clean");
+		json_bool(&a.j, a.errors == 0);
+		json_obj_end(&a.j);
+		json_finish(&a.j);
+	} else if (a.errors) {
+		printf("%llu error%s found: damaged data (see above)\n",
+		       (unsigned long long)a.errors, a.errors == 1 ? "" : "s");
+	} else if (!c->quiet) {
+		printf("clean%s\n", a.infos ? " (reclaimable data: run "
+		       "'mreg gc')" : "");
+	}
+	return a.errors ? EXIT_DAMAGE : EXIT_OK;
+}
+
+/* ---- gc ----------------------------------------------------------------- */
+
+int cmd_gc(struct cli *c)
+{
+	struct reg_gc_result res;
+	struct progress prog;
+	struct json j;
+	char b[32];
+	int r;
+
+	progress_init(&prog, c, "gc", false);
+	r = reg_gc(c->reg, progress_cb, &prog, &res);
+	progress_end(&prog);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	if (c->json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "versions_freed");
+		json_u64(&j, res.versions_freed);
+		json_key(&j, "chunks_freed");
+		json_u64(&j, res.chunks_freed);
+		json_key(&j, "bytes_freed");
+		json_u64(&j, res.bytes_freed);
+		json_key(&j, "packs_removed");
+		json_u64(&j, res.packs_removed);
+		json_key(&j, "packs_rewritten");
+		json_u64(&j, res.packs_rewritten);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else if (!c->quiet) {
+		printf("freed %s: %llu chunk%s, %llu removed version%s; "
+		       "%llu pack%s removed, %llu rewritten\n",
+		       human_size(res.bytes_freed, b, sizeof(b)),
+		       (unsigned long long)res.chunks_freed,
+		       res.chunks_freed == 1 ? "" : "s",
+		       (unsigned long long)res.versions_freed,
+		       res.versions_freed == 1 ? "" : "s",
+		       (unsigned long long)res.packs_removed,
+		       res.packs_removed == 1 ? "" : "s",
+		       (unsigned long long)res.packs_rewritten);
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,1348 @@
+/* mreg-read.c — the commands that read the registry: ls, show, cat (get),
+ * history, search, diff and audit.
+ *
+ * Registry callbacks run inside a read transaction: they copy what they
+ * need and return; any further registry call is made after the listing
+ * returned, never from inside a callback.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mreg.h"
+
+const char *id_hex(const struct mreg_id *id, char buf[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < MREG_ID_LEN; i++) {
+		buf[2 * i] = hex[id->b[i] >> 4];
+		buf[2 * i + 1] = hex[id->b[i] & 15];
+	}
+	buf[2 * MREG_ID_LEN] = 0;
+	return buf;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+
+	if (!d)
+		abort();
+	return d;
+}
+
+/* ---- versions ----------------------------------------------------------- */
+
+void vinfo_copy(struct vinfo *d, const struct reg_version_info *v)
+{
+	size_t i, n = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->model = xstrdup(v->model);
+	d->name = xstrdup(v->name);
+	d->sealed = v->sealed;
+	d->created = v->created;
+	d->sealed_at = v->sealed_at;
+	d->creator = v->creator;
+	d->size = v->size;
+	d->stored = v->stored;
+	d->nfiles = v->nfiles;
+	d->digest = v->digest;
+	while (v->stages && v->stages[n])
+		n++;
+	d->stages = calloc(n + 1, sizeof(*d->stages));
+	if (!d->stages)
+		abort();
+	for (i = 0; i < n; i++)
+		d->stages[i] = xstrdup(v->stages[i]);
+	d->nstages = n;
+}
+
+void vinfo_release(struct vinfo *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->nstages; i++)
+		free(v->stages[i]);
+	free(v->stages);
+	free(v->model);
+	free(v->name);
+	memset(v, 0, sizeof(*v));
+}
+
+struct vlist {
+	struct vinfo *v;
+	size_t n;
+};
+
+static int vlist_fn(void *arg, const struct reg_version_info *v)
+{
+	struct vlist *l = arg;
+
+	l->v = reallocarray(l->v, l->n + 1, sizeof(*l->v));
+	if (!l->v)
+		abort();
+	vinfo_copy(&l->v[l->n++], v);
+	return 0;
+}
+
+static void vlist_release(struct vlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		vinfo_release(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int vinfo_get(struct cli *c, const char *model, const char *version,
+	      struct vinfo *ret)
+{
+	struct vlist l = { NULL, 0 };
+	int r;
+
+	r = reg_version_info(c->reg, model, version, vlist_fn, &l);
+	if (r >= 0 && l.n == 0)
+		r = -ENOENT;
+	if (r < 0) {
+		vlist_release(&l);
+		return r;
+	}
+	*ret = l.v[0];
+	l.v[0] = l.v[l.n - 1];
+	l.n--;
+	vlist_release(&l);
+	return 0;
+}
+
+void vinfo_json(struct json *j, const struct vinfo *v)
+{
+	char t[64], u[256], h[33];
+	size_t i;
+
+	json_obj_begin(j);
+	json_key(j, "model");
+	json_str(j, v->model);
+	json_key(j, "version");
+	json_str(j, v->name);
+	json_key(j, "state");
+	json_str(j, v->sealed ? "sealed" : "draft");
+	json_key(j, "size");
+	json_u64(j, v->size);
+	json_key(j, "stored");
+	json_u64(j, v->stored);
+	json_key(j, "files");
+	json_u64(j, v->nfiles);
+	json_key(j, "created");
+	json_str(j, iso_time(v->created, t, sizeof(t)));
+	json_key(j, "sealed_at");
+	if (v->sealed_at)
+		json_str(j, iso_time(v->sealed_at, t, sizeof(t)));
+	else
+		json_null(j);
+	json_key(j, "creator");
+	json_str(j, user_name(v->creator, u, sizeof(u)));
+	json_key(j, "digest");
+	json_str(j, v->sealed ? id_hex(&v->digest, h) : NULL);
+	json_key(j, "stages");
+	json_arr_begin(j);
+	for (i = 0; i < v->nstages; i++)
+		json_str(j, v->stages[i]);
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
+static char *stages_str(const struct vinfo *v)
+{
+	size_t i, n = 1;
+	char *s;
+
+	for (i = 0; i < v->nstages; i++)
+		n += strlen(v->stages[i]) + 1;
+	s = calloc(1, n);
+	if (!s)
+		abort();
+	for (i = 0; i < v->nstages; i++) {
+		if (i)
+			strcat(s, ",");
+		strcat(s, v->stages[i]);
+	}
+	return s;
+}
+
+int ref_follow_stage(struct cli *c, struct ref *r)
+{
+	struct vlist vl = { NULL, 0 };
+	char stage[REG_FNAME_MAX + 1], a[1024], b[1024];
+	const char *p, *slash;
+	size_t i, k;
+	int e;
+
+	if (!r->version || strcmp(r->version, "stages") || !r->path)
+		return 0;
+	p = r->path;
+	slash = strchr(p, '/');
+	snprintf(stage, sizeof(stage), "%.*s",
+		 (int)(slash ? (size_t)(slash - p) : strlen(p)), p);
+	e = check_names(c, r->model, NULL, stage);
+	if (e)
+		return e;
+	e = reg_versions(c->reg, r->model, vlist_fn, &vl);
+	if (e < 0) {
+		vlist_release(&vl);
+		return fail_errno(c, e, SUBJ(.model = r->model));
+	}
+	for (i = 0; i < vl.n && !r->vbuf; i++)
+		for (k = 0; k < vl.v[i].nstages; k++)
+			if (!strcmp(vl.v[i].stages[k], stage)) {
+				r->vbuf = xstrdup(vl.v[i].name);
+				break;
+			}
+	vlist_release(&vl);
+	if (!r->vbuf)
+		return fail(c, "stage '%s' of model '%s' does not exist",
+			    human_str(stage, a, sizeof(a)),
+			    human_str(r->model, b, sizeof(b)));
+	r->version = r->vbuf;
+	r->path = slash && slash[1] ? slash + 1 : NULL;
+	r->nparts = r->path ? 3 : 2;
+	return 0;
+}
+
+/* ---- ls ----------------------------------------------------------------- */
+
+struct mlist {
+	struct minfo {
+		char *name;
+		uint32_t nversions;
+		int64_t created;
+		uid_t creator;
+	} *m;
+	size_t n;
+};
+
+static int mlist_fn(void *arg, const struct reg_model_info *m)
+{
+	struct mlist *l = arg;
+
+	l->m = reallocarray(l->m, l->n + 1, sizeof(*l->m));
+	if (!l->m)
+		abort();
+	l->m[l->n].name = xstrdup(m->name);
+	l->m[l->n].nversions = m->nversions;
+	l->m[l->n].created = m->created;
+	l->m[l->n].creator = m->creator;
+	l->n++;
+	return 0;
+}
+
+static int ls_models(struct cli *c)
+{
+	struct mlist ml = { NULL, 0 };
+	struct table t;
+	struct json j;
+	size_t i, k, s;
+	int r;
+
+	r = reg_models(c->reg, mlist_fn, &ml);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = NULL));
+		goto out;
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+	} else {
+		table_init(&t, 4, 1u << 1);
+		table_row(&t, "MODEL", "VERSIONS", "STAGES", "CREATED");
+	}
+	for (i = 0; i < ml.n; i++) {
+		struct vlist vl = { NULL, 0 };
+		char n[32], tm[64], u[256], a[1024];
+
+		/* The stages come with the versions they point at. */
+		r = reg_versions(c->reg, ml.m[i].name, vlist_fn, &vl);
+		if (r < 0 && r != -ENOENT) {
+			vlist_release(&vl);
+			r = fail_errno(c, r, SUBJ(.model = ml.m[i].name));
+			if (!c->json)
+				table_release(&t);
+			goto out;
+		}
+		if (c->json) {
+			json_obj_begin(&j);
+			json_key(&j, "model");
+			json_str(&j, ml.m[i].name);
+			json_key(&j, "versions");
+			json_u64(&j, ml.m[i].nversions);
+			json_key(&j, "stages");
+			json_obj_begin(&j);
+			for (k = 0; k < vl.n; k++)
+				for (s = 0; s < vl.v[k].nstages; s++) {
+					json_key(&j, vl.v[k].stages[s]);
+					json_str(&j, vl.v[k].name);
+				}
+			json_obj_end(&j);
+			json_key(&j, "created");
+			json_str(&j, iso_time(ml.m[i].created, tm,
+					      sizeof(tm)));
+			json_key(&j, "creator");
+			json_str(&j, user_name(ml.m[i].creator, u,
+					       sizeof(u)));
+			json_obj_end(&j);
+		} else {
+			char *stages = NULL;
+			size_t len = 0;
+			bool first = true;
+			FILE *f = open_memstream(&stages, &len);
+
+			if (!f)
+				abort();
+			for (k = 0; k < vl.n; k++)
+				for (s = 0; s < vl.v[k].nstages; s++) {
+					fprintf(f, "%s%s=%s", first ? "" : ",",
+						vl.v[k].stages[s],
+						vl.v[k].name);
+					first = false;
+				}
+			fclose(f);
+			snprintf(n, sizeof(n), "%u", ml.m[i].nversions);
+			table_row(&t, human_str(ml.m[i].name, a, sizeof(a)),
+				  n, len ? stages : NULL,
+				  iso_time(ml.m[i].created, tm, sizeof(tm)));
+			free(stages);
+		}
+		vlist_release(&vl);
+	}
+	if (c->json) {
+		json_arr_end(&j);
+		json_finish(&j);
+	} else {
+		table_print(&t, stdout);
+		table_release(&t);
+	}
+	r = EXIT_OK;
+out:
+	for (i = 0; i < ml.n; i++)
+		free(ml.m[i].name);
+	free(ml.m);
+	return r;
+}
+
+static int ls_versions(struct cli *c, const char *model)
+{
+	struct vlist vl = { NULL, 0 };
+	struct table t;
+	struct json j;
+	size_t i;
+	int r;
+
+	r = reg_versions(c->reg, model, vlist_fn, &vl);
+	if (r < 0) {
+		vlist_release(&vl);
+		return fail_errno(c, r, SUBJ(.model = model));
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+		for (i = 0; i < vl.n; i++)
+			vinfo_json(&j, &vl.v[i]);
+		json_arr_end(&j);
+		json_finish(&j);
+		vlist_release(&vl);
+		return EXIT_OK;
+	}
+	table_init(&t, 6, 1u << 2 | 1u << 3);
+	table_row(&t, "VERSION", "STATE", "SIZE", "FILES", "CREATED",
+		  "STAGES");
+	for (i = 0; i < vl.n; i++) {
+		char sz[32], nf[32], tm[64];
+		char *stages = stages_str(&vl.v[i]);
+
+		snprintf(nf, sizeof(nf), "%llu",
+			 (unsigned long long)vl.v[i].nfiles);
+		table_row(&t, vl.v[i].name,
+			  vl.v[i].sealed ? "sealed" : "draft",
+			  human_size(vl.v[i].size, sz, sizeof(sz)), nf,
+			  iso_time(vl.v[i].created, tm, sizeof(tm)),
+			  *stages ? stages : NULL);
+		free(stages);
+	}
+	table_print(&t, stdout);
+	table_release(&t);
+	vlist_release(&vl);
+	return EXIT_OK;
+}
+
+struct flist {
+	struct finfo {
+		char *path, *target;
+		enum reg_kind kind;
+		mode_t mode;
+		uint64_t size;
+		struct mreg_id digest;
+	} *f;
+	size_t n;
+};
+
+static int flist_fn(void *arg, const struct reg_file_info *fi)
+{
+	struct flist *l = arg;
+	struct finfo *f;
+
+	l->f = reallocarray(l->f, l->n + 1, sizeof(*l->f));
+	if (!l->f)
+		abort();
+	f = &l->f[l->n++];
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(fi->path);
+	f->target = fi->kind == REG_SYMLINK ? xstrdup(fi->target) : NULL;
+	f->kind = fi->kind;
+	f->mode = fi->mode;
+	f->size = fi->size;
+	f->digest = fi->digest;
+	return 0;
+}
+
+static void flist_release(struct flist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->f[i].path);
+		free(l->f[i].target);
+	}
+	free(l->f);
+	l->f = NULL;
+	l->n = 0;
+}
+
+static const char *kind_name(enum reg_kind k)
+{
+	switch (k) {
+	case REG_DIR: return "dir";
+	case REG_FILE: return "file";
+	case REG_SYMLINK: return "symlink";
+	default: return "other";
+	}
+}
+
+static int ls_files(struct cli *c, const char *model, const char *version)
+{
+	struct flist fl = { NULL, 0 };
+	struct table t;
+	struct json j;
+	size_t i;
+	int r;
+
+	r = reg_files(c->reg, model, version, flist_fn, &fl);
+	if (r < 0) {
+		flist_release(&fl);
+		return fail_errno(c, r, SUBJ(.model = model,
+					     .version = version));
+	}
+	if (c->json) {
+		char h[33];
+
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+		for (i = 0; i < fl.n; i++) {
+			const struct finfo *f = &fl.f[i];
+
+			json_obj_begin(&j);
+			json_key(&j, "path");
+			json_str(&j, f->path);
+			json_key(&j, "kind");
+			json_str(&j, kind_name(f->kind));
+			json_key(&j, "mode");
+			json_u64(&j, f->mode & 07777);
+			json_key(&j, "size");
+			json_u64(&j, f->size);
+			if (f->kind == REG_FILE) {
+				json_key(&j, "digest");
+				json_str(&j, id_hex(&f->digest, h));
+			}
+			if (f->kind == REG_SYMLINK) {
+				json_key(&j, "target");
+				json_str(&j, f->target);
+			}
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_finish(&j);
+		flist_release(&fl);
+		return EXIT_OK;
+	}
+	table_init(&t, 4, 1u << 1);
+	table_row(&t, "MODE", "SIZE", "DIGEST", "PATH");
+	for (i = 0; i < fl.n; i++) {
+		const struct finfo *f = &fl.f[i];
+		char m[16], sz[32], h[33], p[4096], tg[4096], *line;
+
+		human_str(f->path, p, sizeof(p));
+		if (f->kind == REG_SYMLINK) {
+			if (asprintf(&line, "%s -> %s", p,
+				     human_str(f->target, tg, sizeof(tg))) < 0)
+				abort();
+		} else {
+			line = xstrdup(p);
+		}
+		table_row(&t, mode_str(f->mode, m, sizeof(m)),
+			  f->kind == REG_DIR ? NULL :
+			  human_size(f->size, sz, sizeof(sz)),
+			  f->kind == REG_FILE ? id_hex(&f->digest, h) : NULL,
+			  line);
+		free(line);
+	}
+	table_print(&t, stdout);
+	table_release(&t);
+	flist_release(&fl);
+	return EXIT_OK;
+}
+
+int cmd_ls(struct cli *c)
+{
+	struct ref ref;
+	int r;
+
+	if (c->nargs == 0)
+		return ls_models(c);
+	ref_parse(&ref, c->args[0]);
+	r = ref_follow_stage(c, &ref);
+	if (r)
+		goto out;
+	if (ref.nparts > 2) {
+		r = usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
+			      c->args[0]);
+		goto out;
+	}
+	r = check_names(c, ref.model, ref.version, NULL);
+	if (r)
+		goto out;
+	if (ref.version)
+		r = ls_files(c, ref.model, ref.version);
+	else
+		r = ls_versions(c, ref.model);
+out:
+	ref_release(&ref);
+	return r;
+}
+
+/* ---- show --------------------------------------------------------------- */
+
+static bool is_fact(const char *k)
+{
+	return strcmp(k, "description") && strncmp(k, "tag.", 4) &&
+	       strncmp(k, "metric.", 7) && strncmp(k, "param.", 6) &&
+	       strncmp(k, "lineage.", 8);
+}
+
+/* The metadata keys with prefix p, as one JSON object {K: value}. */
+static void meta_group_json(struct json *j, const char *name, const char *p,
+			    const struct meta_ent *e, size_t n)
+{
+	size_t i, pl = strlen(p);
+
+	json_key(j, name);
+	json_obj_begin(j);
+	for (i = 0; i < n; i++) {
+		if (strncmp(e[i].key, p, pl))
+			continue;
+		json_key(j, e[i].key + pl);
+		if (!strcmp(p, "metric."))
+			json_number_or_str(j, e[i].value, e[i].len);
+		else
+			json_strn(j, e[i].value, e[i].len);
+	}
+	json_obj_end(j);
+}
+
+static void meta_json(struct json *j, const struct meta_ent *e, size_t n)
+{
+	size_t i;
+
+	json_key(j, "description");
+	for (i = 0; i < n; i++)
+		if (!strcmp(e[i].key, "description"))
+			break;
+	if (i < n)
+		json_strn(j, e[i].value, e[i].len);
+	else
+		json_null(j);
+	meta_group_json(j, "tags", "tag.", e, n);
+	meta_group_json(j, "metrics", "metric.", e, n);
+	meta_group_json(j, "params", "param.", e, n);
+	meta_group_json(j, "lineage", "lineage.", e, n);
+	json_key(j, "facts");
+	json_obj_begin(j);
+	for (i = 0; i < n; i++)
+		if (is_fact(e[i].key)) {
+			json_key(j, e[i].key);
+			json_strn(j, e[i].value, e[i].len);
+		}
+	json_obj_end(j);
+}
+
+/* Key/value rows of the metadata; sizes get their human form too. */
+static void meta_rows(struct table *t, const struct meta_ent *e, size_t n)
+{
+	char a[4096], b[256], hs[32], *v;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		double d;
+
+		human_str(e[i].value, a, sizeof(a));
+		if ((!strcmp(e[i].key, "size") || !strcmp(e[i].key, "stored"))
+		    && is_number(e[i].value, &d) && d >= 0) {
+			if (asprintf(&v, "%s (%s)", a,
+				     human_size((uint64_t)d, hs,
+						sizeof(hs))) < 0)
+				abort();
+		} else {
+			v = xstrdup(a);
+		}
+		table_row(t, human_str(e[i].key, b, sizeof(b)), v);
+		free(v);
+	}
+}
+
+static int show_version(struct cli *c, const char *model, const char *version)
+{
+	struct meta_ent *e = NULL;
+	struct vinfo v;
+	struct table t;
+	struct json j;
+	char a[1024], nf[32], *stages;
+	size_t n = 0;
+	int r;
+
+	r = vinfo_get(c, model, version, &v);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = model,
+					     .version = version));
+	r = meta_collect(c, model, version, true, &e, &n);
+	if (r < 0) {
+		vinfo_release(&v);
+		return fail_errno(c, r, SUBJ(.model = model,
+					     .version = version));
+	}
+	if (c->json) {
+		size_t i;
+
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "model");
+		json_str(&j, model);
+		json_key(&j, "version");
+		json_str(&j, version);
+		json_key(&j, "state");
+		json_str(&j, v.sealed ? "sealed" : "draft");
+		json_key(&j, "files");
+		json_u64(&j, v.nfiles);
+		json_key(&j, "size");
+		json_u64(&j, v.size);
+		json_key(&j, "stored");
+		json_u64(&j, v.stored);
+		json_key(&j, "stages");
+		json_arr_begin(&j);
+		for (i = 0; i < v.nstages; i++)
+			json_str(&j, v.stages[i]);
+		json_arr_end(&j);
+		meta_json(&j, e, n);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		snprintf(a, sizeof(a), "%s/%s", model, version);
+		printf("%s\n", human_str(a, a, sizeof(a)));
+		stages = stages_str(&v);
+		snprintf(nf, sizeof(nf), "%llu", (unsigned long long)v.nfiles);
+		table_init(&t, 2, 0);
+		table_row(&t, "  state", v.sealed ? "sealed" : "draft");
+		table_row(&t, "  stages", *stages ? stages : NULL);
+		table_row(&t, "  files", nf);
+		free(stages);
+		meta_rows(&t, e, n);
+		/* Indent the metadata rows like the first ones. */
+		for (size_t i = 3; i < t.nrows; i++) {
+			char *k = t.cells[i * 2], *ind;
+
+			if (asprintf(&ind, "  %s", k) < 0)
+				abort();
+			free(k);
+			t.cells[i * 2] = ind;
+		}
+		table_print(&t, stdout);
+		table_release(&t);
+	}
+	meta_free(e, n);
+	vinfo_release(&v);
+	return EXIT_OK;
+}
+
+static int show_model(struct cli *c, const char *model)
+{
+	struct vlist vl = { NULL, 0 };
+	struct meta_ent *e = NULL;
+	struct table t;
+	struct json j;
+	char a[1024], nv[32];
+	size_t n = 0, i, s;
+	int r;
+
+	r = reg_versions(c->reg, model, vlist_fn, &vl);
+	if (r >= 0)
+		r = meta_collect(c, model, NULL, true, &e, &n);
+	if (r < 0) {
+		vlist_release(&vl);
+		return fail_errno(c, r, SUBJ(.model = model));
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "model");
+		json_str(&j, model);
+		json_key(&j, "versions");
+		json_arr_begin(&j);
+		for (i = 0; i < vl.n; i++)
+			json_str(&j, vl.v[i].name);
+		json_arr_end(&j);
+		json_key(&j, "stages");
+		json_obj_begin(&j);
+		for (i = 0; i < vl.n; i++)
+			for (s = 0; s < vl.v[i].nstages; s++) {
+				json_key(&j, vl.v[i].stages[s]);
+				json_str(&j, vl.v[i].name);
+			}
+		json_obj_end(&j);
+		meta_json(&j, e, n);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("%s\n", human_str(model, a, sizeof(a)));
+		table_init(&t, 2, 0);
+		snprintf(nv, sizeof(nv), "%zu", vl.n);
+		table_row(&t, "versions", nv);
+		for (i = 0; i < vl.n; i++)
+			for (s = 0; s < vl.v[i].nstages; s++) {
+				char *k;
+
+				if (asprintf(&k, "stage %s",
+					     vl.v[i].stages[s]) < 0)
+					abort();
+				table_row(&t, k, vl.v[i].name);
+				free(k);
+			}
+		meta_rows(&t, e, n);
+		for (i = 0; i < t.nrows; i++) {
+			char *k = t.cells[i * 2], *ind;
+
+			if (asprintf(&ind, "  %s", k) < 0)
+				abort();
+			free(k);
+			t.cells[i * 2] = ind;
+		}
+		table_print(&t, stdout);
+		table_release(&t);
+	}
+	meta_free(e, n);
+	vlist_release(&vl);
+	return EXIT_OK;
+}
+
+int cmd_show(struct cli *c)
+{
+	struct ref ref;
+	size_t used;
+	int r;
+
+	if (c->nargs == 2) {
+		r = model_version_args(c, 0, &ref, &used);
+		if (r)
+			return r;
+	} else {
+		ref_parse(&ref, c->args[0]);
+		r = ref_follow_stage(c, &ref);
+		if (r)
+			goto out;
+	}
+	if (ref.nparts > 2) {
+		r = usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
+			      c->args[0]);
+		goto out;
+	}
+	r = check_names(c, ref.model, ref.version, NULL);
+	if (r)
+		goto out;
+	if (ref.version)
+		r = show_version(c, ref.model, ref.version);
+	else
+		r = show_model(c, ref.model);
+out:
+	ref_release(&ref);
+	return r;
+}
+
+/* ---- cat ---------------------------------------------------------------- */
+
+/* Opens a temporary file beside path; the caller renames it into place
+ * once the content is complete, so that a failed get leaves nothing
+ * half-written under the name asked for. */
+static int open_beside(const char *path, char **ret_tmp)
+{
+	char *d = xstrdup(path), *tmp;
+	mode_t um;
+	int fd;
+
+	if (asprintf(&tmp, "%s/.%s.mreg-XXXXXX", dirname(d),
+		     strrchr(path, '/') ? strrchr(path, '/') + 1 : path) < 0)
+		abort();
+	free(d);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		free(tmp);
+		return -errno;
+	}
+	um = umask(0);
+	umask(um);
+	if (fchmod(fd, 0666 & ~um) < 0) {
+		/* the default 0600 is safe: keep it */
+	}
+	*ret_tmp = tmp;
+	return fd;
+}
+
+int cmd_cat(struct cli *c)
+{
+	const char *out = opt_get(c, OPT_OUTPUT), *path;
+	char *tmp = NULL, a[1024];
+	struct ref ref;
+	int fd = STDOUT_FILENO, r;
+
+	ref_parse(&ref, c->args[0]);
+	r = ref_follow_stage(c, &ref);
+	if (r)
+		goto out;
+	if (c->nargs == 2) {
+		if (ref.nparts != 2) {
+			r = usage_err(c, "expected MODEL/VERSION PATH");
+			goto out;
+		}
+		path = c->args[1];
+	} else if (ref.nparts != 3) {
+		r = usage_err(c, "expected MODEL/VERSION/PATH, not '%s'",
+			      c->args[0]);
+		goto out;
+	} else {
+		path = ref.path;
+	}
+	while (*path == '/')
+		path++;
+	r = check_names(c, ref.model, ref.version, NULL);
+	if (r)
+		goto out;
+	if (out && strcmp(out, "-")) {
+		fd = open_beside(out, &tmp);
+		if (fd < 0) {
+			r = fail(c, "cannot write '%s': %s",
+				 human_str(out, a, sizeof(a)), errstr(-fd));
+			goto out;
+		}
+	}
+	fflush(stdout);
+	r = reg_cat(c->reg, ref.model, ref.version, path, fd);
+	if (r == -EISDIR) {
+		r = fail(c, "'%s/%s/%s' is a directory", ref.model,
+			 ref.version, human_str(path, a, sizeof(a)));
+	} else if (r == -EPIPE) {
+		r = EXIT_FAIL;
+	} else if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = ref.model,
+					  .version = ref.version,
+					  .path = path));
+	} else {
+		r = EXIT_OK;
+	}
+	if (tmp) {
+		if (r == EXIT_OK && (fsync(fd) < 0 || close(fd) < 0)) {
+			r = fail(c, "cannot write '%s': %s",
+				 human_str(out, a, sizeof(a)), errstr(errno));
+		} else if (r != EXIT_OK) {
+			close(fd);
+		}
+		if (r == EXIT_OK && rename(tmp, out) < 0)
+			r = fail(c, "cannot write '%s': %s",
+				 human_str(out, a, sizeof(a)), errstr(errno));
+		if (r != EXIT_OK)
+			unlink(tmp);
+		free(tmp);
+	}
+out:
+	ref_release(&ref);
+	return r;
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+struct hlist {
+	struct hent {
+		uint64_t seq;
+		int64_t time;
+		uid_t uid;
+		char *stage, *from, *to, *action;
+	} *h;
+	size_t n;
+};
+
+static int hlist_fn(void *arg, const struct reg_history *h)
+{
+	struct hlist *l = arg;
+	struct hent *e;
+
+	l->h = reallocarray(l->h, l->n + 1, sizeof(*l->h));
+	if (!l->h)
+		abort();
+	e = &l->h[l->n++];
+	e->seq = h->seq;
+	e->time = h->time;
+	e->uid = h->uid;
+	e->stage = xstrdup(h->stage);
+	e->from = xstrdup(h->from);
+	e->to = xstrdup(h->to);
+	e->action = xstrdup(h->action);
+	return 0;
+}
+
+int cmd_history(struct cli *c)
+{
+	const char *model = c->args[0];
+	const char *stage = c->nargs > 1 ? c->args[1] : NULL;
+	struct hlist l = { NULL, 0 };
+	struct table t;
+	struct json j;
+	size_t i;
+	int r;
+
+	r = check_names(c, model, NULL, stage);
+	if (r)
+		return r;
+	r = reg_history(c->reg, model, stage, hlist_fn, &l);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = model));
+		goto out;
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+	} else {
+		table_init(&t, 6, 0);
+		table_row(&t, "TIME", "USER", "STAGE", "FROM", "TO", "ACTION");
+	}
+	for (i = 0; i < l.n; i++) {
+		const struct hent *h = &l.h[i];
+		char tm[64], u[256];
+
+		iso_time(h->time, tm, sizeof(tm));
+		user_name(h->uid, u, sizeof(u));
+		if (c->json) {
+			json_obj_begin(&j);
+			json_key(&j, "seq");
+			json_u64(&j, h->seq);
+			json_key(&j, "time");
+			json_str(&j, tm);
+			json_key(&j, "user");
+			json_str(&j, u);
+			json_key(&j, "uid");
+			json_u64(&j, h->uid);
+			json_key(&j, "stage");
+			json_str(&j, h->stage);
+			json_key(&j, "from");
+			json_str(&j, *h->from ? h->from : NULL);
+			json_key(&j, "to");
+			json_str(&j, *h->to ? h->to : NULL);
+			json_key(&j, "action");
+			json_str(&j, h->action);
+			json_obj_end(&j);
+		} else {
+			table_row(&t, tm, u, h->stage,
+				  *h->from ? h->from : NULL,
+				  *h->to ? h->to : NULL, h->action);
+		}
+	}
+	if (c->json) {
+		json_arr_end(&j);
+		json_finish(&j);
+	} else {
+		table_print(&t, stdout);
+		table_release(&t);
+	}
+	r = EXIT_OK;
+out:
+	for (i = 0; i < l.n; i++) {
+		free(l.h[i].stage);
+		free(l.h[i].from);
+		free(l.h[i].to);
+		free(l.h[i].action);
+	}
+	free(l.h);
+	return r;
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+int cmd_search(struct cli *c)
+{
+	struct vlist vl = { NULL, 0 };
+	char err[512], a[1024];
+	char *q = NULL;
+	size_t len = 0, i;
+	struct json j;
+	FILE *f;
+	int r;
+
+	/* Several arguments are one query: mreg search metric.auc '>=' 0.9 */
+	f = open_memstream(&q, &len);
+	if (!f)
+		abort();
+	for (i = 0; i < c->nargs; i++)
+		fprintf(f, "%s%s", i ? " " : "", c->args[i]);
+	fclose(f);
+	err[0] = 0;
+	r = reg_search(c->reg, q, err, sizeof(err), vlist_fn, &vl);
+	free(q);
+	if (r == -EINVAL) {
+		vlist_release(&vl);
+		fprintf(c->err, "mreg: search: %s\n",
+			err[0] ? err : "malformed query");
+		return EXIT_USAGE;
+	}
+	if (r < 0) {
+		vlist_release(&vl);
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	}
+	if (c->json) {
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+		for (i = 0; i < vl.n; i++)
+			vinfo_json(&j, &vl.v[i]);
+		json_arr_end(&j);
+		json_finish(&j);
+	} else {
+		for (i = 0; i < vl.n; i++) {
+			snprintf(a, sizeof(a), "%s/%s", vl.v[i].model,
+				 vl.v[i].name);
+			printf("%s\n", a);
+		}
+	}
+	vlist_release(&vl);
+	return EXIT_OK;
+}
+
+/* ---- diff --------------------------------------------------------------- */
+
+static int finfo_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct finfo *)a)->path,
+		      ((const struct finfo *)b)->path);
+}
+
+static bool same_entry(const struct finfo *a, const struct finfo *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == REG_FILE)
+		return a->size == b->size &&
+		       !memcmp(&a->digest, &b->digest, sizeof(a->digest));
+	if (a->kind == REG_SYMLINK)
+		return !strcmp(a->target, b->target);
+	return true;
+}
+
+static void diff_entry_json(struct json *j, const struct finfo *f)
+{
+	char h[33];
+
+	json_obj_begin(j);
+	json_key(j, "path");
+	json_str(j, f->path);
+	json_key(j, "kind");
+	json_str(j, kind_name(f->kind));
+	json_key(j, "size");
+	json_u64(j, f->size);
+	if (f->kind == REG_FILE) {
+		json_key(j, "digest");
+		json_str(j, id_hex(&f->digest, h));
+	}
+	json_obj_end(j);
+}
+
+int cmd_diff(struct cli *c)
+{
+	struct flist fa = { NULL, 0 }, fb = { NULL, 0 };
+	struct ref ra, rb;
+	const char *bm, *bv;
+	uint64_t shared = 0, nsame = 0, nadd = 0, ndel = 0, nchg = 0;
+	char na[1024], nb[1024], p[4096], s1[32], s2[32];
+	size_t i, k, pass;
+	struct json j;
+	int r;
+
+	ref_parse(&ra, c->args[0]);
+	ref_parse(&rb, c->args[1]);
+	r = ref_follow_stage(c, &ra);
+	if (!r)
+		r = ref_follow_stage(c, &rb);
+	if (r)
+		goto out;
+	if (ra.nparts != 2 || rb.nparts > 2) {
+		r = usage_err(c, "expected MODEL/VERSION MODEL/VERSION");
+		goto out;
+	}
+	/* "churn/3 4" compares two versions of one model. */
+	bm = rb.nparts == 2 ? rb.model : ra.model;
+	bv = rb.nparts == 2 ? rb.version : rb.model;
+	r = check_names(c, ra.model, ra.version, NULL);
+	if (!r)
+		r = check_names(c, bm, bv, NULL);
+	if (r)
+		goto out;
+	r = reg_files(c->reg, ra.model, ra.version, flist_fn, &fa);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = ra.model,
+					  .version = ra.version));
+		goto out;
+	}
+	r = reg_files(c->reg, bm, bv, flist_fn, &fb);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
+		goto out;
+	}
+	qsort(fa.f, fa.n, sizeof(*fa.f), finfo_cmp);
+	qsort(fb.f, fb.n, sizeof(*fb.f), finfo_cmp);
+	snprintf(na, sizeof(na), "%s/%s", ra.model, ra.version);
+	snprintf(nb, sizeof(nb), "%s/%s", bm, bv);
+	if (c->json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "a");
+		json_str(&j, na);
+		json_key(&j, "b");
+		json_str(&j, nb);
+	}
+	/* Merge of the two sorted lists, once per section so that JSON gets
+	 * its arrays: 0 added, 1 removed, 2 changed (and the counts). */
+	for (pass = 0; pass < 3; pass++) {
+		if (c->json) {
+			json_key(&j, pass == 0 ? "added" : pass == 1 ?
+				 "removed" : "changed");
+			json_arr_begin(&j);
+		}
+		for (i = 0, k = 0; i < fa.n || k < fb.n;) {
+			int cmp = i == fa.n ? 1 : k == fb.n ? -1 :
+				  strcmp(fa.f[i].path, fb.f[k].path);
+			const struct finfo *x = cmp <= 0 ? &fa.f[i] : NULL;
+			const struct finfo *y = cmp >= 0 ? &fb.f[k] : NULL;
+
+			if (cmp <= 0)
+				i++;
+			if (cmp >= 0)
+				k++;
+			if (x && y && same_entry(x, y)) {
+				if (pass == 0)
+					nsame++;
+				continue;
+			}
+			if (pass == 0 && !x) {
+				nadd++;
+				if (c->json)
+					diff_entry_json(&j, y);
+				else
+					printf("+ %s (%s)\n",
+					       human_str(y->path, p, sizeof(p)),
+					       human_size(y->size, s1,
+							  sizeof(s1)));
+			} else if (pass == 1 && !y) {
+				ndel++;
+				if (c->json)
+					diff_entry_json(&j, x);
+				else
+					printf("- %s (%s)\n",
+					       human_str(x->path, p, sizeof(p)),
+					       human_size(x->size, s1,
+							  sizeof(s1)));
+			} else if (pass == 2 && x && y) {
+				char h1[33], h2[33];
+
+				nchg++;
+				if (!c->json) {
+					printf("~ %s (%s -> %s)\n",
+					       human_str(x->path, p, sizeof(p)),
+					       human_size(x->size, s1,
+							  sizeof(s1)),
+					       human_size(y->size, s2,
+							  sizeof(s2)));
+					continue;
+				}
+				json_obj_begin(&j);
+				json_key(&j, "path");
+				json_str(&j, x->path);
+				json_key(&j, "kind_a");
+				json_str(&j, kind_name(x->kind));
+				json_key(&j, "kind_b");
+				json_str(&j, kind_name(y->kind));
+				json_key(&j, "size_a");
+				json_u64(&j, x->size);
+				json_key(&j, "size_b");
+				json_u64(&j, y->size);
+				json_key(&j, "digest_a");
+				json_str(&j, x->kind == REG_FILE ?
+					 id_hex(&x->digest, h1) : NULL);
+				json_key(&j, "digest_b");
+				json_str(&j, y->kind == REG_FILE ?
+					 id_hex(&y->digest, h2) : NULL);
+				json_obj_end(&j);
+			}
+		}
+		if (c->json)
+			json_arr_end(&j);
+	}
+	/* Shared bytes: of the chunks both versions reference, so a file
+	 * with a few bytes inserted still shares nearly all of itself. */
+	r = reg_shared_bytes(c->reg, ra.model, ra.version, bm, bv, &shared);
+	if (r < 0) {
+		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
+		goto out;
+	}
+	if (c->json) {
+		json_key(&j, "unchanged");
+		json_u64(&j, nsame);
+		json_key(&j, "shared_bytes");
+		json_u64(&j, shared);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("%llu added, %llu removed, %llu changed, %llu "
+		       "unchanged; %s shared\n", (unsigned long long)nadd,
+		       (unsigned long long)ndel, (unsigned long long)nchg,
+		       (unsigned long long)nsame,
+		       human_size(shared, s1, sizeof(s1)));
+	}
+	r = EXIT_OK;
+out:
+	flist_release(&fa);
+	flist_release(&fb);
+	ref_release(&ra);
+	ref_release(&rb);
+	return r;
+}
+
+/* ---- audit -------------------------------------------------------------- */
+
+struct audit_arg {
+	struct cli *c;
+	struct json j;
+	const char *model;      /* filter, or NULL */
+	const char *user;       /* filter by name, or NULL */
+	bool by_uid;
+	uid_t uid;
+	uint64_t n;
+};
+
+static bool audit_match(struct audit_arg *a, const char *rec, size_t len)
+{
+	char v[1024];
+
+	if (a->model && (json_field(rec, len, "model", v, sizeof(v)) != 1 ||
+			 strcmp(v, a->model)))
+		return false;
+	if (a->by_uid) {
+		char *end;
+
+		if (json_field(rec, len, "uid", v, sizeof(v)) != 1)
+			return false;
+		errno = 0;
+		if (strtoull(v, &end, 10) != a->uid || *end || errno)
+			return false;
+	} else if (a->user) {
+		if (json_field(rec, len, "user", v, sizeof(v)) != 1 ||
+		    strcmp(v, a->user))
+			return false;
+	}
+	return true;
+}
+
+static int audit_fn(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	struct audit_arg *a = arg;
+
+	(void)seq;
+	if (!audit_match(a, json, len))
+		return 0;
+	a->n++;
+	if (a->c->json) {
+		json_raw(&a->j, json, len);
+	} else {
+		fwrite(json, 1, len, stdout);
+		putchar('\n');
+	}
+	return 0;
+}
+
+int cmd_audit(struct cli *c)
+{
+	const char *since = opt_get(c, OPT_SINCE), *user = opt_get(c, OPT_USER);
+	struct audit_arg a;
+	uint64_t from = 0;
+	char *end;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.c = c;
+	a.model = opt_get(c, OPT_MODEL);
+	if (since) {
+		errno = 0;
+		from = strtoull(since, &end, 10);
+		if (!*since || *end || errno || *since == '-')
+			return usage_err(c, "--since needs a sequence number, "
+					 "not '%s'", since);
+	}
+	if (user) {
+		struct passwd *pw;
+		unsigned long long u;
+
+		errno = 0;
+		u = strtoull(user, &end, 10);
+		if (*user && !*end && !errno && *user != '-') {
+			a.by_uid = true;
+			a.uid = (uid_t)u;
+		} else if ((pw = getpwnam(user))) {
+			a.by_uid = true;
+			a.uid = pw->pw_uid;
+		} else {
+			/* Not a user here: match the name the record
+			 * carries. */
+			a.user = user;
+		}
+	}
+	if (c->json) {
+		json_init(&a.j, stdout);
+		json_arr_begin(&a.j);
+	}
+	r = reg_audit(c->reg, from, audit_fn, &a);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	if (c->json) {
+		json_arr_end(&a.j);
+		json_finish(&a.j);
+	}
+	return EXIT_OK;
+}
