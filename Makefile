@@ -26,6 +26,16 @@ endif
 LIBS_CORE := lmdb libxxhash libbsd-overlay libmd
 LIBS_FS   := fuse3
 
+# `make test`, `make bench` and `make demo` install what is missing first
+# (Debian packages, through tools/install-deps.sh), so that they are the
+# only command needed on a fresh machine.
+ifneq ($(filter test bench demo,$(MAKECMDGOALS)),)
+DEPS_STATUS := $(shell sh tools/install-deps.sh 1>&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error cannot install the packages mreg needs (tools/install-deps.sh))
+endif
+endif
+
 # Stop early, with a clear message, when a library is missing.
 define need_pkgs
 $(foreach p,$(1),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,\
@@ -65,7 +75,8 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBCORE   := $(BUILD)/libmregcore.a
 
-.PHONY: all test unit bench install uninstall clean help deps fuzz
+.PHONY: all test unit bench install uninstall clean help deps fuzz demo
+.SECONDARY:
 all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN) $(BUILD)/tests/test-collide
 
 $(BUILD)/%.o: %.c
@@ -104,6 +115,9 @@ deps:
 
 test: all
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh
+
+demo: all
+	$(Q)sh tools/demo.sh
 
 unit: $(UNIT_BIN)
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh unit

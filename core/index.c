@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 
 #define MIB (1024ull * 1024)
@@ -622,6 +623,13 @@ int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 			unlock(ix);
 			if (!t.map_full)
 				return r < 0 ? r : t.err;
+		} else if ((rc = io_fault(IO_FAULT_MAP_FULL)) < 0) {
+			/* -DMREG_FAULTS only (else io_fault() is 0): a
+			 * full map that cannot grow, on demand. */
+			mdb_txn_abort(t.txn);
+			unlock(ix);
+			return log_err(rc, "index '%s' is full (injected "
+				       "fault)", ix->data_path);
 		} else {
 			rc = mdb_txn_commit(t.txn);
 			unlock(ix);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "chunker.h"
+#include "io.h"
 #include "log.h"
 
 #define INGEST_BLOCK (4u << 20)
@@ -602,10 +603,11 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 static int spool_open(struct mreg_registry *reg)
 {
-	int fd = open(reg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = io_openat(AT_FDCWD, reg->spool_dir,
+			   O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, IO_SPOOL);
 
 	if (fd < 0)
-		return log_err(-errno, "cannot create a spool file in '%s'",
+		return log_err(fd, "cannot create a spool file in '%s'",
 			       reg->spool_dir);
 	return fd;
 }
@@ -615,7 +617,7 @@ static int materialize(struct mreg_registry *reg, struct reg_file *f, int fd)
 {
 	uint8_t *buf = malloc(reg->chunker.max_size);
 	uint64_t off;
-	ssize_t n;
+	ssize_t n, k;
 	int r = 0;
 
 	if (!buf)
@@ -626,8 +628,9 @@ static int materialize(struct mreg_registry *reg, struct reg_file *f, int fd)
 			r = n < 0 ? (int)n : -EIO;
 			break;
 		}
-		if (pwrite(fd, buf, (size_t)n, (off_t)off) != n) {
-			r = errno ? -errno : -EIO;
+		k = io_pwrite(fd, buf, (size_t)n, (off_t)off, IO_SPOOL);
+		if (k != n) {
+			r = k < 0 ? (int)k : -EIO;
 			break;
 		}
 	}
@@ -957,7 +960,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 have:
 	if (ws && trunc) {
 		pthread_mutex_lock(&ws->lock);
-		if (ftruncate(ws->fd, 0) == 0) {
+		if (io_ftruncate(ws->fd, 0, IO_SPOOL) == 0) {
 			ws->size = 0;
 			ws->dirty = true;
 		}
@@ -1205,10 +1208,8 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	}
 	if (f->flags & O_APPEND)
 		off = ws->size;
-	n = pwrite(ws->fd, buf, size, (off_t)off);
-	if (n < 0) {
-		n = -errno;
-	} else {
+	n = io_pwrite(ws->fd, buf, size, (off_t)off, IO_SPOOL);
+	if (n >= 0) {
 		if (off + (uint64_t)n > ws->size)
 			ws->size = off + (uint64_t)n;
 		ws->dirty = true;
@@ -1449,14 +1450,16 @@ static int truncate_file(struct mreg_registry *reg,
 	pthread_mutex_lock(&ws->lock);
 	if (ws->sealed) {
 		r = -EROFS;
-	} else if (ftruncate(ws->fd, (off_t)size) < 0) {
-		r = -errno;
 	} else {
-		ws->size = size;
-		ws->dirty = true;
-		/* another handle has it open: its flush commits (and a
-		   pending file registers when its writer closes it) */
-		r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws);
+		r = io_ftruncate(ws->fd, (off_t)size, IO_SPOOL);
+		if (r == 0) {
+			ws->size = size;
+			ws->dirty = true;
+			/* another handle has it open: its flush commits (and
+			   a pending file registers when its writer closes
+			   it) */
+			r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws);
+		}
 	}
 	pthread_mutex_unlock(&ws->lock);
 	reg_release(f);

@@ -391,6 +391,9 @@ int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 	rec_new(&m, ino, REG_MODEL, who, mode, REG_MODELS_INO, ino, 0, name);
 	m.stages_ino = sino;
 	rec_new(&s, sino, REG_STAGES, who, mode, ino, ino, 0, "stages");
+	/* the registry decides who may change a stage (regstage.c), so the
+	   kernel's mode check must let everyone through */
+	s.mode = S_IFDIR | 0777;
 	if ((r = ino_put(t, &m)) < 0 || (r = ino_put(t, &s)) < 0 ||
 	    (r = name_put(t, REG_MODELS_INO, name, ino, 0)) < 0 ||
 	    (r = name_put(t, ino, "stages", sino, 0)) < 0)

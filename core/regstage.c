@@ -220,18 +220,69 @@ static bool in_groups(const struct reg_caller *who, char **groups)
 	return false;
 }
 
-static int may_change(const struct stage_policy *pol,
-		      const struct reg_caller *who, const char *stage,
-		      char *reason, size_t rlen)
+static bool in_gid(const struct reg_caller *who, gid_t gid)
+{
+	gid_t buf[256];
+	int n = 256, i;
+	char tmp[4096];
+	struct passwd pw, *res = NULL;
+
+	if (who->gid == gid)
+		return true;
+	if (who->groups) {
+		for (i = 0; i < who->ngroups; i++)
+			if (who->groups[i] == gid)
+				return true;
+		return false;
+	}
+	if (getpwuid_r(who->uid, &pw, tmp, sizeof(tmp), &res) != 0 || !res ||
+	    getgrouplist(res->pw_name, who->gid, buf, &n) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (buf[i] == gid)
+			return true;
+	return false;
+}
+
+static bool admitted(const struct stage_policy *pol,
+		     const struct reg_caller *who, const char *uname)
+{
+	return in_list(pol->promote_users, uname) ||
+	       (pol->promote_groups && in_groups(who, pol->promote_groups));
+}
+
+/* Who may change a stage: the stage's policy when it names users or
+ * groups. Otherwise whoever may write to the model directory (its mode
+ * bits, as the kernel would check them), or whom any stage's policy admits
+ * (so a promoter's `ln -sfn` can make its temporary stage). stages/ itself
+ * is 0777 so that the kernel lets the registry decide. */
+static int may_change(const struct mreg_config *cfg,
+		      const struct stage_policy *pol,
+		      const struct reg_caller *who, const struct inode_rec *m,
+		      const char *stage, char *reason, size_t rlen)
 {
 	char uname[256];
+	mode_t bits;
+	size_t i;
 
-	if (!pol || (!pol->promote_users && !pol->promote_groups) ||
-	    who->uid == 0)
+	if (who->uid == 0)
 		return 0;
 	uid_name(who->uid, uname, sizeof(uname));
-	if (in_list(pol->promote_users, uname) ||
-	    (pol->promote_groups && in_groups(who, pol->promote_groups)))
+	if (!pol || (!pol->promote_users && !pol->promote_groups)) {
+		bits = who->uid == m->uid ? 0200 : in_gid(who, m->gid) ?
+		       0020 : 0002;
+		if (m->mode & bits)
+			return 0;
+		for (i = 0; i < cfg->nstages; i++)
+			if ((cfg->stages[i].promote_users ||
+			     cfg->stages[i].promote_groups) &&
+			    admitted(&cfg->stages[i], who, uname))
+				return 0;
+		snprintf(reason, rlen, "user '%s' may not write to model '%s' "
+			 "(no policy for stage '%s')", uname, m->name, stage);
+		return -EACCES;
+	}
+	if (admitted(pol, who, uname))
 		return 0;
 	snprintf(reason, rlen, "user '%s' may not change stage '%s'", uname,
 		 stage);
@@ -304,17 +355,18 @@ static int check_metric(struct idx_txn *t, const struct inode_rec *v,
 }
 
 static int check_promote(struct mreg_registry *reg, struct idx_txn *t,
-			 const struct reg_caller *who, const char *stage,
-			 const struct inode_rec *v, char *reason, size_t rlen)
+			 const struct reg_caller *who, const struct inode_rec *m,
+			 const char *stage, const struct inode_rec *v,
+			 char *reason, size_t rlen)
 {
 	const struct stage_policy *pol = config_stage(reg->cfg, stage);
 	char key[80], tmp[8];
 	int r;
 
+	if ((r = may_change(reg->cfg, pol, who, m, stage, reason, rlen)) < 0)
+		return r;
 	if (!pol)
 		return 0;
-	if ((r = may_change(pol, who, stage, reason, rlen)) < 0)
-		return r;
 	if (pol->require_stage[0]) {
 		snprintf(key, sizeof(key), HELD_PREFIX "%s",
 			 pol->require_stage);
@@ -400,7 +452,7 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return -EINVAL;
 	if (v->kind != REG_VERSION || v->model != m->ino)
 		return -EINVAL;
-	if ((r = check_promote(reg, t, who, stage, v, reason, rlen)) < 0)
+	if ((r = check_promote(reg, t, who, m, stage, v, reason, rlen)) < 0)
 		return r;
 	if (!(v->flags & INODE_SEALED)) {
 		/* a draft is sealed first, then pointed at */
@@ -477,7 +529,7 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 			 "replaced, not removed", stage);
 		return -EACCES;
 	}
-	if ((r = may_change(pol, who, stage, reason, rlen)) < 0)
+	if ((r = may_change(reg->cfg, pol, who, m, stage, reason, rlen)) < 0)
 		return r;
 	have_old = ino_get(t, s.target, &old) == 0;
 	if ((r = name_del(t, m->stages_ino, stage)) < 0)

@@ -78,6 +78,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 
 #define PACK_MAGIC "MREGPACK"
@@ -216,16 +217,17 @@ static int pwrite_full(struct mreg_store *s, int fd, const void *buf,
 	fault = atomic_exchange(&s->fault_write, 0);
 	if (fault) {
 		/* A torn write: half of it lands, then the error. */
-		if (len / 2 && pwrite(fd, p, len / 2, (off_t)off) < 0)
-			return -errno;
+		if (len / 2 && (n = io_pwrite(fd, p, len / 2, (off_t)off,
+					      IO_PACK)) < 0)
+			return (int)n;
 		return -fault;
 	}
 	while (len) {
-		n = pwrite(fd, p, len, (off_t)off);
+		n = io_pwrite(fd, p, len, (off_t)off, IO_PACK);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			return -errno;
+			return (int)n;
 		}
 		if (n == 0)
 			return -EIO;
@@ -601,7 +603,7 @@ static void maybe_drop_buf(struct mreg_store *s, struct wpack *p)
 static int flush_pack(struct mreg_store *s, struct wpack *p)
 {
 	char name[PACK_NAME_LEN + 1];
-	int r;
+	int r, k;
 
 	assert(s && p);
 	if (!p->blen)
@@ -616,8 +618,9 @@ static int flush_pack(struct mreg_store *s, struct wpack *p)
 		return 0;
 	}
 	pack_name(p->num, name);
-	if (ftruncate(p->fd, (off_t)p->disk) < 0)
-		log_err(-errno, "cannot cut pack '%s/%s' back to %" PRIu64
+	k = io_ftruncate(p->fd, (off_t)p->disk, IO_PACK);
+	if (k < 0)
+		log_err(k, "cannot cut pack '%s/%s' back to %" PRIu64
 			" bytes", s->dir, name, p->disk);
 	p->werr = r;
 	retire(s, p);
@@ -697,9 +700,10 @@ static int new_pack(struct mreg_store *s, struct wpack **ret)
 		}
 		s->next++;
 		pack_name(num, name);
-		fd = openat(s->dirfd, name,
-			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 && errno == EEXIST) {
+		fd = io_openat(s->dirfd, name,
+			       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600,
+			       IO_PACK);
+		if (fd == -EEXIST) {
 			/* Another process is ahead of us: jump past it. */
 			r = scan_max(s, &max);
 			if (r < 0)
@@ -709,7 +713,7 @@ static int new_pack(struct mreg_store *s, struct wpack **ret)
 			continue;
 		}
 		if (fd < 0) {
-			r = log_err(-errno, "cannot create pack '%s/%s'",
+			r = log_err(fd, "cannot create pack '%s/%s'",
 				    s->dir, name);
 			goto fail_remove;
 		}
@@ -770,7 +774,7 @@ int store_append(struct mreg_store *s, const struct mreg_id *id,
 	uint64_t rec = (uint64_t)PACK_RECORD_HEADER + len;
 	uint8_t hdr[PACK_RECORD_HEADER];
 	struct wpack *p;
-	int r;
+	int r, k;
 
 	if (!s || !id || (!data && len) || !ret)
 		return -EINVAL;
@@ -820,8 +824,9 @@ int store_append(struct mreg_store *s, const struct mreg_id *id,
 			char name[PACK_NAME_LEN + 1];
 
 			pack_name(p->num, name);
-			if (ftruncate(p->fd, (off_t)p->disk) < 0)
-				log_err(-errno, "cannot cut pack '%s/%s' back",
+			k = io_ftruncate(p->fd, (off_t)p->disk, IO_PACK);
+			if (k < 0)
+				log_err(k, "cannot cut pack '%s/%s' back",
 					s->dir, name);
 			retire(s, p);
 			r = log_err(r, "cannot write to pack '%s/%s'", s->dir,
@@ -914,16 +919,15 @@ int store_sync(struct mreg_store *s)
 	pthread_mutex_unlock(&s->mu);
 
 	for (i = 0; i < n; i++) {
-		res[i] = fdatasync(todo[i]->fd) < 0 ? -errno : 0;
+		res[i] = io_fdatasync(todo[i]->fd, IO_PACK);
 		k = atomic_exchange(&s->fault_sync, 0);
 		if (k)
 			res[i] = -k;
 	}
 	/* The names of new packs must be durable too. */
-	if (dir && fsync(s->dirfd) < 0)
-		k = log_err(-errno, "cannot sync '%s'", s->dir);
-	else
-		k = 0;
+	k = dir ? io_fsync(s->dirfd, IO_DIR) : 0;
+	if (k < 0)
+		log_err(k, "cannot sync '%s'", s->dir);
 
 	pthread_mutex_lock(&s->mu);
 	if (k < 0) {
@@ -1021,6 +1025,10 @@ static int read_chunk(struct mreg_store *s, const struct chunk_loc *loc,
 	int r, k, tries;
 
 	assert(s && loc && (buf || !loc->len));
+	r = io_fault(IO_FAULT_READ); /* 0 but in a test build */
+	if (r < 0)
+		return log_err(r, "cannot read pack '%s/pack-%08" PRIx32
+			       ".pack' (injected fault)", s->dir, loc->pack);
 	if (loc->offset < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
 	    loc->offset > (uint64_t)INT64_MAX - loc->len) {
 		why = "bad location";
@@ -1519,8 +1527,9 @@ int store_open(const char *dir, const struct store_options *opt,
 	if (made && s->opt.sync) {
 		/* The new directory's name must survive a crash too. */
 		pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd < 0 || fsync(pfd) < 0) {
-			r = log_err(-errno, "cannot sync '%s'", dir);
+		r = pfd < 0 ? -errno : io_fsync(pfd, IO_DIR);
+		if (r < 0) {
+			log_err(r, "cannot sync '%s'", dir);
 			if (pfd >= 0)
 				close(pfd);
 			goto fail;
