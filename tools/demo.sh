@@ -23,6 +23,7 @@ m="$mnt/models/churn"
 [ -d "$m" ] || mkdir "$m"
 sample=$(mktemp)
 head -c 3000000 /dev/urandom >"$sample"
+chmod 644 "$sample"
 echo "== cp model.onnx $m/      (registers the next version)"
 cp "$sample" "$m/model.onnx"
 ver=$(ls "$m" | grep -E '^[0-9]+$' | sort -n | tail -1)
