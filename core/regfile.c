@@ -31,12 +31,17 @@
 #define INGEST_BLOCK (4u << 20)
 #define MAX_FILE_SIZE (1ULL << 42) /* 4 TiB */
 
-/* An inode open for writing in this process. */
+struct stream;
+
+/* An inode open for writing in this process. Its content is either being
+ * streamed (written in order from the start: chunked and stored as it
+ * arrives, no spool) or in a spool file (anything else). */
 struct wstate {
 	uint64_t ino;
 	uint64_t version;         /* 0 for a pending file */
 	int refs;                 /* handles */
-	int fd;                   /* the spool */
+	int fd;                   /* the spool, or -1 while streaming */
+	struct stream *stream;    /* or NULL */
 	uint64_t size;
 	bool dirty;               /* written since the last commit */
 	bool sealed;              /* its version was sealed: writes fail */
@@ -162,6 +167,7 @@ struct find_arg {
 	uint32_t len;
 	uint8_t *tmp;
 	struct chunk_key key;
+	struct chunk_loc loc;
 	bool found;
 	int err;
 };
@@ -199,6 +205,7 @@ static int find_one(void *arg, const struct idx_val *k,
 		return 0;
 	}
 	memcpy(a->key.b, k->data, CHUNK_KEY_LEN);
+	a->loc = c.loc;
 	a->found = true;
 	return 1;
 }
@@ -248,6 +255,7 @@ static int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 		return r;
 	if (fa.found) {
 		e.key = fa.key;
+		e.loc = fa.loc; /* to read it back, should the file need a spool */
 		return ingest_push(in, &e);
 	}
 	r = store_append(reg->st, &e.id, p, len, &e.loc);
@@ -333,6 +341,182 @@ out:
 	if (r < 0)
 		ingest_release(in);
 	return r;
+}
+
+/* ---- streaming ---------------------------------------------------------- */
+
+/* A file written in order from its start (cp, rsync, torch.save of a
+ * plain tensor file...) is chunked, hashed and stored as its bytes arrive:
+ * no spool file is written and read back, and close() only stores the
+ * tail, syncs and commits. The first write out of order (a zip writer
+ * seeking back), a read, or a truncation turns the stream into a spool,
+ * rebuilt from the chunks stored so far. */
+struct stream {
+	struct ingest in;
+	struct fresh_map fm;
+	struct chunker ch;
+	struct digest_state ds;
+	uint8_t *carry;           /* the chunk being cut (< max_size bytes) */
+	size_t ncarry;
+	uint8_t *tmp;             /* for comparing bytes on an id match */
+	uint64_t pos;             /* bytes fed */
+	bool batch;               /* a store batch is open for it */
+	bool finished;            /* the tail was stored, the digest taken */
+	bool committed;           /* its chunks are the committed content */
+	int err;                  /* a failed store: every later call fails */
+};
+
+static struct stream *stream_new(struct mreg_registry *reg)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->carry = malloc(reg->chunker.max_size);
+	s->tmp = malloc(reg->chunker.max_size);
+	if (!s->carry || !s->tmp) {
+		free(s->carry);
+		free(s->tmp);
+		free(s);
+		return NULL;
+	}
+	chunker_init(&s->ch, &reg->chunker);
+	digest_init(&s->ds);
+	return s;
+}
+
+static void stream_free(struct mreg_registry *reg, struct stream *s)
+{
+	if (!s)
+		return;
+	if (s->batch)
+		store_batch_end(reg->st);
+	ingest_release(&s->in);
+	free(s->fm.slot);
+	free(s->carry);
+	free(s->tmp);
+	free(s);
+}
+
+static int stream_feed(struct mreg_registry *reg, struct stream *s,
+		       const uint8_t *p, size_t len)
+{
+	size_t cut;
+	int r;
+
+	if (s->err)
+		return s->err;
+	if (!s->batch) {
+		store_batch_begin(reg->st);
+		s->batch = true;
+	}
+	digest_update(&s->ds, p, len);
+	while (len) {
+		cut = chunker_scan(&s->ch, p, len);
+		if (cut == CHUNKER_NO_CUT) {
+			/* the chunker cuts at max_size: this fits */
+			memcpy(s->carry + s->ncarry, p, len);
+			s->ncarry += len;
+			s->pos += len;
+			return 0;
+		}
+		if (s->ncarry == 0) {
+			r = ingest_chunk(reg, &s->in, &s->fm, p, (uint32_t)cut,
+					 s->tmp);
+		} else {
+			memcpy(s->carry + s->ncarry, p, cut);
+			r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+					 (uint32_t)(s->ncarry + cut), s->tmp);
+			s->ncarry = 0;
+		}
+		if (r < 0)
+			return s->err = r;
+		s->pos += cut;
+		p += cut;
+		len -= cut;
+	}
+	return 0;
+}
+
+/* Stores the tail and takes the digest: the content is then s->in. */
+static int stream_finish(struct mreg_registry *reg, struct stream *s)
+{
+	int r;
+
+	if (s->err)
+		return s->err;
+	if (s->finished)
+		return 0;
+	if (s->ncarry) {
+		r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+				 (uint32_t)s->ncarry, s->tmp);
+		if (r < 0)
+			return s->err = r;
+		s->ncarry = 0;
+	}
+	s->in.size = s->pos;
+	digest_final(&s->ds, &s->in.digest);
+	s->finished = true;
+	return 0;
+}
+
+struct locate_arg {
+	struct chunk_key key;
+	struct chunk_loc loc;
+};
+
+static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+		     struct chunk_rec *ret);
+
+static int do_locate(struct idx_txn *t, void *arg)
+{
+	struct locate_arg *a = arg;
+	struct chunk_rec c;
+	int r = chunk_get(t, &a->key, &c);
+
+	if (r == 0)
+		a->loc = c.loc;
+	return r;
+}
+
+/* Writes the bytes of a stream into the spool fd. */
+static int stream_to_spool(struct mreg_registry *reg, struct stream *s,
+			   int fd)
+{
+	uint8_t *buf = malloc(reg->chunker.max_size);
+	uint64_t off = 0;
+	size_t i;
+	ssize_t k;
+	int r = s->err;
+
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < s->in.n && r == 0; i++) {
+		struct chunk_ent *e = &s->in.v[i];
+
+		r = store_read(reg->st, &e->loc, &e->id, buf);
+		if (r == -ENOENT && !e->fresh) {
+			/* gc moved a chunk we share: find its new place */
+			struct locate_arg la = { .key = e->key };
+
+			r = index_read(reg->ix, do_locate, &la);
+			if (r == 0)
+				r = store_read(reg->st, &la.loc, &e->id, buf);
+		}
+		if (r < 0)
+			break;
+		k = io_pwrite(fd, buf, e->len, (off_t)off, IO_SPOOL);
+		if (k != (ssize_t)e->len)
+			r = k < 0 ? (int)k : -EIO;
+		off += e->len;
+	}
+	if (r == 0 && s->ncarry) {
+		k = io_pwrite(fd, s->carry, s->ncarry, (off_t)off, IO_SPOOL);
+		if (k != (ssize_t)s->ncarry)
+			r = k < 0 ? (int)k : -EIO;
+	}
+	free(buf);
+	return r == -ENOENT ? -EIO : r;
 }
 
 static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
@@ -663,9 +847,32 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
-	close(ws->fd);
+	if (ws->fd >= 0)
+		close(ws->fd);
+	stream_free(reg, ws->stream);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
+}
+
+/* Makes ws's content a spool file (ws->lock held): what any access but an
+ * in-order write needs. */
+static int ws_spool(struct mreg_registry *reg, struct wstate *ws)
+{
+	int fd, r;
+
+	if (!ws->stream && ws->fd >= 0)
+		return 0;
+	fd = spool_open(reg);
+	if (fd < 0)
+		return fd;
+	if (ws->stream && (r = stream_to_spool(reg, ws->stream, fd)) < 0) {
+		close(fd);
+		return r;
+	}
+	stream_free(reg, ws->stream);
+	ws->stream = NULL;
+	ws->fd = fd;
+	return 0;
 }
 
 void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
@@ -762,6 +969,31 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (ws->sealed)
 		return -EROFS;
+	if (ws->stream && !ws->stream->committed) {
+		struct stream *s = ws->stream;
+
+		r = stream_finish(reg, s);
+		if (r == 0)
+			r = store_sync(reg->st);
+		if (r == 0) {
+			a.in = &s->in;
+			r = reg_txn(reg, do_commit, &a);
+		}
+		if (r >= 0) {
+			s->committed = true;
+			if (s->batch) {
+				store_batch_end(reg->st);
+				s->batch = false;
+			}
+			goto done;
+		}
+		if (r != -EAGAIN)
+			return r;
+		/* a chunk it shared was collected meanwhile: start over
+		   from a spool of the same bytes */
+		if ((r = ws_spool(reg, ws)) < 0)
+			return r;
+	}
 	for (tries = 0; tries < 4; tries++) {
 		store_batch_begin(reg->st);
 		r = ingest_fd(reg, ws->fd, ws->size, &in, NULL, NULL);
@@ -780,6 +1012,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		ingest_release(&in);
 	if (r < 0)
 		return r;
+done:
 	ws->dirty = false;
 	atomic_fetch_add(&reg->writes, 1);
 	if (a.registered) {
@@ -922,16 +1155,22 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 		goto have;
 	}
 	pthread_mutex_unlock(&reg->lock);
-	fd = spool_open(reg);
-	if (fd < 0)
-		return fd;
-	if (!trunc && (r = materialize(reg, f, fd)) < 0) {
-		close(fd);
-		return r;
+	if (trunc) {
+		fd = -1; /* a new content: stream it */
+	} else {
+		fd = spool_open(reg);
+		if (fd < 0)
+			return fd;
+		if ((r = materialize(reg, f, fd)) < 0) {
+			close(fd);
+			return r;
+		}
 	}
 	ws = calloc(1, sizeof(*ws));
-	if (!ws) {
-		close(fd);
+	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
+		if (fd >= 0)
+			close(fd);
+		free(ws);
 		return -ENOMEM;
 	}
 	ws->ino = f->ino;
@@ -947,7 +1186,9 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 
 		other->refs++;
 		pthread_mutex_unlock(&reg->lock);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		stream_free(reg, ws->stream);
 		pthread_mutex_destroy(&ws->lock);
 		free(ws);
 		ws = other;
@@ -959,8 +1200,19 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 	f->ws = ws;
 have:
 	if (ws && trunc) {
+		struct stream *s;
+
 		pthread_mutex_lock(&ws->lock);
-		if (io_ftruncate(ws->fd, 0, IO_SPOOL) == 0) {
+		if (ws->stream && ws->stream->pos == 0 &&
+		    !ws->stream->committed) {
+			ws->dirty = true; /* empty already */
+		} else if ((s = stream_new(reg))) {
+			/* emptied: stream the new content */
+			stream_free(reg, ws->stream);
+			ws->stream = s;
+			if (ws->fd >= 0)
+				close(ws->fd);
+			ws->fd = -1;
 			ws->size = 0;
 			ws->dirty = true;
 		}
@@ -1168,14 +1420,17 @@ ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
 		return (ssize_t)size;
 	}
 	if (f->ws) {
-		uint64_t sz = f->ws->size;
+		struct wstate *ws = f->ws;
 
-		if (off >= sz)
-			return 0;
-		if (size > sz - off)
-			size = (size_t)(sz - off);
-		n = pread(f->ws->fd, buf, size, (off_t)off);
-		n = n < 0 ? -errno : n;
+		pthread_mutex_lock(&ws->lock);
+		n = ws_spool(f->reg, ws);
+		if (n == 0 && off < ws->size) {
+			if (size > ws->size - off)
+				size = (size_t)(ws->size - off);
+			n = pread(ws->fd, buf, size, (off_t)off);
+			n = n < 0 ? -errno : n;
+		}
+		pthread_mutex_unlock(&ws->lock);
 	} else {
 		n = read_committed(f, buf, size, off);
 	}
@@ -1208,7 +1463,17 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	}
 	if (f->flags & O_APPEND)
 		off = ws->size;
-	n = io_pwrite(ws->fd, buf, size, (off_t)off, IO_SPOOL);
+	if (ws->stream && !ws->stream->committed &&
+	    off == ws->stream->pos) {
+		/* in order from the start: chunk and store it now */
+		n = stream_feed(f->reg, ws->stream, buf, size);
+		if (n == 0)
+			n = (ssize_t)size;
+	} else {
+		n = ws_spool(f->reg, ws);
+		if (n == 0)
+			n = io_pwrite(ws->fd, buf, size, (off_t)off, IO_SPOOL);
+	}
 	if (n >= 0) {
 		if (off + (uint64_t)n > ws->size)
 			ws->size = off + (uint64_t)n;
@@ -1450,7 +1715,7 @@ static int truncate_file(struct mreg_registry *reg,
 	pthread_mutex_lock(&ws->lock);
 	if (ws->sealed) {
 		r = -EROFS;
-	} else {
+	} else if ((r = ws_spool(reg, ws)) == 0) {
 		r = io_ftruncate(ws->fd, (off_t)size, IO_SPOOL);
 		if (r == 0) {
 			ws->size = size;
