@@ -100,6 +100,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 	char *env[64], out[4096];
 	char *argv[] = { (char *)prog, NULL };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
 	size_t ne = 0, used = 0;
 	int64_t deadline;
 	int pfd[2], status = 0, r;
@@ -126,7 +127,17 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-	r = posix_spawn(&pid, prog, &fa, NULL, argv, env);
+	/* Nothing else of the daemon: not the index (LMDB opens it without
+	 * O_CLOEXEC), not fusermount3's auto_unmount socket, which a hook
+	 * left running would hold open past the daemon's death. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	/* A group of its own: the timeout kills what the program started
+	 * too. */
+	posix_spawnattr_init(&sa);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&sa, 0);
+	r = posix_spawn(&pid, prog, &fa, &sa, argv, env);
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pfd[1]);
 	if (r) {
@@ -142,7 +153,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 		ssize_t n;
 
 		if (left <= 0) {
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			killed = true;
 			break;
 		}
@@ -164,7 +175,18 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 		}
 	}
 	close(pfd[0]);
-	waitpid(pid, &status, 0);
+	/* A program that closed its output may still run: the timeout
+	 * holds until it exits. */
+	while (!killed && waitpid(pid, &status, WNOHANG) == 0) {
+		if (mono_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			killed = true;
+			break;
+		}
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	if (killed)
+		waitpid(pid, &status, 0);
 	out[used] = '\0';
 	while (used && out[used - 1] == '\n')
 		out[--used] = '\0';

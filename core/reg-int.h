@@ -191,6 +191,10 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen);
+/* The name of the version stage of model m points at, into buf ("" when
+ * there is none): what a refused removal is audited with. */
+void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
+		       const char *stage, char *buf, size_t size);
 /* Parses a stage symlink target "../V": the version record. */
 int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
 		       const char *target, struct inode_rec *ret);

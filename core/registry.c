@@ -563,6 +563,26 @@ static int init_meta(struct idx_txn *t, void *arg)
 	return 0;
 }
 
+/* The store is readable by its owner only: the mount is the only door for
+ * other users (SPEC §7). A store directory we own that others may enter
+ * (made by hand, or by an older version) is closed, with a warning. */
+static void store_private(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || !(st.st_mode & 077))
+		return;
+	if (chmod(path, st.st_mode & 07700) < 0)
+		log_err(-errno, "cannot close store '%s' to other users",
+			path);
+	else
+		log_msg(LOG_LVL_WARN, "store '%s' was open to other users "
+			"(mode %04o): made %04o", path,
+			(unsigned)(st.st_mode & 07777),
+			(unsigned)(st.st_mode & 07700));
+}
+
 static bool store_exists(const char *path)
 {
 	char *p;
@@ -606,6 +626,7 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 			goto fail;
 		}
 	}
+	store_private(reg->path);
 	if (asprintf(&reg->spool_dir, "%s/spool", reg->path) < 0 ||
 	    asprintf(&reg->run_dir, "%s/run", reg->path) < 0 ||
 	    asprintf(&p, "%s/index", reg->path) < 0) {
@@ -708,8 +729,11 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 		a->mode = S_IFDIR | 0755;
 		break;
 	case REG_MODELS_INO:
+		/* like /tmp: any user of an allow_other mount may create a
+		   model, and the sticky bit keeps them from removing the
+		   models of others (the kernel checks it) */
 		a->kind = REG_MODELS;
-		a->mode = S_IFDIR | 0755;
+		a->mode = S_IFDIR | S_ISVTX | 0777;
 		a->volatile_name = true;
 		break;
 	case REG_MREGDIR_INO:
@@ -954,6 +978,7 @@ struct op {
 	const struct reg_setattr *sa;
 	struct inode_rec rec;         /* the result */
 	char reason[256];             /* a policy refusal's reason */
+	char refused_version[REG_NAME_MAX + 1]; /* of a refused removal */
 	struct audit_ev refusal;      /* audited after the abort */
 	bool refused;
 	bool sealed_version;          /* a version got sealed */
@@ -1190,9 +1215,13 @@ static int do_unlink(struct idx_txn *t, void *arg)
 				     HIST_REMOVE, o->reason,
 				     sizeof(o->reason));
 		if (r == -EACCES) {
+			stage_target_name(t, &m, o->name, o->refused_version,
+					  sizeof(o->refused_version));
 			o->refused = true;
 			o->refusal = (struct audit_ev){ .op = "stage.remove",
 				.result = "refused", .model = m.name,
+				.version = o->refused_version[0] ?
+					o->refused_version : NULL,
 				.stage = o->name, .reason = o->reason };
 		}
 		return r;

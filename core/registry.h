@@ -95,7 +95,8 @@ struct reg_attr {
 struct mreg_registry;
 
 /* Opens the store at cfg's store path (config_store_path(cfg, NULL) when
- * store is NULL), creating it (mode 0700) when it does not exist. Refuses a
+ * store is NULL), creating it (mode 0700) when it does not exist; a store
+ * directory of ours that others may enter is made 0700 (logged). Refuses a
  * store made with other chunker parameters (-EINVAL, logged). Errors:
  * -ENOMEM, -EACCES, -EINVAL, -ENOSPC, -EIO. cfg must outlive the
  * registry. */

@@ -311,44 +311,31 @@ static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
 	return 0;
 }
 
-static bool cmp_ok(double a, const char *op, double b)
-{
-	if (!strcmp(op, "="))
-		return a == b;
-	if (!strcmp(op, "!="))
-		return a != b;
-	if (!strcmp(op, "<"))
-		return a < b;
-	if (!strcmp(op, "<="))
-		return a <= b;
-	if (!strcmp(op, ">"))
-		return a > b;
-	if (!strcmp(op, ">="))
-		return a >= b;
-	return false;
-}
-
-/* "auc >= 0.9": the config checked the form at load. */
+/* A require_metric rule, "auc >= 0.9" (config.c checked its form at load;
+ * one that does not parse refuses: a gate fails closed). */
 static int check_metric(struct idx_txn *t, const struct inode_rec *v,
 			const char *rule, char *reason, size_t rlen)
 {
-	char key[128], op[3], num[64], val[256], mkey[140];
-	double want, have;
+	char val[256], mkey[CONFIG_METRIC_KEY_MAX + 8];
+	struct metric_rule mr;
+	double have;
 	char *end;
 
-	if (sscanf(rule, " %127[A-Za-z0-9_.-] %2[<>=!] %63s", key, op, num) != 3)
-		return 0;
-	want = strtod(num, NULL);
-	snprintf(mkey, sizeof(mkey), "metric.%s", key);
+	if (config_parse_metric_rule(rule, &mr) < 0) {
+		snprintf(reason, rlen, "the stage's rule '%s' does not parse",
+			 rule);
+		return -EACCES;
+	}
+	snprintf(mkey, sizeof(mkey), "metric.%s", mr.key);
 	if (get_xattr_str(t, v->ino, mkey, val, sizeof(val)) < 0) {
 		snprintf(reason, rlen, "version '%s' has no metric '%s' "
-			 "(the stage requires %s)", v->name, key, rule);
+			 "(the stage requires %s)", v->name, mr.key, rule);
 		return -EACCES;
 	}
 	have = strtod(val, &end);
-	if (*end || !cmp_ok(have, op, want)) {
+	if (end == val || *end || !config_metric_rule_holds(&mr, have)) {
 		snprintf(reason, rlen, "version '%s' has metric %s = %s, "
-			 "the stage requires %s", v->name, key, val, rule);
+			 "the stage requires %s", v->name, mr.key, val, rule);
 		return -EACCES;
 	}
 	return 0;
@@ -507,6 +494,19 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		.from = have_old ? old.name : NULL });
 }
 
+void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
+		       const char *stage, char *buf, size_t size)
+{
+	struct inode_rec s, v;
+	uint64_t ino;
+
+	buf[0] = '\0';
+	if (reg_check_stage(stage) == 0 &&
+	    name_get(t, m->stages_ino, stage, &ino) == 0 &&
+	    ino_get(t, ino, &s) == 0 && ino_get(t, s.target, &v) == 0)
+		strlcpy(buf, v.name, size);
+}
+
 int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen)
@@ -617,6 +617,7 @@ struct named_op {
 	bool refused;
 	uint64_t sealed;
 	char result[REG_NAME_MAX + 1];
+	char refused_version[REG_NAME_MAX + 1]; /* of a refused removal */
 };
 
 static int do_seal(struct idx_txn *t, void *arg)
@@ -712,9 +713,13 @@ static int do_stage_remove(struct idx_txn *t, void *arg)
 	r = stage_remove_txn(o->reg, t, o->who, &m, o->stage, HIST_REMOVE,
 			     o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
+		stage_target_name(t, &m, o->stage, o->refused_version,
+				  sizeof(o->refused_version));
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "stage.remove",
 			.result = "refused", .model = o->model,
+			.version = o->refused_version[0] ?
+				o->refused_version : NULL,
 			.stage = o->stage, .reason = o->reason };
 	}
 	return r;

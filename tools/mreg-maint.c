@@ -146,6 +146,40 @@ static void stats_table(struct cli *c, const struct slist *l,
 	table_release(&t);
 }
 
+/* Through a mount: .mreg/metrics, as text or as one JSON object of its
+ * samples ("name{labels}": value). */
+static int stats_mount(struct cli *c)
+{
+	char *text, *line, *save = NULL, *sp;
+	struct json j;
+	size_t len;
+	int r;
+
+	r = mount_metrics(c->mnt, &text, &len);
+	if (r < 0)
+		return fail(c, "cannot read '%s/.mreg/metrics': %s",
+			    mount_path(c->mnt), errstr(-r));
+	if (!c->json) {
+		fwrite(text, 1, len, stdout);
+		free(text);
+		return EXIT_OK;
+	}
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || !(sp = strrchr(line, ' ')))
+			continue;
+		*sp = '\0';
+		json_key(&j, line);
+		json_number_or_str(&j, sp + 1, strlen(sp + 1));
+	}
+	json_obj_end(&j);
+	json_finish(&j);
+	free(text);
+	return EXIT_OK;
+}
+
 int cmd_stats(struct cli *c)
 {
 	struct slist l = { NULL, 0 };
@@ -153,6 +187,8 @@ int cmd_stats(struct cli *c)
 	size_t i;
 	int r;
 
+	if (c->mnt)
+		return stats_mount(c);
 	r = reg_stats(c->reg, stats_fn, &l);
 	if (r >= 0)
 		r = reg_store_stats(c->reg, &ss);
@@ -218,6 +254,8 @@ int cmd_fsck(struct cli *c)
 	struct fsck_arg a;
 	int r;
 
+	if ((r = be_needs_store(c)))
+		return r;
 	memset(&a, 0, sizeof(a));
 	a.c = c;
 	progress_init(&a.prog, c, "fsck", false);
@@ -271,12 +309,22 @@ int cmd_gc(struct cli *c)
 	struct reg_gc_result res;
 	struct progress prog;
 	struct json j;
-	char b[32];
+	char b[32], why[1024];
+	const char *rs;
 	int r;
 
+	if ((r = be_needs_store(c)))
+		return r;
 	progress_init(&prog, c, "gc", false);
 	r = reg_gc(c->reg, progress_cb, &prog, &res);
 	progress_end(&prog);
+	if (r == -EIO) {
+		/* A chunk that would not read or a pack that would not
+		 * sync: core logged which. */
+		rs = last_logged(c, why, sizeof(why));
+		return fail(c, "gc stopped: %s",
+			    rs ? rs : "input/output error");
+	}
 	if (r < 0)
 		return fail_errno(c, r, SUBJ(.model = NULL));
 	if (c->json) {

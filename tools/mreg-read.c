@@ -110,7 +110,7 @@ int vinfo_get(struct cli *c, const char *model, const char *version,
 	struct vlist l = { NULL, 0 };
 	int r;
 
-	r = reg_version_info(c->reg, model, version, vlist_fn, &l);
+	r = be_version_info(c, model, version, vlist_fn, &l);
 	if (r >= 0 && l.n == 0)
 		r = -ENOENT;
 	if (r < 0) {
@@ -196,7 +196,7 @@ int ref_follow_stage(struct cli *c, struct ref *r)
 	e = check_names(c, r->model, NULL, stage);
 	if (e)
 		return e;
-	e = reg_versions(c->reg, r->model, vlist_fn, &vl);
+	e = be_versions(c, r->model, vlist_fn, &vl);
 	if (e < 0) {
 		vlist_release(&vl);
 		return fail_errno(c, e, SUBJ(.model = r->model));
@@ -253,7 +253,7 @@ static int ls_models(struct cli *c)
 	size_t i, k, s;
 	int r;
 
-	r = reg_models(c->reg, mlist_fn, &ml);
+	r = be_models(c, mlist_fn, &ml);
 	if (r < 0) {
 		r = fail_errno(c, r, SUBJ(.model = NULL));
 		goto out;
@@ -270,7 +270,7 @@ static int ls_models(struct cli *c)
 		char n[32], tm[64], u[256], a[1024];
 
 		/* The stages come with the versions they point at. */
-		r = reg_versions(c->reg, ml.m[i].name, vlist_fn, &vl);
+		r = be_versions(c, ml.m[i].name, vlist_fn, &vl);
 		if (r < 0 && r != -ENOENT) {
 			vlist_release(&vl);
 			r = fail_errno(c, r, SUBJ(.model = ml.m[i].name));
@@ -346,7 +346,7 @@ static int ls_versions(struct cli *c, const char *model)
 	size_t i;
 	int r;
 
-	r = reg_versions(c->reg, model, vlist_fn, &vl);
+	r = be_versions(c, model, vlist_fn, &vl);
 	if (r < 0) {
 		vlist_release(&vl);
 		return fail_errno(c, r, SUBJ(.model = model));
@@ -444,7 +444,7 @@ static int ls_files(struct cli *c, const char *model, const char *version)
 	size_t i;
 	int r;
 
-	r = reg_files(c->reg, model, version, flist_fn, &fl);
+	r = be_files(c, model, version, flist_fn, &fl);
 	if (r < 0) {
 		flist_release(&fl);
 		return fail_errno(c, r, SUBJ(.model = model,
@@ -699,7 +699,7 @@ static int show_model(struct cli *c, const char *model)
 	size_t n = 0, i, s;
 	int r;
 
-	r = reg_versions(c->reg, model, vlist_fn, &vl);
+	r = be_versions(c, model, vlist_fn, &vl);
 	if (r >= 0)
 		r = meta_collect(c, model, NULL, true, &e, &n);
 	if (r < 0) {
@@ -859,7 +859,7 @@ int cmd_cat(struct cli *c)
 		}
 	}
 	fflush(stdout);
-	r = reg_cat(c->reg, ref.model, ref.version, path, fd);
+	r = be_cat(c, ref.model, ref.version, path, fd);
 	if (r == -EISDIR) {
 		r = fail(c, "'%s/%s/%s' is a directory", ref.model,
 			 ref.version, human_str(path, a, sizeof(a)));
@@ -935,7 +935,7 @@ int cmd_history(struct cli *c)
 	r = check_names(c, model, NULL, stage);
 	if (r)
 		return r;
-	r = reg_history(c->reg, model, stage, hlist_fn, &l);
+	r = be_history(c, model, stage, hlist_fn, &l);
 	if (r < 0) {
 		r = fail_errno(c, r, SUBJ(.model = model));
 		goto out;
@@ -1017,7 +1017,7 @@ int cmd_search(struct cli *c)
 		fprintf(f, "%s%s", i ? " " : "", c->args[i]);
 	fclose(f);
 	err[0] = 0;
-	r = reg_search(c->reg, q, err, sizeof(err), vlist_fn, &vl);
+	r = be_search(c, q, err, sizeof(err), vlist_fn, &vl);
 	free(q);
 	if (r == -EINVAL) {
 		vlist_release(&vl);
@@ -1115,13 +1115,13 @@ int cmd_diff(struct cli *c)
 		r = check_names(c, bm, bv, NULL);
 	if (r)
 		goto out;
-	r = reg_files(c->reg, ra.model, ra.version, flist_fn, &fa);
+	r = be_files(c, ra.model, ra.version, flist_fn, &fa);
 	if (r < 0) {
 		r = fail_errno(c, r, SUBJ(.model = ra.model,
 					  .version = ra.version));
 		goto out;
 	}
-	r = reg_files(c->reg, bm, bv, flist_fn, &fb);
+	r = be_files(c, bm, bv, flist_fn, &fb);
 	if (r < 0) {
 		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
 		goto out;
@@ -1217,8 +1217,9 @@ int cmd_diff(struct cli *c)
 	}
 	/* Shared bytes: of the chunks both versions reference, so a file
 	 * with a few bytes inserted still shares nearly all of itself. */
-	r = reg_shared_bytes(c->reg, ra.model, ra.version, bm, bv, &shared);
-	if (r < 0) {
+	/* Through a mount the chunks are not visible: no shared bytes. */
+	r = be_shared_bytes(c, ra.model, ra.version, bm, bv, &shared);
+	if (r < 0 && r != -ENOTSUP) {
 		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
 		goto out;
 	}
@@ -1226,15 +1227,20 @@ int cmd_diff(struct cli *c)
 		json_key(&j, "unchanged");
 		json_u64(&j, nsame);
 		json_key(&j, "shared_bytes");
-		json_u64(&j, shared);
+		if (r == -ENOTSUP)
+			json_null(&j);
+		else
+			json_u64(&j, shared);
 		json_obj_end(&j);
 		json_finish(&j);
 	} else {
 		printf("%llu added, %llu removed, %llu changed, %llu "
-		       "unchanged; %s shared\n", (unsigned long long)nadd,
+		       "unchanged; %s%s\n", (unsigned long long)nadd,
 		       (unsigned long long)ndel, (unsigned long long)nchg,
-		       (unsigned long long)nsame,
-		       human_size(shared, s1, sizeof(s1)));
+		       (unsigned long long)nsame, r == -ENOTSUP ?
+		       "shared bytes unknown (through a mount)" :
+		       human_size(shared, s1, sizeof(s1)),
+		       r == -ENOTSUP ? "" : " shared");
 	}
 	r = EXIT_OK;
 out:
@@ -1297,6 +1303,91 @@ static int audit_fn(void *arg, uint64_t seq, const char *json, size_t len)
 	return 0;
 }
 
+struct verify_arg {
+	struct cli *c;
+	struct json j;
+	uint64_t findings;
+};
+
+static void verify_report(void *arg, uint64_t seq, const char *msg)
+{
+	struct verify_arg *v = arg;
+
+	v->findings++;
+	if (v->c->json) {
+		json_obj_begin(&v->j);
+		json_key(&v->j, "record");
+		json_u64(&v->j, seq);
+		json_key(&v->j, "message");
+		json_str(&v->j, msg);
+		json_obj_end(&v->j);
+	} else {
+		printf("record %llu: %s\n", (unsigned long long)seq, msg);
+	}
+}
+
+static int count_record(void *arg, uint64_t seq, const char *json,
+			size_t len)
+{
+	(void)seq;
+	(void)json;
+	(void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* audit --verify: the chain of SHA-256 "prev" hashes. Status 0 when
+ * intact, EXIT_DAMAGE (3) naming the first bad record when not. */
+static int audit_verify(struct cli *c)
+{
+	struct verify_arg v = { .c = c };
+	uint64_t first = 0, n = 0;
+	int r;
+
+	if (opt_has(c, OPT_SINCE) || opt_has(c, OPT_MODEL) ||
+	    opt_has(c, OPT_USER))
+		return usage_err(c, "--verify checks the whole trail: no "
+				 "--since, --model or --user");
+	if (c->json) {
+		json_init(&v.j, stdout);
+		json_obj_begin(&v.j);
+		json_key(&v.j, "findings");
+		json_arr_begin(&v.j);
+	}
+	r = be_audit_verify(c, verify_report, &v, &first);
+	if (r >= 0)
+		be_audit(c, 0, count_record, &n);
+	if (c->json) {
+		json_arr_end(&v.j);
+		if (r >= 0) {
+			json_key(&v.j, "records");
+			json_u64(&v.j, n);
+			json_key(&v.j, "intact");
+			json_bool(&v.j, r == 0);
+			json_key(&v.j, "first_bad");
+			if (r)
+				json_u64(&v.j, first);
+			else
+				json_null(&v.j);
+		}
+		json_obj_end(&v.j);
+		json_finish(&v.j);
+	}
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	if (r) {
+		fprintf(c->err, "mreg: audit: the audit trail is broken: "
+			"record %llu is the first bad one\n",
+			(unsigned long long)first);
+		return EXIT_DAMAGE;
+	}
+	if (!c->json && !c->quiet)
+		printf("intact: %llu record%s, each holding the SHA-256 of "
+		       "the one before\n", (unsigned long long)n,
+		       n == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
 int cmd_audit(struct cli *c)
 {
 	const char *since = opt_get(c, OPT_SINCE), *user = opt_get(c, OPT_USER);
@@ -1305,6 +1396,8 @@ int cmd_audit(struct cli *c)
 	char *end;
 	int r;
 
+	if (opt_has(c, OPT_VERIFY))
+		return audit_verify(c);
 	memset(&a, 0, sizeof(a));
 	a.c = c;
 	a.model = opt_get(c, OPT_MODEL);
@@ -1337,7 +1430,7 @@ int cmd_audit(struct cli *c)
 		json_init(&a.j, stdout);
 		json_arr_begin(&a.j);
 	}
-	r = reg_audit(c->reg, from, audit_fn, &a);
+	r = be_audit(c, from, audit_fn, &a);
 	if (r < 0)
 		return fail_errno(c, r, SUBJ(.model = NULL));
 	if (c->json) {

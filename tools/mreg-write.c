@@ -54,9 +54,14 @@ int model_version_args(struct cli *c, size_t i, struct ref *r,
 
 int cmd_init(struct cli *c)
 {
-	const char *path = registry_path(c->reg);
+	const char *path;
 	struct json j;
+	int r;
 
+	/* Through a mount there is no store to make or check. */
+	if ((r = be_needs_store(c)))
+		return r;
+	path = registry_path(c->reg);
 	if (c->json) {
 		json_init(&j, stdout);
 		json_obj_begin(&j);
@@ -183,9 +188,9 @@ int cmd_push(struct cli *c)
 		}
 	}
 	progress_init(&prog, c, "push", true);
-	r = reg_push(c->reg, &c->who, model,
-		     (const char *const *)c->args + 1, c->nargs - 1, version,
-		     meta.kv, meta.n, progress_cb, &prog, made);
+	r = be_push(c, model, (const char *const *)c->args + 1,
+		    c->nargs - 1, version, meta.kv, meta.n, progress_cb, &prog,
+		    made);
 	progress_end(&prog);
 	if (r == -ENOENT) {
 		r = fail(c, "a file to push vanished while it was read");
@@ -196,6 +201,15 @@ int cmd_push(struct cli *c)
 		r = fail(c, "cannot push to '%s': %s",
 			 human_str(model, a, sizeof(a)),
 			 rs ? rs : "invalid metadata or file name");
+		goto out;
+	}
+	if (r == -EIO) {
+		/* Writing or syncing the new chunks failed (nothing was
+		 * registered): core logged which pack and why. */
+		rs = last_logged(c, why, sizeof(why));
+		r = fail(c, "cannot store '%s': %s",
+			 human_str(model, a, sizeof(a)),
+			 rs ? rs : "input/output error");
 		goto out;
 	}
 	if (r < 0) {
@@ -238,7 +252,7 @@ int cmd_seal(struct cli *c)
 	r = check_names(c, ref.model, ref.version, NULL);
 	if (r)
 		goto out;
-	r = reg_seal(c->reg, &c->who, ref.model, ref.version);
+	r = be_seal(c, ref.model, ref.version);
 	if (r == -EALREADY)
 		r = 0;
 	if (r < 0)
@@ -270,7 +284,7 @@ int cmd_promote(struct cli *c)
 	r = check_names(c, ref.model, ref.version, stage);
 	if (r)
 		goto out;
-	r = reg_promote(c->reg, &c->who, ref.model, ref.version, stage);
+	r = be_promote(c, ref.model, ref.version, stage);
 	if (r < 0)
 		r = fail_errno(c, r, SUBJ(.model = ref.model,
 					  .version = ref.version,
@@ -290,7 +304,7 @@ static int count_fn(void *arg, const struct reg_history *h)
 int cmd_rollback(struct cli *c)
 {
 	const char *model = c->args[0], *stage = c->args[1];
-	char to[REG_NAME_MAX + 1], a[1024], b[1024];
+	char to[REG_NAME_MAX + 1], a[1024], b[1024], why[1024];
 	size_t n = 0;
 	struct json j;
 	int r;
@@ -298,8 +312,8 @@ int cmd_rollback(struct cli *c)
 	r = check_names(c, model, NULL, stage);
 	if (r)
 		return r;
-	r = reg_rollback(c->reg, &c->who, model, stage, to);
-	if (r == -ENOENT && reg_history(c->reg, model, stage, count_fn,
+	r = be_rollback(c, model, stage, to);
+	if (r == -ENOENT && be_history(c, model, stage, count_fn,
 					&n) == 0) {
 		human_str(stage, a, sizeof(a));
 		human_str(model, b, sizeof(b));
@@ -308,6 +322,20 @@ int cmd_rollback(struct cli *c)
 				    "exist", a, b);
 		return fail(c, "stage '%s' of model '%s' has no earlier "
 			    "version to roll back to", a, b);
+	}
+	if (r == -EACCES) {
+		const char *rs = last_logged(c, why, sizeof(why));
+
+		/* "refused: ..." from a mount, "denied: ..." from its mode
+		 * bits; core's own reason as it is */
+		if (rs && !strncmp(rs, "refused: ", 9))
+			rs += 9;
+		else if (rs && !strncmp(rs, "denied: ", 8))
+			rs += 8;
+		return fail(c, "rolling back stage '%s' of '%s' refused%s%s",
+			    human_str(stage, a, sizeof(a)),
+			    human_str(model, b, sizeof(b)), rs ? ": " : "",
+			    rs ? rs : "");
 	}
 	if (r < 0)
 		return fail_errno(c, r, SUBJ(.model = model, .stage = stage));
@@ -359,7 +387,7 @@ int cmd_rm(struct cli *c)
 		r = check_names(c, c->args[0], NULL, stage);
 		if (r)
 			return r;
-		r = reg_stage_remove(c->reg, &c->who, c->args[0], stage);
+		r = be_stage_remove(c, c->args[0], stage);
 		if (r < 0)
 			return fail_errno(c, r, SUBJ(.model = c->args[0],
 						     .stage = stage));
@@ -370,7 +398,7 @@ int cmd_rm(struct cli *c)
 		r = check_names(c, c->args[0], NULL, NULL);
 		if (r)
 			return r;
-		r = reg_rmdir(c->reg, &c->who, REG_MODELS_INO, c->args[0]);
+		r = be_model_remove(c, c->args[0]);
 		if (r < 0)
 			return fail_errno(c, r, SUBJ(.model = c->args[0]));
 		return EXIT_OK;
@@ -385,7 +413,7 @@ int cmd_rm(struct cli *c)
 	r = check_names(c, ref.model, ref.version, NULL);
 	if (r)
 		goto out;
-	r = reg_version_remove(c->reg, &c->who, ref.model, ref.version);
+	r = be_version_remove(c, ref.model, ref.version);
 	if (r == -EBUSY) {
 		stages_of(c, ref.model, ref.version, b, sizeof(b));
 		snprintf(a, sizeof(a), "%s/%s", ref.model, ref.version);
@@ -457,7 +485,7 @@ int meta_collect(struct cli *c, const char *model, const char *version,
 	struct meta_list l = { NULL, 0, all };
 	int r;
 
-	r = reg_meta_list(c->reg, model, version, meta_fn, &l);
+	r = be_meta_list(c, model, version, meta_fn, &l);
 	if (r < 0) {
 		meta_list_release(&l);
 		return r;
@@ -554,7 +582,7 @@ int cmd_meta(struct cli *c)
 			      op);
 		goto out;
 	}
-	r = reg_meta_set(c->reg, &c->who, ref.model, ref.version, key, value);
+	r = be_meta_set(c, ref.model, ref.version, key, value);
 	if (r < 0)
 		r = fail_errno(c, r, SUBJ(.model = ref.model,
 					  .version = ref.version, .key = key,

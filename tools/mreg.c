@@ -5,14 +5,16 @@
  * choice of store and config, and the one place where a negative errno
  * from core becomes a sentence and an exit status. The commands live in
  * mreg-write.c (changes), mreg-read.c (listings) and mreg-maint.c (stats,
- * fsck, gc); output helpers in mreg-out.c.
+ * fsck, gc); output helpers in mreg-out.c. When the store named is an
+ * mregfs mount, the commands work through it (mreg-backend.c picks,
+ * mreg-mount.c says each command as file system calls).
  *
  * Exit status (also in `mreg help`):
  *	0  success
  *	1  the operation failed: one line on stderr, "mreg: CMD: reason"
  *	2  usage error: unknown command or option, bad or missing argument,
  *	   malformed search query, bad config file
- *	3  fsck found damage
+ *	3  fsck or audit --verify found damage
  *
  * While not -v, what core logs goes to a memory stream instead of the
  * terminal: the user gets one line per failure, written here with the
@@ -76,6 +78,8 @@ static const struct optdef audit_opts[] = {
 	  "--model MODEL       records about MODEL only" },
 	{ "user", 0, true, OPT_USER,
 	  "--user USER         records of USER (a name or a uid) only" },
+	{ "verify", 0, false, OPT_VERIFY,
+	  "--verify            check the hash chain; exit 3 when broken" },
 	{ NULL, 0, false, 0, NULL },
 };
 
@@ -161,9 +165,15 @@ static const struct cmd commands[] = {
 	  "Compares file digests, and reports the bytes the two versions\n"
 	  "share." },
 	{ "audit", NULL, cmd_audit, audit_opts, 0, 0, true, false,
-	  "[--since SEQ] [--model MODEL] [--user USER]",
+	  "[--since SEQ] [--model MODEL] [--user USER] | --verify",
 	  "print the audit trail, one JSON object per line",
-	  "With --json, one JSON array of the records." },
+	  "With --json, one JSON array of the records.\n"
+	  "--verify checks that every record holds the SHA-256 of the one\n"
+	  "before and that none is missing: it prints each finding, names\n"
+	  "the first bad record and exits 3 when the chain is broken, 0\n"
+	  "when it is intact. Through a mount it checks the text of\n"
+	  ".mreg/audit.log (an edit of the last record shows on the store\n"
+	  "only)." },
 	{ "stats", NULL, cmd_stats, NULL, 0, 0, true, false,
 	  "",
 	  "logical and stored bytes and the dedup ratio, per model and total",
@@ -253,7 +263,12 @@ static void main_usage(FILE *f)
 		"\"mreg: COMMAND: reason\")\n"
 		"  2  usage error: unknown command or option, bad argument,\n"
 		"     malformed search query, bad config file\n"
-		"  3  fsck found damage\n"
+		"  3  fsck or audit --verify found damage\n"
+		"\n"
+		"--store may name an mregfs mount instead of a store: the\n"
+		"commands then work through the file system (the daemon\n"
+		"applies its policies), except fsck, gc and init, which need\n"
+		"the store itself.\n"
 		"\n"
 		"'mreg help COMMAND' or 'mreg COMMAND --help' for more.\n");
 }
@@ -370,31 +385,14 @@ static const char *subj(const struct subject *s, char *buf, size_t size)
 	return buf;
 }
 
-static bool resolves(struct cli *c, const char *model, const char *version)
-{
-	struct reg_attr a;
-	char *p;
-	int r;
-
-	if (!c->reg)
-		return true;
-	if (!version)
-		return reg_resolve(c->reg, model, &a) == 0;
-	if (asprintf(&p, "%s/%s", model, version) < 0)
-		return true;
-	r = reg_resolve(c->reg, p, &a);
-	free(p);
-	return r == 0;
-}
-
 static int fail_enoent(struct cli *c, const struct subject *s)
 {
 	char a[1024], b[1024];
 
-	if (s->model && !resolves(c, s->model, NULL))
+	if (s->model && !be_resolves(c, s->model, NULL))
 		return fail(c, "model '%s' does not exist",
 			    human_str(s->model, a, sizeof(a)));
-	if (s->model && s->version && !resolves(c, s->model, s->version))
+	if (s->model && s->version && !be_resolves(c, s->model, s->version))
 		return fail(c, "version '%s' does not exist",
 			    subj(SUBJ(.model = s->model, .version = s->version),
 				 a, sizeof(a)));
@@ -469,6 +467,11 @@ int fail_errno(struct cli *c, int r, const struct subject *s)
 		return fail(c, "name too long in '%s'", subj(s, a, sizeof(a)));
 	case EACCES:
 		rs = last_logged(c, why, sizeof(why));
+		/* Through a mount the kernel may refuse first, on mode bits:
+		 * no policy was asked. */
+		if (rs && !strncmp(rs, "denied: ", 8))
+			return fail(c, "'%s': permission denied: %s",
+				    subj(s, a, sizeof(a)), rs + 8);
 		/* Core's reason may say "refused: ..." itself. */
 		if (rs && !strncmp(rs, "refused: ", 9))
 			rs += 9;
@@ -806,16 +809,29 @@ static int open_store(struct cli *c)
 	    errno == ENOENT)
 		return fail(c, "no store at '%s': run 'mreg init' or give "
 			    "--store", human_str(c->store, a, sizeof(a)));
-	r = registry_open(&c->cfg, c->store, &c->reg);
+	/* A mount of a store: work through it (mreg-mount.c). */
+	if (mount_detect(c->store)) {
+		r = mount_open(c->store, &c->mnt);
+		if (r < 0)
+			return fail(c, "cannot use mount '%s': %s",
+				    human_str(c->store, a, sizeof(a)),
+				    errstr(-r));
+	} else {
+		r = registry_open(&c->cfg, c->store, &c->reg);
+	}
 	if (r < 0) {
 		c->reg = NULL;
 		rs = last_logged(c, why, sizeof(why));
 		if (r == -ENOSPC)
 			rs = "no space left on the store";
+		if (r == -EACCES)
+			rs = "permission denied";
 		if (!rs)
 			rs = errstr(-r);
-		return fail(c, "cannot open store '%s': %s",
-			    human_str(c->store, a, sizeof(a)), rs);
+		return fail(c, "cannot open store '%s': %s%s",
+			    human_str(c->store, a, sizeof(a)), rs,
+			    r == -EACCES ? " (not yours to open: give "
+			    "--store the mount point instead)" : "");
 	}
 	reg_caller_self(&c->who);
 	if (c->logf) {
@@ -860,6 +876,7 @@ int main(int argc, char **argv)
 	}
 out:
 	registry_close(c.reg);
+	mount_close(c.mnt);
 	release_log(&c);
 	config_release(&c.cfg);
 	free(c.store);

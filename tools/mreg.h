@@ -3,14 +3,16 @@
  * and the translation of a negative errno into a message and an exit
  * status, which happens here, at the edge, and nowhere in core.
  *
- * The CLI talks to the store through core/registry.h only.
+ * The CLI talks to the store through core/registry.h only, or, when the
+ * store it is given is an mregfs mount, through the file system
+ * (mreg-mount.c): the commands call the be_*() functions, which pick.
  *
  * Exit status of every command:
  *	0  success
  *	1  the operation failed; one line on stderr: "mreg: CMD: reason"
  *	2  usage error (unknown command or option, missing or malformed
  *	   argument, malformed search query, bad config file)
- *	3  fsck found damage
+ *	3  fsck or audit --verify found damage
  */
 #ifndef MREG_TOOL_H
 #define MREG_TOOL_H
@@ -78,6 +80,7 @@ struct cli {
 	struct mreg_config cfg;
 	char *store;            /* the store directory picked */
 	struct mreg_registry *reg;
+	struct mreg_mount *mnt; /* instead of reg: the store is a mount */
 	struct reg_caller who;
 
 	FILE *err;              /* the real stderr */
@@ -215,6 +218,141 @@ void progress_cb(void *arg, uint64_t done, uint64_t total);
 /* Clears the bar. */
 void progress_end(struct progress *p);
 
+/* ---- mreg-mount.c: a mounted registry as the backend ---- */
+
+/* The same operations as registry.h's by-name API, done with file system
+ * calls on an mregfs mount (see mreg-mount.c for how each one is said).
+ * Negative errno as core returns them; a refusal (-EACCES) also logs its
+ * reason ("refused: ..." from the audit trail, or "denied: ..." when the
+ * kernel's mode check refused), for fail_errno(). */
+struct mreg_mount;
+/* True when dir is the root of an mregfs mount: a FUSE file system with
+ * models/ and .mreg/audit.log. */
+bool mount_detect(const char *dir);
+/* -ENOENT when dir is not a mount (mount_detect), -ENOMEM. */
+int mount_open(const char *dir, struct mreg_mount **ret);
+void mount_close(struct mreg_mount *m);
+const char *mount_path(const struct mreg_mount *m);
+int mount_push(struct mreg_mount *m, const char *model,
+	       const char *const *paths, size_t npaths, const char *version,
+	       const struct reg_kv *meta, size_t nmeta,
+	       void (*progress)(void *arg, uint64_t done, uint64_t total),
+	       void *parg, char *ret_version);
+int mount_seal(struct mreg_mount *m, const char *model, const char *version);
+int mount_promote(struct mreg_mount *m, const char *model,
+		  const char *version, const char *stage);
+int mount_stage_remove(struct mreg_mount *m, const char *model,
+		       const char *stage);
+int mount_rollback(struct mreg_mount *m, const char *model, const char *stage,
+		   char *ret_version);
+int mount_version_remove(struct mreg_mount *m, const char *model,
+			 const char *version);
+int mount_model_remove(struct mreg_mount *m, const char *model);
+/* 0 when model (and version, unless NULL) exist, else -ENOENT. */
+int mount_resolve(struct mreg_mount *m, const char *model,
+		  const char *version);
+int mount_history(struct mreg_mount *m, const char *model, const char *stage,
+		  int (*fn)(void *arg, const struct reg_history *h),
+		  void *arg);
+int mount_models(struct mreg_mount *m,
+		 int (*fn)(void *arg, const struct reg_model_info *mi),
+		 void *arg);
+int mount_versions(struct mreg_mount *m, const char *model,
+		   int (*fn)(void *arg, const struct reg_version_info *v),
+		   void *arg);
+int mount_version_info(struct mreg_mount *m, const char *model,
+		       const char *version,
+		       int (*fn)(void *arg, const struct reg_version_info *v),
+		       void *arg);
+int mount_files(struct mreg_mount *m, const char *model, const char *version,
+		int (*fn)(void *arg, const struct reg_file_info *f),
+		void *arg);
+int mount_cat(struct mreg_mount *m, const char *model, const char *version,
+	      const char *path, int fd);
+int mount_meta_list(struct mreg_mount *m, const char *model,
+		    const char *version,
+		    int (*fn)(void *arg, const char *key, const char *value,
+			      size_t len),
+		    void *arg);
+int mount_meta_set(struct mreg_mount *m, const char *model,
+		   const char *version, const char *key, const char *value);
+int mount_search(struct mreg_mount *m, const char *query, char *err,
+		 size_t errlen,
+		 int (*fn)(void *arg, const struct reg_version_info *v),
+		 void *arg);
+int mount_audit(struct mreg_mount *m, uint64_t since,
+		int (*fn)(void *arg, uint64_t seq, const char *json,
+			  size_t len),
+		void *arg);
+/* As reg_audit_verify(), over the text of .mreg/audit.log (the head kept
+ * beside the chain in the store is not visible through a mount). */
+int mount_audit_verify(struct mreg_mount *m,
+		       void (*report)(void *arg, uint64_t seq,
+				      const char *msg),
+		       void *arg, uint64_t *ret_first_bad);
+/* The text of .mreg/metrics (malloc'ed). */
+int mount_metrics(struct mreg_mount *m, char **ret, size_t *ret_len);
+
+/* ---- mreg-backend.c: the store or the mount ---- */
+
+/* Each calls the registry (c->reg) or the mount (c->mnt): the arguments
+ * and results are those of the reg_*() function of the same name. */
+int be_push(struct cli *c, const char *model, const char *const *paths,
+	    size_t npaths, const char *version, const struct reg_kv *meta,
+	    size_t nmeta,
+	    void (*progress)(void *arg, uint64_t done, uint64_t total),
+	    void *parg, char *ret_version);
+int be_seal(struct cli *c, const char *model, const char *version);
+int be_promote(struct cli *c, const char *model, const char *version,
+	       const char *stage);
+int be_stage_remove(struct cli *c, const char *model, const char *stage);
+int be_rollback(struct cli *c, const char *model, const char *stage,
+		char *ret_version);
+int be_version_remove(struct cli *c, const char *model, const char *version);
+int be_model_remove(struct cli *c, const char *model);
+/* True when model (and version, unless NULL) exist. */
+bool be_resolves(struct cli *c, const char *model, const char *version);
+int be_history(struct cli *c, const char *model, const char *stage,
+	       int (*fn)(void *arg, const struct reg_history *h), void *arg);
+int be_models(struct cli *c,
+	      int (*fn)(void *arg, const struct reg_model_info *m),
+	      void *arg);
+int be_versions(struct cli *c, const char *model,
+		int (*fn)(void *arg, const struct reg_version_info *v),
+		void *arg);
+int be_version_info(struct cli *c, const char *model, const char *version,
+		    int (*fn)(void *arg, const struct reg_version_info *v),
+		    void *arg);
+int be_files(struct cli *c, const char *model, const char *version,
+	     int (*fn)(void *arg, const struct reg_file_info *f), void *arg);
+int be_cat(struct cli *c, const char *model, const char *version,
+	   const char *path, int fd);
+int be_meta_list(struct cli *c, const char *model, const char *version,
+		 int (*fn)(void *arg, const char *key, const char *value,
+			   size_t len),
+		 void *arg);
+int be_meta_set(struct cli *c, const char *model, const char *version,
+		const char *key, const char *value);
+/* -ENOTSUP through a mount (chunks are not visible there). */
+int be_shared_bytes(struct cli *c, const char *model_a, const char *version_a,
+		    const char *model_b, const char *version_b,
+		    uint64_t *ret);
+int be_search(struct cli *c, const char *query, char *err, size_t errlen,
+	      int (*fn)(void *arg, const struct reg_version_info *v),
+	      void *arg);
+int be_audit(struct cli *c, uint64_t since,
+	     int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
+	     void *arg);
+int be_audit_verify(struct cli *c,
+		    void (*report)(void *arg, uint64_t seq, const char *msg),
+		    void *arg, uint64_t *ret_first_bad);
+/* The store directory or the mount point. */
+const char *be_path(struct cli *c);
+/* For a command that needs the store itself (fsck, gc, init, store
+ * statistics): when c works through a mount, prints why it cannot and
+ * returns EXIT_FAIL; else 0. */
+int be_needs_store(struct cli *c);
+
 /* ---- shared by the commands ---- */
 
 /* Checks names with core's rules (reg_check_name, reg_check_stage; NULL
@@ -285,7 +423,7 @@ enum {
 	OPT_HELP = 1, OPT_STORE, OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_VERBOSE,
 	OPT_VERSION, OPT_METRIC, OPT_TAG, OPT_PARAM, OPT_LINEAGE,
 	OPT_DESCRIPTION, OPT_OUTPUT, OPT_STAGE, OPT_SINCE, OPT_MODEL,
-	OPT_USER, OPT_FULL,
+	OPT_USER, OPT_FULL, OPT_VERIFY,
 };
 
 #endif
