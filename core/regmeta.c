@@ -582,6 +582,47 @@ static const char *strip_prefix(const char *name)
 	return name + n;
 }
 
+/* .mreg/audit.log carries user.mreg.head: "SEQ SHA256HEX" of the last
+ * record, so that a reader of the log (mreg audit --verify through a mount)
+ * can check the last record too. */
+static int do_audit_head(struct idx_txn *t, void *arg)
+{
+	struct xattr_arg *a = arg;
+	struct idx_val k, v, head;
+	int r;
+
+	r = idx_last(t, IDX_AUDIT, NULL, 0, &k, &v);
+	if (r < 0 || k.len != 8)
+		return r < 0 ? (r == -ENOENT ? -ENODATA : r) : -EIO;
+	r = idx_get(t, IDX_META, META_AUDIT_HEAD, strlen(META_AUDIT_HEAD),
+		    &head);
+	if (r < 0)
+		return r == -ENOENT ? -ENODATA : r;
+	strbuf_addf(&a->sb, "%llu ", (unsigned long long)be64_get(k.data));
+	strbuf_add(&a->sb, head.data, head.len);
+	return 0;
+}
+
+static ssize_t audit_head_xattr(struct mreg_registry *reg, void *buf,
+				size_t size)
+{
+	struct xattr_arg a = { .reg = reg };
+	ssize_t n;
+	int r;
+
+	strbuf_init(&a.sb);
+	r = index_read(reg->ix, do_audit_head, &a);
+	n = r < 0 ? r : (ssize_t)a.sb.len;
+	if (r == 0 && size) {
+		if (a.sb.len > size)
+			n = -ERANGE;
+		else
+			memcpy(buf, a.sb.buf, a.sb.len);
+	}
+	strbuf_release(&a.sb);
+	return n;
+}
+
 ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
 		     const char *name, void *buf, size_t size)
 {
@@ -592,6 +633,8 @@ ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
 	if (!reg || !name || (size && !buf))
 		return -EINVAL;
 	a.key = strip_prefix(name);
+	if (a.key && ino == REG_AUDITLOG_INO && strcmp(a.key, "head") == 0)
+		return audit_head_xattr(reg, buf, size);
 	if (!a.key || ino <= REG_METRICS_INO)
 		return -ENODATA;
 	r = index_read(reg->ix, do_getxattr, &a);
@@ -746,6 +789,15 @@ ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
 
 	if (!reg || (size && !buf))
 		return -EINVAL;
+	if (ino == REG_AUDITLOG_INO) {
+		static const char head[] = REG_XATTR_PREFIX "head";
+
+		if (size && size < sizeof(head))
+			return -ERANGE;
+		if (size)
+			memcpy(buf, head, sizeof(head));
+		return sizeof(head);
+	}
 	if (ino <= REG_METRICS_INO)
 		return 0;
 	strbuf_init(&a.sb);

@@ -37,6 +37,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <sha2.h>
 #include <stdarg.h>
@@ -1556,6 +1557,9 @@ struct verify_scan {
 	void *arg;
 	uint64_t last, first_bad;
 	char prev[SHA256_DIGEST_STRING_LENGTH];
+	uint64_t head_seq;        /* the chain's head, read before the log */
+	char head[SHA256_DIGEST_STRING_LENGTH];
+	bool head_seen;
 };
 
 static void verify_bad(struct verify_scan *v, uint64_t seq, const char *fmt,
@@ -1599,6 +1603,13 @@ static int verify_line(void *arg, char *line, size_t len)
 			   (unsigned long long)seq);
 	SHA256Data((const uint8_t *)line, len, v->prev);
 	v->last = seq;
+	if (v->head_seq && seq == v->head_seq) {
+		v->head_seen = true;
+		if (strcmp(v->prev, v->head) != 0)
+			verify_bad(v, seq, "record %llu was changed (the head "
+				   "of the chain holds another hash of it)",
+				   (unsigned long long)seq);
+	}
 	return 0;
 }
 
@@ -1608,11 +1619,25 @@ int mount_audit_verify(struct mreg_mount *m,
 		       void *arg, uint64_t *ret_first_bad)
 {
 	struct verify_scan v = { .report = report, .arg = arg };
+	autofree char *p = xasprintf("%s/.mreg/audit.log", m->root);
+	char head[128];
+	ssize_t n;
 	int r;
 
+	/* the head first: records added while we read only come after it */
+	n = getxattr(p, "user.mreg.head", head, sizeof(head) - 1);
+	if (n > 0) {
+		head[n] = '\0';
+		if (sscanf(head, "%" SCNu64 " %64s", &v.head_seq, v.head) != 2)
+			v.head_seq = 0;
+	}
 	r = audit_lines(m, verify_line, &v);
 	if (r < 0)
 		return r;
+	if (v.head_seq && !v.head_seen)
+		verify_bad(&v, v.head_seq, "record %llu is missing (the head "
+			   "of the chain names it)",
+			   (unsigned long long)v.head_seq);
 	if (ret_first_bad)
 		*ret_first_bad = v.first_bad;
 	return v.first_bad ? 1 : 0;
