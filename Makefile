@@ -151,3 +151,106 @@ help:
 	@echo '  clean      remove build/'
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- reliability: crash, fuzz ----
+# A test build of the core with -DMREG_FAULTS (core/io.h: crash simulation
+# and fault points armed from the environment) and the CLI on it, in
+# $(BUILD)/faults/; the crash test (tests/crash/) links it. `make crash`
+# runs many more random crash trials than `make test` does.
+FAULTS      := $(BUILD)/faults
+FAULTS_LIB  := $(FAULTS)/libmregcore.a
+FAULTS_CORE := $(CORE_SRC:%.c=$(FAULTS)/%.o)
+FAULTS_TOOL := $(TOOLS_SRC:%.c=$(FAULTS)/%.o)
+CRASH_BIN   := $(BUILD)/tests/test-crash $(BUILD)/tests/test-faults \
+	$(FAULTS)/mreg
+CRASH_TRIALS ?= 500
+ifeq ($(origin CRASH_SEED),undefined)
+CRASH_SEED  := $(shell date +%s)
+endif
+
+# libFuzzer targets (clang), one per tests/fuzz/fuzz-*.c, seed corpora in
+# tests/fuzz/<target>/. `make fuzz` runs each for FUZZ_SECONDS; `make test`
+# replays the corpora once through the same targets built with $(CC) and
+# a plain main() (tests/fuzz/replay.c): no fuzzer runtime needed there.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+FUZZ_CORE    := $(CORE_SRC:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-Icore $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null) \
+	$(FUZZ_SAN) -fno-omit-frame-pointer
+REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/test-fuzz-%)
+
+.PHONY: crash fuzz-cc
+all: $(CRASH_BIN) $(REPLAY_BIN)
+unit: $(CRASH_BIN) $(REPLAY_BIN)
+
+$(FAULTS)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)$(CC) $(CFLAGS) -DMREG_FAULTS -Itests/unit -c -o $@ $<
+
+$(FAULTS_LIB): $(FAULTS_CORE)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(FAULTS)/mreg: $(FAULTS_TOOL) $(FAULTS_LIB)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+$(BUILD)/tests/test-crash: $(FAULTS)/tests/crash/crash-test.o $(FAULTS_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+$(BUILD)/tests/test-faults: $(FAULTS)/tests/crash/fault-test.o $(FAULTS_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+crash: $(BUILD)/tests/test-crash
+	$(Q)$(BUILD)/tests/test-crash --random $(CRASH_TRIALS) \
+		--seed $(CRASH_SEED) >$(BUILD)/crash.log 2>&1; rc=$$?; \
+	grep -v '^ok ' $(BUILD)/crash.log; \
+	echo "$$(grep -c '^ok ' $(BUILD)/crash.log) trials passed," \
+		"$$(grep -c '^not ok ' $(BUILD)/crash.log) failed" \
+		"(seed $(CRASH_SEED), log in $(BUILD)/crash.log)"; \
+	exit $$rc
+
+fuzz-cc:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz needs" \
+		"clang: '$(FUZZ_CC)' not found (apt-get install clang, or" \
+		"FUZZ_CC=...)" >&2; exit 1; }
+
+$(FUZZ_BIN) $(FUZZ_CORE): | fuzz-cc
+
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/libmregcore.a: $(FUZZ_CORE)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(BUILD)/fuzz/libmregcore.a
+	$(call say,LD,$@)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_CORE)
+
+fuzz: $(FUZZ_BIN)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes; \
+		echo "  FUZZ   $$t for $(FUZZ_SECONDS)s"; \
+		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -max_len=65536 \
+			-artifact_prefix=$(BUILD)/fuzz/crashes/$$t- \
+			$(BUILD)/fuzz/corpus/$$t tests/fuzz/$$t \
+			>$(BUILD)/fuzz/$$t.log 2>&1 || \
+			{ tail -40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' \
+			$(BUILD)/fuzz/$$t.log | tail -2; \
+	done
+
+$(BUILD)/tests/fuzz/replay-%.o: tests/fuzz/replay.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)$(CC) $(CFLAGS) -DFUZZ_TARGET='"$*"' \
+		-DFUZZ_CORPUS='"$(CURDIR)/tests/fuzz/$*"' -c -o $@ $<
+
+$(BUILD)/tests/test-fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o \
+		$(BUILD)/tests/fuzz/replay-%.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)

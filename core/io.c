@@ -73,6 +73,7 @@ struct tfile {
 struct armed {
 	enum io_fault f;
 	uint64_t at;
+	bool on;  /* "N+": every event from the Nth on */
 	int err;
 };
 
@@ -104,17 +105,25 @@ static const struct {
 };
 
 /* Says why the test setup is wrong and stops: a test that silently runs
- * without its fault would pass for the wrong reason. */
+ * without its fault would pass for the wrong reason. Straight to fd 2: a
+ * program may have pointed stderr elsewhere (the CLI captures the log). */
 __attribute__((noreturn, format(printf, 1, 2)))
 static void die(const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	fputs("mreg io: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	(void)!write(2, "mreg io: ", 9);
+	(void)!write(2, msg, (size_t)n);
 	_exit(2);
 }
 
@@ -148,7 +157,7 @@ static int parse_err(const char *s)
 	die("unknown error '%s' in MREG_FAULT", s);
 }
 
-/* MREG_FAULT="name:N[:ERR],..." */
+/* MREG_FAULT="name:N[+][:ERR],..." */
 static void parse_faults(const char *spec)
 {
 	char *copy, *item, *save = NULL, *name, *n, *e, *end;
@@ -176,8 +185,13 @@ static void parse_faults(const char *spec)
 		if (narmed == MAX_FAULTS)
 			die("more than %d faults", MAX_FAULTS);
 		a = &armed[narmed++];
+		memset(a, 0, sizeof(*a));
 		a->f = (enum io_fault)f;
 		a->at = strtoull(n, &end, 10);
+		if (*end == '+') {
+			a->on = true;
+			end++;
+		}
 		if (!*n || *end || a->at == 0)
 			die("bad count '%s' for fault '%s'", n, name);
 		if (e)
@@ -243,7 +257,8 @@ static int hit(enum io_fault f)
 	load();
 	events[f]++;
 	for (i = 0; i < narmed; i++)
-		if (armed[i].f == f && armed[i].at == events[f])
+		if (armed[i].f == f && (armed[i].at == events[f] ||
+					(armed[i].on && events[f] > armed[i].at)))
 			return -armed[i].err;
 	return 0;
 }
@@ -262,7 +277,8 @@ static struct tfile *find(int fd)
 }
 
 /* Starts tracking the pack behind fd; dirfd/name when it was created by
- * this call. NULL when out of memory (the test then dies). */
+ * this call. Dies when it cannot: a crash test that loses track of a pack
+ * would check nothing. */
 static struct tfile *track(int fd, int dirfd, const char *name, bool created)
 {
 	struct tfile *t;

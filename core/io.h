@@ -25,7 +25,8 @@
  *   choices (default: the crash point).
  *
  *   Named fault points. MREG_FAULT="pack_write:N:ENOSPC,read:N:EIO,..."
- *   makes the Nth event of that kind fail, once, with that error:
+ *   makes the Nth event of that kind fail, once, with that error ("N+":
+ *   the Nth and every later one, a disk that stays full):
  *	pack_write   a write to a pack (half of it lands: a torn write)
  *	spool_write  a write or truncation of a spool file
  *	fsync        a sync call (a pack's unsynced bytes are then lost, as

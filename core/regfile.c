@@ -1008,8 +1008,9 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 			break;
 		ingest_release(&in);
 	}
-	if (r >= 0)
-		ingest_release(&in);
+	/* also when the sync or the transaction failed (ingest_fd()
+	 * leaves nothing to release when it fails itself) */
+	ingest_release(&in);
 	if (r < 0)
 		return r;
 done:

@@ -1317,7 +1317,9 @@ int store_walk_pack(struct mreg_store *s, uint32_t pack,
 	}
 	w.size = (uint64_t)st.st_size;
 	posix_fadvise(w.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	w.cap = WALK_BUF_SIZE;
+	/* Small packs are common (each process starts its own): read them
+	 * whole without taking the full read-ahead buffer. */
+	w.cap = w.size < WALK_BUF_SIZE ? (size_t)w.size + 1 : WALK_BUF_SIZE;
 	w.buf = malloc(w.cap);
 	if (!w.buf) {
 		r = -ENOMEM;
