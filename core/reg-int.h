@@ -135,6 +135,9 @@ struct chunk_ent {
 	struct mreg_id id;
 	uint32_t len;
 	bool fresh;               /* appended by us (loc is ours) */
+	bool heal;                /* fresh, and key names a stored chunk of
+				     the same id whose bytes are damaged: our
+				     copy replaces them */
 	int dup_of;               /* index of an earlier fresh entry, or -1 */
 	struct chunk_loc loc;
 	struct chunk_key key;     /* known key when !fresh */

@@ -169,6 +169,8 @@ struct find_arg {
 	struct chunk_key key;
 	struct chunk_loc loc;
 	bool found;
+	bool damaged;             /* a record of this id holds bad bytes */
+	struct chunk_key damaged_key;
 	int err;
 };
 
@@ -186,6 +188,17 @@ static int same_bytes(struct mreg_registry *reg, const struct chunk_loc *loc,
 	return memcmp(tmp, data, len) == 0;
 }
 
+/* Are the bytes read from a stored chunk (of the same length as ours)
+ * not those its id says? Then it is damage, not a collision. */
+static bool stored_damaged(const uint8_t *stored, uint32_t len,
+			   const struct mreg_id *id)
+{
+	struct mreg_id got;
+
+	chunkid_of(stored, len, &got);
+	return !chunkid_eq(&got, id);
+}
+
 static int find_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
@@ -197,6 +210,16 @@ static int find_one(void *arg, const struct idx_val *k,
 		return a->err = -EIO;
 	if (a->reg->cfg->dedup_verify) {
 		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
+		if (r == -EIO || (r == 0 && c.loc.len == a->len &&
+				  stored_damaged(a->tmp, a->len, a->id))) {
+			/* the stored copy no longer hashes to its id: ours
+			   will replace it (pushing the same bytes heals) */
+			if (!a->damaged)
+				memcpy(a->damaged_key.b, k->data,
+				       CHUNK_KEY_LEN);
+			a->damaged = true;
+			return 0;
+		}
 		if (r < 0)
 			return a->err = r;
 		if (!r)
@@ -215,6 +238,7 @@ static int find_chunk(struct idx_txn *t, void *arg)
 	struct find_arg *a = arg;
 
 	a->found = false;
+	a->damaged = false;
 	a->err = 0;
 	idx_scan(t, IDX_CHUNKS, a->id->b, MREG_ID_LEN, NULL, 0, find_one, a);
 	return a->err;
@@ -262,6 +286,10 @@ static int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 	if (r < 0)
 		return r;
 	e.fresh = true;
+	if (fa.damaged) {
+		e.heal = true;
+		e.key = fa.damaged_key;
+	}
 	in->new_bytes += len;
 	r = ingest_push(in, &e);
 	if (r < 0)
@@ -610,6 +638,12 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 			keys[i] = keys[e->dup_of];
 			if ((r = chunk_get(t, &keys[i], &c)) < 0)
 				goto out;
+			c.refs++;
+		} else if (e->heal && chunk_get(t, &e->key, &c) == 0) {
+			/* our good copy takes the damaged one's place, for
+			   every file that names it */
+			keys[i] = e->key;
+			c.loc = e->loc;
 			c.refs++;
 		} else {
 			struct pick_arg p = { .reg = reg, .e = e, .max_n = -1 };
