@@ -147,6 +147,9 @@ help:
 	@echo '  test       run every test; ends with "N passed, N failed"'
 	@echo '  unit       run the unit tests only'
 	@echo '  bench      run the benchmarks, write BENCHMARKS.md'
+	@echo '  crash      crash-simulation trials (CRASH_TRIALS=N, CRASH_SEED=S)'
+	@echo '  fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)'
+	@echo '  demo       mount a registry and show it working (tools/demo.sh)'
 	@echo '  install    install into $$(DESTDIR)$$(PREFIX) (PREFIX=$(PREFIX))'
 	@echo '  clean      remove build/'
 
