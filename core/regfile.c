@@ -68,6 +68,7 @@ struct reg_file {
 	struct rext *ext;         /* committed content */
 	size_t next;
 	uint64_t size;
+	struct mreg_id digest;    /* of the committed content */
 	pthread_mutex_t lock;     /* the chunk cache below */
 	uint8_t *cbuf;
 	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
@@ -390,6 +391,8 @@ struct stream {
 	uint64_t pos;             /* bytes fed */
 	bool batch;               /* a store batch is open for it */
 	bool finished;            /* the tail was stored, the digest taken */
+	bool copied;              /* took a whole file's chunks (copy_range) */
+	struct mreg_id copied_digest;
 	bool committed;           /* its chunks are the committed content */
 	int err;                  /* a failed store: every later call fails */
 };
@@ -475,6 +478,12 @@ static int stream_finish(struct mreg_registry *reg, struct stream *s)
 		return s->err;
 	if (s->finished)
 		return 0;
+	if (s->copied) {
+		s->in.size = s->pos;
+		s->in.digest = s->copied_digest;
+		s->finished = true;
+		return 0;
+	}
 	if (s->ncarry) {
 		r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
 				 (uint32_t)s->ncarry, s->tmp);
@@ -1296,6 +1305,7 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f->kind = a.rec.kind;
 	f->version = a.rec.version;
 	f->size = a.rec.size;
+	f->digest = a.rec.digest;
 	f->sealed = (a.rec.flags & INODE_SEALED) != 0;
 	f->flags = flags;
 	f->writer = writer;
@@ -1498,7 +1508,7 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	}
 	if (f->flags & O_APPEND)
 		off = ws->size;
-	if (ws->stream && !ws->stream->committed &&
+	if (ws->stream && !ws->stream->committed && !ws->stream->copied &&
 	    off == ws->stream->pos) {
 		/* in order from the start: chunk and store it now */
 		n = stream_feed(f->reg, ws->stream, buf, size);
@@ -1517,6 +1527,60 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	}
 	pthread_mutex_unlock(&ws->lock);
 	return n;
+}
+
+ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
+		       struct reg_file *out, uint64_t off_out, size_t len)
+{
+	struct wstate *ws;
+	struct stream *s;
+	ssize_t r;
+	size_t i;
+
+	if (!in || !out)
+		return -EINVAL;
+	if (in->reg != out->reg)
+		return -EXDEV;
+	if (in->snap || in->ws)
+		return -EOPNOTSUPP; /* no committed content to share */
+	if (off_in >= in->size)
+		return 0;
+	if (!out->writer || !out->ws)
+		return -EBADF;
+	ws = out->ws;
+	pthread_mutex_lock(&ws->lock);
+	s = ws->stream;
+	if (ws->sealed) {
+		r = -EROFS;
+	} else if (!s || s->committed || s->copied || s->err || s->pos ||
+		   s->ncarry || off_in || off_out || len < in->size) {
+		/* only a whole file into a new one: anything else is copied
+		   by the caller through read and write */
+		r = -EOPNOTSUPP;
+	} else {
+		r = 0;
+		for (i = 0; i < in->next && r == 0; i++) {
+			struct chunk_ent e = { .len = in->ext[i].len,
+					       .dup_of = -1,
+					       .key = in->ext[i].key,
+					       .loc = in->ext[i].loc };
+
+			chunk_key_id(&in->ext[i].key, &e.id);
+			r = ingest_push(&s->in, &e);
+		}
+		if (r == 0) {
+			s->copied = true;
+			s->copied_digest = in->digest;
+			s->pos = in->size;
+			ws->size = in->size;
+			ws->dirty = true;
+			r = (ssize_t)in->size;
+		} else {
+			s->err = (int)r;
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return r;
 }
 
 int reg_flush(struct reg_file *f, const struct reg_caller *who)

@@ -235,6 +235,12 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
  * nothing was written since the last commit. -EROFS when the version was
  * sealed meanwhile (the bytes were not committed). */
 int reg_flush(struct reg_file *f, const struct reg_caller *who);
+/* copy_file_range: a whole committed file copied into a new file shares
+ * its chunks (metadata only: no byte is read or written). Returns the
+ * bytes copied (0 at the end of in); -EOPNOTSUPP for any other copy (the
+ * caller then reads and writes), -EBADF, -EROFS, -EXDEV. */
+ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
+		       struct reg_file *out, uint64_t off_out, size_t len);
 /* Releases the handle (commits first if needed; errors are logged). */
 void reg_release(struct reg_file *f);
 /* True when the file's content is sealed (keep_cache is safe). */

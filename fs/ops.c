@@ -825,9 +825,28 @@ static void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	reply_status(req, reg_removexattr(fs_of(req)->reg, &who, ino, name));
 }
 
+/* cp within the mount: a whole file copied into a new one shares its
+ * chunks; for any other copy the registry says EOPNOTSUPP and the kernel
+ * or cp falls back to read and write. */
+static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
+				off_t off_in, struct fuse_file_info *fi_in,
+				UNUSED fuse_ino_t ino_out, off_t off_out,
+				struct fuse_file_info *fi_out, size_t len,
+				UNUSED int flags)
+{
+	ssize_t n;
+
+	n = reg_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out),
+			   (uint64_t)off_out, len);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 /* Left out on purpose: readdirplus (lookup counts would matter),
- * copy_file_range (ENOSYS: cp falls back to read/write), fallocate,
- * locks (the kernel keeps them locally), access (default_permissions). */
+ * fallocate, locks (the kernel keeps them locally), access
+ * (default_permissions). */
 const struct fuse_lowlevel_ops mregfs_ops = {
 	.init         = mfs_init,
 	.lookup       = mfs_lookup,
@@ -850,6 +869,7 @@ const struct fuse_lowlevel_ops mregfs_ops = {
 	.flush        = mfs_flush,
 	.release      = mfs_release,
 	.fsync        = mfs_fsync,
+	.copy_file_range = mfs_copy_file_range,
 	.opendir      = mfs_opendir,
 	.readdir      = mfs_readdir,
 	.statfs       = mfs_statfs,

@@ -3,7 +3,7 @@
 # Does nothing when all of them are present already.
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils \
-libxxhash-dev libbsd-dev libmd-dev rsync attr python3 clang"
+libxxhash-dev libbsd-dev libmd-dev rsync attr python3 clang strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
