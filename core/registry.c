@@ -521,7 +521,19 @@ struct init_arg {
 	const struct chunker_params *want;
 	struct chunker_params have;
 	bool mismatch;
+	unsigned npacks;      /* pack files in the store */
 };
+
+static int count_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
+{
+	unsigned *n = arg;
+
+	(void)pack;
+	(void)size;
+	(void)busy;
+	(*n)++;
+	return 0;
+}
 
 static int init_meta(struct idx_txn *t, void *arg)
 {
@@ -536,6 +548,13 @@ static int init_meta(struct idx_txn *t, void *arg)
 	if (r == -ENOENT) {
 		uint64_t next = FIRST_DYN_INO;
 		int64_t now = now_ns();
+
+		/* An empty index beside packs was lost (data.mdb removed
+		 * or truncated to nothing, which LMDB takes for a new
+		 * file): starting afresh would show an empty registry and
+		 * let gc delete every pack. */
+		if (a->npacks)
+			return -EUCLEAN;
 
 		if ((r = idx_put(t, IDX_META, META_FORMAT,
 				 strlen(META_FORMAT), &fmt, 4, 0)) < 0 ||
@@ -653,7 +672,17 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;
+	ia.npacks = 0;
+	r = store_list_packs(reg->st, count_pack, &ia.npacks);
+	if (r < 0)
+		goto fail;
 	r = reg_txn(reg, init_meta, &ia);
+	if (r == -EUCLEAN) {
+		r = log_err(-EIO, "store '%s' holds %u pack files but its index "
+			    "'%s/data.mdb' is empty: the index was lost or "
+			    "truncated", reg->path, ia.npacks, p);
+		goto fail;
+	}
 	if (r == -EPROTO) {
 		r = log_err(-EINVAL, "store '%s' has an unknown format",
 			    reg->path);
@@ -864,7 +893,51 @@ struct readdir_arg {
 		  uint64_t next);
 	void *arg;
 	int err;
+	uint8_t start[8 + 257];   /* resume after this key (a cached place) */
+	size_t slen;
+	char last[256];           /* the last name handed to fn */
+	bool any;
 };
+
+/* Where recent listings stopped: a listing read in pieces (the kernel asks
+ * for a few KiB at a time) resumes at the name after the last one given,
+ * instead of counting its way there from the start every time. Positions
+ * stay ordinals; a directory changed between two pieces may show an entry
+ * twice or miss one, as POSIX allows. */
+#define RD_CACHE 32
+static struct rd_place {
+	uint64_t dir, pos;
+	char name[256];
+} rd_cache[RD_CACHE];
+static unsigned rd_next;
+static pthread_mutex_t rd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool rd_find(uint64_t dir, uint64_t pos, char *name)
+{
+	bool hit = false;
+	int i;
+
+	pthread_mutex_lock(&rd_lock);
+	for (i = 0; i < RD_CACHE; i++)
+		if (rd_cache[i].dir == dir && rd_cache[i].pos == pos &&
+		    pos) {
+			strcpy(name, rd_cache[i].name);
+			hit = true;
+			break;
+		}
+	pthread_mutex_unlock(&rd_lock);
+	return hit;
+}
+
+static void rd_note(uint64_t dir, uint64_t pos, const char *name)
+{
+	pthread_mutex_lock(&rd_lock);
+	rd_cache[rd_next].dir = dir;
+	rd_cache[rd_next].pos = pos;
+	strlcpy(rd_cache[rd_next].name, name, sizeof(rd_cache[0].name));
+	rd_next = (rd_next + 1) % RD_CACHE;
+	pthread_mutex_unlock(&rd_lock);
+}
 
 static int readdir_one(void *arg, const struct idx_val *k,
 		       const struct idx_val *v)
@@ -887,7 +960,13 @@ static int readdir_one(void *arg, const struct idx_val *k,
 		return a->err;
 	rec_to_attr(&rec, &attr);
 	ws_attr_size(a->reg, &attr);
-	return a->fn(a->arg, name, &attr, a->at) ? 1 : 0;
+	if (a->fn(a->arg, name, &attr, a->at)) {
+		a->at--; /* not taken: the next piece starts with it */
+		return 1;
+	}
+	strcpy(a->last, name);
+	a->any = true;
+	return 0;
 }
 
 static int do_readdir(struct idx_txn *t, void *arg)
@@ -906,7 +985,8 @@ static int do_readdir(struct idx_txn *t, void *arg)
 			return -ENOTDIR;
 	}
 	be64_put(p, a->ino);
-	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, readdir_one, a);
+	r = idx_scan(t, IDX_NAMES, p, 8, a->slen ? a->start : NULL, a->slen,
+		     readdir_one, a);
 	return a->err < 0 ? a->err : 0;
 }
 
@@ -943,7 +1023,25 @@ int reg_readdir(struct mreg_registry *reg, uint64_t ino, uint64_t pos,
 	}
 	if (is_virtual(ino) && ino != REG_MODELS_INO)
 		return -ENOTDIR;
-	return index_read(reg->ix, do_readdir, &a);
+	{
+		char name[256];
+		int r;
+
+		if (rd_find(ino, pos, name)) {
+			/* the smallest key after (ino, name): name + NUL */
+			size_t n = strlen(name);
+
+			be64_put(a.start, ino);
+			memcpy(a.start + 8, name, n);
+			a.start[8 + n] = '\0';
+			a.slen = 8 + n + 1;
+			a.at = a.pos; /* no counting: we start there */
+		}
+		r = index_read(reg->ix, do_readdir, &a);
+		if (r == 0 && a.any)
+			rd_note(ino, a.at, a.last);
+		return r;
+	}
 }
 
 int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,

@@ -253,6 +253,68 @@ static void test_pending(void)
 	CHECK_EQ(reg_resolve(reg, "churn/9/direct.bin", &v), 0, "version 9");
 }
 
+struct pieces {
+	int n, limit;
+	uint64_t next;
+	char seen[600][8];
+	int nseen;
+};
+
+static int piece_cb(void *arg, const char *name, const struct reg_attr *a,
+		    uint64_t next)
+{
+	struct pieces *p = arg;
+
+	if (p->n == p->limit)
+		return 1; /* "the buffer is full" */
+	p->n++;
+	p->next = next;
+	if (p->nseen < 600)
+		snprintf(p->seen[p->nseen++], 8, "%s", name);
+	return 0;
+}
+
+static void test_readdir_pieces(void)
+{
+	struct reg_attr m, v;
+	struct pieces p = { 0 };
+	uint64_t pos = 0;
+	char name[16];
+	int i, ok = 1, calls = 0;
+
+	CHECK_EQ(reg_mkdir(reg, &me, REG_MODELS_INO, "many", 0755, &m), 0,
+		 "a model for a long listing");
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "d%03d", i);
+		if (reg_mkdir(reg, &me, m.ino, name, 0755, &v) < 0)
+			ok = 0;
+	}
+	CHECK(ok, "500 drafts");
+	do {
+		p.n = 0;
+		p.limit = 7;
+		if (reg_readdir(reg, m.ino, pos, piece_cb, &p) < 0)
+			break;
+		pos = p.next;
+		calls++;
+	} while (p.n == p.limit && calls < 1000);
+	CHECK_EQ(p.nseen, 501, "read 7 at a time, every entry once "
+		 "(500 drafts and stages)");
+	for (i = 0; i < 500 && i + 1 < p.nseen; i++) {
+		snprintf(name, sizeof(name), "d%03d", i);
+		if (strcmp(p.seen[i], name) != 0)
+			ok = 0;
+	}
+	CHECK(ok && strcmp(p.seen[500], "stages") == 0, "in name order");
+	/* a place nobody cached: counted from the start */
+	memset(&p, 0, sizeof(p));
+	p.limit = 3;
+	CHECK_EQ(reg_readdir(reg, m.ino, 250, piece_cb, &p), 0,
+		 "readdir from an uncached place");
+	CHECK(p.nseen == 3 && strcmp(p.seen[0], "d250") == 0,
+	      "starts at the right entry (%s)", p.seen[0]);
+}
+
 static void test_gc_fsck(void)
 {
 	struct reg_gc_result g;
@@ -318,6 +380,7 @@ int main(void)
 	test_push_and_stages();
 	test_drafts();
 	test_pending();
+	test_readdir_pieces();
 	test_gc_fsck();
 	{
 		uint64_t bad = 0;
