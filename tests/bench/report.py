@@ -1,0 +1,512 @@
+#!/usr/bin/python3
+"""report.py - turn the raw results of tests/bench/run.sh ($MREG_BUILD/bench/
+push.json, peers.json, fs.json, steps.txt) into BENCHMARKS.md, and write
+the same figures as CSV next to the JSON.
+
+Medians are over the repetitions; MB/s are 10^6 bytes per second of logical
+(input) bytes; MiB are 2^20 bytes. tests/bench/NOTES.md, when present, is
+appended as is (profiles and analysis written by hand).
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+MED = statistics.median
+
+
+def sh(cmd):
+    try:
+        r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=30)
+        return (r.stdout or r.stderr).strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def mib(n):
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def mb(n):
+    return f"{n / 1e6:,.1f} MB"
+
+
+def pct(x):
+    return f"{x:+.2f} %"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def machine(work, top, out):
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    lscpu = sh("lscpu | grep -E '^(Model name|Thread|Core|Socket|L3|Flags)' | "
+               "grep -v Flags")
+    mem = ""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    fs = sh(f"findmnt -n -o SOURCE,FSTYPE,OPTIONS -T '{work}'")
+    rot = ""
+    src = fs.split()[0] if fs else ""
+    if src.startswith("/dev/"):
+        dev = os.path.basename(src)
+        rot = sh(f"cat /sys/block/{dev}/queue/rotational 2>/dev/null")
+    try:  # as run.sh found the tree when the run began
+        with open(os.path.join(out, "commit.txt")) as f:
+            commit, dirty = (f.read().split() + ["", ""])[:2]
+    except OSError:
+        commit = sh(f"git -C '{top}' rev-parse --short HEAD")
+        dirty = sh(f"git -C '{top}' status --porcelain -- core fs tools Makefile | wc -l")
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "lscpu": lscpu, "memory": mem,
+        "kernel": platform.release(), "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "fs": fs, "rotational": rot,
+        "cc": sh("cc --version | head -1"),
+        "libs": sh("dpkg-query -W -f '${Package} ${Version}\\n' libxxhash0 liblmdb0 "
+                   "libfuse3-3 2>/dev/null"),
+        "restic": sh("restic version"), "borg": sh("borg --version"),
+        "commit": commit + (f" plus {dirty} uncommitted changes under core/ fs/ tools/"
+                            if dirty not in ("", "0") else ""),
+    }
+
+
+# ------------------------------------------------------------------ issue 2
+
+def push_summary(push):
+    """Per repetition totals, then medians."""
+    reps = []
+    for r in push["reps"]:
+        rows = r["rows"]
+        logical = sum(x["logical"] for x in rows)
+        wall = sum(x["wall_s"] for x in rows)
+        fin = r["final_stats"]
+        reps.append({"logical": logical, "wall": wall, "cpu": sum(x["cpu_s"] for x in rows),
+                     "rss": max(x["peak_rss"] for x in rows),
+                     "payload": fin["total"]["stored_bytes"],
+                     "files": rows[-1]["store_files_after"],
+                     "alloc": rows[-1]["store_alloc_after"],
+                     "pack_bytes": fin.get("pack_bytes"), "index_bytes": fin.get("index_bytes"),
+                     "chunks": fin.get("chunks")})
+    s = {k: MED([r[k] for r in reps]) for k in reps[0] if reps[0][k] is not None}
+    s["walls"] = [r["wall"] for r in reps]
+    s["rsss"] = [r["rss"] for r in reps]
+    s["mbps"] = s["logical"] / s["wall"] / 1e6
+    s["n"] = len(reps)
+    return s
+
+
+def peer_summary(entries):
+    reps = []
+    for e in entries:
+        rows = e["rows"]
+        logical = sum(x["logical"] for x in rows)
+        wall = sum(x["wall_s"] for x in rows)
+        reps.append({"logical": logical, "wall": wall, "rss": max(x["peak_rss"] for x in rows),
+                     "grew": sum(x["stored"] for x in rows), "files": rows[-1]["store_after"],
+                     "alloc": rows[-1]["alloc_after"]})
+    s = {k: MED([r[k] for r in reps]) for k in reps[0]}
+    s["walls"] = [r["wall"] for r in reps]
+    s["mbps"] = s["logical"] / s["wall"] / 1e6
+    s["n"] = len(reps)
+    return s
+
+
+PEER_NOTES = {
+    "restic-auto": "1 MiB avg chunks, encrypted, zstd auto",
+    "restic-off": "1 MiB avg chunks, encrypted, no compression",
+    "borg-def-none": "2 MiB avg chunks, no compression",
+    "borg-def-lz4": "2 MiB avg chunks, lz4 (borg's default)",
+    "borg-64k-none": "64 KiB avg chunks, no compression",
+    "borg-64k-lz4": "64 KiB avg chunks, lz4",
+}
+
+
+def section_push(push, peers, ideal_total, units, L, csvdir):
+    if push is None:
+        L += ["", "mreg push: **not run** (see push.log)", ""]
+        return {}
+    s = push_summary(push)
+    ideal = ideal_total
+    L += ["### Stored bytes, throughput and memory, side by side", "",
+          f"All stores ingest the same {len(units)} versions in the same order, page cache "
+          "warm. *Stored* is what the store directory holds at the end: for mreg the chunk "
+          "bytes alone (`stored_bytes` of `mreg stats --json`), then every file of the "
+          "store (packs with their record headers, the LMDB index and its lock file), "
+          "then `du -sB1` (allocated blocks, directories included). "
+          "Peers: the sum of the sizes of every file of the repository (data and "
+          "metadata together), and du. Compressed configurations can go below the "
+          "ideal, which counts raw bytes. MB/s: logical bytes of all versions / the sum "
+          "of the per-version wall times. Peak RSS: the largest of the per-version "
+          f"maxima (GNU time). mreg: median of {s['n']} runs, each into a fresh store.", "",
+          "| store | stored | vs ideal | all files | vs ideal | du -sB1 | ingest time | "
+          "ingest MB/s | peak RSS | runs |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+          f"| *ideal* (gen_models.py) | {mb(ideal)} | | | | | | | | |",
+          f"| **mreg push** (64 KiB avg CDC, XXH3-128, verify on, fsync on) | "
+          f"{mb(s['payload'])} | {pct((s['payload'] / ideal - 1) * 100)} | {mb(s['files'])} | "
+          f"{pct((s['files'] / ideal - 1) * 100)} | {mb(s['alloc'])} | {s['wall']:.2f} s | "
+          f"**{s['mbps']:,.0f}** | {mib(s['rss'])} | {s['n']} |"]
+    ps = {}
+    for name in sorted(peers or {}):
+        p = peer_summary(peers[name])
+        ps[name] = p
+        L.append(f"| {name} ({PEER_NOTES.get(name, '')}) | | | {mb(p['files'])} | "
+                 f"{pct((p['files'] / ideal - 1) * 100)} | {mb(p['alloc'])} | "
+                 f"{p['wall']:.1f} s | {p['mbps']:,.0f} | {mib(p['rss'])} | {p['n']} |")
+    if not peers:
+        L.append("| restic, borg | not run (see peers.log) | | | | | | | | |")
+    big = push.get("big")
+    if big:
+        bw = MED([b["wall_s"] for b in big])
+        brss = MED([b["peak_rss"] for b in big])
+        L.append(f"| mreg push, one {big[0]['bytes'] / 2**30:g} GiB file of random bytes "
+                 f"(every chunk new) | {mb(MED([b['stored'] for b in big]))} | | | | | "
+                 f"{bw:.2f} s | {big[0]['bytes'] / bw / 1e6:,.0f} | {mib(brss)} | {len(big)} |")
+        s["big_rss"] = brss
+    L += ["", f"mreg per-run totals (s): {', '.join(f'{w:.2f}' for w in s['walls'])}; "
+          f"peak RSS per run: {', '.join(mib(r) for r in s['rsss'])}; CPU time (user+sys, "
+          f"median) {s['cpu']:.2f} s; chunks {s.get('chunks', 0):,.0f}; packs "
+          f"{mb(s.get('pack_bytes', 0))}; index {mb(s.get('index_bytes', 0))}.", ""]
+
+    # per version
+    nrep = len(push["reps"])
+    byunit = {}
+    for r in push["reps"]:
+        for x in r["rows"]:
+            byunit.setdefault(x["unit"], []).append(x)
+    L += ["### Per version", "",
+          "Growth of each store per version (bytes added). mreg: chunk bytes added, then "
+          f"all files; time, MB/s and RSS medians of {nrep} runs. Peers (bytes): all files "
+          "of the repository.", ""]
+    peer_cols = [n for n in ("restic-off", "borg-def-none", "borg-64k-none") if n in (peers or {})]
+    hdr = "| version | logical | ideal | mreg chunks | vs ideal | mreg files | " \
+        + " | ".join(peer_cols) + (" | " if peer_cols else "") + "mreg time | MB/s | peak RSS |"
+    L += [hdr, "|" + "---|" + "---:|" * (hdr.count("|") - 2)]
+    rowsout = []
+    for i, (u, lg, idl) in enumerate(units):
+        xs = byunit.get(u, [])
+        if not xs:
+            continue
+        g = MED([x["grew_stored"] for x in xs])
+        gf = MED([x["grew_files"] for x in xs])
+        w = MED([x["wall_s"] for x in xs])
+        rss = MED([x["peak_rss"] for x in xs])
+        d = f"{(g - idl) / idl * 100:+.2f} %" if idl else f"{g - idl:+,} B"
+        pc = []
+        for n in peer_cols:
+            pr = peers[n][0]["rows"]
+            pc.append(f"{MED([e['rows'][i]['stored'] for e in peers[n]]):,}" if i < len(pr) else "")
+        L.append(f"| {u} | {lg:,} | {idl:,} | {g:,.0f} | {d} | {gf:,.0f} | "
+                 + " | ".join(pc) + (" | " if pc else "")
+                 + f"{w:.3f} s | {lg / w / 1e6:,.0f} | {mib(rss)} |")
+        rowsout.append([u, lg, idl, g, gf, w, lg / w / 1e6, rss])
+    small = [(r[0], r[3] - r[2]) for r in rowsout if r[2] < 0.05 * r[1] and r[3] > r[2]]
+    if small:
+        L += ["", "Where the ideal is tiny, the chunks that straddle a change dominate the "
+              "percentage; in bytes and in 64 KiB average chunks the extra is: " + "; ".join(
+                  f"{u} +{x / 1024:,.0f} KiB ({x / 65536:.1f} chunks)" for u, x in small) + "."]
+    L.append("")
+    with open(os.path.join(csvdir, "push.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["rep", "unit", "version", "logical", "ideal", "grew_stored", "grew_files",
+                     "grew_alloc", "wall_s", "cpu_s", "peak_rss"])
+        for k, r in enumerate(push["reps"]):
+            for x in r["rows"]:
+                wr.writerow([k, x["unit"], x["version"], x["logical"], x["ideal"], x["grew_stored"],
+                             x["grew_files"], x["grew_alloc"], f"{x['wall_s']:.4f}",
+                             f"{x['cpu_s']:.2f}", x["peak_rss"]])
+    if peers:
+        with open(os.path.join(csvdir, "peers.csv"), "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["config", "rep", "unit", "logical", "stored", "store_after",
+                         "alloc_after", "wall_s", "cpu_s", "peak_rss"])
+            for n, es in sorted(peers.items()):
+                for k, e in enumerate(es):
+                    for x in e["rows"]:
+                        wr.writerow([n, k, x["unit"], x["logical"], x["stored"], x["store_after"],
+                                     x["alloc_after"], f"{x['wall_s']:.3f}", f"{x['cpu_s']:.2f}",
+                                     x["peak_rss"]])
+
+    # targets
+    L += ["### Against the targets of issue 2", "",
+          "| target | measured | |", "|---|---|---|"]
+    d0 = (s["payload"] / ideal - 1) * 100
+    d1 = (s["files"] / ideal - 1) * 100
+    L.append(f"| stored within 0.5 % of the ideal | {pct(d0)} (chunk bytes) | {verdict(abs(d0) <= 0.5)} |")
+    L.append(f"| within 1 % counting metadata | {pct(d1)} (every file of the store) | "
+             f"{verdict(abs(d1) <= 1.0)} |")
+    for tool, factor in (("borg", 3), ("restic", 5)):
+        cands = {n: p for n, p in ps.items() if n.startswith(tool)}
+        if not cands:
+            L.append(f"| push >= {factor}x {tool} | {tool} not run | |")
+            continue
+        fastest = max(cands, key=lambda n: cands[n]["mbps"])
+        ratio = s["mbps"] / cands[fastest]["mbps"]
+        others = ", ".join(f"{s['mbps'] / p['mbps']:.2f}x {n}" for n, p in sorted(cands.items())
+                           if n != fastest)
+        L.append(f"| push >= {factor}x {tool}'s throughput, same run | {ratio:.2f}x its fastest "
+                 f"configuration ({fastest}, {cands[fastest]['mbps']:,.0f} MB/s); {others} | "
+                 f"{verdict(ratio >= factor)} |")
+    L.append(f"| about 600 MB/s here | {s['mbps']:,.0f} MB/s | {verdict(s['mbps'] >= 600)} |")
+    L.append(f"| peak RSS <= 64 MiB | {mib(s['rss'])} over the data set | "
+             f"{verdict(s['rss'] <= 64 * 2**20)} |")
+    if "big_rss" in s:
+        L.append(f"| ... whatever the file size | {mib(s['big_rss'])} for one "
+                 f"{push['big'][0]['bytes'] / 2**30:g} GiB file | "
+                 f"{verdict(s['big_rss'] <= 64 * 2**20)} |")
+    v = push["reps"][0].get("verify")
+    if v:
+        ok = v["fsck_rc"] == 0 and not v["readback_bad"]
+        L.append(f"| correct | `mreg fsck` exit {v['fsck_rc']}; every file of every version read "
+                 f"back with `mreg cat` ({mb(v['readback_bytes'])} in {v['readback_s']:.1f} s, "
+                 f"{v['readback_bytes'] / v['readback_s'] / 1e6:,.0f} MB/s) and its sha256 "
+                 f"checked: {len(v['readback_bad'])} wrong | {verdict(ok)} |")
+    L.append("")
+    return s
+
+
+# ------------------------------------------------------------------ issue 3
+
+def section_fs(fs, L, csvdir):
+    if fs is None:
+        L += ["Not run (see fs.log).", ""]
+        return
+    if "not_run" in fs:
+        L += [f"**Not run: {fs['not_run']}.** The script is in place "
+              "(tests/bench/fs_bench.py); every row below is pending.", "",
+              "| operation | mregfs | native | ratio | target |", "|---|---|---|---|---|",
+              "| cp of a 2 GiB file in | not run: mregfs not built | | | >= 40 % |",
+              "| sequential re-read (warm) | not run: mregfs not built | | | >= 90 % |",
+              "| sequential first read (cold) | not run: mregfs not built | | | |",
+              "| warm stat | not run: mregfs not built | | | <= 1.5x |", ""]
+        return
+    m, S, size = fs["median"], fs["samples"], fs["file_bytes"]
+    n = fs["reps"]
+
+    def tp(k):
+        return size / m[k] / 1e6
+
+    def cell(k):
+        if k not in m:
+            return "n/a"
+        return f"{m[k]:.2f} s = {tp(k):,.0f} MB/s"
+
+    def samples(k):
+        return ", ".join(f"{x:.2f}" for x in S.get(k, []))
+
+    hs = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
+    L += [f"A {hs} file of random bytes (no dedup possible); medians of {n} "
+          "runs, each mregfs run on a fresh store and a fresh mount; the native directory is "
+          "on the same filesystem as the store. Ratios are throughput mregfs / native "
+          "(higher is better), or time mregfs / native for stat (lower is better).", "",
+          "| operation | mregfs | native | ratio | target | |",
+          "|---|---|---|---:|---|---|"]
+    if "cp_mreg" in m:
+        r = tp("cp_mreg") / tp("cp_native_syncfs")
+        L.append(f"| `cp` in (mregfs: close() is durable) vs `cp && sync -f FILE` | {cell('cp_mreg')} | "
+                 f"{cell('cp_native_syncfs')} | {r:.0%} | >= 40 % | {verdict(r >= 0.4)} |")
+        r2 = tp("cp_mreg") / tp("cp_native_fsync")
+        L.append(f"| `cp` in vs `cp && sync FILE` (fsync of the file) | {cell('cp_mreg')} | "
+                 f"{cell('cp_native_fsync')} | {r2:.0%} | >= 40 % | {verdict(r2 >= 0.4)} |")
+        r3 = tp("cp_mreg") / tp("cp_native")
+        L.append(f"| `cp` in vs plain `cp` (native: page cache only, not durable) | "
+                 f"{cell('cp_mreg')} | {cell('cp_native')} | {r3:.0%} | (for information) | |")
+        L.append(f"| `cp` of the same bytes again (every chunk dedup-verified) | "
+                 f"{cell('cp_mreg_again')} | {cell('cp_native_syncfs')} | "
+                 f"{tp('cp_mreg_again') / tp('cp_native_syncfs'):.0%} | (for information) | |")
+    if "read_mreg_warm" in m:
+        r = tp("read_mreg_warm") / tp("read_native_warm")
+        L.append(f"| sequential re-read (warm), `stages/Production/FILE` | {cell('read_mreg_warm')} | "
+                 f"{cell('read_native_warm')} | {r:.0%} | >= 90 % | {verdict(r >= 0.9)} |")
+    if "read_mreg_cold" in m:
+        r = tp("read_mreg_cold") / tp("read_native_cold")
+        L.append(f"| sequential first read (cold: caches dropped, fresh mount) | "
+                 f"{cell('read_mreg_cold')} | {cell('read_native_cold')} | {r:.0%} | "
+                 "(measured; no target) | |")
+    elif not fs.get("cold_supported"):
+        L.append("| sequential first read (cold) | not run: cannot write "
+                 "/proc/sys/vm/drop_caches | | | | |")
+    if "stat_mreg_version" in m:
+        r = m["stat_mreg_version"] / m["stat_native"]
+        L.append(f"| warm `stat` of `models/bench/1/FILE` (median per call) | "
+                 f"{m['stat_mreg_version']:.2f} µs | {m['stat_native']:.2f} µs | {r:.2f}x | "
+                 f"<= 1.5x | {verdict(r <= 1.5)} |")
+        r = m["stat_mreg_stage"] / m["stat_native"]
+        L.append(f"| warm `stat` of `stages/Production/FILE` (short timeouts by design) | "
+                 f"{m['stat_mreg_stage']:.2f} µs | {m['stat_native']:.2f} µs | {r:.2f}x | "
+                 "(for information) | |")
+    hw = [h for h in fs.get("mregfs_hwm", []) if h]
+    if hw and not isinstance(hw[0], dict):
+        hw = [{"VmHWM": h} for h in hw]
+    L += ["", "Samples (seconds, or µs for stat), in run order:", ""]
+    for k in sorted(S):
+        L.append(f"- `{k}`: {samples(k)}")
+    if hw:
+        L.append("- mregfs memory after the cp part, then after the read part, per run "
+                 "(VmHWM = peak RSS; RssAnon = heap and stacks now): " + "; ".join(
+                     f"{mib(h.get('VmHWM', 0))} peak, {mib(h.get('RssAnon', 0))} anon"
+                     for h in hw))
+    if fs.get("prefault"):
+        pt = fs.get("prefault_s", [])
+        L.append(f"- memory prefault before each timed cp and cold read (see the notes): "
+                 f"{len(pt)} times, {MED(pt) if pt else 0:.1f} s median each (not timed)")
+    if "cmp_stage_rc" in fs:
+        L.append(f"- `cmp` of `stages/Production/FILE` with the source: exit {fs['cmp_stage_rc']}"
+                 f" ({'identical' if fs['cmp_stage_rc'] == 0 else fs['cmp_stage_out']})")
+    L.append("")
+    with open(os.path.join(csvdir, "fs.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["measure", "rep", "value", "unit"])
+        for k in sorted(S):
+            for i, x in enumerate(S[k]):
+                wr.writerow([k, i, f"{x:.6f}", "us" if k.startswith("stat") else "s"])
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--top", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--file", required=True)
+    ap.add_argument("--report", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--peer-reps", type=int, default=1)
+    ap.add_argument("--small", default="0")
+    a = ap.parse_args()
+    o = a.out
+    push, peers, fs = (load(os.path.join(o, f)) for f in ("push.json", "peers.json", "fs.json"))
+    summ = load(os.path.join(a.data, "summary.json"))
+    units = [(u["name"], u["logical_bytes"], u["ideal_unique_bytes"]) for u in summ["units"]]
+    # Results left over from a run on another data set are not reported.
+    names = [u[0] for u in units]
+    if push and [u["name"] for u in push.get("units", [])] != names:
+        push = None
+    if peers and any([r["unit"] for r in e["rows"]] != names
+                     for es in peers.values() for e in es):
+        peers = None
+    steps = []
+    try:
+        with open(os.path.join(o, "steps.txt")) as f:
+            steps = [line.split("|") for line in f.read().splitlines() if line]
+    except OSError:
+        pass
+    mc = machine(a.work, a.top, o)
+    with open(os.path.join(o, "machine.json"), "w") as f:
+        json.dump(mc, f, indent=1)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    L = ["# mreg benchmarks", "",
+         f"Written by `make bench` (tests/bench/run.sh) on {now}"
+         + (" — **small data set (MREG_BENCH_SMALL=1): a smoke test, not the figures "
+            "of record**" if a.small == "1" else "") + ". Raw results: `build/bench/` "
+         "(push.json, peers.json, fs.json, the same as CSV, and each step's log).", "",
+         "## Machine", "",
+         f"- {mc['nproc']} CPUs: {mc['cpu']}; memory {mc['memory']}",
+         f"- kernel {mc['kernel']}, {mc['os']}",
+         f"- filesystem of the stores, repositories and native copies: `{mc['fs']}`",
+         f"- mreg {mc['commit']}; {mc['cc']}",
+         f"- {'; '.join(mc['libs'].splitlines())}",
+         f"- {mc['restic']}; {mc['borg']}", ""]
+    if steps:
+        L.append("Run time of each step (s), with the load average (1/5/15 min) when it "
+                 "ended — the machine is shared, and other work on it shows here: " + ", ".join(
+                     f"{s[0]} {s[1]}" + ("" if s[2] == "ok" else f" ({s[2]})")
+                     + (f" [load {s[3]}]" if len(s) > 3 else "") for s in steps) + ".")
+        L.append("")
+
+    lg = sum(u[1] for u in units)
+    idl = sum(u[2] for u in units)
+    L += ["## Commands", "",
+          "```sh",
+          "make bench        # = MREG_BUILD=$PWD/build sh tests/bench/run.sh",
+          "MREG_BENCH_SMALL=1 make bench    # 25 MB data set, seconds: a smoke test",
+          "```", "",
+          "What run.sh does, in order (paths of this run):", "",
+          "```sh",
+          "apt-get install -y restic borgbackup casync zstd time python3-numpy python3-torch fio"
+          "   # only if missing",
+          f"/usr/bin/python3 ../shared/bench/gen_models.py --out {a.data} --seed 20240601"
+          + (" --small" if a.small == "1" else "") + "   # once; cached",
+          f"(cd {a.data} && sha256sum -c --quiet MANIFEST.sha256)",
+          f"head -c {os.path.getsize(a.file) if os.path.exists(a.file) else 2**31} /dev/urandom "
+          f"> {a.file}   # once; cached",
+          "# issue 2, mreg: per run a fresh store; the data set read once first (warm)",
+          f"find {a.data} -type f -exec cat {{}} + >/dev/null",
+          "mreg --store S -q -c build/bench/mreg-bench.conf init",
+          f"cd {a.data}; for V in 00_base 01_v2_head_finetune ... 06_ckpt/epoch_06.pt; do",
+          "  /usr/bin/time -f '%e %M %U %S' mreg --store S -q -c build/bench/mreg-bench.conf "
+          "push bench $V",
+          "  mreg --store S --json stats; du -sB1 S",
+          "done",
+          "mreg --store S fsck; mreg --store S cat bench/N/FILE | sha256sum   # first run: "
+          "every file",
+          "# issue 2, peers (restic-auto/off, borg-def/64k x none/lz4, fresh repositories)",
+          f"/usr/bin/python3 ../shared/bench/run_peers.py --data {a.data} --work {a.work}/peers "
+          f"--only restic,borg --reps {a.peer_reps} --out build/bench/peers.json",
+          "# issue 3 (tests/bench/fs_bench.py), per run; PF = touch and free 3x FILE of "
+          "memory (benchlib.prefault, untimed; see the notes)",
+          "sync; PF; time cp FILE NATIVE/;                          sync; rm NATIVE/FILE; sync",
+          "sync; PF; time (cp FILE NATIVE/ && sync NATIVE/FILE);    rm NATIVE/FILE; sync",
+          "sync; PF; time (cp FILE NATIVE/ && sync -f NATIVE/FILE); rm NATIVE/FILE; sync",
+          f"mregfs --store {a.work}/fs/fs-store -c build/bench/mreg-bench.conf -f MNT &   "
+          f"# MNT = {a.work}/fs/mnt; fusermount3 -u, then kill of its PID, on any exit",
+          "mkdir MNT/models/bench; sync",
+          "PF; time cp FILE MNT/models/bench/   # version 1",
+          "PF; time cp FILE MNT/models/bench/   # version 2: the same bytes, all dedup-verified",
+          "ln -s ../1 MNT/models/bench/stages/Production; fusermount3 -u MNT",
+          "cp FILE NATIVE/; sync; echo 3 > /proc/sys/vm/drop_caches; mregfs ... MNT &; PF",
+          "time dd if=MNT/models/bench/stages/Production/FILE of=/dev/null bs=1M   # cold",
+          "time dd if=MNT/models/bench/stages/Production/FILE of=/dev/null bs=1M   # warm, x3",
+          "cmp FILE MNT/models/bench/stages/Production/FILE   # first run",
+          "sync; echo 3 > /proc/sys/vm/drop_caches; PF",
+          "time dd if=NATIVE/FILE of=/dev/null bs=1M   # cold, then warm x3",
+          "python3: os.stat(P) x 20000 after 1000 untimed, each call timed, median; "
+          "P = MNT/models/bench/1/FILE, MNT/models/bench/stages/Production/FILE, NATIVE/FILE",
+          "grep -E 'VmHWM|RssAnon' /proc/$(pidof mregfs)/status   # after the cp and the read parts",
+          "```", "",
+          "The mreg config of every run (`build/bench/mreg-bench.conf`) spells out the defaults: "
+          "`dedup_verify = true`, `durability = full`, 16/64/256 KiB chunks, 64 MiB packs.", "",
+          "## Issue 2: storage engine, `mreg push` against restic and borg", "",
+          f"Data set: `gen_models.py --seed 20240601`{' --small' if a.small == '1' else ''}, "
+          f"{len(units)} versions, {mb(lg)} logical, {mb(idl)} ideal unique bytes "
+          f"(dedup bound {lg / idl:.2f}x).", ""]
+    section_push(push, peers, idl, units, L, o)
+    if peers:
+        L += [f"Peers ran {a.peer_reps} time(s) per configuration"
+              + (" (they take minutes per run; mreg takes seconds)" if a.peer_reps < a.reps else "")
+              + ".", ""]
+    L += ["## Issue 3: mregfs against a native directory", ""]
+    section_fs(fs, L, o)
+    notes = os.path.join(a.top, "tests", "bench", "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            L += [f.read().rstrip(), ""]
+    with open(a.report, "w") as f:
+        f.write("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+#!/bin/sh
+# mreg's benchmarks ("make bench"; not part of "make test"), then BENCHMARKS.md.
+#
+#   push   issue 2: the 12 versions of ../shared/bench/gen_models.py pushed
+#          in order with "mreg push" into a fresh store (medians of
+#          MREG_BENCH_REPS runs), and restic and borg over the same data in
+#          the same run (../shared/bench/run_peers.py --only restic,borg);
+#   peers  the restic and borg part of the above;
+#   fs     issue 3: mregfs against a native directory of the same
+#          filesystem: cp of a 2 GiB file in, sequential read cold and warm
+#          through stages/Production, warm stat.
+#
+# Installs what it needs (Debian packages) when it is missing, generates the
+# data set once into a cache and checks it (sha256sum -c MANIFEST.sha256).
+# Raw results (JSON, CSV, logs) go to $MREG_BUILD/bench/.
+#
+# Environment:
+#   MREG_BUILD            build directory holding mreg and mregfs (build/)
+#   MREG_BENCH_SMALL=1    the 25 MB data set (--small) and a 256 MiB file:
+#                         a smoke test of seconds; the report then goes to
+#                         $MREG_BUILD/bench/BENCHMARKS-small.md
+#   MREG_BENCH_DATA       the data set (/var/tmp/mreg-bench/modelset)
+#   MREG_BENCH_FILE       the large random file (/var/tmp/mreg-bench/random-2GiB.bin)
+#   MREG_BENCH_WORK       scratch stores, repositories, mount point
+#                         (/var/tmp/mreg-bench/work)
+#   MREG_BENCH_REPS       runs of mreg push and of the fs part (3)
+#   MREG_BENCH_PEER_REPS  runs of each restic/borg configuration (3)
+#   MREG_BENCH_ONLY       parts to run, of "push peers fs" (all)
+#   MREG_BENCH_REPORT     where to write the report (BENCHMARKS.md)
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+MREG_TOP=$top
+B=${MREG_BUILD:-$top/build}
+export MREG_BUILD=$B MREG_TOP PYTHONDONTWRITEBYTECODE=1
+here=$top/tests/bench
+shared=$(cd "$top/.." && pwd)/shared/bench
+py=/usr/bin/python3
+cache=/var/tmp/mreg-bench
+small=${MREG_BENCH_SMALL:-0}
+if [ "$small" = 1 ]; then
+	data=${MREG_BENCH_DATA:-$cache/modelset-small}
+	file=${MREG_BENCH_FILE:-$cache/random-256MiB.bin}
+	fsize=268435456
+	report=${MREG_BENCH_REPORT:-$B/bench/BENCHMARKS-small.md}
+else
+	data=${MREG_BENCH_DATA:-$cache/modelset}
+	file=${MREG_BENCH_FILE:-$cache/random-2GiB.bin}
+	fsize=2147483648
+	report=${MREG_BENCH_REPORT:-$top/BENCHMARKS.md}
+fi
+work=${MREG_BENCH_WORK:-$cache/work}
+reps=${MREG_BENCH_REPS:-3}
+peer_reps=${MREG_BENCH_PEER_REPS:-3}
+only=${MREG_BENCH_ONLY:-push peers fs}
+out=$B/bench
+pidfile=$work/mregfs.pid
+
+say() { printf 'bench: %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# Whatever happens, no mount and no daemon of ours is left behind.
+cleanup() {
+	mnt=$work/fs/mnt
+	if [ -d "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+	fi
+	if [ -f "$pidfile" ]; then
+		kill "$(cat "$pidfile")" 2>/dev/null
+		rm -f "$pidfile"
+	fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM HUP
+
+[ -x "$B/mreg" ] || die "no $B/mreg: run 'make bench' (or make all first)"
+[ -f "$shared/gen_models.py" ] || die "no $shared/gen_models.py: the shared/ dir must sit beside the checkout"
+mkdir -p "$out" "$work" "$cache"
+t_start=$(date +%s)
+: >"$out/steps.txt"
+# The tree that was built, for the report.
+{ git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown
+  git -C "$top" status --porcelain -- core fs tools Makefile 2>/dev/null | wc -l
+} >"$out/commit.txt"
+# name|seconds|status|load average (1, 5, 15 min) when the step ended
+step() { echo "$1|$2|$3|$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/steps.txt"; }
+
+# 1. Packages, as tools/install-deps.sh does: only when something is missing.
+pkgs="restic borgbackup casync zstd time python3-numpy python3-torch fio"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	[ "$(id -u)" = 0 ] || die "missing packages:$missing (run as root, or apt-get install them)"
+	say "installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq $missing >/dev/null ||
+		die "apt-get install$missing failed"
+fi
+
+# 2. The data set, generated once and checked every time.
+t0=$(date +%s)
+ok=0
+if [ -f "$data/summary.json" ] && [ -f "$data/MANIFEST.sha256" ]; then
+	say "checking $data"
+	(cd "$data" && sha256sum -c --quiet MANIFEST.sha256) && ok=1
+fi
+if [ "$ok" = 0 ]; then
+	flag=""
+	[ "$small" = 1 ] && flag=--small
+	say "generating the data set into $data (full set: about 6 min)"
+	rm -rf "$data.tmp"
+	"$py" "$shared/gen_models.py" --out "$data.tmp" --seed 20240601 $flag \
+		>"$out/gen_models.log" 2>&1 || die "gen_models.py failed: see $out/gen_models.log"
+	(cd "$data.tmp" && sha256sum -c --quiet MANIFEST.sha256) || die "fresh data set does not verify"
+	rm -rf "$data" && mv "$data.tmp" "$data"
+	cat "$out/gen_models.log"
+fi
+step data $(($(date +%s) - t0)) ok
+
+# The large random file of the fs part (and of one push), made once.
+if { want fs || want push; } && [ "$(stat -c %s "$file" 2>/dev/null)" != "$fsize" ]; then
+	say "writing $fsize random bytes to $file"
+	head -c "$fsize" /dev/urandom >"$file.tmp" && mv "$file.tmp" "$file" ||
+		die "cannot write $file"
+fi
+
+# Verification and durability on, whatever /etc/mreg holds.
+conf=$out/mreg-bench.conf
+cat >"$conf" <<'EOF'
+# mreg config of the benchmark runs: the defaults, written out.
+[store]
+dedup_verify = true
+durability = full
+pack_size = 64M
+[chunker]
+min_size = 16K
+avg_size = 64K
+max_size = 256K
+EOF
+
+# Runs "$@" with its output shown and kept in $out/$1.log; records the step.
+runstep() {
+	name=$1; shift
+	say "running $name"
+	t0=$(date +%s)
+	{ "$@" 2>&1; echo $? >"$out/$name.rc"; } | tee "$out/$name.log"
+	rc=$(cat "$out/$name.rc")
+	st=ok
+	[ "$rc" = 0 ] || { st="failed($rc)"; failed="$failed $name"; }
+	step "$name" $(($(date +%s) - t0)) "$st"
+}
+failed=""
+
+# 3. Issue 2: mreg push, then restic and borg, over the same data.
+if want push; then
+	rm -f "$out/push.json"
+	runstep push "$py" "$here/push_bench.py" --mreg "$B/mreg" --data "$data" \
+		--work "$work" --reps "$reps" --conf "$conf" --verify --big "$file" \
+		--out "$out/push.json"
+fi
+if want peers; then
+	rm -f "$out/peers.json"
+	runstep peers "$py" "$shared/run_peers.py" --data "$data" --work "$work/peers" \
+		--only restic,borg --reps "$peer_reps" --out "$out/peers.json"
+fi
+
+# 4. Issue 3: mregfs against native; only when mregfs is built.
+if want fs; then
+	rm -f "$out/fs.json"
+	if [ ! -x "$B/mregfs" ]; then
+		say "fs part not run: mregfs not built"
+		echo '{"not_run": "mregfs not built"}' >"$out/fs.json"
+		step fs 0 "not run: mregfs not built"
+	else
+		runstep fs "$py" "$here/fs_bench.py" --mregfs "$B/mregfs" --file "$file" \
+			--work "$work/fs" --reps "$reps" --conf "$conf" --pidfile "$pidfile" \
+			--out "$out/fs.json"
+	fi
+fi
+
+# 5. The report.
+step total $(($(date +%s) - t_start)) ok
+"$py" "$here/report.py" --top "$top" --out "$out" --data "$data" --work "$work" \
+	--file "$file" --report "$report" --reps "$reps" --peer-reps "$peer_reps" \
+	--small "$small" || die "report.py failed"
+say "report written to $report; raw results in $out"
+[ -z "$failed" ] || die "failed:$failed (see $out/*.log)"
+exit 0
