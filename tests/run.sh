@@ -10,6 +10,8 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${MREG_BUILD:-$top/build}
 export MREG_BUILD=$B MREG_TOP=$top
+# no __pycache__ in the tree from the Python tests
+export PYTHONDONTWRITEBYTECODE=1
 log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
 suites=${*:-unit cli fs}
