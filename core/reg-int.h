@@ -56,7 +56,39 @@ struct mreg_registry {
 	atomic_uint_fast64_t promotions, errors, registrations;
 };
 
+/* Makes room for one more element in the array v (n used, cap allocated),
+ * doubling it: 0, or -ENOMEM with v unchanged. */
+#define ARRAY_GROW(v, cap, n) ({					\
+	int r_ = 0;							\
+	if ((n) >= (cap)) {						\
+		size_t c_ = (cap) ? (cap) * 2 : 16;			\
+		__typeof__(v) nv_ = reallocarray((v), c_, sizeof(*(v)));\
+		if (nv_) {						\
+			(v) = nv_;					\
+			(cap) = c_;					\
+		} else {						\
+			r_ = -ENOMEM;					\
+		}							\
+	}								\
+	r_;								\
+})
+
+/* The entries of a directory, read out of a transaction. */
+struct child {
+	char name[256];
+	uint64_t ino;
+};
+
+struct child_list {
+	struct child *v;
+	size_t n, cap;
+	int err;
+};
+
 /* ---- registry.c ---- */
+/* The entries of directory ino, in name order: 0 or a negative errno
+ * (l->v is the caller's to free either way). */
+int children(struct idx_txn *t, uint64_t ino, struct child_list *l);
 /* Runs fn in a write transaction (index_write), and after it committed
  * queues the hooks its changes noted with hook_note(). Every registry
  * change goes through here. */

@@ -86,15 +86,8 @@ void ingest_release(struct ingest *in)
 
 static int ingest_push(struct ingest *in, const struct chunk_ent *e)
 {
-	if (in->n == in->cap) {
-		size_t cap = in->cap ? in->cap * 2 : 256;
-		struct chunk_ent *v = reallocarray(in->v, cap, sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		in->v = v;
-		in->cap = cap;
-	}
+	if (ARRAY_GROW(in->v, in->cap, in->n) < 0)
+		return -ENOMEM;
 	in->v[in->n++] = *e;
 	return 0;
 }
@@ -720,15 +713,8 @@ static int collect_ext(void *arg, const struct idx_val *k,
 
 	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return l->err = -EIO;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct extent_rec *nv = reallocarray(l->v, cap, sizeof(*nv));
-
-		if (!nv)
-			return l->err = -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
+		return l->err = -ENOMEM;
 	l->v[l->n++] = x;
 	return 0;
 }

@@ -245,6 +245,33 @@ int name_del(struct idx_txn *t, uint64_t parent, const char *name)
 	return idx_del(t, IDX_NAMES, k, name_key(k, parent, name));
 }
 
+static int collect_child(void *arg, const struct idx_val *k,
+			 const struct idx_val *v)
+{
+	struct child_list *l = arg;
+	size_t n = k->len - 8;
+
+	if (n > 255 || v->len != 8)
+		return l->err = -EIO;
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
+		return l->err = -ENOMEM;
+	memcpy(l->v[l->n].name, (const char *)k->data + 8, n);
+	l->v[l->n].name[n] = '\0';
+	memcpy(&l->v[l->n].ino, v->data, 8);
+	l->n++;
+	return 0;
+}
+
+int children(struct idx_txn *t, uint64_t ino, struct child_list *l)
+{
+	uint8_t p[8];
+
+	memset(l, 0, sizeof(*l));
+	be64_put(p, ino);
+	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, collect_child, l);
+	return l->err;
+}
+
 static int first_child(void *arg, const struct idx_val *k,
 		       const struct idx_val *v)
 {

@@ -150,15 +150,8 @@ struct pinset {
 
 static int pinset_add(struct pinset *s, uint64_t v)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		uint64_t *nv = reallocarray(s->v, cap, sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		s->v = nv;
-		s->cap = cap;
-	}
+	if (ARRAY_GROW(s->v, s->cap, s->n) < 0)
+		return -ENOMEM;
 	s->v[s->n++] = v;
 	return 0;
 }
@@ -251,15 +244,8 @@ static int pending_one(void *arg, const struct idx_val *k,
 	if (pid != (uint32_t)getpid() &&
 	    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
 		return 0; /* its writer lives */
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		uint64_t *nv = reallocarray(l->v, cap, sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
+		return -ENOMEM;
 	l->v[l->n++] = be64_get((const uint8_t *)k->data + k->len - 8);
 	return 0;
 }
@@ -569,15 +555,8 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 			"%s", hex, c.loc.pack, (unsigned long long)c.loc.offset,
 			c.loc.len, r == -ENOENT ? "its pack is missing" :
 			r == -EIO ? "damaged" : strerror(-r));
-		if (f->nbad == f->capbad) {
-			size_t cap = f->capbad ? f->capbad * 2 : 16;
-			void *nv = reallocarray(f->bad, cap, sizeof(*f->bad));
-
-			if (!nv)
-				return f->err = -ENOMEM;
-			f->bad = nv;
-			f->capbad = cap;
-		}
+		if (ARRAY_GROW(f->bad, f->capbad, f->nbad) < 0)
+			return f->err = -ENOMEM;
 		f->bad[f->nbad++] = key;
 	}
 	return 0;
@@ -619,15 +598,8 @@ static int fsck_missing(struct fsck *f)
 		finding(f, true, "chunk %s is named by %llu extents but has no "
 			"record", chunkid_hex(&id, hex),
 			(unsigned long long)f->refs.count[i]);
-		if (f->nbad == f->capbad) {
-			size_t cap = f->capbad ? f->capbad * 2 : 16;
-			void *nv = reallocarray(f->bad, cap, sizeof(*f->bad));
-
-			if (!nv)
-				return -ENOMEM;
-			f->bad = nv;
-			f->capbad = cap;
-		}
+		if (ARRAY_GROW(f->bad, f->capbad, f->nbad) < 0)
+			return -ENOMEM;
 		f->bad[f->nbad++] = f->refs.k[i];
 	}
 	return 0;
@@ -697,15 +669,8 @@ struct gc {
 
 static int gc_push(struct gc *g, uint64_t v)
 {
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		uint64_t *nv = reallocarray(g->list, cap, sizeof(*nv));
-
-		if (!nv)
-			return g->err = -ENOMEM;
-		g->list = nv;
-		g->cap = cap;
-	}
+	if (ARRAY_GROW(g->list, g->cap, g->n) < 0)
+		return g->err = -ENOMEM;
 	g->list[g->n++] = v;
 	return 0;
 }
@@ -780,56 +745,18 @@ static int xattrs_drop(struct idx_txn *t, uint64_t ino)
 	return r;
 }
 
-struct name_list {
-	char (*name)[256];
-	uint64_t *ino;
-	size_t n, cap;
-	int err;
-};
-
-static int name_one(void *arg, const struct idx_val *k,
-		    const struct idx_val *v)
-{
-	struct name_list *l = arg;
-	size_t n = k->len - 8;
-
-	if (n > 255 || v->len != 8)
-		return l->err = -EIO;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		void *nn = reallocarray(l->name, cap, sizeof(*l->name));
-		void *ni;
-
-		if (!nn)
-			return l->err = -ENOMEM;
-		l->name = nn;
-		ni = reallocarray(l->ino, cap, sizeof(*l->ino));
-		if (!ni)
-			return l->err = -ENOMEM;
-		l->ino = ni;
-		l->cap = cap;
-	}
-	memcpy(l->name[l->n], (const char *)k->data + 8, n);
-	l->name[l->n][n] = '\0';
-	memcpy(&l->ino[l->n], v->data, 8);
-	l->n++;
-	return 0;
-}
-
 /* Deletes directory dir's tree (not dir itself). */
 static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
 {
-	struct name_list l = { 0 };
+	struct child_list l;
 	struct inode_rec *r;
-	uint8_t p[8], k[8];
+	uint8_t k[8];
 	size_t i;
 	int e;
 
 	if (depth > 2048)
 		return -EIO;
-	be64_put(p, dir);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, name_one, &l);
-	if ((e = l.err) < 0)
+	if ((e = children(t, dir, &l)) < 0)
 		goto out;
 	r = malloc(sizeof(*r));
 	if (!r) {
@@ -837,9 +764,9 @@ static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
 		goto out;
 	}
 	for (i = 0; i < l.n && e == 0; i++) {
-		if ((e = name_del(t, dir, l.name[i])) < 0)
+		if ((e = name_del(t, dir, l.v[i].name)) < 0)
 			break;
-		e = ino_get(t, l.ino[i], r);
+		e = ino_get(t, l.v[i].ino, r);
 		if (e == -ENOENT) {
 			e = 0;
 			continue;
@@ -856,8 +783,7 @@ static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
 	}
 	free(r);
 out:
-	free(l.name);
-	free(l.ino);
+	free(l.v);
 	return e;
 }
 
@@ -949,15 +875,8 @@ static int dead_one(void *arg, const struct idx_val *k,
 		return pack_live_add(d, c.loc.pack,
 				     c.loc.len + PACK_RECORD_HEADER) ?
 		       (d->err = -ENOMEM) : 0;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 256;
-		void *nv = reallocarray(d->k, cap, sizeof(*d->k));
-
-		if (!nv)
-			return d->err = -ENOMEM;
-		d->k = nv;
-		d->cap = cap;
-	}
+	if (ARRAY_GROW(d->k, d->cap, d->n) < 0)
+		return d->err = -ENOMEM;
 	memcpy(d->k[d->n++].b, k->data, CHUNK_KEY_LEN);
 	return 0;
 }
@@ -1027,15 +946,8 @@ static int move_one(void *arg, const struct idx_val *k,
 		return m->err = -EIO;
 	if (c.loc.pack != m->pack || !c.refs)
 		return 0;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 256;
-		void *nv = reallocarray(m->v, cap, sizeof(*m->v));
-
-		if (!nv)
-			return m->err = -ENOMEM;
-		m->v = nv;
-		m->cap = cap;
-	}
+	if (ARRAY_GROW(m->v, m->cap, m->n) < 0)
+		return m->err = -ENOMEM;
 	memcpy(m->v[m->n].key.b, k->data, CHUNK_KEY_LEN);
 	m->v[m->n].from = c.loc;
 	m->n++;

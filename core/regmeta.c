@@ -1153,58 +1153,20 @@ struct files_walk {
 	void *arg;
 };
 
-struct child_ent {
-	char name[256];
-	uint64_t ino;
-};
-
-struct child_vec {
-	struct child_ent *v;
-	size_t n, cap;
-	int err;
-};
-
-static int child_one(void *arg, const struct idx_val *k,
-		     const struct idx_val *v)
-{
-	struct child_vec *c = arg;
-	size_t n = k->len - 8;
-
-	if (n > 255 || v->len != 8)
-		return c->err = -EIO;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		void *nv = reallocarray(c->v, cap, sizeof(*c->v));
-
-		if (!nv)
-			return c->err = -ENOMEM;
-		c->v = nv;
-		c->cap = cap;
-	}
-	memcpy(c->v[c->n].name, (const char *)k->data + 8, n);
-	c->v[c->n].name[n] = '\0';
-	memcpy(&c->v[c->n].ino, v->data, 8);
-	c->n++;
-	return 0;
-}
-
 static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 		     int depth)
 {
-	struct child_vec c = { 0 };
+	struct child_list c;
 	struct inode_rec *rec;
 	struct reg_file_info fi;
-	uint8_t p[8];
 	size_t i;
 	int r = 0;
 
 	if (depth > 2048)
 		return -EIO;
-	be64_put(p, dir);
-	idx_scan(w->t, IDX_NAMES, p, 8, NULL, 0, child_one, &c);
-	if (c.err < 0) {
+	if ((r = children(w->t, dir, &c)) < 0) {
 		free(c.v);
-		return c.err;
+		return r;
 	}
 	rec = malloc(sizeof(*rec));
 	if (!rec) {
@@ -1658,11 +1620,10 @@ static int stats_model(void *arg, const struct idx_val *k,
 	struct tree_stats ts = { .t = a->t, .model_set = &ms,
 				 .total_set = &a->total_set, .ms = &st,
 				 .ts = &a->total };
-	struct child_vec c = { 0 };
+	struct child_list c;
 	struct inode_rec m, rec;
 	struct files_walk w = { .t = a->t, .fn = stat_file_cb, .arg = &ts };
 	uint64_t ino;
-	uint8_t p[8];
 	size_t i;
 	int r = 0;
 
@@ -1671,8 +1632,7 @@ static int stats_model(void *arg, const struct idx_val *k,
 	memcpy(&ino, v->data, 8);
 	if ((a->err = ino_get(a->t, ino, &m)) < 0)
 		return a->err;
-	be64_put(p, ino);
-	idx_scan(a->t, IDX_NAMES, p, 8, NULL, 0, child_one, &c);
+	children(a->t, ino, &c);
 	for (i = 0; i < c.n && r == 0 && c.err == 0; i++) {
 		if ((r = ino_get(a->t, c.v[i].ino, &rec)) < 0)
 			break;

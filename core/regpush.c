@@ -51,15 +51,8 @@ static int push_add(struct push *p, const char *rel, const char *src,
 	for (i = 0; i < p->n; i++)
 		if (strcmp(p->v[i].rel, rel) == 0)
 			return log_err(-EEXIST, "'%s' is given twice", rel);
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
-		struct push_ent *nv = reallocarray(p->v, cap, sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		p->v = nv;
-		p->cap = cap;
-	}
+	if (ARRAY_GROW(p->v, p->cap, p->n) < 0)
+		return -ENOMEM;
 	e = &p->v[p->n];
 	memset(e, 0, sizeof(*e));
 	e->rel = strdup(rel);

@@ -30,55 +30,6 @@ struct seal_walk {
 	int err;
 };
 
-struct child {
-	char name[256];
-	uint64_t ino;
-};
-
-struct child_list {
-	struct child *v;
-	size_t n, cap;
-	int err;
-};
-
-static int collect_child(void *arg, const struct idx_val *k,
-			 const struct idx_val *v)
-{
-	struct child_list *l = arg;
-	size_t n = k->len - 8;
-
-	if (n > 255 || v->len != 8)
-		return l->err = -EIO;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct child *nv = reallocarray(l->v, cap, sizeof(*nv));
-
-		if (!nv)
-			return l->err = -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
-	memcpy(l->v[l->n].name, (const char *)k->data + 8, n);
-	l->v[l->n].name[n] = '\0';
-	memcpy(&l->v[l->n].ino, v->data, 8);
-	l->n++;
-	return 0;
-}
-
-/* The entries of directory ino, in name order (caller frees ->v). */
-static int children(struct idx_txn *t, uint64_t ino, struct child_list *l)
-{
-	uint8_t p[8];
-
-	memset(l, 0, sizeof(*l));
-	be64_put(p, ino);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, collect_child, l);
-	if (l->err < 0) {
-		free(l->v);
-		l->v = NULL;
-	}
-	return l->err;
-}
 
 /* Seals dir's tree and adds it to the manifest digest. */
 static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
@@ -91,8 +42,10 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
 
 	if (depth > 2048)
 		return -EIO;
-	if ((e = children(w->t, dir, &l)) < 0)
+	if ((e = children(w->t, dir, &l)) < 0) {
+		free(l.v);
 		return e;
+	}
 	r = malloc(sizeof(*r));
 	if (!r) {
 		free(l.v);
