@@ -629,6 +629,33 @@ static void store_private(const char *path)
 			(unsigned)(st.st_mode & 07700));
 }
 
+/* Makes a new directory entry durable: fsync of the directory holding it. */
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (fsync(fd) < 0)
+		log_warn(-errno, "cannot sync directory '%s'", dir);
+	close(fd);
+}
+
+/* A new store's directories survive a power cut: the store in its parent,
+ * index/ in the store, LMDB's files in index/ (packs/ syncs its own). */
+static void sync_new_store(const char *path, const char *index)
+{
+	char *parent = strdup(path), *slash;
+
+	if (parent && (slash = strrchr(parent, '/'))) {
+		*slash = '\0';
+		fsync_dir(*parent ? parent : "/");
+	}
+	free(parent);
+	fsync_dir(path);
+	fsync_dir(index);
+}
+
 static bool store_exists(const char *path)
 {
 	char *p;
@@ -649,6 +676,7 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	struct store_options so = { 0 };
 	struct init_arg ia;
 	char *p = NULL;
+	bool fresh;
 	int r;
 
 	if (!cfg || !ret)
@@ -665,7 +693,8 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (!store_exists(reg->path)) {
+	fresh = !store_exists(reg->path);
+	if (fresh) {
 		r = mkdir_p(reg->path, 0700);
 		if (r < 0) {
 			log_err(r, "cannot create store '%s'", reg->path);
@@ -693,6 +722,8 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	r = index_open(p, &io, &reg->ix);
 	if (r < 0)
 		goto fail;
+	if (fresh && io.sync)
+		sync_new_store(reg->path, p);
 	so.pack_size = cfg->pack_size;
 	so.sync = cfg->durability == DURABILITY_FULL;
 	r = store_open(reg->path, &so, &reg->st);
