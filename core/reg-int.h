@@ -52,6 +52,12 @@ struct mreg_registry {
 
 	struct hooks *hooks;      /* NULL when no hook is configured */
 
+	/* sealed files' extent tables, shared by their opens (regfile.c);
+	   guarded by lock */
+	struct ext_table *tables;
+	size_t table_extents;
+	uint64_t table_clock;
+
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 	atomic_uint_fast64_t promotions, errors, registrations;
 };
@@ -204,6 +210,8 @@ bool version_has_writers(struct mreg_registry *reg, uint64_t v);
 /* Sets a->size to the size written so far when the file is open for
  * writing here (a stat must show what was written before close). */
 void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a);
+/* Frees the cached extent tables (registry_close). */
+void tables_free(struct mreg_registry *reg);
 /* Makes open writers of version v fail from now on. */
 void version_writers_seal(struct mreg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */

@@ -58,6 +58,25 @@ struct rext {
 	struct chunk_loc loc;
 };
 
+/* A sealed file's extents with their chunks' places, loaded once and
+ * shared by every open of the inode (sealed content never changes), and
+ * kept a while after the last close: serving containers open the same
+ * files again and again, and each load reads one index record per chunk.
+ * A table whose chunk gc moved is marked stale and loaded again. */
+struct ext_table {
+	uint64_t ino, version, size;
+	struct mreg_id digest;
+	struct rext *ext;
+	size_t next;
+	int refs;                 /* opens using it */
+	bool stale;
+	uint64_t used;            /* for dropping the least recently used */
+	struct ext_table *link;
+};
+
+/* Extents kept in tables nobody has open (about 56 bytes each). */
+#define TABLE_CACHE_EXTENTS (128u << 10)
+
 struct reg_file {
 	struct mreg_registry *reg;
 	uint64_t ino, version;
@@ -65,6 +84,7 @@ struct reg_file {
 	int flags;
 	bool writer, sealed, pinned;
 	struct wstate *ws;        /* reads and writes go to the spool */
+	struct ext_table *tab;    /* sealed: the shared table ext points in */
 	struct rext *ext;         /* committed content */
 	size_t next;
 	uint64_t size;
@@ -1140,6 +1160,98 @@ static int do_open(struct idx_txn *t, void *arg)
 	return r;
 }
 
+/* Frees unused tables, least recently used first, down to the cap (all of
+ * them with cap 0); reg->lock held. */
+static void tables_trim(struct mreg_registry *reg, size_t cap)
+{
+	struct ext_table **pp, **victim, *t;
+
+	for (;;) {
+		victim = NULL;
+		for (pp = &reg->tables; (t = *pp); pp = &t->link)
+			if (!t->refs && (t->stale || !victim ||
+					 t->used < (*victim)->used))
+				victim = pp;
+		if (!victim)
+			return;
+		t = *victim;
+		if (!t->stale && reg->table_extents <= cap)
+			return;
+		*victim = t->link;
+		reg->table_extents -= t->next;
+		free(t->ext);
+		free(t);
+	}
+}
+
+static struct ext_table *table_get(struct mreg_registry *reg, uint64_t ino)
+{
+	struct ext_table *t;
+
+	pthread_mutex_lock(&reg->lock);
+	for (t = reg->tables; t; t = t->link)
+		if (t->ino == ino && !t->stale) {
+			t->refs++;
+			t->used = ++reg->table_clock;
+			break;
+		}
+	pthread_mutex_unlock(&reg->lock);
+	return t;
+}
+
+static void table_put(struct mreg_registry *reg, struct ext_table *t)
+{
+	pthread_mutex_lock(&reg->lock);
+	t->refs--;
+	tables_trim(reg, TABLE_CACHE_EXTENTS);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/* Makes f's freshly loaded extents a shared table (or uses one another
+ * thread made meanwhile). */
+static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct ext_table *t = calloc(1, sizeof(*t)), *o;
+
+	if (!t)
+		return; /* f keeps its own copy */
+	pthread_mutex_lock(&reg->lock);
+	for (o = reg->tables; o; o = o->link)
+		if (o->ino == f->ino && !o->stale)
+			break;
+	if (o) {
+		o->refs++;
+		o->used = ++reg->table_clock;
+		pthread_mutex_unlock(&reg->lock);
+		free(t);
+		free(f->ext);
+		f->tab = o;
+		f->ext = o->ext;
+		f->next = o->next;
+		return;
+	}
+	t->ino = f->ino;
+	t->version = f->version;
+	t->size = f->size;
+	t->digest = f->digest;
+	t->ext = f->ext;
+	t->next = f->next;
+	t->refs = 1;
+	t->used = ++reg->table_clock;
+	t->link = reg->tables;
+	reg->tables = t;
+	reg->table_extents += t->next;
+	f->tab = t;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void tables_free(struct mreg_registry *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	tables_trim(reg, 0);
+	pthread_mutex_unlock(&reg->lock);
+}
+
 static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
 {
 	struct reg_file *f = calloc(1, sizeof(*f));
@@ -1160,7 +1272,10 @@ static void file_free(struct reg_file *f)
 	if (f->pinned)
 		unpin_version(f->reg, f->version);
 	pthread_mutex_destroy(&f->lock);
-	free(f->ext);
+	if (f->tab)
+		table_put(f->reg, f->tab);
+	else
+		free(f->ext);
 	free(f->cbuf);
 	free(f->snap);
 	free(f);
@@ -1284,6 +1399,21 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f = file_new(reg, ino);
 	if (!f)
 		return -ENOMEM;
+	if (!writer && (f->tab = table_get(reg, ino))) {
+		/* opened before: no index work at all */
+		f->kind = REG_FILE;
+		f->version = f->tab->version;
+		f->size = f->tab->size;
+		f->digest = f->tab->digest;
+		f->ext = f->tab->ext;
+		f->next = f->tab->next;
+		f->sealed = true;
+		f->flags = flags;
+		pin_version(reg, f->version);
+		f->pinned = true;
+		*ret = f;
+		return 0;
+	}
 	a.f = f;
 	r = index_read(reg->ix, do_open, &a);
 	if (r < 0)
@@ -1302,12 +1432,13 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	if (f->sealed) {
 		pin_version(reg, f->version);
 		f->pinned = true;
+		if (f->kind == REG_FILE)
+			table_adopt(reg, f);
 	} else {
 		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
 		if (r < 0)
 			goto fail;
 	}
-	atomic_fetch_add(&reg->reads, 0);
 	*ret = f;
 	return 0;
 fail:
@@ -1359,15 +1490,24 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 	struct mreg_id id;
 	int r, tries;
 
+	struct rext moved;
+
 	chunk_key_id(&x->key, &id);
-	for (tries = 0; tries < 3; tries++) {
-		r = store_read(f->reg->st, &x->loc, &id, buf);
-		if (r != -ENOENT)
-			break;
-		struct reloc_arg ra = { x };
+	r = store_read(f->reg->st, &x->loc, &id, buf);
+	for (tries = 0; r == -ENOENT && tries < 3; tries++) {
+		/* gc moved it: find its place; the table (shared, read
+		   without a lock) is not written but loaded again later */
+		struct reloc_arg ra = { &moved };
+
+		moved = *x;
+		if (f->tab) {
+			pthread_mutex_lock(&f->reg->lock);
+			f->tab->stale = true;
+			pthread_mutex_unlock(&f->reg->lock);
+		}
 		r = index_read(f->reg->ix, do_reloc, &ra);
-		if (r < 0)
-			break;
+		if (r == 0)
+			r = store_read(f->reg->st, &moved.loc, &id, buf);
 	}
 	if (r < 0) {
 		atomic_fetch_add(&f->reg->errors, 1);
@@ -1411,9 +1551,13 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 			n = size - done;
 		if (in == 0 && n == x->len) {
 			/* the whole chunk: verify in place, no copy */
+			/* An error, not the bytes before it: a short read
+			   means the end of the file to FUSE, whose kernel then
+			   shrinks the file it caches (cat would copy a
+			   truncated file and exit 0). */
 			r = read_extent(f, i, buf + done);
 			if (r < 0)
-				return done ? (ssize_t)done : r;
+				return r;
 		} else {
 			pthread_mutex_lock(&f->lock);
 			if (f->cidx != i) {
@@ -1424,7 +1568,7 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 				if (r < 0) {
 					f->cidx = SIZE_MAX;
 					pthread_mutex_unlock(&f->lock);
-					return done ? (ssize_t)done : r;
+					return r;
 				}
 				f->cidx = i;
 			}
