@@ -383,6 +383,148 @@ def section_fs(fs, L, csvdir):
                 wr.writerow([k, i, f"{x:.6f}", "us" if k.startswith("stat") else "s"])
 
 
+# ------------------------------------------------------------------ issue 5
+
+def section_serve(sv, L, csvdir):
+    """The rows of serve_bench.py: each mregfs figure beside the native one
+    of the same run, the ratio, the issue's target, met or missed."""
+    if sv is None:
+        L += ["Not run (see serve.log).", ""]
+        return
+    if "not_run" in sv:
+        L += [f"**Not run: {sv['not_run']}.**", ""]
+        return
+    m, S = sv["median"], sv["samples"]
+    size = sv["file_bytes"]
+    hs = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
+
+    def g(k):
+        return m.get(k)
+
+    def smp(k, f="{:.3f}"):
+        return ", ".join(f.format(x) for x in S.get(k, []))
+
+    rows = []
+
+    def row(what, mreg, native, ratio, target, ok, note=""):
+        rows.append(f"| {what} | {mreg} | {native} | {ratio} | {target} | "
+                    f"{'' if ok is None else verdict(ok)} | {note} |")
+
+    # mmap: times, ratio = native time / mreg time (throughput ratio)
+    for th in (1, 8):
+        for kind, tgt in (("cold", 0.70), ("warm", 0.75)):
+            a, b = g(f"mmap{th}_mreg_{kind}"), g(f"mmap{th}_native_{kind}")
+            if a is None:
+                continue
+            r = b / a
+            row(f"mmap {hs}, {th} thread{'s' if th > 1 else ''}, "
+                f"{'first (caches dropped)' if kind == 'cold' else 'warm'}",
+                f"{a:.3f} s = {size / a / 1e9:.2f} GB/s", f"{b:.3f} s = {size / b / 1e9:.2f} GB/s",
+                f"{r * 100:.0f} %", f">= {tgt * 100:.0f} %" if th == 1 else "(information)",
+                (r >= tgt) if th == 1 else None,
+                f"mreg {smp(f'mmap{th}_mreg_{kind}')}; native {smp(f'mmap{th}_native_{kind}')}")
+    for kind in ("cold", "warm"):
+        a1, a8 = g(f"mmap1_mreg_{kind}"), g(f"mmap8_mreg_{kind}")
+        n1, n8 = g(f"mmap1_native_{kind}"), g(f"mmap8_native_{kind}")
+        if a1 is None:
+            continue
+        row(f"mmap, 8 threads faulting one mapping / 1 thread, {kind}",
+            f"{a8 / a1:.2f}x", f"{n8 / n1:.2f}x", "", "<= 2x", a8 / a1 <= 2)
+    for n in (4, 16):
+        for kind, what in (("one", "one file (each reader reads all of it)"),
+                           ("many", f"16 different {sv.get('part_bytes', 2**26) / 2**20:g} "
+                                    "MiB files")):
+            a, b = g(f"read{n}_{kind}_mreg"), g(f"read{n}_{kind}_native")
+            if a is None:
+                continue
+            row(f"{n} concurrent readers, warm, {what}", f"{a:.1f} GB/s", f"{b:.1f} GB/s",
+                f"{a / b * 100:.0f} %", ">= 90 % (re-read)", a / b >= 0.9,
+                f"mreg {smp(f'read{n}_{kind}_mreg', '{:.1f}')}; "
+                f"native {smp(f'read{n}_{kind}_native', '{:.1f}')}")
+    if g("index_lookup_cold_us") is not None:
+        row("cold lookup of a version: index time (reg_resolve of model/version, "
+            "first call after echo 3 > drop_caches, 10,000-version model)",
+            f"{g('index_lookup_cold_us'):.1f} us", "", "", "<= 5 us",
+            g("index_lookup_cold_us") <= 5,
+            f"warm: {g('index_lookup_warm_us'):.2f} us per lookup")
+        row("first stat of a version path after echo 3 and a fresh mount",
+            f"{g('stat_first_mreg_us'):,.0f} us", f"{g('stat_first_native_us'):,.0f} us",
+            f"{g('stat_first_mreg_us') / g('stat_first_native_us'):.2f}x", "(information)", None,
+            f"mreg {smp('stat_first_mreg_us', '{:.0f}')}; native "
+            f"{smp('stat_first_native_us', '{:.0f}')}")
+        a, b = g("stat_nodentry_mreg_us"), g("stat_nodentry_native_us")
+        row("stat of 1,000 different version paths after echo 2 (no dentries; "
+            "daemon and index warm), per stat", f"{a:.1f} us", f"{b:.1f} us",
+            f"{a / b:.2f}x", "(information)", None)
+        a, b = g("ls_l_10k_mreg_first_s"), g("ls_l_10k_native_first_s")
+        row("ls -l of a model of 10,000 versions, first (fresh mount, echo 3)",
+            f"{a * 1e3:.0f} ms", f"{b * 1e3:.0f} ms", f"{a / b:.2f}x", "(information)", None)
+        a, b = g("ls_l_10k_mreg_warm_s"), g("ls_l_10k_native_warm_s")
+        row("ls -l of a model of 10,000 versions, warm", f"{a * 1e3:.0f} ms",
+            f"{b * 1e3:.0f} ms", f"{a / b:.2f}x", "(information)", None)
+    if g("big_mount_cold_s") is not None:
+        nv = sv.get("big_versions", 0)
+        row(f"{nv:,} versions: mount (mregfs start to mountpoint), caches dropped",
+            f"{g('big_mount_cold_s'):.3f} s", "", "", "< 1 s", g("big_mount_cold_s") < 1,
+            f"warm {g('big_mount_warm_s'):.3f} s; build {g('big_populate_s'):.1f} s "
+            "(populate, durability none)")
+        row(f"{nv:,} versions: ls models/ ({sv.get('big_ls_models_n', 0):,} names), first",
+            f"{g('big_ls_models_first_s'):.3f} s", "", "", "< 1 s",
+            g("big_ls_models_first_s") < 1, f"warm {g('big_ls_models_warm_s'):.3f} s")
+        row(f"{nv:,} versions: first stat of a version path after the mount",
+            f"{g('big_stat_first_us'):,.0f} us", "", "", "(information)", None,
+            f"1,000 different paths after echo 2: {g('big_stat_nodentry_us'):.1f} us each")
+        row(f"{nv:,} versions: mreg search (one version by name; stage = Production)",
+            f"{g('big_search_one_s'):.2f} s; {g('big_search_stage_s'):.2f} s", "", "",
+            "(information)", None)
+        row(f"{nv:,} versions: index size on disk", mib(sv["big_index_bytes"]), "", "",
+            "(information)", None, f"{sv['big_index_bytes'] / max(nv, 1):.0f} bytes a version")
+    for where, tgt in (("same", 10), ("other", 1000)):
+        a = g(f"promote_{where}_median_ms")
+        if a is None:
+            continue
+        p99 = g(f"promote_{where}_p99_ms")
+        row(f"promotion visible to the next open, {where} mount "
+            f"({len(sv.get('promote_' + where, []))} promotions)",
+            f"median {a:.2f} ms, p99 {p99:.2f} ms", "", "", f"<= {tgt} ms", p99 <= tgt)
+    if g("daemon_cpu_s_per_gib_cold") is not None:
+        a = g("daemon_cpu_s_per_gib_cold")
+        row("daemon CPU (utime + stime) per GiB served, first read",
+            f"{a:.2f} s/GiB", "", "", "<= 0.5 s/GiB", a <= 0.5,
+            f"cold read {g('daemon_cold_read_gbps'):.2f} GB/s; per read "
+            f"{smp('daemon_cpu_s_per_gib_cold', '{:.2f}')}")
+    gib, cyc = sv.get("served_gib", 10), sv.get("cycles", 100000)
+    for k, what in (("rss_after_served", f"after serving {gib} GiB ({gib * 2**30 // size} "
+                     "cold reads)"),
+                    ("rss_after_cycles", f"after {cyc:,} open/close cycles")):
+        r = sv.get(k)
+        if r:
+            row(f"daemon RSS {what}", f"{mib(r['VmRSS'])} (peak {mib(r['VmHWM'])})", "", "",
+                "<= 64 MiB", r["VmHWM"] <= 64 * 2**20,
+                f"anon {mib(r['RssAnon'])}, file {mib(r['RssFile'])}")
+    if g("open_close_us") is not None:
+        row("open + close of the stage path (Python os.open/os.close)",
+            f"{g('open_close_us'):.0f} us", "", "", "(information)", None)
+    L += [f"`tests/bench/serve_bench.py`: a {hs} file of random bytes registered as "
+          "version 1 of `models/serve` (through `stages/Production`), 16 slices of it "
+          "of 64 MiB as sealed version 2 (`stages/Parts`); the native copies sit on the "
+          "same filesystem. mmap and read loops are C (`tests/bench/serve_helper.c`, "
+          "built with cc); stores of many versions are built with "
+          "`tests/bench/populate.c` (core/registry.h linked with libmregcore.a, "
+          "`durability = none`). Medians of "
+          f"{sv.get('reps')} runs (daemon rows: one run each); ratios are mregfs throughput / native throughput. "
+          "Load average when each part began: " + ", ".join(
+              f"{k} {v}" for k, v in sv.get("load", {}).items()) + ".", "",
+          "| measure | mregfs | native | ratio | target | | runs / notes |",
+          "|---|---:|---:|---:|---|---|---|"] + rows + [""]
+    with open(os.path.join(csvdir, "serve.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["measure", "rep", "value"])
+        for k in sorted(S):
+            for i, x in enumerate(S[k]):
+                wr.writerow([k, i, f"{x:.6f}"])
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -486,6 +628,26 @@ def main():
           "python3: os.stat(P) x 20000 after 1000 untimed, each call timed, median; "
           "P = MNT/models/bench/1/FILE, MNT/models/bench/stages/Production/FILE, NATIVE/FILE",
           "grep -E 'VmHWM|RssAnon' /proc/$(pidof mregfs)/status   # after the cp and the read parts",
+          "# issue 5 (tests/bench/serve_bench.py; C helpers built with cc into WORK/serve/bin)",
+          "cp F1G MNT/models/serve/; cp -r PARTS MNT/models/serve/2; chmod 555 MNT/models/serve/2"
+          "   # F1G = /var/tmp/mreg-bench/random-1GiB.bin, PARTS its 16 slices",
+          "ln -s ../1 MNT/models/serve/stages/Production; ln -s ../2 MNT/models/serve/stages/Parts",
+          "sync; echo 3 > /proc/sys/vm/drop_caches; PF; serve_helper mmap 1|8 P   # first, then "
+          "warm x3; P = the stage path, then NATIVE/F1G",
+          "serve_helper read 4|16 1 P; serve_helper read 4|16 4 PARTS...   # warm, mregfs and "
+          "native",
+          "for i in 1..10: echo 1 > drop_caches; serve_helper read 1 1 P   # utime+stime of "
+          "/proc/PID/stat before/after; then VmRSS",
+          "python3: os.close(os.open(P)) x 100000; VmRSS",
+          "python3: symlink ../V stages/promo-tmp; rename over stages/Production; open+read "
+          "stages/Production/tag until it says V (same mount; a second mregfs on the store) x 200",
+          "populate CONF S 1 10000 wide   # CONF: durability = none; 10,000 sealed versions",
+          "echo 3 > drop_caches; populate lookup CONF S wide0 1000   # index time, first and warm",
+          "echo 3 > drop_caches; mregfs S MNT; stat MNT/models/wide0/5000; ls -l MNT/models/wide0 "
+          "(x4); echo 2 > drop_caches; stat 1,000 version paths; the same natively",
+          "populate CONF S 10000 100 m   # 1 M versions; then per run: echo 3; time the mount; "
+          "stat; ls models/ (x2); echo 2; 1,000 stats; mreg search 'name = m5000 and version = 50';"
+          " mreg search 'stage = Production'",
           "```", "",
           "The mreg config of every run (`build/bench/mreg-bench.conf`) spells out the defaults: "
           "`dedup_verify = true`, `durability = full`, 16/64/256 KiB chunks, 64 MiB packs.", "",
@@ -500,6 +662,11 @@ def main():
               + ".", ""]
     L += ["## Issue 3: mregfs against a native directory", ""]
     section_fs(fs, L, o)
+    serve = load(os.path.join(o, "serve.json"))
+    if serve is not None:
+        L += ["## Issue 5: serving — mmap, concurrent readers, metadata at scale, "
+              "promotion, daemon cost", ""]
+        section_serve(serve, L, o)
     notes = os.path.join(a.top, "tests", "bench", "NOTES.md")
     if os.path.exists(notes):
         with open(notes) as f:

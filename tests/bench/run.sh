@@ -8,7 +8,11 @@
 #   peers  the restic and borg part of the above;
 #   fs     issue 3: mregfs against a native directory of the same
 #          filesystem: cp of a 2 GiB file in, sequential read cold and warm
-#          through stages/Production, warm stat.
+#          through stages/Production, warm stat;
+#   serve  issue 5 (serve_bench.py): mmap first and warm (1 and 8 threads),
+#          4 and 16 concurrent readers, cold lookups, ls -l of 10,000
+#          versions, a store of 1 M versions, promotion latency through the
+#          same and a second mount, daemon CPU per GiB and RSS.
 #
 # Installs what it needs (Debian packages) when it is missing, generates the
 # data set once into a cache and checks it (sha256sum -c MANIFEST.sha256).
@@ -25,7 +29,8 @@
 #                         (/var/tmp/mreg-bench/work)
 #   MREG_BENCH_REPS       runs of mreg push and of the fs part (3)
 #   MREG_BENCH_PEER_REPS  runs of each restic/borg configuration (3)
-#   MREG_BENCH_ONLY       parts to run, of "push peers fs" (all)
+#   MREG_BENCH_SERVE_FILE the file of the serve part (/var/tmp/mreg-bench/random-1GiB.bin)
+#   MREG_BENCH_ONLY       parts to run, of "push peers fs serve" (all)
 #   MREG_BENCH_REPORT     where to write the report (BENCHMARKS.md)
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,17 +46,21 @@ if [ "$small" = 1 ]; then
 	data=${MREG_BENCH_DATA:-$cache/modelset-small}
 	file=${MREG_BENCH_FILE:-$cache/random-256MiB.bin}
 	fsize=268435456
+	sfile=${MREG_BENCH_SERVE_FILE:-$file}
+	sflags="--models 100 --versions 100 --promotions 20 --cycles 1000 --served-gib 1"
 	report=${MREG_BENCH_REPORT:-$B/bench/BENCHMARKS-small.md}
 else
 	data=${MREG_BENCH_DATA:-$cache/modelset}
 	file=${MREG_BENCH_FILE:-$cache/random-2GiB.bin}
 	fsize=2147483648
+	sfile=${MREG_BENCH_SERVE_FILE:-$cache/random-1GiB.bin}
+	sflags=""
 	report=${MREG_BENCH_REPORT:-$top/BENCHMARKS.md}
 fi
 work=${MREG_BENCH_WORK:-$cache/work}
 reps=${MREG_BENCH_REPS:-3}
 peer_reps=${MREG_BENCH_PEER_REPS:-3}
-only=${MREG_BENCH_ONLY:-push peers fs}
+only=${MREG_BENCH_ONLY:-push peers fs serve}
 out=$B/bench
 pidfile=$work/mregfs.pid
 
@@ -61,12 +70,15 @@ want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Whatever happens, no mount and no daemon of ours is left behind.
 cleanup() {
-	mnt=$work/fs/mnt
-	if [ -d "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-	fi
+	for mnt in "$work"/fs/mnt "$work"/serve/mnt*; do
+		if [ -d "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
+			fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+		fi
+	done
 	if [ -f "$pidfile" ]; then
-		kill "$(cat "$pidfile")" 2>/dev/null
+		# one pid a line (serve_bench.py runs several daemons)
+		# shellcheck disable=SC2046
+		kill $(cat "$pidfile") 2>/dev/null
 		rm -f "$pidfile"
 	fi
 }
@@ -181,7 +193,26 @@ if want fs; then
 	fi
 fi
 
-# 5. The report.
+# 5. Issue 5: serving (mmap, concurrent readers, metadata at scale,
+# promotion latency, daemon CPU and RSS).
+if want serve; then
+	rm -f "$out/serve.json"
+	if [ ! -x "$B/mregfs" ] || [ ! -f "$B/libmregcore.a" ]; then
+		say "serve part not run: mregfs not built"
+		echo '{"not_run": "mregfs not built"}' >"$out/serve.json"
+		step serve 0 "not run: mregfs not built"
+	else
+		[ -f "$sfile" ] || head -c 1073741824 /dev/urandom >"$sfile" ||
+			die "cannot write $sfile"
+		# shellcheck disable=SC2086
+		runstep serve "$py" "$here/serve_bench.py" --mregfs "$B/mregfs" \
+			--mreg "$B/mreg" --lib "$B/libmregcore.a" --file "$sfile" \
+			--work "$work/serve" --reps "$reps" --conf "$conf" \
+			--pidfile "$pidfile" --out "$out/serve.json" $sflags
+	fi
+fi
+
+# 6. The report.
 step total $(($(date +%s) - t_start)) ok
 "$py" "$here/report.py" --top "$top" --out "$out" --data "$data" --work "$work" \
 	--file "$file" --report "$report" --reps "$reps" --peer-reps "$peer_reps" \
