@@ -35,6 +35,18 @@
  * Without MDB_WRITEMAP a bigger map costs address space, not disk: a full
  * disk shows up as ENOSPC from the writes at commit, and is returned as
  * -ENOSPC with the store left at its last committed state.
+ *
+ * Writers across processes. LMDB's writer lock is a robust process-shared
+ * pthread mutex in lock.mdb, and such a mutex loses a wake-up when a
+ * process waiting for it is killed just as it is handed over (glibc bug
+ * 19402): the lock is free, and the other waiters sleep until some later
+ * writer happens to contend (a `mreg promote` killed beside others left
+ * one waiting for good; tests/fs/test_kills.py). So writers first take
+ * flock(LOCK_EX) on lock.mdb, whose waiters the kernel wakes all and
+ * forgets when killed; LMDB's mutex then never has a waiter in another
+ * process. flock(2) locks belong to the open file description, which all
+ * threads share: ix->wlock lets one thread of this process at a time
+ * reach it. flock and LMDB's POSIX locks on the same file are independent.
  */
 #include "index.h"
 
@@ -46,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,6 +95,7 @@ struct mreg_index {
 	char *data_path;          /* DIR/data.mdb, for messages */
 	int lock_fd;              /* DIR/lock.mdb, kept open: see env_open */
 	pthread_rwlock_t lock;    /* shared: a transaction; exclusive: remap */
+	pthread_mutex_t wlock;    /* one writer of this process: see above */
 	size_t map_size;          /* changes only under lock exclusive */
 	pid_t pid;                /* the process that opened it */
 	bool read_only;
@@ -418,6 +432,34 @@ static int lock_file_alloc(struct mreg_index *ix)
 	return r;
 }
 
+/* LMDB maps data.mdb and trusts its meta page: a file cut short (truncated
+ * by hand, a copy that stopped, a disk that lost its tail) would fault with
+ * SIGBUS on the first read of a page past its end. The file only ever
+ * grows, and a meta page names no page beyond what was written before it,
+ * so a file shorter than the meta page's last page is damaged: refuse it
+ * before any page is read. */
+static int check_data_size(struct mreg_index *ix)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+	uint64_t need;
+	int rc;
+
+	if ((rc = mdb_env_info(ix->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(ix->env, &ms)) != 0)
+		return lmdb_err(ix, rc);
+	if (stat(ix->data_path, &st) < 0)
+		return log_err(-errno, "cannot stat '%s'", ix->data_path);
+	need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	if ((uint64_t)st.st_size < need)
+		return log_err(-EIO, "index '%s' is damaged: the file has %llu "
+			       "bytes, its pages need %llu (truncated?)",
+			       ix->data_path, (unsigned long long)st.st_size,
+			       (unsigned long long)need);
+	return 0;
+}
+
 static int env_open(struct mreg_index *ix, const struct index_options *opt)
 {
 	unsigned flags = MDB_NOTLS;
@@ -454,6 +496,9 @@ static int env_open(struct mreg_index *ix, const struct index_options *opt)
 		return log_err(lmdb_err(ix, rc), "cannot open index '%s'",
 			       ix->dir);
 	}
+	r = check_data_size(ix);
+	if (r < 0)
+		return r;
 	if (!opt->read_only) {
 		r = lock_file_alloc(ix);
 		if (r < 0)
@@ -504,6 +549,7 @@ int index_open(const char *dir, const struct index_options *opt,
 		pthread_mutex_unlock(&open_lock);
 		return -r;
 	}
+	pthread_mutex_init(&ix->wlock, NULL);
 	ix->dir = strdup(dir);
 	if (!ix->dir || asprintf(&ix->data_path, "%s/data.mdb", dir) < 0) {
 		ix->data_path = NULL;
@@ -533,6 +579,7 @@ fail:
 	if (ix->lock_fd >= 0)
 		close(ix->lock_fd);
 	pthread_rwlock_destroy(&ix->lock);
+	pthread_mutex_destroy(&ix->wlock);
 	free(ix->data_path);
 	free(ix->dir);
 	free(ix);
@@ -554,6 +601,7 @@ void index_close(struct mreg_index *ix)
 		open_pid = 0;
 	}
 	pthread_rwlock_destroy(&ix->lock);
+	pthread_mutex_destroy(&ix->wlock);
 	free(ix->data_path);
 	free(ix->dir);
 	free(ix);
@@ -593,20 +641,34 @@ int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 	return r;
 }
 
-int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
-		void *arg)
+/* Takes the writer locks (see "Writers across processes" above). */
+static void writer_lock(struct mreg_index *ix)
+{
+	pthread_mutex_lock(&ix->wlock);
+	if (ix->lock_fd < 0)
+		return;
+	while (flock(ix->lock_fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			/* LMDB's own lock still serializes writers */
+			log_warn(-errno, "cannot lock '%s/lock.mdb'", ix->dir);
+			break;
+		}
+}
+
+static void writer_unlock(struct mreg_index *ix)
+{
+	if (ix->lock_fd >= 0)
+		flock(ix->lock_fd, LOCK_UN);
+	pthread_mutex_unlock(&ix->wlock);
+}
+
+static int write_txn(struct mreg_index *ix,
+		     int (*fn)(struct idx_txn *, void *), void *arg)
 {
 	struct idx_txn t;
 	size_t seen;
 	int r, rc;
 
-	if (!ix || !fn)
-		return -EINVAL;
-	if (txn_depth)
-		return nested(ix);
-	if (ix->read_only)
-		return log_err(-EROFS, "index '%s' is open read-only",
-			       ix->dir);
 	for (;;) {
 		t = (struct idx_txn){ .ix = ix, .write = true };
 		lock_shared(ix);
@@ -648,6 +710,24 @@ int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 		if (r < 0)
 			return r;
 	}
+}
+
+int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+		void *arg)
+{
+	int r;
+
+	if (!ix || !fn)
+		return -EINVAL;
+	if (txn_depth)
+		return nested(ix);
+	if (ix->read_only)
+		return log_err(-EROFS, "index '%s' is open read-only",
+			       ix->dir);
+	writer_lock(ix);
+	r = write_txn(ix, fn, arg);
+	writer_unlock(ix);
+	return r;
 }
 
 bool idx_writable(const struct idx_txn *t)

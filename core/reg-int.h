@@ -54,8 +54,9 @@ struct mreg_registry {
 
 	/* sealed files' extent tables, shared by their opens (regfile.c);
 	   guarded by lock */
-	struct ext_table *tables;
+	struct ext_table *tables[1024];   /* hashed by inode */
 	size_t table_extents;
+	size_t table_stale;               /* tables marked stale */
 	uint64_t table_clock;
 
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;

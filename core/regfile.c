@@ -1162,16 +1162,29 @@ static int do_open(struct idx_txn *t, void *arg)
 
 /* Frees unused tables, least recently used first, down to the cap (all of
  * them with cap 0); reg->lock held. */
+#define TABLE_BUCKETS (sizeof(((struct mreg_registry *)0)->tables) / \
+		       sizeof(struct ext_table *))
+
+static struct ext_table **table_bucket(struct mreg_registry *reg,
+				       uint64_t ino)
+{
+	return &reg->tables[(ino * 0x9e3779b97f4a7c15ULL >> 54) %
+			    TABLE_BUCKETS];
+}
+
 static void tables_trim(struct mreg_registry *reg, size_t cap)
 {
 	struct ext_table **pp, **victim, *t;
+	size_t b;
 
-	for (;;) {
+	/* the common case costs nothing: under the cap, nothing stale */
+	while (reg->table_extents > cap || reg->table_stale) {
 		victim = NULL;
-		for (pp = &reg->tables; (t = *pp); pp = &t->link)
-			if (!t->refs && (t->stale || !victim ||
-					 t->used < (*victim)->used))
-				victim = pp;
+		for (b = 0; b < TABLE_BUCKETS; b++)
+			for (pp = &reg->tables[b]; (t = *pp); pp = &t->link)
+				if (!t->refs && (t->stale || !victim ||
+						 t->used < (*victim)->used))
+					victim = pp;
 		if (!victim)
 			return;
 		t = *victim;
@@ -1179,6 +1192,8 @@ static void tables_trim(struct mreg_registry *reg, size_t cap)
 			return;
 		*victim = t->link;
 		reg->table_extents -= t->next;
+		if (t->stale)
+			reg->table_stale--;
 		free(t->ext);
 		free(t);
 	}
@@ -1189,7 +1204,7 @@ static struct ext_table *table_get(struct mreg_registry *reg, uint64_t ino)
 	struct ext_table *t;
 
 	pthread_mutex_lock(&reg->lock);
-	for (t = reg->tables; t; t = t->link)
+	for (t = *table_bucket(reg, ino); t; t = t->link)
 		if (t->ino == ino && !t->stale) {
 			t->refs++;
 			t->used = ++reg->table_clock;
@@ -1216,7 +1231,7 @@ static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
 	if (!t)
 		return; /* f keeps its own copy */
 	pthread_mutex_lock(&reg->lock);
-	for (o = reg->tables; o; o = o->link)
+	for (o = *table_bucket(reg, f->ino); o; o = o->link)
 		if (o->ino == f->ino && !o->stale)
 			break;
 	if (o) {
@@ -1238,8 +1253,8 @@ static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
 	t->next = f->next;
 	t->refs = 1;
 	t->used = ++reg->table_clock;
-	t->link = reg->tables;
-	reg->tables = t;
+	t->link = *table_bucket(reg, f->ino);
+	*table_bucket(reg, f->ino) = t;
 	reg->table_extents += t->next;
 	f->tab = t;
 	pthread_mutex_unlock(&reg->lock);
@@ -1247,8 +1262,17 @@ static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
 
 void tables_free(struct mreg_registry *reg)
 {
+	struct ext_table *t;
+	size_t b;
+
 	pthread_mutex_lock(&reg->lock);
-	tables_trim(reg, 0);
+	for (b = 0; b < TABLE_BUCKETS; b++)
+		while ((t = reg->tables[b])) {
+			reg->tables[b] = t->link;
+			free(t->ext);
+			free(t);
+		}
+	reg->table_extents = reg->table_stale = 0;
 	pthread_mutex_unlock(&reg->lock);
 }
 
@@ -1483,7 +1507,9 @@ static int do_reloc(struct idx_txn *t, void *arg)
 }
 
 /* Reads extent i verified into buf (x->len bytes). A pack gc removed since
- * we opened: look the chunk's new place up and read again. */
+ * we opened, or a damaged copy that pushing the same bytes again replaced
+ * (healing, after the extents were loaded): look the chunk's place up and
+ * read again. */
 static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 {
 	struct rext *x = &f->ext[i];
@@ -1494,18 +1520,33 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 
 	chunk_key_id(&x->key, &id);
 	r = store_read(f->reg->st, &x->loc, &id, buf);
-	for (tries = 0; r == -ENOENT && tries < 3; tries++) {
+	for (tries = 0; tries < 3 && (r == -ENOENT || (r == -EIO && !tries));
+	     tries++) {
 		/* gc moved it: find its place; the table (shared, read
 		   without a lock) is not written but loaded again later */
 		struct reloc_arg ra = { &moved };
+		int was = r;
 
 		moved = *x;
+		if (was == -EIO) {
+			/* damaged: a healed copy lives elsewhere, if any */
+			r = index_read(f->reg->ix, do_reloc, &ra);
+			if (r < 0 || (moved.loc.pack == x->loc.pack &&
+				      moved.loc.offset == x->loc.offset)) {
+				r = -EIO;
+				break;
+			}
+		}
 		if (f->tab) {
 			pthread_mutex_lock(&f->reg->lock);
-			f->tab->stale = true;
+			if (!f->tab->stale) {
+				f->tab->stale = true;
+				f->reg->table_stale++;
+			}
 			pthread_mutex_unlock(&f->reg->lock);
 		}
-		r = index_read(f->reg->ix, do_reloc, &ra);
+		if (was == -ENOENT)
+			r = index_read(f->reg->ix, do_reloc, &ra);
 		if (r == 0)
 			r = store_read(f->reg->st, &moved.loc, &id, buf);
 	}
@@ -1532,8 +1573,13 @@ static size_t find_extent(const struct reg_file *f, uint64_t off)
 	return lo;
 }
 
+/* Reads committed content. When a chunk fails its check after some bytes
+ * were read: with partial, those bytes (a CLI copying a file writes what
+ * is right); else the error, since a short read means the end of the file
+ * to FUSE, whose kernel then shrinks the file it caches (cat through the
+ * mount would copy a truncated file and exit 0). */
 static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
-			      uint64_t off)
+			      uint64_t off, bool partial)
 {
 	size_t i, done = 0;
 	int r;
@@ -1551,13 +1597,9 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 			n = size - done;
 		if (in == 0 && n == x->len) {
 			/* the whole chunk: verify in place, no copy */
-			/* An error, not the bytes before it: a short read
-			   means the end of the file to FUSE, whose kernel then
-			   shrinks the file it caches (cat would copy a
-			   truncated file and exit 0). */
 			r = read_extent(f, i, buf + done);
 			if (r < 0)
-				return r;
+				return partial && done ? (ssize_t)done : r;
 		} else {
 			pthread_mutex_lock(&f->lock);
 			if (f->cidx != i) {
@@ -1568,7 +1610,8 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 				if (r < 0) {
 					f->cidx = SIZE_MAX;
 					pthread_mutex_unlock(&f->lock);
-					return r;
+					return partial && done ? (ssize_t)done
+							       : r;
 				}
 				f->cidx = i;
 			}
@@ -1580,12 +1623,11 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 	return (ssize_t)done;
 }
 
-ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
+static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
+		       uint64_t off, bool partial)
 {
 	ssize_t n;
 
-	if (!f || (!buf && size))
-		return -EINVAL;
 	if (f->snap) {
 		if (off >= f->snap_len)
 			return 0;
@@ -1607,13 +1649,20 @@ ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
 		}
 		pthread_mutex_unlock(&ws->lock);
 	} else {
-		n = read_committed(f, buf, size, off);
+		n = read_committed(f, buf, size, off, partial);
 	}
 	if (n > 0) {
 		atomic_fetch_add(&f->reg->reads, 1);
 		atomic_fetch_add(&f->reg->read_bytes, (uint64_t)n);
 	}
 	return n;
+}
+
+ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
+{
+	if (!f || (!buf && size))
+		return -EINVAL;
+	return read_at(f, buf, size, off, false);
 }
 
 ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
@@ -2074,7 +2123,7 @@ int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
 		return -ENOMEM;
 	}
 	for (;;) {
-		n = reg_read(f, buf, 1u << 20, off);
+		n = read_at(f, buf, 1u << 20, off, true);
 		if (n <= 0) {
 			r = (int)n;
 			break;

@@ -370,6 +370,8 @@ struct fsck {
 	struct ref_map refs;
 	struct chunk_key *bad;   /* damaged chunks, to name their users */
 	size_t nbad, capbad;
+	uint32_t *live;          /* packs holding referenced chunks (--full) */
+	size_t nlive, caplive;
 	uint64_t errors, chunks_total, chunks_done, reclaimable;
 	uint8_t *buf;
 	int err;
@@ -546,6 +548,12 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 		f->reclaimable += c.loc.len;
 		return 0;
 	}
+	if ((f->flags & REG_FSCK_FULL) &&
+	    (!f->nlive || f->live[f->nlive - 1] != c.loc.pack)) {
+		if (ARRAY_GROW(f->live, f->caplive, f->nlive) < 0)
+			return f->err = -ENOMEM;
+		f->live[f->nlive++] = c.loc.pack;
+	}
 	if (f->flags & REG_FSCK_FULL)
 		r = store_read(f->reg->st, &c.loc, &id, f->buf);
 	else
@@ -626,6 +634,41 @@ static int do_fsck(struct idx_txn *t, void *arg)
 	return f->err;
 }
 
+static int first_record(void *arg, const struct mreg_id *id,
+			const struct chunk_loc *loc, const void *data)
+{
+	(void)arg;
+	(void)id;
+	(void)loc;
+	(void)data;
+	return 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* --full: the header of every pack that holds referenced chunks (they
+ * were checked one by one, which never reads a pack's header). A pack
+ * nothing references may be cut short by a crash (garbage for gc), and
+ * one being appended to may not have its header yet: left alone. */
+static int fsck_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
+{
+	struct fsck *f = arg;
+
+	(void)size;
+	if (busy || !bsearch(&pack, f->live, f->nlive, sizeof(*f->live),
+			     cmp_u32))
+		return 0;
+	if (store_walk_pack(f->reg->st, pack, first_record, NULL) == -EIO)
+		finding(f, true, "pack %08x is damaged: its header or first "
+			"record is bad", pack);
+	return 0;
+}
+
 int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	     void (*report)(void *arg, const char *severity, const char *msg),
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
@@ -648,6 +691,12 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	free(f.refs.full);
 	free(f.bad);
 	free(f.buf);
+	if (r == 0 && (flags & REG_FSCK_FULL)) {
+		if (f.nlive)
+			qsort(f.live, f.nlive, sizeof(*f.live), cmp_u32);
+		r = store_list_packs(reg->st, fsck_pack, &f);
+	}
+	free(f.live);
 	if (r < 0)
 		return r;
 	if (reg_store_stats(reg, &st) == 0 && st.dead_bytes)

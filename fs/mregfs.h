@@ -67,7 +67,10 @@ int inval_start(struct fuse_session *se, struct inval_queue **ret);
 void inval_stop(struct inval_queue *q);
 /* Queues "drop the dentry name in directory parent". Never blocks on the
  * kernel; drops the work when the queue is full or out of memory (the
- * short timeouts bound how stale the cache can be). Takes NULL q. */
+ * short timeouts bound how stale the cache can be). Takes NULL q. The
+ * worker waits for the directory's lock in the kernel, and a daemon killed
+ * meanwhile cannot let the connection go: the mount hangs (see
+ * stage_changed() in ops.c). Prefer inval_inode(). */
 void inval_entry(struct inval_queue *q, uint64_t parent, const char *name);
 /* Queues "drop the cached attributes (and data when data) of ino". */
 void inval_inode(struct inval_queue *q, uint64_t ino, bool data);

@@ -165,12 +165,25 @@ static bool is_stages(struct mregfs *fs, uint64_t ino)
 	return reg_getattr(fs->reg, ino, &a) == 0 && a.kind == REG_STAGES;
 }
 
-/* After a change in stages/ made through this mount: drop what the kernel
- * may hold for the name (sent later, by the invalidation thread). */
+/* After a change in stages/ made through this mount: drop the cached
+ * attributes of the stage (updated in place) and of stages/ (sent later, by
+ * the invalidation thread). Not the name's dentry: the kernel updated it
+ * itself for a call made through this mount, and stage names are never
+ * cached (entry timeout 0), so every walk revalidates them. And an entry
+ * invalidation takes the directory's lock in the kernel: if the daemon
+ * dies while the worker waits for that lock behind another ln -sfn whose
+ * request the daemon had read, the worker's hold on /dev/fuse keeps the
+ * connection from being aborted and the client waits uninterruptibly for
+ * a reply that never comes: the mount and the client hang for good
+ * (tests/fs/test_kills.py). Inode invalidations without data take no lock
+ * that a request holds. */
 static void stage_changed(struct mregfs *fs, uint64_t stages,
 			  const char *name)
 {
-	inval_entry(fs->inval, stages, name);
+	struct reg_attr a;
+
+	if (reg_lookup(fs->reg, stages, name, &a) == 0)
+		inval_inode(fs->inval, a.ino, false);
 	inval_inode(fs->inval, stages, false);
 }
 
@@ -478,11 +491,8 @@ static void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_status(req, r);
 	if (r < 0)
 		return;
-	if (is_stages(fs, newparent)) {
+	if (is_stages(fs, newparent))
 		stage_changed(fs, newparent, newname);
-		if (parent == newparent)
-			inval_entry(fs->inval, parent, name);
-	}
 	/* A renamed draft may have been sealed by the rename (mv .7.part 7):
 	 * its cached mode must not outlive it. */
 	if (reg_lookup(fs->reg, newparent, newname, &a) == 0 &&
