@@ -1340,8 +1340,11 @@ static int do_rmdir(struct idx_txn *t, void *arg)
 	return touch_dir(t, &p);
 }
 
-int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
-	      uint64_t parent, const char *name)
+/* Removes one name of directory parent with fn, in a transaction; a
+ * refusal by policy is audited after it. */
+static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
+		       uint64_t parent, const char *name,
+		       int (*fn)(struct idx_txn *, void *))
 {
 	struct op o = { .reg = reg, .who = who, .parent = parent,
 			.name = name };
@@ -1351,9 +1354,18 @@ int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if ((r = check_fname(name)) < 0)
 		return r;
-	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
-		return -EPERM;
-	return reg_txn(reg, do_rmdir, &o);
+	if (is_virtual(parent) && parent != REG_MODELS_INO)
+		return -EPERM; /* "/" and .mreg/ are fixed */
+	r = reg_txn(reg, fn, &o);
+	if (o.refused)
+		audit_refusal(reg, who, &o.refusal);
+	return r;
+}
+
+int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
+	      uint64_t parent, const char *name)
+{
+	return remove_name(reg, who, parent, name, do_rmdir);
 }
 
 static int do_unlink(struct idx_txn *t, void *arg)
@@ -1400,20 +1412,7 @@ static int do_unlink(struct idx_txn *t, void *arg)
 int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name)
 {
-	struct op o = { .reg = reg, .who = who, .parent = parent,
-			.name = name };
-	int r;
-
-	if (!reg || !who || !name)
-		return -EINVAL;
-	if ((r = check_fname(name)) < 0)
-		return r;
-	if (is_virtual(parent))
-		return parent == REG_MREGDIR_INO ? -EPERM : -EPERM;
-	r = reg_txn(reg, do_unlink, &o);
-	if (o.refused)
-		audit_refusal(reg, who, &o.refusal);
-	return r;
+	return remove_name(reg, who, parent, name, do_unlink);
 }
 
 int depth_in_version(struct idx_txn *t, const struct inode_rec *p)

@@ -603,24 +603,34 @@ static int do_audit_head(struct idx_txn *t, void *arg)
 	return 0;
 }
 
+/* Runs fn, which builds a value in a->sb, and answers as getxattr(2)
+ * does: the length (only the length when size is 0), or -ERANGE. */
+static ssize_t xattr_reply(struct mreg_registry *reg, struct xattr_arg *a,
+			   int (*fn)(struct idx_txn *, void *), void *buf,
+			   size_t size)
+{
+	ssize_t n;
+	int r;
+
+	strbuf_init(&a->sb);
+	r = index_read(reg->ix, fn, a);
+	n = r < 0 ? r : (ssize_t)a->sb.len;
+	if (r == 0 && size) {
+		if (a->sb.len > size)
+			n = -ERANGE;
+		else
+			memcpy(buf, a->sb.buf, a->sb.len);
+	}
+	strbuf_release(&a->sb);
+	return n;
+}
+
 static ssize_t audit_head_xattr(struct mreg_registry *reg, void *buf,
 				size_t size)
 {
 	struct xattr_arg a = { .reg = reg };
-	ssize_t n;
-	int r;
 
-	strbuf_init(&a.sb);
-	r = index_read(reg->ix, do_audit_head, &a);
-	n = r < 0 ? r : (ssize_t)a.sb.len;
-	if (r == 0 && size) {
-		if (a.sb.len > size)
-			n = -ERANGE;
-		else
-			memcpy(buf, a.sb.buf, a.sb.len);
-	}
-	strbuf_release(&a.sb);
-	return n;
+	return xattr_reply(reg, &a, do_audit_head, buf, size);
 }
 
 ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
@@ -784,8 +794,6 @@ ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
 		      size_t size)
 {
 	struct xattr_arg a = { .reg = reg, .ino = ino };
-	ssize_t n;
-	int r;
 
 	if (!reg || (size && !buf))
 		return -EINVAL;
@@ -800,17 +808,7 @@ ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
 	}
 	if (ino <= REG_METRICS_INO)
 		return 0;
-	strbuf_init(&a.sb);
-	r = index_read(reg->ix, do_listxattr, &a);
-	n = r < 0 ? r : (ssize_t)a.sb.len;
-	if (r == 0 && size) {
-		if (a.sb.len > size)
-			n = -ERANGE;
-		else
-			memcpy(buf, a.sb.buf, a.sb.len);
-	}
-	strbuf_release(&a.sb);
-	return n;
+	return xattr_reply(reg, &a, do_listxattr, buf, size);
 }
 
 /* ---- by name ----------------------------------------------------------- */
