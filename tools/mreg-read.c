@@ -179,6 +179,19 @@ static char *stages_str(const struct vinfo *v)
 	return s;
 }
 
+int ref_model_or_version(struct cli *c, struct ref *r, const char *arg,
+			 bool follow)
+{
+	int e;
+
+	if (follow && (e = ref_follow_stage(c, r)))
+		return e;
+	if (r->nparts > 2)
+		return usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
+				 arg);
+	return check_names(c, r->model, r->version, NULL);
+}
+
 int ref_follow_stage(struct cli *c, struct ref *r)
 {
 	struct vlist vl = { NULL, 0 };
@@ -517,15 +530,7 @@ int cmd_ls(struct cli *c)
 	if (c->nargs == 0)
 		return ls_models(c);
 	ref_parse(&ref, c->args[0]);
-	r = ref_follow_stage(c, &ref);
-	if (r)
-		goto out;
-	if (ref.nparts > 2) {
-		r = usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
-			      c->args[0]);
-		goto out;
-	}
-	r = check_names(c, ref.model, ref.version, NULL);
+	r = ref_model_or_version(c, &ref, c->args[0], true);
 	if (r)
 		goto out;
 	if (ref.version)
@@ -771,16 +776,8 @@ int cmd_show(struct cli *c)
 			return r;
 	} else {
 		ref_parse(&ref, c->args[0]);
-		r = ref_follow_stage(c, &ref);
-		if (r)
-			goto out;
 	}
-	if (ref.nparts > 2) {
-		r = usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
-			      c->args[0]);
-		goto out;
-	}
-	r = check_names(c, ref.model, ref.version, NULL);
+	r = ref_model_or_version(c, &ref, c->args[0], c->nargs != 2);
 	if (r)
 		goto out;
 	if (ref.version)

@@ -546,12 +546,7 @@ int cmd_meta(struct cli *c)
 	int r;
 
 	ref_parse(&ref, c->args[0]);
-	if (ref.nparts > 2) {
-		r = usage_err(c, "expected MODEL or MODEL/VERSION, not '%s'",
-			      c->args[0]);
-		goto out;
-	}
-	r = check_names(c, ref.model, ref.version, NULL);
+	r = ref_model_or_version(c, &ref, c->args[0], false);
 	if (r)
 		goto out;
 	if (!strcmp(op, "list")) {

@@ -367,6 +367,11 @@ int model_version_args(struct cli *c, size_t i, struct ref *r,
  * the stage points at now (as a serving path reads it). Returns 0 or an
  * exit status (a missing stage). */
 int ref_follow_stage(struct cli *c, struct ref *r);
+/* A parsed MODEL or MODEL/VERSION argument (arg, for messages): follows a
+ * stage when follow, refuses more parts, checks the names. Returns 0 or
+ * an exit status. */
+int ref_model_or_version(struct cli *c, struct ref *r, const char *arg,
+			 bool follow);
 
 /* A version's facts, copied out of the registry's callback. */
 struct vinfo {
