@@ -1571,9 +1571,10 @@ static int rename_stage(struct op *o, struct idx_txn *t,
 		return -EEXIST;
 	if ((r = ino_get(t, s.target, &v)) < 0)
 		return r;
-	/* the new name keeps its inode and takes the target; the old name's
+	/* the new name keeps its inode and takes the target (for its history
+	   a promotion: ln -sfn and mv -T promote this way); the old name's
 	   inode stays readable (trashed) for whoever resolved it just now */
-	r = stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_MOVE,
+	r = stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_PROMOTE,
 			  o->reason, sizeof(o->reason));
 	if (r == 0)
 		r = stage_remove_txn(o->reg, t, o->who, &m, o->name,
