@@ -59,6 +59,8 @@ struct mreg_registry {
 	size_t table_stale;               /* tables marked stale */
 	uint64_t table_clock;
 
+	atomic_size_t stream_bufs;        /* queued writes' buffers (regfile.c) */
+
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 	atomic_uint_fast64_t promotions, errors, registrations;
 };

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,7 +408,24 @@ struct stream {
 	bool copied;              /* took a whole file's chunks (copy_range) */
 	struct mreg_id copied_digest;
 	bool committed;           /* its chunks are the committed content */
-	int err;                  /* a failed store: every later call fails */
+	_Atomic int err;          /* a failed store: every later call fails */
+
+	/* Writes queued for the stream's worker (see stream_write). The
+	 * fields above belong to whoever feeds: the worker while the queue
+	 * is not empty or busy, else the holder of the wstate's lock. */
+	struct mreg_registry *reg;
+	pthread_mutex_t qlock;    /* guards the fields up to busy */
+	pthread_cond_t qcond;     /* queued, fed, or stop */
+	struct qbuf *qhead, *qtail;
+	struct qbuf *spare;       /* fed buffers, for the next writes */
+	size_t queued;            /* bytes in the queue */
+	bool stop;
+	bool busy;                /* the worker is feeding one */
+	bool has_worker;
+	pthread_t worker;
+	uint64_t end;             /* pos + queued: where the next write goes */
+	uint64_t room_at;         /* end when the disk's room was looked at */
+	bool room_known, roomy;
 };
 
 static struct stream *stream_new(struct mreg_registry *reg)
@@ -426,13 +444,29 @@ static struct stream *stream_new(struct mreg_registry *reg)
 	}
 	chunker_init(&s->ch, &reg->chunker);
 	digest_init(&s->ds);
+	s->reg = reg;
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
 	return s;
 }
+
+static void qbufs_free(struct mreg_registry *reg, struct qbuf *b);
 
 static void stream_free(struct mreg_registry *reg, struct stream *s)
 {
 	if (!s)
 		return;
+	if (s->has_worker) {
+		/* what is still queued is dropped: nobody will commit it */
+		pthread_mutex_lock(&s->qlock);
+		s->stop = true;
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+		pthread_join(s->worker, NULL);
+	}
+	qbufs_free(reg, s->spare);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
 	if (s->batch)
 		store_batch_end(reg->st);
 	ingest_release(&s->in);
@@ -482,13 +516,200 @@ static int stream_feed(struct mreg_registry *reg, struct stream *s,
 	return 0;
 }
 
+/* ---- writes handed to a worker ---------------------------------------- */
+
+/* cp waits for the answer to each write() before it sends the next, and
+ * chunking, hashing and storing 1 MiB takes about as long as receiving
+ * it. So the in-order writes of a stream are copied into a queue, fed by
+ * a worker thread of the stream, and answered at once: receiving the next
+ * write overlaps with storing the last. What may be queued is bounded, per
+ * stream and for the whole registry (buffers are counted while they
+ * exist); beyond that, for small writes, and when the disk has little room
+ * left (a full disk must be the error of the write that meets it), a write
+ * is fed by its caller after the queue drained, as before. A queued write
+ * that fails makes every later write and the commit (close(), fsync())
+ * fail with its error: success of the commit still means every byte is
+ * stored and durable. */
+#define STREAM_ASYNC_MIN (16u << 10)      /* smaller writes are fed inline */
+#define STREAM_BUF (1u << 20)             /* the kernel's largest write */
+#define STREAM_QUEUE_MAX (8u << 20)       /* queued bytes, per stream */
+#define STREAM_BUFS_MAX (24u << 20)       /* buffers of all streams */
+#define STREAM_ROOM_MIN (1ULL << 30)      /* free disk needed to queue */
+#define STREAM_ROOM_EVERY (64u << 20)     /* look again after so many bytes */
+
+struct qbuf {
+	struct qbuf *next;
+	size_t len, cap;
+	uint8_t data[];
+};
+
+static void qbufs_free(struct mreg_registry *reg, struct qbuf *b)
+{
+	struct qbuf *next;
+
+	for (; b; b = next) {
+		next = b->next;
+		atomic_fetch_sub(&reg->stream_bufs, b->cap);
+		free(b);
+	}
+}
+
+/* A buffer for len bytes (s->qlock held): a spare one, or a new one if
+ * the registry's budget allows; NULL if not. */
+static struct qbuf *qbuf_take(struct mreg_registry *reg, struct stream *s,
+			      size_t len)
+{
+	struct qbuf *b = s->spare;
+	size_t cap = len > STREAM_BUF ? len : STREAM_BUF;
+
+	if (b && b->cap >= len) {
+		s->spare = b->next;
+		return b;
+	}
+	if (atomic_fetch_add(&reg->stream_bufs, cap) + cap > STREAM_BUFS_MAX) {
+		atomic_fetch_sub(&reg->stream_bufs, cap);
+		return NULL;
+	}
+	if (!(b = malloc(sizeof(*b) + cap))) {
+		atomic_fetch_sub(&reg->stream_bufs, cap);
+		return NULL;
+	}
+	b->cap = cap;
+	return b;
+}
+
+static void *stream_worker(void *arg)
+{
+	struct stream *s = arg;
+	struct qbuf *b;
+	bool feed;
+
+	pthread_mutex_lock(&s->qlock);
+	for (;;) {
+		while (!s->qhead && !s->stop)
+			pthread_cond_wait(&s->qcond, &s->qlock);
+		if (!(b = s->qhead))
+			break;
+		if (!(s->qhead = b->next))
+			s->qtail = NULL;
+		s->busy = true;
+		feed = !s->stop;
+		pthread_mutex_unlock(&s->qlock);
+		if (feed)
+			stream_feed(s->reg, s, b->data, b->len); /* keeps err */
+		pthread_mutex_lock(&s->qlock);
+		s->queued -= b->len;
+		b->next = s->spare;
+		s->spare = b;
+		s->busy = false;
+		pthread_cond_broadcast(&s->qcond);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return NULL;
+}
+
+/* Waits until the worker fed everything queued (the wstate's lock held);
+ * an idle stream then gives its buffers back. s->err after that. */
+static int stream_drain(struct mreg_registry *reg, struct stream *s)
+{
+	struct qbuf *spare;
+
+	if (!s->has_worker)
+		return s->err;
+	pthread_mutex_lock(&s->qlock);
+	while (s->qhead || s->busy)
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	spare = s->spare;
+	s->spare = NULL;
+	pthread_mutex_unlock(&s->qlock);
+	qbufs_free(reg, spare);
+	return s->err;
+}
+
+/* Whether the store's disk has room for queued writes, looked at again
+ * every STREAM_ROOM_EVERY bytes. */
+static bool stream_roomy(struct mreg_registry *reg, struct stream *s)
+{
+	uint64_t room;
+
+	if (!s->room_known || s->end - s->room_at >= STREAM_ROOM_EVERY) {
+		s->roomy = store_room(reg->st, &room) == 0 &&
+			   room >= STREAM_ROOM_MIN;
+		s->room_at = s->end;
+		s->room_known = true;
+	}
+	return s->roomy;
+}
+
+/* Queues len bytes at s->end for the worker; false if they must be fed
+ * inline (no room, no buffer, no thread). */
+static bool stream_queue(struct mreg_registry *reg, struct stream *s,
+			 const uint8_t *p, size_t len)
+{
+	struct qbuf *b;
+	sigset_t all, old;
+	int r;
+
+	if (len < STREAM_ASYNC_MIN || !stream_roomy(reg, s))
+		return false;
+	pthread_mutex_lock(&s->qlock);
+	while (s->queued && s->queued + len > STREAM_QUEUE_MAX && !s->err)
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	b = s->err ? NULL : qbuf_take(reg, s, len);
+	pthread_mutex_unlock(&s->qlock);
+	if (!b)
+		return false;
+	if (!s->has_worker) {
+		/* the worker takes no signal: the daemon's main thread does */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		r = pthread_create(&s->worker, NULL, stream_worker, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r != 0) {
+			qbufs_free(reg, b);
+			return false;
+		}
+		s->has_worker = true;
+	}
+	memcpy(b->data, p, len);
+	b->len = len;
+	b->next = NULL;
+	pthread_mutex_lock(&s->qlock);
+	if (s->qtail)
+		s->qtail->next = b;
+	else
+		s->qhead = b;
+	s->qtail = b;
+	s->queued += len;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	s->end += len;
+	return true;
+}
+
+/* An in-order write of a stream (the wstate's lock held): queued for the
+ * worker, or fed here once the queue is empty. */
+static int stream_write(struct mreg_registry *reg, struct stream *s,
+			const uint8_t *p, size_t len)
+{
+	int r = s->err;
+
+	if (r == 0 && !stream_queue(reg, s, p, len)) {
+		r = stream_drain(reg, s);
+		if (r == 0)
+			r = stream_feed(reg, s, p, len);
+		s->end = s->pos;
+	}
+	return r;
+}
+
 /* Stores the tail and takes the digest: the content is then s->in. */
 static int stream_finish(struct mreg_registry *reg, struct stream *s)
 {
 	int r;
 
-	if (s->err)
-		return s->err;
+	if ((r = stream_drain(reg, s)) < 0)
+		return r;
 	if (s->finished)
 		return 0;
 	if (s->copied) {
@@ -914,7 +1135,8 @@ static int ws_spool(struct mreg_registry *reg, struct wstate *ws)
 	fd = spool_open(reg);
 	if (fd < 0)
 		return fd;
-	if (ws->stream && (r = stream_to_spool(reg, ws->stream, fd)) < 0) {
+	if (ws->stream && ((r = stream_drain(reg, ws->stream)) < 0 ||
+			   (r = stream_to_spool(reg, ws->stream, fd)) < 0)) {
 		close(fd);
 		return r;
 	}
@@ -1372,7 +1594,7 @@ have:
 		struct stream *s;
 
 		pthread_mutex_lock(&ws->lock);
-		if (ws->stream && ws->stream->pos == 0 &&
+		if (ws->stream && ws->stream->end == 0 &&
 		    !ws->stream->committed) {
 			ws->dirty = true; /* empty already */
 		} else if ((s = stream_new(reg))) {
@@ -1688,9 +1910,9 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	if (f->flags & O_APPEND)
 		off = ws->size;
 	if (ws->stream && !ws->stream->committed && !ws->stream->copied &&
-	    off == ws->stream->pos) {
+	    off == ws->stream->end) {
 		/* in order from the start: chunk and store it now */
-		n = stream_feed(f->reg, ws->stream, buf, size);
+		n = stream_write(f->reg, ws->stream, buf, size);
 		if (n == 0)
 			n = (ssize_t)size;
 	} else {
@@ -1731,8 +1953,8 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 	s = ws->stream;
 	if (ws->sealed) {
 		r = -EROFS;
-	} else if (!s || s->committed || s->copied || s->err || s->pos ||
-		   s->ncarry || off_in || off_out || len < in->size) {
+	} else if (!s || s->committed || s->copied || s->err || s->end ||
+		   off_in || off_out || len < in->size) {
 		/* only a whole file into a new one: anything else is copied
 		   by the caller through read and write */
 		r = -EOPNOTSUPP;
@@ -1750,7 +1972,7 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 		if (r == 0) {
 			s->copied = true;
 			s->copied_digest = in->digest;
-			s->pos = in->size;
+			s->pos = s->end = in->size;
 			ws->size = in->size;
 			ws->dirty = true;
 			r = (ssize_t)in->size;

@@ -74,6 +74,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -1498,6 +1499,18 @@ int store_bytes(struct mreg_store *s, uint64_t *ret)
 	}
 	free(v);
 	*ret = sum;
+	return 0;
+}
+
+int store_room(struct mreg_store *s, uint64_t *ret)
+{
+	struct statvfs st;
+
+	if (!s || !ret)
+		return -EINVAL;
+	if (fstatvfs(s->dirfd, &st) < 0)
+		return -errno;
+	*ret = (uint64_t)st.f_bavail * st.f_frsize;
 	return 0;
 }
 

@@ -160,6 +160,10 @@ void store_unlock_pack(struct mreg_store *s, uint32_t pack);
  * buffer is not counted). Errors: -EINVAL, -ENOMEM, -errno of readdir. */
 int store_bytes(struct mreg_store *s, uint64_t *ret);
 
+/* Bytes free for new packs on the store's file system. Errors: -EINVAL,
+ * -errno of fstatvfs(). */
+int store_room(struct mreg_store *s, uint64_t *ret);
+
 /* Fault injection for tests: the next write to a pack (STORE_FAULT_WRITE:
  * half of it lands, then the error, as a torn write on a full disk) or the
  * next fdatasync() of a pack (STORE_FAULT_SYNC: the call happens, then

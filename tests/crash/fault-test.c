@@ -303,6 +303,64 @@ out:
 	free(s2);
 }
 
+/* Writes in order are queued for a worker and answered at once: a store
+ * failure in the worker after some writes were answered must fail the
+ * later writes or the commit, never pass as stored. */
+static void test_queued_write_fails(void)
+{
+	struct reg_attr m, d, a;
+	struct reg_file *f = NULL;
+	size_t mib = 1u << 20, i;
+	uint8_t *b = malloc(8 * mib);
+	ssize_t n;
+	int r, failed = 0;
+
+	if (!b)
+		abort();
+	srand(31);
+	for (i = 0; i < 8 * mib; i++)
+		b[i] = (uint8_t)rand();
+	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &d), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "q.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create a file");
+	if (!f)
+		goto out;
+	CHECK_EQ(reg_write(f, b, mib, 0), (ssize_t)mib, "a first 1 MiB");
+	arm("pack_write:1+:ENOSPC");
+	for (i = 1; i < 8; i++) {
+		n = reg_write(f, b + i * mib, mib, i * mib);
+		if (n < 0) {
+			CHECK_EQ(n, -ENOSPC, "a write after the failure: "
+				 "-ENOSPC");
+			failed++;
+			break;
+		}
+	}
+	r = reg_flush(f, &me);
+	CHECK_EQ(r, -ENOSPC, "close() after a queued write failed: -ENOSPC "
+		 "(%d of the writes said so first)", failed);
+	arm(NULL);
+	reg_release(f);
+	CHECK(reg_resolve(reg, "m/q/q.bin", &a) == 0 && a.size == 0,
+	      "none of the file was committed");
+	CHECK_EQ(fsck(), 0, "fsck --full is clean");
+	r = reg_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
+	CHECK_EQ(r, 0, "open it again to write it anew");
+	if (r == 0) {
+		for (i = 0, n = 0; i < 8 && n >= 0; i++)
+			n = reg_write(f, b + i * mib, mib, i * mib);
+		CHECK_EQ(n, (ssize_t)mib, "with space again the writes work");
+		CHECK_EQ(reg_flush(f, &me), 0, "and commit");
+		reg_release(f);
+	}
+	CHECK(reg_resolve(reg, "m/q/q.bin", &a) == 0 && a.size == 8 * mib,
+	      "the file has all 8 MiB");
+	CHECK_EQ(fsck(), 0, "fsck --full is clean");
+out:
+	free(b);
+}
+
 static void test_enospc(void)
 {
 	char *f = make_file("big.bin", 500000, 13);
@@ -470,6 +528,7 @@ int main(void)
 	test_map_full();
 	test_read();
 	test_gc(store);
+	test_queued_write_fails();
 
 	registry_close(reg);
 	/* ... and the store opens again, clean */

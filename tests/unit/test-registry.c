@@ -315,6 +315,157 @@ static void test_readdir_pieces(void)
 	      "starts at the right entry (%s)", p.seen[0]);
 }
 
+/* Writes in order go through a queue to a worker thread; reads, writes
+ * out of order, the commit and a registry-wide buffer budget all have to
+ * meet the bytes where they belong. */
+#define QMIB (1u << 20)
+
+struct qwriter {
+	uint64_t dir;
+	char name[32];
+	const uint8_t *b;
+	size_t size, step;
+	int err;
+};
+
+static void *qwrite(void *arg)
+{
+	struct qwriter *w = arg;
+	struct reg_attr a;
+	struct reg_file *f;
+	size_t off, n;
+	ssize_t k;
+
+	w->err = reg_create(reg, &me, w->dir, w->name, 0644, O_WRONLY, &a,
+			    &f);
+	if (w->err)
+		return NULL;
+	for (off = 0; off < w->size && !w->err; off += n) {
+		n = w->size - off < w->step ? w->size - off : w->step;
+		k = reg_write(f, w->b + off, n, off);
+		if (k != (ssize_t)n)
+			w->err = k < 0 ? (int)k : -EIO;
+	}
+	if (!w->err)
+		w->err = reg_flush(f, &me);
+	reg_release(f);
+	return NULL;
+}
+
+static void test_queued_writes(void)
+{
+	size_t size = 20 * QMIB + 12345, i;
+	uint8_t *b = malloc(size), *rb = malloc(QMIB);
+	struct reg_attr m, v, a;
+	struct reg_file *f;
+	struct qwriter w[4];
+	pthread_t th[4];
+	char *src;
+	FILE *fp;
+
+	if (!b || !rb || asprintf(&src, "%s/q.src", tmp) < 0)
+		abort();
+	srand(41);
+	for (i = 0; i < size; i++)
+		b[i] = (uint8_t)rand();
+	fp = fopen(src, "w");
+	if (!fp || fwrite(b, 1, size, fp) != size)
+		abort();
+	fclose(fp);
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &v), 0, "a draft");
+
+	/* 1 MiB writes (queued), then small ones (fed inline) */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "a.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create a.bin");
+	for (i = 0; i < 20; i++)
+		if (reg_write(f, b + i * QMIB, QMIB, i * QMIB) != QMIB)
+			break;
+	CHECK_EQ(i, 20, "20 writes of 1 MiB are answered");
+	CHECK_EQ(reg_write(f, b + 20 * QMIB, 5000, 20 * QMIB), 5000,
+		 "a small write after them");
+	CHECK_EQ(reg_write(f, b + 20 * QMIB + 5000, 7345, 20 * QMIB + 5000),
+		 7345, "and another");
+	CHECK_EQ(reg_getattr(reg, a.ino, &a), 0, "getattr while queued");
+	CHECK_EQ(a.size, size, "the size counts the queued bytes");
+	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
+	reg_release(f);
+	CHECK_EQ(cat_cmp("churn", "q", "a.bin", src), 0,
+		 "a.bin reads back as written");
+
+	/* a read while writes are queued sees them; writing goes on */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "b.bin", 0644, O_RDWR, &a, &f),
+		 0, "create b.bin for reading and writing");
+	for (i = 0; i < 8; i++)
+		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
+	CHECK(reg_read(f, rb, QMIB, 3 * QMIB + 17) == QMIB &&
+	      memcmp(rb, b + 3 * QMIB + 17, QMIB) == 0,
+	      "a read in the middle sees the queued bytes");
+	for (; i < 20; i++)
+		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
+	reg_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB);
+	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
+	reg_release(f);
+	CHECK_EQ(cat_cmp("churn", "q", "b.bin", src), 0,
+		 "b.bin reads back as written");
+
+	/* a write back over queued bytes */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create c.bin");
+	for (i = 0; i < 21; i++)
+		reg_write(f, i == 5 ? b : b + i * QMIB, QMIB, i * QMIB);
+	CHECK_EQ(reg_write(f, b + 5 * QMIB, QMIB, 5 * QMIB), QMIB,
+		 "a write back at 5 MiB");
+	CHECK_EQ(reg_setattr(reg, &me, a.ino,
+			     &(struct reg_setattr){ .valid = REG_SET_SIZE,
+						    .size = size },
+			     f, &a), 0, "truncate to the source's size");
+	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
+	reg_release(f);
+	CHECK_EQ(cat_cmp("churn", "q", "c.bin", src), 0,
+		 "c.bin reads back as written");
+
+	/* released without a flush while writes are queued */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create d.bin");
+	for (i = 0; i < 12; i++)
+		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
+	reg_release(f);
+	CHECK(reg_resolve(reg, "churn/q/d.bin", &a) == 0 &&
+	      (a.size == 0 || a.size == 12 * QMIB),
+	      "a release leaves the file empty or whole (%llu)",
+	      (unsigned long long)a.size);
+
+	/* four writers at once: more than the registry's queue budget */
+	for (i = 0; i < 4; i++) {
+		w[i] = (struct qwriter){ .dir = v.ino, .b = b, .size = size,
+					 .step = i == 3 ? 128u << 10 : QMIB };
+		snprintf(w[i].name, sizeof(w[i].name), "w%zu.bin", i);
+		if (pthread_create(&th[i], NULL, qwrite, &w[i]))
+			abort();
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ(w[i].err, 0, "writer %zu of 4 at once", i);
+		CHECK_EQ(cat_cmp("churn", "q", w[i].name, src), 0,
+			 "and %s reads back as written", w[i].name);
+	}
+	{
+		static const char *const names[] = {
+			"a.bin", "b.bin", "c.bin", "d.bin",
+			"w0.bin", "w1.bin", "w2.bin", "w3.bin"
+		};
+
+		for (i = 0; i < 8; i++)
+			reg_unlink(reg, &me, v.ino, names[i]);
+	}
+	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "q"), 0, "remove the draft");
+	unlink(src);
+	free(src);
+	free(b);
+	free(rb);
+}
+
 static void test_gc_fsck(void)
 {
 	struct reg_gc_result g;
@@ -381,6 +532,7 @@ int main(void)
 	test_drafts();
 	test_pending();
 	test_readdir_pieces();
+	test_queued_writes();
 	test_gc_fsck();
 	{
 		uint64_t bad = 0;
