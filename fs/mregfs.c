@@ -504,6 +504,13 @@ static int open_registry(const struct mreg_config *cfg, const char *store,
 	return 0;
 }
 
+/* Whether the kernel checks permissions (default_permissions). */
+static bool kernel_checks(const struct options *o,
+			  const struct mreg_config *cfg)
+{
+	return o->allow_other || cfg->allow_other || cfg->default_permissions;
+}
+
 /* The option string handed to libfuse: ours first, so that the caller's
  * fsname= or subtype= win. */
 static char *fuse_option_string(const struct options *o,
@@ -514,7 +521,7 @@ static char *fuse_option_string(const struct options *o,
 
 	if (append_opt(&s, "auto_unmount,fsname=mregfs,subtype=mregfs") < 0)
 		goto fail;
-	if ((allow_other || cfg->default_permissions) &&
+	if (kernel_checks(o, cfg) &&
 	    append_opt(&s, "default_permissions") < 0)
 		goto fail;
 	if (allow_other && append_opt(&s, "allow_other") < 0)
@@ -570,6 +577,7 @@ int main(int argc, char **argv)
 	fs.cfg = &cfg;
 	fs.readahead = cfg.readahead;
 	fs.max_background = cfg.max_threads > 64 ? cfg.max_threads : 64;
+	fs.kernel_checks = kernel_checks(&o, &cfg);
 
 	fopts = fuse_option_string(&o, &cfg);
 	if (!fopts || fuse_opt_add_arg(&args, argv[0]) < 0 ||

@@ -47,6 +47,7 @@ struct mregfs {
 	struct inval_queue *inval;   /* kernel cache invalidations */
 	unsigned readahead;          /* bytes, from the config */
 	unsigned max_background;
+	bool kernel_checks;          /* mounted with default_permissions */
 };
 
 /* The low-level operations (fs/ops.c). */

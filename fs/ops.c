@@ -242,6 +242,13 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
 	}
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* No file here has an ACL (setting one is EOPNOTSUPP), but without
+	 * this capability the kernel forwards every ACL read (ls -l asks two
+	 * per entry); with it, the kernel keeps the answer with the inode.
+	 * It also makes the kernel check permissions, so only when it does
+	 * anyway (default_permissions). */
+	if (fs->kernel_checks && (conn->capable & FUSE_CAP_POSIX_ACL))
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	log_debug("fuse init: proto %u.%u, max_write %u, max_readahead %u, "
 		  "max_background %u", conn->proto_major, conn->proto_minor,
 		  conn->max_write, conn->max_readahead, conn->max_background);
@@ -646,19 +653,33 @@ struct dirbuf {
 	fuse_req_t req;
 	char *buf;
 	size_t size, len;
+	bool plus;                /* readdirplus: entries with attributes */
 };
 
+/* Adds an entry; a is NULL for "." and "..", which readdirplus sends
+ * without attributes (node 0: the kernel looks nothing up for them). */
 static int dir_add(struct dirbuf *d, const char *name, uint64_t ino,
-		   mode_t mode, off_t next)
+		   mode_t mode, const struct reg_attr *a, off_t next)
 {
-	struct stat st;
+	struct fuse_entry_param e;
 	size_t n;
 
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = mode;
-	n = fuse_add_direntry(d->req, d->buf + d->len, d->size - d->len, name,
-			      &st, next);
+	memset(&e, 0, sizeof(e));
+	if (a) {
+		e.ino = a->ino;
+		attr_to_stat(a, &e.attr);
+		e.attr_timeout = attr_timeout(a);
+		e.entry_timeout = entry_timeout(a);
+	} else {
+		e.attr.st_ino = ino;
+		e.attr.st_mode = mode;
+	}
+	if (d->plus)
+		n = fuse_add_direntry_plus(d->req, d->buf + d->len,
+					   d->size - d->len, name, &e, next);
+	else
+		n = fuse_add_direntry(d->req, d->buf + d->len,
+				      d->size - d->len, name, &e.attr, next);
 	if (n > d->size - d->len)
 		return 1; /* full: this entry comes first next time */
 	d->len += n;
@@ -670,7 +691,7 @@ static int dir_add(struct dirbuf *d, const char *name, uint64_t ino,
 static int dir_fill(void *arg, const char *name, const struct reg_attr *a,
 		    uint64_t next)
 {
-	return dir_add(arg, name, a->ino, a->mode, (off_t)(next + 2));
+	return dir_add(arg, name, a->ino, a->mode, a, (off_t)(next + 2));
 }
 
 static uint64_t parent_ino(const struct reg_attr *a)
@@ -692,8 +713,12 @@ static uint64_t parent_ino(const struct reg_attr *a)
 	}
 }
 
-static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			off_t off, UNUSED struct fuse_file_info *fi)
+/* readdir and readdirplus. The entries' attributes come with the listing
+ * (reg_readdir reads each entry's record anyway), so readdirplus saves
+ * ls -l a LOOKUP per entry. Lookup counts need no bookkeeping here (see
+ * the top of the file), so the kernel may keep what it likes. */
+static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     bool plus)
 {
 	struct mregfs *fs = fs_of(req);
 	struct dirbuf d;
@@ -703,6 +728,7 @@ static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	d.req = req;
 	d.size = size;
 	d.len = 0;
+	d.plus = plus;
 	d.buf = malloc(size);
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -712,9 +738,9 @@ static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		r = reg_getattr(fs->reg, ino, &a);
 		if (r < 0)
 			goto fail;
-		if (off < 1 && dir_add(&d, ".", ino, S_IFDIR, 1))
+		if (off < 1 && dir_add(&d, ".", ino, S_IFDIR, NULL, 1))
 			goto done;
-		if (dir_add(&d, "..", parent_ino(&a), S_IFDIR, 2))
+		if (dir_add(&d, "..", parent_ino(&a), S_IFDIR, NULL, 2))
 			goto done;
 		off = 2;
 	}
@@ -728,6 +754,18 @@ done:
 fail:
 	fuse_reply_err(req, -r);
 	free(d.buf);
+}
+
+static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, UNUSED struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, false);
+}
+
+static void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, UNUSED struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, true);
 }
 
 static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
@@ -854,8 +892,7 @@ static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
-/* Left out on purpose: readdirplus (lookup counts would matter),
- * fallocate, locks (the kernel keeps them locally), access
+/* Left out on purpose: fallocate, locks (the kernel keeps them locally), access
  * (default_permissions). */
 const struct fuse_lowlevel_ops mregfs_ops = {
 	.init         = mfs_init,
@@ -882,6 +919,7 @@ const struct fuse_lowlevel_ops mregfs_ops = {
 	.copy_file_range = mfs_copy_file_range,
 	.opendir      = mfs_opendir,
 	.readdir      = mfs_readdir,
+	.readdirplus  = mfs_readdirplus,
 	.statfs       = mfs_statfs,
 	.setxattr     = mfs_setxattr,
 	.getxattr     = mfs_getxattr,
