@@ -61,6 +61,10 @@ struct mreg_registry {
 
 	atomic_size_t stream_bufs;        /* queued writes' buffers (regfile.c) */
 
+	/* unsealed files open here, hashed by inode (regfile.c); guarded
+	   by lock */
+	struct open_file *open_files[256];
+
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 	atomic_uint_fast64_t promotions, errors, registrations;
 };
@@ -201,8 +205,19 @@ int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
  * -EAGAIN when a chunk that was found vanished (gc): ingest again. */
 int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 		 const struct ingest *in, uint64_t ino);
+/* In t: marks inode r removed, for gc to free (with its tree or extents)
+ * once no live process has it open; its name must be gone already. */
+int inode_trash(struct idx_txn *t, struct inode_rec *r);
 /* In t: drops file ino's extents and their references. */
 int extents_drop(struct idx_txn *t, uint64_t ino);
+/* Unsealed files open here. A file unlinked (or renamed over) while open
+ * here is trashed, not deleted, and stays readable and writable through
+ * its descriptors until the last one is closed, as on any Unix file
+ * system. */
+bool file_open_here(struct mreg_registry *reg, uint64_t ino);
+/* File ino, which the caller pinned, was trashed: the pin is kept until
+ * its last close here, which frees it (now, if it was closed meanwhile). */
+void file_trashed_here(struct mreg_registry *reg, uint64_t ino);
 /* Registers a pending file (in t) as the next version; sets the file's
  * record (already holding its content) sealed inside it. */
 int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
@@ -256,6 +271,9 @@ int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
 void pin_version(struct mreg_registry *reg, uint64_t v);
 void unpin_version(struct mreg_registry *reg, uint64_t v);
 void pins_flush(struct mreg_registry *reg);
+/* Frees trashed inode ino (its tree or its extents) in a transaction,
+ * unless it is a file open here. */
+int trash_free(struct mreg_registry *reg, uint64_t ino);
 int pins_open(struct mreg_registry *reg);
 void pins_close(struct mreg_registry *reg);
 

@@ -84,6 +84,7 @@ struct reg_file {
 	enum reg_kind kind;
 	int flags;
 	bool writer, sealed, pinned;
+	bool counted;             /* in reg->open_files */
 	struct wstate *ws;        /* reads and writes go to the spool */
 	struct ext_table *tab;    /* sealed: the shared table ext points in */
 	struct rext *ext;         /* committed content */
@@ -1199,7 +1200,7 @@ static int do_commit(struct idx_txn *t, void *arg)
 
 	a->registered = false;
 	r = ino_get(t, a->ws->ino, &f);
-	if (r == -ENOENT)
+	if (r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED)))
 		return 0; /* unlinked while open: nothing to keep */
 	if (r < 0)
 		return r;
@@ -1511,10 +1512,116 @@ static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
 	return f;
 }
 
+/* ---- unsealed files open here ----------------------------------------- */
+
+/* How many handles of this process have an unsealed file open: unlink
+ * (and rename over it) trashes such a file instead of deleting it, and
+ * its last close here frees it (see file_open_here() in reg-int.h). */
+struct open_file {
+	uint64_t ino;
+	unsigned n;
+	bool trashed;             /* holds a pin (pin_version of ino) */
+	struct open_file *next;
+};
+
+static struct open_file **open_slot(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file **pp = &reg->open_files[ino % 256];
+
+	while (*pp && (*pp)->ino != ino)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Counts a new handle of file ino (trashed: opened after its unlink,
+ * through /proc/PID/fd). */
+static int file_count(struct mreg_registry *reg, uint64_t ino, bool trashed)
+{
+	struct open_file **pp, *o;
+	bool pin = false;
+
+	pthread_mutex_lock(&reg->lock);
+	pp = open_slot(reg, ino);
+	if ((o = *pp)) {
+		o->n++;
+	} else if ((o = calloc(1, sizeof(*o)))) {
+		o->ino = ino;
+		o->n = 1;
+		o->trashed = pin = trashed;
+		*pp = o;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (!o)
+		return -ENOMEM;
+	if (pin)
+		pin_version(reg, ino);
+	return 0;
+}
+
+static void trashed_closed(struct mreg_registry *reg, uint64_t ino)
+{
+	int r = trash_free(reg, ino);
+
+	if (r < 0)
+		log_err(r, "cannot free removed file inode %llu (gc will)",
+			(unsigned long long)ino);
+	unpin_version(reg, ino);
+}
+
+static void file_uncount(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file **pp, *o;
+	bool free_it = false;
+
+	pthread_mutex_lock(&reg->lock);
+	pp = open_slot(reg, ino);
+	if ((o = *pp) && --o->n == 0) {
+		*pp = o->next;
+		free_it = o->trashed;
+		free(o);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (free_it)
+		trashed_closed(reg, ino);
+}
+
+bool file_open_here(struct mreg_registry *reg, uint64_t ino)
+{
+	bool open;
+
+	pthread_mutex_lock(&reg->lock);
+	open = *open_slot(reg, ino) != NULL;
+	pthread_mutex_unlock(&reg->lock);
+	return open;
+}
+
+void file_trashed_here(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file *o;
+	bool closed;
+
+	pthread_mutex_lock(&reg->lock);
+	o = *open_slot(reg, ino);
+	closed = !o;
+	if (o && o->trashed)
+		closed = true; /* it holds a pin already: give this one back */
+	else if (o)
+		o->trashed = true;
+	pthread_mutex_unlock(&reg->lock);
+	if (!closed)
+		return;
+	if (o)
+		unpin_version(reg, ino);
+	else
+		trashed_closed(reg, ino);
+}
+
 static void file_free(struct reg_file *f)
 {
 	if (!f)
 		return;
+	if (f->counted)
+		file_uncount(f->reg, f->ino);
 	if (f->pinned)
 		unpin_version(f->reg, f->version);
 	pthread_mutex_destroy(&f->lock);
@@ -1681,6 +1788,10 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 		if (f->kind == REG_FILE)
 			table_adopt(reg, f);
 	} else {
+		r = file_count(reg, ino, (a.rec.flags & INODE_TRASHED) != 0);
+		if (r < 0)
+			goto fail;
+		f->counted = true;
 		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
 		if (r < 0)
 			goto fail;
@@ -2110,7 +2221,11 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	f->version = a.rec.version;
 	f->flags = flags | O_RDWR;
 	f->writer = true;
-	r = attach_ws(reg, f, true, true);
+	r = file_count(reg, f->ino, false);
+	if (r == 0) {
+		f->counted = true;
+		r = attach_ws(reg, f, true, true);
+	}
 	if (r < 0) {
 		file_free(f);
 		return r;

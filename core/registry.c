@@ -341,7 +341,7 @@ void rec_to_attr(const struct inode_rec *r, struct reg_attr *a)
 	case REG_FILE:
 	case REG_PENDING:
 		a->size = r->size;
-		a->nlink = 1;
+		a->nlink = (r->flags & INODE_TRASHED) ? 0 : 1; /* open, unlinked */
 		break;
 	case REG_SYMLINK:
 	case REG_STAGE:
@@ -1141,6 +1141,8 @@ struct op {
 	bool sealed_version;          /* a version got sealed */
 	uint64_t sealed_ino;
 	bool registered;              /* a pending file became a version */
+	uint64_t keep;                /* a file open here, pinned: trash it */
+	bool trashed;                 /* ... and it was */
 };
 
 /* Reads the directory parent of a change and sorts out where it is. */
@@ -1280,6 +1282,61 @@ static int inode_delete(struct idx_txn *t, const struct inode_rec *r)
 	return e == -ENOENT ? 0 : e;
 }
 
+int inode_trash(struct idx_txn *t, struct inode_rec *r)
+{
+	int64_t now = now_ns();
+	uint8_t k[8];
+	int e;
+
+	r->flags |= INODE_TRASHED;
+	if ((e = ino_put(t, r)) < 0)
+		return e;
+	be64_put(k, r->ino);
+	return idx_put(t, IDX_TRASH, k, 8, &now, 8, 0);
+}
+
+/* In t: file c lost its last name. Deleted, or trashed when it is the
+ * file the caller pinned because it is open here (see file_open_here()). */
+static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
+{
+	int r;
+
+	if (o->keep != c->ino || !file_open_here(o->reg, c->ino))
+		return inode_delete(t, c);
+	if (c->kind == REG_PENDING && (r = pending_note(t, c->ino, false)) < 0)
+		return r;
+	if ((r = inode_trash(t, c)) < 0)
+		return r;
+	o->trashed = true;
+	return 0;
+}
+
+/* Before a call that may remove file name of parent: when the file is
+ * open here, pin it (so that no gc frees it once trashed) and return its
+ * inode for op.keep; else 0. */
+static uint64_t keep_if_open(struct mreg_registry *reg, uint64_t parent,
+			     const char *name)
+{
+	struct reg_attr a;
+
+	if (reg_lookup(reg, parent, name, &a) < 0 ||
+	    (a.kind != REG_FILE && a.kind != REG_PENDING) ||
+	    !file_open_here(reg, a.ino))
+		return 0;
+	pin_version(reg, a.ino);
+	return a.ino;
+}
+
+static void keep_done(struct mreg_registry *reg, const struct op *o, int r)
+{
+	if (!o->keep)
+		return;
+	if (r >= 0 && o->trashed)
+		file_trashed_here(reg, o->keep);
+	else
+		unpin_version(reg, o->keep);
+}
+
 static int do_rmdir(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
@@ -1340,6 +1397,8 @@ static int do_rmdir(struct idx_txn *t, void *arg)
 	return touch_dir(t, &p);
 }
 
+static int do_unlink(struct idx_txn *t, void *arg);
+
 /* Removes one name of directory parent with fn, in a transaction; a
  * refusal by policy is audited after it. */
 static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
@@ -1356,7 +1415,10 @@ static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM; /* "/" and .mreg/ are fixed */
+	if (fn == do_unlink)
+		o.keep = keep_if_open(reg, parent, name);
 	r = reg_txn(reg, fn, &o);
+	keep_done(reg, &o, r);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	return r;
@@ -1403,8 +1465,8 @@ static int do_unlink(struct idx_txn *t, void *arg)
 		return -EISDIR;
 	if (c.kind != REG_PENDING && (r = draft_dir(t, &p)) < 0)
 		return r;
-	if ((r = inode_delete(t, &c)) < 0 ||
-	    (r = name_del(t, p.ino, o->name)) < 0)
+	if ((r = name_del(t, p.ino, o->name)) < 0 ||
+	    (r = file_gone(o, t, &c)) < 0)
 		return r;
 	return p.kind == REG_MODEL ? 0 : touch_dir(t, &p);
 }
@@ -1700,8 +1762,9 @@ static int do_rename(struct idx_txn *t, void *arg)
 		if (S_ISDIR(old.mode) &&
 		    (r = dir_has_entries(t, old.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
-		if ((r = inode_delete(t, &old)) < 0 ||
-		    (r = name_del(t, np.ino, o->newname)) < 0)
+		if ((r = name_del(t, np.ino, o->newname)) < 0 ||
+		    (r = S_ISDIR(old.mode) ? inode_delete(t, &old) :
+					     file_gone(o, t, &old)) < 0)
 			return r;
 	}
 	if ((r = name_del(t, p.ino, o->name)) < 0 ||
@@ -1743,7 +1806,9 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r < 0)
 			return r;
 	}
+	o.keep = keep_if_open(reg, newparent, newname);
 	r = reg_txn(reg, do_rename, &o);
+	keep_done(reg, &o, r);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)

@@ -480,8 +480,16 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 			(unsigned long long)ino);
 		goto out;
 	}
-	if (r->flags & INODE_TRASHED)
-		goto out; /* gc's business */
+	if (r->flags & INODE_TRASHED) {
+		/* gc's business; a file unlinked while open still holds
+		   its chunks */
+		if (r->kind == REG_FILE || r->kind == REG_PENDING) {
+			be64_put(p, ino);
+			idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0,
+				 fsck_extent, f);
+		}
+		goto out;
+	}
 	inode_path(f->t, ino, path, sizeof(path));
 	if (r->kind != REG_MODEL && r->kind != REG_STAGES &&
 	    r->kind != REG_STAGE && !(r->kind == REG_VERSION) &&
@@ -837,6 +845,7 @@ out:
 }
 
 struct free_arg {
+	struct mreg_registry *reg;
 	uint64_t v;
 	bool freed, version;
 };
@@ -844,14 +853,20 @@ struct free_arg {
 static int do_free_version(struct idx_txn *t, void *arg)
 {
 	struct free_arg *a = arg;
+	struct inode_rec rec;
+	bool file;
 	uint8_t k[8];
 	int r;
 
-	struct inode_rec rec;
-
 	a->freed = false;
-	a->version = ino_get(t, a->v, &rec) == 0 && rec.kind == REG_VERSION;
+	r = ino_get(t, a->v, &rec);
+	a->version = r == 0 && rec.kind == REG_VERSION;
+	file = r == 0 && (rec.kind == REG_FILE || rec.kind == REG_PENDING);
+	if (file && file_open_here(a->reg, a->v))
+		return 0; /* opened again (through /proc/PID/fd) */
 	be64_put(k, a->v);
+	if (file && (r = extents_drop(t, a->v)) < 0)
+		return r;
 	if ((r = tree_drop(t, a->v, 0)) < 0 || (r = xattrs_drop(t, a->v)) < 0)
 		return r;
 	r = idx_del(t, IDX_INODES, k, 8);
@@ -862,6 +877,13 @@ static int do_free_version(struct idx_txn *t, void *arg)
 		return r;
 	a->freed = true;
 	return 0;
+}
+
+int trash_free(struct mreg_registry *reg, uint64_t ino)
+{
+	struct free_arg fa = { .reg = reg, .v = ino };
+
+	return reg_txn(reg, do_free_version, &fa);
 }
 
 struct dead_chunks {
@@ -1147,7 +1169,7 @@ int reg_gc(struct mreg_registry *reg,
 	if ((r = index_read(reg->ix, do_trash_list, &g)) < 0)
 		goto out;
 	for (i = 0; i < g.n; i++) {
-		struct free_arg fa = { .v = g.list[i] };
+		struct free_arg fa = { .reg = reg, .v = g.list[i] };
 
 		if (pinset_has(&g.pins, g.list[i]))
 			continue;

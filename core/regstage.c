@@ -468,7 +468,6 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 	struct inode_rec s, old;
 	bool have_old;
 	uint64_t ino;
-	uint8_t k[8];
 	int r;
 
 	if (reg_check_stage(stage) < 0)
@@ -487,16 +486,8 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 	have_old = ino_get(t, s.target, &old) == 0;
 	if ((r = name_del(t, m->stages_ino, stage)) < 0)
 		return r;
-	s.flags |= INODE_TRASHED;
-	if ((r = ino_put(t, &s)) < 0)
+	if ((r = inode_trash(t, &s)) < 0)
 		return r;
-	be64_put(k, s.ino);
-	{
-		int64_t now = now_ns();
-
-		if ((r = idx_put(t, IDX_TRASH, k, 8, &now, 8, 0)) < 0)
-			return r;
-	}
 	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, NULL,
 			     action == HIST_MOVE ? HIST_MOVE : HIST_REMOVE)) < 0)
 		return r;
@@ -541,19 +532,13 @@ int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		       const struct reg_caller *who, struct inode_rec *m,
 		       struct inode_rec *v)
 {
-	uint8_t k[8];
-	int64_t now = now_ns();
 	int r;
 
 	if ((r = version_staged(t, m, v->ino)) != 0)
 		return r < 0 ? r : -EBUSY;
 	if ((r = name_del(t, m->ino, v->name)) < 0)
 		return r;
-	v->flags |= INODE_TRASHED;
-	if ((r = ino_put(t, v)) < 0)
-		return r;
-	be64_put(k, v->ino);
-	if ((r = idx_put(t, IDX_TRASH, k, 8, &now, 8, 0)) < 0)
+	if ((r = inode_trash(t, v)) < 0)
 		return r;
 	return audit_put(t, who, &(struct audit_ev){ .op = "version.remove",
 		.model = m->name, .version = v->name });

@@ -419,9 +419,6 @@ def c_ordonly_trunc(d):
 # Differences that are bugs, not choices: listed here (and in the README)
 # until fixed, so that the rest of the comparison keeps running.
 KNOWN_BUGS = {
-    'unlink of an open file': 'known bug: after unlink a draft file can no '
-    'longer be read through a descriptor opened before (ENOENT); the '
-    'registry drops the inode at unlink instead of at the last close',
 }
 
 CASES = [

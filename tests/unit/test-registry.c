@@ -253,6 +253,105 @@ static void test_pending(void)
 	CHECK_EQ(reg_resolve(reg, "churn/9/direct.bin", &v), 0, "version 9");
 }
 
+static int count_entries(void *arg, const char *name,
+			 const struct reg_attr *a, uint64_t next)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A file unlinked (or renamed over) while open stays readable and
+ * writable through its handles until the last close, as on any Unix file
+ * system; then it is gone, and gc frees it meanwhile only if no live
+ * process has it open. */
+static void test_unlink_open(void)
+{
+	struct reg_attr m, v, f, g2, a;
+	struct reg_file *r1, *w;
+	struct reg_gc_result gr;
+	char buf[32];
+	int before = 0, after = 0;
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "u", 0755, &v), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, v.ino, "f", 0644, O_WRONLY, &f, &w), 0,
+		 "create f");
+	CHECK_EQ(reg_write(w, "hello world", 11, 0), 11, "write it");
+	CHECK_EQ(reg_flush(w, &me), 0, "commit it");
+	reg_release(w);
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open to read");
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDWR, &w), 0, "and to write");
+	CHECK_EQ(reg_unlink(reg, &me, v.ino, "f"), 0, "unlink it");
+	CHECK_EQ(reg_lookup(reg, v.ino, "f", &a), -ENOENT, "the name is gone");
+	CHECK(reg_getattr(reg, f.ino, &a) == 0 && a.nlink == 0 &&
+	      a.size == 11, "the open inode: no link, its size");
+	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 11 &&
+	      memcmp(buf, "hello world", 11) == 0,
+	      "the reader still reads it");
+	CHECK_EQ(reg_write(w, "J", 1, 6), 1, "the writer still writes");
+	CHECK_EQ(reg_flush(w, &me), 0, "and closes it");
+	CHECK(reg_read(w, buf, sizeof(buf), 0) == 11 &&
+	      memcmp(buf, "hello Jorld", 11) == 0, "and reads its write");
+	CHECK_EQ(reg_gc(reg, NULL, NULL, &gr), 0, "gc while it is open");
+	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 11 &&
+	      memcmp(buf, "hello world", 11) == 0,
+	      "after gc the reader still reads it");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean while it is open");
+	reg_release(w);
+	CHECK_EQ(reg_getattr(reg, f.ino, &a), 0, "one handle left: it stays");
+	reg_release(r1);
+	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT,
+		 "the last close frees it");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean");
+
+	/* renamed over while open */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f, &w), 0,
+		 "create old");
+	CHECK_EQ(reg_write(w, "old bytes", 9, 0), 9, "write it");
+	reg_release(w);
+	CHECK_EQ(reg_create(reg, &me, v.ino, "new", 0644, O_WRONLY, &g2, &w),
+		 0, "create new");
+	CHECK_EQ(reg_write(w, "new", 3, 0), 3, "write it");
+	reg_release(w);
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open old");
+	CHECK_EQ(reg_rename(reg, &me, v.ino, "new", v.ino, "old", 0), 0,
+		 "rename new over old");
+	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 9 &&
+	      memcmp(buf, "old bytes", 9) == 0,
+	      "the open handle reads the replaced bytes");
+	reg_release(r1);
+	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT,
+		 "its last close frees it");
+
+	/* a pending file unlinked while open is not registered */
+	CHECK_EQ(reg_readdir(reg, m.ino, 0, count_entries, &before), 0,
+		 "list the model");
+	CHECK_EQ(reg_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f, &w),
+		 0, "a pending file at the model root");
+	CHECK_EQ(reg_write(w, "data", 4, 0), 4, "write it");
+	CHECK_EQ(reg_unlink(reg, &me, m.ino, "p.bin"), 0, "unlink it");
+	CHECK_EQ(reg_flush(w, &me), 0, "close() succeeds");
+	reg_release(w);
+	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "and it is gone");
+	CHECK_EQ(reg_readdir(reg, m.ino, 0, count_entries, &after), 0,
+		 "list the model again");
+	CHECK(before > 0 && after == before, "no version came of it (%d "
+	      "entries, %d before)", after, before);
+
+	/* a file nobody has open is deleted at once */
+	CHECK_EQ(reg_create(reg, &me, v.ino, "z", 0644, O_WRONLY, &f, &w), 0,
+		 "create z");
+	reg_release(w);
+	CHECK_EQ(reg_unlink(reg, &me, v.ino, "z"), 0, "unlink it");
+	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "it is gone at once");
+	reg_unlink(reg, &me, v.ino, "old");
+	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "u"), 0, "remove the draft");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean");
+}
+
 struct pieces {
 	int n, limit;
 	uint64_t next;
@@ -534,6 +633,7 @@ int main(void)
 	test_readdir_pieces();
 	test_queued_writes();
 	test_gc_fsck();
+	test_unlink_open();
 	{
 		uint64_t bad = 0;
 
