@@ -339,11 +339,16 @@ def section_fs(fs, L, csvdir):
         r = tp("read_mreg_warm") / tp("read_native_warm")
         L.append(f"| sequential re-read (warm), `stages/Production/FILE` | {cell('read_mreg_warm')} | "
                  f"{cell('read_native_warm')} | {r:.0%} | >= 90 % | {verdict(r >= 0.9)} |")
+    if "read_mreg_packwarm" in m and "read_native_cold" in m:
+        r = tp("read_mreg_packwarm") / tp("read_native_cold")
+        L.append(f"| first read, the store's chunks in the page cache (fresh mount) vs a "
+                 f"native cold read | {cell('read_mreg_packwarm')} | "
+                 f"{cell('read_native_cold')} | {r:.0%} | >= 90 % | {verdict(r >= 0.9)} |")
     if "read_mreg_cold" in m:
         r = tp("read_mreg_cold") / tp("read_native_cold")
-        L.append(f"| sequential first read (cold: caches dropped, fresh mount) | "
-                 f"{cell('read_mreg_cold')} | {cell('read_native_cold')} | {r:.0%} | "
-                 "(measured; no target) | |")
+        L.append(f"| first read, chunks cold (caches dropped, fresh mount) vs a native cold "
+                 f"read | {cell('read_mreg_cold')} | {cell('read_native_cold')} | {r:.0%} | "
+                 f">= 80 % | {verdict(r >= 0.8)} |")
     elif not fs.get("cold_supported"):
         L.append("| sequential first read (cold) | not run: cannot write "
                  "/proc/sys/vm/drop_caches | | | | |")
@@ -423,6 +428,12 @@ def section_serve(sv, L, csvdir):
                 f"{r * 100:.0f} %", f">= {tgt * 100:.0f} %" if th == 1 else "(information)",
                 (r >= tgt) if th == 1 else None,
                 f"mreg {smp(f'mmap{th}_mreg_{kind}')}; native {smp(f'mmap{th}_native_{kind}')}")
+    if g("folios_mreg_large_pct") is not None:
+        row("pages of the file in the page cache held in large folios (after a full "
+            "read; /proc/kpageflags compound pages)", f"{g('folios_mreg_large_pct'):.0f} %",
+            f"{g('folios_native_large_pct'):.0f} %", "", "(what bounds warm reads)", None,
+            "ext4 caches in folios up to 2 MiB, mapped by PMD; FUSE on this kernel in "
+            "4 KiB pages, one PTE each")
     for kind in ("cold", "warm"):
         a1, a8 = g(f"mmap1_mreg_{kind}"), g(f"mmap8_mreg_{kind}")
         n1, n8 = g(f"mmap1_native_{kind}"), g(f"mmap8_native_{kind}")
@@ -525,6 +536,87 @@ def section_serve(sv, L, csvdir):
                 wr.writerow([k, i, f"{x:.6f}"])
 
 
+def section_first_read(fs, L):
+    """Issue 5's rows measured by fs_bench.py: the first read of the fs
+    part's file through mregfs against restic mount and borg mount, cold
+    and with the store warm, and cp -r of a version of many small files."""
+    if not fs or "samples" not in fs:
+        return
+    m, size, n = fs["median"], fs["file_bytes"], fs["reps"]
+    runs, notes = fs.get("peer_runs", {}), fs.get("peer_notes", {})
+    hs = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
+
+    def cell(k):
+        return f"{m[k]:.2f} s = {size / m[k] / 1e6:,.0f} MB/s" if k in m else "n/a"
+
+    if any(k in m for k in ("read_restic_cold", "read_borg_cold", "read_mreg_packwarm")):
+        L += ["### First read: mregfs against `restic mount` and `borg mount`", "",
+              f"The {hs} file of random bytes of the issue 3 rows, in the same run, read once "
+              "with `dd bs=1M`: through mregfs (`stages/Production/FILE`), and through "
+              "`restic mount` (`snapshots/latest/...`) and `borg mount -f` of a fresh "
+              "repository holding it (restic: `--compression off`; borg: `-e none -C none`; "
+              "backups untimed). *Cold*: `sync; echo 3 > /proc/sys/vm/drop_caches`, then a "
+              "fresh mount. *Store warm*: every file of the store or repository (mregfs: "
+              "packs and index) read into the page cache first, then a fresh mount, so the "
+              "file's own page cache is empty and the reader decodes every byte. "
+              f"Medians: mregfs over {n} runs, restic over {runs.get('restic', 0)}, borg over "
+              f"{runs.get('borg', 0)} (each peer run on a fresh repository; a peer's runs stop "
+              "early when they would pass 150 s). Ratios: mregfs throughput / the peer's.", "",
+              "| first read of the file | mregfs | restic mount | borg mount | mregfs / restic | "
+              "mregfs / borg | target | |",
+              "|---|---|---|---|---:|---:|---|---|"]
+        for kind, mk, what in (("cold", "read_mreg_cold", "cold (caches dropped, fresh mount)"),
+                               ("repowarm", "read_mreg_packwarm",
+                                "store / repository in the page cache, fresh mount")):
+            rs = {p: m[f"read_{p}_{kind}"] / m[mk] for p in ("restic", "borg")
+                  if mk in m and f"read_{p}_{kind}" in m}
+            ok = verdict(min(rs.values()) >= 3) if len(rs) == 2 else ""
+            L.append(f"| {what} | {cell(mk)} | {cell(f'read_restic_{kind}')} | "
+                     f"{cell(f'read_borg_{kind}')} | "
+                     + " | ".join(f"{rs[p]:.2f}x" if p in rs else "n/a" for p in ("restic", "borg"))
+                     + f" | >= 3x both | {ok} |")
+        L.append("")
+        bk = fs.get("peer_backup_s", {})
+        for p in ("restic", "borg"):
+            extra = [f"backup (untimed in the table) {', '.join(f'{x:.1f}' for x in bk[p])} s"
+                     if bk.get(p) else "",
+                     f"`cmp` through the mount: exit {fs[f'cmp_{p}_rc']}"
+                     + (" (identical)" if fs[f"cmp_{p}_rc"] == 0 else f": {fs[f'cmp_{p}_out']}")
+                     if f"cmp_{p}_rc" in fs else "", notes.get(p, "")]
+            L.append(f"- {p}: {runs.get(p, 0)} run(s); " + "; ".join(x for x in extra if x))
+        L.append("")
+
+    t = fs.get("tree")
+    if t and "cp_r_mreg" in m:
+        tb, tf = t["bytes"], t["files"]
+
+        def rcell(k):
+            if k not in m:
+                return "n/a"
+            return f"{m[k]:.2f} s = {tb / m[k] / 1e6:,.0f} MB/s, {tf / m[k]:,.0f} files/s"
+
+        L += ["### `cp -r` of a version of many small files", "",
+              f"A tree of {tf:,} files in {t['dirs']} directories, {mb(tb)} (1–256 KiB each, "
+              "log-uniform sizes, seeded random bytes: config and tokenizer files, then "
+              "`layers/NNN/` of 40 tensor files each), copied with `cp -r` into "
+              "`models/small/1` (a draft version; every close() through mregfs is durable) "
+              f"and into a native directory of the same filesystem; page cache warm; medians "
+              f"of {n} runs, each mregfs run on a fresh store.", "",
+              "| operation | mregfs | native | ratio | target | |", "|---|---|---|---:|---|---|"]
+        for nk, what, tgt in (("cp_r_native_syncfs", "`cp -r` in vs `cp -r && sync -f`",
+                               "(for information; one file's `cp`: >= 40 %)"),
+                              ("cp_r_native", "`cp -r` in vs plain `cp -r` (native: page "
+                               "cache only, not durable)", "(for information)")):
+            if nk in m:
+                L.append(f"| {what} | {rcell('cp_r_mreg')} | {rcell(nk)} | "
+                         f"{m[nk] / m['cp_r_mreg']:.0%} | {tgt} | |")
+        if "diff_tree_rc" in fs:
+            L += ["", f"`diff -r` of `models/small/1` with the tree (first run): exit "
+                  f"{fs['diff_tree_rc']}" + (" (identical)" if fs["diff_tree_rc"] == 0
+                                             else f": {fs['diff_tree_out']}") + "."]
+        L.append("")
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -580,15 +672,19 @@ def main():
         L.append("")
 
     lg = sum(u[1] for u in units)
+    tree_path = ((fs or {}).get("tree") or {}).get("path", "/var/tmp/mreg-bench/tree-2000")
     idl = sum(u[2] for u in units)
     L += ["## Commands", "",
           "```sh",
           "make bench        # = MREG_BUILD=$PWD/build sh tests/bench/run.sh",
           "MREG_BENCH_SMALL=1 make bench    # 25 MB data set, seconds: a smoke test",
+          "MREG_BENCH_ONLY=fs MREG_BENCH_REPORT=/tmp/fs.md make bench   # one part (of push "
+          "peers fs serve)",
           "```", "",
           "What run.sh does, in order (paths of this run):", "",
           "```sh",
-          "apt-get install -y restic borgbackup casync zstd time python3-numpy python3-torch fio"
+          "apt-get install -y restic borgbackup python3-llfuse casync zstd time python3-numpy "
+          "python3-torch fio"
           "   # only if missing",
           f"/usr/bin/python3 ../shared/bench/gen_models.py --out {a.data} --seed 20240601"
           + (" --small" if a.small == "1" else "") + "   # once; cached",
@@ -628,6 +724,34 @@ def main():
           "python3: os.stat(P) x 20000 after 1000 untimed, each call timed, median; "
           "P = MNT/models/bench/1/FILE, MNT/models/bench/stages/Production/FILE, NATIVE/FILE",
           "grep -E 'VmHWM|RssAnon' /proc/$(pidof mregfs)/status   # after the cp and the read parts",
+          "fusermount3 -u MNT; find S -type f -exec cat {} + >/dev/null; mregfs ... MNT &; PF   "
+          "# S = the store: packs and index warm, a fresh mount",
+          "time dd if=MNT/models/bench/stages/Production/FILE of=/dev/null bs=1M   # first read, "
+          "store warm",
+          f"# cp -r (TREE = {tree_path}: made once by fs_bench.py, seeded; then per run, PF "
+          "here = 3x TREE + 1 GiB)",
+          "find TREE -type f -exec cat {} + >/dev/null",
+          "sync; PF; time cp -r TREE NATIVE/R-a;                       sync   # R = the run",
+          "sync; PF; time (cp -r TREE NATIVE/R-b && sync -f NATIVE/R-b); sync   # copies kept "
+          "to the end (ext4 recently_deleted(), see the notes)",
+          "mregfs ... MNT &; mkdir MNT/models/small; sync; PF",
+          "time cp -r TREE MNT/models/small/1   # a draft version 1; diff -r -q TREE "
+          "MNT/models/small/1 on the first run",
+          "# issue 5, first read through restic mount and borg mount (fs_bench.py), per run "
+          "and peer, a fresh repository R",
+          "export RESTIC_PASSWORD_FILE=WORK/fs/restic-password RESTIC_CACHE_DIR=WORK/fs/"
+          "restic-cache BORG_BASE_DIR=WORK/fs/borg-base",
+          "restic -r R init; restic -r R backup -q --compression off FILE   # untimed",
+          "borg init -e none R; borg create -C none R::a FILE              # untimed",
+          "sync; echo 3 > /proc/sys/vm/drop_caches",
+          "restic -r R mount PMNT &   # or: borg mount -f R::a PMNT &; wait until P exists; "
+          "P = PMNT/snapshots/latest/FILE (restic), PMNT/FILE (borg)",
+          "PF; time dd if=P of=/dev/null bs=1M   # cold; fusermount3 -u PMNT, kill of its PID "
+          "if still there",
+          "find R -type f -exec cat {} + >/dev/null; restic -r R mount PMNT &   # (or borg); "
+          "fresh mount",
+          "PF; time dd if=P of=/dev/null bs=1M   # repository warm; cmp FILE P on the first "
+          "run; fusermount3 -u PMNT",
           "# issue 5 (tests/bench/serve_bench.py; C helpers built with cc into WORK/serve/bin)",
           "cp F1G MNT/models/serve/; cp -r PARTS MNT/models/serve/2; chmod 555 MNT/models/serve/2"
           "   # F1G = /var/tmp/mreg-bench/random-1GiB.bin, PARTS its 16 slices",
@@ -663,10 +787,12 @@ def main():
     L += ["## Issue 3: mregfs against a native directory", ""]
     section_fs(fs, L, o)
     serve = load(os.path.join(o, "serve.json"))
-    if serve is not None:
+    if serve is not None or (fs and "samples" in fs):
         L += ["## Issue 5: serving — mmap, concurrent readers, metadata at scale, "
               "promotion, daemon cost", ""]
-        section_serve(serve, L, o)
+        if serve is not None:
+            section_serve(serve, L, o)
+        section_first_read(fs, L)
     notes = os.path.join(a.top, "tests", "bench", "NOTES.md")
     if os.path.exists(notes):
         with open(notes) as f:

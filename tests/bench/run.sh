@@ -8,7 +8,10 @@
 #   peers  the restic and borg part of the above;
 #   fs     issue 3: mregfs against a native directory of the same
 #          filesystem: cp of a 2 GiB file in, sequential read cold and warm
-#          through stages/Production, warm stat;
+#          through stages/Production, warm stat; and for issue 5, the
+#          first read of the same file through restic mount and borg mount
+#          (cold and repository warm) against mregfs, and cp -r of a
+#          version of 2,000 small files in against native;
 #   serve  issue 5 (serve_bench.py): mmap first and warm (1 and 8 threads),
 #          4 and 16 concurrent readers, cold lookups, ls -l of 10,000
 #          versions, a store of 1 M versions, promotion latency through the
@@ -28,8 +31,12 @@
 #   MREG_BENCH_WORK       scratch stores, repositories, mount point
 #                         (/var/tmp/mreg-bench/work)
 #   MREG_BENCH_REPS       runs of mreg push and of the fs part (3)
-#   MREG_BENCH_PEER_REPS  runs of each restic/borg configuration (3)
+#   MREG_BENCH_PEER_REPS  runs of each restic/borg configuration, and of
+#                         each restic/borg mount read (3; the mount reads
+#                         stop early past 150 s a peer)
 #   MREG_BENCH_SERVE_FILE the file of the serve part (/var/tmp/mreg-bench/random-1GiB.bin)
+#   MREG_BENCH_TREE       the cp -r source of the fs part, made once
+#                         (/var/tmp/mreg-bench/tree-2000; small: tree-200)
 #   MREG_BENCH_ONLY       parts to run, of "push peers fs serve" (all)
 #   MREG_BENCH_REPORT     where to write the report (BENCHMARKS.md)
 set -u
@@ -48,6 +55,7 @@ if [ "$small" = 1 ]; then
 	fsize=268435456
 	sfile=${MREG_BENCH_SERVE_FILE:-$file}
 	sflags="--models 100 --versions 100 --promotions 20 --cycles 1000 --served-gib 1"
+	tfiles=200
 	report=${MREG_BENCH_REPORT:-$B/bench/BENCHMARKS-small.md}
 else
 	data=${MREG_BENCH_DATA:-$cache/modelset}
@@ -55,9 +63,11 @@ else
 	fsize=2147483648
 	sfile=${MREG_BENCH_SERVE_FILE:-$cache/random-1GiB.bin}
 	sflags=""
+	tfiles=2000
 	report=${MREG_BENCH_REPORT:-$top/BENCHMARKS.md}
 fi
 work=${MREG_BENCH_WORK:-$cache/work}
+tree=${MREG_BENCH_TREE:-$cache/tree-$tfiles}
 reps=${MREG_BENCH_REPS:-3}
 peer_reps=${MREG_BENCH_PEER_REPS:-3}
 only=${MREG_BENCH_ONLY:-push peers fs serve}
@@ -70,7 +80,7 @@ want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Whatever happens, no mount and no daemon of ours is left behind.
 cleanup() {
-	for mnt in "$work"/fs/mnt "$work"/serve/mnt*; do
+	for mnt in "$work"/fs/mnt* "$work"/serve/mnt*; do
 		if [ -d "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
 			fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
 		fi
@@ -98,7 +108,7 @@ t_start=$(date +%s)
 step() { echo "$1|$2|$3|$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/steps.txt"; }
 
 # 1. Packages, as tools/install-deps.sh does: only when something is missing.
-pkgs="restic borgbackup casync zstd time python3-numpy python3-torch fio"
+pkgs="restic borgbackup python3-llfuse casync zstd time python3-numpy python3-torch fio"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
@@ -189,6 +199,7 @@ if want fs; then
 	else
 		runstep fs "$py" "$here/fs_bench.py" --mregfs "$B/mregfs" --file "$file" \
 			--work "$work/fs" --reps "$reps" --conf "$conf" --pidfile "$pidfile" \
+			--tree "$tree" --tree-files "$tfiles" --peer-reps "$peer_reps" \
 			--out "$out/fs.json"
 	fi
 fi

@@ -242,6 +242,10 @@ def main():
                         add(f"mmap{th}_{who}_cold", helper(b, "mmap", th, p)[0], "s")
                         for _ in range(3):
                             add(f"mmap{th}_{who}_warm", helper(b, "mmap", th, p)[0], "s")
+            # what bounds the warm rows: the page cache's folio sizes
+            for who, p in (("mreg", stage), ("native", nfile)):
+                _, pages, large = run([f"{b}/serve_helper", "folios", "1", p]).stdout.split()
+                add(f"folios_{who}_large_pct", 100.0 * int(large) / max(int(pages), 1), "%")
         if "readers" in parts:
             step("readers")
             for p in [stage, nfile] + mparts + nparts_l:
