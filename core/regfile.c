@@ -525,13 +525,15 @@ static int stream_feed(struct mreg_registry *reg, struct stream *s,
  * a worker thread of the stream, and answered at once: receiving the next
  * write overlaps with storing the last. What may be queued is bounded, per
  * stream and for the whole registry (buffers are counted while they
- * exist); beyond that, for small writes, and when the disk has little room
+ * exist); beyond that, for small writes and the first MiB of a file (no
+ * thread for a small file), and when the disk has little room
  * left (a full disk must be the error of the write that meets it), a write
  * is fed by its caller after the queue drained, as before. A queued write
  * that fails makes every later write and the commit (close(), fsync())
  * fail with its error: success of the commit still means every byte is
  * stored and durable. */
 #define STREAM_ASYNC_MIN (16u << 10)      /* smaller writes are fed inline */
+#define STREAM_ASYNC_AFTER (1u << 20)     /* and the first MiB of a file */
 #define STREAM_BUF (1u << 20)             /* the kernel's largest write */
 #define STREAM_QUEUE_MAX (8u << 20)       /* queued bytes, per stream */
 #define STREAM_BUFS_MAX (24u << 20)       /* buffers of all streams */
@@ -651,7 +653,9 @@ static bool stream_queue(struct mreg_registry *reg, struct stream *s,
 	sigset_t all, old;
 	int r;
 
-	if (len < STREAM_ASYNC_MIN || !stream_roomy(reg, s))
+	/* a small file gains nothing: its close() waits for it anyway */
+	if (len < STREAM_ASYNC_MIN || s->end < STREAM_ASYNC_AFTER ||
+	    !stream_roomy(reg, s))
 		return false;
 	pthread_mutex_lock(&s->qlock);
 	while (s->queued && s->queued + len > STREAM_QUEUE_MAX && !s->err)
