@@ -385,11 +385,43 @@ def test_mreg_dir():
          'statfs reports real byte counts')
 
 
+def test_listing_attributes():
+    """ls -l on a fresh mount: the attributes come with the listing
+    (readdirplus) and must be the entries' own; an entry being written
+    shows the bytes written so far."""
+    m.stop()
+    m.start()
+    dst = m.path('models', 'churn', '7')
+    want = {'config.json': 15, 'weights.bin': 2 << 20, 'sub': None}
+    got = {}
+    with os.scandir(dst) as it:
+        for e in it:
+            st = e.stat(follow_symlinks=False)
+            got[e.name] = (e.inode() == st.st_ino, stat.S_ISDIR(st.st_mode),
+                           None if stat.S_ISDIR(st.st_mode) else st.st_size)
+    t.eq(got, {n: (True, n == 'sub', v) for n, v in want.items()},
+         'a listing on a fresh mount: inode, type and size of each entry')
+    r = run(['ls', '-ln', dst])
+    sizes = {ln.split()[-1]: int(ln.split()[4]) for ln in
+             r.stdout.splitlines()[1:] if not ln.startswith('d')}
+    t.eq(sizes, {'config.json': 15, 'weights.bin': 2 << 20},
+         'ls -l shows the sizes')
+    with open(os.path.join(dst, 'growing.bin'), 'wb') as f:
+        f.write(pattern(3 << 20, 9))
+        f.flush()
+        n = {e.name: e.stat().st_size for e in os.scandir(dst)}
+        t.eq(n.get('growing.bin'), 3 << 20,
+             'a file still open for writing is listed with its bytes '
+             'written so far')
+    os.unlink(os.path.join(dst, 'growing.bin'))
+
+
 def main():
     try:
         m.start()
         t.run('cp of one file', test_cp_one_file)
         t.run('cp -r', test_cp_r_draft)
+        t.run('listing attributes', test_listing_attributes)
         t.run('rsync', test_rsync)
         t.run('zip and mmap', test_zip_and_mmap)
         t.run('draft operations', test_draft_ops)
