@@ -511,10 +511,13 @@ static void test_queued_writes(void)
 	/* a write back over queued bytes */
 	CHECK_EQ(reg_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create c.bin");
-	for (i = 0; i < 21; i++)
+	for (i = 0; i < 20; i++)
 		reg_write(f, i == 5 ? b : b + i * QMIB, QMIB, i * QMIB);
+	reg_write(f, b, QMIB, 20 * QMIB); /* wrong bytes, past the end */
 	CHECK_EQ(reg_write(f, b + 5 * QMIB, QMIB, 5 * QMIB), QMIB,
 		 "a write back at 5 MiB");
+	CHECK_EQ(reg_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB),
+		 (ssize_t)(size - 20 * QMIB), "and the right tail");
 	CHECK_EQ(reg_setattr(reg, &me, a.ino,
 			     &(struct reg_setattr){ .valid = REG_SET_SIZE,
 						    .size = size },
