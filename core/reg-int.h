@@ -215,6 +215,11 @@ int extents_drop(struct idx_txn *t, uint64_t ino);
  * its descriptors until the last one is closed, as on any Unix file
  * system. */
 bool file_open_here(struct mreg_registry *reg, uint64_t ino);
+/* At registry_close(), with files still open (the mount went away under
+ * them): stops their writers' workers before the store closes. What they
+ * had not committed is dropped, as a crash would; a trashed file is left
+ * to gc. */
+void files_close(struct mreg_registry *reg);
 /* File ino, which the caller pinned, was trashed: the pin is kept until
  * its last close here, which frees it (now, if it was closed meanwhile). */
 void file_trashed_here(struct mreg_registry *reg, uint64_t ino);

@@ -1589,6 +1589,28 @@ static void file_uncount(struct mreg_registry *reg, uint64_t ino)
 		trashed_closed(reg, ino);
 }
 
+void files_close(struct mreg_registry *reg)
+{
+	struct open_file *o, *next;
+	struct wstate *ws;
+	size_t i;
+
+	for (ws = reg->wfiles; ws; ws = ws->next) {
+		pthread_mutex_lock(&ws->lock);
+		stream_free(reg, ws->stream); /* stops its worker */
+		ws->stream = NULL;
+		pthread_mutex_unlock(&ws->lock);
+	}
+	for (i = 0; i < sizeof(reg->open_files) / sizeof(reg->open_files[0]);
+	     i++) {
+		for (o = reg->open_files[i]; o; o = next) {
+			next = o->next;
+			free(o);
+		}
+		reg->open_files[i] = NULL;
+	}
+}
+
 bool file_open_here(struct mreg_registry *reg, uint64_t ino)
 {
 	bool open;

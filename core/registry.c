@@ -780,6 +780,7 @@ void registry_close(struct mreg_registry *reg)
 	if (!reg)
 		return;
 	hooks_stop(reg->hooks);
+	files_close(reg);
 	tables_free(reg);
 	pins_close(reg);
 	store_close(reg->st);
