@@ -621,6 +621,38 @@ static int fsck_missing(struct fsck *f)
 	return 0;
 }
 
+/* A name whose inode is missing or trashed: the entry lists, lookups
+ * fail (a damaged index or a bug; nothing the registry does leaves one). */
+static int fsck_name(void *arg, const struct idx_val *k,
+		     const struct idx_val *v)
+{
+	struct fsck *f = arg;
+	struct inode_rec *r;
+	char path[1024];
+	uint64_t parent, child;
+	int e;
+
+	if (k->len < 9 || v->len != 8) {
+		finding(f, true, "damaged name record");
+		return 0;
+	}
+	parent = be64_get(k->data);
+	memcpy(&child, v->data, 8);
+	if (!(r = malloc(sizeof(*r))))
+		return f->err = -ENOMEM;
+	e = ino_get(f->t, child, r);
+	if (e == -ENOENT || (e == 0 && (r->flags & INODE_TRASHED))) {
+		inode_path(f->t, parent, path, sizeof(path));
+		finding(f, true, "'%s%s%.*s' names inode %llu, which %s",
+			path, path[0] ? "/" : "", (int)(k->len - 8),
+			(const char *)k->data + 8,
+			(unsigned long long)child,
+			e ? "does not exist" : "was removed");
+	}
+	free(r);
+	return 0;
+}
+
 static int do_fsck(struct idx_txn *t, void *arg)
 {
 	struct fsck *f = arg;
@@ -630,6 +662,9 @@ static int do_fsck(struct idx_txn *t, void *arg)
 	if ((r = idx_count(t, IDX_CHUNKS, &f->chunks_total)) < 0)
 		return r;
 	idx_scan(t, IDX_INODES, NULL, 0, NULL, 0, fsck_inode, f);
+	if (f->err < 0)
+		return f->err;
+	idx_scan(t, IDX_NAMES, NULL, 0, NULL, 0, fsck_name, f);
 	if (f->err < 0)
 		return f->err;
 	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, fsck_chunk, f);

@@ -44,4 +44,13 @@ mreg cat m/1/hurt.bin >"$T/healed.out"
 check "pushing the same bytes again heals the old version" cmp -s "$T/hurt.bin" "$T/healed.out"
 run fsck --full
 check "fsck --full is clean after healing" test "$rc" -eq 0
+
+# A name whose inode is gone (a damaged index): fsck reports it. The key
+# of the names table is the parent inode (be64; models/ is 2) and the
+# name; the value the inode, in host order (999999 here).
+printf '\\00\\00\\00\\00\\00\\00\\00\\02ghost\n\\3f\\42\\0f\\00\\00\\00\\00\\00\n' >"$T/ghost.txt"
+check "a name pointing nowhere is written into the index" mdb_load -T -s names -f "$T/ghost.txt" "$T/store/index"
+run fsck
+check "fsck: status 3" test "$rc" -eq 3
+check "fsck names the name and its missing inode" grep -q "^error: 'ghost' names inode 999999, which does not exist" "$T/out"
 finish
