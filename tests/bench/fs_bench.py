@@ -21,6 +21,8 @@ right before (needs root; without it the cold rows are skipped).
             cp FILE NATIVE/ && sync -f NATIVE/FILE  (syncfs)
   again     cp FILE MNT/models/bench/ a second time: every chunk is already
             stored, so it is read back and compared (dedup_verify)
+  inside    cp MNT/models/bench/1/FILE MNT/models/bench/ (version 3): cp's
+            copy_file_range shares the sealed file's chunks
   read      dd if=MNT/models/bench/stages/Production/FILE of=/dev/null bs=1M,
             cold then warm, against the same on NATIVE/FILE
   stat      os.stat() in a Python loop, each call timed, median, on
@@ -400,6 +402,21 @@ def main():
             settle()
             pf()
             add("cp_mreg_again", timed([["cp", a.file, os.path.join(mnt, "models", MODEL) + "/"]]))
+            # -- a copy inside the mount: cp uses copy_file_range, and the
+            #    new version takes the sealed file's chunks (metadata only)
+            settle()
+
+            def packs_bytes():
+                d = os.path.join(store, "packs")
+                return sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d))
+            before = packs_bytes()
+            add("cp_inside", timed([["cp", os.path.join(mnt, "models", MODEL, "1", name),
+                                     os.path.join(mnt, "models", MODEL) + "/"]]))
+            res.setdefault("cp_inside_pack_growth", []).append(packs_bytes() - before)
+            if rep == 0:
+                r = subprocess.run(["cmp", a.file, os.path.join(mnt, "models", MODEL, "3", name)],
+                                   capture_output=True, text=True)
+                res["cmp_inside_rc"] = r.returncode
             os.symlink("../1", os.path.join(mnt, "models", MODEL, "stages", "Production"))
             res["mregfs_hwm"].append(m.hwm())
             m.down()

@@ -335,6 +335,15 @@ def section_fs(fs, L, csvdir):
         L.append(f"| `cp` of the same bytes again (every chunk dedup-verified) | "
                  f"{cell('cp_mreg_again')} | {cell('cp_native_syncfs')} | "
                  f"{tp('cp_mreg_again') / tp('cp_native_syncfs'):.0%} | (for information) | |")
+    if "cp_inside" in m:
+        ok = fs.get("cmp_inside_rc")
+        grew = fs.get("cp_inside_pack_growth", [])
+        L.append(f"| `cp` inside the mount, `1/FILE` to a new version (copy_file_range: the "
+                 f"chunks are shared); packs grew by {', '.join(f'{g:,}' for g in grew)} bytes"
+                 f"{'' if ok is None else ', cmp exit ' + str(ok)} | "
+                 f"{cell('cp_inside')} | {cell('cp_native_syncfs')} | "
+                 f"{tp('cp_inside') / tp('cp_native_syncfs'):.0%} | metadata only | "
+                 f"{verdict(bool(grew) and max(grew) == 0 and ok in (0, None))} |")
     if "read_mreg_warm" in m:
         r = tp("read_mreg_warm") / tp("read_native_warm")
         L.append(f"| sequential re-read (warm), `stages/Production/FILE` | {cell('read_mreg_warm')} | "
@@ -714,6 +723,7 @@ def main():
           "mkdir MNT/models/bench; sync",
           "PF; time cp FILE MNT/models/bench/   # version 1",
           "PF; time cp FILE MNT/models/bench/   # version 2: the same bytes, all dedup-verified",
+          "time cp MNT/models/bench/1/FILE MNT/models/bench/   # version 3, inside the mount: copy_file_range",
           "ln -s ../1 MNT/models/bench/stages/Production; fusermount3 -u MNT",
           "cp FILE NATIVE/; sync; echo 3 > /proc/sys/vm/drop_caches; mregfs ... MNT &; PF",
           "time dd if=MNT/models/bench/stages/Production/FILE of=/dev/null bs=1M   # cold",
