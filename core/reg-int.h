@@ -60,6 +60,8 @@ struct mreg_registry {
 	uint64_t table_clock;
 
 	atomic_size_t stream_bufs;        /* queued writes' buffers (regfile.c) */
+	atomic_uint_fast64_t room_free;   /* the store's free disk, last seen */
+	atomic_uint_fast64_t room_used;   /* bytes queued since */
 
 	/* unsealed files open here, hashed by inode (regfile.c); guarded
 	   by lock */

@@ -425,8 +425,6 @@ struct stream {
 	bool has_worker;
 	pthread_t worker;
 	uint64_t end;             /* pos + queued: where the next write goes */
-	uint64_t room_at;         /* end when the disk's room was looked at */
-	bool room_known, roomy;
 };
 
 static struct stream *stream_new(struct mreg_registry *reg)
@@ -538,7 +536,8 @@ static int stream_feed(struct mreg_registry *reg, struct stream *s,
 #define STREAM_QUEUE_MAX (8u << 20)       /* queued bytes, per stream */
 #define STREAM_BUFS_MAX (24u << 20)       /* buffers of all streams */
 #define STREAM_ROOM_MIN (1ULL << 30)      /* free disk needed to queue */
-#define STREAM_ROOM_EVERY (64u << 20)     /* look again after so many bytes */
+#define STREAM_ROOM_EVERY (64u << 20)     /* look again after so many bytes,
+					     queued by any stream */
 
 struct qbuf {
 	struct qbuf *next;
@@ -629,19 +628,23 @@ static int stream_drain(struct mreg_registry *reg, struct stream *s)
 	return s->err;
 }
 
-/* Whether the store's disk has room for queued writes, looked at again
- * every STREAM_ROOM_EVERY bytes. */
-static bool stream_roomy(struct mreg_registry *reg, struct stream *s)
+/* Whether the store's disk has room for len more queued bytes: looked at
+ * again after STREAM_ROOM_EVERY bytes queued by all streams of the
+ * registry, and whenever what was queued since could eat into the
+ * margin. */
+static bool stream_roomy(struct mreg_registry *reg, size_t len)
 {
-	uint64_t room;
+	uint64_t used = atomic_fetch_add(&reg->room_used, len) + len;
+	uint64_t room = atomic_load(&reg->room_free);
 
-	if (!s->room_known || s->end - s->room_at >= STREAM_ROOM_EVERY) {
-		s->roomy = store_room(reg->st, &room) == 0 &&
-			   room >= STREAM_ROOM_MIN;
-		s->room_at = s->end;
-		s->room_known = true;
+	if (used >= STREAM_ROOM_EVERY || room < STREAM_ROOM_MIN + used) {
+		if (store_room(reg->st, &room) < 0)
+			room = 0;
+		atomic_store(&reg->room_free, room);
+		atomic_store(&reg->room_used, len);
+		used = len;
 	}
-	return s->roomy;
+	return room >= STREAM_ROOM_MIN + used;
 }
 
 /* Queues len bytes at s->end for the worker; false if they must be fed
@@ -655,7 +658,7 @@ static bool stream_queue(struct mreg_registry *reg, struct stream *s,
 
 	/* a small file gains nothing: its close() waits for it anyway */
 	if (len < STREAM_ASYNC_MIN || s->end < STREAM_ASYNC_AFTER ||
-	    !stream_roomy(reg, s))
+	    !stream_roomy(reg, len))
 		return false;
 	pthread_mutex_lock(&s->qlock);
 	while (s->queued && s->queued + len > STREAM_QUEUE_MAX && !s->err)
@@ -1235,6 +1238,16 @@ static int do_commit(struct idx_txn *t, void *arg)
 	return ino_put(t, &f);
 }
 
+static int do_gone(struct idx_txn *t, void *arg)
+{
+	struct inode_rec f;
+	int r = ino_get(t, *(uint64_t *)arg, &f);
+
+	if (r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED)))
+		return 1;
+	return r < 0 ? r : 0;
+}
+
 /* Commits ws (its lock held). 1 when a pending file was registered. */
 static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		     struct wstate *ws)
@@ -1245,6 +1258,18 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (ws->sealed)
 		return -EROFS;
+	/* Unlinked while open: nothing names it, nothing is committed. Its
+	 * bytes live in its spool until the last close (chunks stored for
+	 * it would be referenced by nobody, and gc may take them). */
+	r = index_read(reg->ix, do_gone, &ws->ino);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		if ((r = ws_spool(reg, ws)) < 0)
+			return r;
+		ws->dirty = false;
+		return 0;
+	}
 	if (ws->stream && !ws->stream->committed) {
 		struct stream *s = ws->stream;
 
@@ -1537,12 +1562,11 @@ static struct open_file **open_slot(struct mreg_registry *reg, uint64_t ino)
 	return pp;
 }
 
-/* Counts a new handle of file ino (trashed: opened after its unlink,
- * through /proc/PID/fd). */
-static int file_count(struct mreg_registry *reg, uint64_t ino, bool trashed)
+/* Counts a new handle of file ino, before its record is read: an unlink
+ * from then on trashes it instead of deleting it. */
+static int file_count(struct mreg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp, *o;
-	bool pin = false;
 
 	pthread_mutex_lock(&reg->lock);
 	pp = open_slot(reg, ino);
@@ -1551,15 +1575,10 @@ static int file_count(struct mreg_registry *reg, uint64_t ino, bool trashed)
 	} else if ((o = calloc(1, sizeof(*o)))) {
 		o->ino = ino;
 		o->n = 1;
-		o->trashed = pin = trashed;
 		*pp = o;
 	}
 	pthread_mutex_unlock(&reg->lock);
-	if (!o)
-		return -ENOMEM;
-	if (pin)
-		pin_version(reg, ino);
-	return 0;
+	return o ? 0 : -ENOMEM;
 }
 
 static void trashed_closed(struct mreg_registry *reg, uint64_t ino)
@@ -1794,6 +1813,9 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 		return 0;
 	}
 	a.f = f;
+	if ((r = file_count(reg, ino)) < 0)
+		goto fail;
+	f->counted = true;
 	r = index_read(reg->ix, do_open, &a);
 	if (r < 0)
 		goto fail;
@@ -1809,15 +1831,18 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 		goto fail;
 	}
 	if (f->sealed) {
+		file_uncount(reg, ino); /* cannot be unlinked */
+		f->counted = false;
 		pin_version(reg, f->version);
 		f->pinned = true;
 		if (f->kind == REG_FILE)
 			table_adopt(reg, f);
 	} else {
-		r = file_count(reg, ino, (a.rec.flags & INODE_TRASHED) != 0);
-		if (r < 0)
-			goto fail;
-		f->counted = true;
+		if (a.rec.flags & INODE_TRASHED) {
+			/* opened again after its unlink (/proc/PID/fd) */
+			pin_version(reg, ino);
+			file_trashed_here(reg, ino);
+		}
 		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
 		if (r < 0)
 			goto fail;
@@ -2047,8 +2072,10 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	if (f->flags & O_APPEND)
 		off = ws->size;
 	if (ws->stream && !ws->stream->committed && !ws->stream->copied &&
-	    off == ws->stream->end) {
-		/* in order from the start: chunk and store it now */
+	    !ws->stream->finished && off == ws->stream->end) {
+		/* in order from the start: chunk and store it now (not after
+		   a commit that failed past stream_finish(): its size and
+		   digest are taken) */
 		n = stream_write(f->reg, ws->stream, buf, size);
 		if (n == 0)
 			n = (ssize_t)size;
@@ -2247,7 +2274,7 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	f->version = a.rec.version;
 	f->flags = flags | O_RDWR;
 	f->writer = true;
-	r = file_count(reg, f->ino, false);
+	r = file_count(reg, f->ino);
 	if (r == 0) {
 		f->counted = true;
 		r = attach_ws(reg, f, true, true);

@@ -1144,6 +1144,7 @@ struct op {
 	bool registered;              /* a pending file became a version */
 	uint64_t keep;                /* a file open here, pinned: trash it */
 	bool trashed;                 /* ... and it was */
+	uint64_t want_keep;           /* open here but not pinned: rerun */
 };
 
 /* Reads the directory parent of a change and sorts out where it is. */
@@ -1302,8 +1303,13 @@ static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
 {
 	int r;
 
-	if (o->keep != c->ino || !file_open_here(o->reg, c->ino))
+	if (!file_open_here(o->reg, c->ino))
 		return inode_delete(t, c);
+	if (o->keep != c->ino) {
+		/* opened since the caller looked: pin it, then run again */
+		o->want_keep = c->ino;
+		return -EAGAIN;
+	}
 	if (c->kind == REG_PENDING && (r = pending_note(t, c->ino, false)) < 0)
 		return r;
 	if ((r = inode_trash(t, c)) < 0)
@@ -1336,6 +1342,29 @@ static void keep_done(struct mreg_registry *reg, const struct op *o, int r)
 		file_trashed_here(reg, o->keep);
 	else
 		unpin_version(reg, o->keep);
+}
+
+/* Runs fn, which may remove the last name of a file (unlink, rename over
+ * it), with what file_gone() needs: the file pinned when it is open here. */
+static int txn_keeping(struct mreg_registry *reg,
+		       int (*fn)(struct idx_txn *, void *), struct op *o,
+		       uint64_t parent, const char *name)
+{
+	int r, tries;
+
+	o->keep = keep_if_open(reg, parent, name);
+	for (tries = 0;; tries++) {
+		o->trashed = false;
+		o->want_keep = 0;
+		r = reg_txn(reg, fn, o);
+		if (r != -EAGAIN || !o->want_keep || tries == 3)
+			break;
+		keep_done(reg, o, r);
+		o->keep = o->want_keep;
+		pin_version(reg, o->keep);
+	}
+	keep_done(reg, o, r);
+	return r;
 }
 
 static int do_rmdir(struct idx_txn *t, void *arg)
@@ -1416,10 +1445,8 @@ static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM; /* "/" and .mreg/ are fixed */
-	if (fn == do_unlink)
-		o.keep = keep_if_open(reg, parent, name);
-	r = reg_txn(reg, fn, &o);
-	keep_done(reg, &o, r);
+	r = fn == do_unlink ? txn_keeping(reg, fn, &o, parent, name) :
+			      reg_txn(reg, fn, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	return r;
@@ -1807,9 +1834,7 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r < 0)
 			return r;
 	}
-	o.keep = keep_if_open(reg, newparent, newname);
-	r = reg_txn(reg, do_rename, &o);
-	keep_done(reg, &o, r);
+	r = txn_keeping(reg, do_rename, &o, newparent, newname);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)

@@ -1198,10 +1198,13 @@ int reg_gc(struct mreg_registry *reg,
 
 	if (!reg)
 		return -EINVAL;
-	/* (1) removed versions nobody has open */
-	if ((r = pins_read(reg, &g.pins)) < 0)
-		goto out;
+	/* (1) removed versions (and files unlinked while open) nobody has
+	   open. The trash is listed before the pins are read: whatever was
+	   trashed by then was pinned before its trash committed (a file
+	   unlinked while open is pinned first), so its pin is seen. */
 	if ((r = index_read(reg->ix, do_trash_list, &g)) < 0)
+		goto out;
+	if ((r = pins_read(reg, &g.pins)) < 0)
 		goto out;
 	for (i = 0; i < g.n; i++) {
 		struct free_arg fa = { .reg = reg, .v = g.list[i] };

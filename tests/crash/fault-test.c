@@ -361,6 +361,51 @@ out:
 	free(b);
 }
 
+/* A commit that fails after the stream's tail was stored (the index's map
+ * cannot grow), then more writes at the end, then a commit: the file must
+ * hold every byte, not the size of the failed commit. */
+static void test_write_after_failed_commit(void)
+{
+	struct reg_attr m, d, a;
+	struct reg_file *f = NULL;
+	size_t mib = 1u << 20, i;
+	uint8_t *b = malloc(3 * mib), *c = malloc(3 * mib);
+	ssize_t n;
+
+	if (!b || !c)
+		abort();
+	srand(51);
+	for (i = 0; i < 3 * mib; i++)
+		b[i] = (uint8_t)rand();
+	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "fc", 0755, &d), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create a file");
+	if (!f)
+		goto out;
+	CHECK_EQ(reg_write(f, b, 2 * mib, 0), (ssize_t)(2 * mib),
+		 "write 2 MiB");
+	arm("map_full:1");
+	CHECK_EQ(reg_flush(f, &me), -ENOSPC, "fsync: the map cannot grow");
+	arm(NULL);
+	CHECK_EQ(reg_write(f, b + 2 * mib, mib, 2 * mib), (ssize_t)mib,
+		 "write 1 MiB more at the end");
+	CHECK_EQ(reg_flush(f, &me), 0, "fsync again succeeds");
+	reg_release(f);
+	CHECK(reg_resolve(reg, "m/fc/w.bin", &a) == 0 && a.size == 3 * mib,
+	      "the file has all 3 MiB (%llu)", (unsigned long long)a.size);
+	if (reg_open(reg, &me, a.ino, O_RDONLY, &f) == 0) {
+		n = reg_read(f, c, 3 * mib, 0);
+		CHECK(n == (ssize_t)(3 * mib) && memcmp(b, c, 3 * mib) == 0,
+		      "and reads back as written");
+		reg_release(f);
+	}
+	CHECK_EQ(fsck(), 0, "fsck --full is clean");
+out:
+	free(b);
+	free(c);
+}
+
 static void test_enospc(void)
 {
 	char *f = make_file("big.bin", 500000, 13);
@@ -529,6 +574,7 @@ int main(void)
 	test_read();
 	test_gc(store);
 	test_queued_write_fails();
+	test_write_after_failed_commit();
 
 	registry_close(reg);
 	/* ... and the store opens again, clean */

@@ -306,6 +306,35 @@ static void test_unlink_open(void)
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
 		 "fsck --full is clean");
 
+	/* written in order after its unlink, committed, then gc: the
+	 * bytes live in the file's spool, not in chunks nothing names */
+	{
+		size_t n2 = 3u << 20, i;
+		uint8_t *big = malloc(n2), *back = malloc(n2);
+
+		if (!big || !back)
+			abort();
+		for (i = 0; i < n2; i++)
+			big[i] = (uint8_t)(i * 7 + (i >> 12));
+		CHECK_EQ(reg_create(reg, &me, v.ino, "s", 0644, O_RDWR, &a,
+				    &w), 0, "create s");
+		CHECK_EQ(reg_write(w, big, n2 / 3, 0), (ssize_t)(n2 / 3),
+			 "write its first MiB");
+		CHECK_EQ(reg_unlink(reg, &me, v.ino, "s"), 0, "unlink it");
+		CHECK_EQ(reg_write(w, big + n2 / 3, n2 - n2 / 3, n2 / 3),
+			 (ssize_t)(n2 - n2 / 3), "write the rest in order");
+		CHECK_EQ(reg_flush(w, &me), 0, "fsync");
+		CHECK_EQ(reg_gc(reg, NULL, NULL, &gr), 0, "gc");
+		CHECK(reg_read(w, back, n2, 0) == (ssize_t)n2 &&
+		      memcmp(big, back, n2) == 0,
+		      "every byte reads back through the handle");
+		reg_release(w);
+		CHECK_EQ(reg_getattr(reg, a.ino, &a), -ENOENT,
+			 "the last close frees it");
+		free(big);
+		free(back);
+	}
+
 	/* renamed over while open */
 	CHECK_EQ(reg_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f, &w), 0,
 		 "create old");
