@@ -43,7 +43,7 @@ struct wstate {
 	int refs;                 /* handles */
 	int fd;                   /* the spool, or -1 while streaming */
 	struct stream *stream;    /* or NULL */
-	uint64_t size;
+	_Atomic uint64_t size;    /* written under lock, read by getattr too */
 	bool dirty;               /* written since the last commit */
 	bool sealed;              /* its version was sealed: writes fail */
 	bool registered;          /* a pending file that became a version */
