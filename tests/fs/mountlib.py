@@ -295,6 +295,25 @@ def versions(mnt_model_dir):
     return sorted(int(n) for n in os.listdir(mnt_model_dir) if n.isdigit())
 
 
+def run_suite(t, m, what, setup, blocks, cleanup=()):
+    """The main() of a test file: setup() (which mounts m), each (name, fn)
+    of blocks, a check that the daemon exits 0 on unmount; then, whatever
+    happened, m.close() and each of cleanup (callables). Returns the exit
+    status for sys.exit."""
+    try:
+        setup()
+        for name, fn in blocks:
+            t.run(name, fn)
+        t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
+    except Exception as e:
+        t.ok(False, what, '%s\n%s' % (e, m.log_tail()))
+    finally:
+        m.close()
+        for fn in cleanup:
+            fn()
+    return t.done()
+
+
 def run(cmd, **kw):
     """subprocess.run with text output captured."""
     kw.setdefault('stdout', subprocess.PIPE)

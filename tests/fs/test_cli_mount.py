@@ -12,7 +12,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, Mount, Tap  # noqa: E402
+from mountlib import MREG, Mount, Tap, run_suite  # noqa: E402
 from userlib import Users, run_as  # noqa: E402
 
 t = Tap()
@@ -242,21 +242,14 @@ def test_audit_and_store_only():
 
 
 def main():
-    try:
-        setup()
-        t.run('push', test_push)
-        t.run('reading', test_read)
-        t.run('metadata and seal', test_meta_seal)
-        t.run('stages', test_stages)
-        t.run('audit', test_audit_and_store_only)
-        t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
-    except Exception as e:
-        t.ok(False, 'cli through a mount', '%s\n%s' % (e, m.log_tail()))
-    finally:
-        m.close()
-        users.close()
-        shutil.rmtree(src, ignore_errors=True)
-    return t.done()
+    return run_suite(t, m, 'cli through a mount', setup, [
+        ('push', test_push),
+        ('reading', test_read),
+        ('metadata and seal', test_meta_seal),
+        ('stages', test_stages),
+        ('audit', test_audit_and_store_only),
+    ], cleanup=(users.close,
+                lambda: shutil.rmtree(src, ignore_errors=True)))
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import Mount, Tap  # noqa: E402
+from mountlib import Mount, Tap, run_suite  # noqa: E402
 from userlib import Users, run_as  # noqa: E402
 
 HOOK = r'''#!/bin/sh
@@ -159,19 +159,12 @@ def test_slow():
 
 
 def main():
-    try:
-        setup()
-        t.run('on_register', test_register)
-        t.run('on_promote', test_promote)
-        t.run('a slow hook', test_slow)
-        t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
-    except Exception as e:
-        t.ok(False, 'hooks', '%s\n%s' % (e, m.log_tail()))
-    finally:
-        m.close()
-        users.close()
-        shutil.rmtree(src, ignore_errors=True)
-    return t.done()
+    return run_suite(t, m, 'hooks', setup, [
+        ('on_register', test_register),
+        ('on_promote', test_promote),
+        ('a slow hook', test_slow),
+    ], cleanup=(users.close,
+                lambda: shutil.rmtree(src, ignore_errors=True)))
 
 
 if __name__ == '__main__':

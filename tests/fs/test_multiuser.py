@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, Mount, Tap, run  # noqa: E402
+from mountlib import MREG, Mount, Tap, run, run_suite  # noqa: E402
 from userlib import Users, run_as  # noqa: E402
 
 ROUNDS = 200
@@ -528,24 +528,17 @@ def test_tamper():
 
 
 def main():
-    try:
-        setup()
-        t.run('modes and owners', test_modes)
-        t.run('the store is private', test_store_private)
-        t.run('an outsider, by every route', test_outsider)
-        t.run('a supplementary group admits', test_supplementary)
-        t.run('validation gates', test_gates)
-        t.run('racers', test_race)
-        t.run('audit.log is read-only', test_audit_log_readonly)
-        t.run('an edited audit record', test_tamper)
-        t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
-    except Exception as e:
-        t.ok(False, 'multi-user', '%s\n%s' % (e, m.log_tail()))
-    finally:
-        m.close()
-        users.close()
-        shutil.rmtree(src, ignore_errors=True)
-    return t.done()
+    return run_suite(t, m, 'multi-user', setup, [
+        ('modes and owners', test_modes),
+        ('the store is private', test_store_private),
+        ('an outsider, by every route', test_outsider),
+        ('a supplementary group admits', test_supplementary),
+        ('validation gates', test_gates),
+        ('racers', test_race),
+        ('audit.log is read-only', test_audit_log_readonly),
+        ('an edited audit record', test_tamper),
+    ], cleanup=(users.close,
+                lambda: shutil.rmtree(src, ignore_errors=True)))
 
 
 if __name__ == '__main__':
