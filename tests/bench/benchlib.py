@@ -1,6 +1,46 @@
 """benchlib.py - helpers shared by the benchmark scripts of tests/bench/."""
 
+import subprocess
 import time
+
+
+def run(cmd, **kw):
+    """subprocess.run with text output captured; raises on failure."""
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
+    return r
+
+
+def proc_memory(pid):
+    """VmHWM, VmRSS, RssAnon and RssFile of /proc/PID/status, bytes ({} when
+    the process is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k = line.split(":")[0]
+                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                    out[k] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def unmount(proc, mnt):
+    """Unmounts mnt and waits for its foreground daemon proc; if it does
+    not exit, SIGTERM, then SIGKILL, then a lazy unmount."""
+    subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["fusermount3", "-uz", mnt], capture_output=True)
 
 
 def mem_free():

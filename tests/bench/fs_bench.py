@@ -66,10 +66,9 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
-from benchlib import prefault
+from benchlib import prefault, proc_memory, run, unmount
 
 MODEL = "bench"
 
@@ -111,44 +110,18 @@ class Mount:
     def hwm(self):
         """The daemon's peak RSS so far (VmHWM) and its current anonymous
         and file-backed RSS, bytes."""
-        out = {}
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    k = line.split(":")[0]
-                    if k in ("VmHWM", "RssAnon", "RssFile"):
-                        out[k] = int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return out
+        return proc_memory(self.proc.pid)
 
     def down(self):
         if self.proc is None:
             return
-        subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        unmount(self.proc, self.mnt)
         self.proc = None
         if self.a.pidfile:
             try:
                 os.unlink(self.a.pidfile)
             except OSError:
                 pass
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if r.returncode != 0:
-        raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
-    return r
 
 
 def timed(cmds):

@@ -43,10 +43,9 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
-from benchlib import prefault
+from benchlib import prefault, proc_memory, run, unmount
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MED = statistics.median
@@ -63,13 +62,6 @@ def load():
 def add(key, v, unit=""):
     S.setdefault(key, []).append(v)
     print(f"serve {key:34} {v:12.6f} {unit}", flush=True)
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if r.returncode != 0:
-        raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
-    return r
 
 
 def drop(level=3):
@@ -110,28 +102,12 @@ class Mount:
         return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
 
     def mem(self):
-        out = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                k = line.split(":")[0]
-                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-                    out[k] = int(line.split()[1]) * 1024
-        return out
+        return proc_memory(self.proc.pid)
 
     def down(self):
         if self.proc is None:
             return
-        subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        unmount(self.proc, self.mnt)
         if self.a.pidfile:  # run.sh kills what is left in it: only live daemons
             try:
                 with open(self.a.pidfile) as f:
