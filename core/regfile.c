@@ -1196,6 +1196,7 @@ struct commit_arg {
 	struct wstate *ws;
 	struct ingest *in;
 	bool registered;
+	bool gone;                /* unlinked while open: nothing committed */
 	char version[REG_NAME_MAX + 1];
 };
 
@@ -1207,7 +1208,8 @@ static int do_commit(struct idx_txn *t, void *arg)
 
 	a->registered = false;
 	r = ino_get(t, a->ws->ino, &f);
-	if (r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED)))
+	a->gone = r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED));
+	if (a->gone)
 		return 0; /* unlinked while open: nothing to keep */
 	if (r < 0)
 		return r;
@@ -1238,16 +1240,6 @@ static int do_commit(struct idx_txn *t, void *arg)
 	return ino_put(t, &f);
 }
 
-static int do_gone(struct idx_txn *t, void *arg)
-{
-	struct inode_rec f;
-	int r = ino_get(t, *(uint64_t *)arg, &f);
-
-	if (r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED)))
-		return 1;
-	return r < 0 ? r : 0;
-}
-
 /* Commits ws (its lock held). 1 when a pending file was registered. */
 static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		     struct wstate *ws)
@@ -1258,18 +1250,6 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (ws->sealed)
 		return -EROFS;
-	/* Unlinked while open: nothing names it, nothing is committed. Its
-	 * bytes live in its spool until the last close (chunks stored for
-	 * it would be referenced by nobody, and gc may take them). */
-	r = index_read(reg->ix, do_gone, &ws->ino);
-	if (r < 0)
-		return r;
-	if (r == 1) {
-		if ((r = ws_spool(reg, ws)) < 0)
-			return r;
-		ws->dirty = false;
-		return 0;
-	}
 	if (ws->stream && !ws->stream->committed) {
 		struct stream *s = ws->stream;
 
@@ -1279,6 +1259,15 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r == 0) {
 			a.in = &s->in;
 			r = reg_txn(reg, do_commit, &a);
+		}
+		if (r >= 0 && a.gone) {
+			/* unlinked while open: nothing names its chunks (gc
+			   may take them), so its bytes move to its spool
+			   until the last close */
+			r = ws_spool(reg, ws);
+			if (r < 0)
+				return r;
+			goto done;
 		}
 		if (r >= 0) {
 			s->committed = true;

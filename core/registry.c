@@ -1297,8 +1297,10 @@ int inode_trash(struct idx_txn *t, struct inode_rec *r)
 	return idx_put(t, IDX_TRASH, k, 8, &now, 8, 0);
 }
 
-/* In t: file c lost its last name. Deleted, or trashed when it is the
- * file the caller pinned because it is open here (see file_open_here()). */
+/* In t: file c lost its last name. Deleted; or, when it is open here
+ * (see file_open_here()), trashed once the caller has pinned it (so that
+ * no gc of another process frees it): -EAGAIN asks for the pin and a
+ * rerun (txn_keeping()). */
 static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
 {
 	int r;
@@ -1306,7 +1308,6 @@ static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
 	if (!file_open_here(o->reg, c->ino))
 		return inode_delete(t, c);
 	if (o->keep != c->ino) {
-		/* opened since the caller looked: pin it, then run again */
 		o->want_keep = c->ino;
 		return -EAGAIN;
 	}
@@ -1316,22 +1317,6 @@ static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
 		return r;
 	o->trashed = true;
 	return 0;
-}
-
-/* Before a call that may remove file name of parent: when the file is
- * open here, pin it (so that no gc frees it once trashed) and return its
- * inode for op.keep; else 0. */
-static uint64_t keep_if_open(struct mreg_registry *reg, uint64_t parent,
-			     const char *name)
-{
-	struct reg_attr a;
-
-	if (reg_lookup(reg, parent, name, &a) < 0 ||
-	    (a.kind != REG_FILE && a.kind != REG_PENDING) ||
-	    !file_open_here(reg, a.ino))
-		return 0;
-	pin_version(reg, a.ino);
-	return a.ino;
 }
 
 static void keep_done(struct mreg_registry *reg, const struct op *o, int r)
@@ -1345,14 +1330,14 @@ static void keep_done(struct mreg_registry *reg, const struct op *o, int r)
 }
 
 /* Runs fn, which may remove the last name of a file (unlink, rename over
- * it), with what file_gone() needs: the file pinned when it is open here. */
+ * it), with what file_gone() needs: the file pinned when it is open here
+ * (pinned outside the transaction, which then runs again). */
 static int txn_keeping(struct mreg_registry *reg,
-		       int (*fn)(struct idx_txn *, void *), struct op *o,
-		       uint64_t parent, const char *name)
+		       int (*fn)(struct idx_txn *, void *), struct op *o)
 {
 	int r, tries;
 
-	o->keep = keep_if_open(reg, parent, name);
+	o->keep = 0;
 	for (tries = 0;; tries++) {
 		o->trashed = false;
 		o->want_keep = 0;
@@ -1427,8 +1412,6 @@ static int do_rmdir(struct idx_txn *t, void *arg)
 	return touch_dir(t, &p);
 }
 
-static int do_unlink(struct idx_txn *t, void *arg);
-
 /* Removes one name of directory parent with fn, in a transaction; a
  * refusal by policy is audited after it. */
 static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
@@ -1445,8 +1428,7 @@ static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM; /* "/" and .mreg/ are fixed */
-	r = fn == do_unlink ? txn_keeping(reg, fn, &o, parent, name) :
-			      reg_txn(reg, fn, &o);
+	r = txn_keeping(reg, fn, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	return r;
@@ -1834,7 +1816,7 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r < 0)
 			return r;
 	}
-	r = txn_keeping(reg, do_rename, &o, newparent, newname);
+	r = txn_keeping(reg, do_rename, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
 	if (r < 0)
