@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, Mount, Tap, pattern  # noqa
+from mountlib import MREG, Mount, Tap, pattern, run_suite  # noqa
 
 t = Tap()
 m = Mount('head')
@@ -54,12 +54,9 @@ def test_head():
 
 
 def main():
-    try:
-        m.start()
-        t.run('the head of the chain', test_head)
-    finally:
-        m.close()
-    sys.exit(t.done())
+    sys.exit(run_suite(t, m, 'audit head', m.start, [
+        ('the head of the chain', test_head),
+    ]))
 
 
 if __name__ == '__main__':

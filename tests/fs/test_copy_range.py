@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import Mount, Tap, file_sha, pattern  # noqa
+from mountlib import Mount, Tap, file_sha, pattern, run_suite  # noqa
 
 t = Tap()
 m = Mount('copy')
@@ -72,12 +72,9 @@ def test_copy():
 
 
 def main():
-    try:
-        m.start()
-        t.run('copy_file_range', test_copy)
-    finally:
-        m.close()
-    sys.exit(t.done())
+    sys.exit(run_suite(t, m, 'copy_file_range', m.start, [
+        ('copy_file_range', test_copy),
+    ]))
 
 
 if __name__ == '__main__':
