@@ -9,6 +9,8 @@
 #define MREG_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -34,6 +36,9 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 int log_err(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same at warning level. */
 int log_warn(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The user name of uid, or its number, for messages. */
+void uid_name(uid_t uid, char *buf, size_t size);
 
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

@@ -153,8 +153,6 @@ int check_inner_target(const char *target, int depth);
 int pending_note(struct idx_txn *t, uint64_t ino, bool add);
 /* Removes pending files whose writer is dead (registry_open). */
 int pending_cleanup(struct mreg_registry *reg);
-/* The user name of uid (or its number). */
-void uid_name(uid_t uid, char *buf, size_t size);
 
 /* ---- audit (regmeta.c) ---- */
 struct audit_ev {

@@ -62,17 +62,6 @@ void reg_caller_self(struct reg_caller *c)
 	c->umask = m;
 }
 
-void uid_name(uid_t uid, char *buf, size_t size)
-{
-	struct passwd pw, *res = NULL;
-	char tmp[1024];
-
-	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
-		snprintf(buf, size, "%s", res->pw_name);
-	else
-		snprintf(buf, size, "%u", (unsigned)uid);
-}
-
 /* ---- names ---------------------------------------------------------- */
 
 static bool name_char(char c)

@@ -7,7 +7,6 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "mreg.h"
 
 /* ---- JSON output ------------------------------------------------------- */
@@ -556,13 +556,7 @@ const char *iso_time(int64_t secs, char *buf, size_t size)
 
 const char *user_name(uid_t uid, char *buf, size_t size)
 {
-	struct passwd pw, *res = NULL;
-	char tmp[1024];
-
-	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
-		snprintf(buf, size, "%s", res->pw_name);
-	else
-		snprintf(buf, size, "%u", (unsigned)uid);
+	uid_name(uid, buf, size);
 	return buf;
 }
 
