@@ -1,5 +1,5 @@
 /* config.c — reads mreg.conf, the INI file that sets the store, the chunk
- * sizes, the mount options and the stage policies.
+ * sizes, the mount options, the stage policies and the hooks.
  *
  * A bad file must stop the daemon at start-up with a message a person can
  * act on, so every refusal names the file and the line. The grammar:
@@ -15,12 +15,19 @@
  *
  * Parsing works on a copy of the config, which replaces the caller's only
  * when the whole file is good: a refused file changes nothing.
+ *
+ * config_parse() looks at the text alone. config_load() also checks it
+ * against the machine (the daemon runs the hooks as root): the file and
+ * the hook programs must be writable only by root or the daemon's user,
+ * and a policy's users and groups must exist, so that a misspelt name is
+ * not a silently empty list.
  */
 #include "config.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
 #include <pwd.h>
@@ -33,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hooks.h"
 #include "log.h"
 
 /* Larger than any sensible config; keeps a wrong -c FILE from eating
@@ -361,7 +369,7 @@ static const char *const section_names[] = {
 
 enum key_type {
 	K_ABSPATH,	/* char *, an absolute path or "" for the default */
-	K_PROGRAM,	/* char *, or "" for none */
+	K_PROGRAM,	/* char *, an absolute path or "" for none */
 	K_SIZE64,
 	K_SIZE32,
 	K_UINT,
@@ -434,6 +442,7 @@ struct parser {
 	uint32_t seen_keys;	/* bit per keys[] entry, this section */
 	unsigned chunker_line;	/* last [chunker] key, for check_whole() */
 	unsigned mount_line;	/* last allow_other/default_permissions */
+	bool machine;		/* config_load(): check against this machine */
 };
 
 static int perr(struct parser *ps, const char *fmt, ...)
@@ -549,10 +558,37 @@ nomem:
 	return -ENOMEM;
 }
 
+/* A policy's users (promote_users) or groups must exist on this machine:
+ * a name the system does not know would never match anyone, and a stage
+ * meant for a team would quietly admit none of it. */
+static int check_accounts(struct parser *ps, const struct key *k,
+			  char *const *names)
+{
+	bool groups = k->off == STG(promote_groups);
+	char buf[16384];
+	size_t i;
+	int e;
+
+	assert(ps && k && names);
+	for (i = 0; names[i]; i++) {
+		struct passwd pw, *pres = NULL;
+		struct group gr, *gres = NULL;
+
+		e = groups ? getgrnam_r(names[i], &gr, buf, sizeof(buf), &gres) :
+			     getpwnam_r(names[i], &pw, buf, sizeof(buf), &pres);
+		if (e == 0 && (groups ? (void *)gres : (void *)pres))
+			continue;
+		return perr(ps, "unknown %s '%s' in '%s'%s%s",
+			    groups ? "group" : "user", names[i], k->name,
+			    e ? ": " : "", e ? strerror(e) : "");
+	}
+	return 0;
+}
+
 /* Sets one key of the current section from its (unquoted) value. */
 static int set_key(struct parser *ps, const struct key *k, const char *v)
 {
-	char *base;
+	char *base, why[PATH_MAX + 128];
 	uint64_t u;
 	bool b;
 	int r;
@@ -565,8 +601,11 @@ static int set_key(struct parser *ps, const struct key *k, const char *v)
 	case K_PROGRAM: {
 		char **dst = (char **)(base + k->off), *s = NULL;
 
-		if (k->type == K_ABSPATH && v[0] && v[0] != '/')
+		if (v[0] && v[0] != '/')
 			return bad_value(ps, k, v, "not an absolute path");
+		if (k->type == K_PROGRAM && v[0] && ps->machine &&
+		    hooks_check_program(v, why, sizeof(why)) < 0)
+			return bad_value(ps, k, v, why);
 		if (v[0] && !(s = strdup(v)))
 			return -ENOMEM;
 		free(*dst);
@@ -629,8 +668,12 @@ static int set_key(struct parser *ps, const struct key *k, const char *v)
 		char ***dst = (char ***)(base + k->off), **vec = NULL;
 
 		r = parse_list(ps, k, v, &vec);
-		if (r < 0)
+		if (r == 0 && ps->machine)
+			r = check_accounts(ps, k, vec);
+		if (r < 0) {
+			strv_free(vec);
 			return r;
+		}
 		strv_free(*dst);
 		*dst = vec;
 		return 0;
@@ -875,10 +918,12 @@ static int check_whole(struct parser *ps)
 }
 
 static int parse_all(struct mreg_config *cfg, const char *name,
-		     const char *text, size_t len, char *err, size_t errlen)
+		     const char *text, size_t len, bool machine, char *err,
+		     size_t errlen)
 {
 	struct parser ps = {
 		.cfg = cfg, .name = name, .err = err, .errlen = errlen,
+		.machine = machine,
 	};
 	char *buf, *line, *nl;
 	int r = 0;
@@ -917,7 +962,7 @@ out:
 }
 
 /* Parses into a copy and swaps it in on success; path, when not NULL,
- * becomes cfg->path. */
+ * becomes cfg->path (and the file is checked against the machine). */
 static int parse_swap(struct mreg_config *cfg, const char *name,
 		      const char *text, size_t len, const char *path,
 		      char *err, size_t errlen)
@@ -934,7 +979,7 @@ static int parse_swap(struct mreg_config *cfg, const char *name,
 		free(p);
 		return r;
 	}
-	r = parse_all(&tmp, name, text, len, err, errlen);
+	r = parse_all(&tmp, name, text, len, path != NULL, err, errlen);
 	if (r < 0) {
 		free(p);
 		config_release(&tmp);
@@ -1000,11 +1045,101 @@ static int read_all(int fd, char **ret, size_t *ret_len)
 	return 0;
 }
 
+/* ---- trust ------------------------------------------------------------- */
+
+static int why_set(char *why, size_t whylen, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Writes the reason into why (when given); returns r. */
+static int why_set(char *why, size_t whylen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+/* One file or directory on a trusted path: owned by root or by us, and
+ * writable by nobody else (a sticky directory excepted). */
+static int check_node(const char *p, const struct stat *st, char *why,
+		      size_t whylen)
+{
+	mode_t w = st->st_mode & 0022;
+
+	assert(p && st);
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return why_set(why, whylen, -EPERM, "'%s' is owned by uid %u",
+			       p, (unsigned)st->st_uid);
+	if (!w || (S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX)))
+		return 0;
+	return why_set(why, whylen, -EPERM, "'%s' is writable by %s "
+		       "(mode %04o)", p, w & 0002 ? "others" : "group",
+		       (unsigned)(st->st_mode & 07777));
+}
+
+/* Every directory above absolute path p, up to /. */
+static int check_parents(const char *p, char *why, size_t whylen)
+{
+	struct stat st;
+	char *d, *s;
+	int r = 0;
+
+	assert(p && p[0] == '/');
+	d = strdup(p);
+	if (!d)
+		return -ENOMEM;
+	while (r == 0 && (s = strrchr(d, '/'))) {
+		s[s == d] = '\0'; /* "/a/b" -> "/a", "/a" -> "/" */
+		if (stat(d, &st) < 0)
+			r = why_set(why, whylen, -errno, "cannot stat '%s': %s",
+				    d, strerror(errno));
+		else
+			r = check_node(d, &st, why, whylen);
+		if (s == d)
+			break;
+	}
+	free(d);
+	return r;
+}
+
+int config_path_trusted(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	char *real;
+	int r;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!path || !*path)
+		return -EINVAL;
+	real = realpath(path, NULL);
+	if (!real)
+		return why_set(why, whylen, -errno, "'%s': %s", path,
+			       strerror(errno));
+	if (stat(real, &st) < 0)
+		r = why_set(why, whylen, -errno, "'%s': %s", real,
+			    strerror(errno));
+	else
+		r = check_node(real, &st, why, whylen);
+	if (r == 0)
+		r = check_parents(real, why, whylen);
+	/* a symlink on the way is replaced by whoever may write its
+	 * directory */
+	if (r == 0 && path[0] == '/' && strcmp(path, real) != 0)
+		r = check_parents(path, why, whylen);
+	free(real);
+	return r;
+}
+
 int config_load(struct mreg_config *cfg, const char *path, char *err,
 		size_t errlen)
 {
+	char *text = NULL, why[PATH_MAX + 128];
 	struct stat st;
-	char *text = NULL;
 	size_t len = 0;
 	int fd, r;
 
@@ -1021,9 +1156,16 @@ int config_load(struct mreg_config *cfg, const char *path, char *err,
 		r = -errno;
 	else if (S_ISDIR(st.st_mode))
 		r = -EISDIR;
-	else
+	else if ((r = check_node(path, &st, why, sizeof(why))) == 0 &&
+		 (r = config_path_trusted(path, why, sizeof(why))) == 0)
 		r = read_all(fd, &text, &len);
 	close(fd);
+	if (r == -EPERM) {
+		/* what it says, the daemon would run as root */
+		if (err && errlen)
+			snprintf(err, errlen, "%s: refused: %s", path, why);
+		return r;
+	}
 	if (r < 0)
 		goto fail;
 	r = parse_swap(cfg, path, text, len, path, err, errlen);

@@ -69,9 +69,24 @@ void config_release(struct mreg_config *cfg);
  * keep their values). On a bad file returns -EINVAL and writes
  * "PATH:LINE: reason" into err; -errno when the file cannot be read
  * (err: "PATH: reason"), -EFBIG over 1 MiB, -ENOMEM. On any error cfg is
- * left as it was. [store] path must be absolute. */
+ * left as it was. [store] path must be absolute.
+ *
+ * Beyond config_parse(), it checks the file against this machine, since
+ * the daemon runs the hooks it names as root: the file itself must be
+ * trusted (config_path_trusted(); -EPERM, err "PATH: reason"), each hook
+ * program must pass hooks_check_program(), and each user and group of a
+ * stage policy must exist (-EINVAL, "PATH:LINE: reason" naming it). */
 int config_load(struct mreg_config *cfg, const char *path, char *err,
 		size_t errlen);
+
+/* Whether the content of file path can be changed only by root and the
+ * user this process runs as: it and every directory above it (of path as
+ * given and as resolved) belong to one of them, and none is writable by
+ * group or others, except a sticky directory (others cannot replace an
+ * entry there they do not own). 0, -errno of realpath/stat, or -EPERM;
+ * why (which may be NULL) gets the reason, naming the path at fault:
+ * "'/srv/hooks' is writable by others (mode 0777)". */
+int config_path_trusted(const char *path, char *why, size_t whylen);
 
 /* Parses text (as from a file named name) into cfg; as config_load(). */
 int config_parse(struct mreg_config *cfg, const char *name, const char *text,

@@ -109,9 +109,11 @@ int children(struct idx_txn *t, uint64_t ino, struct child_list *l);
  * change goes through here. */
 int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	    void *arg);
-/* Notes, inside a transaction run by reg_txn, a hook to run if it commits. */
+/* Notes, inside a transaction run by reg_txn, a hook to run if it commits:
+ * the change who made. */
 void hook_note(enum hook_event event, const char *model, const char *version,
-	       const char *stage, const char *previous, uid_t uid);
+	       const char *stage, const char *previous,
+	       const struct reg_caller *who);
 int64_t now_ns(void);
 int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
 int ino_put(struct idx_txn *t, const struct inode_rec *r);
@@ -158,6 +160,7 @@ int pending_cleanup(struct mreg_registry *reg);
 struct audit_ev {
 	const char *op;       /* "register", "promote", ... */
 	const char *result;   /* NULL: "ok" */
+	const char *event;    /* a hook's event: "register", "promote" */
 	const char *model, *version, *stage, *from, *path;
 	const char *key, *old_value, *new_value;
 	size_t old_len, new_len;

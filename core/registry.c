@@ -465,7 +465,8 @@ static __thread struct hook_ev notes[NOTES_MAX];
 static __thread int nnotes;
 
 void hook_note(enum hook_event event, const char *model, const char *version,
-	       const char *stage, const char *previous, uid_t uid)
+	       const char *stage, const char *previous,
+	       const struct reg_caller *who)
 {
 	struct hook_ev *ev;
 
@@ -478,7 +479,9 @@ void hook_note(enum hook_event event, const char *model, const char *version,
 	strlcpy(ev->version, version ? version : "", sizeof(ev->version));
 	strlcpy(ev->stage, stage ? stage : "", sizeof(ev->stage));
 	strlcpy(ev->previous, previous ? previous : "", sizeof(ev->previous));
-	ev->uid = uid;
+	ev->uid = who->uid;
+	ev->gid = who->gid;
+	ev->pid = who->pid;
 }
 
 struct txn_tramp {
@@ -498,14 +501,35 @@ int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	    void *arg)
 {
 	struct txn_tramp tr = { fn, arg };
-	int r, i;
+	struct hook_ev mine[NOTES_MAX];
+	int r, i, n;
 
 	r = index_write(reg->ix, tramp, &tr);
-	if (r >= 0)
-		for (i = 0; i < nnotes; i++)
-			hooks_queue(reg->hooks, &notes[i]);
+	/* copied out first: a dropped hook is audited by a transaction of
+	 * its own, which resets the notes */
+	n = r >= 0 && reg->hooks ? nnotes : 0;
+	memcpy(mine, notes, (size_t)n * sizeof(*mine));
 	nnotes = 0;
+	for (i = 0; i < n; i++)
+		hooks_queue(reg->hooks, &mine[i]);
 	return r;
+}
+
+/* A hook that was dropped or failed is audited as op "hook" with its
+ * event, on behalf of the user whose change it followed. */
+static void hook_report(void *arg, const struct hook_ev *ev,
+			const char *result, const char *reason)
+{
+	struct reg_caller who = { .uid = ev->uid, .gid = ev->gid,
+				  .pid = ev->pid };
+
+	audit_refusal(arg, &who, &(struct audit_ev){
+		.op = "hook", .result = result,
+		.event = ev->event == HOOK_PROMOTE ? "promote" : "register",
+		.model = ev->model, .version = ev->version,
+		.stage = ev->stage[0] ? ev->stage : NULL,
+		.from = ev->previous[0] ? ev->previous : NULL,
+		.reason = reason });
 }
 
 /* ---- opening -------------------------------------------------------- */
@@ -752,7 +776,7 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	r = pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
-	r = hooks_start(cfg, &reg->hooks);
+	r = hooks_start(cfg, reg->path, hook_report, reg, &reg->hooks);
 	if (r < 0)
 		goto fail;
 	free(p);
@@ -779,6 +803,13 @@ void registry_close(struct mreg_registry *reg)
 	free(reg->spool_dir);
 	free(reg->run_dir);
 	free(reg);
+}
+
+int registry_set_mount(struct mreg_registry *reg, const char *mount)
+{
+	if (!reg)
+		return -EINVAL;
+	return hooks_set_mount(reg->hooks, mount);
 }
 
 const char *registry_path(const struct mreg_registry *reg)

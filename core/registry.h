@@ -106,6 +106,9 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 void registry_close(struct mreg_registry *reg);
 /* The store directory (owned by reg). */
 const char *registry_path(const struct mreg_registry *reg);
+/* Tells the registry where it is mounted (hooks see it as MREG_MOUNT).
+ * -EINVAL, -ENOMEM. */
+int registry_set_mount(struct mreg_registry *reg, const char *mount);
 /* Housekeeping a long-running process calls every few seconds: clears
  * dead reader slots. */
 void registry_tick(struct mreg_registry *reg);

@@ -71,6 +71,7 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 		    (unsigned)who->uid, (unsigned)who->gid, (int)who->pid);
 	strbuf_add_jsons(&sb, ev->op);
 	add_field(&sb, "result", ev->result ? ev->result : "ok");
+	add_field(&sb, "event", ev->event);
 	add_field(&sb, "model", ev->model);
 	add_field(&sb, "version", ev->version);
 	add_field(&sb, "stage", ev->stage);
@@ -1829,6 +1830,25 @@ static int metrics_model(void *arg, const struct reg_stats *s)
 	return 0;
 }
 
+/* What became of the hooks. */
+static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
+{
+	struct hook_counts hc;
+	int i;
+
+	hooks_counts(reg->hooks, &hc);
+	strbuf_adds(sb, "# HELP mreg_hooks_total Hooks by outcome: ok, error "
+		    "(exited non-zero), failed (did not start or timed out), "
+		    "dropped (too many waiting).\n"
+		    "# TYPE mreg_hooks_total counter\n");
+	for (i = 0; i < HOOK_NRESULTS; i++)
+		strbuf_addf(sb, "mreg_hooks_total{result=\"%s\"} %llu\n",
+			    hook_result_name((enum hook_result)i),
+			    (unsigned long long)hc.n[i]);
+	strbuf_addf(sb, "# TYPE mreg_hooks_queued gauge\n"
+		    "mreg_hooks_queued %llu\n", (unsigned long long)hc.queued);
+}
+
 int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 {
 	struct reg_store_stats st;
@@ -1880,6 +1900,7 @@ int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 		    (unsigned long long)st.promotions);
 	strbuf_addf(&sb, "# TYPE mreg_errors_total counter\n"
 		    "mreg_errors_total %llu\n", (unsigned long long)st.errors);
+	metrics_hooks(reg, &sb);
 	*ret = strbuf_detach(&sb, ret_len);
 	return 0;
 }

@@ -122,7 +122,7 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return r;
 	if ((r = ino_get(t, v->model, &m)) < 0)
 		return r;
-	hook_note(HOOK_REGISTER, m.name, v->name, NULL, NULL, who->uid);
+	hook_note(HOOK_REGISTER, m.name, v->name, NULL, NULL, who);
 	return audit_put(t, who, &(struct audit_ev){ .op = "seal",
 		.model = m.name, .version = v->name });
 }
@@ -440,7 +440,7 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return r;
 	atomic_fetch_add(&reg->promotions, 1);
 	hook_note(HOOK_PROMOTE, m->name, v->name, stage,
-		  have_old ? old.name : NULL, who->uid);
+		  have_old ? old.name : NULL, who);
 	return audit_put(t, who, &(struct audit_ev){
 		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
 		.model = m->name, .version = v->name, .stage = stage,

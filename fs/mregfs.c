@@ -467,7 +467,7 @@ static int load_config(const struct options *o, struct mreg_config *cfg)
 		path = MREGFS_DEFAULT_CONFIG;
 	}
 	r = config_load(cfg, path, err, sizeof(err));
-	if (r == -EINVAL && err[0]) {
+	if ((r == -EINVAL || r == -EPERM) && err[0]) {
 		fprintf(stderr, "%s\n", err);
 		return r;
 	}
@@ -494,13 +494,19 @@ static void raise_nofile_limit(void)
 }
 
 static int open_registry(const struct mreg_config *cfg, const char *store,
-			 struct mreg_registry **ret)
+			 const char *mountpoint, struct mreg_registry **ret)
 {
 	int r;
 
 	r = registry_open(cfg, store, ret);
 	if (r < 0)
 		return log_err(r, "cannot open store '%s'", store);
+	r = registry_set_mount(*ret, mountpoint);
+	if (r < 0) {
+		registry_close(*ret);
+		*ret = NULL;
+		return log_err(r, "cannot open store '%s'", store);
+	}
 	return 0;
 }
 
@@ -568,7 +574,7 @@ int main(int argc, char **argv)
 	/* Open once before detaching, so that a bad store is reported on the
 	 * terminal with exit status 1. LMDB must not cross fork(): the
 	 * detached daemon opens it again. */
-	if (open_registry(&cfg, store, &fs.reg) < 0)
+	if (open_registry(&cfg, store, o.mountpoint, &fs.reg) < 0)
 		goto out;
 	if (!o.foreground) {
 		registry_close(fs.reg);
@@ -602,7 +608,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (!o.foreground) {
 		log_use_syslog("mregfs");
-		if (open_registry(&cfg, store, &fs.reg) < 0)
+		if (open_registry(&cfg, store, o.mountpoint, &fs.reg) < 0)
 			goto out;
 	}
 	log_info("serving store '%s' at '%s'", store, o.mountpoint);

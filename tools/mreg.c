@@ -765,7 +765,7 @@ static int load_config(struct cli *c)
 	}
 	err[0] = 0;
 	r = config_load(&c->cfg, path, err, sizeof(err));
-	if (r == -EINVAL && err[0])
+	if ((r == -EINVAL || r == -EPERM) && err[0])
 		fprintf(c->err, "mreg: %s: bad config: %s\n", c->cmdname, err);
 	else if (r < 0)
 		fprintf(c->err, "mreg: %s: cannot read config '%s': %s\n",

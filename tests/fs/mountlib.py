@@ -17,6 +17,7 @@ Standard library only (Debian's /usr/bin/python3).
 import atexit
 import errno
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -160,6 +161,20 @@ class Mount:
                               stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True,
                               timeout=300, check=check)
+
+    def audit(self):
+        """The records of .mreg/audit.log, parsed."""
+        with open(self.path('.mreg', 'audit.log')) as f:
+            return [json.loads(ln) for ln in f if ln.strip()]
+
+    def metric(self, name):
+        """The value of one line of .mreg/metrics ('name{labels}'), or
+        None."""
+        with open(self.path('.mreg', 'metrics')) as f:
+            for ln in f:
+                if ln.startswith(name + ' '):
+                    return int(ln.split()[1])
+        return None
 
     # -- mounting -----------------------------------------------------
 

@@ -1,12 +1,19 @@
-"""Hooks (issue 4 item 5): [hooks] on_register and on_promote run the
-admin's program after the change commits, with MREG_EVENT, MREG_MODEL,
-MREG_VERSION, MREG_STAGE, MREG_PREVIOUS and MREG_UID in its environment and
-no descriptor of the daemon's but its output; never on the thread of the
+"""Hooks (issue 4 item 5, issue 11): [hooks] on_register and on_promote run
+the admin's program after the change commits, with exactly the environment
+the README and mreg.conf.example document (MREG_EVENT, MREG_MODEL,
+MREG_VERSION, MREG_STAGE, MREG_PREVIOUS, MREG_USER, MREG_UID, MREG_STORE,
+MREG_MOUNT, PATH, LANG, HOME: nothing of the daemon's own) and no
+descriptor of the daemon's but its output; never on the thread of the
 filesystem call (a hook that sleeps 5 s does not slow `ln`); killed after
-the timeout; its output and exit status in the daemon log. The changes are
-made by a throw-away user through an allow_other mount.
+the timeout; its output and exit status in the daemon log. A hook that
+cannot run (killed at its timeout, an interpreter that does not exist, a
+program that became group-writable) is audited (op "hook", result
+"failed", the event, model, version, stage and reason) and counted in
+.mreg/metrics. The changes are made by a throw-away user through an
+allow_other mount.
 """
 import os
+import pwd
 import shutil
 import sys
 import time
@@ -19,7 +26,7 @@ HOOK = r'''#!/bin/sh
 # writes what it saw, then: Slow sleeps past the timeout, Quiet too after
 # closing its output; others exit 3
 out="%(dir)s/$MREG_EVENT-$MREG_STAGE-$MREG_VERSION"
-env | grep '^MREG_' | sort >"$out.tmp"
+tr '\0' '\n' </proc/$$/environ >"$out.tmp"
 for fd in /proc/$$/fd/*; do
 	echo "${fd##*/} $(readlink "$fd")"
 done >"$out.fds"
@@ -36,7 +43,7 @@ exit 3
 '''
 
 t = Tap()
-m = Mount('hooks')
+m = Mount('hooks', env={'DAEMON_ONLY': 'x'})
 os.chmod(m.tmp, 0o755)
 users = Users()
 out = os.path.join(m.tmp, 'out')
@@ -66,6 +73,15 @@ def log_has(text, timeout=0):
         if time.monotonic() >= end:
             return False
         time.sleep(0.05)
+
+
+def hook_failures(timeout=0):
+    end = time.monotonic() + timeout
+    while True:
+        got = [a for a in m.audit() if a['op'] == 'hook']
+        if got or time.monotonic() >= end:
+            return got
+        time.sleep(0.1)
 
 
 def setup():
@@ -105,6 +121,33 @@ def test_register():
          ('register', 'hm', '1', '', str(U['rel'].uid)),
          'with MREG_EVENT, MREG_MODEL, MREG_VERSION, MREG_STAGE (empty) and '
          'MREG_UID of the user who copied it in')
+
+
+ENV = ('MREG_EVENT', 'MREG_MODEL', 'MREG_VERSION', 'MREG_STAGE',
+       'MREG_PREVIOUS', 'MREG_USER', 'MREG_UID', 'MREG_STORE', 'MREG_MOUNT',
+       'PATH', 'LANG', 'HOME')
+
+
+def test_env():
+    e = env_of('register--1')
+    t.eq(sorted(e), sorted(ENV), 'the environment is exactly the '
+         'documented set (nothing of the daemon\'s own)')
+    t.eq(e, {'MREG_EVENT': 'register', 'MREG_MODEL': 'hm',
+             'MREG_VERSION': '1', 'MREG_STAGE': '', 'MREG_PREVIOUS': '',
+             'MREG_USER': U['rel'].name, 'MREG_UID': str(U['rel'].uid),
+             'MREG_STORE': m.store, 'MREG_MOUNT': m.mnt,
+             'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C',
+             'HOME': pwd.getpwuid(os.geteuid()).pw_dir},
+         'with the documented values')
+    top = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    for doc in ('README.md', 'mreg.conf.example'):
+        with open(os.path.join(top, doc)) as f:
+            text = f.read()
+        t.ok(all('`%s`' % k in text or '%s ' % k in text or
+                 '%s=' % k in text for k in ENV),
+             '%s documents each of them' % doc,
+             [k for k in ENV if k not in text])
 
 
 def test_promote():
@@ -156,13 +199,72 @@ def test_slow():
          m.log_tail(10))
     t.ok(log_has("for promote of 'hm/2' killed after 2 s", 5),
          'so is one that closed its output and sleeps on', m.log_tail(10))
+    got = hook_failures(2)
+    t.eq(sorted((a['result'], a.get('event'), a.get('model'),
+                 a.get('version'), a.get('stage'), a['uid']) for a in got),
+         [('failed', 'promote', 'hm', '1', 'Slow', U['rel'].uid),
+          ('failed', 'promote', 'hm', '2', 'Quiet', U['rel'].uid)],
+         'each kill is in the audit log: op hook, result failed, the event')
+    t.ok(got and all('timed out after 2 s' in a.get('reason', '')
+                     for a in got),
+         'with the reason', repr(got))
+    t.eq(m.metric('mreg_hooks_total{result="failed"}'), 2,
+         'and counted in .mreg/metrics')
+
+
+def replace_hook(text, mode=0o755):
+    hook = os.path.join(m.tmp, 'hook.sh')
+    tmp = hook + '.new'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, hook)
+
+
+def test_failed():
+    stages = m.path('models', 'hm', 'stages')
+    before = len(hook_failures())
+    with open(os.path.join(m.tmp, 'hook.sh')) as f:
+        good = f.read()
+    try:
+        replace_hook('#!/nonexistent/interpreter\n')
+        r = run_as(U['rel'], ['ln', '-s', '../1', stages + '/Gone'])
+        t.eq(r.returncode, 0, 'a promotion whose hook cannot start')
+        end = time.monotonic() + 5
+        while len(hook_failures()) == before and time.monotonic() < end:
+            time.sleep(0.1)
+        got = hook_failures()[before:]
+        t.ok(len(got) == 1 and got[0]['result'] == 'failed' and
+             got[0].get('stage') == 'Gone' and
+             'No such file or directory' in got[0].get('reason', ''),
+             'is audited as failed, with the reason', repr(got))
+        replace_hook(good, 0o775)
+        r = run_as(U['rel'], ['ln', '-s', '../2', stages + '/Open'])
+        t.eq(r.returncode, 0, 'a promotion whose hook became writable')
+        end = time.monotonic() + 5
+        while len(hook_failures()) == before + 1 and \
+                time.monotonic() < end:
+            time.sleep(0.1)
+        got = hook_failures()[before + 1:]
+        t.ok(len(got) == 1 and got[0].get('stage') == 'Open' and
+             'writable by group' in got[0].get('reason', ''),
+             'a program that became group-writable is not run: audited',
+             repr(got))
+        t.ok(not os.path.exists(os.path.join(out, 'promote-Open-2')),
+             'and did not run')
+    finally:
+        replace_hook(good)
+    t.eq(m.metric('mreg_hooks_total{result="failed"}'), 4,
+         'every failure is counted in .mreg/metrics')
 
 
 def main():
     return run_suite(t, m, 'hooks', setup, [
         ('on_register', test_register),
+        ('the environment', test_env),
         ('on_promote', test_promote),
         ('a slow hook', test_slow),
+        ('a hook that cannot run', test_failed),
     ], cleanup=(users.close,
                 lambda: shutil.rmtree(src, ignore_errors=True)))
 

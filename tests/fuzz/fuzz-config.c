@@ -4,10 +4,10 @@
  * contract of config_parse() (config.h): a refusal is -EINVAL (or -EFBIG,
  * -ENOMEM) with "NAME:LINE: reason", LINE within the file, and leaves the
  * config as it was; an accepted file gives a config the program can use
- * (chunk sizes that pass chunker_params_check(), an absolute store path,
- * stage names by SPEC §1's rule, each found by config_stage(), every
- * require_metric parsing). `make fuzz` builds and runs it; `make test`
- * replays tests/fuzz/config/ through it.
+ * (chunk sizes that pass chunker_params_check(), an absolute store path
+ * and hook programs, stage names by SPEC §1's rule, each found by
+ * config_stage(), every require_metric parsing). `make fuzz` builds and
+ * runs it; `make test` replays tests/fuzz/config/ through it.
  */
 #include "config.h"
 #include "registry.h"
@@ -28,6 +28,9 @@ static void accepted(const struct mreg_config *cfg)
 		abort();
 	if (cfg->store && cfg->store[0] != '/')
 		abort();
+	if ((cfg->on_register && cfg->on_register[0] != '/') ||
+	    (cfg->on_promote && cfg->on_promote[0] != '/'))
+		abort(); /* hooks run as root: never a relative program */
 	if (cfg->allow_other && !cfg->default_permissions)
 		abort();
 	for (i = 0; i < cfg->nstages; i++) {

@@ -1,13 +1,17 @@
 /* test-config.c — mreg.conf: defaults, every key, the value syntaxes, the
  * "FILE:LINE: reason" of each kind of refusal, stage policies, the shipped
- * mreg.conf.example, and the order in which the store path is chosen. */
+ * mreg.conf.example, what config_load() checks against the machine (the
+ * file's and the hooks' trust, a policy's users and groups), and the
+ * order in which the store path is chosen. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "hooks.h"
 #include "log.h"
 
 static char err[512];
@@ -229,7 +233,7 @@ static void test_syntax(void)
 		"[stage \"Prod-1.x_y\"]\n"
 		"require_metric = \"loss < -1.5e-3\"\n"
 		"[hooks]\n"
-		"on_register = \"a \\\"b\\\" c\\\\d\"\n"
+		"on_register = \"/a \\\"b\\\" c\\\\d\"\n"
 		"on_promote = /bin/x#y\n"
 		"[mount]\n"
 		"readahead = 128K";	/* no final newline */
@@ -245,7 +249,7 @@ static void test_syntax(void)
 	CHECK(sp && sp->require_metric &&
 	      !strcmp(sp->require_metric, "loss < -1.5e-3"),
 	      "quoted stage name; signed exponent metric");
-	CHECK(cfg.on_register && !strcmp(cfg.on_register, "a \"b\" c\\d"),
+	CHECK(cfg.on_register && !strcmp(cfg.on_register, "/a \"b\" c\\d"),
 	      "escapes inside quotes");
 	CHECK(cfg.on_promote && !strcmp(cfg.on_promote, "/bin/x#y"),
 	      "# not after a blank is part of the value");
@@ -260,6 +264,11 @@ static void test_syntax(void)
 static void test_errors(void)
 {
 	struct mreg_config cfg;
+
+	CHECK(refused_with("[hooks]\non_promote = hook.sh\n",
+			   "t.conf:2: invalid value 'hook.sh' for "
+			   "'on_promote': not an absolute path"),
+	      "a relative hook program");
 
 	CHECK(refused_with("[store]\npath = /x\nfoo = 1\n",
 			   "t.conf:3: unknown key 'foo' in [store]"),
@@ -490,23 +499,40 @@ static void test_metric_rule(void)
 	      !config_metric_rule_holds(&r, 0.1), "< holds as it should");
 }
 
+/* The whole of file path (aborts when it cannot be read). */
+static char *slurp(const char *path, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f || getdelim(&buf, &len, '\0', f) < 0)
+		abort();
+	fclose(f);
+	*ret_len = strlen(buf);
+	return buf;
+}
+
 static void test_example(void)
 {
 	const char *top = getenv("MREG_TOP");
 	struct mreg_config cfg, dflt;
 	const struct stage_policy *sp;
-	char *path;
+	char *path, *text;
+	size_t len;
 	int r;
 
 	if (asprintf(&path, "%s/mreg.conf.example", top ? top : ".") < 0)
 		abort();
 	config_init(&cfg);
 	config_init(&dflt);
-	r = config_load(&cfg, path, err, sizeof(err));
-	CHECK_EQ(r, 0, "mreg.conf.example loads");
+	/* parsed, not loaded: its policy names groups (mlops) that this
+	 * machine need not have, which config_load() would refuse */
+	text = slurp(path, &len);
+	r = config_parse(&cfg, path, text, len, err, sizeof(err));
+	CHECK_EQ(r, 0, "mreg.conf.example parses");
 	if (r < 0)
 		printf("#   %s\n", err);
-	CHECK(cfg.path && !strcmp(cfg.path, path), "cfg->path is the file");
 	CHECK(cfg.pack_size == dflt.pack_size &&
 	      cfg.dedup_verify == dflt.dedup_verify &&
 	      cfg.durability == dflt.durability &&
@@ -527,7 +553,112 @@ static void test_example(void)
 	      "the example's [stage Staging]");
 	config_release(&cfg);
 	config_release(&dflt);
+	free(text);
 	free(path);
+}
+
+/* Writes text to dir/name with mode; the path, to free. */
+static char *put_file(const char *dir, const char *name, const char *text,
+		      mode_t mode)
+{
+	char *p;
+	int fd;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		abort();
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, strlen(text)) < 0 || fchmod(fd, mode) < 0)
+		abort();
+	close(fd);
+	return p;
+}
+
+/* config_load() against the machine: the file's and the hooks' trust, a
+ * policy's users and groups. */
+static void test_machine(void)
+{
+	char *dir = check_tmpdir("config"), *f, *hook, *text, *sub;
+	struct mreg_config cfg;
+
+	config_init(&cfg);
+	f = put_file(dir, "g.conf", "[log]\nlevel = info\n", 0664);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EPERM,
+		 "a group-writable config: -EPERM");
+	CHECK(strstr(err, "g.conf: refused: '") &&
+	      strstr(err, "g.conf' is writable by group (mode 0664)"),
+	      "naming the file and why: '%s'", err);
+	CHECK(cfg.log_level == LOG_LVL_WARN && !cfg.path, "cfg untouched");
+	free(f);
+
+	f = put_file(dir, "u.conf", "[stage P]\npromote_groups = root\n"
+		     "promote_users = root, mregt-no-such-user\n", 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "an unknown user: -EINVAL");
+	CHECK(strstr(err, "u.conf:3: unknown user 'mregt-no-such-user' in "
+		     "'promote_users'") != NULL, "names it: '%s'", err);
+	config_release(&cfg);
+	CHECK_EQ(parse(&cfg, "[stage P]\npromote_users = "
+		       "mregt-no-such-user\n"), 0,
+		 "config_parse() alone does not look");
+	config_release(&cfg);
+	config_init(&cfg);
+	free(f);
+	f = put_file(dir, "g2.conf", "[stage P]\npromote_groups = "
+		     "mregt-no-such-group\n", 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "an unknown group: -EINVAL");
+	CHECK(strstr(err, "g2.conf:2: unknown group 'mregt-no-such-group'") !=
+	      NULL, "names it: '%s'", err);
+	free(f);
+
+	hook = put_file(dir, "hook.sh", "#!/bin/sh\n", 0775);
+	if (asprintf(&text, "[hooks]\non_register = %s\n", hook) < 0)
+		abort();
+	f = put_file(dir, "h.conf", text, 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "a group-writable hook: -EINVAL");
+	CHECK(strstr(err, "h.conf:2: invalid value '") &&
+	      strstr(err, "is writable by group (mode 0775)"),
+	      "names the line and why: '%s'", err);
+	chmod(hook, 0755);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), 0,
+		 "a hook only its owner may write: loaded ('%s')", err);
+	CHECK(cfg.on_register && !strcmp(cfg.on_register, hook),
+	      "on_register set");
+
+	CHECK_EQ(hooks_check_program("hook.sh", err, sizeof(err)), -EINVAL,
+		 "hooks_check_program: relative is -EINVAL");
+	CHECK(strstr(err, "not an absolute path") != NULL, "'%s'", err);
+	chmod(hook, 0644);
+	CHECK_EQ(hooks_check_program(hook, err, sizeof(err)), -EACCES,
+		 "not executable: -EACCES");
+	chmod(hook, 0755);
+	CHECK_EQ(hooks_check_program(hook, NULL, 0), 0, "executable: 0");
+	if (asprintf(&sub, "%s/missing", dir) < 0)
+		abort();
+	CHECK_EQ(hooks_check_program(sub, err, sizeof(err)), -ENOENT,
+		 "missing: -ENOENT");
+	free(sub);
+	chmod(dir, 0777);
+	CHECK_EQ(config_path_trusted(hook, err, sizeof(err)), -EPERM,
+		 "a file in a world-writable directory: -EPERM");
+	CHECK(strstr(err, "' is writable by others (mode 0777)") != NULL,
+	      "'%s'", err);
+	chmod(dir, 01777);
+	CHECK_EQ(config_path_trusted(hook, err, sizeof(err)), 0,
+		 "in a sticky one: 0 ('%s')", err);
+	chmod(dir, 0700);
+	if (asprintf(&sub, "%s/link", dir) < 0 || symlink(hook, sub) < 0)
+		abort();
+	CHECK_EQ(hooks_check_program(sub, err, sizeof(err)), 0,
+		 "a symlink to a trusted program: 0 ('%s')", err);
+	free(sub);
+	config_release(&cfg);
+	check_rmtree(dir);
+	free(text);
+	free(hook);
+	free(f);
+	free(dir);
 }
 
 static void test_load(void)
@@ -662,6 +793,7 @@ int main(void)
 	test_layering();
 	test_metric_rule();
 	test_example();
+	test_machine();
 	test_load();
 	test_store_path();
 	return check_done();
