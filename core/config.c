@@ -1,5 +1,5 @@
 /* config.c — reads mreg.conf, the INI file that sets the store, the chunk
- * sizes, the mount options, the stage policies and the hooks.
+ * sizes, the mount options, the stage policies, the hooks and the limits.
  *
  * A bad file must stop the daemon at start-up with a message a person can
  * act on, so every refusal names the file and the line. The grammar:
@@ -217,6 +217,8 @@ void config_init(struct mreg_config *cfg)
 	cfg->max_threads = 64;
 	cfg->log_level = LOG_LVL_WARN;
 	cfg->hook_timeout = 30;
+	cfg->open_files_per_user = 1000;
+	cfg->open_files_reserve = 256;
 }
 
 static void strv_free(char **v)
@@ -354,6 +356,7 @@ enum section {
 	SEC_MOUNT,
 	SEC_LOG,
 	SEC_HOOKS,
+	SEC_LIMITS,
 	SEC_STAGE,
 };
 
@@ -364,6 +367,7 @@ static const char *const section_names[] = {
 	[SEC_MOUNT] = "mount",
 	[SEC_LOG] = "log",
 	[SEC_HOOKS] = "hooks",
+	[SEC_LIMITS] = "limits",
 	[SEC_STAGE] = "stage",
 };
 
@@ -423,6 +427,10 @@ static const struct key keys[] = {
 	{ SEC_HOOKS, "on_register", K_PROGRAM, CFG(on_register), 0, 0 },
 	{ SEC_HOOKS, "on_promote", K_PROGRAM, CFG(on_promote), 0, 0 },
 	{ SEC_HOOKS, "timeout", K_UINT, CFG(hook_timeout), 1, 86400 },
+	{ SEC_LIMITS, "open_files_per_user", K_UINT, CFG(open_files_per_user),
+	  1, 1u << 24 },
+	{ SEC_LIMITS, "open_files_reserve", K_UINT, CFG(open_files_reserve),
+	  16, 1u << 24 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -8,6 +8,7 @@
  *	[stage NAME]   promote_users, promote_groups, require_stage, protect,
  *	               require_metric
  *	[hooks]        on_register, on_promote, timeout
+ *	[limits]       open_files_per_user, open_files_reserve
  *
  * Sizes accept K, M, G suffixes (powers of 1024); booleans are true/false,
  * yes/no, on/off, 1/0; lists are comma separated. A bad file is refused with
@@ -56,6 +57,8 @@ struct mreg_config {
 	char *on_register;      /* hook program, or NULL */
 	char *on_promote;       /* hook program, or NULL */
 	unsigned hook_timeout;  /* seconds (30) */
+	unsigned open_files_per_user; /* spool descriptors a user (1000) */
+	unsigned open_files_reserve;  /* descriptors kept for the daemon (256) */
 	struct stage_policy *stages;
 	size_t nstages;
 };

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "fdcap.h"
 #include "hooks.h"
 #include "index.h"
 #include "records.h"
@@ -51,6 +52,7 @@ struct mreg_registry {
 	char *pin_path;
 
 	struct hooks *hooks;      /* NULL when no hook is configured */
+	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
 
 	/* sealed files' extent tables, shared by their opens (regfile.c);
 	   guarded by lock */

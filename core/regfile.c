@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "chunker.h"
+#include "fdcap.h"
 #include "io.h"
 #include "log.h"
 
@@ -42,6 +43,7 @@ struct wstate {
 	uint64_t version;         /* 0 for a pending file */
 	int refs;                 /* handles */
 	int fd;                   /* the spool, or -1 while streaming */
+	uid_t spool_uid;          /* whose count the spool is in (fdcap.h) */
 	struct stream *stream;    /* or NULL */
 	_Atomic uint64_t size;    /* written under lock, read by getattr too */
 	bool dirty;               /* written since the last commit */
@@ -85,6 +87,7 @@ struct reg_file {
 	int flags;
 	bool writer, sealed, pinned;
 	bool counted;             /* in reg->open_files */
+	uid_t uid;                /* the opener: a spool it needs is its own */
 	struct wstate *ws;        /* reads and writes go to the spool */
 	struct ext_table *tab;    /* sealed: the shared table ext points in */
 	struct rext *ext;         /* committed content */
@@ -1063,15 +1066,30 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 /* ---- write states ------------------------------------------------------ */
 
-static int spool_open(struct mreg_registry *reg)
+/* A spool is a descriptor of the daemon's, spent for user uid: within
+ * the user's cap and outside the daemon's reserve (fdcap.h), or -EMFILE. */
+static int spool_open(struct mreg_registry *reg, uid_t uid)
 {
-	int fd = io_openat(AT_FDCWD, reg->spool_dir,
-			   O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, IO_SPOOL);
+	int fd = fdcap_take(reg->fdcap, uid);
 
 	if (fd < 0)
+		return fd;
+	fd = io_openat(AT_FDCWD, reg->spool_dir,
+		       O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, IO_SPOOL);
+	if (fd < 0) {
+		fdcap_give(reg->fdcap, uid);
 		return log_err(fd, "cannot create a spool file in '%s'",
 			       reg->spool_dir);
-	return fd;
+	}
+	return fdcap_admit(reg->fdcap, uid, fd);
+}
+
+static void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	fdcap_give(reg->fdcap, uid);
 }
 
 /* Copies committed content into a spool. */
@@ -1125,32 +1143,32 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
-	if (ws->fd >= 0)
-		close(ws->fd);
+	spool_close(reg, ws->fd, ws->spool_uid);
 	stream_free(reg, ws->stream);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
 
 /* Makes ws's content a spool file (ws->lock held): what any access but an
- * in-order write needs. */
-static int ws_spool(struct mreg_registry *reg, struct wstate *ws)
+ * in-order write needs; uid (who asks) pays for it. */
+static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
 {
 	int fd, r;
 
 	if (!ws->stream && ws->fd >= 0)
 		return 0;
-	fd = spool_open(reg);
+	fd = spool_open(reg, uid);
 	if (fd < 0)
 		return fd;
 	if (ws->stream && ((r = stream_drain(reg, ws->stream)) < 0 ||
 			   (r = stream_to_spool(reg, ws->stream, fd)) < 0)) {
-		close(fd);
+		spool_close(reg, fd, uid);
 		return r;
 	}
 	stream_free(reg, ws->stream);
 	ws->stream = NULL;
 	ws->fd = fd;
+	ws->spool_uid = uid;
 	return 0;
 }
 
@@ -1264,7 +1282,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 			/* unlinked while open: nothing names its chunks (gc
 			   may take them), so its bytes move to its spool
 			   until the last close */
-			r = ws_spool(reg, ws);
+			r = ws_spool(reg, ws, who->uid);
 			if (r < 0)
 				return r;
 			goto done;
@@ -1281,7 +1299,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 			return r;
 		/* a chunk it shared was collected meanwhile: start over
 		   from a spool of the same bytes */
-		if ((r = ws_spool(reg, ws)) < 0)
+		if ((r = ws_spool(reg, ws, who->uid)) < 0)
 			return r;
 	}
 	for (tries = 0; tries < 4; tries++) {
@@ -1690,24 +1708,24 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 	if (trunc) {
 		fd = -1; /* a new content: stream it */
 	} else {
-		fd = spool_open(reg);
+		fd = spool_open(reg, f->uid);
 		if (fd < 0)
 			return fd;
 		if ((r = materialize(reg, f, fd)) < 0) {
-			close(fd);
+			spool_close(reg, fd, f->uid);
 			return r;
 		}
 	}
 	ws = calloc(1, sizeof(*ws));
 	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
-		if (fd >= 0)
-			close(fd);
+		spool_close(reg, fd, f->uid);
 		free(ws);
 		return -ENOMEM;
 	}
 	ws->ino = f->ino;
 	ws->version = f->version;
 	ws->fd = fd;
+	ws->spool_uid = f->uid;
 	ws->size = trunc ? 0 : f->size;
 	ws->refs = 1;
 	pthread_mutex_init(&ws->lock, NULL);
@@ -1718,8 +1736,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 
 		other->refs++;
 		pthread_mutex_unlock(&reg->lock);
-		if (fd >= 0)
-			close(fd);
+		spool_close(reg, fd, f->uid);
 		stream_free(reg, ws->stream);
 		pthread_mutex_destroy(&ws->lock);
 		free(ws);
@@ -1742,8 +1759,7 @@ have:
 			/* emptied: stream the new content */
 			stream_free(reg, ws->stream);
 			ws->stream = s;
-			if (ws->fd >= 0)
-				close(ws->fd);
+			spool_close(reg, ws->fd, ws->spool_uid);
 			ws->fd = -1;
 			ws->size = 0;
 			ws->dirty = true;
@@ -1761,7 +1777,7 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	bool writer = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 	int r;
 
-	if (!reg || !ret)
+	if (!reg || !who || !ret)
 		return -EINVAL;
 	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO) {
 		if (writer)
@@ -1786,6 +1802,7 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f = file_new(reg, ino);
 	if (!f)
 		return -ENOMEM;
+	f->uid = who->uid;
 	if (!writer && (f->tab = table_get(reg, ino))) {
 		/* opened before: no index work at all */
 		f->kind = REG_FILE;
@@ -2013,7 +2030,7 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 		struct wstate *ws = f->ws;
 
 		pthread_mutex_lock(&ws->lock);
-		n = ws_spool(f->reg, ws);
+		n = ws_spool(f->reg, ws, f->uid);
 		if (n == 0 && off < ws->size) {
 			if (size > ws->size - off)
 				size = (size_t)(ws->size - off);
@@ -2069,7 +2086,7 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 		if (n == 0)
 			n = (ssize_t)size;
 	} else {
-		n = ws_spool(f->reg, ws);
+		n = ws_spool(f->reg, ws, f->uid);
 		if (n == 0)
 			n = io_pwrite(ws->fd, buf, size, (off_t)off, IO_SPOOL);
 	}
@@ -2259,6 +2276,7 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	f = file_new(reg, a.rec.ino);
 	if (!f)
 		return -ENOMEM;
+	f->uid = who->uid;
 	f->kind = a.rec.kind;
 	f->version = a.rec.version;
 	f->flags = flags | O_RDWR;
@@ -2372,7 +2390,7 @@ static int truncate_file(struct mreg_registry *reg,
 	pthread_mutex_lock(&ws->lock);
 	if (ws->sealed) {
 		r = -EROFS;
-	} else if ((r = ws_spool(reg, ws)) == 0) {
+	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
 		r = io_ftruncate(ws->fd, (off_t)size, IO_SPOOL);
 		if (r == 0) {
 			ws->size = size;

@@ -776,6 +776,10 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 	r = pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
+	r = fdcap_new(cfg->open_files_per_user, cfg->open_files_reserve,
+		      &reg->fdcap);
+	if (r < 0)
+		goto fail;
 	r = hooks_start(cfg, reg->path, hook_report, reg, &reg->hooks);
 	if (r < 0)
 		goto fail;
@@ -798,6 +802,7 @@ void registry_close(struct mreg_registry *reg)
 	pins_close(reg);
 	store_close(reg->st);
 	index_close(reg->ix);
+	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);
 	free(reg->path);
 	free(reg->spool_dir);

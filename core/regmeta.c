@@ -1849,6 +1849,22 @@ static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
 		    "mreg_hooks_queued %llu\n", (unsigned long long)hc.queued);
 }
 
+/* The descriptors held for users (fdcap.h). */
+static void metrics_open_files(struct mreg_registry *reg, struct strbuf *sb)
+{
+	struct fdcap_stats fc;
+
+	fdcap_stats(reg->fdcap, &fc);
+	strbuf_addf(sb, "# HELP mreg_open_files Spool descriptors held for "
+		    "files open for writing.\n# TYPE mreg_open_files gauge\n"
+		    "mreg_open_files %llu\n", (unsigned long long)fc.held);
+	strbuf_addf(sb, "# HELP mreg_open_files_refused_total Spools refused "
+		    "with EMFILE ([limits]).\n"
+		    "# TYPE mreg_open_files_refused_total counter\n"
+		    "mreg_open_files_refused_total %llu\n",
+		    (unsigned long long)fc.refused);
+}
+
 int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 {
 	struct reg_store_stats st;
@@ -1901,6 +1917,7 @@ int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 	strbuf_addf(&sb, "# TYPE mreg_errors_total counter\n"
 		    "mreg_errors_total %llu\n", (unsigned long long)st.errors);
 	metrics_hooks(reg, &sb);
+	metrics_open_files(reg, &sb);
 	*ret = strbuf_detach(&sb, ret_len);
 	return 0;
 }

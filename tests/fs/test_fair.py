@@ -1,5 +1,5 @@
-"""One user must not take service from the others (issue 11): hooks, with
-two throw-away users on an allow_other mount.
+"""One user must not take service from the others (issue 11): hooks and
+descriptors, with two throw-away users on an allow_other mount.
 
 Hooks. mregt_flood registers 2,000 tiny files while the hook of its first
 registration is held (so that every later event waits in the queue);
@@ -11,8 +11,20 @@ mregt_flood's registrations beyond its share are dropped, each one with an
 audit record (op "hook", result "dropped", its model and version) and
 counted in .mreg/metrics (mreg_hooks_total{result="dropped"}), and every
 one of the 2,000 is either run or so recorded.
+
+Descriptors. [limits] open_files_per_user = 50: mregt_flood holds 60 files
+of a draft open, each after an out-of-order write (a spool, one descriptor
+of the daemon's each): the writes past the 50th fail with EMFILE, while
+mregt_dep still writes out of order in its own draft, and its hooks run;
+once mregt_flood closes its files, it can write again. Then the reserve:
+the daemon's own RLIMIT_NOFILE lowered (prlimit) to 40 above what it holds
+plus the default reserve, and the per-user cap raised: mregt_flood's
+spools are refused with EMFILE before the daemon runs out, and a hook (a
+pipe, a pidfd, a process) still starts and runs.
 """
 import os
+import resource
+import subprocess
 import sys
 import time
 
@@ -21,6 +33,7 @@ from mountlib import Mount, Tap, run_suite  # noqa: E402
 from userlib import Users, run_as  # noqa: E402
 
 NFLOOD = 2000
+RESERVE = 256           # the default [limits] open_files_reserve
 
 HOOK = r'''#!/bin/sh
 # one line per event; the first registration of model flood waits until
@@ -46,6 +59,30 @@ for i in range(n):
         f.write(b'%d' % i)
 '''
 
+# Run as a user: opens N files of a draft, each with a write past its end
+# first (out of order: a spool), prints one line per file ("ok" or the
+# errno name), then holds them open until its standard input closes.
+HOLD = r'''
+import errno, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+fds = []
+for i in range(n):
+    try:
+        fd = os.open(os.path.join(d, 'h%d.bin' % i),
+                     os.O_CREAT | os.O_WRONLY, 0o644)
+    except OSError as e:
+        print('open', errno.errorcode[e.errno], flush=True)
+        continue
+    fds.append(fd)
+    try:
+        os.pwrite(fd, b'x', 4096)
+        print('ok', flush=True)
+    except OSError as e:
+        print(errno.errorcode[e.errno], flush=True)
+print('holding', flush=True)
+sys.stdin.read()
+'''
+
 t = Tap()
 m = Mount('fair')
 os.chmod(m.tmp, 0o755)
@@ -53,6 +90,7 @@ users = Users()
 out = os.path.join(m.tmp, 'out')
 conf = os.path.join(m.tmp, 'mreg.conf')
 U = {}
+held = []
 
 
 def wait_for(fn, timeout=30, step=0.05):
@@ -72,12 +110,12 @@ def order():
         return []
 
 
-def write_conf():
+def write_conf(limits):
     hook = os.path.join(m.tmp, 'hook.sh')
     with open(conf, 'w') as f:
         f.write('[store]\ndurability = none\n'
                 '[hooks]\non_register = %s\non_promote = %s\n'
-                'timeout = 120\n' % (hook, hook))
+                'timeout = 120\n[limits]\n%s' % (hook, hook, limits))
     os.chmod(conf, 0o644)
 
 
@@ -98,10 +136,11 @@ def setup():
     with open(hook, 'w') as f:
         f.write(HOOK % {'dir': out})
     os.chmod(hook, 0o755)
-    write_conf()
+    write_conf('open_files_per_user = 50\n')
     m.args = ['-c', conf, '-o', 'allow_other']
     m.start()
-    for who, model in (('dep', 'deploy'), ('flood', 'flood')):
+    for who, model in (('dep', 'deploy'), ('flood', 'flood'),
+                       ('flood', 'held')):
         r = run_as(U[who], ['mkdir', m.path('models', model)])
         assert r.returncode == 0, r.stderr
     r = put_as('dep', m.path('models', 'deploy', 'model.bin'), 'v1')
@@ -175,10 +214,121 @@ def test_hooks():
          'no hook of the other user was dropped or failed')
 
 
+def hold(who, d, n):
+    """Starts HOLD as who: returns the process and its per-file lines."""
+    p = subprocess.Popen(['/usr/bin/python3', '-c', HOLD, d, str(n)],
+                         preexec_fn=U[who].preexec(), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    held.append(p)
+    lines = []
+    for ln in p.stdout:
+        if ln.strip() == 'holding':
+            return p, lines
+        lines.append(ln.strip())
+    return p, lines
+
+
+def release(p):
+    p.stdin.close()
+    p.wait(60)
+    held.remove(p)
+
+
+def dep_writes(name):
+    """mregt_dep writes out of order into its draft: 'ok' or errno."""
+    r = run_as(U['dep'], ['/usr/bin/python3', '-c', (
+        'import errno, os, sys\n'
+        'try:\n'
+        '    fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)\n'
+        '    os.pwrite(fd, b"y", 8192)\n'
+        '    os.pwrite(fd, b"z", 0)\n'
+        '    os.close(fd)\n'
+        '    print("ok")\n'
+        'except OSError as e:\n'
+        '    print(errno.errorcode[e.errno])\n'),
+        m.path('models', 'deploy', 'd1', name)])
+    return r.stdout.strip() or r.stderr.strip()
+
+
+def promote_hook_runs(version, stage):
+    cmd = ['ln', '-sfn', '../%s' % version,
+           m.path('models', 'deploy', 'stages', stage)]
+    r = run_as(U['dep'], cmd)
+    line = ['promote', str(U['dep'].uid), 'deploy', version, stage]
+    return r.returncode == 0 and wait_for(lambda: line in order(), 20)
+
+
+def test_per_user():
+    r = run_as(U['flood'], ['mkdir', m.path('models', 'held', 'd1')])
+    assert r.returncode == 0, r.stderr
+    r = run_as(U['dep'], ['mkdir', m.path('models', 'deploy', 'd1')])
+    assert r.returncode == 0, r.stderr
+    p, lines = hold('flood', m.path('models', 'held', 'd1'), 60)
+    try:
+        per_user_held(lines)
+    finally:
+        release(p)
+    p, lines = hold('flood', m.path('models', 'held', 'd1'), 5)
+    release(p)
+    t.eq(lines, ['ok'] * 5, 'once its files are closed, %s writes again' %
+         U['flood'].name)
+
+
+def per_user_held(lines):
+    t.eq(lines, ['ok'] * 50 + ['EMFILE'] * 10, '%s holding 60 files open '
+         'with a spool each: the writes past its cap of 50 fail with '
+         'EMFILE' % U['flood'].name)
+    t.eq(dep_writes('a.bin'), 'ok', 'meanwhile %s writes out of order in '
+         'its own draft' % U['dep'].name)
+    t.ok(promote_hook_runs('1', 'Staging'), 'and its promotion\'s hook '
+         'runs')
+    t.ok((m.metric('mreg_open_files_refused_total') or 0) >= 10,
+         '.mreg/metrics counts the refusals')
+
+
+def nfds(pid):
+    return len(os.listdir('/proc/%d/fd' % pid))
+
+
+def test_reserve():
+    m.stop()
+    write_conf('open_files_per_user = 100000\n')
+    m.start()
+    pid = m.pid()
+    limit = nfds(pid) + RESERVE + 40
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+    r = run_as(U['flood'], ['mkdir', m.path('models', 'held', 'd2')])
+    assert r.returncode == 0, r.stderr
+    p, lines = hold('flood', m.path('models', 'held', 'd2'), limit)
+    try:
+        reserve_held(pid, limit, lines)
+    finally:
+        release(p)
+
+
+def reserve_held(pid, limit, lines):
+    ok = lines.count('ok')
+    t.ok(0 < ok < limit - RESERVE and set(lines[ok:]) == {'EMFILE'},
+         'with the daemon\'s limit at %d, one user\'s spools stop at %d '
+         'with EMFILE: a reserve is kept' % (limit, ok),
+         repr(sorted(set(lines))))
+    t.ok(limit - nfds(pid) >= RESERVE - 8, 'the daemon keeps about %d '
+         'descriptors free (%d)' % (RESERVE, limit - nfds(pid)))
+    t.ok(promote_hook_runs('1', 'Canary'), 'a hook still starts and runs')
+
+
+def cleanup():
+    for p in list(held):
+        p.kill()
+        p.wait()
+
+
 def main():
     return run_suite(t, m, 'fair', setup, [
         ('hooks: promotions and other users first', test_hooks),
-    ], cleanup=(users.close,))
+        ('descriptors: a cap per user', test_per_user),
+        ('descriptors: a reserve for the daemon', test_reserve),
+    ], cleanup=(cleanup, users.close))
 
 
 if __name__ == '__main__':

@@ -79,6 +79,8 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.log_level, LOG_LVL_WARN, "log level warn");
 	CHECK(!cfg.on_register && !cfg.on_promote, "no hooks");
 	CHECK_EQ(cfg.hook_timeout, 30, "hook timeout 30");
+	CHECK_EQ(cfg.open_files_per_user, 1000, "open_files_per_user 1000");
+	CHECK_EQ(cfg.open_files_reserve, 256, "open_files_reserve 256");
 	CHECK(cfg.nstages == 0 && !config_stage(&cfg, "Production"),
 	      "no stage policies");
 	config_release(&cfg);
@@ -113,6 +115,9 @@ static void test_every_key(void)
 		"on_register = /usr/local/bin/on-register\n"
 		"on_promote = \"/opt/hooks/promote --notify\"\n"
 		"timeout = 5\n"
+		"[limits]\n"
+		"open_files_per_user = 50\n"
+		"open_files_reserve = 64\n"
 		"[stage Staging]\n"
 		"promote_users = alice, bob\n"
 		"[stage Production]\n"
@@ -143,6 +148,8 @@ static void test_every_key(void)
 	      !strcmp(cfg.on_promote, "/opt/hooks/promote --notify"),
 	      "on_promote, quoted");
 	CHECK_EQ(cfg.hook_timeout, 5, "hook timeout");
+	CHECK_EQ(cfg.open_files_per_user, 50, "open_files_per_user");
+	CHECK_EQ(cfg.open_files_reserve, 64, "open_files_reserve");
 	CHECK_EQ(cfg.nstages, 2, "two stage sections");
 
 	sp = config_stage(&cfg, "Staging");
@@ -269,6 +276,14 @@ static void test_errors(void)
 			   "t.conf:2: invalid value 'hook.sh' for "
 			   "'on_promote': not an absolute path"),
 	      "a relative hook program");
+	CHECK(refused_at("[limits]\nopen_files_per_user = 0\n",
+			 "t.conf:2: invalid value '0' for "
+			 "'open_files_per_user': out of range"),
+	      "open_files_per_user 0");
+	CHECK(refused_at("[limits]\nopen_files_reserve = 8\n",
+			 "t.conf:2: invalid value '8' for "
+			 "'open_files_reserve': out of range"),
+	      "open_files_reserve below 16");
 
 	CHECK(refused_with("[store]\npath = /x\nfoo = 1\n",
 			   "t.conf:3: unknown key 'foo' in [store]"),
@@ -543,7 +558,9 @@ static void test_example(void)
 	      cfg.readahead == dflt.readahead &&
 	      cfg.max_threads == dflt.max_threads &&
 	      cfg.log_level == dflt.log_level && !cfg.store &&
-	      cfg.hook_timeout == dflt.hook_timeout,
+	      cfg.hook_timeout == dflt.hook_timeout &&
+	      cfg.open_files_per_user == dflt.open_files_per_user &&
+	      cfg.open_files_reserve == dflt.open_files_reserve,
 	      "the example sets no key away from its default");
 	sp = config_stage(&cfg, "Production");
 	CHECK(sp && sp->protect && !strcmp(sp->require_stage, "Staging") &&
