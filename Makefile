@@ -144,6 +144,8 @@ help:
 	@echo 'make [V=1] [WERROR=1] [SANITIZE=address,undefined] [ID_BITS=8] TARGET'
 	@echo '  all        build build/mreg, build/mregfs and the unit tests'
 	@echo '  deps       apt-get install what the build and tests need'
+	@echo '             (sh tools/install-deps.sh services: and the services'
+	@echo '             some tests start, PostgreSQL and radosgw)'
 	@echo '  test       run every test; ends with "N passed, N failed"'
 	@echo '  unit       run the unit tests only'
 	@echo '  bench      run the benchmarks, write BENCHMARKS.md'

@@ -3,9 +3,11 @@
 #
 # Every test is a program that prints TAP-like lines: "ok N - what",
 # "not ok N - what", "ok N - what # SKIP reason". Unit tests are the
-# binaries build/tests/test-*; the others are tests/cli/*.sh and
-# tests/fs/*.sh (or .py). A test that exits non-zero without a "not ok"
-# line counts as one failure. Usage: tests/run.sh [unit|cli|fs]...
+# binaries build/tests/test-*; the others are tests/cli/*.sh,
+# tests/fs/*.sh (or .py) and tests/services/test-*.sh (the services the
+# tests start: PostgreSQL, radosgw). A test that exits non-zero without a
+# "not ok" line counts as one failure.
+# Usage: tests/run.sh [unit|cli|fs|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${MREG_BUILD:-$top/build}
@@ -14,7 +16,7 @@ export MREG_BUILD=$B MREG_TOP=$top
 export PYTHONDONTWRITEBYTECODE=1
 log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
-suites=${*:-unit cli fs}
+suites=${*:-unit cli fs services}
 pass=0 fail=0 skip=0
 
 run_one() {
@@ -55,6 +57,10 @@ for suite in $suites; do
 			*.sh) run_one "$t" sh "$t" ;;
 			*.py) run_one "$t" /usr/bin/python3 "$t" ;;
 			esac
+		done ;;
+	services)
+		for t in "$top"/tests/services/test-*.sh; do
+			[ -f "$t" ] && run_one "$t" sh "$t"
 		done ;;
 	*) echo "unknown suite '$suite'" >&2; exit 2 ;;
 	esac
