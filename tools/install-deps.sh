@@ -11,7 +11,8 @@
 # missing; .ci/run installs both groups, so CI runs them all.
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils \
-libxxhash-dev libbsd-dev libmd-dev rsync attr python3 clang strace"
+libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev rsync attr python3 \
+clang strace"
 SERVICE_PKGS="curl postgresql libpq-dev ceph-mon ceph-osd radosgw ceph-common"
 for group in "$@"; do
 	case $group in
