@@ -33,8 +33,9 @@
  *	  process grew the map: the map adopts the size recorded in the file
  *	  (mdb_env_set_mapsize(env, 0)) and the begin is retried.
  * Without MDB_WRITEMAP a bigger map costs address space, not disk: a full
- * disk shows up as ENOSPC from the writes at commit, and is returned as
- * -ENOSPC with the store left at its last committed state.
+ * disk shows up as ENOSPC (or, for a write that landed short, as EIO on a
+ * file system without room: see disk_full) from the writes at commit, and
+ * is returned as -ENOSPC with the store left at its last committed state.
  *
  * Writers across processes. LMDB's writer lock is a robust process-shared
  * pthread mutex in lock.mdb, and such a mutex loses a wake-up when a
@@ -61,6 +62,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -121,6 +123,29 @@ static __thread unsigned txn_depth;
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* LMDB reports a write that landed short as EIO ("short write, filesystem
+ * full?" in mdb_page_flush): on a disk that fills up part of the way
+ * through one of its multi-page writes, that is what a full disk looks
+ * like. So an EIO is called ENOSPC when the index's file system has less
+ * room left than one such write (LMDB writes at most 64 pages at a time,
+ * more only for a record of overflow pages): a real I/O error on a disk
+ * with room stays EIO. Root may fill the blocks reserved for it, others
+ * only what f_bavail counts. */
+#define FULL_DISK_ROOM (1 * MIB)
+
+static bool disk_full(const struct mreg_index *ix)
+{
+	struct statvfs st;
+	uint64_t room;
+
+	assert(ix);
+	if (statvfs(ix->dir, &st) < 0)
+		return false;
+	room = (uint64_t)(geteuid() == 0 ? st.f_bfree : st.f_bavail) *
+	       st.f_frsize;
+	return room < FULL_DISK_ROOM;
+}
+
 /* Translates an LMDB return code into a negative errno, the one place that
  * does. LMDB's own codes whose reason would otherwise be lost (damage,
  * internal limits) are logged here; system errors are logged by the
@@ -157,7 +182,7 @@ static int lmdb_err(const struct mreg_index *ix, int rc)
 	case ENOSPC:
 		return -ENOSPC;
 	case EIO:
-		return -EIO;
+		return disk_full(ix) ? -ENOSPC : -EIO;
 	default:
 		if (rc > 0)
 			return -rc;

@@ -31,6 +31,25 @@ run gc --store "$S"
 check "gc on a full disk: status 0" test "$rc" -eq 0
 dd if=/dev/zero of="$mnt/filler" bs=1M 2>/dev/null
 expect 1 "mreg: push: no space left on the store" "a push onto a full disk" push m "$T/v2" --store "$S"
+# Metadata on a full disk (filled to a few pages, so that the index's
+# page flush fails or lands short): ENOSPC, never an I/O error.
+desc=$(head -c 4500 /dev/urandom | od -An -tx1 | tr -d ' \n')
+fails=0 others=
+for leave in 0 4 8 12 0 4 8 12; do
+	rm -f "$mnt/filler"
+	dd if=/dev/zero of="$mnt/filler" bs=1M 2>/dev/null
+	dd if=/dev/zero of="$mnt/filler" bs=4k oflag=append conv=notrunc 2>/dev/null
+	[ "$leave" -gt 0 ] && truncate -s -"${leave}K" "$mnt/filler"
+	run meta m/1 set "tag.t$leave$fails" "$desc" --store "$S"
+	if [ "$rc" -ne 0 ]; then
+		fails=$((fails + 1))
+		grep -qx "mreg: meta: no space left on the store" "$T/err" ||
+			others="$others $(cat "$T/err")"
+	fi
+done
+check "meta set on a full disk fails ($fails of 8)" test "$fails" -gt 0
+check "always with 'no space left on the store'" test -z "$others"
+[ -z "$others" ] || diag "$others"
 rm -f "$mnt/filler"
 expect_out "after space is freed, the push works" "2" push m "$T/v2" --store "$S"
 mreg cat m/2/v2 --store "$S" | cmp -s - "$T/v2"

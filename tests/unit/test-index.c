@@ -1078,35 +1078,74 @@ static int full_check(struct idx_txn *t, void *arg)
 	return 0;
 }
 
+/* Mounts a tmpfs of size at TOP/name; NULL (a SKIP printed for what)
+ * when that is not possible (not root). */
+static char *tmpfs_mount(const char *name, const char *size,
+			 const char *what)
+{
+	char *mnt = subdir(name), *opts;
+
+	if (mkdir(mnt, 0700) < 0)
+		abort();
+	if (asprintf(&opts, "size=%s,mode=0700", size) < 0)
+		abort();
+	if (mount("tmpfs", mnt, "tmpfs", 0, opts) < 0) {
+		check_n++;
+		printf("ok %d - %s # SKIP cannot mount tmpfs: %s\n", check_n,
+		       what, strerror(errno));
+		rmdir(mnt);
+		free(mnt);
+		mnt = NULL;
+	}
+	free(opts);
+	return mnt;
+}
+
+static void tmpfs_unmount(char *mnt)
+{
+	if (umount2(mnt, 0) < 0)
+		printf("# cannot unmount '%s': %s\n", mnt, strerror(errno));
+	rmdir(mnt);
+	free(mnt);
+}
+
+/* Opens an index in mnt (*ret_dir: its path) and runs fn, counting *n up
+ * by step after each commit, until a write fails (*ret_r, its error) or
+ * 1000 commits. NULL (checked) when it does not open. */
+static struct mreg_index *open_full(const char *mnt, char **ret_dir,
+				    int (*fn)(struct idx_txn *, void *),
+				    uint64_t *n, uint64_t step, int *ret_r)
+{
+	struct mreg_index *ix;
+	int r = 0, i;
+
+	if (asprintf(ret_dir, "%s/index", mnt) < 0)
+		abort();
+	ix = open_at(*ret_dir, 0, true);
+	CHECK(ix, "open an index on a 1 MiB tmpfs");
+	for (i = 0; ix && i < 1000; i++) {
+		r = index_write(ix, fn, n);
+		if (r < 0)
+			break;
+		*n += step;
+	}
+	*ret_r = r;
+	return ix;
+}
+
 static void test_enospc(void)
 {
-	char *mnt = subdir("tmpfs"), *dir = NULL;
+	char *mnt = tmpfs_mount("tmpfs", "1m", "a full disk is -ENOSPC");
+	char *dir = NULL;
 	struct mreg_index *ix;
 	uint64_t n = 0, c = 0;
 	int r = 0;
 
-	if (mkdir(mnt, 0700) < 0)
-		abort();
-	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700") < 0) {
-		check_n++;
-		printf("ok %d - a full disk is -ENOSPC # SKIP cannot mount "
-		       "tmpfs: %s\n", check_n, strerror(errno));
-		rmdir(mnt);
-		free(mnt);
+	if (!mnt)
 		return;
-	}
-	if (asprintf(&dir, "%s/index", mnt) < 0)
-		abort();
-	ix = open_at(dir, 0, true);
-	CHECK(ix, "open an index on a 1 MiB tmpfs");
+	ix = open_full(mnt, &dir, full_put, &n, 1, &r);
 	if (!ix)
 		goto out;
-	while (n < 1000) {
-		r = index_write(ix, full_put, &n);
-		if (r < 0)
-			break;
-		n++;
-	}
 	CHECK_EQ(r, -ENOSPC, "writing until the disk is full ends in -ENOSPC "
 		 "(after %llu values)", (unsigned long long)n);
 	CHECK(n > 10, "values were committed before");
@@ -1130,11 +1169,57 @@ static void test_enospc(void)
 	CHECK_EQ(c, n, "nothing of the failed transactions is there");
 	index_close(ix);
 out:
-	if (umount2(mnt, 0) < 0)
-		printf("# cannot unmount '%s': %s\n", mnt, strerror(errno));
-	rmdir(mnt);
+	tmpfs_unmount(mnt);
 	free(dir);
-	free(mnt);
+}
+
+/* Small records, many to a transaction: LMDB writes several pages at a
+ * time, and on a disk that fills part of the way through one write it
+ * sees a short write, which it reports as EIO. */
+#define SMALL_VAL 100
+#define SMALL_PER_TXN 64
+
+static int small_put(struct idx_txn *t, void *arg)
+{
+	uint64_t first = *(uint64_t *)arg, i;
+	unsigned char key[8], val[SMALL_VAL];
+	int r;
+
+	for (i = first; i < first + SMALL_PER_TXN; i++) {
+		be64_put(key, i);
+		fill(val, sizeof(val), i);
+		r = idx_put(t, IDX_META, key, 8, val, sizeof(val), 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void test_enospc_short_write(void)
+{
+	char *mnt = tmpfs_mount("tmpfs-short", "1m", "a short write on a "
+				"full disk is -ENOSPC"), *dir = NULL;
+	struct mreg_index *ix;
+	uint64_t n = 0;
+	int r = 0, i;
+
+	if (!mnt)
+		return;
+	ix = open_full(mnt, &dir, small_put, &n, SMALL_PER_TXN, &r);
+	if (!ix)
+		goto out;
+	CHECK_EQ(r, -ENOSPC, "small records until the disk is full: -ENOSPC, "
+		 "not -EIO (after %llu records)", (unsigned long long)n);
+	for (i = 0; i < 3; i++) {
+		r = index_write(ix, small_put, &n);
+		if (r != -ENOSPC)
+			break;
+	}
+	CHECK_EQ(r, -ENOSPC, "and the next writes too");
+	index_close(ix);
+out:
+	tmpfs_unmount(mnt);
+	free(dir);
 }
 
 int main(void)
@@ -1154,6 +1239,7 @@ int main(void)
 	test_readers_full();
 	test_garbage();
 	test_enospc();
+	test_enospc_short_write();
 	check_rmtree(top);
 	free(top);
 	return check_done();
