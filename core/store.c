@@ -15,7 +15,9 @@
  * There is no index and no trailer in a pack: the index module names each
  * chunk by (pack, offset of its data, length), and a pack can be walked
  * from its header. A pack only grows, by whole records, and only in the
- * process that created it; gc removes whole packs.
+ * process that created it; gc, under its exclusive lock, removes whole
+ * packs or cuts off a tail that no index record names (which needs no
+ * free space: how gc makes room on a full disk).
  *
  * Writing. A process creates its own packs (O_CREAT|O_EXCL on the next
  * free number) and appends records to a 1 MiB buffer in memory, written
@@ -50,12 +52,14 @@
  *
  * Reading. Read descriptors are cached per pack in a small hash table
  * under a rwlock; each entry is reference-counted, so a pread(2) holds no
- * lock and an entry dropped meanwhile is closed by its last user. A
- * descriptor of a pack that gc removed keeps reading its (right) bytes,
- * but would hold its disk space: at most once a second, and on every
- * store_bytes() (statfs) and store_list_packs(), descriptors of unlinked
- * files are dropped. A failed read checks whether its descriptor still is
- * the file of that name and, if not, tries once more. Data still in this
+ * lock and an entry dropped meanwhile is closed by its last user. gc
+ * empties a pack as it removes it, so that its blocks come back at once
+ * whoever still has it open; a read through such a descriptor comes up
+ * short. A failed read checks whether its descriptor still is the file of
+ * that name: if the name is gone the chunk moved (-ENOENT: the caller
+ * looks it up again), if another file took it, it tries once more. At
+ * most once a second, and on every store_bytes() (statfs) and
+ * store_list_packs(), descriptors of unlinked files are dropped. Data still in this
  * process's write buffer is found on the slow path that a short read
  * takes. Every read checks the record header and, unless raw,
  * the chunk's hash: never wrong bytes.
@@ -1075,12 +1079,14 @@ static int read_chunk(struct mreg_store *s, const struct chunk_loc *loc,
 		} else if (r == -EIO) {
 			why = "short read";
 		}
-		if (tries == 0 && read_own(s, f->fd, loc, id, buf, &why, &r)) {
+		if (tries == 0 && read_own(s, f->fd, loc, id, buf, &why, &r) &&
+		    r == 0) {
 			rfd_unref(f);
-			break;
+			return 0;
 		}
-		/* Another process's gc may have removed the pack, and a new
-		 * pack may have taken its number: look again, once. */
+		/* gc may have removed the pack (emptying it: see
+		 * store_remove_pack), and a new pack may have taken its
+		 * number: look again, once. */
 		k = rc_stale(s, f);
 		rfd_unref(f);
 		if (k < 0)
@@ -1453,28 +1459,112 @@ void store_unlock_pack(struct mreg_store *s, uint32_t pack)
 	pthread_mutex_unlock(&s->gc_mu);
 }
 
+/* A read-write descriptor of pack name, which must be the file locked
+ * through lockfd (gc's lock descriptors are read-only, as are the probes
+ * of store_list_packs). -errno. */
+static int open_locked_rw(struct mreg_store *s, const char *name, int lockfd)
+{
+	struct stat a, b;
+	int fd;
+
+	assert(s && name && lockfd >= 0);
+	fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &a) < 0 || fstat(lockfd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
 int store_remove_pack(struct mreg_store *s, uint32_t pack)
 {
 	char name[PACK_NAME_LEN + 1];
-	int fd = -1, r = 0;
+	ssize_t i;
+	int fd = -1, rw = -1, r = 0;
 
 	if (!s)
 		return -EINVAL;
 	pack_name(pack, name);
 	pthread_mutex_lock(&s->gc_mu);
 	/* Under our own gc lock already, or a fresh one. */
-	if (gc_find(s, pack) < 0)
+	i = gc_find(s, pack);
+	if (i < 0)
 		r = lock_ex(s, pack, &fd);
+	if (r == 0)
+		rw = open_locked_rw(s, name, i < 0 ? fd : s->gc[i].fd);
 	if (r == 0 && unlinkat(s->dirfd, name, 0) < 0)
 		r = log_err(-errno, "cannot remove pack '%s/%s'", s->dir, name);
+	/* Another process may still hold the file open (a cached read
+	 * descriptor, a retired pack not yet synced): emptied, its blocks
+	 * come back now and not when the last descriptor closes. A reader
+	 * of it then finds it gone and looks its chunk up again. */
+	if (r == 0 && (rw < 0 || ftruncate(rw, 0) < 0))
+		log_warn(rw < 0 ? rw : -errno, "cannot empty removed pack "
+			 "'%s/%s'", s->dir, name);
 	if (r == 0)
 		gc_release(s, pack);
+	if (rw >= 0)
+		close(rw);
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_unlock(&s->gc_mu);
 	if (r == 0)
 		rc_drop_pack(s, pack);
 	return r;
+}
+
+int store_truncate_pack(struct mreg_store *s, uint32_t pack, uint64_t size)
+{
+	char name[PACK_NAME_LEN + 1];
+	struct stat st;
+	ssize_t i;
+	int r = 0, fd = -1;
+
+	if (!s || size < PACK_HEADER_SIZE || size > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	pack_name(pack, name);
+	pthread_mutex_lock(&s->gc_mu);
+	i = gc_find(s, pack);
+	if (i < 0)
+		r = -EINVAL; /* only under our gc lock: nobody appends */
+	else if ((fd = open_locked_rw(s, name, s->gc[i].fd)) < 0)
+		r = log_err(fd, "cannot open pack '%s/%s'", s->dir, name);
+	else if (fstat(fd, &st) < 0)
+		r = log_err(-errno, "cannot stat pack '%s/%s'", s->dir, name);
+	else if ((uint64_t)st.st_size > size &&
+		 (r = io_ftruncate(fd, (off_t)size, IO_PACK)) < 0)
+		log_err(r, "cannot cut pack '%s/%s' to %" PRIu64 " bytes",
+			s->dir, name, size);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&s->gc_mu);
+	return r;
+}
+
+int store_pack_size(struct mreg_store *s, uint32_t pack, uint64_t *ret)
+{
+	char name[PACK_NAME_LEN + 1];
+	struct stat st;
+	ssize_t i;
+	int r;
+
+	if (!s || !ret)
+		return -EINVAL;
+	pack_name(pack, name);
+	pthread_mutex_lock(&s->gc_mu);
+	i = gc_find(s, pack);
+	r = i >= 0 ? fstat(s->gc[i].fd, &st) : fstatat(s->dirfd, name, &st, 0);
+	if (r < 0)
+		r = -errno;
+	pthread_mutex_unlock(&s->gc_mu);
+	if (r < 0)
+		return r == -ENOENT ? r : log_err(r, "cannot stat pack '%s/%s'",
+						  s->dir, name);
+	*ret = (uint64_t)st.st_size;
+	return 0;
 }
 
 int store_bytes(struct mreg_store *s, uint64_t *ret)

@@ -8,8 +8,8 @@
  * A process appends only to packs it created itself (O_CREAT|O_EXCL picks
  * the next free number, so several processes never share a pack), and
  * holds a shared flock(2) on each pack it may still name in an index
- * transaction; gc takes an exclusive non-blocking flock before it rewrites
- * or removes a pack, and skips packs it cannot lock.
+ * transaction; gc takes an exclusive non-blocking flock before it rewrites,
+ * cuts or removes a pack, and skips packs it cannot lock.
  *
  * Pack format (little-endian):
  *	header  16 bytes: "MREGPACK" magic, u32 format (1), u32 pack number
@@ -104,10 +104,10 @@ int store_sync(struct mreg_store *s);
  * the pack does not exist (gc may have moved the chunk: look its location
  * up again). -EINVAL on NULL arguments, -errno of open/pread. Thread-safe;
  * pack descriptors are cached (up to 256) and no lock is held across the
- * pread(2). A cached descriptor of a pack gc removed still reads its
- * (right) bytes; such descriptors are dropped within a second of reading,
- * and by store_bytes() and store_list_packs(), so that the disk space is
- * given back. */
+ * pread(2). A pack gc removed is emptied at once (store_remove_pack):
+ * a read through a cached descriptor of it finds the name gone and
+ * answers -ENOENT. Descriptors of removed packs are dropped within a
+ * second of reading, and by store_bytes() and store_list_packs(). */
 int store_read(struct mreg_store *s, const struct chunk_loc *loc,
 	       const struct mreg_id *id, void *buf);
 
@@ -144,9 +144,24 @@ int store_walk_pack(struct mreg_store *s, uint32_t pack,
 /* Removes a pack that no index record names any more. Takes an exclusive
  * flock first (or uses this store's store_lock_pack() lock, which it then
  * releases): -EBUSY when some process still appends to or holds it in a
- * batch. Drops the cached read descriptor. Errors: -EINVAL, -EBUSY,
- * -ENOENT, -errno of unlink. */
+ * batch. The file is emptied as it is unlinked, so that its disk space
+ * comes back at once even where other processes still have it open (their
+ * reads of it then fail with -ENOENT: the chunk moved). Drops the cached
+ * read descriptor. Errors: -EINVAL, -EBUSY, -ENOENT, -errno of unlink. */
 int store_remove_pack(struct mreg_store *s, uint32_t pack);
+
+/* Cuts a pack locked with store_lock_pack() back to size bytes (the
+ * header at least), giving the tail back to the disk with no free space
+ * needed; nothing when it is not longer. The caller makes sure that no
+ * index record names a byte at or past size: under the lock nobody
+ * appends, so no record can come to name one. Errors: -EINVAL (not
+ * locked by this store, size below the header), -errno of ftruncate. */
+int store_truncate_pack(struct mreg_store *s, uint32_t pack, uint64_t size);
+
+/* The size in bytes of a pack (through this store's gc lock on it when
+ * it holds one, so that it is the locked file's). Errors: -EINVAL,
+ * -ENOENT, -errno of stat. */
+int store_pack_size(struct mreg_store *s, uint32_t pack, uint64_t *ret);
 
 /* Tries to take the exclusive lock gc needs before it copies a pack's live
  * chunks away; the lock is held until store_remove_pack() or
