@@ -286,6 +286,9 @@ void pins_flush(struct mreg_registry *reg);
 int trash_free(struct mreg_registry *reg, uint64_t ino);
 int pins_open(struct mreg_registry *reg);
 void pins_close(struct mreg_registry *reg);
+/* The gc figures of reg_store_stats (live_bytes, chunks, dead_bytes,
+ * gc_bytes, gc_all_bytes, trash) in st. */
+int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st);
 
 
 

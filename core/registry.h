@@ -449,11 +449,22 @@ int reg_stats(struct mreg_registry *reg,
 struct reg_store_stats {
 	uint64_t pack_bytes;   /* size of all pack files */
 	uint64_t live_bytes;   /* chunk bytes referenced */
-	uint64_t dead_bytes;   /* reclaimable by gc */
+	uint64_t dead_bytes;   /* pack bytes no referenced chunk needs */
+	uint64_t gc_bytes;     /* of those, what reg_gc() with the default
+				  threshold would give back now */
+	uint64_t gc_all_bytes; /* ... with threshold 0 (mreg gc --all) */
+	uint64_t trash;        /* removed versions (and files unlinked while
+				  open) gc would free: nobody has them open */
 	uint64_t index_bytes;  /* LMDB file */
 	uint64_t chunks;
 	uint64_t reads, read_bytes, writes, write_bytes, promotions, errors;
 };
+/* Sizes and counters of the store. dead_bytes also counts packs that
+ * some process is still writing (gc leaves those alone), and the gc
+ * figures assume the free space gc would find (rewrites need room): they
+ * tell whether running gc, or gc with which threshold, is worth it. Reads
+ * every chunk record. Errors: -EINVAL, -ENOMEM, -EIO, -errno of reading
+ * the pack directory. */
 int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret);
 
 /* fsck: read-only. Checks that every reference resolves, every chunk's
@@ -467,17 +478,36 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
 	     void *arg);
 
+/* gc rewrites a pack when more than this percentage of it is dead. */
+#define REG_GC_THRESHOLD 30
+
+struct reg_gc_options {
+	unsigned threshold;        /* percent, 0-100: rewrite packs more
+				      than this dead; 0 rewrites every pack
+				      with a dead byte, 100 none */
+};
+
 struct reg_gc_result {
 	uint64_t versions_freed;
 	uint64_t chunks_freed;
 	uint64_t bytes_freed;      /* pack bytes given back to the disk */
 	uint64_t packs_removed;
+	uint64_t packs_cut;        /* dead tails cut off */
 	uint64_t packs_rewritten;
+	uint64_t bytes_kept;       /* dead, in packs under the threshold */
+	uint64_t bytes_no_room;    /* dead, in packs whose live bytes did not
+				      fit in the free space to be rewritten */
 };
 /* gc: frees removed versions' trees (unless some process still has them
- * open), chunks no longer referenced, and rewrites packs with dead space.
- * Safe beside other processes using the store. */
-int reg_gc(struct mreg_registry *reg,
+ * open) and chunks no longer referenced; removes packs nothing lives in,
+ * cuts off dead pack tails (these two first, and needing no free space:
+ * gc makes room on a full disk), and rewrites packs more than the
+ * threshold dead, smallest first, as far as the free space allows. The
+ * bytes it reports freed are free when it returns. opt NULL: threshold
+ * REG_GC_THRESHOLD. Safe beside other processes using the store. Errors:
+ * -EINVAL (threshold above 100), -ENOMEM, -EIO, -ENOSPC (an index
+ * transaction on a full disk), -errno of the pack files. */
+int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
 	   void (*progress)(void *arg, uint64_t done, uint64_t total),
 	   void *arg, struct reg_gc_result *ret);
 

@@ -9,10 +9,13 @@
  * lazily (registry_tick), so open/close cycles cost no I/O.
  *
  * gc, in order, each step in transactions of its own so the store is
- * usable throughout: (1) removed versions' trees, (2) chunk records no
- * extent references, (3) packs: removed when nothing lives in them,
- * rewritten when mostly dead — never a pack some process still appends to
- * or names in an open batch (store.c's locks say which).
+ * usable throughout: (0) packs: dead tails cut off and packs no record
+ * names removed, which needs neither free space nor an index write (room
+ * on a full disk first), (1) removed versions' trees, (2) chunk records no
+ * extent references, (3) packs again: cut, removed, and rewritten when
+ * more than the threshold dead — never a pack some process still appends
+ * to or names in an open batch (store.c's locks say which; see "gc:
+ * packs" below).
  */
 #include "reg-int.h"
 
@@ -166,8 +169,9 @@ static bool pinset_has(const struct pinset *s, uint64_t v)
 	return false;
 }
 
-/* Reads every live process's pins; removes dead processes' files. */
-static int pins_read(struct mreg_registry *reg, struct pinset *s)
+/* Reads every live process's pins; with reap, removes dead processes'
+ * files. */
+static int pins_read(struct mreg_registry *reg, struct pinset *s, bool reap)
 {
 	DIR *d = opendir(reg->run_dir);
 	struct dirent *de;
@@ -192,7 +196,8 @@ static int pins_read(struct mreg_registry *reg, struct pinset *s)
 			continue;
 		}
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			unlink(path); /* its process is gone */
+			if (reap)
+				unlink(path); /* its process is gone */
 			close(fd);
 			free(path);
 			continue;
@@ -712,6 +717,26 @@ static int fsck_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
 	return 0;
 }
 
+/* What gc would reclaim, as info: only what it would reclaim as run by
+ * default is said to be gc's; what it would only with a lower threshold
+ * says so. */
+static void gc_findings(struct fsck *f, const struct reg_store_stats *st)
+{
+	if (st->trash)
+		finding(f, false, "%llu removed version%s or file%s wait%s "
+			"for gc", (unsigned long long)st->trash,
+			st->trash == 1 ? "" : "s", st->trash == 1 ? "" : "s",
+			st->trash == 1 ? "s" : "");
+	if (st->gc_bytes)
+		finding(f, false, "%llu bytes are reclaimable by gc",
+			(unsigned long long)st->gc_bytes);
+	if (st->gc_all_bytes > st->gc_bytes)
+		finding(f, false, "%llu bytes more are dead in packs at most "
+			"%d %% dead: gc --all reclaims them",
+			(unsigned long long)(st->gc_all_bytes - st->gc_bytes),
+			REG_GC_THRESHOLD);
+}
+
 int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	     void (*report)(void *arg, const char *severity, const char *msg),
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
@@ -742,9 +767,8 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	free(f.live);
 	if (r < 0)
 		return r;
-	if (reg_store_stats(reg, &st) == 0 && st.dead_bytes)
-		finding(&f, false, "%llu bytes are reclaimable by gc",
-			(unsigned long long)st.dead_bytes);
+	if (reg_store_stats(reg, &st) == 0)
+		gc_findings(&f, &st);
 	return (int)(f.errors > INT32_MAX ? INT32_MAX : f.errors);
 }
 
@@ -924,50 +948,8 @@ int trash_free(struct mreg_registry *reg, uint64_t ino)
 struct dead_chunks {
 	struct chunk_key *k;
 	size_t n, cap;
-	/* per pack: live bytes */
-	uint32_t *pack;
-	uint64_t *live;
-	size_t np, capp;
 	int err;
 };
-
-static int pack_live_add(struct dead_chunks *d, uint32_t pack, uint64_t n)
-{
-	size_t i;
-
-	for (i = 0; i < d->np; i++)
-		if (d->pack[i] == pack) {
-			d->live[i] += n;
-			return 0;
-		}
-	if (d->np == d->capp) {
-		size_t cap = d->capp ? d->capp * 2 : 64;
-		void *a = reallocarray(d->pack, cap, sizeof(*d->pack));
-		void *b;
-
-		if (!a)
-			return -ENOMEM;
-		d->pack = a;
-		b = reallocarray(d->live, cap, sizeof(*d->live));
-		if (!b)
-			return -ENOMEM;
-		d->live = b;
-		d->capp = cap;
-	}
-	d->pack[d->np] = pack;
-	d->live[d->np++] = n;
-	return 0;
-}
-
-static uint64_t pack_live(const struct dead_chunks *d, uint32_t pack)
-{
-	size_t i;
-
-	for (i = 0; i < d->np; i++)
-		if (d->pack[i] == pack)
-			return d->live[i];
-	return 0;
-}
 
 static int dead_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
@@ -978,9 +960,7 @@ static int dead_one(void *arg, const struct idx_val *k,
 	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
 		return d->err = -EIO;
 	if (c.refs)
-		return pack_live_add(d, c.loc.pack,
-				     c.loc.len + PACK_RECORD_HEADER) ?
-		       (d->err = -ENOMEM) : 0;
+		return 0;
 	if (ARRAY_GROW(d->k, d->cap, d->n) < 0)
 		return d->err = -ENOMEM;
 	memcpy(d->k[d->n++].b, k->data, CHUNK_KEY_LEN);
@@ -991,7 +971,7 @@ static int do_dead_scan(struct idx_txn *t, void *arg)
 {
 	struct dead_chunks *d = arg;
 
-	d->n = d->np = 0;
+	d->n = 0;
 	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, dead_one, d);
 	return d->err;
 }
@@ -1102,24 +1082,30 @@ static int do_move_apply(struct idx_txn *t, void *arg)
 	return m->err < 0 ? m->err : (m->n ? -EBUSY : 0);
 }
 
-/* Copies pack's live chunks to our current pack and removes it. */
-static int rewrite_pack(struct gc *g, uint32_t pack)
+/* Copies pack's live chunks to our current pack and removes it; *freed
+ * gets the bytes that gave back. 0 and nothing freed when the pack is
+ * busy or something still lives in it. */
+static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 {
 	struct mreg_registry *reg = g->reg;
 	struct pack_moves m = { .pack = pack };
 	struct mreg_id id;
 	uint8_t *buf = malloc(reg->chunker.max_size);
+	uint64_t size = 0, moved = 0;
 	size_t i;
 	int r;
 
+	*freed = 0;
 	if (!buf)
 		return -ENOMEM;
 	if ((r = store_lock_pack(reg->st, pack)) < 0) {
 		free(buf);
-		return r == -EBUSY ? 0 : r;
+		return r == -EBUSY || r == -ENOENT ? 0 : r;
 	}
 	store_batch_begin(reg->st);
-	r = index_read(reg->ix, do_move_scan, &m);
+	r = store_pack_size(reg->st, pack, &size);
+	if (r == 0)
+		r = index_read(reg->ix, do_move_scan, &m);
 	for (i = 0; i < m.n && r == 0; i++) {
 		chunk_key_id(&m.v[i].key, &id);
 		if (m.v[i].from.len > reg->chunker.max_size) {
@@ -1130,6 +1116,7 @@ static int rewrite_pack(struct gc *g, uint32_t pack)
 		if (r == 0)
 			r = store_append(reg->st, &id, buf, m.v[i].from.len,
 					 &m.v[i].to);
+		moved += PACK_RECORD_HEADER + (uint64_t)m.v[i].from.len;
 	}
 	if (r == 0)
 		r = store_sync(reg->st);
@@ -1138,8 +1125,13 @@ static int rewrite_pack(struct gc *g, uint32_t pack)
 	store_batch_end(reg->st);
 	if (r == 0) {
 		r = store_remove_pack(reg->st, pack);
-		if (r == 0)
+		if (r == 0) {
 			g->res.packs_rewritten++;
+			/* its dead bytes: our new pack's header, if
+			   this made one, is not counted as freed */
+			*freed = size > moved + PACK_HEADER_SIZE ?
+				 size - moved - PACK_HEADER_SIZE : 0;
+		}
 	} else {
 		store_unlock_pack(reg->st, pack);
 		if (r == -EBUSY)
@@ -1150,61 +1142,290 @@ static int rewrite_pack(struct gc *g, uint32_t pack)
 	return r;
 }
 
-struct pack_info {
-	uint32_t *pack;
-	uint64_t *size;
-	bool *busy;
-	size_t n, cap;
+/* ---- gc: packs ------------------------------------------------------------ *
+ *
+ * Which packs. A pack some process appends to, or may still name in an
+ * index transaction, is locked by it (store.h) and left alone. A writer
+ * commits what it names before it lets a pack go, and never takes a pack
+ * back: so once the listing found a pack unlocked, every record that will
+ * ever name it is committed, and a scan of the chunk records begun after
+ * the listing sees them all. Before changing a pack gc locks it and checks
+ * that it still has the size listed (a pack made just then may have been
+ * taken by its writer after the listing).
+ *
+ * Making room. What no record names at the end of a pack (the chunks of a
+ * copy that failed on a full disk, a crashed writer's last records) is cut
+ * off with ftruncate(2), and a pack no record names is removed: neither
+ * needs free space nor an index write. A pack with more dead bytes than
+ * the threshold allows is rewritten: its live records are copied to a new
+ * pack, which needs room for them. Rewrites go smallest live first, each
+ * only when its live bytes fit in the free space (with GC_ROOM_SPARE for
+ * the index's transaction): every rewrite gives back more than it takes,
+ * so a full disk is compacted as far as it can be. (Punching holes with
+ * fallocate(2) would need no room at all, but leaves sparse packs whose
+ * size lies, readers of whole packs meeting zeroes, and depends on the
+ * file system; the dead ranges a full disk leaves are tails.) */
+
+#define GC_ROOM_SPARE (2ull << 20)
+
+/* One pack: as listed, then what the chunk records name in it. */
+struct pack_use {
+	uint32_t pack;
+	bool busy;
+	uint64_t size;
+	uint64_t live;     /* records of referenced chunks, headers included */
+	uint64_t end;      /* end of the last record any chunk record names */
+	uint64_t live_end; /* end of the last record of a referenced chunk */
 };
 
-static int pack_one(void *arg, uint32_t pack, uint64_t size, bool busy)
+struct pack_uses {
+	struct pack_use *v;
+	size_t n, cap;
+	uint64_t live, chunks; /* data bytes referenced, chunk records */
+	int err;
+};
+
+static int use_listed(void *arg, uint32_t pack, uint64_t size, bool busy)
 {
-	struct pack_info *p = arg;
+	struct pack_uses *u = arg;
 
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		void *a = reallocarray(p->pack, cap, sizeof(*p->pack));
-		void *b, *c;
-
-		if (!a)
-			return -ENOMEM;
-		p->pack = a;
-		b = reallocarray(p->size, cap, sizeof(*p->size));
-		if (!b)
-			return -ENOMEM;
-		p->size = b;
-		c = reallocarray(p->busy, cap, sizeof(*p->busy));
-		if (!c)
-			return -ENOMEM;
-		p->busy = c;
-		p->cap = cap;
-	}
-	p->pack[p->n] = pack;
-	p->size[p->n] = size;
-	p->busy[p->n++] = busy;
+	if (ARRAY_GROW(u->v, u->cap, u->n) < 0)
+		return -ENOMEM;
+	u->v[u->n++] = (struct pack_use){ .pack = pack, .busy = busy,
+		.size = size, .end = PACK_HEADER_SIZE,
+		.live_end = PACK_HEADER_SIZE };
 	return 0;
 }
 
-int reg_gc(struct mreg_registry *reg,
+static int cmp_use(const void *key, const void *elem)
+{
+	uint32_t x = *(const uint32_t *)key;
+	uint32_t y = ((const struct pack_use *)elem)->pack;
+
+	return x < y ? -1 : x > y;
+}
+
+static int use_chunk(void *arg, const struct idx_val *k,
+		     const struct idx_val *v)
+{
+	struct pack_uses *u = arg;
+	struct pack_use *p;
+	struct chunk_rec c;
+	uint64_t end;
+
+	(void)k;
+	if (chunk_decode(v->data, v->len, &c) < 0)
+		return u->err = -EIO;
+	u->chunks++;
+	if (c.refs)
+		u->live += c.loc.len;
+	/* a pack made after the listing, or a missing one (fsck's) */
+	p = u->n ? bsearch(&c.loc.pack, u->v, u->n, sizeof(*u->v),
+			   cmp_use) : NULL;
+	if (!p)
+		return 0;
+	end = c.loc.offset + c.loc.len;
+	if (end > p->end)
+		p->end = end;
+	if (c.refs) {
+		p->live += PACK_RECORD_HEADER + (uint64_t)c.loc.len;
+		if (end > p->live_end)
+			p->live_end = end;
+	}
+	return 0;
+}
+
+static int do_use_scan(struct idx_txn *t, void *arg)
+{
+	struct pack_uses *u = arg;
+
+	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, use_chunk, u);
+	return u->err;
+}
+
+/* Lists the packs, then reads the chunk records: in this order (see
+ * "Which packs"). u->v is the caller's to free. */
+static int packs_use(struct mreg_registry *reg, struct pack_uses *u)
+{
+	int r = store_list_packs(reg->st, use_listed, u);
+
+	return r < 0 ? r : index_read(reg->ix, do_use_scan, u);
+}
+
+/* What gc with threshold pct does to pack u when nothing may stay past
+ * end: removes it (no record left), or cuts it at end. Returns the bytes
+ * that frees; *ret_dead gets the dead bytes left in it, *ret_rewrite
+ * whether there are more than pct % of them (then gc rewrites it). */
+static uint64_t pack_plan(const struct pack_use *u, uint64_t end,
+			  unsigned pct, uint64_t *ret_dead, bool *ret_rewrite)
+{
+	uint64_t size = end < u->size ? end : u->size;
+
+	*ret_dead = 0;
+	*ret_rewrite = false;
+	if (end <= PACK_HEADER_SIZE)
+		return u->size;
+	if (size > PACK_HEADER_SIZE + u->live)
+		*ret_dead = size - PACK_HEADER_SIZE - u->live;
+	*ret_rewrite = *ret_dead && *ret_dead * 100 > size * pct;
+	return u->size - size;
+}
+
+/* A pack to rewrite. */
+struct rewrite {
+	uint32_t pack;
+	uint64_t live, dead;
+};
+
+static int cmp_rewrite(const void *a, const void *b)
+{
+	uint64_t x = ((const struct rewrite *)a)->live;
+	uint64_t y = ((const struct rewrite *)b)->live;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Does a rewrite of live bytes fit in room? */
+static bool rewrite_fits(uint64_t live, uint64_t room)
+{
+	return live + GC_ROOM_SPARE <= room;
+}
+
+/* Cuts or removes one pack as listed in u (see pack_plan). */
+static int pack_cut(struct gc *g, const struct pack_use *u)
+{
+	struct mreg_store *st = g->reg->st;
+	uint64_t size, dead;
+	bool rewrite;
+	int r;
+
+	r = store_lock_pack(st, u->pack);
+	if (r < 0)
+		return r == -EBUSY || r == -ENOENT ? 0 : r;
+	r = store_pack_size(st, u->pack, &size);
+	if (r < 0 || size != u->size) {
+		/* taken by a writer since the listing */
+		store_unlock_pack(st, u->pack);
+		return r == -ENOENT ? 0 : r;
+	}
+	if (u->end <= PACK_HEADER_SIZE) {
+		r = store_remove_pack(st, u->pack);
+		if (r == 0) {
+			g->res.packs_removed++;
+			g->res.bytes_freed += size;
+		}
+		return r == -EBUSY || r == -ENOENT ? 0 : r;
+	}
+	r = store_truncate_pack(st, u->pack, u->end);
+	if (r == 0) {
+		g->res.packs_cut++;
+		g->res.bytes_freed += pack_plan(u, u->end, 0, &dead, &rewrite);
+	}
+	store_unlock_pack(st, u->pack);
+	return r;
+}
+
+/* Rewrites the packs of v (n), smallest live first, as far as the free
+ * space allows. */
+static int packs_rewrite(struct gc *g, struct rewrite *v, size_t n)
+{
+	uint64_t room, freed;
+	size_t i;
+	int r;
+
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_rewrite);
+	for (i = 0; i < n; i++) {
+		if ((r = store_room(g->reg->st, &room)) < 0)
+			return r;
+		if (!rewrite_fits(v[i].live, room)) {
+			g->res.bytes_no_room += v[i].dead;
+			continue;
+		}
+		r = rewrite_pack(g, v[i].pack, &freed);
+		if (r == -ENOSPC) {
+			/* the disk filled meanwhile: what was copied is
+			   garbage at the end of our pack, for the next gc */
+			g->res.bytes_no_room += v[i].dead;
+			continue;
+		}
+		if (r < 0)
+			return r;
+		g->res.bytes_freed += freed;
+	}
+	return 0;
+}
+
+/* Cuts dead tails and removes dead packs; with rewrite, then rewrites the
+ * packs more than pct % dead. */
+static int gc_packs(struct gc *g, unsigned pct, bool rewrite,
+		    void (*progress)(void *arg, uint64_t done, uint64_t total),
+		    void *arg)
+{
+	struct pack_uses u = { 0 };
+	struct rewrite *rw = NULL;
+	size_t i, nrw = 0, caprw = 0;
+	uint64_t cut, dead;
+	bool again;
+	int r;
+
+	if ((r = packs_use(g->reg, &u)) < 0)
+		goto out;
+	for (i = 0; i < u.n; i++) {
+		const struct pack_use *p = &u.v[i];
+
+		if (progress)
+			progress(arg, i + 1, u.n);
+		if (p->busy)
+			continue;
+		cut = pack_plan(p, p->end, pct, &dead, &again);
+		if (cut && (r = pack_cut(g, p)) < 0)
+			goto out;
+		if (!rewrite || p->end <= PACK_HEADER_SIZE)
+			continue;
+		if (!again) {
+			g->res.bytes_kept += dead;
+			continue;
+		}
+		if (ARRAY_GROW(rw, caprw, nrw) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		rw[nrw++] = (struct rewrite){ p->pack, p->live, dead };
+	}
+	r = packs_rewrite(g, rw, nrw);
+out:
+	free(u.v);
+	free(rw);
+	return r;
+}
+
+/* ---- gc -------------------------------------------------------------------- */
+
+int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
 	   void (*progress)(void *arg, uint64_t done, uint64_t total),
 	   void *arg, struct reg_gc_result *ret)
 {
 	struct gc g = { .reg = reg };
 	struct dead_chunks d = { 0 };
 	struct drop_arg da = { &d, 0, 0 };
-	struct pack_info pi = { 0 };
+	unsigned pct = opt ? opt->threshold : REG_GC_THRESHOLD;
 	size_t i;
 	int r;
 
-	if (!reg)
+	if (!reg || pct > 100)
 		return -EINVAL;
+	/* (0) room first: dead tails and dead packs go without an index
+	   write or a byte of free space, which a full disk may lack */
+	if ((r = gc_packs(&g, pct, false, NULL, NULL)) < 0)
+		goto out;
 	/* (1) removed versions (and files unlinked while open) nobody has
 	   open. The trash is listed before the pins are read: whatever was
 	   trashed by then was pinned before its trash committed (a file
 	   unlinked while open is pinned first), so its pin is seen. */
 	if ((r = index_read(reg->ix, do_trash_list, &g)) < 0)
 		goto out;
-	if ((r = pins_read(reg, &g.pins)) < 0)
+	if ((r = pins_read(reg, &g.pins, true)) < 0)
 		goto out;
 	for (i = 0; i < g.n; i++) {
 		struct free_arg fa = { .reg = reg, .v = g.list[i] };
@@ -1222,52 +1443,106 @@ int reg_gc(struct mreg_registry *reg,
 	if (d.n && (r = reg_txn(reg, do_drop_dead, &da)) < 0)
 		goto out;
 	g.res.chunks_freed = da.freed;
-	/* (3) packs: gone when nothing lives there, rewritten when mostly
-	   dead; live bytes as of after (2) */
-	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
-		goto out;
-	if ((r = store_list_packs(reg->st, pack_one, &pi)) < 0)
-		goto out;
-	for (i = 0; i < pi.n; i++) {
-		uint64_t live = pack_live(&d, pi.pack[i]);
-		uint64_t before, after;
-
-		if (progress)
-			progress(arg, i + 1, pi.n);
-		if (pi.busy[i])
-			continue;
-		if (store_bytes(reg->st, &before) < 0)
-			before = 0;
-		if (live == 0) {
-			r = store_remove_pack(reg->st, pi.pack[i]);
-			if (r == -EBUSY || r == -ENOENT) {
-				r = 0;
-				continue;
-			}
-			if (r < 0)
-				goto out;
-			g.res.packs_removed++;
-		} else if (live * 10 < pi.size[i] * 7) {
-			/* more than 30 % dead: copy the rest away */
-			if ((r = rewrite_pack(&g, pi.pack[i])) < 0)
-				goto out;
-		} else {
-			continue;
-		}
-		if (store_bytes(reg->st, &after) == 0 && after < before)
-			g.res.bytes_freed += before - after;
-	}
-	r = 0;
+	/* (3) packs again, with what (1) and (2) left dead */
+	r = gc_packs(&g, pct, true, progress, arg);
 out:
 	free(g.pins.v);
 	free(g.list);
 	free(d.k);
-	free(d.pack);
-	free(d.live);
-	free(pi.pack);
-	free(pi.size);
-	free(pi.busy);
 	if (r == 0 && ret)
 		*ret = g.res;
+	return r;
+}
+
+/* ---- what gc would do ------------------------------------------------------- */
+
+struct trash_count {
+	struct pinset pins;
+	uint64_t n;
+};
+
+static int trash_count_one(void *arg, const struct idx_val *k,
+			   const struct idx_val *v)
+{
+	struct trash_count *c = arg;
+
+	(void)v;
+	if (k->len == 8 && !pinset_has(&c->pins, be64_get(k->data)))
+		c->n++;
+	return 0;
+}
+
+static int do_trash_count(struct idx_txn *t, void *arg)
+{
+	return idx_scan(t, IDX_TRASH, NULL, 0, NULL, 0, trash_count_one, arg);
+}
+
+/* The bytes gc with threshold pct would give back now, as gc_packs()
+ * decides, with the records of unreferenced chunks already dropped. */
+static uint64_t gc_would_free(const struct pack_uses *u, unsigned pct,
+			      uint64_t room, struct rewrite *rw)
+{
+	uint64_t freed = 0, cut, dead;
+	size_t i, n = 0;
+	bool again;
+
+	for (i = 0; i < u->n; i++) {
+		const struct pack_use *p = &u->v[i];
+
+		if (p->busy)
+			continue;
+		cut = pack_plan(p, p->live_end, pct, &dead, &again);
+		freed += cut;
+		if (again)
+			rw[n++] = (struct rewrite){ p->pack, p->live, dead };
+	}
+	room += freed;
+	if (n)
+		qsort(rw, n, sizeof(*rw), cmp_rewrite);
+	for (i = 0; i < n; i++)
+		if (rewrite_fits(rw[i].live, room)) {
+			freed += rw[i].dead;
+			room += rw[i].dead;
+		}
+	return freed;
+}
+
+int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st)
+{
+	struct trash_count tc = { 0 };
+	struct pack_uses u = { 0 };
+	struct rewrite *rw = NULL;
+	uint64_t room = 0, used;
+	size_t i;
+	int r;
+
+	if ((r = packs_use(reg, &u)) < 0)
+		goto out;
+	rw = calloc(u.n ? u.n : 1, sizeof(*rw));
+	if (!rw) {
+		r = -ENOMEM;
+		goto out;
+	}
+	st->live_bytes = u.live;
+	st->chunks = u.chunks;
+	st->dead_bytes = 0;
+	for (i = 0; i < u.n; i++) {
+		used = PACK_HEADER_SIZE + u.v[i].live;
+		if (u.v[i].size > used)
+			st->dead_bytes += u.v[i].size - used;
+	}
+	store_room(reg->st, &room);
+	st->gc_bytes = gc_would_free(&u, REG_GC_THRESHOLD, room, rw);
+	st->gc_all_bytes = gc_would_free(&u, 0, room, rw);
+	/* gc's pins, without removing dead processes' files (gc does) */
+	if ((r = pins_read(reg, &tc.pins, false)) < 0)
+		goto out;
+	if ((r = index_read(reg->ix, do_trash_count, &tc)) < 0)
+		goto out;
+	st->trash = tc.n;
+out:
+	free(tc.pins.v);
+	free(u.v);
+	free(rw);
 	return r;
 }

@@ -1726,70 +1726,19 @@ int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
 	return r;
 }
 
-struct chunk_sum {
-	uint64_t live, dead, n, nlive;
-	int err;
-};
-
-static int chunk_sum_one(void *arg, const struct idx_val *k,
-			 const struct idx_val *v)
-{
-	struct chunk_sum *s = arg;
-	struct chunk_rec c;
-
-	if (chunk_decode(v->data, v->len, &c) < 0)
-		return s->err = -EIO;
-	s->n++;
-	if (c.refs) {
-		s->live += c.loc.len;
-		s->nlive++;
-	} else
-		s->dead += c.loc.len;
-	return 0;
-}
-
-static int do_chunk_sum(struct idx_txn *t, void *arg)
-{
-	struct chunk_sum *s = arg;
-
-	idx_scan(t, IDX_CHUNKS, NULL, 0, NULL, 0, chunk_sum_one, s);
-	return s->err;
-}
-
-static int count_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
-{
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
 int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
 {
-	struct chunk_sum s = { 0 };
 	struct reg_store_stats st = { 0 };
 	uint64_t map;
 	int r;
 
 	if (!reg || !ret)
 		return -EINVAL;
-	if ((r = index_read(reg->ix, do_chunk_sum, &s)) < 0)
+	if ((r = gc_estimate(reg, &st)) < 0)
 		return r;
 	if ((r = store_bytes(reg->st, &st.pack_bytes)) < 0)
 		return r;
 	index_size(reg->ix, &st.index_bytes, &map);
-	st.live_bytes = s.live;
-	st.chunks = s.n;
-	/* dead: chunk records nobody references, and pack bytes no record
-	   names (records headers, orphans of crashed writers) */
-	st.dead_bytes = st.pack_bytes - s.live - s.nlive * PACK_RECORD_HEADER;
-	if (st.pack_bytes < s.live + s.nlive * PACK_RECORD_HEADER)
-		st.dead_bytes = 0;
-	{
-		uint64_t npacks = 0;
-
-		store_list_packs(reg->st, count_pack, &npacks);
-		st.dead_bytes = st.dead_bytes > npacks * PACK_HEADER_SIZE ?
-				st.dead_bytes - npacks * PACK_HEADER_SIZE : 0;
-	}
 	st.reads = atomic_load(&reg->reads);
 	st.read_bytes = atomic_load(&reg->read_bytes);
 	st.writes = atomic_load(&reg->writes);

@@ -65,6 +65,24 @@ static void srow_json(struct json *j, const struct srow *s)
 	json_obj_end(j);
 }
 
+/* Whether running gc is worth it, or with which option, from ss; NULL
+ * when gc has nothing to reclaim. */
+static const char *gc_hint(const struct reg_store_stats *ss, char *buf,
+			   size_t size)
+{
+	char b[32];
+
+	if (ss->gc_bytes || ss->trash)
+		return "reclaimable data: run 'mreg gc'";
+	if (!ss->gc_all_bytes)
+		return NULL;
+	snprintf(buf, size, "%s dead in packs at most %d %% dead: 'mreg gc "
+		 "--all' reclaims it", human_size(ss->gc_all_bytes, b,
+						  sizeof(b)),
+		 REG_GC_THRESHOLD);
+	return buf;
+}
+
 static void stats_json(struct cli *c, const struct slist *l,
 		       const struct reg_store_stats *ss)
 {
@@ -97,6 +115,12 @@ static void stats_json(struct cli *c, const struct slist *l,
 	json_u64(&j, ss->live_bytes);
 	json_key(&j, "reclaimable_bytes");
 	json_u64(&j, ss->dead_bytes);
+	json_key(&j, "gc_reclaimable_bytes");
+	json_u64(&j, ss->gc_bytes);
+	json_key(&j, "gc_all_reclaimable_bytes");
+	json_u64(&j, ss->gc_all_bytes);
+	json_key(&j, "removed_waiting_gc");
+	json_u64(&j, ss->trash);
 	json_key(&j, "index_bytes");
 	json_u64(&j, ss->index_bytes);
 	json_key(&j, "chunks");
@@ -109,6 +133,7 @@ static void stats_table(struct cli *c, const struct slist *l,
 			const struct reg_store_stats *ss)
 {
 	char v[32], f[32], lg[32], st[32], dd[32], a[1024];
+	const char *hint;
 	struct table t;
 	size_t i;
 
@@ -139,11 +164,16 @@ static void stats_table(struct cli *c, const struct slist *l,
 	table_row(&t, "  live", human_size(ss->live_bytes, lg, sizeof(lg)));
 	table_row(&t, "  reclaimable", human_size(ss->dead_bytes, lg,
 						  sizeof(lg)));
+	table_row(&t, "    by gc", human_size(ss->gc_bytes, lg, sizeof(lg)));
+	table_row(&t, "    by gc --all", human_size(ss->gc_all_bytes, lg,
+						    sizeof(lg)));
 	table_row(&t, "  index", human_size(ss->index_bytes, lg, sizeof(lg)));
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)ss->chunks);
 	table_row(&t, "  chunks", v);
 	table_print(&t, stdout);
 	table_release(&t);
+	if ((hint = gc_hint(ss, a, sizeof(a))))
+		printf("\n%s\n", hint);
 }
 
 /* Through a mount: .mreg/metrics, as text or as one JSON object of its
@@ -251,7 +281,10 @@ static void fsck_progress(void *arg, uint64_t done, uint64_t total)
 int cmd_fsck(struct cli *c)
 {
 	unsigned flags = opt_has(c, OPT_FULL) ? REG_FSCK_FULL : 0;
+	struct reg_store_stats ss;
 	struct fsck_arg a;
+	const char *why;
+	char hint[128];
 	int r;
 
 	if ((r = be_needs_store(c)))
@@ -296,16 +329,44 @@ int cmd_fsck(struct cli *c)
 		printf("%llu error%s found: damaged data (see above)\n",
 		       (unsigned long long)a.errors, a.errors == 1 ? "" : "s");
 	} else if (!c->quiet) {
-		printf("clean%s\n", a.infos ? " (reclaimable data: run "
-		       "'mreg gc')" : "");
+		if (reg_store_stats(c->reg, &ss) == 0 &&
+		    (why = gc_hint(&ss, hint, sizeof(hint))))
+			printf("clean (%s)\n", why);
+		else
+			printf("clean\n");
 	}
 	return a.errors ? EXIT_DAMAGE : EXIT_OK;
 }
 
 /* ---- gc ----------------------------------------------------------------- */
 
+/* The options of gc: 0, or the exit status of a usage error. */
+static int gc_options(struct cli *c, struct reg_gc_options *ret)
+{
+	const char *pct = opt_get(c, OPT_THRESHOLD);
+	unsigned long v;
+	char *end;
+
+	ret->threshold = REG_GC_THRESHOLD;
+	if (opt_has(c, OPT_ALL) && pct)
+		return usage_err(c, "--all and --threshold exclude each "
+				 "other");
+	if (opt_has(c, OPT_ALL))
+		ret->threshold = 0;
+	if (pct) {
+		errno = 0;
+		v = strtoul(pct, &end, 10);
+		if (!*pct || *end || errno || *pct == '-' || v > 100)
+			return usage_err(c, "--threshold needs a percentage "
+					 "from 0 to 100, not '%s'", pct);
+		ret->threshold = (unsigned)v;
+	}
+	return 0;
+}
+
 int cmd_gc(struct cli *c)
 {
+	struct reg_gc_options opt;
 	struct reg_gc_result res;
 	struct progress prog;
 	struct json j;
@@ -313,10 +374,12 @@ int cmd_gc(struct cli *c)
 	const char *rs;
 	int r;
 
+	if ((r = gc_options(c, &opt)))
+		return r;
 	if ((r = be_needs_store(c)))
 		return r;
 	progress_init(&prog, c, "gc", false);
-	r = reg_gc(c->reg, progress_cb, &prog, &res);
+	r = reg_gc(c->reg, &opt, progress_cb, &prog, &res);
 	progress_end(&prog);
 	if (r == -EIO) {
 		/* A chunk that would not read or a pack that would not
@@ -338,21 +401,39 @@ int cmd_gc(struct cli *c)
 		json_u64(&j, res.bytes_freed);
 		json_key(&j, "packs_removed");
 		json_u64(&j, res.packs_removed);
+		json_key(&j, "packs_cut");
+		json_u64(&j, res.packs_cut);
 		json_key(&j, "packs_rewritten");
 		json_u64(&j, res.packs_rewritten);
+		json_key(&j, "bytes_kept");
+		json_u64(&j, res.bytes_kept);
+		json_key(&j, "bytes_no_room");
+		json_u64(&j, res.bytes_no_room);
 		json_obj_end(&j);
 		json_finish(&j);
-	} else if (!c->quiet) {
-		printf("freed %s: %llu chunk%s, %llu removed version%s; "
-		       "%llu pack%s removed, %llu rewritten\n",
-		       human_size(res.bytes_freed, b, sizeof(b)),
-		       (unsigned long long)res.chunks_freed,
-		       res.chunks_freed == 1 ? "" : "s",
-		       (unsigned long long)res.versions_freed,
-		       res.versions_freed == 1 ? "" : "s",
-		       (unsigned long long)res.packs_removed,
-		       res.packs_removed == 1 ? "" : "s",
-		       (unsigned long long)res.packs_rewritten);
+		return EXIT_OK;
 	}
+	if (c->quiet)
+		return EXIT_OK;
+	printf("freed %s: %llu chunk%s, %llu removed version%s; "
+	       "%llu pack%s removed, %llu cut, %llu rewritten\n",
+	       human_size(res.bytes_freed, b, sizeof(b)),
+	       (unsigned long long)res.chunks_freed,
+	       res.chunks_freed == 1 ? "" : "s",
+	       (unsigned long long)res.versions_freed,
+	       res.versions_freed == 1 ? "" : "s",
+	       (unsigned long long)res.packs_removed,
+	       res.packs_removed == 1 ? "" : "s",
+	       (unsigned long long)res.packs_cut,
+	       (unsigned long long)res.packs_rewritten);
+	if (res.bytes_no_room)
+		printf("left %s dead in packs too large to rewrite in the "
+		       "free space\n", human_size(res.bytes_no_room, b,
+						  sizeof(b)));
+	if (res.bytes_kept)
+		printf("left %s dead in packs at most %u %% dead: 'mreg gc "
+		       "--all' reclaims it\n",
+		       human_size(res.bytes_kept, b, sizeof(b)),
+		       opt.threshold);
 	return EXIT_OK;
 }

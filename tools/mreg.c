@@ -89,6 +89,15 @@ static const struct optdef fsck_opts[] = {
 	{ NULL, 0, false, 0, NULL },
 };
 
+static const struct optdef gc_opts[] = {
+	{ "all", 0, false, OPT_ALL,
+	  "--all               rewrite every pack with dead bytes" },
+	{ "threshold", 0, true, OPT_THRESHOLD,
+	  "--threshold PCT     rewrite packs more than PCT % dead (0-100; "
+	  "default 30)" },
+	{ NULL, 0, false, 0, NULL },
+};
+
 static int cmd_help(struct cli *c);
 
 static const struct cmd commands[] = {
@@ -184,10 +193,16 @@ static const struct cmd commands[] = {
 	  "Prints each finding. Exits 0 when clean (reclaimable data is\n"
 	  "reported as info, not damage), 3 when it found damage, 1 when it\n"
 	  "could not run." },
-	{ "gc", NULL, cmd_gc, NULL, 0, 0, true, false,
-	  "",
+	{ "gc", NULL, cmd_gc, gc_opts, 0, 0, true, false,
+	  "[--all | --threshold PCT]",
 	  "reclaim removed versions and unreferenced data, compact packs",
-	  "Safe while other processes (mregfs) use the store." },
+	  "Frees removed versions nobody has open and data nothing uses:\n"
+	  "packs nothing lives in are removed and dead pack tails cut off\n"
+	  "(which needs no free space: gc makes room on a full disk); packs\n"
+	  "more than 30 % dead (--threshold, --all: any) are rewritten,\n"
+	  "smallest first, as far as the free space allows. The space it\n"
+	  "reports freed is free when it returns. Safe while other\n"
+	  "processes (mregfs) use the store." },
 	{ "help", NULL, cmd_help, NULL, 0, 1, false, false,
 	  "[COMMAND]",
 	  "print this help, or the help of COMMAND",

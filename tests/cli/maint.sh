@@ -23,7 +23,7 @@ expect 0 "" "rm of version 1 (its data is shared by 3)" rm m 1
 expect 0 "" "rm of version 3" rm m 3
 run gc
 check "gc after removing shared versions: status 0" test "$rc" -eq 0
-check "gc says what it freed" grep -Eq '^freed [0-9.]+ [KMG]?i?B: [0-9]+ chunks?, [0-9]+ removed versions?; [0-9]+ packs? removed, [0-9]+ rewritten$' "$T/out"
+check "gc says what it freed" grep -Eq '^freed [0-9.]+ [KMG]?i?B: [0-9]+ chunks?, [0-9]+ removed versions?; [0-9]+ packs? removed, [0-9]+ cut, [0-9]+ rewritten$' "$T/out"
 mreg cat m/2/b | cmp -s - "$T/b"
 check "the live version reads right after gc" test $? -eq 0
 expect_out "fsck --full after gc is clean" "clean" fsck --full

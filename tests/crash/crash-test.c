@@ -351,7 +351,7 @@ static int run_op(struct mreg_registry *reg, const struct op *o)
 	case OP_RM:
 		return reg_version_remove(reg, &me, MODEL, v);
 	case OP_GC:
-		r = reg_gc(reg, NULL, NULL, &g);
+		r = reg_gc(reg, NULL, NULL, NULL, &g);
 		if (r == 0 && verbose)
 			fprintf(stderr, "gc: %llu versions, %llu chunks, "
 				"%llu packs removed, %llu rewritten\n",
@@ -676,7 +676,7 @@ static void verify(const char *store, int k, struct verdict *vd)
 		bad(vd, "a push after the crash fails: %s", strerror(-r));
 	else if (compare(reg, "6", "e.bin", &ct[E]) != 0)
 		bad(vd, "a push after the crash reads back wrong");
-	r = reg_gc(reg, NULL, NULL, &g);
+	r = reg_gc(reg, NULL, NULL, NULL, &g);
 	if (r < 0)
 		bad(vd, "gc after the crash fails: %s", strerror(-r));
 	r = reg_fsck(reg, REG_FSCK_FULL, fsck_cb, NULL, vd);

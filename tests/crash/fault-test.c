@@ -522,12 +522,12 @@ static void test_gc(const char *store)
 	registry_close(reg);
 	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "reopen the store");
 	arm("fsync:1:EIO");
-	CHECK_EQ(reg_gc(reg, NULL, NULL, &g), -EIO,
+	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &g), -EIO,
 		 "gc whose rewritten pack does not sync: -EIO");
 	arm(NULL);
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
 	CHECK_EQ(same("8", "keep.bin", p), 0, "the live data reads right");
-	CHECK_EQ(reg_gc(reg, NULL, NULL, &g), 0, "gc again works");
+	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &g), 0, "gc again works");
 	CHECK(g.packs_rewritten + g.packs_removed > 0,
 	      "and reclaims the pack");
 	CHECK_EQ(same("8", "keep.bin", p), 0, "the live data reads right");

@@ -292,7 +292,7 @@ static void test_unlink_open(void)
 	CHECK_EQ(reg_flush(w, &me), 0, "and closes it");
 	CHECK(reg_read(w, buf, sizeof(buf), 0) == 11 &&
 	      memcmp(buf, "hello Jorld", 11) == 0, "and reads its write");
-	CHECK_EQ(reg_gc(reg, NULL, NULL, &gr), 0, "gc while it is open");
+	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &gr), 0, "gc while it is open");
 	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 11 &&
 	      memcmp(buf, "hello world", 11) == 0,
 	      "after gc the reader still reads it");
@@ -324,7 +324,7 @@ static void test_unlink_open(void)
 		CHECK_EQ(reg_write(w, big + n2 / 3, n2 - n2 / 3, n2 / 3),
 			 (ssize_t)(n2 - n2 / 3), "write the rest in order");
 		CHECK_EQ(reg_flush(w, &me), 0, "fsync");
-		CHECK_EQ(reg_gc(reg, NULL, NULL, &gr), 0, "gc");
+		CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &gr), 0, "gc");
 		CHECK(reg_read(w, back, n2, 0) == (ssize_t)n2 &&
 		      memcmp(big, back, n2) == 0,
 		      "every byte reads back through the handle");
@@ -604,7 +604,7 @@ static void test_gc_fsck(void)
 
 	CHECK_EQ(push1("gcme", a, NULL, v), 0, "push a version to remove");
 	CHECK_EQ(reg_version_remove(reg, &me, "gcme", v), 0, "remove it");
-	CHECK_EQ(reg_gc(reg, NULL, NULL, &g), 0, "gc");
+	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &g), 0, "gc");
 	CHECK(g.versions_freed == 3, "gc freed the 3 removed versions (%llu)",
 	      (unsigned long long)g.versions_freed);
 	CHECK(g.chunks_freed > 0, "gc freed its chunks (%llu)",
