@@ -157,6 +157,11 @@ int check_inner_target(const char *target, int depth);
 int pending_note(struct idx_txn *t, uint64_t ino, bool add);
 /* Removes pending files whose writer is dead (registry_open). */
 int pending_cleanup(struct mreg_registry *reg);
+/* Removes pending file ino, if it is still one (not registered), has a
+ * visible name (a dot-named one waits for its rename), was made by this
+ * process and is open here no more: a file at a model root that failed to
+ * register when its writer closed it (a full disk) must not stay behind. */
+int pending_discard(struct mreg_registry *reg, uint64_t ino);
 
 /* ---- audit (regmeta.c) ---- */
 struct audit_ev {

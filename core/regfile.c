@@ -2175,11 +2175,16 @@ int reg_flush(struct reg_file *f, const struct reg_caller *who)
 
 void reg_release(struct reg_file *f)
 {
+	struct mreg_registry *reg;
 	struct reg_caller self;
+	bool unregistered = false;
+	uint64_t ino;
 	int r;
 
 	if (!f)
 		return;
+	reg = f->reg;
+	ino = f->ino;
 	if (f->ws) {
 		if (f->writer && f->ws->dirty && !f->ws->sealed) {
 			reg_caller_self(&self);
@@ -2188,9 +2193,12 @@ void reg_release(struct reg_file *f)
 				log_err(r, "cannot commit inode %llu on release",
 					(unsigned long long)f->ino);
 		}
+		unregistered = f->kind == REG_PENDING && !f->ws->registered;
 		ws_put(f->reg, f->ws);
 	}
 	file_free(f);
+	if (unregistered)
+		pending_discard(reg, ino);
 }
 
 /* ---- create and setattr ------------------------------------------------ */

@@ -255,6 +255,20 @@ static int pending_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
+/* Deletes pending file f: its extents, name, record and note. */
+static int pending_drop(struct idx_txn *t, const struct inode_rec *f)
+{
+	uint8_t k[8];
+	int r;
+
+	be64_put(k, f->ino);
+	if ((r = extents_drop(t, f->ino)) < 0 ||
+	    ((r = name_del(t, f->parent, f->name)) < 0 && r != -ENOENT) ||
+	    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
+		return r;
+	return pending_note(t, f->ino, false);
+}
+
 static int do_pending_cleanup(struct idx_txn *t, void *arg)
 {
 	struct pending_list *l = arg;
@@ -270,22 +284,69 @@ static int do_pending_cleanup(struct idx_txn *t, void *arg)
 	for (i = 0; i < l->n; i++) {
 		r = ino_get(t, l->v[i], &f);
 		if (r == 0 && f.kind == REG_PENDING) {
-			uint8_t k[8];
-
-			be64_put(k, f.ino);
-			if ((r = extents_drop(t, f.ino)) < 0 ||
-			    ((r = name_del(t, f.parent, f.name)) < 0 &&
-			     r != -ENOENT) ||
-			    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
+			if ((r = pending_drop(t, &f)) < 0)
 				return r;
 			log_msg(LOG_LVL_INFO, "removed '%s', left half "
 				"written by a process that died", f.name);
-		} else if (r < 0 && r != -ENOENT) {
-			return r;
+			continue;
 		}
+		if (r < 0 && r != -ENOENT)
+			return r;
 		if ((r = pending_note(t, l->v[i], false)) < 0)
 			return r;
 	}
+	return 0;
+}
+
+struct discard_arg {
+	struct mreg_registry *reg;
+	uint64_t ino;
+	char name[256];
+	bool dropped;
+};
+
+static int do_pending_discard(struct idx_txn *t, void *arg)
+{
+	struct discard_arg *a = arg;
+	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
+	struct inode_rec f;
+	struct idx_val v;
+	uint32_t pid;
+	int r;
+
+	a->dropped = false;
+	r = ino_get(t, a->ino, &f);
+	if (r == -ENOENT || (r == 0 && (f.kind != REG_PENDING ||
+					f.name[0] == '.')))
+		return 0; /* registered, or a temporary name that waits */
+	if (r < 0)
+		return r;
+	/* only its writer's: another mount of the store may write it */
+	memcpy(k, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1);
+	be64_put(k + sizeof(PENDING_PREFIX) - 1, a->ino);
+	if ((r = idx_get(t, IDX_META, k, sizeof(k), &v)) < 0)
+		return r == -ENOENT ? 0 : r;
+	if (v.len != 4)
+		return 0;
+	memcpy(&pid, v.data, 4);
+	if (pid != (uint32_t)getpid() || file_open_here(a->reg, a->ino))
+		return 0;
+	snprintf(a->name, sizeof(a->name), "%s", f.name);
+	a->dropped = true;
+	return pending_drop(t, &f);
+}
+
+int pending_discard(struct mreg_registry *reg, uint64_t ino)
+{
+	struct discard_arg a = { .reg = reg, .ino = ino };
+	int r = reg_txn(reg, do_pending_discard, &a);
+
+	if (r < 0)
+		return log_err(r, "cannot remove unregistered file inode %llu",
+			       (unsigned long long)ino);
+	if (a.dropped)
+		log_msg(LOG_LVL_INFO, "removed '%s': its writer closed it but "
+			"it could not be registered", a.name);
 	return 0;
 }
 
