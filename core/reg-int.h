@@ -146,8 +146,12 @@ int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 /* Next integer version name of model m. */
 void version_next_name(const struct inode_rec *m, char *buf, size_t size);
 bool name_is_integer(const char *s, uint64_t *ret);
-/* Depth of directory p below its version's root (0 for the root). */
+/* Depth of directory p below its version's root (0 for the root), at
+ * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
 int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
+/* 0 when a directory of depth depth (below its version's root) may hold a
+ * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
+int depth_check(int depth);
 /* A symlink inside a version must stay inside it, lexically: -EINVAL. */
 int check_inner_target(const char *target, int depth);
 /* Pending files (at model roots, being written) are listed in META under

@@ -1258,6 +1258,8 @@ static int do_mkdir(struct idx_txn *t, void *arg)
 		return r;
 	if (name_get(t, p.ino, o->name, &ino) == 0)
 		return -EEXIST;
+	if ((r = depth_in_version(t, &p)) < 0 || (r = depth_check(r)) < 0)
+		return r;
 	if ((r = ino_alloc(t, &ino)) < 0)
 		return r;
 	rec_new(&d, ino, REG_DIR, o->who, o->mode, p.ino, p.model,
@@ -1518,13 +1520,50 @@ int depth_in_version(struct idx_txn *t, const struct inode_rec *p)
 	int depth = 0, r;
 
 	while (cur.kind == REG_DIR) {
-		if (++depth > 4096)
-			return -EIO;
+		if (++depth > REG_DEPTH_MAX)
+			return depth; /* a tree made before the limit */
 		r = ino_get(t, cur.parent, &cur);
 		if (r < 0)
 			return r;
 	}
 	return depth;
+}
+
+int depth_check(int depth)
+{
+	return depth < REG_DEPTH_MAX ? 0 : -ENAMETOOLONG;
+}
+
+/* Height of the directory tree below dir (0: no subdirectory), or
+ * -ENAMETOOLONG as soon as it passes max. */
+static int tree_height(struct idx_txn *t, uint64_t dir, int max)
+{
+	struct child_list l;
+	struct inode_rec *r;
+	size_t i;
+	int h = 0, e;
+
+	if (max < 0)
+		return -ENAMETOOLONG;
+	if ((e = children(t, dir, &l)) < 0)
+		goto out;
+	if (!(r = malloc(sizeof(*r)))) {
+		e = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < l.n && e >= 0; i++) {
+		if ((e = ino_get(t, l.v[i].ino, r)) < 0)
+			break;
+		if (r->kind != REG_DIR)
+			continue;
+		e = tree_height(t, r->ino, max - 1);
+		if (e >= 0 && e + 1 > h)
+			h = e + 1;
+	}
+	free(r);
+out:
+	free(l.v);
+	return e < 0 ? e : h;
 }
 
 int check_inner_target(const char *target, int depth)
@@ -1748,6 +1787,29 @@ static int rename_in_model(struct op *o, struct idx_txn *t,
 	return ino_put(t, &c);
 }
 
+/* Directory c moves from p into np: -ENAMETOOLONG when its tree would
+ * reach below REG_DEPTH_MAX. Only a move deeper walks c's tree. */
+static int moved_depth_check(struct idx_txn *t, const struct inode_rec *p,
+			     const struct inode_rec *np,
+			     const struct inode_rec *c)
+{
+	int from, to, h;
+
+	if (p->ino == np->ino)
+		return 0;
+	if ((from = depth_in_version(t, p)) < 0)
+		return from;
+	if ((to = depth_in_version(t, np)) < 0)
+		return to;
+	if (to <= from)
+		return 0; /* not deeper: its tree fits where it lands */
+	if ((h = depth_check(to)) < 0)
+		return h;
+	/* c lands at depth to + 1, its deepest directory h below it */
+	h = tree_height(t, c->ino, REG_DEPTH_MAX - to - 1);
+	return h < 0 ? h : 0;
+}
+
 static int do_rename(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
@@ -1782,6 +1844,8 @@ static int do_rename(struct idx_txn *t, void *arg)
 		r = is_ancestor(t, c.ino, np.ino);
 		if (r != 0)
 			return r < 0 ? r : -EINVAL;
+		if ((r = moved_depth_check(t, &p, &np, &c)) < 0)
+			return r;
 	}
 	if (name_get(t, np.ino, o->newname, &oino) == 0) {
 		if (oino == c.ino)

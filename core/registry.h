@@ -45,6 +45,12 @@
 #define REG_NAME_MAX   128  /* model and version names */
 #define REG_STAGE_MAX  64   /* stage names */
 #define REG_FNAME_MAX  255  /* any name */
+/* Directories nest at most this deep below a version's directory: mkdir,
+ * a rename that moves a directory deeper, push and seal refuse more with
+ * -ENAMETOOLONG. At this depth a path of one-byte names still fits in
+ * PATH_MAX (4096) from the mount point, and fsck, seal and find stay
+ * quick. */
+#define REG_DEPTH_MAX  1024
 #define REG_XATTR_PREFIX "user.mreg."
 
 enum reg_kind {

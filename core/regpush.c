@@ -95,8 +95,10 @@ static int walk_dir(struct push *p, const char *src, const char *rel,
 	struct stat st;
 	int n, i, r = 0;
 
-	if (depth > 256)
-		return log_err(-ELOOP, "'%s' is nested too deep", src);
+	if (depth > REG_DEPTH_MAX)
+		return log_err(-ENAMETOOLONG, "'%.200s%s' is nested too deep "
+			       "(more than %d directories)", src,
+			       strlen(src) > 200 ? "..." : "", REG_DEPTH_MAX);
 	n = scandir(src, &list, NULL, alphasort);
 	if (n < 0)
 		return log_err(-errno, "cannot read directory '%s'", src);
@@ -322,7 +324,7 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 				copy[strlen(copy) - 1] = '\0';
 			r = push_add(&p, basename(copy), paths[i], &st);
 			if (r == 0)
-				r = walk_dir(&p, paths[i], p.v[p.n - 1].rel, 0);
+				r = walk_dir(&p, paths[i], p.v[p.n - 1].rel, 1);
 			free(copy);
 			continue;
 		}

@@ -31,17 +31,21 @@ struct seal_walk {
 };
 
 
-/* Seals dir's tree and adds it to the manifest digest. */
-static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
+/* Seals dir's tree and adds it to the manifest digest. path holds dir's
+ * path in the version ("" or ending in '/'), and is given back so: one
+ * buffer for the whole walk, not one copy of the path per level. */
+static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 		     int depth)
 {
 	struct child_list l;
 	struct inode_rec *r;
-	size_t i;
+	size_t i, len = path->len;
 	int e = 0;
 
-	if (depth > 2048)
-		return -EIO;
+	if (depth > REG_DEPTH_MAX)
+		return log_err(-ENAMETOOLONG, "cannot seal: '%s' is nested "
+			       "more than %d directories deep", path->buf,
+			       REG_DEPTH_MAX);
 	if ((e = children(w->t, dir, &l)) < 0) {
 		free(l.v);
 		return e;
@@ -52,19 +56,15 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
 		return -ENOMEM;
 	}
 	for (i = 0; i < l.n && e == 0; i++) {
-		char *path;
 		uint8_t kind;
 		uint32_t mode;
 
 		if ((e = ino_get(w->t, l.v[i].ino, r)) < 0)
 			break;
-		if (asprintf(&path, "%s%s", prefix, l.v[i].name) < 0) {
-			e = -ENOMEM;
-			break;
-		}
+		strbuf_adds(path, l.v[i].name);
 		kind = r->kind;
 		mode = r->mode & ~0222u;
-		digest_update(&w->ds, path, strlen(path) + 1);
+		digest_update(&w->ds, path->buf, path->len + 1);
 		digest_update(&w->ds, &kind, 1);
 		digest_update(&w->ds, &mode, 4);
 		if (r->kind == REG_FILE) {
@@ -76,20 +76,11 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, const char *prefix,
 				      strlen(r->target_path) + 1);
 		}
 		r->flags |= INODE_SEALED;
-		if ((e = ino_put(w->t, r)) < 0) {
-			free(path);
-			break;
+		if ((e = ino_put(w->t, r)) == 0 && r->kind == REG_DIR) {
+			strbuf_addch(path, '/');
+			e = seal_tree(w, r->ino, path, depth + 1);
 		}
-		if (r->kind == REG_DIR) {
-			char *sub;
-
-			if (asprintf(&sub, "%s/", path) < 0)
-				e = -ENOMEM;
-			else
-				e = seal_tree(w, r->ino, sub, depth + 1);
-			free(sub);
-		}
-		free(path);
+		strbuf_setlen(path, len);
 	}
 	free(r);
 	free(l.v);
@@ -101,6 +92,7 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 {
 	struct seal_walk w = { .t = t };
 	struct inode_rec m;
+	struct strbuf path;
 	int r;
 
 	assert(v->kind == REG_VERSION);
@@ -109,7 +101,9 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 	if (v->flags & INODE_DOTDRAFT)
 		return -EINVAL; /* a temporary name: rename it first */
 	digest_init(&w.ds);
-	r = seal_tree(&w, v->ino, "", 0);
+	strbuf_init(&path);
+	r = seal_tree(&w, v->ino, &path, 0);
+	strbuf_release(&path);
 	if (r < 0)
 		return r;
 	digest_final(&w.ds, &v->digest);

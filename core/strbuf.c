@@ -42,6 +42,14 @@ void strbuf_reset(struct strbuf *sb)
 		sb->buf[0] = '\0';
 }
 
+void strbuf_setlen(struct strbuf *sb, size_t len)
+{
+	if (len >= sb->len)
+		return;
+	sb->len = len;
+	sb->buf[len] = '\0';
+}
+
 static void grow(struct strbuf *sb, size_t extra)
 {
 	size_t want = sb->len + extra + 1;

@@ -19,6 +19,8 @@ void strbuf_release(struct strbuf *sb);
 /* Takes the buffer out of sb (caller frees); sb is reset. */
 char *strbuf_detach(struct strbuf *sb, size_t *ret_len);
 void strbuf_reset(struct strbuf *sb);
+/* Cuts sb back to its first len bytes (len at most sb->len). */
+void strbuf_setlen(struct strbuf *sb, size_t len);
 void strbuf_add(struct strbuf *sb, const void *p, size_t len);
 void strbuf_adds(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, char c);

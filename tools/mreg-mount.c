@@ -1134,7 +1134,7 @@ static uint64_t tree_bytes(const char *path, int depth)
 	uint64_t sum = 0;
 	size_t n, i;
 
-	if (depth > 256 || lstat(path, &st) < 0)
+	if (depth > REG_DEPTH_MAX || lstat(path, &st) < 0)
 		return 0;
 	if (S_ISREG(st.st_mode))
 		return (uint64_t)st.st_size;
@@ -1217,8 +1217,10 @@ static int copy_tree(struct push *ps, const char *src, const char *dst,
 	size_t n, i;
 	int r;
 
-	if (depth > 256)
-		return log_err(-ELOOP, "'%s' is nested too deep", src);
+	if (depth > REG_DEPTH_MAX)
+		return log_err(-ENAMETOOLONG, "'%.200s%s' is nested too deep "
+			       "(more than %d directories)", src,
+			       strlen(src) > 200 ? "..." : "", REG_DEPTH_MAX);
 	if ((r = list_dir(src, &names, &n)) < 0)
 		return log_err(r, "cannot read directory '%s'", src);
 	for (i = 0; i < n && r == 0; i++) {
@@ -1262,7 +1264,7 @@ static void remove_tree(const char *path, int depth)
 	char **names;
 	size_t n, i;
 
-	if (depth < 256 && list_dir(path, &names, &n) == 0) {
+	if (depth <= REG_DEPTH_MAX && list_dir(path, &names, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			autofree char *p = xasprintf("%s/%s", path, names[i]);
 			struct stat st;
@@ -1441,7 +1443,7 @@ static int push_draft(struct push *ps, const char *model,
 					    paths[i]) :
 				    refused(ps->m, -errno, draft);
 			else
-				r = copy_tree(ps, paths[i], d, 0);
+				r = copy_tree(ps, paths[i], d, 1);
 		} else {
 			r = copy_file(ps, paths[i], d, st.st_mode, NULL);
 		}

@@ -479,6 +479,9 @@ int fail_errno(struct cli *c, int r, const struct subject *s)
 	case EINVAL:
 		return fail_einval(c, s);
 	case ENAMETOOLONG:
+		/* a name, or a tree nested too deep: core says which */
+		if ((rs = last_logged(c, why, sizeof(why))))
+			return fail(c, "%s", rs);
 		return fail(c, "name too long in '%s'", subj(s, a, sizeof(a)));
 	case EACCES:
 		rs = last_logged(c, why, sizeof(why));
