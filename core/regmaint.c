@@ -460,33 +460,42 @@ static void finding(struct fsck *f, bool error, const char *fmt, ...)
 		f->report(f->arg, error ? "error" : "info", msg);
 }
 
-/* "model/version/path" of inode ino, for messages. */
+/* "model/version/path" of inode ino, for messages (cut to size). Walks
+ * up the parents once, keeping their names: fsck builds a path only for
+ * a finding, so that a clean pass stays linear in the tree however deep
+ * it is (rebuilding every inode's path made it quadratic in the depth). */
 static void inode_path(struct idx_txn *t, uint64_t ino, char *buf,
 		       size_t size)
 {
 	struct inode_rec *r = malloc(sizeof(*r));
-	char *path = strdup(""), *n;
-	int depth = 0;
+	char (*names)[256] = NULL;
+	size_t n = 0, cap = 0, len = 0, k;
+	bool cut = false;
 
-	if (!r || !path) {
-		snprintf(buf, size, "inode %llu", (unsigned long long)ino);
-		goto out;
-	}
-	while (ino && depth++ < 4096 && ino_get(t, ino, r) == 0) {
-		if (r->kind == REG_STAGES)
-			break;
-		if (asprintf(&n, "%s%s%s", r->name, *path ? "/" : "", path) < 0)
-			break;
-		free(path);
-		path = n;
+	snprintf(buf, size, "inode %llu", (unsigned long long)ino);
+	if (!r)
+		return;
+	while (ino && ino_get(t, ino, r) == 0 && r->kind != REG_STAGES) {
+		if (ARRAY_GROW(names, cap, n) < 0)
+			goto out;
+		memcpy(names[n++], r->name, sizeof(r->name));
 		if (r->kind == REG_MODEL)
 			break;
+		if (n > REG_DEPTH_MAX + 8) {
+			cut = true; /* a tree made before the limit */
+			break;
+		}
 		ino = r->parent;
 	}
-	snprintf(buf, size, "%s", path);
+	len = (size_t)snprintf(buf, size, "%s", cut ? ".../" : "");
+	while (n-- > 0 && len + 1 < size) {
+		k = (size_t)snprintf(buf + len, size - len, "%s%s", names[n],
+				     n ? "/" : "");
+		len += k < size - len ? k : size - len - 1;
+	}
 out:
+	free(names);
 	free(r);
-	free(path);
 }
 
 static int fsck_extent(void *arg, const struct idx_val *k,
@@ -556,12 +565,14 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 		}
 		goto out;
 	}
-	inode_path(f->t, ino, path, sizeof(path));
 	if (r->kind != REG_MODEL && r->kind != REG_STAGES &&
 	    r->kind != REG_STAGE && !(r->kind == REG_VERSION) &&
-	    name_get(f->t, r->parent, r->name, &child) == 0 && child != ino)
+	    name_get(f->t, r->parent, r->name, &child) == 0 &&
+	    child != ino) {
+		inode_path(f->t, ino, path, sizeof(path));
 		finding(f, true, "'%s': its name names inode %llu",
 			path, (unsigned long long)child);
+	}
 	if (r->kind == REG_STAGE) {
 		struct inode_rec *tv = malloc(sizeof(*tv));
 
@@ -580,10 +591,12 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 		be64_put(p, ino);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, fsck_extent, f);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, check_contig, &fc);
-		if (fc.gap || fc.next != r->size)
+		if (fc.gap || fc.next != r->size) {
+			inode_path(f->t, ino, path, sizeof(path));
 			finding(f, true, "'%s': its extents cover %llu bytes "
 				"of %llu", path, (unsigned long long)fc.next,
 				(unsigned long long)r->size);
+		}
 	}
 out:
 	free(r);
