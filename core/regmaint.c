@@ -782,8 +782,8 @@ static int fsck_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
 	struct fsck *f = arg;
 
 	(void)size;
-	if (busy || !bsearch(&pack, f->live, f->nlive, sizeof(*f->live),
-			     cmp_u32))
+	if (busy || !f->nlive || !bsearch(&pack, f->live, f->nlive,
+					  sizeof(*f->live), cmp_u32))
 		return 0;
 	if (store_walk_pack(f->reg->st, pack, first_record, NULL) == -EIO)
 		finding(f, true, "pack %08x is damaged: its header or first "
