@@ -2,9 +2,10 @@
  * mreg.conf).
  *
  * A file written out of order holds a spool file, one descriptor of the
- * daemon's, until its last close; without a cap one user holding files
- * open could take every descriptor, and the other users' writes, the
- * daemon's packs, index and hooks would fail with EMFILE. Two rules:
+ * daemon's, until its next commit (close, fsync); without a cap one user
+ * holding files open could take every descriptor, and the other users'
+ * writes, the daemon's packs, index and hooks would fail with EMFILE. Two
+ * rules:
  *
  *   open_files_per_user  a user's spools at once: past it, that user's
  *                        next one is refused with EMFILE, no one else's;

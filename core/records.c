@@ -11,7 +11,7 @@
  *	16-byte digest, u16 name length, u16 target length, name, target
  * chunk (IDX_CHUNKS value): u32 pack, u32 len, u64 offset, u64 refs
  * extent (IDX_EXTENTS): key be64 ino + be64 offset; value 18-byte chunk
- *	key + u32 len
+ *	key + u32 len (no extent over a hole: its bytes read as zeros)
  * history (IDX_HISTORY value): u64 seq, i64 time, u32 uid, u8 action,
  *	u64 from, u64 to, u8 len + stage, u8 len + from name, u8 len + to name
  */

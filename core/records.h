@@ -16,6 +16,8 @@
 #define INODE_SEALED  0x0001u  /* content can never change */
 #define INODE_TRASHED 0x0002u  /* removed; gc frees the tree */
 #define INODE_DOTDRAFT 0x0004u /* a version with a dot name: a draft */
+#define INODE_NODIGEST 0x0008u /* a file rewritten in place: its digest is
+				  computed when it is sealed (or listed) */
 
 /* One inode: models, stages directories, stages, versions, and the
  * directories, files and symlinks inside versions. */
@@ -63,7 +65,9 @@ struct chunk_rec {
 void chunk_encode(const struct chunk_rec *r, uint8_t buf[CHUNK_REC_LEN]);
 int chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
 
-/* An extent of a file: key (file ino, offset), value chunk key + length. */
+/* An extent of a file: key (file ino, offset), value chunk key + length.
+ * A file's extents are in offset order and never overlap; bytes below its
+ * size that no extent covers are a hole and read as zeros. */
 #define EXTENT_KEY_LEN 16
 #define EXTENT_VAL_LEN (CHUNK_KEY_LEN + 4)
 struct extent_rec {

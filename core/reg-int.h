@@ -2,10 +2,10 @@
  * tools/ use registry.h only).
  *
  * The registry is split by subject: registry.c (opening, the namespace
- * and its rules), regfile.c (spooling, chunking, storing and reading file
- * content), regstage.c (sealing, stages, policy, history, removal),
- * regmeta.c (metadata, listings, search, stats, audit), regmaint.c (fsck,
- * gc, pins).
+ * and its rules), regfile.c (streaming, chunking, storing and reading file
+ * content), regspool.c (files rewritten in place), regstage.c (sealing,
+ * stages, policy, history, removal), regmeta.c (metadata, listings,
+ * search, stats, audit), regmaint.c (fsck, gc, pins).
  */
 #ifndef MREG_REG_INT_H
 #define MREG_REG_INT_H
@@ -71,6 +71,7 @@ struct mreg_registry {
 
 	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 	atomic_uint_fast64_t promotions, errors, registrations;
+	atomic_uint_fast64_t chunked_bytes;  /* cut into chunks and hashed */
 };
 
 /* Makes room for one more element in the array v (n used, cap allocated),
@@ -191,6 +192,7 @@ void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 /* ---- regfile.c ---- */
 /* A chunk of content being ingested. */
 struct chunk_ent {
+	uint64_t off;             /* where it lies in the file */
 	struct mreg_id id;
 	uint32_t len;
 	bool fresh;               /* appended by us (loc is ours) */
@@ -201,9 +203,11 @@ struct chunk_ent {
 	struct chunk_loc loc;
 	struct chunk_key key;     /* known key when !fresh */
 };
+/* Chunks of content, in offset order; a gap between two is a hole. */
 struct ingest {
 	struct chunk_ent *v;
 	size_t n, cap;
+	uint64_t end;             /* where the next chunk goes */
 	uint64_t size;
 	uint64_t new_bytes;
 	struct mreg_id digest;
@@ -214,11 +218,51 @@ void ingest_release(struct ingest *in);
 int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
 	      struct ingest *in,
 	      void (*progress)(void *arg, uint64_t n), void *parg);
+/* The chunks an ingest stored itself, by id: a chunk met twice is stored
+ * once. */
+struct fresh_map {
+	int *slot;
+	size_t size, used;
+};
+/* Adds the chunk p[0..len) at in->end (the caller is in a store batch):
+ * found in the index, met earlier in this ingest, or appended to the
+ * store. tmp: max_size bytes of scratch. Counted in reg->chunked_bytes. */
+int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		 uint8_t *tmp);
+/* Adds a chunk already stored (content kept as it was) at e->off. */
+int ingest_keep(struct ingest *in, struct fresh_map *fm,
+		const struct chunk_ent *e);
 /* In t: references the chunks of in (adding records for fresh ones,
- * counting references) and writes them as the extents of file ino.
- * -EAGAIN when a chunk that was found vanished (gc): ingest again. */
+ * counting references) and writes them as extents of file ino (at their
+ * offsets; the caller dropped what they replace); sets each entry's key
+ * to the chunk record it names. -EAGAIN when a chunk that was found
+ * vanished (gc): ingest again. */
 int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 		 const struct ingest *in, uint64_t ino);
+/* In t: removes file ino's extent at off, which names chunk key, and its
+ * reference. */
+int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+		 const struct chunk_key *key);
+/* Reads e's chunk, checked against its id, into buf (e->len bytes). A
+ * stored chunk (not fresh) that gc moved is looked up again (e->loc is
+ * updated). -EIO when it cannot be read right. */
+int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf);
+/* The digest of size bytes of content made of the n chunks v (holes
+ * between them), read and checked. In a transaction (in_txn), the places
+ * in v are current: none is looked up again. */
+int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+		   uint64_t size, bool in_txn, struct mreg_id *ret);
+/* In t: sets r->digest when r is a file whose digest is not computed yet
+ * (INODE_NODIGEST, cleared); r is not written. */
+int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+		    struct inode_rec *r);
+/* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
+ * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
+ * the user's cap or into the daemon's reserve). */
+int spool_open(struct mreg_registry *reg, uid_t uid);
+/* Closes a descriptor spool_open() gave for uid (none: fd < 0). */
+void spool_close(struct mreg_registry *reg, int fd, uid_t uid);
 /* In t: marks inode r removed, for gc to free (with its tree or extents)
  * once no live process has it open; its name must be gone already. */
 int inode_trash(struct idx_txn *t, struct inode_rec *r);
@@ -254,6 +298,72 @@ void version_writers_seal(struct mreg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */
 int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
 		      uint64_t ino);
+
+/* ---- regspool.c ---- */
+/* A file being rewritten in place: the chunks it had (base), a sparse
+ * spool file holding the bytes written since at their offsets, and the
+ * spans of those bytes. Not thread-safe: the caller's lock guards it. */
+struct spool;
+/* A spool over the n chunks base (offsets ascending, holes between them)
+ * of content of base_size bytes. committed: they are the file's extents in
+ * the index, and ctime the inode's ctime when they were. new_bytes: bytes
+ * the fresh ones among them added to the store. uid pays for its spool
+ * file's descriptor, opened at the first write (and given back at each
+ * commit). The spool makes its own copy of base. -ENOMEM. */
+int spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
+	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
+	      struct spool **ret);
+/* Frees sp (NULL is fine): closes its spool file, ends its store batch. */
+void spool_free(struct mreg_registry *reg, struct spool *sp);
+/* The spool now holds the store batch its base's fresh chunks were
+ * appended in (they are not named yet): it ends it once they are. */
+void spool_hold_batch(struct spool *sp);
+uint64_t spool_size(const struct spool *sp);
+/* pwrite(2) into the content: the count written, or -errno (-ENOSPC...). */
+ssize_t spool_write(struct mreg_registry *reg, struct spool *sp,
+		    const void *buf, size_t len, uint64_t off);
+/* pread(2) of the content: the count (short only at its end), or -EIO. */
+ssize_t spool_read(struct mreg_registry *reg, struct spool *sp, void *buf,
+		   size_t len, uint64_t off);
+/* ftruncate(2) of the content. */
+int spool_truncate(struct mreg_registry *reg, struct spool *sp,
+		   uint64_t size);
+/* lseek(2) SEEK_DATA / SEEK_HOLE from off: *ret, or -ENXIO past the end. */
+int spool_seek(const struct spool *sp, uint64_t off, int whence,
+	       uint64_t *ret);
+/* Copies every byte base gives into the spool file: for a file whose
+ * chunks nothing names any more (unlinked while open), which gc may take. */
+int spool_detach(struct mreg_registry *reg, struct spool *sp);
+
+/* What a commit of a spool changes: the chunks of the changed parts
+ * (re-chunked from the chunk boundary before each change to where the
+ * boundaries meet the old ones again), the old extents they replace. */
+struct spool_plan {
+	struct ingest in;         /* chunks to name (full: every chunk) */
+	bool full;                /* replaces every extent of the file */
+	struct extent_rec *drop;  /* else: the old extents replaced */
+	size_t ndrop, cap_drop;
+	struct chunk_ent *all;    /* the content after the commit */
+	long *all_in;             /* each one's entry in in.v, or -1 */
+	size_t nall, cap_all;
+	uint64_t size;
+	uint64_t base_size;       /* what the commit expects to find */
+	int64_t base_ctime;
+};
+/* Plans the commit of sp (in a store batch: new chunks are appended to
+ * the store). full: plan a rewrite of every extent (else only when the
+ * base is not what the index holds). */
+int spool_plan(struct mreg_registry *reg, struct spool *sp, bool full,
+	       struct spool_plan *ret);
+void spool_plan_release(struct spool_plan *pl);
+/* In t: applies pl to file f (its record, not written): -ESTALE when the
+ * file's extents are no longer those pl was planned over (plan it full). */
+int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
+		     struct spool_plan *pl, const struct inode_rec *f);
+/* After pl committed (the inode's ctime now ctime): its content is sp's
+ * new base, and the spool is empty. */
+void spool_committed(struct mreg_registry *reg, struct spool *sp,
+		     struct spool_plan *pl, int64_t ctime);
 
 /* ---- regstage.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */

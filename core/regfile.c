@@ -1,15 +1,26 @@
-/* regfile.c — file content: spooling writes, chunking and storing them,
- * committing them in one transaction, reading them back verified; and the
+/* regfile.c — file content: chunking and storing what is written,
+ * committing it in one transaction, reading it back verified; and the
  * calls that create, open, truncate and register files (SPEC §2, §5).
  *
- * Writes go to a spool file (an unnamed O_TMPFILE in DIR/spool, so a crash
- * leaves nothing behind), shared by every handle of the inode in this
- * process (struct wstate). Commit (flush) chunks the spool, appends new
- * chunks to the pack, fsyncs the pack, and only then names the chunks in
- * one index transaction: durable before referenced. Readers of committed
- * content load the file's extents when they open it (a snapshot: a sealed
- * file's bytes can't change, and its version is pinned against gc), and
- * check every chunk against its id as they read it.
+ * An inode open for writing in this process has one write state (struct
+ * wstate), shared by every handle of it, in one of two forms:
+ *  - a stream: a file written in order from its start (cp, rsync) is
+ *    chunked, hashed and stored as its bytes arrive, by a worker thread,
+ *    and its digest taken on the way; a commit stores the tail and names
+ *    the chunks.
+ *  - a spool (regspool.c): a file opened for writing without O_TRUNC, or
+ *    written out of order, read or truncated after a stream began, keeps
+ *    the chunks it had (or the stream stored) and writes into a sparse
+ *    spool file (an unnamed O_TMPFILE in DIR/spool: a crash leaves nothing
+ *    behind); a commit re-chunks only around what changed, holes stay
+ *    holes, and the file's digest is left to be computed when it is
+ *    sealed (INODE_NODIGEST).
+ * Commit (flush) appends new chunks to the pack, fsyncs the pack, and only
+ * then names the chunks in one index transaction: durable before
+ * referenced. Readers of committed content load the file's extents when
+ * they open it (a snapshot: a sealed file's bytes can't change, and its
+ * version is pinned against gc), and check every chunk against its id as
+ * they read it; a gap between extents is a hole and reads as zeros.
  */
 #include "reg-int.h"
 
@@ -37,14 +48,14 @@ struct stream;
 
 /* An inode open for writing in this process. Its content is either being
  * streamed (written in order from the start: chunked and stored as it
- * arrives, no spool) or in a spool file (anything else). */
+ * arrives) or a spool (anything else). */
 struct wstate {
 	uint64_t ino;
 	uint64_t version;         /* 0 for a pending file */
 	int refs;                 /* handles */
-	int fd;                   /* the spool, or -1 while streaming */
-	uid_t spool_uid;          /* whose count the spool is in (fdcap.h) */
+	struct spool *sp;         /* the spool, or NULL while streaming */
 	struct stream *stream;    /* or NULL */
+	int64_t ctime;            /* the inode's, as last committed here */
 	_Atomic uint64_t size;    /* written under lock, read by getattr too */
 	bool dirty;               /* written since the last commit */
 	bool sealed;              /* its version was sealed: writes fail */
@@ -93,7 +104,9 @@ struct reg_file {
 	struct rext *ext;         /* committed content */
 	size_t next;
 	uint64_t size;
+	int64_t ctime;            /* the inode's, when ext was loaded */
 	struct mreg_id digest;    /* of the committed content */
+	bool nodigest;            /* not computed yet (INODE_NODIGEST) */
 	pthread_mutex_t lock;     /* the chunk cache below */
 	uint8_t *cbuf;
 	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
@@ -109,20 +122,19 @@ void ingest_release(struct ingest *in)
 	memset(in, 0, sizeof(*in));
 }
 
+/* Appends e at in->end. */
 static int ingest_push(struct ingest *in, const struct chunk_ent *e)
 {
 	if (ARRAY_GROW(in->v, in->cap, in->n) < 0)
 		return -ENOMEM;
-	in->v[in->n++] = *e;
+	in->v[in->n] = *e;
+	in->v[in->n++].off = in->end;
+	in->end += e->len;
 	return 0;
 }
 
-/* Fresh chunks of this ingest, by id: open addressing over entry indexes. */
-struct fresh_map {
-	int *slot;
-	size_t size, used;
-};
-
+/* Fresh chunks of an ingest (struct fresh_map), by id: open addressing
+ * over entry indexes. */
 static size_t fresh_hash(const struct mreg_id *id, size_t size)
 {
 	uint64_t h;
@@ -263,14 +275,15 @@ static int find_chunk(struct idx_txn *t, void *arg)
 	return a->err;
 }
 
-static int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
-			struct fresh_map *fm, const uint8_t *p, uint32_t len,
-			uint8_t *tmp)
+int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		 uint8_t *tmp)
 {
 	struct chunk_ent e = { .len = len, .dup_of = -1 };
 	struct find_arg fa = { .reg = reg, .data = p, .len = len, .tmp = tmp };
 	int r, d, from = 0;
 
+	atomic_fetch_add(&reg->chunked_bytes, len);
 	chunkid_of(p, len, &e.id);
 	/* the same bytes earlier in this ingest */
 	while ((d = fresh_find(fm, in, &e.id, from)) >= 0) {
@@ -314,6 +327,32 @@ static int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 	if (r < 0)
 		return r;
 	return fresh_add(fm, in, (int)(in->n - 1));
+}
+
+int ingest_keep(struct ingest *in, struct fresh_map *fm,
+		const struct chunk_ent *e)
+{
+	struct chunk_ent k = *e;
+	int d, r;
+
+	k.dup_of = -1;
+	if (k.fresh) {
+		/* a fresh chunk kept twice (a run of equal chunks stored
+		   once) is named once */
+		for (d = fresh_find(fm, in, &k.id, 0); d >= 0;
+		     d = fresh_find(fm, in, &k.id, d + 1))
+			if (in->v[d].loc.pack == k.loc.pack &&
+			    in->v[d].loc.offset == k.loc.offset) {
+				k.dup_of = d;
+				break;
+			}
+	}
+	in->end = e->off;
+	if ((r = ingest_push(in, &k)) < 0)
+		return r;
+	if (k.fresh && k.dup_of < 0)
+		return fresh_add(fm, in, (int)(in->n - 1));
+	return 0;
 }
 
 int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
@@ -411,6 +450,8 @@ struct stream {
 	bool finished;            /* the tail was stored, the digest taken */
 	bool copied;              /* took a whole file's chunks (copy_range) */
 	struct mreg_id copied_digest;
+	bool nodigest;            /* copied from a file whose digest is not
+				     computed yet */
 	bool committed;           /* its chunks are the committed content */
 	_Atomic int err;          /* a failed store: every later call fails */
 
@@ -761,43 +802,20 @@ static int do_locate(struct idx_txn *t, void *arg)
 	return r;
 }
 
-/* Writes the bytes of a stream into the spool fd. */
-static int stream_to_spool(struct mreg_registry *reg, struct stream *s,
-			   int fd)
+int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf)
 {
-	uint8_t *buf = malloc(reg->chunker.max_size);
-	uint64_t off = 0;
-	size_t i;
-	ssize_t k;
-	int r = s->err;
+	int r = store_read(reg->st, &e->loc, &e->id, buf);
 
-	if (!buf)
-		return -ENOMEM;
-	for (i = 0; i < s->in.n && r == 0; i++) {
-		struct chunk_ent *e = &s->in.v[i];
+	if (r == -ENOENT && !e->fresh) {
+		/* gc moved a chunk we share: find its new place */
+		struct locate_arg la = { .key = e->key };
 
-		r = store_read(reg->st, &e->loc, &e->id, buf);
-		if (r == -ENOENT && !e->fresh) {
-			/* gc moved a chunk we share: find its new place */
-			struct locate_arg la = { .key = e->key };
-
-			r = index_read(reg->ix, do_locate, &la);
-			if (r == 0)
-				r = store_read(reg->st, &la.loc, &e->id, buf);
+		r = index_read(reg->ix, do_locate, &la);
+		if (r == 0) {
+			e->loc = la.loc;
+			r = store_read(reg->st, &e->loc, &e->id, buf);
 		}
-		if (r < 0)
-			break;
-		k = io_pwrite(fd, buf, e->len, (off_t)off, IO_SPOOL);
-		if (k != (ssize_t)e->len)
-			r = k < 0 ? (int)k : -EIO;
-		off += e->len;
 	}
-	if (r == 0 && s->ncarry) {
-		k = io_pwrite(fd, s->carry, s->ncarry, (off_t)off, IO_SPOOL);
-		if (k != (ssize_t)s->ncarry)
-			r = k < 0 ? (int)k : -EIO;
-	}
-	free(buf);
 	return r == -ENOENT ? -EIO : r;
 }
 
@@ -870,7 +888,6 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 	struct chunk_key *keys;
 	struct chunk_rec c;
 	struct extent_rec x;
-	uint64_t off = 0;
 	size_t i;
 	int r = 0;
 
@@ -936,16 +953,18 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 		}
 		if ((r = chunk_put(t, &keys[i], &c)) < 0)
 			goto out;
-		x.offset = off;
+		x.offset = e->off;
 		x.len = e->len;
 		x.chunk = keys[i];
-		extent_key(ino, off, ek);
+		extent_key(ino, e->off, ek);
 		extent_encode(&x, ev);
 		r = idx_put(t, IDX_EXTENTS, ek, sizeof(ek), ev, sizeof(ev), 0);
 		if (r < 0)
 			goto out;
-		off += e->len;
 	}
+	/* what each chunk is named by, for whoever keeps the content */
+	for (i = 0; i < in->n; i++)
+		in->v[i].key = keys[i];
 out:
 	free(keys);
 	return r;
@@ -985,35 +1004,110 @@ static int extents_load(struct idx_txn *t, uint64_t ino, struct ext_list *l)
 	return l->err;
 }
 
+int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+		 const struct chunk_key *key)
+{
+	uint8_t ek[EXTENT_KEY_LEN];
+	struct chunk_rec c;
+	int r;
+
+	extent_key(ino, off, ek);
+	if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
+		return r;
+	r = chunk_get(t, key, &c);
+	if (r == -ENOENT)
+		return 0; /* fsck reports it; nothing to count down */
+	if (r < 0)
+		return r;
+	if (c.refs > 0)
+		c.refs--;
+	return chunk_put(t, key, &c);
+}
+
 int extents_drop(struct idx_txn *t, uint64_t ino)
 {
 	struct ext_list l;
-	struct chunk_rec c;
-	uint8_t ek[EXTENT_KEY_LEN];
 	size_t i;
 	int r;
 
 	r = extents_load(t, ino, &l);
 	if (r < 0)
 		return r;
-	for (i = 0; i < l.n; i++) {
-		extent_key(ino, l.v[i].offset, ek);
-		if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
-			break;
-		r = chunk_get(t, &l.v[i].chunk, &c);
-		if (r == -ENOENT) {
-			r = 0; /* fsck reports it; nothing to count down */
-			continue;
-		}
-		if (r < 0)
-			break;
-		if (c.refs > 0)
-			c.refs--;
-		if ((r = chunk_put(t, &l.v[i].chunk, &c)) < 0)
-			break;
-	}
+	for (i = 0; i < l.n && r == 0; i++)
+		r = extent_unref(t, ino, l.v[i].offset, &l.v[i].chunk);
 	free(l.v);
 	return r;
+}
+
+int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+		   uint64_t size, bool in_txn, struct mreg_id *ret)
+{
+	static const uint8_t zeros[64u << 10];
+	struct digest_state ds;
+	uint8_t *buf = malloc(reg->chunker.max_size);
+	uint64_t x = 0, next, k;
+	size_t i;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	digest_init(&ds);
+	for (i = 0; i <= n; i++) {
+		next = i < n ? v[i].off : size;
+		for (; x < next; x += k) {
+			k = next - x < sizeof(zeros) ? next - x : sizeof(zeros);
+			digest_update(&ds, zeros, (size_t)k);
+		}
+		if (i == n)
+			break;
+		r = in_txn ? store_read(reg->st, &v[i].loc, &v[i].id, buf) :
+			     chunk_read(reg, &v[i], buf);
+		if (r < 0)
+			break;
+		digest_update(&ds, buf, v[i].len);
+		x += v[i].len;
+	}
+	free(buf);
+	if (r < 0)
+		return r == -ENOENT ? -EIO : r;
+	digest_final(&ds, ret);
+	return 0;
+}
+
+int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+		    struct inode_rec *rec)
+{
+	struct chunk_ent *v;
+	struct chunk_rec c;
+	struct ext_list l;
+	size_t i;
+	int r;
+
+	if ((rec->kind != REG_FILE && rec->kind != REG_PENDING) ||
+	    !(rec->flags & INODE_NODIGEST))
+		return 0;
+	if ((r = extents_load(t, rec->ino, &l)) < 0)
+		return r;
+	v = calloc(l.n ? l.n : 1, sizeof(*v));
+	r = v ? 0 : -ENOMEM;
+	for (i = 0; i < l.n && r == 0; i++) {
+		v[i].off = l.v[i].offset;
+		v[i].len = l.v[i].len;
+		v[i].key = l.v[i].chunk;
+		chunk_key_id(&v[i].key, &v[i].id);
+		if ((r = chunk_get(t, &v[i].key, &c)) == 0)
+			v[i].loc = c.loc;
+	}
+	if (r == 0)
+		r = content_digest(reg, v, l.n, rec->size, true, &rec->digest);
+	free(v);
+	free(l.v);
+	if (r < 0)
+		return log_err(r == -ENOENT ? -EIO : r, "cannot compute the "
+			       "digest of file '%s' (inode %llu)", rec->name,
+			       (unsigned long long)rec->ino);
+	rec->flags &= (uint16_t)~INODE_NODIGEST;
+	return 0;
 }
 
 /* ---- registering a pending file ---------------------------------------- */
@@ -1068,7 +1162,7 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 /* A spool is a descriptor of the daemon's, spent for user uid: within
  * the user's cap and outside the daemon's reserve (fdcap.h), or -EMFILE. */
-static int spool_open(struct mreg_registry *reg, uid_t uid)
+int spool_open(struct mreg_registry *reg, uid_t uid)
 {
 	int fd = fdcap_take(reg->fdcap, uid);
 
@@ -1084,38 +1178,12 @@ static int spool_open(struct mreg_registry *reg, uid_t uid)
 	return fdcap_admit(reg->fdcap, uid, fd);
 }
 
-static void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
+void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
 {
 	if (fd < 0)
 		return;
 	close(fd);
 	fdcap_give(reg->fdcap, uid);
-}
-
-/* Copies committed content into a spool. */
-static int materialize(struct mreg_registry *reg, struct reg_file *f, int fd)
-{
-	uint8_t *buf = malloc(reg->chunker.max_size);
-	uint64_t off;
-	ssize_t n, k;
-	int r = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	for (off = 0; off < f->size; off += (uint64_t)n) {
-		n = reg_read(f, buf, reg->chunker.max_size, off);
-		if (n <= 0) {
-			r = n < 0 ? (int)n : -EIO;
-			break;
-		}
-		k = io_pwrite(fd, buf, (size_t)n, (off_t)off, IO_SPOOL);
-		if (k != n) {
-			r = k < 0 ? (int)k : -EIO;
-			break;
-		}
-	}
-	free(buf);
-	return r;
 }
 
 static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
@@ -1143,32 +1211,58 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
-	spool_close(reg, ws->fd, ws->spool_uid);
+	spool_free(reg, ws->sp);
 	stream_free(reg, ws->stream);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
 
-/* Makes ws's content a spool file (ws->lock held): what any access but an
- * in-order write needs; uid (who asks) pays for it. */
+/* Makes ws's content a spool (ws->lock held): what any access but an
+ * in-order write needs; uid (who asks) pays for its descriptor. The
+ * chunks the stream stored are its base, the bytes it had not cut into a
+ * chunk yet are written to it. */
 static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
 {
-	int fd, r;
+	struct stream *s = ws->stream;
+	struct spool *sp;
+	uint64_t chunked;
+	size_t i;
+	ssize_t n;
+	int r;
 
-	if (!ws->stream && ws->fd >= 0)
+	if (ws->sp)
 		return 0;
-	fd = spool_open(reg, uid);
-	if (fd < 0)
-		return fd;
-	if (ws->stream && ((r = stream_drain(reg, ws->stream)) < 0 ||
-			   (r = stream_to_spool(reg, ws->stream, fd)) < 0)) {
-		spool_close(reg, fd, uid);
+	assert(s);
+	if ((r = stream_drain(reg, s)) < 0)
 		return r;
+	if (s->committed) {
+		/* ingest_apply() named every chunk: none is fresh now */
+		for (i = 0; i < s->in.n; i++) {
+			s->in.v[i].fresh = s->in.v[i].heal = false;
+			s->in.v[i].dup_of = -1;
+		}
 	}
-	stream_free(reg, ws->stream);
+	chunked = s->pos - s->ncarry;
+	r = spool_new(s->in.v, s->in.n, chunked, s->committed, ws->ctime,
+		      s->committed ? 0 : s->in.new_bytes, uid, &sp);
+	if (r < 0)
+		return r;
+	if (s->ncarry) {
+		n = spool_write(reg, sp, s->carry, s->ncarry, chunked);
+		if (n != (ssize_t)s->ncarry) {
+			spool_free(reg, sp);
+			return n < 0 ? (int)n : -EIO;
+		}
+	}
+	if (!s->committed && s->batch) {
+		/* its fresh chunks are named by no one yet: the batch that
+		   keeps them from gc goes with them */
+		spool_hold_batch(sp);
+		s->batch = false;
+	}
+	stream_free(reg, s);
 	ws->stream = NULL;
-	ws->fd = fd;
-	ws->spool_uid = uid;
+	ws->sp = sp;
 	return 0;
 }
 
@@ -1212,7 +1306,11 @@ struct commit_arg {
 	struct mreg_registry *reg;
 	const struct reg_caller *who;
 	struct wstate *ws;
-	struct ingest *in;
+	struct ingest *in;        /* a stream's content, or */
+	struct spool_plan *plan;  /* what a spool changes */
+	bool nodigest;            /* the content's digest is not known */
+	struct mreg_id digest;    /* else, with plan: the digest */
+	int64_t ctime;            /* the inode's after the commit */
 	bool registered;
 	bool gone;                /* unlinked while open: nothing committed */
 	char version[REG_NAME_MAX + 1];
@@ -1222,6 +1320,7 @@ static int do_commit(struct idx_txn *t, void *arg)
 {
 	struct commit_arg *a = arg;
 	struct inode_rec f, v;
+	uint64_t new_bytes;
 	int r;
 
 	a->registered = false;
@@ -1233,23 +1332,36 @@ static int do_commit(struct idx_txn *t, void *arg)
 		return r;
 	if (f.flags & INODE_SEALED)
 		return -EROFS;
+	new_bytes = a->plan ? a->plan->in.new_bytes : a->in->new_bytes;
 	if (f.kind == REG_FILE) {
 		if ((r = ino_get(t, f.version, &v)) < 0)
 			return r;
 		if (v.flags & INODE_SEALED)
 			return -EROFS;
-		v.stored += a->in->new_bytes;
+		v.stored += new_bytes;
 		if ((r = ino_put(t, &v)) < 0)
 			return r;
 	}
-	if ((r = extents_drop(t, f.ino)) < 0 ||
-	    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
-		return r;
-	f.size = a->in->size;
-	f.digest = a->in->digest;
+	if (a->plan) {
+		if ((r = spool_plan_apply(a->reg, t, a->plan, &f)) < 0)
+			return r;
+		f.size = a->plan->size;
+		f.digest = a->digest;
+	} else {
+		if ((r = extents_drop(t, f.ino)) < 0 ||
+		    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
+			return r;
+		f.size = a->in->size;
+		f.digest = a->in->digest;
+	}
+	if (a->nodigest)
+		f.flags |= INODE_NODIGEST;
+	else
+		f.flags &= (uint16_t)~INODE_NODIGEST;
 	f.mtime = f.ctime = now_ns();
+	a->ctime = f.ctime;
 	if (f.kind == REG_PENDING)
-		f.stored += a->in->new_bytes; /* the version's, once made */
+		f.stored += new_bytes; /* the version's, once made */
 	if (f.kind == REG_PENDING && f.name[0] != '.') {
 		a->registered = true;
 		return pending_register_txn(a->reg, t, a->who, &f,
@@ -1258,13 +1370,62 @@ static int do_commit(struct idx_txn *t, void *arg)
 	return ino_put(t, &f);
 }
 
+/* Commits a spool (ws->lock held): only what changed is chunked and
+ * stored (regspool.c). The digest of the whole content is computed
+ * when the file is sealed; a pending file is sealed by this commit, so
+ * its digest is taken here, before the transaction. */
+static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
+			struct commit_arg *a)
+{
+	struct spool_plan pl;
+	bool full = false;
+	int r = 0, tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		store_batch_begin(reg->st);
+		r = spool_plan(reg, ws->sp, full, &pl);
+		a->nodigest = ws->version != 0;
+		if (r == 0 && !a->nodigest)
+			r = content_digest(reg, pl.all, pl.nall, pl.size,
+					   false, &a->digest);
+		if (r == 0)
+			r = store_sync(reg->st);
+		if (r == 0) {
+			a->plan = &pl;
+			r = reg_txn(reg, do_commit, a);
+			a->plan = NULL;
+		}
+		if (r >= 0 && !a->gone)
+			spool_committed(reg, ws->sp, &pl, a->ctime);
+		store_batch_end(reg->st);
+		spool_plan_release(&pl);
+		if (r == -ESTALE) {
+			/* another process committed the file meanwhile:
+			   ours replaces every extent */
+			full = true;
+		} else if (r == -EAGAIN) {
+			/* a chunk it kept was collected meanwhile: its
+			   bytes (read where they were) go to the spool */
+			if ((r = spool_detach(reg, ws->sp)) < 0)
+				return r;
+			full = true;
+		} else {
+			break;
+		}
+	}
+	if (r == -ESTALE || r == -EAGAIN)
+		return log_err(-EIO, "cannot commit inode %llu: its chunks "
+			       "keep changing under it",
+			       (unsigned long long)ws->ino);
+	return r;
+}
+
 /* Commits ws (its lock held). 1 when a pending file was registered. */
 static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		     struct wstate *ws)
 {
 	struct commit_arg a = { .reg = reg, .who = who, .ws = ws };
-	struct ingest in;
-	int r, tries;
+	int r;
 
 	if (ws->sealed)
 		return -EROFS;
@@ -1276,19 +1437,21 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 			r = store_sync(reg->st);
 		if (r == 0) {
 			a.in = &s->in;
+			a.nodigest = s->nodigest;
 			r = reg_txn(reg, do_commit, &a);
 		}
 		if (r >= 0 && a.gone) {
 			/* unlinked while open: nothing names its chunks (gc
 			   may take them), so its bytes move to its spool
 			   until the last close */
-			r = ws_spool(reg, ws, who->uid);
-			if (r < 0)
+			if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+			    (r = spool_detach(reg, ws->sp)) < 0)
 				return r;
 			goto done;
 		}
 		if (r >= 0) {
 			s->committed = true;
+			ws->ctime = a.ctime;
 			if (s->batch) {
 				store_batch_end(reg->st);
 				s->batch = false;
@@ -1298,29 +1461,20 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r != -EAGAIN)
 			return r;
 		/* a chunk it shared was collected meanwhile: start over
-		   from a spool of the same bytes */
-		if ((r = ws_spool(reg, ws, who->uid)) < 0)
+		   from a spool of the same bytes (read where they were) */
+		if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+		    (r = spool_detach(reg, ws->sp)) < 0)
 			return r;
 	}
-	for (tries = 0; tries < 4; tries++) {
-		store_batch_begin(reg->st);
-		r = ingest_fd(reg, ws->fd, ws->size, &in, NULL, NULL);
-		if (r == 0)
-			r = store_sync(reg->st);
-		if (r == 0) {
-			a.in = &in;
-			r = reg_txn(reg, do_commit, &a);
-		}
-		store_batch_end(reg->st);
-		if (r >= 0 || r != -EAGAIN)
-			break;
-		ingest_release(&in);
-	}
-	/* also when the sync or the transaction failed (ingest_fd()
-	 * leaves nothing to release when it fails itself) */
-	ingest_release(&in);
-	if (r < 0)
+	if (!ws->sp && (r = ws_spool(reg, ws, who->uid)) < 0)
 		return r;
+	a.in = NULL;
+	if ((r = spool_commit(reg, ws, &a)) < 0)
+		return r;
+	if (a.gone && (r = spool_detach(reg, ws->sp)) < 0)
+		return r;
+	if (!a.gone)
+		ws->ctime = a.ctime;
 done:
 	ws->dirty = false;
 	atomic_fetch_add(&reg->writes, 1);
@@ -1688,12 +1842,36 @@ static void file_free(struct reg_file *f)
 
 static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f);
 
-/* Attaches f to the inode's write state, creating it (and its spool). */
+/* A spool over f's committed content, to write it in place. */
+static int spool_of(struct reg_file *f, struct spool **ret)
+{
+	struct chunk_ent *v = calloc(f->next ? f->next : 1, sizeof(*v));
+	size_t i;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < f->next; i++) {
+		v[i].off = f->ext[i].off;
+		v[i].len = f->ext[i].len;
+		v[i].key = f->ext[i].key;
+		v[i].loc = f->ext[i].loc;
+		chunk_key_id(&v[i].key, &v[i].id);
+		v[i].dup_of = -1;
+	}
+	r = spool_new(v, f->next, f->size, true, f->ctime, 0, f->uid, ret);
+	free(v);
+	return r;
+}
+
+/* Attaches f to the inode's write state, creating it: a stream for a new
+ * content (trunc), else a spool over what it has. */
 static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 		     bool writer, bool trunc)
 {
 	struct wstate *ws;
-	int fd, r;
+	struct spool *sp = NULL;
+	int r;
 
 	pthread_mutex_lock(&reg->lock);
 	ws = ws_find(reg, f->ino);
@@ -1705,27 +1883,19 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 		goto have;
 	}
 	pthread_mutex_unlock(&reg->lock);
-	if (trunc) {
-		fd = -1; /* a new content: stream it */
-	} else {
-		fd = spool_open(reg, f->uid);
-		if (fd < 0)
-			return fd;
-		if ((r = materialize(reg, f, fd)) < 0) {
-			spool_close(reg, fd, f->uid);
-			return r;
-		}
-	}
+	/* a new content is streamed; else what it has is written in place */
+	if (!trunc && (r = spool_of(f, &sp)) < 0)
+		return r;
 	ws = calloc(1, sizeof(*ws));
 	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
-		spool_close(reg, fd, f->uid);
+		spool_free(reg, sp);
 		free(ws);
 		return -ENOMEM;
 	}
 	ws->ino = f->ino;
 	ws->version = f->version;
-	ws->fd = fd;
-	ws->spool_uid = f->uid;
+	ws->sp = sp;
+	ws->ctime = f->ctime;
 	ws->size = trunc ? 0 : f->size;
 	ws->refs = 1;
 	pthread_mutex_init(&ws->lock, NULL);
@@ -1736,7 +1906,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 
 		other->refs++;
 		pthread_mutex_unlock(&reg->lock);
-		spool_close(reg, fd, f->uid);
+		spool_free(reg, ws->sp);
 		stream_free(reg, ws->stream);
 		pthread_mutex_destroy(&ws->lock);
 		free(ws);
@@ -1759,8 +1929,8 @@ have:
 			/* emptied: stream the new content */
 			stream_free(reg, ws->stream);
 			ws->stream = s;
-			spool_close(reg, ws->fd, ws->spool_uid);
-			ws->fd = -1;
+			spool_free(reg, ws->sp);
+			ws->sp = NULL;
 			ws->size = 0;
 			ws->dirty = true;
 		}
@@ -1828,7 +1998,9 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f->kind = a.rec.kind;
 	f->version = a.rec.version;
 	f->size = a.rec.size;
+	f->ctime = a.rec.ctime;
 	f->digest = a.rec.digest;
+	f->nodigest = (a.rec.flags & INODE_NODIGEST) != 0;
 	f->sealed = (a.rec.flags & INODE_SEALED) != 0;
 	f->flags = flags;
 	f->writer = writer;
@@ -1971,18 +2143,30 @@ static size_t find_extent(const struct reg_file *f, uint64_t off)
 static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 			      uint64_t off, bool partial)
 {
-	size_t i, done = 0;
+	size_t i, done = 0, n;
+	uint64_t in, end;
+	struct rext *x;
 	int r;
 
-	if (off >= f->size || f->next == 0)
+	if (off >= f->size)
 		return 0;
 	if (size > f->size - off)
 		size = (size_t)(f->size - off);
-	for (i = find_extent(f, off); i < f->next && done < size; i++) {
-		struct rext *x = &f->ext[i];
-		uint64_t in = off + done - x->off;
-		size_t n = x->len - in;
-
+	for (i = find_extent(f, off); done < size; done += n) {
+		while (i < f->next && f->ext[i].off + f->ext[i].len <=
+		       off + done)
+			i++;
+		if (i >= f->next || f->ext[i].off > off + done) {
+			/* a hole */
+			end = i < f->next ? f->ext[i].off : f->size;
+			n = end - (off + done) < size - done ?
+			    (size_t)(end - (off + done)) : size - done;
+			memset(buf + done, 0, n);
+			continue;
+		}
+		x = &f->ext[i];
+		in = off + done - x->off;
+		n = x->len - in;
 		if (n > size - done)
 			n = size - done;
 		if (in == 0 && n == x->len) {
@@ -2008,7 +2192,6 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 			memcpy(buf + done, f->cbuf + in, n);
 			pthread_mutex_unlock(&f->lock);
 		}
-		done += n;
 	}
 	return (ssize_t)done;
 }
@@ -2031,12 +2214,8 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 
 		pthread_mutex_lock(&ws->lock);
 		n = ws_spool(f->reg, ws, f->uid);
-		if (n == 0 && off < ws->size) {
-			if (size > ws->size - off)
-				size = (size_t)(ws->size - off);
-			n = pread(ws->fd, buf, size, (off_t)off);
-			n = n < 0 ? -errno : n;
-		}
+		if (n == 0)
+			n = spool_read(f->reg, ws->sp, buf, size, off);
 		pthread_mutex_unlock(&ws->lock);
 	} else {
 		n = read_committed(f, buf, size, off, partial);
@@ -2053,6 +2232,52 @@ ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
 	if (!f || (!buf && size))
 		return -EINVAL;
 	return read_at(f, buf, size, off, false);
+}
+
+/* lseek SEEK_DATA/SEEK_HOLE in content without holes (a stream, a
+ * snapshot). */
+static int seek_dense(uint64_t size, uint64_t off, int whence, uint64_t *ret)
+{
+	if (off >= size)
+		return -ENXIO;
+	*ret = whence == SEEK_DATA ? off : size;
+	return 0;
+}
+
+int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
+{
+	uint64_t x = off;
+	size_t i;
+	int r;
+
+	if (!f || !ret || (whence != SEEK_DATA && whence != SEEK_HOLE))
+		return -EINVAL;
+	if (f->ws) {
+		pthread_mutex_lock(&f->ws->lock);
+		r = f->ws->sp ? spool_seek(f->ws->sp, off, whence, ret) :
+				seek_dense(f->ws->size, off, whence, ret);
+		pthread_mutex_unlock(&f->ws->lock);
+		return r;
+	}
+	if (f->snap)
+		return seek_dense(f->snap_len, off, whence, ret);
+	if (off >= f->size)
+		return -ENXIO;
+	for (i = find_extent(f, off); i < f->next &&
+	     f->ext[i].off + f->ext[i].len <= off; i++)
+		;
+	if (whence == SEEK_DATA) {
+		if (i >= f->next)
+			return -ENXIO;
+		x = f->ext[i].off > off ? f->ext[i].off : off;
+	} else {
+		for (; i < f->next && f->ext[i].off <= x; i++)
+			x = f->ext[i].off + f->ext[i].len;
+		if (x > f->size)
+			x = f->size;
+	}
+	*ret = x;
+	return 0;
 }
 
 ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
@@ -2088,10 +2313,12 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	} else {
 		n = ws_spool(f->reg, ws, f->uid);
 		if (n == 0)
-			n = io_pwrite(ws->fd, buf, size, (off_t)off, IO_SPOOL);
+			n = spool_write(f->reg, ws->sp, buf, size, off);
 	}
 	if (n >= 0) {
-		if (off + (uint64_t)n > ws->size)
+		if (ws->sp)
+			ws->size = spool_size(ws->sp);
+		else if (off + (uint64_t)n > ws->size)
 			ws->size = off + (uint64_t)n;
 		ws->dirty = true;
 		atomic_fetch_add(&f->reg->write_bytes, (uint64_t)n);
@@ -2137,11 +2364,13 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 					       .loc = in->ext[i].loc };
 
 			chunk_key_id(&in->ext[i].key, &e.id);
+			s->in.end = in->ext[i].off; /* holes stay */
 			r = ingest_push(&s->in, &e);
 		}
 		if (r == 0) {
 			s->copied = true;
 			s->copied_digest = in->digest;
+			s->nodigest = in->nodigest;
 			s->pos = s->end = in->size;
 			ws->size = in->size;
 			ws->dirty = true;
@@ -2399,7 +2628,7 @@ static int truncate_file(struct mreg_registry *reg,
 	if (ws->sealed) {
 		r = -EROFS;
 	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
-		r = io_ftruncate(ws->fd, (off_t)size, IO_SPOOL);
+		r = spool_truncate(reg, ws->sp, size);
 		if (r == 0) {
 			ws->size = size;
 			ws->dirty = true;

@@ -250,6 +250,13 @@ int reg_flush(struct reg_file *f, const struct reg_caller *who);
  * caller then reads and writes), -EBADF, -EROFS, -EXDEV. */
 ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 		       struct reg_file *out, uint64_t off_out, size_t len);
+/* lseek(2) with SEEK_DATA or SEEK_HOLE: in *ret, the offset of the first
+ * byte of data (or of a hole: the end of the file counts as one) at or
+ * after off, in the content as this handle reads it. A hole is a range
+ * never written (or cut off by a truncation and extended again): it reads
+ * as zeros and takes no room. -ENXIO when off is at or past the end (for
+ * SEEK_DATA also when only a hole follows), -EINVAL for another whence. */
+int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret);
 /* Releases the handle (commits first if needed; errors are logged). */
 void reg_release(struct reg_file *f);
 /* True when the file's content is sealed (keep_cache is safe). */
@@ -464,6 +471,8 @@ struct reg_store_stats {
 	uint64_t index_bytes;  /* LMDB file */
 	uint64_t chunks;
 	uint64_t reads, read_bytes, writes, write_bytes, promotions, errors;
+	uint64_t chunked_bytes; /* bytes cut into chunks and hashed to store
+				   file content (what writing cost) */
 };
 /* Sizes and counters of the store. dead_bytes also counts packs that
  * some process is still writing (gc leaves those alone), and the gc

@@ -519,8 +519,9 @@ static int fsck_extent(void *arg, const struct idx_val *k,
 }
 
 struct file_check {
-	uint64_t next;     /* offset the next extent must start at */
-	bool gap;
+	uint64_t next;     /* the next extent may not start before it (a
+			      gap between two is a hole) */
+	bool overlap;
 	int err;
 };
 
@@ -532,8 +533,8 @@ static int check_contig(void *arg, const struct idx_val *k,
 
 	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return 0;
-	if (x.offset != c->next)
-		c->gap = true;
+	if (x.offset < c->next)
+		c->overlap = true;
 	c->next = x.offset + x.len;
 	return 0;
 }
@@ -591,10 +592,15 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 		be64_put(p, ino);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, fsck_extent, f);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, check_contig, &fc);
-		if (fc.gap || fc.next != r->size) {
+		if (fc.overlap || fc.next > r->size) {
 			inode_path(f->t, ino, path, sizeof(path));
-			finding(f, true, "'%s': its extents cover %llu bytes "
-				"of %llu", path, (unsigned long long)fc.next,
+			if (fc.overlap)
+				finding(f, true, "'%s': its extents overlap",
+					path);
+			else
+				finding(f, true, "'%s': its extents run to "
+					"%llu, past its %llu bytes", path,
+					(unsigned long long)fc.next,
 				(unsigned long long)r->size);
 		}
 	}

@@ -1147,6 +1147,8 @@ int reg_version_info(struct mreg_registry *reg, const char *model,
 /* ---- files of a version --------------------------------------------------- */
 
 struct files_walk {
+	struct mreg_registry *reg; /* to compute digests not computed yet
+				      (NULL: the walker needs none) */
 	struct idx_txn *t;
 	int (*fn)(void *arg, const struct reg_file_info *f);
 	void *arg;
@@ -1175,7 +1177,10 @@ static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 	for (i = 0; i < c.n && r == 0; i++) {
 		char *path;
 
-		if ((r = ino_get(w->t, c.v[i].ino, rec)) < 0)
+		/* a draft's file rewritten in place: its digest is taken
+		   now (it is not stored: sealing does that) */
+		if ((r = ino_get(w->t, c.v[i].ino, rec)) < 0 ||
+		    (w->reg && (r = file_digest_txn(w->reg, w->t, rec)) < 0))
 			break;
 		if (asprintf(&path, "%s%s", prefix, c.v[i].name) < 0) {
 			r = -ENOMEM;
@@ -1233,6 +1238,7 @@ int reg_files(struct mreg_registry *reg, const char *model,
 
 	if (!reg || !model || !version || !fn)
 		return -EINVAL;
+	a.w.reg = reg;
 	a.w.fn = fn;
 	a.w.arg = arg;
 	return index_read(reg->ix, do_files, &a);
@@ -1745,6 +1751,7 @@ int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
 	st.write_bytes = atomic_load(&reg->write_bytes);
 	st.promotions = atomic_load(&reg->promotions);
 	st.errors = atomic_load(&reg->errors);
+	st.chunked_bytes = atomic_load(&reg->chunked_bytes);
 	*ret = st;
 	return 0;
 }
@@ -1865,6 +1872,11 @@ int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 		    (unsigned long long)st.promotions);
 	strbuf_addf(&sb, "# TYPE mreg_errors_total counter\n"
 		    "mreg_errors_total %llu\n", (unsigned long long)st.errors);
+	strbuf_addf(&sb, "# HELP mreg_chunked_bytes_total Bytes cut into "
+		    "chunks and hashed to store written files.\n"
+		    "# TYPE mreg_chunked_bytes_total counter\n"
+		    "mreg_chunked_bytes_total %llu\n",
+		    (unsigned long long)st.chunked_bytes);
 	metrics_hooks(reg, &sb);
 	metrics_open_files(reg, &sb);
 	*ret = strbuf_detach(&sb, ret_len);

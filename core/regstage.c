@@ -24,6 +24,7 @@
 /* ---- sealing ------------------------------------------------------------ */
 
 struct seal_walk {
+	struct mreg_registry *reg;
 	struct idx_txn *t;
 	struct digest_state ds;
 	uint64_t size, nfiles;
@@ -59,7 +60,8 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 		uint8_t kind;
 		uint32_t mode;
 
-		if ((e = ino_get(w->t, l.v[i].ino, r)) < 0)
+		if ((e = ino_get(w->t, l.v[i].ino, r)) < 0 ||
+		    (e = file_digest_txn(w->reg, w->t, r)) < 0)
 			break;
 		strbuf_adds(path, l.v[i].name);
 		kind = r->kind;
@@ -90,7 +92,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 	     const struct reg_caller *who, struct inode_rec *v)
 {
-	struct seal_walk w = { .t = t };
+	struct seal_walk w = { .reg = reg, .t = t };
 	struct inode_rec m;
 	struct strbuf path;
 	int r;

@@ -892,6 +892,22 @@ static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* SEEK_DATA and SEEK_HOLE (cp, tar and rsync keep holes as holes with
+ * them); the kernel answers the other whences itself. */
+static void mfs_lseek(fuse_req_t req, UNUSED fuse_ino_t ino, off_t off,
+		      int whence, struct fuse_file_info *fi)
+{
+	uint64_t pos;
+	int r;
+
+	r = off < 0 ? -ENXIO :
+	    reg_lseek(file_of(fi), (uint64_t)off, whence, &pos);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}
+
 /* Left out on purpose: fallocate, locks (the kernel keeps them locally), access
  * (default_permissions). */
 const struct fuse_lowlevel_ops mregfs_ops = {
@@ -917,6 +933,7 @@ const struct fuse_lowlevel_ops mregfs_ops = {
 	.release      = mfs_release,
 	.fsync        = mfs_fsync,
 	.copy_file_range = mfs_copy_file_range,
+	.lseek        = mfs_lseek,
 	.opendir      = mfs_opendir,
 	.readdir      = mfs_readdir,
 	.readdirplus  = mfs_readdirplus,

@@ -5,7 +5,9 @@
  * A workload runs in a forked child: pushes (with dedup against earlier
  * versions, and a file larger than the store's write buffer), a draft
  * written file by file (one in order — streamed —, one seeking back —
- * spooled —, one rewritten with O_TRUNC), sealing, promotions, a rollback,
+ * spooled —, one rewritten with O_TRUNC, one rewritten in place: a few
+ * bytes in its middle and more past its end, over a hole), sealing,
+ * promotions, a rollback,
  * a stage removal, version removals, gc (which rewrites a pack), and a
  * file registered at a model root. With MREG_CRASH_AT=N (or
  * MREG_CRASH_WRITE=N), at that sync call (or pack write) the child
@@ -58,7 +60,7 @@
 
 /* ---- contents ---------------------------------------------------------- */
 
-enum { A, A2, B, C, G, W, X, W2, D, P, E, NCONTENT };
+enum { A, A2, B, C, G, W, X, W2, X2, D, P, E, NCONTENT };
 
 struct content {
 	const char *name;
@@ -75,6 +77,7 @@ static struct content ct[NCONTENT] = {
 	[W] = { "w.bin", 200000, NULL },
 	[X] = { "x.bin", 50000, NULL },
 	[W2] = { "w.bin", 150000, NULL }, /* W rewritten in the draft */
+	[X2] = { "x.bin", 70000, NULL },  /* X rewritten in place */
 	[D] = { "d.bin", 180000, NULL },
 	[P] = { "p.bin", 120000, NULL },
 	[E] = { "e.bin", 64000, NULL },
@@ -101,9 +104,14 @@ static void make_contents(void)
 		ct[i].bytes = malloc(ct[i].size);
 		if (!ct[i].bytes)
 			abort();
-		if (i != A2)
+		if (i != A2 && i != X2)
 			fill(ct[i].bytes, ct[i].size, (uint64_t)i + 1);
 	}
+	/* X with 4 KiB changed at 20000, a hole, 10000 bytes after it */
+	memcpy(ct[X2].bytes, ct[X].bytes, ct[X].size);
+	fill(ct[X2].bytes + 20000, 4096, 98);
+	memset(ct[X2].bytes + 50000, 0, 10000);
+	fill(ct[X2].bytes + 60000, 10000, 97);
 	/* an insertion: dedup must keep all but about one chunk */
 	memcpy(ct[A2].bytes, ct[A].bytes, 150000);
 	fill(ct[A2].bytes + 150000, 100, 99);
@@ -112,15 +120,17 @@ static void make_contents(void)
 
 /* ---- the workload, and what each step leaves ----------------------------- */
 
-enum op_kind { OP_PUSH, OP_DRAFT_FILE, OP_REWRITE, OP_SEAL, OP_PROMOTE,
-	       OP_ROLLBACK, OP_UNSTAGE, OP_RM, OP_GC, OP_PENDING };
+enum op_kind { OP_PUSH, OP_DRAFT_FILE, OP_REWRITE, OP_PATCH, OP_SEAL,
+	       OP_PROMOTE, OP_ROLLBACK, OP_UNSTAGE, OP_RM, OP_GC,
+	       OP_PENDING };
 
 #define MAXF 4
 struct op {
 	enum op_kind kind;
 	int version;
-	int files[MAXF + 1];     /* contents, -1 ended (OP_REWRITE: old,
-				    new); OP_ROLLBACK: version is where the
+	int files[MAXF + 1];     /* contents, -1 ended (OP_REWRITE,
+				    OP_PATCH: old, new); OP_ROLLBACK:
+				    version is where the
 				    stage goes back to */
 	const char *stage;
 	const char *src;         /* OP_PUSH: source directory */
@@ -132,6 +142,7 @@ static const struct op ops[] = {
 	{ OP_DRAFT_FILE, 3, { W, -1 }, NULL, NULL },
 	{ OP_DRAFT_FILE, 3, { X, -1 }, NULL, NULL },
 	{ OP_REWRITE, 3, { W, W2, -1 }, NULL, NULL },
+	{ OP_PATCH, 3, { X, X2, -1 }, NULL, NULL },
 	{ OP_SEAL, 3, { -1 }, NULL, NULL },
 	{ OP_PROMOTE, 2, { -1 }, "Staging", NULL },
 	{ OP_PROMOTE, 2, { -1 }, "Production", NULL },
@@ -192,6 +203,7 @@ static void model_states(void)
 			v->has[o->files[0]] = true;
 			break;
 		case OP_REWRITE:
+		case OP_PATCH:
 			v->has[o->files[0]] = false;
 			v->has[o->files[1]] = true;
 			break;
@@ -292,6 +304,26 @@ static int write_file(struct mreg_registry *reg, uint64_t dir,
 	return write_commit(f, c);
 }
 
+/* X's file, opened without O_TRUNC: what X2 changes is written in place
+ * (the hole between is not written). */
+static int patch_file(struct mreg_registry *reg, uint64_t ino)
+{
+	struct reg_file *f;
+	int r;
+
+	r = reg_open(reg, &me, ino, O_RDWR, &f);
+	if (r < 0)
+		return r;
+	if (reg_write(f, ct[X2].bytes + 60000, 10000, 60000) != 10000 ||
+	    reg_write(f, ct[X2].bytes + 20000, 4096, 20000) != 4096) {
+		reg_release(f);
+		return -EIO;
+	}
+	r = reg_flush(f, &me);
+	reg_release(f);
+	return r < 0 ? r : 0;
+}
+
 /* An existing file of a draft, opened with O_TRUNC and written again. */
 static int rewrite_file(struct mreg_registry *reg, uint64_t ino,
 			const struct content *c)
@@ -340,6 +372,12 @@ static int run_op(struct mreg_registry *reg, const struct op *o)
 		if ((r = reg_resolve(reg, path, &d)) < 0)
 			return r;
 		return rewrite_file(reg, d.ino, &ct[o->files[1]]);
+	case OP_PATCH:
+		snprintf(path, sizeof(path), MODEL "/%s/%s", v,
+			 ct[o->files[1]].name);
+		if ((r = reg_resolve(reg, path, &d)) < 0)
+			return r;
+		return patch_file(reg, d.ino);
 	case OP_ROLLBACK:
 		return reg_rollback(reg, &me, MODEL, o->stage, got);
 	case OP_UNSTAGE:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,6 +598,335 @@ static void test_queued_writes(void)
 	free(rb);
 }
 
+/* ---- files rewritten in place (issue 11) ---- */
+
+static uint64_t chunked(void)
+{
+	struct reg_store_stats st;
+
+	return reg_store_stats(reg, &st) == 0 ? st.chunked_bytes : 0;
+}
+
+/* Do the two versions hold the same chunks? (What both hold counts each
+ * chunk once, at its length.) */
+static bool same_chunks(const char *ma, const char *va, const char *mb,
+			const char *vb)
+{
+	uint64_t ab, aa, bb;
+
+	return reg_shared_bytes(reg, ma, va, mb, vb, &ab) == 0 &&
+	       reg_shared_bytes(reg, ma, va, ma, va, &aa) == 0 &&
+	       reg_shared_bytes(reg, mb, vb, mb, vb, &bb) == 0 &&
+	       ab == aa && ab == bb && ab > 0;
+}
+
+/* Opens file ino again, writes n bytes at off and closes it: the bytes
+ * that cost cutting and hashing (UINT64_MAX when a call failed). */
+static uint64_t rewrite(uint64_t ino, const void *p, size_t n, uint64_t off)
+{
+	struct reg_file *f;
+	uint64_t before;
+	bool ok;
+
+	if (reg_open(reg, &me, ino, O_RDWR, &f) != 0)
+		return UINT64_MAX;
+	before = chunked();
+	ok = reg_write(f, p, n, off) == (ssize_t)n && reg_flush(f, &me) == 0;
+	reg_release(f);
+	return ok ? chunked() - before : UINT64_MAX;
+}
+
+static char *save_bytes(const char *name, const uint8_t *b, size_t n)
+{
+	char *p;
+	FILE *f;
+
+	if (asprintf(&p, "%s/%s", tmp, name) < 0)
+		abort();
+	f = fopen(p, "w");
+	if (!f || (n && fwrite(b, 1, n, f) != n))
+		abort();
+	fclose(f);
+	return p;
+}
+
+/* File name of draft churn/draft holds b[0..n): it reads back so, and a
+ * push of the same bytes (file base, to a new model ref) has the same
+ * chunks. */
+static void as_pushed(const char *draft, const char *name, const uint8_t *b,
+		      size_t n, const char *ref, const char *base)
+{
+	char v[REG_NAME_MAX + 1], *src = save_bytes(base, b, n);
+
+	CHECK_EQ(cat_cmp("churn", draft, name, src), 0,
+		 "%s reads back as written", name);
+	CHECK_EQ(push1(ref, src, NULL, v), 0, "push the same bytes");
+	CHECK(same_chunks("churn", draft, ref, v), "they have the same chunks "
+	      "as the file rewritten in place");
+	unlink(src);
+	free(src);
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* A 4 KiB write into a sparse 2 GiB file, then close(): the holes stay
+ * holes and only a chunk or two is cut and hashed, not the file. */
+static void test_sparse_write(void)
+{
+	const uint64_t big = 2ULL << 30, at = (1ULL << 30) + 123;
+	uint64_t max = cfg.chunker.max_size, before, pos = 0, cost;
+	struct reg_attr m, v, a;
+	struct reg_file *f;
+	uint8_t w[4096], rb[8192];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(w); i++)
+		w[i] = (uint8_t)(i * 7 + 1);
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "sparse", 0755, &v), 0,
+		 "a draft");
+	CHECK_EQ(reg_create(reg, &me, v.ino, "big.bin", 0644, O_RDWR, &a, &f),
+		 0, "create big.bin");
+	before = chunked();
+	CHECK_EQ(reg_setattr(reg, &me, a.ino,
+			     &(struct reg_setattr){ .valid = REG_SET_SIZE,
+						    .size = big }, f, &a), 0,
+		 "extend it to 2 GiB");
+	CHECK_EQ(reg_flush(f, &me), 0, "close()");
+	reg_release(f);
+	CHECK_EQ(chunked() - before, 0, "a hole of 2 GiB is not chunked");
+
+	cost = rewrite(a.ino, w, sizeof(w), at);
+	CHECK(cost <= 2 * max, "open, a 4 KiB write at 1 GiB + 123, close(): "
+	      "%llu bytes cut and hashed, at most two chunks, not the file",
+	      (unsigned long long)cost);
+
+	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK(reg_file_attr(f, &a) == 0 && a.size == big, "the size is 2 GiB");
+	CHECK(reg_read(f, rb, sizeof(rb), at - 100) == (ssize_t)sizeof(rb) &&
+	      all_zero(rb, 100) && !memcmp(rb + 100, w, sizeof(w)) &&
+	      all_zero(rb + 100 + sizeof(w), sizeof(rb) - 100 - sizeof(w)),
+	      "the 4 KiB read back, between zeros");
+	CHECK(reg_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(rb) &&
+	      all_zero(rb, sizeof(rb)), "the hole at the start reads zeros");
+	CHECK(reg_read(f, rb, sizeof(rb), big - 100) == 100 &&
+	      all_zero(rb, 100), "the hole at the end reads zeros, to the "
+	      "end");
+	r = reg_lseek(f, 0, SEEK_DATA, &pos);
+	CHECK(r == 0 && pos == at, "SEEK_DATA from 0: the written bytes (%d, "
+	      "%llu)", r, (unsigned long long)pos);
+	r = reg_lseek(f, at + 1, SEEK_HOLE, &pos);
+	CHECK(r == 0 && pos == at + sizeof(w), "SEEK_HOLE: after them");
+	CHECK_EQ(reg_lseek(f, at + sizeof(w), SEEK_DATA, &pos), -ENXIO,
+		 "SEEK_DATA after them: nothing");
+	CHECK(reg_lseek(f, 5, SEEK_HOLE, &pos) == 0 && pos == 5,
+	      "SEEK_HOLE in a hole: where it is");
+	reg_release(f);
+	CHECK_EQ(reg_unlink(reg, &me, v.ino, "big.bin"), 0, "unlink it");
+	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "sparse"), 0, "remove the draft");
+}
+
+/* A 4 KiB write into the middle of a dense file cuts a few chunks again,
+ * and the file ends with the chunks chunking it whole would give. */
+static void test_dense_rewrite(void)
+{
+	const size_t n = 24u << 20, at = (10u << 20) + 5;
+	uint64_t max = cfg.chunker.max_size, cost;
+	uint8_t *b = malloc(n);
+	struct reg_attr m, d, a;
+	struct reg_file *f;
+	size_t i;
+
+	if (!b)
+		abort();
+	srand(31);
+	for (i = 0; i < n; i++)
+		b[i] = (uint8_t)rand();
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "dense", 0755, &d), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create d.bin");
+	for (i = 0; i < n; i += QMIB)
+		reg_write(f, b + i, QMIB, i);
+	CHECK_EQ(reg_flush(f, &me), 0, "24 MiB written in order");
+	reg_release(f);
+	for (i = 0; i < 4096; i++)
+		b[at + i] = (uint8_t)~b[at + i];
+	cost = rewrite(a.ino, b + at, 4096, at);
+	CHECK(cost <= 4 * max, "open, a 4 KiB write in the middle, close(): "
+	      "%llu bytes cut and hashed, a few chunks, not the file's 24 MiB",
+	      (unsigned long long)cost);
+	as_pushed("dense", "d.bin", b, n, "denseref", "dense.ref");
+	CHECK_EQ(reg_seal(reg, &me, "churn", "dense"), 0, "seal the draft");
+	{
+		char d1[80] = "", d2[80] = "";
+		struct reg_attr x;
+
+		CHECK(reg_resolve(reg, "churn/dense/d.bin", &a) == 0 &&
+		      reg_getxattr(reg, a.ino, "user.mreg.digest", d1,
+				   sizeof(d1) - 1) > 0 &&
+		      reg_resolve(reg, "denseref/1/dense.ref", &x) == 0 &&
+		      reg_getxattr(reg, x.ino, "user.mreg.digest", d2,
+				   sizeof(d2) - 1) > 0 &&
+		      strcmp(d1, d2) == 0,
+		      "sealing computed its digest: that of the same bytes "
+		      "pushed (%s, %s)", d1, d2);
+	}
+	free(b);
+}
+
+/* Writes in the middle and at the end of a file of one chunk, committed
+ * together: the chunk is cut again once (the change in the middle and
+ * the one at the end both restart at its start). */
+static void test_end_rewrite(void)
+{
+	uint8_t b[10100], rb[10100];
+	struct reg_attr m, d, a;
+	struct reg_file *f;
+	size_t i;
+
+	for (i = 0; i < sizeof(b); i++)
+		b[i] = (uint8_t)(i * 13 + 5);
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "end", 0755, &d), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "e.bin", 0644, O_WRONLY, &a, &f),
+		 0, "create e.bin");
+	CHECK_EQ(reg_write(f, b, 10000, 0), 10000, "10000 bytes: one chunk");
+	CHECK_EQ(reg_flush(f, &me), 0, "close()");
+	reg_release(f);
+	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDWR, &f), 0, "open it again");
+	memset(b + 4000, 'x', 100);
+	CHECK_EQ(reg_write(f, b + 4000, 100, 4000), 100, "write in the middle");
+	CHECK_EQ(reg_write(f, b + 10000, 100, 10000), 100, "append");
+	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
+	reg_release(f);
+	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK(reg_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(b) &&
+	      !memcmp(rb, b, sizeof(b)), "it reads back as written");
+	reg_release(f);
+	CHECK_EQ(reg_fsck(reg, 0, NULL, NULL, NULL), 0, "fsck is clean: one "
+		 "extent and one reference for the chunk");
+}
+
+/* Random writes (some far past the end: holes), truncations, reads,
+ * commits and reopens of one file, checked against the same operations
+ * on a buffer; then its holes are written over with zeros and it must
+ * hold the chunks a push of its bytes gives. */
+static void test_rewrite_random(void)
+{
+	const size_t cap = 6u << 20;
+	uint8_t *ref = calloc(1, cap), *b = malloc(512u << 10);
+	size_t size = 0, i, off, len, k;
+	struct reg_attr m, d, a;
+	struct reg_file *f;
+	int bad_reads = 0, bad_seeks = 0, fails = 0;
+	uint64_t pos, end;
+	ssize_t n;
+
+	if (!ref || !b)
+		abort();
+	srand(77);
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rand", 0755, &d), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, d.ino, "r.bin", 0644, O_RDWR, &a, &f),
+		 0, "create r.bin");
+	for (i = 0; i < 400 && f; i++) {
+		int op = rand() % 12;
+
+		if (op <= 4 || op == 11) {
+			/* a write, near the content or (11) far past it */
+			len = 1 + (size_t)rand() % (200u << 10);
+			off = (size_t)rand() % (size + (op == 11 ? 2u << 20 :
+							      1u << 20));
+			if (off + len > cap)
+				off = cap - len;
+			for (k = 0; k < len; k++)
+				b[k] = op == 4 ? 0 : (uint8_t)rand();
+			if (op == 3 && off > len)
+				memcpy(b, ref, len); /* bytes seen before */
+			if (reg_write(f, b, len, off) != (ssize_t)len)
+				fails++;
+			memcpy(ref + off, b, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (op == 5) {
+			size_t ns = (size_t)rand() % (size + (1u << 20));
+
+			if (ns > cap)
+				ns = cap;
+			if (reg_setattr(reg, &me, a.ino, &(struct reg_setattr){
+					.valid = REG_SET_SIZE, .size = ns },
+					f, &a) != 0)
+				fails++;
+			if (ns < size)
+				memset(ref + ns, 0, size - ns);
+			size = ns;
+		} else if (op <= 7) {
+			off = (size_t)rand() % (size + 1000);
+			len = 1 + (size_t)rand() % (300u << 10);
+			n = reg_read(f, b, len, off);
+			k = off >= size ? 0 : size - off < len ? size - off :
+			    len;
+			if (n != (ssize_t)k || (k && memcmp(b, ref + off, k)))
+				bad_reads++;
+		} else if (op == 8) {
+			if (reg_flush(f, &me) != 0)
+				fails++;
+		} else if (op == 9) {
+			reg_release(f);
+			f = NULL;
+			if (reg_open(reg, &me, a.ino, O_RDWR, &f) != 0)
+				fails++;
+		} else if (size) {
+			/* what SEEK_DATA/SEEK_HOLE skip is zeros */
+			off = (size_t)rand() % size;
+			if (reg_lseek(f, off, SEEK_DATA, &pos) != 0)
+				pos = size;
+			if (pos < off || !all_zero(ref + off, pos - off))
+				bad_seeks++;
+			if (reg_lseek(f, off, SEEK_HOLE, &pos) != 0 ||
+			    pos < off || pos > size)
+				bad_seeks++;
+		}
+	}
+	CHECK_EQ(fails, 0, "400 random operations: none failed");
+	CHECK_EQ(bad_reads, 0, "every read saw what was written");
+	CHECK_EQ(bad_seeks, 0, "SEEK_DATA and SEEK_HOLE skip only zeros");
+	CHECK(f && reg_file_attr(f, &a) == 0 && a.size == size,
+	      "the size is right (%llu, %zu)", (unsigned long long)a.size,
+	      size);
+	/* zeros over every hole: chunked whole, as a push chunks them */
+	for (pos = 0; f && reg_lseek(f, pos, SEEK_HOLE, &pos) == 0 &&
+	     pos < size; pos = end) {
+		if (reg_lseek(f, pos, SEEK_DATA, &end) != 0)
+			end = size;
+		memset(b, 0, 512u << 10);
+		for (; pos < end; pos += len) {
+			len = end - pos < (512u << 10) ? end - pos : 512u << 10;
+			if (reg_write(f, b, len, pos) != (ssize_t)len)
+				fails++;
+		}
+	}
+	CHECK(f && reg_lseek(f, 0, SEEK_HOLE, &pos) == 0 && pos == size &&
+	      fails == 0, "the holes are written over");
+	CHECK(f && reg_flush(f, &me) == 0, "close() commits");
+	reg_release(f);
+	as_pushed("rand", "r.bin", ref, size, "randref", "r.ref");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean");
+	free(ref);
+	free(b);
+}
+
 static void test_gc_fsck(void)
 {
 	struct reg_gc_result g;
@@ -706,6 +1036,10 @@ int main(void)
 	test_queued_writes();
 	test_gc_fsck();
 	test_unlink_open();
+	test_sparse_write();
+	test_dense_rewrite();
+	test_end_rewrite();
+	test_rewrite_random();
 	{
 		uint64_t bad = 0;
 
