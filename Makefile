@@ -77,7 +77,8 @@ LIBCORE   := $(BUILD)/libmregcore.a
 
 .PHONY: all test unit bench install uninstall clean help deps fuzz demo
 .SECONDARY:
-all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN) $(BUILD)/tests/test-collide
+all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN) $(BUILD)/tests/test-collide \
+	$(BUILD)/tests/fsstress
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,6 +107,12 @@ $(BUILD)/idbits/chunkid.o: core/chunkid.c
 	$(call say,CC,$< [ids of 8 bits])$(CC) $(CFLAGS) -DMREG_TEST_ID_BITS=8 -c -o $@ $<
 
 $(BUILD)/tests/test-collide: $(BUILD)/tests/unit/collide.o $(BUILD)/idbits/chunkid.o $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# A file system stress tool in the spirit of xfstests' fsstress (which
+# Debian does not package), for tests/fs/test_fsstress.py.
+$(BUILD)/tests/fsstress: $(BUILD)/tests/fs/fsstress.o
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
 
