@@ -601,7 +601,7 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 				finding(f, true, "'%s': its extents run to "
 					"%llu, past its %llu bytes", path,
 					(unsigned long long)fc.next,
-				(unsigned long long)r->size);
+					(unsigned long long)r->size);
 		}
 	}
 out:
