@@ -970,72 +970,41 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
 	return 0;
 }
 
-struct readdir_arg {
+/* An open listing of a directory. A listing read in pieces (the kernel
+ * asks for a page at a time, and starts again in the middle of the last
+ * piece when the reader's buffer was smaller) resumes after the *name* it
+ * had reached, never at a count of entries: an entry added or removed
+ * meanwhile cannot make the rest of the listing shift, so every entry
+ * that is there throughout shows exactly once. Position p (p >= 1) is the
+ * place after names[p - 1], the p-th entry this handle gave. */
+struct reg_dir {
 	struct mreg_registry *reg;
+	uint64_t ino;
+	pthread_mutex_t lock;     /* one reader at a time */
+	char **names;
+	size_t n, cap;
+};
+
+struct readdir_arg {
+	struct reg_dir *d;
 	struct idx_txn *t;
-	uint64_t ino, pos, at;
 	int (*fn)(void *arg, const char *name, const struct reg_attr *attr,
 		  uint64_t next);
 	void *arg;
 	int err;
-	uint8_t start[8 + 257];   /* resume after this key (a cached place) */
-	size_t slen;
-	char last[256];           /* the last name handed to fn */
-	bool any;
 };
-
-/* Where recent listings stopped: a listing read in pieces (the kernel asks
- * for a few KiB at a time) resumes at the name after the last one given,
- * instead of counting its way there from the start every time. Positions
- * stay ordinals; a directory changed between two pieces may show an entry
- * twice or miss one, as POSIX allows. */
-#define RD_CACHE 32
-static struct rd_place {
-	uint64_t dir, pos;
-	char name[256];
-} rd_cache[RD_CACHE];
-static unsigned rd_next;
-static pthread_mutex_t rd_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static bool rd_find(uint64_t dir, uint64_t pos, char *name)
-{
-	bool hit = false;
-	int i;
-
-	pthread_mutex_lock(&rd_lock);
-	for (i = 0; i < RD_CACHE; i++)
-		if (rd_cache[i].dir == dir && rd_cache[i].pos == pos &&
-		    pos) {
-			strcpy(name, rd_cache[i].name);
-			hit = true;
-			break;
-		}
-	pthread_mutex_unlock(&rd_lock);
-	return hit;
-}
-
-static void rd_note(uint64_t dir, uint64_t pos, const char *name)
-{
-	pthread_mutex_lock(&rd_lock);
-	rd_cache[rd_next].dir = dir;
-	rd_cache[rd_next].pos = pos;
-	strlcpy(rd_cache[rd_next].name, name, sizeof(rd_cache[0].name));
-	rd_next = (rd_next + 1) % RD_CACHE;
-	pthread_mutex_unlock(&rd_lock);
-}
 
 static int readdir_one(void *arg, const struct idx_val *k,
 		       const struct idx_val *v)
 {
 	struct readdir_arg *a = arg;
+	struct reg_dir *d = a->d;
 	struct inode_rec rec;
 	struct reg_attr attr;
-	char name[256];
+	char name[256], *copy;
 	uint64_t ino;
 	size_t n = k->len - 8;
 
-	if (a->at++ < a->pos)
-		return 0;
 	if (n > 255 || v->len != 8)
 		return a->err = -EIO;
 	memcpy(name, (const char *)k->data + 8, n);
@@ -1044,41 +1013,96 @@ static int readdir_one(void *arg, const struct idx_val *k,
 	if ((a->err = ino_get(a->t, ino, &rec)) < 0)
 		return a->err;
 	rec_to_attr(&rec, &attr);
-	ws_attr_size(a->reg, &attr);
-	if (a->fn(a->arg, name, &attr, a->at)) {
-		a->at--; /* not taken: the next piece starts with it */
+	ws_attr_size(d->reg, &attr);
+	if (ARRAY_GROW(d->names, d->cap, d->n) < 0 || !(copy = strdup(name)))
+		return a->err = -ENOMEM;
+	if (a->fn(a->arg, name, &attr, d->n + 1)) {
+		free(copy); /* not taken: the next piece starts with it */
 		return 1;
 	}
-	strcpy(a->last, name);
-	a->any = true;
+	d->names[d->n++] = copy;
 	return 0;
 }
 
+/* Lists, in t, the entries of the directory after where position pos is. */
 static int do_readdir(struct idx_txn *t, void *arg)
 {
 	struct readdir_arg *a = arg;
-	struct inode_rec d;
-	uint8_t p[8];
+	struct reg_dir *d = a->d;
+	struct inode_rec rec;
+	uint8_t p[8], start[8 + 257];
+	size_t slen = 0, n;
 	int r;
 
 	a->t = t;
-	if (a->ino != REG_MODELS_INO) {
-		r = ino_get(t, a->ino, &d);
+	a->err = 0;
+	if (d->ino != REG_MODELS_INO) {
+		r = ino_get(t, d->ino, &rec);
 		if (r < 0)
 			return r;
-		if (!S_ISDIR(d.mode))
+		if (!S_ISDIR(rec.mode))
 			return -ENOTDIR;
 	}
-	be64_put(p, a->ino);
-	r = idx_scan(t, IDX_NAMES, p, 8, a->slen ? a->start : NULL, a->slen,
-		     readdir_one, a);
+	be64_put(p, d->ino);
+	if (d->n) {
+		/* the smallest key after (ino, name): name + NUL */
+		n = strlen(d->names[d->n - 1]);
+		memcpy(start, p, 8);
+		memcpy(start + 8, d->names[d->n - 1], n);
+		start[8 + n] = '\0';
+		slen = 8 + n + 1;
+	}
+	idx_scan(t, IDX_NAMES, p, 8, slen ? start : NULL, slen, readdir_one,
+		 a);
 	return a->err < 0 ? a->err : 0;
 }
 
-int reg_readdir(struct mreg_registry *reg, uint64_t ino, uint64_t pos,
-		int (*fn)(void *arg, const char *name,
-			  const struct reg_attr *attr, uint64_t next),
-		void *arg)
+int reg_opendir(struct mreg_registry *reg, uint64_t ino, struct reg_dir **ret)
+{
+	struct reg_attr a;
+	struct reg_dir *d;
+	int r;
+
+	if (!reg || !ret)
+		return -EINVAL;
+	r = reg_getattr(reg, ino, &a);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(a.mode))
+		return -ENOTDIR;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->reg = reg;
+	d->ino = ino;
+	pthread_mutex_init(&d->lock, NULL);
+	*ret = d;
+	return 0;
+}
+
+/* Forgets the names given after position pos (0: all of them). */
+static void dir_rewind(struct reg_dir *d, uint64_t pos)
+{
+	while (d->n > pos)
+		free(d->names[--d->n]);
+}
+
+void reg_closedir(struct reg_dir *d)
+{
+	if (!d)
+		return;
+	dir_rewind(d, 0);
+	free(d->names);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+/* The fixed directories: "/" and .mreg/. */
+static int readdir_virtual(uint64_t ino, uint64_t pos,
+			   int (*fn)(void *arg, const char *name,
+				     const struct reg_attr *attr,
+				     uint64_t next),
+			   void *arg)
 {
 	static const struct { uint64_t dir, ino; const char *name; } virt[] = {
 		{ REG_ROOT_INO, REG_MODELS_INO, "models" },
@@ -1086,47 +1110,46 @@ int reg_readdir(struct mreg_registry *reg, uint64_t ino, uint64_t pos,
 		{ REG_MREGDIR_INO, REG_AUDITLOG_INO, "audit.log" },
 		{ REG_MREGDIR_INO, REG_METRICS_INO, "metrics" },
 	};
-	struct readdir_arg a = { .reg = reg, .ino = ino, .pos = pos,
-				 .fn = fn, .arg = arg };
 	struct reg_attr attr;
 	uint64_t at = 0;
 	size_t i;
 
-	if (!reg || !fn)
+	for (i = 0; i < sizeof(virt) / sizeof(virt[0]); i++) {
+		if (virt[i].dir != ino)
+			continue;
+		if (at++ < pos)
+			continue;
+		virt_attr(virt[i].ino, &attr);
+		if (fn(arg, virt[i].name, &attr, at))
+			break;
+	}
+	return 0;
+}
+
+int reg_readdir(struct reg_dir *d, uint64_t pos,
+		int (*fn)(void *arg, const char *name,
+			  const struct reg_attr *attr, uint64_t next),
+		void *arg)
+{
+	struct readdir_arg a = { .d = d, .fn = fn, .arg = arg };
+	int r;
+
+	if (!d || !fn)
 		return -EINVAL;
-	if (ino == REG_ROOT_INO || ino == REG_MREGDIR_INO) {
-		for (i = 0; i < sizeof(virt) / sizeof(virt[0]); i++) {
-			if (virt[i].dir != ino)
-				continue;
-			if (at++ < pos)
-				continue;
-			virt_attr(virt[i].ino, &attr);
-			if (fn(arg, virt[i].name, &attr, at))
-				break;
-		}
+	if (d->ino == REG_ROOT_INO || d->ino == REG_MREGDIR_INO)
+		return readdir_virtual(d->ino, pos, fn, arg);
+	if (is_virtual(d->ino) && d->ino != REG_MODELS_INO)
+		return -ENOTDIR;
+	pthread_mutex_lock(&d->lock);
+	if (pos > d->n) {
+		/* not a place this handle gave: nothing more */
+		pthread_mutex_unlock(&d->lock);
 		return 0;
 	}
-	if (is_virtual(ino) && ino != REG_MODELS_INO)
-		return -ENOTDIR;
-	{
-		char name[256];
-		int r;
-
-		if (rd_find(ino, pos, name)) {
-			/* the smallest key after (ino, name): name + NUL */
-			size_t n = strlen(name);
-
-			be64_put(a.start, ino);
-			memcpy(a.start + 8, name, n);
-			a.start[8 + n] = '\0';
-			a.slen = 8 + n + 1;
-			a.at = a.pos; /* no counting: we start there */
-		}
-		r = index_read(reg->ix, do_readdir, &a);
-		if (r == 0 && a.any)
-			rd_note(ino, a.at, a.last);
-		return r;
-	}
+	dir_rewind(d, pos);
+	r = index_read(d->reg->ix, do_readdir, &a);
+	pthread_mutex_unlock(&d->lock);
+	return r;
 }
 
 int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,

@@ -135,13 +135,26 @@ int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
 	       struct reg_attr *ret);
 int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret);
 
-/* Lists directory ino from position pos (0 first; "." and ".." are not
- * listed). fn gets each entry and the position after it, and returns
- * non-zero to stop (reg_readdir returns 0 then). -ENOTDIR, -ENOENT. */
-int reg_readdir(struct mreg_registry *reg, uint64_t ino, uint64_t pos,
+/* An open listing of a directory (what opendir(3) gives). A listing read
+ * in pieces resumes after the name it reached, so an entry that exists
+ * throughout the listing shows exactly once, however many entries are
+ * added or removed meanwhile (those may show or not). */
+struct reg_dir;
+/* Opens directory ino for listing. -ENOTDIR, -ENOENT, -ENOMEM. */
+int reg_opendir(struct mreg_registry *reg, uint64_t ino, struct reg_dir **ret);
+/* Lists from position pos: 0 for the start, else a position this handle
+ * gave (a later one than the handle's last piece lists nothing). "." and
+ * ".." are not listed. fn gets each entry and the position after it, and
+ * returns non-zero to stop (the entry is not taken: the next piece starts
+ * with it; reg_readdir returns 0 then). Positions after pos given earlier
+ * are forgotten. One call at a time per handle. -ENOTDIR, -ENOENT (the
+ * directory was removed), -ENOMEM. */
+int reg_readdir(struct reg_dir *d, uint64_t pos,
 		int (*fn)(void *arg, const char *name,
 			  const struct reg_attr *attr, uint64_t next),
 		void *arg);
+/* Closes a listing; takes NULL. */
+void reg_closedir(struct reg_dir *d);
 
 /* Copies the target of a symlink (NUL-terminated) into buf.
  * -EINVAL when ino is not a symlink, -ERANGE when buf is too small. */

@@ -626,9 +626,15 @@ static void mfs_fsync(fuse_req_t req, UNUSED fuse_ino_t ino,
 	reply_status(req, reg_flush(file_of(fi), &who));
 }
 
+static struct reg_dir *dir_of(const struct fuse_file_info *fi)
+{
+	return (struct reg_dir *)(uintptr_t)fi->fh;
+}
+
 static void mfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
+	struct reg_dir *d;
 	struct reg_attr a;
 	int r;
 
@@ -641,12 +647,26 @@ static void mfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
+	r = reg_opendir(fs_of(req)->reg, ino, &d);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
 	/* A sealed tree never changes: let the kernel keep its listing. */
 	if (a.sealed && !a.volatile_name) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) < 0)
+		reg_closedir(d); /* interrupted: no releasedir will come */
+}
+
+static void mfs_releasedir(fuse_req_t req, UNUSED fuse_ino_t ino,
+			   struct fuse_file_info *fi)
+{
+	reg_closedir(dir_of(fi));
+	fuse_reply_err(req, 0);
 }
 
 struct dirbuf {
@@ -718,7 +738,7 @@ static uint64_t parent_ino(const struct reg_attr *a)
  * ls -l a LOOKUP per entry. Lookup counts need no bookkeeping here (see
  * the top of the file), so the kernel may keep what it likes. */
 static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		     bool plus)
+		     struct fuse_file_info *fi, bool plus)
 {
 	struct mregfs *fs = fs_of(req);
 	struct dirbuf d;
@@ -744,7 +764,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			goto done;
 		off = 2;
 	}
-	r = reg_readdir(fs->reg, ino, (uint64_t)off - 2, dir_fill, &d);
+	r = reg_readdir(dir_of(fi), (uint64_t)off - 2, dir_fill, &d);
 	if (r < 0 && d.len == 0)
 		goto fail;
 done:
@@ -757,15 +777,15 @@ fail:
 }
 
 static void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			off_t off, UNUSED struct fuse_file_info *fi)
+			off_t off, struct fuse_file_info *fi)
 {
-	read_dir(req, ino, size, off, false);
+	read_dir(req, ino, size, off, fi, false);
 }
 
 static void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			    off_t off, UNUSED struct fuse_file_info *fi)
+			    off_t off, struct fuse_file_info *fi)
 {
-	read_dir(req, ino, size, off, true);
+	read_dir(req, ino, size, off, fi, true);
 }
 
 static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
@@ -937,6 +957,7 @@ const struct fuse_lowlevel_ops mregfs_ops = {
 	.opendir      = mfs_opendir,
 	.readdir      = mfs_readdir,
 	.readdirplus  = mfs_readdirplus,
+	.releasedir   = mfs_releasedir,
 	.statfs       = mfs_statfs,
 	.setxattr     = mfs_setxattr,
 	.getxattr     = mfs_getxattr,

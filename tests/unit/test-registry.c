@@ -261,6 +261,23 @@ static int count_entries(void *arg, const char *name,
 	return 0;
 }
 
+/* Lists directory ino whole, through a handle of its own. */
+static int list_dir(uint64_t ino,
+		    int (*fn)(void *arg, const char *name,
+			      const struct reg_attr *a, uint64_t next),
+		    void *arg)
+{
+	struct reg_dir *d;
+	int r;
+
+	r = reg_opendir(reg, ino, &d);
+	if (r < 0)
+		return r;
+	r = reg_readdir(d, 0, fn, arg);
+	reg_closedir(d);
+	return r;
+}
+
 /* A file unlinked (or renamed over) while open stays readable and
  * writable through its handles until the last close, as on any Unix file
  * system; then it is gone, and gc frees it meanwhile only if no live
@@ -356,7 +373,7 @@ static void test_unlink_open(void)
 		 "its last close frees it");
 
 	/* a pending file unlinked while open is not registered */
-	CHECK_EQ(reg_readdir(reg, m.ino, 0, count_entries, &before), 0,
+	CHECK_EQ(list_dir(m.ino, count_entries, &before), 0,
 		 "list the model");
 	CHECK_EQ(reg_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f, &w),
 		 0, "a pending file at the model root");
@@ -365,7 +382,7 @@ static void test_unlink_open(void)
 	CHECK_EQ(reg_flush(w, &me), 0, "close() succeeds");
 	reg_release(w);
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "and it is gone");
-	CHECK_EQ(reg_readdir(reg, m.ino, 0, count_entries, &after), 0,
+	CHECK_EQ(list_dir(m.ino, count_entries, &after), 0,
 		 "list the model again");
 	CHECK(before > 0 && after == before, "no version came of it (%d "
 	      "entries, %d before)", after, before);
@@ -407,7 +424,8 @@ static void test_readdir_pieces(void)
 {
 	struct reg_attr m, v;
 	struct pieces p = { 0 };
-	uint64_t pos = 0;
+	struct reg_dir *d;
+	uint64_t pos = 0, at250 = 0;
 	char name[16];
 	int i, ok = 1, calls = 0;
 
@@ -419,15 +437,18 @@ static void test_readdir_pieces(void)
 			ok = 0;
 	}
 	CHECK(ok, "500 drafts");
+	CHECK_EQ(reg_opendir(reg, m.ino, &d), 0, "open the listing");
 	do {
 		p.n = 0;
-		p.limit = 7;
-		if (reg_readdir(reg, m.ino, pos, piece_cb, &p) < 0)
+		p.limit = 5;
+		if (reg_readdir(d, pos, piece_cb, &p) < 0)
 			break;
 		pos = p.next;
+		if (p.nseen == 250)
+			at250 = pos;
 		calls++;
 	} while (p.n == p.limit && calls < 1000);
-	CHECK_EQ(p.nseen, 501, "read 7 at a time, every entry once "
+	CHECK_EQ(p.nseen, 501, "read 5 at a time, every entry once "
 		 "(500 drafts and stages)");
 	for (i = 0; i < 500 && i + 1 < p.nseen; i++) {
 		snprintf(name, sizeof(name), "d%03d", i);
@@ -435,13 +456,75 @@ static void test_readdir_pieces(void)
 			ok = 0;
 	}
 	CHECK(ok && strcmp(p.seen[500], "stages") == 0, "in name order");
-	/* a place nobody cached: counted from the start */
+	/* a place given before (seekdir to what telldir said) */
 	memset(&p, 0, sizeof(p));
 	p.limit = 3;
-	CHECK_EQ(reg_readdir(reg, m.ino, 250, piece_cb, &p), 0,
-		 "readdir from an uncached place");
+	CHECK(at250 > 0, "the place after 250 entries was given");
+	CHECK_EQ(reg_readdir(d, at250, piece_cb, &p), 0,
+		 "readdir from an earlier place");
 	CHECK(p.nseen == 3 && strcmp(p.seen[0], "d250") == 0,
 	      "starts at the right entry (%s)", p.seen[0]);
+	reg_closedir(d);
+}
+
+/* A listing read in pieces while entries before and after where it is are
+ * added and removed: each entry there throughout shows exactly once. */
+static void test_readdir_changing(void)
+{
+	struct reg_attr m, v;
+	struct pieces p = { 0 };
+	struct reg_dir *d;
+	uint64_t pos = 0;
+	char name[16];
+	int i, k, calls = 0, twice = 0, missing = 0, extra = 0;
+
+	CHECK_EQ(reg_mkdir(reg, &me, REG_MODELS_INO, "churn-list", 0755, &m),
+		 0, "a model whose listing changes");
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		reg_mkdir(reg, &me, m.ino, name, 0755, &v);
+	}
+	CHECK_EQ(reg_opendir(reg, m.ino, &d), 0, "open the listing");
+	do {
+		p.n = 0;
+		p.limit = 5;
+		if (reg_readdir(d, pos, piece_cb, &p) < 0)
+			break;
+		pos = p.next;
+		/* three new names before everything, one removed: the
+		   entries shift forward; then two removed: backward */
+		for (k = 0; k < 3; k++) {
+			snprintf(name, sizeof(name), "a%04d", calls * 3 + k);
+			reg_mkdir(reg, &me, m.ino, name, 0755, &v);
+		}
+		if (calls % 2 == 0) {
+			snprintf(name, sizeof(name), "a%04d", calls * 3);
+			reg_rmdir(reg, &me, m.ino, name);
+		} else {
+			for (k = 0; k < 3; k++) {
+				snprintf(name, sizeof(name), "a%04d",
+					 (calls - 1) * 3 + 1 + k % 2);
+				reg_rmdir(reg, &me, m.ino, name);
+			}
+		}
+		calls++;
+	} while (p.n == p.limit && calls < 1000);
+	reg_closedir(d);
+	for (i = 0; i < 300; i++) {
+		int n = 0;
+
+		snprintf(name, sizeof(name), "s%03d", i);
+		for (k = 0; k < p.nseen; k++)
+			n += strcmp(p.seen[k], name) == 0;
+		twice += n > 1;
+		missing += n == 0;
+	}
+	for (k = 0; k < p.nseen; k++)
+		extra += p.seen[k][0] != 's' && p.seen[k][0] != 'a' &&
+			 strcmp(p.seen[k], "stages") != 0;
+	CHECK(twice == 0 && missing == 0 && extra == 0, "each of the 300 "
+	      "entries there throughout shows once (%d twice, %d missing, "
+	      "%d unknown, %d listed)", twice, missing, extra, p.nseen);
 }
 
 /* Writes in order go through a queue to a worker thread; reads, writes
@@ -1033,6 +1116,7 @@ int main(void)
 	test_drafts();
 	test_pending();
 	test_readdir_pieces();
+	test_readdir_changing();
 	test_queued_writes();
 	test_gc_fsck();
 	test_unlink_open();
