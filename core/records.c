@@ -3,12 +3,13 @@
  * All integers little-endian (the machines mreg runs on; a big-endian port
  * would add byte swaps here and nowhere else).
  *
- * inode (IDX_INODES value), format 1:
- *	u8 format=1, u8 kind, u16 flags, u32 mode, u32 uid, u32 gid,
+ * inode (IDX_INODES value), format 2:
+ *	u8 format=2, u8 kind, u16 flags, u32 mode, u32 uid, u32 gid,
  *	u64 ino, parent, model, version, size,
- *	i64 mtime, ctime, btime,
+ *	i64 mtime, ctime, btime, atime,
  *	u64 max_version, stages_ino, target, i64 sealed_at, u64 nfiles, stored,
  *	16-byte digest, u16 name length, u16 target length, name, target
+ *	(format 1, still read, has no atime: it reads as mtime)
  * chunk (IDX_CHUNKS value): u32 pack, u32 len, u64 offset, u64 refs
  * extent (IDX_EXTENTS): key be64 ino + be64 offset; value 18-byte chunk
  *	key + u32 len (no extent over a hole: its bytes read as zeros)
@@ -61,7 +62,7 @@ static void get(struct rbuf *r, void *v, size_t len)
 
 #define GET(r, v) get(r, &(v), sizeof(v))
 
-#define INODE_FIXED (4 + 4 * 3 + 8 * 5 + 8 * 3 + 8 * 6 + 16 + 4)
+#define INODE_FIXED (4 + 4 * 3 + 8 * 5 + 8 * 4 + 8 * 6 + 16 + 4)
 
 size_t inode_rec_max(void)
 {
@@ -71,7 +72,7 @@ size_t inode_rec_max(void)
 size_t inode_encode(const struct inode_rec *r, void *buf)
 {
 	struct wbuf w = { buf, 0, inode_rec_max(), false };
-	uint8_t format = 1;
+	uint8_t format = 2;
 	uint16_t nl = (uint16_t)strnlen(r->name, sizeof(r->name) - 1);
 	uint16_t tl = (uint16_t)strnlen(r->target_path,
 					sizeof(r->target_path) - 1);
@@ -90,6 +91,7 @@ size_t inode_encode(const struct inode_rec *r, void *buf)
 	PUT(&w, r->mtime);
 	PUT(&w, r->ctime);
 	PUT(&w, r->btime);
+	PUT(&w, r->atime);
 	PUT(&w, r->max_version);
 	PUT(&w, r->stages_ino);
 	PUT(&w, r->target);
@@ -127,6 +129,10 @@ int inode_decode(const void *p, size_t len, struct inode_rec *ret)
 	GET(&r, x.mtime);
 	GET(&r, x.ctime);
 	GET(&r, x.btime);
+	if (format == 2)
+		GET(&r, x.atime);
+	else
+		x.atime = x.mtime;
 	GET(&r, x.max_version);
 	GET(&r, x.stages_ino);
 	GET(&r, x.target);
@@ -136,7 +142,7 @@ int inode_decode(const void *p, size_t len, struct inode_rec *ret)
 	get(&r, x.digest.b, MREG_ID_LEN);
 	GET(&r, nl);
 	GET(&r, tl);
-	if (r.bad || format != 1 || nl > 255 || tl > 4095 ||
+	if (r.bad || (format != 1 && format != 2) || nl > 255 || tl > 4095 ||
 	    x.kind < REG_MODEL || x.kind > REG_PENDING)
 		return -EIO;
 	get(&r, x.name, nl);

@@ -31,6 +31,7 @@ struct inode_rec {
 	uint64_t model, version;
 	uint64_t size;         /* files: bytes; versions: bytes of files */
 	int64_t mtime, ctime, btime; /* nanoseconds since the epoch */
+	int64_t atime;         /* as set by utimensat (reads leave it) */
 	uint64_t max_version;  /* models: highest integer version ever */
 	uint64_t stages_ino;   /* models: their stages directory */
 	uint64_t target;       /* stages: the version inode */

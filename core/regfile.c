@@ -2589,6 +2589,8 @@ static int do_setattr(struct idx_txn *t, void *arg)
 		r->uid = sa->uid;
 	if (sa->valid & REG_SET_GID)
 		r->gid = sa->gid;
+	if (sa->valid & REG_SET_ATIME)
+		r->atime = set_time(&sa->atime);
 	if (sa->valid & REG_SET_MTIME)
 		r->mtime = set_time(&sa->mtime);
 	r->ctime = now_ns();

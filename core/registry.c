@@ -303,7 +303,7 @@ void rec_new(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
 	r->parent = parent;
 	r->model = model;
 	r->version = version;
-	r->mtime = r->ctime = r->btime = now;
+	r->atime = r->mtime = r->ctime = r->btime = now;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 }
 
@@ -344,6 +344,7 @@ void rec_to_attr(const struct inode_rec *r, struct reg_attr *a)
 	a->volatile_name = r->kind == REG_MODEL || r->kind == REG_STAGES ||
 			   r->kind == REG_STAGE || r->kind == REG_PENDING ||
 			   (r->kind == REG_VERSION && !a->sealed);
+	ns_to_ts(r->atime, &a->atime);
 	ns_to_ts(r->mtime, &a->mtime);
 	ns_to_ts(r->ctime, &a->ctime);
 	ns_to_ts(r->btime, &a->btime);
@@ -867,7 +868,7 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 		a->volatile_name = true;
 	}
 	clock_gettime(CLOCK_REALTIME, &a->mtime);
-	a->ctime = a->btime = a->mtime;
+	a->atime = a->ctime = a->btime = a->mtime;
 }
 
 static bool is_virtual(uint64_t ino)
@@ -1688,6 +1689,69 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 	return 0;
 }
 
+/* Do the symlinks under directory dir, which sits depth levels below its
+ * version's root, stay inside the version? A link checked when it was
+ * made can leave it once it, or a directory holding it, moves to a
+ * shallower place: -EINVAL then (logged). */
+static int links_inside(struct idx_txn *t, uint64_t dir, int depth)
+{
+	struct child_list l;
+	struct inode_rec *r;
+	size_t i;
+	int e;
+
+	if (depth > 4096)
+		return -EIO;
+	if ((e = children(t, dir, &l)) < 0) {
+		free(l.v);
+		return e;
+	}
+	r = malloc(sizeof(*r));
+	if (!r)
+		e = -ENOMEM;
+	for (i = 0; i < l.n && e == 0; i++) {
+		if ((e = ino_get(t, l.v[i].ino, r)) < 0)
+			break;
+		if (r->kind == REG_SYMLINK &&
+		    check_inner_target(r->target_path, depth) < 0)
+			e = log_err(-EINVAL, "symlink '%s' -> '%s' would point "
+				    "outside its version from there",
+				    r->name, r->target_path);
+		else if (r->kind == REG_DIR)
+			e = links_inside(t, r->ino, depth + 1);
+	}
+	free(r);
+	free(l.v);
+	return e;
+}
+
+/* Entry c moves from directory p into directory np of the same draft: do
+ * the symlinks it is or holds still stay inside the version? (Deeper
+ * they always do: a target that stays inside from some depth stays inside
+ * from any greater one.) */
+static int move_keeps_links(struct idx_txn *t, const struct inode_rec *c,
+			    const struct inode_rec *p,
+			    const struct inode_rec *np)
+{
+	int from, to;
+
+	if (!S_ISLNK(c->mode) && !S_ISDIR(c->mode))
+		return 0;
+	if ((from = depth_in_version(t, p)) < 0)
+		return from;
+	if ((to = depth_in_version(t, np)) < 0)
+		return to;
+	if (to >= from)
+		return 0;
+	if (S_ISDIR(c->mode))
+		return links_inside(t, c->ino, to + 1);
+	if (check_inner_target(c->target_path, to) < 0)
+		return log_err(-EINVAL, "symlink '%s' -> '%s' would point "
+			       "outside its version from there", c->name,
+			       c->target_path);
+	return 0;
+}
+
 /* Is a an ancestor of (or equal to) directory d? */
 static int is_ancestor(struct idx_txn *t, uint64_t a, uint64_t d)
 {
@@ -1844,9 +1908,15 @@ static int do_rename(struct idx_txn *t, void *arg)
 	    (r = op_parent(t, o->newparent, &np)) < 0)
 		return r;
 	if (p.kind == REG_STAGES || np.kind == REG_STAGES) {
-		if (p.ino != np.ino)
-			return p.kind == np.kind ? -EXDEV : -EINVAL;
-		return rename_stage(o, t, &p);
+		if (p.ino == np.ino)
+			return rename_stage(o, t, &p);
+		if (p.kind == np.kind)
+			return -EXDEV;
+		/* into (or out of) a version: sealed content does not
+		   change, whatever would come or go (`mv stages/A
+		   stages/B` without -T moves A into B's version) */
+		r = draft_dir(t, p.kind == REG_STAGES ? &np : &p);
+		return r == -EROFS ? r : -EINVAL;
 	}
 	if (p.kind == REG_MODEL || np.kind == REG_MODEL) {
 		if (p.ino != np.ino)
@@ -1870,6 +1940,8 @@ static int do_rename(struct idx_txn *t, void *arg)
 		if ((r = moved_depth_check(t, &p, &np, &c)) < 0)
 			return r;
 	}
+	if ((r = move_keeps_links(t, &c, &p, &np)) < 0)
+		return r;
 	if (name_get(t, np.ino, o->newname, &oino) == 0) {
 		if (oino == c.ino)
 			return 0;

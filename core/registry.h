@@ -90,7 +90,7 @@ struct reg_attr {
 	gid_t gid;
 	uint64_t size;          /* bytes (files), target length (symlinks) */
 	uint32_t nlink;
-	struct timespec mtime, ctime, btime;
+	struct timespec atime, mtime, ctime, btime;
 	uint64_t model;         /* inode of the model (0 above models) */
 	uint64_t version;       /* inode of the version (0 above versions) */
 	bool sealed;            /* content can never change */

@@ -539,6 +539,32 @@ static int check_contig(void *arg, const struct idx_val *k,
 	return 0;
 }
 
+/* A symlink inside a version must point inside it (a store written by an
+ * older mreg may hold one that a rename took outside). */
+static void fsck_link(struct fsck *f, const struct inode_rec *l)
+{
+	struct inode_rec *d = malloc(sizeof(*d));
+	char path[1024];
+	int depth = -1;
+
+	if (!d) {
+		f->err = -ENOMEM;
+		return;
+	}
+	if (ino_get(f->t, l->parent, d) == 0)
+		depth = depth_in_version(f->t, d);
+	free(d);
+	if (depth >= 0 && check_inner_target(l->target_path, depth) == 0)
+		return;
+	inode_path(f->t, l->ino, path, sizeof(path));
+	if (depth < 0)
+		finding(f, true, "'%s': a symlink whose directory is missing",
+			path);
+	else
+		finding(f, true, "'%s': symlink -> '%s' points outside its "
+			"version", path, l->target_path);
+}
+
 static int fsck_inode(void *arg, const struct idx_val *k,
 		      const struct idx_val *v)
 {
@@ -588,6 +614,8 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 				r->name, tv->name);
 		free(tv);
 	}
+	if (r->kind == REG_SYMLINK)
+		fsck_link(f, r);
 	if (r->kind == REG_FILE || r->kind == REG_PENDING) {
 		be64_put(p, ino);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, fsck_extent, f);

@@ -74,6 +74,15 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 			w->size += r->size;
 			w->nfiles++;
 		} else if (r->kind == REG_SYMLINK) {
+			/* checked when made and when moved; once more here,
+			   for a tree made by an older mreg */
+			if (check_inner_target(r->target_path, depth) < 0) {
+				e = log_err(-EINVAL, "cannot seal: symlink '%s' "
+					    "-> '%s' points outside its "
+					    "version", path->buf,
+					    r->target_path);
+				break;
+			}
 			digest_update(&w->ds, r->target_path,
 				      strlen(r->target_path) + 1);
 		}

@@ -128,7 +128,7 @@ static void attr_to_stat(const struct reg_attr *a, struct stat *st)
 	st->st_size = (off_t)a->size;
 	st->st_blksize = MREGFS_BLKSIZE;
 	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	st->st_atim = a->mtime;
+	st->st_atim = a->atime;
 	st->st_mtim = a->mtime;
 	st->st_ctim = a->ctime;
 }

@@ -57,7 +57,7 @@ def call(fn, *args, **kw):
 
 def tree(d, times=False):
     """What is compared after a case: (path, type, perms, size, bytes or
-    target[, mtime_ns]) of every entry, sorted."""
+    target[, (atime_ns, mtime_ns)]) of every entry, sorted."""
     out = []
     for root, dirs, files in os.walk(d):
         dirs.sort()
@@ -78,7 +78,8 @@ def tree(d, times=False):
             else:
                 e = [rel, oct(kind), perms, None, None]
             if times:
-                e.append(st.st_mtime_ns if not stat.S_ISDIR(kind) else None)
+                e.append((st.st_atime_ns, st.st_mtime_ns)
+                         if not stat.S_ISDIR(kind) else None)
             out.append(tuple(e))
     return out
 
