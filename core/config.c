@@ -341,8 +341,11 @@ const struct stage_policy *config_stage(const struct mreg_config *cfg,
 
 	if (!cfg || !stage)
 		return NULL;
+	/* stage names are unique regardless of case (registry.h): a policy
+	   holds for every spelling, so that `production` cannot dodge the
+	   rules of [stage Production] */
 	for (i = 0; i < cfg->nstages; i++)
-		if (!strcmp(cfg->stages[i].name, stage))
+		if (!strcasecmp(cfg->stages[i].name, stage))
 			return &cfg->stages[i];
 	return NULL;
 }
@@ -739,9 +742,14 @@ static int open_stage(struct parser *ps, const char *name)
 		return perr(ps, "invalid stage name '%s'", shown(name, b));
 	}
 	for (i = 0; i < cfg->nstages; i++)
-		if (!strcmp(cfg->stages[i].name, name))
+		if (!strcasecmp(cfg->stages[i].name, name))
 			break;
 	if (i < cfg->nstages) {
+		if (ps->stage_seen[i] && strcmp(cfg->stages[i].name, name))
+			return perr(ps, "duplicate section [stage %s] (the "
+				    "same as [stage %s]: stage names are "
+				    "compared regardless of case)", name,
+				    cfg->stages[i].name);
 		if (ps->stage_seen[i])
 			return perr(ps, "duplicate section [stage %s]", name);
 		stage_release(&cfg->stages[i]);

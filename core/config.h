@@ -95,7 +95,8 @@ int config_path_trusted(const char *path, char *why, size_t whylen);
 int config_parse(struct mreg_config *cfg, const char *name, const char *text,
 		 size_t len, char *err, size_t errlen);
 
-/* The policy for stage, or NULL when the config sets none. */
+/* The policy for stage (its name compared regardless of case), or NULL
+ * when the config sets none. */
 const struct stage_policy *config_stage(const struct mreg_config *cfg,
 					const char *stage);
 

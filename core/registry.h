@@ -125,7 +125,9 @@ void registry_tick(struct mreg_registry *reg);
  * [A-Za-z0-9._-], not starting with '.' or '-', not "stages"), else
  * -EINVAL. */
 int reg_check_name(const char *s);
-/* 0 when s is a valid stage name (1-64 bytes, same set), else -EINVAL. */
+/* 0 when s is a valid stage name (1-64 bytes, same set), else -EINVAL.
+ * Stage names of a model are unique regardless of case: a new stage that
+ * differs from an existing one only in case is -EEXIST (every route). */
 int reg_check_stage(const char *s);
 
 /* ---- the namespace, by inode (what mregfs uses) ----------------------- */
@@ -341,9 +343,11 @@ int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
 /* Removes a stage. -EACCES (protected or not allowed), -ENOENT. */
 int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
 		     const char *model, const char *stage);
-/* Points stage back at its previous target (per history); the version
- * rolled back to is written to ret_version. -ENOENT when no earlier
- * target exists (or it was removed since). */
+/* Points stage back at the target it had before its latest promotion
+ * still in effect (see reg_rollback_pick()): after 1 -> 2 -> 3, rollbacks
+ * give 2, then 1. The version rolled back to is written to ret_version.
+ * -ENOENT when no earlier target exists (or it was removed since). Any
+ * change that points a stage there is recorded as a rollback. */
 int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
 		 const char *model, const char *stage, char *ret_version);
 /* Removes a version: -EBUSY while a stage points at it. */
@@ -358,12 +362,38 @@ struct reg_history {
 	const char *from;      /* "" when the stage did not exist */
 	const char *to;        /* "" when the stage was removed */
 	const char *action;    /* "promote", "move", "remove", "rollback" */
+	uint64_t from_ino;     /* the version "from" names (0 when unknown) */
 };
 /* Calls fn for each stage change of model (of stage only, when not NULL),
- * oldest first. fn returns non-zero to stop. -ENOENT (model). */
+ * oldest first, trimmed of the temporary stages of ln -sfn and mreg
+ * (reg_history_trim()): one promotion is one record. fn returns non-zero
+ * to stop. -ENOENT (model). */
 int reg_history(struct mreg_registry *reg, const char *model,
 		const char *stage,
 		int (*fn)(void *arg, const struct reg_history *h), void *arg);
+
+/* Which change a rollback undoes: given the changes of one stage, oldest
+ * first (what reg_history() gives), the index of its latest promotion
+ * still in effect (each rollback after it undid one promotion), whose
+ * "from" the stage goes back to. -ENOENT when there is none: the first
+ * promotion of the stage, or the stage was removed since. */
+int reg_rollback_pick(const struct reg_history *h, size_t n);
+
+/* Leaves out of h (stage changes oldest first, as reg_history() gives)
+ * the life of each temporary stage (reg_stage_temporary()) that was made
+ * and then moved or removed with nothing in between: what ln -sfn does on
+ * the way to a promotion, which the move's promotion of the real stage
+ * records. Returns the number of changes kept at the front of h. */
+size_t reg_history_trim(struct reg_history *h, size_t n);
+
+/* True for the temporary stage names that tools use on the way to a
+ * promotion: coreutils' "Cu" + 6 of [A-Za-z0-9] (ln -sfn makes one and
+ * renames it over the stage) and mreg's "mreg-tmp.*". Such a stage is a
+ * stage like any other, except that making it runs no on_promote hook (the
+ * rename over the real stage runs one) and reg_history_trim() leaves out
+ * a life of it that ended in a move. A real stage with such a name (say
+ * "Customer") runs no hook when it is first made. */
+bool reg_stage_temporary(const char *name);
 
 struct reg_model_info {
 	const char *name;

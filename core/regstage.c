@@ -381,6 +381,187 @@ static int history_add(struct idx_txn *t, const struct reg_caller *who,
 	return idx_put(t, IDX_HISTORY, key, 16, buf, n, 0);
 }
 
+bool reg_stage_temporary(const char *s)
+{
+	size_t i;
+
+	if (!s)
+		return false;
+	if (strncmp(s, "mreg-tmp.", 9) == 0)
+		return true;
+	/* coreutils' ln -sfn, mv and cp: "Cu" and six of [A-Za-z0-9] */
+	if (strlen(s) != 8 || s[0] != 'C' || s[1] != 'u')
+		return false;
+	for (i = 2; i < 8; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
+struct clash_arg {
+	const char *stage;
+	char found[REG_STAGE_MAX + 1];
+};
+
+static int clash_one(void *arg, const struct idx_val *k,
+		     const struct idx_val *v)
+{
+	struct clash_arg *a = arg;
+	size_t n = k->len - 8;
+
+	if (n != strlen(a->stage) ||
+	    strncasecmp((const char *)k->data + 8, a->stage, n) != 0)
+		return 0;
+	memcpy(a->found, (const char *)k->data + 8, n);
+	a->found[n] = '\0';
+	return 1;
+}
+
+/* A new stage of model m may not differ from an existing one only in case:
+ * `production` beside `Production` would be a second stage that serving
+ * containers do not read and whose name looks like the one a policy
+ * guards. -EEXIST (logged with both names). */
+static int stage_name_free(struct idx_txn *t, const struct inode_rec *m,
+			   const char *stage)
+{
+	struct clash_arg a = { .stage = stage };
+	uint8_t p[8];
+	int r;
+
+	be64_put(p, m->stages_ino);
+	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, clash_one, &a);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return 0;
+	return log_err(-EEXIST, "model '%s' has a stage '%s': stage '%s' "
+		       "would differ from it only in case", m->name, a.found,
+		       stage);
+}
+
+int reg_rollback_pick(const struct reg_history *h, size_t n)
+{
+	size_t i = n, undone = 0;
+
+	if (!h && n)
+		return -EINVAL;
+	while (i-- > 0) {
+		if (strcmp(h[i].action, "rollback") == 0) {
+			undone++; /* it undid the promotion in effect then */
+			continue;
+		}
+		if (strcmp(h[i].action, "promote") != 0)
+			return -ENOENT; /* the stage was removed since */
+		if (undone) {
+			undone--;
+			continue;
+		}
+		return h[i].from[0] ? (int)i : -ENOENT;
+	}
+	return -ENOENT;
+}
+
+size_t reg_history_trim(struct reg_history *h, size_t n)
+{
+	size_t i, j, out = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!h[i].stage || strcmp(h[i].action, "promote") != 0 ||
+		    h[i].from[0] || !reg_stage_temporary(h[i].stage))
+			continue;
+		for (j = i + 1; j < n; j++)
+			if (h[j].stage && !strcmp(h[j].stage, h[i].stage))
+				break;
+		if (j < n && (!strcmp(h[j].action, "move") ||
+			      !strcmp(h[j].action, "remove")))
+			h[i].stage = h[j].stage = NULL; /* left out */
+	}
+	for (i = 0; i < n; i++)
+		if (h[i].stage)
+			h[out++] = h[i];
+	return out;
+}
+
+/* The stage changes of a model (of one stage, when stage is not NULL),
+ * oldest first, as reg_history() shows them: rec holds the records, h
+ * the views of them (trimmed). */
+struct stage_hist {
+	const char *stage;
+	struct history_rec *rec;
+	struct reg_history *h;
+	size_t n, nrec, cap;
+	int err;
+};
+
+static int stage_hist_one(void *arg, const struct idx_val *k,
+			  const struct idx_val *v)
+{
+	struct stage_hist *a = arg;
+	struct history_rec h;
+
+	if (history_decode(v->data, v->len, &h) < 0)
+		return a->err = -EIO;
+	if (a->stage && strcmp(h.stage, a->stage) != 0)
+		return 0;
+	if (ARRAY_GROW(a->rec, a->cap, a->nrec) < 0)
+		return a->err = -ENOMEM;
+	a->rec[a->nrec++] = h;
+	return 0;
+}
+
+static void stage_hist_release(struct stage_hist *a)
+{
+	free(a->rec);
+	free(a->h);
+}
+
+static int stage_hist_load(struct idx_txn *t, const struct inode_rec *m,
+			   const char *stage, struct stage_hist *a)
+{
+	uint8_t p[8];
+	size_t i;
+
+	memset(a, 0, sizeof(*a));
+	a->stage = stage;
+	be64_put(p, m->ino);
+	idx_scan(t, IDX_HISTORY, p, 8, NULL, 0, stage_hist_one, a);
+	if (a->err < 0)
+		return a->err;
+	if (a->nrec && !(a->h = calloc(a->nrec, sizeof(*a->h))))
+		return -ENOMEM;
+	for (i = 0; i < a->nrec; i++) {
+		struct history_rec *r = &a->rec[i];
+
+		a->h[i] = (struct reg_history){
+			.seq = r->seq, .time = r->time / 1000000000,
+			.uid = r->uid, .stage = r->stage,
+			.from = r->from_name, .to = r->to_name,
+			.action = history_action_name(r->action),
+			.from_ino = r->from };
+	}
+	a->n = reg_history_trim(a->h, a->nrec);
+	return 0;
+}
+
+/* The version a rollback of stage of model m goes back to (per
+ * reg_rollback_pick()): its inode into *ret. -ENOENT when there is none. */
+static int rollback_target(struct idx_txn *t, const struct inode_rec *m,
+			   const char *stage, uint64_t *ret)
+{
+	struct stage_hist a;
+	int r;
+
+	r = stage_hist_load(t, m, stage, &a);
+	if (r == 0 && (r = reg_rollback_pick(a.h, a.n)) >= 0) {
+		*ret = a.h[r].from_ino;
+		r = 0;
+	}
+	stage_hist_release(&a);
+	return r;
+}
+
 int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		  const struct reg_caller *who, struct inode_rec *m,
 		  const char *stage, struct inode_rec *v, int action,
@@ -388,7 +569,7 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 {
 	struct inode_rec s, old;
 	bool have_old = false;
-	uint64_t ino;
+	uint64_t ino, back;
 	uint8_t k[8 + 80];
 	size_t kl;
 	int r;
@@ -417,7 +598,8 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		if (ino_get(t, s.target, &old) == 0)
 			have_old = true;
 	} else if (r == -ENOENT) {
-		if ((r = ino_alloc(t, &ino)) < 0)
+		if ((r = stage_name_free(t, m, stage)) < 0 ||
+		    (r = ino_alloc(t, &ino)) < 0)
 			return r;
 		rec_new(&s, ino, REG_STAGE, who, 0777, m->stages_ino, m->ino, 0,
 			stage);
@@ -440,12 +622,22 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 				  stage);
 	if ((r = idx_put(t, IDX_XATTRS, k, kl, "1", 1, 0)) < 0)
 		return r;
+	/* pointing the stage back where its latest promotion in effect took
+	   it from is a rollback, whichever route does it (ln -sfn, mv -T,
+	   mreg promote, mreg rollback through a mount) */
+	if (action == HIST_PROMOTE && have_old &&
+	    rollback_target(t, m, stage, &back) == 0 && back == v->ino)
+		action = HIST_ROLLBACK;
 	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, v,
 			     action)) < 0)
 		return r;
+	/* a temporary name made on the way (ln -sfn's, mreg's) is no
+	   promotion of its own: the rename over the real stage is (and
+	   reg_history() leaves the temporary stage out) */
+	if (have_old || !reg_stage_temporary(stage))
+		hook_note(HOOK_PROMOTE, m->name, v->name, stage,
+			  have_old ? old.name : NULL, who);
 	atomic_fetch_add(&reg->promotions, 1);
-	hook_note(HOOK_PROMOTE, m->name, v->name, stage,
-		  have_old ? old.name : NULL, who);
 	return audit_put(t, who, &(struct audit_ev){
 		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
 		.model = m->name, .version = v->name, .stage = stage,
@@ -679,36 +871,11 @@ int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
 	return named_write(&o, do_stage_remove, "stage.remove");
 }
 
-struct hist_walk {
-	uint64_t want;       /* the current target */
-	struct history_rec pick;
-	bool found;
-	const char *stage;
-	int err;
-};
-
-static int hist_collect(void *arg, const struct idx_val *k,
-			const struct idx_val *v)
-{
-	struct hist_walk *w = arg;
-	struct history_rec h;
-
-	if (history_decode(v->data, v->len, &h) < 0)
-		return w->err = -EIO;
-	if (strcmp(h.stage, w->stage) == 0 && h.to == w->want && h.from) {
-		w->pick = h;
-		w->found = true;
-	}
-	return 0;
-}
-
 static int do_rollback(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
-	struct hist_walk w = { .stage = o->stage };
-	struct inode_rec m, s, v;
+	struct inode_rec m, v;
 	uint64_t ino;
-	uint8_t p[8];
 	int r;
 
 	o->refused = false;
@@ -717,17 +884,9 @@ static int do_rollback(struct idx_txn *t, void *arg)
 	if (reg_check_stage(o->stage) < 0)
 		return -EINVAL;
 	if ((r = name_get(t, m.stages_ino, o->stage, &ino)) < 0 ||
-	    (r = ino_get(t, ino, &s)) < 0)
+	    (r = rollback_target(t, &m, o->stage, &ino)) < 0)
 		return r;
-	/* the latest change that brought the stage to where it is now */
-	w.want = s.target;
-	be64_put(p, m.ino);
-	idx_scan(t, IDX_HISTORY, p, 8, NULL, 0, hist_collect, &w);
-	if (w.err < 0)
-		return w.err;
-	if (!w.found)
-		return -ENOENT;
-	r = ino_get(t, w.pick.from, &v);
+	r = ino_get(t, ino, &v);
 	if (r < 0 || (v.flags & INODE_TRASHED))
 		return -ENOENT;
 	strlcpy(o->result, v.name, sizeof(o->result));
@@ -791,42 +950,24 @@ struct history_arg {
 	const char *model, *stage;
 	int (*fn)(void *arg, const struct reg_history *h);
 	void *arg;
-	int err;
 };
-
-static int history_one(void *arg, const struct idx_val *k,
-		       const struct idx_val *v)
-{
-	struct history_arg *a = arg;
-	struct history_rec h;
-	struct reg_history out;
-
-	if (history_decode(v->data, v->len, &h) < 0)
-		return a->err = -EIO;
-	if (a->stage && strcmp(a->stage, h.stage) != 0)
-		return 0;
-	out.seq = h.seq;
-	out.time = h.time / 1000000000;
-	out.uid = h.uid;
-	out.stage = h.stage;
-	out.from = h.from_name;
-	out.to = h.to_name;
-	out.action = history_action_name(h.action);
-	return a->fn(a->arg, &out);
-}
 
 static int do_history(struct idx_txn *t, void *arg)
 {
 	struct history_arg *a = arg;
+	struct stage_hist sh;
 	struct inode_rec m;
-	uint8_t p[8];
+	size_t i;
 	int r;
 
 	if ((r = model_get(t, a->model, &m)) < 0)
 		return r;
-	be64_put(p, m.ino);
-	idx_scan(t, IDX_HISTORY, p, 8, NULL, 0, history_one, a);
-	return a->err;
+	r = stage_hist_load(t, &m, a->stage, &sh);
+	for (i = 0; r == 0 && i < sh.n; i++)
+		if (a->fn(a->arg, &sh.h[i]))
+			break;
+	stage_hist_release(&sh);
+	return r;
 }
 
 int reg_history(struct mreg_registry *reg, const char *model,

@@ -535,14 +535,43 @@ int mount_stage_remove(struct mreg_mount *m, const char *model,
 	return 0;
 }
 
+/* The stage changes of model (of stage only, when not NULL) that
+ * reg_history() would give on the store, from the audit trail: one
+ * struct reg_history per record, into *ret (its strings point into
+ * h->v). Returns the count, or a negative errno. */
+static ssize_t history_views(struct hvec *h, const char *stage,
+			     struct reg_history **ret)
+{
+	struct reg_history *out;
+	size_t i, n = 0;
+
+	out = calloc(h->n ? h->n : 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (i = 0; i < h->n; i++) {
+		const struct arec *a = &h->v[i];
+		bool removed = !strcmp(a->op, "stage.remove");
+
+		if (stage && strcmp(stage, a->stage))
+			continue;
+		out[n++] = (struct reg_history){
+			.seq = a->seq, .time = a->time, .uid = a->uid,
+			.stage = a->stage, .from = a->from,
+			.to = removed ? "" : a->version,
+			.action = removed ? "remove" : a->op };
+	}
+	*ret = out;
+	return (ssize_t)reg_history_trim(out, n);
+}
+
 int mount_rollback(struct mreg_mount *m, const char *model, const char *stage,
 		   char *ret_version)
 {
 	autofree char *link = model_path(m, model, "stages", stage);
 	char cur[REG_NAME_MAX + 8], to[REG_NAME_MAX + 1] = "";
+	struct reg_history *v = NULL;
 	struct hvec h;
 	ssize_t n;
-	size_t i;
 	int r;
 
 	if ((r = history_load(m, model, &h)) < 0)
@@ -553,17 +582,16 @@ int mount_rollback(struct mreg_mount *m, const char *model, const char *stage,
 		free(h.v);
 		return r;
 	}
-	cur[n] = '\0';
-	/* The latest change that brought the stage where it is now: its
-	 * "from" is where it goes back to (as core does on a store). */
-	for (i = 0; i < h.n; i++)
-		if (!strcmp(h.v[i].stage, stage) && strcmp(h.v[i].op,
-		    "stage.remove") && !strcmp(h.v[i].version, cur + 3) &&
-		    h.v[i].from[0])
-			strlcpy(to, h.v[i].from, sizeof(to));
+	/* the same walk back as core's on a store; the daemon records the
+	   promotion it makes as a rollback */
+	n = history_views(&h, stage, &v);
+	r = n < 0 ? (int)n : reg_rollback_pick(v, (size_t)n);
+	if (r >= 0)
+		strlcpy(to, v[r].from, sizeof(to));
+	free(v);
 	free(h.v);
-	if (strncmp(cur, "../", 3) || !to[0])
-		return -ENOENT;
+	if (r < 0)
+		return r;
 	r = mount_promote(m, model, to, stage);
 	if (r == 0 && ret_version)
 		strlcpy(ret_version, to, REG_NAME_MAX + 1);
@@ -574,30 +602,19 @@ int mount_history(struct mreg_mount *m, const char *model, const char *stage,
 		  int (*fn)(void *arg, const struct reg_history *h),
 		  void *arg)
 {
-	struct reg_history out;
+	struct reg_history *v = NULL;
 	struct hvec h;
-	size_t i;
+	ssize_t i, n;
 	int r;
 
 	if (stage && reg_check_stage(stage) < 0)
 		return -EINVAL;
 	if ((r = history_load(m, model, &h)) < 0)
 		return r;
-	for (i = 0, r = 0; i < h.n && r == 0; i++) {
-		const struct arec *a = &h.v[i];
-		bool removed = !strcmp(a->op, "stage.remove");
-
-		if (stage && strcmp(stage, a->stage))
-			continue;
-		out.seq = a->seq;
-		out.time = a->time;
-		out.uid = a->uid;
-		out.stage = a->stage;
-		out.from = a->from;
-		out.to = removed ? "" : a->version;
-		out.action = removed ? "remove" : a->op;
-		r = fn(arg, &out);
-	}
+	n = history_views(&h, stage, &v);
+	for (i = 0, r = n < 0 ? (int)n : 0; i < n && r == 0; i++)
+		r = fn(arg, &v[i]);
+	free(v);
 	free(h.v);
 	return r < 0 ? r : 0;
 }

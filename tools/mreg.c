@@ -520,6 +520,14 @@ int fail_errno(struct cli *c, int r, const struct subject *s)
 		return fail(c, "version '%s' has a file open for writing",
 			    subj(s, a, sizeof(a)));
 	case EEXIST:
+		/* the one way a promotion meets an existing name */
+		if (s->stage)
+			return fail(c, "stage '%s' of model '%s' would differ "
+				    "from an existing stage only in case "
+				    "(stage names are unique regardless of "
+				    "case)", human_str(s->stage, a, sizeof(a)),
+				    human_str(s->model ? s->model : "", b,
+					      sizeof(b)));
 		if (s->version)
 			return fail(c, "version '%s' already exists",
 				    subj(s, a, sizeof(a)));

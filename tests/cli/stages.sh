@@ -50,10 +50,14 @@ expect 1 "mreg: rm: version 'churn/2' is in use: a stage points at it (Productio
 expect 1 "mreg: rm: version 'churn/1' is in use: a stage points at it (Staging)" "rm of a Staging version" rm churn/1
 expect 0 "" "rm of an unstaged version" rm churn 3
 expect 1 "mreg: cat: version 'churn/3' does not exist" "the removed version is gone" cat churn/3/c
+expect_out "a second rollback walks back to 1" "1" rollback churn Production
+expect 1 "mreg: rollback: stage 'Production' of model 'churn' has no earlier version to roll back to" \
+	"and a third finds nothing earlier" rollback churn Production
+expect 0 "" "rm --stage removes a stage" rm churn --stage Staging
+expect 0 "" "promote 2 to Production again" promote churn 2 Production
+expect 0 "" "then version 1 can go" rm churn 1
 expect 1 "mreg: rollback: stage 'Production' of model 'churn' has no earlier version to roll back to" \
 	"rollback to a removed version" rollback churn Production
-expect 0 "" "rm --stage removes a stage" rm churn --stage Staging
-expect 0 "" "then the version can go" rm churn 1
 run history churn Staging
 check "history records the removal" sh -c 'tail -n 1 "$1" | grep -Eq " Staging +1 +- +remove$"' - "$T/out"
 expect 1 "mreg: rm: model 'churn' still has versions" "rm of a model with versions" rm churn

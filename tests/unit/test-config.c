@@ -171,7 +171,8 @@ static void test_every_key(void)
 	      !strcmp(sp->require_metric, "auc >= 0.9"),
 	      "require_metric kept as 'auc >= 0.9'");
 	CHECK(!config_stage(&cfg, "Archived"), "no policy for other stages");
-	CHECK(!config_stage(&cfg, "production"), "stage names are exact");
+	CHECK(config_stage(&cfg, "production") == sp && sp,
+	      "a stage spelled in other case has the same policy");
 	config_release(&cfg);
 }
 
@@ -300,6 +301,12 @@ static void test_errors(void)
 			   "[stage Production]\n",
 			   "t.conf:4: duplicate section [stage Production]"),
 	      "duplicate stage section");
+	CHECK(refused_with("[stage Production]\nprotect = true\n\n"
+			   "[stage production]\n",
+			   "t.conf:4: duplicate section [stage production] (the "
+			   "same as [stage Production]: stage names are "
+			   "compared regardless of case)"),
+	      "a stage section in other case is a duplicate");
 	CHECK(refused_with("[store]\n[log]\n[store]\n",
 			   "t.conf:3: duplicate section [store]"),
 	      "duplicate section");

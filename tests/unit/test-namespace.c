@@ -180,22 +180,201 @@ static void test_errno_times(void)
 	      "sealed, the file keeps it");
 }
 
+struct hist {
+	char line[64][160];
+	int n;
+};
+
+static int hist_fn(void *arg, const struct reg_history *h)
+{
+	struct hist *a = arg;
+
+	if (a->n < 64)
+		snprintf(a->line[a->n++], sizeof(a->line[0]), "%s %s %s>%s",
+			 h->action, h->stage, h->from, h->to);
+	return 0;
+}
+
+/* "action stage from>to" of every change of model, joined with ", ". */
+static const char *history_of(const char *model, const char *stage)
+{
+	static char buf[4096];
+	struct hist h = { .n = 0 };
+	int i;
+
+	buf[0] = '\0';
+	if (reg_history(reg, model, stage, hist_fn, &h) < 0)
+		return "(error)";
+	for (i = 0; i < h.n; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+			 i ? ", " : "", h.line[i]);
+	return buf;
+}
+
+/* production beside Production: refused by every route, and a policy
+ * holds for every spelling of its stage's name. */
+static void test_stage_case(void)
+{
+	struct reg_attr a;
+	uint64_t st;
+
+	CHECK_EQ(reg_model_create(reg, &me, "iris"), 0, "a model");
+	CHECK(mkdir_in("iris", "1") == 0 && mkdir_in("iris", "2") == 0,
+	      "two drafts");
+	CHECK_EQ(reg_promote(reg, &me, "iris", "1", "Production"), 0,
+		 "Production -> 1");
+	CHECK_EQ(reg_promote(reg, &me, "iris", "2", "production"), -EEXIST,
+		 "mreg promote iris 2 production: EEXIST");
+	st = ino_of("iris/stages");
+	CHECK_EQ(reg_symlink(reg, &me, st, "PRODUCTION", "../2", &a), -EEXIST,
+		 "ln -s ../2 stages/PRODUCTION: EEXIST");
+	CHECK_EQ(reg_symlink(reg, &me, st, "Staging", "../2", &a), 0,
+		 "ln -s ../2 stages/Staging");
+	CHECK_EQ(reg_rename(reg, &me, st, "Staging", st, "production", 0),
+		 -EEXIST, "mv -T stages/Staging stages/production: EEXIST");
+	CHECK(ino_of("iris/stages/production") == 0 &&
+	      ino_of("iris/stages/Staging") != 0, "nothing changed");
+	CHECK_EQ(reg_promote(reg, &me, "iris", "2", "Production"), 0,
+		 "Production itself moves on");
+
+	/* [stage Production] protect = true, in a model without one */
+	CHECK_EQ(reg_model_create(reg, &me, "iris2"), 0, "another model");
+	CHECK_EQ(mkdir_in("iris2", "1"), 0, "a draft");
+	CHECK_EQ(reg_promote(reg, &me, "iris2", "1", "production"), 0,
+		 "a stage 'production' where no 'Production' is");
+	CHECK_EQ(reg_stage_remove(reg, &me, "iris2", "production"), -EACCES,
+		 "Production's policy (protect) holds for it");
+}
+
+/* Rollback walks back through the stage's history; any route that
+ * points the stage back is a rollback; temporary names make no history. */
+static void test_rollback(void)
+{
+	char v[REG_NAME_MAX + 1] = "";
+	struct reg_attr a;
+	uint64_t st;
+
+	CHECK_EQ(reg_model_create(reg, &me, "rb"), 0, "a model");
+	CHECK(mkdir_in("rb", "1") == 0 && mkdir_in("rb", "2") == 0 &&
+	      mkdir_in("rb", "3") == 0 && mkdir_in("rb", "4") == 0,
+	      "four drafts");
+	CHECK(reg_promote(reg, &me, "rb", "1", "Production") == 0 &&
+	      reg_promote(reg, &me, "rb", "2", "Production") == 0 &&
+	      reg_promote(reg, &me, "rb", "3", "Production") == 0,
+	      "Production: 1 -> 2 -> 3");
+	CHECK(reg_rollback(reg, &me, "rb", "Production", v) == 0 &&
+	      !strcmp(v, "2"), "a rollback gives 2 (%s)", v);
+	CHECK(reg_rollback(reg, &me, "rb", "Production", v) == 0 &&
+	      !strcmp(v, "1"), "the next one gives 1 (%s)", v);
+	CHECK_EQ(reg_rollback(reg, &me, "rb", "Production", v), -ENOENT,
+		 "and then there is nothing earlier");
+	CHECK(!strcmp(history_of("rb", "Production"),
+		      "promote Production >1, promote Production 1>2, "
+		      "promote Production 2>3, rollback Production 3>2, "
+		      "rollback Production 2>1"),
+	      "history: %s", history_of("rb", "Production"));
+	CHECK(reg_promote(reg, &me, "rb", "4", "Production") == 0 &&
+	      reg_rollback(reg, &me, "rb", "Production", v) == 0 &&
+	      !strcmp(v, "1"), "promoted to 4 and rolled back: 1 (%s)", v);
+
+	/* other routes: a promotion back to where the latest promotion in
+	   effect came from is a rollback */
+	CHECK(reg_promote(reg, &me, "rb", "2", "Staging") == 0 &&
+	      reg_promote(reg, &me, "rb", "3", "Staging") == 0 &&
+	      reg_promote(reg, &me, "rb", "4", "Staging") == 0,
+	      "Staging: 2 -> 3 -> 4");
+	st = ino_of("rb/stages");
+	/* ln -sfn ../3 stages/Staging: a temporary name renamed over it */
+	CHECK(reg_symlink(reg, &me, st, "CuA9zQ7x", "../3", &a) == 0 &&
+	      reg_rename(reg, &me, st, "CuA9zQ7x", st, "Staging", 0) == 0,
+	      "ln -sfn ../3 stages/Staging");
+	/* mreg promote through a mount: its own temporary name */
+	CHECK(reg_symlink(reg, &me, st, "mreg-tmp.77.0badf00d", "../2", &a)
+	      == 0 && reg_rename(reg, &me, st, "mreg-tmp.77.0badf00d", st,
+				 "Staging", 0) == 0,
+	      "mreg's symlink-and-rename to 2");
+	CHECK(!strcmp(history_of("rb", "Staging"),
+		      "promote Staging >2, promote Staging 2>3, "
+		      "promote Staging 3>4, rollback Staging 4>3, "
+		      "rollback Staging 3>2"),
+	      "each is one record, a rollback: %s", history_of("rb", "Staging"));
+	CHECK(!strstr(history_of("rb", NULL), "Cu") &&
+	      !strstr(history_of("rb", NULL), "mreg-tmp"),
+	      "no temporary name in the model's history");
+	CHECK(reg_promote(reg, &me, "rb", "3", "Staging") == 0 &&
+	      strstr(history_of("rb", "Staging"), "promote Staging 2>3, "
+		     "promote Staging 3>4, rollback Staging 4>3, rollback "
+		     "Staging 3>2, promote Staging 2>3"),
+	      "forward again is a promotion: %s", history_of("rb", "Staging"));
+	CHECK(reg_stage_temporary("CuA9zQ7x") &&
+	      reg_stage_temporary("mreg-tmp.1.2") &&
+	      reg_stage_temporary("Customer") && !reg_stage_temporary("Cu") &&
+	      !reg_stage_temporary("CuA9zQ7") &&
+	      !reg_stage_temporary("Cu-9zQ7x") &&
+	      !reg_stage_temporary("Production"), "which names are temporary");
+}
+
+/* The on_promote hook ran once per promotion, never for a temporary
+ * name (its output: "MODEL STAGE VERSION PREVIOUS" per line). */
+static void check_hooks(void)
+{
+	char *out, line[256];
+	int staging = 0, temporary = 0;
+	FILE *f;
+
+	if (asprintf(&out, "%s/hook.out", tmp) < 0)
+		abort();
+	f = fopen(out, "r");
+	CHECK(f != NULL, "the on_promote hook ran");
+	while (f && fgets(line, sizeof(line), f)) {
+		staging += strncmp(line, "rb Staging ", 11) == 0;
+		temporary += strstr(line, " Cu") || strstr(line, "mreg-tmp");
+	}
+	if (f)
+		fclose(f);
+	CHECK_EQ(temporary, 0, "never for a temporary stage name");
+	CHECK_EQ(staging, 6, "once for each change of Staging");
+	free(out);
+}
+
 int main(void)
 {
-	char *store;
+	char *store, *conf, *hook, err[256];
+	FILE *f;
 
 	tmp = check_tmpdir("namespace");
 	config_init(&cfg);
-	reg_caller_self(&me);
-	if (asprintf(&store, "%s/store", tmp) < 0)
+	if (asprintf(&conf, "%s/mreg.conf", tmp) < 0 ||
+	    asprintf(&hook, "%s/hook.sh", tmp) < 0 ||
+	    asprintf(&store, "%s/store", tmp) < 0)
 		abort();
+	f = fopen(hook, "w");
+	fprintf(f, "#!/bin/sh\necho \"$MREG_MODEL $MREG_STAGE $MREG_VERSION "
+		"$MREG_PREVIOUS\" >> %s/hook.out\n", tmp);
+	fclose(f);
+	chmod(hook, 0755);
+	f = fopen(conf, "w");
+	fprintf(f, "[stage Production]\nprotect = true\n"
+		"[hooks]\non_promote = %s\ntimeout = 5\n", hook);
+	fclose(f);
+	if (config_load(&cfg, conf, err, sizeof(err)) < 0) {
+		printf("not ok 1 - config: %s\n", err);
+		return 1;
+	}
+	reg_caller_self(&me);
 	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
 	if (!reg)
 		return check_done();
 	test_link_escape();
 	test_errno_times();
-	registry_close(reg);
+	test_stage_case();
+	test_rollback();
+	registry_close(reg); /* runs the hooks still queued */
+	check_hooks();
+	config_release(&cfg);
 	free(store);
+	free(conf);
+	free(hook);
 	check_rmtree(tmp);
 	return check_done();
 }
