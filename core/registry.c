@@ -36,8 +36,10 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -682,8 +684,150 @@ static bool store_exists(const char *path)
 	return ok;
 }
 
+#define FUSE_SUPER_MAGIC 0x65735546
+
+/* Undoes the octal escapes of a mountinfo field (\040 for a blank). */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+			*d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				    (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* The mount point of the mregfs mount that real path p is in, into mnt
+ * (4096 bytes): 1, or 0 when p is on no mregfs mount. */
+static int mregfs_mount_of(const char *p, char *mnt)
+{
+	char line[8192], best[4096] = "", type[256];
+	size_t n, bestlen = 0;
+	bool mregfs = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *mp, *sep, *save = NULL;
+		int i;
+
+		sep = strstr(line, " - ");
+		if (!sep || sscanf(sep + 3, "%255s", type) != 1)
+			continue;
+		*sep = '\0';
+		/* the fifth field is the mount point */
+		mp = strtok_r(line, " ", &save);
+		for (i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (!mp)
+			continue;
+		unescape(mp);
+		n = strlen(mp);
+		/* the deepest mount whose point is p or holds it (a later
+		   line on the same point is mounted over an earlier one) */
+		if (n < bestlen || strncmp(p, mp, n) != 0 ||
+		    (p[n] && p[n] != '/' && strcmp(mp, "/") != 0))
+			continue;
+		strlcpy(best, mp, sizeof(best));
+		bestlen = n;
+		mregfs = strcmp(type, "fuse.mregfs") == 0;
+	}
+	fclose(f);
+	if (!mregfs)
+		return 0;
+	strlcpy(mnt, best, 4096);
+	return 1;
+}
+
+/* What may be opened (or made) as a store at path: an existing store; or,
+ * with create, a missing path or an empty directory. Anything else is
+ * refused and left as it is: no store there (-ENOENT: a missing path or
+ * an empty directory; the caller says it), and, with what was found in
+ * the log, a file (-ENOTDIR), a directory holding other things
+ * (-ENOTEMPTY), a path inside an mregfs mount (-EXDEV: a mount is used
+ * through its root, and a store inside one would be written through
+ * itself). */
+static int store_check(const char *path, bool create)
+{
+	char *probe = strdup(path), *slash, real[4096], mnt[4096];
+	char found[512] = "";
+	struct statfs sf;
+	struct stat st;
+	struct dirent *de;
+	unsigned nfound = 0;
+	DIR *d;
+	int r = 0;
+
+	if (!probe)
+		return -ENOMEM;
+	/* the nearest part of path that exists tells where it would be */
+	while (stat(probe, &st) < 0 && (slash = strrchr(probe, '/')) &&
+	       slash != probe)
+		*slash = '\0';
+	if (statfs(probe, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC &&
+	    realpath(probe, real) && mregfs_mount_of(real, mnt)) {
+		log_msg(LOG_LVL_ERROR, "'%s' is inside the mregfs mount '%s': "
+			"a mount is used through its root (--store %s), and a "
+			"store cannot live in one", path, mnt, mnt);
+		r = -EXDEV;
+	}
+	free(probe);
+	if (r < 0)
+		return r;
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT && create)
+			return 0;
+		if (errno != ENOENT)
+			return log_err(-errno, "cannot open store '%s'", path);
+		/* nothing to name: the caller says it */
+		return -ENOENT;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_msg(LOG_LVL_ERROR, "'%s' is not a store: not a directory",
+			path);
+		return -ENOTDIR;
+	}
+	if (store_exists(path))
+		return 0;
+	d = opendir(path);
+	if (!d)
+		return log_err(-errno, "cannot open store '%s'", path);
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (nfound++ < 4)
+			snprintf(found + strlen(found),
+				 sizeof(found) - strlen(found), "%s'%.100s'",
+				 nfound > 1 ? ", " : "", de->d_name);
+	}
+	closedir(d);
+	if (nfound > 4)
+		snprintf(found + strlen(found), sizeof(found) - strlen(found),
+			 " and %u more", nfound - 4);
+	if (!nfound && create)
+		return 0;
+	if (!nfound)
+		return -ENOENT; /* the caller says it */
+	log_msg(LOG_LVL_ERROR, "'%s' is not a store: it has no "
+		"'%s/index/data.mdb' but holds %s", path, path, found);
+	return -ENOTEMPTY;
+}
+
 int registry_open(const struct mreg_config *cfg, const char *store,
 		  struct mreg_registry **ret)
+{
+	return registry_open_flags(cfg, store, 0, ret);
+}
+
+int registry_open_flags(const struct mreg_config *cfg, const char *store,
+			unsigned flags, struct mreg_registry **ret)
 {
 	struct mreg_registry *reg;
 	struct index_options io = { 0 };
@@ -707,6 +851,9 @@ int registry_open(const struct mreg_config *cfg, const char *store,
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = store_check(reg->path, !(flags & REG_OPEN_EXISTING));
+	if (r < 0)
+		goto fail;
 	fresh = !store_exists(reg->path);
 	if (fresh) {
 		r = mkdir_p(reg->path, 0700);

@@ -101,13 +101,22 @@ struct reg_attr {
 struct mreg_registry;
 
 /* Opens the store at cfg's store path (config_store_path(cfg, NULL) when
- * store is NULL), creating it (mode 0700) when it does not exist; a store
- * directory of ours that others may enter is made 0700 (logged). Refuses a
- * store made with other chunker parameters (-EINVAL, logged). Errors:
- * -ENOMEM, -EACCES, -EINVAL, -ENOSPC, -EIO. cfg must outlive the
- * registry. */
+ * store is NULL), creating it (mode 0700) when the path does not exist or
+ * is an empty directory; a store directory of ours that others may enter
+ * is made 0700 (logged). Anything else is refused and left untouched,
+ * with what was found in the log: a directory holding other things than
+ * a store (-ENOTEMPTY), a file (-ENOTDIR), a path inside an mregfs mount
+ * (-EXDEV). Refuses a store made with other chunker parameters (-EINVAL,
+ * logged). Errors: also -ENOMEM, -EACCES, -ENOSPC, -EIO. cfg must outlive
+ * the registry. */
 int registry_open(const struct mreg_config *cfg, const char *store,
 		  struct mreg_registry **ret);
+/* registry_open() with flags: REG_OPEN_EXISTING opens a store that exists
+ * and creates nothing (-ENOENT when there is none: a missing path or an
+ * empty directory). */
+#define REG_OPEN_EXISTING 0x1u
+int registry_open_flags(const struct mreg_config *cfg, const char *store,
+			unsigned flags, struct mreg_registry **ret);
 /* Closes; takes NULL. Open files must have been released. */
 void registry_close(struct mreg_registry *reg);
 /* The store directory (owned by reg). */

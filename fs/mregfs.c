@@ -80,8 +80,10 @@ static void usage(FILE *out)
 		"\n"
 		"  -c, --config FILE  configuration (default\n"
 		"                     " MREGFS_DEFAULT_CONFIG " when present)\n"
-		"  --store DIR        the store (else $MREG_STORE, the\n"
-		"                     config's [store] path, or the default)\n"
+		"  --store DIR        the store, made beforehand with\n"
+		"                     'mreg --store DIR init' (else\n"
+		"                     $MREG_STORE, the config's [store] path,\n"
+		"                     or the default: made when missing)\n"
 		"  -f                 stay in the foreground, log to stderr\n"
 		"  -d                 debug: foreground, log every request\n"
 		"  -s                 single-threaded\n"
@@ -493,12 +495,23 @@ static void raise_nofile_limit(void)
 		log_warn(-errno, "cannot raise the open file limit");
 }
 
+/* Opens the store. Only `mreg init` makes a store, and the daemon the
+ * default one (no store named on its command line: $MREG_STORE, the
+ * config's, the embedded default): a store named here that is not there
+ * is as likely a typo as a new store. */
 static int open_registry(const struct mreg_config *cfg, const char *store,
-			 const char *mountpoint, struct mreg_registry **ret)
+			 bool named, const char *mountpoint,
+			 struct mreg_registry **ret)
 {
 	int r;
 
-	r = registry_open(cfg, store, ret);
+	r = registry_open_flags(cfg, store, named ? REG_OPEN_EXISTING : 0,
+				ret);
+	if (r == -ENOENT) {
+		log_msg(LOG_LVL_ERROR, "no store at '%s': make one with 'mreg "
+			"--store %s init'", store, store);
+		return r;
+	}
 	if (r < 0)
 		return log_err(r, "cannot open store '%s'", store);
 	r = registry_set_mount(*ret, mountpoint);
@@ -574,7 +587,8 @@ int main(int argc, char **argv)
 	/* Open once before detaching, so that a bad store is reported on the
 	 * terminal with exit status 1. LMDB must not cross fork(): the
 	 * detached daemon opens it again. */
-	if (open_registry(&cfg, store, o.mountpoint, &fs.reg) < 0)
+	if (open_registry(&cfg, store, o.store != NULL, o.mountpoint,
+			  &fs.reg) < 0)
 		goto out;
 	if (!o.foreground) {
 		registry_close(fs.reg);
@@ -608,7 +622,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (!o.foreground) {
 		log_use_syslog("mregfs");
-		if (open_registry(&cfg, store, o.mountpoint, &fs.reg) < 0)
+		if (open_registry(&cfg, store, true, o.mountpoint,
+				  &fs.reg) < 0)
 			goto out;
 	}
 	log_info("serving store '%s' at '%s'", store, o.mountpoint);

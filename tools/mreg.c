@@ -105,9 +105,11 @@ static const struct cmd commands[] = {
 	  "",
 	  "create the store (if needed) and print its path",
 	  "The store is --store DIR, else $MREG_STORE, else the config's\n"
-	  "[store] path, else the embedded default. Running it on an\n"
-	  "existing store only checks that it opens." },
-	{ "push", NULL, cmd_push, push_opts, 2, -1, true, true,
+	  "[store] path, else the embedded default. It is made where\n"
+	  "nothing is, or in an empty directory; running it on an existing\n"
+	  "store only checks that it opens. No other command makes a\n"
+	  "store." },
+	{ "push", NULL, cmd_push, push_opts, 2, -1, true, false,
 	  "MODEL FILE|DIR... [options]",
 	  "register files or directories as a new sealed version",
 	  "Creates MODEL if needed, stores the files (directories\n"
@@ -825,16 +827,11 @@ static int open_store(struct cli *c)
 {
 	char why[1024], a[1024];
 	const char *rs;
-	struct stat st;
 	int r;
 
 	c->store = config_store_path(&c->cfg, c->store_opt);
 	if (!c->store)
 		return fail(c, "out of memory");
-	if (!c->cmd->creates_store && stat(c->store, &st) < 0 &&
-	    errno == ENOENT)
-		return fail(c, "no store at '%s': run 'mreg init' or give "
-			    "--store", human_str(c->store, a, sizeof(a)));
 	/* A mount of a store: work through it (mreg-mount.c). */
 	if (mount_detect(c->store)) {
 		r = mount_open(c->store, &c->mnt);
@@ -843,7 +840,19 @@ static int open_store(struct cli *c)
 				    human_str(c->store, a, sizeof(a)),
 				    errstr(-r));
 	} else {
-		r = registry_open(&c->cfg, c->store, &c->reg);
+		/* only init makes a store: anything else that is not one is
+		   refused, and left as it is */
+		r = registry_open_flags(&c->cfg, c->store,
+					c->cmd->creates_store ? 0 :
+					REG_OPEN_EXISTING, &c->reg);
+	}
+	if (r == -ENOENT)
+		return fail(c, "no store at '%s': run 'mreg init' or give "
+			    "--store", human_str(c->store, a, sizeof(a)));
+	if (r == -ENOTEMPTY || r == -ENOTDIR || r == -EXDEV) {
+		/* core's sentence names the path and what it found */
+		rs = last_logged(c, why, sizeof(why));
+		return fail(c, "%s", rs ? rs : errstr(-r));
 	}
 	if (r < 0) {
 		c->reg = NULL;

@@ -1,5 +1,6 @@
 """benchlib.py - helpers shared by the benchmark scripts of tests/bench/."""
 
+import os
 import subprocess
 import time
 
@@ -70,3 +71,13 @@ def prefault(n):
     a[::4096] = b"\x01" * len(range(0, n, 4096))
     del a
     return time.monotonic() - t0
+
+
+def init_store(mreg, store, conf=None):
+    """`mreg init` of store unless it is one already: mregfs makes only its
+    default store, one named with --store must exist."""
+    if os.path.exists(os.path.join(store, "index", "data.mdb")):
+        return
+    subprocess.run([mreg] + (["-c", conf] if conf else []) +
+                   ["--store", store, "init"], check=True,
+                   stdout=subprocess.DEVNULL)

@@ -68,7 +68,7 @@ import statistics
 import subprocess
 import time
 
-from benchlib import prefault, proc_memory, run, unmount
+from benchlib import init_store, prefault, proc_memory, run, unmount
 
 MODEL = "bench"
 
@@ -86,6 +86,8 @@ class Mount:
         os.makedirs(self.mnt, exist_ok=True)
         cmd = self.cmd
         if cmd is None:
+            init_store(os.path.join(os.path.dirname(self.a.mregfs), "mreg"),
+                       self.store, self.a.conf)
             cmd = [self.a.mregfs, "--store", self.store, "-f"]
             if self.a.conf:
                 cmd += ["-c", self.a.conf]

@@ -45,7 +45,7 @@ import statistics
 import subprocess
 import time
 
-from benchlib import prefault, proc_memory, run, unmount
+from benchlib import init_store, prefault, proc_memory, run, unmount
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MED = statistics.median
@@ -77,6 +77,7 @@ class Mount:
 
     def up(self):
         os.makedirs(self.mnt, exist_ok=True)
+        init_store(self.a.mreg, self.store, self.conf)
         cmd = [self.a.mregfs, "--store", self.store, "-f"]
         if self.conf:
             cmd += ["-c", self.conf]

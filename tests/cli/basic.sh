@@ -4,9 +4,9 @@
 # command), a missing store, and the exit status table in `mreg help`.
 . "$(dirname "$0")/lib.sh"
 
-expect_out "init prints the store path" "$T/store" init
-check "init made the store directory" test -d "$T/store"
-expect_out "init again on an existing store" "$T/store" init
+expect_out "init prints the store path" "$T/fresh" --store "$T/fresh" init
+check "init made the store" test -f "$T/fresh/index/data.mdb"
+expect_out "init again on an existing store" "$T/fresh" --store "$T/fresh" init
 run init --json
 check "init --json parses" is_json "$T/out"
 
@@ -40,12 +40,14 @@ check "no command: status 2 and the usage" test "$rc" -eq 2 -a -s "$T/err"
 
 # The store: --store before or after the command, $MREG_STORE, config.
 mkfile "$T/f" 4
+mreg --store "$T/s2" init >/dev/null
 expect_out "--store after the command" "1" push m "$T/f" --store "$T/s2"
 expect_out "--store before the command" "2" --store "$T/s2" push m "$T/f"
 expect_out "--store=DIR form" "3" push --store="$T/s2" m "$T/f"
 expect_out "MREG_STORE is used" "1" push m "$T/f"
 printf '[store]\npath = %s\n' "$T/s3" >"$T/c.conf"
-(unset MREG_STORE; "$MREG_BIN" -c "$T/c.conf" push m "$T/f" >"$T/out" 2>&1)
+(unset MREG_STORE; "$MREG_BIN" -c "$T/c.conf" init >/dev/null &&
+	"$MREG_BIN" -c "$T/c.conf" push m "$T/f" >"$T/out" 2>&1)
 check "the config's store path is used" test -d "$T/s3" -a "$(cat "$T/out")" = 1
 expect_out "MREG_STORE wins over the config" "2" push m "$T/f"
 run --store "$T/s3" -c "$T/c.conf" ls m --json

@@ -14,6 +14,7 @@ fi
 at_exit='umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null'
 S="$mnt/store"
 
+mreg --store "$S" init >/dev/null
 mkfile "$T/v1" 2048
 mkfile "$T/big" 102400
 mkfile "$T/v2" 8192

@@ -9,7 +9,8 @@
 #
 # mreg runs with an empty config (-c), so that a system-wide
 # /etc/mreg/mreg.conf cannot change what the tests see, and with
-# MREG_STORE pointing at the test's own store.
+# MREG_STORE pointing at the test's own store, made with `mreg init` (no
+# other command makes a store): other stores a test uses it makes itself.
 
 # tests/run.sh runs every tests/cli/*.sh: run on its own, this file is
 # not a test.
@@ -106,6 +107,12 @@ jq_py() {
 
 # mkfile PATH SIZE_KIB: random content.
 mkfile() { head -c $(($2 * 1024)) /dev/urandom >"$1"; }
+
+# Makes the test's store (mreg init: no other command makes one).
+"$MREG_BIN" -c "$T/empty.conf" init >/dev/null || {
+	echo "not ok 1 - mreg init of the test's store"
+	exit 1
+}
 
 finish() {
 	[ "$nfail" -eq 0 ]

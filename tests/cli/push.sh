@@ -88,6 +88,7 @@ check "refused pushes made no version" test "$(jq_py "$T/out" 'len(d)')" = 6
 
 # Dedup: the same bytes pushed twice are stored once.
 mkfile "$T/big.bin" 8192
+mreg --store "$T/d" init >/dev/null
 mreg --store "$T/d" push dd "$T/big.bin" >/dev/null
 mreg --store "$T/d" push dd "$T/big.bin" >/dev/null
 cp "$T/big.bin" "$T/copy.bin"

@@ -74,6 +74,7 @@ cat >"$T/policy.conf" <<EOC
 require_stage = Staging
 protect = true
 EOC
+mreg --store "$T/p" init >/dev/null
 mreg --store "$T/p" push m "$T/a" >/dev/null
 "$MREG_BIN" -c "$T/policy.conf" --store "$T/p" promote m 1 Production 2>"$T/err"
 rc=$?

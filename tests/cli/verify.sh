@@ -59,6 +59,7 @@ sys.exit(not (d["intact"] is False and d["first_bad"] == int(sys.argv[2])))' "$T
 # The last record has no successor holding its hash: the head kept beside
 # the chain catches its edit.
 export MREG_STORE="$T/s2"
+mreg init >/dev/null
 mreg push m "$T/f" >/dev/null
 last=$(mreg audit | tail -n 1)
 lastseq=$(printf '%s\n' "$last" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["seq"])')

@@ -154,8 +154,26 @@ class Mount:
     def path(self, *parts):
         return os.path.join(self.mnt, *parts)
 
+    def ensure_store(self):
+        """Makes the store with `mreg init` where there is nothing yet
+        (only mreg init makes a store, and mregfs its default one: a store
+        named with --store must exist), with the config of the mount's
+        -c."""
+        if os.path.exists(self.store) and os.listdir(self.store):
+            return  # a store, or what a test made of one
+        conf = []
+        for opt in ('-c', '--config'):
+            if opt in self.args[:-1]:
+                conf = [opt, self.args[self.args.index(opt) + 1]]
+        # a config mreg refuses is mregfs's to report (a test of it)
+        subprocess.run([MREG] + conf + ['--store', self.store, 'init'],
+                       env=self.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+
     def mreg(self, *args, check=False, input=None):
-        """Runs the CLI on this store: a CompletedProcess (text)."""
+        """Runs the CLI on this store (made first if need be): a
+        CompletedProcess (text)."""
+        self.ensure_store()
         env = dict(self.env, MREG_STORE=self.store)
         return subprocess.run([MREG] + list(args), env=env, input=input,
                               stdout=subprocess.PIPE,
@@ -179,7 +197,9 @@ class Mount:
     # -- mounting -----------------------------------------------------
 
     def start(self, timeout=15, extra=()):
-        """Mounts: mregfs -f --store STORE [args] [extra] MNT."""
+        """Mounts: mregfs -f --store STORE [args] [extra] MNT (the store
+        made first if need be)."""
+        self.ensure_store()
         return self.spawn([MREGFS, '-f', '--store', self.store] +
                           self.args + list(extra) + [self.mnt], timeout)
 

@@ -220,6 +220,7 @@ def restart():
     """A plain mregfs start, nothing else: no manual step. Ready when the
     mount answers statfs (a dead mount left behind answers ENOTCONN)."""
     assert m.proc is None or m.proc.poll() is not None
+    m.ensure_store()
     logf = open(m.log, 'ab')
     m.proc = subprocess.Popen([MREGFS, '-f', '--store', m.store] + m.args +
                               [m.mnt], stdout=logf, stderr=logf, env=m.env,

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import (FUSERMOUNT, MREGFS, TOP, Mount, Tap,  # noqa: E402
+from mountlib import (FUSERMOUNT, MREG, MREGFS, TOP, Mount, Tap,  # noqa: E402
                       mountinfo_has, run)
 
 t = Tap()
@@ -113,11 +113,23 @@ def test_cmdline():
          'a missing -c file is refused with exit status 1')
 
 
+def init(store):
+    """mreg init: a store named to mregfs must exist (it makes only its
+    default one)."""
+    run([MREG, '--store', store, 'init'], check=True)
+
+
 def test_store_choice():
     m = Mount('pos', tmp=os.path.join(tmp, 'pos'))
     try:
         # the fstab form: mregfs STORE MOUNTPOINT (here in the foreground)
         store = os.path.join(tmp, 'pos-store')
+        r = run([MREGFS, '-f', store, m.mnt], timeout=20)
+        t.ok(r.returncode == 1 and 'mreg --store %s init' % store in
+             r.stderr and not os.path.exists(store),
+             'mregfs STORE MOUNTPOINT of a missing store: exit 1, says how '
+             'to make one, makes nothing', r.stderr)
+        init(store)
         m.spawn([MREGFS, '-f', store, m.mnt])
         os.mkdir(os.path.join(m.mnt, 'models', 'pos'))
         t.eq(m.stop(), 0, 'mregfs -f STORE MOUNTPOINT mounts and exits 0')
@@ -182,6 +194,7 @@ def test_mount_t():
     if not os.path.exists(link):
         os.symlink(MREGFS, link)
     store = os.path.join(tmp, 'fstab-store')
+    init(store)
     mnt = mnt_dir('fstab')
     env = dict(os.environ, PATH=bindir + ':' + os.environ.get('PATH', ''))
     fstab_mount('mount.fuse3 STORE MNT -t fuse.mregfs -o ... (what mount '
@@ -194,6 +207,7 @@ def test_mount_t():
                'in the default PATH (make install)')
         return
     store = os.path.join(tmp, 'fstab-store2')
+    init(store)
     mnt = mnt_dir('fstab2')
     fstab_mount('mount -t fuse.mregfs STORE MNT (installed %s)' % installed,
                 ['mount', '-t', 'fuse.mregfs', '-o', 'allow_other', store,
@@ -203,6 +217,7 @@ def test_mount_t():
 def test_helper():
     helper = os.path.join(TOP, 'tools', 'mount.fuse.mregfs')
     store = os.path.join(tmp, 'helper-store')
+    init(store)
     mnt = mnt_dir('helper')
     env = dict(os.environ, MREGFS=MREGFS)
     r = run(['sh', helper, store, mnt, '-o',

@@ -314,6 +314,53 @@ static void test_rollback(void)
 	      !reg_stage_temporary("Production"), "which names are temporary");
 }
 
+/* Only a store, or with creation a missing path or an empty directory, is
+ * opened; anything else is refused and left as it was. Run with no other
+ * registry open (one LMDB environment per process). */
+static void test_store_check(void)
+{
+	struct mreg_registry *r2 = NULL;
+	struct stat st;
+	char *p, *txt;
+	FILE *f;
+
+	if (asprintf(&p, "%s/notes/index", tmp) < 0 ||
+	    asprintf(&txt, "%s/notes/a.txt", tmp) < 0)
+		abort();
+	p[strlen(p) - 6] = '\0';
+	mkdir(p, 0755);
+	f = fopen(txt, "w");
+	fclose(f);
+	free(txt);
+	CHECK_EQ(registry_open(&cfg, p, &r2), -ENOTEMPTY,
+		 "a directory holding other things: -ENOTEMPTY");
+	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+		 -ENOTEMPTY, "also when not asked to create");
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0755,
+	      "its mode is left as it was (%o)", st.st_mode & 0777);
+	p[strlen(p)] = '/';
+	CHECK(stat(p, &st) < 0, "and nothing was made in it");
+	free(p);
+	if (asprintf(&p, "%s/missing/x", tmp) < 0)
+		abort();
+	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+		 -ENOENT, "a missing path, not to be created: -ENOENT");
+	CHECK(stat(p, &st) < 0, "and it is not made");
+	free(p);
+	if (asprintf(&p, "%s/empty", tmp) < 0)
+		abort();
+	mkdir(p, 0755);
+	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+		 -ENOENT, "an empty directory is no store");
+	CHECK_EQ(registry_open(&cfg, p, &r2), 0, "but one can be made there");
+	registry_close(r2);
+	r2 = NULL;
+	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2), 0,
+		 "and then it opens");
+	registry_close(r2);
+	free(p);
+}
+
 /* The on_promote hook ran once per promotion, never for a temporary
  * name (its output: "MODEL STAGE VERSION PREVIOUS" per line). */
 static void check_hooks(void)
@@ -371,6 +418,7 @@ int main(void)
 	test_rollback();
 	registry_close(reg); /* runs the hooks still queued */
 	check_hooks();
+	test_store_check();
 	config_release(&cfg);
 	free(store);
 	free(conf);
