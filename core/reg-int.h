@@ -27,6 +27,7 @@
 #define META_NEXT_INO "next_ino"
 #define META_CREATED  "created"
 #define META_AUDIT_HEAD "audit_head" /* SHA-256 hex of the last record */
+#define META_AUDIT_BYTES "audit_bytes" /* u64 length of .mreg/audit.log */
 
 #define FIRST_DYN_INO 16
 
@@ -147,6 +148,13 @@ int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 /* Next integer version name of model m. */
 void version_next_name(const struct inode_rec *m, char *buf, size_t size);
 bool name_is_integer(const char *s, uint64_t *ret);
+/* Calls fn with each entry under directory dir, depth first in name
+ * order; depth is dir's below its version's root (the entries of a
+ * version's root are at 0), deeper for the entries of subdirectories.
+ * fn returns a negative errno to stop. */
+int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
+	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
+	      void *arg);
 /* Depth of directory p below its version's root (0 for the root), at
  * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
 int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
@@ -181,6 +189,11 @@ struct audit_ev {
 /* Appends an audit record in t. */
 int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	      const struct audit_ev *ev);
+/* The size of .mreg/audit.log (or of .mreg/metrics, rendered now) into
+ * *ret: what stat shows, so that a reader polling it (tail -f) sees it
+ * grow. */
+int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
+		      uint64_t *ret);
 /* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
  * transaction of its own; other errors are not refusals. */
 void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,

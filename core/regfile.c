@@ -112,6 +112,7 @@ struct reg_file {
 	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
 	char *snap;               /* .mreg files: a snapshot */
 	size_t snap_len;
+	uint64_t snap_seq;        /* audit.log: the last record in snap */
 };
 
 /* ---- ingest ----------------------------------------------------------- */
@@ -1841,6 +1842,7 @@ static void file_free(struct reg_file *f)
 }
 
 static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f);
+static void audit_more(struct reg_file *f);
 
 /* A spool over f's committed content, to write it in place. */
 static int spool_of(struct reg_file *f, struct spool **ret)
@@ -2044,8 +2046,10 @@ int reg_file_attr(struct reg_file *f, struct reg_attr *ret)
 	if (!f || !ret)
 		return -EINVAL;
 	if (f->snap) {
+		/* audit.log grows as it is read (tail -f): its size is the
+		   log's; metrics is what was rendered at open */
 		r = reg_getattr(f->reg, f->ino, ret);
-		if (r == 0)
+		if (r == 0 && f->kind == REG_METRICS)
 			ret->size = f->snap_len;
 		return r;
 	}
@@ -2202,11 +2206,17 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 	ssize_t n;
 
 	if (f->snap) {
+		pthread_mutex_lock(&f->lock);
+		/* records appended since: read on, as from any log file */
+		if (f->kind == REG_AUDITLOG && off + size > f->snap_len)
+			audit_more(f);
 		if (off >= f->snap_len)
-			return 0;
-		if (size > f->snap_len - off)
+			size = 0;
+		else if (size > f->snap_len - off)
 			size = (size_t)(f->snap_len - off);
-		memcpy(buf, f->snap + off, size);
+		if (size)
+			memcpy(buf, f->snap + off, size);
+		pthread_mutex_unlock(&f->lock);
 		return (ssize_t)size;
 	}
 	if (f->ws) {
@@ -2697,6 +2707,7 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 
 struct snap_arg {
 	struct strbuf sb;
+	uint64_t last;
 };
 
 static int snap_line(void *arg, uint64_t seq, const char *json, size_t len)
@@ -2705,12 +2716,13 @@ static int snap_line(void *arg, uint64_t seq, const char *json, size_t len)
 
 	strbuf_add(&a->sb, json, len);
 	strbuf_addch(&a->sb, '\n');
+	a->last = seq;
 	return 0;
 }
 
 static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f)
 {
-	struct snap_arg a;
+	struct snap_arg a = { .last = 0 };
 	int r;
 
 	strbuf_init(&a.sb);
@@ -2720,7 +2732,29 @@ static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f)
 		return r;
 	}
 	f->snap = strbuf_detach(&a.sb, &f->snap_len);
+	f->snap_seq = a.last;
 	return 0;
+}
+
+/* Appends to an open audit.log the records written since it was read
+ * last (f->lock held). A failure leaves it as it was: the reader sees
+ * the end of the file, and tries again at its next read. */
+static void audit_more(struct reg_file *f)
+{
+	struct snap_arg a = { .last = f->snap_seq };
+	char *n;
+
+	strbuf_init(&a.sb);
+	if (reg_audit(f->reg, f->snap_seq + 1, snap_line, &a) < 0 ||
+	    !a.sb.len || !(n = realloc(f->snap, f->snap_len + a.sb.len))) {
+		strbuf_release(&a.sb);
+		return;
+	}
+	memcpy(n + f->snap_len, a.sb.buf, a.sb.len);
+	f->snap = n;
+	f->snap_len += a.sb.len;
+	f->snap_seq = a.last;
+	strbuf_release(&a.sb);
 }
 
 /* ---- cat ---------------------------------------------------------------- */

@@ -1018,6 +1018,16 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 	a->atime = a->ctime = a->btime = a->mtime;
 }
 
+/* virt_attr() with the size of .mreg/audit.log and .mreg/metrics. */
+static int virt_getattr(struct mreg_registry *reg, uint64_t ino,
+			struct reg_attr *a)
+{
+	virt_attr(ino, a);
+	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO)
+		return mregdir_file_size(reg, ino, &a->size);
+	return 0;
+}
+
 static bool is_virtual(uint64_t ino)
 {
 	return ino >= REG_ROOT_INO && ino <= REG_METRICS_INO;
@@ -1070,12 +1080,10 @@ int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
 	}
 	if (parent == REG_MREGDIR_INO) {
 		if (strcmp(name, "audit.log") == 0)
-			virt_attr(REG_AUDITLOG_INO, ret);
-		else if (strcmp(name, "metrics") == 0)
-			virt_attr(REG_METRICS_INO, ret);
-		else
-			return -ENOENT;
-		return 0;
+			return virt_getattr(reg, REG_AUDITLOG_INO, ret);
+		if (strcmp(name, "metrics") == 0)
+			return virt_getattr(reg, REG_METRICS_INO, ret);
+		return -ENOENT;
 	}
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
@@ -1106,10 +1114,8 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
 
 	if (!reg || !ret || ino == 0)
 		return -EINVAL;
-	if (is_virtual(ino)) {
-		virt_attr(ino, ret);
-		return 0;
-	}
+	if (is_virtual(ino))
+		return virt_getattr(reg, ino, ret);
 	r = index_read(reg->ix, do_getattr, &a);
 	if (r < 0)
 		return r;
@@ -1246,7 +1252,8 @@ void reg_closedir(struct reg_dir *d)
 }
 
 /* The fixed directories: "/" and .mreg/. */
-static int readdir_virtual(uint64_t ino, uint64_t pos,
+static int readdir_virtual(struct mreg_registry *reg, uint64_t ino,
+			   uint64_t pos,
 			   int (*fn)(void *arg, const char *name,
 				     const struct reg_attr *attr,
 				     uint64_t next),
@@ -1261,13 +1268,15 @@ static int readdir_virtual(uint64_t ino, uint64_t pos,
 	struct reg_attr attr;
 	uint64_t at = 0;
 	size_t i;
+	int r;
 
 	for (i = 0; i < sizeof(virt) / sizeof(virt[0]); i++) {
 		if (virt[i].dir != ino)
 			continue;
 		if (at++ < pos)
 			continue;
-		virt_attr(virt[i].ino, &attr);
+		if ((r = virt_getattr(reg, virt[i].ino, &attr)) < 0)
+			return r;
 		if (fn(arg, virt[i].name, &attr, at))
 			break;
 	}
@@ -1285,7 +1294,7 @@ int reg_readdir(struct reg_dir *d, uint64_t pos,
 	if (!d || !fn)
 		return -EINVAL;
 	if (d->ino == REG_ROOT_INO || d->ino == REG_MREGDIR_INO)
-		return readdir_virtual(d->ino, pos, fn, arg);
+		return readdir_virtual(d->reg, d->ino, pos, fn, arg);
 	if (is_virtual(d->ino) && d->ino != REG_MODELS_INO)
 		return -ENOTDIR;
 	pthread_mutex_lock(&d->lock);
@@ -1836,11 +1845,9 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 	return 0;
 }
 
-/* Do the symlinks under directory dir, which sits depth levels below its
- * version's root, stay inside the version? A link checked when it was
- * made can leave it once it, or a directory holding it, moves to a
- * shallower place: -EINVAL then (logged). */
-static int links_inside(struct idx_txn *t, uint64_t dir, int depth)
+int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
+	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
+	      void *arg)
 {
 	struct child_list l;
 	struct inode_rec *r;
@@ -1853,23 +1860,37 @@ static int links_inside(struct idx_txn *t, uint64_t dir, int depth)
 		free(l.v);
 		return e;
 	}
-	r = malloc(sizeof(*r));
-	if (!r)
+	if (!(r = malloc(sizeof(*r))))
 		e = -ENOMEM;
 	for (i = 0; i < l.n && e == 0; i++) {
-		if ((e = ino_get(t, l.v[i].ino, r)) < 0)
+		if ((e = ino_get(t, l.v[i].ino, r)) < 0 ||
+		    (e = fn(arg, r, depth)) < 0)
 			break;
-		if (r->kind == REG_SYMLINK &&
-		    check_inner_target(r->target_path, depth) < 0)
-			e = log_err(-EINVAL, "symlink '%s' -> '%s' would point "
-				    "outside its version from there",
-				    r->name, r->target_path);
-		else if (r->kind == REG_DIR)
-			e = links_inside(t, r->ino, depth + 1);
+		if (r->kind == REG_DIR)
+			e = tree_walk(t, r->ino, depth + 1, fn, arg);
 	}
 	free(r);
 	free(l.v);
 	return e;
+}
+
+static int link_inside(void *arg, const struct inode_rec *r, int depth)
+{
+	if (r->kind == REG_SYMLINK &&
+	    check_inner_target(r->target_path, depth) < 0)
+		return log_err(-EINVAL, "symlink '%s' -> '%s' would point "
+			       "outside its version from there", r->name,
+			       r->target_path);
+	return 0;
+}
+
+/* Do the symlinks under directory dir, which sits depth levels below its
+ * version's root, stay inside the version? A link checked when it was
+ * made can leave it once it, or a directory holding it, moves to a
+ * shallower place: -EINVAL then (logged). */
+static int links_inside(struct idx_txn *t, uint64_t dir, int depth)
+{
+	return tree_walk(t, dir, depth, link_inside, NULL);
 }
 
 /* Entry c moves from directory p into directory np of the same draft: do

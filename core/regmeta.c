@@ -47,6 +47,11 @@ static void add_field(struct strbuf *sb, const char *key, const char *val)
 	strbuf_add_jsons(sb, val);
 }
 
+/* The length of the audit log as a file (every record and a newline):
+ * kept in META beside the chain; a store written before it was kept has
+ * its records counted (the next record keeps it). */
+static int audit_size(struct idx_txn *t, uint64_t *ret);
+
 int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	      const struct audit_ev *ev)
 {
@@ -54,9 +59,11 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	struct strbuf sb;
 	struct idx_val k, v;
 	uint8_t key[8];
-	uint64_t seq = 1;
+	uint64_t seq = 1, bytes;
 	int r;
 
+	if ((r = audit_size(t, &bytes)) < 0)
+		return r;
 	r = idx_last(t, IDX_AUDIT, NULL, 0, &k, &v);
 	if (r == 0 && k.len == 8) {
 		seq = be64_get(k.data) + 1;
@@ -102,8 +109,62 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 		r = idx_put(t, IDX_META, META_AUDIT_HEAD,
 			    strlen(META_AUDIT_HEAD), prev, strlen(prev), 0);
 	}
+	bytes += sb.len + 1;
+	if (r == 0)
+		r = idx_put(t, IDX_META, META_AUDIT_BYTES,
+			    strlen(META_AUDIT_BYTES), &bytes, 8, 0);
 	strbuf_release(&sb);
 	return r;
+}
+
+static int count_record(void *arg, const struct idx_val *k,
+			const struct idx_val *v)
+{
+	*(uint64_t *)arg += v->len + 1;
+	return 0;
+}
+
+static int audit_size(struct idx_txn *t, uint64_t *ret)
+{
+	struct idx_val v;
+	uint64_t n = 0;
+	int r;
+
+	r = idx_get(t, IDX_META, META_AUDIT_BYTES, strlen(META_AUDIT_BYTES),
+		    &v);
+	if (r == 0 && v.len == 8) {
+		memcpy(ret, v.data, 8);
+		return 0;
+	}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = idx_scan(t, IDX_AUDIT, NULL, 0, NULL, 0, count_record, &n);
+	if (r < 0)
+		return r;
+	*ret = n;
+	return 0;
+}
+
+static int do_audit_size(struct idx_txn *t, void *arg)
+{
+	return audit_size(t, arg);
+}
+
+int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
+		      uint64_t *ret)
+{
+	char *text;
+	size_t len;
+	int r;
+
+	if (ino == REG_AUDITLOG_INO)
+		return index_read(reg->ix, do_audit_size, ret);
+	r = reg_metrics_text(reg, &text, &len);
+	if (r < 0)
+		return r;
+	free(text);
+	*ret = len;
+	return 0;
 }
 
 struct verify_arg {
@@ -483,6 +544,39 @@ int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 	return r;
 }
 
+struct totals {
+	uint64_t size, nfiles;
+};
+
+static int count_file(void *arg, const struct inode_rec *r, int depth)
+{
+	struct totals *a = arg;
+
+	if (r->kind == REG_FILE) {
+		a->size += r->size;
+		a->nfiles++;
+	}
+	return 0;
+}
+
+/* The size and file count of version v: recorded when sealed; for a
+ * draft, those of its committed files now. */
+static int version_totals(struct idx_txn *t, const struct inode_rec *v,
+			  uint64_t *ret_size, uint64_t *ret_nfiles)
+{
+	struct totals a = { v->size, v->nfiles };
+	int r;
+
+	if (!(v->flags & INODE_SEALED)) {
+		a = (struct totals){ 0, 0 };
+		if ((r = tree_walk(t, v->ino, 0, count_file, &a)) < 0)
+			return r;
+	}
+	*ret_size = a.size;
+	*ret_nfiles = a.nfiles;
+	return 0;
+}
+
 /* The read-only facts, as text. 0 and buf set, or -ENODATA. */
 static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 		      const char *key, char *buf, size_t size)
@@ -500,11 +594,20 @@ static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 			iso_time(rec->sealed_at, buf, size);
 		else
 			snprintf(buf, size, "false");
-	} else if (!strcmp(key, "size") || !strcmp(key, "stored")) {
+	} else if (!strcmp(key, "size")) {
+		uint64_t bytes, nfiles;
+		int r;
+
+		if (rec->kind != REG_VERSION)
+			return -ENODATA;
+		if ((r = version_totals(t, rec, &bytes, &nfiles)) < 0)
+			return r;
+		snprintf(buf, size, "%llu", (unsigned long long)bytes);
+	} else if (!strcmp(key, "stored")) {
+		/* what its chunks added to the store: known when sealed */
 		if (rec->kind != REG_VERSION || !(rec->flags & INODE_SEALED))
 			return -ENODATA;
-		snprintf(buf, size, "%llu", (unsigned long long)
-			 (key[1] == 'i' ? rec->size : rec->stored));
+		snprintf(buf, size, "%llu", (unsigned long long)rec->stored);
 	} else if (!strcmp(key, "digest")) {
 		if ((rec->kind != REG_VERSION && rec->kind != REG_FILE) ||
 		    !(rec->flags & INODE_SEALED))
@@ -513,7 +616,6 @@ static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 	} else {
 		return -ENODATA;
 	}
-	(void)t;
 	return 0;
 }
 
@@ -999,6 +1101,7 @@ static int version_fill(struct idx_txn *t, const struct inode_rec *m,
 {
 	uint8_t p[8];
 	size_t i;
+	int r;
 
 	memset(sn, 0, sizeof(*sn));
 	sn->t = t;
@@ -1013,6 +1116,8 @@ static int version_fill(struct idx_txn *t, const struct inode_rec *m,
 	for (i = 0; i < sn->n; i++)
 		sn->ptrs[i] = sn->v[i];
 	memset(vi, 0, sizeof(*vi));
+	if ((r = version_totals(t, v, &vi->size, &vi->nfiles)) < 0)
+		return r;
 	vi->model = m->name;
 	vi->name = v->name;
 	vi->ino = v->ino;
@@ -1020,9 +1125,7 @@ static int version_fill(struct idx_txn *t, const struct inode_rec *m,
 	vi->created = v->btime / 1000000000;
 	vi->sealed_at = v->sealed_at / 1000000000;
 	vi->creator = v->uid;
-	vi->size = v->size;
 	vi->stored = v->stored;
-	vi->nfiles = v->nfiles;
 	vi->digest = v->digest;
 	vi->stages = sn->ptrs;
 	return 0;
@@ -1756,33 +1859,47 @@ int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
 	return 0;
 }
 
+/* .mreg/metrics, in the Prometheus text format: each family once, with
+ * its HELP and TYPE lines and then all its samples (per-model families
+ * carry a model label), so that `promtool check metrics` accepts it and
+ * `mreg --store MNT stats` can print the same table as on the store. */
 struct metrics_arg {
-	struct strbuf *sb;
-	uint64_t versions, models;
+	struct strbuf fam[5];     /* the per-model families, one each */
+	struct reg_stats total;
+	uint64_t models;
+};
+
+static const struct {
+	const char *name, *help;
+} model_fams[5] = {
+	{ "mreg_model_versions", "Versions of the model." },
+	{ "mreg_model_files", "Files of all versions of the model." },
+	{ "mreg_model_logical_bytes", "Bytes of all files of all versions "
+	  "of the model." },
+	{ "mreg_model_referenced_bytes", "Bytes of the distinct chunks the "
+	  "model's versions reference." },
+	{ "mreg_model_chunks", "Distinct chunks the model's versions "
+	  "reference." },
 };
 
 static int metrics_model(void *arg, const struct reg_stats *s)
 {
 	struct metrics_arg *a = arg;
+	const uint64_t v[5] = { s->versions, s->files, s->logical, s->stored,
+				s->chunks };
+	int i;
 
 	if (!s->model) {
-		strbuf_addf(a->sb, "mreg_logical_bytes %llu\n",
-			    (unsigned long long)s->logical);
-		strbuf_addf(a->sb, "mreg_referenced_bytes %llu\n",
-			    (unsigned long long)s->stored);
-		strbuf_addf(a->sb, "mreg_dedup_ratio %.4f\n",
-			    s->stored ? (double)s->logical / (double)s->stored :
-					1.0);
-		a->versions = s->versions;
+		a->total = *s;
 		return 0;
 	}
 	a->models++;
-	strbuf_adds(a->sb, "mreg_model_versions{model=");
-	strbuf_add_jsons(a->sb, s->model);
-	strbuf_addf(a->sb, "} %llu\n", (unsigned long long)s->versions);
-	strbuf_adds(a->sb, "mreg_model_logical_bytes{model=");
-	strbuf_add_jsons(a->sb, s->model);
-	strbuf_addf(a->sb, "} %llu\n", (unsigned long long)s->logical);
+	for (i = 0; i < 5; i++) {
+		/* model names are [A-Za-z0-9._-]: nothing to escape */
+		strbuf_addf(&a->fam[i], "%s{model=\"%s\"} %llu\n",
+			    model_fams[i].name, s->model,
+			    (unsigned long long)v[i]);
+	}
 	return 0;
 }
 
@@ -1801,7 +1918,8 @@ static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
 		strbuf_addf(sb, "mreg_hooks_total{result=\"%s\"} %llu\n",
 			    hook_result_name((enum hook_result)i),
 			    (unsigned long long)hc.n[i]);
-	strbuf_addf(sb, "# TYPE mreg_hooks_queued gauge\n"
+	strbuf_addf(sb, "# HELP mreg_hooks_queued Hook events waiting to run.\n"
+		    "# TYPE mreg_hooks_queued gauge\n"
 		    "mreg_hooks_queued %llu\n", (unsigned long long)hc.queued);
 }
 
@@ -1821,64 +1939,107 @@ static void metrics_open_files(struct mreg_registry *reg, struct strbuf *sb)
 		    (unsigned long long)fc.refused);
 }
 
+/* One family of one sample: its HELP and TYPE lines, then the sample. */
+static void metric(struct strbuf *sb, const char *name, const char *help,
+		   bool counter, const char *value)
+{
+	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help,
+		    name, counter ? "counter" : "gauge", name, value);
+}
+
+/* The families of one sample: the totals, the store, the counters. */
+static void metrics_totals(struct strbuf *sb, const struct metrics_arg *a,
+			   const struct reg_store_stats *st)
+{
+	const struct reg_stats *t = &a->total;
+	const struct {
+		const char *name, *help;
+		bool counter;
+		uint64_t v;
+	} one[] = {
+		{ "mreg_models", "Registered models.", false, a->models },
+		{ "mreg_versions", "Versions of all models.", false,
+		  t->versions },
+		{ "mreg_files", "Files of all versions.", false, t->files },
+		{ "mreg_logical_bytes", "Bytes of all files of all versions.",
+		  false, t->logical },
+		{ "mreg_referenced_bytes", "Bytes of the distinct chunks the "
+		  "versions reference.", false, t->stored },
+		{ "mreg_chunks", "Distinct chunks the versions reference.",
+		  false, t->chunks },
+		{ "mreg_stored_bytes", "Bytes of the pack files.", false,
+		  st->pack_bytes },
+		{ "mreg_live_bytes", "Bytes of the chunks that something "
+		  "references.", false, st->live_bytes },
+		{ "mreg_reclaimable_bytes", "Pack bytes mreg gc can reclaim.",
+		  false, st->dead_bytes },
+		{ "mreg_index_bytes", "Bytes the index uses.", false,
+		  st->index_bytes },
+		{ "mreg_store_chunks", "Chunk records in the store.", false,
+		  st->chunks },
+		{ "mreg_reads_total", "Reads of file content by this process.",
+		  true, st->reads },
+		{ "mreg_read_bytes_total", "Bytes read by this process.", true,
+		  st->read_bytes },
+		{ "mreg_commits_total", "File commits by this process.", true,
+		  st->writes },
+		{ "mreg_written_bytes_total", "Bytes committed by this "
+		  "process.", true, st->write_bytes },
+		{ "mreg_promotions_total", "Stage changes by this process.",
+		  true, st->promotions },
+		{ "mreg_errors_total", "Failed calls in this process.", true,
+		  st->errors },
+		{ "mreg_chunked_bytes_total", "Bytes cut into chunks and hashed "
+		  "to store written files.", true, st->chunked_bytes },
+	};
+	char num[32];
+	size_t k;
+
+	for (k = 0; k < sizeof(one) / sizeof(one[0]); k++) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)one[k].v);
+		metric(sb, one[k].name, one[k].help, one[k].counter, num);
+	}
+	snprintf(num, sizeof(num), "%.4f", t->stored ?
+		 (double)t->logical / (double)t->stored : 1.0);
+	metric(sb, "mreg_dedup_ratio", "Logical bytes per referenced byte.",
+	       false, num);
+}
+
 int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 {
+	struct metrics_arg a = { .models = 0 };
 	struct reg_store_stats st;
 	struct strbuf sb;
-	struct metrics_arg a = { &sb, 0, 0 };
-	int r;
+	int i, r;
 
 	if (!reg || !ret || !ret_len)
 		return -EINVAL;
+	for (i = 0; i < 5; i++)
+		strbuf_init(&a.fam[i]);
 	strbuf_init(&sb);
-	strbuf_adds(&sb, "# HELP mreg_logical_bytes Bytes of all files of "
-		    "all versions.\n# TYPE mreg_logical_bytes gauge\n"
-		    "# TYPE mreg_referenced_bytes gauge\n"
-		    "# TYPE mreg_dedup_ratio gauge\n"
-		    "# TYPE mreg_model_versions gauge\n"
-		    "# TYPE mreg_model_logical_bytes gauge\n");
 	r = reg_stats(reg, metrics_model, &a);
 	if (r == 0)
 		r = reg_store_stats(reg, &st);
+	if (r < 0)
+		goto out;
+	metrics_totals(&sb, &a, &st);
+	metrics_hooks(reg, &sb);
+	metrics_open_files(reg, &sb);
+	for (i = 0; i < 5; i++) {
+		if (!a.fam[i].len)
+			continue;
+		strbuf_addf(&sb, "# HELP %s %s\n# TYPE %s gauge\n",
+			    model_fams[i].name, model_fams[i].help,
+			    model_fams[i].name);
+		strbuf_add(&sb, a.fam[i].buf, a.fam[i].len);
+	}
+out:
+	for (i = 0; i < 5; i++)
+		strbuf_release(&a.fam[i]);
 	if (r < 0) {
 		strbuf_release(&sb);
 		return r;
 	}
-	strbuf_addf(&sb, "# TYPE mreg_models gauge\nmreg_models %llu\n",
-		    (unsigned long long)a.models);
-	strbuf_addf(&sb, "# TYPE mreg_versions gauge\nmreg_versions %llu\n",
-		    (unsigned long long)a.versions);
-	strbuf_addf(&sb, "# TYPE mreg_stored_bytes gauge\n"
-		    "mreg_stored_bytes %llu\n",
-		    (unsigned long long)st.pack_bytes);
-	strbuf_addf(&sb, "# TYPE mreg_reclaimable_bytes gauge\n"
-		    "mreg_reclaimable_bytes %llu\n",
-		    (unsigned long long)st.dead_bytes);
-	strbuf_addf(&sb, "# TYPE mreg_index_bytes gauge\n"
-		    "mreg_index_bytes %llu\n",
-		    (unsigned long long)st.index_bytes);
-	strbuf_addf(&sb, "# TYPE mreg_reads_total counter\n"
-		    "mreg_reads_total %llu\n", (unsigned long long)st.reads);
-	strbuf_addf(&sb, "# TYPE mreg_read_bytes_total counter\n"
-		    "mreg_read_bytes_total %llu\n",
-		    (unsigned long long)st.read_bytes);
-	strbuf_addf(&sb, "# TYPE mreg_commits_total counter\n"
-		    "mreg_commits_total %llu\n", (unsigned long long)st.writes);
-	strbuf_addf(&sb, "# TYPE mreg_written_bytes_total counter\n"
-		    "mreg_written_bytes_total %llu\n",
-		    (unsigned long long)st.write_bytes);
-	strbuf_addf(&sb, "# TYPE mreg_promotions_total counter\n"
-		    "mreg_promotions_total %llu\n",
-		    (unsigned long long)st.promotions);
-	strbuf_addf(&sb, "# TYPE mreg_errors_total counter\n"
-		    "mreg_errors_total %llu\n", (unsigned long long)st.errors);
-	strbuf_addf(&sb, "# HELP mreg_chunked_bytes_total Bytes cut into "
-		    "chunks and hashed to store written files.\n"
-		    "# TYPE mreg_chunked_bytes_total counter\n"
-		    "mreg_chunked_bytes_total %llu\n",
-		    (unsigned long long)st.chunked_bytes);
-	metrics_hooks(reg, &sb);
-	metrics_open_files(reg, &sb);
 	*ret = strbuf_detach(&sb, ret_len);
 	return 0;
 }

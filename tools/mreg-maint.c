@@ -93,7 +93,7 @@ static void stats_json(struct cli *c, const struct slist *l,
 	json_init(&j, stdout);
 	json_obj_begin(&j);
 	json_key(&j, "store");
-	json_str(&j, registry_path(c->reg));
+	json_str(&j, be_path(c));
 	json_key(&j, "models");
 	json_arr_begin(&j);
 	for (i = 0; i < l->n; i++) {
@@ -158,7 +158,7 @@ static void stats_table(struct cli *c, const struct slist *l,
 	table_print(&t, stdout);
 	table_release(&t);
 
-	printf("\nstore %s\n", human_str(registry_path(c->reg), a, sizeof(a)));
+	printf("\nstore %s\n", human_str(be_path(c), a, sizeof(a)));
 	table_init(&t, 2, 0x2u);
 	table_row(&t, "  packs", human_size(ss->pack_bytes, lg, sizeof(lg)));
 	table_row(&t, "  live", human_size(ss->live_bytes, lg, sizeof(lg)));
@@ -176,38 +176,90 @@ static void stats_table(struct cli *c, const struct slist *l,
 		printf("\n%s\n", hint);
 }
 
-/* Through a mount: .mreg/metrics, as text or as one JSON object of its
- * samples ("name{labels}": value). */
-static int stats_mount(struct cli *c)
+/* The row of model (NULL: the total) in l, added when missing. */
+static struct srow *srow_of(struct slist *l, const char *model)
 {
-	char *text, *line, *save = NULL, *sp;
-	struct json j;
-	size_t len;
+	struct srow *d;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (!l->s[i].model == !model &&
+		    (!model || !strcmp(l->s[i].model, model)))
+			return &l->s[i];
+	stats_fn(l, &(struct reg_stats){ .model = model });
+	d = &l->s[l->n - 1];
+	/* the total comes last, as reg_stats() gives it */
+	if (model && l->n > 1 && !l->s[l->n - 2].model) {
+		struct srow tmp = l->s[l->n - 2];
+
+		l->s[l->n - 2] = *d;
+		l->s[l->n - 1] = tmp;
+		d = &l->s[l->n - 2];
+	}
+	return d;
+}
+
+/* Through a mount: the numbers of the table, read from .mreg/metrics (the
+ * families reg_metrics_text() writes). */
+static int stats_from_metrics(struct cli *c, struct slist *l,
+			      struct reg_store_stats *ss)
+{
+	static const char *const field[] = { "versions", "files",
+		"logical_bytes", "referenced_bytes", "chunks", NULL };
+	char *text, *line, *save = NULL, *sp, *lb, model[256];
+	size_t len, i;
 	int r;
 
 	r = mount_metrics(c->mnt, &text, &len);
 	if (r < 0)
-		return fail(c, "cannot read '%s/.mreg/metrics': %s",
-			    mount_path(c->mnt), errstr(-r));
-	if (!c->json) {
-		fwrite(text, 1, len, stdout);
-		free(text);
-		return EXIT_OK;
-	}
-	json_init(&j, stdout);
-	json_obj_begin(&j);
+		return r;
+	memset(ss, 0, sizeof(*ss));
+	srow_of(l, NULL);
 	for (line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
+		const char *name = line;
+		uint64_t v, *slot = NULL;
+		struct srow *row;
+
 		if (line[0] == '#' || !(sp = strrchr(line, ' ')))
 			continue;
 		*sp = '\0';
-		json_key(&j, line);
-		json_number_or_str(&j, sp + 1, strlen(sp + 1));
+		v = strtoull(sp + 1, NULL, 10);
+		model[0] = '\0';
+		if ((lb = strchr(line, '{'))) {
+			*lb = '\0';
+			if (sscanf(lb + 1, "model=\"%255[^\"]\"", model) != 1)
+				continue;
+		}
+		if (!strncmp(name, "mreg_model_", 11) && model[0]) {
+			row = srow_of(l, model);
+			name += 11;
+		} else if (!model[0] && !strncmp(name, "mreg_", 5)) {
+			row = srow_of(l, NULL);
+			name += 5;
+		} else {
+			continue;
+		}
+		for (i = 0; field[i]; i++)
+			if (!strcmp(name, field[i]))
+				slot = (uint64_t *[]){ &row->versions,
+					&row->files, &row->logical,
+					&row->stored, &row->chunks }[i];
+		if (!model[0] && !strcmp(name, "stored_bytes"))
+			slot = &ss->pack_bytes;
+		else if (!model[0] && !strcmp(name, "live_bytes"))
+			slot = &ss->live_bytes;
+		else if (!model[0] && !strcmp(name, "reclaimable_bytes"))
+			slot = &ss->dead_bytes;
+		else if (!model[0] && !strcmp(name, "index_bytes"))
+			slot = &ss->index_bytes;
+		else if (!model[0] && !strcmp(name, "store_chunks"))
+			slot = &ss->chunks;
+		if (slot)
+			*slot = v;
 	}
-	json_obj_end(&j);
-	json_finish(&j);
 	free(text);
-	return EXIT_OK;
+	return 0;
 }
 
 int cmd_stats(struct cli *c)
@@ -217,14 +269,21 @@ int cmd_stats(struct cli *c)
 	size_t i;
 	int r;
 
-	if (c->mnt)
-		return stats_mount(c);
-	r = reg_stats(c->reg, stats_fn, &l);
-	if (r >= 0)
-		r = reg_store_stats(c->reg, &ss);
-	if (r < 0) {
-		r = fail_errno(c, r, SUBJ(.model = NULL));
-		goto out;
+	if (c->mnt) {
+		r = stats_from_metrics(c, &l, &ss);
+		if (r < 0) {
+			r = fail(c, "cannot read '%s/.mreg/metrics': %s",
+				 mount_path(c->mnt), errstr(-r));
+			goto out;
+		}
+	} else {
+		r = reg_stats(c->reg, stats_fn, &l);
+		if (r >= 0)
+			r = reg_store_stats(c->reg, &ss);
+		if (r < 0) {
+			r = fail_errno(c, r, SUBJ(.model = NULL));
+			goto out;
+		}
 	}
 	if (c->json)
 		stats_json(c, &l, &ss);

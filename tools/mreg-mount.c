@@ -766,10 +766,11 @@ static int version_emit(struct mreg_mount *m, const char *model,
 	vi.sealed_at = vi.sealed ? iso_secs(sealed) : 0;
 	vi.created = xget_time(p, "created");
 	vi.creator = st->st_uid;
+	/* a draft's size and files are counted as they are now */
+	vi.size = xget_u64(p, "size");
+	vi.nfiles = count_files(p, 0);
 	if (vi.sealed) {
-		vi.size = xget_u64(p, "size");
 		vi.stored = xget_u64(p, "stored");
-		vi.nfiles = count_files(p, 0);
 		xget_digest(p, &vi.digest);
 	}
 	for (i = 0; i < sl->n; i++)

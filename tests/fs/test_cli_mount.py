@@ -159,7 +159,16 @@ def test_read():
         'diff through the mount', r.stdout + r.stderr)
     r = mreg('stats', '--json')
     d = json.loads(r.stdout) if r.returncode == 0 else {}
-    t.eq(d.get('mreg_models'), 1, 'stats: .mreg/metrics as JSON')
+    s = json.loads(m.mreg('-c', empty, 'stats', '--json').stdout)
+    t.eq((d.get('models'), d.get('total')), (s['models'], s['total']),
+         'stats --json through the mount: the numbers of the store')
+    r = mreg('stats')
+    store = m.mreg('-c', empty, 'stats')
+    t.ok(r.returncode == 0 and r.stdout.startswith('MODEL ') and
+         r.stdout.split('\n\n')[0] == store.stdout.split('\n\n')[0] and
+         '\nstore %s\n' % m.mnt in r.stdout,
+         'stats through the mount prints the table, as on the store',
+         r.stdout + r.stderr + '\n--- on the store:\n' + store.stdout)
 
 
 def test_meta_seal():

@@ -361,6 +361,64 @@ static void test_store_check(void)
 	free(p);
 }
 
+static int audit_len(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	*(uint64_t *)arg += len + 1;
+	return 0;
+}
+
+static int size_of(void *arg, const struct reg_version_info *v)
+{
+	*(struct reg_version_info *)arg = *v;
+	return 0;
+}
+
+/* A draft's size and files; the sizes of the .mreg files. */
+static void test_sizes(void)
+{
+	struct reg_version_info vi = { 0 };
+	struct reg_attr a;
+	struct reg_file *f;
+	uint64_t total = 0;
+	char buf[32], *text;
+	size_t len;
+	ssize_t n;
+
+	CHECK_EQ(reg_model_create(reg, &me, "sz"), 0, "a model");
+	CHECK(mkdir_in("sz", "1") == 0 && mkdir_in("sz/1", "d") == 0,
+	      "a draft with a directory");
+	CHECK(reg_create(reg, &me, ino_of("sz/1"), "a", 0644, O_WRONLY, &a,
+			 &f) == 0 && reg_write(f, "0123456789", 10, 0) == 10 &&
+	      reg_flush(f, &me) == 0, "a file of 10 bytes");
+	reg_release(f);
+	CHECK(reg_create(reg, &me, ino_of("sz/1/d"), "b", 0644, O_WRONLY, &a,
+			 &f) == 0 && reg_write(f, "abc", 3, 0) == 3 &&
+	      reg_flush(f, &me) == 0, "and one of 3 in the directory");
+	reg_release(f);
+	CHECK(reg_version_info(reg, "sz", "1", size_of, &vi) == 0 &&
+	      vi.size == 13 && vi.nfiles == 2, "the draft has 13 bytes in 2 "
+	      "files (%llu, %llu)", (unsigned long long)vi.size,
+	      (unsigned long long)vi.nfiles);
+	n = reg_getxattr(reg, ino_of("sz/1"), "user.mreg.size", buf,
+			 sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	CHECK(n == 2 && !strcmp(buf, "13"), "user.mreg.size of the draft: %s",
+	      buf);
+	CHECK_EQ(reg_audit(reg, 0, audit_len, &total), 0, "read the trail");
+	CHECK(reg_getattr(reg, REG_AUDITLOG_INO, &a) == 0 && a.size == total,
+	      "audit.log's size is the trail's (%llu, %llu)",
+	      (unsigned long long)a.size, (unsigned long long)total);
+	CHECK(reg_metrics_text(reg, &text, &len) == 0 &&
+	      reg_getattr(reg, REG_METRICS_INO, &a) == 0 && a.size == len,
+	      "metrics' size is its text's (%llu, %zu)",
+	      (unsigned long long)a.size, len);
+	CHECK(strstr(text, "# HELP mreg_model_versions ") &&
+	      strstr(text, "# TYPE mreg_model_versions gauge\n"
+			   "mreg_model_versions{model=\""),
+	      "families come with HELP and TYPE, then their samples");
+	free(text);
+}
+
 /* The on_promote hook ran once per promotion, never for a temporary
  * name (its output: "MODEL STAGE VERSION PREVIOUS" per line). */
 static void check_hooks(void)
@@ -416,6 +474,7 @@ int main(void)
 	test_errno_times();
 	test_stage_case();
 	test_rollback();
+	test_sizes();
 	registry_close(reg); /* runs the hooks still queued */
 	check_hooks();
 	test_store_check();
