@@ -75,10 +75,12 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBCORE   := $(BUILD)/libmregcore.a
 
-.PHONY: all test unit bench install uninstall clean help deps fuzz demo
+.PHONY: all programs test unit bench install uninstall clean help deps fuzz demo
 .SECONDARY:
-all: $(BUILD)/mreg $(BUILD)/mregfs $(UNIT_BIN) $(BUILD)/tests/test-collide \
-	$(BUILD)/tests/fsstress
+all: programs $(UNIT_BIN) $(BUILD)/tests/test-collide $(BUILD)/tests/fsstress
+
+# The two programs, without the tests (what the demo and install need).
+programs: $(BUILD)/mreg $(BUILD)/mregfs
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -123,7 +125,7 @@ deps:
 test: all
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh
 
-demo: all
+demo: programs
 	$(Q)sh tools/demo.sh
 
 unit: $(UNIT_BIN)
@@ -137,8 +139,13 @@ install: $(BUILD)/mreg $(BUILD)/mregfs
 	install -m 755 $(BUILD)/mreg $(BUILD)/mregfs $(DESTDIR)$(BINDIR)/
 	install -m 644 tools/mregfs.service $(DESTDIR)$(UNITDIR)/mregfs.service
 	install -m 755 tools/mount.fuse.mregfs $(DESTDIR)/sbin/mount.fuse.mregfs
-	test -e $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf || \
-		install -D -m 644 mreg.conf.example $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf
+	# the example with every setting commented out: the defaults, no
+	# stage policy in force until an administrator writes one
+	test -e $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf || { \
+		install -d $(DESTDIR)$(SYSCONFDIR)/mreg && \
+		sed -e 's/^\([^#;[:space:]]\)/#\1/' mreg.conf.example \
+			>$(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf && \
+		chmod 644 $(DESTDIR)$(SYSCONFDIR)/mreg/mreg.conf; }
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mreg $(DESTDIR)$(BINDIR)/mregfs \
@@ -150,6 +157,7 @@ clean:
 help:
 	@echo 'make [V=1] [WERROR=1] [SANITIZE=address,undefined] [ID_BITS=8] TARGET'
 	@echo '  all        build build/mreg, build/mregfs and the unit tests'
+	@echo '  programs   build build/mreg and build/mregfs only'
 	@echo '  deps       apt-get install what the build and tests need'
 	@echo '             (sh tools/install-deps.sh services: and the services'
 	@echo '             some tests start, PostgreSQL and radosgw)'

@@ -6,7 +6,8 @@
 # binaries build/tests/test-*; the others are tests/cli/*.sh,
 # tests/fs/*.sh (or .py) and tests/services/test-*.sh (the services the
 # tests start: PostgreSQL, radosgw). A test that exits non-zero without a
-# "not ok" line counts as one failure.
+# "not ok" line counts as one failure. What was skipped is listed at the
+# end, with the reason.
 # Usage: tests/run.sh [unit|cli|fs|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,8 @@ log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
 suites=${*:-unit cli fs services}
 pass=0 fail=0 skip=0
+skipped="$log/skipped"
+: >"$skipped"
 
 run_one() {
 	name=$1; shift
@@ -34,12 +37,19 @@ run_one() {
 		echo "not ok - $name exited with status $rc" >>"$out"
 	fi
 	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+	# "name: what (reason)" for each check skipped
+	sed -n 's/^ok [0-9]* - \(.*\) # SKIP \(.*\)$/\1 (\2)/p' "$out" |
+		sed "s|^|  $(basename "$name"): |" >>"$skipped"
 	if [ "$f" -gt 0 ]; then
 		echo "FAIL ($p passed, $f failed)"
 		grep -E '^not ok|^#' "$out" | head -20 | sed 's/^/    /'
 		tail -5 "$out" | sed 's/^/    | /'
 	else
-		echo "ok ($p passed${s:+, $s skipped})"
+		if [ "$s" -gt 0 ]; then
+			echo "ok ($p passed, $s skipped)"
+		else
+			echo "ok ($p passed)"
+		fi
 	fi
 }
 
@@ -67,6 +77,8 @@ for suite in $suites; do
 done
 
 if [ "$skip" -gt 0 ]; then
+	echo "skipped, and why:"
+	cat "$skipped"
 	echo "$pass passed, $fail failed, $skip skipped"
 else
 	echo "$pass passed, $fail failed"

@@ -6,7 +6,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 sh tools/install-deps.sh
-make -s all
+# the two programs only, not the tests
+make -s programs
 mnt=${MREG_DEMO_MNT:-/tmp/mreg-demo}
 mkdir -p "$mnt"
 if ! mountpoint -q "$mnt"; then

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs, on Debian 12, the packages mreg needs to build, test and demo.
-# Does nothing when all of them are present already.
+# Does nothing when all of them are present already. prometheus is for its
+# promtool (the tests check .mreg/metrics with `promtool check metrics`).
 #
 #	sh tools/install-deps.sh		the build, the tests, the demo
 #	sh tools/install-deps.sh services	and the services some tests
@@ -12,7 +13,7 @@
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils \
 libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev rsync attr python3 \
-clang strace"
+clang strace prometheus"
 SERVICE_PKGS="curl postgresql libpq-dev ceph-mon ceph-osd radosgw ceph-common"
 for group in "$@"; do
 	case $group in
