@@ -3,9 +3,10 @@
  *
  * The registry is split by subject: registry.c (opening, the namespace
  * and its rules), regfile.c (streaming, chunking, storing and reading file
- * content), regspool.c (files rewritten in place), regstage.c (sealing,
- * stages, policy, history, removal), regmeta.c (metadata, listings,
- * search, stats, audit), regmaint.c (fsck, gc, pins).
+ * content, when a file is done), regspool.c (files rewritten in place),
+ * regstage.c (sealing, stages, policy, history, removal), regmeta.c
+ * (metadata, listings, search, stats, audit), regmaint.c (fsck, gc, pins),
+ * reglive.c (life tokens, writers of drafts).
  */
 #ifndef MREG_REG_INT_H
 #define MREG_REG_INT_H
@@ -35,6 +36,7 @@
 #define HELD_PREFIX "\001held."
 
 struct wstate;
+struct writer_ref;
 
 struct mreg_registry {
 	const struct mreg_config *cfg;
@@ -54,6 +56,13 @@ struct mreg_registry {
 
 	struct hooks *hooks;      /* NULL when no hook is configured */
 	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
+
+	/* reglive.c */
+	uint64_t live_token;      /* our byte of run/live, locked */
+	int live_fd;              /* run/live */
+	int writers_fd;           /* run/writers: our writers' read locks */
+	pthread_mutex_t writers_lock; /* guards writer_refs */
+	struct writer_ref *writer_refs; /* drafts written here, counted */
 
 	/* sealed files' extent tables, shared by their opens (regfile.c);
 	   guarded by lock */
@@ -163,18 +172,29 @@ int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
 int depth_check(int depth);
 /* A symlink inside a version must stay inside it, lexically: -EINVAL. */
 int check_inner_target(const char *target, int depth);
-/* Pending files (at model roots, being written) are listed in META under
- * "pending/" + be64 inode -> u32 pid of the writer, so that the ones a dead
- * process left are found without a scan. */
+/* Files that live only as long as the process writing them are listed in
+ * META under "pending/" + be64 inode -> u64 life token of that process
+ * (reglive.c), so that the ones a dead process left are found without a
+ * scan: pending files at model roots until they are registered or
+ * discarded, and new files of drafts until their first commit (a file
+ * whose first close never completed is absent after a crash). */
 #define PENDING_PREFIX "pending/"
-int pending_note(struct idx_txn *t, uint64_t ino, bool add);
-/* Removes pending files whose writer is dead (registry_open). */
+int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino);
+/* Drops the note of ino (none: 0). */
+int pending_del(struct idx_txn *t, uint64_t ino);
+/* In t: removes the files noted by dead processes (their names, records
+ * and extents) and their notes. */
+int pending_reap_txn(struct mreg_registry *reg, struct idx_txn *t);
+/* Removes what dead processes left (registry_open, registry_tick): a
+ * read first, a write transaction only when there is something to do. */
 int pending_cleanup(struct mreg_registry *reg);
-/* Removes pending file ino, if it is still one (not registered), has a
- * visible name (a dot-named one waits for its rename), was made by this
- * process and is open here no more: a file at a model root that failed to
- * register when its writer closed it (a full disk) must not stay behind. */
-int pending_discard(struct mreg_registry *reg, uint64_t ino);
+/* In t: removes pending file f (name, record, extents, note): a file
+ * discarded (reg_close) or left by a dead process. */
+int pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
+/* In t: true when this process noted ino (pending_add), false when another
+ * process did or none did (an error reads as another's). */
+bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
+		      uint64_t ino);
 
 /* ---- audit (regmeta.c) ---- */
 struct audit_ev {
@@ -299,8 +319,6 @@ void file_trashed_here(struct mreg_registry *reg, uint64_t ino);
 int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 			 const struct reg_caller *who, struct inode_rec *f,
 			 char *ret_version);
-/* True when any file of version v is open for writing here. */
-bool version_has_writers(struct mreg_registry *reg, uint64_t v);
 /* Sets a->size to the size written so far when the file is open for
  * writing here (a stat must show what was written before close). */
 void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a);
@@ -377,6 +395,30 @@ int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
  * new base, and the spool is empty. */
 void spool_committed(struct mreg_registry *reg, struct spool *sp,
 		     struct spool_plan *pl, int64_t ctime);
+/* Marks the open writer of pending file ino registered (a rename made it
+ * a version): its later writes fail, its close has nothing to do. */
+void wstate_registered(struct mreg_registry *reg, uint64_t ino);
+
+/* ---- reglive.c ---- */
+/* Takes a life token and opens run/writers (registry_open). */
+int live_open(struct mreg_registry *reg);
+/* Drops the token and every writer lock. */
+void live_close(struct mreg_registry *reg);
+/* Does the process that holds token live? (Ours: yes; cannot tell: yes.) */
+bool live_token_alive(struct mreg_registry *reg, uint64_t token);
+/* A file of draft version is open for writing here, from now until
+ * writers_leave(): a seal of it in any process fails with EBUSY. Waits
+ * while a seal's transaction holds the version; call it outside any
+ * transaction (then check again that the version is a draft) or inside a
+ * write transaction (no seal can be running). -ENOMEM, -errno. */
+int writers_enter(struct mreg_registry *reg, uint64_t version);
+void writers_leave(struct mreg_registry *reg, uint64_t version);
+/* In a write transaction: 0 when no process writes a file of version
+ * (which nobody can open for writing until the transaction ended), else
+ * -EBUSY after waiting a moment. */
+int writers_none_txn(struct mreg_registry *reg, uint64_t version);
+/* Ends what writers_none_txn() holds (reg_txn, after the transaction). */
+void writers_txn_end(void);
 
 /* ---- regstage.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */

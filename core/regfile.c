@@ -46,6 +46,9 @@
 
 struct stream;
 
+/* Writers of a new file remembered (beyond: any process counts as one). */
+#define WS_WRITERS 8
+
 /* An inode open for writing in this process. Its content is either being
  * streamed (written in order from the start: chunked and stored as it
  * arrives) or a spool (anything else). */
@@ -59,7 +62,23 @@ struct wstate {
 	_Atomic uint64_t size;    /* written under lock, read by getattr too */
 	bool dirty;               /* written since the last commit */
 	bool sealed;              /* its version was sealed: writes fail */
-	bool registered;          /* a pending file that became a version */
+	bool times_kept;          /* mtime set since the last write: the
+				     commit keeps it (cp -p) */
+	bool born;                /* not a new file of a draft whose first
+				     close by its writer is still to come */
+	int wpids[WS_WRITERS];    /* processes that created or wrote it
+				     (while pending or not born) */
+	int nwpids;               /* > WS_WRITERS: too many to tell */
+	/* a pending file (reg_close): */
+	bool registered;          /* became a version */
+	bool done;                /* its last descriptor was closed */
+	bool discarded;           /* removed instead of registered */
+	bool discarding;          /* to be removed (its removal failed:
+				     tried again at the release) */
+	int failed;               /* its registration failed with this */
+	int killed_pid, killed_sig; /* that writer and its signal */
+	struct reg_caller closer; /* who closed it last (groups: none) */
+	bool closer_known;
 	pthread_mutex_t lock;     /* writes, truncation and commits */
 	struct wstate *next;
 };
@@ -99,6 +118,8 @@ struct reg_file {
 	bool writer, sealed, pinned;
 	bool counted;             /* in reg->open_files */
 	uid_t uid;                /* the opener: a spool it needs is its own */
+	bool entered;             /* writes draft version (writers_enter) */
+	bool internal;            /* ours (truncate): its release is no close */
 	struct wstate *ws;        /* reads and writes go to the spool */
 	struct ext_table *tab;    /* sealed: the shared table ext points in */
 	struct rext *ext;         /* committed content */
@@ -1138,7 +1159,7 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return r;
 	if ((r = name_del(t, m.ino, f->name)) < 0 && r != -ENOENT)
 		return r;
-	if ((r = pending_note(t, f->ino, false)) < 0)
+	if ((r = pending_del(t, f->ino)) < 0)
 		return r;
 	f->kind = REG_FILE;
 	f->parent = v.ino;
@@ -1195,6 +1216,20 @@ static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
 		if (w->ino == ino)
 			return w;
 	return NULL;
+}
+
+/* The write state of ino when it is open for writing here, referenced
+ * (ws_put() it), or NULL. */
+static struct wstate *ws_get(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	pthread_mutex_lock(&reg->lock);
+	ws = ws_find(reg, ino);
+	if (ws)
+		ws->refs++;
+	pthread_mutex_unlock(&reg->lock);
+	return ws;
 }
 
 static void ws_put(struct mreg_registry *reg, struct wstate *ws)
@@ -1279,19 +1314,6 @@ void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-bool version_has_writers(struct mreg_registry *reg, uint64_t v)
-{
-	struct wstate *w;
-	bool any = false;
-
-	pthread_mutex_lock(&reg->lock);
-	for (w = reg->wfiles; w; w = w->next)
-		if (w->version == v && !w->sealed)
-			any = true;
-	pthread_mutex_unlock(&reg->lock);
-	return any;
-}
-
 void version_writers_seal(struct mreg_registry *reg, uint64_t v)
 {
 	struct wstate *w;
@@ -1303,15 +1325,20 @@ void version_writers_seal(struct mreg_registry *reg, uint64_t v)
 	pthread_mutex_unlock(&reg->lock);
 }
 
+#define COMMIT_REGISTER 0x1u
+#define COMMIT_BIRTH    0x2u
+
 struct commit_arg {
 	struct mreg_registry *reg;
 	const struct reg_caller *who;
 	struct wstate *ws;
 	struct ingest *in;        /* a stream's content, or */
-	struct spool_plan *plan;  /* what a spool changes */
+	struct spool_plan *plan;  /* what a spool changes (neither: nothing
+				     new to store) */
 	bool nodigest;            /* the content's digest is not known */
 	struct mreg_id digest;    /* else, with plan: the digest */
 	int64_t ctime;            /* the inode's after the commit */
+	unsigned how;             /* COMMIT_* */
 	bool registered;
 	bool gone;                /* unlinked while open: nothing committed */
 	char version[REG_NAME_MAX + 1];
@@ -1320,6 +1347,7 @@ struct commit_arg {
 static int do_commit(struct idx_txn *t, void *arg)
 {
 	struct commit_arg *a = arg;
+	bool content = a->in || a->plan;
 	struct inode_rec f, v;
 	uint64_t new_bytes;
 	int r;
@@ -1333,8 +1361,9 @@ static int do_commit(struct idx_txn *t, void *arg)
 		return r;
 	if (f.flags & INODE_SEALED)
 		return -EROFS;
-	new_bytes = a->plan ? a->plan->in.new_bytes : a->in->new_bytes;
-	if (f.kind == REG_FILE) {
+	new_bytes = a->plan ? a->plan->in.new_bytes :
+		    a->in ? a->in->new_bytes : 0;
+	if (f.kind == REG_FILE && content) {
 		if ((r = ino_get(t, f.version, &v)) < 0)
 			return r;
 		if (v.flags & INODE_SEALED)
@@ -1343,27 +1372,36 @@ static int do_commit(struct idx_txn *t, void *arg)
 		if ((r = ino_put(t, &v)) < 0)
 			return r;
 	}
+	/* a new file of a draft outlives its writer from now on */
+	if (f.kind == REG_FILE && (a->how & COMMIT_BIRTH) &&
+	    (r = pending_del(t, f.ino)) < 0)
+		return r;
 	if (a->plan) {
 		if ((r = spool_plan_apply(a->reg, t, a->plan, &f)) < 0)
 			return r;
 		f.size = a->plan->size;
 		f.digest = a->digest;
-	} else {
+	} else if (a->in) {
 		if ((r = extents_drop(t, f.ino)) < 0 ||
 		    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
 			return r;
 		f.size = a->in->size;
 		f.digest = a->in->digest;
 	}
-	if (a->nodigest)
-		f.flags |= INODE_NODIGEST;
-	else
-		f.flags &= (uint16_t)~INODE_NODIGEST;
-	f.mtime = f.ctime = now_ns();
+	if (content) {
+		if (a->nodigest)
+			f.flags |= INODE_NODIGEST;
+		else
+			f.flags &= (uint16_t)~INODE_NODIGEST;
+		f.ctime = now_ns();
+		if (!a->ws->times_kept)
+			f.mtime = f.ctime;
+		if (f.kind == REG_PENDING)
+			f.stored += new_bytes; /* the version's, once made */
+	}
 	a->ctime = f.ctime;
-	if (f.kind == REG_PENDING)
-		f.stored += new_bytes; /* the version's, once made */
-	if (f.kind == REG_PENDING && f.name[0] != '.') {
+	if ((a->how & COMMIT_REGISTER) && f.kind == REG_PENDING &&
+	    f.name[0] != '.') {
 		a->registered = true;
 		return pending_register_txn(a->reg, t, a->who, &f,
 					    a->version);
@@ -1373,8 +1411,9 @@ static int do_commit(struct idx_txn *t, void *arg)
 
 /* Commits a spool (ws->lock held): only what changed is chunked and
  * stored (regspool.c). The digest of the whole content is computed
- * when the file is sealed; a pending file is sealed by this commit, so
- * its digest is taken here, before the transaction. */
+ * when the file is sealed; a pending file is sealed by the commit of its
+ * last close, which may have nothing new to store, so its digest is taken
+ * at each commit, before the transaction. */
 static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
 			struct commit_arg *a)
 {
@@ -1421,15 +1460,29 @@ static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
 	return r;
 }
 
-/* Commits ws (its lock held). 1 when a pending file was registered. */
+/* Commits ws (its lock held): what was written since the last commit, if
+ * anything. how: COMMIT_REGISTER, a pending file with a visible name
+ * becomes a version in the same transaction; COMMIT_BIRTH, a new file of
+ * a draft outlives its writer from now on. 1 when it was registered. */
 static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
-		     struct wstate *ws)
+		     struct wstate *ws, unsigned how)
 {
-	struct commit_arg a = { .reg = reg, .who = who, .ws = ws };
+	struct commit_arg a = { .reg = reg, .who = who, .ws = ws,
+				.how = how };
 	int r;
 
 	if (ws->sealed)
 		return -EROFS;
+	if (ws->born)
+		a.how &= ~COMMIT_BIRTH;
+	if (!ws->dirty) {
+		if (!a.how)
+			return 0;
+		r = reg_txn(reg, do_commit, &a);
+		if (r < 0)
+			return r;
+		goto done;
+	}
 	if (ws->stream && !ws->stream->committed) {
 		struct stream *s = ws->stream;
 
@@ -1477,8 +1530,11 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 	if (!a.gone)
 		ws->ctime = a.ctime;
 done:
+	if (ws->dirty)
+		atomic_fetch_add(&reg->writes, 1);
 	ws->dirty = false;
-	atomic_fetch_add(&reg->writes, 1);
+	if (a.how & COMMIT_BIRTH)
+		ws->born = true;
 	if (a.registered) {
 		ws->registered = true;
 		ws->sealed = true;
@@ -1494,19 +1550,188 @@ int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
 	struct wstate *ws;
 	int r = 0;
 
-	pthread_mutex_lock(&reg->lock);
-	ws = ws_find(reg, ino);
-	if (ws)
-		ws->refs++;
-	pthread_mutex_unlock(&reg->lock);
+	ws = ws_get(reg, ino);
 	if (!ws)
 		return 0;
 	pthread_mutex_lock(&ws->lock);
 	if (ws->dirty)
-		r = ws_commit(reg, who, ws);
+		r = ws_commit(reg, who, ws, 0);
 	pthread_mutex_unlock(&ws->lock);
 	ws_put(reg, ws);
 	return r < 0 ? r : 0;
+}
+
+void wstate_registered(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	ws = ws_get(reg, ino);
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->registered = ws->sealed = true;
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
+}
+
+/* ---- when a pending file is done (SPEC §2.1) ---------------------------- */
+
+/* Why a pending file was removed instead of registered, for the log
+ * and the audit. */
+struct discard_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t ino;
+	int pid, sig;             /* a writer killed by sig, or */
+	int err;                  /* the error its registration failed with */
+	bool dropped;
+};
+
+static int do_discard(struct idx_txn *t, void *arg)
+{
+	struct discard_arg *a = arg;
+	struct inode_rec f, m;
+	const char *sig = sigabbrev_np(a->sig);
+	char reason[160];
+	int r;
+
+	a->dropped = false;
+	r = ino_get(t, a->ino, &f);
+	if (r == -ENOENT || (r == 0 && (f.kind != REG_PENDING ||
+					(f.flags & INODE_TRASHED))))
+		return 0; /* unlinked or renamed to a version meanwhile */
+	if (r < 0)
+		return r;
+	/* a failed registration: a temporary name waits for its rename
+	   (rsync removes its own), and a file another process made may
+	   still be written through another mount */
+	if (!a->sig &&
+	    (f.name[0] == '.' || !pending_ours_txn(a->reg, t, f.ino)))
+		return 0;
+	if ((r = ino_get(t, f.model, &m)) < 0 ||
+	    (r = pending_drop_txn(t, &f)) < 0)
+		return r;
+	a->dropped = true;
+	if (!a->sig)
+		return 0; /* close() said why; the log says the rest */
+	snprintf(reason, sizeof(reason), "process %d, which wrote it, was "
+		 "killed by signal %d (SIG%s): a partial file is never "
+		 "registered", a->pid, a->sig, sig ? sig : "?");
+	return audit_put(t, a->who, &(struct audit_ev){ .op = "register",
+		.result = "refused", .model = m.name, .path = f.name,
+		.reason = reason });
+}
+
+/* Empties ws's content (its lock held): a new stream, nothing written.
+ * -ENOMEM. */
+static int ws_empty(struct mreg_registry *reg, struct wstate *ws)
+{
+	struct stream *s = stream_new(reg);
+
+	if (!s)
+		return -ENOMEM;
+	stream_free(reg, ws->stream);
+	ws->stream = s;
+	spool_free(reg, ws->sp);
+	ws->sp = NULL;
+	ws->size = 0;
+	return 0;
+}
+
+/* Removes pending file ws (its lock held) instead of registering it: a
+ * process that wrote it was killed, or its registration failed (see
+ * do_discard). */
+static int ws_discard(struct mreg_registry *reg, struct wstate *ws,
+		      const struct reg_caller *who)
+{
+	struct discard_arg a = { .reg = reg, .who = who, .ino = ws->ino,
+				 .pid = ws->killed_pid,
+				 .sig = ws->killed_sig, .err = ws->failed };
+	int r;
+
+	r = reg_txn(reg, do_discard, &a);
+	if (r < 0)
+		return log_err(r, "cannot remove inode %llu, which is not "
+			       "to be registered", (unsigned long long)ws->ino);
+	ws->discarding = false;
+	if (!a.dropped)
+		return 0;
+	if (a.sig)
+		log_info("discarded inode %llu: process %d, which wrote it, "
+			 "was killed by signal %d", (unsigned long long)ws->ino,
+			 a.pid, a.sig);
+	else
+		log_info("discarded inode %llu: its writer closed it but it "
+			 "could not be registered (%s)",
+			 (unsigned long long)ws->ino, strerror(-a.err));
+	ws->discarded = ws->sealed = true;
+	ws->dirty = false;
+	/* what it stored goes to gc; a mapping left reads it empty */
+	if (ws_empty(reg, ws) < 0)
+		log_warn(-ENOMEM, "inode %llu keeps its bytes until its "
+			 "last handle is released", (unsigned long long)ws->ino);
+	return 0;
+}
+
+/* Did process pid create or write ws (or is it impossible to tell)? */
+static bool ws_wrote(const struct wstate *ws, int pid)
+{
+	int i;
+
+	if (ws->nwpids > WS_WRITERS || pid <= 0)
+		return true;
+	for (i = 0; i < ws->nwpids; i++)
+		if (ws->wpids[i] == pid)
+			return true;
+	return false;
+}
+
+/* The rule for a pending file (ws's lock held), applied at each close of
+ * a descriptor and at the release of its last handle: the one place that
+ * decides whether it becomes a version or goes. Until its last descriptor
+ * is closed, each close commits what was written (close() returns the
+ * commit's error). At the last close (or, when the file system could not
+ * tell which close was the last, at the release of the last handle) it is
+ * registered, complete, in the commit's transaction; it is removed
+ * instead when a process that wrote it dies by a signal (audited), or
+ * when that registration fails (a full disk: close() returns why). */
+static int pending_closed(struct mreg_registry *reg, struct wstate *ws,
+			  const struct reg_caller *who,
+			  const struct reg_closing *how)
+{
+	bool last = how->known && !how->others;
+	int r;
+
+	if (ws->discarding)
+		return last ? ws_discard(reg, ws, who) : 0;
+	if (ws->registered || ws->discarded || ws->done)
+		return 0;
+	ws->closer = *who;
+	ws->closer.groups = NULL;
+	ws->closer.ngroups = 0;
+	ws->closer_known = true;
+	if (how->signal && !ws->killed_sig && ws_wrote(ws, how->pid)) {
+		ws->killed_pid = how->pid;
+		ws->killed_sig = how->signal;
+	}
+	if (!last)
+		return ws->killed_sig ? 0 : ws_commit(reg, who, ws, 0);
+	ws->done = true;
+	if (!ws->killed_sig) {
+		r = ws_commit(reg, who, ws, COMMIT_REGISTER);
+		if (r >= 0)
+			return r; /* registered, or a temporary name that
+				     waits for its rename */
+		ws->failed = r;
+	}
+	ws->discarding = true;
+	r = ws_discard(reg, ws, who);
+	if (ws->failed)
+		return ws->failed;
+	if (r < 0)
+		return r;
+	/* a live process closed it last: its bytes went too */
+	return how->signal ? 0 : -EIO;
 }
 
 /* ---- opening ----------------------------------------------------------- */
@@ -1829,6 +2054,8 @@ static void file_free(struct reg_file *f)
 		return;
 	if (f->counted)
 		file_uncount(f->reg, f->ino);
+	if (f->entered)
+		writers_leave(f->reg, f->version);
 	if (f->pinned)
 		unpin_version(f->reg, f->version);
 	pthread_mutex_destroy(&f->lock);
@@ -1898,6 +2125,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 	ws->version = f->version;
 	ws->sp = sp;
 	ws->ctime = f->ctime;
+	ws->born = true;
 	ws->size = trunc ? 0 : f->size;
 	ws->refs = 1;
 	pthread_mutex_init(&ws->lock, NULL);
@@ -1921,24 +2149,38 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 	f->ws = ws;
 have:
 	if (ws && trunc) {
-		struct stream *s;
-
 		pthread_mutex_lock(&ws->lock);
 		if (ws->stream && ws->stream->end == 0 &&
-		    !ws->stream->committed) {
+		    !ws->stream->committed)
 			ws->dirty = true; /* empty already */
-		} else if ((s = stream_new(reg))) {
-			/* emptied: stream the new content */
-			stream_free(reg, ws->stream);
-			ws->stream = s;
-			spool_free(reg, ws->sp);
-			ws->sp = NULL;
-			ws->size = 0;
-			ws->dirty = true;
-		}
+		else if (ws_empty(reg, ws) == 0)
+			ws->dirty = true; /* stream the new content */
 		pthread_mutex_unlock(&ws->lock);
 	}
 	return 0;
+}
+
+static int version_state(struct idx_txn *t, void *arg)
+{
+	struct inode_rec *v = arg;
+
+	return ino_get(t, v->ino, v);
+}
+
+/* f, a file of a draft, is opened for writing: from now until its release
+ * no process can seal the draft; one that sealed it meanwhile makes the
+ * open fail with -EROFS. */
+static int draft_enter(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct inode_rec v = { .ino = f->version };
+	int r;
+
+	if ((r = writers_enter(reg, f->version)) < 0)
+		return r;
+	f->entered = true;
+	if ((r = index_read(reg->ix, version_state, &v)) < 0)
+		return r;
+	return (v.flags & INODE_SEALED) ? -EROFS : 0;
 }
 
 int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
@@ -2018,6 +2260,9 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 		if (f->kind == REG_FILE)
 			table_adopt(reg, f);
 	} else {
+		if (writer && f->kind == REG_FILE &&
+		    (r = draft_enter(reg, f)) < 0)
+			goto fail;
 		if (a.rec.flags & INODE_TRASHED) {
 			/* opened again after its unlink (/proc/PID/fd) */
 			pin_version(reg, ino);
@@ -2331,6 +2576,7 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 		else if (off + (uint64_t)n > ws->size)
 			ws->size = off + (uint64_t)n;
 		ws->dirty = true;
+		ws->times_kept = false;
 		atomic_fetch_add(&f->reg->write_bytes, (uint64_t)n);
 	}
 	pthread_mutex_unlock(&ws->lock);
@@ -2384,6 +2630,7 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 			s->pos = s->end = in->size;
 			ws->size = in->size;
 			ws->dirty = true;
+			ws->times_kept = false;
 			r = (ssize_t)in->size;
 		} else {
 			s->err = (int)r;
@@ -2393,60 +2640,154 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 	return r;
 }
 
-int reg_flush(struct reg_file *f, const struct reg_caller *who)
+/* Commits f's write state for a close by process pid (0: unknown) or an
+ * fsync (pid 0): the first close by a process that created or wrote a
+ * new file of a draft makes it outlive its writer. */
+static int file_commit(struct reg_file *f, const struct reg_caller *who,
+		       int pid)
 {
-	struct wstate *ws;
+	struct wstate *ws = f->ws;
 	int r = 0;
 
-	if (!f)
-		return -EINVAL;
-	ws = f->ws;
 	if (!f->writer || !ws)
 		return 0;
 	pthread_mutex_lock(&ws->lock);
-	if (ws->dirty || (f->kind == REG_PENDING && !ws->registered))
-		r = ws_commit(f->reg, who, ws);
+	if ((ws->dirty || !ws->born) && !ws->discarded)
+		r = ws_commit(f->reg, who, ws,
+			      ws_wrote(ws, pid) ? COMMIT_BIRTH : 0);
 	pthread_mutex_unlock(&ws->lock);
 	if (r < 0)
 		atomic_fetch_add(&f->reg->errors, 1);
 	return r;
 }
 
+int reg_flush(struct reg_file *f, const struct reg_caller *who)
+{
+	if (!f || !who)
+		return -EINVAL;
+	return file_commit(f, who, 0);
+}
+
+bool reg_file_pending(const struct reg_file *f)
+{
+	return f && f->writer && f->ws && f->kind == REG_PENDING;
+}
+
+bool reg_file_unfinished(const struct reg_file *f)
+{
+	/* read without the lock: a stale answer costs a look-up or
+	   misses a writer that wrote after its first close (born) */
+	return f && f->writer && f->ws &&
+	       (f->kind == REG_PENDING || !f->ws->born);
+}
+
+void reg_file_writer(struct reg_file *f, int pid)
+{
+	struct wstate *ws = f ? f->ws : NULL;
+	int i;
+
+	if (!reg_file_unfinished(f))
+		return;
+	pthread_mutex_lock(&ws->lock);
+	for (i = 0; i < ws->nwpids && i < WS_WRITERS; i++)
+		if (ws->wpids[i] == pid)
+			break;
+	if (i == ws->nwpids) {
+		if (i < WS_WRITERS)
+			ws->wpids[i] = pid;
+		ws->nwpids++;
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+int reg_close(struct reg_file *f, const struct reg_caller *who,
+	      const struct reg_closing *how)
+{
+	struct wstate *ws;
+	int r;
+
+	if (!f || !who || !how)
+		return -EINVAL;
+	if (!reg_file_pending(f))
+		return file_commit(f, who, how->pid);
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	r = pending_closed(f->reg, ws, who, how);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		atomic_fetch_add(&f->reg->errors, 1);
+	return r;
+}
+
+/* Is f the last handle of its write state? */
+static bool last_handle(struct reg_file *f)
+{
+	bool only;
+
+	pthread_mutex_lock(&f->reg->lock);
+	only = f->ws->refs == 1;
+	pthread_mutex_unlock(&f->reg->lock);
+	return only;
+}
+
+/* The release of the last handle of a pending file: it is done now when
+ * its last close was not seen (the file system could not tell which close
+ * was the last); a removal that failed at its last close is tried again. */
+static void pending_released(struct reg_file *f)
+{
+	static const struct reg_closing last = { .known = true };
+	struct wstate *ws = f->ws;
+	struct reg_caller who;
+	int r;
+
+	pthread_mutex_lock(&ws->lock);
+	if (ws->closer_known)
+		who = ws->closer;
+	else
+		reg_caller_self(&who);
+	r = pending_closed(f->reg, ws, &who, &last);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		log_err(r, "cannot register inode %llu on release",
+			(unsigned long long)f->ino);
+}
+
 void reg_release(struct reg_file *f)
 {
-	struct mreg_registry *reg;
 	struct reg_caller self;
-	bool unregistered = false;
-	uint64_t ino;
+	bool last;
 	int r;
 
 	if (!f)
 		return;
-	reg = f->reg;
-	ino = f->ino;
 	if (f->ws) {
-		if (f->writer && f->ws->dirty && !f->ws->sealed) {
+		last = !f->internal && last_handle(f);
+		if (last && reg_file_pending(f))
+			pending_released(f);
+		/* bytes not committed yet (written through a mapping); a new
+		   file whose writer's close was not seen */
+		if (f->writer && !f->ws->sealed &&
+		    (f->ws->dirty || (last && !f->ws->born))) {
 			reg_caller_self(&self);
 			r = reg_flush(f, &self);
 			if (r < 0)
 				log_err(r, "cannot commit inode %llu on release",
 					(unsigned long long)f->ino);
 		}
-		unregistered = f->kind == REG_PENDING && !f->ws->registered;
 		ws_put(f->reg, f->ws);
 	}
 	file_free(f);
-	if (unregistered)
-		pending_discard(reg, ino);
 }
 
 /* ---- create and setattr ------------------------------------------------ */
 
 struct create_arg {
+	struct mreg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t parent;
 	const char *name;
 	mode_t mode;
+	bool entered;             /* writers_enter(rec.version) done */
 	struct inode_rec rec;
 };
 
@@ -2472,8 +2813,6 @@ static int do_create(struct idx_txn *t, void *arg)
 			return r;
 		rec_new(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
 			p.ino, 0, a->name);
-		if ((r = pending_note(t, ino, true)) < 0)
-			return r;
 	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
 		if (p.flags & INODE_SEALED)
 			return -EROFS;
@@ -2491,10 +2830,18 @@ static int do_create(struct idx_txn *t, void *arg)
 		p.mtime = p.ctime = now_ns();
 		if ((r = ino_put(t, &p)) < 0)
 			return r;
+		/* no seal runs now: this only counts us */
+		if (!a->entered &&
+		    (r = writers_enter(a->reg, a->rec.version)) < 0)
+			return r;
+		a->entered = true;
 	} else {
 		return -EPERM;
 	}
-	if ((r = ino_put(t, &a->rec)) < 0)
+	/* it dies with us until its first commit (a pending file: until
+	   it is registered) */
+	if ((r = pending_add(a->reg, t, ino)) < 0 ||
+	    (r = ino_put(t, &a->rec)) < 0)
 		return r;
 	return name_put(t, p.ino, a->name, ino, 0);
 }
@@ -2503,8 +2850,8 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name, mode_t mode, int flags,
 	       struct reg_attr *ret_attr, struct reg_file **ret_file)
 {
-	struct create_arg a = { .who = who, .parent = parent, .name = name,
-				.mode = mode };
+	struct create_arg a = { .reg = reg, .who = who, .parent = parent,
+				.name = name, .mode = mode };
 	struct reg_file *f;
 	int r;
 
@@ -2518,12 +2865,15 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
 		return -EPERM;
 	r = reg_txn(reg, do_create, &a);
-	if (r < 0)
+	if (r >= 0 && !(f = file_new(reg, a.rec.ino)))
+		r = -ENOMEM;
+	if (r < 0) {
+		if (a.entered)
+			writers_leave(reg, a.rec.version);
 		return r;
-	f = file_new(reg, a.rec.ino);
-	if (!f)
-		return -ENOMEM;
+	}
 	f->uid = who->uid;
+	f->entered = a.entered;
 	f->kind = a.rec.kind;
 	f->version = a.rec.version;
 	f->flags = flags | O_RDWR;
@@ -2536,6 +2886,12 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	if (r < 0) {
 		file_free(f);
 		return r;
+	}
+	if (f->kind == REG_FILE) {
+		/* (nobody else has the new inode yet) */
+		pthread_mutex_lock(&f->ws->lock);
+		f->ws->born = false;
+		pthread_mutex_unlock(&f->ws->lock);
 	}
 	rec_to_attr(&a.rec, ret_attr);
 	*ret_file = f;
@@ -2607,8 +2963,6 @@ static int do_setattr(struct idx_txn *t, void *arg)
 	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
 	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
 		/* chmod a-w of a draft seals it */
-		if (version_has_writers(a->reg, r->ino))
-			return -EBUSY;
 		if ((e = ino_put(t, r)) < 0)
 			return e;
 		e = seal_txn(a->reg, t, a->who, r);
@@ -2618,6 +2972,21 @@ static int do_setattr(struct idx_txn *t, void *arg)
 		return ino_get(t, a->ino, r);
 	}
 	return ino_put(t, r);
+}
+
+/* Times were set on file ino: when it is open for writing here, its next
+ * commit keeps them (unless it is written again first). */
+static void ws_times_kept(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	ws = ws_get(reg, ino);
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->times_kept = true;
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
 }
 
 /* Truncates file ino to size: through its write state when it is open
@@ -2637,6 +3006,7 @@ static int truncate_file(struct mreg_registry *reg,
 		return r;
 	ws = f->ws;
 	pthread_mutex_lock(&ws->lock);
+	f->internal = true;
 	if (ws->sealed) {
 		r = -EROFS;
 	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
@@ -2644,10 +3014,11 @@ static int truncate_file(struct mreg_registry *reg,
 		if (r == 0) {
 			ws->size = size;
 			ws->dirty = true;
+			ws->times_kept = false;
 			/* another handle has it open: its flush commits (and
 			   a pending file registers when its writer closes
 			   it) */
-			r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws);
+			r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws, 0);
 		}
 	}
 	pthread_mutex_unlock(&ws->lock);
@@ -2692,6 +3063,8 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 			return r;
 		if (a.sealed_version)
 			version_writers_seal(reg, a.rec.ino);
+		if (rest.valid & REG_SET_MTIME)
+			ws_times_kept(reg, ino);
 		rec_to_attr(&a.rec, ret);
 		if (fh && fh->ws)
 			ret->size = fh->ws->size;

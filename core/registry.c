@@ -6,7 +6,8 @@
  *	DIR/index/      LMDB environment (index.c)
  *	DIR/packs/      pack files (store.c)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
- *	DIR/run/        pins-PID: versions a live process has open (regmaint.c)
+ *	DIR/run/        pins-PID: versions a live process has open (regmaint.c);
+ *	                live, writers: life tokens, writers of drafts (reglive.c)
  *
  * Key schema of the index (integers in keys big-endian, so they sort):
  *	META     "format"   -> u32 1
@@ -21,6 +22,8 @@
  *	HISTORY  be64 model inode + be64 seq    -> stage change (records.c)
  *	AUDIT    be64 seq                       -> one JSON object
  *	TRASH    be64 version inode             -> i64 time of removal (ns)
+ *	META     "pending/" + be64 inode        -> be64 life token of its writer
+ *	         (files that die with their writer: reg-int.h, reglive.c)
  *
  * A model M has a NAMES entry (2, "M"); its directory holds "stages" (its
  * stages directory inode), its versions and its pending files; stages are
@@ -508,6 +511,7 @@ int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	int r, i, n;
 
 	r = index_write(reg->ix, tramp, &tr);
+	writers_txn_end();
 	/* copied out first: a dropped hook is audited by a transaction of
 	 * its own, which resets the notes */
 	n = r >= 0 && reg->hooks ? nnotes : 0;
@@ -844,7 +848,9 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 		return -ENOMEM;
 	reg->cfg = cfg;
 	reg->pin_fd = -1;
+	reg->live_fd = reg->writers_fd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->writers_lock, NULL);
 	reg->chunker = cfg->chunker;
 	reg->path = store ? strdup(store) : config_store_path(cfg, NULL);
 	if (!reg->path) {
@@ -921,6 +927,9 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 	r = pins_open(reg);
 	if (r < 0)
 		goto fail;
+	r = live_open(reg);
+	if (r < 0)
+		goto fail;
 	r = pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
@@ -948,10 +957,12 @@ void registry_close(struct mreg_registry *reg)
 	files_close(reg);
 	tables_free(reg);
 	pins_close(reg);
+	live_close(reg);
 	store_close(reg->st);
 	index_close(reg->ix);
 	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);
+	pthread_mutex_destroy(&reg->writers_lock);
 	free(reg->path);
 	free(reg->spool_dir);
 	free(reg->run_dir);
@@ -972,8 +983,13 @@ const char *registry_path(const struct mreg_registry *reg)
 
 void registry_tick(struct mreg_registry *reg)
 {
+	int r;
+
 	index_reader_check(reg->ix);
 	pins_flush(reg);
+	r = pending_cleanup(reg);
+	if (r < 0)
+		log_err(r, "cannot remove files left by dead processes");
 }
 
 /* ---- the namespace ---------------------------------------------------- */
@@ -1347,6 +1363,7 @@ struct op {
 	bool sealed_version;          /* a version got sealed */
 	uint64_t sealed_ino;
 	bool registered;              /* a pending file became a version */
+	uint64_t registered_ino;      /* ... this one */
 	uint64_t keep;                /* a file open here, pinned: trash it */
 	bool trashed;                 /* ... and it was */
 	uint64_t want_keep;           /* open here but not pinned: rerun */
@@ -1484,7 +1501,10 @@ static int inode_delete(struct idx_txn *t, const struct inode_rec *r)
 		if (e < 0)
 			return e;
 	}
-	if (r->kind == REG_PENDING && (e = pending_note(t, r->ino, false)) < 0)
+	/* a pending file, or a draft's file unlinked before its first
+	   commit */
+	if ((r->kind == REG_PENDING || r->kind == REG_FILE) &&
+	    (e = pending_del(t, r->ino)) < 0)
 		return e;
 	be64_put(k, r->ino);
 	e = idx_del(t, IDX_INODES, k, 8);
@@ -1518,7 +1538,8 @@ static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
 		o->want_keep = c->ino;
 		return -EAGAIN;
 	}
-	if (c->kind == REG_PENDING && (r = pending_note(t, c->ino, false)) < 0)
+	if ((c->kind == REG_PENDING || c->kind == REG_FILE) &&
+	    (r = pending_del(t, c->ino)) < 0)
 		return r;
 	if ((r = inode_trash(t, c)) < 0)
 		return r;
@@ -2006,6 +2027,7 @@ static int rename_in_model(struct op *o, struct idx_txn *t,
 			return name_put(t, m->ino, o->newname, c.ino, 0);
 		}
 		o->registered = true;
+		o->registered_ino = c.ino;
 		return pending_register_txn(o->reg, t, o->who, &c, NULL);
 	}
 	if (c.kind != REG_VERSION)
@@ -2028,8 +2050,6 @@ static int rename_in_model(struct op *o, struct idx_txn *t,
 	if (dot_name(o->name) && !dot_name(o->newname)) {
 		/* mv .7.part 7: the write-then-rename idiom seals */
 		c.flags &= (uint16_t)~INODE_DOTDRAFT;
-		if (version_has_writers(o->reg, c.ino))
-			return -EBUSY;
 		o->sealed_version = true;
 		o->sealed_ino = c.ino;
 		r = seal_txn(o->reg, t, o->who, &c);
@@ -2175,5 +2195,7 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (o.sealed_version)
 		version_writers_seal(reg, o.sealed_ino);
+	if (o.registered)
+		wstate_registered(reg, o.registered_ino);
 	return 0;
 }

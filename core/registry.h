@@ -125,7 +125,7 @@ const char *registry_path(const struct mreg_registry *reg);
  * -EINVAL, -ENOMEM. */
 int registry_set_mount(struct mreg_registry *reg, const char *mount);
 /* Housekeeping a long-running process calls every few seconds: clears
- * dead reader slots. */
+ * dead reader slots, removes what dead processes left half written. */
 void registry_tick(struct mreg_registry *reg);
 
 /* ---- names --------------------------------------------------------- */
@@ -260,14 +260,52 @@ ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
  * for writing, -ENOSPC, -EFBIG. */
 ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 		  uint64_t off);
-/* Commits what was written: chunks stored and synced, the file's content
- * replaced in one transaction; a pending file at a model root with a
- * visible name becomes the next version here, and reg_flush returns 1 then
- * (the name left the model root: a filesystem should drop it from its
- * caches). On return >= 0 the bytes are durable. Nothing to do (0) when
- * nothing was written since the last commit. -EROFS when the version was
- * sealed meanwhile (the bytes were not committed). */
+/* Commits what was written (fsync): chunks stored and synced, the file's
+ * content replaced in one transaction. On return >= 0 the bytes are
+ * durable. Nothing to do (0) when nothing was written since the last
+ * commit. A pending file at a model root stays pending (see reg_close).
+ * -EROFS when the version was sealed meanwhile (the bytes were not
+ * committed). */
 int reg_flush(struct reg_file *f, const struct reg_caller *who);
+/* How a descriptor of an open file was closed, as far as the caller (the
+ * file system, which knows the kernel) could learn it. */
+struct reg_closing {
+	bool known;             /* others was found out */
+	bool others;            /* another descriptor (any process) still
+				   refers to the file: not its last close */
+	int pid;                /* the closing process (thread group), 0
+				   when unknown */
+	int signal;             /* it is dying of this signal, else 0 */
+};
+/* close(2) of a descriptor of f: commits what was written, as reg_flush;
+ * the first close by a process that created or wrote a new file of a
+ * draft (how->pid, see reg_file_writer) makes it outlive a crash (before
+ * it, a crash removes it: SPEC §5).
+ * A pending file at a model root (SPEC §2.1) is registered once, when its
+ * last descriptor is closed (how->known && !how->others; else when its
+ * last handle is released): it becomes the next version, and reg_close
+ * returns 1 (the name left the model root: a file system should drop it
+ * from its caches). A pending file that a process dying of a signal wrote
+ * (see reg_file_writer) is never registered: at its last close it is
+ * removed and the refusal audited (0 to the dying process; -EIO to a live
+ * one, whose bytes went too). One whose registration fails is removed too
+ * (unless its name is a dot name, which waits for its rename, or another
+ * process created it), and reg_close returns why it failed (-ENOSPC...).
+ * Errors as reg_flush. */
+int reg_close(struct reg_file *f, const struct reg_caller *who,
+	      const struct reg_closing *how);
+/* Is f a pending file (a model root's) open for writing, not registered
+ * yet: the one kind of file whose close needs reg_closing known? */
+bool reg_file_pending(const struct reg_file *f);
+/* Is f a file just created (a pending file, a new file of a draft whose
+ * writer did not close it yet), whose writers reg_close needs to know? */
+bool reg_file_unfinished(const struct reg_file *f);
+/* Notes that process pid (its thread group) creates or writes f, when f
+ * is unfinished (else nothing): the close of a process that never wrote
+ * it (a child closing an inherited descriptor at exec) does not make a
+ * new draft file outlive a crash, and a writer's death by a signal keeps
+ * a pending file from registering. */
+void reg_file_writer(struct reg_file *f, int pid);
 /* copy_file_range: a whole committed file copied into a new file shares
  * its chunks (metadata only: no byte is read or written). Returns the
  * bytes copied (0 at the end of in); -EOPNOTSUPP for any other copy (the
@@ -281,7 +319,10 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
  * as zeros and takes no room. -ENXIO when off is at or past the end (for
  * SEEK_DATA also when only a hole follows), -EINVAL for another whence. */
 int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret);
-/* Releases the handle (commits first if needed; errors are logged). */
+/* Releases the handle (commits first if needed; errors are logged). The
+ * last handle of a pending file whose last close reg_close could not tell
+ * registers it; one that is still not registered then is removed (see
+ * reg_close). */
 void reg_release(struct reg_file *f);
 /* True when the file's content is sealed (keep_cache is safe). */
 bool reg_file_sealed(const struct reg_file *f);

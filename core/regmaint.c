@@ -1,6 +1,8 @@
 /* regmaint.c — keeping a store sound: pins (which versions live processes
  * have open), pending files of dead writers, fsck and gc (SPEC §5).
  *
+ * Pending files: see pending_add() in reg-int.h and reglive.c.
+ *
  * Pins: each process that opens sealed files keeps DIR/run/pins-PID, one
  * version inode per line, and holds flock(LOCK_EX) on it for its life. gc
  * frees a removed version's tree only when no live process lists it; a
@@ -218,21 +220,44 @@ static int pins_read(struct mreg_registry *reg, struct pinset *s, bool reap)
 
 /* ---- pending files ---------------------------------------------------------- */
 
-int pending_note(struct idx_txn *t, uint64_t ino, bool add)
+static void pending_key(uint64_t ino, uint8_t *k)
 {
-	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
-	uint32_t pid = (uint32_t)getpid();
-	int r;
-
 	memcpy(k, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1);
 	be64_put(k + sizeof(PENDING_PREFIX) - 1, ino);
-	if (add)
-		return idx_put(t, IDX_META, k, sizeof(k), &pid, 4, 0);
+}
+
+int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino)
+{
+	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8], v[8];
+
+	pending_key(ino, k);
+	be64_put(v, reg->live_token);
+	return idx_put(t, IDX_META, k, sizeof(k), v, sizeof(v), 0);
+}
+
+int pending_del(struct idx_txn *t, uint64_t ino)
+{
+	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
+	int r;
+
+	pending_key(ino, k);
 	r = idx_del(t, IDX_META, k, sizeof(k));
 	return r == -ENOENT ? 0 : r;
 }
 
+bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
+		      uint64_t ino)
+{
+	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
+	struct idx_val v;
+
+	pending_key(ino, k);
+	return idx_get(t, IDX_META, k, sizeof(k), &v) == 0 && v.len == 8 &&
+	       be64_get(v.data) == reg->live_token;
+}
+
 struct pending_list {
+	struct mreg_registry *reg;
 	uint64_t *v;
 	size_t n, cap;
 };
@@ -243,20 +268,35 @@ static int pending_one(void *arg, const struct idx_val *k,
 	struct pending_list *l = arg;
 	uint32_t pid;
 
-	if (k->len != sizeof(PENDING_PREFIX) - 1 + 8 || v->len != 4)
+	if (k->len != sizeof(PENDING_PREFIX) - 1 + 8)
 		return 0;
-	memcpy(&pid, v->data, 4);
-	if (pid != (uint32_t)getpid() &&
-	    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		return 0; /* its writer lives */
+	if (v->len == 8) {
+		if (live_token_alive(l->reg, be64_get(v->data)))
+			return 0;
+	} else if (v->len == 4) {
+		/* a note of an older mreg: a PID, the best it had */
+		memcpy(&pid, v->data, 4);
+		if (pid != (uint32_t)getpid() &&
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			return 0;
+	}
 	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
 		return -ENOMEM;
 	l->v[l->n++] = be64_get((const uint8_t *)k->data + k->len - 8);
 	return 0;
 }
 
-/* Deletes pending file f: its extents, name, record and note. */
-static int pending_drop(struct idx_txn *t, const struct inode_rec *f)
+/* The inodes noted by dead processes, into l. */
+static int pending_dead(struct idx_txn *t, void *arg)
+{
+	struct pending_list *l = arg;
+
+	l->n = 0;
+	return idx_scan(t, IDX_META, PENDING_PREFIX,
+			sizeof(PENDING_PREFIX) - 1, NULL, 0, pending_one, l);
+}
+
+int pending_drop_txn(struct idx_txn *t, const struct inode_rec *f)
 {
 	uint8_t k[8];
 	int r;
@@ -266,95 +306,77 @@ static int pending_drop(struct idx_txn *t, const struct inode_rec *f)
 	    ((r = name_del(t, f->parent, f->name)) < 0 && r != -ENOENT) ||
 	    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
 		return r;
-	return pending_note(t, f->ino, false);
+	return pending_del(t, f->ino);
 }
 
-static int do_pending_cleanup(struct idx_txn *t, void *arg)
+/* Is f, noted by a dead process, still what it left: a pending file, or a
+ * file of a draft never committed (not unlinked meanwhile)? */
+static int left_unfinished(struct idx_txn *t, const struct inode_rec *f)
 {
-	struct pending_list *l = arg;
+	struct inode_rec v;
+	uint64_t ino;
+	int r;
+
+	if (f->flags & (INODE_TRASHED | INODE_SEALED))
+		return 0;
+	if (f->kind == REG_PENDING)
+		return 1;
+	if (f->kind != REG_FILE)
+		return 0;
+	if (name_get(t, f->parent, f->name, &ino) < 0 || ino != f->ino)
+		return 0;
+	if ((r = ino_get(t, f->version, &v)) < 0)
+		return r == -ENOENT ? 0 : r;
+	return !(v.flags & INODE_SEALED);
+}
+
+static int reap(struct idx_txn *t, struct pending_list *l)
+{
 	struct inode_rec f;
 	size_t i;
 	int r;
 
-	l->n = 0;
-	r = idx_scan(t, IDX_META, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1,
-		     NULL, 0, pending_one, l);
-	if (r < 0)
+	if ((r = pending_dead(t, l)) < 0)
 		return r;
 	for (i = 0; i < l->n; i++) {
 		r = ino_get(t, l->v[i], &f);
-		if (r == 0 && f.kind == REG_PENDING) {
-			if ((r = pending_drop(t, &f)) < 0)
+		if (r == 0)
+			r = left_unfinished(t, &f);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r == 1) {
+			if ((r = pending_drop_txn(t, &f)) < 0)
 				return r;
 			log_msg(LOG_LVL_INFO, "removed '%s', left half "
 				"written by a process that died", f.name);
-			continue;
+		} else if ((r = pending_del(t, l->v[i])) < 0) {
+			return r;
 		}
-		if (r < 0 && r != -ENOENT)
-			return r;
-		if ((r = pending_note(t, l->v[i], false)) < 0)
-			return r;
 	}
 	return 0;
 }
 
-struct discard_arg {
-	struct mreg_registry *reg;
-	uint64_t ino;
-	char name[256];
-	bool dropped;
-};
-
-static int do_pending_discard(struct idx_txn *t, void *arg)
+int pending_reap_txn(struct mreg_registry *reg, struct idx_txn *t)
 {
-	struct discard_arg *a = arg;
-	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
-	struct inode_rec f;
-	struct idx_val v;
-	uint32_t pid;
-	int r;
+	struct pending_list l = { .reg = reg };
+	int r = reap(t, &l);
 
-	a->dropped = false;
-	r = ino_get(t, a->ino, &f);
-	if (r == -ENOENT || (r == 0 && (f.kind != REG_PENDING ||
-					f.name[0] == '.')))
-		return 0; /* registered, or a temporary name that waits */
-	if (r < 0)
-		return r;
-	/* only its writer's: another mount of the store may write it */
-	memcpy(k, PENDING_PREFIX, sizeof(PENDING_PREFIX) - 1);
-	be64_put(k + sizeof(PENDING_PREFIX) - 1, a->ino);
-	if ((r = idx_get(t, IDX_META, k, sizeof(k), &v)) < 0)
-		return r == -ENOENT ? 0 : r;
-	if (v.len != 4)
-		return 0;
-	memcpy(&pid, v.data, 4);
-	if (pid != (uint32_t)getpid() || file_open_here(a->reg, a->ino))
-		return 0;
-	snprintf(a->name, sizeof(a->name), "%s", f.name);
-	a->dropped = true;
-	return pending_drop(t, &f);
+	free(l.v);
+	return r;
 }
 
-int pending_discard(struct mreg_registry *reg, uint64_t ino)
+static int do_pending_cleanup(struct idx_txn *t, void *arg)
 {
-	struct discard_arg a = { .reg = reg, .ino = ino };
-	int r = reg_txn(reg, do_pending_discard, &a);
-
-	if (r < 0)
-		return log_err(r, "cannot remove unregistered file inode %llu",
-			       (unsigned long long)ino);
-	if (a.dropped)
-		log_msg(LOG_LVL_INFO, "removed '%s': its writer closed it but "
-			"it could not be registered", a.name);
-	return 0;
+	return reap(t, arg);
 }
 
 int pending_cleanup(struct mreg_registry *reg)
 {
-	struct pending_list l = { 0 };
-	int r = reg_txn(reg, do_pending_cleanup, &l);
+	struct pending_list l = { .reg = reg };
+	int r = index_read(reg->ix, pending_dead, &l);
 
+	if (r == 0 && l.n > 0)
+		r = reg_txn(reg, do_pending_cleanup, &l);
 	free(l.v);
 	return r;
 }

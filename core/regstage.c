@@ -111,6 +111,11 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return -EALREADY;
 	if (v->flags & INODE_DOTDRAFT)
 		return -EINVAL; /* a temporary name: rename it first */
+	/* no process writes in it (SPEC §2.3), nor can start to before
+	   this transaction ended; files a dead process never finished go */
+	if ((r = writers_none_txn(reg, v->ino)) < 0 ||
+	    (r = pending_reap_txn(reg, t)) < 0)
+		return r;
 	digest_init(&w.ds);
 	strbuf_init(&path);
 	r = seal_tree(&w, v->ino, &path, 0);
@@ -582,8 +587,6 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return r;
 	if (!(v->flags & INODE_SEALED)) {
 		/* a draft is sealed first, then pointed at */
-		if (version_has_writers(reg, v->ino))
-			return -EBUSY;
 		r = seal_txn(reg, t, who, v);
 		if (r < 0 && r != -EALREADY)
 			return r;
@@ -765,8 +768,6 @@ static int do_seal(struct idx_txn *t, void *arg)
 		return r;
 	if (v.flags & INODE_SEALED)
 		return -EALREADY;
-	if (version_has_writers(o->reg, v.ino))
-		return -EBUSY;
 	o->sealed = v.ino;
 	return seal_txn(o->reg, t, o->who, &v);
 }
@@ -925,8 +926,9 @@ static int do_version_remove(struct idx_txn *t, void *arg)
 
 	if ((r = version_get(t, o->model, o->version, &m, &v)) < 0)
 		return r;
-	if (!(v.flags & INODE_SEALED) && version_has_writers(o->reg, v.ino))
-		return -EBUSY;
+	if (!(v.flags & INODE_SEALED) &&
+	    (r = writers_none_txn(o->reg, v.ino)) < 0)
+		return r;
 	return version_remove_txn(o->reg, t, o->who, &m, &v);
 }
 

@@ -562,7 +562,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
-	char *store = NULL, *path = NULL, *fopts = NULL;
+	char *store = NULL, *path = NULL, *fopts = NULL, *mpath = NULL;
 	bool mounted = false, handlers = false, threads = false;
 	int r, ret = 1;
 
@@ -608,6 +608,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	detach_dead_mounts(o.mountpoint);
+	/* canonical, as mountinfo will show it; not once mounted: a look at
+	   the mount point would wait for us */
+	mpath = realpath(o.mountpoint, NULL);
 	se = fuse_session_new(&args, &mregfs_ops, sizeof(mregfs_ops), &fs);
 	if (!se)
 		goto out; /* libfuse said why */
@@ -618,6 +621,13 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out;
 	mounted = true;
+	if (!mpath || closer_mount_dev(mpath, &fs.dev) < 0)
+		log_warn(-ENOENT, "cannot find the mount '%s' in "
+			 "/proc/self/mountinfo: files at a model root register "
+			 "when their last handle is released",
+			 mpath ? mpath : o.mountpoint);
+	else
+		fs.dev_known = true;
 	if (fuse_daemonize(o.foreground) != 0)
 		goto out;
 	if (!o.foreground) {
@@ -677,6 +687,7 @@ out:
 	free(fopts);
 	free(store);
 	free(path);
+	free(mpath);
 out_args:
 	options_release(&o);
 	config_release(&cfg);

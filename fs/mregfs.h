@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "registry.h"
@@ -48,10 +49,28 @@ struct mregfs {
 	unsigned readahead;          /* bytes, from the config */
 	unsigned max_background;
 	bool kernel_checks;          /* mounted with default_permissions */
+	dev_t dev;                   /* st_dev of the mount */
+	bool dev_known;              /* (else no close is known to be last) */
 };
 
 /* The low-level operations (fs/ops.c). */
 extern const struct fuse_lowlevel_ops mregfs_ops;
+
+/* ---- who closes a file, and how (fs/closer.c) ------------------------ */
+
+/* The device number of the FUSE mount at mountpoint (canonical path), from
+ * /proc/self/mountinfo. -ENOENT, -errno. */
+int closer_mount_dev(const char *mountpoint, dev_t *ret);
+/* How thread tid's close of a descriptor of inode ino was made: which
+ * process, whether it is dying of a signal, whether another descriptor of
+ * ino is left anywhere. ret->known stays false when that could not be
+ * found out (fs->dev unknown, no /proc). Costs a look at every process's
+ * descriptors: call it only for the files that need it
+ * (reg_file_pending()). */
+void closer_probe(const struct mregfs *fs, int tid, uint64_t ino,
+		  struct reg_closing *ret);
+/* The process (thread group) of thread tid: tid when unknown, 0 for 0. */
+int closer_tgid(int tid);
 
 /* ---- invalidation queue (fs/inval.c) --------------------------------
 

@@ -388,8 +388,9 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	/* Like create and close: an empty file at a model root registers. */
-	r = reg_flush(f, &who);
+	/* Like create and close: an empty file at a model root registers
+	   (nobody has a descriptor of it). */
+	r = reg_close(f, &who, &(struct reg_closing){ .known = true });
 	reg_release(f);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -514,6 +515,13 @@ static void mfs_link(fuse_req_t req, UNUSED fuse_ino_t ino,
 	fuse_reply_err(req, name_too_long(newname) ? ENAMETOOLONG : EPERM);
 }
 
+/* A new file's writers are remembered by process (reg_file_writer()). */
+static void note_writer(fuse_req_t req, struct reg_file *f)
+{
+	if (reg_file_unfinished(f))
+		reg_file_writer(f, closer_tgid((int)fuse_req_ctx(req)->pid));
+}
+
 static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct reg_caller who;
@@ -561,6 +569,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->fh = (uintptr_t)f;
+	note_writer(req, f);
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
 	attr_to_stat(&a, &e.attr);
@@ -593,6 +602,7 @@ static void mfs_write(fuse_req_t req, UNUSED fuse_ino_t ino, const char *buf,
 {
 	ssize_t n;
 
+	note_writer(req, file_of(fi));
 	n = reg_write(file_of(fi), buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -600,14 +610,22 @@ static void mfs_write(fuse_req_t req, UNUSED fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
-/* close(2) returns what this returns: the commit of what was written. */
-static void mfs_flush(fuse_req_t req, UNUSED fuse_ino_t ino,
+/* close(2) returns what this returns: the commit of what was written. A
+ * file at a model root registers at its last close, unless a process that
+ * wrote it is dying of a signal: the kernel says neither, /proc tells. */
+static void mfs_flush(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
+	struct reg_file *f = file_of(fi);
+	struct reg_closing how = { 0 };
 	struct reg_caller who;
 
 	caller_of(req, &who, NULL, 0);
-	reply_status(req, reg_flush(file_of(fi), &who));
+	if (reg_file_pending(f))
+		closer_probe(fs_of(req), (int)who.pid, ino, &how);
+	else if (reg_file_unfinished(f))
+		how.pid = closer_tgid((int)who.pid);
+	reply_status(req, reg_close(f, &who, &how));
 }
 
 static void mfs_release(fuse_req_t req, fuse_ino_t ino,
