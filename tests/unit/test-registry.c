@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -229,6 +231,8 @@ static void test_drafts(void)
 
 static void test_pending(void)
 {
+	const struct reg_closing shared = { .known = true, .others = true },
+		last = { .known = true };
 	struct reg_attr m, f, v;
 	struct reg_file *fh;
 
@@ -247,12 +251,144 @@ static void test_pending(void)
 	CHECK_EQ(reg_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "a visible file at the model root");
 	CHECK_EQ(reg_write(fh, "data", 4, 0), 4, "write it");
-	CHECK_EQ(reg_flush(fh, &me), 1, "flush registers it");
-	CHECK_EQ(reg_write(fh, "more", 4, 4), -EROFS,
+	CHECK_EQ(reg_flush(fh, &me), 0, "fsync commits it");
+	CHECK_EQ(reg_lookup(reg, m.ino, "direct.bin", &f), 0,
+		 "and it stays pending");
+	CHECK_EQ(reg_close(fh, &me, &shared), 0,
+		 "a close with another descriptor left commits it");
+	CHECK_EQ(reg_lookup(reg, m.ino, "direct.bin", &f), 0,
+		 "and it stays pending (a shell's dup2, a child's exec)");
+	CHECK_EQ(reg_write(fh, "more", 4, 4), 4, "the writer goes on");
+	CHECK_EQ(reg_close(fh, &me, &last), 1,
+		 "the last close registers it");
+	CHECK_EQ(reg_write(fh, "late", 4, 8), -EROFS,
 		 "writes after registration fail");
+	CHECK_EQ(reg_close(fh, &me, &last), 0, "once");
 	reg_release(fh);
 	CHECK_EQ(reg_resolve(reg, "churn/9/direct.bin", &v), 0, "version 9");
+	CHECK_EQ(v.size, 8, "with every byte written before its last close");
 }
+
+static int find_text(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	const char **want = arg;
+
+	(void)seq;
+	if (memmem(json, len, want[0], strlen(want[0])) &&
+	    memmem(json, len, want[1], strlen(want[1])))
+		want[2] = "found";
+	return 0;
+}
+
+/* Is there an audit record holding both a and b? */
+static bool audited(const char *a, const char *b)
+{
+	const char *want[3] = { a, b, NULL };
+
+	return reg_audit(reg, 0, find_text, want) == 0 && want[2];
+}
+
+/* A new pending file name at model m, written "part" by process pid (and
+ * pid2, when not 0). */
+static struct reg_file *written(const struct reg_attr *m, const char *name,
+				int pid, int pid2)
+{
+	struct reg_file *fh = NULL;
+	struct reg_attr f;
+
+	CHECK_EQ(reg_create(reg, &me, m->ino, name, 0644, O_WRONLY, &f, &fh),
+		 0, "create %s", name);
+	reg_file_writer(fh, pid);
+	if (pid2)
+		reg_file_writer(fh, pid2);
+	CHECK_EQ(reg_write(fh, "part", 4, 0), 4, "write part of it");
+	return fh;
+}
+
+/* SPEC §2.1: a pending file registers once, complete, when its writer is
+ * done; one whose writer dies of a signal never does. */
+static void test_close_rule(void)
+{
+	const struct reg_closing others = { .known = true, .others = true },
+		unknown = { 0 },
+		killed = { .known = true, .pid = 4242, .signal = 9 },
+		killed_shared = { .known = true, .others = true, .pid = 4242,
+				  .signal = 15 },
+		bystander = { .known = true, .others = true, .pid = 777,
+			      .signal = 13 },
+		last_live = { .known = true, .pid = 4243 };
+	struct reg_attr m, f, v;
+	struct reg_setattr sa = { 0 };
+	struct reg_file *fh;
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
+
+	/* killed while it was the only holder (cp & kill -9) */
+	fh = written(&m, "killed.bin", 4242, 0);
+	CHECK_EQ(reg_close(fh, &me, &killed), 0,
+		 "its writer's death closes it");
+	CHECK_EQ(reg_write(fh, "more", 4, 4), -EROFS,
+		 "a discarded file takes no more writes");
+	reg_release(fh);
+	CHECK_EQ(reg_lookup(reg, m.ino, "killed.bin", &f), -ENOENT,
+		 "the partial file is gone");
+	CHECK(audited("\"refused\"", "killed by signal 9"),
+	      "the refusal is audited");
+
+	/* killed while another process still holds it: discarded at the
+	   last close, whoever makes it */
+	fh = written(&m, "shared.bin", 4242, 4243);
+	CHECK_EQ(reg_close(fh, &me, &killed_shared), 0,
+		 "one writer dies of SIGTERM, another holds it");
+	CHECK_EQ(reg_lookup(reg, m.ino, "shared.bin", &f), 0,
+		 "it stays until the last close");
+	CHECK_EQ(reg_close(fh, &me, &last_live), -EIO,
+		 "the live writer's last close is told it went");
+	reg_release(fh);
+	CHECK_EQ(reg_lookup(reg, m.ino, "shared.bin", &f), -ENOENT,
+		 "and it is gone");
+
+	/* a process that never wrote it dies (SIGPIPE in a pipeline) */
+	fh = written(&m, "by.bin", 4243, 0);
+	CHECK_EQ(reg_close(fh, &me, &bystander), 0,
+		 "a child that inherited it dies of a signal");
+	CHECK_EQ(reg_close(fh, &me, &last_live), 1,
+		 "the writer's last close registers it");
+	reg_release(fh);
+
+	/* the last close cannot be told: its last handle's release is */
+	CHECK_EQ(reg_create(reg, &me, m.ino, "late.bin", 0644, O_WRONLY, &f,
+			    &fh), 0, "create late.bin");
+	CHECK_EQ(reg_write(fh, "late", 4, 0), 4, "write it");
+	CHECK_EQ(reg_close(fh, &me, &unknown), 0, "a close of unknown kind");
+	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), 0, "stays pending");
+	CHECK_EQ(reg_close(fh, &me, &others), 0, "another one");
+	reg_release(fh);
+	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), -ENOENT,
+		 "the release of its last handle registers it");
+
+	/* cp -p: times set on the descriptor before the close are kept */
+	CHECK_EQ(reg_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY, &f,
+			    &fh), 0, "create timed.bin");
+	CHECK_EQ(reg_write(fh, "t", 1, 0), 1, "write it");
+	sa.valid = REG_SET_MTIME | REG_SET_ATIME;
+	sa.mtime.tv_sec = sa.atime.tv_sec = 981173106;
+	sa.mtime.tv_nsec = sa.atime.tv_nsec = 5000;
+	CHECK_EQ(reg_setattr(reg, &me, f.ino, &sa, fh, &v), 0, "futimens");
+	CHECK_EQ(reg_close(fh, &me, &(struct reg_closing){ .known = true }), 1,
+		 "close registers it");
+	reg_release(fh);
+	CHECK(reg_resolve(reg, "churn/10/by.bin", &v) == 0 && v.size == 4,
+	      "by.bin became version 10, whole");
+	CHECK(reg_resolve(reg, "churn/11/late.bin", &v) == 0 && v.size == 4,
+	      "late.bin version 11");
+	CHECK(reg_resolve(reg, "churn/12/timed.bin", &v) == 0 &&
+	      v.mtime.tv_sec == 981173106 && v.mtime.tv_nsec == 5000,
+	      "timed.bin version 12, with the mtime set on its descriptor");
+	CHECK_EQ(reg_resolve(reg, "churn/13", &v), -ENOENT,
+		 "the discarded files made no version");
+}
+
 
 static int count_entries(void *arg, const char *name,
 			 const struct reg_attr *a, uint64_t next)
@@ -1060,15 +1196,193 @@ static void test_close_with_writers(void)
 	abandoned = f;
 	registry_close(reg); /* f stays open, never released */
 	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
-	CHECK(reg && reg_resolve(reg, "churn/open/w.bin", &a) == 0 &&
-	      a.size == 0, "the file is there, without the bytes it never "
-	      "committed");
+	CHECK(reg && reg_resolve(reg, "churn/open", &a) == 0 &&
+	      reg_resolve(reg, "churn/open/w.bin", &a) == -ENOENT,
+	      "the draft is there, without the file whose first close never "
+	      "came");
 	CHECK(reg && reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL) == 0,
 	      "fsck --full is clean");
 	registry_close(reg);
 	reg = NULL;
 	free(store);
 	free(b);
+}
+
+/* Runs fn in a child process that opens the store itself (never the
+ * parent's LMDB environment) and reports through fd: the child's pid.
+ * The parent's registry must be closed or idle. */
+static pid_t child(void (*fn)(int fd, int go), int *ret_fd, int *ret_go)
+{
+	int up[2], down[2];
+	pid_t pid;
+
+	if (pipe(up) < 0 || pipe(down) < 0)
+		abort();
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		fn(up[1], down[0]);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	*ret_fd = up[0];
+	*ret_go = down[1];
+	return pid;
+}
+
+static char *store_path(void)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/store", tmp) < 0)
+		abort();
+	return p;
+}
+
+/* The child of test_dead_writers: leaves a pending file, a draft file
+ * never committed and one committed, says so, and waits for the word to
+ * die without closing anything (as a crashed daemon). */
+static void leave_files(int fd, int go)
+{
+	struct mreg_registry *r;
+	struct reg_attr m, v, a;
+	struct reg_file *f;
+	char *store = store_path(), c = 'x';
+	int ok;
+
+	ok = registry_open(&cfg, store, &r) == 0 &&
+	     reg_resolve(r, "churn", &m) == 0 &&
+	     reg_create(r, &me, m.ino, "orphan.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_write(f, "half", 4, 0) == 4 &&
+	     reg_flush(f, &me) == 0 &&
+	     reg_mkdir(r, &me, m.ino, "crashed", 0755, &v) == 0 &&
+	     reg_create(r, &me, v.ino, "born.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_write(f, "born", 4, 0) == 4 &&
+	     reg_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
+	     reg_create(r, &me, v.ino, "unborn.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_write(f, "unborn", 6, 0) == 6;
+	if (!ok)
+		c = '!';
+	if (write(fd, &c, 1) != 1 || read(go, &c, 1) < 0)
+		_exit(1);
+	_exit(0); /* nothing closed, released or unlocked */
+}
+
+/* SPEC §5, §7: what a dead process left half written goes, found by a
+ * token no PID reuse can fake (here a zombie: kill(pid, 0) says it
+ * lives), by a process that runs meanwhile. */
+static void test_dead_writers(void)
+{
+	struct reg_attr a;
+	siginfo_t si;
+	int fd, go;
+	pid_t pid;
+	char c = 0;
+
+	registry_close(reg);
+	reg = NULL;
+	pid = child(leave_files, &fd, &go);
+	CHECK(read(fd, &c, 1) == 1 && c == 'x',
+	      "a child process leaves half-written files");
+	{
+		char *store = store_path();
+
+		CHECK_EQ(registry_open(&cfg, store, &reg), 0,
+			 "the store opens beside it");
+		free(store);
+	}
+	CHECK_EQ(reg_resolve(reg, "churn/orphan.bin", &a), 0,
+		 "its pending file stays while it lives");
+	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn.bin", &a), 0,
+		 "its new draft file too");
+	registry_tick(reg);
+	CHECK_EQ(reg_resolve(reg, "churn/orphan.bin", &a), 0,
+		 "housekeeping leaves a live process's files alone");
+	CHECK(write(go, &c, 1) == 1, "the child dies");
+	CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0 &&
+	      kill(pid, 0) == 0, "a zombie: kill(pid, 0) says it lives");
+	registry_tick(reg);
+	CHECK_EQ(reg_resolve(reg, "churn/orphan.bin", &a), -ENOENT,
+		 "housekeeping removed its pending file");
+	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn.bin", &a), -ENOENT,
+		 "and the draft file whose first close never came");
+	CHECK(reg_resolve(reg, "churn/crashed/born.bin", &a) == 0 &&
+	      a.size == 4, "the draft file whose close completed is intact");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean");
+	waitpid(pid, NULL, 0);
+	close(fd);
+	close(go);
+}
+
+/* The child of test_seal_writers: seals churn/busy from its own process
+ * and reports the result. */
+static void seal_from_child(int fd, int go)
+{
+	struct mreg_registry *r;
+	char *store = store_path();
+	int res;
+
+	(void)go;
+	res = registry_open(&cfg, store, &r);
+	if (res == 0)
+		res = reg_seal(r, &me, "churn", "busy");
+	if (write(fd, &res, sizeof(res)) != sizeof(res))
+		_exit(1);
+	_exit(0);
+}
+
+static int seal_elsewhere(void)
+{
+	int fd, go, res = 1;
+	pid_t pid = child(seal_from_child, &fd, &go);
+
+	if (read(fd, &res, sizeof(res)) != sizeof(res))
+		res = 1;
+	waitpid(pid, NULL, 0);
+	close(fd);
+	close(go);
+	return res;
+}
+
+/* SPEC §2.3: sealing a draft while a file of it is open for writing, from
+ * this process or another, fails with EBUSY; the sealed bytes never
+ * change. */
+static void test_seal_writers(void)
+{
+	struct reg_attr m, v, f, a;
+	struct reg_file *w;
+	char buf[8];
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "busy", 0755, &v), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &f, &w),
+		 0, "a file open for writing in it");
+	CHECK_EQ(reg_write(w, "abc", 3, 0), 3, "written");
+	CHECK_EQ(reg_flush(w, &me), 0, "and committed");
+	CHECK_EQ(reg_seal(reg, &me, "churn", "busy"), -EBUSY,
+		 "mreg seal here: EBUSY");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "busy", "Busy"),
+		 -EBUSY, "mreg promote of the draft here: EBUSY");
+	CHECK_EQ(seal_elsewhere(), -EBUSY,
+		 "mreg seal from another process: EBUSY");
+	CHECK_EQ(reg_write(w, "d", 1, 3), 1, "the writer goes on");
+	CHECK_EQ(reg_flush(w, &me), 0, "and commits");
+	reg_release(w);
+	CHECK_EQ(seal_elsewhere(), 0,
+		 "once it is closed, another process seals it");
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDWR, &w), -EROFS,
+		 "and nobody opens its files for writing");
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &w), 0, "read it");
+	CHECK(reg_read(w, buf, sizeof(buf), 0) == 4 &&
+	      memcmp(buf, "abcd", 4) == 0, "the sealed bytes");
+	reg_release(w);
+	CHECK(reg_getattr(reg, v.ino, &a) == 0 && a.sealed, "sealed");
 }
 
 int main(void)
@@ -1115,6 +1429,7 @@ int main(void)
 	test_push_and_stages();
 	test_drafts();
 	test_pending();
+	test_close_rule();
 	test_readdir_pieces();
 	test_readdir_changing();
 	test_queued_writes();
@@ -1124,6 +1439,8 @@ int main(void)
 	test_dense_rewrite();
 	test_end_rewrite();
 	test_rewrite_random();
+	test_seal_writers();
+	test_dead_writers();
 	{
 		uint64_t bad = 0;
 
