@@ -2762,7 +2762,9 @@ void reg_release(struct reg_file *f)
 		return;
 	if (f->ws) {
 		last = !f->internal && last_handle(f);
-		if (last && reg_file_pending(f))
+		/* (a reader's handle may be the last one of a pending file
+		   whose writers' closes saw the reader's descriptor) */
+		if (last && f->kind == REG_PENDING)
 			pending_released(f);
 		/* bytes not committed yet (written through a mapping); a new
 		   file whose writer's close was not seen */

@@ -319,7 +319,7 @@ static void test_close_rule(void)
 		last_live = { .known = true, .pid = 4243 };
 	struct reg_attr m, f, v;
 	struct reg_setattr sa = { 0 };
-	struct reg_file *fh;
+	struct reg_file *fh, *rd;
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 
@@ -367,6 +367,21 @@ static void test_close_rule(void)
 	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), -ENOENT,
 		 "the release of its last handle registers it");
 
+	/* a reader kept it open past its writer's close (tail -f): its
+	   release is the last one */
+	CHECK_EQ(reg_create(reg, &me, m.ino, "read.bin", 0644, O_WRONLY, &f,
+			    &fh), 0, "create read.bin");
+	CHECK_EQ(reg_write(fh, "read", 4, 0), 4, "write it");
+	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &rd), 0,
+		 "a reader opens it");
+	CHECK_EQ(reg_close(fh, &me, &others), 0,
+		 "the writer's close sees the reader's descriptor");
+	reg_release(fh);
+	CHECK_EQ(reg_lookup(reg, m.ino, "read.bin", &f), 0, "still pending");
+	reg_release(rd);
+	CHECK_EQ(reg_lookup(reg, m.ino, "read.bin", &f), -ENOENT,
+		 "the reader's release registers it");
+
 	/* cp -p: times set on the descriptor before the close are kept */
 	CHECK_EQ(reg_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "create timed.bin");
@@ -382,10 +397,12 @@ static void test_close_rule(void)
 	      "by.bin became version 10, whole");
 	CHECK(reg_resolve(reg, "churn/11/late.bin", &v) == 0 && v.size == 4,
 	      "late.bin version 11");
-	CHECK(reg_resolve(reg, "churn/12/timed.bin", &v) == 0 &&
+	CHECK(reg_resolve(reg, "churn/12/read.bin", &v) == 0 && v.size == 4,
+	      "read.bin version 12");
+	CHECK(reg_resolve(reg, "churn/13/timed.bin", &v) == 0 &&
 	      v.mtime.tv_sec == 981173106 && v.mtime.tv_nsec == 5000,
-	      "timed.bin version 12, with the mtime set on its descriptor");
-	CHECK_EQ(reg_resolve(reg, "churn/13", &v), -ENOENT,
+	      "timed.bin version 13, with the mtime set on its descriptor");
+	CHECK_EQ(reg_resolve(reg, "churn/14", &v), -ENOENT,
 		 "the discarded files made no version");
 }
 
