@@ -417,8 +417,12 @@ int cmd_rm(struct cli *c)
 	if (r == -EBUSY) {
 		stages_of(c, ref.model, ref.version, b, sizeof(b));
 		snprintf(a, sizeof(a), "%s/%s", ref.model, ref.version);
-		r = fail(c, "version '%s' is in use: a stage points at "
-			 "it%s%s%s", a, b[0] ? " (" : "", b, b[0] ? ")" : "");
+		if (b[0])
+			r = fail(c, "version '%s' is in use: a stage points "
+				 "at it (%s)", a, b);
+		else    /* a draft: some process writes in it */
+			r = fail(c, "version '%s' has a file open for "
+				 "writing", a);
 		goto out;
 	}
 	if (r < 0)

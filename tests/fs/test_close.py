@@ -271,6 +271,10 @@ def test_seal_while_writing():
         r = m.mreg('promote', 'c', 's', 'Staging')
         t.ok(r.returncode != 0 and 'open for writing' in r.stderr,
              'mreg promote of the draft: EBUSY', r.stdout + r.stderr)
+        r = m.mreg('rm', 'c', 's')
+        t.ok(r.returncode != 0 and 'open for writing' in r.stderr,
+             'mreg rm of the draft: EBUSY, said as such',
+             r.stdout + r.stderr)
         t.errno(16, 'chmod a-w through another mount: EBUSY',
                 os.chmod, m2.path('models', 'c', 's'), 0o555)
         t.errno(16, 'chmod a-w through this mount: EBUSY',
