@@ -218,8 +218,14 @@ class Mount:
                 raise RuntimeError('mregfs exited with %d:\n%s' %
                                    (self.proc.returncode, self.log_tail()))
             if mountinfo_has(self.mnt):
-                os.stat(self.mnt)  # waits for FUSE_INIT
-                return self
+                try:
+                    os.stat(self.mnt)  # waits for FUSE_INIT
+                    return self
+                except OSError as e:
+                    # a dead mount a killed daemon left (auto_unmount
+                    # missed it): the new daemon detaches it first
+                    if e.errno != errno.ENOTCONN:
+                        raise
             time.sleep(0.02)
         raise RuntimeError('mregfs did not mount within %ds:\n%s' %
                            (timeout, self.log_tail()))
