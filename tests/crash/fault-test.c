@@ -250,6 +250,57 @@ static void test_fsync_flush(void)
 	free(src);
 }
 
+/* A file at a model root whose registration fails at its last close
+ * (SPEC §2.1, README: a full disk) is removed there and then, and close()
+ * says why; a dot-named one waits for its rename, as before. */
+static void test_pending_fails(void)
+{
+	const struct reg_closing last = { .known = true };
+	char *src = make_file("root.bin", 200000, 13), *b, next[16];
+	struct reg_attr m, a;
+	struct reg_file *f;
+	int fd, v;
+
+	b = malloc(200000);
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (!b || fd < 0 || read(fd, b, 200000) != 200000)
+		abort();
+	close(fd);
+	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
+	for (v = 1; v < 100; v++) {
+		snprintf(next, sizeof(next), "m/%d", v);
+		if (!exists(next))
+			break;
+	}
+	CHECK_EQ(reg_create(reg, &me, m.ino, "root.bin", 0644, O_WRONLY, &a,
+			    &f), 0, "a file at the model root");
+	CHECK_EQ(reg_write(f, b, 200000, 0), 200000, "written");
+	arm("fsync:1:EIO");
+	CHECK_EQ(reg_close(f, &me, &last), -EIO,
+		 "its last close: the sync fails, close() says so");
+	arm(NULL);
+	CHECK_EQ(reg_lookup(reg, m.ino, "root.bin", &a), -ENOENT,
+		 "it is gone from the model root when close() returns");
+	CHECK_EQ(reg_write(f, b, 10, 0), -EROFS, "it takes no more writes");
+	reg_release(f);
+	CHECK(!exists(next), "no version was made (%s)", next);
+
+	CHECK_EQ(reg_create(reg, &me, m.ino, ".root.tmp", 0644, O_WRONLY, &a,
+			    &f), 0, "a dot-named file at the model root");
+	CHECK_EQ(reg_write(f, b, 200000, 0), 200000, "written");
+	arm("fsync:1:EIO");
+	CHECK_EQ(reg_close(f, &me, &last), -EIO, "its close fails");
+	arm(NULL);
+	reg_release(f);
+	CHECK_EQ(reg_lookup(reg, m.ino, ".root.tmp", &a), 0,
+		 "it stays, waiting for its rename (its writer removes it)");
+	CHECK_EQ(reg_unlink(reg, &me, m.ino, ".root.tmp"), 0, "removed");
+	CHECK(!exists(next), "no version was made");
+	CHECK_EQ(fsck(), 0, "fsck --full is clean");
+	free(b);
+	free(src);
+}
+
 /* Two files written at once share the pack; the sync of one fails, and
  * with it the unsynced bytes of both. The other's close() must not then
  * say its bytes are durable. */
@@ -569,6 +620,7 @@ int main(void)
 	test_fsync_push();
 	test_fsync_flush();
 	test_fsync_shared();
+	test_pending_fails();
 	test_enospc();
 	test_map_full();
 	test_read();
