@@ -1282,12 +1282,43 @@ static void leave_files(int fd, int go)
 			&f) == 0 && reg_write(f, "born", 4, 0) == 4 &&
 	     reg_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
 	     reg_create(r, &me, v.ino, "unborn.bin", 0644, O_WRONLY, &a,
-			&f) == 0 && reg_write(f, "unborn", 6, 0) == 6;
+			&f) == 0 && reg_write(f, "unborn", 6, 0) == 6 &&
+	     /* written out of order: committed from a spool, in place */
+	     reg_create(r, &me, v.ino, "spooled.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_write(f, "tail", 4, 8192) == 4 &&
+	     reg_write(f, "head", 4, 0) == 4 &&
+	     reg_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
+	     /* the same, committed by the close of a process that did not
+		write it (a child closing an inherited descriptor) */
+	     reg_create(r, &me, v.ino, "unborn-spool.bin", 0644, O_WRONLY,
+			&a, &f) == 0 &&
+	     (reg_file_writer(f, 4242), reg_write(f, "tail", 4, 8192)) == 4 &&
+	     reg_write(f, "head", 4, 0) == 4 &&
+	     reg_close(f, &me, &(struct reg_closing){ .pid = 4243 }) == 0 &&
+	     /* a file whose close completed, opened without O_TRUNC and
+		written in place, not closed */
+	     reg_resolve(r, "churn/crashed/born.bin", &a) == 0 &&
+	     reg_open(r, &me, a.ino, O_RDWR, &f) == 0 &&
+	     reg_write(f, "BO", 2, 0) == 2 && reg_write(f, "x", 1, 9000) == 1;
 	if (!ok)
 		c = '!';
 	if (write(fd, &c, 1) != 1 || read(go, &c, 1) < 0)
 		_exit(1);
 	_exit(0); /* nothing closed, released or unlocked */
+}
+
+/* Do the first n bytes of file ino read as want? */
+static bool read_is(uint64_t ino, const char *want, size_t n)
+{
+	struct reg_file *f;
+	char buf[64];
+	bool same;
+
+	if (n > sizeof(buf) || reg_open(reg, &me, ino, O_RDONLY, &f) < 0)
+		return false;
+	same = reg_read(f, buf, n, 0) == (ssize_t)n && !memcmp(buf, want, n);
+	reg_release(f);
+	return same;
 }
 
 /* SPEC §5, §7: what a dead process left half written goes, found by a
@@ -1329,7 +1360,15 @@ static void test_dead_writers(void)
 	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn.bin", &a), -ENOENT,
 		 "and the draft file whose first close never came");
 	CHECK(reg_resolve(reg, "churn/crashed/born.bin", &a) == 0 &&
-	      a.size == 4, "the draft file whose close completed is intact");
+	      a.size == 4 && read_is(a.ino, "born", 4),
+	      "the draft file whose close completed is intact (what was "
+	      "written in place since, never closed, is not there)");
+	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn-spool.bin", &a),
+		 -ENOENT, "a file written out of order and committed, but "
+		 "never closed by its writer, went too");
+	CHECK(reg_resolve(reg, "churn/crashed/spooled.bin", &a) == 0 &&
+	      a.size == 8196 && read_is(a.ino, "head", 4),
+	      "one written out of order and closed is intact");
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
 		 "fsck --full is clean");
 	waitpid(pid, NULL, 0);
