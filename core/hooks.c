@@ -124,11 +124,6 @@ static const char *event_name(enum hook_event e)
 	return e == HOOK_PROMOTE ? "promote" : "register";
 }
 
-/* The program configured for event e, or NULL. */
-static const char *program_of(const struct hooks *h, enum hook_event e)
-{
-	return e == HOOK_PROMOTE ? h->cfg->on_promote : h->cfg->on_register;
-}
 
 /* uid's queues (lock held); created when add. NULL: none, or ENOMEM. */
 static struct hook_user *user_get(struct hooks *h, uid_t uid, bool add)
@@ -299,7 +294,7 @@ void hooks_queue(struct hooks *h, const struct hook_ev *ev)
 	bool first = false;
 	int c;
 
-	if (!h || !ev || !program_of(h, ev->event))
+	if (!h || !ev || !ev->program[0])
 		return;
 	c = ev->event == HOOK_PROMOTE ? Q_PROMOTE : Q_REGISTER;
 	n = malloc(sizeof(*n));
@@ -567,14 +562,13 @@ static enum hook_result child_result(const struct hooks *h,
 
 static void run_one(struct hooks *h, const struct hook_ev *ev)
 {
-	struct hook_child c = { .prog = program_of(h, ev->event), .out = -1,
-				.pidfd = -1 };
+	struct hook_child c = { .prog = ev->program, .out = -1, .pidfd = -1 };
 	char why[PATH_MAX + 128] = "", out[HOOK_OUTPUT_MAX];
 	struct hook_env env;
 	int64_t deadline = 0;
 	int r;
 
-	if (!c.prog)
+	if (!c.prog[0])
 		return;
 	/* again at each run: it may have changed since the start */
 	r = hooks_check_program(c.prog, why, sizeof(why));
@@ -658,8 +652,6 @@ int hooks_start(const struct mreg_config *cfg, const char *store,
 	if (!cfg || !store || !ret)
 		return -EINVAL;
 	*ret = NULL;
-	if (!cfg->on_register && !cfg->on_promote)
-		return 0;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;

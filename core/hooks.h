@@ -1,6 +1,7 @@
-/* hooks.h — running the admin's programs after a change commits
- * ([hooks] on_register and on_promote in mreg.conf): how a CI/CD pipeline or
- * a serving fleet learns of a new version or a promotion.
+/* hooks.h — running the admin's programs after a change commits (the
+ * on_register and on_promote hooks stored in the registry, see
+ * regpolicy.c): how a CI/CD pipeline or a serving fleet learns of a new
+ * version or a promotion.
  *
  * A hook runs on a thread of its own, never on the thread of the call that
  * made the change, in a process group of its own, with the environment
@@ -44,8 +45,13 @@
 
 enum hook_event { HOOK_REGISTER = 1, HOOK_PROMOTE };
 
+/* Longest program path a hook may have (with its NUL). */
+#define HOOK_PROGRAM_MAX 1024
+
 struct hook_ev {
 	enum hook_event event;
+	char program[HOOK_PROGRAM_MAX]; /* what to run: the definition in
+					   force when the change committed */
 	char model[129], version[129], stage[65], previous[129];
 	uid_t uid;              /* who made the change */
 	gid_t gid;
@@ -70,17 +76,16 @@ typedef void hook_report_fn(void *arg, const struct hook_ev *ev,
 
 struct hooks;
 
-/* Starts the runner when cfg names any hook; *ret is NULL otherwise (and
- * every other call takes NULL). store is the store directory (MREG_STORE);
- * report, which may be NULL, hears of drops and failures. Does not check
- * the programs: config_load() did (and each run does again).
- * -EINVAL, -ENOMEM, -errno of pthread_create. */
+/* Starts the runner (cfg gives the timeout; every other call takes NULL).
+ * store is the store directory (MREG_STORE); report, which may be NULL,
+ * hears of drops and failures. Each run checks the event's program
+ * (hooks_check_program()). -EINVAL, -ENOMEM, -errno of pthread_create. */
 int hooks_start(const struct mreg_config *cfg, const char *store,
 		hook_report_fn *report, void *arg, struct hooks **ret);
 /* Sets MREG_MOUNT for later hooks (NULL or "" for none). -ENOMEM. */
 int hooks_set_mount(struct hooks *h, const char *mount);
-/* Queues ev (copied). Never blocks on a hook; drops a registration as
- * above (reported and counted). */
+/* Queues ev (copied; nothing when it names no program). Never blocks on
+ * a hook; drops a registration as above (reported and counted). */
 void hooks_queue(struct hooks *h, const struct hook_ev *ev);
 /* Waits for the queued hooks (each within its timeout) and stops. */
 void hooks_stop(struct hooks *h);

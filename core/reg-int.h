@@ -4,7 +4,8 @@
  * The registry is split by subject: registry.c (opening, the namespace
  * and its rules), regfile.c (streaming, chunking, storing and reading file
  * content, when a file is done), regspool.c (files rewritten in place),
- * regstage.c (sealing, stages, policy, history, removal), regmeta.c
+ * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
+ * stage policies and hooks, and the decisions taken with them), regmeta.c
  * (metadata, listings, search, stats, audit), regmaint.c (fsck, gc, pins),
  * reglive.c (life tokens, writers of drafts).
  */
@@ -37,6 +38,7 @@
 
 struct wstate;
 struct writer_ref;
+struct refusal;
 
 struct mreg_registry {
 	const struct mreg_config *cfg;
@@ -54,7 +56,9 @@ struct mreg_registry {
 	bool pins_dirty;
 	char *pin_path;
 
-	struct hooks *hooks;      /* NULL when no hook is configured */
+	pthread_mutex_t hooks_lock; /* guards hooks, mount */
+	struct hooks *hooks;      /* started with the first hook to run */
+	char *mount;              /* MREG_MOUNT of the hooks (or NULL) */
 	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
 
 	/* reglive.c */
@@ -63,6 +67,9 @@ struct mreg_registry {
 	int writers_fd;           /* run/writers: our writers' read locks */
 	pthread_mutex_t writers_lock; /* guards writer_refs */
 	struct writer_ref *writer_refs; /* drafts written here, counted */
+
+	pthread_mutex_t refusal_lock;
+	struct refusal *refusals; /* recent refusals, coalesced (regmeta.c) */
 
 	/* sealed files' extent tables, shared by their opens (regfile.c);
 	   guarded by lock */
@@ -449,6 +456,34 @@ int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		       struct inode_rec *v);
 /* Does any stage of model m point at version v? */
 int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
+
+/* ---- regpolicy.c ---- */
+/* Reads every stored stage policy and hook definition into ret, as if a
+ * config held them (ret is config_init()ed here; config_release() it).
+ * -EIO when a stored record is damaged or does not parse (logged). */
+int policy_load(struct idx_txn *t, struct mreg_config *ret);
+/* The program stored for event, NUL-terminated into buf. -ENOENT when
+ * there is none, -ENAMETOOLONG. */
+int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
+			size_t size);
+/* May the caller point stage of model m at version v? 0, or -EACCES with
+ * the reason in reason; -EIO (a stored policy that does not read). */
+int policy_check_promote(struct idx_txn *t, const struct reg_caller *who,
+			 const struct inode_rec *m, const char *stage,
+			 const struct inode_rec *v, char *reason, size_t rlen);
+/* May the caller remove stage s of model m (protect, who)? As above. */
+int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
+			const struct inode_rec *m, const struct inode_rec *s,
+			char *reason, size_t rlen);
+/* A model or version record changes from old to new (in t): a change of
+ * its mode or owner is refused (-EACCES, reason) on what a protected stage
+ * serves unless the caller may change that stage, and audited otherwise
+ * (with the old and new value). Other records and changes: 0. */
+int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
+		    const struct inode_rec *old, const struct inode_rec *new,
+		    char *reason, size_t rlen);
+/* Is gid the caller's primary or a supplementary group? */
+bool caller_in_gid(const struct reg_caller *who, gid_t gid);
 
 /* ---- regmaint.c ---- */
 /* Pins version v against gc while a file of it is open here. */

@@ -495,30 +495,24 @@ struct txn_tramp {
 	void *arg;
 };
 
+/* After fn: each noted hook gets the program stored for its event, read in
+ * the transaction that made the change (none stored: it runs nothing). */
 static int tramp(struct idx_txn *t, void *arg)
 {
 	struct txn_tramp *tr = arg;
+	int r, i, e;
 
 	nnotes = 0;
-	return tr->fn(t, tr->arg);
-}
-
-int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
-	    void *arg)
-{
-	struct txn_tramp tr = { fn, arg };
-	struct hook_ev mine[NOTES_MAX];
-	int r, i, n;
-
-	r = index_write(reg->ix, tramp, &tr);
-	writers_txn_end();
-	/* copied out first: a dropped hook is audited by a transaction of
-	 * its own, which resets the notes */
-	n = r >= 0 && reg->hooks ? nnotes : 0;
-	memcpy(mine, notes, (size_t)n * sizeof(*mine));
-	nnotes = 0;
-	for (i = 0; i < n; i++)
-		hooks_queue(reg->hooks, &mine[i]);
+	r = tr->fn(t, tr->arg);
+	for (i = 0; r >= 0 && i < nnotes; i++) {
+		e = policy_hook_program(t, notes[i].event, notes[i].program,
+					sizeof(notes[i].program));
+		if (e < 0)
+			notes[i].program[0] = '\0';
+		if (e < 0 && e != -ENOENT)
+			log_err(e, "cannot read the hook for '%s/%s'",
+				notes[i].model, notes[i].version);
+	}
 	return r;
 }
 
@@ -537,6 +531,48 @@ static void hook_report(void *arg, const struct hook_ev *ev,
 		.stage = ev->stage[0] ? ev->stage : NULL,
 		.from = ev->previous[0] ? ev->previous : NULL,
 		.reason = reason });
+}
+
+/* The runner, started with the first hook to run (hooks are stored in the
+ * registry and may be set while this process runs). NULL when it cannot
+ * start (logged). */
+static struct hooks *hooks_of(struct mreg_registry *reg)
+{
+	struct hooks *h;
+	int r;
+
+	pthread_mutex_lock(&reg->hooks_lock);
+	if (!reg->hooks) {
+		r = hooks_start(reg->cfg, reg->path, hook_report, reg,
+				&reg->hooks);
+		if (r == 0)
+			r = hooks_set_mount(reg->hooks, reg->mount);
+		if (r < 0)
+			log_err(r, "cannot start the hook runner");
+	}
+	h = reg->hooks;
+	pthread_mutex_unlock(&reg->hooks_lock);
+	return h;
+}
+
+int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+	    void *arg)
+{
+	struct txn_tramp tr = { fn, arg };
+	struct hook_ev mine[NOTES_MAX];
+	int r, i, n = 0;
+
+	r = index_write(reg->ix, tramp, &tr);
+	writers_txn_end();
+	/* copied out first: a dropped hook is audited by a transaction of
+	 * its own, which resets the notes */
+	for (i = 0; r >= 0 && i < nnotes; i++)
+		if (notes[i].program[0])
+			mine[n++] = notes[i];
+	nnotes = 0;
+	for (i = 0; i < n; i++)
+		hooks_queue(hooks_of(reg), &mine[i]);
+	return r;
 }
 
 /* ---- opening -------------------------------------------------------- */
@@ -851,6 +887,8 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 	reg->live_fd = reg->writers_fd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->writers_lock, NULL);
+	pthread_mutex_init(&reg->hooks_lock, NULL);
+	pthread_mutex_init(&reg->refusal_lock, NULL);
 	reg->chunker = cfg->chunker;
 	reg->path = store ? strdup(store) : config_store_path(cfg, NULL);
 	if (!reg->path) {
@@ -937,9 +975,6 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 		      &reg->fdcap);
 	if (r < 0)
 		goto fail;
-	r = hooks_start(cfg, reg->path, hook_report, reg, &reg->hooks);
-	if (r < 0)
-		goto fail;
 	free(p);
 	*ret = reg;
 	return 0;
@@ -963,6 +998,9 @@ void registry_close(struct mreg_registry *reg)
 	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);
 	pthread_mutex_destroy(&reg->writers_lock);
+	pthread_mutex_destroy(&reg->hooks_lock);
+	pthread_mutex_destroy(&reg->refusal_lock);
+	free(reg->mount);
 	free(reg->path);
 	free(reg->spool_dir);
 	free(reg->run_dir);
@@ -971,9 +1009,19 @@ void registry_close(struct mreg_registry *reg)
 
 int registry_set_mount(struct mreg_registry *reg, const char *mount)
 {
+	char *m = NULL;
+	int r;
+
 	if (!reg)
 		return -EINVAL;
-	return hooks_set_mount(reg->hooks, mount);
+	if (mount && *mount && !(m = strdup(mount)))
+		return -ENOMEM;
+	pthread_mutex_lock(&reg->hooks_lock);
+	free(reg->mount);
+	reg->mount = m;
+	r = hooks_set_mount(reg->hooks, m);
+	pthread_mutex_unlock(&reg->hooks_lock);
+	return r;
 }
 
 const char *registry_path(const struct mreg_registry *reg)

@@ -386,7 +386,8 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
 	     const char *model, const char *version);
 
-/* Points stage at version (sealing a draft first), policy applies:
+/* Points stage at version (sealing a draft first), the stored policy
+ * applies:
  * -EACCES (refused; audited), -ENOENT, -EINVAL. */
 int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
 		const char *model, const char *version, const char *stage);
@@ -403,6 +404,58 @@ int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
 /* Removes a version: -EBUSY while a stage points at it. */
 int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
 		       const char *model, const char *version);
+
+/* ---- stage policies and hooks, stored in the registry (SPEC §3, §6) ---- */
+
+/* Sets keys of stage's policy, in one transaction: promote_users,
+ * promote_groups (names separated by commas), require_stage,
+ * require_metric ("auc >= 0.9"), protect (a boolean), with the syntax and
+ * rules of mreg.conf's [stage NAME] (users and groups must exist). Each
+ * key that changes is audited with its old and new value. Only root or a
+ * member of the admin group (reg_policy_admins()) may: -EPERM otherwise
+ * (audited). Returns the number of keys that changed; -EINVAL on a bad
+ * key or value (the reason is logged). */
+int reg_policy_set(struct mreg_registry *reg, const struct reg_caller *who,
+		   const char *stage, const struct reg_kv *kv, size_t n);
+/* Removes keys of stage's policy (n 0: all of them). As reg_policy_set(). */
+int reg_policy_unset(struct mreg_registry *reg, const struct reg_caller *who,
+		     const char *stage, const char *const *keys, size_t n);
+/* Sets (program != NULL) or removes the hook of event ("on_register",
+ * "on_promote"); program must be an absolute path to an executable file
+ * (-EINVAL, logged). As reg_policy_set(). */
+int reg_policy_hook(struct mreg_registry *reg, const struct reg_caller *who,
+		    const char *event, const char *program);
+/* Names (group != NULL) or forgets the group whose members may change
+ * policies besides root. Only root may: -EPERM (audited). -EINVAL for a
+ * group that does not exist. Returns 1 when it changed, 0 when not. */
+int reg_policy_admins(struct mreg_registry *reg, const struct reg_caller *who,
+		      const char *group);
+/* Makes the stored policy the config's: its [stage] sections and [hooks]
+ * programs (the hook timeout stays a setting of each process). Stored
+ * stages and hooks the config lacks are removed; every change is audited
+ * (op "policy.import", path the config). As reg_policy_set() otherwise.
+ * With REG_POLICY_IF_NONE (a daemon's first start) it imports only into
+ * a registry that never had a policy stored, whoever the caller is:
+ * -EEXIST when it has one, 0 when the config has none to give; the import
+ * is logged. Returns the number of changes. */
+#define REG_POLICY_IF_NONE 1u
+int reg_policy_import(struct mreg_registry *reg, const struct reg_caller *who,
+		      const struct mreg_config *cfg, unsigned flags);
+/* Calls fn for each stored setting: stage's key and value, or (stage
+ * NULL) a hook ("on_register", "on_promote") or "admin_group", in key
+ * order. fn returns non-zero to stop. */
+int reg_policy_list(struct mreg_registry *reg,
+		    int (*fn)(void *arg, const char *stage, const char *key,
+			      const char *value),
+		    void *arg);
+/* True when cfg sets any stage policy or hook. */
+bool reg_policy_in_config(const struct mreg_config *cfg);
+/* Compares cfg's stage policies and hooks with the stored ones: fn (may
+ * be NULL) gets one sentence per difference. A config that sets none
+ * agrees with anything. Returns the number of differences. */
+int reg_policy_compare(struct mreg_registry *reg,
+		       const struct mreg_config *cfg,
+		       void (*fn)(void *arg, const char *msg), void *arg);
 
 struct reg_history {
 	uint64_t seq;

@@ -1,18 +1,17 @@
-/* regstage.c — sealing, stages and their policies, history, rollback and
- * removal of versions (SPEC §2.3, §3).
+/* regstage.c — sealing, stages, history, rollback and removal of versions
+ * (SPEC §2.3, §3).
  *
  * Every rule is decided inside the write transaction that makes the change
  * (no check-then-act): the version a stage points at exists and is sealed,
- * the policy of the stage admits the caller and the version, no stage
- * points at a version being removed, the history stays a chain.
+ * the stage's stored policy admits the caller and the version
+ * (regpolicy.c), no stage points at a version being removed, the history
+ * stays a chain.
  */
 #include "reg-int.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <grp.h>
 #include <math.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,201 +134,6 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 	hook_note(HOOK_REGISTER, m.name, v->name, NULL, NULL, who);
 	return audit_put(t, who, &(struct audit_ev){ .op = "seal",
 		.model = m.name, .version = v->name });
-}
-
-/* ---- policy -------------------------------------------------------------- */
-
-static bool in_list(char **list, const char *s)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
-
-/* Does the caller belong to one of the policy's groups? Supplementary
- * groups count: the ones the caller passed (read per request by mregfs),
- * else those of the group database. */
-static bool in_groups(const struct reg_caller *who, char **groups)
-{
-	gid_t buf[256];
-	const gid_t *g = who->groups;
-	int n = who->ngroups, i;
-	char uname[256], tmp[4096];
-	struct group gr, *res;
-
-	if (!g) {
-		struct passwd pw, *pres = NULL;
-
-		n = 256;
-		if (getpwuid_r(who->uid, &pw, tmp, sizeof(tmp), &pres) == 0 &&
-		    pres) {
-			snprintf(uname, sizeof(uname), "%s", pres->pw_name);
-			if (getgrouplist(uname, who->gid, buf, &n) < 0)
-				n = 256;
-		} else {
-			n = 0;
-		}
-		g = buf;
-	}
-	for (i = -1; i < n; i++) {
-		gid_t gid = i < 0 ? who->gid : g[i];
-
-		res = NULL;
-		if (getgrgid_r(gid, &gr, tmp, sizeof(tmp), &res) == 0 && res &&
-		    in_list(groups, res->gr_name))
-			return true;
-	}
-	return false;
-}
-
-static bool in_gid(const struct reg_caller *who, gid_t gid)
-{
-	gid_t buf[256];
-	int n = 256, i;
-	char tmp[4096];
-	struct passwd pw, *res = NULL;
-
-	if (who->gid == gid)
-		return true;
-	if (who->groups) {
-		for (i = 0; i < who->ngroups; i++)
-			if (who->groups[i] == gid)
-				return true;
-		return false;
-	}
-	if (getpwuid_r(who->uid, &pw, tmp, sizeof(tmp), &res) != 0 || !res ||
-	    getgrouplist(res->pw_name, who->gid, buf, &n) < 0)
-		return false;
-	for (i = 0; i < n; i++)
-		if (buf[i] == gid)
-			return true;
-	return false;
-}
-
-static bool admitted(const struct stage_policy *pol,
-		     const struct reg_caller *who, const char *uname)
-{
-	return in_list(pol->promote_users, uname) ||
-	       (pol->promote_groups && in_groups(who, pol->promote_groups));
-}
-
-/* Who may change a stage: the stage's policy when it names users or
- * groups. Otherwise whoever may write to the model directory (its mode
- * bits, as the kernel would check them), or whom any stage's policy admits
- * (so a promoter's `ln -sfn` can make its temporary stage). stages/ itself
- * is 0777 so that the kernel lets the registry decide. */
-static int may_change(const struct mreg_config *cfg,
-		      const struct stage_policy *pol,
-		      const struct reg_caller *who, const struct inode_rec *m,
-		      const char *stage, char *reason, size_t rlen)
-{
-	char uname[256];
-	mode_t bits;
-	size_t i;
-
-	if (who->uid == 0)
-		return 0;
-	uid_name(who->uid, uname, sizeof(uname));
-	if (!pol || (!pol->promote_users && !pol->promote_groups)) {
-		bits = who->uid == m->uid ? 0200 : in_gid(who, m->gid) ?
-		       0020 : 0002;
-		if (m->mode & bits)
-			return 0;
-		for (i = 0; i < cfg->nstages; i++)
-			if ((cfg->stages[i].promote_users ||
-			     cfg->stages[i].promote_groups) &&
-			    admitted(&cfg->stages[i], who, uname))
-				return 0;
-		snprintf(reason, rlen, "user '%s' may not write to model '%s' "
-			 "(no policy for stage '%s')", uname, m->name, stage);
-		return -EACCES;
-	}
-	if (admitted(pol, who, uname))
-		return 0;
-	snprintf(reason, rlen, "user '%s' may not change stage '%s'", uname,
-		 stage);
-	return -EACCES;
-}
-
-static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
-			 char *buf, size_t size)
-{
-	uint8_t k[8 + 300];
-	struct idx_val v;
-	size_t n = strlen(key);
-	int r;
-
-	if (n > 290)
-		return -EINVAL;
-	be64_put(k, ino);
-	memcpy(k + 8, key, n);
-	r = idx_get(t, IDX_XATTRS, k, 8 + n, &v);
-	if (r < 0)
-		return r;
-	if (v.len >= size)
-		return -ERANGE;
-	memcpy(buf, v.data, v.len);
-	buf[v.len] = '\0';
-	return 0;
-}
-
-/* A require_metric rule, "auc >= 0.9" (config.c checked its form at load;
- * one that does not parse refuses: a gate fails closed). */
-static int check_metric(struct idx_txn *t, const struct inode_rec *v,
-			const char *rule, char *reason, size_t rlen)
-{
-	char val[256], mkey[CONFIG_METRIC_KEY_MAX + 8];
-	struct metric_rule mr;
-	double have;
-	char *end;
-
-	if (config_parse_metric_rule(rule, &mr) < 0) {
-		snprintf(reason, rlen, "the stage's rule '%s' does not parse",
-			 rule);
-		return -EACCES;
-	}
-	snprintf(mkey, sizeof(mkey), "metric.%s", mr.key);
-	if (get_xattr_str(t, v->ino, mkey, val, sizeof(val)) < 0) {
-		snprintf(reason, rlen, "version '%s' has no metric '%s' "
-			 "(the stage requires %s)", v->name, mr.key, rule);
-		return -EACCES;
-	}
-	have = strtod(val, &end);
-	if (end == val || *end || !config_metric_rule_holds(&mr, have)) {
-		snprintf(reason, rlen, "version '%s' has metric %s = %s, "
-			 "the stage requires %s", v->name, mr.key, val, rule);
-		return -EACCES;
-	}
-	return 0;
-}
-
-static int check_promote(struct mreg_registry *reg, struct idx_txn *t,
-			 const struct reg_caller *who, const struct inode_rec *m,
-			 const char *stage, const struct inode_rec *v,
-			 char *reason, size_t rlen)
-{
-	const struct stage_policy *pol = config_stage(reg->cfg, stage);
-	char key[80], tmp[8];
-	int r;
-
-	if ((r = may_change(reg->cfg, pol, who, m, stage, reason, rlen)) < 0)
-		return r;
-	if (!pol)
-		return 0;
-	if (pol->require_stage[0]) {
-		snprintf(key, sizeof(key), HELD_PREFIX "%s",
-			 pol->require_stage);
-		if (get_xattr_str(t, v->ino, key, tmp, sizeof(tmp)) < 0) {
-			snprintf(reason, rlen, "version '%s' has not been in "
-				 "stage '%s' (required before '%s')", v->name,
-				 pol->require_stage, stage);
-			return -EACCES;
-		}
-	}
-	if (pol->require_metric)
-		return check_metric(t, v, pol->require_metric, reason, rlen);
-	return 0;
 }
 
 /* ---- stages -------------------------------------------------------------- */
@@ -583,7 +387,7 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return -EINVAL;
 	if (v->kind != REG_VERSION || v->model != m->ino)
 		return -EINVAL;
-	if ((r = check_promote(reg, t, who, m, stage, v, reason, rlen)) < 0)
+	if ((r = policy_check_promote(t, who, m, stage, v, reason, rlen)) < 0)
 		return r;
 	if (!(v->flags & INODE_SEALED)) {
 		/* a draft is sealed first, then pointed at */
@@ -664,7 +468,6 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen)
 {
-	const struct stage_policy *pol;
 	struct inode_rec s, old;
 	bool have_old;
 	uint64_t ino;
@@ -675,13 +478,7 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 	if ((r = name_get(t, m->stages_ino, stage, &ino)) < 0 ||
 	    (r = ino_get(t, ino, &s)) < 0)
 		return r;
-	pol = config_stage(reg->cfg, stage);
-	if (pol && pol->protect) {
-		snprintf(reason, rlen, "stage '%s' is protected: it can be "
-			 "replaced, not removed", stage);
-		return -EACCES;
-	}
-	if ((r = may_change(reg->cfg, pol, who, m, stage, reason, rlen)) < 0)
+	if ((r = policy_check_remove(t, who, m, &s, reason, rlen)) < 0)
 		return r;
 	have_old = ino_get(t, s.target, &old) == 0;
 	if ((r = name_del(t, m->stages_ino, stage)) < 0)

@@ -495,6 +495,38 @@ static void raise_nofile_limit(void)
 		log_warn(-errno, "cannot raise the open file limit");
 }
 
+static void policy_differs(void *arg, const char *msg)
+{
+	log_msg(LOG_LVL_WARN, "config '%s': %s", (const char *)arg, msg);
+}
+
+/* Stage policies and hooks are the registry's (SPEC §6): the config's are
+ * imported only into a registry that never had any (the first start after
+ * they moved there; core logs it), and a config that disagrees with the
+ * stored ones is reported, not applied. A config whose policy cannot be
+ * imported (an unknown group, a missing hook program) stops the start. */
+static int adopt_policy(struct mreg_registry *reg,
+			const struct mreg_config *cfg)
+{
+	const char *path = cfg->path ? cfg->path : "(none)";
+	struct reg_caller self;
+	int r;
+
+	reg_caller_self(&self);
+	r = reg_policy_import(reg, &self, cfg, REG_POLICY_IF_NONE);
+	if (r < 0 && r != -EEXIST)
+		return log_err(r, "cannot import the stage policies and hooks "
+			       "of config '%s'", path);
+	r = reg_policy_compare(reg, cfg, policy_differs, (void *)path);
+	if (r > 0)
+		log_msg(LOG_LVL_WARN, "config '%s' disagrees with the policy "
+			"stored in the registry (%d difference%s): the stored "
+			"policy applies (see 'mreg policy show'; 'mreg policy "
+			"import -c %s' stores the config's)", path, r,
+			r == 1 ? "" : "s", path);
+	return 0;
+}
+
 /* Opens the store. Only `mreg init` makes a store, and the daemon the
  * default one (no store named on its command line: $MREG_STORE, the
  * config's, the embedded default): a store named here that is not there
@@ -515,12 +547,15 @@ static int open_registry(const struct mreg_config *cfg, const char *store,
 	if (r < 0)
 		return log_err(r, "cannot open store '%s'", store);
 	r = registry_set_mount(*ret, mountpoint);
+	if (r < 0)
+		log_err(r, "cannot open store '%s'", store);
+	else
+		r = adopt_policy(*ret, cfg);
 	if (r < 0) {
 		registry_close(*ret);
 		*ret = NULL;
-		return log_err(r, "cannot open store '%s'", store);
 	}
-	return 0;
+	return r;
 }
 
 /* Whether the kernel checks permissions (default_permissions). */

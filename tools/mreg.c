@@ -80,6 +80,16 @@ static const struct optdef audit_opts[] = {
 	  "--user USER         records of USER (a name or a uid) only" },
 	{ "verify", 0, false, OPT_VERIFY,
 	  "--verify            check the hash chain; exit 3 when broken" },
+	{ "head", 0, false, OPT_HEAD,
+	  "--head              print the head (SEQ:HASH) to keep elsewhere;\n"
+	  "                      with --verify, check that the head given\n"
+	  "                      (--verify --head SEQ:HASH) is still there" },
+	{ NULL, 0, false, 0, NULL },
+};
+
+static const struct optdef policy_opts[] = {
+	{ "none", 0, false, OPT_NONE,
+	  "--none              (admins) only root may change policies" },
 	{ NULL, 0, false, 0, NULL },
 };
 
@@ -140,8 +150,8 @@ static const struct cmd commands[] = {
 	{ "promote", NULL, cmd_promote, NULL, 2, 3, true, false,
 	  "MODEL VERSION STAGE | MODEL/VERSION STAGE",
 	  "point a stage at a version (sealing a draft first)",
-	  "Stage policies of the config apply (promote_users,\n"
-	  "promote_groups, require_stage); a refusal is audited." },
+	  "The stage policies stored in the registry apply (see 'mreg\n"
+	  "policy'); a refusal is audited." },
 	{ "rollback", NULL, cmd_rollback, NULL, 2, 2, true, false,
 	  "MODEL STAGE",
 	  "point a stage back at its previous version; prints that version",
@@ -205,6 +215,24 @@ static const struct cmd commands[] = {
 	  "smallest first, as far as the free space allows. The space it\n"
 	  "reports freed is free when it returns. Safe while other\n"
 	  "processes (mregfs) use the store." },
+	{ "policy", NULL, cmd_policy, policy_opts, 0, -1, true, false,
+	  "[show] | set STAGE KEY=VALUE... | unset STAGE [KEY...] |\n"
+	  "       hook EVENT PROGRAM | unhook EVENT | admins GROUP|--none |\n"
+	  "       import",
+	  "show or change the stage policies and hooks stored in the registry",
+	  "Every process that opens the registry (mregfs, mreg on the store)\n"
+	  "applies the policies and hooks stored in it, not its config's.\n"
+	  "show prints them as config text (--json: an object), and where\n"
+	  "the config (-c FILE, or the default one) differs.\n"
+	  "set/unset change a stage's keys: promote_users, promote_groups\n"
+	  "(names separated by commas), require_stage, require_metric\n"
+	  "('auc >= 0.9'), protect (true/false); unset without KEY drops\n"
+	  "the stage's whole policy. hook/unhook set the program (an\n"
+	  "absolute path) run on_register or on_promote. import makes the\n"
+	  "stored policy the config's [stage] and [hooks] sections.\n"
+	  "Only root, or a member of the group named by 'admins' (which\n"
+	  "only root sets), may change them; each change is audited with\n"
+	  "its old and new value. Needs the store, not a mount." },
 	{ "help", NULL, cmd_help, NULL, 0, 1, false, false,
 	  "[COMMAND]",
 	  "print this help, or the help of COMMAND",
@@ -284,8 +312,8 @@ static void main_usage(FILE *f)
 		"\n"
 		"--store may name an mregfs mount instead of a store: the\n"
 		"commands then work through the file system (the daemon\n"
-		"applies its policies), except fsck, gc and init, which need\n"
-		"the store itself.\n"
+		"applies its policies), except fsck, gc, init and policy,\n"
+		"which need the store itself.\n"
 		"\n"
 		"'mreg help COMMAND' or 'mreg COMMAND --help' for more.\n");
 }
@@ -869,6 +897,7 @@ static int open_store(struct cli *c)
 			    "--store the mount point instead)" : "");
 	}
 	reg_caller_self(&c->who);
+	policy_note(c);
 	if (c->logf) {
 		fflush(c->logf);
 		c->logmark = c->loglen;

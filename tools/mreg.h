@@ -422,13 +422,20 @@ int cmd_audit(struct cli *c);
 int cmd_stats(struct cli *c);
 int cmd_fsck(struct cli *c);
 int cmd_gc(struct cli *c);
+int cmd_policy(struct cli *c);
+
+/* ---- mreg-policy.c ---- */
+/* After the store opened: a note when the config's stage policies or hooks
+ * differ from the ones stored in the registry (which apply). */
+void policy_note(struct cli *c);
 
 /* Option ids of the commands (unique across the CLI). */
 enum {
 	OPT_HELP = 1, OPT_STORE, OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_VERBOSE,
 	OPT_VERSION, OPT_METRIC, OPT_TAG, OPT_PARAM, OPT_LINEAGE,
 	OPT_DESCRIPTION, OPT_OUTPUT, OPT_STAGE, OPT_SINCE, OPT_MODEL,
-	OPT_USER, OPT_FULL, OPT_VERIFY, OPT_ALL, OPT_THRESHOLD,
+	OPT_USER, OPT_FULL, OPT_VERIFY, OPT_ALL, OPT_THRESHOLD, OPT_NONE,
+	OPT_HEAD,
 };
 
 #endif

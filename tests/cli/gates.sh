@@ -1,5 +1,6 @@
 #!/bin/sh
-# Validation gates on the store (no mount): require_metric refuses a
+# Validation gates on the store (no mount), imported from a config into
+# the registry (mreg policy import): require_metric refuses a
 # version whose metric is missing or fails, and admits it once the metric
 # passes (also for a long metric key: the rule must never fail open);
 # rollback refused by policy says so; every refusal is audited with uid,
@@ -19,6 +20,9 @@ require_metric = auc >= 0.9
 EOC
 g() { "$MREG_BIN" -c "$T/gates.conf" "$@"; }
 printf 'x\n' >"$T/f"
+g init >/dev/null 2>&1
+g policy import
+check "the config's policies are stored in the registry" test $? -eq 0
 g push churn "$T/f" >/dev/null
 g push churn "$T/f" --metric auc=0.5 >/dev/null
 

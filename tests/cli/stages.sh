@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stages: seal, promote, history, rollback, rm of a staged version
 # (EBUSY), rm --stage, removing a model, and a policy refusal (EACCES)
-# from a config's [stage] section.
+# from a config's [stage] section imported into the registry.
 . "$(dirname "$0")/lib.sh"
 
 printf 'one\n' >"$T/a"
@@ -76,6 +76,7 @@ protect = true
 EOC
 mreg --store "$T/p" init >/dev/null
 mreg --store "$T/p" push m "$T/a" >/dev/null
+"$MREG_BIN" -c "$T/policy.conf" --store "$T/p" policy import
 "$MREG_BIN" -c "$T/policy.conf" --store "$T/p" promote m 1 Production 2>"$T/err"
 rc=$?
 check "a refused promotion: status 1, refused by policy" sh -c 'test "$1" -eq 1 && test "$(wc -l <"$2")" -eq 1 && grep -q "^mreg: promote: promoting '"'m/1'"' to '"'Production'"' refused by policy: .*Staging" "$2"' - "$rc" "$T/err"

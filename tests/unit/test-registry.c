@@ -1480,6 +1480,9 @@ int main(void)
 			abort();
 		CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
 		free(store);
+		/* the config's [stage] and [hooks], stored in the registry */
+		CHECK_EQ(reg_policy_import(reg, &me, &cfg, 0), 2,
+			 "the config's policy and hook imported");
 	}
 	test_names();
 	test_push_and_stages();
