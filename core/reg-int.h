@@ -212,6 +212,8 @@ struct audit_ev {
 	const char *key, *old_value, *new_value;
 	size_t old_len, new_len;
 	const char *reason;
+	uint64_t count;       /* > 0: identical refusals this record stands
+				 for (see audit_refusal()) */
 };
 /* Appends an audit record in t. */
 int audit_put(struct idx_txn *t, const struct reg_caller *who,
@@ -225,9 +227,24 @@ int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
  * transaction of its own; other errors are not refusals. */
 void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
 		   int r, const struct audit_ev *ev);
-/* Appends an audit record in a transaction of its own (refusals). */
+/* Audits a refusal in a transaction of its own. Identical refusals (same
+ * pid, uid, op, result, event, model, version, stage, from and reason) are
+ * coalesced: the first
+ * is written at once, those that follow within REFUSAL_WINDOW_S seconds
+ * are counted and written as one record with "count" when the window has
+ * passed (at the next such refusal, at refusals_flush(), or at close). */
+#define REFUSAL_WINDOW_S 5
 void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 		   const struct audit_ev *ev);
+/* As audit_failure() for a change of inode ino, or of the entry ev->path
+ * of directory ino (a model, a version, a directory of one): ev gives op,
+ * key, path and reason (NULL: strerror), the record gets the model and
+ * version they are in. Refusals outside a model are not audited. */
+void audit_ino_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		       int r, uint64_t ino, const struct audit_ev *ev);
+/* Writes the counts of coalesced refusals whose window has passed (all of
+ * them with all); frees the table with all. */
+void refusals_flush(struct mreg_registry *reg, bool all);
 
 /* ---- regfile.c ---- */
 /* A chunk of content being ingested. */

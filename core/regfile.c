@@ -2250,6 +2250,8 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f->writer = writer;
 	if (writer && f->sealed) {
 		r = -EROFS;
+		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+			.op = "open" });
 		goto fail;
 	}
 	if (f->sealed) {
@@ -2867,6 +2869,8 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
 		return -EPERM;
 	r = reg_txn(reg, do_create, &a);
+	audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = "create", .path = name });
 	if (r >= 0 && !(f = file_new(reg, a.rec.ino)))
 		r = -ENOMEM;
 	if (r < 0) {
@@ -2907,6 +2911,7 @@ struct setattr_arg {
 	const struct reg_setattr *sa;
 	struct inode_rec rec;
 	bool sealed_version;
+	char reason[256];             /* a refusal by policy: why */
 };
 
 static int64_t set_time(const struct timespec *ts)
@@ -2925,6 +2930,7 @@ static int do_setattr(struct idx_txn *t, void *arg)
 	int e;
 
 	a->sealed_version = false;
+	a->reason[0] = '\0';
 	if ((e = ino_get(t, a->ino, r)) < 0)
 		return e;
 	sealed = (r->flags & INODE_SEALED) != 0;
@@ -3028,6 +3034,16 @@ static int truncate_file(struct mreg_registry *reg,
 	return r < 0 ? r : 0;
 }
 
+/* What a setattr is called in the audit trail. */
+static const char *setattr_op(const struct reg_setattr *sa)
+{
+	if (sa->valid & REG_SET_MODE)
+		return "chmod";
+	if (sa->valid & (REG_SET_UID | REG_SET_GID))
+		return "chown";
+	return "utimens";
+}
+
 int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
 		struct reg_attr *ret)
@@ -3049,8 +3065,11 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 			return r;
 		if (S_ISDIR(cur.mode))
 			return -EISDIR;
-		if (cur.sealed)
+		if (cur.sealed) {
+			audit_ino_failure(reg, who, -EROFS, ino,
+					  &(struct audit_ev){ .op = "truncate" });
 			return -EROFS;
+		}
 		if (cur.kind != REG_FILE && cur.kind != REG_PENDING)
 			return -EINVAL;
 		(void)fh; /* the write state is shared: any handle will do */
@@ -3061,6 +3080,9 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 	}
 	if (rest.valid) {
 		r = reg_txn(reg, do_setattr, &a);
+		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+			.op = setattr_op(sa),
+			.reason = a.reason[0] ? a.reason : NULL });
 		if (r < 0)
 			return r;
 		if (a.sealed_version)

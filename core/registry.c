@@ -988,6 +988,8 @@ void registry_close(struct mreg_registry *reg)
 {
 	if (!reg)
 		return;
+	if (reg->ix)
+		refusals_flush(reg, true);
 	hooks_stop(reg->hooks);
 	files_close(reg);
 	tables_free(reg);
@@ -1038,6 +1040,7 @@ void registry_tick(struct mreg_registry *reg)
 	r = pending_cleanup(reg);
 	if (r < 0)
 		log_err(r, "cannot remove files left by dead processes");
+	refusals_flush(reg, false);
 }
 
 /* ---- the namespace ---------------------------------------------------- */
@@ -1532,6 +1535,8 @@ int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
 	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
 		return -EPERM;
 	r = reg_txn(reg, do_mkdir, &o);
+	audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = "mkdir", .path = name });
 	if (r < 0)
 		return r;
 	rec_to_attr(&o.rec, ret);
@@ -1688,11 +1693,11 @@ static int do_rmdir(struct idx_txn *t, void *arg)
 	return touch_dir(t, &p);
 }
 
-/* Removes one name of directory parent with fn, in a transaction; a
- * refusal by policy is audited after it. */
+/* Removes one name of directory parent with fn (op, for the audit), in a
+ * transaction; a refusal is audited after it. */
 static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 		       uint64_t parent, const char *name,
-		       int (*fn)(struct idx_txn *, void *))
+		       int (*fn)(struct idx_txn *, void *), const char *op)
 {
 	struct op o = { .reg = reg, .who = who, .parent = parent,
 			.name = name };
@@ -1707,13 +1712,16 @@ static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 	r = txn_keeping(reg, fn, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
+	else
+		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = op, .path = name });
 	return r;
 }
 
 int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
 	      uint64_t parent, const char *name)
 {
-	return remove_name(reg, who, parent, name, do_rmdir);
+	return remove_name(reg, who, parent, name, do_rmdir, "rmdir");
 }
 
 static int do_unlink(struct idx_txn *t, void *arg)
@@ -1760,7 +1768,7 @@ static int do_unlink(struct idx_txn *t, void *arg)
 int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name)
 {
-	return remove_name(reg, who, parent, name, do_unlink);
+	return remove_name(reg, who, parent, name, do_unlink, "unlink");
 }
 
 int depth_in_version(struct idx_txn *t, const struct inode_rec *p)
@@ -1908,6 +1916,9 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 	r = reg_txn(reg, do_symlink, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
+	else
+		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = "symlink", .path = name });
 	if (r < 0)
 		return r;
 	rec_to_attr(&o.rec, ret);
@@ -2239,6 +2250,9 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 	r = txn_keeping(reg, do_rename, &o);
 	if (o.refused)
 		audit_refusal(reg, who, &o.refusal);
+	else
+		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = "rename", .path = name });
 	if (r < 0)
 		return r;
 	if (o.sealed_version)

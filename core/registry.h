@@ -125,7 +125,8 @@ const char *registry_path(const struct mreg_registry *reg);
  * -EINVAL, -ENOMEM. */
 int registry_set_mount(struct mreg_registry *reg, const char *mount);
 /* Housekeeping a long-running process calls every few seconds: clears
- * dead reader slots, removes what dead processes left half written. */
+ * dead reader slots, removes what dead processes left half written,
+ * writes the counts of coalesced refusals. */
 void registry_tick(struct mreg_registry *reg);
 
 /* ---- names --------------------------------------------------------- */

@@ -98,6 +98,9 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 			strbuf_adds(&sb, "null");
 	}
 	add_field(&sb, "reason", ev->reason);
+	if (ev->count)
+		strbuf_addf(&sb, ",\"count\":%llu",
+			    (unsigned long long)ev->count);
 	strbuf_adds(&sb, ",\"prev\":");
 	strbuf_add_jsons(&sb, prev);
 	strbuf_addch(&sb, '}');
@@ -292,14 +295,186 @@ static int do_refusal(struct idx_txn *t, void *arg)
 	return audit_put(t, a->who, a->ev);
 }
 
-void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
-		   const struct audit_ev *ev)
+static void refusal_write(struct mreg_registry *reg,
+			  const struct reg_caller *who,
+			  const struct audit_ev *ev)
 {
 	struct refusal_arg a = { who, ev };
 	int r = reg_txn(reg, do_refusal, &a);
 
 	if (r < 0)
 		log_err(r, "cannot audit a refusal of '%s'", ev->op);
+}
+
+/* Coalescing. A refusal is one slot of a small table: who, what it was
+ * about and why (its copy), when its window opened, and how many identical
+ * refusals came since without a record. rm -rf over a sealed tree of
+ * 100,000 files so writes a handful of records (the first, then one with
+ * "count" per window), not 100,000. The table is per process and small: a
+ * new key takes a free slot or the oldest, whose count is written first. */
+#define REFUSAL_SLOTS 64
+
+struct refusal {
+	bool used;
+	struct reg_caller who;      /* uid, gid, pid only */
+	char *op, *result, *event, *model, *version, *stage, *from, *reason;
+	int64_t opened;             /* monotonic ns: the window's start */
+	uint64_t count;             /* identical ones since, not written */
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool refusal_is(const struct refusal *f, const struct reg_caller *who,
+		       const struct audit_ev *ev)
+{
+	return f->used && f->who.pid == who->pid && f->who.uid == who->uid &&
+	       same_str(f->op, ev->op) && same_str(f->result, ev->result) &&
+	       same_str(f->event, ev->event) && same_str(f->model, ev->model) &&
+	       same_str(f->version, ev->version) &&
+	       same_str(f->stage, ev->stage) && same_str(f->from, ev->from) &&
+	       same_str(f->reason, ev->reason);
+}
+
+static void refusal_clear(struct refusal *f)
+{
+	free(f->op);
+	free(f->result);
+	free(f->event);
+	free(f->model);
+	free(f->version);
+	free(f->stage);
+	free(f->from);
+	free(f->reason);
+	memset(f, 0, sizeof(*f));
+}
+
+static char *dup_opt(const char *s, bool *ok)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*ok = false;
+	return d;
+}
+
+static bool refusal_fill(struct refusal *f, const struct reg_caller *who,
+			 const struct audit_ev *ev, int64_t now)
+{
+	bool ok = true;
+
+	refusal_clear(f);
+	f->used = true;
+	f->who.uid = who->uid;
+	f->who.gid = who->gid;
+	f->who.pid = who->pid;
+	f->op = dup_opt(ev->op, &ok);
+	f->result = dup_opt(ev->result, &ok);
+	f->event = dup_opt(ev->event, &ok);
+	f->model = dup_opt(ev->model, &ok);
+	f->version = dup_opt(ev->version, &ok);
+	f->stage = dup_opt(ev->stage, &ok);
+	f->from = dup_opt(ev->from, &ok);
+	f->reason = dup_opt(ev->reason, &ok);
+	f->opened = now;
+	if (!ok)
+		refusal_clear(f);
+	return ok;
+}
+
+/* Moves f's unwritten count into *out (a record to write once the lock is
+ * dropped); false when there is none. */
+static bool refusal_take(struct refusal *f, struct refusal *out)
+{
+	if (!f->used || !f->count)
+		return false;
+	*out = *f;
+	memset(f, 0, sizeof(*f));
+	return true;
+}
+
+static void refusal_write_count(struct mreg_registry *reg,
+				struct refusal *f)
+{
+	refusal_write(reg, &f->who, &(struct audit_ev){ .op = f->op,
+		.result = f->result, .event = f->event, .model = f->model,
+		.version = f->version, .stage = f->stage, .from = f->from,
+		.reason = f->reason, .count = f->count });
+	refusal_clear(f);
+}
+
+void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
+		   const struct audit_ev *ev)
+{
+	struct refusal *tab, *f = NULL, done = { .used = false };
+	int64_t now = mono_ns();
+	bool pending = false;
+	size_t i;
+
+	pthread_mutex_lock(&reg->refusal_lock);
+	if (!reg->refusals)
+		reg->refusals = calloc(REFUSAL_SLOTS, sizeof(*reg->refusals));
+	tab = reg->refusals;
+	for (i = 0; tab && i < REFUSAL_SLOTS && !f; i++)
+		if (refusal_is(&tab[i], who, ev))
+			f = &tab[i];
+	if (f && now - f->opened < REFUSAL_WINDOW_S * 1000000000LL) {
+		f->count++;
+		pthread_mutex_unlock(&reg->refusal_lock);
+		return;
+	}
+	if (!f && tab) {
+		/* a free slot, else the oldest */
+		f = &tab[0];
+		for (i = 0; i < REFUSAL_SLOTS && f->used; i++)
+			if (!tab[i].used || tab[i].opened < f->opened)
+				f = &tab[i];
+	}
+	if (f) {
+		pending = refusal_take(f, &done);
+		refusal_fill(f, who, ev, now);
+	}
+	pthread_mutex_unlock(&reg->refusal_lock);
+	if (pending)
+		refusal_write_count(reg, &done);
+	refusal_write(reg, who, ev);
+}
+
+void refusals_flush(struct mreg_registry *reg, bool all)
+{
+	struct refusal done[REFUSAL_SLOTS];
+	int64_t now = mono_ns();
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&reg->refusal_lock);
+	for (i = 0; reg->refusals && i < REFUSAL_SLOTS; i++) {
+		struct refusal *f = &reg->refusals[i];
+
+		if (!f->used || (!all && now - f->opened <
+				 REFUSAL_WINDOW_S * 1000000000LL))
+			continue;
+		if (!refusal_take(f, &done[n]))
+			refusal_clear(f);
+		else
+			n++;
+	}
+	if (all) {
+		free(reg->refusals);
+		reg->refusals = NULL;
+	}
+	pthread_mutex_unlock(&reg->refusal_lock);
+	for (i = 0; i < n; i++)
+		refusal_write_count(reg, &done[i]);
 }
 
 /* A refused change that no policy decided (EROFS on sealed content, a
@@ -325,6 +500,7 @@ void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
 
 struct names_arg {
 	uint64_t ino;
+	const char *child;     /* a name in directory ino, or NULL */
 	char model[256], version[256];
 };
 
@@ -332,12 +508,17 @@ static int do_names(struct idx_txn *t, void *arg)
 {
 	struct names_arg *a = arg;
 	struct inode_rec r, m;
+	uint64_t ino;
 	int e;
 
 	if ((e = ino_get(t, a->ino, &r)) < 0)
 		return e;
 	if (r.kind == REG_MODEL) {
+		/* a change of a version by its name in the model */
 		strlcpy(a->model, r.name, sizeof(a->model));
+		if (a->child && name_get(t, r.ino, a->child, &ino) == 0 &&
+		    ino_get(t, ino, &m) == 0 && m.kind == REG_VERSION)
+			strlcpy(a->version, m.name, sizeof(a->version));
 		return 0;
 	}
 	if ((e = ino_get(t, r.model, &m)) < 0)
@@ -345,20 +526,23 @@ static int do_names(struct idx_txn *t, void *arg)
 	strlcpy(a->model, m.name, sizeof(a->model));
 	if (r.kind == REG_VERSION)
 		strlcpy(a->version, r.name, sizeof(a->version));
-	return 0;
+	else if (r.version && (e = ino_get(t, r.version, &m)) == 0)
+		strlcpy(a->version, m.name, sizeof(a->version));
+	return e;
 }
 
-static void audit_ino_failure(struct mreg_registry *reg,
-			      const struct reg_caller *who, int r,
-			      uint64_t ino, const char *op, const char *key)
+void audit_ino_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		       int r, uint64_t ino, const struct audit_ev *ev)
 {
-	struct names_arg a = { .ino = ino };
+	struct names_arg a = { .ino = ino, .child = ev->path };
+	struct audit_ev e = *ev;
 
-	if (!is_refusal(r) || index_read(reg->ix, do_names, &a) < 0)
+	if (!reg || !is_refusal(r) || ino <= REG_METRICS_INO ||
+	    index_read(reg->ix, do_names, &a) < 0)
 		return;
-	audit_failure(reg, who, r, &(struct audit_ev){ .op = op,
-		.model = a.model, .version = a.version[0] ? a.version : NULL,
-		.key = key });
+	e.model = a.model;
+	e.version = a.version[0] ? a.version : NULL;
+	audit_failure(reg, who, r, &e);
 }
 
 struct audit_arg {
@@ -786,7 +970,8 @@ int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
 	if (!a.key)
 		return -ENOTSUP; /* ACLs, security labels, other users' keys */
 	r = reg_txn(reg, do_setxattr, &a);
-	audit_ino_failure(reg, who, r, ino, "meta.set", a.key);
+	audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+		.op = "meta.set", .key = a.key });
 	return r;
 }
 
@@ -804,7 +989,8 @@ int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
 	if (!a.key)
 		return -ENODATA;
 	r = reg_txn(reg, do_setxattr, &a);
-	audit_ino_failure(reg, who, r, ino, "meta.unset", a.key);
+	audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+		.op = "meta.unset", .key = a.key });
 	return r;
 }
 

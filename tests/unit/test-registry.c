@@ -1187,6 +1187,70 @@ static void test_gc_fsck(void)
 /* Never released: a handle the kernel never sent RELEASE for. */
 static struct reg_file *volatile abandoned;
 
+/* Refusals of one caller that are alike are coalesced: the first is
+ * written at once, the rest are counted in one record written when the
+ * window closes or the registry does. */
+struct refusals {
+	pid_t pid;
+	unsigned records;
+	unsigned long long total;
+};
+
+static int refusal_cb(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	struct refusals *a = arg;
+	char pid[32];
+	const char *c;
+
+	(void)seq;
+	snprintf(pid, sizeof(pid), "\"pid\":%d,", (int)a->pid);
+	if (!memmem(json, len, pid, strlen(pid)) ||
+	    !memmem(json, len, "\"op\":\"unlink\"", 13) ||
+	    !memmem(json, len, "\"version\":\"1\"", 13))
+		return 0;
+	a->records++;
+	c = memmem(json, len, "\"count\":", 8);
+	a->total += c ? strtoull(c + 8, NULL, 10) : 1;
+	return 0;
+}
+
+static void test_refusals(void)
+{
+	struct reg_caller who = me;
+	struct refusals a = { 0 };
+	struct reg_attr v;
+	char *path;
+	int i, bad = 0;
+
+	if (asprintf(&path, "%s/store", tmp) < 0)
+		abort();
+	who.pid = 424242; /* a caller of its own */
+	CHECK_EQ(reg_resolve(reg, "refuse/1", &v), -ENOENT, "a new model");
+	{
+		char *f = write_file("r.bin", 1000, 9), ver[REG_NAME_MAX + 1];
+
+		CHECK_EQ(push1("refuse", f, NULL, ver), 0, "a sealed version");
+		free(f);
+	}
+	CHECK_EQ(reg_resolve(reg, "refuse/1", &v), 0, "resolves");
+	for (i = 0; i < 50; i++)
+		bad += reg_unlink(reg, &who, v.ino, "r.bin") != -EROFS;
+	CHECK_EQ(bad, 0, "50 unlinks in a sealed version: EROFS");
+	a.pid = who.pid;
+	reg_audit(reg, 0, refusal_cb, &a);
+	CHECK(a.records == 1 && a.total == 1, "one record at once (%u, %llu)",
+	      a.records, a.total);
+	registry_close(reg);
+	CHECK_EQ(registry_open(&cfg, path, &reg), 0, "reopen");
+	a.records = 0;
+	a.total = 0;
+	reg_audit(reg, 0, refusal_cb, &a);
+	CHECK(a.records == 2 && a.total == 50, "the close wrote one more, "
+	      "with the count of the other 49 (%u records, %llu)", a.records,
+	      a.total);
+	free(path);
+}
+
 /* The registry closes under a file still open for writing with writes
  * queued (a mount that went away under its writers): the worker stops
  * before the store closes, and the store reopens clean, without the
@@ -1506,6 +1570,7 @@ int main(void)
 		CHECK_EQ(reg_audit_verify(reg, NULL, NULL, &bad), 0,
 			 "the audit chain verifies");
 	}
+	test_refusals();
 	test_close_with_writers();
 	{
 		char *out, line[256] = "";
