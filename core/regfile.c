@@ -2909,7 +2909,7 @@ struct setattr_arg {
 	const struct reg_caller *who;
 	uint64_t ino;
 	const struct reg_setattr *sa;
-	struct inode_rec rec;
+	struct inode_rec rec, old;
 	bool sealed_version;
 	char reason[256];             /* a refusal by policy: why */
 };
@@ -2933,6 +2933,7 @@ static int do_setattr(struct idx_txn *t, void *arg)
 	a->reason[0] = '\0';
 	if ((e = ino_get(t, a->ino, r)) < 0)
 		return e;
+	a->old = *r;
 	sealed = (r->flags & INODE_SEALED) != 0;
 	if (!sealed && r->version && r->kind != REG_VERSION) {
 		if ((e = ino_get(t, r->version, &v)) < 0)
@@ -2968,6 +2969,9 @@ static int do_setattr(struct idx_txn *t, void *arg)
 	if (sa->valid & REG_SET_MTIME)
 		r->mtime = set_time(&sa->mtime);
 	r->ctime = now_ns();
+	if ((e = policy_attr_txn(t, a->who, &a->old, r, a->reason,
+				 sizeof(a->reason))) < 0)
+		return e;
 	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
 	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
 		/* chmod a-w of a draft seals it */

@@ -459,6 +459,106 @@ int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
 	return r < 0 ? r : 0;
 }
 
+/* ---- mode and owner of models and versions -------------------------------- */
+
+/* Refuses the change of r (a model, or a version of model m) when a
+ * protected stage of m points at it (for a model: when m has one) and the
+ * caller may not change that stage: its mode or owner decides who can read
+ * what that stage serves. */
+static int guard_protected(struct idx_txn *t, const struct reg_caller *who,
+			   const struct inode_rec *r,
+			   const struct inode_rec *m, char *reason,
+			   size_t rlen)
+{
+	const struct stage_policy *pol;
+	struct mreg_config pc;
+	struct child_list l;
+	struct inode_rec s;
+	size_t i;
+	int e;
+
+	if ((e = policy_load(t, &pc)) < 0)
+		return e;
+	if ((e = children(t, m->stages_ino, &l)) < 0)
+		goto out;
+	for (i = 0; i < l.n && e == 0; i++) {
+		pol = config_stage(&pc, l.v[i].name);
+		if (!pol || !pol->protect)
+			continue;
+		if ((e = ino_get(t, l.v[i].ino, &s)) < 0)
+			break;
+		if (r->kind == REG_VERSION && s.target != r->ino)
+			continue;
+		e = may_change(&pc, pol, who, m, s.name, s.uid, reason, rlen);
+		if (e == ADMITTED_AS_TEMPORARY)
+			e = -EACCES;
+		if (e < 0) {
+			char uname[256];
+
+			uid_name(who->uid, uname, sizeof(uname));
+			snprintf(reason, rlen, "%s '%s' is served by protected "
+				 "stage '%s', which user '%s' may not change",
+				 r->kind == REG_MODEL ? "model" : "version",
+				 r->name, s.name, uname);
+		}
+	}
+out:
+	free(l.v);
+	config_release(&pc);
+	return e;
+}
+
+int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
+		    const struct inode_rec *old, const struct inode_rec *new,
+		    char *reason, size_t rlen)
+{
+	char ov[40], nv[40], vname[REG_NAME_MAX + 1] = "";
+	struct inode_rec m;
+	unsigned om, nm;
+	bool mode, owner;
+	int r;
+
+	if (old->kind != REG_MODEL && old->kind != REG_VERSION)
+		return 0;
+	/* modes as the caller sees them: a sealed version shows no write */
+	om = old->mode & 07777 & ~(old->flags & INODE_SEALED ? 0222u : 0);
+	nm = new->mode & 07777 & ~(new->flags & INODE_SEALED ? 0222u : 0);
+	mode = om != nm;
+	owner = old->uid != new->uid || old->gid != new->gid;
+	if (!mode && !owner)
+		return 0;
+	if (old->kind == REG_MODEL) {
+		m = *old;
+	} else {
+		if ((r = ino_get(t, old->model, &m)) < 0)
+			return r;
+		strlcpy(vname, old->name, sizeof(vname));
+	}
+	if ((r = guard_protected(t, who, old, &m, reason, rlen)) < 0)
+		return r;
+	if (mode) {
+		snprintf(ov, sizeof(ov), "%04o", om);
+		snprintf(nv, sizeof(nv), "%04o", nm);
+		r = audit_put(t, who, &(struct audit_ev){ .op = "chmod",
+			.model = m.name, .version = vname[0] ? vname : NULL,
+			.key = "mode", .old_value = ov, .old_len = strlen(ov),
+			.new_value = nv, .new_len = strlen(nv) });
+		if (r < 0)
+			return r;
+	}
+	if (owner) {
+		snprintf(ov, sizeof(ov), "%u:%u", (unsigned)old->uid,
+			 (unsigned)old->gid);
+		snprintf(nv, sizeof(nv), "%u:%u", (unsigned)new->uid,
+			 (unsigned)new->gid);
+		r = audit_put(t, who, &(struct audit_ev){ .op = "chown",
+			.model = m.name, .version = vname[0] ? vname : NULL,
+			.key = "owner", .old_value = ov, .old_len = strlen(ov),
+			.new_value = nv, .new_len = strlen(nv) });
+	}
+	return r;
+}
+
 /* ---- changing the stored policy --------------------------------------------- */
 
 /* Root, or a member of the stored admin group, may change policies. */

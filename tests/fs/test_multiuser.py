@@ -19,7 +19,14 @@ every route) never put a non-compliant version into Production, and every
 Production entry of the history follows a Staging entry of that version;
 .mreg/audit.log cannot be written, truncated, renamed or removed; one byte
 flipped in a stored audit record makes `mreg audit --verify` exit 3 naming
-it, on the store and through the mount.
+it, on the store and through the mount. The config's policies are stored
+in the registry at the daemon's first start (issue 11). The owner of the
+version protected Production serves (and of its model) cannot chmod them
+(EACCES, audited) while root can; every change of mode and owner of a model
+or version is audited with its old and new value. A stage without a policy
+follows its model's permissions: a user whom Production's policy admits may
+not make or remove one on a model it cannot write (ln -sfn's temporary
+name still works for it, pointing at sealed versions only).
 """
 import errno
 import json
@@ -305,6 +312,106 @@ def test_gates():
          'an unprotected stage can be removed by an admitted user')
 
 
+def stage_targets(mdir):
+    d = os.path.join(mdir, 'stages')
+    return {os.readlink(os.path.join(d, n))[3:] for n in os.listdir(d)}
+
+
+def mode_of(p):
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_protected_modes():
+    v = target()[3:]
+    free = [x for x in map(str, range(1, 8)) if x not in
+            stage_targets(model())][0]
+    start = len(audit())
+    t.eq(errno_as('ds', 'os.chmod(%r, 0o500)' % model(v)), 'EACCES',
+         'the owner of version %s cannot chmod 0500 it while protected '
+         'Production points at it' % v)
+    t.eq(errno_as('ds', 'os.chmod(%r, 0o700)' % model()), 'EACCES',
+         'nor chmod 0700 the model')
+    t.eq((mode_of(model(v)), mode_of(model())), (0o555, 0o775),
+         'both modes are as they were')
+    t.eq(errno_as('rel', 'open(%r, "rb").read()' %
+                  stages('Production', 'model-%s.bin' % v)), 'ok',
+         'and other users still read what Production serves')
+    recs = [x for x in audit()[start:] if x.get('op') == 'chmod']
+    t.ok(len(recs) == 2 and all(
+        x.get('result') == 'refused' and x.get('uid') == U['ds'].uid and
+        'protected stage \'Production\'' in x.get('reason', '')
+        for x in recs) and recs[0].get('version') == v and
+        'version' not in recs[1], 'each refusal is audited, with the '
+        'version (or the model) and the reason', json.dumps(recs, indent=1))
+    start = len(audit())
+    t.eq(errno_as('ds', 'os.chmod(%r, 0o500)' % model(free)), 'ok',
+         'the owner may chmod a version no protected stage serves (%s)'
+         % free)
+    os.chmod(model(v), 0o500)
+    os.chown(model(v), 0, 0)
+    recs = [x for x in audit()[start:] if x.get('op') in ('chmod',
+                                                          'chown')]
+    want = [('chmod', U['ds'].uid, free, 'mode', '0555', '0500'),
+            ('chmod', 0, v, 'mode', '0555', '0500'),
+            ('chown', 0, v, 'owner', '%d:%d' % (U['ds'].uid,
+                                               users.gid(G['team'])),
+             '0:0')]
+    t.eq([(x['op'], x['uid'], x.get('version'), x.get('key'),
+           x.get('old'), x.get('new')) for x in recs], want,
+         'changes of mode and owner are audited with the old and new '
+         'value (root may change what Production serves)')
+    os.chown(model(v), U['ds'].uid, users.gid(G['team']))
+    os.chmod(model(v), 0o555)
+    os.chmod(model(free), 0o555)
+    t.eq(mode_of(model(v)), 0o555, 'root puts it back')
+
+
+def test_no_policy_stage():
+    solo = m.path('models', 'solo')
+    r = run_as(U['ds'], ['mkdir', solo], umask=0o022)
+    p = os.path.join(src, 'model-1.bin')
+    r2 = mreg_as('ds', 'push', 'solo', p)
+    t.ok(r.returncode == 0 and r2.returncode == 0 and
+         mode_of(solo) == 0o755, 'ds makes model solo (0755): rel, in its '
+         'group, cannot write it', r.stderr + r2.stderr)
+    canary = os.path.join(solo, 'stages', 'Canary')
+    start = len(audit())
+    t.eq(errno_as('rel', 'os.symlink("../1", %r)' % canary), 'EACCES',
+         'rel, whom Production\'s policy admits, may not make a stage '
+         'without a policy on a model it cannot write')
+    recs = [x for x in audit()[start:] if x.get('result') == 'refused']
+    t.ok(recs and "may not write to model 'solo' (no policy for stage "
+         "'Canary')" in recs[-1].get('reason', ''), 'the refusal says why',
+         json.dumps(recs, indent=1))
+    t.eq(errno_as('ds', 'os.symlink("../1", %r)' % canary), 'ok',
+         'the model\'s owner may')
+    t.eq(errno_as('rel', 'os.unlink(%r)' % canary), 'EACCES',
+         'and rel may not remove it')
+    t.eq(errno_as('rel', 'os.rename(%r, %r)' % (
+        canary, os.path.join(solo, 'stages', 'Other'))), 'EACCES',
+         'nor rename it')
+    staging = os.path.join(solo, 'stages', 'Staging')
+    t.eq(errno_as('rel', 'os.symlink("../1", %r)' % staging), 'ok',
+         'a stage whose policy admits rel: allowed on any model')
+    r = sh_as('rel', 'ln', '-sfn', '../1', staging)
+    t.ok(r.returncode == 0 and not [n for n in os.listdir(
+        os.path.join(solo, 'stages')) if n.startswith('Cu')],
+         'ln -sfn onto it, through its temporary name, too', r.stderr)
+    r = run_as(U['ds'], ['mkdir', os.path.join(solo, '2')])
+    tmp = os.path.join(solo, 'stages', 'CuAb12Cd')
+    t.eq(errno_as('rel', 'os.symlink("../2", %r)' % tmp), 'EACCES',
+         'a temporary name may not point at a draft of the model (sealing '
+         'it)')
+    t.ok(mode_of(os.path.join(solo, '2')) & 0o200,
+         'the draft is still a draft')
+    t.eq(errno_as('rel', 'os.symlink("../1", %r)' % tmp), 'ok',
+         'a temporary name for a sealed version is made')
+    t.eq(errno_as('rel', 'os.unlink(%r)' % tmp), 'ok',
+         'and removed by its maker')
+    t.eq(errno_as('ds', 'os.unlink(%r)' % canary), 'ok',
+         'the owner removes Canary')
+
+
 RACER_A = r'''
 import errno, os, subprocess, sys
 stages, goods, rounds = sys.argv[1], sys.argv[2].split(','), int(sys.argv[3])
@@ -534,6 +641,9 @@ def main():
         ('an outsider, by every route', test_outsider),
         ('a supplementary group admits', test_supplementary),
         ('validation gates', test_gates),
+        ('mode and owner of what a protected stage serves',
+         test_protected_modes),
+        ('a stage without a policy follows the model', test_no_policy_stage),
         ('racers', test_race),
         ('audit.log is read-only', test_audit_log_readonly),
         ('an edited audit record', test_tamper),
