@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <sha2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1333,18 +1334,144 @@ static int count_record(void *arg, uint64_t seq, const char *json,
 	return 0;
 }
 
-/* audit --verify: the chain of SHA-256 "prev" hashes. Status 0 when
- * intact, EXIT_DAMAGE (3) naming the first bad record when not. */
+/* The head of the audit chain: the last record's number and the SHA-256
+ * of its exact text. The chain has no key: whoever can write the store can
+ * cut its last records and rewrite what is left so that it verifies. A
+ * head copied elsewhere (audit --head) is an anchor: the record it names
+ * must still be there, with that text (audit --verify --head). */
+struct head {
+	uint64_t seq;
+	char hash[SHA256_DIGEST_STRING_LENGTH];
+	bool found;
+	bool stop_at_seq;         /* find seq; else the last record */
+};
+
+static int head_fn(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	struct head *h = arg;
+
+	if (h->stop_at_seq && seq != h->seq) {
+		h->found = false;
+		return 1;
+	}
+	h->seq = seq;
+	SHA256Data((const uint8_t *)json, len, h->hash);
+	h->found = true;
+	return h->stop_at_seq ? 1 : 0;
+}
+
+/* "SEQ:HASH" (or "SEQ HASH", as .mreg/audit.log's user.mreg.head). */
+static bool head_parse(const char *s, struct head *ret)
+{
+	char *end;
+	size_t i;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	ret->seq = strtoull(s, &end, 10);
+	if (errno || !ret->seq || (*end != ':' && *end != ' ') ||
+	    strlen(end + 1) != SHA256_DIGEST_STRING_LENGTH - 1)
+		return false;
+	for (i = 0; end[1 + i]; i++) {
+		char ch = end[1 + i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return false;
+		ret->hash[i] = ch;
+	}
+	ret->hash[i] = '\0';
+	return true;
+}
+
+static int audit_head(struct cli *c)
+{
+	char hs[SHA256_DIGEST_STRING_LENGTH + 24];
+	struct head h = { 0 };
+	struct json j;
+	int r;
+
+	if (opt_has(c, OPT_SINCE) || opt_has(c, OPT_MODEL) ||
+	    opt_has(c, OPT_USER) || c->nargs)
+		return usage_err(c, "--head takes no filter and no argument "
+				 "(to check one: --verify --head SEQ:HASH)");
+	r = be_audit(c, 0, head_fn, &h);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = NULL));
+	if (!h.found)
+		return fail(c, "the audit trail is empty");
+	if (c->json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "seq");
+		json_u64(&j, h.seq);
+		json_key(&j, "hash");
+		json_str(&j, h.hash);
+		json_key(&j, "head");
+		snprintf(hs, sizeof(hs), "%llu:%s", (unsigned long long)h.seq,
+			 h.hash);
+		json_str(&j, hs);
+		json_obj_end(&j);
+		json_finish(&j);
+	} else {
+		printf("%llu:%s\n", (unsigned long long)h.seq, h.hash);
+	}
+	return EXIT_OK;
+}
+
+/* The anchor of --verify --head: record want.seq must be there and hash
+ * to want.hash. A finding is reported as the chain's are. */
+static void check_anchor(struct cli *c, const struct head *want,
+			 struct verify_arg *v, uint64_t *first)
+{
+	struct head h = { .seq = want->seq, .stop_at_seq = true };
+	char msg[256];
+	int r;
+
+	r = be_audit(c, want->seq, head_fn, &h);
+	if (r < 0)
+		snprintf(msg, sizeof(msg), "cannot read the trail to check the "
+			 "head %llu: %s", (unsigned long long)want->seq,
+			 errstr(-r));
+	else if (!h.found)
+		snprintf(msg, sizeof(msg), "record %llu, the head given, is "
+			 "gone: records were removed from the end of the trail",
+			 (unsigned long long)want->seq);
+	else if (strcmp(h.hash, want->hash))
+		snprintf(msg, sizeof(msg), "record %llu is not the head given "
+			 "(its SHA-256 is %.12s..., not %.12s...): the trail "
+			 "was rewritten from there on",
+			 (unsigned long long)want->seq, h.hash, want->hash);
+	else
+		return;
+	verify_report(v, want->seq, msg);
+	if (!*first || want->seq < *first)
+		*first = want->seq;
+}
+
+/* audit --verify: the chain of SHA-256 "prev" hashes (and, with --head, the
+ * anchor). Status 0 when intact, EXIT_DAMAGE (3) naming the first bad
+ * record when not. */
 static int audit_verify(struct cli *c)
 {
 	struct verify_arg v = { .c = c };
+	struct head anchor = { 0 };
 	uint64_t first = 0, n = 0;
+	bool anchored = opt_has(c, OPT_HEAD);
 	int r;
 
 	if (opt_has(c, OPT_SINCE) || opt_has(c, OPT_MODEL) ||
 	    opt_has(c, OPT_USER))
 		return usage_err(c, "--verify checks the whole trail: no "
 				 "--since, --model or --user");
+	if (anchored && c->nargs != 1)
+		return usage_err(c, "--verify --head needs the head to check: "
+				 "SEQ:HASH, as 'mreg audit --head' printed it");
+	if (!anchored && c->nargs)
+		return usage_err(c, "unexpected argument '%s'", c->args[0]);
+	if (anchored && !head_parse(c->args[0], &anchor))
+		return usage_err(c, "'%s' is not a head: SEQ:HASH (a number, "
+				 "':', 64 hex digits)", c->args[0]);
 	if (c->json) {
 		json_init(&v.j, stdout);
 		json_obj_begin(&v.j);
@@ -1352,6 +1479,11 @@ static int audit_verify(struct cli *c)
 		json_arr_begin(&v.j);
 	}
 	r = be_audit_verify(c, verify_report, &v, &first);
+	if (r >= 0 && anchored) {
+		check_anchor(c, &anchor, &v, &first);
+		if (first)
+			r = 1;
+	}
 	if (r >= 0)
 		be_audit(c, 0, count_record, &n);
 	if (c->json) {
@@ -1380,8 +1512,9 @@ static int audit_verify(struct cli *c)
 	}
 	if (!c->json && !c->quiet)
 		printf("intact: %llu record%s, each holding the SHA-256 of "
-		       "the one before\n", (unsigned long long)n,
-		       n == 1 ? "" : "s");
+		       "the one before%s\n", (unsigned long long)n,
+		       n == 1 ? "" : "s", anchored ? "; the head given is "
+		       "in it" : "");
 	return EXIT_OK;
 }
 
@@ -1395,6 +1528,10 @@ int cmd_audit(struct cli *c)
 
 	if (opt_has(c, OPT_VERIFY))
 		return audit_verify(c);
+	if (opt_has(c, OPT_HEAD))
+		return audit_head(c);
+	if (c->nargs)
+		return usage_err(c, "unexpected argument '%s'", c->args[0]);
 	memset(&a, 0, sizeof(a));
 	a.c = c;
 	a.model = opt_get(c, OPT_MODEL);

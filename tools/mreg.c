@@ -185,16 +185,21 @@ static const struct cmd commands[] = {
 	  "files added, removed and changed between two versions",
 	  "Compares file digests, and reports the bytes the two versions\n"
 	  "share." },
-	{ "audit", NULL, cmd_audit, audit_opts, 0, 0, true, false,
-	  "[--since SEQ] [--model MODEL] [--user USER] | --verify",
+	{ "audit", NULL, cmd_audit, audit_opts, 0, 1, true, false,
+	  "[--since SEQ] [--model MODEL] [--user USER] | --head |\n"
+	  "       --verify [--head SEQ:HASH]",
 	  "print the audit trail, one JSON object per line",
 	  "With --json, one JSON array of the records.\n"
 	  "--verify checks that every record holds the SHA-256 of the one\n"
 	  "before and that none is missing: it prints each finding, names\n"
 	  "the first bad record and exits 3 when the chain is broken, 0\n"
 	  "when it is intact. Through a mount it checks the text of\n"
-	  ".mreg/audit.log (an edit of the last record shows on the store\n"
-	  "only)." },
+	  ".mreg/audit.log.\n"
+	  "The chain has no key: whoever can write the store can remove\n"
+	  "the last records and rewrite the head so that it verifies. Keep\n"
+	  "the head --head prints somewhere else (a ticket, another host);\n"
+	  "--verify --head SEQ:HASH fails when that record is gone or\n"
+	  "changed." },
 	{ "stats", NULL, cmd_stats, NULL, 0, 0, true, false,
 	  "",
 	  "logical and stored bytes and the dedup ratio, per model and total",
