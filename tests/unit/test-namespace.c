@@ -470,6 +470,9 @@ int main(void)
 	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
 	if (!reg)
 		return check_done();
+	/* the config's [stage] and [hooks], stored in the registry */
+	CHECK_EQ(reg_policy_import(reg, &me, &cfg, 0), 2,
+		 "the config's policy and hook imported");
 	test_link_escape();
 	test_errno_times();
 	test_stage_case();
