@@ -411,7 +411,10 @@ int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
 /* Sets keys of stage's policy, in one transaction: promote_users,
  * promote_groups (names separated by commas), require_stage,
  * require_metric ("auc >= 0.9"), protect (a boolean), with the syntax and
- * rules of mreg.conf's [stage NAME] (users and groups must exist). Each
+ * rules of mreg.conf's [stage NAME] (users and groups must exist). A
+ * stage's policy holds for every spelling of its name: when one is stored
+ * under another spelling ("Production" for "production"), that one is
+ * changed. Each
  * key that changes is audited with its old and new value. Only root or a
  * member of the admin group (reg_policy_admins()) may: -EPERM otherwise
  * (audited). Returns the number of keys that changed; -EINVAL on a bad

@@ -728,6 +728,7 @@ struct pol_op {
 	bool if_none;               /* only when nothing was ever stored */
 	bool root_only;
 	char reason[1024];
+	char stage_buf[REG_STAGE_MAX + 1];
 	int changed;
 };
 
@@ -833,6 +834,33 @@ static int apply(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
 	return 0;
 }
 
+/* A stage's policy is one whatever the spelling of its name (stage names
+ * are unique regardless of case, registry.h): a change of stage names it
+ * as it is stored, so that two spellings are never stored (config.c would
+ * not read them back, and every gate would fail closed). A stored policy
+ * that does not read is changed as named, so that it can be mended. */
+static void stored_spelling(struct idx_txn *t, struct pol_op *o)
+{
+	const struct stage_policy *sp;
+	struct mreg_config pc;
+	size_t i;
+
+	if (!o->stage || policy_load(t, &pc) < 0)
+		return;
+	sp = config_stage(&pc, o->stage);
+	if (sp && strcmp(sp->name, o->stage) != 0) {
+		strlcpy(o->stage_buf, sp->name, sizeof(o->stage_buf));
+		o->stage = o->stage_buf;
+		for (i = 0; i < o->n; i++) {
+			strlcpy(o->v[i].stage_buf, sp->name,
+				sizeof(o->v[i].stage_buf));
+			stage_key(o->v[i].mkey, sizeof(o->v[i].mkey), sp->name,
+				  o->v[i].key);
+		}
+	}
+	config_release(&pc);
+}
+
 static int do_policy(struct idx_txn *t, void *arg)
 {
 	struct pol_op *o = arg;
@@ -860,6 +888,7 @@ static int do_policy(struct idx_txn *t, void *arg)
 				    sizeof(o->reason))) < 0) {
 		return r;
 	}
+	stored_spelling(t, o);
 	if (o->unset_stage || o->import) {
 		if (o->unset_stage)
 			snprintf(prefix, sizeof(prefix), POL_STAGE "%s/",

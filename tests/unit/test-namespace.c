@@ -211,6 +211,30 @@ static const char *history_of(const char *model, const char *stage)
 	return buf;
 }
 
+static int policy_fn(void *arg, const char *stage, const char *key,
+		     const char *value)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	(void)key;
+	(void)value;
+	if (stage)
+		snprintf(buf + n, 256 - n, "%s ", stage);
+	return 0;
+}
+
+/* The stage of each stored policy setting, each followed by a space. */
+static const char *policy_stages(void)
+{
+	static char buf[256];
+
+	buf[0] = '\0';
+	if (reg_policy_list(reg, policy_fn, buf) < 0)
+		return "(error)";
+	return buf;
+}
+
 /* production beside Production: refused by every route, and a policy
  * holds for every spelling of its stage's name. */
 static void test_stage_case(void)
@@ -244,6 +268,23 @@ static void test_stage_case(void)
 		 "a stage 'production' where no 'Production' is");
 	CHECK_EQ(reg_stage_remove(reg, &me, "iris2", "production"), -EACCES,
 		 "Production's policy (protect) holds for it");
+
+	/* the stored policy of a stage is one, whatever spelling changes it */
+	CHECK_EQ(reg_policy_set(reg, &me, "PRODUCTION", &(struct reg_kv){
+		 "require_stage", "Staging" }, 1), 1,
+		 "mreg policy set PRODUCTION require_stage=Staging");
+	CHECK(!strcmp(policy_stages(), "Production Production "),
+	      "stored as Production's: %s", policy_stages());
+	CHECK_EQ(mkdir_in("iris2", "2"), 0, "another draft");
+	CHECK_EQ(reg_promote(reg, &me, "iris2", "2", "production"), -EACCES,
+		 "the gate holds for 'production'");
+	CHECK_EQ(reg_policy_unset(reg, &me, "production",
+				  (const char *const[]){ "require_stage" }, 1),
+		 1, "mreg policy unset production require_stage");
+	CHECK(!strcmp(policy_stages(), "Production "),
+	      "Production's protect is left: %s", policy_stages());
+	CHECK_EQ(reg_promote(reg, &me, "iris2", "2", "production"), 0,
+		 "and 'production' moves on");
 }
 
 /* Rollback walks back through the stage's history; any route that
