@@ -708,12 +708,13 @@ static int check_program(const char *event, const char *prog)
 	return 0;
 }
 
-/* One change to make: META key -> value (NULL removes). */
+/* One change to make: META key -> value (NULL removes), audited with
+ * stage ("" for none) and key. No pointer into the element: the array
+ * grows by reallocation. */
 struct pol_change {
 	char mkey[128];
 	char *val;
-	const char *stage, *key;
-	char stage_buf[65], key_buf[32];
+	char stage[REG_STAGE_MAX + 1], key[32];
 };
 
 struct pol_op {
@@ -746,12 +747,9 @@ static int change_add(struct pol_op *o, const char *mkey, const char *val,
 		return -EINVAL;
 	if (val && !(c->val = strdup(val)))
 		return -ENOMEM;
-	if (stage) {
-		strlcpy(c->stage_buf, stage, sizeof(c->stage_buf));
-		c->stage = c->stage_buf;
-	}
-	strlcpy(c->key_buf, key, sizeof(c->key_buf));
-	c->key = c->key_buf;
+	if (stage)
+		strlcpy(c->stage, stage, sizeof(c->stage));
+	strlcpy(c->key, key, sizeof(c->key));
 	o->n++;
 	return 0;
 }
@@ -805,15 +803,12 @@ static int stale_one(void *arg, const struct idx_val *k,
 		slash = strrchr(s, '/');
 		if (!slash)
 			return a->err = -EIO;
-		snprintf(c->stage_buf, sizeof(c->stage_buf), "%.*s",
+		snprintf(c->stage, sizeof(c->stage), "%.*s",
 			 (int)(slash - s), s);
-		c->stage = c->stage_buf;
-		strlcpy(c->key_buf, slash + 1, sizeof(c->key_buf));
+		strlcpy(c->key, slash + 1, sizeof(c->key));
 	} else {
-		strlcpy(c->key_buf, c->mkey + strlen(POL_HOOK),
-			sizeof(c->key_buf));
+		strlcpy(c->key, c->mkey + strlen(POL_HOOK), sizeof(c->key));
 	}
-	c->key = c->key_buf;
 	return 0;
 }
 
@@ -825,8 +820,8 @@ static int apply(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
 
 	for (i = 0; i < n; i++) {
 		r = pol_put(t, o->who, v[i].mkey, v[i].val, &(struct audit_ev){
-			.op = op, .stage = v[i].stage, .key = v[i].key,
-			.path = o->path });
+			.op = op, .stage = v[i].stage[0] ? v[i].stage : NULL,
+			.key = v[i].key, .path = o->path });
 		if (r < 0)
 			return r;
 		o->changed += r;
@@ -852,8 +847,8 @@ static void stored_spelling(struct idx_txn *t, struct pol_op *o)
 		strlcpy(o->stage_buf, sp->name, sizeof(o->stage_buf));
 		o->stage = o->stage_buf;
 		for (i = 0; i < o->n; i++) {
-			strlcpy(o->v[i].stage_buf, sp->name,
-				sizeof(o->v[i].stage_buf));
+			strlcpy(o->v[i].stage, sp->name,
+				sizeof(o->v[i].stage));
 			stage_key(o->v[i].mkey, sizeof(o->v[i].mkey), sp->name,
 				  o->v[i].key);
 		}

@@ -114,6 +114,34 @@ sys.exit(not (keys == [("", "on_register"), ("Production", "require_metric"),
               all(x["path"].endswith("lax.conf") for x in r)))' "$T/out"
 lax promote churn 4 Production
 check "and then applies" test $? -eq 0
+
+# An import of more settings than fit the first allocation (16): each
+# record still names its own stage and key.
+for s in Alpha Beta Gamma Delta; do
+	cat <<EOC
+[stage $s]
+promote_users = root
+promote_groups = root
+require_stage = Production
+require_metric = auc >= 0.5
+protect = true
+EOC
+done >"$T/many.conf"
+"$MREG_BIN" -c "$T/many.conf" policy import
+check "an import of 20 settings" test $? -eq 0
+mreg audit >"$T/out"
+check "each is audited under its stage and key" "$PY" -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+r = [x for x in r if x["op"] == "policy.import" and x.get("new")]
+got = sorted((x.get("stage"), x["key"]) for x in r
+             if x.get("path", "").endswith("many.conf"))
+want = sorted((s, k) for s in ("Alpha", "Beta", "Gamma", "Delta")
+              for k in ("promote_users", "promote_groups", "require_stage",
+                        "require_metric", "protect"))
+sys.exit(got != want)' "$T/out"
+lax policy import
+check "and back to the config of before (20 settings removed)" test $? -eq 0
 expect 0 "" "unset of a whole stage" policy unset Production
 mreg policy show >"$T/out"
 check "leaves no policy" grep -q "^# (none" "$T/out"
