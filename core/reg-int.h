@@ -480,7 +480,7 @@ int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
  * -EIO when a stored record is damaged or does not parse (logged). */
 int policy_load(struct idx_txn *t, struct mreg_config *ret);
 /* The program stored for event, NUL-terminated into buf. -ENOENT when
- * there is none, -ENAMETOOLONG. */
+ * there is none, -ERANGE when it does not fit. */
 int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
 			size_t size);
 /* May the caller point stage of model m at version v? 0, or -EACCES with

@@ -268,23 +268,32 @@ int policy_load(struct idx_txn *t, struct mreg_config *ret)
 	return r < 0 ? r : 0;
 }
 
+/* The value of key in table tb, NUL-terminated into buf. -ENOENT, -ERANGE
+ * when it does not fit. */
+static int get_str(struct idx_txn *t, enum idx_table tb, const void *key,
+		   size_t klen, char *buf, size_t size)
+{
+	struct idx_val v;
+	int r;
+
+	r = idx_get(t, tb, key, klen, &v);
+	if (r < 0)
+		return r;
+	if (v.len >= size)
+		return -ERANGE;
+	memcpy(buf, v.data, v.len);
+	buf[v.len] = '\0';
+	return 0;
+}
+
 int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
 			size_t size)
 {
 	char key[40];
-	struct idx_val v;
-	int r;
 
 	snprintf(key, sizeof(key), POL_HOOK "%s",
 		 event == HOOK_REGISTER ? "on_register" : "on_promote");
-	r = idx_get(t, IDX_META, key, strlen(key), &v);
-	if (r < 0)
-		return r;
-	if (v.len >= size)
-		return -ENAMETOOLONG;
-	memcpy(buf, v.data, v.len);
-	buf[v.len] = '\0';
-	return 0;
+	return get_str(t, IDX_META, key, strlen(key), buf, size);
 }
 
 /* ---- decisions --------------------------------------------------------------- */
@@ -339,22 +348,13 @@ static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
 			 char *buf, size_t size)
 {
 	uint8_t k[8 + 300];
-	struct idx_val v;
 	size_t n = strlen(key);
-	int r;
 
 	if (n > 290)
 		return -EINVAL;
 	be64_put(k, ino);
 	memcpy(k + 8, key, n);
-	r = idx_get(t, IDX_XATTRS, k, 8 + n, &v);
-	if (r < 0)
-		return r;
-	if (v.len >= size)
-		return -ERANGE;
-	memcpy(buf, v.data, v.len);
-	buf[v.len] = '\0';
-	return 0;
+	return get_str(t, IDX_XATTRS, k, 8 + n, buf, size);
 }
 
 /* A require_metric rule, "auc >= 0.9" (config.c checked its form; one that
@@ -567,15 +567,12 @@ static int check_admin(struct idx_txn *t, const struct reg_caller *who,
 {
 	char group[256], tmp[4096], uname[256];
 	struct group gr, *res = NULL;
-	struct idx_val v;
 
 	if (who->uid == 0)
 		return 0;
 	uid_name(who->uid, uname, sizeof(uname));
-	if (idx_get(t, IDX_META, POL_ADMIN, strlen(POL_ADMIN), &v) == 0 &&
-	    v.len < sizeof(group)) {
-		memcpy(group, v.data, v.len);
-		group[v.len] = '\0';
+	if (get_str(t, IDX_META, POL_ADMIN, strlen(POL_ADMIN), group,
+		    sizeof(group)) == 0) {
 		if (getgrnam_r(group, &gr, tmp, sizeof(tmp), &res) == 0 &&
 		    res && caller_in_gid(who, res->gr_gid))
 			return 0;
