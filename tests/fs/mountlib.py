@@ -240,6 +240,17 @@ class Mount:
         except OSError:
             return ''
 
+    def log_has(self, text, timeout=0, lines=300):
+        """Whether text is in the last lines of the daemon's log, waiting
+        up to timeout seconds for it to come."""
+        end = time.monotonic() + timeout
+        while True:
+            if text in self.log_tail(lines):
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+
     def unmount(self):
         """fusermount3 -u, lazily (-z) when the mount is busy."""
         for attempt in range(50):

@@ -65,16 +65,6 @@ def env_of(name):
         return dict(ln.rstrip('\n').split('=', 1) for ln in f if '=' in ln)
 
 
-def log_has(text, timeout=0):
-    end = time.monotonic() + timeout
-    while True:
-        if text in m.log_tail(200):
-            return True
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.05)
-
-
 def hook_failures(timeout=0):
     end = time.monotonic() + timeout
     while True:
@@ -172,8 +162,8 @@ def test_promote():
                x[1] == '/dev/fuse')]
     t.ok(not leaked, 'the hook holds no descriptor of the daemon\'s (the '
          'index, the mount\'s sockets)', repr(fds))
-    t.ok(log_has("for promote of 'hm/2' exited with status 3: hook saw "
-                 "hm/2", 3), 'its output and exit status are in the daemon '
+    t.ok(m.log_has("for promote of 'hm/2' exited with status 3: hook saw "
+                   "hm/2", 3), 'its output and exit status are in the daemon '
          'log', m.log_tail(10))
 
 
@@ -194,10 +184,10 @@ def test_slow():
                  'the slow hook started')
     t.ok(max(times) < 0.5, 'promotions return at once while the hook '
          'sleeps 5 s (%.3f s at most)' % max(times))
-    t.ok(log_has("for promote of 'hm/1' killed after 2 s", 4),
+    t.ok(m.log_has("for promote of 'hm/1' killed after 2 s", 4),
          'the hook is killed at its timeout, and the log says so',
          m.log_tail(10))
-    t.ok(log_has("for promote of 'hm/2' killed after 2 s", 5),
+    t.ok(m.log_has("for promote of 'hm/2' killed after 2 s", 5),
          'so is one that closed its output and sleeps on', m.log_tail(10))
     got = hook_failures(2)
     t.eq(sorted((a['result'], a.get('event'), a.get('model'),

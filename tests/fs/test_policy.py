@@ -36,16 +36,6 @@ U = {}
 G = {}
 
 
-def log_has(text, timeout=5):
-    end = time.monotonic() + timeout
-    while True:
-        if text in m.log_tail(300):
-            return True
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.05)
-
-
 def wait_for(path, timeout=10):
     end = time.monotonic() + timeout
     while not os.path.exists(path) and time.monotonic() < end:
@@ -83,8 +73,8 @@ def setup():
 
 
 def test_first_start():
-    t.ok(log_has("the registry had no stage policy or hook: imported 3 "
-                 "settings from config '%s'" % strict),
+    t.ok(m.log_has("the registry had no stage policy or hook: imported 3 "
+                   "settings from config '%s'" % strict, 5),
          'the first start imports the config\'s policy and says so',
          m.log_tail())
     r = m.mreg('-c', empty, 'policy', 'show', '--json')
@@ -104,12 +94,14 @@ def test_later_start():
     at = os.path.getsize(m.log)
     m.args = ['-c', lax]
     m.start()
-    t.ok(log_has("config '%s': stage 'Production': require_metric is 'auc "
-                 ">= 0.1' in the config, 'auc >= 0.9' in the registry" % lax),
+    t.ok(m.log_has("config '%s': stage 'Production': require_metric is "
+                   "'auc >= 0.1' in the config, 'auc >= 0.9' in the "
+                   "registry" % lax, 5),
          'a start with a config that disagrees warns, naming each '
          'difference', m.log_tail())
-    t.ok(log_has("config '%s' disagrees with the policy stored in the "
-                 "registry (3 differences): the stored policy applies" % lax),
+    t.ok(m.log_has("config '%s' disagrees with the policy stored in the "
+                   "registry (3 differences): the stored policy "
+                   "applies" % lax, 5),
          'and says the stored policy applies')
     with open(m.log) as f:
         f.seek(at)
