@@ -451,7 +451,13 @@ def test_killed_readers():
     time.sleep(2.5)
     n3, _ = paced_writes(2, 20000, 1000)
     s3 = os.path.getsize(data)
-    want = (s1 - s0) * n3 / max(n0, 1) * 1.5 + (256 << 10)
+    # a slot still pinning an old snapshot keeps every page a write
+    # transaction frees from use again: each write then grows the index
+    # by its copied path (3 pages and more, over 20 MiB for 2,000); with
+    # the slots cleared the growth is the audit records', as in the
+    # control. The allowance of 1 MiB covers the control's noise (its
+    # growth is 0 when the settle left free pages, 400 KiB when not).
+    want = (s1 - s0) * n3 / max(n0, 1) * 1.5 + (1 << 20)
     t.ok(s3 - s2 <= want, 'after the kills, %d more writes grow the index '
          'no more than the control did (%d KiB; the control %d KiB for %d)'
          % (n3, (s3 - s2) >> 10, (s1 - s0) >> 10, n0))
