@@ -647,6 +647,38 @@ int io_fault(enum io_fault f)
 	return r;
 }
 
+static struct {
+	void (*fn)(void *arg);
+	void *arg;
+} windows[IO_WINDOW_COUNT];
+
+void io_window(enum io_window w)
+{
+	void (*fn)(void *arg) = NULL;
+	void *arg = NULL;
+
+	if ((unsigned)w >= IO_WINDOW_COUNT)
+		return;
+	pthread_mutex_lock(&mu);
+	fn = windows[w].fn;
+	arg = windows[w].arg;
+	windows[w].fn = NULL;
+	pthread_mutex_unlock(&mu);
+	/* outside the mutex: what the test does there writes packs too */
+	if (fn)
+		fn(arg);
+}
+
+void io_window_hook(enum io_window w, void (*fn)(void *arg), void *arg)
+{
+	if ((unsigned)w >= IO_WINDOW_COUNT)
+		return;
+	pthread_mutex_lock(&mu);
+	windows[w].fn = fn;
+	windows[w].arg = arg;
+	pthread_mutex_unlock(&mu);
+}
+
 void io_faults_reload(void)
 {
 	struct tfile *t;

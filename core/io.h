@@ -36,6 +36,15 @@
  *	             when LMDB's map is full and cannot grow
  *   The error is a name (ENOSPC, EIO, EDQUOT, EROFS, ENOMEM) or a number;
  *   it may be left out (map_full: ENOSPC, the others: EIO).
+ *
+ *   Windows. io_window() marks a place between two steps of an operation
+ *   where another process may act, so that a test can act there and check
+ *   that the second step re-checks what the first one saw. A test sets a
+ *   function with io_window_hook(); the next pass through that window
+ *   calls it, once. Not set from the environment.
+ *	gc_drop      gc, after its scan for chunks nothing references and
+ *	             before the transaction that drops their records (which
+ *	             must keep a chunk referenced again meanwhile)
  */
 #ifndef MREG_IO_H
 #define MREG_IO_H
@@ -65,6 +74,12 @@ enum io_fault {
 	IO_FAULT_COUNT
 };
 
+/* Windows, see above. */
+enum io_window {
+	IO_WINDOW_GC_DROP,
+	IO_WINDOW_COUNT
+};
+
 /* The exit status of a simulated crash. */
 #define IO_CRASH_STATUS 99
 
@@ -84,6 +99,13 @@ int io_fdatasync(int fd, enum io_kind kind);
 int io_fsync(int fd, enum io_kind kind);
 /* 0, or the negative errno armed for the next event of kind f. */
 int io_fault(enum io_fault f);
+
+/* Calls the function set for window w, if any, and forgets it. */
+void io_window(enum io_window w);
+/* Sets fn(arg) to be called at the next pass through window w (fn NULL:
+ * none). For tests: the function runs on the thread of the operation,
+ * outside any transaction of the index. */
+void io_window_hook(enum io_window w, void (*fn)(void *arg), void *arg);
 
 /* For tests. io_faults_reload() reads the environment again (a forked
  * child that set its own MREG_CRASH_AT) and resets every counter and
@@ -134,6 +156,11 @@ static inline int io_fault(enum io_fault f)
 {
 	(void)f;
 	return 0;
+}
+
+static inline void io_window(enum io_window w)
+{
+	(void)w;
 }
 
 #endif /* MREG_FAULTS */

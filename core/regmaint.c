@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "log.h"
 
 struct pin {
@@ -1570,6 +1571,7 @@ int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
 	/* (2) chunk records nothing references */
 	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
 		goto out;
+	io_window(IO_WINDOW_GC_DROP); /* a test pushes here (MREG_FAULTS) */
 	if (d.n && (r = reg_txn(reg, do_drop_dead, &da)) < 0)
 		goto out;
 	g.res.chunks_freed = da.freed;
