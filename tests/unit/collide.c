@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -16,6 +18,82 @@
 static void report(void *arg, const char *sev, const char *msg)
 {
 	printf("# fsck %s: %s\n", sev, msg);
+}
+
+/* 0 when model/version/name holds exactly the n bytes of want. */
+static int reads_back(struct mreg_registry *reg, const char *model,
+		      const char *version, const char *name,
+		      const uint8_t *want, size_t n)
+{
+	uint8_t got[512];
+	int fd = memfd_create("cat", MFD_CLOEXEC), r;
+
+	if (fd < 0)
+		abort();
+	r = reg_cat(reg, model, version, name, fd);
+	if (r == 0)
+		r = lseek(fd, 0, SEEK_END) == (off_t)n &&
+		    pread(fd, got, n, 0) == (ssize_t)n &&
+		    memcmp(got, want, n) == 0 ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+/* Collisions of chunks of equal length: 300 files of 200 bytes, one
+ * chunk each, over 256 ids. A length check cannot tell them apart, only
+ * the byte comparison can: pushed one per version (a match found in the
+ * index) and all in one version (a match earlier in the same push), every
+ * file must read back exactly. */
+#define NSAME 300
+#define LSAME 200
+static void same_length(struct mreg_registry *reg, const struct reg_caller *me,
+			const char *tmp)
+{
+	static uint8_t b[NSAME][LSAME];
+	char *dir, *path, v[REG_NAME_MAX + 1], name[32];
+	const char *paths[1];
+	int i, bad_push = 0, wrong = 0, fd;
+	size_t j;
+
+	if (asprintf(&dir, "%s/same", tmp) < 0 || mkdir(dir, 0700) < 0)
+		abort();
+	srand(7);
+	for (i = 0; i < NSAME; i++) {
+		for (j = 0; j < LSAME; j++)
+			b[i][j] = (uint8_t)rand();
+		snprintf(name, sizeof(name), "s%03d", i);
+		if (asprintf(&path, "%s/%s", dir, name) < 0)
+			abort();
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, b[i], LSAME) != LSAME)
+			abort();
+		close(fd);
+		paths[0] = path;
+		if (reg_push(reg, me, "same", paths, 1, NULL, NULL, 0, NULL,
+			     NULL, v) < 0)
+			bad_push++;
+		free(path);
+	}
+	CHECK_EQ(bad_push, 0, "%d files of %d bytes pushed, one per version",
+		 NSAME, LSAME);
+	for (i = 0; i < NSAME; i++) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		snprintf(v, sizeof(v), "%d", i + 1);
+		if (reads_back(reg, "same", v, name, b[i], LSAME) < 0)
+			wrong++;
+	}
+	CHECK_EQ(wrong, 0, "every one reads back exactly (equal lengths, "
+		 "8-bit ids)");
+	paths[0] = dir;
+	CHECK_EQ(reg_push(reg, me, "same1", paths, 1, NULL, NULL, 0, NULL,
+			  NULL, v), 0, "the same %d files in one version", NSAME);
+	for (i = wrong = 0; i < NSAME; i++) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		if (reads_back(reg, "same1", "1", name, b[i], LSAME) < 0)
+			wrong++;
+	}
+	CHECK_EQ(wrong, 0, "every one of them reads back exactly");
+	free(dir);
 }
 
 int main(void)
@@ -56,7 +134,7 @@ int main(void)
 	/* the same bytes again: stored once */
 	CHECK_EQ(reg_store_stats(reg, &st), 0, "stats");
 	{
-		uint64_t before = st.live_bytes;
+		uint64_t before = st.live_bytes, packed = st.pack_bytes;
 
 		CHECK_EQ(reg_push(reg, &me, "m", (const char *[]){ src[0] }, 1,
 				  NULL, NULL, 0, NULL, NULL, v), 0,
@@ -65,6 +143,10 @@ int main(void)
 		CHECK(st.live_bytes == before, "identical bytes are stored once "
 		      "(%llu vs %llu)", (unsigned long long)st.live_bytes,
 		      (unsigned long long)before);
+		CHECK(st.pack_bytes == packed, "and not one byte was written to "
+		      "the packs for them (%llu vs %llu)",
+		      (unsigned long long)st.pack_bytes,
+		      (unsigned long long)packed);
 		CHECK(st.live_bytes >= 3 * (800u << 10),
 		      "colliding chunks were all kept (%llu bytes live)",
 		      (unsigned long long)st.live_bytes);
@@ -85,6 +167,9 @@ int main(void)
 		free(cmd);
 		free(out);
 	}
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, report, NULL, NULL), 0,
+		 "fsck --full is clean");
+	same_length(reg, &me, tmp);
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, report, NULL, NULL), 0,
 		 "fsck --full is clean");
 	registry_close(reg);
