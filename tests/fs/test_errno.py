@@ -157,6 +157,16 @@ def test_exdev():
     os.mkdir(model('e'))
     t.errno(errno.EXDEV, 'rename between two drafts of one model: EXDEV',
             os.rename, model('d', 'f'), model('e', 'f'))
+    t.errno(errno.EXDEV, 'a draft renamed into another model: EXDEV',
+            os.rename, model('e'), m.path('models', 'm2', 'e2'))
+    t.errno(errno.EXDEV, 'a version renamed into another model: EXDEV',
+            os.rename, model('1'), m.path('models', 'm2', '1'))
+    t.ok(os.path.isdir(model('e')) and os.path.isdir(model('1')) and
+         sorted(os.listdir(m.path('models', 'm2'))) == ['d', 'stages'],
+         'both stay where they were')
+    t.errno(errno.ENOTEMPTY, 'rmdir of a model with versions: ENOTEMPTY',
+            os.rmdir, model())
+    t.ok(os.path.isdir(model('1')), 'its versions stay')
 
 
 def test_xattrs():

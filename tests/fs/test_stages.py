@@ -120,7 +120,16 @@ def test_errnos():
                          ('1', 'a target without ../'),
                          ('../1/../2', 'a .. trick'),
                          ('../1/', 'a trailing slash'),
-                         ('../stages', 'the stages directory')):
+                         ('../stages', 'the stages directory'),
+                         # a looser prefix check than exactly "../" would
+                         # find version 1 in these
+                         ('..x1', 'no slash after ..'),
+                         ('...1', 'three dots'),
+                         ('.../1', 'three dots and a slash'),
+                         ('..//1', 'a double slash'),
+                         ('./../1', 'a leading ./'),
+                         ('../../churn/1', 'the same model, the long way'),
+                         ('../.1', 'a dot name')):
         t.errno(errno.EINVAL, 'stage -> %s: EINVAL (%s)' % (target, what),
                 os.symlink, target, stages('X'))
     t.errno(errno.ENOENT, 'stage -> ../99 (no such version): ENOENT',

@@ -3,12 +3,15 @@
  * removal, gc and fsck. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -109,6 +112,147 @@ static void test_names(void)
 	memset(n129, 'S', 65);
 	n129[65] = 0;
 	CHECK_EQ(reg_check_stage(n129), -EINVAL, "65-byte stage refused");
+}
+
+/* Names of files inside a version: anything the kernel accepts, up to
+ * 255 bytes; longer ones are ENAMETOOLONG, in core (SPEC §1), whatever
+ * the caller checked before. */
+static void test_name_lengths(void)
+{
+	char n255[256], n256[257];
+	struct reg_attr m, v, a;
+	struct reg_file *fh = NULL;
+
+	memset(n255, 'f', 255);
+	n255[255] = 0;
+	memset(n256, 'f', 256);
+	n256[256] = 0;
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "long", 0755, &v), 0, "a draft");
+	CHECK_EQ(reg_create(reg, &me, v.ino, n256, 0644, O_WRONLY, &a, &fh),
+		 -ENAMETOOLONG, "create of a 256-byte name: ENAMETOOLONG");
+	CHECK_EQ(reg_mkdir(reg, &me, v.ino, n256, 0755, &a), -ENAMETOOLONG,
+		 "mkdir of a 256-byte name: ENAMETOOLONG");
+	CHECK_EQ(reg_symlink(reg, &me, v.ino, n256, "x", &a), -ENAMETOOLONG,
+		 "symlink of a 256-byte name: ENAMETOOLONG");
+	CHECK_EQ(reg_lookup(reg, v.ino, n256, &a), -ENAMETOOLONG,
+		 "lookup of a 256-byte name: ENAMETOOLONG");
+	CHECK_EQ(reg_create(reg, &me, v.ino, n255, 0644, O_WRONLY, &a, &fh), 0,
+		 "create of a 255-byte name works");
+	if (fh)
+		reg_release(fh);
+	CHECK_EQ(reg_rename(reg, &me, v.ino, n255, v.ino, n256, 0),
+		 -ENAMETOOLONG, "rename to a 256-byte name: ENAMETOOLONG");
+	CHECK_EQ(reg_unlink(reg, &me, v.ino, n255), 0, "unlink it");
+	CHECK_EQ(reg_mkdir(reg, &me, REG_MODELS_INO, "-dash", 0755, &a),
+		 -EINVAL, "a model named '-dash': EINVAL");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "a b", 0755, &a), -EINVAL,
+		 "a version named 'a b': EINVAL");
+	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "long"), 0, "remove the draft");
+}
+
+/* SPEC §3: a stage's target is exactly "../V" of a version of the same
+ * model; anything else, however close, is EINVAL (never a version found
+ * by a looser match), a version that does not exist ENOENT. */
+static void test_stage_targets(void)
+{
+	static const char *const bad[] = {
+		"..x1", "...1", "../1/", "../../churn/1", "./../1", "..//1",
+		"../1/.", "../.1", "/../1", "../", "..", "1", "./1", "",
+		"../1/../1", "../churn/../1", ".../1", "..\\1", " ../1",
+	};
+	struct reg_attr m, st, a;
+	size_t i;
+	int r;
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_lookup(reg, m.ino, "stages", &st), 0, "stages/");
+	CHECK_EQ(reg_resolve(reg, "churn/1", &a), 0, "version 1 exists");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = reg_symlink(reg, &me, st.ino, "Odd", bad[i], &a);
+		CHECK_EQ(r, -EINVAL, "stage target '%s': EINVAL", bad[i]);
+		if (r == 0)
+			reg_unlink(reg, &me, st.ino, "Odd");
+	}
+	CHECK_EQ(reg_lookup(reg, st.ino, "Odd", &a), -ENOENT,
+		 "no stage was made");
+	CHECK_EQ(reg_symlink(reg, &me, st.ino, "Odd", "../99", &a), -ENOENT,
+		 "stage target '../99' (no such version): ENOENT");
+	CHECK_EQ(reg_symlink(reg, &me, st.ino, "Odd", "../1", &a), 0,
+		 "stage target '../1' is right");
+	CHECK_EQ(reg_unlink(reg, &me, st.ino, "Odd"), 0, "remove it");
+}
+
+/* Renames and removals whose refusal the kernel never decides (a FUSE
+ * file system answers them): core must. */
+static void test_renames(void)
+{
+	struct reg_attr m, st, x, v, a, d, e;
+	struct reg_file *fh = NULL;
+	char tgt[64];
+
+	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
+	CHECK_EQ(reg_rmdir(reg, &me, REG_MODELS_INO, "churn"), -ENOTEMPTY,
+		 "rmdir of a model with versions: ENOTEMPTY");
+	CHECK_EQ(reg_resolve(reg, "churn/1", &a), 0, "and its versions stay");
+	/* RENAME_NOREPLACE onto a stage and onto a file of a draft */
+	CHECK_EQ(reg_lookup(reg, m.ino, "stages", &st), 0, "stages/");
+	CHECK_EQ(reg_promote(reg, &me, "churn", "3", "Staging"), 0,
+		 "Staging -> 3");
+	CHECK_EQ(reg_rename(reg, &me, st.ino, "Staging", st.ino, "Production",
+			    REG_RENAME_NOREPLACE), -EEXIST,
+		 "a no-replace rename of Staging onto Production: EEXIST");
+	CHECK(reg_lookup(reg, st.ino, "Production", &a) == 0 &&
+	      reg_readlink(reg, a.ino, tgt, sizeof(tgt)) == 0 &&
+	      strcmp(tgt, "../1") == 0 &&
+	      reg_lookup(reg, st.ino, "Staging", &a) == 0,
+	      "both stages are as they were (Production -> %s)", tgt);
+	CHECK_EQ(reg_stage_remove(reg, &me, "churn", "Staging"), 0,
+		 "remove Staging");
+	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rn", 0755, &v), 0, "a draft");
+	CHECK(reg_create(reg, &me, v.ino, "a", 0644, O_WRONLY, &a, &fh) == 0 &&
+	      reg_write(fh, "A", 1, 0) == 1 && reg_flush(fh, &me) == 0,
+	      "file a");
+	reg_release(fh);
+	CHECK(reg_create(reg, &me, v.ino, "b", 0644, O_WRONLY, &x, &fh) == 0,
+	      "file b");
+	reg_release(fh);
+	CHECK_EQ(reg_rename(reg, &me, v.ino, "a", v.ino, "b",
+			    REG_RENAME_NOREPLACE), -EEXIST,
+		 "a no-replace rename of a onto b: EEXIST");
+	CHECK(reg_lookup(reg, v.ino, "a", &a) == 0 &&
+	      reg_lookup(reg, v.ino, "b", &e) == 0 && e.ino == x.ino,
+	      "both files are as they were");
+	/* a directory into itself */
+	CHECK(reg_mkdir(reg, &me, v.ino, "d", 0755, &d) == 0 &&
+	      reg_mkdir(reg, &me, d.ino, "e", 0755, &e) == 0, "d and d/e");
+	CHECK_EQ(reg_rename(reg, &me, v.ino, "d", e.ino, "x", 0), -EINVAL,
+		 "d moved into d/e: EINVAL");
+	CHECK_EQ(reg_rename(reg, &me, v.ino, "d", d.ino, "x", 0), -EINVAL,
+		 "d moved into d: EINVAL");
+	CHECK_EQ(reg_lookup(reg, v.ino, "d", &a), 0, "d stays");
+	/* between models */
+	CHECK_EQ(reg_mkdir(reg, &me, REG_MODELS_INO, "xm", 0755, &x), 0,
+		 "another model");
+	CHECK_EQ(reg_mkdir(reg, &me, x.ino, "v", 0755, &a), 0,
+		 "with a draft and no stage");
+	CHECK_EQ(reg_rmdir(reg, &me, REG_MODELS_INO, "xm"), -ENOTEMPTY,
+		 "rmdir of it: ENOTEMPTY");
+	CHECK_EQ(reg_rmdir(reg, &me, x.ino, "v"), 0, "remove the draft");
+	CHECK_EQ(reg_rename(reg, &me, m.ino, "rn", x.ino, "rn2", 0), -EXDEV,
+		 "a draft renamed into another model: EXDEV");
+	CHECK(reg_resolve(reg, "churn/rn/a", &a) == 0 &&
+	      reg_resolve(reg, "churn/rn2", &a) == -ENOENT &&
+	      reg_resolve(reg, "xm/rn2", &a) == -ENOENT,
+	      "the draft stays where it was, under its name");
+	CHECK_EQ(reg_rename(reg, &me, m.ino, "1", x.ino, "1", 0), -EXDEV,
+		 "a version renamed into another model: EXDEV");
+	CHECK(reg_unlink(reg, &me, v.ino, "a") == 0 &&
+	      reg_unlink(reg, &me, v.ino, "b") == 0 &&
+	      reg_rmdir(reg, &me, d.ino, "e") == 0 &&
+	      reg_rmdir(reg, &me, v.ino, "d") == 0 &&
+	      reg_rmdir(reg, &me, m.ino, "rn") == 0 &&
+	      reg_rmdir(reg, &me, REG_MODELS_INO, "xm") == 0, "clean up");
 }
 
 static void test_push_and_stages(void)
@@ -1505,6 +1649,295 @@ static void test_seal_writers(void)
 	CHECK(reg_getattr(reg, v.ino, &a) == 0 && a.sealed, "sealed");
 }
 
+/* SPEC §5: a chunk that fails its check makes the read fail with EIO,
+ * never wrong bytes. One byte of a pack flipped under a sealed file, in a
+ * store of its own opened afresh (nothing of it in memory): every read
+ * that succeeds returns the right bytes, the reads over the chunk fail
+ * with EIO, reg_cat fails and writes nothing wrong; fsck --full finds it;
+ * pushing the same bytes again heals it. */
+static void test_bad_byte(void)
+{
+	size_t size = 1u << 20, flip_at = 600000, off, k, wrong = 0, eio = 0;
+	uint8_t *b = malloc(size), *got = malloc(size), *pack = NULL;
+	char *store, *packs, *path, *src, ver[REG_NAME_MAX + 1];
+	struct reg_attr a;
+	struct reg_file *fh = NULL;
+	int found = 0, fd;
+	ssize_t n;
+
+	if (!b || !got || asprintf(&store, "%s/bad", tmp) < 0 ||
+	    asprintf(&packs, "%s/packs", store) < 0)
+		abort();
+	src = write_file("bad.bin", size, 77);
+	fd = open(src, O_RDONLY);
+	if (fd < 0 || read(fd, b, size) != (ssize_t)size)
+		abort();
+	close(fd);
+	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "a store of its own");
+	CHECK_EQ(push1("bad", src, NULL, ver), 0, "push a 1 MiB file");
+	registry_close(reg);
+	/* the pack that holds the bytes at flip_at: found by its content */
+	for (k = 1; k < 16 && !found; k++) {
+		struct stat st;
+		uint8_t *hit;
+
+		if (asprintf(&path, "%s/pack-%08zx.pack", packs, k) < 0)
+			abort();
+		fd = open(path, O_RDWR);
+		if (fd >= 0 && fstat(fd, &st) == 0 &&
+		    (pack = malloc((size_t)st.st_size)) &&
+		    read(fd, pack, (size_t)st.st_size) == st.st_size &&
+		    (hit = memmem(pack, (size_t)st.st_size, b + flip_at,
+				  64))) {
+			uint8_t x = (uint8_t)(b[flip_at] ^ 0x5a);
+
+			found = pwrite(fd, &x, 1, hit - pack) == 1;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(pack);
+		pack = NULL;
+		free(path);
+	}
+	CHECK(found, "one byte of the pack flipped");
+	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
+	CHECK_EQ(reg_resolve(reg, "bad/1/bad.bin", &a), 0, "the file");
+	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &fh), 0, "open it");
+	for (off = 0; fh && off < size; off += 4096) {
+		n = reg_read(fh, got, 4096, off);
+		if (n == -EIO)
+			eio++;
+		else if (n != 4096 || memcmp(got, b + off, 4096) != 0)
+			wrong++;
+	}
+	CHECK(wrong == 0 && eio > 0, "4 KiB reads: right bytes or EIO, and "
+	      "EIO over the damage (%zu wrong, %zu EIO)", wrong, eio);
+	CHECK_EQ(fh ? reg_read(fh, got, 1, flip_at) : 0, -EIO,
+		 "a read of the flipped byte alone: EIO");
+	n = fh ? reg_read(fh, got, size, 0) : 0;
+	CHECK(n == -EIO || (n >= 0 && (size_t)n <= flip_at &&
+			    memcmp(got, b, (size_t)n) == 0),
+	      "a read of the whole file: EIO, or right bytes up to the damage "
+	      "(%zd)", n);
+	if (fh)
+		reg_release(fh);
+	fd = memfd_create("cat", 0);
+	CHECK_EQ(reg_cat(reg, "bad", "1", "bad.bin", fd), -EIO,
+		 "reg_cat: EIO");
+	n = lseek(fd, 0, SEEK_END);
+	CHECK(n >= 0 && (size_t)n <= flip_at &&
+	      pread(fd, got, (size_t)n, 0) == n &&
+	      memcmp(got, b, (size_t)n) == 0,
+	      "and what it wrote is right (%zd bytes)", n);
+	close(fd);
+	CHECK(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL) > 0,
+	      "fsck --full finds the damage");
+	CHECK_EQ(push1("bad", src, NULL, ver), 0, "push the same bytes again");
+	CHECK_EQ(cat_cmp("bad", "1", "bad.bin", src), 0,
+		 "the damaged version reads right again");
+	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
+		 "fsck --full is clean");
+	registry_close(reg);
+	reg = NULL;
+	free(src);
+	free(store);
+	free(packs);
+	free(b);
+	free(got);
+}
+
+/* A caller who is not this process: uid, primary gid and exactly these
+ * supplementary groups. */
+static struct reg_caller caller(uid_t uid, gid_t gid, const gid_t *groups,
+				int ngroups)
+{
+	struct reg_caller c = me;
+
+	c.uid = uid;
+	c.gid = gid;
+	c.groups = groups;
+	c.ngroups = ngroups;
+	c.umask = 022;
+	return c;
+}
+
+static int refused_cb(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	int *n = arg;
+
+	if (memmem(json, len, "\"uid\":4243,", 11) &&
+	    memmem(json, len, "\"result\":\"refused\"", 18))
+		(*n)++;
+	return 0;
+}
+
+/* Stage policies (SPEC §3), stored in the registry, decided by core for
+ * callers other than this process: promote_users, promote_groups
+ * (primary and supplementary groups), require_stage, require_metric,
+ * protect; a stage without a policy follows the model's own permissions,
+ * whatever other stages' policies say. Ends with reg closed. */
+static void test_policy(void)
+{
+	static const gid_t none[1], adm_g[] = { 4 }, sys_g[] = { 3 },
+			   tty_g[] = { 5 };
+	struct mreg_config pc;
+	struct passwd *pw;
+	struct group *gr;
+	char user1[64] = "", group3[64] = "", group4[64] = "";
+	struct reg_caller alice, bob, bob0, carol, dave, erin, frank, gina,
+			  team;
+	struct reg_kv good = { "metric.auc", "0.95" },
+		      poor = { "metric.auc", "0.5" };
+	char *store, *src, ver[REG_NAME_MAX + 1], err[256];
+	const char *paths[1];
+	struct reg_attr a, v;
+	int refused = 0;
+
+	/* names of this machine's (the config refuses unknown ones);
+	 * getpwuid() and getgrgid() answer in static storage */
+	if ((pw = getpwuid(1)))
+		snprintf(user1, sizeof(user1), "%s", pw->pw_name);
+	if ((gr = getgrgid(3)))
+		snprintf(group3, sizeof(group3), "%s", gr->gr_name);
+	if ((gr = getgrgid(4)))
+		snprintf(group4, sizeof(group4), "%s", gr->gr_name);
+	if (!user1[0] || !group3[0] || !group4[0] || !getgrgid(5)) {
+		CHECK(1, "stage policies # SKIP uid 1 or gids 3, 4, 5 unknown");
+		return;
+	}
+	/* alice: in promote_users; bob: in promote_groups of Staging by a
+	 * supplementary group only (bob0: the same without it); carol:
+	 * nobody; dave: Production's group, supplementary; erin: the
+	 * same, primary; frank: no group of any policy; gina: the group of
+	 * model "team" (tty), supplementary */
+	alice = caller(1, 1, none, 0);
+	bob = caller(4242, 4242, adm_g, 1);
+	bob0 = caller(4242, 4242, none, 0);
+	carol = caller(4243, 4243, none, 0);
+	dave = caller(4244, 4244, sys_g, 1);
+	erin = caller(4245, 3, none, 0);
+	frank = caller(4246, 4246, none, 0);
+	gina = caller(4247, 4247, tty_g, 1);
+	team = caller(0, 5, none, 0);
+	team.umask = 0;
+	config_init(&pc);
+	if (asprintf(&store, "%s/policy", tmp) < 0)
+		abort();
+	CHECK_EQ(registry_open(&pc, store, &reg), 0, "a store of its own");
+	CHECK_EQ(reg_policy_set(reg, &me, "Staging", (struct reg_kv[]){
+			{ "promote_users", user1 },
+			{ "promote_groups", group4 } }, 2), 2,
+		 "Staging: promote_users %s, promote_groups %s", user1,
+		 group4);
+	CHECK_EQ(reg_policy_set(reg, &carol, "Staging", (struct reg_kv[]){
+			{ "protect", "true" } }, 1), -EPERM,
+		 "a user who is not root (nor an admin) may not set a policy");
+	CHECK_EQ(reg_policy_set(reg, &me, "Production", (struct reg_kv[]){
+			{ "promote_groups", group3 },
+			{ "require_stage", "Staging" },
+			{ "require_metric", "auc >= 0.9" },
+			{ "protect", "true" } }, 4), 4,
+		 "Production: promote_groups %s, require_stage Staging, "
+		 "require_metric auc >= 0.9, protect", group3);
+	src = write_file("p.bin", 5000, 5);
+	paths[0] = src;
+	CHECK(reg_push(reg, &me, "pm", paths, 1, NULL, &good, 1, NULL, NULL,
+		       ver) == 0 &&
+	      reg_push(reg, &me, "pm", paths, 1, NULL, &poor, 1, NULL, NULL,
+		       ver) == 0 &&
+	      reg_push(reg, &me, "pm", paths, 1, NULL, NULL, 0, NULL, NULL,
+		       ver) == 0 &&
+	      reg_push(reg, &me, "pm", paths, 1, NULL, &good, 1, NULL, NULL,
+		       ver) == 0,
+	      "model pm (root's, 0755): 1 auc 0.95, 2 auc 0.5, 3 no metric, "
+	      "4 auc 0.95");
+
+	/* promote_users, promote_groups */
+	CHECK_EQ(reg_promote(reg, &carol, "pm", "1", "Staging"), -EACCES,
+		 "Staging: a user in neither list is refused");
+	CHECK_EQ(reg_promote(reg, &bob0, "pm", "1", "Staging"), -EACCES,
+		 "Staging: a user without the group is refused");
+	CHECK_EQ(reg_promote(reg, &alice, "pm", "1", "Staging"), 0,
+		 "Staging: a user of promote_users may");
+	CHECK_EQ(reg_promote(reg, &bob, "pm", "2", "Staging"), 0,
+		 "Staging: a supplementary group of promote_groups counts");
+	CHECK_EQ(reg_promote(reg, &bob, "pm", "3", "Staging"), 0,
+		 "Staging: 3 too");
+	CHECK_EQ(reg_promote(reg, &bob, "pm", "1", "Production"), -EACCES,
+		 "Production: a group of another stage's policy does not");
+	CHECK_EQ(reg_promote(reg, &erin, "pm", "1", "Production"), 0,
+		 "Production: the primary group counts (1 held Staging, "
+		 "auc 0.95)");
+	CHECK_EQ(reg_promote(reg, &dave, "pm", "1", "Production"), 0,
+		 "Production: so does a supplementary one");
+
+	/* require_stage, require_metric: for every caller, root too */
+	CHECK_EQ(reg_promote(reg, &dave, "pm", "4", "Production"), -EACCES,
+		 "require_stage: 4 never was in Staging");
+	CHECK_EQ(reg_promote(reg, &dave, "pm", "2", "Production"), -EACCES,
+		 "require_metric: 2 has auc 0.5");
+	CHECK_EQ(reg_promote(reg, &dave, "pm", "3", "Production"), -EACCES,
+		 "require_metric: 3 has no auc");
+	CHECK_EQ(reg_promote(reg, &me, "pm", "2", "Production"), -EACCES,
+		 "root passes the lists, not the gates");
+	CHECK(reg_resolve(reg, "pm", &a) == 0 &&
+	      reg_lookup(reg, a.ino, "stages", &a) == 0 &&
+	      reg_lookup(reg, a.ino, "Production", &a) == 0,
+	      "Production exists");
+	CHECK_EQ(reg_readlink(reg, a.ino, err, sizeof(err)), 0, "readlink");
+	CHECK(strcmp(err, "../1") == 0, "and still points at 1 (%s)", err);
+
+	/* protect, and removal by the lists */
+	CHECK_EQ(reg_stage_remove(reg, &dave, "pm", "Production"), -EACCES,
+		 "protect: Production cannot be removed by its group");
+	CHECK_EQ(reg_stage_remove(reg, &me, "pm", "Production"), -EACCES,
+		 "nor by root");
+	CHECK_EQ(reg_promote(reg, &dave, "pm", "1", "Production"), 0,
+		 "but it may be set");
+	CHECK_EQ(reg_stage_remove(reg, &carol, "pm", "Staging"), -EACCES,
+		 "Staging: carol may not remove it");
+	CHECK_EQ(reg_stage_remove(reg, &alice, "pm", "Staging"), 0,
+		 "alice may");
+
+	/* a stage without a policy: the model's own permissions */
+	CHECK_EQ(reg_promote(reg, &frank, "pm", "1", "Dev"), -EACCES,
+		 "Dev (no policy) on root's 0755 model: frank is refused");
+	CHECK_EQ(reg_mkdir(reg, &carol, REG_MODELS_INO, "own", 0755, &a), 0,
+		 "carol makes model 'own' (0755)");
+	CHECK_EQ(reg_mkdir(reg, &carol, a.ino, "1", 0755, &v), 0,
+		 "and a draft 1 in it");
+	CHECK_EQ(reg_promote(reg, &carol, "own", "1", "Dev"), 0,
+		 "Dev on her model: carol, its owner, may");
+	CHECK_EQ(reg_promote(reg, &frank, "own", "1", "Test"), -EACCES,
+		 "frank may not");
+	/* SPEC §3: being admitted by another stage's policy gives no say
+	 * over a stage without one */
+	CHECK_EQ(reg_promote(reg, &bob, "own", "1", "Test"), -EACCES,
+		 "bob, admitted by Staging's policy, may not set Test (no "
+		 "policy) on carol's model");
+	CHECK_EQ(reg_stage_remove(reg, &bob, "own", "Dev"), -EACCES,
+		 "nor remove Dev (no policy) there");
+	CHECK_EQ(reg_mkdir(reg, &team, REG_MODELS_INO, "team", 0775, &a), 0,
+		 "model 'team': root's, group tty, 0775");
+	CHECK_EQ(a.gid, 5, "its group is tty");
+	CHECK_EQ(reg_mkdir(reg, &me, a.ino, "1", 0755, &v), 0, "a draft 1");
+	CHECK_EQ(reg_promote(reg, &gina, "team", "1", "Dev"), 0,
+		 "Dev on 'team': gina, of its group (supplementary), may");
+	CHECK_EQ(reg_promote(reg, &frank, "team", "1", "Test"), -EACCES,
+		 "frank may not");
+	CHECK_EQ(reg_stage_remove(reg, &frank, "team", "Dev"), -EACCES,
+		 "nor remove Dev");
+	CHECK_EQ(reg_stage_remove(reg, &gina, "team", "Dev"), 0,
+		 "gina may remove it");
+	reg_audit(reg, 0, refused_cb, &refused);
+	CHECK(refused >= 2, "carol's refusals are audited (%d)", refused);
+	registry_close(reg);
+	reg = NULL;
+	config_release(&pc);
+	free(store);
+	free(src);
+}
+
 int main(void)
 {
 	char *conf;
@@ -1550,6 +1983,9 @@ int main(void)
 	}
 	test_names();
 	test_push_and_stages();
+	test_name_lengths();
+	test_stage_targets();
+	test_renames();
 	test_drafts();
 	test_pending();
 	test_close_rule();
@@ -1572,6 +2008,8 @@ int main(void)
 	}
 	test_refusals();
 	test_close_with_writers();
+	test_bad_byte();
+	test_policy();
 	{
 		char *out, line[256] = "";
 
