@@ -23,8 +23,9 @@ sys.exit(not any(x.get("key") == "tag.team" and x.get("old") == "risk" and x.get
 check "promote and removal are recorded" "$PY" -c '
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
-ops = " ".join(x.get("op", "") for x in r)
-sys.exit(not ("promote" in ops and any(x.get("model") == "fraud" and x.get("version") == "1" and "rm" in x.get("op", "") or "remove" in x.get("op", "") for x in r)))' "$T/out"
+promoted = any(x.get("op") == "promote" and x.get("model") == "churn" and x.get("version") == "1" and x.get("stage") == "Production" and x.get("result") == "ok" for x in r)
+removed = any(x.get("op") == "version.remove" and x.get("model") == "fraud" and x.get("version") == "1" and x.get("result") == "ok" for x in r)
+sys.exit(not (promoted and removed))' "$T/out"
 check "a refused change (param of a sealed version) is audited" "$PY" -c '
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
