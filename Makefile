@@ -75,7 +75,8 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBCORE   := $(BUILD)/libmregcore.a
 
-.PHONY: all programs test unit bench install uninstall clean help deps fuzz demo
+.PHONY: all programs test unit bench install uninstall clean help deps fuzz demo \
+	mutate
 .SECONDARY:
 all: programs $(UNIT_BIN) $(BUILD)/tests/test-collide $(BUILD)/tests/fsstress
 
@@ -134,6 +135,15 @@ unit: $(UNIT_BIN)
 bench: all
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/bench/run.sh
 
+# Mutation testing: each one-line breakage of a rule listed in
+# tests/mutate/mutations.txt, applied alone to a scratch copy of the tree
+# (never this one), must fail the tests named with it.
+PYTHON ?= /usr/bin/python3
+MUTATE ?=
+FULL   ?=
+mutate:
+	$(Q)$(PYTHON) tests/mutate/mutate.py $(if $(filter 1,$(FULL)),--full) $(MUTATE)
+
 install: $(BUILD)/mreg $(BUILD)/mregfs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/sbin
 	install -m 755 $(BUILD)/mreg $(BUILD)/mregfs $(DESTDIR)$(BINDIR)/
@@ -165,6 +175,9 @@ help:
 	@echo '  unit       run the unit tests only'
 	@echo '  bench      run the benchmarks, write BENCHMARKS.md'
 	@echo '  crash      crash-simulation trials (CRASH_TRIALS=N, CRASH_SEED=S)'
+	@echo '  mutate     break each rule of tests/mutate/mutations.txt in a'
+	@echo '             scratch copy, prove the tests catch it (MUTATE="NAME..."'
+	@echo '             picks some, FULL=1 runs the whole suite for each)'
 	@echo '  fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)'
 	@echo '  demo       mount a registry and show it working (tools/demo.sh)'
 	@echo '  install    install into $$(DESTDIR)$$(PREFIX) (PREFIX=$(PREFIX))'
