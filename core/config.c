@@ -219,6 +219,8 @@ void config_init(struct mreg_config *cfg)
 	cfg->hook_timeout = 30;
 	cfg->open_files_per_user = 1000;
 	cfg->open_files_reserve = 256;
+	cfg->serve_passthrough = true;
+	cfg->serve_size = 16ULL << 30;
 }
 
 static void strv_free(char **v)
@@ -251,6 +253,7 @@ void config_release(struct mreg_config *cfg)
 	free(cfg->store);
 	free(cfg->on_register);
 	free(cfg->on_promote);
+	free(cfg->serve_path);
 	for (i = 0; i < cfg->nstages; i++)
 		stage_release(&cfg->stages[i]);
 	free(cfg->stages);
@@ -309,6 +312,7 @@ static int config_copy(struct mreg_config *dst, const struct mreg_config *src)
 	dst->store = dup_or_null(src->store, &ok);
 	dst->on_register = dup_or_null(src->on_register, &ok);
 	dst->on_promote = dup_or_null(src->on_promote, &ok);
+	dst->serve_path = dup_or_null(src->serve_path, &ok);
 	dst->stages = NULL;
 	dst->nstages = 0;
 	if (src->nstages) {
@@ -360,6 +364,7 @@ enum section {
 	SEC_LOG,
 	SEC_HOOKS,
 	SEC_LIMITS,
+	SEC_SERVE,
 	SEC_STAGE,
 };
 
@@ -371,6 +376,7 @@ static const char *const section_names[] = {
 	[SEC_LOG] = "log",
 	[SEC_HOOKS] = "hooks",
 	[SEC_LIMITS] = "limits",
+	[SEC_SERVE] = "serve",
 	[SEC_STAGE] = "stage",
 };
 
@@ -434,6 +440,11 @@ static const struct key keys[] = {
 	  1, 1u << 24 },
 	{ SEC_LIMITS, "open_files_reserve", K_UINT, CFG(open_files_reserve),
 	  16, 1u << 24 },
+	{ SEC_SERVE, "passthrough", K_BOOL, CFG(serve_passthrough), 0, 0 },
+	{ SEC_SERVE, "path", K_ABSPATH, CFG(serve_path), 0, 0 },
+	{ SEC_SERVE, "size", K_SIZE64, CFG(serve_size), 0, 1ULL << 50 },
+	{ SEC_SERVE, "hydrate_on_promote", K_BOOL,
+	  CFG(serve_hydrate_on_promote), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

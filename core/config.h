@@ -9,6 +9,7 @@
  *	               require_metric
  *	[hooks]        on_register, on_promote, timeout
  *	[limits]       open_files_per_user, open_files_reserve
+ *	[serve]        passthrough, path, size, hydrate_on_promote
  *
  * Sizes accept K, M, G suffixes (powers of 1024); booleans are true/false,
  * yes/no, on/off, 1/0; lists are comma separated. A bad file is refused with
@@ -59,6 +60,10 @@ struct mreg_config {
 	unsigned hook_timeout;  /* seconds (30) */
 	unsigned open_files_per_user; /* spool descriptors a user (1000) */
 	unsigned open_files_reserve;  /* descriptors kept for the daemon (256) */
+	bool serve_passthrough; /* hot sealed files served by the kernel (true) */
+	char *serve_path;       /* the serving cache; NULL: STORE/serve */
+	uint64_t serve_size;    /* its bytes at most (16G; 0: no copies) */
+	bool serve_hydrate_on_promote; /* hydrate a version promoted (false) */
 	struct stage_policy *stages;
 	size_t nstages;
 };

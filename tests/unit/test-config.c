@@ -81,6 +81,9 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.hook_timeout, 30, "hook timeout 30");
 	CHECK_EQ(cfg.open_files_per_user, 1000, "open_files_per_user 1000");
 	CHECK_EQ(cfg.open_files_reserve, 256, "open_files_reserve 256");
+	CHECK(cfg.serve_passthrough && !cfg.serve_path &&
+	      cfg.serve_size == 16ULL << 30 && !cfg.serve_hydrate_on_promote,
+	      "[serve] passthrough on, the store's serve/, 16G, no promote");
 	CHECK(cfg.nstages == 0 && !config_stage(&cfg, "Production"),
 	      "no stage policies");
 	config_release(&cfg);
@@ -118,6 +121,11 @@ static void test_every_key(void)
 		"[limits]\n"
 		"open_files_per_user = 50\n"
 		"open_files_reserve = 64\n"
+		"[serve]\n"
+		"passthrough = no\n"
+		"path = /var/cache/mreg\n"
+		"size = 3G\n"
+		"hydrate_on_promote = yes\n"
 		"[stage Staging]\n"
 		"promote_users = alice, bob\n"
 		"[stage Production]\n"
@@ -150,6 +158,11 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.hook_timeout, 5, "hook timeout");
 	CHECK_EQ(cfg.open_files_per_user, 50, "open_files_per_user");
 	CHECK_EQ(cfg.open_files_reserve, 64, "open_files_reserve");
+	CHECK(!cfg.serve_passthrough, "[serve] passthrough");
+	CHECK(cfg.serve_path && !strcmp(cfg.serve_path, "/var/cache/mreg"),
+	      "[serve] path");
+	CHECK_EQ(cfg.serve_size, 3ULL << 30, "[serve] size");
+	CHECK(cfg.serve_hydrate_on_promote, "[serve] hydrate_on_promote");
 	CHECK_EQ(cfg.nstages, 2, "two stage sections");
 
 	sp = config_stage(&cfg, "Staging");
@@ -285,6 +298,16 @@ static void test_errors(void)
 			 "t.conf:2: invalid value '8' for "
 			 "'open_files_reserve': out of range"),
 	      "open_files_reserve below 16");
+	CHECK(refused_with("[serve]\npath = cache\n",
+			   "t.conf:2: invalid value 'cache' for 'path': not "
+			   "an absolute path"),
+	      "a relative serving cache");
+	CHECK(refused_at("[serve]\nsize = lots\n",
+			 "t.conf:2: invalid value 'lots' for 'size'"),
+	      "a serving cache size that is not a size");
+	CHECK(refused_at("[serve]\npassthrough = maybe\n",
+			 "t.conf:2: invalid value 'maybe' for 'passthrough'"),
+	      "passthrough that is not a boolean");
 
 	CHECK(refused_with("[store]\npath = /x\nfoo = 1\n",
 			   "t.conf:3: unknown key 'foo' in [store]"),
