@@ -60,6 +60,7 @@ struct mreg_registry {
 	struct hooks *hooks;      /* started with the first hook to run */
 	char *mount;              /* MREG_MOUNT of the hooks (or NULL) */
 	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
+	struct serve_cache *serve;/* mregfs's serving cache, for metrics */
 
 	/* reglive.c */
 	uint64_t live_token;      /* our byte of run/live, locked */

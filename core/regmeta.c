@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "search.h"
+#include "serve.h"
 
 /* ---- the audit trail ---------------------------------------------------- */
 
@@ -2211,6 +2212,7 @@ int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
 	metrics_totals(&sb, &a, &st);
 	metrics_hooks(reg, &sb);
 	metrics_open_files(reg, &sb);
+	serve_metrics(reg->serve, &sb);
 	for (i = 0; i < 5; i++) {
 		if (!a.fam[i].len)
 			continue;
