@@ -528,8 +528,8 @@ void serve_set_off(struct serve_cache *c, enum serve_open_kind kind)
 	if (!c || (unsigned)kind >= SERVE_OPEN_KINDS)
 		return;
 	pthread_mutex_lock(&c->lock);
-	if (!c->dir)
-		kind = SERVE_FALLBACK_DISABLED;
+	if (!c->dir && kind == SERVE_OPEN_PASSTHROUGH)
+		kind = SERVE_FALLBACK_DISABLED; /* no copies to serve */
 	c->off = kind;
 	if (kind != SERVE_OPEN_PASSTHROUGH) {
 		/* nothing could serve them: drop what waits */
@@ -679,30 +679,52 @@ void serve_count_open(struct serve_cache *c, enum serve_open_kind kind)
 		atomic_fetch_add(&c->opens[kind], 1);
 }
 
+/* Where key stands (lock held); with ask, queued unless there or on
+ * its way. */
+static enum serve_state state_locked(struct serve_cache *c,
+				     const struct serve_key *key, bool ask)
+{
+	struct serve_copy *p;
+	struct hot *h;
+
+	if (c->off != SERVE_OPEN_PASSTHROUGH || !c->dir)
+		return SERVE_OFF;
+	if ((p = copy_find(c, key->ino)) &&
+	    chunkid_eq(&p->key.digest, &key->digest))
+		return SERVE_READY;
+	if (key->size > c->capacity)
+		return SERVE_NO_ROOM;
+	if (!ask)
+		return (h = hot_find(c, key->ino)) ? h->state : SERVE_COLD;
+	if (!(h = hot_get(c, key)))
+		return SERVE_FAILED;
+	if (may_queue(c, h))
+		enqueue(c, h);
+	return h->state;
+}
+
 enum serve_state serve_hydrate(struct serve_cache *c,
 			       const struct serve_key *key)
 {
 	enum serve_state s;
-	struct serve_copy *p;
-	struct hot *h;
 
 	if (!c || !key)
 		return SERVE_OFF;
 	pthread_mutex_lock(&c->lock);
-	if (c->off != SERVE_OPEN_PASSTHROUGH || !c->dir) {
-		s = SERVE_OFF;
-	} else if ((p = copy_find(c, key->ino)) &&
-		   chunkid_eq(&p->key.digest, &key->digest)) {
-		s = SERVE_READY;
-	} else if (key->size > c->capacity) {
-		s = SERVE_NO_ROOM;
-	} else if (!(h = hot_get(c, key))) {
-		s = SERVE_FAILED;
-	} else {
-		if (may_queue(c, h))
-			enqueue(c, h);
-		s = h->state;
-	}
+	s = state_locked(c, key, true);
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+enum serve_state serve_state(struct serve_cache *c,
+			     const struct serve_key *key)
+{
+	enum serve_state s;
+
+	if (!c || !key)
+		return SERVE_OFF;
+	pthread_mutex_lock(&c->lock);
+	s = state_locked(c, key, false);
 	pthread_mutex_unlock(&c->lock);
 	return s;
 }

@@ -144,6 +144,10 @@ void serve_count_open(struct serve_cache *c, enum serve_open_kind kind);
 enum serve_state serve_hydrate(struct serve_cache *c,
 			       const struct serve_key *key);
 
+/* Where key stands, without asking for anything. */
+enum serve_state serve_state(struct serve_cache *c,
+			     const struct serve_key *key);
+
 /* Drops the copies of version (removed): each is unlinked now; one in use
  * keeps serving its holders (an open file keeps its bytes on Linux) and
  * its bytes stay counted until its last serve_put(). */
