@@ -92,6 +92,9 @@ static void usage(FILE *out)
 		"  -h, --help         this text\n"
 		"  -V, --version      the version\n"
 		"\n"
+		"MOUNTPOINT may be /dev/fd/N: a /dev/fuse descriptor the caller\n"
+		"mounted (the daemon then needs no privilege to mount).\n"
+		"\n"
 		"Unmount with: fusermount3 -u MOUNTPOINT\n");
 }
 
@@ -277,6 +280,16 @@ static void detach_dead_mounts(const char *path)
 	}
 }
 
+/* "/dev/fd/N": the caller opened /dev/fuse and mounted it (as a container
+ * runtime does, or a parent that keeps CAP_SYS_ADMIN from the daemon), and
+ * passes the descriptor; libfuse then mounts nothing. */
+static bool dev_fd(const char *s)
+{
+	if (strncmp(s, "/dev/fd/", 8) || !s[8])
+		return false;
+	return s[8 + strspn(s + 8, "0123456789")] == '\0';
+}
+
 /* Returns 0, 1 for "done, exit 0" (help, version), or -1 after printing
  * what is wrong. */
 static int parse_args(int argc, char **argv, struct options *o)
@@ -348,6 +361,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 	if (npos == 2 && strcmp(pos[0], "none") && strcmp(pos[0], "mregfs") &&
 	    set_str(&o->store, pos[0]) < 0)
 		return -1;
+	if (dev_fd(pos[npos - 1])) {
+		/* mounted already by the caller, who passes /dev/fuse: kept
+		   as libfuse wants it */
+		o->mountpoint = strdup(pos[npos - 1]);
+		return o->mountpoint ? 0 : -1;
+	}
 	o->mountpoint = realpath(pos[npos - 1], NULL);
 	if (!o->mountpoint && errno == ENOTCONN) {
 		/* the mount point itself is a dead mount (see above) */
@@ -376,8 +395,8 @@ static void raise_readahead(const char *mountpoint, unsigned bytes)
 	struct stat st;
 	int fd, n;
 
-	if (bytes < 4096 || stat(mountpoint, &st) < 0)
-		return;
+	if (bytes < 4096 || stat(mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))
+		return; /* (a /dev/fd/N mount: its bdi is not known here) */
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
 		 major(st.st_dev), minor(st.st_dev));
 	fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -397,6 +416,7 @@ static void *housekeeping(void *arg)
 	struct timespec deadline;
 
 	raise_readahead(h->mountpoint, h->fs->readahead);
+	pt_tick(h->fs); /* after FUSE_INIT: the kernel's answer is known */
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -409,6 +429,7 @@ static void *housekeeping(void *arg)
 			break;
 		pthread_mutex_unlock(&h->lock);
 		registry_tick(h->fs->reg);
+		pt_tick(h->fs);
 #ifdef __GLIBC__
 		/* Give back what a burst freed (10,000 files opened at once
 		 * and closed): glibc keeps freed memory in its arenas, and
@@ -672,6 +693,7 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	log_info("serving store '%s' at '%s'", store, o.mountpoint);
+	pt_start(&fs);
 
 	if (inval_start(se, &fs.inval) < 0)
 		goto out;
@@ -710,6 +732,7 @@ out:
 		fuse_session_unmount(se);
 	if (threads)
 		housekeeper_stop(&hk);
+	pt_stop(&fs);
 	inval_stop(fs.inval);
 	if (handlers)
 		fuse_remove_signal_handlers(se);

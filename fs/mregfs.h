@@ -39,6 +39,7 @@
 #define UNUSED __attribute__((unused))
 
 struct inval_queue;
+struct pt;
 
 /* The daemon's state: the userdata of the FUSE session. */
 struct mregfs {
@@ -51,6 +52,7 @@ struct mregfs {
 	bool kernel_checks;          /* mounted with default_permissions */
 	dev_t dev;                   /* st_dev of the mount */
 	bool dev_known;              /* (else no close is known to be last) */
+	struct pt *pt;               /* passthrough (fs/passthrough.c) */
 };
 
 /* The low-level operations (fs/ops.c). */
@@ -71,6 +73,46 @@ void closer_probe(const struct mregfs *fs, int tid, uint64_t ino,
 		  struct reg_closing *ret);
 /* The process (thread group) of thread tid: tid when unknown, 0 for 0. */
 int closer_tgid(int tid);
+
+/* ---- sealed files served by the kernel (fs/passthrough.c) -----------
+
+ * Every open, create and release of a file goes through here, so that
+ * the kernel's rule (all opens of an inode served one way) holds. None of
+ * it ever fails the mount: what cannot be had is logged, counted in
+ * .mreg/metrics, and the daemon serves the files itself. */
+
+/* Sets up the serving cache and, below libfuse 3.17, the bridge on
+ * /dev/fuse: after fuse_session_mount() and the registry's opening, before
+ * the loop and the housekeeping thread. */
+void pt_start(struct mregfs *fs);
+/* Frees it all, after the loop and the housekeeping thread ended, before
+ * the registry closes. Takes fs->pt NULL. */
+void pt_stop(struct mregfs *fs);
+/* The FUSE_INIT part (from the init handler, last). */
+void pt_init(struct mregfs *fs, struct fuse_conn_info *conn);
+/* Housekeeping: checks the kernel's answer once, hydrates versions
+ * promoted ([serve] hydrate_on_promote), drops copies of removed files. */
+void pt_tick(struct mregfs *fs);
+/* Replies to OPEN of ino, opened in the registry as f: with passthrough
+ * when it has a copy and the inode's other opens allow. Returns what
+ * fuse_reply_open() returned (or a negative errno after replying an
+ * error): on failure no RELEASE will come and f is the caller's to
+ * release. */
+int pt_reply_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		  struct reg_file *f);
+/* Replies to CREATE (as fuse_reply_create(), counted as pt_reply_open()). */
+int pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+		    struct fuse_file_info *fi);
+/* A RELEASE of ino: the backing id goes with the last passthrough open. */
+void pt_release(fuse_req_t req, fuse_ino_t ino);
+/* A READ of n bytes of ino the daemon answered. */
+void pt_read(fuse_req_t req, fuse_ino_t ino, size_t n);
+/* Version inode version was removed: its copies go. */
+void pt_version_removed(fuse_req_t req, uint64_t version);
+/* Handles getxattr of user.mreg.prefetch (replies, returns true); false
+ * for any other name. */
+bool pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
 
 /* ---- invalidation queue (fs/inval.c) --------------------------------
 

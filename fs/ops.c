@@ -249,6 +249,7 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
 	 * anyway (default_permissions). */
 	if (fs->kernel_checks && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	pt_init(fs, conn);
 	log_debug("fuse init: proto %u.%u, max_write %u, max_readahead %u, "
 		  "max_background %u", conn->proto_major, conn->proto_minor,
 		  conn->max_write, conn->max_readahead, conn->max_background);
@@ -439,13 +440,20 @@ static void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	gid_t groups[CALLER_GROUPS_MAX];
 	struct reg_caller who;
+	struct reg_attr a;
+	int r;
 
 	if (name_too_long(name)) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
-	reply_status(req, reg_rmdir(fs_of(req)->reg, &who, parent, name));
+	if (reg_lookup(fs_of(req)->reg, parent, name, &a) < 0)
+		a.kind = REG_ROOT;
+	r = reg_rmdir(fs_of(req)->reg, &who, parent, name);
+	if (r == 0 && a.kind == REG_VERSION)
+		pt_version_removed(req, a.ino);
+	reply_status(req, r);
 }
 
 static void mfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -542,7 +550,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Nothing to commit on close of a read-only descriptor. */
 	if ((fi->flags & O_ACCMODE) == O_RDONLY)
 		fi->noflush = 1;
-	if (fuse_reply_open(req, fi) < 0) {
+	if (pt_reply_open(req, ino, fi, f) < 0) {
 		/* the opener was interrupted: no release will come */
 		reg_release(f);
 	}
@@ -575,11 +583,11 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	attr_to_stat(&a, &e.attr);
 	e.attr_timeout = attr_timeout(&a);
 	e.entry_timeout = entry_timeout(&a);
-	if (fuse_reply_create(req, &e, fi) < 0)
+	if (pt_reply_create(req, &e, fi) < 0)
 		reg_release(f);
 }
 
-static void mfs_read(fuse_req_t req, UNUSED fuse_ino_t ino, size_t size,
+static void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
 	ssize_t n;
@@ -591,6 +599,7 @@ static void mfs_read(fuse_req_t req, UNUSED fuse_ino_t ino, size_t size,
 		return;
 	}
 	n = reg_read(file_of(fi), buf, size, (uint64_t)off);
+	pt_read(req, ino, n > 0 ? (size_t)n : 0);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -632,6 +641,7 @@ static void mfs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	reg_release(file_of(fi));
+	pt_release(req, ino);
 	fuse_reply_err(req, 0);
 }
 
@@ -850,6 +860,8 @@ static void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	ssize_t n;
 	char *buf;
 
+	if (pt_getxattr(req, ino, name, size))
+		return;
 	if (size == 0) {
 		n = reg_getxattr(fs->reg, ino, name, NULL, 0);
 		if (n < 0)
