@@ -125,6 +125,7 @@ static void stats_json(struct cli *c, const struct slist *l,
 	json_u64(&j, ss->index_bytes);
 	json_key(&j, "chunks");
 	json_u64(&j, ss->chunks);
+	serving_stats(c, &j);
 	json_obj_end(&j);
 	json_finish(&j);
 }
@@ -174,6 +175,7 @@ static void stats_table(struct cli *c, const struct slist *l,
 	table_release(&t);
 	if ((hint = gc_hint(ss, a, sizeof(a))))
 		printf("\n%s\n", hint);
+	serving_stats(c, NULL);
 }
 
 /* The row of model (NULL: the total) in l, added when missing. */
@@ -374,6 +376,8 @@ int cmd_fsck(struct cli *c)
 	 * reports in one finding as several). */
 	if ((uint64_t)r > a.errors)
 		a.errors = (uint64_t)r;
+	/* the hydrated copies, which passthrough reads do not check */
+	serving_fsck(c, fsck_report, &a);
 	if (c->json) {
 		json_arr_end(&a.j);
 		json_key(&a.j, "errors");

@@ -108,6 +108,12 @@ static const struct optdef gc_opts[] = {
 	{ NULL, 0, false, 0, NULL },
 };
 
+static const struct optdef prefetch_opts[] = {
+	{ "no-wait", 0, false, OPT_NO_WAIT,
+	  "--no-wait           ask, print where it stands, do not wait" },
+	{ NULL, 0, false, 0, NULL },
+};
+
 static int cmd_help(struct cli *c);
 
 static const struct cmd commands[] = {
@@ -206,10 +212,20 @@ static const struct cmd commands[] = {
 	  NULL },
 	{ "fsck", NULL, cmd_fsck, fsck_opts, 0, 0, true, false,
 	  "[--full]",
-	  "check the store (read-only); --full re-hashes every chunk",
+	  "check the store and the serving cache; --full re-hashes chunks",
 	  "Prints each finding. Exits 0 when clean (reclaimable data is\n"
 	  "reported as info, not damage), 3 when it found damage, 1 when it\n"
-	  "could not run." },
+	  "could not run. The store is only read; a damaged hydrated copy\n"
+	  "in the serving cache ([serve] path) is removed (mregfs then\n"
+	  "serves that file from the store, every read checked)." },
+	{ "prefetch", NULL, cmd_prefetch, prefetch_opts, 2, 2, true, false,
+	  "MODEL STAGE|VERSION [--no-wait]",
+	  "hydrate a stage's version on the mount's host (FUSE passthrough)",
+	  "Through a mount (--store MOUNTPOINT): asks mregfs to copy the\n"
+	  "version's files into its serving cache, so that opens of them\n"
+	  "are served by the kernel at native speed, and waits until they\n"
+	  "are. Exits 1 when passthrough is off on that host or a file\n"
+	  "could not be hydrated (no room in [serve] size)." },
 	{ "gc", NULL, cmd_gc, gc_opts, 0, 0, true, false,
 	  "[--all | --threshold PCT]",
 	  "reclaim removed versions and unreferenced data, compact packs",
@@ -318,7 +334,7 @@ static void main_usage(FILE *f)
 		"--store may name an mregfs mount instead of a store: the\n"
 		"commands then work through the file system (the daemon\n"
 		"applies its policies), except fsck, gc, init and policy,\n"
-		"which need the store itself.\n"
+		"which need the store itself; prefetch needs the mount.\n"
 		"\n"
 		"'mreg help COMMAND' or 'mreg COMMAND --help' for more.\n");
 }

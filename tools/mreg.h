@@ -423,6 +423,18 @@ int cmd_stats(struct cli *c);
 int cmd_fsck(struct cli *c);
 int cmd_gc(struct cli *c);
 int cmd_policy(struct cli *c);
+int cmd_prefetch(struct cli *c);
+
+/* ---- mreg-serve.c: the serving cache ---- */
+/* stats: the serving cache's directory, copies and bytes (a "serving_cache"
+ * member of j, or text when j is NULL). */
+void serving_stats(struct cli *c, struct json *j);
+/* fsck: re-hashes every copy, reports each damaged one (dropped) to
+ * report as an "error"; returns how many, or -ENOMEM. */
+int serving_fsck(struct cli *c,
+		 void (*report)(void *arg, const char *severity,
+				const char *msg),
+		 void *arg);
 
 /* ---- mreg-policy.c ---- */
 /* After the store opened: a note when the config's stage policies or hooks
@@ -435,7 +447,7 @@ enum {
 	OPT_VERSION, OPT_METRIC, OPT_TAG, OPT_PARAM, OPT_LINEAGE,
 	OPT_DESCRIPTION, OPT_OUTPUT, OPT_STAGE, OPT_SINCE, OPT_MODEL,
 	OPT_USER, OPT_FULL, OPT_VERIFY, OPT_ALL, OPT_THRESHOLD, OPT_NONE,
-	OPT_HEAD,
+	OPT_HEAD, OPT_NO_WAIT,
 };
 
 #endif

@@ -1,0 +1,252 @@
+/* mreg-serve.c — the serving cache (core/serve.h) from the CLI.
+ *
+ * prefetch works through a mount: the cache belongs to the mregfs that
+ * serves it, which decides what it hydrates (reading user.mreg.prefetch
+ * of a version asks it; see fs/passthrough.c). stats and fsck look at the
+ * cache's directory on the store's host: its copies and their bytes, and
+ * each copy re-hashed against its file's digest (a bad one is dropped:
+ * the daemon then serves the file from the store, every read checked).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mreg.h"
+#include "regserve.h"
+#include "serve.h"
+
+#define PREFETCH_XATTR "user.mreg.prefetch"
+#define POLL_NS (200 * 1000000L)
+
+/* ---- prefetch ---------------------------------------------------------- */
+
+struct pstate {
+	char state[40];
+	uint64_t files, ready, pending, no_room, failed, bytes;
+};
+
+static int pstate_parse(const char *s, struct pstate *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (sscanf(s, "%39s files=%" SCNu64 " ready=%" SCNu64 " pending=%"
+		   SCNu64 " no_room=%" SCNu64 " failed=%" SCNu64 " bytes=%"
+		   SCNu64, p->state, &p->files, &p->ready, &p->pending,
+		   &p->no_room, &p->failed, &p->bytes) != 7)
+		return -EPROTO;
+	return 0;
+}
+
+/* Asks the daemon about path (and so for its hydration). */
+static int ask(const char *path, struct pstate *p)
+{
+	char buf[512];
+	ssize_t n;
+
+	n = getxattr(path, PREFETCH_XATTR, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return pstate_parse(buf, p);
+}
+
+static void pstate_json(struct cli *c, const char *model, const char *what,
+			const struct pstate *p)
+{
+	struct json j;
+
+	(void)c;
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "model");
+	json_str(&j, model);
+	json_key(&j, "target");
+	json_str(&j, what);
+	json_key(&j, "state");
+	json_str(&j, p->state);
+	json_key(&j, "files");
+	json_u64(&j, p->files);
+	json_key(&j, "ready");
+	json_u64(&j, p->ready);
+	json_key(&j, "pending");
+	json_u64(&j, p->pending);
+	json_key(&j, "no_room");
+	json_u64(&j, p->no_room);
+	json_key(&j, "failed");
+	json_u64(&j, p->failed);
+	json_key(&j, "bytes");
+	json_u64(&j, p->bytes);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
+static const char *off_reason(const char *state)
+{
+	const char *r = state + 4;
+
+	if (!strcmp(r, "privilege"))
+		return "mregfs lacks CAP_SYS_ADMIN (run it as root)";
+	if (!strcmp(r, "kernel"))
+		return "the kernel has no FUSE passthrough (Linux >= 6.9)";
+	if (!strcmp(r, "disabled"))
+		return "[serve] passthrough = no, or size = 0";
+	return "the serving cache is unusable (see the daemon's log)";
+}
+
+int cmd_prefetch(struct cli *c)
+{
+	const char *model = c->args[0], *what = c->args[1];
+	char *path = NULL, b[32];
+	struct timespec ts = { 0, POLL_NS };
+	struct stat st;
+	struct pstate p;
+	int r, ex;
+
+	if (!c->mnt)
+		return fail(c, "needs a mount: the serving cache is mregfs's "
+			    "(give the mount point with --store)");
+	if (reg_check_name(model) < 0)
+		return fail(c, "invalid model name '%s'", model);
+	if (reg_check_stage(what) < 0 && reg_check_name(what) < 0)
+		return fail(c, "invalid stage or version name '%s'", what);
+	/* a stage, else a version of that name */
+	if (asprintf(&path, "%s/models/%s/stages/%s", mount_path(c->mnt),
+		     model, what) < 0)
+		return fail_errno(c, -ENOMEM, SUBJ(.model = model));
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
+		free(path);
+		if (asprintf(&path, "%s/models/%s/%s", mount_path(c->mnt),
+			     model, what) < 0)
+			return fail_errno(c, -ENOMEM, SUBJ(.model = model));
+	}
+	for (;;) {
+		r = ask(path, &p);
+		if (r < 0 || opt_has(c, OPT_NO_WAIT) ||
+		    strcmp(p.state, "pending") != 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	free(path);
+	if (r == -ENOENT)
+		return fail(c, "no stage or version '%s' of model '%s'", what,
+			    model);
+	if (r == -EINVAL)
+		return fail(c, "'%s/%s' is a draft: only sealed versions are "
+			    "hydrated", model, what);
+	if (r == -EPROTO || r == -ENODATA || r == -ENOTSUP)
+		return fail(c, "the mount does not answer prefetch requests "
+			    "(an mregfs without a serving cache)");
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = model, .version = what));
+	ex = !strncmp(p.state, "off:", 4) || !strcmp(p.state, "incomplete") ?
+	     EXIT_FAIL : EXIT_OK;
+	if (c->json) {
+		pstate_json(c, model, what, &p);
+		return ex;
+	}
+	if (!strncmp(p.state, "off:", 4))
+		return fail(c, "the mount serves every file itself: %s",
+			    off_reason(p.state));
+	if (!strcmp(p.state, "incomplete"))
+		return fail(c, "%" PRIu64 " of %" PRIu64 " files of '%s/%s' "
+			    "are not hydrated: %s", p.no_room + p.failed,
+			    p.files, model, what, p.no_room ?
+			    "no room in the serving cache ([serve] size, "
+			    "copies in use)" :
+			    "their copy failed (see the daemon's log)");
+	if (!c->quiet)
+		printf("%s: %s/%s, %" PRIu64 " file%s (%s), %" PRIu64
+		       " served by the kernel\n", p.state, model, what,
+		       p.files, p.files == 1 ? "" : "s",
+		       human_size(p.bytes, b, sizeof(b)), p.ready);
+	return EXIT_OK;
+}
+
+/* ---- stats and fsck on the store ---------------------------------------- */
+
+void serving_stats(struct cli *c, struct json *j)
+{
+	char *dir = serve_dir(&c->cfg, registry_path(c->reg));
+	uint64_t files = 0, bytes = 0;
+	char a[1024], b[32], s[32];
+	int r;
+
+	if (!dir)
+		return;
+	r = serve_usage(dir, &files, &bytes);
+	if (j) {
+		json_key(j, "serving_cache");
+		json_obj_begin(j);
+		json_key(j, "path");
+		json_str(j, dir);
+		json_key(j, "passthrough");
+		json_bool(j, c->cfg.serve_passthrough);
+		json_key(j, "files");
+		json_u64(j, files);
+		json_key(j, "bytes");
+		json_u64(j, bytes);
+		json_key(j, "capacity_bytes");
+		json_u64(j, c->cfg.serve_size);
+		json_obj_end(j);
+	} else {
+		printf("\nserving cache %s%s\n", human_str(dir, a, sizeof(a)),
+		       c->cfg.serve_passthrough && c->cfg.serve_size ? "" :
+		       " (passthrough off)");
+		if (r < 0)
+			printf("  unreadable: %s\n", errstr(-r));
+		else
+			printf("  %" PRIu64 " hydrated file%s, %s of %s\n",
+			       files, files == 1 ? "" : "s",
+			       human_size(bytes, b, sizeof(b)),
+			       human_size(c->cfg.serve_size, s, sizeof(s)));
+	}
+	free(dir);
+}
+
+struct sfsck {
+	struct cli *c;
+	void (*report)(void *arg, const char *severity, const char *msg);
+	void *arg;
+};
+
+static void serving_bad(void *arg, const struct serve_key *key,
+			const char *why)
+{
+	struct sfsck *s = arg;
+	char name[1024], *msg;
+
+	reg_serve_name(s->c->reg, key->ino, name, sizeof(name));
+	if (asprintf(&msg, "hydrated copy of '%s' (inode %" PRIu64 ") in "
+		     "the serving cache is damaged: %s; dropped (mregfs "
+		     "serves the file from the store)", name, key->ino,
+		     why) < 0)
+		return;
+	s->report(s->arg, "error", msg);
+	free(msg);
+}
+
+int serving_fsck(struct cli *c,
+		 void (*report)(void *arg, const char *severity,
+				const char *msg),
+		 void *arg)
+{
+	struct sfsck s = { c, report, arg };
+	char *dir = serve_dir(&c->cfg, registry_path(c->reg)), *msg;
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	r = serve_fsck(dir, serving_bad, &s);
+	if (r < 0 && asprintf(&msg, "cannot check the serving cache '%s': %s",
+			      dir, errstr(-r)) >= 0) {
+		report(arg, "error", msg);
+		free(msg);
+		r = 1;
+	}
+	free(dir);
+	return r;
+}
