@@ -38,7 +38,11 @@
 #define COPY_BUCKETS 256
 #define HOT_BUCKETS 256
 #define HOT_MAX 4096                    /* files tracked without a copy */
-#define BLOCK (1u << 20)                /* hydration and fsck reads */
+#define BLOCK (1u << 20)                /* fsck reads */
+/* Hydration writes: the page cache of the copy is made of folios no
+ * larger than the writes that filled it, and only a 2 MiB folio can be
+ * mapped by one PMD, as a natively read file's is (mmap at native speed). */
+#define HYDRATE_BLOCK (4u << 20)
 #define RETRY_NS (60LL * 1000000000)    /* a failed hydration waits */
 #define FREE_MIN (1ULL << 30)           /* never fill the disk beyond */
 #define FREE_PCT 5                      /* ... 1 GiB and 5 % free */
@@ -931,7 +935,7 @@ static int hydrate(struct serve_cache *c, const struct serve_key *key)
 	snprintf(tmp, sizeof(tmp), ".tmp-%" PRIu64 "-%d", key->ino,
 		 (int)getpid());
 	copy_name(key, name);
-	buf = malloc(BLOCK);
+	buf = malloc(HYDRATE_BLOCK);
 	if (!buf)
 		return -ENOMEM;
 	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
@@ -955,8 +959,8 @@ static int hydrate(struct serve_cache *c, const struct serve_key *key)
 	}
 	digest_init(&ds);
 	while (off < key->size) {
-		size_t want = key->size - off < BLOCK ?
-			      (size_t)(key->size - off) : BLOCK;
+		size_t want = key->size - off < HYDRATE_BLOCK ?
+			      (size_t)(key->size - off) : HYDRATE_BLOCK;
 		ssize_t n = c->src.read(h, buf, want, off);
 
 		if (n == 0)
