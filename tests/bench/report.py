@@ -545,6 +545,85 @@ def section_serve(sv, L, csvdir):
                 wr.writerow([k, i, f"{x:.6f}"])
 
 
+def section_passthrough(sv, L):
+    """Issue 12's rows: the kernel serving a hydrated copy (FUSE
+    passthrough) beside the daemon (today's path) and native, one run."""
+    m, S = sv.get("median", {}), sv.get("samples", {})
+    if "pt_warm_read_pt" not in m:
+        if "passthrough_off" in sv:
+            L += ["FUSE passthrough was not on: " + " ".join(
+                ln for ln in sv["passthrough_off"].splitlines()
+                if ln.startswith("mreg_serve_passthrough")), ""]
+        return
+    size = sv["file_bytes"]
+    hs = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
+
+    def smp(k, f="{:.2f}"):
+        return ", ".join(f.format(x) for x in S.get(k, []))
+
+    rows = []
+
+    def tput(key, what, tgt, secs):
+        """A row of throughputs (GB/s), or of times (s) when secs."""
+        v = {w: m.get(f"{key}_{w}") for w in ("pt", "daemon", "native")}
+        if None in v.values():
+            return
+        if secs:
+            cell = {w: f"{size / v[w] / 1e9:.2f} GB/s" for w in v}
+            r = v["native"] / v["pt"]
+        else:
+            cell = {w: f"{v[w]:.2f} GB/s" for w in v}
+            r = v["pt"] / v["native"]
+        today = v["native"] / v["daemon"] if secs else v["daemon"] / v["native"]
+        rows.append(f"| {what} | {cell['pt']} | {cell['daemon']} | {cell['native']} | "
+                    f"**{r * 100:.0f} %** (today {today * 100:.0f} %) | >= {tgt} % | "
+                    f"{verdict(r * 100 >= tgt)} | passthrough {smp(key + '_pt')}; daemon "
+                    f"{smp(key + '_daemon')}; native {smp(key + '_native')} |")
+
+    tput("pt_warm_read", "re-read, warm (1 MiB pread, 1 thread)", 95, False)
+    tput("pt_warm_mmap1", "mmap, touch every page, warm (1 thread)", 95, True)
+    tput("pt_warm_mmap8", "mmap, 8 threads faulting one mapping, warm", 95, True)
+    tput("pt_read16", "16 concurrent readers of the file, warm", 95, False)
+    tput("pt_cold_read", "first read after echo 3 > drop_caches", 90, False)
+    tput("pt_cold_mmap8", "mmap, 8 threads faulting one mapping, after echo 3", 90, True)
+    if "pt_folios_pt_large_pct" in m:
+        rows.append("| pages of the file held in large folios (`serve_helper folios`, "
+                    "/proc/kpageflags), and mapped by a PMD (2 MiB at once; smaps "
+                    "FilePmdMapped) | " + " | ".join(
+                        f"{m['pt_folios_' + w + '_large_pct']:.0f} %; PMD "
+                        f"{m.get('pt_folios_' + w + '_pmd_pct', 0):.0f} %"
+                        for w in ("pt", "daemon", "native")) +
+                    " | | (the census) | | passthrough maps the copy's ext4 page cache |")
+    if "pt_hydrate_s" in m:
+        h = m["pt_hydrate_s"]
+        rows.append(f"| time to hydrate the {hs} file (prefetch after echo 3, until "
+                    f"ready: read verified from the packs, hashed, written, fsynced) | "
+                    f"{h:.2f} s = {size / h / 1e9:.2f} GB/s | | | | (information) | | "
+                    f"{smp('pt_hydrate_s')} |")
+        rows.append("| open + close of the file while it is hydrated (os.open/os.close, "
+                    f"{MED(sv.get('pt_open_hydrating_n', [0])):.0f} of them) | | "
+                    f"{m['pt_open_hydrating_us']:.0f} us (p99 "
+                    f"{m['pt_open_hydrating_p99_us']:.0f} us) | | | (information) | | "
+                    "served by the daemon meanwhile |")
+        rows.append("| open + close, nothing hydrating (2,000) | "
+                    f"{m['pt_open_idle_pt_us']:.0f} us (p99 "
+                    f"{m['pt_open_idle_pt_p99_us']:.0f} us) | "
+                    f"{m['pt_open_idle_daemon_us']:.0f} us (p99 "
+                    f"{m['pt_open_idle_daemon_p99_us']:.0f} us) | "
+                    f"{m['pt_open_idle_native_us']:.0f} us | | (information) | | |")
+    reads = sv.get("pt_daemon_reads", [])
+    L += ["### Issue 12: served by the kernel (FUSE passthrough)", "",
+          f"The store of the rows above mounted twice side by side, `[serve] passthrough "
+          f"= yes` (the {hs} file hydrated into the serving cache, then opened with "
+          "passthrough) and `= no` (today's path: the daemon serves every read), beside "
+          "the native file; each measure runs the three in turn. Medians of "
+          f"{sv.get('reps')} runs (5 samples a run for the warm rows). READ requests the "
+          f"daemon saw during the passthrough rows: {', '.join(map(str, reads))} "
+          f"(passthrough opens: {', '.join(map(str, sv.get('pt_opens', [])))}).", "",
+          "| measure | passthrough | daemon (today) | native | passthrough / native | "
+          "target | | runs |", "|---|---:|---:|---:|---:|---|---|---|"] + rows + [""]
+
+
 def section_first_read(fs, L):
     """Issue 5's rows measured by fs_bench.py: the first read of the fs
     part's file through mregfs against restic mount and borg mount, cold
@@ -802,6 +881,7 @@ def main():
               "promotion, daemon cost", ""]
         if serve is not None:
             section_serve(serve, L, o)
+            section_passthrough(serve, L)
         section_first_read(fs, L)
     notes = os.path.join(a.top, "tests", "bench", "NOTES.md")
     if os.path.exists(notes):

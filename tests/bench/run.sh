@@ -15,7 +15,10 @@
 #   serve  issue 5 (serve_bench.py): mmap first and warm (1 and 8 threads),
 #          4 and 16 concurrent readers, cold lookups, ls -l of 10,000
 #          versions, a store of 1 M versions, promotion latency through the
-#          same and a second mount, daemon CPU per GiB and RSS.
+#          same and a second mount, daemon CPU per GiB and RSS; issue 12:
+#          the same rows served by the kernel (FUSE passthrough) beside the
+#          daemon and native, time to hydrate, opens during hydration.
+#          MREG_BENCH_SERVE_PARTS picks serve_bench.py's parts.
 #
 # Installs what it needs (Debian packages) when it is missing, generates the
 # data set once into a cache and checks it (sha256sum -c MANIFEST.sha256).
@@ -161,6 +164,10 @@ pack_size = 64M
 min_size = 16K
 avg_size = 64K
 max_size = 256K
+# today's serving path, for comparison: serve_bench.py's passthrough part
+# mounts the store with passthrough on beside it
+[serve]
+passthrough = no
 EOF
 
 # Runs "$@" with its output shown and kept in $out/$1.log; records the step.
@@ -219,7 +226,8 @@ if want serve; then
 		runstep serve "$py" "$here/serve_bench.py" --mregfs "$B/mregfs" \
 			--mreg "$B/mreg" --lib "$B/libmregcore.a" --file "$sfile" \
 			--work "$work/serve" --reps "$reps" --conf "$conf" \
-			--pidfile "$pidfile" --out "$out/serve.json" $sflags
+			--pidfile "$pidfile" --out "$out/serve.json" $sflags \
+			${MREG_BENCH_SERVE_PARTS:+--parts "$MREG_BENCH_SERVE_PARTS"}
 	fi
 fi
 

@@ -31,6 +31,18 @@ Usage: serve_bench.py --mregfs BIN --mreg BIN --lib LIBMREGCORE.A
   daemon    CPU seconds (utime + stime of /proc/PID/stat) per GiB on a
             cold read; RSS after 10 cold reads of FILE (10 GiB served) and
             after 100,000 open/close cycles of the stage path
+  passthrough  issue 12: the same store mounted twice, with [serve]
+            passthrough = yes (a hydrated copy served by the kernel) and
+            = no (today's path, the daemon), beside NATIVE/FILE, in one
+            run, interleaved: warm re-read (serve_helper read 1), warm
+            mmap touch (mmap 1), first read after echo 3, 8 threads
+            faulting one mapping (warm and after echo 3), 16 concurrent
+            readers (warm), the folio census of each; the time to hydrate
+            FILE (prefetch after echo 3, until ready) and what an open
+            costs meanwhile (os.open/os.close of the file being hydrated)
+            against an open of it served by the kernel, by the daemon and
+            natively. Today's rows (mmap, readers) run with passthrough
+            off (--conf says so), for comparison.
 
 Every mount is taken down (fusermount3 -u, then SIGTERM/SIGKILL of its
 pid) on exit, on an error and on SIGINT/SIGTERM.
@@ -139,6 +151,143 @@ def helper(b, *args):
     return float(t), int(n)
 
 
+def conf_with_serve(a, fname, text):
+    """WORK/fname: a.conf without its [serve] section, with text as one."""
+    keep, skip = [], False
+    if a.conf:
+        with open(a.conf) as f:
+            for line in f:
+                st = line.strip()
+                if st.startswith("["):
+                    skip = st == "[serve]"
+                if not skip:
+                    keep.append(line)
+    p = os.path.join(a.work, fname)
+    with open(p, "w") as f:
+        f.write("".join(keep) + "\n[serve]\n" + text)
+    return p
+
+
+def metric(mnt, name):
+    with open(os.path.join(mnt, ".mreg", "metrics")) as f:
+        for line in f:
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+    return None
+
+
+def open_us(path, n):
+    """Median and p99 of n os.open + os.close of path, microseconds."""
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        os.close(os.open(path, os.O_RDONLY))
+        lat.append((time.perf_counter() - t0) * 1e6)
+    lat.sort()
+    return MED(lat), lat[max(int(len(lat) * 0.99) - 1, 0)]
+
+
+def passthrough_part(a, b, store, mnt, nfile, name, size, pf):
+    """Issue 12's rows: see the top of the file."""
+    cache = os.path.join(a.work, "serve-cache")
+    ptconf = conf_with_serve(a, "passthrough.conf",
+                             f"passthrough = yes\npath = {cache}\n"
+                             f"size = {2 * size + (1 << 30)}\n")
+    dconf = conf_with_serve(a, "daemon.conf", "passthrough = no\n")
+    md = Mount(a, store, mnt + "-daemon", conf=dconf)
+    md.up()
+    rel = os.path.join("models", "serve", "stages", "Production", name)
+    paths = {"native": nfile, "pt": None, "daemon": os.path.join(md.mnt, rel)}
+    try:
+        for rep in range(a.reps):
+            shutil.rmtree(cache, ignore_errors=True)
+            mp = Mount(a, store, mnt + "-pt", conf=ptconf)
+            mp.up()
+            try:
+                st = wait_on(lambda: metric(mp.mnt, 'mreg_serve_passthrough{state="on"}'),
+                             10)
+                if st != 1:
+                    res["passthrough_off"] = open(os.path.join(mp.mnt, ".mreg",
+                                                               "metrics")).read()
+                    raise RuntimeError("passthrough is not on: see passthrough_off")
+                p = paths["pt"] = os.path.join(mp.mnt, rel)
+                vdir = os.path.join(mp.mnt, "models", "serve", "1")
+                # hydration after echo 3, opens of the file meanwhile
+                drop()
+                pf()
+                t0 = time.monotonic()
+                os.getxattr(vdir, "user.mreg.prefetch")
+                during = []
+                while True:
+                    t1 = time.perf_counter()
+                    os.close(os.open(p, os.O_RDONLY))
+                    during.append((time.perf_counter() - t1) * 1e6)
+                    if len(during) % 20 == 0 and os.getxattr(
+                            vdir, "user.mreg.prefetch").startswith(b"ready"):
+                        break
+                add("pt_hydrate_s", time.monotonic() - t0, "s")
+                during.sort()
+                add("pt_open_hydrating_us", MED(during), "us")
+                add("pt_open_hydrating_p99_us", during[int(len(during) * 0.99) - 1], "us")
+                res.setdefault("pt_open_hydrating_n", []).append(len(during))
+                # opens when nothing is hydrating
+                for who in ("pt", "daemon", "native"):
+                    med, p99 = open_us(paths[who], 2000)
+                    add(f"pt_open_idle_{who}_us", med, "us")
+                    add(f"pt_open_idle_{who}_p99_us", p99, "us")
+                r0 = metric(mp.mnt, "mreg_serve_daemon_reads_total")
+                o0 = metric(mp.mnt, 'mreg_serve_opens_total{mode="passthrough"}')
+                who_order = ("native", "pt", "daemon")
+                for who in who_order:                       # warm them all
+                    helper(b, "read", 1, 1, paths[who])
+                for _ in range(5):
+                    for who in who_order:
+                        t, nb = helper(b, "read", 1, 1, paths[who])
+                        add(f"pt_warm_read_{who}", nb / t / 1e9, "GB/s")
+                    for who in who_order:
+                        add(f"pt_warm_mmap1_{who}", helper(b, "mmap", 1, paths[who])[0], "s")
+                    for who in who_order:
+                        add(f"pt_warm_mmap8_{who}", helper(b, "mmap", 8, paths[who])[0], "s")
+                for who in who_order:
+                    t, nb = helper(b, "read", 16, 1, paths[who])
+                    add(f"pt_read16_{who}", nb / t / 1e9, "GB/s")
+                if rep == 0:
+                    for who in who_order:
+                        _, pages, large, pmd = run([f"{b}/serve_helper", "folios", "1",
+                                                    paths[who]]).stdout.split()
+                        add(f"pt_folios_{who}_large_pct",
+                            100.0 * int(large) / max(int(pages), 1), "%")
+                        add(f"pt_folios_{who}_pmd_pct",
+                            100.0 * int(pmd) / max(int(pages), 1), "%")
+                for who in who_order:
+                    drop()
+                    pf()
+                    t, nb = helper(b, "read", 1, 1, paths[who])
+                    add(f"pt_cold_read_{who}", nb / t / 1e9, "GB/s")
+                for who in who_order:
+                    drop()
+                    pf()
+                    add(f"pt_cold_mmap8_{who}", helper(b, "mmap", 8, paths[who])[0], "s")
+                res.setdefault("pt_daemon_reads", []).append(
+                    metric(mp.mnt, "mreg_serve_daemon_reads_total") - r0)
+                res.setdefault("pt_opens", []).append(
+                    metric(mp.mnt, 'mreg_serve_opens_total{mode="passthrough"}') - o0)
+            finally:
+                mp.down()
+    finally:
+        md.down()
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def wait_on(fn, seconds):
+    end = time.monotonic() + seconds
+    v = fn()
+    while not v and time.monotonic() < end:
+        time.sleep(0.05)
+        v = fn()
+    return v
+
+
 def step(name):
     res["load"][name] = load()
     print(f"serve == {name} [load {res['load'][name]}]", flush=True)
@@ -160,7 +309,8 @@ def main():
     ap.add_argument("--promotions", type=int, default=200)
     ap.add_argument("--cycles", type=int, default=100000)
     ap.add_argument("--served-gib", type=int, default=10)
-    ap.add_argument("--parts", default="mmap readers lookup big promote daemon")
+    ap.add_argument("--parts",
+                    default="mmap readers lookup big promote daemon passthrough")
     a = ap.parse_args()
 
     def on_signal(sig, _):
@@ -221,7 +371,8 @@ def main():
                             add(f"mmap{th}_{who}_warm", helper(b, "mmap", th, p)[0], "s")
             # what bounds the warm rows: the page cache's folio sizes
             for who, p in (("mreg", stage), ("native", nfile)):
-                _, pages, large = run([f"{b}/serve_helper", "folios", "1", p]).stdout.split()
+                _, pages, large, _ = run([f"{b}/serve_helper", "folios", "1",
+                                          p]).stdout.split()
                 add(f"folios_{who}_large_pct", 100.0 * int(large) / max(int(pages), 1), "%")
         if "readers" in parts:
             step("readers")
@@ -299,6 +450,10 @@ def main():
             finally:
                 m2.down()
         m.down()
+
+        if "passthrough" in parts:
+            step("passthrough")
+            passthrough_part(a, b, store, mnt, nfile, name, size, pf)
 
         if "lookup" in parts:
             step("lookup")

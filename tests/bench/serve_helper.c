@@ -13,9 +13,11 @@
  *   serve_helper folios 1 FILE
  *	maps FILE, touches every page (untimed), then asks /proc/self/pagemap
  *	and /proc/kpageflags (root) which page-cache folio each page is in:
- *	prints "0 PAGES LARGE", LARGE = pages that are part of a large folio
- *	(compound head or tail). Shows what bounds warm reads: ext4 caches a
- *	file in large folios, FUSE (before large-folio support) in 4 KiB ones.
+ *	prints "0 PAGES LARGE PMD", LARGE = pages that are part of a large
+ *	folio (compound head or tail), PMD = pages of the mapping mapped by a
+ *	PMD (2 MiB at once; FilePmdMapped of /proc/self/smaps). Shows what
+ *	bounds warm reads and mmap: ext4 caches a file in large folios, FUSE
+ *	(before large-folio support) in 4 KiB ones.
  *
  * Prints "SECONDS BYTES SUM" (bytes touched or read in all). */
 #include <fcntl.h>
@@ -94,6 +96,26 @@ static void *reader(void *arg)
 #define KPF_COMPOUND_HEAD 15
 #define KPF_COMPOUND_TAIL 16
 
+/* FilePmdMapped (KiB) of the mapping that starts at va. */
+static unsigned long long pmd_kb(uintptr_t va)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long long kb = 0, lo, hi;
+	char line[512];
+	int in = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2)
+			in = lo == va;  /* a mapping's first line */
+		else if (in && sscanf(line, "FilePmdMapped: %llu", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
 static int folios(const char *path)
 {
 	int fd = open(path, O_RDONLY), pm, kf;
@@ -127,8 +149,9 @@ static int folios(const char *path)
 		    (fl >> KPF_COMPOUND_HEAD & 1 || fl >> KPF_COMPOUND_TAIL & 1))
 			large++;
 	}
-	printf("0 %llu %llu\n", (unsigned long long)pages,
-	       (unsigned long long)large);
+	printf("0 %llu %llu %llu\n", (unsigned long long)pages,
+	       (unsigned long long)large,
+	       (unsigned long long)pmd_kb((uintptr_t)m) / 4);
 	return sum == 0xffffffff; /* keeps the touches */
 }
 
