@@ -63,7 +63,7 @@ struct serve_params {
 	uint64_t capacity;      /* bytes of copies at most ([serve] size) */
 	bool eager;             /* every sealed file is hot at its first
 				   open (tests: MREG_SERVE_EAGER) */
-	unsigned delay_ms;      /* pause per MiB hydrated (tests) */
+	unsigned delay_ms;      /* pause after each 4 MiB hydrated (tests) */
 	struct serve_source source;
 };
 

@@ -581,7 +581,7 @@ def main():
             t.run(name, fn, m)
         t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
 
-        m = new_mount('ptslow', env={'MREG_SERVE_DELAY_MS': '60'})
+        m = new_mount('ptslow', env={'MREG_SERVE_DELAY_MS': '250'})
         t.run('during hydration', block_during, m)
         t.eq(m.stop(), 0, 'the daemon exits 0 on unmount (slow)')
 
