@@ -11,9 +11,9 @@ run init --json
 check "init --json parses" is_json "$T/out"
 
 run help
-check "help lists every command" sh -c 'for c in init push ls show cat seal promote rollback rm history meta search diff audit stats fsck gc help; do grep -q "^  $c " "$1" || exit 1; done' - "$T/out"
+check "help lists every command" sh -c 'for c in init push ls show cat seal promote rollback rm history meta search diff audit stats fsck prefetch gc help; do grep -q "^  $c " "$1" || exit 1; done' - "$T/out"
 check "help documents the exit statuses" sh -c 'grep -q "^  3  fsck or audit --verify found damage" "$1" && grep -q "^  2  usage error" "$1"' - "$T/out"
-for c in init push ls show cat get seal promote rollback rm history meta search diff audit stats fsck gc; do
+for c in init push ls show cat get seal promote rollback rm history meta search diff audit stats fsck prefetch gc; do
 	run help "$c"
 	a=$rc
 	h1=$(head -n 1 "$T/out")
