@@ -365,7 +365,8 @@ static int scan_dir(struct serve_cache *c)
 		n++;
 	}
 	closedir(dir);
-	qsort(v, n, sizeof(*v), found_cmp);
+	if (n)
+		qsort(v, n, sizeof(*v), found_cmp);
 	for (i = 0; i < n; i++) {
 		struct serve_copy *p;
 		char name[NAME_MAX_LEN];
