@@ -1100,6 +1100,14 @@ static void *hydrator(void *arg)
 
 /* ---- metrics ---------------------------------------------------------- */
 
+/* One family of one sample, as Prometheus wants it (HELP and TYPE). */
+static void family(struct strbuf *sb, const char *name, const char *type,
+		   const char *help, uint64_t v)
+{
+	strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name,
+		    help, name, type, name, v);
+}
+
 void serve_metrics(struct serve_cache *c, struct strbuf *sb)
 {
 	size_t k;
@@ -1108,9 +1116,7 @@ void serve_metrics(struct serve_cache *c, struct strbuf *sb)
 	if (!c || !sb)
 		return;
 	pthread_mutex_lock(&c->lock);
-	pending = c->queued;
-	if (c->reserved)
-		pending++;
+	pending = c->queued + (c->reserved ? 1 : 0);
 	strbuf_addf(sb, "# HELP mreg_serve_passthrough Whether the kernel "
 		    "serves hydrated sealed files (FUSE passthrough): 1, or 0 "
 		    "with the reason.\n# TYPE mreg_serve_passthrough gauge\n"
@@ -1132,33 +1138,27 @@ void serve_metrics(struct serve_cache *c, struct strbuf *sb)
 				    "\"fallback\",reason=\"%s\"} %" PRIu64
 				    "\n", kind_names[k], v);
 	}
-	strbuf_addf(sb, "# HELP mreg_serve_daemon_reads_total READ requests "
-		    "the daemon answered (passthrough reads never reach "
-		    "it).\n# TYPE mreg_serve_daemon_reads_total counter\n"
-		    "mreg_serve_daemon_reads_total %" PRIu64 "\n",
-		    (uint64_t)atomic_load(&c->daemon_reads));
-	strbuf_addf(sb, "# HELP mreg_serve_files Hydrated copies in the "
-		    "serving cache.\n# TYPE mreg_serve_files gauge\n"
-		    "mreg_serve_files %zu\n", c->ncopies);
-	strbuf_addf(sb, "# HELP mreg_serve_bytes Bytes of hydrated copies "
-		    "(removed ones still open included).\n"
-		    "# TYPE mreg_serve_bytes gauge\nmreg_serve_bytes %" PRIu64
-		    "\n", c->bytes);
-	strbuf_addf(sb, "# TYPE mreg_serve_capacity_bytes gauge\n"
-		    "mreg_serve_capacity_bytes %" PRIu64 "\n",
-		    c->dir ? c->capacity : 0);
-	strbuf_addf(sb, "# TYPE mreg_serve_pending gauge\n"
-		    "mreg_serve_pending %" PRIu64 "\n", pending);
-	strbuf_addf(sb, "# TYPE mreg_serve_hydrated_bytes_total counter\n"
-		    "mreg_serve_hydrated_bytes_total %" PRIu64 "\n",
-		    c->hydrated_bytes);
-	strbuf_addf(sb, "# TYPE mreg_serve_hydrations_total counter\n"
+	family(sb, "mreg_serve_daemon_reads_total", "counter", "READ requests "
+	       "the daemon answered (passthrough reads never reach it).",
+	       (uint64_t)atomic_load(&c->daemon_reads));
+	family(sb, "mreg_serve_files", "gauge", "Hydrated copies in the "
+	       "serving cache.", c->ncopies);
+	family(sb, "mreg_serve_bytes", "gauge", "Bytes of hydrated copies "
+	       "(removed ones still open included).", c->bytes);
+	family(sb, "mreg_serve_capacity_bytes", "gauge", "Bytes the serving "
+	       "cache may hold ([serve] size).", c->dir ? c->capacity : 0);
+	family(sb, "mreg_serve_pending", "gauge", "Files queued for "
+	       "hydration or being hydrated.", pending);
+	family(sb, "mreg_serve_hydrated_bytes_total", "counter", "Bytes of "
+	       "copies made.", c->hydrated_bytes);
+	strbuf_addf(sb, "# HELP mreg_serve_hydrations_total Hydrations by "
+		    "result.\n# TYPE mreg_serve_hydrations_total counter\n"
 		    "mreg_serve_hydrations_total{result=\"ok\"} %" PRIu64 "\n"
 		    "mreg_serve_hydrations_total{result=\"failed\"} %" PRIu64
 		    "\nmreg_serve_hydrations_total{result=\"no_room\"} %"
 		    PRIu64 "\n", c->hydrated, c->failed, c->no_room);
-	strbuf_addf(sb, "# TYPE mreg_serve_evictions_total counter\n"
-		    "mreg_serve_evictions_total %" PRIu64 "\n", c->evictions);
+	family(sb, "mreg_serve_evictions_total", "counter", "Copies removed "
+	       "to make room.", c->evictions);
 	pthread_mutex_unlock(&c->lock);
 }
 
