@@ -168,43 +168,134 @@ int cmd_prefetch(struct cli *c)
 
 /* ---- stats and fsck on the store ---------------------------------------- */
 
-void serving_stats(struct cli *c, struct json *j)
+/* The serving cache as stats shows it: on the store, its directory and
+ * the config; through a mount, the daemon's own counters. */
+struct sstats {
+	char state[32];         /* "on" or why not; "" on the store */
+	char *dir;              /* on the store */
+	uint64_t files, bytes, capacity;
+	uint64_t pt_opens, fb_opens, reads, hydrated, evictions;
+};
+
+static void sstats_line(struct sstats *s, const char *line, uint64_t v)
 {
-	char *dir = serve_dir(&c->cfg, registry_path(c->reg));
-	uint64_t files = 0, bytes = 0;
-	char a[1024], b[32], s[32];
+	static const char fb[] = "mreg_serve_opens_total{mode=\"fallback\"";
+
+	if (sscanf(line, "mreg_serve_passthrough{state=\"%31[^\"]\"}",
+		   s->state) == 1)
+		return;
+	if (!strcmp(line, "mreg_serve_files"))
+		s->files = v;
+	else if (!strcmp(line, "mreg_serve_bytes"))
+		s->bytes = v;
+	else if (!strcmp(line, "mreg_serve_capacity_bytes"))
+		s->capacity = v;
+	else if (!strcmp(line, "mreg_serve_opens_total{mode=\"passthrough\"}"))
+		s->pt_opens = v;
+	else if (!strncmp(line, fb, sizeof(fb) - 1))
+		s->fb_opens += v;
+	else if (!strcmp(line, "mreg_serve_daemon_reads_total"))
+		s->reads = v;
+	else if (!strcmp(line, "mreg_serve_hydrated_bytes_total"))
+		s->hydrated = v;
+	else if (!strcmp(line, "mreg_serve_evictions_total"))
+		s->evictions = v;
+}
+
+static int sstats_get(struct cli *c, struct sstats *s)
+{
+	char *text, *line, *save = NULL, *sp;
+	size_t len;
 	int r;
 
-	if (!dir)
-		return;
-	r = serve_usage(dir, &files, &bytes);
+	memset(s, 0, sizeof(*s));
+	if (!c->mnt) {
+		s->dir = serve_dir(&c->cfg, registry_path(c->reg));
+		if (!s->dir)
+			return -ENOMEM;
+		s->capacity = c->cfg.serve_size;
+		return serve_usage(s->dir, &s->files, &s->bytes);
+	}
+	r = mount_metrics(c->mnt, &text, &len);
+	if (r < 0)
+		return r;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || !(sp = strrchr(line, ' ')))
+			continue;
+		*sp = '\0';
+		sstats_line(s, line, strtoull(sp + 1, NULL, 10));
+	}
+	free(text);
+	return s->state[0] ? 0 : -ENODATA;
+}
+
+void serving_stats(struct cli *c, struct json *j)
+{
+	char a[1024], b[32], d[32];
+	struct sstats s;
+	int r;
+
+	r = sstats_get(c, &s);
 	if (j) {
 		json_key(j, "serving_cache");
 		json_obj_begin(j);
-		json_key(j, "path");
-		json_str(j, dir);
+		if (s.dir) {
+			json_key(j, "path");
+			json_str(j, s.dir);
+		}
 		json_key(j, "passthrough");
-		json_bool(j, c->cfg.serve_passthrough);
+		if (c->mnt)
+			json_str(j, s.state[0] ? s.state : "unknown");
+		else
+			json_bool(j, c->cfg.serve_passthrough &&
+				  c->cfg.serve_size);
 		json_key(j, "files");
-		json_u64(j, files);
+		json_u64(j, s.files);
 		json_key(j, "bytes");
-		json_u64(j, bytes);
+		json_u64(j, s.bytes);
 		json_key(j, "capacity_bytes");
-		json_u64(j, c->cfg.serve_size);
+		json_u64(j, s.capacity);
+		if (c->mnt) {
+			json_key(j, "passthrough_opens");
+			json_u64(j, s.pt_opens);
+			json_key(j, "fallback_opens");
+			json_u64(j, s.fb_opens);
+			json_key(j, "daemon_reads");
+			json_u64(j, s.reads);
+			json_key(j, "hydrated_bytes");
+			json_u64(j, s.hydrated);
+			json_key(j, "evictions");
+			json_u64(j, s.evictions);
+		}
 		json_obj_end(j);
-	} else {
-		printf("\nserving cache %s%s\n", human_str(dir, a, sizeof(a)),
+		free(s.dir);
+		return;
+	}
+	if (c->mnt && r < 0) {
+		printf("\nserving cache: not reported by the mount\n");
+		return;
+	}
+	if (c->mnt)
+		printf("\nserving cache of the mount: passthrough %s\n",
+		       !strcmp(s.state, "on") ? "on" : s.state);
+	else
+		printf("\nserving cache %s%s\n", human_str(s.dir, a, sizeof(a)),
 		       c->cfg.serve_passthrough && c->cfg.serve_size ? "" :
 		       " (passthrough off)");
-		if (r < 0)
-			printf("  unreadable: %s\n", errstr(-r));
-		else
-			printf("  %" PRIu64 " hydrated file%s, %s of %s\n",
-			       files, files == 1 ? "" : "s",
-			       human_size(bytes, b, sizeof(b)),
-			       human_size(c->cfg.serve_size, s, sizeof(s)));
-	}
-	free(dir);
+	if (r < 0)
+		printf("  unreadable: %s\n", errstr(-r));
+	else
+		printf("  %" PRIu64 " hydrated file%s, %s of %s\n", s.files,
+		       s.files == 1 ? "" : "s",
+		       human_size(s.bytes, b, sizeof(b)),
+		       human_size(s.capacity, d, sizeof(d)));
+	if (c->mnt)
+		printf("  opens: %" PRIu64 " served by the kernel, %" PRIu64
+		       " by mregfs (%" PRIu64 " reads); %s hydrated, %" PRIu64
+		       " evicted\n", s.pt_opens, s.fb_opens, s.reads,
+		       human_size(s.hydrated, b, sizeof(b)), s.evictions);
+	free(s.dir);
 }
 
 struct sfsck {

@@ -426,8 +426,9 @@ int cmd_policy(struct cli *c);
 int cmd_prefetch(struct cli *c);
 
 /* ---- mreg-serve.c: the serving cache ---- */
-/* stats: the serving cache's directory, copies and bytes (a "serving_cache"
- * member of j, or text when j is NULL). */
+/* stats: the serving cache (a "serving_cache" member of j, or text when j
+ * is NULL): on the store its directory, copies and bytes; through a mount
+ * the daemon's counters. */
 void serving_stats(struct cli *c, struct json *j);
 /* fsck: re-hashes every copy, reports each damaged one (dropped) to
  * report as an "error"; returns how many, or -ENOMEM. */

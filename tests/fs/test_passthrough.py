@@ -31,6 +31,7 @@ and maps the copy in the serving cache, and no READ reaches the daemon
 """
 import ctypes
 import hashlib
+import json
 import mmap
 import os
 import shutil
@@ -371,8 +372,14 @@ def block_cli(m):
          'hydrated file' in r.stdout, 'mreg stats on the store shows the '
          'serving cache', r.stdout)
     r = run([MREG, '--store', m.mnt, 'stats'])
-    t.ok(r.returncode == 0 and 'mreg_serve_opens_total' in r.stdout,
+    t.ok(r.returncode == 0 and 'passthrough on' in r.stdout and
+         'served by the kernel' in r.stdout,
          'and through the mount, its counters', r.stdout[-500:])
+    r = run([MREG, '--store', m.mnt, '--json', 'stats'])
+    sc = json.loads(r.stdout).get('serving_cache', {}) if r.returncode == 0 \
+        else {}
+    t.ok(sc.get('passthrough') == 'on' and sc.get('passthrough_opens', 0) > 0
+         and sc.get('daemon_reads', -1) >= 0, 'also as JSON', r.stdout[-500:])
 
 
 # -- hydration in progress ---------------------------------------------------
@@ -512,6 +519,7 @@ def block_disabled(m):
 def mount_without_cap_sys_admin(m):
     """Mounts m's mount point on a /dev/fuse descriptor (as root) and runs
     mregfs on it under capsh --drop=cap_sys_admin."""
+    m.ensure_store()
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open('/dev/fuse', os.O_RDWR)
     opts = ('fd=%d,rootmode=40000,user_id=0,group_id=0,'
