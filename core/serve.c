@@ -979,6 +979,9 @@ static int hydrate(struct serve_cache *c, const struct serve_key *key)
 			log_err(r, "cannot write '%s/%s'", c->dir, tmp);
 			goto out;
 		}
+		/* start writing it back now, beside the next reads: the
+		   fsync at the end then waits for the tail only */
+		sync_file_range(fd, (off_t)off, n, SYNC_FILE_RANGE_WRITE);
 		off += (uint64_t)n;
 		if (stopping(c)) {
 			r = -ECANCELED;
