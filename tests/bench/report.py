@@ -617,7 +617,7 @@ def section_passthrough(sv, L):
           f"= yes` (the {hs} file hydrated into the serving cache, then opened with "
           "passthrough) and `= no` (today's path: the daemon serves every read), beside "
           "the native file; each measure runs the three in turn. Medians of "
-          f"{sv.get('reps')} runs (5 samples a run for the warm rows). READ requests the "
+          f"{sv.get('reps')} runs (5 samples a run for the warm rows, 3 for 16 readers). READ requests the "
           f"daemon saw during the passthrough rows: {', '.join(map(str, reads))} "
           f"(passthrough opens: {', '.join(map(str, sv.get('pt_opens', [])))}).", "",
           "| measure | passthrough | daemon (today) | native | passthrough / native | "
