@@ -104,32 +104,13 @@ static int add_key(struct files_arg *a, const struct inode_rec *f)
 	return 0;
 }
 
-/* Adds the sealed files of directory ino, depth first. */
-static int walk(struct idx_txn *t, struct files_arg *a, uint64_t ino,
-		int depth)
+/* tree_walk(): adds each sealed regular file. */
+static int add_sealed(void *arg, const struct inode_rec *r, int depth)
 {
-	struct child_list l;
-	struct inode_rec *rec;
-	size_t i;
-	int r;
-
-	if (depth > 256)
-		return -ELOOP;
-	r = children(t, ino, &l);
-	rec = r == 0 ? malloc(sizeof(*rec)) : NULL;
-	if (r == 0 && !rec)
-		r = -ENOMEM;
-	for (i = 0; r == 0 && i < l.n; i++) {
-		if ((r = ino_get(t, l.v[i].ino, rec)) < 0)
-			break;
-		if (rec->kind == REG_FILE && (rec->flags & INODE_SEALED))
-			r = add_key(a, rec);
-		else if (rec->kind == REG_DIR)
-			r = walk(t, a, rec->ino, depth + 1);
-	}
-	free(rec);
-	free(l.v);
-	return r;
+	(void)depth;
+	if (r->kind == REG_FILE && (r->flags & INODE_SEALED))
+		return add_key(arg, r);
+	return 0;
 }
 
 static int do_files(struct idx_txn *t, void *arg)
@@ -151,7 +132,7 @@ static int do_files(struct idx_txn *t, void *arg)
 	case REG_VERSION:
 		if (!(r.flags & INODE_SEALED))
 			return -EINVAL;
-		return walk(t, a, r.ino, 0);
+		return tree_walk(t, r.ino, 0, add_sealed, a);
 	case REG_DIR:
 		if ((e = ino_get(t, r.version, &v)) < 0)
 			return e;
@@ -159,7 +140,7 @@ static int do_files(struct idx_txn *t, void *arg)
 			return -EINVAL;
 		if (v.flags & INODE_TRASHED)
 			return -ENOENT;
-		return walk(t, a, r.ino, 0);
+		return tree_walk(t, r.ino, 0, add_sealed, a);
 	default:
 		return -EINVAL;
 	}
