@@ -336,6 +336,10 @@ bool file_open_here(struct mreg_registry *reg, uint64_t ino);
  * had not committed is dropped, as a crash would; a trashed file is left
  * to gc. */
 void files_close(struct mreg_registry *reg);
+/* Marks f as the registry's own reader (the serving cache's hydration):
+ * its bytes are not counted as bytes read for a client
+ * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
+void file_read_quietly(struct reg_file *f);
 /* File ino, which the caller pinned, was trashed: the pin is kept until
  * its last close here, which frees it (now, if it was closed meanwhile). */
 void file_trashed_here(struct mreg_registry *reg, uint64_t ino);

@@ -120,6 +120,7 @@ struct reg_file {
 	uid_t uid;                /* the opener: a spool it needs is its own */
 	bool entered;             /* writes draft version (writers_enter) */
 	bool internal;            /* ours (truncate): its release is no close */
+	bool quiet;               /* ours (hydration): reads are not counted */
 	struct wstate *ws;        /* reads and writes go to the spool */
 	struct ext_table *tab;    /* sealed: the shared table ext points in */
 	struct rext *ext;         /* committed content */
@@ -2281,6 +2282,11 @@ fail:
 	return r;
 }
 
+void file_read_quietly(struct reg_file *f)
+{
+	f->quiet = true;
+}
+
 bool reg_file_sealed(const struct reg_file *f)
 {
 	return f && f->sealed;
@@ -2477,7 +2483,7 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 	} else {
 		n = read_committed(f, buf, size, off, partial);
 	}
-	if (n > 0) {
+	if (n > 0 && !f->quiet) {
 		atomic_fetch_add(&f->reg->reads, 1);
 		atomic_fetch_add(&f->reg->read_bytes, (uint64_t)n);
 	}

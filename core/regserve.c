@@ -184,6 +184,7 @@ static int source_open(void *arg, const struct serve_key *key, void **ret)
 		reg_release(f);
 		return -EINVAL;
 	}
+	file_read_quietly(f);
 	*ret = f;
 	return 0;
 }
