@@ -4,11 +4,12 @@
 # Every test is a program that prints TAP-like lines: "ok N - what",
 # "not ok N - what", "ok N - what # SKIP reason". Unit tests are the
 # binaries build/tests/test-*; the others are tests/cli/*.sh,
-# tests/fs/*.sh (or .py) and tests/services/test-*.sh (the services the
-# tests start: PostgreSQL, radosgw). A test that exits non-zero without a
+# tests/fs/*.sh (or .py), tests/compat/test_*.sh (stores older binaries
+# made) and tests/services/test-*.sh (the services the tests start:
+# PostgreSQL, radosgw). A test that exits non-zero without a
 # "not ok" line counts as one failure. What was skipped is listed at the
 # end, with the reason.
-# Usage: tests/run.sh [unit|cli|fs|services]...
+# Usage: tests/run.sh [unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${MREG_BUILD:-$top/build}
@@ -17,7 +18,7 @@ export MREG_BUILD=$B MREG_TOP=$top
 export PYTHONDONTWRITEBYTECODE=1
 log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
-suites=${*:-unit cli fs services}
+suites=${*:-unit cli fs compat services}
 pass=0 fail=0 skip=0
 skipped="$log/skipped"
 : >"$skipped"
@@ -67,6 +68,10 @@ for suite in $suites; do
 			*.sh) run_one "$t" sh "$t" ;;
 			*.py) run_one "$t" /usr/bin/python3 "$t" ;;
 			esac
+		done ;;
+	compat)
+		for t in "$top"/tests/compat/test_*.sh; do
+			[ -f "$t" ] && run_one "$t" sh "$t"
 		done ;;
 	services)
 		for t in "$top"/tests/services/test-*.sh; do
