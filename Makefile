@@ -65,7 +65,9 @@ endif
 FS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_FS) 2>/dev/null)
 FS_LIBS   := $(shell $(PKG_CONFIG) --libs $(LIBS_FS) 2>/dev/null)
 
-CORE_SRC  := $(sort $(wildcard core/*.c))
+# core/ is a tree (leaves at its top, a directory per layer): objects
+# mirror it under $(BUILD)/.
+CORE_SRC  := $(sort $(shell find core -name '*.c'))
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
@@ -105,7 +107,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
 
 # Collision handling, tested with real collisions: chunk ids cut to 8 bits.
-$(BUILD)/idbits/chunkid.o: core/chunkid.c
+$(BUILD)/idbits/chunkid.o: core/chunk/chunkid.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$< [ids of 8 bits])$(CC) $(CFLAGS) -DMREG_TEST_ID_BITS=8 -c -o $@ $<
 

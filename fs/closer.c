@@ -1,6 +1,7 @@
 /* closer.c — who closes a descriptor of a file of this mount, and how,
  * learned from /proc: what the registry's close rule (reg_close() in
- * core/registry.h) needs to know and the kernel does not say. Linux only.
+ * core/registry/registry.h) needs to know and the kernel does not say.
+ * Linux only.
  *
  * The kernel sends FUSE FLUSH on every close() of a descriptor, with the
  * closing thread's id in the request, after it took the descriptor out of

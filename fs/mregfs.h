@@ -2,10 +2,10 @@
  * place that picks the libfuse API version, the daemon's state, the
  * low-level operations table and the invalidation queue.
  *
- * fs/ is a thin layer over core/registry.h: a handler maps the inode, calls
- * the registry and replies exactly once. No rule of the registry lives
- * here; what lives here is how the kernel caches what the registry says
- * (timeouts, keep_cache, direct_io, invalidation).
+ * fs/ is a thin layer over core/registry/registry.h: a handler maps the
+ * inode, calls the registry and replies exactly once. No rule of the
+ * registry lives here; what lives here is how the kernel caches what the
+ * registry says (timeouts, keep_cache, direct_io, invalidation).
  */
 #ifndef MREG_FS_MREGFS_H
 #define MREG_FS_MREGFS_H
@@ -22,8 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 /* Cache timeouts (seconds) handed to the kernel. Names that can change
  * behind the kernel's back (stages, model directories) are revalidated

@@ -1,9 +1,10 @@
 /* ops.c — the low-level FUSE operations of mregfs.
  *
- * Each handler maps the request onto one registry call (core/registry.h)
- * and replies exactly once: fuse_reply_err(req, -r) when the registry
- * refused. Inode numbers are the registry's persistent ones, so lookup
- * counts need no bookkeeping (forget just replies).
+ * Each handler maps the request onto one registry call
+ * (core/registry/registry.h) and replies exactly once: fuse_reply_err(req,
+ * -r) when the registry refused. Inode numbers are the registry's
+ * persistent ones, so lookup counts need no bookkeeping (forget just
+ * replies).
  *
  * What this file decides is caching, from reg_attr:
  *  - sealed content: long entry/attr timeouts, files opened with

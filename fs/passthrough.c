@@ -1,7 +1,7 @@
 /* passthrough.c — hot sealed files served by the kernel (FUSE passthrough).
  *
  * An open of a sealed file that has a hydrated copy in the serving cache
- * (core/serve.h) is answered with FOPEN_PASSTHROUGH and a backing id: the
+ * (core/serve/serve.h) is answered with FOPEN_PASSTHROUGH and a backing id: the
  * kernel then reads and maps the copy itself, at a native file's speed and
  * in its page cache (large folios, one copy in memory), and no READ reaches
  * the daemon. Everything else is served by the daemon as before: drafts,
@@ -74,8 +74,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "regserve.h"
-#include "serve.h"
+#include "registry/regserve.h"
+#include "serve/serve.h"
 
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
 #define LIBFUSE_PASSTHROUGH 1   /* the library's own API */

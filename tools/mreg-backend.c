@@ -1,8 +1,8 @@
 /* mreg-backend.c — where a command's work goes: to the store, through
- * core/registry.h, or to an mregfs mount of it, through mreg-mount.c (when
- * --store names a mount: a user who cannot read the store works through
- * the daemon, which applies every rule). Each be_*() function is the
- * reg_*() call of the same name, or its mount twin.
+ * core/registry/registry.h, or to an mregfs mount of it, through
+ * mreg-mount.c (when --store names a mount: a user who cannot read the
+ * store works through the daemon, which applies every rule). Each be_*()
+ * function is the reg_*() call of the same name, or its mount twin.
  */
 #include <errno.h>
 #include <stdio.h>

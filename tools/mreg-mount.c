@@ -51,7 +51,7 @@
 
 #include "log.h"
 #include "mreg.h"
-#include "search.h"
+#include "query/search.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 #define COPY_BUF (1u << 20)

@@ -1,4 +1,4 @@
-/* mreg-serve.c — the serving cache (core/serve.h) from the CLI.
+/* mreg-serve.c — the serving cache (core/serve/serve.h) from the CLI.
  *
  * prefetch works through a mount: the cache belongs to the mregfs that
  * serves it, which decides what it hydrates (reading user.mreg.prefetch
@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "mreg.h"
-#include "regserve.h"
-#include "serve.h"
+#include "registry/regserve.h"
+#include "serve/serve.h"
 
 #define PREFETCH_XATTR "user.mreg.prefetch"
 #define POLL_NS (200 * 1000000L)

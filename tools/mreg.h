@@ -3,8 +3,8 @@
  * and the translation of a negative errno into a message and an exit
  * status, which happens here, at the edge, and nowhere in core.
  *
- * The CLI talks to the store through core/registry.h only, or, when the
- * store it is given is an mregfs mount, through the file system
+ * The CLI talks to the store through core/registry/registry.h only, or,
+ * when the store it is given is an mregfs mount, through the file system
  * (mreg-mount.c): the commands call the be_*() functions, which pick.
  *
  * Exit status of every command:
@@ -23,8 +23,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 #define EXIT_OK     0
 #define EXIT_FAIL   1

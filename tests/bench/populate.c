@@ -1,7 +1,8 @@
 /* populate.c - makes a store of many models and versions fast, for the
- * metadata rows of serve_bench.py: one process, core/registry.h directly
- * (reg_model_create, reg_mkdir of a version, reg_seal), durability as the
- * config says (serve_bench.py passes durability = none for this).
+ * metadata rows of serve_bench.py: one process, core/registry/registry.h
+ * directly (reg_model_create, reg_mkdir of a version, reg_seal),
+ * durability as the config says (serve_bench.py passes durability = none
+ * for this).
  *
  * Usage: populate CONFIG STORE MODELS VERSIONS [PREFIX]
  * Models PREFIX0..PREFIX<MODELS-1>, each with versions 1..VERSIONS, sealed.
@@ -13,8 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 static double now(void)
 {

@@ -530,7 +530,7 @@ def section_serve(sv, L, csvdir):
           "of 64 MiB as sealed version 2 (`stages/Parts`); the native copies sit on the "
           "same filesystem. mmap and read loops are C (`tests/bench/serve_helper.c`, "
           "built with cc); stores of many versions are built with "
-          "`tests/bench/populate.c` (core/registry.h linked with libmregcore.a, "
+          "`tests/bench/populate.c` (core/registry/registry.h linked with libmregcore.a, "
           "`durability = none`). Medians of "
           f"{sv.get('reps')} runs (daemon rows: one run each); ratios are mregfs throughput / native throughput. "
           "Load average when each part began: " + ", ".join(

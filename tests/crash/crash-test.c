@@ -50,10 +50,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "config/config.h"
 #include "io.h"
 #include "log.h"
-#include "registry.h"
+#include "registry/registry.h"
 
 #define MODEL "m"
 #define NVERS 6 /* versions 1..5, and 6 made after the crash */

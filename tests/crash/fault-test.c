@@ -19,10 +19,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "config/config.h"
 #include "io.h"
 #include "log.h"
-#include "registry.h"
+#include "registry/registry.h"
 
 static char *tmp;
 static struct mreg_config cfg;

@@ -513,7 +513,7 @@ def documented(draft):
              os.symlink, ('../../../x', j(d, 'sub', 'l2'))),
             ('an absolute symlink', errno.EINVAL, os.symlink,
              ('/etc/passwd', j(d, 'l3'))),
-            ('renameat2 RENAME_EXCHANGE (core/registry.h: unsupported)',
+            ('renameat2 RENAME_EXCHANGE (core/registry/registry.h: unsupported)',
              errno.EINVAL, renameat2, (j(d, 'f'), j(d, 'g'),
                                        RENAME_EXCHANGE)))
 

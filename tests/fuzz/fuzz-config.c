@@ -9,8 +9,8 @@
  * config_stage(), every require_metric parsing). `make fuzz` builds and
  * runs it; `make test` replays tests/fuzz/config/ through it.
  */
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -10,8 +10,8 @@
  * name them): accepted exactly when it is 32 hex digits, and printed back
  * by chunkid_hex() as the same digits in lower case.
  */
-#include "chunkid.h"
-#include "registry.h"
+#include "chunk/chunkid.h"
+#include "registry/registry.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* fuzz-pack.c — libFuzzer entry point for the pack reader (store.c).
+/* fuzz-pack.c — libFuzzer entry point for the pack reader
+ * (core/store/pack/pack.c).
  *
  * The input is written as pack 1 of a store in a scratch directory and
  * walked with store_walk_pack(), as fsck and gc do. Beyond the sanitizers
@@ -10,9 +11,9 @@
  * the file there — never anything else (the reader checks the record
  * header in front of every chunk).
  */
-#include "chunkid.h"
+#include "chunk/chunkid.h"
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>

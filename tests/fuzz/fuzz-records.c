@@ -10,8 +10,8 @@
  * format 1 (no atime) is written back as format 2 and must decode to the
  * same record.
  */
-#include "records.h"
-#include "index.h"
+#include "index/records.h"
+#include "index/index.h"
 
 #include <errno.h>
 #include <stdint.h>

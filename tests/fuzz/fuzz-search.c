@@ -7,10 +7,10 @@
  *
  *	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Icore \
  *	    -fsanitize=fuzzer,address,undefined \
- *	    core/search.c tests/fuzz/fuzz-search.c -o /tmp/fuzz-search
+ *	    core/query/search.c tests/fuzz/fuzz-search.c -o /tmp/fuzz-search
  *	/tmp/fuzz-search -max_total_time=60 -max_len=4200 tests/fuzz/search
  */
-#include "search.h"
+#include "query/search.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 static void report(void *arg, const char *sev, const char *msg)
 {

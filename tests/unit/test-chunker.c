@@ -3,7 +3,7 @@
  * near the configured one, and cuts that survive an insertion. A naive
  * reference implementation, written from the definition, checks that the
  * fast loop cuts in exactly the same places. */
-#include "chunker.h"
+#include "chunk/chunker.h"
 
 #include <errno.h>
 #include <stdbool.h>

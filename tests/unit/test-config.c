@@ -3,7 +3,7 @@
  * mreg.conf.example, what config_load() checks against the machine (the
  * file's and the hooks' trust, a policy's users and groups), and the
  * order in which the store path is chosen. */
-#include "config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "hooks.h"
 #include "log.h"
+#include "registry/hooks.h"
 
 static char err[512];
 

@@ -9,7 +9,7 @@
  *
  * A second guard beside tests/crash/ (crash simulation and the I/O
  * layer's fault points, in the -DMREG_FAULTS build): this one runs on
- * the ordinary build, and so reaches the store through reg-int.h. */
+ * the ordinary build, and so reaches the store through registry/internal.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "reg-int.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/internal.h"
+#include "registry/registry.h"
 
 static char *tmp;
 static struct mreg_config cfg;

@@ -3,7 +3,7 @@
  * growing under writers and readers (in this process and in another),
  * a full disk, a file that is not an index, and stale reader slots.
  * Every test opens and closes its own environment (one per process). */
-#include "index.h"
+#include "index/index.h"
 
 #include <errno.h>
 #include <fcntl.h>

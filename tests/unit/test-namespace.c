@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "reg-int.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/internal.h"
+#include "registry/registry.h"
 
 static char *tmp;
 static struct mreg_config cfg;

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "registry.h"
+#include "config/config.h"
+#include "registry/registry.h"
 
 static char *tmp;
 static struct mreg_config cfg;

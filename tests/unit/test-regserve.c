@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "config/config.h"
 #include "log.h"
-#include "registry.h"
-#include "regserve.h"
-#include "serve.h"
+#include "registry/registry.h"
+#include "registry/regserve.h"
+#include "serve/serve.h"
 
 static char *tmp;
 static struct mreg_config cfg;

@@ -7,7 +7,7 @@
  * tests/services/faultproxy.py, and radosgw stopped and started again.
  * Skipped, with the reason, where Ceph's packages are not installed.
  */
-#include "s3.h"
+#include "store/s3/s3.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,9 +1,10 @@
-/* test-search.c — the query language of `mreg search` (core/search.c).
+/* test-search.c — the query language of `mreg search`
+ * (core/query/search.c).
  *
  * Queries run against a small table of candidate versions; matches()
  * returns the letters of the candidates a query selects ("AC"), so each
  * check reads as query -> expected set. */
-#include "search.h"
+#include "query/search.h"
 
 #include <errno.h>
 #include <locale.h>

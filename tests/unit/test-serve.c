@@ -1,4 +1,4 @@
-/* test-serve.c — the serving cache (core/serve.h) against an in-memory
+/* test-serve.c — the serving cache (core/serve/serve.h) against an in-memory
  * source: when a file turns hot, hydration and its digest check, serving
  * a copy, LRU eviction that skips held copies, no room, removal of a
  * version with a copy held (and its bytes counted until let go), copies
@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "chunkid.h"
+#include "chunk/chunkid.h"
 #include "log.h"
-#include "serve.h"
+#include "serve/serve.h"
 #include "strbuf.h"
 
 #define NFILES 8

@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "chunkid.h"
+#include "chunk/chunkid.h"
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 
 /* A chunk the tests can make again from its seed. */
 struct rec {

@@ -1,0 +1,137 @@
+/* config.h — mreg.conf, an INI file (see mreg.conf.example, which documents
+ * every key with its default).
+ *
+ *	[store]        path, pack_size, dedup_verify, durability, map_size
+ *	[chunker]      min_size, avg_size, max_size
+ *	[mount]        allow_other, default_permissions, readahead, max_threads
+ *	[log]          level
+ *	[stage NAME]   promote_users, promote_groups, require_stage, protect,
+ *	               require_metric
+ *	[hooks]        on_register, on_promote, timeout
+ *	[limits]       open_files_per_user, open_files_reserve
+ *	[serve]        passthrough, path, size, hydrate_on_promote
+ *
+ * Sizes accept K, M, G suffixes (powers of 1024); booleans are true/false,
+ * yes/no, on/off, 1/0; lists are comma separated. A bad file is refused with
+ * "FILE:LINE: reason".
+ */
+#ifndef MREG_CONFIG_H
+#define MREG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunk/chunker.h"
+
+/* The store used when neither --store, MREG_STORE nor a config names one:
+ * $XDG_DATA_HOME/mreg or ~/.local/share/mreg, /var/lib/mreg for root. */
+#define MREG_DEFAULT_STORE_ROOT "/var/lib/mreg"
+
+enum durability {
+	DURABILITY_FULL = 0, /* close() returning 0 means on disk (default) */
+	DURABILITY_NONE,     /* no fsync at all: benchmarks and scratch stores */
+};
+
+struct stage_policy {
+	char name[65];
+	char **promote_users;   /* NULL-terminated, or NULL: anyone */
+	char **promote_groups;  /* NULL-terminated, or NULL: anyone */
+	char require_stage[65]; /* "" for none */
+	char *require_metric;   /* e.g. "auc >= 0.9", or NULL */
+	bool protect;           /* may not be removed, only replaced */
+};
+
+struct mreg_config {
+	char *path;             /* the file read, or NULL for defaults */
+	char *store;            /* store directory; NULL: the default */
+	uint64_t pack_size;     /* pack files roll over at this size (64M) */
+	bool dedup_verify;      /* compare bytes on an id match (true) */
+	enum durability durability;
+	uint64_t map_size;      /* initial LMDB map size (64M); grows itself */
+	struct chunker_params chunker;
+	bool allow_other;       /* mount option (false) */
+	bool default_permissions; /* (true; forced with allow_other) */
+	uint32_t readahead;     /* bytes of readahead on the mount (4M) */
+	unsigned max_threads;   /* FUSE worker threads (64) */
+	int log_level;          /* enum log_level (warn) */
+	char *on_register;      /* hook program, or NULL */
+	char *on_promote;       /* hook program, or NULL */
+	unsigned hook_timeout;  /* seconds (30) */
+	unsigned open_files_per_user; /* spool descriptors a user (1000) */
+	unsigned open_files_reserve;  /* descriptors kept for the daemon (256) */
+	bool serve_passthrough; /* hot sealed files served by the kernel (true) */
+	char *serve_path;       /* the serving cache; NULL: STORE/serve */
+	uint64_t serve_size;    /* its bytes at most (16G; 0: no copies) */
+	bool serve_hydrate_on_promote; /* hydrate a version promoted (false) */
+	struct stage_policy *stages;
+	size_t nstages;
+};
+
+/* Fills cfg with the defaults. */
+void config_init(struct mreg_config *cfg);
+/* Frees what cfg owns; cfg may be reused after config_init(). */
+void config_release(struct mreg_config *cfg);
+
+/* Reads path into cfg (which must be config_init()ed; keys not in the file
+ * keep their values). On a bad file returns -EINVAL and writes
+ * "PATH:LINE: reason" into err; -errno when the file cannot be read
+ * (err: "PATH: reason"), -EFBIG over 1 MiB, -ENOMEM. On any error cfg is
+ * left as it was. [store] path must be absolute.
+ *
+ * Beyond config_parse(), it checks the file against this machine, since
+ * the daemon runs the hooks it names as root: the file itself must be
+ * trusted (config_path_trusted(); -EPERM, err "PATH: reason"), each hook
+ * program must pass hooks_check_program(), and each user and group of a
+ * stage policy must exist (-EINVAL, "PATH:LINE: reason" naming it). */
+int config_load(struct mreg_config *cfg, const char *path, char *err,
+		size_t errlen);
+
+/* Whether the content of file path can be changed only by root and the
+ * user this process runs as: it and every directory above it (of path as
+ * given and as resolved) belong to one of them, and none is writable by
+ * group or others, except a sticky directory (others cannot replace an
+ * entry there they do not own). 0, -errno of realpath/stat, or -EPERM;
+ * why (which may be NULL) gets the reason, naming the path at fault:
+ * "'/srv/hooks' is writable by others (mode 0777)". */
+int config_path_trusted(const char *path, char *why, size_t whylen);
+
+/* Parses text (as from a file named name) into cfg; as config_load(). */
+int config_parse(struct mreg_config *cfg, const char *name, const char *text,
+		 size_t len, char *err, size_t errlen);
+
+/* The policy for stage (its name compared regardless of case), or NULL
+ * when the config sets none. */
+const struct stage_policy *config_stage(const struct mreg_config *cfg,
+					const char *stage);
+
+/* Picks the store directory: explicit (--store), then $MREG_STORE, then
+ * cfg->store, then the embedded default (empty strings count as unset). A
+ * relative path is made absolute against the current directory, since
+ * the daemon changes to / when it detaches. Returns a malloc'ed path or
+ * NULL on ENOMEM. */
+char *config_store_path(const struct mreg_config *cfg, const char *explicit);
+
+/* Parses "123", "64K", "1M", "2G". -EINVAL on anything else or overflow. */
+int config_parse_size(const char *s, uint64_t *ret);
+/* Parses a boolean word. -EINVAL on anything else. */
+int config_parse_bool(const char *s, bool *ret);
+
+/* A require_metric rule, "auc >= 0.9": the version's user.mreg.metric.KEY
+ * must compare true against value. The key fits an xattr name:
+ * 255 - strlen("user.mreg.metric."). */
+#define CONFIG_METRIC_KEY_MAX 238
+struct metric_rule {
+	char key[CONFIG_METRIC_KEY_MAX + 1];	/* [A-Za-z0-9_.-]+ */
+	char op[3];				/* = != < <= > >= */
+	double value;				/* finite */
+};
+
+/* Parses "KEY OP NUMBER" (blanks around OP optional; NUMBER decimal, no
+ * hex, inf or nan). -EINVAL when malformed. Config values are stored as
+ * "KEY OP NUMBER", so stage_policy.require_metric always parses. */
+int config_parse_metric_rule(const char *s, struct metric_rule *ret);
+/* Whether v satisfies r. */
+bool config_metric_rule_holds(const struct metric_rule *r, double v);
+
+#endif

@@ -1,0 +1,298 @@
+/* records.c — encoders and decoders of the registry's index records.
+ *
+ * All integers little-endian (the machines mreg runs on; a big-endian port
+ * would add byte swaps here and nowhere else).
+ *
+ * inode (IDX_INODES value), format 2:
+ *	u8 format=2, u8 kind, u16 flags, u32 mode, u32 uid, u32 gid,
+ *	u64 ino, parent, model, version, size,
+ *	i64 mtime, ctime, btime, atime,
+ *	u64 max_version, stages_ino, target, i64 sealed_at, u64 nfiles, stored,
+ *	16-byte digest, u16 name length, u16 target length, name, target
+ *	(format 1, still read, has no atime: it reads as mtime)
+ * chunk (IDX_CHUNKS value): u32 pack, u32 len, u64 offset, u64 refs
+ * extent (IDX_EXTENTS): key be64 ino + be64 offset; value 18-byte chunk
+ *	key + u32 len (no extent over a hole: its bytes read as zeros)
+ * history (IDX_HISTORY value): u64 seq, i64 time, u32 uid, u8 action,
+ *	u64 from, u64 to, u8 len + stage, u8 len + from name, u8 len + to name
+ */
+#include "index/records.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "index/index.h"
+#include "registry/registry.h"
+
+struct wbuf {
+	uint8_t *p;
+	size_t n, size;
+	bool overflow;
+};
+
+static void put(struct wbuf *w, const void *v, size_t len)
+{
+	if (w->n + len > w->size) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->p + w->n, v, len);
+	w->n += len;
+}
+
+#define PUT(w, v) put(w, &(v), sizeof(v))
+
+struct rbuf {
+	const uint8_t *p;
+	size_t n, len;
+	bool bad;
+};
+
+static void get(struct rbuf *r, void *v, size_t len)
+{
+	if (r->bad || r->n + len > r->len) {
+		r->bad = true;
+		memset(v, 0, len);
+		return;
+	}
+	memcpy(v, r->p + r->n, len);
+	r->n += len;
+}
+
+#define GET(r, v) get(r, &(v), sizeof(v))
+
+#define INODE_FIXED (4 + 4 * 3 + 8 * 5 + 8 * 4 + 8 * 6 + 16 + 4)
+
+size_t inode_rec_max(void)
+{
+	return INODE_FIXED + 256 + 4096;
+}
+
+size_t inode_encode(const struct inode_rec *r, void *buf)
+{
+	struct wbuf w = { buf, 0, inode_rec_max(), false };
+	uint8_t format = 2;
+	uint16_t nl = (uint16_t)strnlen(r->name, sizeof(r->name) - 1);
+	uint16_t tl = (uint16_t)strnlen(r->target_path,
+					sizeof(r->target_path) - 1);
+
+	PUT(&w, format);
+	PUT(&w, r->kind);
+	PUT(&w, r->flags);
+	PUT(&w, r->mode);
+	PUT(&w, r->uid);
+	PUT(&w, r->gid);
+	PUT(&w, r->ino);
+	PUT(&w, r->parent);
+	PUT(&w, r->model);
+	PUT(&w, r->version);
+	PUT(&w, r->size);
+	PUT(&w, r->mtime);
+	PUT(&w, r->ctime);
+	PUT(&w, r->btime);
+	PUT(&w, r->atime);
+	PUT(&w, r->max_version);
+	PUT(&w, r->stages_ino);
+	PUT(&w, r->target);
+	PUT(&w, r->sealed_at);
+	PUT(&w, r->nfiles);
+	PUT(&w, r->stored);
+	put(&w, r->digest.b, MREG_ID_LEN);
+	PUT(&w, nl);
+	PUT(&w, tl);
+	put(&w, r->name, nl);
+	put(&w, r->target_path, tl);
+	assert(!w.overflow);
+	return w.n;
+}
+
+int inode_decode(const void *p, size_t len, struct inode_rec *ret)
+{
+	struct rbuf r = { p, 0, len, false };
+	struct inode_rec x;
+	uint8_t format = 0;
+	uint16_t nl = 0, tl = 0;
+
+	memset(&x, 0, sizeof(x));
+	GET(&r, format);
+	GET(&r, x.kind);
+	GET(&r, x.flags);
+	GET(&r, x.mode);
+	GET(&r, x.uid);
+	GET(&r, x.gid);
+	GET(&r, x.ino);
+	GET(&r, x.parent);
+	GET(&r, x.model);
+	GET(&r, x.version);
+	GET(&r, x.size);
+	GET(&r, x.mtime);
+	GET(&r, x.ctime);
+	GET(&r, x.btime);
+	if (format == 2)
+		GET(&r, x.atime);
+	else
+		x.atime = x.mtime;
+	GET(&r, x.max_version);
+	GET(&r, x.stages_ino);
+	GET(&r, x.target);
+	GET(&r, x.sealed_at);
+	GET(&r, x.nfiles);
+	GET(&r, x.stored);
+	get(&r, x.digest.b, MREG_ID_LEN);
+	GET(&r, nl);
+	GET(&r, tl);
+	if (r.bad || (format != 1 && format != 2) || nl > 255 || tl > 4095 ||
+	    x.kind < REG_MODEL || x.kind > REG_PENDING)
+		return -EIO;
+	get(&r, x.name, nl);
+	get(&r, x.target_path, tl);
+	if (r.bad || r.n != len || memchr(x.name, 0, nl) ||
+	    memchr(x.target_path, 0, tl))
+		return -EIO;
+	x.name[nl] = '\0';
+	x.target_path[tl] = '\0';
+	*ret = x;
+	return 0;
+}
+
+void chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k)
+{
+	memcpy(k->b, id->b, MREG_ID_LEN);
+	k->b[MREG_ID_LEN] = (uint8_t)(n >> 8);
+	k->b[MREG_ID_LEN + 1] = (uint8_t)n;
+}
+
+void chunk_key_id(const struct chunk_key *k, struct mreg_id *ret)
+{
+	memcpy(ret->b, k->b, MREG_ID_LEN);
+}
+
+uint16_t chunk_key_n(const struct chunk_key *k)
+{
+	return (uint16_t)(k->b[MREG_ID_LEN] << 8 | k->b[MREG_ID_LEN + 1]);
+}
+
+void chunk_encode(const struct chunk_rec *c, uint8_t buf[CHUNK_REC_LEN])
+{
+	memcpy(buf, &c->loc.pack, 4);
+	memcpy(buf + 4, &c->loc.len, 4);
+	memcpy(buf + 8, &c->loc.offset, 8);
+	memcpy(buf + 16, &c->refs, 8);
+}
+
+int chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
+{
+	const uint8_t *b = p;
+
+	if (len != CHUNK_REC_LEN)
+		return -EIO;
+	memcpy(&ret->loc.pack, b, 4);
+	memcpy(&ret->loc.len, b + 4, 4);
+	memcpy(&ret->loc.offset, b + 8, 8);
+	memcpy(&ret->refs, b + 16, 8);
+	if (ret->loc.len == 0 || ret->loc.offset < PACK_HEADER_SIZE)
+		return -EIO;
+	return 0;
+}
+
+void extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN])
+{
+	be64_put(buf, ino);
+	be64_put(buf + 8, offset);
+}
+
+void extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN])
+{
+	memcpy(buf, e->chunk.b, CHUNK_KEY_LEN);
+	memcpy(buf + CHUNK_KEY_LEN, &e->len, 4);
+}
+
+int extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
+		  struct extent_rec *ret)
+{
+	if (klen != EXTENT_KEY_LEN || vlen != EXTENT_VAL_LEN)
+		return -EIO;
+	ret->offset = be64_get((const uint8_t *)key + 8);
+	memcpy(ret->chunk.b, val, CHUNK_KEY_LEN);
+	memcpy(&ret->len, (const uint8_t *)val + CHUNK_KEY_LEN, 4);
+	if (ret->len == 0)
+		return -EIO;
+	return 0;
+}
+
+static void put_str8(struct wbuf *w, const char *s, size_t max)
+{
+	uint8_t l = (uint8_t)strnlen(s, max - 1);
+
+	PUT(w, l);
+	put(w, s, l);
+}
+
+static void get_str8(struct rbuf *r, char *s, size_t size)
+{
+	uint8_t l = 0;
+
+	GET(r, l);
+	if (l >= size) {
+		r->bad = true;
+		s[0] = '\0';
+		return;
+	}
+	get(r, s, l);
+	s[r->bad ? 0 : l] = '\0';
+	if (!r->bad && memchr(s, 0, l))
+		r->bad = true;
+}
+
+size_t history_encode(const struct history_rec *h, void *buf, size_t size)
+{
+	struct wbuf w = { buf, 0, size, false };
+
+	PUT(&w, h->seq);
+	PUT(&w, h->time);
+	PUT(&w, h->uid);
+	PUT(&w, h->action);
+	PUT(&w, h->from);
+	PUT(&w, h->to);
+	put_str8(&w, h->stage, sizeof(h->stage));
+	put_str8(&w, h->from_name, sizeof(h->from_name));
+	put_str8(&w, h->to_name, sizeof(h->to_name));
+	return w.overflow ? 0 : w.n;
+}
+
+int history_decode(const void *p, size_t len, struct history_rec *ret)
+{
+	struct rbuf r = { p, 0, len, false };
+	struct history_rec h;
+
+	memset(&h, 0, sizeof(h));
+	GET(&r, h.seq);
+	GET(&r, h.time);
+	GET(&r, h.uid);
+	GET(&r, h.action);
+	GET(&r, h.from);
+	GET(&r, h.to);
+	get_str8(&r, h.stage, sizeof(h.stage));
+	get_str8(&r, h.from_name, sizeof(h.from_name));
+	get_str8(&r, h.to_name, sizeof(h.to_name));
+	if (r.bad || r.n != len || h.action < HIST_PROMOTE ||
+	    h.action > HIST_ROLLBACK)
+		return -EIO;
+	*ret = h;
+	return 0;
+}
+
+const char *history_action_name(int action)
+{
+	static const char *const names[] = {
+		[HIST_PROMOTE] = "promote",
+		[HIST_MOVE] = "move",
+		[HIST_REMOVE] = "remove",
+		[HIST_ROLLBACK] = "rollback",
+	};
+
+	if (action < HIST_PROMOTE || action > HIST_ROLLBACK)
+		return "unknown";
+	return names[action];
+}

@@ -1,0 +1,99 @@
+/* records.h — the binary records the registry keeps in the index, with
+ * their encoders and (checking) decoders. Layouts are written down in
+ * records.c. A decoder never trusts its input: a short, long or otherwise
+ * impossible record is -EIO (a damaged index), never a crash.
+ */
+#ifndef MREG_RECORDS_H
+#define MREG_RECORDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunk/chunkid.h"
+#include "store/store.h"
+
+#define INODE_SEALED  0x0001u  /* content can never change */
+#define INODE_TRASHED 0x0002u  /* removed; gc frees the tree */
+#define INODE_DOTDRAFT 0x0004u /* a version with a dot name: a draft */
+#define INODE_NODIGEST 0x0008u /* a file rewritten in place: its digest is
+				  computed when it is sealed (or listed) */
+
+/* One inode: models, stages directories, stages, versions, and the
+ * directories, files and symlinks inside versions. */
+struct inode_rec {
+	uint8_t kind;          /* enum reg_kind */
+	uint16_t flags;        /* INODE_* */
+	uint32_t mode;         /* with S_IFMT */
+	uint32_t uid, gid;
+	uint64_t ino;
+	uint64_t parent;       /* directory holding its name */
+	uint64_t model, version;
+	uint64_t size;         /* files: bytes; versions: bytes of files */
+	int64_t mtime, ctime, btime; /* nanoseconds since the epoch */
+	int64_t atime;         /* as set by utimensat (reads leave it) */
+	uint64_t max_version;  /* models: highest integer version ever */
+	uint64_t stages_ino;   /* models: their stages directory */
+	uint64_t target;       /* stages: the version inode */
+	int64_t sealed_at;     /* versions: when sealed (ns), 0 for drafts */
+	uint64_t nfiles;       /* versions: files */
+	uint64_t stored;       /* versions: chunk bytes it added */
+	struct mreg_id digest; /* files: content; versions: manifest */
+	char name[256];        /* the entry's name (NUL-terminated) */
+	char target_path[4096];/* symlinks inside versions */
+};
+
+/* Encodes r into buf (at least inode_rec_max() bytes); returns length. */
+size_t inode_encode(const struct inode_rec *r, void *buf);
+size_t inode_rec_max(void);
+/* Decodes; -EIO when malformed. */
+int inode_decode(const void *p, size_t len, struct inode_rec *ret);
+
+/* A chunk: key is chunk_key (id + collision number), value chunk_rec. */
+#define CHUNK_KEY_LEN (MREG_ID_LEN + 2)
+struct chunk_key {
+	uint8_t b[CHUNK_KEY_LEN];
+};
+void chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k);
+void chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
+uint16_t chunk_key_n(const struct chunk_key *k);
+
+struct chunk_rec {
+	struct chunk_loc loc;
+	uint64_t refs;
+};
+#define CHUNK_REC_LEN 24
+void chunk_encode(const struct chunk_rec *r, uint8_t buf[CHUNK_REC_LEN]);
+int chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
+
+/* An extent of a file: key (file ino, offset), value chunk key + length.
+ * A file's extents are in offset order and never overlap; bytes below its
+ * size that no extent covers are a hole and read as zeros. */
+#define EXTENT_KEY_LEN 16
+#define EXTENT_VAL_LEN (CHUNK_KEY_LEN + 4)
+struct extent_rec {
+	uint64_t offset;
+	uint32_t len;
+	struct chunk_key chunk;
+};
+void extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN]);
+void extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN]);
+int extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
+		  struct extent_rec *ret);
+
+/* A stage change: key (model ino, seq), value history_rec. */
+struct history_rec {
+	uint64_t seq;
+	int64_t time;          /* ns */
+	uint32_t uid;
+	uint8_t action;        /* HIST_* */
+	uint64_t from, to;     /* version inodes, 0 for none */
+	char stage[65];
+	char from_name[129], to_name[129];
+};
+enum { HIST_PROMOTE = 1, HIST_MOVE, HIST_REMOVE, HIST_ROLLBACK };
+size_t history_encode(const struct history_rec *h, void *buf, size_t size);
+int history_decode(const void *p, size_t len, struct history_rec *ret);
+const char *history_action_name(int action);
+
+#endif

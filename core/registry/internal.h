@@ -1,0 +1,533 @@
+/* internal.h — what the registry's source files share (not an API: fs/ and
+ * tools/ use registry.h only).
+ *
+ * The registry is split by subject: registry.c (opening, the namespace
+ * and its rules), regfile.c (streaming, chunking, storing and reading file
+ * content, when a file is done), regspool.c (files rewritten in place),
+ * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
+ * stage policies and hooks, and the decisions taken with them), regmeta.c
+ * (metadata, listings, search, stats, audit), regmaint.c (fsck, gc, pins),
+ * reglive.c (life tokens, writers of drafts).
+ */
+#ifndef MREG_REG_INT_H
+#define MREG_REG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "index/index.h"
+#include "index/records.h"
+#include "registry/fdcap.h"
+#include "registry/hooks.h"
+#include "registry/registry.h"
+#include "store/store.h"
+#include "strbuf.h"
+
+/* META keys */
+#define META_FORMAT   "format"
+#define META_CHUNKER  "chunker"
+#define META_NEXT_INO "next_ino"
+#define META_CREATED  "created"
+#define META_AUDIT_HEAD "audit_head" /* SHA-256 hex of the last record */
+#define META_AUDIT_BYTES "audit_bytes" /* u64 length of .mreg/audit.log */
+
+#define FIRST_DYN_INO 16
+
+/* Internal xattr keys (never listed): versions that held a stage. */
+#define HELD_PREFIX "\001held."
+
+struct wstate;
+struct writer_ref;
+struct refusal;
+
+struct mreg_registry {
+	const struct mreg_config *cfg;
+	char *path;               /* the store directory */
+	char *spool_dir;
+	char *run_dir;
+	struct mreg_index *ix;
+	struct mreg_store *st;
+	struct chunker_params chunker;
+
+	pthread_mutex_t lock;     /* guards wfiles, pins */
+	struct wstate *wfiles;    /* inodes open for writing here */
+	struct pin *pins;         /* versions open for reading here */
+	int pin_fd;               /* run/pins-PID, flock'ed for our life */
+	bool pins_dirty;
+	char *pin_path;
+
+	pthread_mutex_t hooks_lock; /* guards hooks, mount */
+	struct hooks *hooks;      /* started with the first hook to run */
+	char *mount;              /* MREG_MOUNT of the hooks (or NULL) */
+	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
+	struct serve_cache *serve;/* mregfs's serving cache, for metrics */
+
+	/* reglive.c */
+	uint64_t live_token;      /* our byte of run/live, locked */
+	int live_fd;              /* run/live */
+	int writers_fd;           /* run/writers: our writers' read locks */
+	pthread_mutex_t writers_lock; /* guards writer_refs */
+	struct writer_ref *writer_refs; /* drafts written here, counted */
+
+	pthread_mutex_t refusal_lock;
+	struct refusal *refusals; /* recent refusals, coalesced (regmeta.c) */
+
+	/* sealed files' extent tables, shared by their opens (regfile.c);
+	   guarded by lock */
+	struct ext_table *tables[1024];   /* hashed by inode */
+	size_t table_extents;
+	size_t table_stale;               /* tables marked stale */
+	uint64_t table_clock;
+
+	atomic_size_t stream_bufs;        /* queued writes' buffers (regfile.c) */
+	atomic_uint_fast64_t room_free;   /* the store's free disk, last seen */
+	atomic_uint_fast64_t room_used;   /* bytes queued since */
+
+	/* unsealed files open here, hashed by inode (regfile.c); guarded
+	   by lock */
+	struct open_file *open_files[256];
+
+	atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
+	atomic_uint_fast64_t promotions, errors, registrations;
+	atomic_uint_fast64_t chunked_bytes;  /* cut into chunks and hashed */
+};
+
+/* Makes room for one more element in the array v (n used, cap allocated),
+ * doubling it: 0, or -ENOMEM with v unchanged. */
+#define ARRAY_GROW(v, cap, n) ({					\
+	int r_ = 0;							\
+	if ((n) >= (cap)) {						\
+		size_t c_ = (cap) ? (cap) * 2 : 16;			\
+		__typeof__(v) nv_ = reallocarray((v), c_, sizeof(*(v)));\
+		if (nv_) {						\
+			(v) = nv_;					\
+			(cap) = c_;					\
+		} else {						\
+			r_ = -ENOMEM;					\
+		}							\
+	}								\
+	r_;								\
+})
+
+/* The entries of a directory, read out of a transaction. */
+struct child {
+	char name[256];
+	uint64_t ino;
+};
+
+struct child_list {
+	struct child *v;
+	size_t n, cap;
+	int err;
+};
+
+/* ---- registry.c ---- */
+/* The entries of directory ino, in name order: 0 or a negative errno
+ * (l->v is the caller's to free either way). */
+int children(struct idx_txn *t, uint64_t ino, struct child_list *l);
+/* Runs fn in a write transaction (index_write), and after it committed
+ * queues the hooks its changes noted with hook_note(). Every registry
+ * change goes through here. */
+int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+	    void *arg);
+/* Notes, inside a transaction run by reg_txn, a hook to run if it commits:
+ * the change who made. */
+void hook_note(enum hook_event event, const char *model, const char *version,
+	       const char *stage, const char *previous,
+	       const struct reg_caller *who);
+int64_t now_ns(void);
+int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
+int ino_put(struct idx_txn *t, const struct inode_rec *r);
+int ino_alloc(struct idx_txn *t, uint64_t *ret);
+int name_get(struct idx_txn *t, uint64_t parent, const char *name,
+	     uint64_t *ret);
+int name_put(struct idx_txn *t, uint64_t parent, const char *name,
+	     uint64_t ino, unsigned flags);
+int name_del(struct idx_txn *t, uint64_t parent, const char *name);
+void rec_to_attr(const struct inode_rec *r, struct reg_attr *a);
+/* Fills a new inode record of kind under parent (a version's tree when
+ * version != 0), owned by who, mode masked with its umask. */
+void rec_new(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
+	     const struct reg_caller *who, mode_t mode, uint64_t parent,
+	     uint64_t model, uint64_t version, const char *name);
+/* Looks up model name: its record. -ENOENT, -EINVAL. */
+int model_get(struct idx_txn *t, const char *model, struct inode_rec *ret);
+/* Looks up model/version: both records (ret_model may be NULL). */
+int version_get(struct idx_txn *t, const char *model, const char *version,
+		struct inode_rec *ret_model, struct inode_rec *ret_version);
+/* Creates a model (in t). */
+int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
+		     const char *name, mode_t mode, struct inode_rec *ret);
+/* Creates a version (draft) of model m named name; updates max_version. */
+int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
+		       struct inode_rec *m, const char *name, mode_t mode,
+		       struct inode_rec *ret);
+/* Next integer version name of model m. */
+void version_next_name(const struct inode_rec *m, char *buf, size_t size);
+bool name_is_integer(const char *s, uint64_t *ret);
+/* Calls fn with each entry under directory dir, depth first in name
+ * order; depth is dir's below its version's root (the entries of a
+ * version's root are at 0), deeper for the entries of subdirectories.
+ * fn returns a negative errno to stop. */
+int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
+	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
+	      void *arg);
+/* Depth of directory p below its version's root (0 for the root), at
+ * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
+int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
+/* 0 when a directory of depth depth (below its version's root) may hold a
+ * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
+int depth_check(int depth);
+/* A symlink inside a version must stay inside it, lexically: -EINVAL. */
+int check_inner_target(const char *target, int depth);
+/* Files that live only as long as the process writing them are listed in
+ * META under "pending/" + be64 inode -> u64 life token of that process
+ * (reglive.c), so that the ones a dead process left are found without a
+ * scan: pending files at model roots until they are registered or
+ * discarded, and new files of drafts until their first commit (a file
+ * whose first close never completed is absent after a crash). */
+#define PENDING_PREFIX "pending/"
+int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino);
+/* Drops the note of ino (none: 0). */
+int pending_del(struct idx_txn *t, uint64_t ino);
+/* In t: removes the files noted by dead processes (their names, records
+ * and extents) and their notes. */
+int pending_reap_txn(struct mreg_registry *reg, struct idx_txn *t);
+/* Removes what dead processes left (registry_open, registry_tick): a
+ * read first, a write transaction only when there is something to do. */
+int pending_cleanup(struct mreg_registry *reg);
+/* In t: removes pending file f (name, record, extents, note): a file
+ * discarded (reg_close) or left by a dead process. */
+int pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
+/* In t: true when this process noted ino (pending_add), false when another
+ * process did or none did (an error reads as another's). */
+bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
+		      uint64_t ino);
+
+/* ---- audit (regmeta.c) ---- */
+struct audit_ev {
+	const char *op;       /* "register", "promote", ... */
+	const char *result;   /* NULL: "ok" */
+	const char *event;    /* a hook's event: "register", "promote" */
+	const char *model, *version, *stage, *from, *path;
+	const char *key, *old_value, *new_value;
+	size_t old_len, new_len;
+	const char *reason;
+	uint64_t count;       /* > 0: identical refusals this record stands
+				 for (see audit_refusal()) */
+};
+/* Appends an audit record in t. */
+int audit_put(struct idx_txn *t, const struct reg_caller *who,
+	      const struct audit_ev *ev);
+/* The size of .mreg/audit.log (or of .mreg/metrics, rendered now) into
+ * *ret: what stat shows, so that a reader polling it (tail -f) sees it
+ * grow. */
+int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
+		      uint64_t *ret);
+/* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
+ * transaction of its own; other errors are not refusals. */
+void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		   int r, const struct audit_ev *ev);
+/* Audits a refusal in a transaction of its own. Identical refusals (same
+ * pid, uid, op, result, event, model, version, stage, from and reason) are
+ * coalesced: the first
+ * is written at once, those that follow within REFUSAL_WINDOW_S seconds
+ * are counted and written as one record with "count" when the window has
+ * passed (at the next such refusal, at refusals_flush(), or at close). */
+#define REFUSAL_WINDOW_S 5
+void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
+		   const struct audit_ev *ev);
+/* As audit_failure() for a change of inode ino, or of the entry ev->path
+ * of directory ino (a model, a version, a directory of one): ev gives op,
+ * key, path and reason (NULL: strerror), the record gets the model and
+ * version they are in. Refusals outside a model are not audited. */
+void audit_ino_failure(struct mreg_registry *reg, const struct reg_caller *who,
+		       int r, uint64_t ino, const struct audit_ev *ev);
+/* Writes the counts of coalesced refusals whose window has passed (all of
+ * them with all); frees the table with all. */
+void refusals_flush(struct mreg_registry *reg, bool all);
+
+/* ---- regfile.c ---- */
+/* A chunk of content being ingested. */
+struct chunk_ent {
+	uint64_t off;             /* where it lies in the file */
+	struct mreg_id id;
+	uint32_t len;
+	bool fresh;               /* appended by us (loc is ours) */
+	bool heal;                /* fresh, and key names a stored chunk of
+				     the same id whose bytes are damaged: our
+				     copy replaces them */
+	int dup_of;               /* index of an earlier fresh entry, or -1 */
+	struct chunk_loc loc;
+	struct chunk_key key;     /* known key when !fresh */
+};
+/* Chunks of content, in offset order; a gap between two is a hole. */
+struct ingest {
+	struct chunk_ent *v;
+	size_t n, cap;
+	uint64_t end;             /* where the next chunk goes */
+	uint64_t size;
+	uint64_t new_bytes;
+	struct mreg_id digest;
+};
+void ingest_release(struct ingest *in);
+/* Chunks and stores size bytes read from fd at offset 0 (the caller is in
+ * a store batch). progress may be NULL. */
+int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+	      struct ingest *in,
+	      void (*progress)(void *arg, uint64_t n), void *parg);
+/* The chunks an ingest stored itself, by id: a chunk met twice is stored
+ * once. */
+struct fresh_map {
+	int *slot;
+	size_t size, used;
+};
+/* Adds the chunk p[0..len) at in->end (the caller is in a store batch):
+ * found in the index, met earlier in this ingest, or appended to the
+ * store. tmp: max_size bytes of scratch. Counted in reg->chunked_bytes. */
+int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		 uint8_t *tmp);
+/* Adds a chunk already stored (content kept as it was) at e->off. */
+int ingest_keep(struct ingest *in, struct fresh_map *fm,
+		const struct chunk_ent *e);
+/* In t: references the chunks of in (adding records for fresh ones,
+ * counting references) and writes them as extents of file ino (at their
+ * offsets; the caller dropped what they replace); sets each entry's key
+ * to the chunk record it names. -EAGAIN when a chunk that was found
+ * vanished (gc): ingest again. */
+int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+		 const struct ingest *in, uint64_t ino);
+/* In t: removes file ino's extent at off, which names chunk key, and its
+ * reference. */
+int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+		 const struct chunk_key *key);
+/* Reads e's chunk, checked against its id, into buf (e->len bytes). A
+ * stored chunk (not fresh) that gc moved is looked up again (e->loc is
+ * updated). -EIO when it cannot be read right. */
+int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf);
+/* The digest of size bytes of content made of the n chunks v (holes
+ * between them), read and checked. In a transaction (in_txn), the places
+ * in v are current: none is looked up again. */
+int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+		   uint64_t size, bool in_txn, struct mreg_id *ret);
+/* In t: sets r->digest when r is a file whose digest is not computed yet
+ * (INODE_NODIGEST, cleared); r is not written. */
+int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+		    struct inode_rec *r);
+/* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
+ * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
+ * the user's cap or into the daemon's reserve). */
+int spool_open(struct mreg_registry *reg, uid_t uid);
+/* Closes a descriptor spool_open() gave for uid (none: fd < 0). */
+void spool_close(struct mreg_registry *reg, int fd, uid_t uid);
+/* In t: marks inode r removed, for gc to free (with its tree or extents)
+ * once no live process has it open; its name must be gone already. */
+int inode_trash(struct idx_txn *t, struct inode_rec *r);
+/* In t: drops file ino's extents and their references. */
+int extents_drop(struct idx_txn *t, uint64_t ino);
+/* Unsealed files open here. A file unlinked (or renamed over) while open
+ * here is trashed, not deleted, and stays readable and writable through
+ * its descriptors until the last one is closed, as on any Unix file
+ * system. */
+bool file_open_here(struct mreg_registry *reg, uint64_t ino);
+/* At registry_close(), with files still open (the mount went away under
+ * them): stops their writers' workers before the store closes. What they
+ * had not committed is dropped, as a crash would; a trashed file is left
+ * to gc. */
+void files_close(struct mreg_registry *reg);
+/* Marks f as the registry's own reader (the serving cache's hydration):
+ * its bytes are not counted as bytes read for a client
+ * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
+void file_read_quietly(struct reg_file *f);
+/* File ino, which the caller pinned, was trashed: the pin is kept until
+ * its last close here, which frees it (now, if it was closed meanwhile). */
+void file_trashed_here(struct mreg_registry *reg, uint64_t ino);
+/* Registers a pending file (in t) as the next version; sets the file's
+ * record (already holding its content) sealed inside it. */
+int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+			 const struct reg_caller *who, struct inode_rec *f,
+			 char *ret_version);
+/* Sets a->size to the size written so far when the file is open for
+ * writing here (a stat must show what was written before close). */
+void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a);
+/* Frees the cached extent tables (registry_close). */
+void tables_free(struct mreg_registry *reg);
+/* Makes open writers of version v fail from now on. */
+void version_writers_seal(struct mreg_registry *reg, uint64_t v);
+/* Commits a pending file's open writer now (before a rename). */
+int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+		      uint64_t ino);
+
+/* ---- regspool.c ---- */
+/* A file being rewritten in place: the chunks it had (base), a sparse
+ * spool file holding the bytes written since at their offsets, and the
+ * spans of those bytes. Not thread-safe: the caller's lock guards it. */
+struct spool;
+/* A spool over the n chunks base (offsets ascending, holes between them)
+ * of content of base_size bytes. committed: they are the file's extents in
+ * the index, and ctime the inode's ctime when they were. new_bytes: bytes
+ * the fresh ones among them added to the store. uid pays for its spool
+ * file's descriptor, opened at the first write (and given back at each
+ * commit). The spool makes its own copy of base. -ENOMEM. */
+int spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
+	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
+	      struct spool **ret);
+/* Frees sp (NULL is fine): closes its spool file, ends its store batch. */
+void spool_free(struct mreg_registry *reg, struct spool *sp);
+/* The spool now holds the store batch its base's fresh chunks were
+ * appended in (they are not named yet): it ends it once they are. */
+void spool_hold_batch(struct spool *sp);
+uint64_t spool_size(const struct spool *sp);
+/* pwrite(2) into the content: the count written, or -errno (-ENOSPC...). */
+ssize_t spool_write(struct mreg_registry *reg, struct spool *sp,
+		    const void *buf, size_t len, uint64_t off);
+/* pread(2) of the content: the count (short only at its end), or -EIO. */
+ssize_t spool_read(struct mreg_registry *reg, struct spool *sp, void *buf,
+		   size_t len, uint64_t off);
+/* ftruncate(2) of the content. */
+int spool_truncate(struct mreg_registry *reg, struct spool *sp,
+		   uint64_t size);
+/* lseek(2) SEEK_DATA / SEEK_HOLE from off: *ret, or -ENXIO past the end. */
+int spool_seek(const struct spool *sp, uint64_t off, int whence,
+	       uint64_t *ret);
+/* Copies every byte base gives into the spool file: for a file whose
+ * chunks nothing names any more (unlinked while open), which gc may take. */
+int spool_detach(struct mreg_registry *reg, struct spool *sp);
+
+/* What a commit of a spool changes: the chunks of the changed parts
+ * (re-chunked from the chunk boundary before each change to where the
+ * boundaries meet the old ones again), the old extents they replace. */
+struct spool_plan {
+	struct ingest in;         /* chunks to name (full: every chunk) */
+	bool full;                /* replaces every extent of the file */
+	struct extent_rec *drop;  /* else: the old extents replaced */
+	size_t ndrop, cap_drop;
+	struct chunk_ent *all;    /* the content after the commit */
+	long *all_in;             /* each one's entry in in.v, or -1 */
+	size_t nall, cap_all;
+	uint64_t size;
+	uint64_t base_size;       /* what the commit expects to find */
+	int64_t base_ctime;
+};
+/* Plans the commit of sp (in a store batch: new chunks are appended to
+ * the store). full: plan a rewrite of every extent (else only when the
+ * base is not what the index holds). */
+int spool_plan(struct mreg_registry *reg, struct spool *sp, bool full,
+	       struct spool_plan *ret);
+void spool_plan_release(struct spool_plan *pl);
+/* In t: applies pl to file f (its record, not written): -ESTALE when the
+ * file's extents are no longer those pl was planned over (plan it full). */
+int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
+		     struct spool_plan *pl, const struct inode_rec *f);
+/* After pl committed (the inode's ctime now ctime): its content is sp's
+ * new base, and the spool is empty. */
+void spool_committed(struct mreg_registry *reg, struct spool *sp,
+		     struct spool_plan *pl, int64_t ctime);
+/* Marks the open writer of pending file ino registered (a rename made it
+ * a version): its later writes fail, its close has nothing to do. */
+void wstate_registered(struct mreg_registry *reg, uint64_t ino);
+
+/* ---- reglive.c ---- */
+/* Takes a life token and opens run/writers (registry_open). */
+int live_open(struct mreg_registry *reg);
+/* Drops the token and every writer lock. */
+void live_close(struct mreg_registry *reg);
+/* Does the process that holds token live? (Ours: yes; cannot tell: yes.) */
+bool live_token_alive(struct mreg_registry *reg, uint64_t token);
+/* A file of draft version is open for writing here, from now until
+ * writers_leave(): a seal of it in any process fails with EBUSY. Waits
+ * while a seal's transaction holds the version; call it outside any
+ * transaction (then check again that the version is a draft) or inside a
+ * write transaction (no seal can be running). -ENOMEM, -errno. */
+int writers_enter(struct mreg_registry *reg, uint64_t version);
+void writers_leave(struct mreg_registry *reg, uint64_t version);
+/* In a write transaction: 0 when no process writes a file of version
+ * (which nobody can open for writing until the transaction ended), else
+ * -EBUSY after waiting a moment. */
+int writers_none_txn(struct mreg_registry *reg, uint64_t version);
+/* Ends what writers_none_txn() holds (reg_txn, after the transaction). */
+void writers_txn_end(void);
+
+/* ---- regstage.c ---- */
+/* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
+int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
+	     const struct reg_caller *who, struct inode_rec *v);
+/* Points stage of model m at version v (in t), policy first. reason gets
+ * a refusal's reason. action HIST_*. */
+int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
+		  const struct reg_caller *who, struct inode_rec *m,
+		  const char *stage, struct inode_rec *v, int action,
+		  char *reason, size_t rlen);
+/* Removes stage (in t), policy first. Its inode is trashed, not deleted:
+ * a reader that resolved the name a moment ago can still read the link;
+ * gc deletes it. */
+int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		     const struct reg_caller *who, struct inode_rec *m,
+		     const char *stage, int action, char *reason, size_t rlen);
+/* The name of the version stage of model m points at, into buf ("" when
+ * there is none): what a refused removal is audited with. */
+void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
+		       const char *stage, char *buf, size_t size);
+/* Parses a stage symlink target "../V": the version record. */
+int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
+		       const char *target, struct inode_rec *ret);
+/* Removes version v (in t): -EBUSY when a stage points at it. */
+int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+		       const struct reg_caller *who, struct inode_rec *m,
+		       struct inode_rec *v);
+/* Does any stage of model m point at version v? */
+int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
+
+/* ---- regpolicy.c ---- */
+/* Reads every stored stage policy and hook definition into ret, as if a
+ * config held them (ret is config_init()ed here; config_release() it).
+ * -EIO when a stored record is damaged or does not parse (logged). */
+int policy_load(struct idx_txn *t, struct mreg_config *ret);
+/* The program stored for event, NUL-terminated into buf. -ENOENT when
+ * there is none, -ERANGE when it does not fit. */
+int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
+			size_t size);
+/* May the caller point stage of model m at version v? 0, or -EACCES with
+ * the reason in reason; -EIO (a stored policy that does not read). */
+int policy_check_promote(struct idx_txn *t, const struct reg_caller *who,
+			 const struct inode_rec *m, const char *stage,
+			 const struct inode_rec *v, char *reason, size_t rlen);
+/* May the caller remove stage s of model m (protect, who)? As above. */
+int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
+			const struct inode_rec *m, const struct inode_rec *s,
+			char *reason, size_t rlen);
+/* A model or version record changes from old to new (in t): a change of
+ * its mode or owner is refused (-EACCES, reason) on what a protected stage
+ * serves unless the caller may change that stage, and audited otherwise
+ * (with the old and new value). Other records and changes: 0. */
+int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
+		    const struct inode_rec *old, const struct inode_rec *new,
+		    char *reason, size_t rlen);
+/* Is gid the caller's primary or a supplementary group? */
+bool caller_in_gid(const struct reg_caller *who, gid_t gid);
+
+/* ---- regmaint.c ---- */
+/* Pins version v against gc while a file of it is open here. */
+void pin_version(struct mreg_registry *reg, uint64_t v);
+void unpin_version(struct mreg_registry *reg, uint64_t v);
+void pins_flush(struct mreg_registry *reg);
+/* Frees trashed inode ino (its tree or its extents) in a transaction,
+ * unless it is a file open here. */
+int trash_free(struct mreg_registry *reg, uint64_t ino);
+int pins_open(struct mreg_registry *reg);
+void pins_close(struct mreg_registry *reg);
+/* The gc figures of reg_store_stats (live_bytes, chunks, dead_bytes,
+ * gc_bytes, gc_all_bytes, trash) in st. */
+int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st);
+
+
+
+/* ---- regmeta.c (continued) ---- */
+/* Sets (val != NULL) or removes one metadata key of model or version rec
+ * (in t), with SPEC §4's rules, audited with the old value. key without
+ * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
+int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
+		 const struct inode_rec *rec, const char *key,
+		 const void *val, size_t len, int flags);
+#endif

@@ -1,0 +1,3225 @@
+/* regfile.c — file content: chunking and storing what is written,
+ * committing it in one transaction, reading it back verified; and the
+ * calls that create, open, truncate and register files (SPEC §2, §5).
+ *
+ * An inode open for writing in this process has one write state (struct
+ * wstate), shared by every handle of it, in one of two forms:
+ *  - a stream: a file written in order from its start (cp, rsync) is
+ *    chunked, hashed and stored as its bytes arrive, by a worker thread,
+ *    and its digest taken on the way; a commit stores the tail and names
+ *    the chunks.
+ *  - a spool (regspool.c): a file opened for writing without O_TRUNC, or
+ *    written out of order, read or truncated after a stream began, keeps
+ *    the chunks it had (or the stream stored) and writes into a sparse
+ *    spool file (an unnamed O_TMPFILE in DIR/spool: a crash leaves nothing
+ *    behind); a commit re-chunks only around what changed, holes stay
+ *    holes, and the file's digest is left to be computed when it is
+ *    sealed (INODE_NODIGEST).
+ * Commit (flush) appends new chunks to the pack, fsyncs the pack, and only
+ * then names the chunks in one index transaction: durable before
+ * referenced. Readers of committed content load the file's extents when
+ * they open it (a snapshot: a sealed file's bytes can't change, and its
+ * version is pinned against gc), and check every chunk against its id as
+ * they read it; a gap between extents is a hole and reads as zeros.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "chunk/chunker.h"
+#include "io.h"
+#include "log.h"
+#include "registry/fdcap.h"
+
+#define INGEST_BLOCK (4u << 20)
+#define MAX_FILE_SIZE (1ULL << 42) /* 4 TiB */
+
+struct stream;
+
+/* Writers of a new file remembered (beyond: any process counts as one). */
+#define WS_WRITERS 8
+
+/* An inode open for writing in this process. Its content is either being
+ * streamed (written in order from the start: chunked and stored as it
+ * arrives) or a spool (anything else). */
+struct wstate {
+	uint64_t ino;
+	uint64_t version;         /* 0 for a pending file */
+	int refs;                 /* handles */
+	struct spool *sp;         /* the spool, or NULL while streaming */
+	struct stream *stream;    /* or NULL */
+	int64_t ctime;            /* the inode's, as last committed here */
+	_Atomic uint64_t size;    /* written under lock, read by getattr too */
+	bool dirty;               /* written since the last commit */
+	bool sealed;              /* its version was sealed: writes fail */
+	bool times_kept;          /* mtime set since the last write: the
+				     commit keeps it (cp -p) */
+	bool born;                /* not a new file of a draft whose first
+				     close by its writer is still to come */
+	int wpids[WS_WRITERS];    /* processes that created or wrote it
+				     (while pending or not born) */
+	int nwpids;               /* > WS_WRITERS: too many to tell */
+	/* a pending file (reg_close): */
+	bool registered;          /* became a version */
+	bool done;                /* its last descriptor was closed */
+	bool discarded;           /* removed instead of registered */
+	bool discarding;          /* to be removed (its removal failed:
+				     tried again at the release) */
+	int failed;               /* its registration failed with this */
+	int killed_pid, killed_sig; /* that writer and its signal */
+	struct reg_caller closer; /* who closed it last (groups: none) */
+	bool closer_known;
+	pthread_mutex_t lock;     /* writes, truncation and commits */
+	struct wstate *next;
+};
+
+/* A part of a committed file, as loaded at open. */
+struct rext {
+	uint64_t off;
+	uint32_t len;
+	struct chunk_key key;
+	struct chunk_loc loc;
+};
+
+/* A sealed file's extents with their chunks' places, loaded once and
+ * shared by every open of the inode (sealed content never changes), and
+ * kept a while after the last close: serving containers open the same
+ * files again and again, and each load reads one index record per chunk.
+ * A table whose chunk gc moved is marked stale and loaded again. */
+struct ext_table {
+	uint64_t ino, version, size;
+	struct mreg_id digest;
+	struct rext *ext;
+	size_t next;
+	int refs;                 /* opens using it */
+	bool stale;
+	uint64_t used;            /* for dropping the least recently used */
+	struct ext_table *link;
+};
+
+/* Extents kept in tables nobody has open (about 56 bytes each). */
+#define TABLE_CACHE_EXTENTS (128u << 10)
+
+struct reg_file {
+	struct mreg_registry *reg;
+	uint64_t ino, version;
+	enum reg_kind kind;
+	int flags;
+	bool writer, sealed, pinned;
+	bool counted;             /* in reg->open_files */
+	uid_t uid;                /* the opener: a spool it needs is its own */
+	bool entered;             /* writes draft version (writers_enter) */
+	bool internal;            /* ours (truncate): its release is no close */
+	bool quiet;               /* ours (hydration): reads are not counted */
+	struct wstate *ws;        /* reads and writes go to the spool */
+	struct ext_table *tab;    /* sealed: the shared table ext points in */
+	struct rext *ext;         /* committed content */
+	size_t next;
+	uint64_t size;
+	int64_t ctime;            /* the inode's, when ext was loaded */
+	struct mreg_id digest;    /* of the committed content */
+	bool nodigest;            /* not computed yet (INODE_NODIGEST) */
+	pthread_mutex_t lock;     /* the chunk cache below */
+	uint8_t *cbuf;
+	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
+	char *snap;               /* .mreg files: a snapshot */
+	size_t snap_len;
+	uint64_t snap_seq;        /* audit.log: the last record in snap */
+};
+
+/* ---- ingest ----------------------------------------------------------- */
+
+void ingest_release(struct ingest *in)
+{
+	free(in->v);
+	memset(in, 0, sizeof(*in));
+}
+
+/* Appends e at in->end. */
+static int ingest_push(struct ingest *in, const struct chunk_ent *e)
+{
+	if (ARRAY_GROW(in->v, in->cap, in->n) < 0)
+		return -ENOMEM;
+	in->v[in->n] = *e;
+	in->v[in->n++].off = in->end;
+	in->end += e->len;
+	return 0;
+}
+
+/* Fresh chunks of an ingest (struct fresh_map), by id: open addressing
+ * over entry indexes. */
+static size_t fresh_hash(const struct mreg_id *id, size_t size)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b + 8, 8);
+	return (size_t)(h ^ (h >> 29)) & (size - 1);
+}
+
+static int fresh_find(struct fresh_map *m, const struct ingest *in,
+		      const struct mreg_id *id, int start)
+{
+	size_t i;
+
+	if (!m->size)
+		return -1;
+	for (i = fresh_hash(id, m->size); m->slot[i] >= 0;
+	     i = (i + 1) & (m->size - 1)) {
+		if (m->slot[i] >= start &&
+		    chunkid_eq(&in->v[m->slot[i]].id, id))
+			return m->slot[i];
+	}
+	return -1;
+}
+
+static int fresh_add(struct fresh_map *m, const struct ingest *in, int idx)
+{
+	size_t i;
+
+	if ((m->used + 1) * 2 > m->size) {
+		size_t nsize = m->size ? m->size * 2 : 1024, j;
+		int *ns = malloc(nsize * sizeof(int));
+
+		if (!ns)
+			return -ENOMEM;
+		for (j = 0; j < nsize; j++)
+			ns[j] = -1;
+		for (j = 0; j < m->size; j++) {
+			if (m->slot[j] < 0)
+				continue;
+			i = fresh_hash(&in->v[m->slot[j]].id, nsize);
+			while (ns[i] >= 0)
+				i = (i + 1) & (nsize - 1);
+			ns[i] = m->slot[j];
+		}
+		free(m->slot);
+		m->slot = ns;
+		m->size = nsize;
+	}
+	i = fresh_hash(&in->v[idx].id, m->size);
+	while (m->slot[i] >= 0)
+		i = (i + 1) & (m->size - 1);
+	m->slot[i] = idx;
+	m->used++;
+	return 0;
+}
+
+struct find_arg {
+	struct mreg_registry *reg;
+	const struct mreg_id *id;
+	const void *data;
+	uint32_t len;
+	uint8_t *tmp;
+	struct chunk_key key;
+	struct chunk_loc loc;
+	bool found;
+	bool damaged;             /* a record of this id holds bad bytes */
+	struct chunk_key damaged_key;
+	int err;
+};
+
+/* Does the stored chunk at loc hold exactly these bytes? */
+static int same_bytes(struct mreg_registry *reg, const struct chunk_loc *loc,
+		      const void *data, uint32_t len, uint8_t *tmp)
+{
+	int r;
+
+	if (loc->len != len)
+		return 0;
+	r = store_read_raw(reg->st, loc, tmp);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	return memcmp(tmp, data, len) == 0;
+}
+
+/* Are the bytes read from a stored chunk (of the same length as ours)
+ * not those its id says? Then it is damage, not a collision. */
+static bool stored_damaged(const uint8_t *stored, uint32_t len,
+			   const struct mreg_id *id)
+{
+	struct mreg_id got;
+
+	chunkid_of(stored, len, &got);
+	return !chunkid_eq(&got, id);
+}
+
+static int find_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct find_arg *a = arg;
+	struct chunk_rec c;
+	int r;
+
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+		return a->err = -EIO;
+	if (a->reg->cfg->dedup_verify) {
+		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
+		if (r == -EIO || (r == 0 && c.loc.len == a->len &&
+				  stored_damaged(a->tmp, a->len, a->id))) {
+			/* the stored copy no longer hashes to its id: ours
+			   will replace it (pushing the same bytes heals) */
+			if (!a->damaged)
+				memcpy(a->damaged_key.b, k->data,
+				       CHUNK_KEY_LEN);
+			a->damaged = true;
+			return 0;
+		}
+		if (r < 0)
+			return a->err = r;
+		if (!r)
+			return 0; /* a collision: look further */
+	} else if (c.loc.len != a->len) {
+		return 0;
+	}
+	memcpy(a->key.b, k->data, CHUNK_KEY_LEN);
+	a->loc = c.loc;
+	a->found = true;
+	return 1;
+}
+
+static int find_chunk(struct idx_txn *t, void *arg)
+{
+	struct find_arg *a = arg;
+
+	a->found = false;
+	a->damaged = false;
+	a->err = 0;
+	idx_scan(t, IDX_CHUNKS, a->id->b, MREG_ID_LEN, NULL, 0, find_one, a);
+	return a->err;
+}
+
+int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		 uint8_t *tmp)
+{
+	struct chunk_ent e = { .len = len, .dup_of = -1 };
+	struct find_arg fa = { .reg = reg, .data = p, .len = len, .tmp = tmp };
+	int r, d, from = 0;
+
+	atomic_fetch_add(&reg->chunked_bytes, len);
+	chunkid_of(p, len, &e.id);
+	/* the same bytes earlier in this ingest */
+	while ((d = fresh_find(fm, in, &e.id, from)) >= 0) {
+		if (!reg->cfg->dedup_verify) {
+			e.dup_of = d;
+			break;
+		}
+		r = same_bytes(reg, &in->v[d].loc, p, len, tmp);
+		if (r < 0)
+			return r;
+		if (r) {
+			e.dup_of = d;
+			break;
+		}
+		from = d + 1;
+	}
+	if (e.dup_of >= 0) {
+		e.fresh = true;
+		e.loc = in->v[e.dup_of].loc;
+		return ingest_push(in, &e);
+	}
+	fa.id = &e.id;
+	r = index_read(reg->ix, find_chunk, &fa);
+	if (r < 0)
+		return r;
+	if (fa.found) {
+		e.key = fa.key;
+		e.loc = fa.loc; /* to read it back, should the file need a spool */
+		return ingest_push(in, &e);
+	}
+	r = store_append(reg->st, &e.id, p, len, &e.loc);
+	if (r < 0)
+		return r;
+	e.fresh = true;
+	if (fa.damaged) {
+		e.heal = true;
+		e.key = fa.damaged_key;
+	}
+	in->new_bytes += len;
+	r = ingest_push(in, &e);
+	if (r < 0)
+		return r;
+	return fresh_add(fm, in, (int)(in->n - 1));
+}
+
+int ingest_keep(struct ingest *in, struct fresh_map *fm,
+		const struct chunk_ent *e)
+{
+	struct chunk_ent k = *e;
+	int d, r;
+
+	k.dup_of = -1;
+	if (k.fresh) {
+		/* a fresh chunk kept twice (a run of equal chunks stored
+		   once) is named once */
+		for (d = fresh_find(fm, in, &k.id, 0); d >= 0;
+		     d = fresh_find(fm, in, &k.id, d + 1))
+			if (in->v[d].loc.pack == k.loc.pack &&
+			    in->v[d].loc.offset == k.loc.offset) {
+				k.dup_of = d;
+				break;
+			}
+	}
+	in->end = e->off;
+	if ((r = ingest_push(in, &k)) < 0)
+		return r;
+	if (k.fresh && k.dup_of < 0)
+		return fresh_add(fm, in, (int)(in->n - 1));
+	return 0;
+}
+
+int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+	      struct ingest *in,
+	      void (*progress)(void *arg, uint64_t n), void *parg)
+{
+	const struct chunker_params *cp = &reg->chunker;
+	struct fresh_map fm = { 0 };
+	struct digest_state ds;
+	struct chunker ch;
+	uint8_t *buf, *tmp;
+	size_t have = 0, start = 0, scan = 0, cut;
+	uint64_t off = 0;
+	ssize_t n;
+	int r = 0;
+
+	memset(in, 0, sizeof(*in));
+	buf = malloc(INGEST_BLOCK + cp->max_size);
+	tmp = malloc(cp->max_size);
+	if (!buf || !tmp) {
+		r = -ENOMEM;
+		goto out;
+	}
+	digest_init(&ds);
+	chunker_init(&ch, cp);
+	while (off < size) {
+		size_t want = INGEST_BLOCK;
+
+		if (want > size - off)
+			want = (size_t)(size - off);
+		n = pread(fd, buf + have, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0) {
+			r = -EIO; /* the file shrank under us */
+			goto out;
+		}
+		digest_update(&ds, buf + have, (size_t)n);
+		off += (uint64_t)n;
+		have += (size_t)n;
+		while ((cut = chunker_scan(&ch, buf + scan, have - scan)) !=
+		       CHUNKER_NO_CUT) {
+			r = ingest_chunk(reg, in, &fm, buf + start,
+					 (uint32_t)(scan + cut - start), tmp);
+			if (r < 0)
+				goto out;
+			start = scan = scan + cut;
+		}
+		scan = have;
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		scan -= start;
+		start = 0;
+		if (progress)
+			progress(parg, (uint64_t)n);
+	}
+	if (have > 0) {
+		r = ingest_chunk(reg, in, &fm, buf, (uint32_t)have, tmp);
+		if (r < 0)
+			goto out;
+	}
+	in->size = size;
+	digest_final(&ds, &in->digest);
+out:
+	free(fm.slot);
+	free(buf);
+	free(tmp);
+	if (r < 0)
+		ingest_release(in);
+	return r;
+}
+
+/* ---- streaming ---------------------------------------------------------- */
+
+/* A file written in order from its start (cp, rsync, torch.save of a
+ * plain tensor file...) is chunked, hashed and stored as its bytes arrive:
+ * no spool file is written and read back, and close() only stores the
+ * tail, syncs and commits. The first write out of order (a zip writer
+ * seeking back), a read, or a truncation turns the stream into a spool,
+ * rebuilt from the chunks stored so far. */
+struct stream {
+	struct ingest in;
+	struct fresh_map fm;
+	struct chunker ch;
+	struct digest_state ds;
+	uint8_t *carry;           /* the chunk being cut (< max_size bytes) */
+	size_t ncarry;
+	uint8_t *tmp;             /* for comparing bytes on an id match */
+	uint64_t pos;             /* bytes fed */
+	bool batch;               /* a store batch is open for it */
+	bool finished;            /* the tail was stored, the digest taken */
+	bool copied;              /* took a whole file's chunks (copy_range) */
+	struct mreg_id copied_digest;
+	bool nodigest;            /* copied from a file whose digest is not
+				     computed yet */
+	bool committed;           /* its chunks are the committed content */
+	_Atomic int err;          /* a failed store: every later call fails */
+
+	/* Writes queued for the stream's worker (see stream_write). The
+	 * fields above belong to whoever feeds: the worker while the queue
+	 * is not empty or busy, else the holder of the wstate's lock. */
+	struct mreg_registry *reg;
+	pthread_mutex_t qlock;    /* guards the fields up to busy */
+	pthread_cond_t qcond;     /* queued, fed, or stop */
+	struct qbuf *qhead, *qtail;
+	struct qbuf *spare;       /* fed buffers, for the next writes */
+	size_t queued;            /* bytes in the queue */
+	bool stop;
+	bool busy;                /* the worker is feeding one */
+	bool has_worker;
+	pthread_t worker;
+	uint64_t end;             /* pos + queued: where the next write goes */
+};
+
+static struct stream *stream_new(struct mreg_registry *reg)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->carry = malloc(reg->chunker.max_size);
+	s->tmp = malloc(reg->chunker.max_size);
+	if (!s->carry || !s->tmp) {
+		free(s->carry);
+		free(s->tmp);
+		free(s);
+		return NULL;
+	}
+	chunker_init(&s->ch, &reg->chunker);
+	digest_init(&s->ds);
+	s->reg = reg;
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	return s;
+}
+
+static void qbufs_free(struct mreg_registry *reg, struct qbuf *b);
+
+static void stream_free(struct mreg_registry *reg, struct stream *s)
+{
+	if (!s)
+		return;
+	if (s->has_worker) {
+		/* what is still queued is dropped: nobody will commit it */
+		pthread_mutex_lock(&s->qlock);
+		s->stop = true;
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+		pthread_join(s->worker, NULL);
+	}
+	qbufs_free(reg, s->spare);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
+	if (s->batch)
+		store_batch_end(reg->st);
+	ingest_release(&s->in);
+	free(s->fm.slot);
+	free(s->carry);
+	free(s->tmp);
+	free(s);
+}
+
+static int stream_feed(struct mreg_registry *reg, struct stream *s,
+		       const uint8_t *p, size_t len)
+{
+	size_t cut;
+	int r;
+
+	if (s->err)
+		return s->err;
+	if (!s->batch) {
+		store_batch_begin(reg->st);
+		s->batch = true;
+	}
+	digest_update(&s->ds, p, len);
+	while (len) {
+		cut = chunker_scan(&s->ch, p, len);
+		if (cut == CHUNKER_NO_CUT) {
+			/* the chunker cuts at max_size: this fits */
+			memcpy(s->carry + s->ncarry, p, len);
+			s->ncarry += len;
+			s->pos += len;
+			return 0;
+		}
+		if (s->ncarry == 0) {
+			r = ingest_chunk(reg, &s->in, &s->fm, p, (uint32_t)cut,
+					 s->tmp);
+		} else {
+			memcpy(s->carry + s->ncarry, p, cut);
+			r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+					 (uint32_t)(s->ncarry + cut), s->tmp);
+			s->ncarry = 0;
+		}
+		if (r < 0)
+			return s->err = r;
+		s->pos += cut;
+		p += cut;
+		len -= cut;
+	}
+	return 0;
+}
+
+/* ---- writes handed to a worker ---------------------------------------- */
+
+/* cp waits for the answer to each write() before it sends the next, and
+ * chunking, hashing and storing 1 MiB takes about as long as receiving
+ * it. So the in-order writes of a stream are copied into a queue, fed by
+ * a worker thread of the stream, and answered at once: receiving the next
+ * write overlaps with storing the last. What may be queued is bounded, per
+ * stream and for the whole registry (buffers are counted while they
+ * exist); beyond that, for small writes and the first MiB of a file (no
+ * thread for a small file), and when the disk has little room
+ * left (a full disk must be the error of the write that meets it), a write
+ * is fed by its caller after the queue drained, as before. A queued write
+ * that fails makes every later write and the commit (close(), fsync())
+ * fail with its error: success of the commit still means every byte is
+ * stored and durable. */
+#define STREAM_ASYNC_MIN (16u << 10)      /* smaller writes are fed inline */
+#define STREAM_ASYNC_AFTER (1u << 20)     /* and the first MiB of a file */
+#define STREAM_BUF (1u << 20)             /* the kernel's largest write */
+#define STREAM_QUEUE_MAX (8u << 20)       /* queued bytes, per stream */
+#define STREAM_BUFS_MAX (24u << 20)       /* buffers of all streams */
+#define STREAM_ROOM_MIN (1ULL << 30)      /* free disk needed to queue */
+#define STREAM_ROOM_EVERY (64u << 20)     /* look again after so many bytes,
+					     queued by any stream */
+
+struct qbuf {
+	struct qbuf *next;
+	size_t len, cap;
+	uint8_t data[];
+};
+
+static void qbufs_free(struct mreg_registry *reg, struct qbuf *b)
+{
+	struct qbuf *next;
+
+	for (; b; b = next) {
+		next = b->next;
+		atomic_fetch_sub(&reg->stream_bufs, b->cap);
+		free(b);
+	}
+}
+
+/* A buffer for len bytes (s->qlock held): a spare one, or a new one if
+ * the registry's budget allows; NULL if not. */
+static struct qbuf *qbuf_take(struct mreg_registry *reg, struct stream *s,
+			      size_t len)
+{
+	struct qbuf *b = s->spare;
+	size_t cap = len > STREAM_BUF ? len : STREAM_BUF;
+
+	if (b && b->cap >= len) {
+		s->spare = b->next;
+		return b;
+	}
+	if (atomic_fetch_add(&reg->stream_bufs, cap) + cap > STREAM_BUFS_MAX) {
+		atomic_fetch_sub(&reg->stream_bufs, cap);
+		return NULL;
+	}
+	if (!(b = malloc(sizeof(*b) + cap))) {
+		atomic_fetch_sub(&reg->stream_bufs, cap);
+		return NULL;
+	}
+	b->cap = cap;
+	return b;
+}
+
+static void *stream_worker(void *arg)
+{
+	struct stream *s = arg;
+	struct qbuf *b;
+	bool feed;
+
+	pthread_mutex_lock(&s->qlock);
+	for (;;) {
+		while (!s->qhead && !s->stop)
+			pthread_cond_wait(&s->qcond, &s->qlock);
+		if (!(b = s->qhead))
+			break;
+		if (!(s->qhead = b->next))
+			s->qtail = NULL;
+		s->busy = true;
+		feed = !s->stop;
+		pthread_mutex_unlock(&s->qlock);
+		if (feed)
+			stream_feed(s->reg, s, b->data, b->len); /* keeps err */
+		pthread_mutex_lock(&s->qlock);
+		s->queued -= b->len;
+		b->next = s->spare;
+		s->spare = b;
+		s->busy = false;
+		pthread_cond_broadcast(&s->qcond);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return NULL;
+}
+
+/* Waits until the worker fed everything queued (the wstate's lock held);
+ * an idle stream then gives its buffers back. s->err after that. */
+static int stream_drain(struct mreg_registry *reg, struct stream *s)
+{
+	struct qbuf *spare;
+
+	if (!s->has_worker)
+		return s->err;
+	pthread_mutex_lock(&s->qlock);
+	while (s->qhead || s->busy)
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	spare = s->spare;
+	s->spare = NULL;
+	pthread_mutex_unlock(&s->qlock);
+	qbufs_free(reg, spare);
+	return s->err;
+}
+
+/* Whether the store's disk has room for len more queued bytes: looked at
+ * again after STREAM_ROOM_EVERY bytes queued by all streams of the
+ * registry, and whenever what was queued since could eat into the
+ * margin. */
+static bool stream_roomy(struct mreg_registry *reg, size_t len)
+{
+	uint64_t used = atomic_fetch_add(&reg->room_used, len) + len;
+	uint64_t room = atomic_load(&reg->room_free);
+
+	if (used >= STREAM_ROOM_EVERY || room < STREAM_ROOM_MIN + used) {
+		if (store_room(reg->st, &room) < 0)
+			room = 0;
+		atomic_store(&reg->room_free, room);
+		atomic_store(&reg->room_used, len);
+		used = len;
+	}
+	return room >= STREAM_ROOM_MIN + used;
+}
+
+/* Queues len bytes at s->end for the worker; false if they must be fed
+ * inline (no room, no buffer, no thread). */
+static bool stream_queue(struct mreg_registry *reg, struct stream *s,
+			 const uint8_t *p, size_t len)
+{
+	struct qbuf *b;
+	sigset_t all, old;
+	int r;
+
+	/* a small file gains nothing: its close() waits for it anyway */
+	if (len < STREAM_ASYNC_MIN || s->end < STREAM_ASYNC_AFTER ||
+	    !stream_roomy(reg, len))
+		return false;
+	pthread_mutex_lock(&s->qlock);
+	while (s->queued && s->queued + len > STREAM_QUEUE_MAX && !s->err)
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	b = s->err ? NULL : qbuf_take(reg, s, len);
+	pthread_mutex_unlock(&s->qlock);
+	if (!b)
+		return false;
+	if (!s->has_worker) {
+		/* the worker takes no signal: the daemon's main thread does */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		r = pthread_create(&s->worker, NULL, stream_worker, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r != 0) {
+			qbufs_free(reg, b);
+			return false;
+		}
+		s->has_worker = true;
+	}
+	memcpy(b->data, p, len);
+	b->len = len;
+	b->next = NULL;
+	pthread_mutex_lock(&s->qlock);
+	if (s->qtail)
+		s->qtail->next = b;
+	else
+		s->qhead = b;
+	s->qtail = b;
+	s->queued += len;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	s->end += len;
+	return true;
+}
+
+/* An in-order write of a stream (the wstate's lock held): queued for the
+ * worker, or fed here once the queue is empty. */
+static int stream_write(struct mreg_registry *reg, struct stream *s,
+			const uint8_t *p, size_t len)
+{
+	int r = s->err;
+
+	if (r == 0 && !stream_queue(reg, s, p, len)) {
+		r = stream_drain(reg, s);
+		if (r == 0)
+			r = stream_feed(reg, s, p, len);
+		s->end = s->pos;
+	}
+	return r;
+}
+
+/* Stores the tail and takes the digest: the content is then s->in. */
+static int stream_finish(struct mreg_registry *reg, struct stream *s)
+{
+	int r;
+
+	if ((r = stream_drain(reg, s)) < 0)
+		return r;
+	if (s->finished)
+		return 0;
+	if (s->copied) {
+		s->in.size = s->pos;
+		s->in.digest = s->copied_digest;
+		s->finished = true;
+		return 0;
+	}
+	if (s->ncarry) {
+		r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+				 (uint32_t)s->ncarry, s->tmp);
+		if (r < 0)
+			return s->err = r;
+		s->ncarry = 0;
+	}
+	s->in.size = s->pos;
+	digest_final(&s->ds, &s->in.digest);
+	s->finished = true;
+	return 0;
+}
+
+struct locate_arg {
+	struct chunk_key key;
+	struct chunk_loc loc;
+};
+
+static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+		     struct chunk_rec *ret);
+
+static int do_locate(struct idx_txn *t, void *arg)
+{
+	struct locate_arg *a = arg;
+	struct chunk_rec c;
+	int r = chunk_get(t, &a->key, &c);
+
+	if (r == 0)
+		a->loc = c.loc;
+	return r;
+}
+
+int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf)
+{
+	int r = store_read(reg->st, &e->loc, &e->id, buf);
+
+	if (r == -ENOENT && !e->fresh) {
+		/* gc moved a chunk we share: find its new place */
+		struct locate_arg la = { .key = e->key };
+
+		r = index_read(reg->ix, do_locate, &la);
+		if (r == 0) {
+			e->loc = la.loc;
+			r = store_read(reg->st, &e->loc, &e->id, buf);
+		}
+	}
+	return r == -ENOENT ? -EIO : r;
+}
+
+static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+		     struct chunk_rec *ret)
+{
+	struct idx_val v;
+	int r = idx_get(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, &v);
+
+	if (r < 0)
+		return r;
+	return chunk_decode(v.data, v.len, ret);
+}
+
+static int chunk_put(struct idx_txn *t, const struct chunk_key *k,
+		     const struct chunk_rec *c)
+{
+	uint8_t buf[CHUNK_REC_LEN];
+
+	chunk_encode(c, buf);
+	return idx_put(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, buf, sizeof(buf),
+		       0);
+}
+
+struct pick_arg {
+	struct mreg_registry *reg;
+	const struct chunk_ent *e;
+	uint8_t *a, *b;
+	struct chunk_key key;
+	int max_n;
+	bool found;
+	int err;
+};
+
+/* A fresh chunk meets what another writer stored meanwhile. */
+static int pick_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct pick_arg *p = arg;
+	struct chunk_key key;
+	struct chunk_rec c;
+	int r;
+
+	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+		return p->err = -EIO;
+	memcpy(key.b, k->data, CHUNK_KEY_LEN);
+	if (chunk_key_n(&key) > p->max_n)
+		p->max_n = chunk_key_n(&key);
+	if (c.loc.len != p->e->len)
+		return 0;
+	if (p->reg->cfg->dedup_verify) {
+		if ((r = store_read_raw(p->reg->st, &p->e->loc, p->a)) < 0)
+			return p->err = r;
+		r = same_bytes(p->reg, &c.loc, p->a, p->e->len, p->b);
+		if (r < 0)
+			return p->err = r;
+		if (!r)
+			return 0;
+	}
+	p->key = key;
+	p->found = true;
+	return 1;
+}
+
+int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+		 const struct ingest *in_c, uint64_t ino)
+{
+	struct ingest *in = (struct ingest *)in_c;
+	uint8_t ek[EXTENT_KEY_LEN], ev[EXTENT_VAL_LEN];
+	struct chunk_key *keys;
+	struct chunk_rec c;
+	struct extent_rec x;
+	size_t i;
+	int r = 0;
+
+	keys = calloc(in->n ? in->n : 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < in->n; i++) {
+		struct chunk_ent *e = &in->v[i];
+
+		if (!e->fresh) {
+			keys[i] = e->key;
+			r = chunk_get(t, &keys[i], &c);
+			if (r == -ENOENT)
+				r = -EAGAIN; /* gc took it: ingest again */
+			if (r < 0)
+				goto out;
+			c.refs++;
+		} else if (e->dup_of >= 0) {
+			keys[i] = keys[e->dup_of];
+			if ((r = chunk_get(t, &keys[i], &c)) < 0)
+				goto out;
+			c.refs++;
+		} else if (e->heal && chunk_get(t, &e->key, &c) == 0) {
+			/* our good copy takes the damaged one's place, for
+			   every file that names it */
+			keys[i] = e->key;
+			c.loc = e->loc;
+			c.refs++;
+		} else {
+			struct pick_arg p = { .reg = reg, .e = e, .max_n = -1 };
+
+			if (reg->cfg->dedup_verify) {
+				p.a = malloc(e->len);
+				p.b = malloc(e->len);
+				if (!p.a || !p.b) {
+					free(p.a);
+					free(p.b);
+					r = -ENOMEM;
+					goto out;
+				}
+			}
+			idx_scan(t, IDX_CHUNKS, e->id.b, MREG_ID_LEN, NULL, 0,
+				 pick_one, &p);
+			free(p.a);
+			free(p.b);
+			if ((r = p.err) < 0)
+				goto out;
+			if (p.found) {
+				keys[i] = p.key;
+				if ((r = chunk_get(t, &keys[i], &c)) < 0)
+					goto out;
+				c.refs++;
+			} else {
+				if (p.max_n >= 0xffff) {
+					r = -ENOSPC;
+					goto out;
+				}
+				chunk_key_make(&e->id, (uint16_t)(p.max_n + 1),
+					       &keys[i]);
+				c.loc = e->loc;
+				c.refs = 1;
+			}
+		}
+		if ((r = chunk_put(t, &keys[i], &c)) < 0)
+			goto out;
+		x.offset = e->off;
+		x.len = e->len;
+		x.chunk = keys[i];
+		extent_key(ino, e->off, ek);
+		extent_encode(&x, ev);
+		r = idx_put(t, IDX_EXTENTS, ek, sizeof(ek), ev, sizeof(ev), 0);
+		if (r < 0)
+			goto out;
+	}
+	/* what each chunk is named by, for whoever keeps the content */
+	for (i = 0; i < in->n; i++)
+		in->v[i].key = keys[i];
+out:
+	free(keys);
+	return r;
+}
+
+struct ext_list {
+	struct extent_rec *v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_ext(void *arg, const struct idx_val *k,
+		       const struct idx_val *v)
+{
+	struct ext_list *l = arg;
+	struct extent_rec x;
+
+	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+		return l->err = -EIO;
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
+		return l->err = -ENOMEM;
+	l->v[l->n++] = x;
+	return 0;
+}
+
+static int extents_load(struct idx_txn *t, uint64_t ino, struct ext_list *l)
+{
+	uint8_t p[8];
+
+	memset(l, 0, sizeof(*l));
+	be64_put(p, ino);
+	idx_scan(t, IDX_EXTENTS, p, 8, NULL, 0, collect_ext, l);
+	if (l->err < 0) {
+		free(l->v);
+		l->v = NULL;
+	}
+	return l->err;
+}
+
+int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+		 const struct chunk_key *key)
+{
+	uint8_t ek[EXTENT_KEY_LEN];
+	struct chunk_rec c;
+	int r;
+
+	extent_key(ino, off, ek);
+	if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
+		return r;
+	r = chunk_get(t, key, &c);
+	if (r == -ENOENT)
+		return 0; /* fsck reports it; nothing to count down */
+	if (r < 0)
+		return r;
+	if (c.refs > 0)
+		c.refs--;
+	return chunk_put(t, key, &c);
+}
+
+int extents_drop(struct idx_txn *t, uint64_t ino)
+{
+	struct ext_list l;
+	size_t i;
+	int r;
+
+	r = extents_load(t, ino, &l);
+	if (r < 0)
+		return r;
+	for (i = 0; i < l.n && r == 0; i++)
+		r = extent_unref(t, ino, l.v[i].offset, &l.v[i].chunk);
+	free(l.v);
+	return r;
+}
+
+int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+		   uint64_t size, bool in_txn, struct mreg_id *ret)
+{
+	static const uint8_t zeros[64u << 10];
+	struct digest_state ds;
+	uint8_t *buf = malloc(reg->chunker.max_size);
+	uint64_t x = 0, next, k;
+	size_t i;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	digest_init(&ds);
+	for (i = 0; i <= n; i++) {
+		next = i < n ? v[i].off : size;
+		for (; x < next; x += k) {
+			k = next - x < sizeof(zeros) ? next - x : sizeof(zeros);
+			digest_update(&ds, zeros, (size_t)k);
+		}
+		if (i == n)
+			break;
+		r = in_txn ? store_read(reg->st, &v[i].loc, &v[i].id, buf) :
+			     chunk_read(reg, &v[i], buf);
+		if (r < 0)
+			break;
+		digest_update(&ds, buf, v[i].len);
+		x += v[i].len;
+	}
+	free(buf);
+	if (r < 0)
+		return r == -ENOENT ? -EIO : r;
+	digest_final(&ds, ret);
+	return 0;
+}
+
+int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+		    struct inode_rec *rec)
+{
+	struct chunk_ent *v;
+	struct chunk_rec c;
+	struct ext_list l;
+	size_t i;
+	int r;
+
+	if ((rec->kind != REG_FILE && rec->kind != REG_PENDING) ||
+	    !(rec->flags & INODE_NODIGEST))
+		return 0;
+	if ((r = extents_load(t, rec->ino, &l)) < 0)
+		return r;
+	v = calloc(l.n ? l.n : 1, sizeof(*v));
+	r = v ? 0 : -ENOMEM;
+	for (i = 0; i < l.n && r == 0; i++) {
+		v[i].off = l.v[i].offset;
+		v[i].len = l.v[i].len;
+		v[i].key = l.v[i].chunk;
+		chunk_key_id(&v[i].key, &v[i].id);
+		if ((r = chunk_get(t, &v[i].key, &c)) == 0)
+			v[i].loc = c.loc;
+	}
+	if (r == 0)
+		r = content_digest(reg, v, l.n, rec->size, true, &rec->digest);
+	free(v);
+	free(l.v);
+	if (r < 0)
+		return log_err(r == -ENOENT ? -EIO : r, "cannot compute the "
+			       "digest of file '%s' (inode %llu)", rec->name,
+			       (unsigned long long)rec->ino);
+	rec->flags &= (uint16_t)~INODE_NODIGEST;
+	return 0;
+}
+
+/* ---- registering a pending file ---------------------------------------- */
+
+int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+			 const struct reg_caller *who, struct inode_rec *f,
+			 char *ret_version)
+{
+	struct inode_rec m, v;
+	char name[32];
+	int r;
+
+	if ((r = ino_get(t, f->model, &m)) < 0)
+		return r;
+	version_next_name(&m, name, sizeof(name));
+	r = version_create_txn(t, who, &m, name, 0777, &v);
+	if (r < 0)
+		return r;
+	/* a version directory is searchable and readable by all unless
+	   the file itself says otherwise: take the model's mode */
+	v.mode = S_IFDIR | (m.mode & 07777);
+	v.uid = f->uid;
+	v.gid = f->gid;
+	v.stored = f->stored;
+	f->stored = 0;
+	if ((r = ino_put(t, &v)) < 0)
+		return r;
+	if ((r = name_del(t, m.ino, f->name)) < 0 && r != -ENOENT)
+		return r;
+	if ((r = pending_del(t, f->ino)) < 0)
+		return r;
+	f->kind = REG_FILE;
+	f->parent = v.ino;
+	f->version = v.ino;
+	f->target = 0;
+	if ((r = ino_put(t, f)) < 0 ||
+	    (r = name_put(t, v.ino, f->name, f->ino, 0)) < 0)
+		return r;
+	r = seal_txn(reg, t, who, &v);
+	if (r < 0 && r != -EALREADY)
+		return r;
+	r = audit_put(t, who, &(struct audit_ev){ .op = "register",
+		.model = m.name, .version = name, .path = f->name });
+	if (r < 0)
+		return r;
+	if (ret_version)
+		snprintf(ret_version, REG_NAME_MAX + 1, "%s", name);
+	return 0;
+}
+
+/* ---- write states ------------------------------------------------------ */
+
+/* A spool is a descriptor of the daemon's, spent for user uid: within
+ * the user's cap and outside the daemon's reserve (fdcap.h), or -EMFILE. */
+int spool_open(struct mreg_registry *reg, uid_t uid)
+{
+	int fd = fdcap_take(reg->fdcap, uid);
+
+	if (fd < 0)
+		return fd;
+	fd = io_openat(AT_FDCWD, reg->spool_dir,
+		       O_TMPFILE | O_RDWR | O_CLOEXEC, 0600, IO_SPOOL);
+	if (fd < 0) {
+		fdcap_give(reg->fdcap, uid);
+		return log_err(fd, "cannot create a spool file in '%s'",
+			       reg->spool_dir);
+	}
+	return fdcap_admit(reg->fdcap, uid, fd);
+}
+
+void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	fdcap_give(reg->fdcap, uid);
+}
+
+static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *w;
+
+	for (w = reg->wfiles; w; w = w->next)
+		if (w->ino == ino)
+			return w;
+	return NULL;
+}
+
+/* The write state of ino when it is open for writing here, referenced
+ * (ws_put() it), or NULL. */
+static struct wstate *ws_get(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	pthread_mutex_lock(&reg->lock);
+	ws = ws_find(reg, ino);
+	if (ws)
+		ws->refs++;
+	pthread_mutex_unlock(&reg->lock);
+	return ws;
+}
+
+static void ws_put(struct mreg_registry *reg, struct wstate *ws)
+{
+	struct wstate **pp;
+
+	pthread_mutex_lock(&reg->lock);
+	if (--ws->refs > 0) {
+		pthread_mutex_unlock(&reg->lock);
+		return;
+	}
+	for (pp = &reg->wfiles; *pp; pp = &(*pp)->next)
+		if (*pp == ws) {
+			*pp = ws->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg->lock);
+	spool_free(reg, ws->sp);
+	stream_free(reg, ws->stream);
+	pthread_mutex_destroy(&ws->lock);
+	free(ws);
+}
+
+/* Makes ws's content a spool (ws->lock held): what any access but an
+ * in-order write needs; uid (who asks) pays for its descriptor. The
+ * chunks the stream stored are its base, the bytes it had not cut into a
+ * chunk yet are written to it. */
+static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
+{
+	struct stream *s = ws->stream;
+	struct spool *sp;
+	uint64_t chunked;
+	size_t i;
+	ssize_t n;
+	int r;
+
+	if (ws->sp)
+		return 0;
+	assert(s);
+	if ((r = stream_drain(reg, s)) < 0)
+		return r;
+	if (s->committed) {
+		/* ingest_apply() named every chunk: none is fresh now */
+		for (i = 0; i < s->in.n; i++) {
+			s->in.v[i].fresh = s->in.v[i].heal = false;
+			s->in.v[i].dup_of = -1;
+		}
+	}
+	chunked = s->pos - s->ncarry;
+	r = spool_new(s->in.v, s->in.n, chunked, s->committed, ws->ctime,
+		      s->committed ? 0 : s->in.new_bytes, uid, &sp);
+	if (r < 0)
+		return r;
+	if (s->ncarry) {
+		n = spool_write(reg, sp, s->carry, s->ncarry, chunked);
+		if (n != (ssize_t)s->ncarry) {
+			spool_free(reg, sp);
+			return n < 0 ? (int)n : -EIO;
+		}
+	}
+	if (!s->committed && s->batch) {
+		/* its fresh chunks are named by no one yet: the batch that
+		   keeps them from gc goes with them */
+		spool_hold_batch(sp);
+		s->batch = false;
+	}
+	stream_free(reg, s);
+	ws->stream = NULL;
+	ws->sp = sp;
+	return 0;
+}
+
+void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
+{
+	struct wstate *w;
+
+	if (a->kind != REG_FILE && a->kind != REG_PENDING)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	if ((w = ws_find(reg, a->ino)))
+		a->size = w->size;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void version_writers_seal(struct mreg_registry *reg, uint64_t v)
+{
+	struct wstate *w;
+
+	pthread_mutex_lock(&reg->lock);
+	for (w = reg->wfiles; w; w = w->next)
+		if (w->version == v)
+			w->sealed = true;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+#define COMMIT_REGISTER 0x1u
+#define COMMIT_BIRTH    0x2u
+
+struct commit_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	struct wstate *ws;
+	struct ingest *in;        /* a stream's content, or */
+	struct spool_plan *plan;  /* what a spool changes (neither: nothing
+				     new to store) */
+	bool nodigest;            /* the content's digest is not known */
+	struct mreg_id digest;    /* else, with plan: the digest */
+	int64_t ctime;            /* the inode's after the commit */
+	unsigned how;             /* COMMIT_* */
+	bool registered;
+	bool gone;                /* unlinked while open: nothing committed */
+	char version[REG_NAME_MAX + 1];
+};
+
+static int do_commit(struct idx_txn *t, void *arg)
+{
+	struct commit_arg *a = arg;
+	bool content = a->in || a->plan;
+	struct inode_rec f, v;
+	uint64_t new_bytes;
+	int r;
+
+	a->registered = false;
+	r = ino_get(t, a->ws->ino, &f);
+	a->gone = r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED));
+	if (a->gone)
+		return 0; /* unlinked while open: nothing to keep */
+	if (r < 0)
+		return r;
+	if (f.flags & INODE_SEALED)
+		return -EROFS;
+	new_bytes = a->plan ? a->plan->in.new_bytes :
+		    a->in ? a->in->new_bytes : 0;
+	if (f.kind == REG_FILE && content) {
+		if ((r = ino_get(t, f.version, &v)) < 0)
+			return r;
+		if (v.flags & INODE_SEALED)
+			return -EROFS;
+		v.stored += new_bytes;
+		if ((r = ino_put(t, &v)) < 0)
+			return r;
+	}
+	/* a new file of a draft outlives its writer from now on */
+	if (f.kind == REG_FILE && (a->how & COMMIT_BIRTH) &&
+	    (r = pending_del(t, f.ino)) < 0)
+		return r;
+	if (a->plan) {
+		if ((r = spool_plan_apply(a->reg, t, a->plan, &f)) < 0)
+			return r;
+		f.size = a->plan->size;
+		f.digest = a->digest;
+	} else if (a->in) {
+		if ((r = extents_drop(t, f.ino)) < 0 ||
+		    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
+			return r;
+		f.size = a->in->size;
+		f.digest = a->in->digest;
+	}
+	if (content) {
+		if (a->nodigest)
+			f.flags |= INODE_NODIGEST;
+		else
+			f.flags &= (uint16_t)~INODE_NODIGEST;
+		f.ctime = now_ns();
+		if (!a->ws->times_kept)
+			f.mtime = f.ctime;
+		if (f.kind == REG_PENDING)
+			f.stored += new_bytes; /* the version's, once made */
+	}
+	a->ctime = f.ctime;
+	if ((a->how & COMMIT_REGISTER) && f.kind == REG_PENDING &&
+	    f.name[0] != '.') {
+		a->registered = true;
+		return pending_register_txn(a->reg, t, a->who, &f,
+					    a->version);
+	}
+	return ino_put(t, &f);
+}
+
+/* Commits a spool (ws->lock held): only what changed is chunked and
+ * stored (regspool.c). The digest of the whole content is computed
+ * when the file is sealed; a pending file is sealed by the commit of its
+ * last close, which may have nothing new to store, so its digest is taken
+ * at each commit, before the transaction. */
+static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
+			struct commit_arg *a)
+{
+	struct spool_plan pl;
+	bool full = false;
+	int r = 0, tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		store_batch_begin(reg->st);
+		r = spool_plan(reg, ws->sp, full, &pl);
+		a->nodigest = ws->version != 0;
+		if (r == 0 && !a->nodigest)
+			r = content_digest(reg, pl.all, pl.nall, pl.size,
+					   false, &a->digest);
+		if (r == 0)
+			r = store_sync(reg->st);
+		if (r == 0) {
+			a->plan = &pl;
+			r = reg_txn(reg, do_commit, a);
+			a->plan = NULL;
+		}
+		if (r >= 0 && !a->gone)
+			spool_committed(reg, ws->sp, &pl, a->ctime);
+		store_batch_end(reg->st);
+		spool_plan_release(&pl);
+		if (r == -ESTALE) {
+			/* another process committed the file meanwhile:
+			   ours replaces every extent */
+			full = true;
+		} else if (r == -EAGAIN) {
+			/* a chunk it kept was collected meanwhile: its
+			   bytes (read where they were) go to the spool */
+			if ((r = spool_detach(reg, ws->sp)) < 0)
+				return r;
+			full = true;
+		} else {
+			break;
+		}
+	}
+	if (r == -ESTALE || r == -EAGAIN)
+		return log_err(-EIO, "cannot commit inode %llu: its chunks "
+			       "keep changing under it",
+			       (unsigned long long)ws->ino);
+	return r;
+}
+
+/* Commits ws (its lock held): what was written since the last commit, if
+ * anything. how: COMMIT_REGISTER, a pending file with a visible name
+ * becomes a version in the same transaction; COMMIT_BIRTH, a new file of
+ * a draft outlives its writer from now on. 1 when it was registered. */
+static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
+		     struct wstate *ws, unsigned how)
+{
+	struct commit_arg a = { .reg = reg, .who = who, .ws = ws,
+				.how = how };
+	int r;
+
+	if (ws->sealed)
+		return -EROFS;
+	if (ws->born)
+		a.how &= ~COMMIT_BIRTH;
+	if (!ws->dirty) {
+		if (!a.how)
+			return 0;
+		r = reg_txn(reg, do_commit, &a);
+		if (r < 0)
+			return r;
+		goto done;
+	}
+	if (ws->stream && !ws->stream->committed) {
+		struct stream *s = ws->stream;
+
+		r = stream_finish(reg, s);
+		if (r == 0)
+			r = store_sync(reg->st);
+		if (r == 0) {
+			a.in = &s->in;
+			a.nodigest = s->nodigest;
+			r = reg_txn(reg, do_commit, &a);
+		}
+		if (r >= 0 && a.gone) {
+			/* unlinked while open: nothing names its chunks (gc
+			   may take them), so its bytes move to its spool
+			   until the last close */
+			if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+			    (r = spool_detach(reg, ws->sp)) < 0)
+				return r;
+			goto done;
+		}
+		if (r >= 0) {
+			s->committed = true;
+			ws->ctime = a.ctime;
+			if (s->batch) {
+				store_batch_end(reg->st);
+				s->batch = false;
+			}
+			goto done;
+		}
+		if (r != -EAGAIN)
+			return r;
+		/* a chunk it shared was collected meanwhile: start over
+		   from a spool of the same bytes (read where they were) */
+		if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+		    (r = spool_detach(reg, ws->sp)) < 0)
+			return r;
+	}
+	if (!ws->sp && (r = ws_spool(reg, ws, who->uid)) < 0)
+		return r;
+	a.in = NULL;
+	if ((r = spool_commit(reg, ws, &a)) < 0)
+		return r;
+	if (a.gone && (r = spool_detach(reg, ws->sp)) < 0)
+		return r;
+	if (!a.gone)
+		ws->ctime = a.ctime;
+done:
+	if (ws->dirty)
+		atomic_fetch_add(&reg->writes, 1);
+	ws->dirty = false;
+	if (a.how & COMMIT_BIRTH)
+		ws->born = true;
+	if (a.registered) {
+		ws->registered = true;
+		ws->sealed = true;
+		atomic_fetch_add(&reg->registrations, 1);
+		return 1;
+	}
+	return 0;
+}
+
+int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+		      uint64_t ino)
+{
+	struct wstate *ws;
+	int r = 0;
+
+	ws = ws_get(reg, ino);
+	if (!ws)
+		return 0;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->dirty)
+		r = ws_commit(reg, who, ws, 0);
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
+	return r < 0 ? r : 0;
+}
+
+void wstate_registered(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	ws = ws_get(reg, ino);
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->registered = ws->sealed = true;
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
+}
+
+/* ---- when a pending file is done (SPEC §2.1) ---------------------------- */
+
+/* Why a pending file was removed instead of registered, for the log
+ * and the audit. */
+struct discard_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t ino;
+	int pid, sig;             /* a writer killed by sig, or */
+	int err;                  /* the error its registration failed with */
+	bool dropped;
+};
+
+static int do_discard(struct idx_txn *t, void *arg)
+{
+	struct discard_arg *a = arg;
+	struct inode_rec f, m;
+	const char *sig = sigabbrev_np(a->sig);
+	char reason[160];
+	int r;
+
+	a->dropped = false;
+	r = ino_get(t, a->ino, &f);
+	if (r == -ENOENT || (r == 0 && (f.kind != REG_PENDING ||
+					(f.flags & INODE_TRASHED))))
+		return 0; /* unlinked or renamed to a version meanwhile */
+	if (r < 0)
+		return r;
+	/* a failed registration: a temporary name waits for its rename
+	   (rsync removes its own), and a file another process made may
+	   still be written through another mount */
+	if (!a->sig &&
+	    (f.name[0] == '.' || !pending_ours_txn(a->reg, t, f.ino)))
+		return 0;
+	if ((r = ino_get(t, f.model, &m)) < 0 ||
+	    (r = pending_drop_txn(t, &f)) < 0)
+		return r;
+	a->dropped = true;
+	if (!a->sig)
+		return 0; /* close() said why; the log says the rest */
+	snprintf(reason, sizeof(reason), "process %d, which wrote it, was "
+		 "killed by signal %d (SIG%s): a partial file is never "
+		 "registered", a->pid, a->sig, sig ? sig : "?");
+	return audit_put(t, a->who, &(struct audit_ev){ .op = "register",
+		.result = "refused", .model = m.name, .path = f.name,
+		.reason = reason });
+}
+
+/* Empties ws's content (its lock held): a new stream, nothing written.
+ * -ENOMEM. */
+static int ws_empty(struct mreg_registry *reg, struct wstate *ws)
+{
+	struct stream *s = stream_new(reg);
+
+	if (!s)
+		return -ENOMEM;
+	stream_free(reg, ws->stream);
+	ws->stream = s;
+	spool_free(reg, ws->sp);
+	ws->sp = NULL;
+	ws->size = 0;
+	return 0;
+}
+
+/* Removes pending file ws (its lock held) instead of registering it: a
+ * process that wrote it was killed, or its registration failed (see
+ * do_discard). */
+static int ws_discard(struct mreg_registry *reg, struct wstate *ws,
+		      const struct reg_caller *who)
+{
+	struct discard_arg a = { .reg = reg, .who = who, .ino = ws->ino,
+				 .pid = ws->killed_pid,
+				 .sig = ws->killed_sig, .err = ws->failed };
+	int r;
+
+	r = reg_txn(reg, do_discard, &a);
+	if (r < 0)
+		return log_err(r, "cannot remove inode %llu, which is not "
+			       "to be registered", (unsigned long long)ws->ino);
+	ws->discarding = false;
+	if (!a.dropped)
+		return 0;
+	if (a.sig)
+		log_info("discarded inode %llu: process %d, which wrote it, "
+			 "was killed by signal %d", (unsigned long long)ws->ino,
+			 a.pid, a.sig);
+	else
+		log_info("discarded inode %llu: its writer closed it but it "
+			 "could not be registered (%s)",
+			 (unsigned long long)ws->ino, strerror(-a.err));
+	ws->discarded = ws->sealed = true;
+	ws->dirty = false;
+	/* what it stored goes to gc; a mapping left reads it empty */
+	if (ws_empty(reg, ws) < 0)
+		log_warn(-ENOMEM, "inode %llu keeps its bytes until its "
+			 "last handle is released", (unsigned long long)ws->ino);
+	return 0;
+}
+
+/* Did process pid create or write ws (or is it impossible to tell)? */
+static bool ws_wrote(const struct wstate *ws, int pid)
+{
+	int i;
+
+	if (ws->nwpids > WS_WRITERS || pid <= 0)
+		return true;
+	for (i = 0; i < ws->nwpids; i++)
+		if (ws->wpids[i] == pid)
+			return true;
+	return false;
+}
+
+/* The rule for a pending file (ws's lock held), applied at each close of
+ * a descriptor and at the release of its last handle: the one place that
+ * decides whether it becomes a version or goes. Until its last descriptor
+ * is closed, each close commits what was written (close() returns the
+ * commit's error). At the last close (or, when the file system could not
+ * tell which close was the last, at the release of the last handle) it is
+ * registered, complete, in the commit's transaction; it is removed
+ * instead when a process that wrote it dies by a signal (audited), or
+ * when that registration fails (a full disk: close() returns why). */
+static int pending_closed(struct mreg_registry *reg, struct wstate *ws,
+			  const struct reg_caller *who,
+			  const struct reg_closing *how)
+{
+	bool last = how->known && !how->others;
+	int r;
+
+	if (ws->discarding)
+		return last ? ws_discard(reg, ws, who) : 0;
+	if (ws->registered || ws->discarded || ws->done)
+		return 0;
+	ws->closer = *who;
+	ws->closer.groups = NULL;
+	ws->closer.ngroups = 0;
+	ws->closer_known = true;
+	if (how->signal && !ws->killed_sig && ws_wrote(ws, how->pid)) {
+		ws->killed_pid = how->pid;
+		ws->killed_sig = how->signal;
+	}
+	if (!last)
+		return ws->killed_sig ? 0 : ws_commit(reg, who, ws, 0);
+	ws->done = true;
+	if (!ws->killed_sig) {
+		r = ws_commit(reg, who, ws, COMMIT_REGISTER);
+		if (r >= 0)
+			return r; /* registered, or a temporary name that
+				     waits for its rename */
+		ws->failed = r;
+	}
+	ws->discarding = true;
+	r = ws_discard(reg, ws, who);
+	if (ws->failed)
+		return ws->failed;
+	if (r < 0)
+		return r;
+	/* a live process closed it last: its bytes went too */
+	return how->signal ? 0 : -EIO;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+struct open_arg {
+	uint64_t ino;
+	struct inode_rec rec;
+	struct reg_file *f;
+	int err;
+};
+
+static int resolve_loc(struct idx_txn *t, struct rext *x)
+{
+	struct chunk_rec c;
+	int r = chunk_get(t, &x->key, &c);
+
+	if (r == -ENOENT)
+		return -EIO; /* a reference to nothing: damage */
+	if (r < 0)
+		return r;
+	x->loc = c.loc;
+	return 0;
+}
+
+static int do_open(struct idx_txn *t, void *arg)
+{
+	struct open_arg *a = arg;
+	struct ext_list l;
+	size_t i;
+	int r;
+
+	r = ino_get(t, a->ino, &a->rec);
+	if (r < 0)
+		return r;
+	if (a->rec.kind != REG_FILE && a->rec.kind != REG_PENDING)
+		return S_ISDIR(a->rec.mode) ? -EISDIR : -EINVAL;
+	if ((r = extents_load(t, a->ino, &l)) < 0)
+		return r;
+	a->f->ext = calloc(l.n ? l.n : 1, sizeof(*a->f->ext));
+	if (!a->f->ext) {
+		free(l.v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < l.n; i++) {
+		a->f->ext[i].off = l.v[i].offset;
+		a->f->ext[i].len = l.v[i].len;
+		a->f->ext[i].key = l.v[i].chunk;
+		if ((r = resolve_loc(t, &a->f->ext[i])) < 0) {
+			char hex[MREG_ID_HEX];
+			struct mreg_id id;
+
+			chunk_key_id(&l.v[i].chunk, &id);
+			log_err(r, "file '%s' (inode %llu): chunk %s is missing",
+				a->rec.name, (unsigned long long)a->ino,
+				chunkid_hex(&id, hex));
+			break;
+		}
+	}
+	a->f->next = l.n;
+	free(l.v);
+	if (r < 0) {
+		free(a->f->ext);
+		a->f->ext = NULL;
+	}
+	return r;
+}
+
+/* Frees unused tables, least recently used first, down to the cap (all of
+ * them with cap 0); reg->lock held. */
+#define TABLE_BUCKETS (sizeof(((struct mreg_registry *)0)->tables) / \
+		       sizeof(struct ext_table *))
+
+static struct ext_table **table_bucket(struct mreg_registry *reg,
+				       uint64_t ino)
+{
+	return &reg->tables[(ino * 0x9e3779b97f4a7c15ULL >> 54) %
+			    TABLE_BUCKETS];
+}
+
+static void tables_trim(struct mreg_registry *reg, size_t cap)
+{
+	struct ext_table **pp, **victim, *t;
+	size_t b;
+
+	/* the common case costs nothing: under the cap, nothing stale */
+	while (reg->table_extents > cap || reg->table_stale) {
+		victim = NULL;
+		for (b = 0; b < TABLE_BUCKETS; b++)
+			for (pp = &reg->tables[b]; (t = *pp); pp = &t->link)
+				if (!t->refs && (t->stale || !victim ||
+						 t->used < (*victim)->used))
+					victim = pp;
+		if (!victim)
+			return;
+		t = *victim;
+		if (!t->stale && reg->table_extents <= cap)
+			return;
+		*victim = t->link;
+		reg->table_extents -= t->next;
+		if (t->stale)
+			reg->table_stale--;
+		free(t->ext);
+		free(t);
+	}
+}
+
+static struct ext_table *table_get(struct mreg_registry *reg, uint64_t ino)
+{
+	struct ext_table *t;
+
+	pthread_mutex_lock(&reg->lock);
+	for (t = *table_bucket(reg, ino); t; t = t->link)
+		if (t->ino == ino && !t->stale) {
+			t->refs++;
+			t->used = ++reg->table_clock;
+			break;
+		}
+	pthread_mutex_unlock(&reg->lock);
+	return t;
+}
+
+static void table_put(struct mreg_registry *reg, struct ext_table *t)
+{
+	pthread_mutex_lock(&reg->lock);
+	t->refs--;
+	tables_trim(reg, TABLE_CACHE_EXTENTS);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+/* Makes f's freshly loaded extents a shared table (or uses one another
+ * thread made meanwhile). */
+static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct ext_table *t = calloc(1, sizeof(*t)), *o;
+
+	if (!t)
+		return; /* f keeps its own copy */
+	pthread_mutex_lock(&reg->lock);
+	for (o = *table_bucket(reg, f->ino); o; o = o->link)
+		if (o->ino == f->ino && !o->stale)
+			break;
+	if (o) {
+		o->refs++;
+		o->used = ++reg->table_clock;
+		pthread_mutex_unlock(&reg->lock);
+		free(t);
+		free(f->ext);
+		f->tab = o;
+		f->ext = o->ext;
+		f->next = o->next;
+		return;
+	}
+	t->ino = f->ino;
+	t->version = f->version;
+	t->size = f->size;
+	t->digest = f->digest;
+	t->ext = f->ext;
+	t->next = f->next;
+	t->refs = 1;
+	t->used = ++reg->table_clock;
+	t->link = *table_bucket(reg, f->ino);
+	*table_bucket(reg, f->ino) = t;
+	reg->table_extents += t->next;
+	f->tab = t;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void tables_free(struct mreg_registry *reg)
+{
+	struct ext_table *t;
+	size_t b;
+
+	pthread_mutex_lock(&reg->lock);
+	for (b = 0; b < TABLE_BUCKETS; b++)
+		while ((t = reg->tables[b])) {
+			reg->tables[b] = t->link;
+			free(t->ext);
+			free(t);
+		}
+	reg->table_extents = reg->table_stale = 0;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
+{
+	struct reg_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->reg = reg;
+	f->ino = ino;
+	f->cidx = SIZE_MAX;
+	pthread_mutex_init(&f->lock, NULL);
+	return f;
+}
+
+/* ---- unsealed files open here ----------------------------------------- */
+
+/* How many handles of this process have an unsealed file open: unlink
+ * (and rename over it) trashes such a file instead of deleting it, and
+ * its last close here frees it (see file_open_here() in internal.h). */
+struct open_file {
+	uint64_t ino;
+	unsigned n;
+	bool trashed;             /* holds a pin (pin_version of ino) */
+	struct open_file *next;
+};
+
+static struct open_file **open_slot(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file **pp = &reg->open_files[ino % 256];
+
+	while (*pp && (*pp)->ino != ino)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Counts a new handle of file ino, before its record is read: an unlink
+ * from then on trashes it instead of deleting it. */
+static int file_count(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file **pp, *o;
+
+	pthread_mutex_lock(&reg->lock);
+	pp = open_slot(reg, ino);
+	if ((o = *pp)) {
+		o->n++;
+	} else if ((o = calloc(1, sizeof(*o)))) {
+		o->ino = ino;
+		o->n = 1;
+		*pp = o;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return o ? 0 : -ENOMEM;
+}
+
+static void trashed_closed(struct mreg_registry *reg, uint64_t ino)
+{
+	int r = trash_free(reg, ino);
+
+	if (r < 0)
+		log_err(r, "cannot free removed file inode %llu (gc will)",
+			(unsigned long long)ino);
+	unpin_version(reg, ino);
+}
+
+static void file_uncount(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file **pp, *o;
+	bool free_it = false;
+
+	pthread_mutex_lock(&reg->lock);
+	pp = open_slot(reg, ino);
+	if ((o = *pp) && --o->n == 0) {
+		*pp = o->next;
+		free_it = o->trashed;
+		free(o);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (free_it)
+		trashed_closed(reg, ino);
+}
+
+void files_close(struct mreg_registry *reg)
+{
+	struct open_file *o, *next;
+	struct wstate *ws;
+	size_t i;
+
+	for (ws = reg->wfiles; ws; ws = ws->next) {
+		pthread_mutex_lock(&ws->lock);
+		stream_free(reg, ws->stream); /* stops its worker */
+		ws->stream = NULL;
+		pthread_mutex_unlock(&ws->lock);
+	}
+	for (i = 0; i < sizeof(reg->open_files) / sizeof(reg->open_files[0]);
+	     i++) {
+		for (o = reg->open_files[i]; o; o = next) {
+			next = o->next;
+			free(o);
+		}
+		reg->open_files[i] = NULL;
+	}
+}
+
+bool file_open_here(struct mreg_registry *reg, uint64_t ino)
+{
+	bool open;
+
+	pthread_mutex_lock(&reg->lock);
+	open = *open_slot(reg, ino) != NULL;
+	pthread_mutex_unlock(&reg->lock);
+	return open;
+}
+
+void file_trashed_here(struct mreg_registry *reg, uint64_t ino)
+{
+	struct open_file *o;
+	bool closed;
+
+	pthread_mutex_lock(&reg->lock);
+	o = *open_slot(reg, ino);
+	closed = !o;
+	if (o && o->trashed)
+		closed = true; /* it holds a pin already: give this one back */
+	else if (o)
+		o->trashed = true;
+	pthread_mutex_unlock(&reg->lock);
+	if (!closed)
+		return;
+	if (o)
+		unpin_version(reg, ino);
+	else
+		trashed_closed(reg, ino);
+}
+
+static void file_free(struct reg_file *f)
+{
+	if (!f)
+		return;
+	if (f->counted)
+		file_uncount(f->reg, f->ino);
+	if (f->entered)
+		writers_leave(f->reg, f->version);
+	if (f->pinned)
+		unpin_version(f->reg, f->version);
+	pthread_mutex_destroy(&f->lock);
+	if (f->tab)
+		table_put(f->reg, f->tab);
+	else
+		free(f->ext);
+	free(f->cbuf);
+	free(f->snap);
+	free(f);
+}
+
+static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f);
+static void audit_more(struct reg_file *f);
+
+/* A spool over f's committed content, to write it in place. */
+static int spool_of(struct reg_file *f, struct spool **ret)
+{
+	struct chunk_ent *v = calloc(f->next ? f->next : 1, sizeof(*v));
+	size_t i;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < f->next; i++) {
+		v[i].off = f->ext[i].off;
+		v[i].len = f->ext[i].len;
+		v[i].key = f->ext[i].key;
+		v[i].loc = f->ext[i].loc;
+		chunk_key_id(&v[i].key, &v[i].id);
+		v[i].dup_of = -1;
+	}
+	r = spool_new(v, f->next, f->size, true, f->ctime, 0, f->uid, ret);
+	free(v);
+	return r;
+}
+
+/* Attaches f to the inode's write state, creating it: a stream for a new
+ * content (trunc), else a spool over what it has. */
+static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
+		     bool writer, bool trunc)
+{
+	struct wstate *ws;
+	struct spool *sp = NULL;
+	int r;
+
+	pthread_mutex_lock(&reg->lock);
+	ws = ws_find(reg, f->ino);
+	if (ws || !writer) {
+		if (ws)
+			ws->refs++;
+		pthread_mutex_unlock(&reg->lock);
+		f->ws = ws;
+		goto have;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	/* a new content is streamed; else what it has is written in place */
+	if (!trunc && (r = spool_of(f, &sp)) < 0)
+		return r;
+	ws = calloc(1, sizeof(*ws));
+	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
+		spool_free(reg, sp);
+		free(ws);
+		return -ENOMEM;
+	}
+	ws->ino = f->ino;
+	ws->version = f->version;
+	ws->sp = sp;
+	ws->ctime = f->ctime;
+	ws->born = true;
+	ws->size = trunc ? 0 : f->size;
+	ws->refs = 1;
+	pthread_mutex_init(&ws->lock, NULL);
+	pthread_mutex_lock(&reg->lock);
+	if (ws_find(reg, f->ino)) {
+		/* another thread won: use its state */
+		struct wstate *other = ws_find(reg, f->ino);
+
+		other->refs++;
+		pthread_mutex_unlock(&reg->lock);
+		spool_free(reg, ws->sp);
+		stream_free(reg, ws->stream);
+		pthread_mutex_destroy(&ws->lock);
+		free(ws);
+		ws = other;
+	} else {
+		ws->next = reg->wfiles;
+		reg->wfiles = ws;
+		pthread_mutex_unlock(&reg->lock);
+	}
+	f->ws = ws;
+have:
+	if (ws && trunc) {
+		pthread_mutex_lock(&ws->lock);
+		if (ws->stream && ws->stream->end == 0 &&
+		    !ws->stream->committed)
+			ws->dirty = true; /* empty already */
+		else if (ws_empty(reg, ws) == 0)
+			ws->dirty = true; /* stream the new content */
+		pthread_mutex_unlock(&ws->lock);
+	}
+	return 0;
+}
+
+static int version_state(struct idx_txn *t, void *arg)
+{
+	struct inode_rec *v = arg;
+
+	return ino_get(t, v->ino, v);
+}
+
+/* f, a file of a draft, is opened for writing: from now until its release
+ * no process can seal the draft; one that sealed it meanwhile makes the
+ * open fail with -EROFS. */
+static int draft_enter(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct inode_rec v = { .ino = f->version };
+	int r;
+
+	if ((r = writers_enter(reg, f->version)) < 0)
+		return r;
+	f->entered = true;
+	if ((r = index_read(reg->ix, version_state, &v)) < 0)
+		return r;
+	return (v.flags & INODE_SEALED) ? -EROFS : 0;
+}
+
+int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
+	     uint64_t ino, int flags, struct reg_file **ret)
+{
+	struct open_arg a = { .ino = ino };
+	struct reg_file *f;
+	bool writer = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	int r;
+
+	if (!reg || !who || !ret)
+		return -EINVAL;
+	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO) {
+		if (writer)
+			return -EACCES;
+		f = file_new(reg, ino);
+		if (!f)
+			return -ENOMEM;
+		f->kind = ino == REG_AUDITLOG_INO ? REG_AUDITLOG : REG_METRICS;
+		f->sealed = false;
+		r = ino == REG_AUDITLOG_INO ? audit_snapshot(reg, f) :
+		    reg_metrics_text(reg, &f->snap, &f->snap_len);
+		if (r < 0) {
+			file_free(f);
+			return r;
+		}
+		f->size = f->snap_len;
+		*ret = f;
+		return 0;
+	}
+	if (ino <= REG_METRICS_INO)
+		return -EISDIR;
+	f = file_new(reg, ino);
+	if (!f)
+		return -ENOMEM;
+	f->uid = who->uid;
+	if (!writer && (f->tab = table_get(reg, ino))) {
+		/* opened before: no index work at all */
+		f->kind = REG_FILE;
+		f->version = f->tab->version;
+		f->size = f->tab->size;
+		f->digest = f->tab->digest;
+		f->ext = f->tab->ext;
+		f->next = f->tab->next;
+		f->sealed = true;
+		f->flags = flags;
+		pin_version(reg, f->version);
+		f->pinned = true;
+		*ret = f;
+		return 0;
+	}
+	a.f = f;
+	if ((r = file_count(reg, ino)) < 0)
+		goto fail;
+	f->counted = true;
+	r = index_read(reg->ix, do_open, &a);
+	if (r < 0)
+		goto fail;
+	f->kind = a.rec.kind;
+	f->version = a.rec.version;
+	f->size = a.rec.size;
+	f->ctime = a.rec.ctime;
+	f->digest = a.rec.digest;
+	f->nodigest = (a.rec.flags & INODE_NODIGEST) != 0;
+	f->sealed = (a.rec.flags & INODE_SEALED) != 0;
+	f->flags = flags;
+	f->writer = writer;
+	if (writer && f->sealed) {
+		r = -EROFS;
+		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+			.op = "open" });
+		goto fail;
+	}
+	if (f->sealed) {
+		file_uncount(reg, ino); /* cannot be unlinked */
+		f->counted = false;
+		pin_version(reg, f->version);
+		f->pinned = true;
+		if (f->kind == REG_FILE)
+			table_adopt(reg, f);
+	} else {
+		if (writer && f->kind == REG_FILE &&
+		    (r = draft_enter(reg, f)) < 0)
+			goto fail;
+		if (a.rec.flags & INODE_TRASHED) {
+			/* opened again after its unlink (/proc/PID/fd) */
+			pin_version(reg, ino);
+			file_trashed_here(reg, ino);
+		}
+		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
+		if (r < 0)
+			goto fail;
+	}
+	*ret = f;
+	return 0;
+fail:
+	file_free(f);
+	return r;
+}
+
+void file_read_quietly(struct reg_file *f)
+{
+	f->quiet = true;
+}
+
+bool reg_file_sealed(const struct reg_file *f)
+{
+	return f && f->sealed;
+}
+
+int reg_file_attr(struct reg_file *f, struct reg_attr *ret)
+{
+	int r;
+
+	if (!f || !ret)
+		return -EINVAL;
+	if (f->snap) {
+		/* audit.log grows as it is read (tail -f): its size is the
+		   log's; metrics is what was rendered at open */
+		r = reg_getattr(f->reg, f->ino, ret);
+		if (r == 0 && f->kind == REG_METRICS)
+			ret->size = f->snap_len;
+		return r;
+	}
+	r = reg_getattr(f->reg, f->ino, ret);
+	if (r < 0)
+		return r;
+	if (f->ws)
+		ret->size = f->ws->size;
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+struct reloc_arg {
+	struct rext *x;
+};
+
+static int do_reloc(struct idx_txn *t, void *arg)
+{
+	return resolve_loc(t, ((struct reloc_arg *)arg)->x);
+}
+
+/* Reads extent i verified into buf (x->len bytes). A pack gc removed since
+ * we opened, or a damaged copy that pushing the same bytes again replaced
+ * (healing, after the extents were loaded): look the chunk's place up and
+ * read again. */
+static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
+{
+	struct rext *x = &f->ext[i];
+	struct mreg_id id;
+	int r, tries;
+
+	struct rext moved;
+
+	chunk_key_id(&x->key, &id);
+	r = store_read(f->reg->st, &x->loc, &id, buf);
+	for (tries = 0; tries < 3 && (r == -ENOENT || (r == -EIO && !tries));
+	     tries++) {
+		/* gc moved it: find its place; the table (shared, read
+		   without a lock) is not written but loaded again later */
+		struct reloc_arg ra = { &moved };
+		int was = r;
+
+		moved = *x;
+		if (was == -EIO) {
+			/* damaged: a healed copy lives elsewhere, if any */
+			r = index_read(f->reg->ix, do_reloc, &ra);
+			if (r < 0 || (moved.loc.pack == x->loc.pack &&
+				      moved.loc.offset == x->loc.offset)) {
+				r = -EIO;
+				break;
+			}
+		}
+		if (f->tab) {
+			pthread_mutex_lock(&f->reg->lock);
+			if (!f->tab->stale) {
+				f->tab->stale = true;
+				f->reg->table_stale++;
+			}
+			pthread_mutex_unlock(&f->reg->lock);
+		}
+		if (was == -ENOENT)
+			r = index_read(f->reg->ix, do_reloc, &ra);
+		if (r == 0)
+			r = store_read(f->reg->st, &moved.loc, &id, buf);
+	}
+	if (r < 0) {
+		atomic_fetch_add(&f->reg->errors, 1);
+		if (r == -ENOENT)
+			r = -EIO;
+	}
+	return r;
+}
+
+static size_t find_extent(const struct reg_file *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->next;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->ext[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Reads committed content. When a chunk fails its check after some bytes
+ * were read: with partial, those bytes (a CLI copying a file writes what
+ * is right); else the error, since a short read means the end of the file
+ * to FUSE, whose kernel then shrinks the file it caches (cat through the
+ * mount would copy a truncated file and exit 0). */
+static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
+			      uint64_t off, bool partial)
+{
+	size_t i, done = 0, n;
+	uint64_t in, end;
+	struct rext *x;
+	int r;
+
+	if (off >= f->size)
+		return 0;
+	if (size > f->size - off)
+		size = (size_t)(f->size - off);
+	for (i = find_extent(f, off); done < size; done += n) {
+		while (i < f->next && f->ext[i].off + f->ext[i].len <=
+		       off + done)
+			i++;
+		if (i >= f->next || f->ext[i].off > off + done) {
+			/* a hole */
+			end = i < f->next ? f->ext[i].off : f->size;
+			n = end - (off + done) < size - done ?
+			    (size_t)(end - (off + done)) : size - done;
+			memset(buf + done, 0, n);
+			continue;
+		}
+		x = &f->ext[i];
+		in = off + done - x->off;
+		n = x->len - in;
+		if (n > size - done)
+			n = size - done;
+		if (in == 0 && n == x->len) {
+			/* the whole chunk: verify in place, no copy */
+			r = read_extent(f, i, buf + done);
+			if (r < 0)
+				return partial && done ? (ssize_t)done : r;
+		} else {
+			pthread_mutex_lock(&f->lock);
+			if (f->cidx != i) {
+				if (!f->cbuf)
+					f->cbuf = malloc(f->reg->chunker.max_size);
+				r = f->cbuf ? read_extent(f, i, f->cbuf) :
+					      -ENOMEM;
+				if (r < 0) {
+					f->cidx = SIZE_MAX;
+					pthread_mutex_unlock(&f->lock);
+					return partial && done ? (ssize_t)done
+							       : r;
+				}
+				f->cidx = i;
+			}
+			memcpy(buf + done, f->cbuf + in, n);
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
+		       uint64_t off, bool partial)
+{
+	ssize_t n;
+
+	if (f->snap) {
+		pthread_mutex_lock(&f->lock);
+		/* records appended since: read on, as from any log file */
+		if (f->kind == REG_AUDITLOG && off + size > f->snap_len)
+			audit_more(f);
+		if (off >= f->snap_len)
+			size = 0;
+		else if (size > f->snap_len - off)
+			size = (size_t)(f->snap_len - off);
+		if (size)
+			memcpy(buf, f->snap + off, size);
+		pthread_mutex_unlock(&f->lock);
+		return (ssize_t)size;
+	}
+	if (f->ws) {
+		struct wstate *ws = f->ws;
+
+		pthread_mutex_lock(&ws->lock);
+		n = ws_spool(f->reg, ws, f->uid);
+		if (n == 0)
+			n = spool_read(f->reg, ws->sp, buf, size, off);
+		pthread_mutex_unlock(&ws->lock);
+	} else {
+		n = read_committed(f, buf, size, off, partial);
+	}
+	if (n > 0 && !f->quiet) {
+		atomic_fetch_add(&f->reg->reads, 1);
+		atomic_fetch_add(&f->reg->read_bytes, (uint64_t)n);
+	}
+	return n;
+}
+
+ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
+{
+	if (!f || (!buf && size))
+		return -EINVAL;
+	return read_at(f, buf, size, off, false);
+}
+
+/* lseek SEEK_DATA/SEEK_HOLE in content without holes (a stream, a
+ * snapshot). */
+static int seek_dense(uint64_t size, uint64_t off, int whence, uint64_t *ret)
+{
+	if (off >= size)
+		return -ENXIO;
+	*ret = whence == SEEK_DATA ? off : size;
+	return 0;
+}
+
+int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
+{
+	uint64_t x = off;
+	size_t i;
+	int r;
+
+	if (!f || !ret || (whence != SEEK_DATA && whence != SEEK_HOLE))
+		return -EINVAL;
+	if (f->ws) {
+		pthread_mutex_lock(&f->ws->lock);
+		r = f->ws->sp ? spool_seek(f->ws->sp, off, whence, ret) :
+				seek_dense(f->ws->size, off, whence, ret);
+		pthread_mutex_unlock(&f->ws->lock);
+		return r;
+	}
+	if (f->snap)
+		return seek_dense(f->snap_len, off, whence, ret);
+	if (off >= f->size)
+		return -ENXIO;
+	for (i = find_extent(f, off); i < f->next &&
+	     f->ext[i].off + f->ext[i].len <= off; i++)
+		;
+	if (whence == SEEK_DATA) {
+		if (i >= f->next)
+			return -ENXIO;
+		x = f->ext[i].off > off ? f->ext[i].off : off;
+	} else {
+		for (; i < f->next && f->ext[i].off <= x; i++)
+			x = f->ext[i].off + f->ext[i].len;
+		if (x > f->size)
+			x = f->size;
+	}
+	*ret = x;
+	return 0;
+}
+
+ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
+		  uint64_t off)
+{
+	struct wstate *ws;
+	ssize_t n;
+
+	if (!f || (!buf && size))
+		return -EINVAL;
+	if (f->sealed)
+		return -EROFS;
+	if (!f->writer || !f->ws)
+		return -EBADF;
+	if (off + size > MAX_FILE_SIZE)
+		return -EFBIG;
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	if (ws->sealed) {
+		pthread_mutex_unlock(&ws->lock);
+		return -EROFS;
+	}
+	if (f->flags & O_APPEND)
+		off = ws->size;
+	if (ws->stream && !ws->stream->committed && !ws->stream->copied &&
+	    !ws->stream->finished && off == ws->stream->end) {
+		/* in order from the start: chunk and store it now (not after
+		   a commit that failed past stream_finish(): its size and
+		   digest are taken) */
+		n = stream_write(f->reg, ws->stream, buf, size);
+		if (n == 0)
+			n = (ssize_t)size;
+	} else {
+		n = ws_spool(f->reg, ws, f->uid);
+		if (n == 0)
+			n = spool_write(f->reg, ws->sp, buf, size, off);
+	}
+	if (n >= 0) {
+		if (ws->sp)
+			ws->size = spool_size(ws->sp);
+		else if (off + (uint64_t)n > ws->size)
+			ws->size = off + (uint64_t)n;
+		ws->dirty = true;
+		ws->times_kept = false;
+		atomic_fetch_add(&f->reg->write_bytes, (uint64_t)n);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return n;
+}
+
+ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
+		       struct reg_file *out, uint64_t off_out, size_t len)
+{
+	struct wstate *ws;
+	struct stream *s;
+	ssize_t r;
+	size_t i;
+
+	if (!in || !out)
+		return -EINVAL;
+	if (in->reg != out->reg)
+		return -EXDEV;
+	if (in->snap || in->ws)
+		return -EOPNOTSUPP; /* no committed content to share */
+	if (off_in >= in->size)
+		return 0;
+	if (!out->writer || !out->ws)
+		return -EBADF;
+	ws = out->ws;
+	pthread_mutex_lock(&ws->lock);
+	s = ws->stream;
+	if (ws->sealed) {
+		r = -EROFS;
+	} else if (!s || s->committed || s->copied || s->err || s->end ||
+		   off_in || off_out || len < in->size) {
+		/* only a whole file into a new one: anything else is copied
+		   by the caller through read and write */
+		r = -EOPNOTSUPP;
+	} else {
+		r = 0;
+		for (i = 0; i < in->next && r == 0; i++) {
+			struct chunk_ent e = { .len = in->ext[i].len,
+					       .dup_of = -1,
+					       .key = in->ext[i].key,
+					       .loc = in->ext[i].loc };
+
+			chunk_key_id(&in->ext[i].key, &e.id);
+			s->in.end = in->ext[i].off; /* holes stay */
+			r = ingest_push(&s->in, &e);
+		}
+		if (r == 0) {
+			s->copied = true;
+			s->copied_digest = in->digest;
+			s->nodigest = in->nodigest;
+			s->pos = s->end = in->size;
+			ws->size = in->size;
+			ws->dirty = true;
+			ws->times_kept = false;
+			r = (ssize_t)in->size;
+		} else {
+			s->err = (int)r;
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+	return r;
+}
+
+/* Commits f's write state for a close by process pid (0: unknown) or an
+ * fsync (pid 0): the first close by a process that created or wrote a
+ * new file of a draft makes it outlive its writer. */
+static int file_commit(struct reg_file *f, const struct reg_caller *who,
+		       int pid)
+{
+	struct wstate *ws = f->ws;
+	int r = 0;
+
+	if (!f->writer || !ws)
+		return 0;
+	pthread_mutex_lock(&ws->lock);
+	if ((ws->dirty || !ws->born) && !ws->discarded)
+		r = ws_commit(f->reg, who, ws,
+			      ws_wrote(ws, pid) ? COMMIT_BIRTH : 0);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		atomic_fetch_add(&f->reg->errors, 1);
+	return r;
+}
+
+int reg_flush(struct reg_file *f, const struct reg_caller *who)
+{
+	if (!f || !who)
+		return -EINVAL;
+	return file_commit(f, who, 0);
+}
+
+bool reg_file_pending(const struct reg_file *f)
+{
+	return f && f->writer && f->ws && f->kind == REG_PENDING;
+}
+
+bool reg_file_unfinished(const struct reg_file *f)
+{
+	/* read without the lock: a stale answer costs a look-up or
+	   misses a writer that wrote after its first close (born) */
+	return f && f->writer && f->ws &&
+	       (f->kind == REG_PENDING || !f->ws->born);
+}
+
+void reg_file_writer(struct reg_file *f, int pid)
+{
+	struct wstate *ws = f ? f->ws : NULL;
+	int i;
+
+	if (!reg_file_unfinished(f))
+		return;
+	pthread_mutex_lock(&ws->lock);
+	for (i = 0; i < ws->nwpids && i < WS_WRITERS; i++)
+		if (ws->wpids[i] == pid)
+			break;
+	if (i == ws->nwpids) {
+		if (i < WS_WRITERS)
+			ws->wpids[i] = pid;
+		ws->nwpids++;
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+int reg_close(struct reg_file *f, const struct reg_caller *who,
+	      const struct reg_closing *how)
+{
+	struct wstate *ws;
+	int r;
+
+	if (!f || !who || !how)
+		return -EINVAL;
+	if (!reg_file_pending(f))
+		return file_commit(f, who, how->pid);
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	r = pending_closed(f->reg, ws, who, how);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		atomic_fetch_add(&f->reg->errors, 1);
+	return r;
+}
+
+/* Is f the last handle of its write state? */
+static bool last_handle(struct reg_file *f)
+{
+	bool only;
+
+	pthread_mutex_lock(&f->reg->lock);
+	only = f->ws->refs == 1;
+	pthread_mutex_unlock(&f->reg->lock);
+	return only;
+}
+
+/* The release of the last handle of a pending file: it is done now when
+ * its last close was not seen (the file system could not tell which close
+ * was the last); a removal that failed at its last close is tried again. */
+static void pending_released(struct reg_file *f)
+{
+	static const struct reg_closing last = { .known = true };
+	struct wstate *ws = f->ws;
+	struct reg_caller who;
+	int r;
+
+	pthread_mutex_lock(&ws->lock);
+	if (ws->closer_known)
+		who = ws->closer;
+	else
+		reg_caller_self(&who);
+	r = pending_closed(f->reg, ws, &who, &last);
+	pthread_mutex_unlock(&ws->lock);
+	if (r < 0)
+		log_err(r, "cannot register inode %llu on release",
+			(unsigned long long)f->ino);
+}
+
+void reg_release(struct reg_file *f)
+{
+	struct reg_caller self;
+	bool last;
+	int r;
+
+	if (!f)
+		return;
+	if (f->ws) {
+		last = !f->internal && last_handle(f);
+		/* (a reader's handle may be the last one of a pending file
+		   whose writers' closes saw the reader's descriptor) */
+		if (last && f->kind == REG_PENDING)
+			pending_released(f);
+		/* bytes not committed yet (written through a mapping); a new
+		   file whose writer's close was not seen */
+		if (f->writer && !f->ws->sealed &&
+		    (f->ws->dirty || (last && !f->ws->born))) {
+			reg_caller_self(&self);
+			r = reg_flush(f, &self);
+			if (r < 0)
+				log_err(r, "cannot commit inode %llu on release",
+					(unsigned long long)f->ino);
+		}
+		ws_put(f->reg, f->ws);
+	}
+	file_free(f);
+}
+
+/* ---- create and setattr ------------------------------------------------ */
+
+struct create_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t parent;
+	const char *name;
+	mode_t mode;
+	bool entered;             /* writers_enter(rec.version) done */
+	struct inode_rec rec;
+};
+
+static int do_create(struct idx_txn *t, void *arg)
+{
+	struct create_arg *a = arg;
+	struct inode_rec p, v;
+	uint64_t ino;
+	int r;
+
+	if (a->parent == REG_MODELS_INO)
+		return -EPERM;
+	if ((r = ino_get(t, a->parent, &p)) < 0)
+		return r;
+	if (!S_ISDIR(p.mode))
+		return -ENOTDIR;
+	if (name_get(t, p.ino, a->name, &ino) == 0)
+		return -EEXIST;
+	if (p.kind == REG_MODEL) {
+		if (strcmp(a->name, "stages") == 0)
+			return -EEXIST;
+		if ((r = ino_alloc(t, &ino)) < 0)
+			return r;
+		rec_new(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
+			p.ino, 0, a->name);
+	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
+		if (p.flags & INODE_SEALED)
+			return -EROFS;
+		if (p.kind == REG_DIR) {
+			if ((r = ino_get(t, p.version, &v)) < 0)
+				return r;
+			if (v.flags & INODE_SEALED)
+				return -EROFS;
+		}
+		if ((r = ino_alloc(t, &ino)) < 0)
+			return r;
+		rec_new(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
+			p.model, p.kind == REG_VERSION ? p.ino : p.version,
+			a->name);
+		p.mtime = p.ctime = now_ns();
+		if ((r = ino_put(t, &p)) < 0)
+			return r;
+		/* no seal runs now: this only counts us */
+		if (!a->entered &&
+		    (r = writers_enter(a->reg, a->rec.version)) < 0)
+			return r;
+		a->entered = true;
+	} else {
+		return -EPERM;
+	}
+	/* it dies with us until its first commit (a pending file: until
+	   it is registered) */
+	if ((r = pending_add(a->reg, t, ino)) < 0 ||
+	    (r = ino_put(t, &a->rec)) < 0)
+		return r;
+	return name_put(t, p.ino, a->name, ino, 0);
+}
+
+int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
+	       uint64_t parent, const char *name, mode_t mode, int flags,
+	       struct reg_attr *ret_attr, struct reg_file **ret_file)
+{
+	struct create_arg a = { .reg = reg, .who = who, .parent = parent,
+				.name = name, .mode = mode };
+	struct reg_file *f;
+	int r;
+
+	if (!reg || !who || !name || !ret_attr || !ret_file)
+		return -EINVAL;
+	if (strlen(name) > REG_FNAME_MAX)
+		return -ENAMETOOLONG;
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
+		return -EPERM;
+	r = reg_txn(reg, do_create, &a);
+	audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		.op = "create", .path = name });
+	if (r >= 0 && !(f = file_new(reg, a.rec.ino)))
+		r = -ENOMEM;
+	if (r < 0) {
+		if (a.entered)
+			writers_leave(reg, a.rec.version);
+		return r;
+	}
+	f->uid = who->uid;
+	f->entered = a.entered;
+	f->kind = a.rec.kind;
+	f->version = a.rec.version;
+	f->flags = flags | O_RDWR;
+	f->writer = true;
+	r = file_count(reg, f->ino);
+	if (r == 0) {
+		f->counted = true;
+		r = attach_ws(reg, f, true, true);
+	}
+	if (r < 0) {
+		file_free(f);
+		return r;
+	}
+	if (f->kind == REG_FILE) {
+		/* (nobody else has the new inode yet) */
+		pthread_mutex_lock(&f->ws->lock);
+		f->ws->born = false;
+		pthread_mutex_unlock(&f->ws->lock);
+	}
+	rec_to_attr(&a.rec, ret_attr);
+	*ret_file = f;
+	return 0;
+}
+
+struct setattr_arg {
+	struct mreg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t ino;
+	const struct reg_setattr *sa;
+	struct inode_rec rec, old;
+	bool sealed_version;
+	char reason[256];             /* a refusal by policy: why */
+};
+
+static int64_t set_time(const struct timespec *ts)
+{
+	if (ts->tv_nsec == UTIME_NOW)
+		return now_ns();
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int do_setattr(struct idx_txn *t, void *arg)
+{
+	struct setattr_arg *a = arg;
+	const struct reg_setattr *sa = a->sa;
+	struct inode_rec *r = &a->rec, v;
+	bool sealed;
+	int e;
+
+	a->sealed_version = false;
+	a->reason[0] = '\0';
+	if ((e = ino_get(t, a->ino, r)) < 0)
+		return e;
+	a->old = *r;
+	sealed = (r->flags & INODE_SEALED) != 0;
+	if (!sealed && r->version && r->kind != REG_VERSION) {
+		if ((e = ino_get(t, r->version, &v)) < 0)
+			return e;
+		sealed = (v.flags & INODE_SEALED) != 0;
+	}
+	if (r->kind == REG_STAGE || r->kind == REG_STAGES)
+		return (sa->valid & ~(REG_SET_ATIME | REG_SET_MTIME)) ?
+		       -EPERM : 0;
+	if (sealed) {
+		/* chmod a-w again, or chown by an admin: no content change */
+		if (r->kind == REG_VERSION &&
+		    !(sa->valid & ~(REG_SET_MODE | REG_SET_UID | REG_SET_GID |
+				    REG_SET_ATIME)) &&
+		    (!(sa->valid & REG_SET_MODE) || !(sa->mode & 0222))) {
+			if (sa->valid & REG_SET_MODE)
+				r->mode = (r->mode & S_IFMT) |
+					  (sa->mode & 07777);
+		} else if (sa->valid == REG_SET_ATIME) {
+			return 0;
+		} else {
+			return -EROFS;
+		}
+	} else if (sa->valid & REG_SET_MODE) {
+		r->mode = (r->mode & S_IFMT) | (sa->mode & 07777);
+	}
+	if (sa->valid & REG_SET_UID)
+		r->uid = sa->uid;
+	if (sa->valid & REG_SET_GID)
+		r->gid = sa->gid;
+	if (sa->valid & REG_SET_ATIME)
+		r->atime = set_time(&sa->atime);
+	if (sa->valid & REG_SET_MTIME)
+		r->mtime = set_time(&sa->mtime);
+	r->ctime = now_ns();
+	if ((e = policy_attr_txn(t, a->who, &a->old, r, a->reason,
+				 sizeof(a->reason))) < 0)
+		return e;
+	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
+	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
+		/* chmod a-w of a draft seals it */
+		if ((e = ino_put(t, r)) < 0)
+			return e;
+		e = seal_txn(a->reg, t, a->who, r);
+		if (e < 0 && e != -EALREADY)
+			return e;
+		a->sealed_version = true;
+		return ino_get(t, a->ino, r);
+	}
+	return ino_put(t, r);
+}
+
+/* Times were set on file ino: when it is open for writing here, its next
+ * commit keeps them (unless it is written again first). */
+static void ws_times_kept(struct mreg_registry *reg, uint64_t ino)
+{
+	struct wstate *ws;
+
+	ws = ws_get(reg, ino);
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->times_kept = true;
+	pthread_mutex_unlock(&ws->lock);
+	ws_put(reg, ws);
+}
+
+/* Truncates file ino to size: through its write state when it is open
+ * here, else through a short-lived one; committed before returning. */
+static int truncate_file(struct mreg_registry *reg,
+			 const struct reg_caller *who, uint64_t ino,
+			 uint64_t size)
+{
+	struct reg_file *f;
+	struct wstate *ws;
+	int r;
+
+	if (size > MAX_FILE_SIZE)
+		return -EFBIG;
+	r = reg_open(reg, who, ino, O_RDWR, &f);
+	if (r < 0)
+		return r;
+	ws = f->ws;
+	pthread_mutex_lock(&ws->lock);
+	f->internal = true;
+	if (ws->sealed) {
+		r = -EROFS;
+	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
+		r = spool_truncate(reg, ws->sp, size);
+		if (r == 0) {
+			ws->size = size;
+			ws->dirty = true;
+			ws->times_kept = false;
+			/* another handle has it open: its flush commits (and
+			   a pending file registers when its writer closes
+			   it) */
+			r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws, 0);
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+	reg_release(f);
+	return r < 0 ? r : 0;
+}
+
+/* What a setattr is called in the audit trail. */
+static const char *setattr_op(const struct reg_setattr *sa)
+{
+	if (sa->valid & REG_SET_MODE)
+		return "chmod";
+	if (sa->valid & (REG_SET_UID | REG_SET_GID))
+		return "chown";
+	return "utimens";
+}
+
+int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
+		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
+		struct reg_attr *ret)
+{
+	struct setattr_arg a = { .reg = reg, .who = who, .ino = ino, .sa = sa };
+	struct reg_setattr rest;
+	int r;
+
+	if (!reg || !who || !sa || !ret)
+		return -EINVAL;
+	if (ino <= REG_METRICS_INO)
+		return ino == REG_AUDITLOG_INO ? -EACCES : -EPERM;
+	rest = *sa;
+	if (sa->valid & REG_SET_SIZE) {
+		struct reg_attr cur;
+
+		r = reg_getattr(reg, ino, &cur);
+		if (r < 0)
+			return r;
+		if (S_ISDIR(cur.mode))
+			return -EISDIR;
+		if (cur.sealed) {
+			audit_ino_failure(reg, who, -EROFS, ino,
+					  &(struct audit_ev){ .op = "truncate" });
+			return -EROFS;
+		}
+		if (cur.kind != REG_FILE && cur.kind != REG_PENDING)
+			return -EINVAL;
+		(void)fh; /* the write state is shared: any handle will do */
+		r = truncate_file(reg, who, ino, sa->size);
+		if (r < 0)
+			return r;
+		rest.valid &= ~REG_SET_SIZE;
+	}
+	if (rest.valid) {
+		r = reg_txn(reg, do_setattr, &a);
+		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+			.op = setattr_op(sa),
+			.reason = a.reason[0] ? a.reason : NULL });
+		if (r < 0)
+			return r;
+		if (a.sealed_version)
+			version_writers_seal(reg, a.rec.ino);
+		if (rest.valid & REG_SET_MTIME)
+			ws_times_kept(reg, ino);
+		rec_to_attr(&a.rec, ret);
+		if (fh && fh->ws)
+			ret->size = fh->ws->size;
+		return 0;
+	}
+	r = reg_getattr(reg, ino, ret);
+	if (r == 0 && fh && fh->ws)
+		ret->size = fh->ws->size;
+	return r;
+}
+
+/* ---- the audit log as a file ------------------------------------------- */
+
+struct snap_arg {
+	struct strbuf sb;
+	uint64_t last;
+};
+
+static int snap_line(void *arg, uint64_t seq, const char *json, size_t len)
+{
+	struct snap_arg *a = arg;
+
+	strbuf_add(&a->sb, json, len);
+	strbuf_addch(&a->sb, '\n');
+	a->last = seq;
+	return 0;
+}
+
+static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f)
+{
+	struct snap_arg a = { .last = 0 };
+	int r;
+
+	strbuf_init(&a.sb);
+	r = reg_audit(reg, 0, snap_line, &a);
+	if (r < 0) {
+		strbuf_release(&a.sb);
+		return r;
+	}
+	f->snap = strbuf_detach(&a.sb, &f->snap_len);
+	f->snap_seq = a.last;
+	return 0;
+}
+
+/* Appends to an open audit.log the records written since it was read
+ * last (f->lock held). A failure leaves it as it was: the reader sees
+ * the end of the file, and tries again at its next read. */
+static void audit_more(struct reg_file *f)
+{
+	struct snap_arg a = { .last = f->snap_seq };
+	char *n;
+
+	strbuf_init(&a.sb);
+	if (reg_audit(f->reg, f->snap_seq + 1, snap_line, &a) < 0 ||
+	    !a.sb.len || !(n = realloc(f->snap, f->snap_len + a.sb.len))) {
+		strbuf_release(&a.sb);
+		return;
+	}
+	memcpy(n + f->snap_len, a.sb.buf, a.sb.len);
+	f->snap = n;
+	f->snap_len += a.sb.len;
+	f->snap_seq = a.last;
+	strbuf_release(&a.sb);
+}
+
+/* ---- cat ---------------------------------------------------------------- */
+
+int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
+	    const char *path, int fd)
+{
+	struct reg_caller self;
+	struct reg_attr a;
+	struct reg_file *f;
+	char *full;
+	uint8_t *buf;
+	uint64_t off = 0;
+	ssize_t n, w;
+	int r;
+
+	if (!reg || !model || !version || !path || fd < 0)
+		return -EINVAL;
+	if (asprintf(&full, "%s/%s/%s", model, version, path) < 0)
+		return -ENOMEM;
+	r = reg_resolve(reg, full, &a);
+	free(full);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(a.mode))
+		return -EISDIR;
+	if (a.kind != REG_FILE)
+		return -EINVAL;
+	reg_caller_self(&self);
+	r = reg_open(reg, &self, a.ino, O_RDONLY, &f);
+	if (r < 0)
+		return r;
+	buf = malloc(1u << 20);
+	if (!buf) {
+		reg_release(f);
+		return -ENOMEM;
+	}
+	for (;;) {
+		n = read_at(f, buf, 1u << 20, off, true);
+		if (n <= 0) {
+			r = (int)n;
+			break;
+		}
+		for (w = 0; w < n;) {
+			ssize_t k = write(fd, buf + w, (size_t)(n - w));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				r = -errno;
+				goto out;
+			}
+			w += k;
+		}
+		off += (uint64_t)n;
+	}
+out:
+	free(buf);
+	reg_release(f);
+	return r;
+}
