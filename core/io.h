@@ -32,7 +32,7 @@
  *	spool_write  a write or truncation of a spool file
  *	fsync        a sync call (a pack's unsynced bytes are then lost, as
  *	             a kernel may drop dirty pages whose writeback failed)
- *	read         a chunk read (store_read and store_read_raw)
+ *	read         a chunk read (store_get and store_get_raw)
  *	map_full     an index write transaction, at its commit: -ENOSPC, as
  *	             when LMDB's map is full and cannot grow
  *   The error is a name (ENOSPC, EIO, EDQUOT, EROFS, ENOMEM) or a number;

@@ -14,7 +14,7 @@ static const char *prog = "mreg";
 void log_set_level(enum log_level lvl) { min_level = lvl; }
 void log_set_prog(const char *p) { prog = p; }
 
-void uid_name(uid_t uid, char *buf, size_t size)
+void util_uid_name(uid_t uid, char *buf, size_t size)
 {
 	struct passwd pw, *res = NULL;
 	char tmp[1024];

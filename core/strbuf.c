@@ -141,7 +141,7 @@ static size_t utf8_len(const uint8_t *p, size_t left)
 	return n;
 }
 
-void strbuf_add_json(struct strbuf *sb, const void *p, size_t len)
+void json_quote(struct strbuf *sb, const void *p, size_t len)
 {
 	const uint8_t *s = p;
 	size_t i = 0, n;
@@ -176,7 +176,7 @@ void strbuf_add_json(struct strbuf *sb, const void *p, size_t len)
 	strbuf_addch(sb, '"');
 }
 
-void strbuf_add_jsons(struct strbuf *sb, const char *s)
+void json_quotes(struct strbuf *sb, const char *s)
 {
-	strbuf_add_json(sb, s, s ? strlen(s) : 0);
+	json_quote(sb, s, s ? strlen(s) : 0);
 }

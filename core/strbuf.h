@@ -29,7 +29,7 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 /* Appends len bytes as a JSON string with quotes: control characters,
  * quotes, backslashes and bytes that are not valid UTF-8 are escaped
  * (\u00XX), so every line built with it parses. */
-void strbuf_add_json(struct strbuf *sb, const void *p, size_t len);
-void strbuf_add_jsons(struct strbuf *sb, const char *s);
+void json_quote(struct strbuf *sb, const void *p, size_t len);
+void json_quotes(struct strbuf *sb, const char *s);
 
 #endif

@@ -1,5 +1,5 @@
 /* closer.c — who closes a descriptor of a file of this mount, and how,
- * learned from /proc: what the registry's close rule (reg_close() in
+ * learned from /proc: what the registry's close rule (reg_file_close() in
  * core/registry/registry.h) needs to know and the kernel does not say.
  * Linux only.
  *

@@ -58,7 +58,7 @@ struct options {
 	char *fuse_opts;     /* other -o options, comma separated, or NULL */
 };
 
-/* The thread that calls registry_tick() (and gives freed memory back) and
+/* The thread that calls reg_tick() (and gives freed memory back) and
  * raises the readahead. */
 struct housekeeper {
 	struct mregfs *fs;
@@ -428,7 +428,7 @@ static void *housekeeping(void *arg)
 		if (h->stop)
 			break;
 		pthread_mutex_unlock(&h->lock);
-		registry_tick(h->fs->reg);
+		reg_tick(h->fs->reg);
 		pt_tick(h->fs);
 #ifdef __GLIBC__
 		/* Give back what a burst freed (10,000 files opened at once
@@ -526,7 +526,7 @@ static void policy_differs(void *arg, const char *msg)
  * they moved there; core logs it), and a config that disagrees with the
  * stored ones is reported, not applied. A config whose policy cannot be
  * imported (an unknown group, a missing hook program) stops the start. */
-static int adopt_policy(struct mreg_registry *reg,
+static int adopt_policy(struct reg_registry *reg,
 			const struct mreg_config *cfg)
 {
 	const char *path = cfg->path ? cfg->path : "(none)";
@@ -554,11 +554,11 @@ static int adopt_policy(struct mreg_registry *reg,
  * is as likely a typo as a new store. */
 static int open_registry(const struct mreg_config *cfg, const char *store,
 			 bool named, const char *mountpoint,
-			 struct mreg_registry **ret)
+			 struct reg_registry **ret)
 {
 	int r;
 
-	r = registry_open_flags(cfg, store, named ? REG_OPEN_EXISTING : 0,
+	r = reg_open_flags(cfg, store, named ? REG_OPEN_EXISTING : 0,
 				ret);
 	if (r == -ENOENT) {
 		log_msg(LOG_LVL_ERROR, "no store at '%s': make one with 'mreg "
@@ -567,13 +567,13 @@ static int open_registry(const struct mreg_config *cfg, const char *store,
 	}
 	if (r < 0)
 		return log_err(r, "cannot open store '%s'", store);
-	r = registry_set_mount(*ret, mountpoint);
+	r = reg_set_mount(*ret, mountpoint);
 	if (r < 0)
 		log_err(r, "cannot open store '%s'", store);
 	else
 		r = adopt_policy(*ret, cfg);
 	if (r < 0) {
-		registry_close(*ret);
+		reg_close(*ret);
 		*ret = NULL;
 	}
 	return r;
@@ -647,7 +647,7 @@ int main(int argc, char **argv)
 			  &fs.reg) < 0)
 		goto out;
 	if (!o.foreground) {
-		registry_close(fs.reg);
+		reg_close(fs.reg);
 		fs.reg = NULL;
 	}
 	fs.cfg = &cfg;
@@ -740,7 +740,7 @@ out:
 		fuse_session_destroy(se);
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
-	registry_close(fs.reg);
+	reg_close(fs.reg);
 	fuse_opt_free_args(&args);
 	free(fopts);
 	free(store);

@@ -43,7 +43,7 @@ struct pt;
 
 /* The daemon's state: the userdata of the FUSE session. */
 struct mregfs {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct mreg_config *cfg;
 	struct fuse_session *se;
 	struct inval_queue *inval;   /* kernel cache invalidations */

@@ -384,7 +384,7 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	caller_of(req, &who, NULL, 0);
-	r = reg_create(fs->reg, &who, parent, name, mode & 07777,
+	r = reg_file_create(fs->reg, &who, parent, name, mode & 07777,
 		       O_WRONLY | O_CREAT | O_EXCL, &a, &f);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -392,8 +392,8 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* Like create and close: an empty file at a model root registers
 	   (nobody has a descriptor of it). */
-	r = reg_close(f, &who, &(struct reg_closing){ .known = true });
-	reg_release(f);
+	r = reg_file_close(f, &who, &(struct reg_closing){ .known = true });
+	reg_file_release(f);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -538,7 +538,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r;
 
 	caller_of(req, &who, NULL, 0);
-	r = reg_open(fs_of(req)->reg, &who, ino, fi->flags, &f);
+	r = reg_file_open(fs_of(req)->reg, &who, ino, fi->flags, &f);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -553,7 +553,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->noflush = 1;
 	if (pt_reply_open(req, ino, fi, f) < 0) {
 		/* the opener was interrupted: no release will come */
-		reg_release(f);
+		reg_file_release(f);
 	}
 }
 
@@ -571,7 +571,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	caller_of(req, &who, NULL, 0);
-	r = reg_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
+	r = reg_file_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
 		       fi->flags, &a, &f);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -585,7 +585,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.attr_timeout = attr_timeout(&a);
 	e.entry_timeout = entry_timeout(&a);
 	if (pt_reply_create(req, &e, fi) < 0)
-		reg_release(f);
+		reg_file_release(f);
 }
 
 static void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -599,7 +599,7 @@ static void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = reg_read(file_of(fi), buf, size, (uint64_t)off);
+	n = reg_file_read(file_of(fi), buf, size, (uint64_t)off);
 	pt_read(req, ino, n > 0 ? (size_t)n : 0);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -613,7 +613,7 @@ static void mfs_write(fuse_req_t req, UNUSED fuse_ino_t ino, const char *buf,
 	ssize_t n;
 
 	note_writer(req, file_of(fi));
-	n = reg_write(file_of(fi), buf, size, (uint64_t)off);
+	n = reg_file_write(file_of(fi), buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -635,13 +635,13 @@ static void mfs_flush(fuse_req_t req, fuse_ino_t ino,
 		closer_probe(fs_of(req), (int)who.pid, ino, &how);
 	else if (reg_file_unfinished(f))
 		how.pid = closer_tgid((int)who.pid);
-	reply_status(req, reg_close(f, &who, &how));
+	reply_status(req, reg_file_close(f, &who, &how));
 }
 
 static void mfs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	reg_release(file_of(fi));
+	reg_file_release(file_of(fi));
 	pt_release(req, ino);
 	fuse_reply_err(req, 0);
 }
@@ -652,7 +652,7 @@ static void mfs_fsync(fuse_req_t req, UNUSED fuse_ino_t ino,
 	struct reg_caller who;
 
 	caller_of(req, &who, NULL, 0);
-	reply_status(req, reg_flush(file_of(fi), &who));
+	reply_status(req, reg_file_flush(file_of(fi), &who));
 }
 
 static struct reg_dir *dir_of(const struct fuse_file_info *fi)
@@ -822,7 +822,7 @@ static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
 	struct statvfs st;
 
 	/* The space is the store's file system's: that is what runs out. */
-	if (statvfs(registry_path(fs_of(req)->reg), &st) < 0) {
+	if (statvfs(reg_path(fs_of(req)->reg), &st) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -935,7 +935,7 @@ static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
 {
 	ssize_t n;
 
-	n = reg_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out),
+	n = reg_file_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out),
 			   (uint64_t)off_out, len);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -952,7 +952,7 @@ static void mfs_lseek(fuse_req_t req, UNUSED fuse_ino_t ino, off_t off,
 	int r;
 
 	r = off < 0 ? -ENXIO :
-	    reg_lseek(file_of(fi), (uint64_t)off, whence, &pos);
+	    reg_file_lseek(file_of(fi), (uint64_t)off, whence, &pos);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else

@@ -714,7 +714,7 @@ void pt_start(struct mregfs *fs)
 	else if (!has_cap_sys_admin())
 		off = SERVE_FALLBACK_PRIVILEGE;
 	if (off == SERVE_OPEN_PASSTHROUGH) {
-		pt->dir = serve_dir(fs->cfg, registry_path(fs->reg));
+		pt->dir = serve_dir(fs->cfg, reg_path(fs->reg));
 		p.dir = pt->dir;
 		p.capacity = fs->cfg->serve_size;
 		/* test knobs: hot at the first open; slow hydration */
@@ -747,7 +747,7 @@ void pt_start(struct mregfs *fs)
 			 "serves every file itself");
 	serve_set_off(pt->cache, off);
 	fs->pt = pt;
-	registry_set_serve(fs->reg, pt->cache);
+	reg_set_serve(fs->reg, pt->cache);
 }
 
 void pt_init(struct mregfs *fs, struct fuse_conn_info *conn)
@@ -867,7 +867,7 @@ void pt_stop(struct mregfs *fs)
 
 	if (!pt)
 		return;
-	registry_set_serve(fs->reg, NULL);
+	reg_set_serve(fs->reg, NULL);
 	/* the connection is gone, and the backing ids with it */
 	for (b = 0; b < PT_BUCKETS; b++)
 		while ((pi = pt->inodes[b])) {

@@ -193,7 +193,7 @@ int be_audit_verify(struct cli *c,
 
 const char *be_path(struct cli *c)
 {
-	return c->mnt ? mount_path(c->mnt) : registry_path(c->reg);
+	return c->mnt ? mount_path(c->mnt) : reg_path(c->reg);
 }
 
 int be_needs_store(struct cli *c)

@@ -556,7 +556,7 @@ const char *iso_time(int64_t secs, char *buf, size_t size)
 
 const char *user_name(uid_t uid, char *buf, size_t size)
 {
-	uid_name(uid, buf, size);
+	util_uid_name(uid, buf, size);
 	return buf;
 }
 

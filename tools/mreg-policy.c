@@ -156,7 +156,7 @@ static void show_text(struct cli *c, const struct pol_list *l)
 	size_t i;
 
 	printf("# stage policies and hooks stored in the registry '%s'\n",
-	       registry_path(c->reg));
+	       reg_path(c->reg));
 	for (i = 0; i < l->n; i++) {
 		if (!l->v[i].stage)
 			continue;

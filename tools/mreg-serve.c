@@ -210,7 +210,7 @@ static int sstats_get(struct cli *c, struct sstats *s)
 
 	memset(s, 0, sizeof(*s));
 	if (!c->mnt) {
-		s->dir = serve_dir(&c->cfg, registry_path(c->reg));
+		s->dir = serve_dir(&c->cfg, reg_path(c->reg));
 		if (!s->dir)
 			return -ENOMEM;
 		s->capacity = c->cfg.serve_size;
@@ -326,7 +326,7 @@ int serving_fsck(struct cli *c,
 		 void *arg)
 {
 	struct sfsck s = { c, report, arg };
-	char *dir = serve_dir(&c->cfg, registry_path(c->reg)), *msg;
+	char *dir = serve_dir(&c->cfg, reg_path(c->reg)), *msg;
 	int r;
 
 	if (!dir)

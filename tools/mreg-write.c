@@ -61,7 +61,7 @@ int cmd_init(struct cli *c)
 	/* Through a mount there is no store to make or check. */
 	if ((r = be_needs_store(c)))
 		return r;
-	path = registry_path(c->reg);
+	path = reg_path(c->reg);
 	if (c->json) {
 		json_init(&j, stdout);
 		json_obj_begin(&j);

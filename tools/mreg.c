@@ -891,7 +891,7 @@ static int open_store(struct cli *c)
 	} else {
 		/* only init makes a store: anything else that is not one is
 		   refused, and left as it is */
-		r = registry_open_flags(&c->cfg, c->store,
+		r = reg_open_flags(&c->cfg, c->store,
 					c->cmd->creates_store ? 0 :
 					REG_OPEN_EXISTING, &c->reg);
 	}
@@ -960,7 +960,7 @@ int main(int argc, char **argv)
 				 errstr(errno));
 	}
 out:
-	registry_close(c.reg);
+	reg_close(c.reg);
 	mount_close(c.mnt);
 	release_log(&c);
 	config_release(&c.cfg);

@@ -79,7 +79,7 @@ struct cli {
 
 	struct mreg_config cfg;
 	char *store;            /* the store directory picked */
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct mreg_mount *mnt; /* instead of reg: the store is a mount */
 	struct reg_caller who;
 

@@ -6,20 +6,20 @@
  * grew) live in one place:
  *
  *	static int fn(struct idx_txn *t, void *arg) { ... idx_put(t, ...) ... }
- *	r = index_write(ix, fn, &arg);
+ *	r = idx_write(ix, fn, &arg);
  *
  * A write callback may run more than once (after the map grew): it must not
  * have effects outside the transaction other than on its own arg, which it
  * must reset at its start. Values returned by idx_get() and passed to scan
  * callbacks point into the map and are valid only inside the callback's
  * transaction: copy what you need. Return a negative errno from a callback
- * to abort (the transaction is not committed) and have index_write()
+ * to abort (the transaction is not committed) and have idx_write()
  * return it; return 0 to commit. Transactions do not nest: calling
- * index_read() or index_write() from inside a callback is -EDEADLK.
+ * idx_read() or idx_write() from inside a callback is -EDEADLK.
  *
  * Which tables exist and what their keys are is the registry's business
  * (registry.c writes its key schema down); this module sees byte strings.
- * Keys are at most IDX_MAX_KEY bytes.
+ * Keys are at most IDX_KEY_MAX bytes.
  */
 #ifndef MREG_INDEX_H
 #define MREG_INDEX_H
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IDX_MAX_KEY 511
+#define IDX_KEY_MAX 511
 
 enum idx_table {
 	IDX_META = 0,  /* store-wide settings and counters */
@@ -48,14 +48,14 @@ struct idx_val {
 	size_t len;
 };
 
-struct index_options {
+struct idx_options {
 	uint64_t map_size;   /* initial map size; 0: 64 MiB */
 	unsigned max_readers;/* 0: 4096 */
 	bool sync;           /* false: MDB_NOSYNC (durability = none) */
 	bool read_only;      /* open for reading only (fsck on a read-only fs) */
 };
 
-struct mreg_index;
+struct idx_db;
 struct idx_txn;
 
 /* Opens (creating) the environment in directory dir (files data.mdb and
@@ -63,21 +63,21 @@ struct idx_txn;
  * Clears stale reader slots. opt may be NULL (defaults, sync on).
  * One per process: -EBUSY while this process has one open. A forked child
  * may open its own; it must neither use nor close its parent's handle
- * (index_close() in the child then only frees it).
+ * (idx_close() in the child then only frees it).
  * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO, -ENOTDIR; -EINVAL for a file
  * that is not an LMDB environment (logged with the reason); -ENOENT with
  * read_only when there is no environment or it lacks a table. */
-int index_open(const char *dir, const struct index_options *opt,
-	       struct mreg_index **ret);
+int idx_open(const char *dir, const struct idx_options *opt,
+	       struct idx_db **ret);
 /* Closes; takes NULL. No transaction may be running. Another index may be
  * opened afterwards. */
-void index_close(struct mreg_index *ix);
+void idx_close(struct idx_db *ix);
 
 /* Runs fn in a read-only transaction (a consistent snapshot). Returns what
  * fn returned, or a negative errno if the transaction could not start:
  * -EAGAIN when every reader slot is taken (after clearing stale ones),
  * -EIO, -EDEADLK from inside a callback. Safe from many threads. */
-int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
 	       void *arg);
 /* Runs fn in the write transaction (one at a time across all processes)
  * and commits when fn returns >= 0; returns fn's value then. Grows the map
@@ -87,14 +87,14 @@ int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
  * returned >= 0. Errors: fn's, -ENOSPC (disk or the map's size limit),
  * -EIO, -EROFS on an index opened read_only, -EDEADLK from inside a
  * callback. */
-int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
 		void *arg);
 
 /* True when t may write. */
 bool idx_writable(const struct idx_txn *t);
 
 /* Looks key up. 0 and *ret set, or -ENOENT. Keys must be 1 to
- * IDX_MAX_KEY bytes in every call below, or -EINVAL. */
+ * IDX_KEY_MAX bytes in every call below, or -EINVAL. */
 int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
 	    size_t klen, struct idx_val *ret);
 
@@ -112,7 +112,7 @@ int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
  * An empty prefix (plen 0, prefix may be NULL) matches every key.
  * fn returns 0 to go on, anything else to stop; idx_scan() returns that
  * value, or 0 when the keys ran out. fn must not change table tb (other
- * tables it may). -EINVAL for a prefix or start over IDX_MAX_KEY bytes. */
+ * tables it may). -EINVAL for a prefix or start over IDX_KEY_MAX bytes. */
 int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, const void *start, size_t slen,
 	     int (*fn)(void *arg, const struct idx_val *key,
@@ -129,11 +129,11 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
 
 /* Clears reader slots of dead processes; returns how many. Call it now and
  * then in long-running processes (the daemon does, every minute). */
-int index_reader_check(struct mreg_index *ix);
+int idx_maint(struct idx_db *ix);
 
 /* Bytes the environment uses in data.mdb (pages up to the last one
  * written) and this process's current map size. */
-int index_size(struct mreg_index *ix, uint64_t *ret_used,
+int idx_stats(struct idx_db *ix, uint64_t *ret_used,
 	       uint64_t *ret_map);
 
 /* Big-endian helpers for keys that sort in numeric order. */

@@ -64,14 +64,14 @@ static void get(struct rbuf *r, void *v, size_t len)
 
 #define INODE_FIXED (4 + 4 * 3 + 8 * 5 + 8 * 4 + 8 * 6 + 16 + 4)
 
-size_t inode_rec_max(void)
+size_t rec_inode_max(void)
 {
 	return INODE_FIXED + 256 + 4096;
 }
 
-size_t inode_encode(const struct inode_rec *r, void *buf)
+size_t rec_inode_encode(const struct inode_rec *r, void *buf)
 {
-	struct wbuf w = { buf, 0, inode_rec_max(), false };
+	struct wbuf w = { buf, 0, rec_inode_max(), false };
 	uint8_t format = 2;
 	uint16_t nl = (uint16_t)strnlen(r->name, sizeof(r->name) - 1);
 	uint16_t tl = (uint16_t)strnlen(r->target_path,
@@ -107,7 +107,7 @@ size_t inode_encode(const struct inode_rec *r, void *buf)
 	return w.n;
 }
 
-int inode_decode(const void *p, size_t len, struct inode_rec *ret)
+int rec_inode_decode(const void *p, size_t len, struct inode_rec *ret)
 {
 	struct rbuf r = { p, 0, len, false };
 	struct inode_rec x;
@@ -156,24 +156,24 @@ int inode_decode(const void *p, size_t len, struct inode_rec *ret)
 	return 0;
 }
 
-void chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k)
+void rec_chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k)
 {
 	memcpy(k->b, id->b, MREG_ID_LEN);
 	k->b[MREG_ID_LEN] = (uint8_t)(n >> 8);
 	k->b[MREG_ID_LEN + 1] = (uint8_t)n;
 }
 
-void chunk_key_id(const struct chunk_key *k, struct mreg_id *ret)
+void rec_chunk_key_id(const struct chunk_key *k, struct mreg_id *ret)
 {
 	memcpy(ret->b, k->b, MREG_ID_LEN);
 }
 
-uint16_t chunk_key_n(const struct chunk_key *k)
+uint16_t rec_chunk_key_n(const struct chunk_key *k)
 {
 	return (uint16_t)(k->b[MREG_ID_LEN] << 8 | k->b[MREG_ID_LEN + 1]);
 }
 
-void chunk_encode(const struct chunk_rec *c, uint8_t buf[CHUNK_REC_LEN])
+void rec_chunk_encode(const struct chunk_rec *c, uint8_t buf[CHUNK_REC_LEN])
 {
 	memcpy(buf, &c->loc.pack, 4);
 	memcpy(buf + 4, &c->loc.len, 4);
@@ -181,7 +181,7 @@ void chunk_encode(const struct chunk_rec *c, uint8_t buf[CHUNK_REC_LEN])
 	memcpy(buf + 16, &c->refs, 8);
 }
 
-int chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
+int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
 {
 	const uint8_t *b = p;
 
@@ -196,19 +196,19 @@ int chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
 	return 0;
 }
 
-void extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN])
+void rec_extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN])
 {
 	be64_put(buf, ino);
 	be64_put(buf + 8, offset);
 }
 
-void extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN])
+void rec_extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN])
 {
 	memcpy(buf, e->chunk.b, CHUNK_KEY_LEN);
 	memcpy(buf + CHUNK_KEY_LEN, &e->len, 4);
 }
 
-int extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
+int rec_extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
 		  struct extent_rec *ret)
 {
 	if (klen != EXTENT_KEY_LEN || vlen != EXTENT_VAL_LEN)
@@ -245,7 +245,7 @@ static void get_str8(struct rbuf *r, char *s, size_t size)
 		r->bad = true;
 }
 
-size_t history_encode(const struct history_rec *h, void *buf, size_t size)
+size_t rec_history_encode(const struct history_rec *h, void *buf, size_t size)
 {
 	struct wbuf w = { buf, 0, size, false };
 
@@ -261,7 +261,7 @@ size_t history_encode(const struct history_rec *h, void *buf, size_t size)
 	return w.overflow ? 0 : w.n;
 }
 
-int history_decode(const void *p, size_t len, struct history_rec *ret)
+int rec_history_decode(const void *p, size_t len, struct history_rec *ret)
 {
 	struct rbuf r = { p, 0, len, false };
 	struct history_rec h;
@@ -283,7 +283,7 @@ int history_decode(const void *p, size_t len, struct history_rec *ret)
 	return 0;
 }
 
-const char *history_action_name(int action)
+const char *rec_history_action(int action)
 {
 	static const char *const names[] = {
 		[HIST_PROMOTE] = "promote",

@@ -43,28 +43,28 @@ struct inode_rec {
 	char target_path[4096];/* symlinks inside versions */
 };
 
-/* Encodes r into buf (at least inode_rec_max() bytes); returns length. */
-size_t inode_encode(const struct inode_rec *r, void *buf);
-size_t inode_rec_max(void);
+/* Encodes r into buf (at least rec_inode_max() bytes); returns length. */
+size_t rec_inode_encode(const struct inode_rec *r, void *buf);
+size_t rec_inode_max(void);
 /* Decodes; -EIO when malformed. */
-int inode_decode(const void *p, size_t len, struct inode_rec *ret);
+int rec_inode_decode(const void *p, size_t len, struct inode_rec *ret);
 
 /* A chunk: key is chunk_key (id + collision number), value chunk_rec. */
 #define CHUNK_KEY_LEN (MREG_ID_LEN + 2)
 struct chunk_key {
 	uint8_t b[CHUNK_KEY_LEN];
 };
-void chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k);
-void chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
-uint16_t chunk_key_n(const struct chunk_key *k);
+void rec_chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k);
+void rec_chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
+uint16_t rec_chunk_key_n(const struct chunk_key *k);
 
 struct chunk_rec {
 	struct chunk_loc loc;
 	uint64_t refs;
 };
 #define CHUNK_REC_LEN 24
-void chunk_encode(const struct chunk_rec *r, uint8_t buf[CHUNK_REC_LEN]);
-int chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
+void rec_chunk_encode(const struct chunk_rec *r, uint8_t buf[CHUNK_REC_LEN]);
+int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
 
 /* An extent of a file: key (file ino, offset), value chunk key + length.
  * A file's extents are in offset order and never overlap; bytes below its
@@ -76,9 +76,9 @@ struct extent_rec {
 	uint32_t len;
 	struct chunk_key chunk;
 };
-void extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN]);
-void extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN]);
-int extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
+void rec_extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN]);
+void rec_extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN]);
+int rec_extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
 		  struct extent_rec *ret);
 
 /* A stage change: key (model ino, seq), value history_rec. */
@@ -92,8 +92,8 @@ struct history_rec {
 	char from_name[129], to_name[129];
 };
 enum { HIST_PROMOTE = 1, HIST_MOVE, HIST_REMOVE, HIST_ROLLBACK };
-size_t history_encode(const struct history_rec *h, void *buf, size_t size);
-int history_decode(const void *p, size_t len, struct history_rec *ret);
-const char *history_action_name(int action);
+size_t rec_history_encode(const struct history_rec *h, void *buf, size_t size);
+int rec_history_decode(const void *p, size_t len, struct history_rec *ret);
+const char *rec_history_action(int action);
 
 #endif

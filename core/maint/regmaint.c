@@ -1,14 +1,14 @@
 /* regmaint.c — keeping a store sound: pins (which versions live processes
  * have open), pending files of dead writers, fsck and gc (SPEC §5).
  *
- * Pending files: see pending_add() in internal.h and reglive.c.
+ * Pending files: see reg_pending_add_txn() in internal.h and reglive.c.
  *
  * Pins: each process that opens sealed files keeps DIR/run/pins-PID, one
  * version inode per line, and holds flock(LOCK_EX) on it for its life. gc
  * frees a removed version's tree only when no live process lists it; a
  * pins file it can lock belongs to a dead process and is removed. A pin is
  * written when a version's first file is opened; released pins are dropped
- * lazily (registry_tick), so open/close cycles cost no I/O.
+ * lazily (reg_tick), so open/close cycles cost no I/O.
  *
  * gc, in order, each step in transactions of its own so the store is
  * usable throughout: (0) packs: dead tails cut off and packs no record
@@ -44,7 +44,7 @@ struct pin {
 
 /* ---- pins ----------------------------------------------------------------- */
 
-int pins_open(struct mreg_registry *reg)
+int reg_pins_open(struct reg_registry *reg)
 {
 	if (asprintf(&reg->pin_path, "%s/pins-%d", reg->run_dir,
 		     (int)getpid()) < 0)
@@ -52,7 +52,7 @@ int pins_open(struct mreg_registry *reg)
 	return 0;
 }
 
-static void pins_write(struct mreg_registry *reg)
+static void pins_write(struct reg_registry *reg)
 {
 	struct strbuf sb;
 	struct pin *p;
@@ -77,7 +77,7 @@ static void pins_write(struct mreg_registry *reg)
 	reg->pins_dirty = false;
 }
 
-void pin_version(struct mreg_registry *reg, uint64_t v)
+void reg_pin(struct reg_registry *reg, uint64_t v)
 {
 	struct pin *p;
 
@@ -99,7 +99,7 @@ void pin_version(struct mreg_registry *reg, uint64_t v)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void unpin_version(struct mreg_registry *reg, uint64_t v)
+void reg_unpin(struct reg_registry *reg, uint64_t v)
 {
 	struct pin *p;
 
@@ -113,7 +113,7 @@ void unpin_version(struct mreg_registry *reg, uint64_t v)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void pins_flush(struct mreg_registry *reg)
+void reg_pins_flush(struct reg_registry *reg)
 {
 	struct pin **pp, *p;
 
@@ -132,7 +132,7 @@ void pins_flush(struct mreg_registry *reg)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void pins_close(struct mreg_registry *reg)
+void reg_pins_close(struct reg_registry *reg)
 {
 	struct pin *p;
 
@@ -174,7 +174,7 @@ static bool pinset_has(const struct pinset *s, uint64_t v)
 
 /* Reads every live process's pins; with reap, removes dead processes'
  * files. */
-static int pins_read(struct mreg_registry *reg, struct pinset *s, bool reap)
+static int pins_read(struct reg_registry *reg, struct pinset *s, bool reap)
 {
 	DIR *d = opendir(reg->run_dir);
 	struct dirent *de;
@@ -227,7 +227,7 @@ static void pending_key(uint64_t ino, uint8_t *k)
 	be64_put(k + sizeof(PENDING_PREFIX) - 1, ino);
 }
 
-int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino)
+int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t, uint64_t ino)
 {
 	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8], v[8];
 
@@ -236,7 +236,7 @@ int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino)
 	return idx_put(t, IDX_META, k, sizeof(k), v, sizeof(v), 0);
 }
 
-int pending_del(struct idx_txn *t, uint64_t ino)
+int reg_pending_del_txn(struct idx_txn *t, uint64_t ino)
 {
 	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
 	int r;
@@ -246,7 +246,7 @@ int pending_del(struct idx_txn *t, uint64_t ino)
 	return r == -ENOENT ? 0 : r;
 }
 
-bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
+bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 		      uint64_t ino)
 {
 	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
@@ -258,7 +258,7 @@ bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
 }
 
 struct pending_list {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	uint64_t *v;
 	size_t n, cap;
 };
@@ -272,7 +272,7 @@ static int pending_one(void *arg, const struct idx_val *k,
 	if (k->len != sizeof(PENDING_PREFIX) - 1 + 8)
 		return 0;
 	if (v->len == 8) {
-		if (live_token_alive(l->reg, be64_get(v->data)))
+		if (reg_live_token_alive(l->reg, be64_get(v->data)))
 			return 0;
 	} else if (v->len == 4) {
 		/* a note of an older mreg: a PID, the best it had */
@@ -288,7 +288,7 @@ static int pending_one(void *arg, const struct idx_val *k,
 }
 
 /* The inodes noted by dead processes, into l. */
-static int pending_dead(struct idx_txn *t, void *arg)
+static int pending_dead_txn(struct idx_txn *t, void *arg)
 {
 	struct pending_list *l = arg;
 
@@ -297,22 +297,22 @@ static int pending_dead(struct idx_txn *t, void *arg)
 			sizeof(PENDING_PREFIX) - 1, NULL, 0, pending_one, l);
 }
 
-int pending_drop_txn(struct idx_txn *t, const struct inode_rec *f)
+int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f)
 {
 	uint8_t k[8];
 	int r;
 
 	be64_put(k, f->ino);
-	if ((r = extents_drop(t, f->ino)) < 0 ||
-	    ((r = name_del(t, f->parent, f->name)) < 0 && r != -ENOENT) ||
+	if ((r = reg_extents_drop_txn(t, f->ino)) < 0 ||
+	    ((r = reg_name_del_txn(t, f->parent, f->name)) < 0 && r != -ENOENT) ||
 	    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
 		return r;
-	return pending_del(t, f->ino);
+	return reg_pending_del_txn(t, f->ino);
 }
 
 /* Is f, noted by a dead process, still what it left: a pending file, or a
  * file of a draft never committed (not unlinked meanwhile)? */
-static int left_unfinished(struct idx_txn *t, const struct inode_rec *f)
+static int left_unfinished_txn(struct idx_txn *t, const struct inode_rec *f)
 {
 	struct inode_rec v;
 	uint64_t ino;
@@ -324,60 +324,60 @@ static int left_unfinished(struct idx_txn *t, const struct inode_rec *f)
 		return 1;
 	if (f->kind != REG_FILE)
 		return 0;
-	if (name_get(t, f->parent, f->name, &ino) < 0 || ino != f->ino)
+	if (reg_name_get_txn(t, f->parent, f->name, &ino) < 0 || ino != f->ino)
 		return 0;
-	if ((r = ino_get(t, f->version, &v)) < 0)
+	if ((r = reg_inode_get_txn(t, f->version, &v)) < 0)
 		return r == -ENOENT ? 0 : r;
 	return !(v.flags & INODE_SEALED);
 }
 
-static int reap(struct idx_txn *t, struct pending_list *l)
+static int reap_txn(struct idx_txn *t, struct pending_list *l)
 {
 	struct inode_rec f;
 	size_t i;
 	int r;
 
-	if ((r = pending_dead(t, l)) < 0)
+	if ((r = pending_dead_txn(t, l)) < 0)
 		return r;
 	for (i = 0; i < l->n; i++) {
-		r = ino_get(t, l->v[i], &f);
+		r = reg_inode_get_txn(t, l->v[i], &f);
 		if (r == 0)
-			r = left_unfinished(t, &f);
+			r = left_unfinished_txn(t, &f);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r == 1) {
-			if ((r = pending_drop_txn(t, &f)) < 0)
+			if ((r = reg_pending_drop_txn(t, &f)) < 0)
 				return r;
 			log_msg(LOG_LVL_INFO, "removed '%s', left half "
 				"written by a process that died", f.name);
-		} else if ((r = pending_del(t, l->v[i])) < 0) {
+		} else if ((r = reg_pending_del_txn(t, l->v[i])) < 0) {
 			return r;
 		}
 	}
 	return 0;
 }
 
-int pending_reap_txn(struct mreg_registry *reg, struct idx_txn *t)
+int reg_pending_reap_txn(struct reg_registry *reg, struct idx_txn *t)
 {
 	struct pending_list l = { .reg = reg };
-	int r = reap(t, &l);
+	int r = reap_txn(t, &l);
 
 	free(l.v);
 	return r;
 }
 
-static int do_pending_cleanup(struct idx_txn *t, void *arg)
+static int pending_cleanup_txn(struct idx_txn *t, void *arg)
 {
-	return reap(t, arg);
+	return reap_txn(t, arg);
 }
 
-int pending_cleanup(struct mreg_registry *reg)
+int reg_pending_cleanup(struct reg_registry *reg)
 {
 	struct pending_list l = { .reg = reg };
-	int r = index_read(reg->ix, pending_dead, &l);
+	int r = idx_read(reg->ix, pending_dead_txn, &l);
 
 	if (r == 0 && l.n > 0)
-		r = reg_txn(reg, do_pending_cleanup, &l);
+		r = reg_change(reg, pending_cleanup_txn, &l);
 	free(l.v);
 	return r;
 }
@@ -450,7 +450,7 @@ static uint64_t *rm_slot(struct ref_map *m, const struct chunk_key *k,
 }
 
 struct fsck {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct idx_txn *t;
 	unsigned flags;
 	void (*report)(void *arg, const char *severity, const char *msg);
@@ -487,7 +487,7 @@ static void finding(struct fsck *f, bool error, const char *fmt, ...)
  * up the parents once, keeping their names: fsck builds a path only for
  * a finding, so that a clean pass stays linear in the tree however deep
  * it is (rebuilding every inode's path made it quadratic in the depth). */
-static void inode_path(struct idx_txn *t, uint64_t ino, char *buf,
+static void inode_path_txn(struct idx_txn *t, uint64_t ino, char *buf,
 		       size_t size)
 {
 	struct inode_rec *r = malloc(sizeof(*r));
@@ -498,7 +498,7 @@ static void inode_path(struct idx_txn *t, uint64_t ino, char *buf,
 	snprintf(buf, size, "inode %llu", (unsigned long long)ino);
 	if (!r)
 		return;
-	while (ino && ino_get(t, ino, r) == 0 && r->kind != REG_STAGES) {
+	while (ino && reg_inode_get_txn(t, ino, r) == 0 && r->kind != REG_STAGES) {
 		if (ARRAY_GROW(names, cap, n) < 0)
 			goto out;
 		memcpy(names[n++], r->name, sizeof(r->name));
@@ -528,7 +528,7 @@ static int fsck_extent(void *arg, const struct idx_val *k,
 	struct extent_rec x;
 	uint64_t *c;
 
-	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0) {
+	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0) {
 		finding(f, true, "damaged extent record of inode %llu",
 			(unsigned long long)(k->len >= 8 ?
 					     be64_get(k->data) : 0));
@@ -554,7 +554,7 @@ static int check_contig(void *arg, const struct idx_val *k,
 	struct file_check *c = arg;
 	struct extent_rec x;
 
-	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return 0;
 	if (x.offset < c->next)
 		c->overlap = true;
@@ -574,12 +574,12 @@ static void fsck_link(struct fsck *f, const struct inode_rec *l)
 		f->err = -ENOMEM;
 		return;
 	}
-	if (ino_get(f->t, l->parent, d) == 0)
-		depth = depth_in_version(f->t, d);
+	if (reg_inode_get_txn(f->t, l->parent, d) == 0)
+		depth = reg_depth_txn(f->t, d);
 	free(d);
-	if (depth >= 0 && check_inner_target(l->target_path, depth) == 0)
+	if (depth >= 0 && reg_check_link_target(l->target_path, depth) == 0)
 		return;
-	inode_path(f->t, l->ino, path, sizeof(path));
+	inode_path_txn(f->t, l->ino, path, sizeof(path));
 	if (depth < 0)
 		finding(f, true, "'%s': a symlink whose directory is missing",
 			path);
@@ -600,7 +600,7 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 
 	if (!r)
 		return f->err = -ENOMEM;
-	if (inode_decode(v->data, v->len, r) < 0 || r->ino != ino) {
+	if (rec_inode_decode(v->data, v->len, r) < 0 || r->ino != ino) {
 		finding(f, true, "damaged inode record %llu",
 			(unsigned long long)ino);
 		goto out;
@@ -617,9 +617,9 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 	}
 	if (r->kind != REG_MODEL && r->kind != REG_STAGES &&
 	    r->kind != REG_STAGE && !(r->kind == REG_VERSION) &&
-	    name_get(f->t, r->parent, r->name, &child) == 0 &&
+	    reg_name_get_txn(f->t, r->parent, r->name, &child) == 0 &&
 	    child != ino) {
-		inode_path(f->t, ino, path, sizeof(path));
+		inode_path_txn(f->t, ino, path, sizeof(path));
 		finding(f, true, "'%s': its name names inode %llu",
 			path, (unsigned long long)child);
 	}
@@ -628,7 +628,7 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 
 		if (!tv)
 			return f->err = -ENOMEM;
-		if (ino_get(f->t, r->target, tv) < 0 ||
+		if (reg_inode_get_txn(f->t, r->target, tv) < 0 ||
 		    tv->kind != REG_VERSION)
 			finding(f, true, "stage '%s' points at a missing "
 				"version", r->name);
@@ -644,7 +644,7 @@ static int fsck_inode(void *arg, const struct idx_val *k,
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, fsck_extent, f);
 		idx_scan(f->t, IDX_EXTENTS, p, 8, NULL, 0, check_contig, &fc);
 		if (fc.overlap || fc.next > r->size) {
-			inode_path(f->t, ino, path, sizeof(path));
+			inode_path_txn(f->t, ino, path, sizeof(path));
 			if (fc.overlap)
 				finding(f, true, "'%s': its extents overlap",
 					path);
@@ -673,12 +673,12 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 
 	if (f->progress)
 		f->progress(f->arg, ++f->chunks_done, f->chunks_total);
-	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0) {
+	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0) {
 		finding(f, true, "damaged chunk record");
 		return 0;
 	}
 	memcpy(key.b, k->data, CHUNK_KEY_LEN);
-	chunk_key_id(&key, &id);
+	rec_chunk_key_id(&key, &id);
 	chunkid_hex(&id, hex);
 	n = rm_slot(&f->refs, &key, false);
 	want = n ? *n : 0;
@@ -699,9 +699,9 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 		f->live[f->nlive++] = c.loc.pack;
 	}
 	if (f->flags & REG_FSCK_FULL)
-		r = store_read(f->reg->st, &c.loc, &id, f->buf);
+		r = store_get(f->reg->st, &c.loc, &id, f->buf);
 	else
-		r = store_read_raw(f->reg->st, &c.loc, f->buf);
+		r = store_get_raw(f->reg->st, &c.loc, f->buf);
 	if (r < 0) {
 		finding(f, true, "chunk %s (pack %08x, offset %llu, %u bytes): "
 			"%s", hex, c.loc.pack, (unsigned long long)c.loc.offset,
@@ -723,13 +723,13 @@ static int fsck_users(void *arg, const struct idx_val *k,
 	struct mreg_id id;
 	size_t i;
 
-	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return 0;
 	for (i = 0; i < f->nbad; i++) {
 		if (memcmp(&f->bad[i], &x.chunk, sizeof(x.chunk)) != 0)
 			continue;
-		inode_path(f->t, be64_get(k->data), path, sizeof(path));
-		chunk_key_id(&x.chunk, &id);
+		inode_path_txn(f->t, be64_get(k->data), path, sizeof(path));
+		rec_chunk_key_id(&x.chunk, &id);
 		finding(f, true, "chunk %s is used by '%s' at offset %llu",
 			chunkid_hex(&id, hex), path,
 			(unsigned long long)x.offset);
@@ -746,7 +746,7 @@ static int fsck_missing(struct fsck *f)
 	for (i = 0; i < f->refs.size; i++) {
 		if (!f->refs.full[i] || f->refs.count[i] == UINT64_MAX)
 			continue;
-		chunk_key_id(&f->refs.k[i], &id);
+		rec_chunk_key_id(&f->refs.k[i], &id);
 		finding(f, true, "chunk %s is named by %llu extents but has no "
 			"record", chunkid_hex(&id, hex),
 			(unsigned long long)f->refs.count[i]);
@@ -776,9 +776,9 @@ static int fsck_name(void *arg, const struct idx_val *k,
 	memcpy(&child, v->data, 8);
 	if (!(r = malloc(sizeof(*r))))
 		return f->err = -ENOMEM;
-	e = ino_get(f->t, child, r);
+	e = reg_inode_get_txn(f->t, child, r);
 	if (e == -ENOENT || (e == 0 && (r->flags & INODE_TRASHED))) {
-		inode_path(f->t, parent, path, sizeof(path));
+		inode_path_txn(f->t, parent, path, sizeof(path));
 		finding(f, true, "'%s%s%.*s' names inode %llu, which %s",
 			path, path[0] ? "/" : "", (int)(k->len - 8),
 			(const char *)k->data + 8,
@@ -789,7 +789,7 @@ static int fsck_name(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_fsck(struct idx_txn *t, void *arg)
+static int fsck_txn(struct idx_txn *t, void *arg)
 {
 	struct fsck *f = arg;
 	int r;
@@ -842,7 +842,7 @@ static int fsck_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
 	if (busy || !f->nlive || !bsearch(&pack, f->live, f->nlive,
 					  sizeof(*f->live), cmp_u32))
 		return 0;
-	if (store_walk_pack(f->reg->st, pack, first_record, NULL) == -EIO)
+	if (store_iterate(f->reg->st, pack, first_record, NULL) == -EIO)
 		finding(f, true, "pack %08x is damaged: its header or first "
 			"record is bad", pack);
 	return 0;
@@ -868,7 +868,7 @@ static void gc_findings(struct fsck *f, const struct reg_store_stats *st)
 			REG_GC_THRESHOLD);
 }
 
-int reg_fsck(struct mreg_registry *reg, unsigned flags,
+int reg_fsck(struct reg_registry *reg, unsigned flags,
 	     void (*report)(void *arg, const char *severity, const char *msg),
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
 	     void *arg)
@@ -884,7 +884,7 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 		       reg->chunker.max_size : reg->chunker.max_size + 1);
 	if (!f.buf)
 		return -ENOMEM;
-	r = index_read(reg->ix, do_fsck, &f);
+	r = idx_read(reg->ix, fsck_txn, &f);
 	free(f.refs.k);
 	free(f.refs.count);
 	free(f.refs.full);
@@ -893,7 +893,7 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 	if (r == 0 && (flags & REG_FSCK_FULL)) {
 		if (f.nlive)
 			qsort(f.live, f.nlive, sizeof(*f.live), cmp_u32);
-		r = store_list_packs(reg->st, fsck_pack, &f);
+		r = store_containers(reg->st, fsck_pack, &f);
 	}
 	free(f.live);
 	if (r < 0)
@@ -906,7 +906,7 @@ int reg_fsck(struct mreg_registry *reg, unsigned flags,
 /* ---- gc -------------------------------------------------------------------- */
 
 struct gc {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct pinset pins;
 	struct reg_gc_result res;
 	uint64_t *list;
@@ -932,7 +932,7 @@ static int trash_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_trash_list(struct idx_txn *t, void *arg)
+static int trash_list_txn(struct idx_txn *t, void *arg)
 {
 	struct gc *g = arg;
 
@@ -975,7 +975,7 @@ static int xattr_key(void *arg, const struct idx_val *k,
 }
 
 /* Deletes ino's xattrs. */
-static int xattrs_drop(struct idx_txn *t, uint64_t ino)
+static int xattrs_drop_txn(struct idx_txn *t, uint64_t ino)
 {
 	struct kv_keys l = { 0 };
 	uint8_t p[8];
@@ -993,7 +993,7 @@ static int xattrs_drop(struct idx_txn *t, uint64_t ino)
 }
 
 /* Deletes directory dir's tree (not dir itself). */
-static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
+static int tree_drop_txn(struct idx_txn *t, uint64_t dir, int depth)
 {
 	struct child_list l;
 	struct inode_rec *r;
@@ -1003,7 +1003,7 @@ static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
 
 	if (depth > 2048)
 		return -EIO;
-	if ((e = children(t, dir, &l)) < 0)
+	if ((e = reg_children_txn(t, dir, &l)) < 0)
 		goto out;
 	r = malloc(sizeof(*r));
 	if (!r) {
@@ -1011,19 +1011,19 @@ static int tree_drop(struct idx_txn *t, uint64_t dir, int depth)
 		goto out;
 	}
 	for (i = 0; i < l.n && e == 0; i++) {
-		if ((e = name_del(t, dir, l.v[i].name)) < 0)
+		if ((e = reg_name_del_txn(t, dir, l.v[i].name)) < 0)
 			break;
-		e = ino_get(t, l.v[i].ino, r);
+		e = reg_inode_get_txn(t, l.v[i].ino, r);
 		if (e == -ENOENT) {
 			e = 0;
 			continue;
 		}
 		if (e < 0)
 			break;
-		if (r->kind == REG_DIR && (e = tree_drop(t, r->ino,
+		if (r->kind == REG_DIR && (e = tree_drop_txn(t, r->ino,
 							depth + 1)) < 0)
 			break;
-		if (r->kind == REG_FILE && (e = extents_drop(t, r->ino)) < 0)
+		if (r->kind == REG_FILE && (e = reg_extents_drop_txn(t, r->ino)) < 0)
 			break;
 		be64_put(k, r->ino);
 		e = idx_del(t, IDX_INODES, k, 8);
@@ -1035,12 +1035,12 @@ out:
 }
 
 struct free_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	uint64_t v;
 	bool freed, version;
 };
 
-static int do_free_version(struct idx_txn *t, void *arg)
+static int free_version_txn(struct idx_txn *t, void *arg)
 {
 	struct free_arg *a = arg;
 	struct inode_rec rec;
@@ -1049,15 +1049,15 @@ static int do_free_version(struct idx_txn *t, void *arg)
 	int r;
 
 	a->freed = false;
-	r = ino_get(t, a->v, &rec);
+	r = reg_inode_get_txn(t, a->v, &rec);
 	a->version = r == 0 && rec.kind == REG_VERSION;
 	file = r == 0 && (rec.kind == REG_FILE || rec.kind == REG_PENDING);
-	if (file && file_open_here(a->reg, a->v))
+	if (file && reg_file_open_here(a->reg, a->v))
 		return 0; /* opened again (through /proc/PID/fd) */
 	be64_put(k, a->v);
-	if (file && (r = extents_drop(t, a->v)) < 0)
+	if (file && (r = reg_extents_drop_txn(t, a->v)) < 0)
 		return r;
-	if ((r = tree_drop(t, a->v, 0)) < 0 || (r = xattrs_drop(t, a->v)) < 0)
+	if ((r = tree_drop_txn(t, a->v, 0)) < 0 || (r = xattrs_drop_txn(t, a->v)) < 0)
 		return r;
 	r = idx_del(t, IDX_INODES, k, 8);
 	if (r < 0 && r != -ENOENT)
@@ -1069,11 +1069,11 @@ static int do_free_version(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-int trash_free(struct mreg_registry *reg, uint64_t ino)
+int reg_trash_free(struct reg_registry *reg, uint64_t ino)
 {
 	struct free_arg fa = { .reg = reg, .v = ino };
 
-	return reg_txn(reg, do_free_version, &fa);
+	return reg_change(reg, free_version_txn, &fa);
 }
 
 struct dead_chunks {
@@ -1088,7 +1088,7 @@ static int dead_one(void *arg, const struct idx_val *k,
 	struct dead_chunks *d = arg;
 	struct chunk_rec c;
 
-	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
 		return d->err = -EIO;
 	if (c.refs)
 		return 0;
@@ -1098,7 +1098,7 @@ static int dead_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_dead_scan(struct idx_txn *t, void *arg)
+static int dead_scan_txn(struct idx_txn *t, void *arg)
 {
 	struct dead_chunks *d = arg;
 
@@ -1112,7 +1112,7 @@ struct drop_arg {
 	uint64_t freed, bytes;
 };
 
-static int do_drop_dead(struct idx_txn *t, void *arg)
+static int drop_dead_txn(struct idx_txn *t, void *arg)
 {
 	struct drop_arg *a = arg;
 	struct idx_val v;
@@ -1127,7 +1127,7 @@ static int do_drop_dead(struct idx_txn *t, void *arg)
 			continue;
 		if (r < 0)
 			return r;
-		if (chunk_decode(v.data, v.len, &c) < 0)
+		if (rec_chunk_decode(v.data, v.len, &c) < 0)
 			return -EIO;
 		if (c.refs)
 			continue; /* referenced again meanwhile */
@@ -1159,7 +1159,7 @@ static int move_one(void *arg, const struct idx_val *k,
 	struct pack_moves *m = arg;
 	struct chunk_rec c;
 
-	if (chunk_decode(v->data, v->len, &c) < 0)
+	if (rec_chunk_decode(v->data, v->len, &c) < 0)
 		return m->err = -EIO;
 	if (c.loc.pack != m->pack || !c.refs)
 		return 0;
@@ -1171,7 +1171,7 @@ static int move_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_move_scan(struct idx_txn *t, void *arg)
+static int move_scan_txn(struct idx_txn *t, void *arg)
 {
 	struct pack_moves *m = arg;
 
@@ -1180,7 +1180,7 @@ static int do_move_scan(struct idx_txn *t, void *arg)
 	return m->err;
 }
 
-static int do_move_apply(struct idx_txn *t, void *arg)
+static int move_apply_txn(struct idx_txn *t, void *arg)
 {
 	struct pack_moves *m = arg;
 	struct idx_val v;
@@ -1195,13 +1195,13 @@ static int do_move_apply(struct idx_txn *t, void *arg)
 			continue;
 		if (r < 0)
 			return r;
-		if (chunk_decode(v.data, v.len, &c) < 0)
+		if (rec_chunk_decode(v.data, v.len, &c) < 0)
 			return -EIO;
 		if (c.loc.pack != m->v[i].from.pack ||
 		    c.loc.offset != m->v[i].from.offset)
 			continue;
 		c.loc = m->v[i].to;
-		chunk_encode(&c, buf);
+		rec_chunk_encode(&c, buf);
 		r = idx_put(t, IDX_CHUNKS, m->v[i].key.b, CHUNK_KEY_LEN, buf,
 			    sizeof(buf), 0);
 		if (r < 0)
@@ -1218,7 +1218,7 @@ static int do_move_apply(struct idx_txn *t, void *arg)
  * busy or something still lives in it. */
 static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 {
-	struct mreg_registry *reg = g->reg;
+	struct reg_registry *reg = g->reg;
 	struct pack_moves m = { .pack = pack };
 	struct mreg_id id;
 	uint8_t *buf = malloc(reg->chunker.max_size);
@@ -1229,33 +1229,33 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 	*freed = 0;
 	if (!buf)
 		return -ENOMEM;
-	if ((r = store_lock_pack(reg->st, pack)) < 0) {
+	if ((r = store_claim(reg->st, pack)) < 0) {
 		free(buf);
 		return r == -EBUSY || r == -ENOENT ? 0 : r;
 	}
 	store_batch_begin(reg->st);
-	r = store_pack_size(reg->st, pack, &size);
+	r = store_container_size(reg->st, pack, &size);
 	if (r == 0)
-		r = index_read(reg->ix, do_move_scan, &m);
+		r = idx_read(reg->ix, move_scan_txn, &m);
 	for (i = 0; i < m.n && r == 0; i++) {
-		chunk_key_id(&m.v[i].key, &id);
+		rec_chunk_key_id(&m.v[i].key, &id);
 		if (m.v[i].from.len > reg->chunker.max_size) {
 			r = -EIO;
 			break;
 		}
-		r = store_read(reg->st, &m.v[i].from, &id, buf);
+		r = store_get(reg->st, &m.v[i].from, &id, buf);
 		if (r == 0)
-			r = store_append(reg->st, &id, buf, m.v[i].from.len,
+			r = store_put(reg->st, &id, buf, m.v[i].from.len,
 					 &m.v[i].to);
 		moved += PACK_RECORD_HEADER + (uint64_t)m.v[i].from.len;
 	}
 	if (r == 0)
 		r = store_sync(reg->st);
 	if (r == 0)
-		r = reg_txn(reg, do_move_apply, &m);
+		r = reg_change(reg, move_apply_txn, &m);
 	store_batch_end(reg->st);
 	if (r == 0) {
-		r = store_remove_pack(reg->st, pack);
+		r = store_delete(reg->st, pack);
 		if (r == 0) {
 			g->res.packs_rewritten++;
 			/* its dead bytes: our new pack's header, if
@@ -1264,7 +1264,7 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 				 size - moved - PACK_HEADER_SIZE : 0;
 		}
 	} else {
-		store_unlock_pack(reg->st, pack);
+		store_unclaim(reg->st, pack);
 		if (r == -EBUSY)
 			r = 0;
 	}
@@ -1345,7 +1345,7 @@ static int use_chunk(void *arg, const struct idx_val *k,
 	uint64_t end;
 
 	(void)k;
-	if (chunk_decode(v->data, v->len, &c) < 0)
+	if (rec_chunk_decode(v->data, v->len, &c) < 0)
 		return u->err = -EIO;
 	u->chunks++;
 	if (c.refs)
@@ -1366,7 +1366,7 @@ static int use_chunk(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_use_scan(struct idx_txn *t, void *arg)
+static int use_scan_txn(struct idx_txn *t, void *arg)
 {
 	struct pack_uses *u = arg;
 
@@ -1376,11 +1376,11 @@ static int do_use_scan(struct idx_txn *t, void *arg)
 
 /* Lists the packs, then reads the chunk records: in this order (see
  * "Which packs"). u->v is the caller's to free. */
-static int packs_use(struct mreg_registry *reg, struct pack_uses *u)
+static int packs_use(struct reg_registry *reg, struct pack_uses *u)
 {
-	int r = store_list_packs(reg->st, use_listed, u);
+	int r = store_containers(reg->st, use_listed, u);
 
-	return r < 0 ? r : index_read(reg->ix, do_use_scan, u);
+	return r < 0 ? r : idx_read(reg->ix, use_scan_txn, u);
 }
 
 /* What gc with threshold pct does to pack u when nothing may stay past
@@ -1430,29 +1430,29 @@ static int pack_cut(struct gc *g, const struct pack_use *u)
 	bool rewrite;
 	int r;
 
-	r = store_lock_pack(st, u->pack);
+	r = store_claim(st, u->pack);
 	if (r < 0)
 		return r == -EBUSY || r == -ENOENT ? 0 : r;
-	r = store_pack_size(st, u->pack, &size);
+	r = store_container_size(st, u->pack, &size);
 	if (r < 0 || size != u->size) {
 		/* taken by a writer since the listing */
-		store_unlock_pack(st, u->pack);
+		store_unclaim(st, u->pack);
 		return r == -ENOENT ? 0 : r;
 	}
 	if (u->end <= PACK_HEADER_SIZE) {
-		r = store_remove_pack(st, u->pack);
+		r = store_delete(st, u->pack);
 		if (r == 0) {
 			g->res.packs_removed++;
 			g->res.bytes_freed += size;
 		}
 		return r == -EBUSY || r == -ENOENT ? 0 : r;
 	}
-	r = store_truncate_pack(st, u->pack, u->end);
+	r = store_cut(st, u->pack, u->end);
 	if (r == 0) {
 		g->res.packs_cut++;
 		g->res.bytes_freed += pack_plan(u, u->end, 0, &dead, &rewrite);
 	}
-	store_unlock_pack(st, u->pack);
+	store_unclaim(st, u->pack);
 	return r;
 }
 
@@ -1533,7 +1533,7 @@ out:
 
 /* ---- gc -------------------------------------------------------------------- */
 
-int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
+int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 	   void (*progress)(void *arg, uint64_t done, uint64_t total),
 	   void *arg, struct reg_gc_result *ret)
 {
@@ -1554,7 +1554,7 @@ int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
 	   open. The trash is listed before the pins are read: whatever was
 	   trashed by then was pinned before its trash committed (a file
 	   unlinked while open is pinned first), so its pin is seen. */
-	if ((r = index_read(reg->ix, do_trash_list, &g)) < 0)
+	if ((r = idx_read(reg->ix, trash_list_txn, &g)) < 0)
 		goto out;
 	if ((r = pins_read(reg, &g.pins, true)) < 0)
 		goto out;
@@ -1563,16 +1563,16 @@ int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
 
 		if (pinset_has(&g.pins, g.list[i]))
 			continue;
-		if ((r = reg_txn(reg, do_free_version, &fa)) < 0)
+		if ((r = reg_change(reg, free_version_txn, &fa)) < 0)
 			goto out;
 		if (fa.freed && fa.version)
 			g.res.versions_freed++;
 	}
 	/* (2) chunk records nothing references */
-	if ((r = index_read(reg->ix, do_dead_scan, &d)) < 0)
+	if ((r = idx_read(reg->ix, dead_scan_txn, &d)) < 0)
 		goto out;
 	io_window(IO_WINDOW_GC_DROP); /* a test pushes here (MREG_FAULTS) */
-	if (d.n && (r = reg_txn(reg, do_drop_dead, &da)) < 0)
+	if (d.n && (r = reg_change(reg, drop_dead_txn, &da)) < 0)
 		goto out;
 	g.res.chunks_freed = da.freed;
 	/* (3) packs again, with what (1) and (2) left dead */
@@ -1604,7 +1604,7 @@ static int trash_count_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_trash_count(struct idx_txn *t, void *arg)
+static int trash_count_txn(struct idx_txn *t, void *arg)
 {
 	return idx_scan(t, IDX_TRASH, NULL, 0, NULL, 0, trash_count_one, arg);
 }
@@ -1639,7 +1639,7 @@ static uint64_t gc_would_free(const struct pack_uses *u, unsigned pct,
 	return freed;
 }
 
-int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st)
+int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st)
 {
 	struct trash_count tc = { 0 };
 	struct pack_uses u = { 0 };
@@ -1669,7 +1669,7 @@ int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st)
 	/* gc's pins, without removing dead processes' files (gc does) */
 	if ((r = pins_read(reg, &tc.pins, false)) < 0)
 		goto out;
-	if ((r = index_read(reg->ix, do_trash_count, &tc)) < 0)
+	if ((r = idx_read(reg->ix, trash_count_txn, &tc)) < 0)
 		goto out;
 	st->trash = tc.n;
 out:

@@ -101,7 +101,7 @@ int fdcap_take(struct fdcap *c, uid_t uid)
 		c->refused++;
 		pthread_mutex_unlock(&c->lock);
 		if (warn) {
-			uid_name(uid, name, sizeof(name));
+			util_uid_name(uid, name, sizeof(name));
 			log_msg(LOG_LVL_WARN, "user '%s' holds %u files open "
 				"with a spool each ([limits] "
 				"open_files_per_user): refusing more with "

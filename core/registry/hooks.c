@@ -109,7 +109,7 @@ int hooks_check_program(const char *path, char *why, size_t whylen)
 
 /* ---- the queues ----------------------------------------------------------- */
 
-const char *hook_result_name(enum hook_result r)
+const char *hooks_result_name(enum hook_result r)
 {
 	static const char *const names[HOOK_NRESULTS] = {
 		[HOOK_OK] = "ok", [HOOK_ERROR] = "error",
@@ -270,7 +270,7 @@ static void report(struct hooks *h, const struct hook_ev *ev,
 	h->counts[res]++;
 	pthread_mutex_unlock(&h->lock);
 	if (h->report && (res == HOOK_FAILED || res == HOOK_DROPPED))
-		h->report(h->report_arg, ev, hook_result_name(res), reason);
+		h->report(h->report_arg, ev, hooks_result_name(res), reason);
 }
 
 static void drop(struct hooks *h, struct hook_node *n, bool first)
@@ -278,7 +278,7 @@ static void drop(struct hooks *h, struct hook_node *n, bool first)
 	char uname[64];
 
 	if (first) {
-		uid_name(n->ev.uid, uname, sizeof(uname));
+		util_uid_name(n->ev.uid, uname, sizeof(uname));
 		log_msg(LOG_LVL_WARN, "hook queue full: dropping hooks of "
 			"user '%s' from '%s/%s' on (each in the audit log)",
 			uname, n->ev.model, n->ev.version);
@@ -376,7 +376,7 @@ static int env_build(struct hooks *h, const struct hook_ev *ev,
 	const char *home = "/";
 	int r = 0;
 
-	uid_name(ev->uid, user, sizeof(user));
+	util_uid_name(ev->uid, user, sizeof(user));
 	if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 && res &&
 	    res->pw_dir && res->pw_dir[0] == '/')
 		home = res->pw_dir;

@@ -97,7 +97,7 @@ struct hook_counts {
 };
 void hooks_counts(struct hooks *h, struct hook_counts *ret);
 /* "ok", "error", "failed", "dropped". */
-const char *hook_result_name(enum hook_result r);
+const char *hooks_result_name(enum hook_result r);
 
 /* Whether path may be run as a hook by this process (which may be root):
  * absolute, an existing regular file, executable, and neither it nor a

@@ -40,12 +40,12 @@ struct wstate;
 struct writer_ref;
 struct refusal;
 
-struct mreg_registry {
+struct reg_registry {
 	const struct mreg_config *cfg;
 	char *path;               /* the store directory */
 	char *spool_dir;
 	char *run_dir;
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	struct mreg_store *st;
 	struct chunker_params chunker;
 
@@ -124,62 +124,62 @@ struct child_list {
 /* ---- registry.c ---- */
 /* The entries of directory ino, in name order: 0 or a negative errno
  * (l->v is the caller's to free either way). */
-int children(struct idx_txn *t, uint64_t ino, struct child_list *l);
-/* Runs fn in a write transaction (index_write), and after it committed
- * queues the hooks its changes noted with hook_note(). Every registry
+int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l);
+/* Runs fn in a write transaction (idx_write), and after it committed
+ * queues the hooks its changes noted with reg_note_txn(). Every registry
  * change goes through here. */
-int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	    void *arg);
-/* Notes, inside a transaction run by reg_txn, a hook to run if it commits:
+/* Notes, inside a transaction run by reg_change, a hook to run if it commits:
  * the change who made. */
-void hook_note(enum hook_event event, const char *model, const char *version,
+void reg_note_txn(enum hook_event event, const char *model, const char *version,
 	       const char *stage, const char *previous,
 	       const struct reg_caller *who);
 int64_t now_ns(void);
-int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
-int ino_put(struct idx_txn *t, const struct inode_rec *r);
-int ino_alloc(struct idx_txn *t, uint64_t *ret);
-int name_get(struct idx_txn *t, uint64_t parent, const char *name,
+int reg_inode_get_txn(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
+int reg_inode_put_txn(struct idx_txn *t, const struct inode_rec *r);
+int reg_inode_alloc_txn(struct idx_txn *t, uint64_t *ret);
+int reg_name_get_txn(struct idx_txn *t, uint64_t parent, const char *name,
 	     uint64_t *ret);
-int name_put(struct idx_txn *t, uint64_t parent, const char *name,
+int reg_name_put_txn(struct idx_txn *t, uint64_t parent, const char *name,
 	     uint64_t ino, unsigned flags);
-int name_del(struct idx_txn *t, uint64_t parent, const char *name);
-void rec_to_attr(const struct inode_rec *r, struct reg_attr *a);
+int reg_name_del_txn(struct idx_txn *t, uint64_t parent, const char *name);
+void reg_inode_attr(const struct inode_rec *r, struct reg_attr *a);
 /* Fills a new inode record of kind under parent (a version's tree when
  * version != 0), owned by who, mode masked with its umask. */
-void rec_new(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
+void reg_inode_init(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
 	     const struct reg_caller *who, mode_t mode, uint64_t parent,
 	     uint64_t model, uint64_t version, const char *name);
 /* Looks up model name: its record. -ENOENT, -EINVAL. */
-int model_get(struct idx_txn *t, const char *model, struct inode_rec *ret);
+int reg_model_get_txn(struct idx_txn *t, const char *model, struct inode_rec *ret);
 /* Looks up model/version: both records (ret_model may be NULL). */
-int version_get(struct idx_txn *t, const char *model, const char *version,
+int reg_version_get_txn(struct idx_txn *t, const char *model, const char *version,
 		struct inode_rec *ret_model, struct inode_rec *ret_version);
 /* Creates a model (in t). */
-int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		     const char *name, mode_t mode, struct inode_rec *ret);
 /* Creates a version (draft) of model m named name; updates max_version. */
-int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		       struct inode_rec *m, const char *name, mode_t mode,
 		       struct inode_rec *ret);
 /* Next integer version name of model m. */
-void version_next_name(const struct inode_rec *m, char *buf, size_t size);
-bool name_is_integer(const char *s, uint64_t *ret);
+void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
+bool reg_name_is_integer(const char *s, uint64_t *ret);
 /* Calls fn with each entry under directory dir, depth first in name
  * order; depth is dir's below its version's root (the entries of a
  * version's root are at 0), deeper for the entries of subdirectories.
  * fn returns a negative errno to stop. */
-int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
+int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
 	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
 	      void *arg);
 /* Depth of directory p below its version's root (0 for the root), at
  * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
-int depth_in_version(struct idx_txn *t, const struct inode_rec *p);
+int reg_depth_txn(struct idx_txn *t, const struct inode_rec *p);
 /* 0 when a directory of depth depth (below its version's root) may hold a
  * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
-int depth_check(int depth);
+int reg_depth_check(int depth);
 /* A symlink inside a version must stay inside it, lexically: -EINVAL. */
-int check_inner_target(const char *target, int depth);
+int reg_check_link_target(const char *target, int depth);
 /* Files that live only as long as the process writing them are listed in
  * META under "pending/" + be64 inode -> u64 life token of that process
  * (reglive.c), so that the ones a dead process left are found without a
@@ -187,21 +187,21 @@ int check_inner_target(const char *target, int depth);
  * discarded, and new files of drafts until their first commit (a file
  * whose first close never completed is absent after a crash). */
 #define PENDING_PREFIX "pending/"
-int pending_add(struct mreg_registry *reg, struct idx_txn *t, uint64_t ino);
+int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t, uint64_t ino);
 /* Drops the note of ino (none: 0). */
-int pending_del(struct idx_txn *t, uint64_t ino);
+int reg_pending_del_txn(struct idx_txn *t, uint64_t ino);
 /* In t: removes the files noted by dead processes (their names, records
  * and extents) and their notes. */
-int pending_reap_txn(struct mreg_registry *reg, struct idx_txn *t);
-/* Removes what dead processes left (registry_open, registry_tick): a
+int reg_pending_reap_txn(struct reg_registry *reg, struct idx_txn *t);
+/* Removes what dead processes left (reg_open, reg_tick): a
  * read first, a write transaction only when there is something to do. */
-int pending_cleanup(struct mreg_registry *reg);
+int reg_pending_cleanup(struct reg_registry *reg);
 /* In t: removes pending file f (name, record, extents, note): a file
- * discarded (reg_close) or left by a dead process. */
-int pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
-/* In t: true when this process noted ino (pending_add), false when another
+ * discarded (reg_file_close) or left by a dead process. */
+int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
+/* In t: true when this process noted ino (reg_pending_add_txn), false when another
  * process did or none did (an error reads as another's). */
-bool pending_ours_txn(struct mreg_registry *reg, struct idx_txn *t,
+bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 		      uint64_t ino);
 
 /* ---- audit (regmeta.c) ---- */
@@ -214,38 +214,38 @@ struct audit_ev {
 	size_t old_len, new_len;
 	const char *reason;
 	uint64_t count;       /* > 0: identical refusals this record stands
-				 for (see audit_refusal()) */
+				 for (see reg_audit_refusal()) */
 };
 /* Appends an audit record in t. */
-int audit_put(struct idx_txn *t, const struct reg_caller *who,
+int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	      const struct audit_ev *ev);
 /* The size of .mreg/audit.log (or of .mreg/metrics, rendered now) into
  * *ret: what stat shows, so that a reader polling it (tail -f) sees it
  * grow. */
-int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
+int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino,
 		      uint64_t *ret);
 /* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
  * transaction of its own; other errors are not refusals. */
-void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_failure(struct reg_registry *reg, const struct reg_caller *who,
 		   int r, const struct audit_ev *ev);
 /* Audits a refusal in a transaction of its own. Identical refusals (same
  * pid, uid, op, result, event, model, version, stage, from and reason) are
  * coalesced: the first
  * is written at once, those that follow within REFUSAL_WINDOW_S seconds
  * are counted and written as one record with "count" when the window has
- * passed (at the next such refusal, at refusals_flush(), or at close). */
+ * passed (at the next such refusal, at reg_refusals_flush(), or at close). */
 #define REFUSAL_WINDOW_S 5
-void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_refusal(struct reg_registry *reg, const struct reg_caller *who,
 		   const struct audit_ev *ev);
-/* As audit_failure() for a change of inode ino, or of the entry ev->path
+/* As reg_audit_failure() for a change of inode ino, or of the entry ev->path
  * of directory ino (a model, a version, a directory of one): ev gives op,
  * key, path and reason (NULL: strerror), the record gets the model and
  * version they are in. Refusals outside a model are not audited. */
-void audit_ino_failure(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_ino_failure(struct reg_registry *reg, const struct reg_caller *who,
 		       int r, uint64_t ino, const struct audit_ev *ev);
 /* Writes the counts of coalesced refusals whose window has passed (all of
  * them with all); frees the table with all. */
-void refusals_flush(struct mreg_registry *reg, bool all);
+void reg_refusals_flush(struct reg_registry *reg, bool all);
 
 /* ---- regfile.c ---- */
 /* A chunk of content being ingested. */
@@ -270,10 +270,10 @@ struct ingest {
 	uint64_t new_bytes;
 	struct mreg_id digest;
 };
-void ingest_release(struct ingest *in);
+void reg_ingest_release(struct ingest *in);
 /* Chunks and stores size bytes read from fd at offset 0 (the caller is in
  * a store batch). progress may be NULL. */
-int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
 	      struct ingest *in,
 	      void (*progress)(void *arg, uint64_t n), void *parg);
 /* The chunks an ingest stored itself, by id: a chunk met twice is stored
@@ -285,78 +285,78 @@ struct fresh_map {
 /* Adds the chunk p[0..len) at in->end (the caller is in a store batch):
  * found in the index, met earlier in this ingest, or appended to the
  * store. tmp: max_size bytes of scratch. Counted in reg->chunked_bytes. */
-int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
 		 uint8_t *tmp);
 /* Adds a chunk already stored (content kept as it was) at e->off. */
-int ingest_keep(struct ingest *in, struct fresh_map *fm,
+int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 		const struct chunk_ent *e);
 /* In t: references the chunks of in (adding records for fresh ones,
  * counting references) and writes them as extents of file ino (at their
  * offsets; the caller dropped what they replace); sets each entry's key
  * to the chunk record it names. -EAGAIN when a chunk that was found
  * vanished (gc): ingest again. */
-int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 		 const struct ingest *in, uint64_t ino);
 /* In t: removes file ino's extent at off, which names chunk key, and its
  * reference. */
-int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
 		 const struct chunk_key *key);
 /* Reads e's chunk, checked against its id, into buf (e->len bytes). A
  * stored chunk (not fresh) that gc moved is looked up again (e->loc is
  * updated). -EIO when it cannot be read right. */
-int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf);
+int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf);
 /* The digest of size bytes of content made of the n chunks v (holes
  * between them), read and checked. In a transaction (in_txn), the places
  * in v are current: none is looked up again. */
-int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
 		   uint64_t size, bool in_txn, struct mreg_id *ret);
 /* In t: sets r->digest when r is a file whose digest is not computed yet
  * (INODE_NODIGEST, cleared); r is not written. */
-int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 		    struct inode_rec *r);
 /* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
  * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
  * the user's cap or into the daemon's reserve). */
-int spool_open(struct mreg_registry *reg, uid_t uid);
-/* Closes a descriptor spool_open() gave for uid (none: fd < 0). */
-void spool_close(struct mreg_registry *reg, int fd, uid_t uid);
+int reg_spool_fd_open(struct reg_registry *reg, uid_t uid);
+/* Closes a descriptor reg_spool_fd_open() gave for uid (none: fd < 0). */
+void reg_spool_fd_close(struct reg_registry *reg, int fd, uid_t uid);
 /* In t: marks inode r removed, for gc to free (with its tree or extents)
  * once no live process has it open; its name must be gone already. */
-int inode_trash(struct idx_txn *t, struct inode_rec *r);
+int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r);
 /* In t: drops file ino's extents and their references. */
-int extents_drop(struct idx_txn *t, uint64_t ino);
+int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino);
 /* Unsealed files open here. A file unlinked (or renamed over) while open
  * here is trashed, not deleted, and stays readable and writable through
  * its descriptors until the last one is closed, as on any Unix file
  * system. */
-bool file_open_here(struct mreg_registry *reg, uint64_t ino);
-/* At registry_close(), with files still open (the mount went away under
+bool reg_file_open_here(struct reg_registry *reg, uint64_t ino);
+/* At reg_close(), with files still open (the mount went away under
  * them): stops their writers' workers before the store closes. What they
  * had not committed is dropped, as a crash would; a trashed file is left
  * to gc. */
-void files_close(struct mreg_registry *reg);
+void reg_files_close(struct reg_registry *reg);
 /* Marks f as the registry's own reader (the serving cache's hydration):
  * its bytes are not counted as bytes read for a client
  * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
-void file_read_quietly(struct reg_file *f);
+void reg_file_read_quietly(struct reg_file *f);
 /* File ino, which the caller pinned, was trashed: the pin is kept until
  * its last close here, which frees it (now, if it was closed meanwhile). */
-void file_trashed_here(struct mreg_registry *reg, uint64_t ino);
+void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino);
 /* Registers a pending file (in t) as the next version; sets the file's
  * record (already holding its content) sealed inside it. */
-int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
 			 const struct reg_caller *who, struct inode_rec *f,
 			 char *ret_version);
 /* Sets a->size to the size written so far when the file is open for
  * writing here (a stat must show what was written before close). */
-void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a);
-/* Frees the cached extent tables (registry_close). */
-void tables_free(struct mreg_registry *reg);
+void reg_writer_size(struct reg_registry *reg, struct reg_attr *a);
+/* Frees the cached extent tables (reg_close). */
+void reg_tables_free(struct reg_registry *reg);
 /* Makes open writers of version v fail from now on. */
-void version_writers_seal(struct mreg_registry *reg, uint64_t v);
+void reg_version_writers_seal(struct reg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */
-int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_writer_commit(struct reg_registry *reg, const struct reg_caller *who,
 		      uint64_t ino);
 
 /* ---- regspool.c ---- */
@@ -370,30 +370,30 @@ struct spool;
  * the fresh ones among them added to the store. uid pays for its spool
  * file's descriptor, opened at the first write (and given back at each
  * commit). The spool makes its own copy of base. -ENOMEM. */
-int spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
+int reg_spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
 	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
 	      struct spool **ret);
 /* Frees sp (NULL is fine): closes its spool file, ends its store batch. */
-void spool_free(struct mreg_registry *reg, struct spool *sp);
+void reg_spool_free(struct reg_registry *reg, struct spool *sp);
 /* The spool now holds the store batch its base's fresh chunks were
  * appended in (they are not named yet): it ends it once they are. */
-void spool_hold_batch(struct spool *sp);
-uint64_t spool_size(const struct spool *sp);
+void reg_spool_hold_batch(struct spool *sp);
+uint64_t reg_spool_size(const struct spool *sp);
 /* pwrite(2) into the content: the count written, or -errno (-ENOSPC...). */
-ssize_t spool_write(struct mreg_registry *reg, struct spool *sp,
+ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
 		    const void *buf, size_t len, uint64_t off);
 /* pread(2) of the content: the count (short only at its end), or -EIO. */
-ssize_t spool_read(struct mreg_registry *reg, struct spool *sp, void *buf,
+ssize_t reg_spool_read(struct reg_registry *reg, struct spool *sp, void *buf,
 		   size_t len, uint64_t off);
 /* ftruncate(2) of the content. */
-int spool_truncate(struct mreg_registry *reg, struct spool *sp,
+int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
 		   uint64_t size);
 /* lseek(2) SEEK_DATA / SEEK_HOLE from off: *ret, or -ENXIO past the end. */
-int spool_seek(const struct spool *sp, uint64_t off, int whence,
+int reg_spool_seek(const struct spool *sp, uint64_t off, int whence,
 	       uint64_t *ret);
 /* Copies every byte base gives into the spool file: for a file whose
  * chunks nothing names any more (unlinked while open), which gc may take. */
-int spool_detach(struct mreg_registry *reg, struct spool *sp);
+int reg_spool_detach(struct reg_registry *reg, struct spool *sp);
 
 /* What a commit of a spool changes: the chunks of the changed parts
  * (re-chunked from the chunk boundary before each change to where the
@@ -413,113 +413,113 @@ struct spool_plan {
 /* Plans the commit of sp (in a store batch: new chunks are appended to
  * the store). full: plan a rewrite of every extent (else only when the
  * base is not what the index holds). */
-int spool_plan(struct mreg_registry *reg, struct spool *sp, bool full,
+int reg_spool_plan(struct reg_registry *reg, struct spool *sp, bool full,
 	       struct spool_plan *ret);
-void spool_plan_release(struct spool_plan *pl);
+void reg_spool_plan_release(struct spool_plan *pl);
 /* In t: applies pl to file f (its record, not written): -ESTALE when the
  * file's extents are no longer those pl was planned over (plan it full). */
-int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
+int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 		     struct spool_plan *pl, const struct inode_rec *f);
 /* After pl committed (the inode's ctime now ctime): its content is sp's
  * new base, and the spool is empty. */
-void spool_committed(struct mreg_registry *reg, struct spool *sp,
+void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
 		     struct spool_plan *pl, int64_t ctime);
 /* Marks the open writer of pending file ino registered (a rename made it
  * a version): its later writes fail, its close has nothing to do. */
-void wstate_registered(struct mreg_registry *reg, uint64_t ino);
+void reg_writer_registered(struct reg_registry *reg, uint64_t ino);
 
 /* ---- reglive.c ---- */
-/* Takes a life token and opens run/writers (registry_open). */
-int live_open(struct mreg_registry *reg);
+/* Takes a life token and opens run/writers (reg_open). */
+int reg_live_open(struct reg_registry *reg);
 /* Drops the token and every writer lock. */
-void live_close(struct mreg_registry *reg);
+void reg_live_close(struct reg_registry *reg);
 /* Does the process that holds token live? (Ours: yes; cannot tell: yes.) */
-bool live_token_alive(struct mreg_registry *reg, uint64_t token);
+bool reg_live_token_alive(struct reg_registry *reg, uint64_t token);
 /* A file of draft version is open for writing here, from now until
- * writers_leave(): a seal of it in any process fails with EBUSY. Waits
+ * reg_writers_leave(): a seal of it in any process fails with EBUSY. Waits
  * while a seal's transaction holds the version; call it outside any
  * transaction (then check again that the version is a draft) or inside a
  * write transaction (no seal can be running). -ENOMEM, -errno. */
-int writers_enter(struct mreg_registry *reg, uint64_t version);
-void writers_leave(struct mreg_registry *reg, uint64_t version);
+int reg_writers_enter(struct reg_registry *reg, uint64_t version);
+void reg_writers_leave(struct reg_registry *reg, uint64_t version);
 /* In a write transaction: 0 when no process writes a file of version
  * (which nobody can open for writing until the transaction ended), else
  * -EBUSY after waiting a moment. */
-int writers_none_txn(struct mreg_registry *reg, uint64_t version);
-/* Ends what writers_none_txn() holds (reg_txn, after the transaction). */
-void writers_txn_end(void);
+int reg_writers_none_txn(struct reg_registry *reg, uint64_t version);
+/* Ends what reg_writers_none_txn() holds (reg_change, after the transaction). */
+void reg_writers_txn_end(void);
 
 /* ---- regstage.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
-int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 	     const struct reg_caller *who, struct inode_rec *v);
 /* Points stage of model m at version v (in t), policy first. reason gets
  * a refusal's reason. action HIST_*. */
-int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 		  const struct reg_caller *who, struct inode_rec *m,
 		  const char *stage, struct inode_rec *v, int action,
 		  char *reason, size_t rlen);
 /* Removes stage (in t), policy first. Its inode is trashed, not deleted:
  * a reader that resolved the name a moment ago can still read the link;
  * gc deletes it. */
-int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen);
 /* The name of the version stage of model m points at, into buf ("" when
  * there is none): what a refused removal is audited with. */
-void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
+void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
 		       const char *stage, char *buf, size_t size);
 /* Parses a stage symlink target "../V": the version record. */
-int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
+int reg_stage_target_parse_txn(struct idx_txn *t, const struct inode_rec *m,
 		       const char *target, struct inode_rec *ret);
 /* Removes version v (in t): -EBUSY when a stage points at it. */
-int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 		       const struct reg_caller *who, struct inode_rec *m,
 		       struct inode_rec *v);
 /* Does any stage of model m point at version v? */
-int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
+int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
 
 /* ---- regpolicy.c ---- */
 /* Reads every stored stage policy and hook definition into ret, as if a
  * config held them (ret is config_init()ed here; config_release() it).
  * -EIO when a stored record is damaged or does not parse (logged). */
-int policy_load(struct idx_txn *t, struct mreg_config *ret);
+int reg_policy_load_txn(struct idx_txn *t, struct mreg_config *ret);
 /* The program stored for event, NUL-terminated into buf. -ENOENT when
  * there is none, -ERANGE when it does not fit. */
-int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
+int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event, char *buf,
 			size_t size);
 /* May the caller point stage of model m at version v? 0, or -EACCES with
  * the reason in reason; -EIO (a stored policy that does not read). */
-int policy_check_promote(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_check_promote_txn(struct idx_txn *t, const struct reg_caller *who,
 			 const struct inode_rec *m, const char *stage,
 			 const struct inode_rec *v, char *reason, size_t rlen);
 /* May the caller remove stage s of model m (protect, who)? As above. */
-int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_check_remove_txn(struct idx_txn *t, const struct reg_caller *who,
 			const struct inode_rec *m, const struct inode_rec *s,
 			char *reason, size_t rlen);
 /* A model or version record changes from old to new (in t): a change of
  * its mode or owner is refused (-EACCES, reason) on what a protected stage
  * serves unless the caller may change that stage, and audited otherwise
  * (with the old and new value). Other records and changes: 0. */
-int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 		    const struct inode_rec *old, const struct inode_rec *new,
 		    char *reason, size_t rlen);
 /* Is gid the caller's primary or a supplementary group? */
-bool caller_in_gid(const struct reg_caller *who, gid_t gid);
+bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid);
 
 /* ---- regmaint.c ---- */
 /* Pins version v against gc while a file of it is open here. */
-void pin_version(struct mreg_registry *reg, uint64_t v);
-void unpin_version(struct mreg_registry *reg, uint64_t v);
-void pins_flush(struct mreg_registry *reg);
+void reg_pin(struct reg_registry *reg, uint64_t v);
+void reg_unpin(struct reg_registry *reg, uint64_t v);
+void reg_pins_flush(struct reg_registry *reg);
 /* Frees trashed inode ino (its tree or its extents) in a transaction,
  * unless it is a file open here. */
-int trash_free(struct mreg_registry *reg, uint64_t ino);
-int pins_open(struct mreg_registry *reg);
-void pins_close(struct mreg_registry *reg);
+int reg_trash_free(struct reg_registry *reg, uint64_t ino);
+int reg_pins_open(struct reg_registry *reg);
+void reg_pins_close(struct reg_registry *reg);
 /* The gc figures of reg_store_stats (live_bytes, chunks, dead_bytes,
  * gc_bytes, gc_all_bytes, trash) in st. */
-int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st);
+int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st);
 
 
 
@@ -527,7 +527,7 @@ int gc_estimate(struct mreg_registry *reg, struct reg_store_stats *st);
 /* Sets (val != NULL) or removes one metadata key of model or version rec
  * (in t), with SPEC §4's rules, audited with the old value. key without
  * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
-int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		 const struct inode_rec *rec, const char *key,
 		 const void *val, size_t len, int flags);
 #endif

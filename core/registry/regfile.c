@@ -69,7 +69,7 @@ struct wstate {
 	int wpids[WS_WRITERS];    /* processes that created or wrote it
 				     (while pending or not born) */
 	int nwpids;               /* > WS_WRITERS: too many to tell */
-	/* a pending file (reg_close): */
+	/* a pending file (reg_file_close): */
 	bool registered;          /* became a version */
 	bool done;                /* its last descriptor was closed */
 	bool discarded;           /* removed instead of registered */
@@ -111,14 +111,14 @@ struct ext_table {
 #define TABLE_CACHE_EXTENTS (128u << 10)
 
 struct reg_file {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	uint64_t ino, version;
 	enum reg_kind kind;
 	int flags;
 	bool writer, sealed, pinned;
 	bool counted;             /* in reg->open_files */
 	uid_t uid;                /* the opener: a spool it needs is its own */
-	bool entered;             /* writes draft version (writers_enter) */
+	bool entered;             /* writes draft version (reg_writers_enter) */
 	bool internal;            /* ours (truncate): its release is no close */
 	bool quiet;               /* ours (hydration): reads are not counted */
 	struct wstate *ws;        /* reads and writes go to the spool */
@@ -139,7 +139,7 @@ struct reg_file {
 
 /* ---- ingest ----------------------------------------------------------- */
 
-void ingest_release(struct ingest *in)
+void reg_ingest_release(struct ingest *in)
 {
 	free(in->v);
 	memset(in, 0, sizeof(*in));
@@ -215,7 +215,7 @@ static int fresh_add(struct fresh_map *m, const struct ingest *in, int idx)
 }
 
 struct find_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct mreg_id *id;
 	const void *data;
 	uint32_t len;
@@ -229,14 +229,14 @@ struct find_arg {
 };
 
 /* Does the stored chunk at loc hold exactly these bytes? */
-static int same_bytes(struct mreg_registry *reg, const struct chunk_loc *loc,
+static int same_bytes(struct reg_registry *reg, const struct chunk_loc *loc,
 		      const void *data, uint32_t len, uint8_t *tmp)
 {
 	int r;
 
 	if (loc->len != len)
 		return 0;
-	r = store_read_raw(reg->st, loc, tmp);
+	r = store_get_raw(reg->st, loc, tmp);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
 	return memcmp(tmp, data, len) == 0;
@@ -260,7 +260,7 @@ static int find_one(void *arg, const struct idx_val *k,
 	struct chunk_rec c;
 	int r;
 
-	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
 		return a->err = -EIO;
 	if (a->reg->cfg->dedup_verify) {
 		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
@@ -287,7 +287,7 @@ static int find_one(void *arg, const struct idx_val *k,
 	return 1;
 }
 
-static int find_chunk(struct idx_txn *t, void *arg)
+static int find_chunk_txn(struct idx_txn *t, void *arg)
 {
 	struct find_arg *a = arg;
 
@@ -298,7 +298,7 @@ static int find_chunk(struct idx_txn *t, void *arg)
 	return a->err;
 }
 
-int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
+int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
 		 uint8_t *tmp)
 {
@@ -329,7 +329,7 @@ int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 		return ingest_push(in, &e);
 	}
 	fa.id = &e.id;
-	r = index_read(reg->ix, find_chunk, &fa);
+	r = idx_read(reg->ix, find_chunk_txn, &fa);
 	if (r < 0)
 		return r;
 	if (fa.found) {
@@ -337,7 +337,7 @@ int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 		e.loc = fa.loc; /* to read it back, should the file need a spool */
 		return ingest_push(in, &e);
 	}
-	r = store_append(reg->st, &e.id, p, len, &e.loc);
+	r = store_put(reg->st, &e.id, p, len, &e.loc);
 	if (r < 0)
 		return r;
 	e.fresh = true;
@@ -352,7 +352,7 @@ int ingest_chunk(struct mreg_registry *reg, struct ingest *in,
 	return fresh_add(fm, in, (int)(in->n - 1));
 }
 
-int ingest_keep(struct ingest *in, struct fresh_map *fm,
+int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 		const struct chunk_ent *e)
 {
 	struct chunk_ent k = *e;
@@ -378,7 +378,7 @@ int ingest_keep(struct ingest *in, struct fresh_map *fm,
 	return 0;
 }
 
-int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
+int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
 	      struct ingest *in,
 	      void (*progress)(void *arg, uint64_t n), void *parg)
 {
@@ -422,7 +422,7 @@ int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
 		have += (size_t)n;
 		while ((cut = chunker_scan(&ch, buf + scan, have - scan)) !=
 		       CHUNKER_NO_CUT) {
-			r = ingest_chunk(reg, in, &fm, buf + start,
+			r = reg_ingest_chunk(reg, in, &fm, buf + start,
 					 (uint32_t)(scan + cut - start), tmp);
 			if (r < 0)
 				goto out;
@@ -437,7 +437,7 @@ int ingest_fd(struct mreg_registry *reg, int fd, uint64_t size,
 			progress(parg, (uint64_t)n);
 	}
 	if (have > 0) {
-		r = ingest_chunk(reg, in, &fm, buf, (uint32_t)have, tmp);
+		r = reg_ingest_chunk(reg, in, &fm, buf, (uint32_t)have, tmp);
 		if (r < 0)
 			goto out;
 	}
@@ -448,7 +448,7 @@ out:
 	free(buf);
 	free(tmp);
 	if (r < 0)
-		ingest_release(in);
+		reg_ingest_release(in);
 	return r;
 }
 
@@ -481,7 +481,7 @@ struct stream {
 	/* Writes queued for the stream's worker (see stream_write). The
 	 * fields above belong to whoever feeds: the worker while the queue
 	 * is not empty or busy, else the holder of the wstate's lock. */
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	pthread_mutex_t qlock;    /* guards the fields up to busy */
 	pthread_cond_t qcond;     /* queued, fed, or stop */
 	struct qbuf *qhead, *qtail;
@@ -494,7 +494,7 @@ struct stream {
 	uint64_t end;             /* pos + queued: where the next write goes */
 };
 
-static struct stream *stream_new(struct mreg_registry *reg)
+static struct stream *stream_new(struct reg_registry *reg)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -516,9 +516,9 @@ static struct stream *stream_new(struct mreg_registry *reg)
 	return s;
 }
 
-static void qbufs_free(struct mreg_registry *reg, struct qbuf *b);
+static void qbufs_free(struct reg_registry *reg, struct qbuf *b);
 
-static void stream_free(struct mreg_registry *reg, struct stream *s)
+static void stream_free(struct reg_registry *reg, struct stream *s)
 {
 	if (!s)
 		return;
@@ -535,14 +535,14 @@ static void stream_free(struct mreg_registry *reg, struct stream *s)
 	pthread_cond_destroy(&s->qcond);
 	if (s->batch)
 		store_batch_end(reg->st);
-	ingest_release(&s->in);
+	reg_ingest_release(&s->in);
 	free(s->fm.slot);
 	free(s->carry);
 	free(s->tmp);
 	free(s);
 }
 
-static int stream_feed(struct mreg_registry *reg, struct stream *s,
+static int stream_feed(struct reg_registry *reg, struct stream *s,
 		       const uint8_t *p, size_t len)
 {
 	size_t cut;
@@ -565,11 +565,11 @@ static int stream_feed(struct mreg_registry *reg, struct stream *s,
 			return 0;
 		}
 		if (s->ncarry == 0) {
-			r = ingest_chunk(reg, &s->in, &s->fm, p, (uint32_t)cut,
+			r = reg_ingest_chunk(reg, &s->in, &s->fm, p, (uint32_t)cut,
 					 s->tmp);
 		} else {
 			memcpy(s->carry + s->ncarry, p, cut);
-			r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+			r = reg_ingest_chunk(reg, &s->in, &s->fm, s->carry,
 					 (uint32_t)(s->ncarry + cut), s->tmp);
 			s->ncarry = 0;
 		}
@@ -612,7 +612,7 @@ struct qbuf {
 	uint8_t data[];
 };
 
-static void qbufs_free(struct mreg_registry *reg, struct qbuf *b)
+static void qbufs_free(struct reg_registry *reg, struct qbuf *b)
 {
 	struct qbuf *next;
 
@@ -625,7 +625,7 @@ static void qbufs_free(struct mreg_registry *reg, struct qbuf *b)
 
 /* A buffer for len bytes (s->qlock held): a spare one, or a new one if
  * the registry's budget allows; NULL if not. */
-static struct qbuf *qbuf_take(struct mreg_registry *reg, struct stream *s,
+static struct qbuf *qbuf_take(struct reg_registry *reg, struct stream *s,
 			      size_t len)
 {
 	struct qbuf *b = s->spare;
@@ -679,7 +679,7 @@ static void *stream_worker(void *arg)
 
 /* Waits until the worker fed everything queued (the wstate's lock held);
  * an idle stream then gives its buffers back. s->err after that. */
-static int stream_drain(struct mreg_registry *reg, struct stream *s)
+static int stream_drain(struct reg_registry *reg, struct stream *s)
 {
 	struct qbuf *spare;
 
@@ -699,7 +699,7 @@ static int stream_drain(struct mreg_registry *reg, struct stream *s)
  * again after STREAM_ROOM_EVERY bytes queued by all streams of the
  * registry, and whenever what was queued since could eat into the
  * margin. */
-static bool stream_roomy(struct mreg_registry *reg, size_t len)
+static bool stream_roomy(struct reg_registry *reg, size_t len)
 {
 	uint64_t used = atomic_fetch_add(&reg->room_used, len) + len;
 	uint64_t room = atomic_load(&reg->room_free);
@@ -716,7 +716,7 @@ static bool stream_roomy(struct mreg_registry *reg, size_t len)
 
 /* Queues len bytes at s->end for the worker; false if they must be fed
  * inline (no room, no buffer, no thread). */
-static bool stream_queue(struct mreg_registry *reg, struct stream *s,
+static bool stream_queue(struct reg_registry *reg, struct stream *s,
 			 const uint8_t *p, size_t len)
 {
 	struct qbuf *b;
@@ -764,7 +764,7 @@ static bool stream_queue(struct mreg_registry *reg, struct stream *s,
 
 /* An in-order write of a stream (the wstate's lock held): queued for the
  * worker, or fed here once the queue is empty. */
-static int stream_write(struct mreg_registry *reg, struct stream *s,
+static int stream_write(struct reg_registry *reg, struct stream *s,
 			const uint8_t *p, size_t len)
 {
 	int r = s->err;
@@ -779,7 +779,7 @@ static int stream_write(struct mreg_registry *reg, struct stream *s,
 }
 
 /* Stores the tail and takes the digest: the content is then s->in. */
-static int stream_finish(struct mreg_registry *reg, struct stream *s)
+static int stream_finish(struct reg_registry *reg, struct stream *s)
 {
 	int r;
 
@@ -794,7 +794,7 @@ static int stream_finish(struct mreg_registry *reg, struct stream *s)
 		return 0;
 	}
 	if (s->ncarry) {
-		r = ingest_chunk(reg, &s->in, &s->fm, s->carry,
+		r = reg_ingest_chunk(reg, &s->in, &s->fm, s->carry,
 				 (uint32_t)s->ncarry, s->tmp);
 		if (r < 0)
 			return s->err = r;
@@ -811,38 +811,38 @@ struct locate_arg {
 	struct chunk_loc loc;
 };
 
-static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
 		     struct chunk_rec *ret);
 
-static int do_locate(struct idx_txn *t, void *arg)
+static int locate_txn(struct idx_txn *t, void *arg)
 {
 	struct locate_arg *a = arg;
 	struct chunk_rec c;
-	int r = chunk_get(t, &a->key, &c);
+	int r = chunk_get_txn(t, &a->key, &c);
 
 	if (r == 0)
 		a->loc = c.loc;
 	return r;
 }
 
-int chunk_read(struct mreg_registry *reg, struct chunk_ent *e, void *buf)
+int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 {
-	int r = store_read(reg->st, &e->loc, &e->id, buf);
+	int r = store_get(reg->st, &e->loc, &e->id, buf);
 
 	if (r == -ENOENT && !e->fresh) {
 		/* gc moved a chunk we share: find its new place */
 		struct locate_arg la = { .key = e->key };
 
-		r = index_read(reg->ix, do_locate, &la);
+		r = idx_read(reg->ix, locate_txn, &la);
 		if (r == 0) {
 			e->loc = la.loc;
-			r = store_read(reg->st, &e->loc, &e->id, buf);
+			r = store_get(reg->st, &e->loc, &e->id, buf);
 		}
 	}
 	return r == -ENOENT ? -EIO : r;
 }
 
-static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
+static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
 		     struct chunk_rec *ret)
 {
 	struct idx_val v;
@@ -850,21 +850,21 @@ static int chunk_get(struct idx_txn *t, const struct chunk_key *k,
 
 	if (r < 0)
 		return r;
-	return chunk_decode(v.data, v.len, ret);
+	return rec_chunk_decode(v.data, v.len, ret);
 }
 
-static int chunk_put(struct idx_txn *t, const struct chunk_key *k,
+static int chunk_put_txn(struct idx_txn *t, const struct chunk_key *k,
 		     const struct chunk_rec *c)
 {
 	uint8_t buf[CHUNK_REC_LEN];
 
-	chunk_encode(c, buf);
+	rec_chunk_encode(c, buf);
 	return idx_put(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, buf, sizeof(buf),
 		       0);
 }
 
 struct pick_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct chunk_ent *e;
 	uint8_t *a, *b;
 	struct chunk_key key;
@@ -882,15 +882,15 @@ static int pick_one(void *arg, const struct idx_val *k,
 	struct chunk_rec c;
 	int r;
 
-	if (k->len != CHUNK_KEY_LEN || chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
 		return p->err = -EIO;
 	memcpy(key.b, k->data, CHUNK_KEY_LEN);
-	if (chunk_key_n(&key) > p->max_n)
-		p->max_n = chunk_key_n(&key);
+	if (rec_chunk_key_n(&key) > p->max_n)
+		p->max_n = rec_chunk_key_n(&key);
 	if (c.loc.len != p->e->len)
 		return 0;
 	if (p->reg->cfg->dedup_verify) {
-		if ((r = store_read_raw(p->reg->st, &p->e->loc, p->a)) < 0)
+		if ((r = store_get_raw(p->reg->st, &p->e->loc, p->a)) < 0)
 			return p->err = r;
 		r = same_bytes(p->reg, &c.loc, p->a, p->e->len, p->b);
 		if (r < 0)
@@ -903,7 +903,7 @@ static int pick_one(void *arg, const struct idx_val *k,
 	return 1;
 }
 
-int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
+int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 		 const struct ingest *in_c, uint64_t ino)
 {
 	struct ingest *in = (struct ingest *)in_c;
@@ -922,7 +922,7 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 
 		if (!e->fresh) {
 			keys[i] = e->key;
-			r = chunk_get(t, &keys[i], &c);
+			r = chunk_get_txn(t, &keys[i], &c);
 			if (r == -ENOENT)
 				r = -EAGAIN; /* gc took it: ingest again */
 			if (r < 0)
@@ -930,10 +930,10 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 			c.refs++;
 		} else if (e->dup_of >= 0) {
 			keys[i] = keys[e->dup_of];
-			if ((r = chunk_get(t, &keys[i], &c)) < 0)
+			if ((r = chunk_get_txn(t, &keys[i], &c)) < 0)
 				goto out;
 			c.refs++;
-		} else if (e->heal && chunk_get(t, &e->key, &c) == 0) {
+		} else if (e->heal && chunk_get_txn(t, &e->key, &c) == 0) {
 			/* our good copy takes the damaged one's place, for
 			   every file that names it */
 			keys[i] = e->key;
@@ -960,7 +960,7 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 				goto out;
 			if (p.found) {
 				keys[i] = p.key;
-				if ((r = chunk_get(t, &keys[i], &c)) < 0)
+				if ((r = chunk_get_txn(t, &keys[i], &c)) < 0)
 					goto out;
 				c.refs++;
 			} else {
@@ -968,19 +968,19 @@ int ingest_apply(struct mreg_registry *reg, struct idx_txn *t,
 					r = -ENOSPC;
 					goto out;
 				}
-				chunk_key_make(&e->id, (uint16_t)(p.max_n + 1),
+				rec_chunk_key_make(&e->id, (uint16_t)(p.max_n + 1),
 					       &keys[i]);
 				c.loc = e->loc;
 				c.refs = 1;
 			}
 		}
-		if ((r = chunk_put(t, &keys[i], &c)) < 0)
+		if ((r = chunk_put_txn(t, &keys[i], &c)) < 0)
 			goto out;
 		x.offset = e->off;
 		x.len = e->len;
 		x.chunk = keys[i];
-		extent_key(ino, e->off, ek);
-		extent_encode(&x, ev);
+		rec_extent_key(ino, e->off, ek);
+		rec_extent_encode(&x, ev);
 		r = idx_put(t, IDX_EXTENTS, ek, sizeof(ek), ev, sizeof(ev), 0);
 		if (r < 0)
 			goto out;
@@ -1005,7 +1005,7 @@ static int collect_ext(void *arg, const struct idx_val *k,
 	struct ext_list *l = arg;
 	struct extent_rec x;
 
-	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return l->err = -EIO;
 	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
 		return l->err = -ENOMEM;
@@ -1013,7 +1013,7 @@ static int collect_ext(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int extents_load(struct idx_txn *t, uint64_t ino, struct ext_list *l)
+static int extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l)
 {
 	uint8_t p[8];
 
@@ -1027,42 +1027,42 @@ static int extents_load(struct idx_txn *t, uint64_t ino, struct ext_list *l)
 	return l->err;
 }
 
-int extent_unref(struct idx_txn *t, uint64_t ino, uint64_t off,
+int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
 		 const struct chunk_key *key)
 {
 	uint8_t ek[EXTENT_KEY_LEN];
 	struct chunk_rec c;
 	int r;
 
-	extent_key(ino, off, ek);
+	rec_extent_key(ino, off, ek);
 	if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
 		return r;
-	r = chunk_get(t, key, &c);
+	r = chunk_get_txn(t, key, &c);
 	if (r == -ENOENT)
 		return 0; /* fsck reports it; nothing to count down */
 	if (r < 0)
 		return r;
 	if (c.refs > 0)
 		c.refs--;
-	return chunk_put(t, key, &c);
+	return chunk_put_txn(t, key, &c);
 }
 
-int extents_drop(struct idx_txn *t, uint64_t ino)
+int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino)
 {
 	struct ext_list l;
 	size_t i;
 	int r;
 
-	r = extents_load(t, ino, &l);
+	r = extents_load_txn(t, ino, &l);
 	if (r < 0)
 		return r;
 	for (i = 0; i < l.n && r == 0; i++)
-		r = extent_unref(t, ino, l.v[i].offset, &l.v[i].chunk);
+		r = reg_extent_unref_txn(t, ino, l.v[i].offset, &l.v[i].chunk);
 	free(l.v);
 	return r;
 }
 
-int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
+int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
 		   uint64_t size, bool in_txn, struct mreg_id *ret)
 {
 	static const uint8_t zeros[64u << 10];
@@ -1083,8 +1083,8 @@ int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
 		}
 		if (i == n)
 			break;
-		r = in_txn ? store_read(reg->st, &v[i].loc, &v[i].id, buf) :
-			     chunk_read(reg, &v[i], buf);
+		r = in_txn ? store_get(reg->st, &v[i].loc, &v[i].id, buf) :
+			     reg_chunk_read(reg, &v[i], buf);
 		if (r < 0)
 			break;
 		digest_update(&ds, buf, v[i].len);
@@ -1097,7 +1097,7 @@ int content_digest(struct mreg_registry *reg, struct chunk_ent *v, size_t n,
 	return 0;
 }
 
-int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 		    struct inode_rec *rec)
 {
 	struct chunk_ent *v;
@@ -1109,7 +1109,7 @@ int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
 	if ((rec->kind != REG_FILE && rec->kind != REG_PENDING) ||
 	    !(rec->flags & INODE_NODIGEST))
 		return 0;
-	if ((r = extents_load(t, rec->ino, &l)) < 0)
+	if ((r = extents_load_txn(t, rec->ino, &l)) < 0)
 		return r;
 	v = calloc(l.n ? l.n : 1, sizeof(*v));
 	r = v ? 0 : -ENOMEM;
@@ -1117,12 +1117,12 @@ int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
 		v[i].off = l.v[i].offset;
 		v[i].len = l.v[i].len;
 		v[i].key = l.v[i].chunk;
-		chunk_key_id(&v[i].key, &v[i].id);
-		if ((r = chunk_get(t, &v[i].key, &c)) == 0)
+		rec_chunk_key_id(&v[i].key, &v[i].id);
+		if ((r = chunk_get_txn(t, &v[i].key, &c)) == 0)
 			v[i].loc = c.loc;
 	}
 	if (r == 0)
-		r = content_digest(reg, v, l.n, rec->size, true, &rec->digest);
+		r = reg_content_digest(reg, v, l.n, rec->size, true, &rec->digest);
 	free(v);
 	free(l.v);
 	if (r < 0)
@@ -1135,7 +1135,7 @@ int file_digest_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 /* ---- registering a pending file ---------------------------------------- */
 
-int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
 			 const struct reg_caller *who, struct inode_rec *f,
 			 char *ret_version)
 {
@@ -1143,10 +1143,10 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 	char name[32];
 	int r;
 
-	if ((r = ino_get(t, f->model, &m)) < 0)
+	if ((r = reg_inode_get_txn(t, f->model, &m)) < 0)
 		return r;
-	version_next_name(&m, name, sizeof(name));
-	r = version_create_txn(t, who, &m, name, 0777, &v);
+	reg_version_next_name(&m, name, sizeof(name));
+	r = reg_version_create_txn(t, who, &m, name, 0777, &v);
 	if (r < 0)
 		return r;
 	/* a version directory is searchable and readable by all unless
@@ -1156,23 +1156,23 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 	v.gid = f->gid;
 	v.stored = f->stored;
 	f->stored = 0;
-	if ((r = ino_put(t, &v)) < 0)
+	if ((r = reg_inode_put_txn(t, &v)) < 0)
 		return r;
-	if ((r = name_del(t, m.ino, f->name)) < 0 && r != -ENOENT)
+	if ((r = reg_name_del_txn(t, m.ino, f->name)) < 0 && r != -ENOENT)
 		return r;
-	if ((r = pending_del(t, f->ino)) < 0)
+	if ((r = reg_pending_del_txn(t, f->ino)) < 0)
 		return r;
 	f->kind = REG_FILE;
 	f->parent = v.ino;
 	f->version = v.ino;
 	f->target = 0;
-	if ((r = ino_put(t, f)) < 0 ||
-	    (r = name_put(t, v.ino, f->name, f->ino, 0)) < 0)
+	if ((r = reg_inode_put_txn(t, f)) < 0 ||
+	    (r = reg_name_put_txn(t, v.ino, f->name, f->ino, 0)) < 0)
 		return r;
-	r = seal_txn(reg, t, who, &v);
+	r = reg_seal_txn(reg, t, who, &v);
 	if (r < 0 && r != -EALREADY)
 		return r;
-	r = audit_put(t, who, &(struct audit_ev){ .op = "register",
+	r = reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "register",
 		.model = m.name, .version = name, .path = f->name });
 	if (r < 0)
 		return r;
@@ -1185,7 +1185,7 @@ int pending_register_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 /* A spool is a descriptor of the daemon's, spent for user uid: within
  * the user's cap and outside the daemon's reserve (fdcap.h), or -EMFILE. */
-int spool_open(struct mreg_registry *reg, uid_t uid)
+int reg_spool_fd_open(struct reg_registry *reg, uid_t uid)
 {
 	int fd = fdcap_take(reg->fdcap, uid);
 
@@ -1201,7 +1201,7 @@ int spool_open(struct mreg_registry *reg, uid_t uid)
 	return fdcap_admit(reg->fdcap, uid, fd);
 }
 
-void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
+void reg_spool_fd_close(struct reg_registry *reg, int fd, uid_t uid)
 {
 	if (fd < 0)
 		return;
@@ -1209,7 +1209,7 @@ void spool_close(struct mreg_registry *reg, int fd, uid_t uid)
 	fdcap_give(reg->fdcap, uid);
 }
 
-static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
+static struct wstate *ws_find(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *w;
 
@@ -1221,7 +1221,7 @@ static struct wstate *ws_find(struct mreg_registry *reg, uint64_t ino)
 
 /* The write state of ino when it is open for writing here, referenced
  * (ws_put() it), or NULL. */
-static struct wstate *ws_get(struct mreg_registry *reg, uint64_t ino)
+static struct wstate *ws_get(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *ws;
 
@@ -1233,7 +1233,7 @@ static struct wstate *ws_get(struct mreg_registry *reg, uint64_t ino)
 	return ws;
 }
 
-static void ws_put(struct mreg_registry *reg, struct wstate *ws)
+static void ws_put(struct reg_registry *reg, struct wstate *ws)
 {
 	struct wstate **pp;
 
@@ -1248,7 +1248,7 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
-	spool_free(reg, ws->sp);
+	reg_spool_free(reg, ws->sp);
 	stream_free(reg, ws->stream);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
@@ -1258,7 +1258,7 @@ static void ws_put(struct mreg_registry *reg, struct wstate *ws)
  * in-order write needs; uid (who asks) pays for its descriptor. The
  * chunks the stream stored are its base, the bytes it had not cut into a
  * chunk yet are written to it. */
-static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
+static int ws_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
 {
 	struct stream *s = ws->stream;
 	struct spool *sp;
@@ -1273,28 +1273,28 @@ static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
 	if ((r = stream_drain(reg, s)) < 0)
 		return r;
 	if (s->committed) {
-		/* ingest_apply() named every chunk: none is fresh now */
+		/* reg_ingest_apply_txn() named every chunk: none is fresh now */
 		for (i = 0; i < s->in.n; i++) {
 			s->in.v[i].fresh = s->in.v[i].heal = false;
 			s->in.v[i].dup_of = -1;
 		}
 	}
 	chunked = s->pos - s->ncarry;
-	r = spool_new(s->in.v, s->in.n, chunked, s->committed, ws->ctime,
+	r = reg_spool_new(s->in.v, s->in.n, chunked, s->committed, ws->ctime,
 		      s->committed ? 0 : s->in.new_bytes, uid, &sp);
 	if (r < 0)
 		return r;
 	if (s->ncarry) {
-		n = spool_write(reg, sp, s->carry, s->ncarry, chunked);
+		n = reg_spool_write(reg, sp, s->carry, s->ncarry, chunked);
 		if (n != (ssize_t)s->ncarry) {
-			spool_free(reg, sp);
+			reg_spool_free(reg, sp);
 			return n < 0 ? (int)n : -EIO;
 		}
 	}
 	if (!s->committed && s->batch) {
 		/* its fresh chunks are named by no one yet: the batch that
 		   keeps them from gc goes with them */
-		spool_hold_batch(sp);
+		reg_spool_hold_batch(sp);
 		s->batch = false;
 	}
 	stream_free(reg, s);
@@ -1303,7 +1303,7 @@ static int ws_spool(struct mreg_registry *reg, struct wstate *ws, uid_t uid)
 	return 0;
 }
 
-void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
+void reg_writer_size(struct reg_registry *reg, struct reg_attr *a)
 {
 	struct wstate *w;
 
@@ -1315,7 +1315,7 @@ void ws_attr_size(struct mreg_registry *reg, struct reg_attr *a)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void version_writers_seal(struct mreg_registry *reg, uint64_t v)
+void reg_version_writers_seal(struct reg_registry *reg, uint64_t v)
 {
 	struct wstate *w;
 
@@ -1330,7 +1330,7 @@ void version_writers_seal(struct mreg_registry *reg, uint64_t v)
 #define COMMIT_BIRTH    0x2u
 
 struct commit_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	struct wstate *ws;
 	struct ingest *in;        /* a stream's content, or */
@@ -1345,7 +1345,7 @@ struct commit_arg {
 	char version[REG_NAME_MAX + 1];
 };
 
-static int do_commit(struct idx_txn *t, void *arg)
+static int commit_txn(struct idx_txn *t, void *arg)
 {
 	struct commit_arg *a = arg;
 	bool content = a->in || a->plan;
@@ -1354,7 +1354,7 @@ static int do_commit(struct idx_txn *t, void *arg)
 	int r;
 
 	a->registered = false;
-	r = ino_get(t, a->ws->ino, &f);
+	r = reg_inode_get_txn(t, a->ws->ino, &f);
 	a->gone = r == -ENOENT || (r == 0 && (f.flags & INODE_TRASHED));
 	if (a->gone)
 		return 0; /* unlinked while open: nothing to keep */
@@ -1365,26 +1365,26 @@ static int do_commit(struct idx_txn *t, void *arg)
 	new_bytes = a->plan ? a->plan->in.new_bytes :
 		    a->in ? a->in->new_bytes : 0;
 	if (f.kind == REG_FILE && content) {
-		if ((r = ino_get(t, f.version, &v)) < 0)
+		if ((r = reg_inode_get_txn(t, f.version, &v)) < 0)
 			return r;
 		if (v.flags & INODE_SEALED)
 			return -EROFS;
 		v.stored += new_bytes;
-		if ((r = ino_put(t, &v)) < 0)
+		if ((r = reg_inode_put_txn(t, &v)) < 0)
 			return r;
 	}
 	/* a new file of a draft outlives its writer from now on */
 	if (f.kind == REG_FILE && (a->how & COMMIT_BIRTH) &&
-	    (r = pending_del(t, f.ino)) < 0)
+	    (r = reg_pending_del_txn(t, f.ino)) < 0)
 		return r;
 	if (a->plan) {
-		if ((r = spool_plan_apply(a->reg, t, a->plan, &f)) < 0)
+		if ((r = reg_spool_plan_apply_txn(a->reg, t, a->plan, &f)) < 0)
 			return r;
 		f.size = a->plan->size;
 		f.digest = a->digest;
 	} else if (a->in) {
-		if ((r = extents_drop(t, f.ino)) < 0 ||
-		    (r = ingest_apply(a->reg, t, a->in, f.ino)) < 0)
+		if ((r = reg_extents_drop_txn(t, f.ino)) < 0 ||
+		    (r = reg_ingest_apply_txn(a->reg, t, a->in, f.ino)) < 0)
 			return r;
 		f.size = a->in->size;
 		f.digest = a->in->digest;
@@ -1404,10 +1404,10 @@ static int do_commit(struct idx_txn *t, void *arg)
 	if ((a->how & COMMIT_REGISTER) && f.kind == REG_PENDING &&
 	    f.name[0] != '.') {
 		a->registered = true;
-		return pending_register_txn(a->reg, t, a->who, &f,
+		return reg_version_register_txn(a->reg, t, a->who, &f,
 					    a->version);
 	}
-	return ino_put(t, &f);
+	return reg_inode_put_txn(t, &f);
 }
 
 /* Commits a spool (ws->lock held): only what changed is chunked and
@@ -1415,7 +1415,7 @@ static int do_commit(struct idx_txn *t, void *arg)
  * when the file is sealed; a pending file is sealed by the commit of its
  * last close, which may have nothing new to store, so its digest is taken
  * at each commit, before the transaction. */
-static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
+static int spool_commit(struct reg_registry *reg, struct wstate *ws,
 			struct commit_arg *a)
 {
 	struct spool_plan pl;
@@ -1424,22 +1424,22 @@ static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
 
 	for (tries = 0; tries < 4; tries++) {
 		store_batch_begin(reg->st);
-		r = spool_plan(reg, ws->sp, full, &pl);
+		r = reg_spool_plan(reg, ws->sp, full, &pl);
 		a->nodigest = ws->version != 0;
 		if (r == 0 && !a->nodigest)
-			r = content_digest(reg, pl.all, pl.nall, pl.size,
+			r = reg_content_digest(reg, pl.all, pl.nall, pl.size,
 					   false, &a->digest);
 		if (r == 0)
 			r = store_sync(reg->st);
 		if (r == 0) {
 			a->plan = &pl;
-			r = reg_txn(reg, do_commit, a);
+			r = reg_change(reg, commit_txn, a);
 			a->plan = NULL;
 		}
 		if (r >= 0 && !a->gone)
-			spool_committed(reg, ws->sp, &pl, a->ctime);
+			reg_spool_committed(reg, ws->sp, &pl, a->ctime);
 		store_batch_end(reg->st);
-		spool_plan_release(&pl);
+		reg_spool_plan_release(&pl);
 		if (r == -ESTALE) {
 			/* another process committed the file meanwhile:
 			   ours replaces every extent */
@@ -1447,7 +1447,7 @@ static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
 		} else if (r == -EAGAIN) {
 			/* a chunk it kept was collected meanwhile: its
 			   bytes (read where they were) go to the spool */
-			if ((r = spool_detach(reg, ws->sp)) < 0)
+			if ((r = reg_spool_detach(reg, ws->sp)) < 0)
 				return r;
 			full = true;
 		} else {
@@ -1465,7 +1465,7 @@ static int spool_commit(struct mreg_registry *reg, struct wstate *ws,
  * anything. how: COMMIT_REGISTER, a pending file with a visible name
  * becomes a version in the same transaction; COMMIT_BIRTH, a new file of
  * a draft outlives its writer from now on. 1 when it was registered. */
-static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
+static int ws_commit(struct reg_registry *reg, const struct reg_caller *who,
 		     struct wstate *ws, unsigned how)
 {
 	struct commit_arg a = { .reg = reg, .who = who, .ws = ws,
@@ -1479,7 +1479,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 	if (!ws->dirty) {
 		if (!a.how)
 			return 0;
-		r = reg_txn(reg, do_commit, &a);
+		r = reg_change(reg, commit_txn, &a);
 		if (r < 0)
 			return r;
 		goto done;
@@ -1493,14 +1493,14 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		if (r == 0) {
 			a.in = &s->in;
 			a.nodigest = s->nodigest;
-			r = reg_txn(reg, do_commit, &a);
+			r = reg_change(reg, commit_txn, &a);
 		}
 		if (r >= 0 && a.gone) {
 			/* unlinked while open: nothing names its chunks (gc
 			   may take them), so its bytes move to its spool
 			   until the last close */
 			if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
-			    (r = spool_detach(reg, ws->sp)) < 0)
+			    (r = reg_spool_detach(reg, ws->sp)) < 0)
 				return r;
 			goto done;
 		}
@@ -1518,7 +1518,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 		/* a chunk it shared was collected meanwhile: start over
 		   from a spool of the same bytes (read where they were) */
 		if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
-		    (r = spool_detach(reg, ws->sp)) < 0)
+		    (r = reg_spool_detach(reg, ws->sp)) < 0)
 			return r;
 	}
 	if (!ws->sp && (r = ws_spool(reg, ws, who->uid)) < 0)
@@ -1526,7 +1526,7 @@ static int ws_commit(struct mreg_registry *reg, const struct reg_caller *who,
 	a.in = NULL;
 	if ((r = spool_commit(reg, ws, &a)) < 0)
 		return r;
-	if (a.gone && (r = spool_detach(reg, ws->sp)) < 0)
+	if (a.gone && (r = reg_spool_detach(reg, ws->sp)) < 0)
 		return r;
 	if (!a.gone)
 		ws->ctime = a.ctime;
@@ -1545,7 +1545,7 @@ done:
 	return 0;
 }
 
-int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_writer_commit(struct reg_registry *reg, const struct reg_caller *who,
 		      uint64_t ino)
 {
 	struct wstate *ws;
@@ -1562,7 +1562,7 @@ int wstate_commit_ino(struct mreg_registry *reg, const struct reg_caller *who,
 	return r < 0 ? r : 0;
 }
 
-void wstate_registered(struct mreg_registry *reg, uint64_t ino)
+void reg_writer_registered(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *ws;
 
@@ -1580,7 +1580,7 @@ void wstate_registered(struct mreg_registry *reg, uint64_t ino)
 /* Why a pending file was removed instead of registered, for the log
  * and the audit. */
 struct discard_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t ino;
 	int pid, sig;             /* a writer killed by sig, or */
@@ -1588,7 +1588,7 @@ struct discard_arg {
 	bool dropped;
 };
 
-static int do_discard(struct idx_txn *t, void *arg)
+static int discard_txn(struct idx_txn *t, void *arg)
 {
 	struct discard_arg *a = arg;
 	struct inode_rec f, m;
@@ -1597,7 +1597,7 @@ static int do_discard(struct idx_txn *t, void *arg)
 	int r;
 
 	a->dropped = false;
-	r = ino_get(t, a->ino, &f);
+	r = reg_inode_get_txn(t, a->ino, &f);
 	if (r == -ENOENT || (r == 0 && (f.kind != REG_PENDING ||
 					(f.flags & INODE_TRASHED))))
 		return 0; /* unlinked or renamed to a version meanwhile */
@@ -1607,10 +1607,10 @@ static int do_discard(struct idx_txn *t, void *arg)
 	   (rsync removes its own), and a file another process made may
 	   still be written through another mount */
 	if (!a->sig &&
-	    (f.name[0] == '.' || !pending_ours_txn(a->reg, t, f.ino)))
+	    (f.name[0] == '.' || !reg_pending_ours_txn(a->reg, t, f.ino)))
 		return 0;
-	if ((r = ino_get(t, f.model, &m)) < 0 ||
-	    (r = pending_drop_txn(t, &f)) < 0)
+	if ((r = reg_inode_get_txn(t, f.model, &m)) < 0 ||
+	    (r = reg_pending_drop_txn(t, &f)) < 0)
 		return r;
 	a->dropped = true;
 	if (!a->sig)
@@ -1618,14 +1618,14 @@ static int do_discard(struct idx_txn *t, void *arg)
 	snprintf(reason, sizeof(reason), "process %d, which wrote it, was "
 		 "killed by signal %d (SIG%s): a partial file is never "
 		 "registered", a->pid, a->sig, sig ? sig : "?");
-	return audit_put(t, a->who, &(struct audit_ev){ .op = "register",
+	return reg_audit_put_txn(t, a->who, &(struct audit_ev){ .op = "register",
 		.result = "refused", .model = m.name, .path = f.name,
 		.reason = reason });
 }
 
 /* Empties ws's content (its lock held): a new stream, nothing written.
  * -ENOMEM. */
-static int ws_empty(struct mreg_registry *reg, struct wstate *ws)
+static int ws_empty(struct reg_registry *reg, struct wstate *ws)
 {
 	struct stream *s = stream_new(reg);
 
@@ -1633,7 +1633,7 @@ static int ws_empty(struct mreg_registry *reg, struct wstate *ws)
 		return -ENOMEM;
 	stream_free(reg, ws->stream);
 	ws->stream = s;
-	spool_free(reg, ws->sp);
+	reg_spool_free(reg, ws->sp);
 	ws->sp = NULL;
 	ws->size = 0;
 	return 0;
@@ -1641,8 +1641,8 @@ static int ws_empty(struct mreg_registry *reg, struct wstate *ws)
 
 /* Removes pending file ws (its lock held) instead of registering it: a
  * process that wrote it was killed, or its registration failed (see
- * do_discard). */
-static int ws_discard(struct mreg_registry *reg, struct wstate *ws,
+ * discard_txn). */
+static int ws_discard(struct reg_registry *reg, struct wstate *ws,
 		      const struct reg_caller *who)
 {
 	struct discard_arg a = { .reg = reg, .who = who, .ino = ws->ino,
@@ -1650,7 +1650,7 @@ static int ws_discard(struct mreg_registry *reg, struct wstate *ws,
 				 .sig = ws->killed_sig, .err = ws->failed };
 	int r;
 
-	r = reg_txn(reg, do_discard, &a);
+	r = reg_change(reg, discard_txn, &a);
 	if (r < 0)
 		return log_err(r, "cannot remove inode %llu, which is not "
 			       "to be registered", (unsigned long long)ws->ino);
@@ -1696,7 +1696,7 @@ static bool ws_wrote(const struct wstate *ws, int pid)
  * registered, complete, in the commit's transaction; it is removed
  * instead when a process that wrote it dies by a signal (audited), or
  * when that registration fails (a full disk: close() returns why). */
-static int pending_closed(struct mreg_registry *reg, struct wstate *ws,
+static int pending_closed(struct reg_registry *reg, struct wstate *ws,
 			  const struct reg_caller *who,
 			  const struct reg_closing *how)
 {
@@ -1744,10 +1744,10 @@ struct open_arg {
 	int err;
 };
 
-static int resolve_loc(struct idx_txn *t, struct rext *x)
+static int resolve_loc_txn(struct idx_txn *t, struct rext *x)
 {
 	struct chunk_rec c;
-	int r = chunk_get(t, &x->key, &c);
+	int r = chunk_get_txn(t, &x->key, &c);
 
 	if (r == -ENOENT)
 		return -EIO; /* a reference to nothing: damage */
@@ -1757,19 +1757,19 @@ static int resolve_loc(struct idx_txn *t, struct rext *x)
 	return 0;
 }
 
-static int do_open(struct idx_txn *t, void *arg)
+static int open_txn(struct idx_txn *t, void *arg)
 {
 	struct open_arg *a = arg;
 	struct ext_list l;
 	size_t i;
 	int r;
 
-	r = ino_get(t, a->ino, &a->rec);
+	r = reg_inode_get_txn(t, a->ino, &a->rec);
 	if (r < 0)
 		return r;
 	if (a->rec.kind != REG_FILE && a->rec.kind != REG_PENDING)
 		return S_ISDIR(a->rec.mode) ? -EISDIR : -EINVAL;
-	if ((r = extents_load(t, a->ino, &l)) < 0)
+	if ((r = extents_load_txn(t, a->ino, &l)) < 0)
 		return r;
 	a->f->ext = calloc(l.n ? l.n : 1, sizeof(*a->f->ext));
 	if (!a->f->ext) {
@@ -1780,11 +1780,11 @@ static int do_open(struct idx_txn *t, void *arg)
 		a->f->ext[i].off = l.v[i].offset;
 		a->f->ext[i].len = l.v[i].len;
 		a->f->ext[i].key = l.v[i].chunk;
-		if ((r = resolve_loc(t, &a->f->ext[i])) < 0) {
+		if ((r = resolve_loc_txn(t, &a->f->ext[i])) < 0) {
 			char hex[MREG_ID_HEX];
 			struct mreg_id id;
 
-			chunk_key_id(&l.v[i].chunk, &id);
+			rec_chunk_key_id(&l.v[i].chunk, &id);
 			log_err(r, "file '%s' (inode %llu): chunk %s is missing",
 				a->rec.name, (unsigned long long)a->ino,
 				chunkid_hex(&id, hex));
@@ -1802,17 +1802,17 @@ static int do_open(struct idx_txn *t, void *arg)
 
 /* Frees unused tables, least recently used first, down to the cap (all of
  * them with cap 0); reg->lock held. */
-#define TABLE_BUCKETS (sizeof(((struct mreg_registry *)0)->tables) / \
+#define TABLE_BUCKETS (sizeof(((struct reg_registry *)0)->tables) / \
 		       sizeof(struct ext_table *))
 
-static struct ext_table **table_bucket(struct mreg_registry *reg,
+static struct ext_table **table_bucket(struct reg_registry *reg,
 				       uint64_t ino)
 {
 	return &reg->tables[(ino * 0x9e3779b97f4a7c15ULL >> 54) %
 			    TABLE_BUCKETS];
 }
 
-static void tables_trim(struct mreg_registry *reg, size_t cap)
+static void tables_trim(struct reg_registry *reg, size_t cap)
 {
 	struct ext_table **pp, **victim, *t;
 	size_t b;
@@ -1839,7 +1839,7 @@ static void tables_trim(struct mreg_registry *reg, size_t cap)
 	}
 }
 
-static struct ext_table *table_get(struct mreg_registry *reg, uint64_t ino)
+static struct ext_table *table_get(struct reg_registry *reg, uint64_t ino)
 {
 	struct ext_table *t;
 
@@ -1854,7 +1854,7 @@ static struct ext_table *table_get(struct mreg_registry *reg, uint64_t ino)
 	return t;
 }
 
-static void table_put(struct mreg_registry *reg, struct ext_table *t)
+static void table_put(struct reg_registry *reg, struct ext_table *t)
 {
 	pthread_mutex_lock(&reg->lock);
 	t->refs--;
@@ -1864,7 +1864,7 @@ static void table_put(struct mreg_registry *reg, struct ext_table *t)
 
 /* Makes f's freshly loaded extents a shared table (or uses one another
  * thread made meanwhile). */
-static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
+static void table_adopt(struct reg_registry *reg, struct reg_file *f)
 {
 	struct ext_table *t = calloc(1, sizeof(*t)), *o;
 
@@ -1900,7 +1900,7 @@ static void table_adopt(struct mreg_registry *reg, struct reg_file *f)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void tables_free(struct mreg_registry *reg)
+void reg_tables_free(struct reg_registry *reg)
 {
 	struct ext_table *t;
 	size_t b;
@@ -1916,7 +1916,7 @@ void tables_free(struct mreg_registry *reg)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
+static struct reg_file *file_new(struct reg_registry *reg, uint64_t ino)
 {
 	struct reg_file *f = calloc(1, sizeof(*f));
 
@@ -1933,15 +1933,15 @@ static struct reg_file *file_new(struct mreg_registry *reg, uint64_t ino)
 
 /* How many handles of this process have an unsealed file open: unlink
  * (and rename over it) trashes such a file instead of deleting it, and
- * its last close here frees it (see file_open_here() in internal.h). */
+ * its last close here frees it (see reg_file_open_here() in internal.h). */
 struct open_file {
 	uint64_t ino;
 	unsigned n;
-	bool trashed;             /* holds a pin (pin_version of ino) */
+	bool trashed;             /* holds a pin (reg_pin of ino) */
 	struct open_file *next;
 };
 
-static struct open_file **open_slot(struct mreg_registry *reg, uint64_t ino)
+static struct open_file **open_slot(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp = &reg->open_files[ino % 256];
 
@@ -1952,7 +1952,7 @@ static struct open_file **open_slot(struct mreg_registry *reg, uint64_t ino)
 
 /* Counts a new handle of file ino, before its record is read: an unlink
  * from then on trashes it instead of deleting it. */
-static int file_count(struct mreg_registry *reg, uint64_t ino)
+static int file_count(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp, *o;
 
@@ -1969,17 +1969,17 @@ static int file_count(struct mreg_registry *reg, uint64_t ino)
 	return o ? 0 : -ENOMEM;
 }
 
-static void trashed_closed(struct mreg_registry *reg, uint64_t ino)
+static void trashed_closed(struct reg_registry *reg, uint64_t ino)
 {
-	int r = trash_free(reg, ino);
+	int r = reg_trash_free(reg, ino);
 
 	if (r < 0)
 		log_err(r, "cannot free removed file inode %llu (gc will)",
 			(unsigned long long)ino);
-	unpin_version(reg, ino);
+	reg_unpin(reg, ino);
 }
 
-static void file_uncount(struct mreg_registry *reg, uint64_t ino)
+static void file_uncount(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp, *o;
 	bool free_it = false;
@@ -1996,7 +1996,7 @@ static void file_uncount(struct mreg_registry *reg, uint64_t ino)
 		trashed_closed(reg, ino);
 }
 
-void files_close(struct mreg_registry *reg)
+void reg_files_close(struct reg_registry *reg)
 {
 	struct open_file *o, *next;
 	struct wstate *ws;
@@ -2018,7 +2018,7 @@ void files_close(struct mreg_registry *reg)
 	}
 }
 
-bool file_open_here(struct mreg_registry *reg, uint64_t ino)
+bool reg_file_open_here(struct reg_registry *reg, uint64_t ino)
 {
 	bool open;
 
@@ -2028,7 +2028,7 @@ bool file_open_here(struct mreg_registry *reg, uint64_t ino)
 	return open;
 }
 
-void file_trashed_here(struct mreg_registry *reg, uint64_t ino)
+void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file *o;
 	bool closed;
@@ -2044,7 +2044,7 @@ void file_trashed_here(struct mreg_registry *reg, uint64_t ino)
 	if (!closed)
 		return;
 	if (o)
-		unpin_version(reg, ino);
+		reg_unpin(reg, ino);
 	else
 		trashed_closed(reg, ino);
 }
@@ -2056,9 +2056,9 @@ static void file_free(struct reg_file *f)
 	if (f->counted)
 		file_uncount(f->reg, f->ino);
 	if (f->entered)
-		writers_leave(f->reg, f->version);
+		reg_writers_leave(f->reg, f->version);
 	if (f->pinned)
-		unpin_version(f->reg, f->version);
+		reg_unpin(f->reg, f->version);
 	pthread_mutex_destroy(&f->lock);
 	if (f->tab)
 		table_put(f->reg, f->tab);
@@ -2069,7 +2069,7 @@ static void file_free(struct reg_file *f)
 	free(f);
 }
 
-static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f);
+static int audit_snapshot(struct reg_registry *reg, struct reg_file *f);
 static void audit_more(struct reg_file *f);
 
 /* A spool over f's committed content, to write it in place. */
@@ -2086,17 +2086,17 @@ static int spool_of(struct reg_file *f, struct spool **ret)
 		v[i].len = f->ext[i].len;
 		v[i].key = f->ext[i].key;
 		v[i].loc = f->ext[i].loc;
-		chunk_key_id(&v[i].key, &v[i].id);
+		rec_chunk_key_id(&v[i].key, &v[i].id);
 		v[i].dup_of = -1;
 	}
-	r = spool_new(v, f->next, f->size, true, f->ctime, 0, f->uid, ret);
+	r = reg_spool_new(v, f->next, f->size, true, f->ctime, 0, f->uid, ret);
 	free(v);
 	return r;
 }
 
 /* Attaches f to the inode's write state, creating it: a stream for a new
  * content (trunc), else a spool over what it has. */
-static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
+static int attach_ws(struct reg_registry *reg, struct reg_file *f,
 		     bool writer, bool trunc)
 {
 	struct wstate *ws;
@@ -2118,7 +2118,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 		return r;
 	ws = calloc(1, sizeof(*ws));
 	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
-		spool_free(reg, sp);
+		reg_spool_free(reg, sp);
 		free(ws);
 		return -ENOMEM;
 	}
@@ -2137,7 +2137,7 @@ static int attach_ws(struct mreg_registry *reg, struct reg_file *f,
 
 		other->refs++;
 		pthread_mutex_unlock(&reg->lock);
-		spool_free(reg, ws->sp);
+		reg_spool_free(reg, ws->sp);
 		stream_free(reg, ws->stream);
 		pthread_mutex_destroy(&ws->lock);
 		free(ws);
@@ -2161,30 +2161,30 @@ have:
 	return 0;
 }
 
-static int version_state(struct idx_txn *t, void *arg)
+static int version_state_txn(struct idx_txn *t, void *arg)
 {
 	struct inode_rec *v = arg;
 
-	return ino_get(t, v->ino, v);
+	return reg_inode_get_txn(t, v->ino, v);
 }
 
 /* f, a file of a draft, is opened for writing: from now until its release
  * no process can seal the draft; one that sealed it meanwhile makes the
  * open fail with -EROFS. */
-static int draft_enter(struct mreg_registry *reg, struct reg_file *f)
+static int draft_enter(struct reg_registry *reg, struct reg_file *f)
 {
 	struct inode_rec v = { .ino = f->version };
 	int r;
 
-	if ((r = writers_enter(reg, f->version)) < 0)
+	if ((r = reg_writers_enter(reg, f->version)) < 0)
 		return r;
 	f->entered = true;
-	if ((r = index_read(reg->ix, version_state, &v)) < 0)
+	if ((r = idx_read(reg->ix, version_state_txn, &v)) < 0)
 		return r;
 	return (v.flags & INODE_SEALED) ? -EROFS : 0;
 }
 
-int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 	     uint64_t ino, int flags, struct reg_file **ret)
 {
 	struct open_arg a = { .ino = ino };
@@ -2228,7 +2228,7 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 		f->next = f->tab->next;
 		f->sealed = true;
 		f->flags = flags;
-		pin_version(reg, f->version);
+		reg_pin(reg, f->version);
 		f->pinned = true;
 		*ret = f;
 		return 0;
@@ -2237,7 +2237,7 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	if ((r = file_count(reg, ino)) < 0)
 		goto fail;
 	f->counted = true;
-	r = index_read(reg->ix, do_open, &a);
+	r = idx_read(reg->ix, open_txn, &a);
 	if (r < 0)
 		goto fail;
 	f->kind = a.rec.kind;
@@ -2251,14 +2251,14 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 	f->writer = writer;
 	if (writer && f->sealed) {
 		r = -EROFS;
-		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+		reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 			.op = "open" });
 		goto fail;
 	}
 	if (f->sealed) {
 		file_uncount(reg, ino); /* cannot be unlinked */
 		f->counted = false;
-		pin_version(reg, f->version);
+		reg_pin(reg, f->version);
 		f->pinned = true;
 		if (f->kind == REG_FILE)
 			table_adopt(reg, f);
@@ -2268,8 +2268,8 @@ int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
 			goto fail;
 		if (a.rec.flags & INODE_TRASHED) {
 			/* opened again after its unlink (/proc/PID/fd) */
-			pin_version(reg, ino);
-			file_trashed_here(reg, ino);
+			reg_pin(reg, ino);
+			reg_file_trashed_here(reg, ino);
 		}
 		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
 		if (r < 0)
@@ -2282,7 +2282,7 @@ fail:
 	return r;
 }
 
-void file_read_quietly(struct reg_file *f)
+void reg_file_read_quietly(struct reg_file *f)
 {
 	f->quiet = true;
 }
@@ -2320,9 +2320,9 @@ struct reloc_arg {
 	struct rext *x;
 };
 
-static int do_reloc(struct idx_txn *t, void *arg)
+static int reloc_txn(struct idx_txn *t, void *arg)
 {
-	return resolve_loc(t, ((struct reloc_arg *)arg)->x);
+	return resolve_loc_txn(t, ((struct reloc_arg *)arg)->x);
 }
 
 /* Reads extent i verified into buf (x->len bytes). A pack gc removed since
@@ -2337,8 +2337,8 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 
 	struct rext moved;
 
-	chunk_key_id(&x->key, &id);
-	r = store_read(f->reg->st, &x->loc, &id, buf);
+	rec_chunk_key_id(&x->key, &id);
+	r = store_get(f->reg->st, &x->loc, &id, buf);
 	for (tries = 0; tries < 3 && (r == -ENOENT || (r == -EIO && !tries));
 	     tries++) {
 		/* gc moved it: find its place; the table (shared, read
@@ -2349,7 +2349,7 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 		moved = *x;
 		if (was == -EIO) {
 			/* damaged: a healed copy lives elsewhere, if any */
-			r = index_read(f->reg->ix, do_reloc, &ra);
+			r = idx_read(f->reg->ix, reloc_txn, &ra);
 			if (r < 0 || (moved.loc.pack == x->loc.pack &&
 				      moved.loc.offset == x->loc.offset)) {
 				r = -EIO;
@@ -2365,9 +2365,9 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 			pthread_mutex_unlock(&f->reg->lock);
 		}
 		if (was == -ENOENT)
-			r = index_read(f->reg->ix, do_reloc, &ra);
+			r = idx_read(f->reg->ix, reloc_txn, &ra);
 		if (r == 0)
-			r = store_read(f->reg->st, &moved.loc, &id, buf);
+			r = store_get(f->reg->st, &moved.loc, &id, buf);
 	}
 	if (r < 0) {
 		atomic_fetch_add(&f->reg->errors, 1);
@@ -2478,7 +2478,7 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 		pthread_mutex_lock(&ws->lock);
 		n = ws_spool(f->reg, ws, f->uid);
 		if (n == 0)
-			n = spool_read(f->reg, ws->sp, buf, size, off);
+			n = reg_spool_read(f->reg, ws->sp, buf, size, off);
 		pthread_mutex_unlock(&ws->lock);
 	} else {
 		n = read_committed(f, buf, size, off, partial);
@@ -2490,7 +2490,7 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 	return n;
 }
 
-ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
+ssize_t reg_file_read(struct reg_file *f, void *buf, size_t size, uint64_t off)
 {
 	if (!f || (!buf && size))
 		return -EINVAL;
@@ -2507,7 +2507,7 @@ static int seek_dense(uint64_t size, uint64_t off, int whence, uint64_t *ret)
 	return 0;
 }
 
-int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
+int reg_file_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
 {
 	uint64_t x = off;
 	size_t i;
@@ -2517,7 +2517,7 @@ int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
 		return -EINVAL;
 	if (f->ws) {
 		pthread_mutex_lock(&f->ws->lock);
-		r = f->ws->sp ? spool_seek(f->ws->sp, off, whence, ret) :
+		r = f->ws->sp ? reg_spool_seek(f->ws->sp, off, whence, ret) :
 				seek_dense(f->ws->size, off, whence, ret);
 		pthread_mutex_unlock(&f->ws->lock);
 		return r;
@@ -2543,7 +2543,7 @@ int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
 	return 0;
 }
 
-ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
+ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
 		  uint64_t off)
 {
 	struct wstate *ws;
@@ -2576,11 +2576,11 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	} else {
 		n = ws_spool(f->reg, ws, f->uid);
 		if (n == 0)
-			n = spool_write(f->reg, ws->sp, buf, size, off);
+			n = reg_spool_write(f->reg, ws->sp, buf, size, off);
 	}
 	if (n >= 0) {
 		if (ws->sp)
-			ws->size = spool_size(ws->sp);
+			ws->size = reg_spool_size(ws->sp);
 		else if (off + (uint64_t)n > ws->size)
 			ws->size = off + (uint64_t)n;
 		ws->dirty = true;
@@ -2591,7 +2591,7 @@ ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
 	return n;
 }
 
-ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
+ssize_t reg_file_copy_range(struct reg_file *in, uint64_t off_in,
 		       struct reg_file *out, uint64_t off_out, size_t len)
 {
 	struct wstate *ws;
@@ -2627,7 +2627,7 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
 					       .key = in->ext[i].key,
 					       .loc = in->ext[i].loc };
 
-			chunk_key_id(&in->ext[i].key, &e.id);
+			rec_chunk_key_id(&in->ext[i].key, &e.id);
 			s->in.end = in->ext[i].off; /* holes stay */
 			r = ingest_push(&s->in, &e);
 		}
@@ -2669,7 +2669,7 @@ static int file_commit(struct reg_file *f, const struct reg_caller *who,
 	return r;
 }
 
-int reg_flush(struct reg_file *f, const struct reg_caller *who)
+int reg_file_flush(struct reg_file *f, const struct reg_caller *who)
 {
 	if (!f || !who)
 		return -EINVAL;
@@ -2708,7 +2708,7 @@ void reg_file_writer(struct reg_file *f, int pid)
 	pthread_mutex_unlock(&ws->lock);
 }
 
-int reg_close(struct reg_file *f, const struct reg_caller *who,
+int reg_file_close(struct reg_file *f, const struct reg_caller *who,
 	      const struct reg_closing *how)
 {
 	struct wstate *ws;
@@ -2760,7 +2760,7 @@ static void pending_released(struct reg_file *f)
 			(unsigned long long)f->ino);
 }
 
-void reg_release(struct reg_file *f)
+void reg_file_release(struct reg_file *f)
 {
 	struct reg_caller self;
 	bool last;
@@ -2779,7 +2779,7 @@ void reg_release(struct reg_file *f)
 		if (f->writer && !f->ws->sealed &&
 		    (f->ws->dirty || (last && !f->ws->born))) {
 			reg_caller_self(&self);
-			r = reg_flush(f, &self);
+			r = reg_file_flush(f, &self);
 			if (r < 0)
 				log_err(r, "cannot commit inode %llu on release",
 					(unsigned long long)f->ino);
@@ -2792,16 +2792,16 @@ void reg_release(struct reg_file *f)
 /* ---- create and setattr ------------------------------------------------ */
 
 struct create_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t parent;
 	const char *name;
 	mode_t mode;
-	bool entered;             /* writers_enter(rec.version) done */
+	bool entered;             /* reg_writers_enter(rec.version) done */
 	struct inode_rec rec;
 };
 
-static int do_create(struct idx_txn *t, void *arg)
+static int create_txn(struct idx_txn *t, void *arg)
 {
 	struct create_arg *a = arg;
 	struct inode_rec p, v;
@@ -2810,39 +2810,39 @@ static int do_create(struct idx_txn *t, void *arg)
 
 	if (a->parent == REG_MODELS_INO)
 		return -EPERM;
-	if ((r = ino_get(t, a->parent, &p)) < 0)
+	if ((r = reg_inode_get_txn(t, a->parent, &p)) < 0)
 		return r;
 	if (!S_ISDIR(p.mode))
 		return -ENOTDIR;
-	if (name_get(t, p.ino, a->name, &ino) == 0)
+	if (reg_name_get_txn(t, p.ino, a->name, &ino) == 0)
 		return -EEXIST;
 	if (p.kind == REG_MODEL) {
 		if (strcmp(a->name, "stages") == 0)
 			return -EEXIST;
-		if ((r = ino_alloc(t, &ino)) < 0)
+		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		rec_new(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
+		reg_inode_init(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
 			p.ino, 0, a->name);
 	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
 		if (p.flags & INODE_SEALED)
 			return -EROFS;
 		if (p.kind == REG_DIR) {
-			if ((r = ino_get(t, p.version, &v)) < 0)
+			if ((r = reg_inode_get_txn(t, p.version, &v)) < 0)
 				return r;
 			if (v.flags & INODE_SEALED)
 				return -EROFS;
 		}
-		if ((r = ino_alloc(t, &ino)) < 0)
+		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		rec_new(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
+		reg_inode_init(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
 			p.model, p.kind == REG_VERSION ? p.ino : p.version,
 			a->name);
 		p.mtime = p.ctime = now_ns();
-		if ((r = ino_put(t, &p)) < 0)
+		if ((r = reg_inode_put_txn(t, &p)) < 0)
 			return r;
 		/* no seal runs now: this only counts us */
 		if (!a->entered &&
-		    (r = writers_enter(a->reg, a->rec.version)) < 0)
+		    (r = reg_writers_enter(a->reg, a->rec.version)) < 0)
 			return r;
 		a->entered = true;
 	} else {
@@ -2850,13 +2850,13 @@ static int do_create(struct idx_txn *t, void *arg)
 	}
 	/* it dies with us until its first commit (a pending file: until
 	   it is registered) */
-	if ((r = pending_add(a->reg, t, ino)) < 0 ||
-	    (r = ino_put(t, &a->rec)) < 0)
+	if ((r = reg_pending_add_txn(a->reg, t, ino)) < 0 ||
+	    (r = reg_inode_put_txn(t, &a->rec)) < 0)
 		return r;
-	return name_put(t, p.ino, a->name, ino, 0);
+	return reg_name_put_txn(t, p.ino, a->name, ino, 0);
 }
 
-int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name, mode_t mode, int flags,
 	       struct reg_attr *ret_attr, struct reg_file **ret_file)
 {
@@ -2874,14 +2874,14 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
 		return -EPERM;
-	r = reg_txn(reg, do_create, &a);
-	audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+	r = reg_change(reg, create_txn, &a);
+	reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = "create", .path = name });
 	if (r >= 0 && !(f = file_new(reg, a.rec.ino)))
 		r = -ENOMEM;
 	if (r < 0) {
 		if (a.entered)
-			writers_leave(reg, a.rec.version);
+			reg_writers_leave(reg, a.rec.version);
 		return r;
 	}
 	f->uid = who->uid;
@@ -2905,13 +2905,13 @@ int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
 		f->ws->born = false;
 		pthread_mutex_unlock(&f->ws->lock);
 	}
-	rec_to_attr(&a.rec, ret_attr);
+	reg_inode_attr(&a.rec, ret_attr);
 	*ret_file = f;
 	return 0;
 }
 
 struct setattr_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t ino;
 	const struct reg_setattr *sa;
@@ -2927,7 +2927,7 @@ static int64_t set_time(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static int do_setattr(struct idx_txn *t, void *arg)
+static int setattr_txn(struct idx_txn *t, void *arg)
 {
 	struct setattr_arg *a = arg;
 	const struct reg_setattr *sa = a->sa;
@@ -2937,12 +2937,12 @@ static int do_setattr(struct idx_txn *t, void *arg)
 
 	a->sealed_version = false;
 	a->reason[0] = '\0';
-	if ((e = ino_get(t, a->ino, r)) < 0)
+	if ((e = reg_inode_get_txn(t, a->ino, r)) < 0)
 		return e;
 	a->old = *r;
 	sealed = (r->flags & INODE_SEALED) != 0;
 	if (!sealed && r->version && r->kind != REG_VERSION) {
-		if ((e = ino_get(t, r->version, &v)) < 0)
+		if ((e = reg_inode_get_txn(t, r->version, &v)) < 0)
 			return e;
 		sealed = (v.flags & INODE_SEALED) != 0;
 	}
@@ -2975,26 +2975,26 @@ static int do_setattr(struct idx_txn *t, void *arg)
 	if (sa->valid & REG_SET_MTIME)
 		r->mtime = set_time(&sa->mtime);
 	r->ctime = now_ns();
-	if ((e = policy_attr_txn(t, a->who, &a->old, r, a->reason,
+	if ((e = reg_policy_attr_txn(t, a->who, &a->old, r, a->reason,
 				 sizeof(a->reason))) < 0)
 		return e;
 	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
 	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
 		/* chmod a-w of a draft seals it */
-		if ((e = ino_put(t, r)) < 0)
+		if ((e = reg_inode_put_txn(t, r)) < 0)
 			return e;
-		e = seal_txn(a->reg, t, a->who, r);
+		e = reg_seal_txn(a->reg, t, a->who, r);
 		if (e < 0 && e != -EALREADY)
 			return e;
 		a->sealed_version = true;
-		return ino_get(t, a->ino, r);
+		return reg_inode_get_txn(t, a->ino, r);
 	}
-	return ino_put(t, r);
+	return reg_inode_put_txn(t, r);
 }
 
 /* Times were set on file ino: when it is open for writing here, its next
  * commit keeps them (unless it is written again first). */
-static void ws_times_kept(struct mreg_registry *reg, uint64_t ino)
+static void ws_times_kept(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *ws;
 
@@ -3009,7 +3009,7 @@ static void ws_times_kept(struct mreg_registry *reg, uint64_t ino)
 
 /* Truncates file ino to size: through its write state when it is open
  * here, else through a short-lived one; committed before returning. */
-static int truncate_file(struct mreg_registry *reg,
+static int truncate_file(struct reg_registry *reg,
 			 const struct reg_caller *who, uint64_t ino,
 			 uint64_t size)
 {
@@ -3019,7 +3019,7 @@ static int truncate_file(struct mreg_registry *reg,
 
 	if (size > MAX_FILE_SIZE)
 		return -EFBIG;
-	r = reg_open(reg, who, ino, O_RDWR, &f);
+	r = reg_file_open(reg, who, ino, O_RDWR, &f);
 	if (r < 0)
 		return r;
 	ws = f->ws;
@@ -3028,7 +3028,7 @@ static int truncate_file(struct mreg_registry *reg,
 	if (ws->sealed) {
 		r = -EROFS;
 	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
-		r = spool_truncate(reg, ws->sp, size);
+		r = reg_spool_truncate(reg, ws->sp, size);
 		if (r == 0) {
 			ws->size = size;
 			ws->dirty = true;
@@ -3040,7 +3040,7 @@ static int truncate_file(struct mreg_registry *reg,
 		}
 	}
 	pthread_mutex_unlock(&ws->lock);
-	reg_release(f);
+	reg_file_release(f);
 	return r < 0 ? r : 0;
 }
 
@@ -3054,7 +3054,7 @@ static const char *setattr_op(const struct reg_setattr *sa)
 	return "utimens";
 }
 
-int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
 		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
 		struct reg_attr *ret)
 {
@@ -3076,7 +3076,7 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 		if (S_ISDIR(cur.mode))
 			return -EISDIR;
 		if (cur.sealed) {
-			audit_ino_failure(reg, who, -EROFS, ino,
+			reg_audit_ino_failure(reg, who, -EROFS, ino,
 					  &(struct audit_ev){ .op = "truncate" });
 			return -EROFS;
 		}
@@ -3089,17 +3089,17 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
 		rest.valid &= ~REG_SET_SIZE;
 	}
 	if (rest.valid) {
-		r = reg_txn(reg, do_setattr, &a);
-		audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+		r = reg_change(reg, setattr_txn, &a);
+		reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 			.op = setattr_op(sa),
 			.reason = a.reason[0] ? a.reason : NULL });
 		if (r < 0)
 			return r;
 		if (a.sealed_version)
-			version_writers_seal(reg, a.rec.ino);
+			reg_version_writers_seal(reg, a.rec.ino);
 		if (rest.valid & REG_SET_MTIME)
 			ws_times_kept(reg, ino);
-		rec_to_attr(&a.rec, ret);
+		reg_inode_attr(&a.rec, ret);
 		if (fh && fh->ws)
 			ret->size = fh->ws->size;
 		return 0;
@@ -3127,7 +3127,7 @@ static int snap_line(void *arg, uint64_t seq, const char *json, size_t len)
 	return 0;
 }
 
-static int audit_snapshot(struct mreg_registry *reg, struct reg_file *f)
+static int audit_snapshot(struct reg_registry *reg, struct reg_file *f)
 {
 	struct snap_arg a = { .last = 0 };
 	int r;
@@ -3166,7 +3166,7 @@ static void audit_more(struct reg_file *f)
 
 /* ---- cat ---------------------------------------------------------------- */
 
-int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
+int reg_cat(struct reg_registry *reg, const char *model, const char *version,
 	    const char *path, int fd)
 {
 	struct reg_caller self;
@@ -3191,12 +3191,12 @@ int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
 	if (a.kind != REG_FILE)
 		return -EINVAL;
 	reg_caller_self(&self);
-	r = reg_open(reg, &self, a.ino, O_RDONLY, &f);
+	r = reg_file_open(reg, &self, a.ino, O_RDONLY, &f);
 	if (r < 0)
 		return r;
 	buf = malloc(1u << 20);
 	if (!buf) {
-		reg_release(f);
+		reg_file_release(f);
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -3220,6 +3220,6 @@ int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
 	}
 out:
 	free(buf);
-	reg_release(f);
+	reg_file_release(f);
 	return r;
 }

@@ -102,7 +102,7 @@ int reg_check_stage(const char *s)
 	return check_word(s, REG_STAGE_MAX);
 }
 
-bool name_is_integer(const char *s, uint64_t *ret)
+bool reg_name_is_integer(const char *s, uint64_t *ret)
 {
 	uint64_t v = 0;
 	size_t i;
@@ -139,7 +139,7 @@ static int check_fname(const char *s)
 
 /* ---- index helpers ---------------------------------------------------- */
 
-int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret)
+int reg_inode_get_txn(struct idx_txn *t, uint64_t ino, struct inode_rec *ret)
 {
 	uint8_t k[8];
 	struct idx_val v;
@@ -149,26 +149,26 @@ int ino_get(struct idx_txn *t, uint64_t ino, struct inode_rec *ret)
 	r = idx_get(t, IDX_INODES, k, 8, &v);
 	if (r < 0)
 		return r;
-	r = inode_decode(v.data, v.len, ret);
+	r = rec_inode_decode(v.data, v.len, ret);
 	if (r < 0)
 		return log_err(r, "inode %llu: damaged record",
 			       (unsigned long long)ino);
 	return 0;
 }
 
-int ino_put(struct idx_txn *t, const struct inode_rec *r)
+int reg_inode_put_txn(struct idx_txn *t, const struct inode_rec *r)
 {
 	uint8_t k[8];
 	uint8_t buf[sizeof(struct inode_rec) + 128];
 	size_t n;
 
-	assert(inode_rec_max() <= sizeof(buf));
+	assert(rec_inode_max() <= sizeof(buf));
 	be64_put(k, r->ino);
-	n = inode_encode(r, buf);
+	n = rec_inode_encode(r, buf);
 	return idx_put(t, IDX_INODES, k, 8, buf, n, 0);
 }
 
-static int meta_u64(struct idx_txn *t, const char *key, uint64_t *ret)
+static int meta_u64_txn(struct idx_txn *t, const char *key, uint64_t *ret)
 {
 	struct idx_val v;
 	int r = idx_get(t, IDX_META, key, strlen(key), &v);
@@ -181,10 +181,10 @@ static int meta_u64(struct idx_txn *t, const char *key, uint64_t *ret)
 	return 0;
 }
 
-int ino_alloc(struct idx_txn *t, uint64_t *ret)
+int reg_inode_alloc_txn(struct idx_txn *t, uint64_t *ret)
 {
 	uint64_t next;
-	int r = meta_u64(t, META_NEXT_INO, &next);
+	int r = meta_u64_txn(t, META_NEXT_INO, &next);
 
 	if (r == -ENOENT)
 		next = FIRST_DYN_INO;
@@ -205,7 +205,7 @@ static size_t name_key(uint8_t *k, uint64_t parent, const char *name)
 	return 8 + n;
 }
 
-int name_get(struct idx_txn *t, uint64_t parent, const char *name,
+int reg_name_get_txn(struct idx_txn *t, uint64_t parent, const char *name,
 	     uint64_t *ret)
 {
 	uint8_t k[8 + 256];
@@ -223,7 +223,7 @@ int name_get(struct idx_txn *t, uint64_t parent, const char *name,
 	return 0;
 }
 
-int name_put(struct idx_txn *t, uint64_t parent, const char *name,
+int reg_name_put_txn(struct idx_txn *t, uint64_t parent, const char *name,
 	     uint64_t ino, unsigned flags)
 {
 	uint8_t k[8 + 256];
@@ -232,7 +232,7 @@ int name_put(struct idx_txn *t, uint64_t parent, const char *name,
 		       flags);
 }
 
-int name_del(struct idx_txn *t, uint64_t parent, const char *name)
+int reg_name_del_txn(struct idx_txn *t, uint64_t parent, const char *name)
 {
 	uint8_t k[8 + 256];
 
@@ -256,7 +256,7 @@ static int collect_child(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-int children(struct idx_txn *t, uint64_t ino, struct child_list *l)
+int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
 {
 	uint8_t p[8];
 
@@ -273,7 +273,7 @@ static int first_child(void *arg, const struct idx_val *k,
 }
 
 /* 1 when directory ino has any entry, 0 when empty. */
-static int dir_has_entries(struct idx_txn *t, uint64_t ino)
+static int dir_has_entries_txn(struct idx_txn *t, uint64_t ino)
 {
 	uint8_t p[8];
 
@@ -281,7 +281,7 @@ static int dir_has_entries(struct idx_txn *t, uint64_t ino)
 	return idx_scan(t, IDX_NAMES, p, 8, NULL, 0, first_child, NULL);
 }
 
-void rec_new(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
+void reg_inode_init(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
 	     const struct reg_caller *who, mode_t mode, uint64_t parent,
 	     uint64_t model, uint64_t version, const char *name)
 {
@@ -318,7 +318,7 @@ static void ns_to_ts(int64_t ns, struct timespec *ts)
 	ts->tv_nsec = ns % 1000000000;
 }
 
-void rec_to_attr(const struct inode_rec *r, struct reg_attr *a)
+void reg_inode_attr(const struct inode_rec *r, struct reg_attr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ino = r->ino;
@@ -355,38 +355,38 @@ void rec_to_attr(const struct inode_rec *r, struct reg_attr *a)
 	ns_to_ts(r->btime, &a->btime);
 }
 
-int model_get(struct idx_txn *t, const char *model, struct inode_rec *ret)
+int reg_model_get_txn(struct idx_txn *t, const char *model, struct inode_rec *ret)
 {
 	uint64_t ino;
 	int r;
 
 	if (reg_check_name(model) < 0)
 		return -EINVAL;
-	r = name_get(t, REG_MODELS_INO, model, &ino);
+	r = reg_name_get_txn(t, REG_MODELS_INO, model, &ino);
 	if (r < 0)
 		return r;
-	r = ino_get(t, ino, ret);
+	r = reg_inode_get_txn(t, ino, ret);
 	if (r < 0)
 		return r;
 	return ret->kind == REG_MODEL ? 0 : -EIO;
 }
 
-int version_get(struct idx_txn *t, const char *model, const char *version,
+int reg_version_get_txn(struct idx_txn *t, const char *model, const char *version,
 		struct inode_rec *ret_model, struct inode_rec *ret_version)
 {
 	struct inode_rec m, v;
 	uint64_t ino;
 	int r;
 
-	r = model_get(t, model, &m);
+	r = reg_model_get_txn(t, model, &m);
 	if (r < 0)
 		return r;
 	if (reg_check_name(version) < 0)
 		return -EINVAL;
-	r = name_get(t, m.ino, version, &ino);
+	r = reg_name_get_txn(t, m.ino, version, &ino);
 	if (r < 0)
 		return r;
-	r = ino_get(t, ino, &v);
+	r = reg_inode_get_txn(t, ino, &v);
 	if (r < 0)
 		return r;
 	if (v.kind != REG_VERSION)
@@ -397,7 +397,7 @@ int version_get(struct idx_txn *t, const char *model, const char *version,
 	return 0;
 }
 
-int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		     const char *name, mode_t mode, struct inode_rec *ret)
 {
 	struct inode_rec m, s;
@@ -406,21 +406,21 @@ int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 
 	if (reg_check_name(name) < 0)
 		return -EINVAL;
-	if (name_get(t, REG_MODELS_INO, name, &ino) == 0)
+	if (reg_name_get_txn(t, REG_MODELS_INO, name, &ino) == 0)
 		return -EEXIST;
-	if ((r = ino_alloc(t, &ino)) < 0 || (r = ino_alloc(t, &sino)) < 0)
+	if ((r = reg_inode_alloc_txn(t, &ino)) < 0 || (r = reg_inode_alloc_txn(t, &sino)) < 0)
 		return r;
-	rec_new(&m, ino, REG_MODEL, who, mode, REG_MODELS_INO, ino, 0, name);
+	reg_inode_init(&m, ino, REG_MODEL, who, mode, REG_MODELS_INO, ino, 0, name);
 	m.stages_ino = sino;
-	rec_new(&s, sino, REG_STAGES, who, mode, ino, ino, 0, "stages");
+	reg_inode_init(&s, sino, REG_STAGES, who, mode, ino, ino, 0, "stages");
 	/* the registry decides who may change a stage (regstage.c), so the
 	   kernel's mode check must let everyone through */
 	s.mode = S_IFDIR | 0777;
-	if ((r = ino_put(t, &m)) < 0 || (r = ino_put(t, &s)) < 0 ||
-	    (r = name_put(t, REG_MODELS_INO, name, ino, 0)) < 0 ||
-	    (r = name_put(t, ino, "stages", sino, 0)) < 0)
+	if ((r = reg_inode_put_txn(t, &m)) < 0 || (r = reg_inode_put_txn(t, &s)) < 0 ||
+	    (r = reg_name_put_txn(t, REG_MODELS_INO, name, ino, 0)) < 0 ||
+	    (r = reg_name_put_txn(t, ino, "stages", sino, 0)) < 0)
 		return r;
-	r = audit_put(t, who, &(struct audit_ev){ .op = "model.create",
+	r = reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "model.create",
 						  .model = name });
 	if (r < 0)
 		return r;
@@ -428,12 +428,12 @@ int model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 	return 0;
 }
 
-void version_next_name(const struct inode_rec *m, char *buf, size_t size)
+void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size)
 {
 	snprintf(buf, size, "%llu", (unsigned long long)m->max_version + 1);
 }
 
-int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		       struct inode_rec *m, const char *name, mode_t mode,
 		       struct inode_rec *ret)
 {
@@ -441,21 +441,21 @@ int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 	uint64_t ino, num;
 	int r;
 
-	if (name_get(t, m->ino, name, &ino) == 0)
+	if (reg_name_get_txn(t, m->ino, name, &ino) == 0)
 		return -EEXIST;
-	if ((r = ino_alloc(t, &ino)) < 0)
+	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
-	rec_new(&v, ino, REG_VERSION, who, mode, m->ino, m->ino, 0, name);
+	reg_inode_init(&v, ino, REG_VERSION, who, mode, m->ino, m->ino, 0, name);
 	if (dot_name(name))
 		v.flags |= INODE_DOTDRAFT;
-	if (name_is_integer(name, &num) && num > m->max_version) {
+	if (reg_name_is_integer(name, &num) && num > m->max_version) {
 		m->max_version = num;
 		m->mtime = m->ctime = now_ns();
-		if ((r = ino_put(t, m)) < 0)
+		if ((r = reg_inode_put_txn(t, m)) < 0)
 			return r;
 	}
-	if ((r = ino_put(t, &v)) < 0 ||
-	    (r = name_put(t, m->ino, name, ino, 0)) < 0)
+	if ((r = reg_inode_put_txn(t, &v)) < 0 ||
+	    (r = reg_name_put_txn(t, m->ino, name, ino, 0)) < 0)
 		return r;
 	*ret = v;
 	return 0;
@@ -470,7 +470,7 @@ int version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 static __thread struct hook_ev notes[NOTES_MAX];
 static __thread int nnotes;
 
-void hook_note(enum hook_event event, const char *model, const char *version,
+void reg_note_txn(enum hook_event event, const char *model, const char *version,
 	       const char *stage, const char *previous,
 	       const struct reg_caller *who)
 {
@@ -497,7 +497,7 @@ struct txn_tramp {
 
 /* After fn: each noted hook gets the program stored for its event, read in
  * the transaction that made the change (none stored: it runs nothing). */
-static int tramp(struct idx_txn *t, void *arg)
+static int tramp_txn(struct idx_txn *t, void *arg)
 {
 	struct txn_tramp *tr = arg;
 	int r, i, e;
@@ -505,7 +505,7 @@ static int tramp(struct idx_txn *t, void *arg)
 	nnotes = 0;
 	r = tr->fn(t, tr->arg);
 	for (i = 0; r >= 0 && i < nnotes; i++) {
-		e = policy_hook_program(t, notes[i].event, notes[i].program,
+		e = reg_policy_hook_program_txn(t, notes[i].event, notes[i].program,
 					sizeof(notes[i].program));
 		if (e < 0)
 			notes[i].program[0] = '\0';
@@ -524,7 +524,7 @@ static void hook_report(void *arg, const struct hook_ev *ev,
 	struct reg_caller who = { .uid = ev->uid, .gid = ev->gid,
 				  .pid = ev->pid };
 
-	audit_refusal(arg, &who, &(struct audit_ev){
+	reg_audit_refusal(arg, &who, &(struct audit_ev){
 		.op = "hook", .result = result,
 		.event = ev->event == HOOK_PROMOTE ? "promote" : "register",
 		.model = ev->model, .version = ev->version,
@@ -536,7 +536,7 @@ static void hook_report(void *arg, const struct hook_ev *ev,
 /* The runner, started with the first hook to run (hooks are stored in the
  * registry and may be set while this process runs). NULL when it cannot
  * start (logged). */
-static struct hooks *hooks_of(struct mreg_registry *reg)
+static struct hooks *hooks_of(struct reg_registry *reg)
 {
 	struct hooks *h;
 	int r;
@@ -555,15 +555,15 @@ static struct hooks *hooks_of(struct mreg_registry *reg)
 	return h;
 }
 
-int reg_txn(struct mreg_registry *reg, int (*fn)(struct idx_txn *, void *),
+int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	    void *arg)
 {
 	struct txn_tramp tr = { fn, arg };
 	struct hook_ev mine[NOTES_MAX];
 	int r, i, n = 0;
 
-	r = index_write(reg->ix, tramp, &tr);
-	writers_txn_end();
+	r = idx_write(reg->ix, tramp_txn, &tr);
+	reg_writers_txn_end();
 	/* copied out first: a dropped hook is audited by a transaction of
 	 * its own, which resets the notes */
 	for (i = 0; r >= 0 && i < nnotes; i++)
@@ -618,7 +618,7 @@ static int count_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
 	return 0;
 }
 
-static int init_meta(struct idx_txn *t, void *arg)
+static int init_meta_txn(struct idx_txn *t, void *arg)
 {
 	struct init_arg *a = arg;
 	uint32_t fmt = 1, cp[3] = { a->want->min_size, a->want->avg_size,
@@ -860,17 +860,17 @@ static int store_check(const char *path, bool create)
 	return -ENOTEMPTY;
 }
 
-int registry_open(const struct mreg_config *cfg, const char *store,
-		  struct mreg_registry **ret)
+int reg_open(const struct mreg_config *cfg, const char *store,
+		  struct reg_registry **ret)
 {
-	return registry_open_flags(cfg, store, 0, ret);
+	return reg_open_flags(cfg, store, 0, ret);
 }
 
-int registry_open_flags(const struct mreg_config *cfg, const char *store,
-			unsigned flags, struct mreg_registry **ret)
+int reg_open_flags(const struct mreg_config *cfg, const char *store,
+			unsigned flags, struct reg_registry **ret)
 {
-	struct mreg_registry *reg;
-	struct index_options io = { 0 };
+	struct reg_registry *reg;
+	struct idx_options io = { 0 };
 	struct store_options so = { 0 };
 	struct init_arg ia;
 	char *p = NULL;
@@ -924,7 +924,7 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 	}
 	io.map_size = cfg->map_size;
 	io.sync = cfg->durability == DURABILITY_FULL;
-	r = index_open(p, &io, &reg->ix);
+	r = idx_open(p, &io, &reg->ix);
 	if (r < 0)
 		goto fail;
 	if (fresh && io.sync)
@@ -936,10 +936,10 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 		goto fail;
 	ia.want = &cfg->chunker;
 	ia.npacks = 0;
-	r = store_list_packs(reg->st, count_pack, &ia.npacks);
+	r = store_containers(reg->st, count_pack, &ia.npacks);
 	if (r < 0)
 		goto fail;
-	r = reg_txn(reg, init_meta, &ia);
+	r = reg_change(reg, init_meta_txn, &ia);
 	if (r == -EUCLEAN) {
 		r = log_err(-EIO, "store '%s' holds %u pack files but its index "
 			    "'%s/data.mdb' is empty: the index was lost or "
@@ -962,13 +962,13 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 			    cfg->chunker.avg_size, cfg->chunker.max_size);
 		goto fail;
 	}
-	r = pins_open(reg);
+	r = reg_pins_open(reg);
 	if (r < 0)
 		goto fail;
-	r = live_open(reg);
+	r = reg_live_open(reg);
 	if (r < 0)
 		goto fail;
-	r = pending_cleanup(reg);
+	r = reg_pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
 	r = fdcap_new(cfg->open_files_per_user, cfg->open_files_reserve,
@@ -980,23 +980,23 @@ int registry_open_flags(const struct mreg_config *cfg, const char *store,
 	return 0;
 fail:
 	free(p);
-	registry_close(reg);
+	reg_close(reg);
 	return r;
 }
 
-void registry_close(struct mreg_registry *reg)
+void reg_close(struct reg_registry *reg)
 {
 	if (!reg)
 		return;
 	if (reg->ix)
-		refusals_flush(reg, true);
+		reg_refusals_flush(reg, true);
 	hooks_stop(reg->hooks);
-	files_close(reg);
-	tables_free(reg);
-	pins_close(reg);
-	live_close(reg);
+	reg_files_close(reg);
+	reg_tables_free(reg);
+	reg_pins_close(reg);
+	reg_live_close(reg);
 	store_close(reg->st);
-	index_close(reg->ix);
+	idx_close(reg->ix);
 	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);
 	pthread_mutex_destroy(&reg->writers_lock);
@@ -1009,7 +1009,7 @@ void registry_close(struct mreg_registry *reg)
 	free(reg);
 }
 
-int registry_set_mount(struct mreg_registry *reg, const char *mount)
+int reg_set_mount(struct reg_registry *reg, const char *mount)
 {
 	char *m = NULL;
 	int r;
@@ -1026,21 +1026,21 @@ int registry_set_mount(struct mreg_registry *reg, const char *mount)
 	return r;
 }
 
-const char *registry_path(const struct mreg_registry *reg)
+const char *reg_path(const struct reg_registry *reg)
 {
 	return reg->path;
 }
 
-void registry_tick(struct mreg_registry *reg)
+void reg_tick(struct reg_registry *reg)
 {
 	int r;
 
-	index_reader_check(reg->ix);
-	pins_flush(reg);
-	r = pending_cleanup(reg);
+	idx_maint(reg->ix);
+	reg_pins_flush(reg);
+	r = reg_pending_cleanup(reg);
 	if (r < 0)
 		log_err(r, "cannot remove files left by dead processes");
-	refusals_flush(reg, false);
+	reg_refusals_flush(reg, false);
 }
 
 /* ---- the namespace ---------------------------------------------------- */
@@ -1086,12 +1086,12 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 }
 
 /* virt_attr() with the size of .mreg/audit.log and .mreg/metrics. */
-static int virt_getattr(struct mreg_registry *reg, uint64_t ino,
+static int virt_getattr(struct reg_registry *reg, uint64_t ino,
 			struct reg_attr *a)
 {
 	virt_attr(ino, a);
 	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO)
-		return mregdir_file_size(reg, ino, &a->size);
+		return reg_mregdir_file_size(reg, ino, &a->size);
 	return 0;
 }
 
@@ -1106,7 +1106,7 @@ struct lookup_arg {
 	struct inode_rec rec;
 };
 
-static int do_lookup(struct idx_txn *t, void *arg)
+static int lookup_txn(struct idx_txn *t, void *arg)
 {
 	struct lookup_arg *a = arg;
 	struct inode_rec p;
@@ -1114,19 +1114,19 @@ static int do_lookup(struct idx_txn *t, void *arg)
 	int r;
 
 	if (a->parent != REG_MODELS_INO) {
-		r = ino_get(t, a->parent, &p);
+		r = reg_inode_get_txn(t, a->parent, &p);
 		if (r < 0)
 			return r;
 		if (S_ISREG(p.mode) || S_ISLNK(p.mode))
 			return -ENOTDIR;
 	}
-	r = name_get(t, a->parent, a->name, &ino);
+	r = reg_name_get_txn(t, a->parent, a->name, &ino);
 	if (r < 0)
 		return r;
-	return ino_get(t, ino, &a->rec);
+	return reg_inode_get_txn(t, ino, &a->rec);
 }
 
-int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
+int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	       struct reg_attr *ret)
 {
 	struct lookup_arg a = { .parent = parent, .name = name };
@@ -1154,11 +1154,11 @@ int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
 	}
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
-	r = index_read(reg->ix, do_lookup, &a);
+	r = idx_read(reg->ix, lookup_txn, &a);
 	if (r < 0)
 		return r;
-	rec_to_attr(&a.rec, ret);
-	ws_attr_size(reg, ret);
+	reg_inode_attr(&a.rec, ret);
+	reg_writer_size(reg, ret);
 	return 0;
 }
 
@@ -1167,14 +1167,14 @@ struct getattr_arg {
 	struct inode_rec rec;
 };
 
-static int do_getattr(struct idx_txn *t, void *arg)
+static int getattr_txn(struct idx_txn *t, void *arg)
 {
 	struct getattr_arg *a = arg;
 
-	return ino_get(t, a->ino, &a->rec);
+	return reg_inode_get_txn(t, a->ino, &a->rec);
 }
 
-int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
+int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret)
 {
 	struct getattr_arg a = { .ino = ino };
 	int r;
@@ -1183,11 +1183,11 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
 		return -EINVAL;
 	if (is_virtual(ino))
 		return virt_getattr(reg, ino, ret);
-	r = index_read(reg->ix, do_getattr, &a);
+	r = idx_read(reg->ix, getattr_txn, &a);
 	if (r < 0)
 		return r;
-	rec_to_attr(&a.rec, ret);
-	ws_attr_size(reg, ret);
+	reg_inode_attr(&a.rec, ret);
+	reg_writer_size(reg, ret);
 	return 0;
 }
 
@@ -1199,7 +1199,7 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret)
  * that is there throughout shows exactly once. Position p (p >= 1) is the
  * place after names[p - 1], the p-th entry this handle gave. */
 struct reg_dir {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	uint64_t ino;
 	pthread_mutex_t lock;     /* one reader at a time */
 	char **names;
@@ -1231,10 +1231,10 @@ static int readdir_one(void *arg, const struct idx_val *k,
 	memcpy(name, (const char *)k->data + 8, n);
 	name[n] = '\0';
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &rec)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
 		return a->err;
-	rec_to_attr(&rec, &attr);
-	ws_attr_size(d->reg, &attr);
+	reg_inode_attr(&rec, &attr);
+	reg_writer_size(d->reg, &attr);
 	if (ARRAY_GROW(d->names, d->cap, d->n) < 0 || !(copy = strdup(name)))
 		return a->err = -ENOMEM;
 	if (a->fn(a->arg, name, &attr, d->n + 1)) {
@@ -1246,7 +1246,7 @@ static int readdir_one(void *arg, const struct idx_val *k,
 }
 
 /* Lists, in t, the entries of the directory after where position pos is. */
-static int do_readdir(struct idx_txn *t, void *arg)
+static int readdir_txn(struct idx_txn *t, void *arg)
 {
 	struct readdir_arg *a = arg;
 	struct reg_dir *d = a->d;
@@ -1258,7 +1258,7 @@ static int do_readdir(struct idx_txn *t, void *arg)
 	a->t = t;
 	a->err = 0;
 	if (d->ino != REG_MODELS_INO) {
-		r = ino_get(t, d->ino, &rec);
+		r = reg_inode_get_txn(t, d->ino, &rec);
 		if (r < 0)
 			return r;
 		if (!S_ISDIR(rec.mode))
@@ -1278,7 +1278,7 @@ static int do_readdir(struct idx_txn *t, void *arg)
 	return a->err < 0 ? a->err : 0;
 }
 
-int reg_opendir(struct mreg_registry *reg, uint64_t ino, struct reg_dir **ret)
+int reg_opendir(struct reg_registry *reg, uint64_t ino, struct reg_dir **ret)
 {
 	struct reg_attr a;
 	struct reg_dir *d;
@@ -1319,7 +1319,7 @@ void reg_closedir(struct reg_dir *d)
 }
 
 /* The fixed directories: "/" and .mreg/. */
-static int readdir_virtual(struct mreg_registry *reg, uint64_t ino,
+static int readdir_virtual(struct reg_registry *reg, uint64_t ino,
 			   uint64_t pos,
 			   int (*fn)(void *arg, const char *name,
 				     const struct reg_attr *attr,
@@ -1371,12 +1371,12 @@ int reg_readdir(struct reg_dir *d, uint64_t pos,
 		return 0;
 	}
 	dir_rewind(d, pos);
-	r = index_read(d->reg->ix, do_readdir, &a);
+	r = idx_read(d->reg->ix, readdir_txn, &a);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
 
-int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,
+int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf,
 		 size_t size)
 {
 	struct getattr_arg a = { .ino = ino };
@@ -1384,7 +1384,7 @@ int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,
 
 	if (!reg || !buf || is_virtual(ino))
 		return -EINVAL;
-	r = index_read(reg->ix, do_getattr, &a);
+	r = idx_read(reg->ix, getattr_txn, &a);
 	if (r < 0)
 		return r;
 	if (!S_ISLNK(a.rec.mode))
@@ -1399,7 +1399,7 @@ int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,
 
 /* Everything a namespace change needs, passed to its transaction. */
 struct op {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t parent, newparent, ino;
 	const char *name, *newname, *target;
@@ -1421,7 +1421,7 @@ struct op {
 };
 
 /* Reads the directory parent of a change and sorts out where it is. */
-static int op_parent(struct idx_txn *t, uint64_t parent, struct inode_rec *p)
+static int op_parent_txn(struct idx_txn *t, uint64_t parent, struct inode_rec *p)
 {
 	int r;
 
@@ -1434,7 +1434,7 @@ static int op_parent(struct idx_txn *t, uint64_t parent, struct inode_rec *p)
 	}
 	if (is_virtual(parent))
 		return -EPERM;
-	r = ino_get(t, parent, p);
+	r = reg_inode_get_txn(t, parent, p);
 	if (r < 0)
 		return r;
 	if (!S_ISDIR(p->mode))
@@ -1443,7 +1443,7 @@ static int op_parent(struct idx_txn *t, uint64_t parent, struct inode_rec *p)
 }
 
 /* Is directory p inside a version whose content may change? */
-static int draft_dir(struct idx_txn *t, const struct inode_rec *p)
+static int draft_dir_txn(struct idx_txn *t, const struct inode_rec *p)
 {
 	struct inode_rec v;
 	int r;
@@ -1453,7 +1453,7 @@ static int draft_dir(struct idx_txn *t, const struct inode_rec *p)
 	if (p->flags & INODE_SEALED)
 		return -EROFS;
 	if (p->kind == REG_DIR) {
-		r = ino_get(t, p->version, &v);
+		r = reg_inode_get_txn(t, p->version, &v);
 		if (r < 0)
 			return r;
 		if (v.flags & INODE_SEALED)
@@ -1467,34 +1467,34 @@ static uint64_t version_of(const struct inode_rec *p)
 	return p->kind == REG_VERSION ? p->ino : p->version;
 }
 
-static int touch_dir(struct idx_txn *t, struct inode_rec *p)
+static int touch_dir_txn(struct idx_txn *t, struct inode_rec *p)
 {
 	if (p->ino == REG_MODELS_INO)
 		return 0;
 	p->mtime = p->ctime = now_ns();
-	return ino_put(t, p);
+	return reg_inode_put_txn(t, p);
 }
 
-static int do_mkdir(struct idx_txn *t, void *arg)
+static int mkdir_txn(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
 	struct inode_rec p, d;
 	uint64_t ino;
 	int r;
 
-	if ((r = op_parent(t, o->parent, &p)) < 0)
+	if ((r = op_parent_txn(t, o->parent, &p)) < 0)
 		return r;
 	switch (p.kind) {
 	case REG_MODELS:
-		return model_create_txn(t, o->who, o->name, o->mode, &o->rec);
+		return reg_model_create_txn(t, o->who, o->name, o->mode, &o->rec);
 	case REG_MODEL:
 		if (!dot_name(o->name) && reg_check_name(o->name) < 0)
 			return strcmp(o->name, "stages") ? -EINVAL : -EEXIST;
-		r = version_create_txn(t, o->who, &p, o->name, o->mode,
+		r = reg_version_create_txn(t, o->who, &p, o->name, o->mode,
 				       &o->rec);
 		if (r < 0)
 			return r;
-		return audit_put(t, o->who, &(struct audit_ev){
+		return reg_audit_put_txn(t, o->who, &(struct audit_ev){
 			.op = "version.create", .model = p.name,
 			.version = o->name });
 	case REG_STAGES:
@@ -1502,25 +1502,25 @@ static int do_mkdir(struct idx_txn *t, void *arg)
 	default:
 		break;
 	}
-	if ((r = draft_dir(t, &p)) < 0)
+	if ((r = draft_dir_txn(t, &p)) < 0)
 		return r;
-	if (name_get(t, p.ino, o->name, &ino) == 0)
+	if (reg_name_get_txn(t, p.ino, o->name, &ino) == 0)
 		return -EEXIST;
-	if ((r = depth_in_version(t, &p)) < 0 || (r = depth_check(r)) < 0)
+	if ((r = reg_depth_txn(t, &p)) < 0 || (r = reg_depth_check(r)) < 0)
 		return r;
-	if ((r = ino_alloc(t, &ino)) < 0)
+	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
-	rec_new(&d, ino, REG_DIR, o->who, o->mode, p.ino, p.model,
+	reg_inode_init(&d, ino, REG_DIR, o->who, o->mode, p.ino, p.model,
 		version_of(&p), o->name);
-	if ((r = ino_put(t, &d)) < 0 ||
-	    (r = name_put(t, p.ino, o->name, ino, 0)) < 0 ||
-	    (r = touch_dir(t, &p)) < 0)
+	if ((r = reg_inode_put_txn(t, &d)) < 0 ||
+	    (r = reg_name_put_txn(t, p.ino, o->name, ino, 0)) < 0 ||
+	    (r = touch_dir_txn(t, &p)) < 0)
 		return r;
 	o->rec = d;
 	return 0;
 }
 
-int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_mkdir(struct reg_registry *reg, const struct reg_caller *who,
 	      uint64_t parent, const char *name, mode_t mode,
 	      struct reg_attr *ret)
 {
@@ -1534,86 +1534,86 @@ int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
 		return -EPERM;
-	r = reg_txn(reg, do_mkdir, &o);
-	audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+	r = reg_change(reg, mkdir_txn, &o);
+	reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = "mkdir", .path = name });
 	if (r < 0)
 		return r;
-	rec_to_attr(&o.rec, ret);
+	reg_inode_attr(&o.rec, ret);
 	return 0;
 }
 
 /* Deletes a childless inode and what hangs off it (extents, xattrs). */
-static int inode_delete(struct idx_txn *t, const struct inode_rec *r)
+static int inode_delete_txn(struct idx_txn *t, const struct inode_rec *r)
 {
 	uint8_t k[8];
 	int e;
 
 	if (r->kind == REG_FILE || r->kind == REG_PENDING) {
-		e = extents_drop(t, r->ino);
+		e = reg_extents_drop_txn(t, r->ino);
 		if (e < 0)
 			return e;
 	}
 	/* a pending file, or a draft's file unlinked before its first
 	   commit */
 	if ((r->kind == REG_PENDING || r->kind == REG_FILE) &&
-	    (e = pending_del(t, r->ino)) < 0)
+	    (e = reg_pending_del_txn(t, r->ino)) < 0)
 		return e;
 	be64_put(k, r->ino);
 	e = idx_del(t, IDX_INODES, k, 8);
 	return e == -ENOENT ? 0 : e;
 }
 
-int inode_trash(struct idx_txn *t, struct inode_rec *r)
+int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r)
 {
 	int64_t now = now_ns();
 	uint8_t k[8];
 	int e;
 
 	r->flags |= INODE_TRASHED;
-	if ((e = ino_put(t, r)) < 0)
+	if ((e = reg_inode_put_txn(t, r)) < 0)
 		return e;
 	be64_put(k, r->ino);
 	return idx_put(t, IDX_TRASH, k, 8, &now, 8, 0);
 }
 
 /* In t: file c lost its last name. Deleted; or, when it is open here
- * (see file_open_here()), trashed once the caller has pinned it (so that
+ * (see reg_file_open_here()), trashed once the caller has pinned it (so that
  * no gc of another process frees it): -EAGAIN asks for the pin and a
  * rerun (txn_keeping()). */
-static int file_gone(struct op *o, struct idx_txn *t, struct inode_rec *c)
+static int file_gone_txn(struct op *o, struct idx_txn *t, struct inode_rec *c)
 {
 	int r;
 
-	if (!file_open_here(o->reg, c->ino))
-		return inode_delete(t, c);
+	if (!reg_file_open_here(o->reg, c->ino))
+		return inode_delete_txn(t, c);
 	if (o->keep != c->ino) {
 		o->want_keep = c->ino;
 		return -EAGAIN;
 	}
 	if ((c->kind == REG_PENDING || c->kind == REG_FILE) &&
-	    (r = pending_del(t, c->ino)) < 0)
+	    (r = reg_pending_del_txn(t, c->ino)) < 0)
 		return r;
-	if ((r = inode_trash(t, c)) < 0)
+	if ((r = reg_inode_trash_txn(t, c)) < 0)
 		return r;
 	o->trashed = true;
 	return 0;
 }
 
-static void keep_done(struct mreg_registry *reg, const struct op *o, int r)
+static void keep_done(struct reg_registry *reg, const struct op *o, int r)
 {
 	if (!o->keep)
 		return;
 	if (r >= 0 && o->trashed)
-		file_trashed_here(reg, o->keep);
+		reg_file_trashed_here(reg, o->keep);
 	else
-		unpin_version(reg, o->keep);
+		reg_unpin(reg, o->keep);
 }
 
 /* Runs fn, which may remove the last name of a file (unlink, rename over
- * it), with what file_gone() needs: the file pinned when it is open here
+ * it), with what file_gone_txn() needs: the file pinned when it is open here
  * (pinned outside the transaction, which then runs again). */
-static int txn_keeping(struct mreg_registry *reg,
+static int txn_keeping(struct reg_registry *reg,
 		       int (*fn)(struct idx_txn *, void *), struct op *o)
 {
 	int r, tries;
@@ -1622,80 +1622,80 @@ static int txn_keeping(struct mreg_registry *reg,
 	for (tries = 0;; tries++) {
 		o->trashed = false;
 		o->want_keep = 0;
-		r = reg_txn(reg, fn, o);
+		r = reg_change(reg, fn, o);
 		if (r != -EAGAIN || !o->want_keep || tries == 3)
 			break;
 		keep_done(reg, o, r);
 		o->keep = o->want_keep;
-		pin_version(reg, o->keep);
+		reg_pin(reg, o->keep);
 	}
 	keep_done(reg, o, r);
 	return r;
 }
 
-static int do_rmdir(struct idx_txn *t, void *arg)
+static int rmdir_txn(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
 	struct inode_rec p, c, s;
 	uint64_t ino;
 	int r;
 
-	if ((r = op_parent(t, o->parent, &p)) < 0)
+	if ((r = op_parent_txn(t, o->parent, &p)) < 0)
 		return r;
-	if ((r = name_get(t, p.ino, o->name, &ino)) < 0)
+	if ((r = reg_name_get_txn(t, p.ino, o->name, &ino)) < 0)
 		return r;
-	if ((r = ino_get(t, ino, &c)) < 0)
+	if ((r = reg_inode_get_txn(t, ino, &c)) < 0)
 		return r;
 	if (!S_ISDIR(c.mode))
 		return -ENOTDIR;
 	switch (c.kind) {
 	case REG_MODEL:
 		/* only "stages" left, and no stage in it */
-		if ((r = ino_get(t, c.stages_ino, &s)) < 0)
+		if ((r = reg_inode_get_txn(t, c.stages_ino, &s)) < 0)
 			return r;
-		if ((r = dir_has_entries(t, s.ino)) != 0)
+		if ((r = dir_has_entries_txn(t, s.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
-		if ((r = name_del(t, c.ino, "stages")) < 0)
+		if ((r = reg_name_del_txn(t, c.ino, "stages")) < 0)
 			return r;
-		if ((r = dir_has_entries(t, c.ino)) != 0)
+		if ((r = dir_has_entries_txn(t, c.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
-		if ((r = inode_delete(t, &s)) < 0 ||
-		    (r = inode_delete(t, &c)) < 0 ||
-		    (r = name_del(t, p.ino, o->name)) < 0)
+		if ((r = inode_delete_txn(t, &s)) < 0 ||
+		    (r = inode_delete_txn(t, &c)) < 0 ||
+		    (r = reg_name_del_txn(t, p.ino, o->name)) < 0)
 			return r;
-		return audit_put(t, o->who, &(struct audit_ev){
+		return reg_audit_put_txn(t, o->who, &(struct audit_ev){
 			.op = "model.remove", .model = c.name });
 	case REG_STAGES:
 		return -EPERM;
 	case REG_VERSION:
 		if (c.flags & INODE_SEALED)
-			return version_remove_txn(o->reg, t, o->who, &p, &c);
-		if ((r = dir_has_entries(t, c.ino)) != 0)
+			return reg_version_remove_txn(o->reg, t, o->who, &p, &c);
+		if ((r = dir_has_entries_txn(t, c.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
-		if ((r = version_staged(t, &p, c.ino)) != 0)
+		if ((r = reg_version_staged_txn(t, &p, c.ino)) != 0)
 			return r < 0 ? r : -EBUSY;
-		if ((r = inode_delete(t, &c)) < 0 ||
-		    (r = name_del(t, p.ino, o->name)) < 0)
+		if ((r = inode_delete_txn(t, &c)) < 0 ||
+		    (r = reg_name_del_txn(t, p.ino, o->name)) < 0)
 			return r;
-		return audit_put(t, o->who, &(struct audit_ev){
+		return reg_audit_put_txn(t, o->who, &(struct audit_ev){
 			.op = "version.remove", .model = p.name,
 			.version = c.name });
 	default:
 		break;
 	}
-	if ((r = draft_dir(t, &p)) < 0)
+	if ((r = draft_dir_txn(t, &p)) < 0)
 		return r;
-	if ((r = dir_has_entries(t, c.ino)) != 0)
+	if ((r = dir_has_entries_txn(t, c.ino)) != 0)
 		return r < 0 ? r : -ENOTEMPTY;
-	if ((r = inode_delete(t, &c)) < 0 ||
-	    (r = name_del(t, p.ino, o->name)) < 0)
+	if ((r = inode_delete_txn(t, &c)) < 0 ||
+	    (r = reg_name_del_txn(t, p.ino, o->name)) < 0)
 		return r;
-	return touch_dir(t, &p);
+	return touch_dir_txn(t, &p);
 }
 
 /* Removes one name of directory parent with fn (op, for the audit), in a
  * transaction; a refusal is audited after it. */
-static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
+static int remove_name(struct reg_registry *reg, const struct reg_caller *who,
 		       uint64_t parent, const char *name,
 		       int (*fn)(struct idx_txn *, void *), const char *op)
 {
@@ -1711,36 +1711,36 @@ static int remove_name(struct mreg_registry *reg, const struct reg_caller *who,
 		return -EPERM; /* "/" and .mreg/ are fixed */
 	r = txn_keeping(reg, fn, &o);
 	if (o.refused)
-		audit_refusal(reg, who, &o.refusal);
+		reg_audit_refusal(reg, who, &o.refusal);
 	else
-		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = op, .path = name });
 	return r;
 }
 
-int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rmdir(struct reg_registry *reg, const struct reg_caller *who,
 	      uint64_t parent, const char *name)
 {
-	return remove_name(reg, who, parent, name, do_rmdir, "rmdir");
+	return remove_name(reg, who, parent, name, rmdir_txn, "rmdir");
 }
 
-static int do_unlink(struct idx_txn *t, void *arg)
+static int unlink_txn(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
 	struct inode_rec p, c, m;
 	uint64_t ino;
 	int r;
 
-	if ((r = op_parent(t, o->parent, &p)) < 0)
+	if ((r = op_parent_txn(t, o->parent, &p)) < 0)
 		return r;
 	if (p.kind == REG_STAGES) {
-		if ((r = ino_get(t, p.model, &m)) < 0)
+		if ((r = reg_inode_get_txn(t, p.model, &m)) < 0)
 			return r;
-		r = stage_remove_txn(o->reg, t, o->who, &m, o->name,
+		r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->name,
 				     HIST_REMOVE, o->reason,
 				     sizeof(o->reason));
 		if (r == -EACCES) {
-			stage_target_name(t, &m, o->name, o->refused_version,
+			reg_stage_target_name_txn(t, &m, o->name, o->refused_version,
 					  sizeof(o->refused_version));
 			o->refused = true;
 			o->refusal = (struct audit_ev){ .op = "stage.remove",
@@ -1751,27 +1751,27 @@ static int do_unlink(struct idx_txn *t, void *arg)
 		}
 		return r;
 	}
-	if ((r = name_get(t, p.ino, o->name, &ino)) < 0)
+	if ((r = reg_name_get_txn(t, p.ino, o->name, &ino)) < 0)
 		return r;
-	if ((r = ino_get(t, ino, &c)) < 0)
+	if ((r = reg_inode_get_txn(t, ino, &c)) < 0)
 		return r;
 	if (S_ISDIR(c.mode))
 		return -EISDIR;
-	if (c.kind != REG_PENDING && (r = draft_dir(t, &p)) < 0)
+	if (c.kind != REG_PENDING && (r = draft_dir_txn(t, &p)) < 0)
 		return r;
-	if ((r = name_del(t, p.ino, o->name)) < 0 ||
-	    (r = file_gone(o, t, &c)) < 0)
+	if ((r = reg_name_del_txn(t, p.ino, o->name)) < 0 ||
+	    (r = file_gone_txn(o, t, &c)) < 0)
 		return r;
-	return p.kind == REG_MODEL ? 0 : touch_dir(t, &p);
+	return p.kind == REG_MODEL ? 0 : touch_dir_txn(t, &p);
 }
 
-int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_unlink(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name)
 {
-	return remove_name(reg, who, parent, name, do_unlink, "unlink");
+	return remove_name(reg, who, parent, name, unlink_txn, "unlink");
 }
 
-int depth_in_version(struct idx_txn *t, const struct inode_rec *p)
+int reg_depth_txn(struct idx_txn *t, const struct inode_rec *p)
 {
 	struct inode_rec cur = *p;
 	int depth = 0, r;
@@ -1779,21 +1779,21 @@ int depth_in_version(struct idx_txn *t, const struct inode_rec *p)
 	while (cur.kind == REG_DIR) {
 		if (++depth > REG_DEPTH_MAX)
 			return depth; /* a tree made before the limit */
-		r = ino_get(t, cur.parent, &cur);
+		r = reg_inode_get_txn(t, cur.parent, &cur);
 		if (r < 0)
 			return r;
 	}
 	return depth;
 }
 
-int depth_check(int depth)
+int reg_depth_check(int depth)
 {
 	return depth < REG_DEPTH_MAX ? 0 : -ENAMETOOLONG;
 }
 
 /* Height of the directory tree below dir (0: no subdirectory), or
  * -ENAMETOOLONG as soon as it passes max. */
-static int tree_height(struct idx_txn *t, uint64_t dir, int max)
+static int tree_height_txn(struct idx_txn *t, uint64_t dir, int max)
 {
 	struct child_list l;
 	struct inode_rec *r;
@@ -1802,18 +1802,18 @@ static int tree_height(struct idx_txn *t, uint64_t dir, int max)
 
 	if (max < 0)
 		return -ENAMETOOLONG;
-	if ((e = children(t, dir, &l)) < 0)
+	if ((e = reg_children_txn(t, dir, &l)) < 0)
 		goto out;
 	if (!(r = malloc(sizeof(*r)))) {
 		e = -ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < l.n && e >= 0; i++) {
-		if ((e = ino_get(t, l.v[i].ino, r)) < 0)
+		if ((e = reg_inode_get_txn(t, l.v[i].ino, r)) < 0)
 			break;
 		if (r->kind != REG_DIR)
 			continue;
-		e = tree_height(t, r->ino, max - 1);
+		e = tree_height_txn(t, r->ino, max - 1);
 		if (e >= 0 && e + 1 > h)
 			h = e + 1;
 	}
@@ -1823,7 +1823,7 @@ out:
 	return e < 0 ? e : h;
 }
 
-int check_inner_target(const char *target, int depth)
+int reg_check_link_target(const char *target, int depth)
 {
 	const char *s = target, *e;
 	int d = depth;
@@ -1843,25 +1843,25 @@ int check_inner_target(const char *target, int depth)
 	return 0;
 }
 
-static int do_symlink(struct idx_txn *t, void *arg)
+static int symlink_txn(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
 	struct inode_rec p, m, v, l;
 	uint64_t ino;
 	int r;
 
-	if ((r = op_parent(t, o->parent, &p)) < 0)
+	if ((r = op_parent_txn(t, o->parent, &p)) < 0)
 		return r;
 	if (p.kind == REG_STAGES) {
 		if (reg_check_stage(o->name) < 0)
 			return -EINVAL;
-		if ((r = ino_get(t, p.model, &m)) < 0)
+		if ((r = reg_inode_get_txn(t, p.model, &m)) < 0)
 			return r;
-		if (name_get(t, p.ino, o->name, &ino) == 0)
+		if (reg_name_get_txn(t, p.ino, o->name, &ino) == 0)
 			return -EEXIST;
-		if ((r = stage_target_parse(t, &m, o->target, &v)) < 0)
+		if ((r = reg_stage_target_parse_txn(t, &m, o->target, &v)) < 0)
 			return r;
-		r = stage_set_txn(o->reg, t, o->who, &m, o->name, &v,
+		r = reg_stage_set_txn(o->reg, t, o->who, &m, o->name, &v,
 				  HIST_PROMOTE, o->reason, sizeof(o->reason));
 		if (r == -EACCES) {
 			o->refused = true;
@@ -1872,34 +1872,34 @@ static int do_symlink(struct idx_txn *t, void *arg)
 		}
 		if (r < 0)
 			return r;
-		return name_get(t, p.ino, o->name, &ino) < 0 ? -EIO :
-		       ino_get(t, ino, &o->rec);
+		return reg_name_get_txn(t, p.ino, o->name, &ino) < 0 ? -EIO :
+		       reg_inode_get_txn(t, ino, &o->rec);
 	}
 	if (p.kind == REG_MODEL || p.kind == REG_MODELS)
 		return -EPERM;
-	if ((r = draft_dir(t, &p)) < 0)
+	if ((r = draft_dir_txn(t, &p)) < 0)
 		return r;
-	if ((r = depth_in_version(t, &p)) < 0)
+	if ((r = reg_depth_txn(t, &p)) < 0)
 		return r;
-	if ((r = check_inner_target(o->target, r)) < 0)
+	if ((r = reg_check_link_target(o->target, r)) < 0)
 		return r;
-	if (name_get(t, p.ino, o->name, &ino) == 0)
+	if (reg_name_get_txn(t, p.ino, o->name, &ino) == 0)
 		return -EEXIST;
-	if ((r = ino_alloc(t, &ino)) < 0)
+	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
-	rec_new(&l, ino, REG_SYMLINK, o->who, 0777, p.ino, p.model,
+	reg_inode_init(&l, ino, REG_SYMLINK, o->who, 0777, p.ino, p.model,
 		version_of(&p), o->name);
 	snprintf(l.target_path, sizeof(l.target_path), "%s", o->target);
 	l.size = strlen(o->target);
-	if ((r = ino_put(t, &l)) < 0 ||
-	    (r = name_put(t, p.ino, o->name, ino, 0)) < 0 ||
-	    (r = touch_dir(t, &p)) < 0)
+	if ((r = reg_inode_put_txn(t, &l)) < 0 ||
+	    (r = reg_name_put_txn(t, p.ino, o->name, ino, 0)) < 0 ||
+	    (r = touch_dir_txn(t, &p)) < 0)
 		return r;
 	o->rec = l;
 	return 0;
 }
 
-int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 		uint64_t parent, const char *name, const char *target,
 		struct reg_attr *ret)
 {
@@ -1913,19 +1913,19 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (is_virtual(parent))
 		return -EPERM;
-	r = reg_txn(reg, do_symlink, &o);
+	r = reg_change(reg, symlink_txn, &o);
 	if (o.refused)
-		audit_refusal(reg, who, &o.refusal);
+		reg_audit_refusal(reg, who, &o.refusal);
 	else
-		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = "symlink", .path = name });
 	if (r < 0)
 		return r;
-	rec_to_attr(&o.rec, ret);
+	reg_inode_attr(&o.rec, ret);
 	return 0;
 }
 
-int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
+int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
 	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
 	      void *arg)
 {
@@ -1936,18 +1936,18 @@ int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
 
 	if (depth > 4096)
 		return -EIO;
-	if ((e = children(t, dir, &l)) < 0) {
+	if ((e = reg_children_txn(t, dir, &l)) < 0) {
 		free(l.v);
 		return e;
 	}
 	if (!(r = malloc(sizeof(*r))))
 		e = -ENOMEM;
 	for (i = 0; i < l.n && e == 0; i++) {
-		if ((e = ino_get(t, l.v[i].ino, r)) < 0 ||
+		if ((e = reg_inode_get_txn(t, l.v[i].ino, r)) < 0 ||
 		    (e = fn(arg, r, depth)) < 0)
 			break;
 		if (r->kind == REG_DIR)
-			e = tree_walk(t, r->ino, depth + 1, fn, arg);
+			e = reg_tree_walk_txn(t, r->ino, depth + 1, fn, arg);
 	}
 	free(r);
 	free(l.v);
@@ -1957,7 +1957,7 @@ int tree_walk(struct idx_txn *t, uint64_t dir, int depth,
 static int link_inside(void *arg, const struct inode_rec *r, int depth)
 {
 	if (r->kind == REG_SYMLINK &&
-	    check_inner_target(r->target_path, depth) < 0)
+	    reg_check_link_target(r->target_path, depth) < 0)
 		return log_err(-EINVAL, "symlink '%s' -> '%s' would point "
 			       "outside its version from there", r->name,
 			       r->target_path);
@@ -1968,16 +1968,16 @@ static int link_inside(void *arg, const struct inode_rec *r, int depth)
  * version's root, stay inside the version? A link checked when it was
  * made can leave it once it, or a directory holding it, moves to a
  * shallower place: -EINVAL then (logged). */
-static int links_inside(struct idx_txn *t, uint64_t dir, int depth)
+static int links_inside_txn(struct idx_txn *t, uint64_t dir, int depth)
 {
-	return tree_walk(t, dir, depth, link_inside, NULL);
+	return reg_tree_walk_txn(t, dir, depth, link_inside, NULL);
 }
 
 /* Entry c moves from directory p into directory np of the same draft: do
  * the symlinks it is or holds still stay inside the version? (Deeper
  * they always do: a target that stays inside from some depth stays inside
  * from any greater one.) */
-static int move_keeps_links(struct idx_txn *t, const struct inode_rec *c,
+static int move_keeps_links_txn(struct idx_txn *t, const struct inode_rec *c,
 			    const struct inode_rec *p,
 			    const struct inode_rec *np)
 {
@@ -1985,15 +1985,15 @@ static int move_keeps_links(struct idx_txn *t, const struct inode_rec *c,
 
 	if (!S_ISLNK(c->mode) && !S_ISDIR(c->mode))
 		return 0;
-	if ((from = depth_in_version(t, p)) < 0)
+	if ((from = reg_depth_txn(t, p)) < 0)
 		return from;
-	if ((to = depth_in_version(t, np)) < 0)
+	if ((to = reg_depth_txn(t, np)) < 0)
 		return to;
 	if (to >= from)
 		return 0;
 	if (S_ISDIR(c->mode))
-		return links_inside(t, c->ino, to + 1);
-	if (check_inner_target(c->target_path, to) < 0)
+		return links_inside_txn(t, c->ino, to + 1);
+	if (reg_check_link_target(c->target_path, to) < 0)
 		return log_err(-EINVAL, "symlink '%s' -> '%s' would point "
 			       "outside its version from there", c->name,
 			       c->target_path);
@@ -2001,7 +2001,7 @@ static int move_keeps_links(struct idx_txn *t, const struct inode_rec *c,
 }
 
 /* Is a an ancestor of (or equal to) directory d? */
-static int is_ancestor(struct idx_txn *t, uint64_t a, uint64_t d)
+static int is_ancestor_txn(struct idx_txn *t, uint64_t a, uint64_t d)
 {
 	struct inode_rec cur;
 	int r, n = 0;
@@ -2009,7 +2009,7 @@ static int is_ancestor(struct idx_txn *t, uint64_t a, uint64_t d)
 	while (d) {
 		if (d == a)
 			return 1;
-		r = ino_get(t, d, &cur);
+		r = reg_inode_get_txn(t, d, &cur);
 		if (r < 0)
 			return r;
 		if (cur.kind != REG_DIR)
@@ -2021,7 +2021,7 @@ static int is_ancestor(struct idx_txn *t, uint64_t a, uint64_t d)
 	return 0;
 }
 
-static int rename_stage(struct op *o, struct idx_txn *t,
+static int rename_stage_txn(struct op *o, struct idx_txn *t,
 			struct inode_rec *p)
 {
 	struct inode_rec m, s, v;
@@ -2030,25 +2030,25 @@ static int rename_stage(struct op *o, struct idx_txn *t,
 
 	if (reg_check_stage(o->newname) < 0)
 		return -EINVAL;
-	if ((r = ino_get(t, p->model, &m)) < 0)
+	if ((r = reg_inode_get_txn(t, p->model, &m)) < 0)
 		return r;
-	if ((r = name_get(t, p->ino, o->name, &ino)) < 0 ||
-	    (r = ino_get(t, ino, &s)) < 0)
+	if ((r = reg_name_get_txn(t, p->ino, o->name, &ino)) < 0 ||
+	    (r = reg_inode_get_txn(t, ino, &s)) < 0)
 		return r;
 	if (strcmp(o->name, o->newname) == 0)
 		return 0;
 	if ((o->flags & REG_RENAME_NOREPLACE) &&
-	    name_get(t, p->ino, o->newname, &ino) == 0)
+	    reg_name_get_txn(t, p->ino, o->newname, &ino) == 0)
 		return -EEXIST;
-	if ((r = ino_get(t, s.target, &v)) < 0)
+	if ((r = reg_inode_get_txn(t, s.target, &v)) < 0)
 		return r;
 	/* the new name keeps its inode and takes the target (for its history
 	   a promotion: ln -sfn and mv -T promote this way); the old name's
 	   inode stays readable (trashed) for whoever resolved it just now */
-	r = stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_PROMOTE,
+	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_PROMOTE,
 			  o->reason, sizeof(o->reason));
 	if (r == 0)
-		r = stage_remove_txn(o->reg, t, o->who, &m, o->name,
+		r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->name,
 				     HIST_MOVE, o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
@@ -2061,33 +2061,33 @@ static int rename_stage(struct op *o, struct idx_txn *t,
 }
 
 /* A name at a model root changes: a pending file or a draft version. */
-static int rename_in_model(struct op *o, struct idx_txn *t,
+static int rename_in_model_txn(struct op *o, struct idx_txn *t,
 			   struct inode_rec *m)
 {
 	struct inode_rec c;
 	uint64_t ino, num;
 	int r;
 
-	if ((r = name_get(t, m->ino, o->name, &ino)) < 0 ||
-	    (r = ino_get(t, ino, &c)) < 0)
+	if ((r = reg_name_get_txn(t, m->ino, o->name, &ino)) < 0 ||
+	    (r = reg_inode_get_txn(t, ino, &c)) < 0)
 		return r;
 	if (c.kind == REG_STAGES)
 		return -EPERM;
-	if (name_get(t, m->ino, o->newname, &ino) == 0)
+	if (reg_name_get_txn(t, m->ino, o->newname, &ino) == 0)
 		return -EEXIST;
 	if (c.kind == REG_PENDING) {
-		if ((r = name_del(t, m->ino, o->name)) < 0)
+		if ((r = reg_name_del_txn(t, m->ino, o->name)) < 0)
 			return r;
 		snprintf(c.name, sizeof(c.name), "%s", o->newname);
 		c.ctime = now_ns();
 		if (dot_name(o->newname)) {
-			if ((r = ino_put(t, &c)) < 0)
+			if ((r = reg_inode_put_txn(t, &c)) < 0)
 				return r;
-			return name_put(t, m->ino, o->newname, c.ino, 0);
+			return reg_name_put_txn(t, m->ino, o->newname, c.ino, 0);
 		}
 		o->registered = true;
 		o->registered_ino = c.ino;
-		return pending_register_txn(o->reg, t, o->who, &c, NULL);
+		return reg_version_register_txn(o->reg, t, o->who, &c, NULL);
 	}
 	if (c.kind != REG_VERSION)
 		return -EPERM;
@@ -2095,15 +2095,15 @@ static int rename_in_model(struct op *o, struct idx_txn *t,
 		return -EROFS;
 	if (!dot_name(o->newname) && reg_check_name(o->newname) < 0)
 		return -EINVAL;
-	if ((r = version_staged(t, m, c.ino)) != 0)
+	if ((r = reg_version_staged_txn(t, m, c.ino)) != 0)
 		return r < 0 ? r : -EBUSY;
-	if ((r = name_del(t, m->ino, o->name)) < 0 ||
-	    (r = name_put(t, m->ino, o->newname, c.ino, 0)) < 0)
+	if ((r = reg_name_del_txn(t, m->ino, o->name)) < 0 ||
+	    (r = reg_name_put_txn(t, m->ino, o->newname, c.ino, 0)) < 0)
 		return r;
 	snprintf(c.name, sizeof(c.name), "%s", o->newname);
-	if (name_is_integer(c.name, &num) && num > m->max_version) {
+	if (reg_name_is_integer(c.name, &num) && num > m->max_version) {
 		m->max_version = num;
-		if ((r = ino_put(t, m)) < 0)
+		if ((r = reg_inode_put_txn(t, m)) < 0)
 			return r;
 	}
 	if (dot_name(o->name) && !dot_name(o->newname)) {
@@ -2111,19 +2111,19 @@ static int rename_in_model(struct op *o, struct idx_txn *t,
 		c.flags &= (uint16_t)~INODE_DOTDRAFT;
 		o->sealed_version = true;
 		o->sealed_ino = c.ino;
-		r = seal_txn(o->reg, t, o->who, &c);
+		r = reg_seal_txn(o->reg, t, o->who, &c);
 		return r == -EALREADY ? 0 : r;
 	}
 	if (!dot_name(o->newname))
 		c.flags &= (uint16_t)~INODE_DOTDRAFT;
 	else
 		c.flags |= INODE_DOTDRAFT;
-	return ino_put(t, &c);
+	return reg_inode_put_txn(t, &c);
 }
 
 /* Directory c moves from p into np: -ENAMETOOLONG when its tree would
  * reach below REG_DEPTH_MAX. Only a move deeper walks c's tree. */
-static int moved_depth_check(struct idx_txn *t, const struct inode_rec *p,
+static int moved_depth_check_txn(struct idx_txn *t, const struct inode_rec *p,
 			     const struct inode_rec *np,
 			     const struct inode_rec *c)
 {
@@ -2131,97 +2131,97 @@ static int moved_depth_check(struct idx_txn *t, const struct inode_rec *p,
 
 	if (p->ino == np->ino)
 		return 0;
-	if ((from = depth_in_version(t, p)) < 0)
+	if ((from = reg_depth_txn(t, p)) < 0)
 		return from;
-	if ((to = depth_in_version(t, np)) < 0)
+	if ((to = reg_depth_txn(t, np)) < 0)
 		return to;
 	if (to <= from)
 		return 0; /* not deeper: its tree fits where it lands */
-	if ((h = depth_check(to)) < 0)
+	if ((h = reg_depth_check(to)) < 0)
 		return h;
 	/* c lands at depth to + 1, its deepest directory h below it */
-	h = tree_height(t, c->ino, REG_DEPTH_MAX - to - 1);
+	h = tree_height_txn(t, c->ino, REG_DEPTH_MAX - to - 1);
 	return h < 0 ? h : 0;
 }
 
-static int do_rename(struct idx_txn *t, void *arg)
+static int rename_txn(struct idx_txn *t, void *arg)
 {
 	struct op *o = arg;
 	struct inode_rec p, np, c, old;
 	uint64_t ino, oino;
 	int r;
 
-	if ((r = op_parent(t, o->parent, &p)) < 0 ||
-	    (r = op_parent(t, o->newparent, &np)) < 0)
+	if ((r = op_parent_txn(t, o->parent, &p)) < 0 ||
+	    (r = op_parent_txn(t, o->newparent, &np)) < 0)
 		return r;
 	if (p.kind == REG_STAGES || np.kind == REG_STAGES) {
 		if (p.ino == np.ino)
-			return rename_stage(o, t, &p);
+			return rename_stage_txn(o, t, &p);
 		if (p.kind == np.kind)
 			return -EXDEV;
 		/* into (or out of) a version: sealed content does not
 		   change, whatever would come or go (`mv stages/A
 		   stages/B` without -T moves A into B's version) */
-		r = draft_dir(t, p.kind == REG_STAGES ? &np : &p);
+		r = draft_dir_txn(t, p.kind == REG_STAGES ? &np : &p);
 		return r == -EROFS ? r : -EINVAL;
 	}
 	if (p.kind == REG_MODEL || np.kind == REG_MODEL) {
 		if (p.ino != np.ino)
 			return -EXDEV;
-		return rename_in_model(o, t, &p);
+		return rename_in_model_txn(o, t, &p);
 	}
 	if (p.kind == REG_MODELS || np.kind == REG_MODELS)
 		return -EPERM;
 	/* inside drafts */
-	if ((r = draft_dir(t, &p)) < 0 || (r = draft_dir(t, &np)) < 0)
+	if ((r = draft_dir_txn(t, &p)) < 0 || (r = draft_dir_txn(t, &np)) < 0)
 		return r;
 	if (version_of(&p) != version_of(&np))
 		return -EXDEV;
-	if ((r = name_get(t, p.ino, o->name, &ino)) < 0 ||
-	    (r = ino_get(t, ino, &c)) < 0)
+	if ((r = reg_name_get_txn(t, p.ino, o->name, &ino)) < 0 ||
+	    (r = reg_inode_get_txn(t, ino, &c)) < 0)
 		return r;
 	if (S_ISDIR(c.mode)) {
-		r = is_ancestor(t, c.ino, np.ino);
+		r = is_ancestor_txn(t, c.ino, np.ino);
 		if (r != 0)
 			return r < 0 ? r : -EINVAL;
-		if ((r = moved_depth_check(t, &p, &np, &c)) < 0)
+		if ((r = moved_depth_check_txn(t, &p, &np, &c)) < 0)
 			return r;
 	}
-	if ((r = move_keeps_links(t, &c, &p, &np)) < 0)
+	if ((r = move_keeps_links_txn(t, &c, &p, &np)) < 0)
 		return r;
-	if (name_get(t, np.ino, o->newname, &oino) == 0) {
+	if (reg_name_get_txn(t, np.ino, o->newname, &oino) == 0) {
 		if (oino == c.ino)
 			return 0;
 		if (o->flags & REG_RENAME_NOREPLACE)
 			return -EEXIST;
-		if ((r = ino_get(t, oino, &old)) < 0)
+		if ((r = reg_inode_get_txn(t, oino, &old)) < 0)
 			return r;
 		if (S_ISDIR(old.mode) && !S_ISDIR(c.mode))
 			return -EISDIR;
 		if (!S_ISDIR(old.mode) && S_ISDIR(c.mode))
 			return -ENOTDIR;
 		if (S_ISDIR(old.mode) &&
-		    (r = dir_has_entries(t, old.ino)) != 0)
+		    (r = dir_has_entries_txn(t, old.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
-		if ((r = name_del(t, np.ino, o->newname)) < 0 ||
-		    (r = S_ISDIR(old.mode) ? inode_delete(t, &old) :
-					     file_gone(o, t, &old)) < 0)
+		if ((r = reg_name_del_txn(t, np.ino, o->newname)) < 0 ||
+		    (r = S_ISDIR(old.mode) ? inode_delete_txn(t, &old) :
+					     file_gone_txn(o, t, &old)) < 0)
 			return r;
 	}
-	if ((r = name_del(t, p.ino, o->name)) < 0 ||
-	    (r = name_put(t, np.ino, o->newname, c.ino, 0)) < 0)
+	if ((r = reg_name_del_txn(t, p.ino, o->name)) < 0 ||
+	    (r = reg_name_put_txn(t, np.ino, o->newname, c.ino, 0)) < 0)
 		return r;
 	c.parent = np.ino;
 	snprintf(c.name, sizeof(c.name), "%s", o->newname);
 	c.ctime = now_ns();
-	if ((r = ino_put(t, &c)) < 0 || (r = touch_dir(t, &p)) < 0)
+	if ((r = reg_inode_put_txn(t, &c)) < 0 || (r = touch_dir_txn(t, &p)) < 0)
 		return r;
 	if (np.ino != p.ino)
-		return touch_dir(t, &np);
+		return touch_dir_txn(t, &np);
 	return 0;
 }
 
-int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name, uint64_t newparent,
 	       const char *newname, unsigned flags)
 {
@@ -2243,21 +2243,21 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
 	/* a pending file still open for writing here: commit it first */
 	if (reg_lookup(reg, parent, name, &a) == 0 &&
 	    a.kind == REG_PENDING) {
-		r = wstate_commit_ino(reg, who, a.ino);
+		r = reg_writer_commit(reg, who, a.ino);
 		if (r < 0)
 			return r;
 	}
-	r = txn_keeping(reg, do_rename, &o);
+	r = txn_keeping(reg, rename_txn, &o);
 	if (o.refused)
-		audit_refusal(reg, who, &o.refusal);
+		reg_audit_refusal(reg, who, &o.refusal);
 	else
-		audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
+		reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = "rename", .path = name });
 	if (r < 0)
 		return r;
 	if (o.sealed_version)
-		version_writers_seal(reg, o.sealed_ino);
+		reg_version_writers_seal(reg, o.sealed_ino);
 	if (o.registered)
-		wstate_registered(reg, o.registered_ino);
+		reg_writer_registered(reg, o.registered_ino);
 	return 0;
 }

@@ -98,7 +98,7 @@ struct reg_attr {
 				   model directories): short cache timeouts */
 };
 
-struct mreg_registry;
+struct reg_registry;
 
 /* Opens the store at cfg's store path (config_store_path(cfg, NULL) when
  * store is NULL), creating it (mode 0700) when the path does not exist or
@@ -109,25 +109,25 @@ struct mreg_registry;
  * (-EXDEV). Refuses a store made with other chunker parameters (-EINVAL,
  * logged). Errors: also -ENOMEM, -EACCES, -ENOSPC, -EIO. cfg must outlive
  * the registry. */
-int registry_open(const struct mreg_config *cfg, const char *store,
-		  struct mreg_registry **ret);
-/* registry_open() with flags: REG_OPEN_EXISTING opens a store that exists
+int reg_open(const struct mreg_config *cfg, const char *store,
+		  struct reg_registry **ret);
+/* reg_open() with flags: REG_OPEN_EXISTING opens a store that exists
  * and creates nothing (-ENOENT when there is none: a missing path or an
  * empty directory). */
 #define REG_OPEN_EXISTING 0x1u
-int registry_open_flags(const struct mreg_config *cfg, const char *store,
-			unsigned flags, struct mreg_registry **ret);
+int reg_open_flags(const struct mreg_config *cfg, const char *store,
+			unsigned flags, struct reg_registry **ret);
 /* Closes; takes NULL. Open files must have been released. */
-void registry_close(struct mreg_registry *reg);
+void reg_close(struct reg_registry *reg);
 /* The store directory (owned by reg). */
-const char *registry_path(const struct mreg_registry *reg);
+const char *reg_path(const struct reg_registry *reg);
 /* Tells the registry where it is mounted (hooks see it as MREG_MOUNT).
  * -EINVAL, -ENOMEM. */
-int registry_set_mount(struct mreg_registry *reg, const char *mount);
+int reg_set_mount(struct reg_registry *reg, const char *mount);
 /* Housekeeping a long-running process calls every few seconds: clears
  * dead reader slots, removes what dead processes left half written,
  * writes the counts of coalesced refusals. */
-void registry_tick(struct mreg_registry *reg);
+void reg_tick(struct reg_registry *reg);
 
 /* ---- names --------------------------------------------------------- */
 
@@ -143,9 +143,9 @@ int reg_check_stage(const char *s);
 /* ---- the namespace, by inode (what mregfs uses) ----------------------- */
 
 /* Looks name up in directory parent. -ENOENT, -ENOTDIR, -ENAMETOOLONG. */
-int reg_lookup(struct mreg_registry *reg, uint64_t parent, const char *name,
+int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	       struct reg_attr *ret);
-int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret);
+int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret);
 
 /* An open listing of a directory (what opendir(3) gives). A listing read
  * in pieces resumes after the name it reached, so an entry that exists
@@ -153,7 +153,7 @@ int reg_getattr(struct mreg_registry *reg, uint64_t ino, struct reg_attr *ret);
  * added or removed meanwhile (those may show or not). */
 struct reg_dir;
 /* Opens directory ino for listing. -ENOTDIR, -ENOENT, -ENOMEM. */
-int reg_opendir(struct mreg_registry *reg, uint64_t ino, struct reg_dir **ret);
+int reg_opendir(struct reg_registry *reg, uint64_t ino, struct reg_dir **ret);
 /* Lists from position pos: 0 for the start, else a position this handle
  * gave (a later one than the handle's last piece lists nothing). "." and
  * ".." are not listed. fn gets each entry and the position after it, and
@@ -170,32 +170,32 @@ void reg_closedir(struct reg_dir *d);
 
 /* Copies the target of a symlink (NUL-terminated) into buf.
  * -EINVAL when ino is not a symlink, -ERANGE when buf is too small. */
-int reg_readlink(struct mreg_registry *reg, uint64_t ino, char *buf,
+int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf,
 		 size_t size);
 
 /* mkdir: under /models a model; under a model a draft version (a name of
  * the model/version form); inside a draft a directory. -EEXIST, -EINVAL
  * (bad name), -EROFS (sealed), -EPERM (elsewhere). */
-int reg_mkdir(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_mkdir(struct reg_registry *reg, const struct reg_caller *who,
 	      uint64_t parent, const char *name, mode_t mode,
 	      struct reg_attr *ret);
 
 /* rmdir: a model with no versions; a version (sealed: whole, -EBUSY while
  * a stage points at it; draft: must be empty); a directory in a draft
  * (-ENOTEMPTY). */
-int reg_rmdir(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rmdir(struct reg_registry *reg, const struct reg_caller *who,
 	      uint64_t parent, const char *name);
 
 /* unlink: a file or symlink in a draft, a stage (policy applies), a
  * pending file. -EROFS in a sealed version, -EISDIR. */
-int reg_unlink(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_unlink(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name);
 
 /* symlink: in stages/ (target must be exactly "../V" of an existing
  * version: -EINVAL / -ENOENT; a draft is sealed first; policy applies;
  * -EEXIST when the stage exists), or inside a draft (target relative and
  * not leaving the version lexically, else -EINVAL). */
-int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 		uint64_t parent, const char *name, const char *target,
 		struct reg_attr *ret);
 
@@ -208,7 +208,7 @@ int reg_symlink(struct mreg_registry *reg, const struct reg_caller *who,
  * dot-named draft version to a visible name (seals it). With NOREPLACE an
  * existing target answers -EEXIST. -EROFS when sealed content would
  * change, -EXDEV across models. */
-int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name, uint64_t newparent,
 	       const char *newname, unsigned flags);
 
@@ -217,7 +217,7 @@ int reg_rename(struct mreg_registry *reg, const struct reg_caller *who,
  * -EEXIST, -EROFS, -EPERM (anywhere else), -EINVAL (bad name at a model
  * root: none; any kernel-accepted name works inside a version). */
 struct reg_file;
-int reg_create(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	       uint64_t parent, const char *name, mode_t mode, int flags,
 	       struct reg_attr *ret_attr, struct reg_file **ret_file);
 
@@ -240,7 +240,7 @@ struct reg_setattr {
  * without any write bit seals it (chmod a-w). On sealed content: -EROFS
  * (except a mode that still grants no write, which is accepted as is on a
  * version). fh, when not NULL, is the open file truncated. */
-int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
 		uint64_t ino, const struct reg_setattr *sa, struct reg_file *fh,
 		struct reg_attr *ret);
 
@@ -250,24 +250,24 @@ int reg_setattr(struct mreg_registry *reg, const struct reg_caller *who,
  * content answer -EROFS. A read-only open of a sealed file pins its
  * version: the bytes read stay those of that version until release, and
  * gc keeps them. .mreg/audit.log and .mreg/metrics open as snapshots. */
-int reg_open(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 	     uint64_t ino, int flags, struct reg_file **ret);
 
 /* Reads up to size bytes at off; returns the count (short only at end of
  * file). -EIO when a chunk fails its check. */
-ssize_t reg_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
+ssize_t reg_file_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
 /* Writes at off into the file's spool. -EROFS when the file was sealed
  * (e.g. its version was sealed while it was open), -EBADF when not open
  * for writing, -ENOSPC, -EFBIG. */
-ssize_t reg_write(struct reg_file *f, const void *buf, size_t size,
+ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
 		  uint64_t off);
 /* Commits what was written (fsync): chunks stored and synced, the file's
  * content replaced in one transaction. On return >= 0 the bytes are
  * durable. Nothing to do (0) when nothing was written since the last
- * commit. A pending file at a model root stays pending (see reg_close).
+ * commit. A pending file at a model root stays pending (see reg_file_close).
  * -EROFS when the version was sealed meanwhile (the bytes were not
  * committed). */
-int reg_flush(struct reg_file *f, const struct reg_caller *who);
+int reg_file_flush(struct reg_file *f, const struct reg_caller *who);
 /* How a descriptor of an open file was closed, as far as the caller (the
  * file system, which knows the kernel) could learn it. */
 struct reg_closing {
@@ -278,28 +278,28 @@ struct reg_closing {
 				   when unknown */
 	int signal;             /* it is dying of this signal, else 0 */
 };
-/* close(2) of a descriptor of f: commits what was written, as reg_flush;
+/* close(2) of a descriptor of f: commits what was written, as reg_file_flush;
  * the first close by a process that created or wrote a new file of a
  * draft (how->pid, see reg_file_writer) makes it outlive a crash (before
  * it, a crash removes it: SPEC §5).
  * A pending file at a model root (SPEC §2.1) is registered once, when its
  * last descriptor is closed (how->known && !how->others; else when its
- * last handle is released): it becomes the next version, and reg_close
+ * last handle is released): it becomes the next version, and reg_file_close
  * returns 1 (the name left the model root: a file system should drop it
  * from its caches). A pending file that a process dying of a signal wrote
  * (see reg_file_writer) is never registered: at its last close it is
  * removed and the refusal audited (0 to the dying process; -EIO to a live
  * one, whose bytes went too). One whose registration fails is removed too
  * (unless its name is a dot name, which waits for its rename, or another
- * process created it), and reg_close returns why it failed (-ENOSPC...).
- * Errors as reg_flush. */
-int reg_close(struct reg_file *f, const struct reg_caller *who,
+ * process created it), and reg_file_close returns why it failed (-ENOSPC...).
+ * Errors as reg_file_flush. */
+int reg_file_close(struct reg_file *f, const struct reg_caller *who,
 	      const struct reg_closing *how);
 /* Is f a pending file (a model root's) open for writing, not registered
  * yet: the one kind of file whose close needs reg_closing known? */
 bool reg_file_pending(const struct reg_file *f);
 /* Is f a file just created (a pending file, a new file of a draft whose
- * writer did not close it yet), whose writers reg_close needs to know? */
+ * writer did not close it yet), whose writers reg_file_close needs to know? */
 bool reg_file_unfinished(const struct reg_file *f);
 /* Notes that process pid (its thread group) creates or writes f, when f
  * is unfinished (else nothing): the close of a process that never wrote
@@ -311,7 +311,7 @@ void reg_file_writer(struct reg_file *f, int pid);
  * its chunks (metadata only: no byte is read or written). Returns the
  * bytes copied (0 at the end of in); -EOPNOTSUPP for any other copy (the
  * caller then reads and writes), -EBADF, -EROFS, -EXDEV. */
-ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
+ssize_t reg_file_copy_range(struct reg_file *in, uint64_t off_in,
 		       struct reg_file *out, uint64_t off_out, size_t len);
 /* lseek(2) with SEEK_DATA or SEEK_HOLE: in *ret, the offset of the first
  * byte of data (or of a hole: the end of the file counts as one) at or
@@ -319,12 +319,12 @@ ssize_t reg_copy_range(struct reg_file *in, uint64_t off_in,
  * never written (or cut off by a truncation and extended again): it reads
  * as zeros and takes no room. -ENXIO when off is at or past the end (for
  * SEEK_DATA also when only a hole follows), -EINVAL for another whence. */
-int reg_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret);
+int reg_file_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret);
 /* Releases the handle (commits first if needed; errors are logged). The
- * last handle of a pending file whose last close reg_close could not tell
+ * last handle of a pending file whose last close reg_file_close could not tell
  * registers it; one that is still not registered then is removed (see
- * reg_close). */
-void reg_release(struct reg_file *f);
+ * reg_file_close). */
+void reg_file_release(struct reg_file *f);
 /* True when the file's content is sealed (keep_cache is safe). */
 bool reg_file_sealed(const struct reg_file *f);
 /* Current attributes of the open file (size includes unflushed writes). */
@@ -336,30 +336,30 @@ int reg_file_attr(struct reg_file *f, struct reg_attr *ret);
  * carry description, tag.*, metric.*, param.*, lineage.* and the read-only
  * facts; files inside a version carry user.mreg.digest. Returns the length
  * of the value; with size 0 only the length. -ENODATA, -ERANGE. */
-ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
+ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino,
 		     const char *name, void *buf, size_t size);
 /* Sets a value. -EINVAL (non-numeric metric, bad key), -EROFS (param or
  * lineage after sealing), -EPERM (read-only facts; names outside
  * user.mreg.), -ENOTSUP (not a model or version). Audited with the old
  * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA). */
-int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		 uint64_t ino, const char *name, const void *value,
 		 size_t size, int flags);
-int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_removexattr(struct reg_registry *reg, const struct reg_caller *who,
 		    uint64_t ino, const char *name);
 /* NUL-separated names, as listxattr(2). Returns the length. */
-ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
+ssize_t reg_listxattr(struct reg_registry *reg, uint64_t ino, char *buf,
 		      size_t size);
 
 /* ---- domain operations, by name (what mreg uses) ----------------------- */
 
 /* Resolves "model" or "model/version" or "model/version/path..." to an
  * inode. -ENOENT, -EINVAL. */
-int reg_resolve(struct mreg_registry *reg, const char *path,
+int reg_resolve(struct reg_registry *reg, const char *path,
 		struct reg_attr *ret);
 
 /* Creates a model; -EEXIST. */
-int reg_model_create(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_model_create(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *model);
 
 /* A key=value for push: key is "description" or "tag.K", "metric.K",
@@ -376,7 +376,7 @@ struct reg_kv {
  * total. Errors: -EEXIST (version exists), -EINVAL, -ENOENT (a path),
  * -ENOSPC, -EIO. Nothing is left behind on failure but unreferenced
  * chunks (gc). */
-int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_push(struct reg_registry *reg, const struct reg_caller *who,
 	     const char *model, const char *const *paths, size_t npaths,
 	     const char *version, const struct reg_kv *meta, size_t nmeta,
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
@@ -384,26 +384,26 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 
 /* Seals a draft. -EALREADY when sealed already (callers may ignore it),
  * -EBUSY when a file of it is open for writing in this process. */
-int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_seal(struct reg_registry *reg, const struct reg_caller *who,
 	     const char *model, const char *version);
 
 /* Points stage at version (sealing a draft first), the stored policy
  * applies:
  * -EACCES (refused; audited), -ENOENT, -EINVAL. */
-int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_promote(struct reg_registry *reg, const struct reg_caller *who,
 		const char *model, const char *version, const char *stage);
 /* Removes a stage. -EACCES (protected or not allowed), -ENOENT. */
-int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_stage_remove(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *model, const char *stage);
 /* Points stage back at the target it had before its latest promotion
  * still in effect (see reg_rollback_pick()): after 1 -> 2 -> 3, rollbacks
  * give 2, then 1. The version rolled back to is written to ret_version.
  * -ENOENT when no earlier target exists (or it was removed since). Any
  * change that points a stage there is recorded as a rollback. */
-int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rollback(struct reg_registry *reg, const struct reg_caller *who,
 		 const char *model, const char *stage, char *ret_version);
 /* Removes a version: -EBUSY while a stage points at it. */
-int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_version_remove(struct reg_registry *reg, const struct reg_caller *who,
 		       const char *model, const char *version);
 
 /* ---- stage policies and hooks, stored in the registry (SPEC §3, §6) ---- */
@@ -419,20 +419,20 @@ int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
  * member of the admin group (reg_policy_admins()) may: -EPERM otherwise
  * (audited). Returns the number of keys that changed; -EINVAL on a bad
  * key or value (the reason is logged). */
-int reg_policy_set(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_set(struct reg_registry *reg, const struct reg_caller *who,
 		   const char *stage, const struct reg_kv *kv, size_t n);
 /* Removes keys of stage's policy (n 0: all of them). As reg_policy_set(). */
-int reg_policy_unset(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_unset(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *stage, const char *const *keys, size_t n);
 /* Sets (program != NULL) or removes the hook of event ("on_register",
  * "on_promote"); program must be an absolute path to an executable file
  * (-EINVAL, logged). As reg_policy_set(). */
-int reg_policy_hook(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_hook(struct reg_registry *reg, const struct reg_caller *who,
 		    const char *event, const char *program);
 /* Names (group != NULL) or forgets the group whose members may change
  * policies besides root. Only root may: -EPERM (audited). -EINVAL for a
  * group that does not exist. Returns 1 when it changed, 0 when not. */
-int reg_policy_admins(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_admins(struct reg_registry *reg, const struct reg_caller *who,
 		      const char *group);
 /* Makes the stored policy the config's: its [stage] sections and [hooks]
  * programs (the hook timeout stays a setting of each process). Stored
@@ -443,12 +443,12 @@ int reg_policy_admins(struct mreg_registry *reg, const struct reg_caller *who,
  * -EEXIST when it has one, 0 when the config has none to give; the import
  * is logged. Returns the number of changes. */
 #define REG_POLICY_IF_NONE 1u
-int reg_policy_import(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_import(struct reg_registry *reg, const struct reg_caller *who,
 		      const struct mreg_config *cfg, unsigned flags);
 /* Calls fn for each stored setting: stage's key and value, or (stage
  * NULL) a hook ("on_register", "on_promote") or "admin_group", in key
  * order. fn returns non-zero to stop. */
-int reg_policy_list(struct mreg_registry *reg,
+int reg_policy_list(struct reg_registry *reg,
 		    int (*fn)(void *arg, const char *stage, const char *key,
 			      const char *value),
 		    void *arg);
@@ -457,7 +457,7 @@ bool reg_policy_in_config(const struct mreg_config *cfg);
 /* Compares cfg's stage policies and hooks with the stored ones: fn (may
  * be NULL) gets one sentence per difference. A config that sets none
  * agrees with anything. Returns the number of differences. */
-int reg_policy_compare(struct mreg_registry *reg,
+int reg_policy_compare(struct reg_registry *reg,
 		       const struct mreg_config *cfg,
 		       void (*fn)(void *arg, const char *msg), void *arg);
 
@@ -475,7 +475,7 @@ struct reg_history {
  * oldest first, trimmed of the temporary stages of ln -sfn and mreg
  * (reg_history_trim()): one promotion is one record. fn returns non-zero
  * to stop. -ENOENT (model). */
-int reg_history(struct mreg_registry *reg, const char *model,
+int reg_history(struct reg_registry *reg, const char *model,
 		const char *stage,
 		int (*fn)(void *arg, const struct reg_history *h), void *arg);
 
@@ -509,7 +509,7 @@ struct reg_model_info {
 	int64_t created;
 	uid_t creator;
 };
-int reg_models(struct mreg_registry *reg,
+int reg_models(struct reg_registry *reg,
 	       int (*fn)(void *arg, const struct reg_model_info *m), void *arg);
 
 struct reg_version_info {
@@ -526,11 +526,11 @@ struct reg_version_info {
 	const char *const *stages; /* NULL-terminated stage names pointing here */
 };
 /* Lists versions of model in name order. -ENOENT. */
-int reg_versions(struct mreg_registry *reg, const char *model,
+int reg_versions(struct reg_registry *reg, const char *model,
 		 int (*fn)(void *arg, const struct reg_version_info *v),
 		 void *arg);
 /* One version ("model/version" or model, version). */
-int reg_version_info(struct mreg_registry *reg, const char *model,
+int reg_version_info(struct reg_registry *reg, const char *model,
 		     const char *version,
 		     int (*fn)(void *arg, const struct reg_version_info *v),
 		     void *arg);
@@ -538,14 +538,14 @@ int reg_version_info(struct mreg_registry *reg, const char *model,
 /* Calls fn for each metadata key of a model (version NULL) or version,
  * e.g. ("metric.auc", "0.93"), in key order, then the read-only facts
  * ("created", "creator", "sealed", "size", "stored", "digest"). */
-int reg_meta_list(struct mreg_registry *reg, const char *model,
+int reg_meta_list(struct reg_registry *reg, const char *model,
 		  const char *version,
 		  int (*fn)(void *arg, const char *key, const char *value,
 			    size_t len),
 		  void *arg);
 /* Sets (value != NULL) or removes (value == NULL) one key. Rules as
  * reg_setxattr(). */
-int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_meta_set(struct reg_registry *reg, const struct reg_caller *who,
 		 const char *model, const char *version, const char *key,
 		 const char *value);
 
@@ -559,31 +559,31 @@ struct reg_file_info {
 	uint64_t ino;
 };
 /* Walks a version's tree depth first in name order. */
-int reg_files(struct mreg_registry *reg, const char *model,
+int reg_files(struct reg_registry *reg, const char *model,
 	      const char *version,
 	      int (*fn)(void *arg, const struct reg_file_info *f), void *arg);
 
 /* Writes the content of model/version/path to fd. -EIO on a bad chunk
  * (nothing wrong is written: the failing chunk is not written at all). */
-int reg_cat(struct mreg_registry *reg, const char *model, const char *version,
+int reg_cat(struct reg_registry *reg, const char *model, const char *version,
 	    const char *path, int fd);
 
 /* Bytes of the distinct chunks both versions reference (each counted once,
  * at its length): what `mreg diff` reports as shared. -ENOENT. */
-int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
+int reg_shared_bytes(struct reg_registry *reg, const char *model_a,
 		     const char *version_a, const char *model_b,
 		     const char *version_b, uint64_t *ret);
 
 /* Search (see search.h for the language). fn gets each matching version. A
  * malformed query is -EINVAL with "column N: reason" in err. */
-int reg_search(struct mreg_registry *reg, const char *query, char *err,
+int reg_search(struct reg_registry *reg, const char *query, char *err,
 	       size_t errlen,
 	       int (*fn)(void *arg, const struct reg_version_info *v),
 	       void *arg);
 
 /* Audit: calls fn with each record (one JSON object, no newline) from
  * sequence number since on. */
-int reg_audit(struct mreg_registry *reg, uint64_t since,
+int reg_audit(struct reg_registry *reg, uint64_t since,
 	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
 	      void *arg);
 
@@ -592,7 +592,7 @@ int reg_audit(struct mreg_registry *reg, uint64_t since,
  * the head kept beside the chain. Returns 0 when intact, 1 when not (report
  * gets each finding; *ret_first_bad the first bad record's number), or a
  * negative errno. */
-int reg_audit_verify(struct mreg_registry *reg,
+int reg_audit_verify(struct reg_registry *reg,
 		     void (*report)(void *arg, uint64_t seq, const char *msg),
 		     void *arg, uint64_t *ret_first_bad);
 
@@ -606,7 +606,7 @@ struct reg_stats {
 };
 /* Per model, then the total (model NULL), with the pack bytes on disk and
  * reclaimable bytes in the total's extra fields via reg_store_stats(). */
-int reg_stats(struct mreg_registry *reg,
+int reg_stats(struct reg_registry *reg,
 	      int (*fn)(void *arg, const struct reg_stats *s), void *arg);
 
 struct reg_store_stats {
@@ -630,7 +630,7 @@ struct reg_store_stats {
  * tell whether running gc, or gc with which threshold, is worth it. Reads
  * every chunk record. Errors: -EINVAL, -ENOMEM, -EIO, -errno of reading
  * the pack directory. */
-int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret);
+int reg_store_stats(struct reg_registry *reg, struct reg_store_stats *ret);
 
 /* fsck: read-only. Checks that every reference resolves, every chunk's
  * record is sound and (full) hashes right, reference counts match.
@@ -638,7 +638,7 @@ int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret);
  * and a message naming the chunk and every model/version/file using it.
  * Returns the number of errors found (0 clean) or a negative errno. */
 #define REG_FSCK_FULL 1u
-int reg_fsck(struct mreg_registry *reg, unsigned flags,
+int reg_fsck(struct reg_registry *reg, unsigned flags,
 	     void (*report)(void *arg, const char *severity, const char *msg),
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
 	     void *arg);
@@ -672,11 +672,11 @@ struct reg_gc_result {
  * REG_GC_THRESHOLD. Safe beside other processes using the store. Errors:
  * -EINVAL (threshold above 100), -ENOMEM, -EIO, -ENOSPC (an index
  * transaction on a full disk), -errno of the pack files. */
-int reg_gc(struct mreg_registry *reg, const struct reg_gc_options *opt,
+int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 	   void (*progress)(void *arg, uint64_t done, uint64_t total),
 	   void *arg, struct reg_gc_result *ret);
 
 /* Renders .mreg/metrics (Prometheus text) into a malloc'ed buffer. */
-int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len);
+int reg_metrics_text(struct reg_registry *reg, char **ret, size_t *ret_len);
 
 #endif

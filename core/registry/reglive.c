@@ -8,7 +8,7 @@
  * process leaves in the index for as long as it lives (pending files, new
  * files of drafts before their first commit: META "pending/") carries the
  * token; a token whose byte nobody holds belongs to a dead process, and
- * anyone may remove what it left (pending_cleanup, every few seconds in a
+ * anyone may remove what it left (reg_pending_cleanup, every few seconds in a
  * daemon).
  *
  * DIR/run/writers: a process holds a read lock on byte V while it has a
@@ -61,7 +61,7 @@ static int byte_lock(int fd, int cmd, short type, uint64_t off)
 	return 0;
 }
 
-static int run_file(struct mreg_registry *reg, const char *name)
+static int run_file(struct reg_registry *reg, const char *name)
 {
 	char *path;
 	int fd;
@@ -75,7 +75,7 @@ static int run_file(struct mreg_registry *reg, const char *name)
 	return fd;
 }
 
-int live_open(struct mreg_registry *reg)
+int reg_live_open(struct reg_registry *reg)
 {
 	uint64_t token;
 	int tries, r;
@@ -105,7 +105,7 @@ int live_open(struct mreg_registry *reg)
 		       reg->run_dir);
 }
 
-void live_close(struct mreg_registry *reg)
+void reg_live_close(struct reg_registry *reg)
 {
 	struct writer_ref *w;
 
@@ -121,7 +121,7 @@ void live_close(struct mreg_registry *reg)
 	reg->live_token = 0;
 }
 
-bool live_token_alive(struct mreg_registry *reg, uint64_t token)
+bool reg_live_token_alive(struct reg_registry *reg, uint64_t token)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
 			    .l_start = (off_t)token, .l_len = 1 };
@@ -135,7 +135,7 @@ bool live_token_alive(struct mreg_registry *reg, uint64_t token)
 	return fl.l_type != F_UNLCK;
 }
 
-int writers_enter(struct mreg_registry *reg, uint64_t version)
+int reg_writers_enter(struct reg_registry *reg, uint64_t version)
 {
 	struct writer_ref *w;
 	int r = 0;
@@ -166,7 +166,7 @@ int writers_enter(struct mreg_registry *reg, uint64_t version)
 	return 0;
 }
 
-void writers_leave(struct mreg_registry *reg, uint64_t version)
+void reg_writers_leave(struct reg_registry *reg, uint64_t version)
 {
 	struct writer_ref **pp, *w;
 
@@ -186,7 +186,7 @@ void writers_leave(struct mreg_registry *reg, uint64_t version)
  * locks it took; closed (which drops them) when the transaction ended. */
 static __thread int seal_fd = -1;
 
-int writers_none_txn(struct mreg_registry *reg, uint64_t version)
+int reg_writers_none_txn(struct reg_registry *reg, uint64_t version)
 {
 	struct timespec step = { 0, 5 * 1000 * 1000 };
 	int i, r;
@@ -205,7 +205,7 @@ int writers_none_txn(struct mreg_registry *reg, uint64_t version)
 	return -EBUSY;
 }
 
-void writers_txn_end(void)
+void reg_writers_txn_end(void)
 {
 	if (seal_fd >= 0)
 		close(seal_fd);

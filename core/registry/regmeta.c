@@ -45,15 +45,15 @@ static void add_field(struct strbuf *sb, const char *key, const char *val)
 	if (!val)
 		return;
 	strbuf_addf(sb, ",\"%s\":", key);
-	strbuf_add_jsons(sb, val);
+	json_quotes(sb, val);
 }
 
 /* The length of the audit log as a file (every record and a newline):
  * kept in META beside the chain; a store written before it was kept has
  * its records counted (the next record keeps it). */
-static int audit_size(struct idx_txn *t, uint64_t *ret);
+static int audit_size_txn(struct idx_txn *t, uint64_t *ret);
 
-int audit_put(struct idx_txn *t, const struct reg_caller *who,
+int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	      const struct audit_ev *ev)
 {
 	char prev[SHA256_DIGEST_STRING_LENGTH] = "", when[40];
@@ -63,7 +63,7 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	uint64_t seq = 1, bytes;
 	int r;
 
-	if ((r = audit_size(t, &bytes)) < 0)
+	if ((r = audit_size_txn(t, &bytes)) < 0)
 		return r;
 	r = idx_last(t, IDX_AUDIT, NULL, 0, &k, &v);
 	if (r == 0 && k.len == 8) {
@@ -77,7 +77,7 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	strbuf_addf(&sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,\"gid\":%u,"
 		    "\"pid\":%d,\"op\":", (unsigned long long)seq, when,
 		    (unsigned)who->uid, (unsigned)who->gid, (int)who->pid);
-	strbuf_add_jsons(&sb, ev->op);
+	json_quotes(&sb, ev->op);
 	add_field(&sb, "result", ev->result ? ev->result : "ok");
 	add_field(&sb, "event", ev->event);
 	add_field(&sb, "model", ev->model);
@@ -89,12 +89,12 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 	if (ev->key) {
 		strbuf_adds(&sb, ",\"old\":");
 		if (ev->old_value)
-			strbuf_add_json(&sb, ev->old_value, ev->old_len);
+			json_quote(&sb, ev->old_value, ev->old_len);
 		else
 			strbuf_adds(&sb, "null");
 		strbuf_adds(&sb, ",\"new\":");
 		if (ev->new_value)
-			strbuf_add_json(&sb, ev->new_value, ev->new_len);
+			json_quote(&sb, ev->new_value, ev->new_len);
 		else
 			strbuf_adds(&sb, "null");
 	}
@@ -103,7 +103,7 @@ int audit_put(struct idx_txn *t, const struct reg_caller *who,
 		strbuf_addf(&sb, ",\"count\":%llu",
 			    (unsigned long long)ev->count);
 	strbuf_adds(&sb, ",\"prev\":");
-	strbuf_add_jsons(&sb, prev);
+	json_quotes(&sb, prev);
 	strbuf_addch(&sb, '}');
 	be64_put(key, seq);
 	r = idx_put(t, IDX_AUDIT, key, 8, sb.buf, sb.len, 0);
@@ -128,7 +128,7 @@ static int count_record(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int audit_size(struct idx_txn *t, uint64_t *ret)
+static int audit_size_txn(struct idx_txn *t, uint64_t *ret)
 {
 	struct idx_val v;
 	uint64_t n = 0;
@@ -149,12 +149,12 @@ static int audit_size(struct idx_txn *t, uint64_t *ret)
 	return 0;
 }
 
-static int do_audit_size(struct idx_txn *t, void *arg)
+static int audit_bytes_txn(struct idx_txn *t, void *arg)
 {
-	return audit_size(t, arg);
+	return audit_size_txn(t, arg);
 }
 
-int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
+int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino,
 		      uint64_t *ret)
 {
 	char *text;
@@ -162,7 +162,7 @@ int mregdir_file_size(struct mreg_registry *reg, uint64_t ino,
 	int r;
 
 	if (ino == REG_AUDITLOG_INO)
-		return index_read(reg->ix, do_audit_size, ret);
+		return idx_read(reg->ix, audit_bytes_txn, ret);
 	r = reg_metrics_text(reg, &text, &len);
 	if (r < 0)
 		return r;
@@ -248,7 +248,7 @@ static int verify_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int do_verify(struct idx_txn *t, void *arg)
+static int verify_txn(struct idx_txn *t, void *arg)
 {
 	struct verify_arg *a = arg;
 	struct idx_val head;
@@ -267,7 +267,7 @@ static int do_verify(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-int reg_audit_verify(struct mreg_registry *reg,
+int reg_audit_verify(struct reg_registry *reg,
 		     void (*report)(void *arg, uint64_t seq, const char *msg),
 		     void *arg, uint64_t *ret_first_bad)
 {
@@ -276,7 +276,7 @@ int reg_audit_verify(struct mreg_registry *reg,
 
 	if (!reg)
 		return -EINVAL;
-	r = index_read(reg->ix, do_verify, &a);
+	r = idx_read(reg->ix, verify_txn, &a);
 	if (r < 0)
 		return r;
 	if (ret_first_bad)
@@ -289,19 +289,19 @@ struct refusal_arg {
 	const struct audit_ev *ev;
 };
 
-static int do_refusal(struct idx_txn *t, void *arg)
+static int refusal_txn(struct idx_txn *t, void *arg)
 {
 	struct refusal_arg *a = arg;
 
-	return audit_put(t, a->who, a->ev);
+	return reg_audit_put_txn(t, a->who, a->ev);
 }
 
-static void refusal_write(struct mreg_registry *reg,
+static void refusal_write(struct reg_registry *reg,
 			  const struct reg_caller *who,
 			  const struct audit_ev *ev)
 {
 	struct refusal_arg a = { who, ev };
-	int r = reg_txn(reg, do_refusal, &a);
+	int r = reg_change(reg, refusal_txn, &a);
 
 	if (r < 0)
 		log_err(r, "cannot audit a refusal of '%s'", ev->op);
@@ -404,7 +404,7 @@ static bool refusal_take(struct refusal *f, struct refusal *out)
 	return true;
 }
 
-static void refusal_write_count(struct mreg_registry *reg,
+static void refusal_write_count(struct reg_registry *reg,
 				struct refusal *f)
 {
 	refusal_write(reg, &f->who, &(struct audit_ev){ .op = f->op,
@@ -414,7 +414,7 @@ static void refusal_write_count(struct mreg_registry *reg,
 	refusal_clear(f);
 }
 
-void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_refusal(struct reg_registry *reg, const struct reg_caller *who,
 		   const struct audit_ev *ev)
 {
 	struct refusal *tab, *f = NULL, done = { .used = false };
@@ -451,7 +451,7 @@ void audit_refusal(struct mreg_registry *reg, const struct reg_caller *who,
 	refusal_write(reg, who, ev);
 }
 
-void refusals_flush(struct mreg_registry *reg, bool all)
+void reg_refusals_flush(struct reg_registry *reg, bool all)
 {
 	struct refusal done[REFUSAL_SLOTS];
 	int64_t now = mono_ns();
@@ -486,7 +486,7 @@ static bool is_refusal(int r)
 	       r == -EACCES || r == -ENOTSUP;
 }
 
-void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_failure(struct reg_registry *reg, const struct reg_caller *who,
 		   int r, const struct audit_ev *ev)
 {
 	struct audit_ev e = *ev;
@@ -496,7 +496,7 @@ void audit_failure(struct mreg_registry *reg, const struct reg_caller *who,
 	e.result = "refused";
 	if (!e.reason)
 		e.reason = strerror(-r);
-	audit_refusal(reg, who, &e);
+	reg_audit_refusal(reg, who, &e);
 }
 
 struct names_arg {
@@ -505,45 +505,45 @@ struct names_arg {
 	char model[256], version[256];
 };
 
-static int do_names(struct idx_txn *t, void *arg)
+static int names_txn(struct idx_txn *t, void *arg)
 {
 	struct names_arg *a = arg;
 	struct inode_rec r, m;
 	uint64_t ino;
 	int e;
 
-	if ((e = ino_get(t, a->ino, &r)) < 0)
+	if ((e = reg_inode_get_txn(t, a->ino, &r)) < 0)
 		return e;
 	if (r.kind == REG_MODEL) {
 		/* a change of a version by its name in the model */
 		strlcpy(a->model, r.name, sizeof(a->model));
-		if (a->child && name_get(t, r.ino, a->child, &ino) == 0 &&
-		    ino_get(t, ino, &m) == 0 && m.kind == REG_VERSION)
+		if (a->child && reg_name_get_txn(t, r.ino, a->child, &ino) == 0 &&
+		    reg_inode_get_txn(t, ino, &m) == 0 && m.kind == REG_VERSION)
 			strlcpy(a->version, m.name, sizeof(a->version));
 		return 0;
 	}
-	if ((e = ino_get(t, r.model, &m)) < 0)
+	if ((e = reg_inode_get_txn(t, r.model, &m)) < 0)
 		return e;
 	strlcpy(a->model, m.name, sizeof(a->model));
 	if (r.kind == REG_VERSION)
 		strlcpy(a->version, r.name, sizeof(a->version));
-	else if (r.version && (e = ino_get(t, r.version, &m)) == 0)
+	else if (r.version && (e = reg_inode_get_txn(t, r.version, &m)) == 0)
 		strlcpy(a->version, m.name, sizeof(a->version));
 	return e;
 }
 
-void audit_ino_failure(struct mreg_registry *reg, const struct reg_caller *who,
+void reg_audit_ino_failure(struct reg_registry *reg, const struct reg_caller *who,
 		       int r, uint64_t ino, const struct audit_ev *ev)
 {
 	struct names_arg a = { .ino = ino, .child = ev->path };
 	struct audit_ev e = *ev;
 
 	if (!reg || !is_refusal(r) || ino <= REG_METRICS_INO ||
-	    index_read(reg->ix, do_names, &a) < 0)
+	    idx_read(reg->ix, names_txn, &a) < 0)
 		return;
 	e.model = a.model;
 	e.version = a.version[0] ? a.version : NULL;
-	audit_failure(reg, who, r, &e);
+	reg_audit_failure(reg, who, r, &e);
 }
 
 struct audit_arg {
@@ -579,7 +579,7 @@ struct audit_read {
 	uint64_t since;
 };
 
-static int do_audit(struct idx_txn *t, void *arg)
+static int audit_txn(struct idx_txn *t, void *arg)
 {
 	struct audit_read *ar = arg;
 	uint8_t start[8];
@@ -589,7 +589,7 @@ static int do_audit(struct idx_txn *t, void *arg)
 	return ar->a->err;
 }
 
-int reg_audit(struct mreg_registry *reg, uint64_t since,
+int reg_audit(struct reg_registry *reg, uint64_t since,
 	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
 	      void *arg)
 {
@@ -599,7 +599,7 @@ int reg_audit(struct mreg_registry *reg, uint64_t since,
 
 	if (!reg || !fn)
 		return -EINVAL;
-	r = index_read(reg->ix, do_audit, &ar);
+	r = idx_read(reg->ix, audit_txn, &ar);
 	free(a.tmp);
 	return r;
 }
@@ -668,7 +668,7 @@ static size_t xkey(uint8_t *k, uint64_t ino, const char *key)
 	return 8 + n;
 }
 
-int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		 const struct inode_rec *rec, const char *key,
 		 const void *val, size_t len, int flags)
 {
@@ -714,12 +714,12 @@ int meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		const char *model = rec->name, *version = NULL;
 
 		if (rec->kind == REG_VERSION) {
-			r = ino_get(t, rec->model, &m);
+			r = reg_inode_get_txn(t, rec->model, &m);
 			model = r == 0 ? m.name : "";
 			version = rec->name;
 		}
 		if (r == 0)
-			r = audit_put(t, who, &(struct audit_ev){
+			r = reg_audit_put_txn(t, who, &(struct audit_ev){
 				.op = val ? "meta.set" : "meta.unset",
 				.model = model, .version = version, .key = key,
 				.old_value = oldcopy, .old_len = oldlen,
@@ -746,7 +746,7 @@ static int count_file(void *arg, const struct inode_rec *r, int depth)
 
 /* The size and file count of version v: recorded when sealed; for a
  * draft, those of its committed files now. */
-static int version_totals(struct idx_txn *t, const struct inode_rec *v,
+static int version_totals_txn(struct idx_txn *t, const struct inode_rec *v,
 			  uint64_t *ret_size, uint64_t *ret_nfiles)
 {
 	struct totals a = { v->size, v->nfiles };
@@ -754,7 +754,7 @@ static int version_totals(struct idx_txn *t, const struct inode_rec *v,
 
 	if (!(v->flags & INODE_SEALED)) {
 		a = (struct totals){ 0, 0 };
-		if ((r = tree_walk(t, v->ino, 0, count_file, &a)) < 0)
+		if ((r = reg_tree_walk_txn(t, v->ino, 0, count_file, &a)) < 0)
 			return r;
 	}
 	*ret_size = a.size;
@@ -763,7 +763,7 @@ static int version_totals(struct idx_txn *t, const struct inode_rec *v,
 }
 
 /* The read-only facts, as text. 0 and buf set, or -ENODATA. */
-static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
+static int fact_value_txn(struct idx_txn *t, const struct inode_rec *rec,
 		      const char *key, char *buf, size_t size)
 {
 	char hex[MREG_ID_HEX];
@@ -771,7 +771,7 @@ static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 	if (!strcmp(key, "created")) {
 		iso_time(rec->btime, buf, size);
 	} else if (!strcmp(key, "creator")) {
-		uid_name(rec->uid, buf, size);
+		util_uid_name(rec->uid, buf, size);
 	} else if (!strcmp(key, "sealed")) {
 		if (rec->kind != REG_VERSION)
 			return -ENODATA;
@@ -785,7 +785,7 @@ static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 
 		if (rec->kind != REG_VERSION)
 			return -ENODATA;
-		if ((r = version_totals(t, rec, &bytes, &nfiles)) < 0)
+		if ((r = version_totals_txn(t, rec, &bytes, &nfiles)) < 0)
 			return r;
 		snprintf(buf, size, "%llu", (unsigned long long)bytes);
 	} else if (!strcmp(key, "stored")) {
@@ -805,7 +805,7 @@ static int fact_value(struct idx_txn *t, const struct inode_rec *rec,
 }
 
 struct xattr_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	uint64_t ino;
 	const char *key;
@@ -817,7 +817,7 @@ struct xattr_arg {
 	struct strbuf sb;
 };
 
-static int do_getxattr(struct idx_txn *t, void *arg)
+static int getxattr_txn(struct idx_txn *t, void *arg)
 {
 	struct xattr_arg *a = arg;
 	struct inode_rec rec;
@@ -828,7 +828,7 @@ static int do_getxattr(struct idx_txn *t, void *arg)
 	size_t n;
 	int r;
 
-	if ((r = ino_get(t, a->ino, &rec)) < 0)
+	if ((r = reg_inode_get_txn(t, a->ino, &rec)) < 0)
 		return r;
 	if (rec.kind == REG_FILE) {
 		if (strcmp(a->key, "digest") != 0)
@@ -837,7 +837,7 @@ static int do_getxattr(struct idx_txn *t, void *arg)
 		return -ENODATA;
 	}
 	if (meta_class(a->key) == META_FACT) {
-		if ((r = fact_value(t, &rec, a->key, fact, sizeof(fact))) < 0)
+		if ((r = fact_value_txn(t, &rec, a->key, fact, sizeof(fact))) < 0)
 			return r;
 		p = fact;
 		n = strlen(fact);
@@ -873,7 +873,7 @@ static const char *strip_prefix(const char *name)
 /* .mreg/audit.log carries user.mreg.head: "SEQ SHA256HEX" of the last
  * record, so that a reader of the log (mreg audit --verify through a mount)
  * can check the last record too. */
-static int do_audit_head(struct idx_txn *t, void *arg)
+static int audit_head_txn(struct idx_txn *t, void *arg)
 {
 	struct xattr_arg *a = arg;
 	struct idx_val k, v, head;
@@ -893,7 +893,7 @@ static int do_audit_head(struct idx_txn *t, void *arg)
 
 /* Runs fn, which builds a value in a->sb, and answers as getxattr(2)
  * does: the length (only the length when size is 0), or -ERANGE. */
-static ssize_t xattr_reply(struct mreg_registry *reg, struct xattr_arg *a,
+static ssize_t xattr_reply(struct reg_registry *reg, struct xattr_arg *a,
 			   int (*fn)(struct idx_txn *, void *), void *buf,
 			   size_t size)
 {
@@ -901,7 +901,7 @@ static ssize_t xattr_reply(struct mreg_registry *reg, struct xattr_arg *a,
 	int r;
 
 	strbuf_init(&a->sb);
-	r = index_read(reg->ix, fn, a);
+	r = idx_read(reg->ix, fn, a);
 	n = r < 0 ? r : (ssize_t)a->sb.len;
 	if (r == 0 && size) {
 		if (a->sb.len > size)
@@ -913,15 +913,15 @@ static ssize_t xattr_reply(struct mreg_registry *reg, struct xattr_arg *a,
 	return n;
 }
 
-static ssize_t audit_head_xattr(struct mreg_registry *reg, void *buf,
+static ssize_t audit_head_xattr(struct reg_registry *reg, void *buf,
 				size_t size)
 {
 	struct xattr_arg a = { .reg = reg };
 
-	return xattr_reply(reg, &a, do_audit_head, buf, size);
+	return xattr_reply(reg, &a, audit_head_txn, buf, size);
 }
 
-ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
+ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino,
 		     const char *name, void *buf, size_t size)
 {
 	struct xattr_arg a = { .reg = reg, .ino = ino, .buf = buf,
@@ -935,26 +935,26 @@ ssize_t reg_getxattr(struct mreg_registry *reg, uint64_t ino,
 		return audit_head_xattr(reg, buf, size);
 	if (!a.key || ino <= REG_METRICS_INO)
 		return -ENODATA;
-	r = index_read(reg->ix, do_getxattr, &a);
+	r = idx_read(reg->ix, getxattr_txn, &a);
 	return r < 0 ? r : a.len;
 }
 
-static int do_setxattr(struct idx_txn *t, void *arg)
+static int setxattr_txn(struct idx_txn *t, void *arg)
 {
 	struct xattr_arg *a = arg;
 	struct inode_rec rec;
 	int r;
 
-	if ((r = ino_get(t, a->ino, &rec)) < 0)
+	if ((r = reg_inode_get_txn(t, a->ino, &rec)) < 0)
 		return r;
 	if (rec.kind != REG_MODEL && rec.kind != REG_VERSION)
 		return rec.kind == REG_FILE && (rec.flags & INODE_SEALED) ?
 		       -EROFS : -ENOTSUP;
-	return meta_set_txn(t, a->who, &rec, a->key, a->val, a->size,
+	return reg_meta_set_txn(t, a->who, &rec, a->key, a->val, a->size,
 			    a->flags);
 }
 
-int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		 uint64_t ino, const char *name, const void *value,
 		 size_t size, int flags)
 {
@@ -970,13 +970,13 @@ int reg_setxattr(struct mreg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return -ENOTSUP; /* ACLs, security labels, other users' keys */
-	r = reg_txn(reg, do_setxattr, &a);
-	audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+	r = reg_change(reg, setxattr_txn, &a);
+	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 		.op = "meta.set", .key = a.key });
 	return r;
 }
 
-int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_removexattr(struct reg_registry *reg, const struct reg_caller *who,
 		    uint64_t ino, const char *name)
 {
 	struct xattr_arg a = { .reg = reg, .who = who, .ino = ino };
@@ -989,8 +989,8 @@ int reg_removexattr(struct mreg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return -ENODATA;
-	r = reg_txn(reg, do_setxattr, &a);
-	audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+	r = reg_change(reg, setxattr_txn, &a);
+	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 		.op = "meta.unset", .key = a.key });
 	return r;
 }
@@ -1026,7 +1026,7 @@ static int list_one(void *arg, const struct idx_val *k,
 }
 
 /* Calls fn for each stored key of rec, then each fact it has. */
-static int meta_walk(struct idx_txn *t, const struct inode_rec *rec,
+static int meta_walk_txn(struct idx_txn *t, const struct inode_rec *rec,
 		     int (*fn)(void *arg, const char *key, const char *value,
 			       size_t len),
 		     void *arg)
@@ -1048,7 +1048,7 @@ static int meta_walk(struct idx_txn *t, const struct inode_rec *rec,
 	for (i = 0; facts[i]; i++) {
 		if (rec->kind == REG_FILE && strcmp(facts[i], "digest"))
 			continue;
-		if (fact_value(t, rec, facts[i], fact, sizeof(fact)) < 0)
+		if (fact_value_txn(t, rec, facts[i], fact, sizeof(fact)) < 0)
 			continue;
 		if ((r = fn(arg, facts[i], fact, strlen(fact))) != 0)
 			return r;
@@ -1066,21 +1066,21 @@ static int listx_one(void *arg, const char *key, const char *value,
 	return 0;
 }
 
-static int do_listxattr(struct idx_txn *t, void *arg)
+static int listxattr_txn(struct idx_txn *t, void *arg)
 {
 	struct xattr_arg *a = arg;
 	struct inode_rec rec;
 	int r;
 
-	if ((r = ino_get(t, a->ino, &rec)) < 0)
+	if ((r = reg_inode_get_txn(t, a->ino, &rec)) < 0)
 		return r;
 	if (rec.kind != REG_MODEL && rec.kind != REG_VERSION &&
 	    rec.kind != REG_FILE)
 		return 0;
-	return meta_walk(t, &rec, listx_one, &a->sb);
+	return meta_walk_txn(t, &rec, listx_one, &a->sb);
 }
 
-ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
+ssize_t reg_listxattr(struct reg_registry *reg, uint64_t ino, char *buf,
 		      size_t size)
 {
 	struct xattr_arg a = { .reg = reg, .ino = ino };
@@ -1098,39 +1098,39 @@ ssize_t reg_listxattr(struct mreg_registry *reg, uint64_t ino, char *buf,
 	}
 	if (ino <= REG_METRICS_INO)
 		return 0;
-	return xattr_reply(reg, &a, do_listxattr, buf, size);
+	return xattr_reply(reg, &a, listxattr_txn, buf, size);
 }
 
 /* ---- by name ----------------------------------------------------------- */
 
 struct meta_arg {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	const char *model, *version, *key, *value;
 	int (*fn)(void *arg, const char *key, const char *value, size_t len);
 	void *arg;
 };
 
-static int target_get(struct idx_txn *t, const char *model,
+static int target_get_txn(struct idx_txn *t, const char *model,
 		      const char *version, struct inode_rec *ret)
 {
 	if (version)
-		return version_get(t, model, version, NULL, ret);
-	return model_get(t, model, ret);
+		return reg_version_get_txn(t, model, version, NULL, ret);
+	return reg_model_get_txn(t, model, ret);
 }
 
-static int do_meta_list(struct idx_txn *t, void *arg)
+static int meta_list_txn(struct idx_txn *t, void *arg)
 {
 	struct meta_arg *a = arg;
 	struct inode_rec rec;
 	int r;
 
-	if ((r = target_get(t, a->model, a->version, &rec)) < 0)
+	if ((r = target_get_txn(t, a->model, a->version, &rec)) < 0)
 		return r;
-	return meta_walk(t, &rec, a->fn, a->arg);
+	return meta_walk_txn(t, &rec, a->fn, a->arg);
 }
 
-int reg_meta_list(struct mreg_registry *reg, const char *model,
+int reg_meta_list(struct reg_registry *reg, const char *model,
 		  const char *version,
 		  int (*fn)(void *arg, const char *key, const char *value,
 			    size_t len),
@@ -1141,22 +1141,22 @@ int reg_meta_list(struct mreg_registry *reg, const char *model,
 
 	if (!reg || !model || !fn)
 		return -EINVAL;
-	return index_read(reg->ix, do_meta_list, &a);
+	return idx_read(reg->ix, meta_list_txn, &a);
 }
 
-static int do_meta_set(struct idx_txn *t, void *arg)
+static int meta_set_txn(struct idx_txn *t, void *arg)
 {
 	struct meta_arg *a = arg;
 	struct inode_rec rec;
 	int r;
 
-	if ((r = target_get(t, a->model, a->version, &rec)) < 0)
+	if ((r = target_get_txn(t, a->model, a->version, &rec)) < 0)
 		return r;
-	return meta_set_txn(t, a->who, &rec, a->key, a->value,
+	return reg_meta_set_txn(t, a->who, &rec, a->key, a->value,
 			    a->value ? strlen(a->value) : 0, 0);
 }
 
-int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_meta_set(struct reg_registry *reg, const struct reg_caller *who,
 		 const char *model, const char *version, const char *key,
 		 const char *value)
 {
@@ -1167,8 +1167,8 @@ int reg_meta_set(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !key)
 		return -EINVAL;
-	r = reg_txn(reg, do_meta_set, &a);
-	audit_failure(reg, who, r, &(struct audit_ev){
+	r = reg_change(reg, meta_set_txn, &a);
+	reg_audit_failure(reg, who, r, &(struct audit_ev){
 		.op = value ? "meta.set" : "meta.unset", .model = model,
 		.version = version, .key = key });
 	return r;
@@ -1205,7 +1205,7 @@ static int model_one(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &m)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &m)) < 0)
 		return a->err;
 	mi.name = m.name;
 	mi.ino = m.ino;
@@ -1218,7 +1218,7 @@ static int model_one(void *arg, const struct idx_val *k,
 	return a->fn(a->arg, &mi);
 }
 
-static int do_models(struct idx_txn *t, void *arg)
+static int models_txn(struct idx_txn *t, void *arg)
 {
 	struct model_list *a = arg;
 	uint8_t p[8];
@@ -1229,14 +1229,14 @@ static int do_models(struct idx_txn *t, void *arg)
 	return a->err;
 }
 
-int reg_models(struct mreg_registry *reg,
+int reg_models(struct reg_registry *reg,
 	       int (*fn)(void *arg, const struct reg_model_info *m), void *arg)
 {
 	struct model_list a = { .fn = fn, .arg = arg };
 
 	if (!reg || !fn)
 		return -EINVAL;
-	return index_read(reg->ix, do_models, &a);
+	return idx_read(reg->ix, models_txn, &a);
 }
 
 /* ---- versions ------------------------------------------------------------ */
@@ -1261,7 +1261,7 @@ static int stage_name_one(void *arg, const struct idx_val *k,
 	if (v->len != 8 || n > REG_STAGE_MAX)
 		return s->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((s->err = ino_get(s->t, ino, &rec)) < 0)
+	if ((s->err = reg_inode_get_txn(s->t, ino, &rec)) < 0)
 		return s->err;
 	if (rec.target != s->target)
 		return 0;
@@ -1282,7 +1282,7 @@ static int stage_name_one(void *arg, const struct idx_val *k,
 
 /* Fills vi for version rec of model m; stage names in *sn (caller frees
  * sn->v and sn->ptrs). */
-static int version_fill(struct idx_txn *t, const struct inode_rec *m,
+static int version_fill_txn(struct idx_txn *t, const struct inode_rec *m,
 			const struct inode_rec *v, struct reg_version_info *vi,
 			struct stage_names *sn)
 {
@@ -1303,7 +1303,7 @@ static int version_fill(struct idx_txn *t, const struct inode_rec *m,
 	for (i = 0; i < sn->n; i++)
 		sn->ptrs[i] = sn->v[i];
 	memset(vi, 0, sizeof(*vi));
-	if ((r = version_totals(t, v, &vi->size, &vi->nfiles)) < 0)
+	if ((r = version_totals_txn(t, v, &vi->size, &vi->nfiles)) < 0)
 		return r;
 	vi->model = m->name;
 	vi->name = v->name;
@@ -1340,7 +1340,7 @@ static void emit_version(struct version_list *a, const struct inode_rec *v)
 	struct stage_names sn;
 	int r;
 
-	r = version_fill(a->t, &a->m, v, &vi, &sn);
+	r = version_fill_txn(a->t, &a->m, v, &vi, &sn);
 	if (r == 0)
 		r = a->fn(a->arg, &vi);
 	stage_names_free(&sn);
@@ -1358,7 +1358,7 @@ static int version_one(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &rec)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
 		return a->err;
 	if (rec.kind != REG_VERSION)
 		return 0;
@@ -1366,7 +1366,7 @@ static int version_one(void *arg, const struct idx_val *k,
 	return a->err;
 }
 
-static int do_versions(struct idx_txn *t, void *arg)
+static int versions_txn(struct idx_txn *t, void *arg)
 {
 	struct version_list *a = arg;
 	struct inode_rec v;
@@ -1375,13 +1375,13 @@ static int do_versions(struct idx_txn *t, void *arg)
 	int r;
 
 	a->t = t;
-	if ((r = model_get(t, a->m.name, &a->m)) < 0)
+	if ((r = reg_model_get_txn(t, a->m.name, &a->m)) < 0)
 		return r;
 	if (a->only) {
 		if (reg_check_name(a->only) < 0)
 			return -EINVAL;
-		if ((r = name_get(t, a->m.ino, a->only, &ino)) < 0 ||
-		    (r = ino_get(t, ino, &v)) < 0)
+		if ((r = reg_name_get_txn(t, a->m.ino, a->only, &ino)) < 0 ||
+		    (r = reg_inode_get_txn(t, ino, &v)) < 0)
 			return r;
 		if (v.kind != REG_VERSION)
 			return -ENOENT;
@@ -1393,7 +1393,7 @@ static int do_versions(struct idx_txn *t, void *arg)
 	return a->err;
 }
 
-int reg_versions(struct mreg_registry *reg, const char *model,
+int reg_versions(struct reg_registry *reg, const char *model,
 		 int (*fn)(void *arg, const struct reg_version_info *v),
 		 void *arg)
 {
@@ -1404,10 +1404,10 @@ int reg_versions(struct mreg_registry *reg, const char *model,
 	if (reg_check_name(model) < 0)
 		return -EINVAL;
 	strlcpy(a.m.name, model, sizeof(a.m.name));
-	return index_read(reg->ix, do_versions, &a);
+	return idx_read(reg->ix, versions_txn, &a);
 }
 
-int reg_version_info(struct mreg_registry *reg, const char *model,
+int reg_version_info(struct reg_registry *reg, const char *model,
 		     const char *version,
 		     int (*fn)(void *arg, const struct reg_version_info *v),
 		     void *arg)
@@ -1431,13 +1431,13 @@ int reg_version_info(struct mreg_registry *reg, const char *model,
 	if (reg_check_name(model) < 0)
 		return -EINVAL;
 	strlcpy(a.m.name, model, sizeof(a.m.name));
-	return index_read(reg->ix, do_versions, &a);
+	return idx_read(reg->ix, versions_txn, &a);
 }
 
 /* ---- files of a version --------------------------------------------------- */
 
 struct files_walk {
-	struct mreg_registry *reg; /* to compute digests not computed yet
+	struct reg_registry *reg; /* to compute digests not computed yet
 				      (NULL: the walker needs none) */
 	struct idx_txn *t;
 	int (*fn)(void *arg, const struct reg_file_info *f);
@@ -1455,7 +1455,7 @@ static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 
 	if (depth > 2048)
 		return -EIO;
-	if ((r = children(w->t, dir, &c)) < 0) {
+	if ((r = reg_children_txn(w->t, dir, &c)) < 0) {
 		free(c.v);
 		return r;
 	}
@@ -1469,8 +1469,8 @@ static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 
 		/* a draft's file rewritten in place: its digest is taken
 		   now (it is not stored: sealing does that) */
-		if ((r = ino_get(w->t, c.v[i].ino, rec)) < 0 ||
-		    (w->reg && (r = file_digest_txn(w->reg, w->t, rec)) < 0))
+		if ((r = reg_inode_get_txn(w->t, c.v[i].ino, rec)) < 0 ||
+		    (w->reg && (r = reg_file_digest_txn(w->reg, w->t, rec)) < 0))
 			break;
 		if (asprintf(&path, "%s%s", prefix, c.v[i].name) < 0) {
 			r = -ENOMEM;
@@ -1508,19 +1508,19 @@ struct files_arg {
 	struct files_walk w;
 };
 
-static int do_files(struct idx_txn *t, void *arg)
+static int files_txn(struct idx_txn *t, void *arg)
 {
 	struct files_arg *a = arg;
 	struct inode_rec v;
 	int r;
 
-	if ((r = version_get(t, a->model, a->version, NULL, &v)) < 0)
+	if ((r = reg_version_get_txn(t, a->model, a->version, NULL, &v)) < 0)
 		return r;
 	a->w.t = t;
 	return files_dir(&a->w, v.ino, "", 0);
 }
 
-int reg_files(struct mreg_registry *reg, const char *model,
+int reg_files(struct reg_registry *reg, const char *model,
 	      const char *version,
 	      int (*fn)(void *arg, const struct reg_file_info *f), void *arg)
 {
@@ -1531,7 +1531,7 @@ int reg_files(struct mreg_registry *reg, const char *model,
 	a.w.reg = reg;
 	a.w.fn = fn;
 	a.w.arg = arg;
-	return index_read(reg->ix, do_files, &a);
+	return idx_read(reg->ix, files_txn, &a);
 }
 
 /* ---- resolve and create --------------------------------------------------- */
@@ -1541,7 +1541,7 @@ struct resolve_arg {
 	struct inode_rec rec;
 };
 
-static int do_resolve(struct idx_txn *t, void *arg)
+static int resolve_txn(struct idx_txn *t, void *arg)
 {
 	struct resolve_arg *a = arg;
 	char *copy = strdup(a->path), *save = NULL, *part;
@@ -1565,12 +1565,12 @@ static int do_resolve(struct idx_txn *t, void *arg)
 			r = -ENAMETOOLONG;
 			break;
 		}
-		if ((r = name_get(t, cur, part, &ino)) < 0 ||
-		    (r = ino_get(t, ino, &a->rec)) < 0)
+		if ((r = reg_name_get_txn(t, cur, part, &ino)) < 0 ||
+		    (r = reg_inode_get_txn(t, ino, &a->rec)) < 0)
 			break;
 		/* stages/S: follow the stage to its version */
 		if (a->rec.kind == REG_STAGE &&
-		    (r = ino_get(t, a->rec.target, &a->rec)) < 0)
+		    (r = reg_inode_get_txn(t, a->rec.target, &a->rec)) < 0)
 			break;
 		cur = a->rec.ino;
 	}
@@ -1578,7 +1578,7 @@ static int do_resolve(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_resolve(struct mreg_registry *reg, const char *path,
+int reg_resolve(struct reg_registry *reg, const char *path,
 		struct reg_attr *ret)
 {
 	struct resolve_arg a = { .path = path };
@@ -1586,10 +1586,10 @@ int reg_resolve(struct mreg_registry *reg, const char *path,
 
 	if (!reg || !path || !ret)
 		return -EINVAL;
-	r = index_read(reg->ix, do_resolve, &a);
+	r = idx_read(reg->ix, resolve_txn, &a);
 	if (r < 0)
 		return r;
-	rec_to_attr(&a.rec, ret);
+	reg_inode_attr(&a.rec, ret);
 	return 0;
 }
 
@@ -1599,21 +1599,21 @@ struct mcreate_arg {
 	struct inode_rec rec;
 };
 
-static int do_model_create(struct idx_txn *t, void *arg)
+static int model_create_txn(struct idx_txn *t, void *arg)
 {
 	struct mcreate_arg *a = arg;
 
-	return model_create_txn(t, a->who, a->model, 0777, &a->rec);
+	return reg_model_create_txn(t, a->who, a->model, 0777, &a->rec);
 }
 
-int reg_model_create(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_model_create(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *model)
 {
 	struct mcreate_arg a = { .who = who, .model = model };
 
 	if (!reg || !who || !model)
 		return -EINVAL;
-	return reg_txn(reg, do_model_create, &a);
+	return reg_change(reg, model_create_txn, &a);
 }
 
 /* ---- search --------------------------------------------------------------- */
@@ -1644,7 +1644,7 @@ static void search_get(void *arg, const char *field,
 		iso_time(c->v->btime, buf, sizeof(buf));
 		emit(ectx, buf);
 	} else if (!strcmp(field, "creator")) {
-		uid_name(c->v->uid, buf, sizeof(buf));
+		util_uid_name(c->v->uid, buf, sizeof(buf));
 		emit(ectx, buf);
 	} else if (strlen(field) < 250 &&
 		   idx_get(c->t, IDX_XATTRS, k, xkey(k, c->v->ino, field),
@@ -1682,11 +1682,11 @@ static int search_version(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &rec)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
 		return a->err;
 	if (rec.kind != REG_VERSION)
 		return 0;
-	if ((r = version_fill(a->t, &a->m, &rec, &vi, &sn)) < 0) {
+	if ((r = version_fill_txn(a->t, &a->m, &rec, &vi, &sn)) < 0) {
 		stage_names_free(&sn);
 		return a->err = r;
 	}
@@ -1707,14 +1707,14 @@ static int search_model(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &a->m)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &a->m)) < 0)
 		return a->err;
 	be64_put(p, ino);
 	r = idx_scan(a->t, IDX_NAMES, p, 8, NULL, 0, search_version, a);
 	return a->err < 0 ? a->err : r;
 }
 
-static int do_search(struct idx_txn *t, void *arg)
+static int search_txn(struct idx_txn *t, void *arg)
 {
 	struct search_arg *a = arg;
 	uint8_t p[8];
@@ -1725,7 +1725,7 @@ static int do_search(struct idx_txn *t, void *arg)
 	return a->err;
 }
 
-int reg_search(struct mreg_registry *reg, const char *query, char *err,
+int reg_search(struct reg_registry *reg, const char *query, char *err,
 	       size_t errlen,
 	       int (*fn)(void *arg, const struct reg_version_info *v),
 	       void *arg)
@@ -1740,7 +1740,7 @@ int reg_search(struct mreg_registry *reg, const char *query, char *err,
 	if (r < 0)
 		return r;
 	a.q = q;
-	r = index_read(reg->ix, do_search, &a);
+	r = idx_read(reg->ix, search_txn, &a);
 	search_free(q);
 	return r;
 }
@@ -1847,7 +1847,7 @@ static int stat_extent(void *arg, const struct idx_val *k,
 	struct extent_rec x;
 	int r;
 
-	if (extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
+	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return s->err = -EIO;
 	if (s->other) {
 		if (key_has(s->other, &x.chunk) &&
@@ -1925,11 +1925,11 @@ static int stats_model(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &m)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &m)) < 0)
 		return a->err;
-	children(a->t, ino, &c);
+	reg_children_txn(a->t, ino, &c);
 	for (i = 0; i < c.n && r == 0 && c.err == 0; i++) {
-		if ((r = ino_get(a->t, c.v[i].ino, &rec)) < 0)
+		if ((r = reg_inode_get_txn(a->t, c.v[i].ino, &rec)) < 0)
 			break;
 		if (rec.kind != REG_VERSION)
 			continue;
@@ -1945,7 +1945,7 @@ static int stats_model(void *arg, const struct idx_val *k,
 	return a->fn(a->arg, &st);
 }
 
-static int do_stats(struct idx_txn *t, void *arg)
+static int stats_txn(struct idx_txn *t, void *arg)
 {
 	struct stats_arg *a = arg;
 	uint8_t p[8];
@@ -1962,7 +1962,7 @@ static int do_stats(struct idx_txn *t, void *arg)
 	return a->fn(a->arg, &a->total);
 }
 
-int reg_stats(struct mreg_registry *reg,
+int reg_stats(struct reg_registry *reg,
 	      int (*fn)(void *arg, const struct reg_stats *s), void *arg)
 {
 	struct stats_arg a = { .fn = fn, .arg = arg };
@@ -1970,7 +1970,7 @@ int reg_stats(struct mreg_registry *reg,
 
 	if (!reg || !fn)
 		return -EINVAL;
-	r = index_read(reg->ix, do_stats, &a);
+	r = idx_read(reg->ix, stats_txn, &a);
 	key_set_free(&a.total_set);
 	return r;
 }
@@ -1980,7 +1980,7 @@ struct shared_arg {
 	uint64_t shared;
 };
 
-static int do_shared(struct idx_txn *t, void *arg)
+static int shared_txn(struct idx_txn *t, void *arg)
 {
 	struct shared_arg *a = arg;
 	struct key_set sa = { 0 }, seen = { 0 };
@@ -1990,8 +1990,8 @@ static int do_shared(struct idx_txn *t, void *arg)
 	struct inode_rec va, vb;
 	int r;
 
-	if ((r = version_get(t, a->ma, a->va, NULL, &va)) < 0 ||
-	    (r = version_get(t, a->mb, a->vb, NULL, &vb)) < 0)
+	if ((r = reg_version_get_txn(t, a->ma, a->va, NULL, &va)) < 0 ||
+	    (r = reg_version_get_txn(t, a->mb, a->vb, NULL, &vb)) < 0)
 		return r;
 	ts.ms = &dummy;
 	r = files_dir(&w, va.ino, "", 0);
@@ -2007,7 +2007,7 @@ static int do_shared(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
+int reg_shared_bytes(struct reg_registry *reg, const char *model_a,
 		     const char *version_a, const char *model_b,
 		     const char *version_b, uint64_t *ret)
 {
@@ -2016,13 +2016,13 @@ int reg_shared_bytes(struct mreg_registry *reg, const char *model_a,
 
 	if (!reg || !model_a || !version_a || !model_b || !version_b || !ret)
 		return -EINVAL;
-	r = index_read(reg->ix, do_shared, &a);
+	r = idx_read(reg->ix, shared_txn, &a);
 	if (r == 0)
 		*ret = a.shared;
 	return r;
 }
 
-int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
+int reg_store_stats(struct reg_registry *reg, struct reg_store_stats *ret)
 {
 	struct reg_store_stats st = { 0 };
 	uint64_t map;
@@ -2030,11 +2030,11 @@ int reg_store_stats(struct mreg_registry *reg, struct reg_store_stats *ret)
 
 	if (!reg || !ret)
 		return -EINVAL;
-	if ((r = gc_estimate(reg, &st)) < 0)
+	if ((r = reg_gc_estimate(reg, &st)) < 0)
 		return r;
 	if ((r = store_bytes(reg->st, &st.pack_bytes)) < 0)
 		return r;
-	index_size(reg->ix, &st.index_bytes, &map);
+	idx_stats(reg->ix, &st.index_bytes, &map);
 	st.reads = atomic_load(&reg->reads);
 	st.read_bytes = atomic_load(&reg->read_bytes);
 	st.writes = atomic_load(&reg->writes);
@@ -2091,7 +2091,7 @@ static int metrics_model(void *arg, const struct reg_stats *s)
 }
 
 /* What became of the hooks. */
-static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
+static void metrics_hooks(struct reg_registry *reg, struct strbuf *sb)
 {
 	struct hook_counts hc;
 	int i;
@@ -2103,7 +2103,7 @@ static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
 		    "# TYPE mreg_hooks_total counter\n");
 	for (i = 0; i < HOOK_NRESULTS; i++)
 		strbuf_addf(sb, "mreg_hooks_total{result=\"%s\"} %llu\n",
-			    hook_result_name((enum hook_result)i),
+			    hooks_result_name((enum hook_result)i),
 			    (unsigned long long)hc.n[i]);
 	strbuf_addf(sb, "# HELP mreg_hooks_queued Hook events waiting to run.\n"
 		    "# TYPE mreg_hooks_queued gauge\n"
@@ -2111,7 +2111,7 @@ static void metrics_hooks(struct mreg_registry *reg, struct strbuf *sb)
 }
 
 /* The descriptors held for users (fdcap.h). */
-static void metrics_open_files(struct mreg_registry *reg, struct strbuf *sb)
+static void metrics_open_files(struct reg_registry *reg, struct strbuf *sb)
 {
 	struct fdcap_stats fc;
 
@@ -2192,7 +2192,7 @@ static void metrics_totals(struct strbuf *sb, const struct metrics_arg *a,
 	       false, num);
 }
 
-int reg_metrics_text(struct mreg_registry *reg, char **ret, size_t *ret_len)
+int reg_metrics_text(struct reg_registry *reg, char **ret, size_t *ret_len)
 {
 	struct metrics_arg a = { .models = 0 };
 	struct reg_store_stats st;

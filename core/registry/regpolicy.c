@@ -133,7 +133,7 @@ static bool in_groups(const struct reg_caller *who, char **groups)
 	return false;
 }
 
-bool caller_in_gid(const struct reg_caller *who, gid_t gid)
+bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid)
 {
 	gid_t buf[256];
 	int n = 256, i;
@@ -174,7 +174,7 @@ static bool model_writable(const struct reg_caller *who,
 			   const struct inode_rec *m)
 {
 	mode_t bits = who->uid == m->uid ? 0200 :
-		      caller_in_gid(who, m->gid) ? 0020 : 0002;
+		      reg_caller_in_gid(who, m->gid) ? 0020 : 0002;
 
 	return (m->mode & bits) != 0;
 }
@@ -239,7 +239,7 @@ static int text_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-int policy_load(struct idx_txn *t, struct mreg_config *ret)
+int reg_policy_load_txn(struct idx_txn *t, struct mreg_config *ret)
 {
 	struct text_arg a = { .err = 0 };
 	char err[512];
@@ -270,7 +270,7 @@ int policy_load(struct idx_txn *t, struct mreg_config *ret)
 
 /* The value of key in table tb, NUL-terminated into buf. -ENOENT, -ERANGE
  * when it does not fit. */
-static int get_str(struct idx_txn *t, enum idx_table tb, const void *key,
+static int get_str_txn(struct idx_txn *t, enum idx_table tb, const void *key,
 		   size_t klen, char *buf, size_t size)
 {
 	struct idx_val v;
@@ -286,14 +286,14 @@ static int get_str(struct idx_txn *t, enum idx_table tb, const void *key,
 	return 0;
 }
 
-int policy_hook_program(struct idx_txn *t, enum hook_event event, char *buf,
+int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event, char *buf,
 			size_t size)
 {
 	char key[40];
 
 	snprintf(key, sizeof(key), POL_HOOK "%s",
 		 event == HOOK_REGISTER ? "on_register" : "on_promote");
-	return get_str(t, IDX_META, key, strlen(key), buf, size);
+	return get_str_txn(t, IDX_META, key, strlen(key), buf, size);
 }
 
 /* ---- decisions --------------------------------------------------------------- */
@@ -321,7 +321,7 @@ static int may_change(const struct mreg_config *pc,
 
 	if (who->uid == 0)
 		return 0;
-	uid_name(who->uid, uname, sizeof(uname));
+	util_uid_name(who->uid, uname, sizeof(uname));
 	if (names_someone(pol)) {
 		if (admitted(pol, who, uname))
 			return 0;
@@ -344,7 +344,7 @@ static int may_change(const struct mreg_config *pc,
 	return -EACCES;
 }
 
-static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
+static int get_xattr_str_txn(struct idx_txn *t, uint64_t ino, const char *key,
 			 char *buf, size_t size)
 {
 	uint8_t k[8 + 300];
@@ -354,12 +354,12 @@ static int get_xattr_str(struct idx_txn *t, uint64_t ino, const char *key,
 		return -EINVAL;
 	be64_put(k, ino);
 	memcpy(k + 8, key, n);
-	return get_str(t, IDX_XATTRS, k, 8 + n, buf, size);
+	return get_str_txn(t, IDX_XATTRS, k, 8 + n, buf, size);
 }
 
 /* A require_metric rule, "auc >= 0.9" (config.c checked its form; one that
  * does not parse refuses: a gate fails closed). */
-static int check_metric(struct idx_txn *t, const struct inode_rec *v,
+static int check_metric_txn(struct idx_txn *t, const struct inode_rec *v,
 			const char *rule, char *reason, size_t rlen)
 {
 	char val[256], mkey[CONFIG_METRIC_KEY_MAX + 8];
@@ -373,7 +373,7 @@ static int check_metric(struct idx_txn *t, const struct inode_rec *v,
 		return -EACCES;
 	}
 	snprintf(mkey, sizeof(mkey), "metric.%s", mr.key);
-	if (get_xattr_str(t, v->ino, mkey, val, sizeof(val)) < 0) {
+	if (get_xattr_str_txn(t, v->ino, mkey, val, sizeof(val)) < 0) {
 		snprintf(reason, rlen, "version '%s' has no metric '%s' "
 			 "(the stage requires %s)", v->name, mr.key, rule);
 		return -EACCES;
@@ -387,7 +387,7 @@ static int check_metric(struct idx_txn *t, const struct inode_rec *v,
 	return 0;
 }
 
-static int check_promote(const struct mreg_config *pc, struct idx_txn *t,
+static int check_promote_txn(const struct mreg_config *pc, struct idx_txn *t,
 			 const struct reg_caller *who,
 			 const struct inode_rec *m, const char *stage,
 			 const struct inode_rec *v, char *reason, size_t rlen)
@@ -410,7 +410,7 @@ static int check_promote(const struct mreg_config *pc, struct idx_txn *t,
 	if (pol->require_stage[0]) {
 		snprintf(key, sizeof(key), HELD_PREFIX "%s",
 			 pol->require_stage);
-		if (get_xattr_str(t, v->ino, key, tmp, sizeof(tmp)) < 0) {
+		if (get_xattr_str_txn(t, v->ino, key, tmp, sizeof(tmp)) < 0) {
 			snprintf(reason, rlen, "version '%s' has not been in "
 				 "stage '%s' (required before '%s')", v->name,
 				 pol->require_stage, stage);
@@ -418,25 +418,25 @@ static int check_promote(const struct mreg_config *pc, struct idx_txn *t,
 		}
 	}
 	if (pol->require_metric)
-		return check_metric(t, v, pol->require_metric, reason, rlen);
+		return check_metric_txn(t, v, pol->require_metric, reason, rlen);
 	return 0;
 }
 
-int policy_check_promote(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_check_promote_txn(struct idx_txn *t, const struct reg_caller *who,
 			 const struct inode_rec *m, const char *stage,
 			 const struct inode_rec *v, char *reason, size_t rlen)
 {
 	struct mreg_config pc;
 	int r;
 
-	if ((r = policy_load(t, &pc)) < 0)
+	if ((r = reg_policy_load_txn(t, &pc)) < 0)
 		return r;
-	r = check_promote(&pc, t, who, m, stage, v, reason, rlen);
+	r = check_promote_txn(&pc, t, who, m, stage, v, reason, rlen);
 	config_release(&pc);
 	return r;
 }
 
-int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_check_remove_txn(struct idx_txn *t, const struct reg_caller *who,
 			const struct inode_rec *m, const struct inode_rec *s,
 			char *reason, size_t rlen)
 {
@@ -444,7 +444,7 @@ int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
 	struct mreg_config pc;
 	int r;
 
-	if ((r = policy_load(t, &pc)) < 0)
+	if ((r = reg_policy_load_txn(t, &pc)) < 0)
 		return r;
 	pol = config_stage(&pc, s->name);
 	if (pol && pol->protect) {
@@ -465,7 +465,7 @@ int policy_check_remove(struct idx_txn *t, const struct reg_caller *who,
  * protected stage of m points at it (for a model: when m has one) and the
  * caller may not change that stage: its mode or owner decides who can read
  * what that stage serves. */
-static int guard_protected(struct idx_txn *t, const struct reg_caller *who,
+static int guard_protected_txn(struct idx_txn *t, const struct reg_caller *who,
 			   const struct inode_rec *r,
 			   const struct inode_rec *m, char *reason,
 			   size_t rlen)
@@ -477,15 +477,15 @@ static int guard_protected(struct idx_txn *t, const struct reg_caller *who,
 	size_t i;
 	int e;
 
-	if ((e = policy_load(t, &pc)) < 0)
+	if ((e = reg_policy_load_txn(t, &pc)) < 0)
 		return e;
-	if ((e = children(t, m->stages_ino, &l)) < 0)
+	if ((e = reg_children_txn(t, m->stages_ino, &l)) < 0)
 		goto out;
 	for (i = 0; i < l.n && e == 0; i++) {
 		pol = config_stage(&pc, l.v[i].name);
 		if (!pol || !pol->protect)
 			continue;
-		if ((e = ino_get(t, l.v[i].ino, &s)) < 0)
+		if ((e = reg_inode_get_txn(t, l.v[i].ino, &s)) < 0)
 			break;
 		if (r->kind == REG_VERSION && s.target != r->ino)
 			continue;
@@ -495,7 +495,7 @@ static int guard_protected(struct idx_txn *t, const struct reg_caller *who,
 		if (e < 0) {
 			char uname[256];
 
-			uid_name(who->uid, uname, sizeof(uname));
+			util_uid_name(who->uid, uname, sizeof(uname));
 			snprintf(reason, rlen, "%s '%s' is served by protected "
 				 "stage '%s', which user '%s' may not change",
 				 r->kind == REG_MODEL ? "model" : "version",
@@ -508,7 +508,7 @@ out:
 	return e;
 }
 
-int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
+int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 		    const struct inode_rec *old, const struct inode_rec *new,
 		    char *reason, size_t rlen)
 {
@@ -530,16 +530,16 @@ int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 	if (old->kind == REG_MODEL) {
 		m = *old;
 	} else {
-		if ((r = ino_get(t, old->model, &m)) < 0)
+		if ((r = reg_inode_get_txn(t, old->model, &m)) < 0)
 			return r;
 		strlcpy(vname, old->name, sizeof(vname));
 	}
-	if ((r = guard_protected(t, who, old, &m, reason, rlen)) < 0)
+	if ((r = guard_protected_txn(t, who, old, &m, reason, rlen)) < 0)
 		return r;
 	if (mode) {
 		snprintf(ov, sizeof(ov), "%04o", om);
 		snprintf(nv, sizeof(nv), "%04o", nm);
-		r = audit_put(t, who, &(struct audit_ev){ .op = "chmod",
+		r = reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "chmod",
 			.model = m.name, .version = vname[0] ? vname : NULL,
 			.key = "mode", .old_value = ov, .old_len = strlen(ov),
 			.new_value = nv, .new_len = strlen(nv) });
@@ -551,7 +551,7 @@ int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 			 (unsigned)old->gid);
 		snprintf(nv, sizeof(nv), "%u:%u", (unsigned)new->uid,
 			 (unsigned)new->gid);
-		r = audit_put(t, who, &(struct audit_ev){ .op = "chown",
+		r = reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "chown",
 			.model = m.name, .version = vname[0] ? vname : NULL,
 			.key = "owner", .old_value = ov, .old_len = strlen(ov),
 			.new_value = nv, .new_len = strlen(nv) });
@@ -562,7 +562,7 @@ int policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 /* ---- changing the stored policy --------------------------------------------- */
 
 /* Root, or a member of the stored admin group, may change policies. */
-static int check_admin(struct idx_txn *t, const struct reg_caller *who,
+static int check_admin_txn(struct idx_txn *t, const struct reg_caller *who,
 		       char *reason, size_t rlen)
 {
 	char group[256], tmp[4096], uname[256];
@@ -570,11 +570,11 @@ static int check_admin(struct idx_txn *t, const struct reg_caller *who,
 
 	if (who->uid == 0)
 		return 0;
-	uid_name(who->uid, uname, sizeof(uname));
-	if (get_str(t, IDX_META, POL_ADMIN, strlen(POL_ADMIN), group,
+	util_uid_name(who->uid, uname, sizeof(uname));
+	if (get_str_txn(t, IDX_META, POL_ADMIN, strlen(POL_ADMIN), group,
 		    sizeof(group)) == 0) {
 		if (getgrnam_r(group, &gr, tmp, sizeof(tmp), &res) == 0 &&
-		    res && caller_in_gid(who, res->gr_gid))
+		    res && reg_caller_in_gid(who, res->gr_gid))
 			return 0;
 		snprintf(reason, rlen, "user '%s' may not change policies "
 			 "(root and group '%s' may)", uname, group);
@@ -588,7 +588,7 @@ static int check_admin(struct idx_txn *t, const struct reg_caller *who,
 /* Sets META key to val (NULL: removes it), audited with the old and the
  * new value (ev gives op, stage, key, path). 1 when it changed, 0 when it
  * was so already. */
-static int pol_put(struct idx_txn *t, const struct reg_caller *who,
+static int pol_put_txn(struct idx_txn *t, const struct reg_caller *who,
 		   const char *mkey, const char *val, const struct audit_ev *ev)
 {
 	struct audit_ev e = *ev;
@@ -617,7 +617,7 @@ static int pol_put(struct idx_txn *t, const struct reg_caller *who,
 		e.old_len = old ? strlen(old) : 0;
 		e.new_value = val;
 		e.new_len = val ? strlen(val) : 0;
-		r = audit_put(t, who, &e);
+		r = reg_audit_put_txn(t, who, &e);
 	}
 	free(old);
 	if (r == 0)
@@ -809,14 +809,14 @@ static int stale_one(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int apply(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
+static int apply_txn(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
 		 size_t n, const char *op)
 {
 	size_t i;
 	int r;
 
 	for (i = 0; i < n; i++) {
-		r = pol_put(t, o->who, v[i].mkey, v[i].val, &(struct audit_ev){
+		r = pol_put_txn(t, o->who, v[i].mkey, v[i].val, &(struct audit_ev){
 			.op = op, .stage = v[i].stage[0] ? v[i].stage : NULL,
 			.key = v[i].key, .path = o->path });
 		if (r < 0)
@@ -831,13 +831,13 @@ static int apply(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
  * as it is stored, so that two spellings are never stored (config.c would
  * not read them back, and every gate would fail closed). A stored policy
  * that does not read is changed as named, so that it can be mended. */
-static void stored_spelling(struct idx_txn *t, struct pol_op *o)
+static void stored_spelling_txn(struct idx_txn *t, struct pol_op *o)
 {
 	const struct stage_policy *sp;
 	struct mreg_config pc;
 	size_t i;
 
-	if (!o->stage || policy_load(t, &pc) < 0)
+	if (!o->stage || reg_policy_load_txn(t, &pc) < 0)
 		return;
 	sp = config_stage(&pc, o->stage);
 	if (sp && strcmp(sp->name, o->stage) != 0) {
@@ -853,7 +853,7 @@ static void stored_spelling(struct idx_txn *t, struct pol_op *o)
 	config_release(&pc);
 }
 
-static int do_policy(struct idx_txn *t, void *arg)
+static int policy_txn(struct idx_txn *t, void *arg)
 {
 	struct pol_op *o = arg;
 	struct stale_arg sa = { .o = o };
@@ -872,15 +872,15 @@ static int do_policy(struct idx_txn *t, void *arg)
 	} else if (o->root_only && o->who->uid != 0) {
 		char uname[256];
 
-		uid_name(o->who->uid, uname, sizeof(uname));
+		util_uid_name(o->who->uid, uname, sizeof(uname));
 		snprintf(o->reason, sizeof(o->reason), "user '%s' may not "
 			 "name the policy administrators (root may)", uname);
 		return -EPERM;
-	} else if ((r = check_admin(t, o->who, o->reason,
+	} else if ((r = check_admin_txn(t, o->who, o->reason,
 				    sizeof(o->reason))) < 0) {
 		return r;
 	}
-	stored_spelling(t, o);
+	stored_spelling_txn(t, o);
 	if (o->unset_stage || o->import) {
 		if (o->unset_stage)
 			snprintf(prefix, sizeof(prefix), POL_STAGE "%s/",
@@ -893,14 +893,14 @@ static int do_policy(struct idx_txn *t, void *arg)
 			r = idx_scan(t, IDX_META, POL_HOOK, strlen(POL_HOOK),
 				     NULL, 0, stale_one, &sa);
 		if (r >= 0 && sa.err == 0)
-			r = apply(t, o, sa.v, sa.n, o->op);
+			r = apply_txn(t, o, sa.v, sa.n, o->op);
 		free(sa.v);
 		if (sa.err < 0)
 			return sa.err;
 		if (r < 0)
 			return r;
 	}
-	if ((r = apply(t, o, o->v, o->n, o->op)) < 0)
+	if ((r = apply_txn(t, o, o->v, o->n, o->op)) < 0)
 		return r;
 	if (o->import && !o->if_none)
 		r = idx_put(t, IDX_META, POL_STORED, strlen(POL_STORED), "1", 1,
@@ -909,13 +909,13 @@ static int do_policy(struct idx_txn *t, void *arg)
 }
 
 /* Runs o; a refusal (not an administrator) is logged and audited. */
-static int policy_write(struct mreg_registry *reg, struct pol_op *o)
+static int policy_write(struct reg_registry *reg, struct pol_op *o)
 {
-	int r = reg_txn(reg, do_policy, o);
+	int r = reg_change(reg, policy_txn, o);
 
 	if (r == -EPERM && o->reason[0]) {
 		log_msg(LOG_LVL_WARN, "refused: %s", o->reason);
-		audit_refusal(reg, o->who, &(struct audit_ev){ .op = o->op,
+		reg_audit_refusal(reg, o->who, &(struct audit_ev){ .op = o->op,
 			.result = "refused", .stage = o->stage,
 			.key = o->n == 1 ? o->v[0].key : NULL,
 			.reason = o->reason });
@@ -941,7 +941,7 @@ static int parse_policy_text(const char *text, size_t len,
 	return r;
 }
 
-int reg_policy_set(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_set(struct reg_registry *reg, const struct reg_caller *who,
 		   const char *stage, const struct reg_kv *kv, size_t n)
 {
 	struct pol_op o = { .who = who, .op = "policy.set", .stage = stage };
@@ -995,7 +995,7 @@ int reg_policy_set(struct mreg_registry *reg, const struct reg_caller *who,
 	return r;
 }
 
-int reg_policy_unset(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_unset(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *stage, const char *const *keys, size_t n)
 {
 	struct pol_op o = { .who = who, .op = "policy.unset", .stage = stage };
@@ -1023,7 +1023,7 @@ int reg_policy_unset(struct mreg_registry *reg, const struct reg_caller *who,
 	return r;
 }
 
-int reg_policy_hook(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_hook(struct reg_registry *reg, const struct reg_caller *who,
 		    const char *event, const char *program)
 {
 	struct pol_op o = { .who = who, .op = "policy.hook" };
@@ -1045,7 +1045,7 @@ int reg_policy_hook(struct mreg_registry *reg, const struct reg_caller *who,
 	return r;
 }
 
-int reg_policy_admins(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_admins(struct reg_registry *reg, const struct reg_caller *who,
 		      const char *group)
 {
 	struct pol_op o = { .who = who, .op = "policy.admins",
@@ -1068,7 +1068,7 @@ bool reg_policy_in_config(const struct mreg_config *cfg)
 	return cfg->nstages || cfg->on_register || cfg->on_promote;
 }
 
-int reg_policy_import(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_policy_import(struct reg_registry *reg, const struct reg_caller *who,
 		      const struct mreg_config *cfg, unsigned flags)
 {
 	struct pol_op o = { .who = who, .op = "policy.import",
@@ -1132,7 +1132,7 @@ static int list_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
 	struct list_arg *a = arg;
-	char key[IDX_MAX_KEY + 1], *val, *stage = NULL, *name, *slash;
+	char key[IDX_KEY_MAX + 1], *val, *stage = NULL, *name, *slash;
 	int r;
 
 	memcpy(key, k->data, k->len);
@@ -1158,7 +1158,7 @@ static int list_one(void *arg, const struct idx_val *k,
 	return r;
 }
 
-static int do_list(struct idx_txn *t, void *arg)
+static int list_txn(struct idx_txn *t, void *arg)
 {
 	struct list_arg *a = arg;
 	int r;
@@ -1167,7 +1167,7 @@ static int do_list(struct idx_txn *t, void *arg)
 	return a->err < 0 ? a->err : r;
 }
 
-int reg_policy_list(struct mreg_registry *reg,
+int reg_policy_list(struct reg_registry *reg,
 		    int (*fn)(void *arg, const char *stage, const char *key,
 			      const char *value),
 		    void *arg)
@@ -1176,12 +1176,12 @@ int reg_policy_list(struct mreg_registry *reg,
 
 	if (!reg || !fn)
 		return -EINVAL;
-	return index_read(reg->ix, do_list, &a);
+	return idx_read(reg->ix, list_txn, &a);
 }
 
-static int do_load(struct idx_txn *t, void *arg)
+static int load_txn(struct idx_txn *t, void *arg)
 {
-	return policy_load(t, arg);
+	return reg_policy_load_txn(t, arg);
 }
 
 struct diff {
@@ -1246,7 +1246,7 @@ static void differ_stage(struct diff *d, const char *name,
 	}
 }
 
-int reg_policy_compare(struct mreg_registry *reg,
+int reg_policy_compare(struct reg_registry *reg,
 		       const struct mreg_config *cfg,
 		       void (*fn)(void *arg, const char *msg), void *arg)
 {
@@ -1259,7 +1259,7 @@ int reg_policy_compare(struct mreg_registry *reg,
 		return -EINVAL;
 	if (!reg_policy_in_config(cfg))
 		return 0;
-	r = index_read(reg->ix, do_load, &pc);
+	r = idx_read(reg->ix, load_txn, &pc);
 	if (r < 0)
 		return r;
 	for (i = 0; i < cfg->nstages; i++)

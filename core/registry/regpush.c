@@ -29,7 +29,7 @@ struct push_ent {
 };
 
 struct push {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	const char *model, *version;
 	const struct reg_kv *meta;
@@ -150,7 +150,7 @@ static void push_progress(void *arg, uint64_t n)
 }
 
 /* The directory inode that holds rel inside version v. */
-static int parent_of(struct idx_txn *t, uint64_t v, const char *rel,
+static int parent_of_txn(struct idx_txn *t, uint64_t v, const char *rel,
 		     uint64_t *ret, const char **ret_base)
 {
 	char buf[4096], *s, *slash;
@@ -163,7 +163,7 @@ static int parent_of(struct idx_txn *t, uint64_t v, const char *rel,
 	s = buf;
 	while ((slash = strchr(s, '/'))) {
 		*slash = '\0';
-		if ((r = name_get(t, cur, s, &cur)) < 0)
+		if ((r = reg_name_get_txn(t, cur, s, &cur)) < 0)
 			return r;
 		s = slash + 1;
 	}
@@ -172,7 +172,7 @@ static int parent_of(struct idx_txn *t, uint64_t v, const char *rel,
 	return 0;
 }
 
-static int do_push(struct idx_txn *t, void *arg)
+static int push_txn(struct idx_txn *t, void *arg)
 {
 	struct push *p = arg;
 	struct inode_rec m, v, e, d;
@@ -182,9 +182,9 @@ static int do_push(struct idx_txn *t, void *arg)
 	size_t i;
 	int r;
 
-	r = model_get(t, p->model, &m);
+	r = reg_model_get_txn(t, p->model, &m);
 	if (r == -ENOENT)
-		r = model_create_txn(t, p->who, p->model, 0777, &m);
+		r = reg_model_create_txn(t, p->who, p->model, 0777, &m);
 	if (r < 0)
 		return r;
 	if (p->version) {
@@ -192,30 +192,30 @@ static int do_push(struct idx_txn *t, void *arg)
 			return -EINVAL;
 		strlcpy(name, p->version, sizeof(name));
 	} else {
-		version_next_name(&m, name, sizeof(name));
+		reg_version_next_name(&m, name, sizeof(name));
 	}
-	if ((r = version_create_txn(t, p->who, &m, name, 0777, &v)) < 0)
+	if ((r = reg_version_create_txn(t, p->who, &m, name, 0777, &v)) < 0)
 		return r;
 	for (i = 0; i < p->n; i++) {
 		struct push_ent *pe = &p->v[i];
 
-		if ((r = parent_of(t, v.ino, pe->rel, &parent, &base)) < 0)
+		if ((r = parent_of_txn(t, v.ino, pe->rel, &parent, &base)) < 0)
 			return r;
-		if ((r = ino_alloc(t, &ino)) < 0)
+		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		rec_new(&e, ino, pe->kind, p->who, pe->mode, parent, m.ino,
+		reg_inode_init(&e, ino, pe->kind, p->who, pe->mode, parent, m.ino,
 			v.ino, base);
 		if (pe->kind == REG_SYMLINK) {
 			if (parent == v.ino) {
 				r = 0;
 			} else {
-				if ((r = ino_get(t, parent, &d)) < 0)
+				if ((r = reg_inode_get_txn(t, parent, &d)) < 0)
 					return r;
-				r = depth_in_version(t, &d);
+				r = reg_depth_txn(t, &d);
 			}
 			if (r < 0)
 				return r;
-			if (check_inner_target(pe->target, r) < 0) {
+			if (reg_check_link_target(pe->target, r) < 0) {
 				log_err(-EINVAL, "symlink '%s' points outside "
 					"the version", pe->rel);
 				return -EINVAL;
@@ -224,30 +224,30 @@ static int do_push(struct idx_txn *t, void *arg)
 				sizeof(e.target_path));
 			e.size = strlen(pe->target);
 		} else if (pe->kind == REG_FILE) {
-			if ((r = ingest_apply(p->reg, t, &pe->in, ino)) < 0)
+			if ((r = reg_ingest_apply_txn(p->reg, t, &pe->in, ino)) < 0)
 				return r;
 			e.size = pe->in.size;
 			e.digest = pe->in.digest;
 			v.stored += pe->in.new_bytes;
 		}
-		if ((r = ino_put(t, &e)) < 0 ||
-		    (r = name_put(t, parent, base, ino, IDX_NOOVERWRITE)) < 0)
+		if ((r = reg_inode_put_txn(t, &e)) < 0 ||
+		    (r = reg_name_put_txn(t, parent, base, ino, IDX_NOOVERWRITE)) < 0)
 			return r;
 	}
 	for (i = 0; i < p->nmeta; i++) {
 		const char *val = p->meta[i].value;
 
-		r = meta_set_txn(t, p->who, &v, p->meta[i].key, val,
+		r = reg_meta_set_txn(t, p->who, &v, p->meta[i].key, val,
 				 strlen(val), 0);
 		if (r < 0)
 			return log_err(r, "cannot set '%s'", p->meta[i].key);
 	}
-	if ((r = ino_put(t, &v)) < 0)
+	if ((r = reg_inode_put_txn(t, &v)) < 0)
 		return r;
-	if ((r = seal_txn(p->reg, t, p->who, &v)) < 0)
+	if ((r = reg_seal_txn(p->reg, t, p->who, &v)) < 0)
 		return r;
 	strlcpy(p->result, name, sizeof(p->result));
-	return audit_put(t, p->who, &(struct audit_ev){ .op = "register",
+	return reg_audit_put_txn(t, p->who, &(struct audit_ev){ .op = "register",
 		.model = m.name, .version = name, .path = "(push)" });
 }
 
@@ -261,7 +261,7 @@ static int ingest_all(struct push *p)
 		struct push_ent *e = &p->v[i];
 		struct stat st;
 
-		ingest_release(&e->in);
+		reg_ingest_release(&e->in);
 		if (e->kind != REG_FILE)
 			continue;
 		fd = open(e->src, O_RDONLY | O_CLOEXEC);
@@ -274,7 +274,7 @@ static int ingest_all(struct push *p)
 		}
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		e->size = (uint64_t)st.st_size;
-		r = ingest_fd(p->reg, fd, e->size, &e->in, push_progress, p);
+		r = reg_ingest_fd(p->reg, fd, e->size, &e->in, push_progress, p);
 		close(fd);
 		if (r < 0)
 			return r == -ENOSPC || r == -EIO ? r :
@@ -283,7 +283,7 @@ static int ingest_all(struct push *p)
 	return store_sync(p->reg->st);
 }
 
-int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_push(struct reg_registry *reg, const struct reg_caller *who,
 	     const char *model, const char *const *paths, size_t npaths,
 	     const char *version, const struct reg_kv *meta, size_t nmeta,
 	     void (*progress)(void *arg, uint64_t done, uint64_t total),
@@ -345,7 +345,7 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 		store_batch_begin(reg->st);
 		r = ingest_all(&p);
 		if (r == 0)
-			r = reg_txn(reg, do_push, &p);
+			r = reg_change(reg, push_txn, &p);
 		store_batch_end(reg->st);
 		if (r != -EAGAIN)
 			break;
@@ -357,7 +357,7 @@ int reg_push(struct mreg_registry *reg, const struct reg_caller *who,
 		free(p.v[i].rel);
 		free(p.v[i].src);
 		free(p.v[i].target);
-		ingest_release(&p.v[i].in);
+		reg_ingest_release(&p.v[i].in);
 	}
 	free(p.v);
 	if (r == 0)

@@ -29,7 +29,7 @@ struct key_arg {
 };
 
 /* The version record of sealed file f, which must be alive. */
-static int live_version(struct idx_txn *t, const struct inode_rec *f,
+static int live_version_txn(struct idx_txn *t, const struct inode_rec *f,
 			struct inode_rec *ret)
 {
 	int r;
@@ -38,7 +38,7 @@ static int live_version(struct idx_txn *t, const struct inode_rec *f,
 		return -EINVAL;
 	if (f->flags & INODE_TRASHED)
 		return -ENOENT;
-	if ((r = ino_get(t, f->version, ret)) < 0)
+	if ((r = reg_inode_get_txn(t, f->version, ret)) < 0)
 		return r;
 	return ret->flags & INODE_TRASHED ? -ENOENT : 0;
 }
@@ -51,27 +51,27 @@ static void key_of(const struct inode_rec *f, struct serve_key *ret)
 	ret->digest = f->digest;
 }
 
-static int do_key(struct idx_txn *t, void *arg)
+static int key_txn(struct idx_txn *t, void *arg)
 {
 	struct key_arg *a = arg;
 	struct inode_rec f, v, m;
 	int r;
 
-	if ((r = ino_get(t, a->ino, &f)) < 0 ||
-	    (r = live_version(t, &f, &v)) < 0)
+	if ((r = reg_inode_get_txn(t, a->ino, &f)) < 0 ||
+	    (r = live_version_txn(t, &f, &v)) < 0)
 		return r;
 	key_of(&f, &a->key);
 	a->staged = false;
 	if (!a->want_staged)
 		return 0;
-	if ((r = ino_get(t, v.model, &m)) < 0 ||
-	    (r = version_staged(t, &m, v.ino)) < 0)
+	if ((r = reg_inode_get_txn(t, v.model, &m)) < 0 ||
+	    (r = reg_version_staged_txn(t, &m, v.ino)) < 0)
 		return r;
 	a->staged = r > 0;
 	return 0;
 }
 
-int reg_serve_key(struct mreg_registry *reg, uint64_t ino,
+int reg_serve_key(struct reg_registry *reg, uint64_t ino,
 		  struct serve_key *ret, bool *ret_staged)
 {
 	struct key_arg a = { .ino = ino, .want_staged = ret_staged != NULL };
@@ -79,7 +79,7 @@ int reg_serve_key(struct mreg_registry *reg, uint64_t ino,
 
 	if (!reg || !ret)
 		return -EINVAL;
-	r = index_read(reg->ix, do_key, &a);
+	r = idx_read(reg->ix, key_txn, &a);
 	if (r < 0)
 		return r;
 	*ret = a.key;
@@ -104,7 +104,7 @@ static int add_key(struct files_arg *a, const struct inode_rec *f)
 	return 0;
 }
 
-/* tree_walk(): adds each sealed regular file. */
+/* reg_tree_walk_txn(): adds each sealed regular file. */
 static int add_sealed(void *arg, const struct inode_rec *r, int depth)
 {
 	(void)depth;
@@ -113,40 +113,40 @@ static int add_sealed(void *arg, const struct inode_rec *r, int depth)
 	return 0;
 }
 
-static int do_files(struct idx_txn *t, void *arg)
+static int files_txn(struct idx_txn *t, void *arg)
 {
 	struct files_arg *a = arg;
 	struct inode_rec r, v;
 	int e;
 
 	a->n = 0;
-	if ((e = ino_get(t, a->ino, &r)) < 0)
+	if ((e = reg_inode_get_txn(t, a->ino, &r)) < 0)
 		return e;
 	if (r.flags & INODE_TRASHED)
 		return -ENOENT;
 	switch (r.kind) {
 	case REG_FILE:
-		if ((e = live_version(t, &r, &v)) < 0)
+		if ((e = live_version_txn(t, &r, &v)) < 0)
 			return e;
 		return add_key(a, &r);
 	case REG_VERSION:
 		if (!(r.flags & INODE_SEALED))
 			return -EINVAL;
-		return tree_walk(t, r.ino, 0, add_sealed, a);
+		return reg_tree_walk_txn(t, r.ino, 0, add_sealed, a);
 	case REG_DIR:
-		if ((e = ino_get(t, r.version, &v)) < 0)
+		if ((e = reg_inode_get_txn(t, r.version, &v)) < 0)
 			return e;
 		if (!(v.flags & INODE_SEALED))
 			return -EINVAL;
 		if (v.flags & INODE_TRASHED)
 			return -ENOENT;
-		return tree_walk(t, r.ino, 0, add_sealed, a);
+		return reg_tree_walk_txn(t, r.ino, 0, add_sealed, a);
 	default:
 		return -EINVAL;
 	}
 }
 
-int reg_serve_files(struct mreg_registry *reg, uint64_t ino,
+int reg_serve_files(struct reg_registry *reg, uint64_t ino,
 		    int (*fn)(void *arg, const struct serve_key *key),
 		    void *arg)
 {
@@ -157,7 +157,7 @@ int reg_serve_files(struct mreg_registry *reg, uint64_t ino,
 	if (!reg || !fn)
 		return -EINVAL;
 	/* collected first: fn runs outside the read transaction */
-	r = index_read(reg->ix, do_files, &a);
+	r = idx_read(reg->ix, files_txn, &a);
 	for (i = 0; r == 0 && i < a.n; i++)
 		r = fn(arg, &a.v[i]);
 	free(a.v);
@@ -168,7 +168,7 @@ int reg_serve_files(struct mreg_registry *reg, uint64_t ino,
 
 static int source_open(void *arg, const struct serve_key *key, void **ret)
 {
-	struct mreg_registry *reg = arg;
+	struct reg_registry *reg = arg;
 	struct reg_caller self = {
 		.uid = geteuid(), .gid = getegid(), .pid = getpid(),
 		.umask = 022,
@@ -177,29 +177,29 @@ static int source_open(void *arg, const struct serve_key *key, void **ret)
 	int r;
 
 	/* read-only: pins the version against gc while the copy is made */
-	r = reg_open(reg, &self, key->ino, O_RDONLY, &f);
+	r = reg_file_open(reg, &self, key->ino, O_RDONLY, &f);
 	if (r < 0)
 		return r;
 	if (!reg_file_sealed(f)) {
-		reg_release(f);
+		reg_file_release(f);
 		return -EINVAL;
 	}
-	file_read_quietly(f);
+	reg_file_read_quietly(f);
 	*ret = f;
 	return 0;
 }
 
 static ssize_t source_read(void *handle, void *buf, size_t size, uint64_t off)
 {
-	return reg_read(handle, buf, size, off);
+	return reg_file_read(handle, buf, size, off);
 }
 
 static void source_close(void *handle)
 {
-	reg_release(handle);
+	reg_file_release(handle);
 }
 
-void reg_serve_source(struct mreg_registry *reg, struct serve_source *ret)
+void reg_serve_source(struct reg_registry *reg, struct serve_source *ret)
 {
 	if (!ret)
 		return;
@@ -262,7 +262,7 @@ static int promo_one(void *arg, uint64_t seq, const char *json, size_t len)
 	return 0;
 }
 
-static int do_last(struct idx_txn *t, void *arg)
+static int last_txn(struct idx_txn *t, void *arg)
 {
 	struct idx_val k, v;
 	int r;
@@ -278,20 +278,20 @@ static int do_last(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-static int do_resolve_promos(struct idx_txn *t, void *arg)
+static int resolve_promos_txn(struct idx_txn *t, void *arg)
 {
 	struct promo_arg *a = arg;
 	struct inode_rec v;
 	size_t i;
 
 	for (i = 0; i < a->n; i++)
-		a->versions[i] = version_get(t, a->v[i].model,
+		a->versions[i] = reg_version_get_txn(t, a->v[i].model,
 					     a->v[i].version, NULL, &v) == 0 &&
 				 !(v.flags & INODE_TRASHED) ? v.ino : 0;
 	return 0;
 }
 
-int reg_serve_promotions(struct mreg_registry *reg, uint64_t *pos,
+int reg_serve_promotions(struct reg_registry *reg, uint64_t *pos,
 			 int (*fn)(void *arg, uint64_t version), void *arg)
 {
 	struct promo_arg a = { 0 };
@@ -303,7 +303,7 @@ int reg_serve_promotions(struct mreg_registry *reg, uint64_t *pos,
 	if (*pos == REG_SERVE_START) {
 		uint64_t last = 0;
 
-		r = index_read(reg->ix, do_last, &last);
+		r = idx_read(reg->ix, last_txn, &last);
 		if (r == 0)
 			*pos = last;
 		return r;
@@ -314,7 +314,7 @@ int reg_serve_promotions(struct mreg_registry *reg, uint64_t *pos,
 		r = a.err;
 	if (r == 0 && a.n) {
 		a.versions = calloc(a.n, sizeof(*a.versions));
-		r = a.versions ? index_read(reg->ix, do_resolve_promos, &a) :
+		r = a.versions ? idx_read(reg->ix, resolve_promos_txn, &a) :
 				 -ENOMEM;
 	}
 	if (r == 0)
@@ -335,7 +335,7 @@ struct name_arg {
 	size_t size;
 };
 
-static int do_name(struct idx_txn *t, void *arg)
+static int name_txn(struct idx_txn *t, void *arg)
 {
 	struct name_arg *a = arg;
 	struct inode_rec r;
@@ -352,7 +352,7 @@ static int do_name(struct idx_txn *t, void *arg)
 	for (depth = 0; depth < 300; depth++) {
 		size_t n;
 
-		if ((e = ino_get(t, ino, &r)) < 0) {
+		if ((e = reg_inode_get_txn(t, ino, &r)) < 0) {
 			free(tmp);
 			return e;
 		}
@@ -379,18 +379,18 @@ static int do_name(struct idx_txn *t, void *arg)
 	return r.kind == REG_MODEL ? 0 : -ENOENT;
 }
 
-void reg_serve_name(struct mreg_registry *reg, uint64_t ino, char *buf,
+void reg_serve_name(struct reg_registry *reg, uint64_t ino, char *buf,
 		    size_t size)
 {
 	struct name_arg a = { ino, buf, size };
 
 	if (!buf || !size)
 		return;
-	if (!reg || index_read(reg->ix, do_name, &a) < 0)
+	if (!reg || idx_read(reg->ix, name_txn, &a) < 0)
 		snprintf(buf, size, "inode %" PRIu64, ino);
 }
 
-void registry_set_serve(struct mreg_registry *reg, struct serve_cache *c)
+void reg_set_serve(struct reg_registry *reg, struct serve_cache *c)
 {
 	if (reg)
 		reg->serve = c;

@@ -18,20 +18,20 @@
  * may be NULL: whether a stage points at its version). -EINVAL when ino is
  * not a sealed regular file (a draft, a directory), -ENOENT when it is
  * gone or its version was removed. */
-int reg_serve_key(struct mreg_registry *reg, uint64_t ino,
+int reg_serve_key(struct reg_registry *reg, uint64_t ino,
 		  struct serve_key *ret, bool *ret_staged);
 
 /* Calls fn with each sealed regular file under ino: a sealed version (its
  * whole tree), a directory in one, or one file. fn returns non-zero to
  * stop (returned then). -EINVAL when ino holds no sealed content,
  * -ENOENT. */
-int reg_serve_files(struct mreg_registry *reg, uint64_t ino,
+int reg_serve_files(struct reg_registry *reg, uint64_t ino,
 		    int (*fn)(void *arg, const struct serve_key *key),
 		    void *arg);
 
 /* Fills ret with the registry as the cache's source of bytes: reads of
- * the sealed file, each chunk checked against its id (reg_read()). */
-void reg_serve_source(struct mreg_registry *reg, struct serve_source *ret);
+ * the sealed file, each chunk checked against its id (reg_file_read()). */
+void reg_serve_source(struct reg_registry *reg, struct serve_source *ret);
 
 /* Calls fn with the version inode of each promotion and rollback that
  * committed after audit record *pos, oldest first, and moves *pos past
@@ -39,16 +39,16 @@ void reg_serve_source(struct mreg_registry *reg, struct serve_source *ret);
  * promotions from now on. Promotions of versions removed since are left
  * out. */
 #define REG_SERVE_START UINT64_MAX
-int reg_serve_promotions(struct mreg_registry *reg, uint64_t *pos,
+int reg_serve_promotions(struct reg_registry *reg, uint64_t *pos,
 			 int (*fn)(void *arg, uint64_t version), void *arg);
 
 /* "model/version/path" of file ino into buf (for messages); "inode N"
  * when it cannot be found. */
-void reg_serve_name(struct mreg_registry *reg, uint64_t ino, char *buf,
+void reg_serve_name(struct reg_registry *reg, uint64_t ino, char *buf,
 		    size_t size);
 
 /* Lets .mreg/metrics show cache c (NULL: none). c must outlive the
  * registry or be unset first. */
-void registry_set_serve(struct mreg_registry *reg, struct serve_cache *c);
+void reg_set_serve(struct reg_registry *reg, struct serve_cache *c);
 
 #endif

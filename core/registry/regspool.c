@@ -69,7 +69,7 @@ struct spool {
 	size_t cidx;
 };
 
-int spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
+int reg_spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
 	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
 	      struct spool **ret)
 {
@@ -98,25 +98,25 @@ int spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
 	return 0;
 }
 
-void spool_free(struct mreg_registry *reg, struct spool *sp)
+void reg_spool_free(struct reg_registry *reg, struct spool *sp)
 {
 	if (!sp)
 		return;
 	if (sp->batch)
 		store_batch_end(reg->st);
-	spool_close(reg, sp->fd, sp->uid);
+	reg_spool_fd_close(reg, sp->fd, sp->uid);
 	free(sp->base);
 	free(sp->sp);
 	free(sp->cbuf);
 	free(sp);
 }
 
-void spool_hold_batch(struct spool *sp)
+void reg_spool_hold_batch(struct spool *sp)
 {
 	sp->batch = true;
 }
 
-uint64_t spool_size(const struct spool *sp)
+uint64_t reg_spool_size(const struct spool *sp)
 {
 	return sp->size;
 }
@@ -196,7 +196,7 @@ static void piece_at(const struct spool *sp, uint64_t x, struct piece *ret)
 
 /* Base chunk i, read and checked; the last one read is kept (re-chunking
  * and small reads come back to the same chunk). */
-static int base_chunk(struct mreg_registry *reg, struct spool *sp, size_t i,
+static int base_chunk(struct reg_registry *reg, struct spool *sp, size_t i,
 		      const uint8_t **ret)
 {
 	int r;
@@ -205,7 +205,7 @@ static int base_chunk(struct mreg_registry *reg, struct spool *sp, size_t i,
 		if (!sp->cbuf && !(sp->cbuf = malloc(reg->chunker.max_size)))
 			return -ENOMEM;
 		sp->cidx = SIZE_MAX;
-		if ((r = chunk_read(reg, &sp->base[i], sp->cbuf)) < 0)
+		if ((r = reg_chunk_read(reg, &sp->base[i], sp->cbuf)) < 0)
 			return r;
 		sp->cidx = i;
 	}
@@ -235,7 +235,7 @@ static int spool_pread(struct spool *sp, uint8_t *p, size_t len,
 	return 0;
 }
 
-ssize_t spool_read(struct mreg_registry *reg, struct spool *sp, void *buf,
+ssize_t reg_spool_read(struct reg_registry *reg, struct spool *sp, void *buf,
 		   size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
@@ -293,13 +293,13 @@ static void span_add(struct spool *sp, uint64_t a, uint64_t b)
 	sp->sp[i] = (struct span){ a, b };
 }
 
-static int spool_fd(struct mreg_registry *reg, struct spool *sp)
+static int spool_fd(struct reg_registry *reg, struct spool *sp)
 {
 	int fd;
 
 	if (sp->fd >= 0)
 		return 0;
-	if ((fd = spool_open(reg, sp->uid)) < 0)
+	if ((fd = reg_spool_fd_open(reg, sp->uid)) < 0)
 		return fd;
 	sp->fd = fd;
 	return 0;
@@ -325,7 +325,7 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 /* Copies what base holds in [a, b) into the spool and marks it written:
  * as one span (whole: the spool's zeros stand for base's holes), or a
  * span for each of base's chunks (holes stay holes). */
-static int spool_fill(struct mreg_registry *reg, struct spool *sp,
+static int spool_fill(struct reg_registry *reg, struct spool *sp,
 		      uint64_t a, uint64_t b, bool whole)
 {
 	const uint8_t *c;
@@ -359,7 +359,7 @@ static int spool_fill(struct mreg_registry *reg, struct spool *sp,
 }
 
 /* Joins the two spans closest to each other. */
-static int spans_join(struct mreg_registry *reg, struct spool *sp)
+static int spans_join(struct reg_registry *reg, struct spool *sp)
 {
 	uint64_t gap = UINT64_MAX;
 	size_t i, best = 0;
@@ -372,7 +372,7 @@ static int spans_join(struct mreg_registry *reg, struct spool *sp)
 	return spool_fill(reg, sp, sp->sp[best].b, sp->sp[best + 1].a, true);
 }
 
-ssize_t spool_write(struct mreg_registry *reg, struct spool *sp,
+ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
 		    const void *buf, size_t len, uint64_t off)
 {
 	ssize_t n;
@@ -397,7 +397,7 @@ ssize_t spool_write(struct mreg_registry *reg, struct spool *sp,
 	return n;
 }
 
-int spool_truncate(struct mreg_registry *reg, struct spool *sp,
+int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
 		   uint64_t size)
 {
 	size_t i;
@@ -419,7 +419,7 @@ int spool_truncate(struct mreg_registry *reg, struct spool *sp,
 	return 0;
 }
 
-int spool_seek(const struct spool *sp, uint64_t off, int whence,
+int reg_spool_seek(const struct spool *sp, uint64_t off, int whence,
 	       uint64_t *ret)
 {
 	struct piece pc;
@@ -440,7 +440,7 @@ int spool_seek(const struct spool *sp, uint64_t off, int whence,
 	return 0;
 }
 
-int spool_detach(struct mreg_registry *reg, struct spool *sp)
+int reg_spool_detach(struct reg_registry *reg, struct spool *sp)
 {
 	int r;
 
@@ -463,7 +463,7 @@ int spool_detach(struct mreg_registry *reg, struct spool *sp)
 /* ---- planning a commit -------------------------------------------------- */
 
 struct planner {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct spool *sp;
 	struct spool_plan *pl;
 	struct fresh_map fm;
@@ -471,7 +471,7 @@ struct planner {
 	uint8_t *cur;             /* the chunk being cut */
 	size_t ncur;
 	uint64_t cur_off;         /* where it starts */
-	uint8_t *tmp;             /* ingest_chunk's scratch */
+	uint8_t *tmp;             /* reg_ingest_chunk's scratch */
 	uint8_t *buf;             /* spool bytes read */
 	struct span *cl;          /* changed ranges, ascending, apart */
 	uint64_t *restart;        /* where each one's re-chunking starts */
@@ -545,7 +545,7 @@ static int keep(struct planner *p, const struct chunk_ent *e)
 
 	if (!pl->full)
 		return all_push(pl, e, -1);
-	if ((r = ingest_keep(&pl->in, &p->fm, e)) < 0)
+	if ((r = reg_ingest_keep(&pl->in, &p->fm, e)) < 0)
 		return r;
 	return all_push(pl, &pl->in.v[pl->in.n - 1], (long)pl->in.n - 1);
 }
@@ -572,7 +572,7 @@ static int emit(struct planner *p)
 	if (!p->ncur)
 		return 0;
 	pl->in.end = p->cur_off;
-	r = ingest_chunk(p->reg, &pl->in, &p->fm, p->cur, (uint32_t)p->ncur,
+	r = reg_ingest_chunk(p->reg, &pl->in, &p->fm, p->cur, (uint32_t)p->ncur,
 			 p->tmp);
 	if (r < 0)
 		return r;
@@ -678,7 +678,7 @@ static int chunk_from(struct planner *p, uint64_t x, uint64_t e,
 	return 0;
 }
 
-int spool_plan(struct mreg_registry *reg, struct spool *sp, bool full,
+int reg_spool_plan(struct reg_registry *reg, struct spool *sp, bool full,
 	       struct spool_plan *pl)
 {
 	struct planner p = { .reg = reg, .sp = sp, .pl = pl };
@@ -740,29 +740,29 @@ out:
 	free(p.cl);
 	free(p.restart);
 	if (r < 0)
-		spool_plan_release(pl);
+		reg_spool_plan_release(pl);
 	return r;
 }
 
-void spool_plan_release(struct spool_plan *pl)
+void reg_spool_plan_release(struct spool_plan *pl)
 {
 	if (!pl)
 		return;
-	ingest_release(&pl->in);
+	reg_ingest_release(&pl->in);
 	free(pl->drop);
 	free(pl->all);
 	free(pl->all_in);
 	memset(pl, 0, sizeof(*pl));
 }
 
-int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
+int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 		     struct spool_plan *pl, const struct inode_rec *f)
 {
 	size_t i;
 	int r;
 
 	if (pl->full) {
-		if ((r = extents_drop(t, f->ino)) < 0)
+		if ((r = reg_extents_drop_txn(t, f->ino)) < 0)
 			return r;
 	} else {
 		/* another process committed the file meanwhile: base is
@@ -770,16 +770,16 @@ int spool_plan_apply(struct mreg_registry *reg, struct idx_txn *t,
 		if (f->ctime != pl->base_ctime || f->size != pl->base_size)
 			return -ESTALE;
 		for (i = 0; i < pl->ndrop; i++) {
-			r = extent_unref(t, f->ino, pl->drop[i].offset,
+			r = reg_extent_unref_txn(t, f->ino, pl->drop[i].offset,
 					 &pl->drop[i].chunk);
 			if (r < 0)
 				return r == -ENOENT ? -ESTALE : r;
 		}
 	}
-	return ingest_apply(reg, t, &pl->in, f->ino);
+	return reg_ingest_apply_txn(reg, t, &pl->in, f->ino);
 }
 
-void spool_committed(struct mreg_registry *reg, struct spool *sp,
+void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
 		     struct spool_plan *pl, int64_t ctime)
 {
 	size_t i;
@@ -806,7 +806,7 @@ void spool_committed(struct mreg_registry *reg, struct spool *sp,
 	sp->cidx = SIZE_MAX;
 	/* the spool file is empty now: give its descriptor back */
 	sp->nsp = 0;
-	spool_close(reg, sp->fd, sp->uid);
+	reg_spool_fd_close(reg, sp->fd, sp->uid);
 	sp->fd = -1;
 	if (sp->batch)
 		store_batch_end(reg->st);

@@ -23,7 +23,7 @@
 /* ---- sealing ------------------------------------------------------------ */
 
 struct seal_walk {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct idx_txn *t;
 	struct digest_state ds;
 	uint64_t size, nfiles;
@@ -46,7 +46,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 		return log_err(-ENAMETOOLONG, "cannot seal: '%s' is nested "
 			       "more than %d directories deep", path->buf,
 			       REG_DEPTH_MAX);
-	if ((e = children(w->t, dir, &l)) < 0) {
+	if ((e = reg_children_txn(w->t, dir, &l)) < 0) {
 		free(l.v);
 		return e;
 	}
@@ -59,8 +59,8 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 		uint8_t kind;
 		uint32_t mode;
 
-		if ((e = ino_get(w->t, l.v[i].ino, r)) < 0 ||
-		    (e = file_digest_txn(w->reg, w->t, r)) < 0)
+		if ((e = reg_inode_get_txn(w->t, l.v[i].ino, r)) < 0 ||
+		    (e = reg_file_digest_txn(w->reg, w->t, r)) < 0)
 			break;
 		strbuf_adds(path, l.v[i].name);
 		kind = r->kind;
@@ -75,7 +75,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 		} else if (r->kind == REG_SYMLINK) {
 			/* checked when made and when moved; once more here,
 			   for a tree made by an older mreg */
-			if (check_inner_target(r->target_path, depth) < 0) {
+			if (reg_check_link_target(r->target_path, depth) < 0) {
 				e = log_err(-EINVAL, "cannot seal: symlink '%s' "
 					    "-> '%s' points outside its "
 					    "version", path->buf,
@@ -86,7 +86,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 				      strlen(r->target_path) + 1);
 		}
 		r->flags |= INODE_SEALED;
-		if ((e = ino_put(w->t, r)) == 0 && r->kind == REG_DIR) {
+		if ((e = reg_inode_put_txn(w->t, r)) == 0 && r->kind == REG_DIR) {
 			strbuf_addch(path, '/');
 			e = seal_tree(w, r->ino, path, depth + 1);
 		}
@@ -97,7 +97,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 	return e;
 }
 
-int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 	     const struct reg_caller *who, struct inode_rec *v)
 {
 	struct seal_walk w = { .reg = reg, .t = t };
@@ -112,8 +112,8 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return -EINVAL; /* a temporary name: rename it first */
 	/* no process writes in it (SPEC §2.3), nor can start to before
 	   this transaction ended; files a dead process never finished go */
-	if ((r = writers_none_txn(reg, v->ino)) < 0 ||
-	    (r = pending_reap_txn(reg, t)) < 0)
+	if ((r = reg_writers_none_txn(reg, v->ino)) < 0 ||
+	    (r = reg_pending_reap_txn(reg, t)) < 0)
 		return r;
 	digest_init(&w.ds);
 	strbuf_init(&path);
@@ -127,18 +127,18 @@ int seal_txn(struct mreg_registry *reg, struct idx_txn *t,
 	v->flags |= INODE_SEALED;
 	v->sealed_at = now_ns();
 	v->ctime = v->sealed_at;
-	if ((r = ino_put(t, v)) < 0)
+	if ((r = reg_inode_put_txn(t, v)) < 0)
 		return r;
-	if ((r = ino_get(t, v->model, &m)) < 0)
+	if ((r = reg_inode_get_txn(t, v->model, &m)) < 0)
 		return r;
-	hook_note(HOOK_REGISTER, m.name, v->name, NULL, NULL, who);
-	return audit_put(t, who, &(struct audit_ev){ .op = "seal",
+	reg_note_txn(HOOK_REGISTER, m.name, v->name, NULL, NULL, who);
+	return reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "seal",
 		.model = m.name, .version = v->name });
 }
 
 /* ---- stages -------------------------------------------------------------- */
 
-int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
+int reg_stage_target_parse_txn(struct idx_txn *t, const struct inode_rec *m,
 		       const char *target, struct inode_rec *ret)
 {
 	uint64_t ino;
@@ -146,16 +146,16 @@ int stage_target_parse(struct idx_txn *t, const struct inode_rec *m,
 
 	if (strncmp(target, "../", 3) != 0 || reg_check_name(target + 3) < 0)
 		return -EINVAL;
-	r = name_get(t, m->ino, target + 3, &ino);
+	r = reg_name_get_txn(t, m->ino, target + 3, &ino);
 	if (r < 0)
 		return r;
-	r = ino_get(t, ino, ret);
+	r = reg_inode_get_txn(t, ino, ret);
 	if (r < 0)
 		return r;
 	return ret->kind == REG_VERSION ? 0 : -ENOENT;
 }
 
-static int history_add(struct idx_txn *t, const struct reg_caller *who,
+static int history_add_txn(struct idx_txn *t, const struct reg_caller *who,
 		       const struct inode_rec *m, const char *stage,
 		       const struct inode_rec *from,
 		       const struct inode_rec *to, int action)
@@ -182,7 +182,7 @@ static int history_add(struct idx_txn *t, const struct reg_caller *who,
 	strlcpy(h.stage, stage, sizeof(h.stage));
 	strlcpy(h.from_name, from ? from->name : "", sizeof(h.from_name));
 	strlcpy(h.to_name, to ? to->name : "", sizeof(h.to_name));
-	n = history_encode(&h, buf, sizeof(buf));
+	n = rec_history_encode(&h, buf, sizeof(buf));
 	if (!n)
 		return -EINVAL;
 	be64_put(key, m->ino);
@@ -232,7 +232,7 @@ static int clash_one(void *arg, const struct idx_val *k,
  * `production` beside `Production` would be a second stage that serving
  * containers do not read and whose name looks like the one a policy
  * guards. -EEXIST (logged with both names). */
-static int stage_name_free(struct idx_txn *t, const struct inode_rec *m,
+static int stage_name_free_txn(struct idx_txn *t, const struct inode_rec *m,
 			   const char *stage)
 {
 	struct clash_arg a = { .stage = stage };
@@ -310,7 +310,7 @@ static int stage_hist_one(void *arg, const struct idx_val *k,
 	struct stage_hist *a = arg;
 	struct history_rec h;
 
-	if (history_decode(v->data, v->len, &h) < 0)
+	if (rec_history_decode(v->data, v->len, &h) < 0)
 		return a->err = -EIO;
 	if (a->stage && strcmp(h.stage, a->stage) != 0)
 		return 0;
@@ -326,7 +326,7 @@ static void stage_hist_release(struct stage_hist *a)
 	free(a->h);
 }
 
-static int stage_hist_load(struct idx_txn *t, const struct inode_rec *m,
+static int stage_hist_load_txn(struct idx_txn *t, const struct inode_rec *m,
 			   const char *stage, struct stage_hist *a)
 {
 	uint8_t p[8];
@@ -347,7 +347,7 @@ static int stage_hist_load(struct idx_txn *t, const struct inode_rec *m,
 			.seq = r->seq, .time = r->time / 1000000000,
 			.uid = r->uid, .stage = r->stage,
 			.from = r->from_name, .to = r->to_name,
-			.action = history_action_name(r->action),
+			.action = rec_history_action(r->action),
 			.from_ino = r->from };
 	}
 	a->n = reg_history_trim(a->h, a->nrec);
@@ -356,13 +356,13 @@ static int stage_hist_load(struct idx_txn *t, const struct inode_rec *m,
 
 /* The version a rollback of stage of model m goes back to (per
  * reg_rollback_pick()): its inode into *ret. -ENOENT when there is none. */
-static int rollback_target(struct idx_txn *t, const struct inode_rec *m,
+static int rollback_target_txn(struct idx_txn *t, const struct inode_rec *m,
 			   const char *stage, uint64_t *ret)
 {
 	struct stage_hist a;
 	int r;
 
-	r = stage_hist_load(t, m, stage, &a);
+	r = stage_hist_load_txn(t, m, stage, &a);
 	if (r == 0 && (r = reg_rollback_pick(a.h, a.n)) >= 0) {
 		*ret = a.h[r].from_ino;
 		r = 0;
@@ -371,7 +371,7 @@ static int rollback_target(struct idx_txn *t, const struct inode_rec *m,
 	return r;
 }
 
-int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 		  const struct reg_caller *who, struct inode_rec *m,
 		  const char *stage, struct inode_rec *v, int action,
 		  char *reason, size_t rlen)
@@ -387,30 +387,30 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 		return -EINVAL;
 	if (v->kind != REG_VERSION || v->model != m->ino)
 		return -EINVAL;
-	if ((r = policy_check_promote(t, who, m, stage, v, reason, rlen)) < 0)
+	if ((r = reg_policy_check_promote_txn(t, who, m, stage, v, reason, rlen)) < 0)
 		return r;
 	if (!(v->flags & INODE_SEALED)) {
 		/* a draft is sealed first, then pointed at */
-		r = seal_txn(reg, t, who, v);
+		r = reg_seal_txn(reg, t, who, v);
 		if (r < 0 && r != -EALREADY)
 			return r;
-		version_writers_seal(reg, v->ino);
+		reg_version_writers_seal(reg, v->ino);
 	}
-	r = name_get(t, m->stages_ino, stage, &ino);
+	r = reg_name_get_txn(t, m->stages_ino, stage, &ino);
 	if (r == 0) {
-		if ((r = ino_get(t, ino, &s)) < 0)
+		if ((r = reg_inode_get_txn(t, ino, &s)) < 0)
 			return r;
 		if (s.target == v->ino)
 			return 0; /* already there: nothing changes */
-		if (ino_get(t, s.target, &old) == 0)
+		if (reg_inode_get_txn(t, s.target, &old) == 0)
 			have_old = true;
 	} else if (r == -ENOENT) {
-		if ((r = stage_name_free(t, m, stage)) < 0 ||
-		    (r = ino_alloc(t, &ino)) < 0)
+		if ((r = stage_name_free_txn(t, m, stage)) < 0 ||
+		    (r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		rec_new(&s, ino, REG_STAGE, who, 0777, m->stages_ino, m->ino, 0,
+		reg_inode_init(&s, ino, REG_STAGE, who, 0777, m->stages_ino, m->ino, 0,
 			stage);
-		if ((r = name_put(t, m->stages_ino, stage, ino, 0)) < 0)
+		if ((r = reg_name_put_txn(t, m->stages_ino, stage, ino, 0)) < 0)
 			return r;
 	} else {
 		return r;
@@ -421,7 +421,7 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 	s.mtime = s.ctime = now_ns();
 	s.uid = who->uid;
 	s.gid = who->gid;
-	if ((r = ino_put(t, &s)) < 0)
+	if ((r = reg_inode_put_txn(t, &s)) < 0)
 		return r;
 	/* remember that v held this stage (require_stage) */
 	be64_put(k, v->ino);
@@ -433,25 +433,25 @@ int stage_set_txn(struct mreg_registry *reg, struct idx_txn *t,
 	   it from is a rollback, whichever route does it (ln -sfn, mv -T,
 	   mreg promote, mreg rollback through a mount) */
 	if (action == HIST_PROMOTE && have_old &&
-	    rollback_target(t, m, stage, &back) == 0 && back == v->ino)
+	    rollback_target_txn(t, m, stage, &back) == 0 && back == v->ino)
 		action = HIST_ROLLBACK;
-	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, v,
+	if ((r = history_add_txn(t, who, m, stage, have_old ? &old : NULL, v,
 			     action)) < 0)
 		return r;
 	/* a temporary name made on the way (ln -sfn's, mreg's) is no
 	   promotion of its own: the rename over the real stage is (and
 	   reg_history() leaves the temporary stage out) */
 	if (have_old || !reg_stage_temporary(stage))
-		hook_note(HOOK_PROMOTE, m->name, v->name, stage,
+		reg_note_txn(HOOK_PROMOTE, m->name, v->name, stage,
 			  have_old ? old.name : NULL, who);
 	atomic_fetch_add(&reg->promotions, 1);
-	return audit_put(t, who, &(struct audit_ev){
+	return reg_audit_put_txn(t, who, &(struct audit_ev){
 		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
 		.model = m->name, .version = v->name, .stage = stage,
 		.from = have_old ? old.name : NULL });
 }
 
-void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
+void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
 		       const char *stage, char *buf, size_t size)
 {
 	struct inode_rec s, v;
@@ -459,12 +459,12 @@ void stage_target_name(struct idx_txn *t, const struct inode_rec *m,
 
 	buf[0] = '\0';
 	if (reg_check_stage(stage) == 0 &&
-	    name_get(t, m->stages_ino, stage, &ino) == 0 &&
-	    ino_get(t, ino, &s) == 0 && ino_get(t, s.target, &v) == 0)
+	    reg_name_get_txn(t, m->stages_ino, stage, &ino) == 0 &&
+	    reg_inode_get_txn(t, ino, &s) == 0 && reg_inode_get_txn(t, s.target, &v) == 0)
 		strlcpy(buf, v.name, size);
 }
 
-int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 		     const struct reg_caller *who, struct inode_rec *m,
 		     const char *stage, int action, char *reason, size_t rlen)
 {
@@ -475,20 +475,20 @@ int stage_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
 
 	if (reg_check_stage(stage) < 0)
 		return -ENOENT;
-	if ((r = name_get(t, m->stages_ino, stage, &ino)) < 0 ||
-	    (r = ino_get(t, ino, &s)) < 0)
+	if ((r = reg_name_get_txn(t, m->stages_ino, stage, &ino)) < 0 ||
+	    (r = reg_inode_get_txn(t, ino, &s)) < 0)
 		return r;
-	if ((r = policy_check_remove(t, who, m, &s, reason, rlen)) < 0)
+	if ((r = reg_policy_check_remove_txn(t, who, m, &s, reason, rlen)) < 0)
 		return r;
-	have_old = ino_get(t, s.target, &old) == 0;
-	if ((r = name_del(t, m->stages_ino, stage)) < 0)
+	have_old = reg_inode_get_txn(t, s.target, &old) == 0;
+	if ((r = reg_name_del_txn(t, m->stages_ino, stage)) < 0)
 		return r;
-	if ((r = inode_trash(t, &s)) < 0)
+	if ((r = reg_inode_trash_txn(t, &s)) < 0)
 		return r;
-	if ((r = history_add(t, who, m, stage, have_old ? &old : NULL, NULL,
+	if ((r = history_add_txn(t, who, m, stage, have_old ? &old : NULL, NULL,
 			     action == HIST_MOVE ? HIST_MOVE : HIST_REMOVE)) < 0)
 		return r;
-	return audit_put(t, who, &(struct audit_ev){ .op = "stage.remove",
+	return reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "stage.remove",
 		.model = m->name, .stage = stage,
 		.from = have_old ? old.name : NULL });
 }
@@ -509,12 +509,12 @@ static int staged_one(void *arg, const struct idx_val *k,
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
-	if ((a->err = ino_get(a->t, ino, &s)) < 0)
+	if ((a->err = reg_inode_get_txn(a->t, ino, &s)) < 0)
 		return a->err;
 	return s.target == a->v ? 1 : 0;
 }
 
-int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v)
+int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_t v)
 {
 	struct staged_arg a = { .t = t, .v = v };
 	uint8_t p[8];
@@ -525,26 +525,26 @@ int version_staged(struct idx_txn *t, const struct inode_rec *m, uint64_t v)
 	return a.err < 0 ? a.err : r;
 }
 
-int version_remove_txn(struct mreg_registry *reg, struct idx_txn *t,
+int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 		       const struct reg_caller *who, struct inode_rec *m,
 		       struct inode_rec *v)
 {
 	int r;
 
-	if ((r = version_staged(t, m, v->ino)) != 0)
+	if ((r = reg_version_staged_txn(t, m, v->ino)) != 0)
 		return r < 0 ? r : -EBUSY;
-	if ((r = name_del(t, m->ino, v->name)) < 0)
+	if ((r = reg_name_del_txn(t, m->ino, v->name)) < 0)
 		return r;
-	if ((r = inode_trash(t, v)) < 0)
+	if ((r = reg_inode_trash_txn(t, v)) < 0)
 		return r;
-	return audit_put(t, who, &(struct audit_ev){ .op = "version.remove",
+	return reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "version.remove",
 		.model = m->name, .version = v->name });
 }
 
 /* ---- by name (the CLI) --------------------------------------------------- */
 
 struct named_op {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	const struct reg_caller *who;
 	const char *model, *version, *stage;
 	char reason[256];
@@ -555,21 +555,21 @@ struct named_op {
 	char refused_version[REG_NAME_MAX + 1]; /* of a refused removal */
 };
 
-static int do_seal(struct idx_txn *t, void *arg)
+static int seal_txn(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
 	struct inode_rec v;
 	int r;
 
-	if ((r = version_get(t, o->model, o->version, NULL, &v)) < 0)
+	if ((r = reg_version_get_txn(t, o->model, o->version, NULL, &v)) < 0)
 		return r;
 	if (v.flags & INODE_SEALED)
 		return -EALREADY;
 	o->sealed = v.ino;
-	return seal_txn(o->reg, t, o->who, &v);
+	return reg_seal_txn(o->reg, t, o->who, &v);
 }
 
-int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_seal(struct reg_registry *reg, const struct reg_caller *who,
 	     const char *model, const char *version)
 {
 	struct named_op o = { .reg = reg, .who = who, .model = model,
@@ -578,13 +578,13 @@ int reg_seal(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
-	r = reg_txn(reg, do_seal, &o);
+	r = reg_change(reg, seal_txn, &o);
 	if (r == 0)
-		version_writers_seal(reg, o.sealed);
+		reg_version_writers_seal(reg, o.sealed);
 	return r;
 }
 
-static int do_promote(struct idx_txn *t, void *arg)
+static int promote_txn(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
 	struct inode_rec m, v;
@@ -593,9 +593,9 @@ static int do_promote(struct idx_txn *t, void *arg)
 	o->refused = false;
 	if (reg_check_stage(o->stage) < 0)
 		return -EINVAL;
-	if ((r = version_get(t, o->model, o->version, &m, &v)) < 0)
+	if ((r = reg_version_get_txn(t, o->model, o->version, &m, &v)) < 0)
 		return r;
-	r = stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_PROMOTE,
+	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_PROMOTE,
 			  o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
@@ -610,20 +610,20 @@ static int do_promote(struct idx_txn *t, void *arg)
 static int named_write(struct named_op *o, int (*fn)(struct idx_txn *, void *),
 		       const char *op)
 {
-	int r = reg_txn(o->reg, fn, o);
+	int r = reg_change(o->reg, fn, o);
 
 	if (o->refused) {
-		audit_refusal(o->reg, o->who, &o->refusal);
+		reg_audit_refusal(o->reg, o->who, &o->refusal);
 		log_msg(LOG_LVL_WARN, "refused: %s", o->reason);
 	} else {
-		audit_failure(o->reg, o->who, r, &(struct audit_ev){
+		reg_audit_failure(o->reg, o->who, r, &(struct audit_ev){
 			.op = op, .model = o->model, .version = o->version,
 			.stage = o->stage });
 	}
 	return r;
 }
 
-int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_promote(struct reg_registry *reg, const struct reg_caller *who,
 		const char *model, const char *version, const char *stage)
 {
 	struct named_op o = { .reg = reg, .who = who, .model = model,
@@ -631,22 +631,22 @@ int reg_promote(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version || !stage)
 		return -EINVAL;
-	return named_write(&o, do_promote, "promote");
+	return named_write(&o, promote_txn, "promote");
 }
 
-static int do_stage_remove(struct idx_txn *t, void *arg)
+static int stage_remove_txn(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
 	struct inode_rec m;
 	int r;
 
 	o->refused = false;
-	if ((r = model_get(t, o->model, &m)) < 0)
+	if ((r = reg_model_get_txn(t, o->model, &m)) < 0)
 		return r;
-	r = stage_remove_txn(o->reg, t, o->who, &m, o->stage, HIST_REMOVE,
+	r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->stage, HIST_REMOVE,
 			     o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
-		stage_target_name(t, &m, o->stage, o->refused_version,
+		reg_stage_target_name_txn(t, &m, o->stage, o->refused_version,
 				  sizeof(o->refused_version));
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "stage.remove",
@@ -658,7 +658,7 @@ static int do_stage_remove(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_stage_remove(struct reg_registry *reg, const struct reg_caller *who,
 		     const char *model, const char *stage)
 {
 	struct named_op o = { .reg = reg, .who = who, .model = model,
@@ -666,10 +666,10 @@ int reg_stage_remove(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !stage)
 		return -EINVAL;
-	return named_write(&o, do_stage_remove, "stage.remove");
+	return named_write(&o, stage_remove_txn, "stage.remove");
 }
 
-static int do_rollback(struct idx_txn *t, void *arg)
+static int rollback_txn(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
 	struct inode_rec m, v;
@@ -677,18 +677,18 @@ static int do_rollback(struct idx_txn *t, void *arg)
 	int r;
 
 	o->refused = false;
-	if ((r = model_get(t, o->model, &m)) < 0)
+	if ((r = reg_model_get_txn(t, o->model, &m)) < 0)
 		return r;
 	if (reg_check_stage(o->stage) < 0)
 		return -EINVAL;
-	if ((r = name_get(t, m.stages_ino, o->stage, &ino)) < 0 ||
-	    (r = rollback_target(t, &m, o->stage, &ino)) < 0)
+	if ((r = reg_name_get_txn(t, m.stages_ino, o->stage, &ino)) < 0 ||
+	    (r = rollback_target_txn(t, &m, o->stage, &ino)) < 0)
 		return r;
-	r = ino_get(t, ino, &v);
+	r = reg_inode_get_txn(t, ino, &v);
 	if (r < 0 || (v.flags & INODE_TRASHED))
 		return -ENOENT;
 	strlcpy(o->result, v.name, sizeof(o->result));
-	r = stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_ROLLBACK,
+	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_ROLLBACK,
 			  o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
@@ -700,7 +700,7 @@ static int do_rollback(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_rollback(struct reg_registry *reg, const struct reg_caller *who,
 		 const char *model, const char *stage, char *ret_version)
 {
 	struct named_op o = { .reg = reg, .who = who, .model = model,
@@ -709,27 +709,27 @@ int reg_rollback(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !stage)
 		return -EINVAL;
-	r = named_write(&o, do_rollback, "rollback");
+	r = named_write(&o, rollback_txn, "rollback");
 	if (r == 0 && ret_version)
 		snprintf(ret_version, REG_NAME_MAX + 1, "%s", o.result);
 	return r;
 }
 
-static int do_version_remove(struct idx_txn *t, void *arg)
+static int version_remove_txn(struct idx_txn *t, void *arg)
 {
 	struct named_op *o = arg;
 	struct inode_rec m, v;
 	int r;
 
-	if ((r = version_get(t, o->model, o->version, &m, &v)) < 0)
+	if ((r = reg_version_get_txn(t, o->model, o->version, &m, &v)) < 0)
 		return r;
 	if (!(v.flags & INODE_SEALED) &&
-	    (r = writers_none_txn(o->reg, v.ino)) < 0)
+	    (r = reg_writers_none_txn(o->reg, v.ino)) < 0)
 		return r;
-	return version_remove_txn(o->reg, t, o->who, &m, &v);
+	return reg_version_remove_txn(o->reg, t, o->who, &m, &v);
 }
 
-int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
+int reg_version_remove(struct reg_registry *reg, const struct reg_caller *who,
 		       const char *model, const char *version)
 {
 	struct named_op o = { .reg = reg, .who = who, .model = model,
@@ -739,8 +739,8 @@ int reg_version_remove(struct mreg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
-	r = reg_txn(reg, do_version_remove, &o);
-	audit_failure(reg, who, r, &(struct audit_ev){ .op = "version.remove",
+	r = reg_change(reg, version_remove_txn, &o);
+	reg_audit_failure(reg, who, r, &(struct audit_ev){ .op = "version.remove",
 		.model = model, .version = version });
 	return r;
 }
@@ -751,7 +751,7 @@ struct history_arg {
 	void *arg;
 };
 
-static int do_history(struct idx_txn *t, void *arg)
+static int history_txn(struct idx_txn *t, void *arg)
 {
 	struct history_arg *a = arg;
 	struct stage_hist sh;
@@ -759,9 +759,9 @@ static int do_history(struct idx_txn *t, void *arg)
 	size_t i;
 	int r;
 
-	if ((r = model_get(t, a->model, &m)) < 0)
+	if ((r = reg_model_get_txn(t, a->model, &m)) < 0)
 		return r;
-	r = stage_hist_load(t, &m, a->stage, &sh);
+	r = stage_hist_load_txn(t, &m, a->stage, &sh);
 	for (i = 0; r == 0 && i < sh.n; i++)
 		if (a->fn(a->arg, &sh.h[i]))
 			break;
@@ -769,7 +769,7 @@ static int do_history(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_history(struct mreg_registry *reg, const char *model,
+int reg_history(struct reg_registry *reg, const char *model,
 		const char *stage,
 		int (*fn)(void *arg, const struct reg_history *h), void *arg)
 {
@@ -780,5 +780,5 @@ int reg_history(struct mreg_registry *reg, const char *model,
 		return -EINVAL;
 	if (stage && reg_check_stage(stage) < 0)
 		return -EINVAL;
-	return index_read(reg->ix, do_history, &a);
+	return idx_read(reg->ix, history_txn, &a);
 }

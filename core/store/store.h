@@ -73,14 +73,14 @@ void store_batch_end(struct mreg_store *s);
 /* Appends one chunk (its id computed by the caller) to this process's
  * current pack, rolling to a new pack past pack_size. Thread-safe.
  * The record goes to a write buffer (1 MiB); store_sync() writes it out,
- * and store_read() already finds it. A chunk larger than the buffer is
+ * and store_get() already finds it. A chunk larger than the buffer is
  * written at once. Errors: -EINVAL, -ENOMEM, -ENOSPC, -EIO, -EOVERFLOW
  * (no pack number left), -errno of write(2). When writing the buffer out
  * fails (this append did it, as the buffer was full), the pack is cut
  * back to its last whole record and retired: nothing that was reported
  * appended is lost (the buffer is kept and written again by the next
  * store_sync()), and the failed record is never named. */
-int store_append(struct mreg_store *s, const struct mreg_id *id,
+int store_put(struct mreg_store *s, const struct mreg_id *id,
 		 const void *data, uint32_t len, struct chunk_loc *ret);
 
 /* Makes every chunk appended so far (by any thread) durable: writes out
@@ -104,17 +104,17 @@ int store_sync(struct mreg_store *s);
  * the pack does not exist (gc may have moved the chunk: look its location
  * up again). -EINVAL on NULL arguments, -errno of open/pread. Thread-safe;
  * pack descriptors are cached (up to 256) and no lock is held across the
- * pread(2). A pack gc removed is emptied at once (store_remove_pack):
+ * pread(2). A pack gc removed is emptied at once (store_delete):
  * a read through a cached descriptor of it finds the name gone and
  * answers -ENOENT. Descriptors of removed packs are dropped within a
- * second of reading, and by store_bytes() and store_list_packs(). */
-int store_read(struct mreg_store *s, const struct chunk_loc *loc,
+ * second of reading, and by store_bytes() and store_containers(). */
+int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 	       const struct mreg_id *id, void *buf);
 
 /* Reads without checking the id (for comparing bytes on an id match and
  * for fsck, which wants to tell a bad record from a bad hash). Errors as
- * store_read() but never -EIO for a hash mismatch. */
-int store_read_raw(struct mreg_store *s, const struct chunk_loc *loc,
+ * store_get() but never -EIO for a hash mismatch. */
+int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
 		   void *buf);
 
 /* Calls fn for every pack file, in the order of their numbers: its number,
@@ -122,7 +122,7 @@ int store_read_raw(struct mreg_store *s, const struct chunk_loc *loc,
  * for appending (a pack under this store's own gc lock is not busy). Stops
  * when fn returns non-zero and returns that. Errors: -EINVAL, -ENOMEM,
  * -errno of reading the directory. */
-int store_list_packs(struct mreg_store *s,
+int store_containers(struct mreg_store *s,
 		     int (*fn)(void *arg, uint32_t pack, uint64_t size,
 			       bool busy),
 		     void *arg);
@@ -136,40 +136,40 @@ int store_list_packs(struct mreg_store *s,
  * first; a pack another process is appending to may end in a record being
  * written (-EIO): walk packs that are not busy. Errors: -EINVAL, -ENOENT,
  * -EIO, -ENOMEM, -errno of open/pread. Used by fsck and gc. */
-int store_walk_pack(struct mreg_store *s, uint32_t pack,
+int store_iterate(struct mreg_store *s, uint32_t pack,
 		    int (*fn)(void *arg, const struct mreg_id *id,
 			      const struct chunk_loc *loc, const void *data),
 		    void *arg);
 
 /* Removes a pack that no index record names any more. Takes an exclusive
- * flock first (or uses this store's store_lock_pack() lock, which it then
+ * flock first (or uses this store's store_claim() lock, which it then
  * releases): -EBUSY when some process still appends to or holds it in a
  * batch. The file is emptied as it is unlinked, so that its disk space
  * comes back at once even where other processes still have it open (their
  * reads of it then fail with -ENOENT: the chunk moved). Drops the cached
  * read descriptor. Errors: -EINVAL, -EBUSY, -ENOENT, -errno of unlink. */
-int store_remove_pack(struct mreg_store *s, uint32_t pack);
+int store_delete(struct mreg_store *s, uint32_t pack);
 
-/* Cuts a pack locked with store_lock_pack() back to size bytes (the
+/* Cuts a pack locked with store_claim() back to size bytes (the
  * header at least), giving the tail back to the disk with no free space
  * needed; nothing when it is not longer. The caller makes sure that no
  * index record names a byte at or past size: under the lock nobody
  * appends, so no record can come to name one. Errors: -EINVAL (not
  * locked by this store, size below the header), -errno of ftruncate. */
-int store_truncate_pack(struct mreg_store *s, uint32_t pack, uint64_t size);
+int store_cut(struct mreg_store *s, uint32_t pack, uint64_t size);
 
 /* The size in bytes of a pack (through this store's gc lock on it when
  * it holds one, so that it is the locked file's). Errors: -EINVAL,
  * -ENOENT, -errno of stat. */
-int store_pack_size(struct mreg_store *s, uint32_t pack, uint64_t *ret);
+int store_container_size(struct mreg_store *s, uint32_t pack, uint64_t *ret);
 
 /* Tries to take the exclusive lock gc needs before it copies a pack's live
- * chunks away; the lock is held until store_remove_pack() or
- * store_unlock_pack(). Taking it again through the same store returns 0
+ * chunks away; the lock is held until store_delete() or
+ * store_unclaim(). Taking it again through the same store returns 0
  * (one unlock releases it). -EBUSY when some process (this one included,
  * as a writer) holds it; -ENOENT when there is no such pack. */
-int store_lock_pack(struct mreg_store *s, uint32_t pack);
-void store_unlock_pack(struct mreg_store *s, uint32_t pack);
+int store_claim(struct mreg_store *s, uint32_t pack);
+void store_unclaim(struct mreg_store *s, uint32_t pack);
 
 /* Bytes in all pack files (for stats and statfs; what is still in a write
  * buffer is not counted). Errors: -EINVAL, -ENOMEM, -errno of readdir. */
@@ -184,6 +184,6 @@ int store_room(struct mreg_store *s, uint64_t *ret);
  * next fdatasync() of a pack (STORE_FAULT_SYNC: the call happens, then
  * reports the error) fails with -err. */
 enum store_fault { STORE_FAULT_WRITE, STORE_FAULT_SYNC };
-void store_inject_fault(struct mreg_store *s, enum store_fault f, int err);
+void pack_inject_fault(struct mreg_store *s, enum store_fault f, int err);
 
 #endif

@@ -31,7 +31,7 @@ static double now(void)
 static int lookup(char **argv)
 {
 	struct mreg_config cfg;
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct reg_attr a;
 	char err[512], p[200];
 	long n = atol(argv[3]);
@@ -40,7 +40,7 @@ static int lookup(char **argv)
 
 	config_init(&cfg);
 	if (config_load(&cfg, argv[0], err, sizeof(err)) < 0 ||
-	    registry_open(&cfg, argv[1], &reg) < 0)
+	    reg_open(&cfg, argv[1], &reg) < 0)
 		return 1;
 	snprintf(p, sizeof(p), "%s/%ld", argv[2], n * 5);
 	t0 = now();
@@ -55,14 +55,14 @@ static int lookup(char **argv)
 			return 1;
 	}
 	printf("%.3f %.3f\n", first * 1e6, (now() - t0) / n * 1e6);
-	registry_close(reg);
+	reg_close(reg);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct mreg_config cfg;
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct reg_caller who;
 	struct reg_attr a, va;
 	char err[512], m[160], v[32], p[200];
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "populate: config: %s\n", err);
 		return 1;
 	}
-	r = registry_open(&cfg, argv[2], &reg);
+	r = reg_open(&cfg, argv[2], &reg);
 	if (r < 0) {
 		fprintf(stderr, "populate: open: %s\n", strerror(-r));
 		return 1;
@@ -112,11 +112,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "populate: %ld models, %.1f s\n", i, now() - t0);
 	}
 	printf("%.3f\n", now() - t0);
-	registry_close(reg);
+	reg_close(reg);
 	config_release(&cfg);
 	return 0;
 fail:
 	fprintf(stderr, "populate: %s: %s\n", m, strerror(-r));
-	registry_close(reg);
+	reg_close(reg);
 	return 1;
 }

@@ -278,27 +278,27 @@ static int write_commit(struct reg_file *f, const struct content *c)
 
 	for (k = 0; k < 3; k++) {
 		i = order[k];
-		n = reg_write(f, c->bytes + cuts[i], cuts[i + 1] - cuts[i],
+		n = reg_file_write(f, c->bytes + cuts[i], cuts[i + 1] - cuts[i],
 			      cuts[i]);
 		if (n != (ssize_t)(cuts[i + 1] - cuts[i])) {
-			reg_release(f);
+			reg_file_release(f);
 			return n < 0 ? (int)n : -EIO;
 		}
 	}
-	r = reg_flush(f, &me);
-	reg_release(f);
+	r = reg_file_flush(f, &me);
+	reg_file_release(f);
 	return r < 0 ? r : 0;
 }
 
 /* A new file name under directory ino. */
-static int write_file(struct mreg_registry *reg, uint64_t dir,
+static int write_file(struct reg_registry *reg, uint64_t dir,
 		      const char *name, const struct content *c)
 {
 	struct reg_attr a;
 	struct reg_file *f;
 	int r;
 
-	r = reg_create(reg, &me, dir, name, 0644, O_WRONLY, &a, &f);
+	r = reg_file_create(reg, &me, dir, name, 0644, O_WRONLY, &a, &f);
 	if (r < 0)
 		return r;
 	return write_commit(f, c);
@@ -306,38 +306,38 @@ static int write_file(struct mreg_registry *reg, uint64_t dir,
 
 /* X's file, opened without O_TRUNC: what X2 changes is written in place
  * (the hole between is not written). */
-static int patch_file(struct mreg_registry *reg, uint64_t ino)
+static int patch_file(struct reg_registry *reg, uint64_t ino)
 {
 	struct reg_file *f;
 	int r;
 
-	r = reg_open(reg, &me, ino, O_RDWR, &f);
+	r = reg_file_open(reg, &me, ino, O_RDWR, &f);
 	if (r < 0)
 		return r;
-	if (reg_write(f, ct[X2].bytes + 60000, 10000, 60000) != 10000 ||
-	    reg_write(f, ct[X2].bytes + 20000, 4096, 20000) != 4096) {
-		reg_release(f);
+	if (reg_file_write(f, ct[X2].bytes + 60000, 10000, 60000) != 10000 ||
+	    reg_file_write(f, ct[X2].bytes + 20000, 4096, 20000) != 4096) {
+		reg_file_release(f);
 		return -EIO;
 	}
-	r = reg_flush(f, &me);
-	reg_release(f);
+	r = reg_file_flush(f, &me);
+	reg_file_release(f);
 	return r < 0 ? r : 0;
 }
 
 /* An existing file of a draft, opened with O_TRUNC and written again. */
-static int rewrite_file(struct mreg_registry *reg, uint64_t ino,
+static int rewrite_file(struct reg_registry *reg, uint64_t ino,
 			const struct content *c)
 {
 	struct reg_file *f;
 	int r;
 
-	r = reg_open(reg, &me, ino, O_WRONLY | O_TRUNC, &f);
+	r = reg_file_open(reg, &me, ino, O_WRONLY | O_TRUNC, &f);
 	if (r < 0)
 		return r;
 	return write_commit(f, c);
 }
 
-static int run_op(struct mreg_registry *reg, const struct op *o)
+static int run_op(struct reg_registry *reg, const struct op *o)
 {
 	char v[16], path[32], got[REG_NAME_MAX + 1], *src;
 	const char *paths[1];
@@ -413,12 +413,12 @@ static int run_op(struct mreg_registry *reg, const struct op *o)
 __attribute__((noreturn))
 static void child(const char *store, int wfd)
 {
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	uint64_t st[2];
 	int i, r, msg;
 
 	io_faults_reload();
-	r = registry_open(&cfg, store, &reg);
+	r = reg_open(&cfg, store, &reg);
 	if (r < 0) {
 		msg = -2 - NOPS;
 		(void)!write(wfd, &msg, sizeof(msg));
@@ -435,7 +435,7 @@ static void child(const char *store, int wfd)
 		}
 		(void)!write(wfd, &i, sizeof(i));
 	}
-	registry_close(reg);
+	reg_close(reg);
 	io_stats(&st[0], &st[1]);
 	msg = -1;
 	(void)!write(wfd, &msg, sizeof(msg));
@@ -486,7 +486,7 @@ static int vinfo_cb(void *arg, const struct reg_version_info *v)
 
 /* Reads model/v/path into a memfd and compares: 0 same, 1 empty, -1
  * different or unreadable. */
-static int compare(struct mreg_registry *reg, const char *v, const char *path,
+static int compare(struct reg_registry *reg, const char *v, const char *path,
 		   const struct content *c)
 {
 	struct stat st;
@@ -542,7 +542,7 @@ static int files_cb(void *arg, const struct reg_file_info *f)
  * file the operation under way rewrote, as in next); a file only next
  * names may be missing, or empty when empty_ok is set (the operation under
  * way created it, and the crash came before its commit). */
-static void check_files(struct mreg_registry *reg, int i,
+static void check_files(struct reg_registry *reg, int i,
 			const struct vstate *now, const struct vstate *next,
 			bool empty_ok, struct verdict *vd)
 {
@@ -636,7 +636,7 @@ static void verify(const char *store, int k, struct verdict *vd)
 {
 	const struct state *now = &states[k];
 	const struct state *next = k < NOPS ? &states[k + 1] : NULL;
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct reg_gc_result g;
 	struct hist_arg h;
 	struct vinfo vi[NVERS + 1];
@@ -645,7 +645,7 @@ static void verify(const char *store, int k, struct verdict *vd)
 	int i, s, r, target;
 
 	cli_fsck(store, vd);
-	r = registry_open(&cfg, store, &reg);
+	r = reg_open(&cfg, store, &reg);
 	if (r < 0) {
 		bad(vd, "the store does not open: %s", strerror(-r));
 		return;
@@ -722,7 +722,7 @@ static void verify(const char *store, int k, struct verdict *vd)
 		bad(vd, "fsck --full after gc: %d", r);
 	if (compare(reg, "6", "e.bin", &ct[E]) != 0)
 		bad(vd, "the new version reads back wrong after gc");
-	registry_close(reg);
+	reg_close(reg);
 }
 
 /* ---- trials ------------------------------------------------------------ */

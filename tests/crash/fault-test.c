@@ -26,7 +26,7 @@
 
 static char *tmp;
 static struct mreg_config cfg;
-static struct mreg_registry *reg;
+static struct reg_registry *reg;
 static struct reg_caller me;
 static char logged[1024];
 
@@ -144,15 +144,15 @@ static int draft_write(uint64_t dir, const char *name, const char *src,
 	if (!b || read(fd, b, (size_t)st.st_size) != st.st_size)
 		abort();
 	close(fd);
-	r = reg_create(reg, &me, dir, name, 0644, O_WRONLY, &a, &f);
+	r = reg_file_create(reg, &me, dir, name, 0644, O_WRONLY, &a, &f);
 	if (r == 0) {
-		ssize_t n = reg_write(f, b, (size_t)st.st_size, 0);
+		ssize_t n = reg_file_write(f, b, (size_t)st.st_size, 0);
 
-		r = n < 0 ? (int)n : reg_flush(f, &me);
+		r = n < 0 ? (int)n : reg_file_flush(f, &me);
 		if (keep && r < 0)
 			*keep = f;
 		else
-			reg_release(f);
+			reg_file_release(f);
 	}
 	free(b);
 	return r;
@@ -197,17 +197,17 @@ static void test_fsync_flush(void)
 	/* The writer calls close() again: it may fail again (the bytes
 	 * that did not sync are gone), or commit what it still holds — and
 	 * then it must be the whole file. */
-	r = f ? reg_flush(f, &me) : -EBADF;
+	r = f ? reg_file_flush(f, &me) : -EBADF;
 	CHECK(r == -EIO || (r == 0 && same("3", "w.bin", src) == 0),
 	      "flushing the same handle again: -EIO or the whole file (%d)",
 	      r);
-	reg_release(f);
+	reg_file_release(f);
 	CHECK(reg_resolve(reg, "m/3/w.bin", &m) == 0 &&
 	      (m.size == 0 || same("3", "w.bin", src) == 0),
 	      "after release the file is empty or whole");
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
 	CHECK_EQ(reg_resolve(reg, "m/3/w.bin", &m), 0, "the file");
-	r = reg_open(reg, &me, m.ino, O_WRONLY | O_TRUNC, &f);
+	r = reg_file_open(reg, &me, m.ino, O_WRONLY | O_TRUNC, &f);
 	CHECK_EQ(r, 0, "open it again to write it anew");
 	if (r == 0) {
 		char *b = malloc(200000);
@@ -216,9 +216,9 @@ static void test_fsync_flush(void)
 		if (!b || fd < 0 || read(fd, b, 200000) != 200000)
 			abort();
 		close(fd);
-		CHECK_EQ(reg_write(f, b, 200000, 0), 200000, "write it");
-		CHECK_EQ(reg_flush(f, &me), 0, "close() commits now");
-		reg_release(f);
+		CHECK_EQ(reg_file_write(f, b, 200000, 0), 200000, "write it");
+		CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits now");
+		reg_file_release(f);
 		free(b);
 	}
 	CHECK_EQ(same("3", "w.bin", src), 0, "and the file reads back right");
@@ -226,19 +226,19 @@ static void test_fsync_flush(void)
 
 	/* ENOSPC on the spool: a write out of order (which needs a spool)
 	 * fails, the handle goes on. */
-	r = reg_create(reg, &me, d.ino, "s.bin", 0644, O_WRONLY, &m, &f);
+	r = reg_file_create(reg, &me, d.ino, "s.bin", 0644, O_WRONLY, &m, &f);
 	CHECK_EQ(r, 0, "create a file");
 	if (r == 0) {
-		CHECK_EQ(reg_write(f, "abcdef", 6, 0), 6, "write in order");
+		CHECK_EQ(reg_file_write(f, "abcdef", 6, 0), 6, "write in order");
 		arm("spool_write:1+:ENOSPC");
-		n = reg_write(f, "xyz", 3, 0);
+		n = reg_file_write(f, "xyz", 3, 0);
 		CHECK_EQ(n, -ENOSPC, "a write back at 0 on a full spool: "
 			 "-ENOSPC");
 		arm(NULL);
-		n = reg_write(f, "xyz", 3, 0);
+		n = reg_file_write(f, "xyz", 3, 0);
 		CHECK_EQ(n, 3, "with space again the write works");
-		CHECK_EQ(reg_flush(f, &me), 0, "and commits");
-		reg_release(f);
+		CHECK_EQ(reg_file_flush(f, &me), 0, "and commits");
+		reg_file_release(f);
 		n = memfd_create("cat", MFD_CLOEXEC);
 		CHECK(reg_cat(reg, "m", "3", "s.bin", (int)n) == 0 &&
 		      lseek((int)n, 0, SEEK_END) == 6 &&
@@ -272,26 +272,26 @@ static void test_pending_fails(void)
 		if (!exists(next))
 			break;
 	}
-	CHECK_EQ(reg_create(reg, &me, m.ino, "root.bin", 0644, O_WRONLY, &a,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "root.bin", 0644, O_WRONLY, &a,
 			    &f), 0, "a file at the model root");
-	CHECK_EQ(reg_write(f, b, 200000, 0), 200000, "written");
+	CHECK_EQ(reg_file_write(f, b, 200000, 0), 200000, "written");
 	arm("fsync:1:EIO");
-	CHECK_EQ(reg_close(f, &me, &last), -EIO,
+	CHECK_EQ(reg_file_close(f, &me, &last), -EIO,
 		 "its last close: the sync fails, close() says so");
 	arm(NULL);
 	CHECK_EQ(reg_lookup(reg, m.ino, "root.bin", &a), -ENOENT,
 		 "it is gone from the model root when close() returns");
-	CHECK_EQ(reg_write(f, b, 10, 0), -EROFS, "it takes no more writes");
-	reg_release(f);
+	CHECK_EQ(reg_file_write(f, b, 10, 0), -EROFS, "it takes no more writes");
+	reg_file_release(f);
 	CHECK(!exists(next), "no version was made (%s)", next);
 
-	CHECK_EQ(reg_create(reg, &me, m.ino, ".root.tmp", 0644, O_WRONLY, &a,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".root.tmp", 0644, O_WRONLY, &a,
 			    &f), 0, "a dot-named file at the model root");
-	CHECK_EQ(reg_write(f, b, 200000, 0), 200000, "written");
+	CHECK_EQ(reg_file_write(f, b, 200000, 0), 200000, "written");
 	arm("fsync:1:EIO");
-	CHECK_EQ(reg_close(f, &me, &last), -EIO, "its close fails");
+	CHECK_EQ(reg_file_close(f, &me, &last), -EIO, "its close fails");
 	arm(NULL);
-	reg_release(f);
+	reg_file_release(f);
 	CHECK_EQ(reg_lookup(reg, m.ino, ".root.tmp", &a), 0,
 		 "it stays, waiting for its rename (its writer removes it)");
 	CHECK_EQ(reg_unlink(reg, &me, m.ino, ".root.tmp"), 0, "removed");
@@ -325,23 +325,23 @@ static void test_fsync_shared(void)
 	close(fd);
 	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "9", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "s1.bin", 0644, O_WRONLY, &a,
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "s1.bin", 0644, O_WRONLY, &a,
 			    &f1), 0, "create one file");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "s2.bin", 0644, O_WRONLY, &a,
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "s2.bin", 0644, O_WRONLY, &a,
 			    &f2), 0, "and another");
 	if (!f1 || !f2)
 		goto out;
-	CHECK_EQ(reg_write(f1, b1, 150000, 0), 150000, "write the first");
-	CHECK_EQ(reg_write(f2, b2, 150000, 0), 150000, "write the second");
+	CHECK_EQ(reg_file_write(f1, b1, 150000, 0), 150000, "write the first");
+	CHECK_EQ(reg_file_write(f2, b2, 150000, 0), 150000, "write the second");
 	arm("fsync:1:EIO");
-	CHECK_EQ(reg_flush(f1, &me), -EIO, "close() of the first: the sync "
+	CHECK_EQ(reg_file_flush(f1, &me), -EIO, "close() of the first: the sync "
 		 "fails");
 	arm(NULL);
-	r = reg_flush(f2, &me);
+	r = reg_file_flush(f2, &me);
 	CHECK(r == -EIO || (r == 0 && same("9", "s2.bin", s2) == 0),
 	      "close() of the second: -EIO, or its bytes are whole (%d)", r);
-	reg_release(f1);
-	reg_release(f2);
+	reg_file_release(f1);
+	reg_file_release(f2);
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
 	/* once both handles are gone, writing works again */
 	r = draft_write(d.ino, "s3.bin", s1, NULL);
@@ -373,14 +373,14 @@ static void test_queued_write_fails(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "q.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "q.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create a file");
 	if (!f)
 		goto out;
-	CHECK_EQ(reg_write(f, b, mib, 0), (ssize_t)mib, "a first 1 MiB");
+	CHECK_EQ(reg_file_write(f, b, mib, 0), (ssize_t)mib, "a first 1 MiB");
 	arm("pack_write:1+:ENOSPC");
 	for (i = 1; i < 8; i++) {
-		n = reg_write(f, b + i * mib, mib, i * mib);
+		n = reg_file_write(f, b + i * mib, mib, i * mib);
 		if (n < 0) {
 			CHECK_EQ(n, -ENOSPC, "a write after the failure: "
 				 "-ENOSPC");
@@ -388,22 +388,22 @@ static void test_queued_write_fails(void)
 			break;
 		}
 	}
-	r = reg_flush(f, &me);
+	r = reg_file_flush(f, &me);
 	CHECK_EQ(r, -ENOSPC, "close() after a queued write failed: -ENOSPC "
 		 "(%d of the writes said so first)", failed);
 	arm(NULL);
-	reg_release(f);
+	reg_file_release(f);
 	CHECK(reg_resolve(reg, "m/q/q.bin", &a) == 0 && a.size == 0,
 	      "none of the file was committed");
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
-	r = reg_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
+	r = reg_file_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
 	CHECK_EQ(r, 0, "open it again to write it anew");
 	if (r == 0) {
 		for (i = 0, n = 0; i < 8 && n >= 0; i++)
-			n = reg_write(f, b + i * mib, mib, i * mib);
+			n = reg_file_write(f, b + i * mib, mib, i * mib);
 		CHECK_EQ(n, (ssize_t)mib, "with space again the writes work");
-		CHECK_EQ(reg_flush(f, &me), 0, "and commit");
-		reg_release(f);
+		CHECK_EQ(reg_file_flush(f, &me), 0, "and commit");
+		reg_file_release(f);
 	}
 	CHECK(reg_resolve(reg, "m/q/q.bin", &a) == 0 && a.size == 8 * mib,
 	      "the file has all 8 MiB");
@@ -430,26 +430,26 @@ static void test_write_after_failed_commit(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "fc", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create a file");
 	if (!f)
 		goto out;
-	CHECK_EQ(reg_write(f, b, 2 * mib, 0), (ssize_t)(2 * mib),
+	CHECK_EQ(reg_file_write(f, b, 2 * mib, 0), (ssize_t)(2 * mib),
 		 "write 2 MiB");
 	arm("map_full:1");
-	CHECK_EQ(reg_flush(f, &me), -ENOSPC, "fsync: the map cannot grow");
+	CHECK_EQ(reg_file_flush(f, &me), -ENOSPC, "fsync: the map cannot grow");
 	arm(NULL);
-	CHECK_EQ(reg_write(f, b + 2 * mib, mib, 2 * mib), (ssize_t)mib,
+	CHECK_EQ(reg_file_write(f, b + 2 * mib, mib, 2 * mib), (ssize_t)mib,
 		 "write 1 MiB more at the end");
-	CHECK_EQ(reg_flush(f, &me), 0, "fsync again succeeds");
-	reg_release(f);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "fsync again succeeds");
+	reg_file_release(f);
 	CHECK(reg_resolve(reg, "m/fc/w.bin", &a) == 0 && a.size == 3 * mib,
 	      "the file has all 3 MiB (%llu)", (unsigned long long)a.size);
-	if (reg_open(reg, &me, a.ino, O_RDONLY, &f) == 0) {
-		n = reg_read(f, c, 3 * mib, 0);
+	if (reg_file_open(reg, &me, a.ino, O_RDONLY, &f) == 0) {
+		n = reg_file_read(f, c, 3 * mib, 0);
 		CHECK(n == (ssize_t)(3 * mib) && memcmp(b, c, 3 * mib) == 0,
 		      "and reads back as written");
-		reg_release(f);
+		reg_file_release(f);
 	}
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
 out:
@@ -570,8 +570,8 @@ static void test_gc(const char *store)
 	CHECK_EQ(push(p, "8"), 0, "push 8 (shares keep.bin)");
 	CHECK_EQ(reg_version_remove(reg, &me, "m", "7"), 0, "remove 7");
 	/* gc leaves alone the pack this process appends to: start anew */
-	registry_close(reg);
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "reopen the store");
+	reg_close(reg);
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "reopen the store");
 	arm("fsync:1:EIO");
 	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &g), -EIO,
 		 "gc whose rewritten pack does not sync: -EIO");
@@ -671,7 +671,7 @@ int main(void)
 	tmp = check_tmpdir("faults");
 	if (asprintf(&store, "%s/store", tmp) < 0)
 		abort();
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a store");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "open a store");
 	if (!reg)
 		return check_done();
 	f = make_file("one.bin", 100000, 10);
@@ -690,12 +690,12 @@ int main(void)
 	test_queued_write_fails();
 	test_write_after_failed_commit();
 
-	registry_close(reg);
+	reg_close(reg);
 	/* ... and the store opens again, clean */
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "the store reopens");
 	if (reg) {
 		CHECK_EQ(fsck(), 0, "fsck --full is clean after reopening");
-		registry_close(reg);
+		reg_close(reg);
 	}
 	check_rmtree(tmp);
 	free(tmp);

@@ -2,10 +2,10 @@
  * (core/store/pack/pack.c).
  *
  * The input is written as pack 1 of a store in a scratch directory and
- * walked with store_walk_pack(), as fsck and gc do. Beyond the sanitizers
+ * walked with store_iterate(), as fsck and gc do. Beyond the sanitizers
  * it checks: the walk ends in 0 or -EIO (a damaged or torn pack), every
- * record it hands over lies inside the file, store_read_raw() at that
- * location gives the same bytes, and store_read() accepts them exactly
+ * record it hands over lies inside the file, store_get_raw() at that
+ * location gives the same bytes, and store_get() accepts them exactly
  * when they hash to the record's id. Then a location taken from the
  * input's last 8 bytes is read: 0 or -EIO, and on success the bytes of
  * the file there — never anything else (the reader checks the record
@@ -87,11 +87,11 @@ static int on_record(void *arg, const struct mreg_id *id,
 	buf = malloc(loc->len ? loc->len : 1);
 	if (!buf)
 		abort();
-	if (store_read_raw(st, loc, buf) != 0 ||
+	if (store_get_raw(st, loc, buf) != 0 ||
 	    memcmp(buf, data, loc->len) != 0)
 		abort();
 	chunkid_of(data, loc->len, &got);
-	r = store_read(st, loc, id, buf);
+	r = store_get(st, loc, id, buf);
 	if (r != (chunkid_eq(&got, id) ? 0 : -EIO))
 		abort();
 	free(buf);
@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	close(fd);
 
-	r = store_walk_pack(st, 1, on_record, &w);
+	r = store_iterate(st, 1, on_record, &w);
 	if (r != 0 && r != -EIO)
 		abort();
 
@@ -130,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buf = malloc(loc.len ? loc.len : 1);
 		if (!buf)
 			abort();
-		r = store_read_raw(st, &loc, buf);
+		r = store_get_raw(st, &loc, buf);
 		if (r != 0 && r != -EIO)
 			abort();
 		if (r == 0 && (loc.offset < PACK_HEADER_SIZE +

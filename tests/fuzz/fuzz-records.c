@@ -23,22 +23,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void inode(const uint8_t *p, size_t n)
 {
 	struct inode_rec *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
-	uint8_t *buf = malloc(inode_rec_max());
+	uint8_t *buf = malloc(rec_inode_max());
 	size_t len;
 	int r;
 
 	if (!a || !b || !buf)
 		abort();
-	r = inode_decode(p, n, a);
+	r = rec_inode_decode(p, n, a);
 	if (r != 0 && r != -EIO)
 		abort();
 	if (r == 0) {
 		if (strlen(a->name) > 255 || strlen(a->target_path) > 4095)
 			abort();
-		len = inode_encode(a, buf);
+		len = rec_inode_encode(a, buf);
 		if (p[0] != 1 && (len != n || memcmp(buf, p, n) != 0))
 			abort();
-		if (inode_decode(buf, len, b) != 0 || b->ino != a->ino ||
+		if (rec_inode_decode(buf, len, b) != 0 || b->ino != a->ino ||
 		    b->atime != a->atime || b->mtime != a->mtime ||
 		    b->size != a->size || b->mode != a->mode ||
 		    strcmp(b->name, a->name) != 0 ||
@@ -58,15 +58,15 @@ static void chunk(const uint8_t *p, size_t n)
 	uint8_t buf[CHUNK_REC_LEN];
 	int r;
 
-	r = chunk_decode(p, n, &a);
+	r = rec_chunk_decode(p, n, &a);
 	if (r != 0 && r != -EIO)
 		abort();
 	if (r == 0) {
 		if (n != CHUNK_REC_LEN || a.loc.len == 0 ||
 		    a.loc.offset < PACK_HEADER_SIZE)
 			abort();
-		chunk_encode(&a, buf);
-		if (memcmp(buf, p, n) != 0 || chunk_decode(buf, n, &b) != 0 ||
+		rec_chunk_encode(&a, buf);
+		if (memcmp(buf, p, n) != 0 || rec_chunk_decode(buf, n, &b) != 0 ||
 		    memcmp(&a.loc, &b.loc, sizeof(a.loc)) != 0 ||
 		    a.refs != b.refs)
 			abort();
@@ -85,18 +85,18 @@ static void extent(const uint8_t *p, size_t n)
 	klen = p[0] % 32;
 	if (klen > n - 1)
 		klen = n - 1;
-	r = extent_decode(p + 1, klen, p + 1 + klen, n - 1 - klen, &a);
+	r = rec_extent_decode(p + 1, klen, p + 1 + klen, n - 1 - klen, &a);
 	if (r != 0 && r != -EIO)
 		abort();
 	if (r == 0) {
 		if (a.len == 0)
 			abort();
-		extent_encode(&a, v);
-		extent_key(be64_get(p + 1), a.offset, k);
+		rec_extent_encode(&a, v);
+		rec_extent_key(be64_get(p + 1), a.offset, k);
 		if (memcmp(v, p + 1 + klen, sizeof(v)) != 0 ||
 		    memcmp(k, p + 1, sizeof(k)) != 0)
 			abort();
-		if (extent_decode(k, sizeof(k), v, sizeof(v), &b) != 0 ||
+		if (rec_extent_decode(k, sizeof(k), v, sizeof(v), &b) != 0 ||
 		    b.offset != a.offset || b.len != a.len ||
 		    memcmp(&b.chunk, &a.chunk, sizeof(a.chunk)) != 0)
 			abort();
@@ -110,18 +110,18 @@ static void history(const uint8_t *p, size_t n)
 	size_t len;
 	int r;
 
-	r = history_decode(p, n, &a);
+	r = rec_history_decode(p, n, &a);
 	if (r != 0 && r != -EIO)
 		abort();
 	if (r == 0) {
 		if (strlen(a.stage) > 64 || strlen(a.from_name) > 128 ||
-		    strlen(a.to_name) > 128 || history_action_name(a.action)
+		    strlen(a.to_name) > 128 || rec_history_action(a.action)
 		    [0] == 'u')
 			abort();
-		len = history_encode(&a, buf, sizeof(buf));
+		len = rec_history_encode(&a, buf, sizeof(buf));
 		if (len != n || memcmp(buf, p, n) != 0)
 			abort();
-		if (history_decode(buf, len, &b) != 0 || b.seq != a.seq ||
+		if (rec_history_decode(buf, len, &b) != 0 || b.seq != a.seq ||
 		    strcmp(b.to_name, a.to_name) != 0)
 			abort();
 	}

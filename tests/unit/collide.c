@@ -21,7 +21,7 @@ static void report(void *arg, const char *sev, const char *msg)
 }
 
 /* 0 when model/version/name holds exactly the n bytes of want. */
-static int reads_back(struct mreg_registry *reg, const char *model,
+static int reads_back(struct reg_registry *reg, const char *model,
 		      const char *version, const char *name,
 		      const uint8_t *want, size_t n)
 {
@@ -46,7 +46,7 @@ static int reads_back(struct mreg_registry *reg, const char *model,
  * file must read back exactly. */
 #define NSAME 300
 #define LSAME 200
-static void same_length(struct mreg_registry *reg, const struct reg_caller *me,
+static void same_length(struct reg_registry *reg, const struct reg_caller *me,
 			const char *tmp)
 {
 	static uint8_t b[NSAME][LSAME];
@@ -99,7 +99,7 @@ static void same_length(struct mreg_registry *reg, const struct reg_caller *me,
 int main(void)
 {
 	struct mreg_config cfg;
-	struct mreg_registry *reg;
+	struct reg_registry *reg;
 	struct reg_caller me;
 	struct reg_stats_sum { uint64_t logical, stored; } sum = { 0, 0 };
 	char *tmp = check_tmpdir("collide"), *store, *src[3], *out, *cmd;
@@ -117,7 +117,7 @@ int main(void)
 	reg_caller_self(&me);
 	if (asprintf(&store, "%s/store", tmp) < 0)
 		abort();
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "open");
 	/* three files of random bytes: ~600 chunks over 256 ids */
 	for (i = 0; i < 3; i++) {
 		if (asprintf(&src[i], "%s/f%d", tmp, i) < 0)
@@ -172,7 +172,7 @@ int main(void)
 	same_length(reg, &me, tmp);
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, report, NULL, NULL), 0,
 		 "fsck --full is clean");
-	registry_close(reg);
+	reg_close(reg);
 	config_release(&cfg);
 	for (i = 0; i < 3; i++)
 		free(src[i]);

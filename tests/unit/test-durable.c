@@ -1,7 +1,7 @@
 /* test-durable.c — "durable before referenced" (SPEC §5, STYLE 7) seen
  * from the registry: a chunk is named by an index transaction only after
  * store_sync() said its bytes are on disk. With the store's own fault
- * injection (store_inject_fault(): the fdatasync() happens, then reports
+ * injection (pack_inject_fault(): the fdatasync() happens, then reports
  * EIO, as when the kernel lost the bytes of a failed writeback), every
  * path that commits chunks — a push, a file written in order, a file
  * written out of order (spool) — must fail, and the index must not name
@@ -25,7 +25,7 @@
 
 static char *tmp;
 static struct mreg_config cfg;
-static struct mreg_registry *reg;
+static struct reg_registry *reg;
 static struct reg_caller me;
 
 static uint8_t *bytes(size_t size, unsigned seed)
@@ -102,7 +102,7 @@ static void test_push(void)
 	struct reg_attr a;
 	uint64_t before = chunks();
 
-	store_inject_fault(reg->st, STORE_FAULT_SYNC, EIO);
+	pack_inject_fault(reg->st, STORE_FAULT_SYNC, EIO);
 	CHECK_EQ(reg_push(reg, &me, "d", paths, 1, "1", NULL, 0, NULL, NULL,
 			  v), -EIO, "a push whose fdatasync fails: EIO");
 	CHECK_EQ(chunks(), before,
@@ -133,33 +133,33 @@ static void test_flush(const char *name, bool back)
 
 	snprintf(path, sizeof(path), "d/draft/%s", name);
 	CHECK_EQ(reg_resolve(reg, "d/draft", &v), 0, "the draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, name, 0644, O_WRONLY, &a, &f), 0,
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, name, 0644, O_WRONLY, &a, &f), 0,
 		 "create %s", name);
 	if (!f)
 		goto out;
 	for (off = back ? 1 : 0; off < size; off += n) {
 		n = size - off < 65536 ? size - off : 65536;
-		if (reg_write(f, b + off, n, off) != (ssize_t)n)
+		if (reg_file_write(f, b + off, n, off) != (ssize_t)n)
 			break;
 	}
 	if (back)
-		reg_write(f, b, 1, 0);
+		reg_file_write(f, b, 1, 0);
 	before = chunks();
-	store_inject_fault(reg->st, STORE_FAULT_SYNC, EIO);
-	CHECK_EQ(reg_flush(f, &me), -EIO, "close() of %s (%s) whose "
+	pack_inject_fault(reg->st, STORE_FAULT_SYNC, EIO);
+	CHECK_EQ(reg_file_flush(f, &me), -EIO, "close() of %s (%s) whose "
 		 "fdatasync fails: EIO", name, back ? "spooled" : "in order");
 	CHECK_EQ(chunks(), before, "no chunk record names its bytes");
 	CHECK(reg_resolve(reg, path, &m) == 0 && m.size == 0,
 	      "its committed content is still empty");
-	reg_release(f);
+	reg_file_release(f);
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
 	/* written again: the store took the failure in its stride */
-	r = reg_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
+	r = reg_file_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
 	CHECK_EQ(r, 0, "open %s again", name);
 	if (r == 0) {
-		CHECK_EQ(reg_write(f, b, size, 0), (ssize_t)size, "write it");
-		CHECK_EQ(reg_flush(f, &me), 0, "close() commits now");
-		reg_release(f);
+		CHECK_EQ(reg_file_write(f, b, size, 0), (ssize_t)size, "write it");
+		CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits now");
+		reg_file_release(f);
 	}
 	CHECK_EQ(same(path, b, size), 0, "and %s reads back right", name);
 out:
@@ -179,7 +179,7 @@ int main(void)
 	reg_caller_self(&me);
 	if (asprintf(&store, "%s/store", tmp) < 0)
 		abort();
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "open a new store");
 	if (!reg)
 		return check_done();
 	test_push();
@@ -187,10 +187,10 @@ int main(void)
 	      reg_mkdir(reg, &me, m.ino, "draft", 0755, &v) == 0, "a draft");
 	test_flush("stream.bin", false);
 	test_flush("spool.bin", true);
-	registry_close(reg);
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
+	reg_close(reg);
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "the store reopens");
 	CHECK_EQ(fsck(), 0, "fsck --full is clean");
-	registry_close(reg);
+	reg_close(reg);
 	config_release(&cfg);
 	check_rmtree(tmp);
 	free(tmp);

@@ -32,15 +32,15 @@ static char *subdir(const char *name)
 	return p;
 }
 
-static struct mreg_index *open_at(const char *dir, uint64_t map_size,
+static struct idx_db *open_at(const char *dir, uint64_t map_size,
 				  bool sync)
 {
-	struct index_options o = { .map_size = map_size, .sync = sync };
-	struct mreg_index *ix = NULL;
-	int r = index_open(dir, &o, &ix);
+	struct idx_options o = { .map_size = map_size, .sync = sync };
+	struct idx_db *ix = NULL;
+	int r = idx_open(dir, &o, &ix);
 
 	if (r < 0) {
-		printf("# index_open('%s'): %s\n", dir, strerror(-r));
+		printf("# idx_open('%s'): %s\n", dir, strerror(-r));
 		return NULL;
 	}
 	return ix;
@@ -121,10 +121,10 @@ static int get_one(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-static int get_str(struct mreg_index *ix, const char *key, char *out)
+static int get_str_txn(struct idx_db *ix, const char *key, char *out)
 {
 	struct get_arg a = { .key = key };
-	int r = index_read(ix, get_one, &a);
+	int r = idx_read(ix, get_one, &a);
 
 	if (r == 0 && out)
 		strcpy(out, a.val);
@@ -150,13 +150,13 @@ static int del_in_read(struct idx_txn *t, void *arg)
 
 static int bad_keys(struct idx_txn *t, void *arg)
 {
-	static char big[IDX_MAX_KEY + 1];
+	static char big[IDX_KEY_MAX + 1];
 	struct idx_val v;
 	int *res = arg;
 
 	memset(big, 'k', sizeof(big));
 	res[0] = idx_put(t, IDX_NAMES, big, sizeof(big), "v", 1, 0);
-	res[1] = idx_put(t, IDX_NAMES, big, IDX_MAX_KEY, "v", 1, 0);
+	res[1] = idx_put(t, IDX_NAMES, big, IDX_KEY_MAX, "v", 1, 0);
 	res[2] = idx_get(t, IDX_NAMES, big, sizeof(big), &v);
 	res[3] = idx_put(t, IDX_NAMES, "", 0, "v", 1, 0);
 	res[4] = idx_put(t, IDX_TABLES, "k", 1, "v", 1, 0);
@@ -177,11 +177,11 @@ static int count_one(struct idx_txn *t, void *arg)
 	return idx_count(t, a->tb, &a->n);
 }
 
-static uint64_t count(struct mreg_index *ix, enum idx_table tb)
+static uint64_t count(struct idx_db *ix, enum idx_table tb)
 {
 	struct count_arg a = { .tb = tb };
 
-	if (index_read(ix, count_one, &a) < 0)
+	if (idx_read(ix, count_one, &a) < 0)
 		return UINT64_MAX;
 	return a.n;
 }
@@ -189,19 +189,19 @@ static uint64_t count(struct mreg_index *ix, enum idx_table tb)
 static int nested_read(struct idx_txn *t, void *arg)
 {
 	(void)t;
-	return index_read(arg, get_one, &(struct get_arg){ .key = "a" });
+	return idx_read(arg, get_one, &(struct get_arg){ .key = "a" });
 }
 
 static int nested_write(struct idx_txn *t, void *arg)
 {
 	(void)t;
-	return index_write(arg, put_in_read, NULL);
+	return idx_write(arg, put_in_read, NULL);
 }
 
 static void test_basic(void)
 {
 	char *dir = subdir("basic");
-	struct mreg_index *ix = open_at(dir, 0, true), *ix2 = NULL;
+	struct idx_db *ix = open_at(dir, 0, true), *ix2 = NULL;
 	const struct kv kv[] = { { "a", "1" }, { "b", "2" }, { "c", "3" } };
 	const struct kv kv2[] = { { "a", "x" } };
 	struct get_arg ga = { .key = "a" };
@@ -214,39 +214,39 @@ static void test_basic(void)
 		return;
 	CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700,
 	      "index directory has mode 0700");
-	CHECK(index_open(dir, NULL, &ix2) == -EBUSY && !ix2,
+	CHECK(idx_open(dir, NULL, &ix2) == -EBUSY && !ix2,
 	      "a second open in the same process is -EBUSY");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 3, 0, 0 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 3, 0, 0 }),
 		 0, "three puts commit");
-	CHECK(get_str(ix, "b", val) == 0 && strcmp(val, "2") == 0,
+	CHECK(get_str_txn(ix, "b", val) == 0 && strcmp(val, "2") == 0,
 	      "get returns the value put");
-	CHECK_EQ(get_str(ix, "zz", NULL), -ENOENT, "missing key is -ENOENT");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv2, 1,
+	CHECK_EQ(get_str_txn(ix, "zz", NULL), -ENOENT, "missing key is -ENOENT");
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv2, 1,
 					IDX_NOOVERWRITE, 0 }), -EEXIST,
 		 "IDX_NOOVERWRITE on an existing key is -EEXIST");
-	CHECK(get_str(ix, "a", val) == 0 && strcmp(val, "1") == 0,
+	CHECK(get_str_txn(ix, "a", val) == 0 && strcmp(val, "1") == 0,
 	      "the refused put left the old value");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv2, 1, 0, 0 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv2, 1, 0, 0 }),
 		 0, "a plain put overwrites");
-	CHECK(get_str(ix, "a", val) == 0 && strcmp(val, "x") == 0,
+	CHECK(get_str_txn(ix, "a", val) == 0 && strcmp(val, "x") == 0,
 	      "get sees the overwritten value");
-	CHECK_EQ(index_write(ix, del_one, "b"), 0, "del of a key");
-	CHECK_EQ(get_str(ix, "b", NULL), -ENOENT, "deleted key is gone");
-	CHECK_EQ(index_write(ix, del_one, "b"), -ENOENT,
+	CHECK_EQ(idx_write(ix, del_one, "b"), 0, "del of a key");
+	CHECK_EQ(get_str_txn(ix, "b", NULL), -ENOENT, "deleted key is gone");
+	CHECK_EQ(idx_write(ix, del_one, "b"), -ENOENT,
 		 "del of a missing key is -ENOENT");
-	CHECK_EQ(index_read(ix, put_in_read, NULL), -EACCES,
+	CHECK_EQ(idx_read(ix, put_in_read, NULL), -EACCES,
 		 "put in a read transaction is -EACCES");
-	CHECK_EQ(index_read(ix, del_in_read, NULL), -EACCES,
+	CHECK_EQ(idx_read(ix, del_in_read, NULL), -EACCES,
 		 "del in a read transaction is -EACCES");
-	CHECK(index_read(ix, get_one, &ga) == 0 && !ga.writable,
+	CHECK(idx_read(ix, get_one, &ga) == 0 && !ga.writable,
 	      "a read transaction is not writable");
 	ga.writable = 0;
-	CHECK(index_write(ix, get_one, &ga) == 0 && ga.writable,
+	CHECK(idx_write(ix, get_one, &ga) == 0 && ga.writable,
 	      "a write transaction is writable");
-	CHECK_EQ(index_write(ix, bad_keys, res), 0,
+	CHECK_EQ(idx_write(ix, bad_keys, res), 0,
 		 "bad keys leave the transaction usable");
-	CHECK_EQ(res[0], -EINVAL, "a key of IDX_MAX_KEY+1 bytes is -EINVAL");
-	CHECK_EQ(res[1], 0, "a key of IDX_MAX_KEY bytes is stored");
+	CHECK_EQ(res[0], -EINVAL, "a key of IDX_KEY_MAX+1 bytes is -EINVAL");
+	CHECK_EQ(res[1], 0, "a key of IDX_KEY_MAX bytes is stored");
 	CHECK_EQ(res[2], -EINVAL, "get with a key too long is -EINVAL");
 	CHECK_EQ(res[3], -EINVAL, "an empty key is -EINVAL");
 	CHECK_EQ(res[4], -EINVAL, "an unknown table is -EINVAL");
@@ -255,30 +255,30 @@ static void test_basic(void)
 	CHECK_EQ(count(ix, IDX_NAMES), 4, "count sees a, c, the long key, "
 		 "the empty value and nothing else");
 	CHECK_EQ(count(ix, IDX_AUDIT), 0, "count of an empty table is 0");
-	r = index_read(ix, nested_read, ix);
-	CHECK_EQ(r, -EDEADLK, "index_read inside index_read is -EDEADLK");
-	r = index_read(ix, nested_write, ix);
-	CHECK_EQ(r, -EDEADLK, "index_write inside index_read is -EDEADLK");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 3, 0, 0 }),
+	r = idx_read(ix, nested_read, ix);
+	CHECK_EQ(r, -EDEADLK, "idx_read inside idx_read is -EDEADLK");
+	r = idx_read(ix, nested_write, ix);
+	CHECK_EQ(r, -EDEADLK, "idx_write inside idx_read is -EDEADLK");
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 3, 0, 0 }),
 		 0, "writes still work after the refused nesting");
-	index_close(ix);
+	idx_close(ix);
 
 	/* The values are on disk: a new open in read-only mode sees them. */
 	{
-		struct index_options o = { .read_only = true };
+		struct idx_options o = { .read_only = true };
 
 		ix = NULL;
-		r = index_open(dir, &o, &ix);
+		r = idx_open(dir, &o, &ix);
 		CHECK_EQ(r, 0, "read-only open of an existing index");
 		if (ix) {
-			CHECK(get_str(ix, "c", val) == 0 &&
+			CHECK(get_str_txn(ix, "c", val) == 0 &&
 			      strcmp(val, "3") == 0,
 			      "read-only open sees committed values");
-			CHECK_EQ(index_write(ix, put_all, &(struct put_arg){
+			CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){
 					kv, 3, 0, 0 }), -EROFS,
-				 "index_write on a read-only index is "
+				 "idx_write on a read-only index is "
 				 "-EROFS");
-			index_close(ix);
+			idx_close(ix);
 		}
 	}
 	free(dir);
@@ -289,22 +289,22 @@ static void test_basic(void)
 static void test_abort(void)
 {
 	char *dir = subdir("abort");
-	struct mreg_index *ix = open_at(dir, 0, true);
+	struct idx_db *ix = open_at(dir, 0, true);
 	const struct kv kv[] = { { "p", "1" }, { "q", "2" } };
 
 	CHECK(ix, "open for the abort test");
 	if (!ix)
 		return;
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 2, 0,
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 2, 0,
 					-ECANCELED }), -ECANCELED,
-		 "index_write returns the callback's error");
-	CHECK_EQ(get_str(ix, "p", NULL), -ENOENT,
+		 "idx_write returns the callback's error");
+	CHECK_EQ(get_str_txn(ix, "p", NULL), -ENOENT,
 		 "nothing of an aborted transaction was written");
 	CHECK_EQ(count(ix, IDX_NAMES), 0, "the table is still empty");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 2, 0, 7 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 2, 0, 7 }),
 		 7, "a positive return value commits and is returned");
 	CHECK_EQ(count(ix, IDX_NAMES), 2, "both puts committed");
-	index_close(ix);
+	idx_close(ix);
 	free(dir);
 }
 
@@ -346,7 +346,7 @@ static int scan_cb(struct idx_txn *t, void *arg)
 
 /* Scans and returns the keys seen, joined by spaces, in a static buffer;
  * the scan's return value goes to *ret. */
-static const char *scan(struct mreg_index *ix, const char *prefix,
+static const char *scan(struct idx_db *ix, const char *prefix,
 			const char *start, int stop_after, int *ret)
 {
 	static char out[512];
@@ -357,7 +357,7 @@ static const char *scan(struct mreg_index *ix, const char *prefix,
 	};
 	int i;
 
-	*ret = index_read(ix, scan_cb, &a);
+	*ret = idx_read(ix, scan_cb, &a);
 	out[0] = '\0';
 	for (i = 0; i < a.n && i < 16; i++) {
 		if (i)
@@ -390,11 +390,11 @@ static int last_cb(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-static int last(struct mreg_index *ix, const char *prefix, size_t plen,
+static int last(struct idx_db *ix, const char *prefix, size_t plen,
 		char *key)
 {
 	struct last_arg a = { .prefix = prefix, .plen = plen };
-	int r = index_read(ix, last_cb, &a);
+	int r = idx_read(ix, last_cb, &a);
 
 	if (r == 0)
 		strcpy(key, a.key);
@@ -404,7 +404,7 @@ static int last(struct mreg_index *ix, const char *prefix, size_t plen,
 static void test_scan(void)
 {
 	char *dir = subdir("scan");
-	struct mreg_index *ix = open_at(dir, 0, false);
+	struct idx_db *ix = open_at(dir, 0, false);
 	const struct kv kv[] = {
 		{ "a/3", "3" }, { "a/1", "1" }, { "b/1", "b" }, { "a/2", "2" },
 		{ "a", "root" }, { "ab", "ab" }, { "a/\xff\x01", "ff1" },
@@ -418,7 +418,7 @@ static void test_scan(void)
 	CHECK(ix, "open for the scan test");
 	if (!ix)
 		return;
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 10, 0, 0 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 10, 0, 0 }),
 		 0, "scan fixture written");
 
 	s = scan(ix, "a/", NULL, 0, &r);
@@ -479,7 +479,7 @@ static void test_scan(void)
 	CHECK(last(ix, NULL, 0, key) == 0 &&
 	      strcmp(key, "\xff\xff\x02") == 0,
 	      "idx_last of the empty prefix is the last key");
-	index_close(ix);
+	idx_close(ix);
 	free(dir);
 }
 
@@ -535,7 +535,7 @@ static int verify_all(struct idx_txn *t, void *arg)
 static void test_growth(void)
 {
 	char *dir = subdir("growth");
-	struct mreg_index *ix = open_at(dir, 256 * KIB, false);
+	struct idx_db *ix = open_at(dir, 256 * KIB, false);
 	uint64_t total = 50 * MIB / GROW_VAL + 1, i, used = 0, map = 0;
 	struct verify_arg va = { 0 };
 	int r = 0;
@@ -543,32 +543,32 @@ static void test_growth(void)
 	CHECK(ix, "open with a 256 KiB map");
 	if (!ix)
 		return;
-	CHECK(index_size(ix, &used, &map) == 0 && map == 256 * KIB,
+	CHECK(idx_stats(ix, &used, &map) == 0 && map == 256 * KIB,
 	      "the map starts at 256 KiB (%llu)", (unsigned long long)map);
 	for (i = 0; i < total && r == 0; i += GROW_PER_TXN)
-		r = index_write(ix, grow_put, &(struct grow_arg){ i,
+		r = idx_write(ix, grow_put, &(struct grow_arg){ i,
 				total - i < GROW_PER_TXN ? total - i :
 				GROW_PER_TXN });
 	CHECK_EQ(r, 0, "50 MiB of values written through a 256 KiB map");
-	CHECK(index_read(ix, verify_all, &va) == 0 && va.n == total &&
+	CHECK(idx_read(ix, verify_all, &va) == 0 && va.n == total &&
 	      va.bad == 0, "every value reads back (%llu of %llu, %llu bad)",
 	      (unsigned long long)va.n, (unsigned long long)total,
 	      (unsigned long long)va.bad);
-	CHECK(index_size(ix, &used, &map) == 0 && map > 50 * MIB &&
+	CHECK(idx_stats(ix, &used, &map) == 0 && map > 50 * MIB &&
 	      used >= 50 * MIB && used <= map,
-	      "index_size: the map grew (%llu MiB used of %llu MiB)",
+	      "idx_stats: the map grew (%llu MiB used of %llu MiB)",
 	      (unsigned long long)(used / MIB),
 	      (unsigned long long)(map / MIB));
-	index_close(ix);
+	idx_close(ix);
 
 	/* Reopening with the same small option maps the whole file. */
 	ix = open_at(dir, 256 * KIB, false);
-	CHECK(ix && index_size(ix, &used, &map) == 0 && map >= used &&
+	CHECK(ix && idx_stats(ix, &used, &map) == 0 && map >= used &&
 	      used >= 50 * MIB, "reopen with a small map_size maps the file");
 	va = (struct verify_arg){ 0 };
-	CHECK(ix && index_read(ix, verify_all, &va) == 0 && va.n == total &&
+	CHECK(ix && idx_read(ix, verify_all, &va) == 0 && va.n == total &&
 	      va.bad == 0, "every value reads back after reopening");
-	index_close(ix);
+	idx_close(ix);
 	check_rmtree(dir);
 	free(dir);
 }
@@ -642,31 +642,31 @@ static int read_counter(struct idx_txn *t, void *arg)
 static void test_rerun(void)
 {
 	char *dir = subdir("rerun");
-	struct mreg_index *ix = open_at(dir, 256 * KIB, true);
+	struct idx_db *ix = open_at(dir, 256 * KIB, true);
 	struct rerun_arg a = { 0 };
 	uint64_t c = 0, used, map;
 
 	CHECK(ix, "open for the rerun test");
 	if (!ix)
 		return;
-	CHECK_EQ(index_write(ix, rerun_cb, &a), 0,
+	CHECK_EQ(idx_write(ix, rerun_cb, &a), 0,
 		 "a 2 MiB transaction in a 256 KiB map commits");
 	CHECK_EQ(a.runs, 2, "the callback ran twice (once more after growth)");
 	CHECK(a.puts == 4 && a.counter_seen == 0,
 	      "the second run started from a clean state");
-	CHECK(index_read(ix, read_counter, &c) == 0 && c == 1,
+	CHECK(idx_read(ix, read_counter, &c) == 0 && c == 1,
 	      "the transaction committed exactly once (counter %llu)",
 	      (unsigned long long)c);
 	CHECK_EQ(count(ix, IDX_CHUNKS), 4, "its four values are there");
 	a.runs = 0;
-	CHECK(index_write(ix, rerun_cb, &a) == 0 && a.runs == 1,
+	CHECK(idx_write(ix, rerun_cb, &a) == 0 && a.runs == 1,
 	      "the same transaction now fits in one run");
-	CHECK(index_read(ix, read_counter, &c) == 0 && c == 2,
+	CHECK(idx_read(ix, read_counter, &c) == 0 && c == 2,
 	      "counter incremented once more");
-	CHECK(index_size(ix, &used, &map) == 0 && map >= 64 * MIB,
+	CHECK(idx_stats(ix, &used, &map) == 0 && map >= 64 * MIB,
 	      "growth added at least 64 MiB (%llu KiB)",
 	      (unsigned long long)(map / KIB));
-	index_close(ix);
+	idx_close(ix);
 	check_rmtree(dir);
 	free(dir);
 
@@ -678,13 +678,13 @@ static void test_rerun(void)
 	if (!ix)
 		return;
 	a = (struct rerun_arg){ 0 };
-	CHECK_EQ(index_write(ix, careless_cb, &a), 0,
+	CHECK_EQ(idx_write(ix, careless_cb, &a), 0,
 		 "a callback that ignores -ENOSPC still commits");
 	CHECK(a.runs == 2 && a.puts == 4,
 	      "it ran again after growth (%d runs, %d puts)", a.runs, a.puts);
 	CHECK_EQ(count(ix, IDX_CHUNKS), 4, "every value of the second run "
 		 "is there");
-	index_close(ix);
+	idx_close(ix);
 	check_rmtree(dir);
 	free(dir);
 }
@@ -694,9 +694,9 @@ static void test_rerun(void)
 /* Runs fn in a child process with its own environment; returns the
  * child's exit status (0 on success). */
 static int in_child(const char *dir, uint64_t map_size,
-		    int (*fn)(struct mreg_index *, void *), void *arg)
+		    int (*fn)(struct idx_db *, void *), void *arg)
 {
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	pid_t pid;
 	int st, r;
 
@@ -709,7 +709,7 @@ static int in_child(const char *dir, uint64_t map_size,
 		if (!ix)
 			_exit(2);
 		r = fn(ix, arg);
-		index_close(ix);
+		idx_close(ix);
 		_exit(r < 0 ? 3 : 0);
 	}
 	if (waitpid(pid, &st, 0) != pid)
@@ -717,28 +717,28 @@ static int in_child(const char *dir, uint64_t map_size,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static int child_write_many(struct mreg_index *ix, void *arg)
+static int child_write_many(struct idx_db *ix, void *arg)
 {
 	const uint64_t *range = arg;
 	uint64_t i;
 	int r = 0;
 
 	for (i = range[0]; i < range[1] && r == 0; i += GROW_PER_TXN)
-		r = index_write(ix, grow_put, &(struct grow_arg){ i,
+		r = idx_write(ix, grow_put, &(struct grow_arg){ i,
 				range[1] - i < GROW_PER_TXN ? range[1] - i :
 				GROW_PER_TXN });
 	return r;
 }
 
-static int child_put_kv(struct mreg_index *ix, void *arg)
+static int child_put_kv(struct idx_db *ix, void *arg)
 {
-	return index_write(ix, put_all, arg);
+	return idx_write(ix, put_all, arg);
 }
 
 static void test_two_processes(void)
 {
 	char *dir = subdir("procs");
-	struct mreg_index *ix = open_at(dir, 0, true);
+	struct idx_db *ix = open_at(dir, 0, true);
 	const struct kv kv[] = { { "from-child", "hello" } };
 	const struct kv kv2[] = { { "from-parent", "hi" } };
 	char val[256];
@@ -747,15 +747,15 @@ static void test_two_processes(void)
 	CHECK(ix, "open for the two-process test");
 	if (!ix)
 		return;
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv2, 1, 0, 0 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv2, 1, 0, 0 }),
 		 0, "parent writes");
 	st = in_child(dir, 0, child_put_kv, &(struct put_arg){ kv, 1, 0, 0 });
 	CHECK_EQ(st, 0, "a child process opens the same index and writes");
-	CHECK(get_str(ix, "from-child", val) == 0 &&
+	CHECK(get_str_txn(ix, "from-child", val) == 0 &&
 	      strcmp(val, "hello") == 0, "the parent reads the child's commit");
-	CHECK(get_str(ix, "from-parent", val) == 0,
+	CHECK(get_str_txn(ix, "from-parent", val) == 0,
 	      "the parent still reads its own commit");
-	index_close(ix);
+	idx_close(ix);
 	free(dir);
 }
 
@@ -763,7 +763,7 @@ static void test_map_resized(void)
 {
 	char *dir = subdir("resized");
 	char *dir2 = subdir("resized2");
-	struct mreg_index *ix = open_at(dir, 256 * KIB, false);
+	struct idx_db *ix = open_at(dir, 256 * KIB, false);
 	const struct kv kv[] = { { "parent", "1" } };
 	uint64_t range[2] = { 0, 4 * MIB / GROW_VAL }, used, map0 = 0, map;
 	struct verify_arg va = { 0 };
@@ -772,16 +772,16 @@ static void test_map_resized(void)
 	CHECK(ix, "open with a 256 KiB map for the resize test");
 	if (!ix)
 		return;
-	index_size(ix, &used, &map0);
+	idx_stats(ix, &used, &map0);
 	st = in_child(dir, 256 * KIB, child_write_many, range);
 	CHECK_EQ(st, 0, "a child grows the map by writing 4 MiB");
-	CHECK(index_read(ix, verify_all, &va) == 0 && va.n == range[1] &&
+	CHECK(idx_read(ix, verify_all, &va) == 0 && va.n == range[1] &&
 	      va.bad == 0, "the parent's next read adopts the bigger map "
 	      "and sees every value (%llu)", (unsigned long long)va.n);
-	CHECK(index_size(ix, &used, &map) == 0 && map > map0 && used <= map,
+	CHECK(idx_stats(ix, &used, &map) == 0 && map > map0 && used <= map,
 	      "the parent's map grew with the file (%llu KiB)",
 	      (unsigned long long)(map / KIB));
-	index_close(ix);
+	idx_close(ix);
 
 	/* The same through a write transaction's begin. */
 	ix = open_at(dir2, 256 * KIB, false);
@@ -790,13 +790,13 @@ static void test_map_resized(void)
 		goto out;
 	st = in_child(dir2, 256 * KIB, child_write_many, range);
 	CHECK_EQ(st, 0, "a child grows the map again");
-	CHECK_EQ(index_write(ix, put_all, &(struct put_arg){ kv, 1, 0, 0 }),
+	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 1, 0, 0 }),
 		 0, "the parent's next write adopts the bigger map");
 	CHECK_EQ(count(ix, IDX_EXTENTS), range[1],
 		 "the parent sees the child's values");
-	CHECK_EQ(get_str(ix, "parent", NULL), 0,
+	CHECK_EQ(get_str_txn(ix, "parent", NULL), 0,
 		 "the parent's write committed");
-	index_close(ix);
+	idx_close(ix);
 out:
 	check_rmtree(dir);
 	check_rmtree(dir2);
@@ -812,29 +812,29 @@ static int die_in_txn(struct idx_txn *t, void *arg)
 	_exit(0);
 }
 
-static int child_die_reading(struct mreg_index *ix, void *arg)
+static int child_die_reading(struct idx_db *ix, void *arg)
 {
 	(void)arg;
-	return index_read(ix, die_in_txn, NULL);
+	return idx_read(ix, die_in_txn, NULL);
 }
 
 static void test_reader_check(void)
 {
 	char *dir = subdir("readers");
-	struct mreg_index *ix = open_at(dir, 0, false);
+	struct idx_db *ix = open_at(dir, 0, false);
 	int st, r;
 
 	CHECK(ix, "open for the reader check test");
 	if (!ix)
 		return;
-	CHECK_EQ(index_reader_check(ix), 0, "no stale readers at first");
+	CHECK_EQ(idx_maint(ix), 0, "no stale readers at first");
 	st = in_child(dir, 0, child_die_reading, NULL);
 	CHECK_EQ(st, 0, "a child dies inside a read transaction");
-	r = index_reader_check(ix);
-	CHECK_EQ(r, 1, "index_reader_check clears the dead child's slot");
-	CHECK_EQ(index_reader_check(ix), 0, "and then there is none");
-	CHECK_EQ(index_reader_check(NULL), -EINVAL, "NULL is -EINVAL");
-	index_close(ix);
+	r = idx_maint(ix);
+	CHECK_EQ(r, 1, "idx_maint clears the dead child's slot");
+	CHECK_EQ(idx_maint(ix), 0, "and then there is none");
+	CHECK_EQ(idx_maint(NULL), -EINVAL, "NULL is -EINVAL");
+	idx_close(ix);
 	free(dir);
 }
 
@@ -844,7 +844,7 @@ static void test_reader_check(void)
 #define PAIRS 1200
 
 struct thread_state {
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	atomic_bool done;
 	atomic_ulong reads, torn, errors;
 };
@@ -880,7 +880,7 @@ static void *reader_main(void *arg)
 	struct pair p;
 
 	while (!atomic_load(&s->done)) {
-		if (index_read(s->ix, read_pair, &p) < 0)
+		if (idx_read(s->ix, read_pair, &p) < 0)
 			atomic_fetch_add(&s->errors, 1);
 		else if (p.have && p.x != p.y)
 			atomic_fetch_add(&s->torn, 1);
@@ -915,7 +915,7 @@ static void test_threads(void)
 	CHECK(s.ix, "open for the thread test");
 	if (!s.ix)
 		return;
-	index_size(s.ix, &used, &map0);
+	idx_stats(s.ix, &used, &map0);
 	for (n = 0; n < READERS; n++)
 		if (pthread_create(&th[n], NULL, reader_main, &s) != 0)
 			break;
@@ -923,7 +923,7 @@ static void test_threads(void)
 	while (atomic_load(&s.reads) < 100 * READERS)
 		usleep(1000);
 	for (i = 1; i <= PAIRS && r == 0; i++)
-		r = index_write(s.ix, write_pair, &i);
+		r = idx_write(s.ix, write_pair, &i);
 	atomic_store(&s.done, true);
 	while (n-- > 0)
 		pthread_join(th[n], NULL);
@@ -934,12 +934,12 @@ static void test_threads(void)
 	CHECK_EQ(atomic_load(&s.errors), 0, "no read failed");
 	CHECK_EQ(atomic_load(&s.torn), 0,
 		 "no reader saw half a transaction");
-	CHECK(index_size(s.ix, &used, &map) == 0 && map > map0 &&
+	CHECK(idx_stats(s.ix, &used, &map) == 0 && map > map0 &&
 	      map >= 128 * MIB,
 	      "the map grew twice while the readers ran (%llu MiB)",
 	      (unsigned long long)(map / MIB));
 	CHECK_EQ(count(s.ix, IDX_TRASH), PAIRS, "every write is there");
-	index_close(s.ix);
+	idx_close(s.ix);
 	check_rmtree(dir);
 	free(dir);
 }
@@ -960,24 +960,24 @@ static int hold_cb(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-static struct mreg_index *hold_ix;
+static struct idx_db *hold_ix;
 
 static void *hold_main(void *arg)
 {
-	index_read(hold_ix, hold_cb, arg);
+	idx_read(hold_ix, hold_cb, arg);
 	return NULL;
 }
 
 static void test_readers_full(void)
 {
 	char *dir = subdir("onereader");
-	struct index_options o = { .max_readers = 1 };
+	struct idx_options o = { .max_readers = 1 };
 	struct hold_arg h = { 0 };
 	pthread_t th;
 	int r;
 
 	hold_ix = NULL;
-	CHECK_EQ(index_open(dir, &o, &hold_ix), 0,
+	CHECK_EQ(idx_open(dir, &o, &hold_ix), 0,
 		 "open with one reader slot");
 	if (!hold_ix)
 		return;
@@ -985,13 +985,13 @@ static void test_readers_full(void)
 		abort();
 	while (atomic_load(&h.state) != 1)
 		usleep(1000);
-	r = index_read(hold_ix, get_one, &(struct get_arg){ .key = "k" });
+	r = idx_read(hold_ix, get_one, &(struct get_arg){ .key = "k" });
 	CHECK_EQ(r, -EAGAIN, "a reader beyond max_readers gets -EAGAIN");
 	atomic_store(&h.state, 2);
 	pthread_join(th, NULL);
-	r = index_read(hold_ix, get_one, &(struct get_arg){ .key = "k" });
+	r = idx_read(hold_ix, get_one, &(struct get_arg){ .key = "k" });
 	CHECK_EQ(r, -ENOENT, "the slot is free again once the reader ended");
-	index_close(hold_ix);
+	idx_close(hold_ix);
 	free(dir);
 }
 
@@ -1016,30 +1016,30 @@ static int write_file(const char *path, size_t n)
 static void test_garbage(void)
 {
 	char *dir = subdir("garbage"), *file, *notdir = subdir("plainfile");
-	struct mreg_index *ix = NULL;
+	struct idx_db *ix = NULL;
 	int r;
 
 	if (mkdir(dir, 0700) < 0 || asprintf(&file, "%s/data.mdb", dir) < 0)
 		abort();
 	CHECK_EQ(write_file(file, 64 * 1024), 0, "write a garbage data.mdb");
-	r = index_open(dir, NULL, &ix);
+	r = idx_open(dir, NULL, &ix);
 	CHECK((r == -EINVAL || r == -EIO) && !ix,
 	      "opening garbage fails cleanly (%d)", r);
 	CHECK_EQ(write_file(file, 100), 0, "write a short garbage data.mdb");
-	r = index_open(dir, NULL, &ix);
+	r = idx_open(dir, NULL, &ix);
 	CHECK((r == -EINVAL || r == -EIO) && !ix,
 	      "opening a short garbage file fails cleanly (%d)", r);
 	CHECK_EQ(write_file(notdir, 10), 0, "write a plain file");
-	r = index_open(notdir, NULL, &ix);
+	r = idx_open(notdir, NULL, &ix);
 	CHECK(r < 0 && !ix, "opening a plain file as a directory fails (%d)",
 	      r);
-	CHECK_EQ(index_open(NULL, NULL, &ix), -EINVAL, "NULL dir is -EINVAL");
+	CHECK_EQ(idx_open(NULL, NULL, &ix), -EINVAL, "NULL dir is -EINVAL");
 
 	/* A failed open leaves the process free to open a good index. */
 	unlink(file);
 	ix = open_at(dir, 0, true);
 	CHECK(ix, "an index opens where the garbage was");
-	index_close(ix);
+	idx_close(ix);
 	free(file);
 	free(notdir);
 	free(dir);
@@ -1112,11 +1112,11 @@ static void tmpfs_unmount(char *mnt)
 /* Opens an index in mnt (*ret_dir: its path) and runs fn, counting *n up
  * by step after each commit, until a write fails (*ret_r, its error) or
  * 1000 commits. NULL (checked) when it does not open. */
-static struct mreg_index *open_full(const char *mnt, char **ret_dir,
+static struct idx_db *open_full(const char *mnt, char **ret_dir,
 				    int (*fn)(struct idx_txn *, void *),
 				    uint64_t *n, uint64_t step, int *ret_r)
 {
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	int r = 0, i;
 
 	if (asprintf(ret_dir, "%s/index", mnt) < 0)
@@ -1124,7 +1124,7 @@ static struct mreg_index *open_full(const char *mnt, char **ret_dir,
 	ix = open_at(*ret_dir, 0, true);
 	CHECK(ix, "open an index on a 1 MiB tmpfs");
 	for (i = 0; ix && i < 1000; i++) {
-		r = index_write(ix, fn, n);
+		r = idx_write(ix, fn, n);
 		if (r < 0)
 			break;
 		*n += step;
@@ -1137,7 +1137,7 @@ static void test_enospc(void)
 {
 	char *mnt = tmpfs_mount("tmpfs", "1m", "a full disk is -ENOSPC");
 	char *dir = NULL;
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	uint64_t n = 0, c = 0;
 	int r = 0;
 
@@ -1149,25 +1149,25 @@ static void test_enospc(void)
 	CHECK_EQ(r, -ENOSPC, "writing until the disk is full ends in -ENOSPC "
 		 "(after %llu values)", (unsigned long long)n);
 	CHECK(n > 10, "values were committed before");
-	CHECK_EQ(index_read(ix, full_check, &n), 0,
+	CHECK_EQ(idx_read(ix, full_check, &n), 0,
 		 "committed values read back after -ENOSPC");
-	r = index_write(ix, full_put, &n);
+	r = idx_write(ix, full_put, &n);
 	CHECK_EQ(r, -ENOSPC, "the next write fails the same way");
-	index_close(ix);
+	idx_close(ix);
 	ix = open_at(dir, 0, true);
 	CHECK(ix, "the index reopens after the disk filled");
-	CHECK(ix && index_read(ix, full_check, &n) == 0,
+	CHECK(ix && idx_read(ix, full_check, &n) == 0,
 	      "every committed value reads back after reopening");
-	CHECK(ix && index_read(ix, count_one, &(struct count_arg){
+	CHECK(ix && idx_read(ix, count_one, &(struct count_arg){
 		IDX_EXTENTS, 0 }) == 0, "count works");
 	if (ix) {
 		struct count_arg ca = { IDX_EXTENTS, 0 };
 
-		index_read(ix, count_one, &ca);
+		idx_read(ix, count_one, &ca);
 		c = ca.n;
 	}
 	CHECK_EQ(c, n, "nothing of the failed transactions is there");
-	index_close(ix);
+	idx_close(ix);
 out:
 	tmpfs_unmount(mnt);
 	free(dir);
@@ -1199,7 +1199,7 @@ static void test_enospc_short_write(void)
 {
 	char *mnt = tmpfs_mount("tmpfs-short", "1m", "a short write on a "
 				"full disk is -ENOSPC"), *dir = NULL;
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	uint64_t n = 0;
 	int r = 0, i;
 
@@ -1211,12 +1211,12 @@ static void test_enospc_short_write(void)
 	CHECK_EQ(r, -ENOSPC, "small records until the disk is full: -ENOSPC, "
 		 "not -EIO (after %llu records)", (unsigned long long)n);
 	for (i = 0; i < 3; i++) {
-		r = index_write(ix, small_put, &n);
+		r = idx_write(ix, small_put, &n);
 		if (r != -ENOSPC)
 			break;
 	}
 	CHECK_EQ(r, -ENOSPC, "and the next writes too");
-	index_close(ix);
+	idx_close(ix);
 out:
 	tmpfs_unmount(mnt);
 	free(dir);

@@ -19,7 +19,7 @@
 
 static char *tmp;
 static struct mreg_config cfg;
-static struct mreg_registry *reg;
+static struct reg_registry *reg;
 static struct reg_caller me;
 
 static uint64_t ino_of(const char *path)
@@ -49,10 +49,10 @@ static int do_retarget(struct idx_txn *t, void *arg)
 	struct inode_rec r;
 	int e;
 
-	if ((e = ino_get(t, a->ino, &r)) < 0)
+	if ((e = reg_inode_get_txn(t, a->ino, &r)) < 0)
 		return e;
 	snprintf(r.target_path, sizeof(r.target_path), "%s", a->target);
-	return ino_put(t, &r);
+	return reg_inode_put_txn(t, &r);
 }
 
 struct findings {
@@ -111,7 +111,7 @@ static void test_link_escape(void)
 	/* a store an older mreg wrote: the link points outside already */
 	rt.ino = ino_of("esc/1/a/b/c/d/l2");
 	rt.target = "../../../../../../../etc/hostname";
-	CHECK_EQ(reg_txn(reg, do_retarget, &rt), 0, "(a link of an older "
+	CHECK_EQ(reg_change(reg, do_retarget, &rt), 0, "(a link of an older "
 		 "store, pointing outside)");
 	CHECK_EQ(reg_fsck(reg, 0, on_finding, NULL, &fi), 1,
 		 "fsck finds one error");
@@ -124,7 +124,7 @@ static void test_link_escape(void)
 	CHECK(reg_resolve(reg, "esc/1", &a) == 0 && !a.sealed,
 	      "it is still a draft");
 	rt.target = "../../x";
-	reg_txn(reg, do_retarget, &rt);
+	reg_change(reg, do_retarget, &rt);
 	CHECK_EQ(reg_seal(reg, &me, "esc", "1"), 0, "fixed, it seals");
 	CHECK_EQ(reg_fsck(reg, 0, NULL, NULL, NULL), 0, "and fsck is clean");
 }
@@ -150,11 +150,11 @@ static void test_errno_times(void)
 		 "into a draft: EINVAL");
 	CHECK(ino_of("tm/stages/Production") != 0, "the stage stays");
 
-	CHECK_EQ(reg_create(reg, &me, ino_of("tm/2"), "f", 0644, O_WRONLY, &a,
+	CHECK_EQ(reg_file_create(reg, &me, ino_of("tm/2"), "f", 0644, O_WRONLY, &a,
 			    &f), 0, "a file in draft 2");
-	CHECK_EQ(reg_write(f, "abc", 3, 0), 3, "written");
-	CHECK_EQ(reg_flush(f, &me), 0, "and closed");
-	reg_release(f);
+	CHECK_EQ(reg_file_write(f, "abc", 3, 0), 3, "written");
+	CHECK_EQ(reg_file_flush(f, &me), 0, "and closed");
+	reg_file_release(f);
 	sa.valid = REG_SET_ATIME | REG_SET_MTIME;
 	sa.atime.tv_sec = 1000000000;
 	sa.atime.tv_nsec = 123456789;
@@ -360,7 +360,7 @@ static void test_rollback(void)
  * registry open (one LMDB environment per process). */
 static void test_store_check(void)
 {
-	struct mreg_registry *r2 = NULL;
+	struct reg_registry *r2 = NULL;
 	struct stat st;
 	char *p, *txt;
 	FILE *f;
@@ -373,9 +373,9 @@ static void test_store_check(void)
 	f = fopen(txt, "w");
 	fclose(f);
 	free(txt);
-	CHECK_EQ(registry_open(&cfg, p, &r2), -ENOTEMPTY,
+	CHECK_EQ(reg_open(&cfg, p, &r2), -ENOTEMPTY,
 		 "a directory holding other things: -ENOTEMPTY");
-	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+	CHECK_EQ(reg_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
 		 -ENOTEMPTY, "also when not asked to create");
 	CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0755,
 	      "its mode is left as it was (%o)", st.st_mode & 0777);
@@ -384,21 +384,21 @@ static void test_store_check(void)
 	free(p);
 	if (asprintf(&p, "%s/missing/x", tmp) < 0)
 		abort();
-	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+	CHECK_EQ(reg_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
 		 -ENOENT, "a missing path, not to be created: -ENOENT");
 	CHECK(stat(p, &st) < 0, "and it is not made");
 	free(p);
 	if (asprintf(&p, "%s/empty", tmp) < 0)
 		abort();
 	mkdir(p, 0755);
-	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
+	CHECK_EQ(reg_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2),
 		 -ENOENT, "an empty directory is no store");
-	CHECK_EQ(registry_open(&cfg, p, &r2), 0, "but one can be made there");
-	registry_close(r2);
+	CHECK_EQ(reg_open(&cfg, p, &r2), 0, "but one can be made there");
+	reg_close(r2);
 	r2 = NULL;
-	CHECK_EQ(registry_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2), 0,
+	CHECK_EQ(reg_open_flags(&cfg, p, REG_OPEN_EXISTING, &r2), 0,
 		 "and then it opens");
-	registry_close(r2);
+	reg_close(r2);
 	free(p);
 }
 
@@ -428,14 +428,14 @@ static void test_sizes(void)
 	CHECK_EQ(reg_model_create(reg, &me, "sz"), 0, "a model");
 	CHECK(mkdir_in("sz", "1") == 0 && mkdir_in("sz/1", "d") == 0,
 	      "a draft with a directory");
-	CHECK(reg_create(reg, &me, ino_of("sz/1"), "a", 0644, O_WRONLY, &a,
-			 &f) == 0 && reg_write(f, "0123456789", 10, 0) == 10 &&
-	      reg_flush(f, &me) == 0, "a file of 10 bytes");
-	reg_release(f);
-	CHECK(reg_create(reg, &me, ino_of("sz/1/d"), "b", 0644, O_WRONLY, &a,
-			 &f) == 0 && reg_write(f, "abc", 3, 0) == 3 &&
-	      reg_flush(f, &me) == 0, "and one of 3 in the directory");
-	reg_release(f);
+	CHECK(reg_file_create(reg, &me, ino_of("sz/1"), "a", 0644, O_WRONLY, &a,
+			 &f) == 0 && reg_file_write(f, "0123456789", 10, 0) == 10 &&
+	      reg_file_flush(f, &me) == 0, "a file of 10 bytes");
+	reg_file_release(f);
+	CHECK(reg_file_create(reg, &me, ino_of("sz/1/d"), "b", 0644, O_WRONLY, &a,
+			 &f) == 0 && reg_file_write(f, "abc", 3, 0) == 3 &&
+	      reg_file_flush(f, &me) == 0, "and one of 3 in the directory");
+	reg_file_release(f);
 	CHECK(reg_version_info(reg, "sz", "1", size_of, &vi) == 0 &&
 	      vi.size == 13 && vi.nfiles == 2, "the draft has 13 bytes in 2 "
 	      "files (%llu, %llu)", (unsigned long long)vi.size,
@@ -508,7 +508,7 @@ int main(void)
 		return 1;
 	}
 	reg_caller_self(&me);
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "open a new store");
 	if (!reg)
 		return check_done();
 	/* the config's [stage] and [hooks], stored in the registry */
@@ -519,7 +519,7 @@ int main(void)
 	test_stage_case();
 	test_rollback();
 	test_sizes();
-	registry_close(reg); /* runs the hooks still queued */
+	reg_close(reg); /* runs the hooks still queued */
 	check_hooks();
 	test_store_check();
 	config_release(&cfg);

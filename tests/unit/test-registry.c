@@ -23,7 +23,7 @@
 
 static char *tmp;
 static struct mreg_config cfg;
-static struct mreg_registry *reg;
+static struct reg_registry *reg;
 static struct reg_caller me;
 
 static char *write_file(const char *name, size_t size, unsigned seed)
@@ -129,7 +129,7 @@ static void test_name_lengths(void)
 	n256[256] = 0;
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "long", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, n256, 0644, O_WRONLY, &a, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, n256, 0644, O_WRONLY, &a, &fh),
 		 -ENAMETOOLONG, "create of a 256-byte name: ENAMETOOLONG");
 	CHECK_EQ(reg_mkdir(reg, &me, v.ino, n256, 0755, &a), -ENAMETOOLONG,
 		 "mkdir of a 256-byte name: ENAMETOOLONG");
@@ -137,10 +137,10 @@ static void test_name_lengths(void)
 		 "symlink of a 256-byte name: ENAMETOOLONG");
 	CHECK_EQ(reg_lookup(reg, v.ino, n256, &a), -ENAMETOOLONG,
 		 "lookup of a 256-byte name: ENAMETOOLONG");
-	CHECK_EQ(reg_create(reg, &me, v.ino, n255, 0644, O_WRONLY, &a, &fh), 0,
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, n255, 0644, O_WRONLY, &a, &fh), 0,
 		 "create of a 255-byte name works");
 	if (fh)
-		reg_release(fh);
+		reg_file_release(fh);
 	CHECK_EQ(reg_rename(reg, &me, v.ino, n255, v.ino, n256, 0),
 		 -ENAMETOOLONG, "rename to a 256-byte name: ENAMETOOLONG");
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, n255), 0, "unlink it");
@@ -210,13 +210,13 @@ static void test_renames(void)
 	CHECK_EQ(reg_stage_remove(reg, &me, "churn", "Staging"), 0,
 		 "remove Staging");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rn", 0755, &v), 0, "a draft");
-	CHECK(reg_create(reg, &me, v.ino, "a", 0644, O_WRONLY, &a, &fh) == 0 &&
-	      reg_write(fh, "A", 1, 0) == 1 && reg_flush(fh, &me) == 0,
+	CHECK(reg_file_create(reg, &me, v.ino, "a", 0644, O_WRONLY, &a, &fh) == 0 &&
+	      reg_file_write(fh, "A", 1, 0) == 1 && reg_file_flush(fh, &me) == 0,
 	      "file a");
-	reg_release(fh);
-	CHECK(reg_create(reg, &me, v.ino, "b", 0644, O_WRONLY, &x, &fh) == 0,
+	reg_file_release(fh);
+	CHECK(reg_file_create(reg, &me, v.ino, "b", 0644, O_WRONLY, &x, &fh) == 0,
 	      "file b");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK_EQ(reg_rename(reg, &me, v.ino, "a", v.ino, "b",
 			    REG_RENAME_NOREPLACE), -EEXIST,
 		 "a no-replace rename of a onto b: EEXIST");
@@ -328,17 +328,17 @@ static void test_drafts(void)
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "bad name", 0755, &tmpa), -EINVAL,
 		 "a bad version name");
 	CHECK_EQ(reg_mkdir(reg, &me, v.ino, "sub", 0755, &d), 0, "subdir");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &f, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &f, &fh),
 		 0, "create in the draft");
-	CHECK_EQ(reg_write(fh, "hello world!", 12, 0), 12, "write");
-	CHECK_EQ(reg_write(fh, "J", 1, 6), 1, "seek back and rewrite");
-	CHECK_EQ(reg_flush(fh, &me), 0, "flush commits");
-	reg_release(fh);
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &fh), 0, "reopen");
-	n = reg_read(fh, buf, sizeof(buf), 0);
+	CHECK_EQ(reg_file_write(fh, "hello world!", 12, 0), 12, "write");
+	CHECK_EQ(reg_file_write(fh, "J", 1, 6), 1, "seek back and rewrite");
+	CHECK_EQ(reg_file_flush(fh, &me), 0, "flush commits");
+	reg_file_release(fh);
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &fh), 0, "reopen");
+	n = reg_file_read(fh, buf, sizeof(buf), 0);
 	CHECK(n == 12 && memcmp(buf, "hello Jorld!", 12) == 0,
 	      "read back what was written");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK_EQ(reg_symlink(reg, &me, d.ino, "ok", "../sub/w.bin", &tmpa), 0,
 		 "a symlink inside the version");
 	CHECK_EQ(reg_symlink(reg, &me, d.ino, "out", "../../x", &tmpa),
@@ -352,10 +352,10 @@ static void test_drafts(void)
 	CHECK_EQ(reg_setattr(reg, &me, v.ino, &sa, NULL, &tmpa), 0,
 		 "chmod a-w");
 	CHECK(tmpa.sealed, "chmod a-w sealed the draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, "x", 0644, O_WRONLY, &f, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "x", 0644, O_WRONLY, &f, &fh),
 		 -EROFS, "no new files in a sealed version");
 	CHECK_EQ(reg_lookup(reg, v.ino, "top.bin", &f), 0, "lookup");
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_WRONLY, &fh), -EROFS,
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_WRONLY, &fh), -EROFS,
 		 "sealed files cannot be opened for writing");
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "top.bin"), -EROFS,
 		 "sealed files cannot be removed");
@@ -381,34 +381,34 @@ static void test_pending(void)
 	struct reg_file *fh;
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
-	CHECK_EQ(reg_create(reg, &me, m.ino, ".tmp.onnx", 0644, O_WRONLY, &f,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".tmp.onnx", 0644, O_WRONLY, &f,
 			    &fh), 0, "a dot file at the model root");
-	CHECK_EQ(reg_write(fh, "onnx", 4, 0), 4, "write it");
-	CHECK_EQ(reg_flush(fh, &me), 0, "a dot file waits");
-	reg_release(fh);
+	CHECK_EQ(reg_file_write(fh, "onnx", 4, 0), 4, "write it");
+	CHECK_EQ(reg_file_flush(fh, &me), 0, "a dot file waits");
+	reg_file_release(fh);
 	CHECK_EQ(reg_rename(reg, &me, m.ino, ".tmp.onnx", m.ino, "m.onnx", 0),
 		 0, "renamed to a visible name");
 	CHECK_EQ(reg_lookup(reg, m.ino, "m.onnx", &f), -ENOENT,
 		 "the name left the model root");
 	CHECK_EQ(reg_resolve(reg, "churn/8/m.onnx", &v), 0,
 		 "it became the next version");
-	CHECK_EQ(reg_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY, &f,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "a visible file at the model root");
-	CHECK_EQ(reg_write(fh, "data", 4, 0), 4, "write it");
-	CHECK_EQ(reg_flush(fh, &me), 0, "fsync commits it");
+	CHECK_EQ(reg_file_write(fh, "data", 4, 0), 4, "write it");
+	CHECK_EQ(reg_file_flush(fh, &me), 0, "fsync commits it");
 	CHECK_EQ(reg_lookup(reg, m.ino, "direct.bin", &f), 0,
 		 "and it stays pending");
-	CHECK_EQ(reg_close(fh, &me, &shared), 0,
+	CHECK_EQ(reg_file_close(fh, &me, &shared), 0,
 		 "a close with another descriptor left commits it");
 	CHECK_EQ(reg_lookup(reg, m.ino, "direct.bin", &f), 0,
 		 "and it stays pending (a shell's dup2, a child's exec)");
-	CHECK_EQ(reg_write(fh, "more", 4, 4), 4, "the writer goes on");
-	CHECK_EQ(reg_close(fh, &me, &last), 1,
+	CHECK_EQ(reg_file_write(fh, "more", 4, 4), 4, "the writer goes on");
+	CHECK_EQ(reg_file_close(fh, &me, &last), 1,
 		 "the last close registers it");
-	CHECK_EQ(reg_write(fh, "late", 4, 8), -EROFS,
+	CHECK_EQ(reg_file_write(fh, "late", 4, 8), -EROFS,
 		 "writes after registration fail");
-	CHECK_EQ(reg_close(fh, &me, &last), 0, "once");
-	reg_release(fh);
+	CHECK_EQ(reg_file_close(fh, &me, &last), 0, "once");
+	reg_file_release(fh);
 	CHECK_EQ(reg_resolve(reg, "churn/9/direct.bin", &v), 0, "version 9");
 	CHECK_EQ(v.size, 8, "with every byte written before its last close");
 }
@@ -440,12 +440,12 @@ static struct reg_file *written(const struct reg_attr *m, const char *name,
 	struct reg_file *fh = NULL;
 	struct reg_attr f;
 
-	CHECK_EQ(reg_create(reg, &me, m->ino, name, 0644, O_WRONLY, &f, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, m->ino, name, 0644, O_WRONLY, &f, &fh),
 		 0, "create %s", name);
 	reg_file_writer(fh, pid);
 	if (pid2)
 		reg_file_writer(fh, pid2);
-	CHECK_EQ(reg_write(fh, "part", 4, 0), 4, "write part of it");
+	CHECK_EQ(reg_file_write(fh, "part", 4, 0), 4, "write part of it");
 	return fh;
 }
 
@@ -469,11 +469,11 @@ static void test_close_rule(void)
 
 	/* killed while it was the only holder (cp & kill -9) */
 	fh = written(&m, "killed.bin", 4242, 0);
-	CHECK_EQ(reg_close(fh, &me, &killed), 0,
+	CHECK_EQ(reg_file_close(fh, &me, &killed), 0,
 		 "its writer's death closes it");
-	CHECK_EQ(reg_write(fh, "more", 4, 4), -EROFS,
+	CHECK_EQ(reg_file_write(fh, "more", 4, 4), -EROFS,
 		 "a discarded file takes no more writes");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK_EQ(reg_lookup(reg, m.ino, "killed.bin", &f), -ENOENT,
 		 "the partial file is gone");
 	CHECK(audited("\"refused\"", "killed by signal 9"),
@@ -482,61 +482,61 @@ static void test_close_rule(void)
 	/* killed while another process still holds it: discarded at the
 	   last close, whoever makes it */
 	fh = written(&m, "shared.bin", 4242, 4243);
-	CHECK_EQ(reg_close(fh, &me, &killed_shared), 0,
+	CHECK_EQ(reg_file_close(fh, &me, &killed_shared), 0,
 		 "one writer dies of SIGTERM, another holds it");
 	CHECK_EQ(reg_lookup(reg, m.ino, "shared.bin", &f), 0,
 		 "it stays until the last close");
-	CHECK_EQ(reg_close(fh, &me, &last_live), -EIO,
+	CHECK_EQ(reg_file_close(fh, &me, &last_live), -EIO,
 		 "the live writer's last close is told it went");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK_EQ(reg_lookup(reg, m.ino, "shared.bin", &f), -ENOENT,
 		 "and it is gone");
 
 	/* a process that never wrote it dies (SIGPIPE in a pipeline) */
 	fh = written(&m, "by.bin", 4243, 0);
-	CHECK_EQ(reg_close(fh, &me, &bystander), 0,
+	CHECK_EQ(reg_file_close(fh, &me, &bystander), 0,
 		 "a child that inherited it dies of a signal");
-	CHECK_EQ(reg_close(fh, &me, &last_live), 1,
+	CHECK_EQ(reg_file_close(fh, &me, &last_live), 1,
 		 "the writer's last close registers it");
-	reg_release(fh);
+	reg_file_release(fh);
 
 	/* the last close cannot be told: its last handle's release is */
-	CHECK_EQ(reg_create(reg, &me, m.ino, "late.bin", 0644, O_WRONLY, &f,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "late.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "create late.bin");
-	CHECK_EQ(reg_write(fh, "late", 4, 0), 4, "write it");
-	CHECK_EQ(reg_close(fh, &me, &unknown), 0, "a close of unknown kind");
+	CHECK_EQ(reg_file_write(fh, "late", 4, 0), 4, "write it");
+	CHECK_EQ(reg_file_close(fh, &me, &unknown), 0, "a close of unknown kind");
 	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), 0, "stays pending");
-	CHECK_EQ(reg_close(fh, &me, &others), 0, "another one");
-	reg_release(fh);
+	CHECK_EQ(reg_file_close(fh, &me, &others), 0, "another one");
+	reg_file_release(fh);
 	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), -ENOENT,
 		 "the release of its last handle registers it");
 
 	/* a reader kept it open past its writer's close (tail -f): its
 	   release is the last one */
-	CHECK_EQ(reg_create(reg, &me, m.ino, "read.bin", 0644, O_WRONLY, &f,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "read.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "create read.bin");
-	CHECK_EQ(reg_write(fh, "read", 4, 0), 4, "write it");
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &rd), 0,
+	CHECK_EQ(reg_file_write(fh, "read", 4, 0), 4, "write it");
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &rd), 0,
 		 "a reader opens it");
-	CHECK_EQ(reg_close(fh, &me, &others), 0,
+	CHECK_EQ(reg_file_close(fh, &me, &others), 0,
 		 "the writer's close sees the reader's descriptor");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK_EQ(reg_lookup(reg, m.ino, "read.bin", &f), 0, "still pending");
-	reg_release(rd);
+	reg_file_release(rd);
 	CHECK_EQ(reg_lookup(reg, m.ino, "read.bin", &f), -ENOENT,
 		 "the reader's release registers it");
 
 	/* cp -p: times set on the descriptor before the close are kept */
-	CHECK_EQ(reg_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY, &f,
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY, &f,
 			    &fh), 0, "create timed.bin");
-	CHECK_EQ(reg_write(fh, "t", 1, 0), 1, "write it");
+	CHECK_EQ(reg_file_write(fh, "t", 1, 0), 1, "write it");
 	sa.valid = REG_SET_MTIME | REG_SET_ATIME;
 	sa.mtime.tv_sec = sa.atime.tv_sec = 981173106;
 	sa.mtime.tv_nsec = sa.atime.tv_nsec = 5000;
 	CHECK_EQ(reg_setattr(reg, &me, f.ino, &sa, fh, &v), 0, "futimens");
-	CHECK_EQ(reg_close(fh, &me, &(struct reg_closing){ .known = true }), 1,
+	CHECK_EQ(reg_file_close(fh, &me, &(struct reg_closing){ .known = true }), 1,
 		 "close registers it");
-	reg_release(fh);
+	reg_file_release(fh);
 	CHECK(reg_resolve(reg, "churn/10/by.bin", &v) == 0 && v.size == 4,
 	      "by.bin became version 10, whole");
 	CHECK(reg_resolve(reg, "churn/11/late.bin", &v) == 0 && v.size == 4,
@@ -589,33 +589,33 @@ static void test_unlink_open(void)
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "u", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, "f", 0644, O_WRONLY, &f, &w), 0,
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "f", 0644, O_WRONLY, &f, &w), 0,
 		 "create f");
-	CHECK_EQ(reg_write(w, "hello world", 11, 0), 11, "write it");
-	CHECK_EQ(reg_flush(w, &me), 0, "commit it");
-	reg_release(w);
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open to read");
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDWR, &w), 0, "and to write");
+	CHECK_EQ(reg_file_write(w, "hello world", 11, 0), 11, "write it");
+	CHECK_EQ(reg_file_flush(w, &me), 0, "commit it");
+	reg_file_release(w);
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open to read");
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDWR, &w), 0, "and to write");
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "f"), 0, "unlink it");
 	CHECK_EQ(reg_lookup(reg, v.ino, "f", &a), -ENOENT, "the name is gone");
 	CHECK(reg_getattr(reg, f.ino, &a) == 0 && a.nlink == 0 &&
 	      a.size == 11, "the open inode: no link, its size");
-	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 11 &&
+	CHECK(reg_file_read(r1, buf, sizeof(buf), 0) == 11 &&
 	      memcmp(buf, "hello world", 11) == 0,
 	      "the reader still reads it");
-	CHECK_EQ(reg_write(w, "J", 1, 6), 1, "the writer still writes");
-	CHECK_EQ(reg_flush(w, &me), 0, "and closes it");
-	CHECK(reg_read(w, buf, sizeof(buf), 0) == 11 &&
+	CHECK_EQ(reg_file_write(w, "J", 1, 6), 1, "the writer still writes");
+	CHECK_EQ(reg_file_flush(w, &me), 0, "and closes it");
+	CHECK(reg_file_read(w, buf, sizeof(buf), 0) == 11 &&
 	      memcmp(buf, "hello Jorld", 11) == 0, "and reads its write");
 	CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &gr), 0, "gc while it is open");
-	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 11 &&
+	CHECK(reg_file_read(r1, buf, sizeof(buf), 0) == 11 &&
 	      memcmp(buf, "hello world", 11) == 0,
 	      "after gc the reader still reads it");
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
 		 "fsck --full is clean while it is open");
-	reg_release(w);
+	reg_file_release(w);
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), 0, "one handle left: it stays");
-	reg_release(r1);
+	reg_file_release(r1);
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT,
 		 "the last close frees it");
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
@@ -631,19 +631,19 @@ static void test_unlink_open(void)
 			abort();
 		for (i = 0; i < n2; i++)
 			big[i] = (uint8_t)(i * 7 + (i >> 12));
-		CHECK_EQ(reg_create(reg, &me, v.ino, "s", 0644, O_RDWR, &a,
+		CHECK_EQ(reg_file_create(reg, &me, v.ino, "s", 0644, O_RDWR, &a,
 				    &w), 0, "create s");
-		CHECK_EQ(reg_write(w, big, n2 / 3, 0), (ssize_t)(n2 / 3),
+		CHECK_EQ(reg_file_write(w, big, n2 / 3, 0), (ssize_t)(n2 / 3),
 			 "write its first MiB");
 		CHECK_EQ(reg_unlink(reg, &me, v.ino, "s"), 0, "unlink it");
-		CHECK_EQ(reg_write(w, big + n2 / 3, n2 - n2 / 3, n2 / 3),
+		CHECK_EQ(reg_file_write(w, big + n2 / 3, n2 - n2 / 3, n2 / 3),
 			 (ssize_t)(n2 - n2 / 3), "write the rest in order");
-		CHECK_EQ(reg_flush(w, &me), 0, "fsync");
+		CHECK_EQ(reg_file_flush(w, &me), 0, "fsync");
 		CHECK_EQ(reg_gc(reg, NULL, NULL, NULL, &gr), 0, "gc");
-		CHECK(reg_read(w, back, n2, 0) == (ssize_t)n2 &&
+		CHECK(reg_file_read(w, back, n2, 0) == (ssize_t)n2 &&
 		      memcmp(big, back, n2) == 0,
 		      "every byte reads back through the handle");
-		reg_release(w);
+		reg_file_release(w);
 		CHECK_EQ(reg_getattr(reg, a.ino, &a), -ENOENT,
 			 "the last close frees it");
 		free(big);
@@ -651,33 +651,33 @@ static void test_unlink_open(void)
 	}
 
 	/* renamed over while open */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f, &w), 0,
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f, &w), 0,
 		 "create old");
-	CHECK_EQ(reg_write(w, "old bytes", 9, 0), 9, "write it");
-	reg_release(w);
-	CHECK_EQ(reg_create(reg, &me, v.ino, "new", 0644, O_WRONLY, &g2, &w),
+	CHECK_EQ(reg_file_write(w, "old bytes", 9, 0), 9, "write it");
+	reg_file_release(w);
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "new", 0644, O_WRONLY, &g2, &w),
 		 0, "create new");
-	CHECK_EQ(reg_write(w, "new", 3, 0), 3, "write it");
-	reg_release(w);
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open old");
+	CHECK_EQ(reg_file_write(w, "new", 3, 0), 3, "write it");
+	reg_file_release(w);
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open old");
 	CHECK_EQ(reg_rename(reg, &me, v.ino, "new", v.ino, "old", 0), 0,
 		 "rename new over old");
-	CHECK(reg_read(r1, buf, sizeof(buf), 0) == 9 &&
+	CHECK(reg_file_read(r1, buf, sizeof(buf), 0) == 9 &&
 	      memcmp(buf, "old bytes", 9) == 0,
 	      "the open handle reads the replaced bytes");
-	reg_release(r1);
+	reg_file_release(r1);
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT,
 		 "its last close frees it");
 
 	/* a pending file unlinked while open is not registered */
 	CHECK_EQ(list_dir(m.ino, count_entries, &before), 0,
 		 "list the model");
-	CHECK_EQ(reg_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f, &w),
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f, &w),
 		 0, "a pending file at the model root");
-	CHECK_EQ(reg_write(w, "data", 4, 0), 4, "write it");
+	CHECK_EQ(reg_file_write(w, "data", 4, 0), 4, "write it");
 	CHECK_EQ(reg_unlink(reg, &me, m.ino, "p.bin"), 0, "unlink it");
-	CHECK_EQ(reg_flush(w, &me), 0, "close() succeeds");
-	reg_release(w);
+	CHECK_EQ(reg_file_flush(w, &me), 0, "close() succeeds");
+	reg_file_release(w);
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "and it is gone");
 	CHECK_EQ(list_dir(m.ino, count_entries, &after), 0,
 		 "list the model again");
@@ -685,9 +685,9 @@ static void test_unlink_open(void)
 	      "entries, %d before)", after, before);
 
 	/* a file nobody has open is deleted at once */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "z", 0644, O_WRONLY, &f, &w), 0,
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "z", 0644, O_WRONLY, &f, &w), 0,
 		 "create z");
-	reg_release(w);
+	reg_file_release(w);
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "z"), 0, "unlink it");
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "it is gone at once");
 	reg_unlink(reg, &me, v.ino, "old");
@@ -845,19 +845,19 @@ static void *qwrite(void *arg)
 	size_t off, n;
 	ssize_t k;
 
-	w->err = reg_create(reg, &me, w->dir, w->name, 0644, O_WRONLY, &a,
+	w->err = reg_file_create(reg, &me, w->dir, w->name, 0644, O_WRONLY, &a,
 			    &f);
 	if (w->err)
 		return NULL;
 	for (off = 0; off < w->size && !w->err; off += n) {
 		n = w->size - off < w->step ? w->size - off : w->step;
-		k = reg_write(f, w->b + off, n, off);
+		k = reg_file_write(f, w->b + off, n, off);
 		if (k != (ssize_t)n)
 			w->err = k < 0 ? (int)k : -EIO;
 	}
 	if (!w->err)
-		w->err = reg_flush(f, &me);
-	reg_release(f);
+		w->err = reg_file_flush(f, &me);
+	reg_file_release(f);
 	return NULL;
 }
 
@@ -885,64 +885,64 @@ static void test_queued_writes(void)
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &v), 0, "a draft");
 
 	/* 1 MiB writes (queued), then small ones (fed inline) */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "a.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "a.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create a.bin");
 	for (i = 0; i < 20; i++)
-		if (reg_write(f, b + i * QMIB, QMIB, i * QMIB) != QMIB)
+		if (reg_file_write(f, b + i * QMIB, QMIB, i * QMIB) != QMIB)
 			break;
 	CHECK_EQ(i, 20, "20 writes of 1 MiB are answered");
-	CHECK_EQ(reg_write(f, b + 20 * QMIB, 5000, 20 * QMIB), 5000,
+	CHECK_EQ(reg_file_write(f, b + 20 * QMIB, 5000, 20 * QMIB), 5000,
 		 "a small write after them");
-	CHECK_EQ(reg_write(f, b + 20 * QMIB + 5000, 7345, 20 * QMIB + 5000),
+	CHECK_EQ(reg_file_write(f, b + 20 * QMIB + 5000, 7345, 20 * QMIB + 5000),
 		 7345, "and another");
 	CHECK_EQ(reg_getattr(reg, a.ino, &a), 0, "getattr while queued");
 	CHECK_EQ(a.size, size, "the size counts the queued bytes");
-	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
-	reg_release(f);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits");
+	reg_file_release(f);
 	CHECK_EQ(cat_cmp("churn", "q", "a.bin", src), 0,
 		 "a.bin reads back as written");
 
 	/* a read while writes are queued sees them; writing goes on */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "b.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "b.bin", 0644, O_RDWR, &a, &f),
 		 0, "create b.bin for reading and writing");
 	for (i = 0; i < 8; i++)
-		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
-	CHECK(reg_read(f, rb, QMIB, 3 * QMIB + 17) == QMIB &&
+		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
+	CHECK(reg_file_read(f, rb, QMIB, 3 * QMIB + 17) == QMIB &&
 	      memcmp(rb, b + 3 * QMIB + 17, QMIB) == 0,
 	      "a read in the middle sees the queued bytes");
 	for (; i < 20; i++)
-		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
-	reg_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB);
-	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
-	reg_release(f);
+		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
+	reg_file_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits");
+	reg_file_release(f);
 	CHECK_EQ(cat_cmp("churn", "q", "b.bin", src), 0,
 		 "b.bin reads back as written");
 
 	/* a write back over queued bytes */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create c.bin");
 	for (i = 0; i < 20; i++)
-		reg_write(f, i == 5 ? b : b + i * QMIB, QMIB, i * QMIB);
-	reg_write(f, b, QMIB, 20 * QMIB); /* wrong bytes, past the end */
-	CHECK_EQ(reg_write(f, b + 5 * QMIB, QMIB, 5 * QMIB), QMIB,
+		reg_file_write(f, i == 5 ? b : b + i * QMIB, QMIB, i * QMIB);
+	reg_file_write(f, b, QMIB, 20 * QMIB); /* wrong bytes, past the end */
+	CHECK_EQ(reg_file_write(f, b + 5 * QMIB, QMIB, 5 * QMIB), QMIB,
 		 "a write back at 5 MiB");
-	CHECK_EQ(reg_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB),
+	CHECK_EQ(reg_file_write(f, b + 20 * QMIB, size - 20 * QMIB, 20 * QMIB),
 		 (ssize_t)(size - 20 * QMIB), "and the right tail");
 	CHECK_EQ(reg_setattr(reg, &me, a.ino,
 			     &(struct reg_setattr){ .valid = REG_SET_SIZE,
 						    .size = size },
 			     f, &a), 0, "truncate to the source's size");
-	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
-	reg_release(f);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits");
+	reg_file_release(f);
 	CHECK_EQ(cat_cmp("churn", "q", "c.bin", src), 0,
 		 "c.bin reads back as written");
 
 	/* released without a flush while writes are queued */
-	CHECK_EQ(reg_create(reg, &me, v.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "d.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create d.bin");
 	for (i = 0; i < 12; i++)
-		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
-	reg_release(f);
+		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
+	reg_file_release(f);
 	CHECK(reg_resolve(reg, "churn/q/d.bin", &a) == 0 &&
 	      (a.size == 0 || a.size == 12 * QMIB),
 	      "a release leaves the file empty or whole (%llu)",
@@ -1008,11 +1008,11 @@ static uint64_t rewrite(uint64_t ino, const void *p, size_t n, uint64_t off)
 	uint64_t before;
 	bool ok;
 
-	if (reg_open(reg, &me, ino, O_RDWR, &f) != 0)
+	if (reg_file_open(reg, &me, ino, O_RDWR, &f) != 0)
 		return UINT64_MAX;
 	before = chunked();
-	ok = reg_write(f, p, n, off) == (ssize_t)n && reg_flush(f, &me) == 0;
-	reg_release(f);
+	ok = reg_file_write(f, p, n, off) == (ssize_t)n && reg_file_flush(f, &me) == 0;
+	reg_file_release(f);
 	return ok ? chunked() - before : UINT64_MAX;
 }
 
@@ -1074,15 +1074,15 @@ static void test_sparse_write(void)
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "sparse", 0755, &v), 0,
 		 "a draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, "big.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "big.bin", 0644, O_RDWR, &a, &f),
 		 0, "create big.bin");
 	before = chunked();
 	CHECK_EQ(reg_setattr(reg, &me, a.ino,
 			     &(struct reg_setattr){ .valid = REG_SET_SIZE,
 						    .size = big }, f, &a), 0,
 		 "extend it to 2 GiB");
-	CHECK_EQ(reg_flush(f, &me), 0, "close()");
-	reg_release(f);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close()");
+	reg_file_release(f);
 	CHECK_EQ(chunked() - before, 0, "a hole of 2 GiB is not chunked");
 
 	cost = rewrite(a.ino, w, sizeof(w), at);
@@ -1090,27 +1090,27 @@ static void test_sparse_write(void)
 	      "%llu bytes cut and hashed, at most two chunks, not the file",
 	      (unsigned long long)cost);
 
-	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
 	CHECK(reg_file_attr(f, &a) == 0 && a.size == big, "the size is 2 GiB");
-	CHECK(reg_read(f, rb, sizeof(rb), at - 100) == (ssize_t)sizeof(rb) &&
+	CHECK(reg_file_read(f, rb, sizeof(rb), at - 100) == (ssize_t)sizeof(rb) &&
 	      all_zero(rb, 100) && !memcmp(rb + 100, w, sizeof(w)) &&
 	      all_zero(rb + 100 + sizeof(w), sizeof(rb) - 100 - sizeof(w)),
 	      "the 4 KiB read back, between zeros");
-	CHECK(reg_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(rb) &&
+	CHECK(reg_file_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(rb) &&
 	      all_zero(rb, sizeof(rb)), "the hole at the start reads zeros");
-	CHECK(reg_read(f, rb, sizeof(rb), big - 100) == 100 &&
+	CHECK(reg_file_read(f, rb, sizeof(rb), big - 100) == 100 &&
 	      all_zero(rb, 100), "the hole at the end reads zeros, to the "
 	      "end");
-	r = reg_lseek(f, 0, SEEK_DATA, &pos);
+	r = reg_file_lseek(f, 0, SEEK_DATA, &pos);
 	CHECK(r == 0 && pos == at, "SEEK_DATA from 0: the written bytes (%d, "
 	      "%llu)", r, (unsigned long long)pos);
-	r = reg_lseek(f, at + 1, SEEK_HOLE, &pos);
+	r = reg_file_lseek(f, at + 1, SEEK_HOLE, &pos);
 	CHECK(r == 0 && pos == at + sizeof(w), "SEEK_HOLE: after them");
-	CHECK_EQ(reg_lseek(f, at + sizeof(w), SEEK_DATA, &pos), -ENXIO,
+	CHECK_EQ(reg_file_lseek(f, at + sizeof(w), SEEK_DATA, &pos), -ENXIO,
 		 "SEEK_DATA after them: nothing");
-	CHECK(reg_lseek(f, 5, SEEK_HOLE, &pos) == 0 && pos == 5,
+	CHECK(reg_file_lseek(f, 5, SEEK_HOLE, &pos) == 0 && pos == 5,
 	      "SEEK_HOLE in a hole: where it is");
-	reg_release(f);
+	reg_file_release(f);
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "big.bin"), 0, "unlink it");
 	CHECK_EQ(reg_rmdir(reg, &me, m.ino, "sparse"), 0, "remove the draft");
 }
@@ -1133,12 +1133,12 @@ static void test_dense_rewrite(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "dense", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "d.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create d.bin");
 	for (i = 0; i < n; i += QMIB)
-		reg_write(f, b + i, QMIB, i);
-	CHECK_EQ(reg_flush(f, &me), 0, "24 MiB written in order");
-	reg_release(f);
+		reg_file_write(f, b + i, QMIB, i);
+	CHECK_EQ(reg_file_flush(f, &me), 0, "24 MiB written in order");
+	reg_file_release(f);
 	for (i = 0; i < 4096; i++)
 		b[at + i] = (uint8_t)~b[at + i];
 	cost = rewrite(a.ino, b + at, 4096, at);
@@ -1178,21 +1178,21 @@ static void test_end_rewrite(void)
 		b[i] = (uint8_t)(i * 13 + 5);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "end", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "e.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "e.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create e.bin");
-	CHECK_EQ(reg_write(f, b, 10000, 0), 10000, "10000 bytes: one chunk");
-	CHECK_EQ(reg_flush(f, &me), 0, "close()");
-	reg_release(f);
-	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDWR, &f), 0, "open it again");
+	CHECK_EQ(reg_file_write(f, b, 10000, 0), 10000, "10000 bytes: one chunk");
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close()");
+	reg_file_release(f);
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDWR, &f), 0, "open it again");
 	memset(b + 4000, 'x', 100);
-	CHECK_EQ(reg_write(f, b + 4000, 100, 4000), 100, "write in the middle");
-	CHECK_EQ(reg_write(f, b + 10000, 100, 10000), 100, "append");
-	CHECK_EQ(reg_flush(f, &me), 0, "close() commits");
-	reg_release(f);
-	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
-	CHECK(reg_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(b) &&
+	CHECK_EQ(reg_file_write(f, b + 4000, 100, 4000), 100, "write in the middle");
+	CHECK_EQ(reg_file_write(f, b + 10000, 100, 10000), 100, "append");
+	CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits");
+	reg_file_release(f);
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK(reg_file_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(b) &&
 	      !memcmp(rb, b, sizeof(b)), "it reads back as written");
-	reg_release(f);
+	reg_file_release(f);
 	CHECK_EQ(reg_fsck(reg, 0, NULL, NULL, NULL), 0, "fsck is clean: one "
 		 "extent and one reference for the chunk");
 }
@@ -1217,7 +1217,7 @@ static void test_rewrite_random(void)
 	srand(77);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rand", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, d.ino, "r.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "r.bin", 0644, O_RDWR, &a, &f),
 		 0, "create r.bin");
 	for (i = 0; i < 400 && f; i++) {
 		int op = rand() % 12;
@@ -1233,7 +1233,7 @@ static void test_rewrite_random(void)
 				b[k] = op == 4 ? 0 : (uint8_t)rand();
 			if (op == 3 && off > len)
 				memcpy(b, ref, len); /* bytes seen before */
-			if (reg_write(f, b, len, off) != (ssize_t)len)
+			if (reg_file_write(f, b, len, off) != (ssize_t)len)
 				fails++;
 			memcpy(ref + off, b, len);
 			if (off + len > size)
@@ -1253,27 +1253,27 @@ static void test_rewrite_random(void)
 		} else if (op <= 7) {
 			off = (size_t)rand() % (size + 1000);
 			len = 1 + (size_t)rand() % (300u << 10);
-			n = reg_read(f, b, len, off);
+			n = reg_file_read(f, b, len, off);
 			k = off >= size ? 0 : size - off < len ? size - off :
 			    len;
 			if (n != (ssize_t)k || (k && memcmp(b, ref + off, k)))
 				bad_reads++;
 		} else if (op == 8) {
-			if (reg_flush(f, &me) != 0)
+			if (reg_file_flush(f, &me) != 0)
 				fails++;
 		} else if (op == 9) {
-			reg_release(f);
+			reg_file_release(f);
 			f = NULL;
-			if (reg_open(reg, &me, a.ino, O_RDWR, &f) != 0)
+			if (reg_file_open(reg, &me, a.ino, O_RDWR, &f) != 0)
 				fails++;
 		} else if (size) {
 			/* what SEEK_DATA/SEEK_HOLE skip is zeros */
 			off = (size_t)rand() % size;
-			if (reg_lseek(f, off, SEEK_DATA, &pos) != 0)
+			if (reg_file_lseek(f, off, SEEK_DATA, &pos) != 0)
 				pos = size;
 			if (pos < off || !all_zero(ref + off, pos - off))
 				bad_seeks++;
-			if (reg_lseek(f, off, SEEK_HOLE, &pos) != 0 ||
+			if (reg_file_lseek(f, off, SEEK_HOLE, &pos) != 0 ||
 			    pos < off || pos > size)
 				bad_seeks++;
 		}
@@ -1285,21 +1285,21 @@ static void test_rewrite_random(void)
 	      "the size is right (%llu, %zu)", (unsigned long long)a.size,
 	      size);
 	/* zeros over every hole: chunked whole, as a push chunks them */
-	for (pos = 0; f && reg_lseek(f, pos, SEEK_HOLE, &pos) == 0 &&
+	for (pos = 0; f && reg_file_lseek(f, pos, SEEK_HOLE, &pos) == 0 &&
 	     pos < size; pos = end) {
-		if (reg_lseek(f, pos, SEEK_DATA, &end) != 0)
+		if (reg_file_lseek(f, pos, SEEK_DATA, &end) != 0)
 			end = size;
 		memset(b, 0, 512u << 10);
 		for (; pos < end; pos += len) {
 			len = end - pos < (512u << 10) ? end - pos : 512u << 10;
-			if (reg_write(f, b, len, pos) != (ssize_t)len)
+			if (reg_file_write(f, b, len, pos) != (ssize_t)len)
 				fails++;
 		}
 	}
-	CHECK(f && reg_lseek(f, 0, SEEK_HOLE, &pos) == 0 && pos == size &&
+	CHECK(f && reg_file_lseek(f, 0, SEEK_HOLE, &pos) == 0 && pos == size &&
 	      fails == 0, "the holes are written over");
-	CHECK(f && reg_flush(f, &me) == 0, "close() commits");
-	reg_release(f);
+	CHECK(f && reg_file_flush(f, &me) == 0, "close() commits");
+	reg_file_release(f);
 	as_pushed("rand", "r.bin", ref, size, "randref", "r.ref");
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
 		 "fsck --full is clean");
@@ -1384,8 +1384,8 @@ static void test_refusals(void)
 	reg_audit(reg, 0, refusal_cb, &a);
 	CHECK(a.records == 1 && a.total == 1, "one record at once (%u, %llu)",
 	      a.records, a.total);
-	registry_close(reg);
-	CHECK_EQ(registry_open(&cfg, path, &reg), 0, "reopen");
+	reg_close(reg);
+	CHECK_EQ(reg_open(&cfg, path, &reg), 0, "reopen");
 	a.records = 0;
 	a.total = 0;
 	reg_audit(reg, 0, refusal_cb, &a);
@@ -1414,20 +1414,20 @@ static void test_close_with_writers(void)
 		b[i] = (uint8_t)(i >> 12);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "open", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &a, &f),
 		 0, "create a file");
 	for (i = 0; f && i < 16; i++)
-		reg_write(f, b + i * QMIB, QMIB, i * QMIB);
+		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
 	abandoned = f;
-	registry_close(reg); /* f stays open, never released */
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
+	reg_close(reg); /* f stays open, never released */
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "the store reopens");
 	CHECK(reg && reg_resolve(reg, "churn/open", &a) == 0 &&
 	      reg_resolve(reg, "churn/open/w.bin", &a) == -ENOENT,
 	      "the draft is there, without the file whose first close never "
 	      "came");
 	CHECK(reg && reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL) == 0,
 	      "fsck --full is clean");
-	registry_close(reg);
+	reg_close(reg);
 	reg = NULL;
 	free(store);
 	free(b);
@@ -1474,40 +1474,40 @@ static char *store_path(void)
  * die without closing anything (as a crashed daemon). */
 static void leave_files(int fd, int go)
 {
-	struct mreg_registry *r;
+	struct reg_registry *r;
 	struct reg_attr m, v, a;
 	struct reg_file *f;
 	char *store = store_path(), c = 'x';
 	int ok;
 
-	ok = registry_open(&cfg, store, &r) == 0 &&
+	ok = reg_open(&cfg, store, &r) == 0 &&
 	     reg_resolve(r, "churn", &m) == 0 &&
-	     reg_create(r, &me, m.ino, "orphan.bin", 0644, O_WRONLY, &a,
-			&f) == 0 && reg_write(f, "half", 4, 0) == 4 &&
-	     reg_flush(f, &me) == 0 &&
+	     reg_file_create(r, &me, m.ino, "orphan.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_file_write(f, "half", 4, 0) == 4 &&
+	     reg_file_flush(f, &me) == 0 &&
 	     reg_mkdir(r, &me, m.ino, "crashed", 0755, &v) == 0 &&
-	     reg_create(r, &me, v.ino, "born.bin", 0644, O_WRONLY, &a,
-			&f) == 0 && reg_write(f, "born", 4, 0) == 4 &&
-	     reg_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
-	     reg_create(r, &me, v.ino, "unborn.bin", 0644, O_WRONLY, &a,
-			&f) == 0 && reg_write(f, "unborn", 6, 0) == 6 &&
+	     reg_file_create(r, &me, v.ino, "born.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_file_write(f, "born", 4, 0) == 4 &&
+	     reg_file_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
+	     reg_file_create(r, &me, v.ino, "unborn.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_file_write(f, "unborn", 6, 0) == 6 &&
 	     /* written out of order: committed from a spool, in place */
-	     reg_create(r, &me, v.ino, "spooled.bin", 0644, O_WRONLY, &a,
-			&f) == 0 && reg_write(f, "tail", 4, 8192) == 4 &&
-	     reg_write(f, "head", 4, 0) == 4 &&
-	     reg_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
+	     reg_file_create(r, &me, v.ino, "spooled.bin", 0644, O_WRONLY, &a,
+			&f) == 0 && reg_file_write(f, "tail", 4, 8192) == 4 &&
+	     reg_file_write(f, "head", 4, 0) == 4 &&
+	     reg_file_close(f, &me, &(struct reg_closing){ 0 }) == 0 &&
 	     /* the same, committed by the close of a process that did not
 		write it (a child closing an inherited descriptor) */
-	     reg_create(r, &me, v.ino, "unborn-spool.bin", 0644, O_WRONLY,
+	     reg_file_create(r, &me, v.ino, "unborn-spool.bin", 0644, O_WRONLY,
 			&a, &f) == 0 &&
-	     (reg_file_writer(f, 4242), reg_write(f, "tail", 4, 8192)) == 4 &&
-	     reg_write(f, "head", 4, 0) == 4 &&
-	     reg_close(f, &me, &(struct reg_closing){ .pid = 4243 }) == 0 &&
+	     (reg_file_writer(f, 4242), reg_file_write(f, "tail", 4, 8192)) == 4 &&
+	     reg_file_write(f, "head", 4, 0) == 4 &&
+	     reg_file_close(f, &me, &(struct reg_closing){ .pid = 4243 }) == 0 &&
 	     /* a file whose close completed, opened without O_TRUNC and
 		written in place, not closed */
 	     reg_resolve(r, "churn/crashed/born.bin", &a) == 0 &&
-	     reg_open(r, &me, a.ino, O_RDWR, &f) == 0 &&
-	     reg_write(f, "BO", 2, 0) == 2 && reg_write(f, "x", 1, 9000) == 1;
+	     reg_file_open(r, &me, a.ino, O_RDWR, &f) == 0 &&
+	     reg_file_write(f, "BO", 2, 0) == 2 && reg_file_write(f, "x", 1, 9000) == 1;
 	if (!ok)
 		c = '!';
 	if (write(fd, &c, 1) != 1 || read(go, &c, 1) < 0)
@@ -1522,10 +1522,10 @@ static bool read_is(uint64_t ino, const char *want, size_t n)
 	char buf[64];
 	bool same;
 
-	if (n > sizeof(buf) || reg_open(reg, &me, ino, O_RDONLY, &f) < 0)
+	if (n > sizeof(buf) || reg_file_open(reg, &me, ino, O_RDONLY, &f) < 0)
 		return false;
-	same = reg_read(f, buf, n, 0) == (ssize_t)n && !memcmp(buf, want, n);
-	reg_release(f);
+	same = reg_file_read(f, buf, n, 0) == (ssize_t)n && !memcmp(buf, want, n);
+	reg_file_release(f);
 	return same;
 }
 
@@ -1540,7 +1540,7 @@ static void test_dead_writers(void)
 	pid_t pid;
 	char c = 0;
 
-	registry_close(reg);
+	reg_close(reg);
 	reg = NULL;
 	pid = child(leave_files, &fd, &go);
 	CHECK(read(fd, &c, 1) == 1 && c == 'x',
@@ -1548,7 +1548,7 @@ static void test_dead_writers(void)
 	{
 		char *store = store_path();
 
-		CHECK_EQ(registry_open(&cfg, store, &reg), 0,
+		CHECK_EQ(reg_open(&cfg, store, &reg), 0,
 			 "the store opens beside it");
 		free(store);
 	}
@@ -1556,13 +1556,13 @@ static void test_dead_writers(void)
 		 "its pending file stays while it lives");
 	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn.bin", &a), 0,
 		 "its new draft file too");
-	registry_tick(reg);
+	reg_tick(reg);
 	CHECK_EQ(reg_resolve(reg, "churn/orphan.bin", &a), 0,
 		 "housekeeping leaves a live process's files alone");
 	CHECK(write(go, &c, 1) == 1, "the child dies");
 	CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0 &&
 	      kill(pid, 0) == 0, "a zombie: kill(pid, 0) says it lives");
-	registry_tick(reg);
+	reg_tick(reg);
 	CHECK_EQ(reg_resolve(reg, "churn/orphan.bin", &a), -ENOENT,
 		 "housekeeping removed its pending file");
 	CHECK_EQ(reg_resolve(reg, "churn/crashed/unborn.bin", &a), -ENOENT,
@@ -1588,12 +1588,12 @@ static void test_dead_writers(void)
  * and reports the result. */
 static void seal_from_child(int fd, int go)
 {
-	struct mreg_registry *r;
+	struct reg_registry *r;
 	char *store = store_path();
 	int res;
 
 	(void)go;
-	res = registry_open(&cfg, store, &r);
+	res = reg_open(&cfg, store, &r);
 	if (res == 0)
 		res = reg_seal(r, &me, "churn", "busy");
 	if (write(fd, &res, sizeof(res)) != sizeof(res))
@@ -1625,27 +1625,27 @@ static void test_seal_writers(void)
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "busy", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &f, &w),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &f, &w),
 		 0, "a file open for writing in it");
-	CHECK_EQ(reg_write(w, "abc", 3, 0), 3, "written");
-	CHECK_EQ(reg_flush(w, &me), 0, "and committed");
+	CHECK_EQ(reg_file_write(w, "abc", 3, 0), 3, "written");
+	CHECK_EQ(reg_file_flush(w, &me), 0, "and committed");
 	CHECK_EQ(reg_seal(reg, &me, "churn", "busy"), -EBUSY,
 		 "mreg seal here: EBUSY");
 	CHECK_EQ(reg_promote(reg, &me, "churn", "busy", "Busy"),
 		 -EBUSY, "mreg promote of the draft here: EBUSY");
 	CHECK_EQ(seal_elsewhere(), -EBUSY,
 		 "mreg seal from another process: EBUSY");
-	CHECK_EQ(reg_write(w, "d", 1, 3), 1, "the writer goes on");
-	CHECK_EQ(reg_flush(w, &me), 0, "and commits");
-	reg_release(w);
+	CHECK_EQ(reg_file_write(w, "d", 1, 3), 1, "the writer goes on");
+	CHECK_EQ(reg_file_flush(w, &me), 0, "and commits");
+	reg_file_release(w);
 	CHECK_EQ(seal_elsewhere(), 0,
 		 "once it is closed, another process seals it");
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDWR, &w), -EROFS,
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDWR, &w), -EROFS,
 		 "and nobody opens its files for writing");
-	CHECK_EQ(reg_open(reg, &me, f.ino, O_RDONLY, &w), 0, "read it");
-	CHECK(reg_read(w, buf, sizeof(buf), 0) == 4 &&
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &w), 0, "read it");
+	CHECK(reg_file_read(w, buf, sizeof(buf), 0) == 4 &&
 	      memcmp(buf, "abcd", 4) == 0, "the sealed bytes");
-	reg_release(w);
+	reg_file_release(w);
 	CHECK(reg_getattr(reg, v.ino, &a) == 0 && a.sealed, "sealed");
 }
 
@@ -1673,9 +1673,9 @@ static void test_bad_byte(void)
 	if (fd < 0 || read(fd, b, size) != (ssize_t)size)
 		abort();
 	close(fd);
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "a store of its own");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "a store of its own");
 	CHECK_EQ(push1("bad", src, NULL, ver), 0, "push a 1 MiB file");
-	registry_close(reg);
+	reg_close(reg);
 	/* the pack that holds the bytes at flip_at: found by its content */
 	for (k = 1; k < 16 && !found; k++) {
 		struct stat st;
@@ -1700,11 +1700,11 @@ static void test_bad_byte(void)
 		free(path);
 	}
 	CHECK(found, "one byte of the pack flipped");
-	CHECK_EQ(registry_open(&cfg, store, &reg), 0, "the store reopens");
+	CHECK_EQ(reg_open(&cfg, store, &reg), 0, "the store reopens");
 	CHECK_EQ(reg_resolve(reg, "bad/1/bad.bin", &a), 0, "the file");
-	CHECK_EQ(reg_open(reg, &me, a.ino, O_RDONLY, &fh), 0, "open it");
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &fh), 0, "open it");
 	for (off = 0; fh && off < size; off += 4096) {
-		n = reg_read(fh, got, 4096, off);
+		n = reg_file_read(fh, got, 4096, off);
 		if (n == -EIO)
 			eio++;
 		else if (n != 4096 || memcmp(got, b + off, 4096) != 0)
@@ -1712,15 +1712,15 @@ static void test_bad_byte(void)
 	}
 	CHECK(wrong == 0 && eio > 0, "4 KiB reads: right bytes or EIO, and "
 	      "EIO over the damage (%zu wrong, %zu EIO)", wrong, eio);
-	CHECK_EQ(fh ? reg_read(fh, got, 1, flip_at) : 0, -EIO,
+	CHECK_EQ(fh ? reg_file_read(fh, got, 1, flip_at) : 0, -EIO,
 		 "a read of the flipped byte alone: EIO");
-	n = fh ? reg_read(fh, got, size, 0) : 0;
+	n = fh ? reg_file_read(fh, got, size, 0) : 0;
 	CHECK(n == -EIO || (n >= 0 && (size_t)n <= flip_at &&
 			    memcmp(got, b, (size_t)n) == 0),
 	      "a read of the whole file: EIO, or right bytes up to the damage "
 	      "(%zd)", n);
 	if (fh)
-		reg_release(fh);
+		reg_file_release(fh);
 	fd = memfd_create("cat", 0);
 	CHECK_EQ(reg_cat(reg, "bad", "1", "bad.bin", fd), -EIO,
 		 "reg_cat: EIO");
@@ -1737,7 +1737,7 @@ static void test_bad_byte(void)
 		 "the damaged version reads right again");
 	CHECK_EQ(reg_fsck(reg, REG_FSCK_FULL, NULL, NULL, NULL), 0,
 		 "fsck --full is clean");
-	registry_close(reg);
+	reg_close(reg);
 	reg = NULL;
 	free(src);
 	free(store);
@@ -1823,7 +1823,7 @@ static void test_policy(void)
 	config_init(&pc);
 	if (asprintf(&store, "%s/policy", tmp) < 0)
 		abort();
-	CHECK_EQ(registry_open(&pc, store, &reg), 0, "a store of its own");
+	CHECK_EQ(reg_open(&pc, store, &reg), 0, "a store of its own");
 	CHECK_EQ(reg_policy_set(reg, &me, "Staging", (struct reg_kv[]){
 			{ "promote_users", user1 },
 			{ "promote_groups", group4 } }, 2), 2,
@@ -1931,7 +1931,7 @@ static void test_policy(void)
 		 "gina may remove it");
 	reg_audit(reg, 0, refused_cb, &refused);
 	CHECK(refused >= 2, "carol's refusals are audited (%d)", refused);
-	registry_close(reg);
+	reg_close(reg);
 	reg = NULL;
 	config_release(&pc);
 	free(store);
@@ -1975,7 +1975,7 @@ int main(void)
 
 		if (asprintf(&store, "%s/store", tmp) < 0)
 			abort();
-		CHECK_EQ(registry_open(&cfg, store, &reg), 0, "open a new store");
+		CHECK_EQ(reg_open(&cfg, store, &reg), 0, "open a new store");
 		free(store);
 		/* the config's [stage] and [hooks], stored in the registry */
 		CHECK_EQ(reg_policy_import(reg, &me, &cfg, 0), 2,

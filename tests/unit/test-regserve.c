@@ -21,7 +21,7 @@
 
 static char *tmp;
 static struct mreg_config cfg;
-static struct mreg_registry *reg;
+static struct reg_registry *reg;
 static struct reg_caller me;
 
 static char *make_file(const char *name, size_t size, unsigned seed,
@@ -220,13 +220,13 @@ static void test_metrics(void)
 	      "lines");
 	free(text);
 	CHECK_EQ(serve_open(&sp, &c), 0, "a cache");
-	registry_set_serve(reg, c);
+	reg_set_serve(reg, c);
 	CHECK_EQ(reg_metrics_text(reg, &text, &len), 0, "metrics");
 	CHECK(strstr(text, "mreg_serve_opens_total{mode=\"passthrough\"} 0") &&
 	      strstr(text, "mreg_serve_passthrough{state=\"disabled\"} 0"),
 	      "with it, its lines");
 	free(text);
-	registry_set_serve(reg, NULL);
+	reg_set_serve(reg, NULL);
 	serve_close(c);
 }
 
@@ -240,14 +240,14 @@ int main(void)
 	if (asprintf(&store, "%s/store", tmp) < 0)
 		abort();
 	reg_caller_self(&me);
-	if (registry_open(&cfg, store, &reg) < 0) {
-		printf("not ok 1 - registry_open\n");
+	if (reg_open(&cfg, store, &reg) < 0) {
+		printf("not ok 1 - reg_open\n");
 		return 1;
 	}
 	test_keys_and_files();
 	test_promotions();
 	test_metrics();
-	registry_close(reg);
+	reg_close(reg);
 	config_release(&cfg);
 	check_rmtree(tmp);
 	free(store);

@@ -54,10 +54,10 @@ static int append_rec(struct mreg_store *s, struct rec *r, void *buf)
 {
 	fill(buf, r->len, r->seed);
 	chunkid_of(buf, r->len, &r->id);
-	return store_append(s, &r->id, buf, r->len, &r->loc);
+	return store_put(s, &r->id, buf, r->len, &r->loc);
 }
 
-/* Reads r back and compares: 0, or the error of store_read, or 1 when the
+/* Reads r back and compares: 0, or the error of store_get, or 1 when the
  * bytes differ. */
 static int check_rec(struct mreg_store *s, const struct rec *r, void *buf,
 		     void *want)
@@ -65,7 +65,7 @@ static int check_rec(struct mreg_store *s, const struct rec *r, void *buf,
 	int e;
 
 	memset(buf, 0xa5, r->len);
-	e = store_read(s, &r->loc, &r->id, buf);
+	e = store_get(s, &r->loc, &r->id, buf);
 	if (e)
 		return e;
 	fill(want, r->len, r->seed);
@@ -116,7 +116,7 @@ static uint64_t file_size(const char *dir, uint32_t pack)
 	return (uint64_t)st.st_size;
 }
 
-/* store_list_packs() into a small table. */
+/* store_containers() into a small table. */
 struct packs {
 	uint32_t num[4096];
 	uint64_t size[4096];
@@ -143,7 +143,7 @@ static bool is_busy(struct mreg_store *s, uint32_t pack)
 	int i;
 
 	l.n = 0;
-	store_list_packs(s, list_cb, &l);
+	store_containers(s, list_cb, &l);
 	for (i = 0; i < l.n; i++)
 		if (l.num[i] == pack)
 			return l.busy[i];
@@ -177,7 +177,7 @@ static void test_roundtrip(void)
 	CHECK_EQ(store_bytes(s, &total), 0, "store_bytes on an empty store");
 	CHECK_EQ(total, 0, "an empty store has no pack bytes");
 	l.n = 0;
-	store_list_packs(s, list_cb, &l);
+	store_containers(s, list_cb, &l);
 	CHECK_EQ(l.n, 0, "no pack before the first append");
 
 	for (i = 0; i < 600; i++) {
@@ -214,7 +214,7 @@ static void test_roundtrip(void)
 
 	CHECK_EQ(store_sync(s), 0, "store_sync without fsync writes out");
 	l.n = 0;
-	CHECK_EQ(store_list_packs(s, list_cb, &l), 0, "store_list_packs");
+	CHECK_EQ(store_containers(s, list_cb, &l), 0, "store_containers");
 	CHECK(l.n >= 10, "rolled over into %d packs", l.n);
 	total = 0;
 	for (i = 0; i < l.n; i++) {
@@ -258,13 +258,13 @@ static void test_roundtrip(void)
 			close(fd);
 			free(path);
 		}
-		store_list_packs(s, list_cb, &l2);
+		store_containers(s, list_cb, &l2);
 		CHECK_EQ(l2.n, l.n, "files not named like packs are ignored");
 	}
 	memset(buf, 0, 100);
-	CHECK_EQ(store_read_raw(s, &r[5].loc, buf), 0, "store_read_raw");
+	CHECK_EQ(store_get_raw(s, &r[5].loc, buf), 0, "store_get_raw");
 	fill(want, r[5].len, r[5].seed);
-	CHECK(!memcmp(buf, want, r[5].len), "store_read_raw gives the bytes");
+	CHECK(!memcmp(buf, want, r[5].len), "store_get_raw gives the bytes");
 
 	/* Closing writes the buffer out: a new instance reads everything. */
 	for (i = 0; i < 3; i++) {
@@ -315,14 +315,14 @@ static void test_damage(void)
 	peek(dir, r[1].loc.pack, r[1].loc.offset + 1234, &b, 1);
 	b ^= 0x10;
 	poke(dir, r[1].loc.pack, r[1].loc.offset + 1234, &b, 1);
-	CHECK_EQ(store_read(s, &r[1].loc, &r[1].id, buf), -EIO,
-		 "a flipped byte: store_read says EIO");
-	CHECK_EQ(store_read_raw(s, &r[1].loc, buf), 0,
-		 "a flipped byte: store_read_raw reads");
+	CHECK_EQ(store_get(s, &r[1].loc, &r[1].id, buf), -EIO,
+		 "a flipped byte: store_get says EIO");
+	CHECK_EQ(store_get_raw(s, &r[1].loc, buf), 0,
+		 "a flipped byte: store_get_raw reads");
 	fill(want, r[1].len, r[1].seed);
 	want[1234] ^= 0x10;
 	CHECK(!memcmp(buf, want, r[1].len),
-	      "store_read_raw gives the flipped bytes as they are");
+	      "store_get_raw gives the flipped bytes as they are");
 	CHECK_EQ(check_rec(s, &r[2], buf, want), 0,
 		 "the next chunk still reads");
 
@@ -330,38 +330,38 @@ static void test_damage(void)
 	peek(dir, r[3].loc.pack, r[3].loc.offset - PACK_RECORD_HEADER, &b, 1);
 	b ^= 1;
 	poke(dir, r[3].loc.pack, r[3].loc.offset - PACK_RECORD_HEADER, &b, 1);
-	CHECK_EQ(store_read(s, &r[3].loc, &r[3].id, buf), -EIO,
-		 "a bad record magic: store_read says EIO");
-	CHECK_EQ(store_read_raw(s, &r[3].loc, buf), -EIO,
-		 "a bad record magic: store_read_raw says EIO");
+	CHECK_EQ(store_get(s, &r[3].loc, &r[3].id, buf), -EIO,
+		 "a bad record magic: store_get says EIO");
+	CHECK_EQ(store_get_raw(s, &r[3].loc, buf), -EIO,
+		 "a bad record magic: store_get_raw says EIO");
 	peek(dir, r[4].loc.pack, r[4].loc.offset - 16 + 3, &b, 1);
 	b ^= 1;
 	poke(dir, r[4].loc.pack, r[4].loc.offset - 16 + 3, &b, 1);
-	CHECK_EQ(store_read(s, &r[4].loc, &r[4].id, buf), -EIO,
-		 "a damaged id in the header: store_read says EIO");
+	CHECK_EQ(store_get(s, &r[4].loc, &r[4].id, buf), -EIO,
+		 "a damaged id in the header: store_get says EIO");
 
 	/* Locations that do not fit the record. */
 	loc = r[5].loc;
 	loc.len--;
-	CHECK_EQ(store_read_raw(s, &loc, buf), -EIO,
+	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO,
 		 "a wrong length: EIO");
 	loc = r[5].loc;
 	loc.offset += 8;
-	CHECK_EQ(store_read_raw(s, &loc, buf), -EIO, "a wrong offset: EIO");
+	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO, "a wrong offset: EIO");
 	loc.offset = 3;
-	CHECK_EQ(store_read_raw(s, &loc, buf), -EIO,
+	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO,
 		 "an offset in the pack header: EIO");
 	chunkid_of("x", 1, &other);
-	CHECK_EQ(store_read(s, &r[5].loc, &other, buf), -EIO,
+	CHECK_EQ(store_get(s, &r[5].loc, &other, buf), -EIO,
 		 "another chunk's id: EIO");
 	loc = r[7].loc;
 	loc.offset = file_size(dir, loc.pack) - 100;
-	CHECK_EQ(store_read_raw(s, &loc, buf), -EIO, "past the end: EIO");
+	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO, "past the end: EIO");
 	loc = r[7].loc;
 	loc.pack = 999;
-	CHECK_EQ(store_read(s, &loc, &r[7].id, buf), -ENOENT,
+	CHECK_EQ(store_get(s, &loc, &r[7].id, buf), -ENOENT,
 		 "a missing pack: ENOENT");
-	CHECK_EQ(store_read(NULL, &loc, &r[7].id, buf), -EINVAL,
+	CHECK_EQ(store_get(NULL, &loc, &r[7].id, buf), -EINVAL,
 		 "NULL store: EINVAL");
 
 	/* A truncated pack: the last chunk is short. */
@@ -372,7 +372,7 @@ static void test_damage(void)
 			abort();
 		free(p);
 	}
-	CHECK_EQ(store_read(s, &r[7].loc, &r[7].id, buf), -EIO,
+	CHECK_EQ(store_get(s, &r[7].loc, &r[7].id, buf), -EIO,
 		 "a pack cut short: EIO");
 	CHECK_EQ(check_rec(s, &r[6], buf, want), 0,
 		 "the chunk before the cut reads");
@@ -447,72 +447,72 @@ static void test_gc_locks(void)
 	}
 	store_batch_begin(a);
 	append_rec(a, &r[0], buf);
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
 		 "the active pack of another instance: EBUSY");
-	CHECK_EQ(store_lock_pack(a, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(a, r[0].loc.pack), -EBUSY,
 		 "the active pack of the same instance: EBUSY");
-	CHECK(is_busy(g, r[0].loc.pack), "store_list_packs: active is busy");
+	CHECK(is_busy(g, r[0].loc.pack), "store_containers: active is busy");
 	append_rec(a, &r[1], buf);
 	append_rec(a, &r[2], buf); /* rolls over */
 	CHECK(r[2].loc.pack != r[0].loc.pack, "the third chunk rolled over");
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
 		 "a pack rolled over in an open batch: EBUSY");
-	CHECK_EQ(store_remove_pack(g, r[0].loc.pack), -EBUSY,
-		 "store_remove_pack of it: EBUSY");
+	CHECK_EQ(store_delete(g, r[0].loc.pack), -EBUSY,
+		 "store_delete of it: EBUSY");
 	store_batch_begin(a);
 	store_batch_end(a);
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
 		 "still EBUSY while one batch is open");
 	store_batch_end(a);
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), 0,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), 0,
 		 "after store_batch_end: the gc lock is taken");
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), 0,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), 0,
 		 "taking it again through the same store: 0");
 	CHECK(!is_busy(g, r[0].loc.pack),
 	      "a pack under our own gc lock is not busy");
 	CHECK(is_busy(a, r[0].loc.pack),
 	      "a pack under another's gc lock is busy");
-	CHECK_EQ(store_lock_pack(g, r[2].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, r[2].loc.pack), -EBUSY,
 		 "the new active pack: EBUSY");
-	CHECK_EQ(store_remove_pack(g, r[2].loc.pack), -EBUSY,
-		 "store_remove_pack of the active pack: EBUSY");
-	store_unlock_pack(g, r[0].loc.pack);
-	CHECK_EQ(store_lock_pack(a, r[0].loc.pack), 0,
-		 "after store_unlock_pack another can lock it");
-	store_unlock_pack(a, r[0].loc.pack);
+	CHECK_EQ(store_delete(g, r[2].loc.pack), -EBUSY,
+		 "store_delete of the active pack: EBUSY");
+	store_unclaim(g, r[0].loc.pack);
+	CHECK_EQ(store_claim(a, r[0].loc.pack), 0,
+		 "after store_unclaim another can lock it");
+	store_unclaim(a, r[0].loc.pack);
 
 	/* Rolled over outside a batch: unlocked at once. */
 	append_rec(a, &r[3], buf);
 	append_rec(a, &r[4], buf);
 	CHECK(r[4].loc.pack != r[2].loc.pack, "rolled over again");
-	CHECK_EQ(store_lock_pack(g, r[2].loc.pack), 0,
+	CHECK_EQ(store_claim(g, r[2].loc.pack), 0,
 		 "a pack rolled over outside a batch can be locked");
-	store_unlock_pack(g, r[2].loc.pack);
+	store_unclaim(g, r[2].loc.pack);
 
 	/* Removal: by the writer (which caches a descriptor) and by gc. */
 	store_sync(a);
 	CHECK_EQ(check_rec(a, &r[0], buf, want), 0, "chunk in the old pack");
 	store_bytes(a, &before);
-	CHECK_EQ(store_remove_pack(a, r[0].loc.pack), 0,
-		 "store_remove_pack of an unlocked pack");
+	CHECK_EQ(store_delete(a, r[0].loc.pack), 0,
+		 "store_delete of an unlocked pack");
 	CHECK(file_size(dir, r[0].loc.pack) == (uint64_t)-1,
 	      "its file is gone");
-	CHECK_EQ(store_read(a, &r[0].loc, &r[0].id, buf), -ENOENT,
+	CHECK_EQ(store_get(a, &r[0].loc, &r[0].id, buf), -ENOENT,
 		 "reading from a removed pack: ENOENT");
 	store_bytes(a, &after);
 	CHECK_EQ(before - after, 16 + 2 * (24 + 30000),
 		 "store_bytes drops by the pack's size");
-	CHECK_EQ(store_remove_pack(a, r[0].loc.pack), -ENOENT,
+	CHECK_EQ(store_delete(a, r[0].loc.pack), -ENOENT,
 		 "removing it again: ENOENT");
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), -ENOENT,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), -ENOENT,
 		 "locking a missing pack: ENOENT");
-	CHECK_EQ(store_lock_pack(g, r[2].loc.pack), 0, "gc locks a pack");
-	CHECK_EQ(store_remove_pack(g, r[2].loc.pack), 0,
+	CHECK_EQ(store_claim(g, r[2].loc.pack), 0, "gc locks a pack");
+	CHECK_EQ(store_delete(g, r[2].loc.pack), 0,
 		 "and removes it under its own lock");
-	CHECK_EQ(store_lock_pack(a, r[4].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(a, r[4].loc.pack), -EBUSY,
 		 "the writer still has its active pack");
 	store_close(a);
-	CHECK_EQ(store_lock_pack(g, r[4].loc.pack), 0,
+	CHECK_EQ(store_claim(g, r[4].loc.pack), 0,
 		 "store_close releases the writer's locks");
 	store_close(g);
 	check_rmtree(dir);
@@ -558,29 +558,29 @@ static void test_truncate(void)
 	}
 	store_sync(w);
 	end = r[0].loc.offset + r[0].loc.len;
-	CHECK_EQ(store_truncate_pack(g, r[0].loc.pack, end), -EINVAL,
+	CHECK_EQ(store_cut(g, r[0].loc.pack, end), -EINVAL,
 		 "cutting a pack without gc's lock: EINVAL");
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
 		 "the writer's active pack cannot be locked");
 	store_close(w);
-	CHECK_EQ(store_lock_pack(g, r[0].loc.pack), 0, "gc locks it");
-	CHECK_EQ(store_pack_size(g, r[0].loc.pack, &size), 0,
-		 "store_pack_size");
+	CHECK_EQ(store_claim(g, r[0].loc.pack), 0, "gc locks it");
+	CHECK_EQ(store_container_size(g, r[0].loc.pack, &size), 0,
+		 "store_container_size");
 	CHECK_EQ(size, r[2].loc.offset + r[2].loc.len, "is the pack's end");
-	CHECK_EQ(store_truncate_pack(g, r[0].loc.pack, 15), -EINVAL,
+	CHECK_EQ(store_cut(g, r[0].loc.pack, 15), -EINVAL,
 		 "cutting into the header: EINVAL");
-	CHECK_EQ(store_truncate_pack(g, r[0].loc.pack, size + 100), 0,
+	CHECK_EQ(store_cut(g, r[0].loc.pack, size + 100), 0,
 		 "cutting past the end: nothing to do");
 	CHECK_EQ(file_size(dir, r[0].loc.pack), size, "the size is the same");
-	CHECK_EQ(store_truncate_pack(g, r[0].loc.pack, end), 0,
+	CHECK_EQ(store_cut(g, r[0].loc.pack, end), 0,
 		 "cut after the first record");
 	CHECK_EQ(file_size(dir, r[0].loc.pack), end, "the file ends there");
-	CHECK_EQ(store_pack_size(g, r[0].loc.pack, &size), 0,
-		 "store_pack_size again");
+	CHECK_EQ(store_container_size(g, r[0].loc.pack, &size), 0,
+		 "store_container_size again");
 	CHECK_EQ(size, end, "says so");
-	store_unlock_pack(g, r[0].loc.pack);
+	store_unclaim(g, r[0].loc.pack);
 	CHECK_EQ(check_rec(g, &r[0], buf, want), 0, "the first record reads");
-	CHECK_EQ(store_read(g, &r[1].loc, &r[1].id, buf), -EIO,
+	CHECK_EQ(store_get(g, &r[1].loc, &r[1].id, buf), -EIO,
 		 "the cut ones do not: EIO, never wrong bytes");
 	store_close(g);
 	check_rmtree(dir);
@@ -626,8 +626,8 @@ static void test_stale(void)
 	store_sync(w);
 	CHECK_EQ(check_rec(rd, &x, buf, want), 0, "the reader reads x");
 	store_close(w);
-	CHECK_EQ(store_remove_pack(g, x.loc.pack), 0, "gc removes its pack");
-	CHECK_EQ(store_read(rd, &x.loc, &x.id, buf), -ENOENT,
+	CHECK_EQ(store_delete(g, x.loc.pack), 0, "gc removes its pack");
+	CHECK_EQ(store_get(rd, &x.loc, &x.id, buf), -ENOENT,
 		 "a descriptor still open finds the removed pack emptied: "
 		 "ENOENT (the chunk moved), never wrong bytes");
 	CHECK_EQ(store_open(dir, &opt, &w), 0, "open a new writer");
@@ -637,16 +637,16 @@ static void test_stale(void)
 	CHECK_EQ(y.loc.pack, x.loc.pack, "which reuses the pack number");
 	CHECK_EQ(check_rec(rd, &y, buf, want), 0,
 		 "the reader sees its stale descriptor and reads the new pack");
-	CHECK_EQ(store_read(rd, &x.loc, &x.id, buf), -EIO,
+	CHECK_EQ(store_get(rd, &x.loc, &x.id, buf), -EIO,
 		 "and x is gone from it: EIO, never wrong bytes");
 	store_close(w);
-	CHECK_EQ(store_remove_pack(g, y.loc.pack), 0, "gc removes it again");
+	CHECK_EQ(store_delete(g, y.loc.pack), 0, "gc removes it again");
 	CHECK_EQ(deleted_fds(), 1, "the reader's descriptor holds it");
 	CHECK_EQ(deleted_bytes(), 0, "but not its disk space: gc emptied it");
 	store_bytes(rd, &size);
 	CHECK_EQ(deleted_fds(), 0,
 		 "store_bytes (statfs) lets go of removed packs");
-	CHECK_EQ(store_read(rd, &y.loc, &y.id, buf), -ENOENT,
+	CHECK_EQ(store_get(rd, &y.loc, &y.id, buf), -ENOENT,
 		 "then reading it: ENOENT");
 	store_close(rd);
 	store_close(g);
@@ -702,15 +702,15 @@ static void test_walk(void)
 	pack = r[0].loc.pack;
 	CHECK(r[999].loc.pack == pack, "1000 chunks in one pack");
 	/* Unsynced: the walk writes our buffer out first. */
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), 0, "store_walk_pack");
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), 0, "store_iterate");
 	CHECK_EQ(w.n, 1000, "visits every record");
 	CHECK_EQ(w.bad, 0, "in order, with the right ids, places and data");
 	w.n = w.bad = 0;
 	w.stop_at = 10;
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), 77,
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), 77,
 		 "a non-zero return of fn stops the walk and is returned");
 	CHECK_EQ(w.n, 10, "after ten records");
-	CHECK_EQ(store_walk_pack(s, 4242, walk_cb, &w), -ENOENT,
+	CHECK_EQ(store_iterate(s, 4242, walk_cb, &w), -ENOENT,
 		 "walking a missing pack: ENOENT");
 
 	/* Damage record 700's header: 700 records, then EIO. */
@@ -719,7 +719,7 @@ static void test_walk(void)
 	poke(dir, pack, r[700].loc.offset - PACK_RECORD_HEADER + 1, &b, 1);
 	w.n = w.bad = 0;
 	w.stop_at = -1;
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), -EIO,
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), -EIO,
 		 "a damaged record header ends the walk with EIO");
 	CHECK_EQ(w.n, 700, "after every record before it");
 	CHECK_EQ(w.bad, 0, "all of them right");
@@ -734,7 +734,7 @@ static void test_walk(void)
 		     len, 4);
 	}
 	w.n = w.bad = 0;
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), -EIO,
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), -EIO,
 		 "a length past the end of the pack: EIO");
 	CHECK_EQ(w.n, 998, "after the records before it");
 	store_close(s);
@@ -761,13 +761,13 @@ static void test_walk(void)
 		     fix, 4);
 	}
 	w.n = w.bad = 0;
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), -EIO,
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), -EIO,
 		 "a torn last record: EIO");
 	CHECK_EQ(w.n, 999, "after all the whole records");
 	CHECK_EQ(w.bad, 0, "all right");
 	poke(dir, pack, 0, "MREGPACX", 8);
 	w.n = 0;
-	CHECK_EQ(store_walk_pack(s, pack, walk_cb, &w), -EIO,
+	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), -EIO,
 		 "a bad pack header: EIO");
 	CHECK_EQ(w.n, 0, "before any record");
 	store_close(s);
@@ -821,7 +821,7 @@ static void test_sync(void)
 	store_batch_begin(s);
 	append_rec(s, &r[5], buf);
 	failed = r[5].loc.pack;
-	store_inject_fault(s, STORE_FAULT_SYNC, EIO);
+	pack_inject_fault(s, STORE_FAULT_SYNC, EIO);
 	CHECK_EQ(store_sync(s), -EIO, "a failed fdatasync: EIO");
 	CHECK_EQ(store_sync(s), -EIO, "reported again while the batch is open");
 	append_rec(s, &r[6], buf);
@@ -839,7 +839,7 @@ static void test_sync(void)
 	store_batch_begin(s);
 	store_batch_begin(s);
 	append_rec(s, &r[8], buf);
-	store_inject_fault(s, STORE_FAULT_SYNC, EIO);
+	pack_inject_fault(s, STORE_FAULT_SYNC, EIO);
 	CHECK_EQ(store_sync(s), -EIO, "a failed fdatasync, two batches open");
 	store_batch_end(s);
 	store_batch_begin(s);
@@ -853,7 +853,7 @@ static void test_sync(void)
 		append_rec(s, &r[i], buf);
 	failed = r[10].loc.pack;
 	before = file_size(dir, failed);
-	store_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
+	pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
 	CHECK_EQ(store_sync(s), -ENOSPC, "a torn write: ENOSPC");
 	CHECK_EQ(file_size(dir, failed), before,
 		 "the pack is cut back to its last whole record");
@@ -887,7 +887,7 @@ static void test_sync(void)
 		was = r[21].loc.pack;
 		store_sync(s);
 		before = file_size(dir, was);
-		store_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
+		pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
 		CHECK_EQ(append_rec(s, &rb, big), -ENOSPC,
 			 "a big chunk's torn write: ENOSPC");
 		CHECK_EQ(file_size(dir, was), before,
@@ -905,30 +905,30 @@ static void test_sync(void)
 	append_rec(s, &r[23], buf);
 	failed = r[22].loc.pack;
 	before = file_size(dir, failed);
-	store_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
+	pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
 	CHECK_EQ(store_sync(s), -ENOSPC, "a torn write in a batch: ENOSPC");
 	store_batch_end(s);
 	CHECK_EQ(store_sync(s), 0,
 		 "after the batch ended, store_sync succeeds again");
 	CHECK_EQ(file_size(dir, failed), before,
 		 "the unwritten records were given up, not written");
-	CHECK_EQ(store_walk_pack(s, failed, walk_cb_count, NULL), 0,
+	CHECK_EQ(store_iterate(s, failed, walk_cb_count, NULL), 0,
 		 "and the pack has no torn record");
 	{
 		struct chunk_loc z = { .pack = 0 };
 
-		CHECK_EQ(store_read_raw(s, &z, NULL), -EIO,
+		CHECK_EQ(store_get_raw(s, &z, NULL), -EIO,
 			 "a zeroed location names no chunk: EIO");
 	}
 	append_rec(s, &r[24], buf);
 	r[25].len = 0;
 	CHECK_EQ(append_rec(s, &r[25], buf), 0, "an empty chunk appends");
-	CHECK_EQ(store_read(s, &r[25].loc, &r[25].id, NULL), 0,
+	CHECK_EQ(store_get(s, &r[25].loc, &r[25].id, NULL), 0,
 		 "and reads back into no buffer");
 
 	/* Outside any batch, a lost sync stays reported. */
 	append_rec(s, &r[30], buf);
-	store_inject_fault(s, STORE_FAULT_SYNC, EIO);
+	pack_inject_fault(s, STORE_FAULT_SYNC, EIO);
 	CHECK_EQ(store_sync(s), -EIO, "a failed fdatasync outside a batch");
 	store_batch_begin(s);
 	store_batch_end(s);
@@ -1013,7 +1013,7 @@ static void test_threads(void)
 		uint64_t recs = 0, bytes = 0, total;
 
 		l.n = 0;
-		store_list_packs(s, list_cb, &l);
+		store_containers(s, list_cb, &l);
 		for (i = 0; i < NTHREADS; i++)
 			for (j = 0; j < PER_THREAD; j++) {
 				recs++;
@@ -1059,9 +1059,9 @@ static int walk_all(struct mreg_store *s, int *ret_records)
 	int i, r, bad = 0;
 
 	l.n = 0;
-	store_list_packs(s, list_cb, &l);
+	store_containers(s, list_cb, &l);
 	for (i = 0; i < l.n; i++) {
-		r = store_walk_pack(s, l.num[i], count_cb, &c);
+		r = store_iterate(s, l.num[i], count_cb, &c);
 		if (r)
 			bad++;
 	}

@@ -24,7 +24,7 @@
  * for its whole life; changing the map size holds it exclusive. The lock
  * prefers the exclusive side, so a steady stream of readers cannot starve
  * a growth; in exchange a thread must never take it twice, which is why
- * nested index_read()/index_write() calls are refused (-EDEADLK). The map
+ * nested idx_read()/idx_write() calls are refused (-EDEADLK). The map
  * changes size in two cases, both handled here and nowhere else:
  *	- a write transaction hits MDB_MAP_FULL (in a put or at commit): it is
  *	  aborted, the map grows (doubles, by at least 64 MiB) and the
@@ -90,7 +90,7 @@ static const char *const table_name[IDX_TABLES] = {
 	[IDX_TRASH] = "trash",
 };
 
-struct mreg_index {
+struct idx_db {
 	MDB_env *env;
 	MDB_dbi dbi[IDX_TABLES];
 	char *dir;
@@ -105,7 +105,7 @@ struct mreg_index {
 };
 
 struct idx_txn {
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	MDB_txn *txn;
 	bool write;
 	bool map_full;            /* a put hit MDB_MAP_FULL: grow and rerun */
@@ -133,7 +133,7 @@ static __thread unsigned txn_depth;
  * only what f_bavail counts. */
 #define FULL_DISK_ROOM (1 * MIB)
 
-static bool disk_full(const struct mreg_index *ix)
+static bool disk_full(const struct idx_db *ix)
 {
 	struct statvfs st;
 	uint64_t room;
@@ -150,7 +150,7 @@ static bool disk_full(const struct mreg_index *ix)
  * does. LMDB's own codes whose reason would otherwise be lost (damage,
  * internal limits) are logged here; system errors are logged by the
  * caller, which knows what it was doing. */
-static int lmdb_err(const struct mreg_index *ix, int rc)
+static int lmdb_err(const struct idx_db *ix, int rc)
 {
 	assert(ix);
 	switch (rc) {
@@ -193,7 +193,7 @@ static int lmdb_err(const struct mreg_index *ix, int rc)
 
 /* Records an error of an operation inside t and translates it. After most
  * LMDB failures the transaction can no longer commit (MDB_TXN_ERROR), so
- * the first such error is kept and returned by index_write() even if the
+ * the first such error is kept and returned by idx_write() even if the
  * callback swallows it. Not-found, exists and bad sizes leave t usable. */
 static int txn_fail(struct idx_txn *t, int rc)
 {
@@ -214,7 +214,7 @@ static int txn_fail(struct idx_txn *t, int rc)
 
 /* ---- the map lock and growth ------------------------------------------- */
 
-static void lock_shared(struct mreg_index *ix)
+static void lock_shared(struct idx_db *ix)
 {
 	int r = pthread_rwlock_rdlock(&ix->lock);
 
@@ -222,7 +222,7 @@ static void lock_shared(struct mreg_index *ix)
 	(void)r;
 }
 
-static void lock_excl(struct mreg_index *ix)
+static void lock_excl(struct idx_db *ix)
 {
 	int r = pthread_rwlock_wrlock(&ix->lock);
 
@@ -230,7 +230,7 @@ static void lock_excl(struct mreg_index *ix)
 	(void)r;
 }
 
-static void unlock(struct mreg_index *ix)
+static void unlock(struct idx_db *ix)
 {
 	int r = pthread_rwlock_unlock(&ix->lock);
 
@@ -240,7 +240,7 @@ static void unlock(struct mreg_index *ix)
 
 /* Reads the map size LMDB uses now. Called with the lock exclusive, or
  * before the index is shared. */
-static void map_size_refresh(struct mreg_index *ix)
+static void map_size_refresh(struct idx_db *ix)
 {
 	MDB_envinfo info;
 
@@ -253,7 +253,7 @@ static void map_size_refresh(struct mreg_index *ix)
  * mdb_env_set_mapsize() leaves the environment without a map, so first
  * make sure the address space is there; if the remap fails anyway the
  * index is marked broken and every later call fails with -EIO. */
-static int remap(struct mreg_index *ix, size_t size)
+static int remap(struct idx_db *ix, size_t size)
 {
 	void *p;
 	int rc;
@@ -283,7 +283,7 @@ static int remap(struct mreg_index *ix, size_t size)
  * transaction ran with: if another thread grew the map meanwhile, that
  * growth is enough for a retry. Takes the lock exclusive; the caller
  * holds no transaction. */
-static int map_grow(struct mreg_index *ix, size_t seen)
+static int map_grow(struct idx_db *ix, size_t seen)
 {
 	size_t cur, want;
 	int r = 0;
@@ -311,7 +311,7 @@ static int map_grow(struct mreg_index *ix, size_t seen)
 }
 
 /* Adopts the map size another process recorded (MDB_MAP_RESIZED). */
-static int map_adopt(struct mreg_index *ix)
+static int map_adopt(struct idx_db *ix)
 {
 	int r;
 
@@ -325,7 +325,7 @@ static int map_adopt(struct mreg_index *ix)
 /* Begins a transaction, with ix->lock held shared (it may be dropped and
  * retaken while the map is adopted; the caller's snapshot of map_size is
  * refreshed through *seen). */
-static int txn_begin(struct mreg_index *ix, bool write, MDB_txn **ret,
+static int txn_begin(struct idx_db *ix, bool write, MDB_txn **ret,
 		     size_t *seen)
 {
 	bool checked = false;
@@ -379,7 +379,7 @@ static size_t page_round(uint64_t n)
  * them in a read transaction, committed so that the handles outlive it. */
 static int open_tables(struct idx_txn *t, void *arg)
 {
-	struct mreg_index *ix = t->ix;
+	struct idx_db *ix = t->ix;
 	unsigned flags = t->write ? MDB_CREATE : 0;
 	int i, rc;
 
@@ -398,7 +398,7 @@ static int open_tables(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-static int open_tables_ro(struct mreg_index *ix)
+static int open_tables_ro(struct idx_db *ix)
 {
 	struct idx_txn t = { .ix = ix };
 	size_t seen;
@@ -436,7 +436,7 @@ static size_t initial_map_size(const char *data_path, uint64_t want)
  * The descriptor stays open until the environment is closed, because
  * closing any descriptor of a file drops this process's POSIX locks on
  * it, and LMDB's are on this one. */
-static int lock_file_alloc(struct mreg_index *ix)
+static int lock_file_alloc(struct idx_db *ix)
 {
 	struct stat st;
 	char *p;
@@ -463,7 +463,7 @@ static int lock_file_alloc(struct mreg_index *ix)
  * grows, and a meta page names no page beyond what was written before it,
  * so a file shorter than the meta page's last page is damaged: refuse it
  * before any page is read. */
-static int check_data_size(struct mreg_index *ix)
+static int check_data_size(struct idx_db *ix)
 {
 	MDB_envinfo info;
 	MDB_stat ms;
@@ -485,7 +485,7 @@ static int check_data_size(struct mreg_index *ix)
 	return 0;
 }
 
-static int env_open(struct mreg_index *ix, const struct index_options *opt)
+static int env_open(struct idx_db *ix, const struct idx_options *opt)
 {
 	unsigned flags = MDB_NOTLS;
 	int r, rc, dead;
@@ -529,22 +529,22 @@ static int env_open(struct mreg_index *ix, const struct index_options *opt)
 		if (r < 0)
 			return r;
 	}
-	if (mdb_env_get_maxkeysize(ix->env) < IDX_MAX_KEY)
+	if (mdb_env_get_maxkeysize(ix->env) < IDX_KEY_MAX)
 		return log_err(-EINVAL, "liblmdb allows keys of %d bytes, "
 			       "mreg needs %d", mdb_env_get_maxkeysize(ix->env),
-			       IDX_MAX_KEY);
+			       IDX_KEY_MAX);
 	if (mdb_reader_check(ix->env, &dead) == 0 && dead > 0)
 		log_info("index '%s': cleared %d stale readers", ix->dir, dead);
 	map_size_refresh(ix);
 	return 0;
 }
 
-int index_open(const char *dir, const struct index_options *opt,
-	       struct mreg_index **ret)
+int idx_open(const char *dir, const struct idx_options *opt,
+	       struct idx_db **ret)
 {
-	static const struct index_options defaults = { .sync = true };
+	static const struct idx_options defaults = { .sync = true };
 	pthread_rwlockattr_t attr;
-	struct mreg_index *ix;
+	struct idx_db *ix;
 	int r;
 
 	if (!dir || !*dir || !ret)
@@ -591,7 +591,7 @@ int index_open(const char *dir, const struct index_options *opt,
 	if (opt->read_only)
 		r = open_tables_ro(ix);
 	else
-		r = index_write(ix, open_tables, NULL);
+		r = idx_write(ix, open_tables, NULL);
 	if (r < 0)
 		goto fail;
 	ix->pid = open_pid = getpid();
@@ -612,7 +612,7 @@ fail:
 	return r;
 }
 
-void index_close(struct mreg_index *ix)
+void idx_close(struct idx_db *ix)
 {
 	if (!ix)
 		return;
@@ -635,13 +635,13 @@ void index_close(struct mreg_index *ix)
 
 /* ---- transactions ------------------------------------------------------ */
 
-static int nested(const struct mreg_index *ix)
+static int nested(const struct idx_db *ix)
 {
 	return log_err(-EDEADLK, "index '%s': transaction inside a "
 		       "transaction", ix->dir);
 }
 
-int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
 	       void *arg)
 {
 	struct idx_txn t = { .ix = ix };
@@ -667,7 +667,7 @@ int index_read(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
 }
 
 /* Takes the writer locks (see "Writers across processes" above). */
-static void writer_lock(struct mreg_index *ix)
+static void writer_lock(struct idx_db *ix)
 {
 	pthread_mutex_lock(&ix->wlock);
 	if (ix->lock_fd < 0)
@@ -680,14 +680,14 @@ static void writer_lock(struct mreg_index *ix)
 		}
 }
 
-static void writer_unlock(struct mreg_index *ix)
+static void writer_unlock(struct idx_db *ix)
 {
 	if (ix->lock_fd >= 0)
 		flock(ix->lock_fd, LOCK_UN);
 	pthread_mutex_unlock(&ix->wlock);
 }
 
-static int write_txn(struct mreg_index *ix,
+static int write_txn(struct idx_db *ix,
 		     int (*fn)(struct idx_txn *, void *), void *arg)
 {
 	struct idx_txn t;
@@ -737,7 +737,7 @@ static int write_txn(struct mreg_index *ix,
 	}
 }
 
-int index_write(struct mreg_index *ix, int (*fn)(struct idx_txn *, void *),
+int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
 		void *arg)
 {
 	int r;
@@ -764,7 +764,7 @@ bool idx_writable(const struct idx_txn *t)
 
 static bool key_ok(const void *key, size_t klen)
 {
-	return key && klen > 0 && klen <= IDX_MAX_KEY;
+	return key && klen > 0 && klen <= IDX_KEY_MAX;
 }
 
 static bool table_ok(enum idx_table tb)
@@ -853,7 +853,7 @@ int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	int r = 0, rc;
 
 	if (!t || !table_ok(tb) || !fn || (plen && !prefix) ||
-	    plen > IDX_MAX_KEY || slen > IDX_MAX_KEY)
+	    plen > IDX_KEY_MAX || slen > IDX_KEY_MAX)
 		return -EINVAL;
 	if (!start)
 		slen = 0;
@@ -891,13 +891,13 @@ int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, struct idx_val *ret_key, struct idx_val *ret_val)
 {
-	unsigned char succ[IDX_MAX_KEY];
+	unsigned char succ[IDX_KEY_MAX];
 	size_t n = plen;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
-	if (!t || !table_ok(tb) || (plen && !prefix) || plen > IDX_MAX_KEY ||
+	if (!t || !table_ok(tb) || (plen && !prefix) || plen > IDX_KEY_MAX ||
 	    !ret_key || !ret_val)
 		return -EINVAL;
 	if (t->map_full || t->err)
@@ -951,7 +951,7 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret)
 
 /* ---- maintenance ------------------------------------------------------- */
 
-int index_reader_check(struct mreg_index *ix)
+int idx_maint(struct idx_db *ix)
 {
 	int dead = 0, rc;
 
@@ -965,7 +965,7 @@ int index_reader_check(struct mreg_index *ix)
 	return dead;
 }
 
-int index_size(struct mreg_index *ix, uint64_t *ret_used, uint64_t *ret_map)
+int idx_stats(struct idx_db *ix, uint64_t *ret_used, uint64_t *ret_map)
 {
 	MDB_envinfo info;
 	MDB_stat st;

@@ -59,7 +59,7 @@
  * that name: if the name is gone the chunk moved (-ENOENT: the caller
  * looks it up again), if another file took it, it tries once more. At
  * most once a second, and on every store_bytes() (statfs) and
- * store_list_packs(), descriptors of unlinked files are dropped. Data still in this
+ * store_containers(), descriptors of unlinked files are dropped. Data still in this
  * process's write buffer is found on the slow path that a short read
  * takes. Every read checks the record header and, unless raw,
  * the chunk's hash: never wrong bytes.
@@ -93,7 +93,7 @@
 #ifndef WBUF_SIZE
 #define WBUF_SIZE (1u << 20)      /* write buffer (-D for benchmarks) */
 #endif
-#define WALK_BUF_SIZE (4u << 20)  /* read-ahead of store_walk_pack() */
+#define WALK_BUF_SIZE (4u << 20)  /* read-ahead of store_iterate() */
 #define RC_BUCKETS 256            /* read cache: hash buckets */
 #define RC_MAX 256                /* read cache: open descriptors at most */
 
@@ -792,7 +792,7 @@ fail:
 	return r;
 }
 
-int store_append(struct mreg_store *s, const struct mreg_id *id,
+int store_put(struct mreg_store *s, const struct mreg_id *id,
 		 const void *data, uint32_t len, struct chunk_loc *ret)
 {
 	uint64_t rec = (uint64_t)PACK_RECORD_HEADER + len;
@@ -1085,7 +1085,7 @@ static int read_chunk(struct mreg_store *s, const struct chunk_loc *loc,
 			return 0;
 		}
 		/* gc may have removed the pack (emptying it: see
-		 * store_remove_pack), and a new pack may have taken its
+		 * store_delete), and a new pack may have taken its
 		 * number: look again, once. */
 		k = rc_stale(s, f);
 		rfd_unref(f);
@@ -1105,7 +1105,7 @@ fail:
 		       "'%s/%s' (%s)", loc->offset, s->dir, name, why);
 }
 
-int store_read(struct mreg_store *s, const struct chunk_loc *loc,
+int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 	       const struct mreg_id *id, void *buf)
 {
 	if (!s || !loc || !id || (!buf && loc->len))
@@ -1113,7 +1113,7 @@ int store_read(struct mreg_store *s, const struct chunk_loc *loc,
 	return read_chunk(s, loc, id, buf);
 }
 
-int store_read_raw(struct mreg_store *s, const struct chunk_loc *loc,
+int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
 		   void *buf)
 {
 	if (!s || !loc || (!buf && loc->len))
@@ -1235,7 +1235,7 @@ static bool pack_busy(struct mreg_store *s, uint32_t pack)
 	return false;
 }
 
-int store_list_packs(struct mreg_store *s,
+int store_containers(struct mreg_store *s,
 		     int (*fn)(void *arg, uint32_t pack, uint64_t size,
 			       bool busy),
 		     void *arg)
@@ -1262,7 +1262,7 @@ int store_list_packs(struct mreg_store *s,
 	return r;
 }
 
-/* A sequential reader of one pack for store_walk_pack(). */
+/* A sequential reader of one pack for store_iterate(). */
 struct walk {
 	int fd;
 	uint64_t size;  /* of the file when the walk began */
@@ -1309,7 +1309,7 @@ static int walk_fill(struct walk *w, uint64_t off, uint64_t n)
 	return w->have >= n ? 0 : -EIO;
 }
 
-int store_walk_pack(struct mreg_store *s, uint32_t pack,
+int store_iterate(struct mreg_store *s, uint32_t pack,
 		    int (*fn)(void *arg, const struct mreg_id *id,
 			      const struct chunk_loc *loc, const void *data),
 		    void *arg)
@@ -1407,7 +1407,7 @@ fail:
 		       s->dir, name, off, why);
 }
 
-int store_lock_pack(struct mreg_store *s, uint32_t pack)
+int store_claim(struct mreg_store *s, uint32_t pack)
 {
 	struct gclock *ng;
 	int fd, r;
@@ -1450,7 +1450,7 @@ static void gc_release(struct mreg_store *s, uint32_t pack)
 	s->gc[i] = s->gc[--s->ngc];
 }
 
-void store_unlock_pack(struct mreg_store *s, uint32_t pack)
+void store_unclaim(struct mreg_store *s, uint32_t pack)
 {
 	if (!s)
 		return;
@@ -1461,7 +1461,7 @@ void store_unlock_pack(struct mreg_store *s, uint32_t pack)
 
 /* A read-write descriptor of pack name, which must be the file locked
  * through lockfd (gc's lock descriptors are read-only, as are the probes
- * of store_list_packs). -errno. */
+ * of store_containers). -errno. */
 static int open_locked_rw(struct mreg_store *s, const char *name, int lockfd)
 {
 	struct stat a, b;
@@ -1479,7 +1479,7 @@ static int open_locked_rw(struct mreg_store *s, const char *name, int lockfd)
 	return fd;
 }
 
-int store_remove_pack(struct mreg_store *s, uint32_t pack)
+int store_delete(struct mreg_store *s, uint32_t pack)
 {
 	char name[PACK_NAME_LEN + 1];
 	ssize_t i;
@@ -1516,7 +1516,7 @@ int store_remove_pack(struct mreg_store *s, uint32_t pack)
 	return r;
 }
 
-int store_truncate_pack(struct mreg_store *s, uint32_t pack, uint64_t size)
+int store_cut(struct mreg_store *s, uint32_t pack, uint64_t size)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
@@ -1544,7 +1544,7 @@ int store_truncate_pack(struct mreg_store *s, uint32_t pack, uint64_t size)
 	return r;
 }
 
-int store_pack_size(struct mreg_store *s, uint32_t pack, uint64_t *ret)
+int store_container_size(struct mreg_store *s, uint32_t pack, uint64_t *ret)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
@@ -1604,7 +1604,7 @@ int store_room(struct mreg_store *s, uint64_t *ret)
 	return 0;
 }
 
-void store_inject_fault(struct mreg_store *s, enum store_fault f, int err)
+void pack_inject_fault(struct mreg_store *s, enum store_fault f, int err)
 {
 	if (!s || err <= 0)
 		return;
