@@ -526,8 +526,7 @@ static void policy_differs(void *arg, const char *msg)
  * they moved there; core logs it), and a config that disagrees with the
  * stored ones is reported, not applied. A config whose policy cannot be
  * imported (an unknown group, a missing hook program) stops the start. */
-static int adopt_policy(struct reg_registry *reg,
-			const struct mreg_config *cfg)
+static int adopt_policy(struct reg_registry *reg, const struct mreg_config *cfg)
 {
 	const char *path = cfg->path ? cfg->path : "(none)";
 	struct reg_caller self;
@@ -558,8 +557,7 @@ static int open_registry(const struct mreg_config *cfg, const char *store,
 {
 	int r;
 
-	r = reg_open_flags(cfg, store, named ? REG_OPEN_EXISTING : 0,
-				ret);
+	r = reg_open_flags(cfg, store, named ? REG_OPEN_EXISTING : 0, ret);
 	if (r == -ENOENT) {
 		log_msg(LOG_LVL_ERROR, "no store at '%s': make one with 'mreg "
 			"--store %s init'", store, store);

@@ -385,7 +385,7 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	caller_of(req, &who, NULL, 0);
 	r = reg_file_create(fs->reg, &who, parent, name, mode & 07777,
-		       O_WRONLY | O_CREAT | O_EXCL, &a, &f);
+			    O_WRONLY | O_CREAT | O_EXCL, &a, &f);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -572,7 +572,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	caller_of(req, &who, NULL, 0);
 	r = reg_file_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
-		       fi->flags, &a, &f);
+			    fi->flags, &a, &f);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -935,8 +935,8 @@ static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
 {
 	ssize_t n;
 
-	n = reg_file_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out),
-			   (uint64_t)off_out, len);
+	n = reg_file_copy_range(file_of(fi_in), (uint64_t)off_in,
+				file_of(fi_out), (uint64_t)off_out, len);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

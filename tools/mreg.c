@@ -891,9 +891,9 @@ static int open_store(struct cli *c)
 	} else {
 		/* only init makes a store: anything else that is not one is
 		   refused, and left as it is */
-		r = reg_open_flags(&c->cfg, c->store,
-					c->cmd->creates_store ? 0 :
-					REG_OPEN_EXISTING, &c->reg);
+		r = reg_open_flags(
+			&c->cfg, c->store,
+			c->cmd->creates_store ? 0 : REG_OPEN_EXISTING, &c->reg);
 	}
 	if (r == -ENOENT)
 		return fail(c, "no store at '%s': run 'mreg init' or give "

@@ -68,7 +68,7 @@ struct idx_txn;
  * that is not an LMDB environment (logged with the reason); -ENOENT with
  * read_only when there is no environment or it lacks a table. */
 int idx_open(const char *dir, const struct idx_options *opt,
-	       struct idx_db **ret);
+	     struct idx_db **ret);
 /* Closes; takes NULL. No transaction may be running. Another index may be
  * opened afterwards. */
 void idx_close(struct idx_db *ix);
@@ -77,8 +77,7 @@ void idx_close(struct idx_db *ix);
  * fn returned, or a negative errno if the transaction could not start:
  * -EAGAIN when every reader slot is taken (after clearing stale ones),
  * -EIO, -EDEADLK from inside a callback. Safe from many threads. */
-int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-	       void *arg);
+int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg);
 /* Runs fn in the write transaction (one at a time across all processes)
  * and commits when fn returns >= 0; returns fn's value then. Grows the map
  * and runs fn again on MDB_MAP_FULL, whatever fn returned. An idx_* error
@@ -88,7 +87,7 @@ int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
  * -EIO, -EROFS on an index opened read_only, -EDEADLK from inside a
  * callback. */
 int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-		void *arg);
+	      void *arg);
 
 /* True when t may write. */
 bool idx_writable(const struct idx_txn *t);
@@ -133,8 +132,7 @@ int idx_maint(struct idx_db *ix);
 
 /* Bytes the environment uses in data.mdb (pages up to the last one
  * written) and this process's current map size. */
-int idx_stats(struct idx_db *ix, uint64_t *ret_used,
-	       uint64_t *ret_map);
+int idx_stats(struct idx_db *ix, uint64_t *ret_used, uint64_t *ret_map);
 
 /* Big-endian helpers for keys that sort in numeric order. */
 static inline void be64_put(void *p, uint64_t v)

@@ -156,7 +156,8 @@ int rec_inode_decode(const void *p, size_t len, struct inode_rec *ret)
 	return 0;
 }
 
-void rec_chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k)
+void rec_chunk_key_make(const struct mreg_id *id, uint16_t n,
+			struct chunk_key *k)
 {
 	memcpy(k->b, id->b, MREG_ID_LEN);
 	k->b[MREG_ID_LEN] = (uint8_t)(n >> 8);
@@ -208,8 +209,8 @@ void rec_extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN])
 	memcpy(buf + CHUNK_KEY_LEN, &e->len, 4);
 }
 
-int rec_extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
-		  struct extent_rec *ret)
+int rec_extent_decode(const void *key, size_t klen, const void *val,
+		      size_t vlen, struct extent_rec *ret)
 {
 	if (klen != EXTENT_KEY_LEN || vlen != EXTENT_VAL_LEN)
 		return -EIO;

@@ -54,7 +54,8 @@ int rec_inode_decode(const void *p, size_t len, struct inode_rec *ret);
 struct chunk_key {
 	uint8_t b[CHUNK_KEY_LEN];
 };
-void rec_chunk_key_make(const struct mreg_id *id, uint16_t n, struct chunk_key *k);
+void rec_chunk_key_make(const struct mreg_id *id, uint16_t n,
+			struct chunk_key *k);
 void rec_chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
 uint16_t rec_chunk_key_n(const struct chunk_key *k);
 
@@ -78,8 +79,8 @@ struct extent_rec {
 };
 void rec_extent_key(uint64_t ino, uint64_t offset, uint8_t buf[EXTENT_KEY_LEN]);
 void rec_extent_encode(const struct extent_rec *e, uint8_t buf[EXTENT_VAL_LEN]);
-int rec_extent_decode(const void *key, size_t klen, const void *val, size_t vlen,
-		  struct extent_rec *ret);
+int rec_extent_decode(const void *key, size_t klen, const void *val,
+		      size_t vlen, struct extent_rec *ret);
 
 /* A stage change: key (model ino, seq), value history_rec. */
 struct history_rec {

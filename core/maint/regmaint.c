@@ -227,7 +227,8 @@ static void pending_key(uint64_t ino, uint8_t *k)
 	be64_put(k + sizeof(PENDING_PREFIX) - 1, ino);
 }
 
-int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t, uint64_t ino)
+int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t,
+			uint64_t ino)
 {
 	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8], v[8];
 
@@ -247,7 +248,7 @@ int reg_pending_del_txn(struct idx_txn *t, uint64_t ino)
 }
 
 bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
-		      uint64_t ino)
+			  uint64_t ino)
 {
 	uint8_t k[sizeof(PENDING_PREFIX) - 1 + 8];
 	struct idx_val v;
@@ -304,7 +305,8 @@ int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f)
 
 	be64_put(k, f->ino);
 	if ((r = reg_extents_drop_txn(t, f->ino)) < 0 ||
-	    ((r = reg_name_del_txn(t, f->parent, f->name)) < 0 && r != -ENOENT) ||
+	    ((r = reg_name_del_txn(t, f->parent, f->name)) < 0 &&
+	     r != -ENOENT) ||
 	    (r = idx_del(t, IDX_INODES, k, 8)) < 0)
 		return r;
 	return reg_pending_del_txn(t, f->ino);
@@ -488,7 +490,7 @@ static void finding(struct fsck *f, bool error, const char *fmt, ...)
  * a finding, so that a clean pass stays linear in the tree however deep
  * it is (rebuilding every inode's path made it quadratic in the depth). */
 static void inode_path_txn(struct idx_txn *t, uint64_t ino, char *buf,
-		       size_t size)
+			   size_t size)
 {
 	struct inode_rec *r = malloc(sizeof(*r));
 	char (*names)[256] = NULL;
@@ -498,7 +500,8 @@ static void inode_path_txn(struct idx_txn *t, uint64_t ino, char *buf,
 	snprintf(buf, size, "inode %llu", (unsigned long long)ino);
 	if (!r)
 		return;
-	while (ino && reg_inode_get_txn(t, ino, r) == 0 && r->kind != REG_STAGES) {
+	while (ino && reg_inode_get_txn(t, ino, r) == 0 &&
+	       r->kind != REG_STAGES) {
 		if (ARRAY_GROW(names, cap, n) < 0)
 			goto out;
 		memcpy(names[n++], r->name, sizeof(r->name));
@@ -673,7 +676,8 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 
 	if (f->progress)
 		f->progress(f->arg, ++f->chunks_done, f->chunks_total);
-	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0) {
+	if (k->len != CHUNK_KEY_LEN ||
+	    rec_chunk_decode(v->data, v->len, &c) < 0) {
 		finding(f, true, "damaged chunk record");
 		return 0;
 	}
@@ -1020,10 +1024,11 @@ static int tree_drop_txn(struct idx_txn *t, uint64_t dir, int depth)
 		}
 		if (e < 0)
 			break;
-		if (r->kind == REG_DIR && (e = tree_drop_txn(t, r->ino,
-							depth + 1)) < 0)
+		if (r->kind == REG_DIR &&
+		    (e = tree_drop_txn(t, r->ino, depth + 1)) < 0)
 			break;
-		if (r->kind == REG_FILE && (e = reg_extents_drop_txn(t, r->ino)) < 0)
+		if (r->kind == REG_FILE &&
+		    (e = reg_extents_drop_txn(t, r->ino)) < 0)
 			break;
 		be64_put(k, r->ino);
 		e = idx_del(t, IDX_INODES, k, 8);
@@ -1057,7 +1062,8 @@ static int free_version_txn(struct idx_txn *t, void *arg)
 	be64_put(k, a->v);
 	if (file && (r = reg_extents_drop_txn(t, a->v)) < 0)
 		return r;
-	if ((r = tree_drop_txn(t, a->v, 0)) < 0 || (r = xattrs_drop_txn(t, a->v)) < 0)
+	if ((r = tree_drop_txn(t, a->v, 0)) < 0 ||
+	    (r = xattrs_drop_txn(t, a->v)) < 0)
 		return r;
 	r = idx_del(t, IDX_INODES, k, 8);
 	if (r < 0 && r != -ENOENT)
@@ -1088,7 +1094,8 @@ static int dead_one(void *arg, const struct idx_val *k,
 	struct dead_chunks *d = arg;
 	struct chunk_rec c;
 
-	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN ||
+	    rec_chunk_decode(v->data, v->len, &c) < 0)
 		return d->err = -EIO;
 	if (c.refs)
 		return 0;
@@ -1246,7 +1253,7 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 		r = store_get(reg->st, &m.v[i].from, &id, buf);
 		if (r == 0)
 			r = store_put(reg->st, &id, buf, m.v[i].from.len,
-					 &m.v[i].to);
+				      &m.v[i].to);
 		moved += PACK_RECORD_HEADER + (uint64_t)m.v[i].from.len;
 	}
 	if (r == 0)

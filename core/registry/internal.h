@@ -129,39 +129,41 @@ int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l);
  * queues the hooks its changes noted with reg_note_txn(). Every registry
  * change goes through here. */
 int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
-	    void *arg);
+	       void *arg);
 /* Notes, inside a transaction run by reg_change, a hook to run if it commits:
  * the change who made. */
 void reg_note_txn(enum hook_event event, const char *model, const char *version,
-	       const char *stage, const char *previous,
-	       const struct reg_caller *who);
+		  const char *stage, const char *previous,
+		  const struct reg_caller *who);
 int64_t now_ns(void);
 int reg_inode_get_txn(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
 int reg_inode_put_txn(struct idx_txn *t, const struct inode_rec *r);
 int reg_inode_alloc_txn(struct idx_txn *t, uint64_t *ret);
 int reg_name_get_txn(struct idx_txn *t, uint64_t parent, const char *name,
-	     uint64_t *ret);
+		     uint64_t *ret);
 int reg_name_put_txn(struct idx_txn *t, uint64_t parent, const char *name,
-	     uint64_t ino, unsigned flags);
+		     uint64_t ino, unsigned flags);
 int reg_name_del_txn(struct idx_txn *t, uint64_t parent, const char *name);
 void reg_inode_attr(const struct inode_rec *r, struct reg_attr *a);
 /* Fills a new inode record of kind under parent (a version's tree when
  * version != 0), owned by who, mode masked with its umask. */
 void reg_inode_init(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
-	     const struct reg_caller *who, mode_t mode, uint64_t parent,
-	     uint64_t model, uint64_t version, const char *name);
+		    const struct reg_caller *who, mode_t mode, uint64_t parent,
+		    uint64_t model, uint64_t version, const char *name);
 /* Looks up model name: its record. -ENOENT, -EINVAL. */
-int reg_model_get_txn(struct idx_txn *t, const char *model, struct inode_rec *ret);
+int reg_model_get_txn(struct idx_txn *t, const char *model,
+		      struct inode_rec *ret);
 /* Looks up model/version: both records (ret_model may be NULL). */
-int reg_version_get_txn(struct idx_txn *t, const char *model, const char *version,
-		struct inode_rec *ret_model, struct inode_rec *ret_version);
+int reg_version_get_txn(struct idx_txn *t, const char *model,
+			const char *version, struct inode_rec *ret_model,
+			struct inode_rec *ret_version);
 /* Creates a model (in t). */
 int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
-		     const char *name, mode_t mode, struct inode_rec *ret);
+			 const char *name, mode_t mode, struct inode_rec *ret);
 /* Creates a version (draft) of model m named name; updates max_version. */
 int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
-		       struct inode_rec *m, const char *name, mode_t mode,
-		       struct inode_rec *ret);
+			   struct inode_rec *m, const char *name, mode_t mode,
+			   struct inode_rec *ret);
 /* Next integer version name of model m. */
 void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
 bool reg_name_is_integer(const char *s, uint64_t *ret);
@@ -170,8 +172,9 @@ bool reg_name_is_integer(const char *s, uint64_t *ret);
  * version's root are at 0), deeper for the entries of subdirectories.
  * fn returns a negative errno to stop. */
 int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
-	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
-	      void *arg);
+		      int (*fn)(void *arg, const struct inode_rec *r,
+				int depth),
+		      void *arg);
 /* Depth of directory p below its version's root (0 for the root), at
  * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
 int reg_depth_txn(struct idx_txn *t, const struct inode_rec *p);
@@ -187,7 +190,8 @@ int reg_check_link_target(const char *target, int depth);
  * discarded, and new files of drafts until their first commit (a file
  * whose first close never completed is absent after a crash). */
 #define PENDING_PREFIX "pending/"
-int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t, uint64_t ino);
+int reg_pending_add_txn(struct reg_registry *reg, struct idx_txn *t,
+			uint64_t ino);
 /* Drops the note of ino (none: 0). */
 int reg_pending_del_txn(struct idx_txn *t, uint64_t ino);
 /* In t: removes the files noted by dead processes (their names, records
@@ -199,10 +203,10 @@ int reg_pending_cleanup(struct reg_registry *reg);
 /* In t: removes pending file f (name, record, extents, note): a file
  * discarded (reg_file_close) or left by a dead process. */
 int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
-/* In t: true when this process noted ino (reg_pending_add_txn), false when another
- * process did or none did (an error reads as another's). */
+/* In t: true when this process noted ino (reg_pending_add_txn), false
+ * when another process did or none did (an error reads as another's). */
 bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
-		      uint64_t ino);
+			  uint64_t ino);
 
 /* ---- audit (regmeta.c) ---- */
 struct audit_ev {
@@ -218,16 +222,16 @@ struct audit_ev {
 };
 /* Appends an audit record in t. */
 int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
-	      const struct audit_ev *ev);
+		      const struct audit_ev *ev);
 /* The size of .mreg/audit.log (or of .mreg/metrics, rendered now) into
  * *ret: what stat shows, so that a reader polling it (tail -f) sees it
  * grow. */
 int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino,
-		      uint64_t *ret);
+			  uint64_t *ret);
 /* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
  * transaction of its own; other errors are not refusals. */
 void reg_audit_failure(struct reg_registry *reg, const struct reg_caller *who,
-		   int r, const struct audit_ev *ev);
+		       int r, const struct audit_ev *ev);
 /* Audits a refusal in a transaction of its own. Identical refusals (same
  * pid, uid, op, result, event, model, version, stage, from and reason) are
  * coalesced: the first
@@ -236,13 +240,14 @@ void reg_audit_failure(struct reg_registry *reg, const struct reg_caller *who,
  * passed (at the next such refusal, at reg_refusals_flush(), or at close). */
 #define REFUSAL_WINDOW_S 5
 void reg_audit_refusal(struct reg_registry *reg, const struct reg_caller *who,
-		   const struct audit_ev *ev);
+		       const struct audit_ev *ev);
 /* As reg_audit_failure() for a change of inode ino, or of the entry ev->path
  * of directory ino (a model, a version, a directory of one): ev gives op,
  * key, path and reason (NULL: strerror), the record gets the model and
  * version they are in. Refusals outside a model are not audited. */
-void reg_audit_ino_failure(struct reg_registry *reg, const struct reg_caller *who,
-		       int r, uint64_t ino, const struct audit_ev *ev);
+void reg_audit_ino_failure(struct reg_registry *reg,
+			   const struct reg_caller *who, int r, uint64_t ino,
+			   const struct audit_ev *ev);
 /* Writes the counts of coalesced refusals whose window has passed (all of
  * them with all); frees the table with all. */
 void reg_refusals_flush(struct reg_registry *reg, bool all);
@@ -274,8 +279,8 @@ void reg_ingest_release(struct ingest *in);
 /* Chunks and stores size bytes read from fd at offset 0 (the caller is in
  * a store batch). progress may be NULL. */
 int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
-	      struct ingest *in,
-	      void (*progress)(void *arg, uint64_t n), void *parg);
+		  struct ingest *in, void (*progress)(void *arg, uint64_t n),
+		  void *parg);
 /* The chunks an ingest stored itself, by id: a chunk met twice is stored
  * once. */
 struct fresh_map {
@@ -286,22 +291,22 @@ struct fresh_map {
  * found in the index, met earlier in this ingest, or appended to the
  * store. tmp: max_size bytes of scratch. Counted in reg->chunked_bytes. */
 int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
-		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
-		 uint8_t *tmp);
+		     struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		     uint8_t *tmp);
 /* Adds a chunk already stored (content kept as it was) at e->off. */
 int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
-		const struct chunk_ent *e);
+		    const struct chunk_ent *e);
 /* In t: references the chunks of in (adding records for fresh ones,
  * counting references) and writes them as extents of file ino (at their
  * offsets; the caller dropped what they replace); sets each entry's key
  * to the chunk record it names. -EAGAIN when a chunk that was found
  * vanished (gc): ingest again. */
 int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
-		 const struct ingest *in, uint64_t ino);
+			 const struct ingest *in, uint64_t ino);
 /* In t: removes file ino's extent at off, which names chunk key, and its
  * reference. */
 int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
-		 const struct chunk_key *key);
+			 const struct chunk_key *key);
 /* Reads e's chunk, checked against its id, into buf (e->len bytes). A
  * stored chunk (not fresh) that gc moved is looked up again (e->loc is
  * updated). -EIO when it cannot be read right. */
@@ -310,11 +315,11 @@ int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf);
  * between them), read and checked. In a transaction (in_txn), the places
  * in v are current: none is looked up again. */
 int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
-		   uint64_t size, bool in_txn, struct mreg_id *ret);
+		       uint64_t size, bool in_txn, struct mreg_id *ret);
 /* In t: sets r->digest when r is a file whose digest is not computed yet
  * (INODE_NODIGEST, cleared); r is not written. */
 int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
-		    struct inode_rec *r);
+			struct inode_rec *r);
 /* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
  * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
  * the user's cap or into the daemon's reserve). */
@@ -346,8 +351,8 @@ void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino);
 /* Registers a pending file (in t) as the next version; sets the file's
  * record (already holding its content) sealed inside it. */
 int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
-			 const struct reg_caller *who, struct inode_rec *f,
-			 char *ret_version);
+			     const struct reg_caller *who, struct inode_rec *f,
+			     char *ret_version);
 /* Sets a->size to the size written so far when the file is open for
  * writing here (a stat must show what was written before close). */
 void reg_writer_size(struct reg_registry *reg, struct reg_attr *a);
@@ -371,8 +376,8 @@ struct spool;
  * file's descriptor, opened at the first write (and given back at each
  * commit). The spool makes its own copy of base. -ENOMEM. */
 int reg_spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
-	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
-	      struct spool **ret);
+		  bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
+		  struct spool **ret);
 /* Frees sp (NULL is fine): closes its spool file, ends its store batch. */
 void reg_spool_free(struct reg_registry *reg, struct spool *sp);
 /* The spool now holds the store batch its base's fresh chunks were
@@ -381,16 +386,16 @@ void reg_spool_hold_batch(struct spool *sp);
 uint64_t reg_spool_size(const struct spool *sp);
 /* pwrite(2) into the content: the count written, or -errno (-ENOSPC...). */
 ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
-		    const void *buf, size_t len, uint64_t off);
+			const void *buf, size_t len, uint64_t off);
 /* pread(2) of the content: the count (short only at its end), or -EIO. */
 ssize_t reg_spool_read(struct reg_registry *reg, struct spool *sp, void *buf,
-		   size_t len, uint64_t off);
+		       size_t len, uint64_t off);
 /* ftruncate(2) of the content. */
 int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
-		   uint64_t size);
+		       uint64_t size);
 /* lseek(2) SEEK_DATA / SEEK_HOLE from off: *ret, or -ENXIO past the end. */
 int reg_spool_seek(const struct spool *sp, uint64_t off, int whence,
-	       uint64_t *ret);
+		   uint64_t *ret);
 /* Copies every byte base gives into the spool file: for a file whose
  * chunks nothing names any more (unlinked while open), which gc may take. */
 int reg_spool_detach(struct reg_registry *reg, struct spool *sp);
@@ -414,16 +419,16 @@ struct spool_plan {
  * the store). full: plan a rewrite of every extent (else only when the
  * base is not what the index holds). */
 int reg_spool_plan(struct reg_registry *reg, struct spool *sp, bool full,
-	       struct spool_plan *ret);
+		   struct spool_plan *ret);
 void reg_spool_plan_release(struct spool_plan *pl);
 /* In t: applies pl to file f (its record, not written): -ESTALE when the
  * file's extents are no longer those pl was planned over (plan it full). */
 int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
-		     struct spool_plan *pl, const struct inode_rec *f);
+			     struct spool_plan *pl, const struct inode_rec *f);
 /* After pl committed (the inode's ctime now ctime): its content is sp's
  * new base, and the spool is empty. */
 void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
-		     struct spool_plan *pl, int64_t ctime);
+			 struct spool_plan *pl, int64_t ctime);
 /* Marks the open writer of pending file ino registered (a rename made it
  * a version): its later writes fail, its close has nothing to do. */
 void reg_writer_registered(struct reg_registry *reg, uint64_t ino);
@@ -446,38 +451,41 @@ void reg_writers_leave(struct reg_registry *reg, uint64_t version);
  * (which nobody can open for writing until the transaction ended), else
  * -EBUSY after waiting a moment. */
 int reg_writers_none_txn(struct reg_registry *reg, uint64_t version);
-/* Ends what reg_writers_none_txn() holds (reg_change, after the transaction). */
+/* Ends what reg_writers_none_txn() holds (reg_change, after the
+ * transaction). */
 void reg_writers_txn_end(void);
 
 /* ---- regstage.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
 int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
-	     const struct reg_caller *who, struct inode_rec *v);
+		 const struct reg_caller *who, struct inode_rec *v);
 /* Points stage of model m at version v (in t), policy first. reason gets
  * a refusal's reason. action HIST_*. */
 int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
-		  const struct reg_caller *who, struct inode_rec *m,
-		  const char *stage, struct inode_rec *v, int action,
-		  char *reason, size_t rlen);
+		      const struct reg_caller *who, struct inode_rec *m,
+		      const char *stage, struct inode_rec *v, int action,
+		      char *reason, size_t rlen);
 /* Removes stage (in t), policy first. Its inode is trashed, not deleted:
  * a reader that resolved the name a moment ago can still read the link;
  * gc deletes it. */
 int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
-		     const struct reg_caller *who, struct inode_rec *m,
-		     const char *stage, int action, char *reason, size_t rlen);
+			 const struct reg_caller *who, struct inode_rec *m,
+			 const char *stage, int action, char *reason,
+			 size_t rlen);
 /* The name of the version stage of model m points at, into buf ("" when
  * there is none): what a refused removal is audited with. */
 void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
-		       const char *stage, char *buf, size_t size);
+			       const char *stage, char *buf, size_t size);
 /* Parses a stage symlink target "../V": the version record. */
 int reg_stage_target_parse_txn(struct idx_txn *t, const struct inode_rec *m,
-		       const char *target, struct inode_rec *ret);
+			       const char *target, struct inode_rec *ret);
 /* Removes version v (in t): -EBUSY when a stage points at it. */
 int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
-		       const struct reg_caller *who, struct inode_rec *m,
-		       struct inode_rec *v);
+			   const struct reg_caller *who, struct inode_rec *m,
+			   struct inode_rec *v);
 /* Does any stage of model m point at version v? */
-int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_t v);
+int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
+			   uint64_t v);
 
 /* ---- regpolicy.c ---- */
 /* Reads every stored stage policy and hook definition into ret, as if a
@@ -486,24 +494,27 @@ int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_
 int reg_policy_load_txn(struct idx_txn *t, struct mreg_config *ret);
 /* The program stored for event, NUL-terminated into buf. -ENOENT when
  * there is none, -ERANGE when it does not fit. */
-int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event, char *buf,
-			size_t size);
+int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event,
+				char *buf, size_t size);
 /* May the caller point stage of model m at version v? 0, or -EACCES with
  * the reason in reason; -EIO (a stored policy that does not read). */
-int reg_policy_check_promote_txn(struct idx_txn *t, const struct reg_caller *who,
-			 const struct inode_rec *m, const char *stage,
-			 const struct inode_rec *v, char *reason, size_t rlen);
+int reg_policy_check_promote_txn(struct idx_txn *t,
+				 const struct reg_caller *who,
+				 const struct inode_rec *m, const char *stage,
+				 const struct inode_rec *v, char *reason,
+				 size_t rlen);
 /* May the caller remove stage s of model m (protect, who)? As above. */
 int reg_policy_check_remove_txn(struct idx_txn *t, const struct reg_caller *who,
-			const struct inode_rec *m, const struct inode_rec *s,
-			char *reason, size_t rlen);
+				const struct inode_rec *m,
+				const struct inode_rec *s, char *reason,
+				size_t rlen);
 /* A model or version record changes from old to new (in t): a change of
  * its mode or owner is refused (-EACCES, reason) on what a protected stage
  * serves unless the caller may change that stage, and audited otherwise
  * (with the old and new value). Other records and changes: 0. */
 int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
-		    const struct inode_rec *old, const struct inode_rec *new,
-		    char *reason, size_t rlen);
+			const struct inode_rec *old,
+			const struct inode_rec *new, char *reason, size_t rlen);
 /* Is gid the caller's primary or a supplementary group? */
 bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid);
 
@@ -528,6 +539,6 @@ int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st);
  * (in t), with SPEC §4's rules, audited with the old value. key without
  * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
 int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
-		 const struct inode_rec *rec, const char *key,
-		 const void *val, size_t len, int flags);
+		     const struct inode_rec *rec, const char *key,
+		     const void *val, size_t len, int flags);
 #endif

@@ -260,7 +260,8 @@ static int find_one(void *arg, const struct idx_val *k,
 	struct chunk_rec c;
 	int r;
 
-	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN ||
+	    rec_chunk_decode(v->data, v->len, &c) < 0)
 		return a->err = -EIO;
 	if (a->reg->cfg->dedup_verify) {
 		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
@@ -299,8 +300,8 @@ static int find_chunk_txn(struct idx_txn *t, void *arg)
 }
 
 int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
-		 struct fresh_map *fm, const uint8_t *p, uint32_t len,
-		 uint8_t *tmp)
+		     struct fresh_map *fm, const uint8_t *p, uint32_t len,
+		     uint8_t *tmp)
 {
 	struct chunk_ent e = { .len = len, .dup_of = -1 };
 	struct find_arg fa = { .reg = reg, .data = p, .len = len, .tmp = tmp };
@@ -353,7 +354,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 }
 
 int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
-		const struct chunk_ent *e)
+		    const struct chunk_ent *e)
 {
 	struct chunk_ent k = *e;
 	int d, r;
@@ -379,8 +380,8 @@ int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 }
 
 int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
-	      struct ingest *in,
-	      void (*progress)(void *arg, uint64_t n), void *parg)
+		  struct ingest *in, void (*progress)(void *arg, uint64_t n),
+		  void *parg)
 {
 	const struct chunker_params *cp = &reg->chunker;
 	struct fresh_map fm = { 0 };
@@ -423,7 +424,8 @@ int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
 		while ((cut = chunker_scan(&ch, buf + scan, have - scan)) !=
 		       CHUNKER_NO_CUT) {
 			r = reg_ingest_chunk(reg, in, &fm, buf + start,
-					 (uint32_t)(scan + cut - start), tmp);
+					     (uint32_t)(scan + cut - start),
+					     tmp);
 			if (r < 0)
 				goto out;
 			start = scan = scan + cut;
@@ -565,12 +567,13 @@ static int stream_feed(struct reg_registry *reg, struct stream *s,
 			return 0;
 		}
 		if (s->ncarry == 0) {
-			r = reg_ingest_chunk(reg, &s->in, &s->fm, p, (uint32_t)cut,
-					 s->tmp);
+			r = reg_ingest_chunk(reg, &s->in, &s->fm, p,
+					     (uint32_t)cut, s->tmp);
 		} else {
 			memcpy(s->carry + s->ncarry, p, cut);
 			r = reg_ingest_chunk(reg, &s->in, &s->fm, s->carry,
-					 (uint32_t)(s->ncarry + cut), s->tmp);
+					     (uint32_t)(s->ncarry + cut),
+					     s->tmp);
 			s->ncarry = 0;
 		}
 		if (r < 0)
@@ -795,7 +798,7 @@ static int stream_finish(struct reg_registry *reg, struct stream *s)
 	}
 	if (s->ncarry) {
 		r = reg_ingest_chunk(reg, &s->in, &s->fm, s->carry,
-				 (uint32_t)s->ncarry, s->tmp);
+				     (uint32_t)s->ncarry, s->tmp);
 		if (r < 0)
 			return s->err = r;
 		s->ncarry = 0;
@@ -812,7 +815,7 @@ struct locate_arg {
 };
 
 static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
-		     struct chunk_rec *ret);
+			 struct chunk_rec *ret);
 
 static int locate_txn(struct idx_txn *t, void *arg)
 {
@@ -843,7 +846,7 @@ int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 }
 
 static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
-		     struct chunk_rec *ret)
+			 struct chunk_rec *ret)
 {
 	struct idx_val v;
 	int r = idx_get(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, &v);
@@ -854,7 +857,7 @@ static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
 }
 
 static int chunk_put_txn(struct idx_txn *t, const struct chunk_key *k,
-		     const struct chunk_rec *c)
+			 const struct chunk_rec *c)
 {
 	uint8_t buf[CHUNK_REC_LEN];
 
@@ -882,7 +885,8 @@ static int pick_one(void *arg, const struct idx_val *k,
 	struct chunk_rec c;
 	int r;
 
-	if (k->len != CHUNK_KEY_LEN || rec_chunk_decode(v->data, v->len, &c) < 0)
+	if (k->len != CHUNK_KEY_LEN ||
+	    rec_chunk_decode(v->data, v->len, &c) < 0)
 		return p->err = -EIO;
 	memcpy(key.b, k->data, CHUNK_KEY_LEN);
 	if (rec_chunk_key_n(&key) > p->max_n)
@@ -904,7 +908,7 @@ static int pick_one(void *arg, const struct idx_val *k,
 }
 
 int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
-		 const struct ingest *in_c, uint64_t ino)
+			 const struct ingest *in_c, uint64_t ino)
 {
 	struct ingest *in = (struct ingest *)in_c;
 	uint8_t ek[EXTENT_KEY_LEN], ev[EXTENT_VAL_LEN];
@@ -968,8 +972,9 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 					r = -ENOSPC;
 					goto out;
 				}
-				rec_chunk_key_make(&e->id, (uint16_t)(p.max_n + 1),
-					       &keys[i]);
+				rec_chunk_key_make(&e->id,
+						   (uint16_t)(p.max_n + 1),
+						   &keys[i]);
 				c.loc = e->loc;
 				c.refs = 1;
 			}
@@ -1028,7 +1033,7 @@ static int extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l)
 }
 
 int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
-		 const struct chunk_key *key)
+			 const struct chunk_key *key)
 {
 	uint8_t ek[EXTENT_KEY_LEN];
 	struct chunk_rec c;
@@ -1063,7 +1068,7 @@ int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino)
 }
 
 int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
-		   uint64_t size, bool in_txn, struct mreg_id *ret)
+		       uint64_t size, bool in_txn, struct mreg_id *ret)
 {
 	static const uint8_t zeros[64u << 10];
 	struct digest_state ds;
@@ -1098,7 +1103,7 @@ int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
 }
 
 int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
-		    struct inode_rec *rec)
+			struct inode_rec *rec)
 {
 	struct chunk_ent *v;
 	struct chunk_rec c;
@@ -1122,7 +1127,8 @@ int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 			v[i].loc = c.loc;
 	}
 	if (r == 0)
-		r = reg_content_digest(reg, v, l.n, rec->size, true, &rec->digest);
+		r = reg_content_digest(reg, v, l.n, rec->size, true,
+				       &rec->digest);
 	free(v);
 	free(l.v);
 	if (r < 0)
@@ -1136,8 +1142,8 @@ int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 /* ---- registering a pending file ---------------------------------------- */
 
 int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
-			 const struct reg_caller *who, struct inode_rec *f,
-			 char *ret_version)
+			     const struct reg_caller *who, struct inode_rec *f,
+			     char *ret_version)
 {
 	struct inode_rec m, v;
 	char name[32];
@@ -1273,7 +1279,8 @@ static int ws_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
 	if ((r = stream_drain(reg, s)) < 0)
 		return r;
 	if (s->committed) {
-		/* reg_ingest_apply_txn() named every chunk: none is fresh now */
+		/* reg_ingest_apply_txn() named every chunk: none is fresh
+		   now */
 		for (i = 0; i < s->in.n; i++) {
 			s->in.v[i].fresh = s->in.v[i].heal = false;
 			s->in.v[i].dup_of = -1;
@@ -1281,7 +1288,7 @@ static int ws_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
 	}
 	chunked = s->pos - s->ncarry;
 	r = reg_spool_new(s->in.v, s->in.n, chunked, s->committed, ws->ctime,
-		      s->committed ? 0 : s->in.new_bytes, uid, &sp);
+			  s->committed ? 0 : s->in.new_bytes, uid, &sp);
 	if (r < 0)
 		return r;
 	if (s->ncarry) {
@@ -1405,7 +1412,7 @@ static int commit_txn(struct idx_txn *t, void *arg)
 	    f.name[0] != '.') {
 		a->registered = true;
 		return reg_version_register_txn(a->reg, t, a->who, &f,
-					    a->version);
+						a->version);
 	}
 	return reg_inode_put_txn(t, &f);
 }
@@ -1428,7 +1435,7 @@ static int spool_commit(struct reg_registry *reg, struct wstate *ws,
 		a->nodigest = ws->version != 0;
 		if (r == 0 && !a->nodigest)
 			r = reg_content_digest(reg, pl.all, pl.nall, pl.size,
-					   false, &a->digest);
+					       false, &a->digest);
 		if (r == 0)
 			r = store_sync(reg->st);
 		if (r == 0) {
@@ -1618,9 +1625,9 @@ static int discard_txn(struct idx_txn *t, void *arg)
 	snprintf(reason, sizeof(reason), "process %d, which wrote it, was "
 		 "killed by signal %d (SIG%s): a partial file is never "
 		 "registered", a->pid, a->sig, sig ? sig : "?");
-	return reg_audit_put_txn(t, a->who, &(struct audit_ev){ .op = "register",
-		.result = "refused", .model = m.name, .path = f.name,
-		.reason = reason });
+	return reg_audit_put_txn(t, a->who, &(struct audit_ev){
+		.op = "register", .result = "refused", .model = m.name,
+		.path = f.name, .reason = reason });
 }
 
 /* Empties ws's content (its lock held): a new stream, nothing written.
@@ -1805,8 +1812,7 @@ static int open_txn(struct idx_txn *t, void *arg)
 #define TABLE_BUCKETS (sizeof(((struct reg_registry *)0)->tables) / \
 		       sizeof(struct ext_table *))
 
-static struct ext_table **table_bucket(struct reg_registry *reg,
-				       uint64_t ino)
+static struct ext_table **table_bucket(struct reg_registry *reg, uint64_t ino)
 {
 	return &reg->tables[(ino * 0x9e3779b97f4a7c15ULL >> 54) %
 			    TABLE_BUCKETS];
@@ -2096,8 +2102,8 @@ static int spool_of(struct reg_file *f, struct spool **ret)
 
 /* Attaches f to the inode's write state, creating it: a stream for a new
  * content (trunc), else a spool over what it has. */
-static int attach_ws(struct reg_registry *reg, struct reg_file *f,
-		     bool writer, bool trunc)
+static int attach_ws(struct reg_registry *reg, struct reg_file *f, bool writer,
+		     bool trunc)
 {
 	struct wstate *ws;
 	struct spool *sp = NULL;
@@ -2185,7 +2191,7 @@ static int draft_enter(struct reg_registry *reg, struct reg_file *f)
 }
 
 int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
-	     uint64_t ino, int flags, struct reg_file **ret)
+		  uint64_t ino, int flags, struct reg_file **ret)
 {
 	struct open_arg a = { .ino = ino };
 	struct reg_file *f;
@@ -2544,7 +2550,7 @@ int reg_file_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
 }
 
 ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
-		  uint64_t off)
+		       uint64_t off)
 {
 	struct wstate *ws;
 	ssize_t n;
@@ -2592,7 +2598,7 @@ ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
 }
 
 ssize_t reg_file_copy_range(struct reg_file *in, uint64_t off_in,
-		       struct reg_file *out, uint64_t off_out, size_t len)
+			    struct reg_file *out, uint64_t off_out, size_t len)
 {
 	struct wstate *ws;
 	struct stream *s;
@@ -2709,7 +2715,7 @@ void reg_file_writer(struct reg_file *f, int pid)
 }
 
 int reg_file_close(struct reg_file *f, const struct reg_caller *who,
-	      const struct reg_closing *how)
+		   const struct reg_closing *how)
 {
 	struct wstate *ws;
 	int r;
@@ -2821,8 +2827,8 @@ static int create_txn(struct idx_txn *t, void *arg)
 			return -EEXIST;
 		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		reg_inode_init(&a->rec, ino, REG_PENDING, a->who, a->mode, p.ino,
-			p.ino, 0, a->name);
+		reg_inode_init(&a->rec, ino, REG_PENDING, a->who, a->mode,
+			       p.ino, p.ino, 0, a->name);
 	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
 		if (p.flags & INODE_SEALED)
 			return -EROFS;
@@ -2835,8 +2841,9 @@ static int create_txn(struct idx_txn *t, void *arg)
 		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
 		reg_inode_init(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
-			p.model, p.kind == REG_VERSION ? p.ino : p.version,
-			a->name);
+			       p.model,
+			       p.kind == REG_VERSION ? p.ino : p.version,
+			       a->name);
 		p.mtime = p.ctime = now_ns();
 		if ((r = reg_inode_put_txn(t, &p)) < 0)
 			return r;
@@ -2857,8 +2864,8 @@ static int create_txn(struct idx_txn *t, void *arg)
 }
 
 int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
-	       uint64_t parent, const char *name, mode_t mode, int flags,
-	       struct reg_attr *ret_attr, struct reg_file **ret_file)
+		    uint64_t parent, const char *name, mode_t mode, int flags,
+		    struct reg_attr *ret_attr, struct reg_file **ret_file)
 {
 	struct create_arg a = { .reg = reg, .who = who, .parent = parent,
 				.name = name, .mode = mode };
@@ -2976,7 +2983,7 @@ static int setattr_txn(struct idx_txn *t, void *arg)
 		r->mtime = set_time(&sa->mtime);
 	r->ctime = now_ns();
 	if ((e = reg_policy_attr_txn(t, a->who, &a->old, r, a->reason,
-				 sizeof(a->reason))) < 0)
+				     sizeof(a->reason))) < 0)
 		return e;
 	if (!sealed && r->kind == REG_VERSION && (sa->valid & REG_SET_MODE) &&
 	    !(sa->mode & 0222) && !(r->flags & INODE_DOTDRAFT)) {
@@ -3009,9 +3016,8 @@ static void ws_times_kept(struct reg_registry *reg, uint64_t ino)
 
 /* Truncates file ino to size: through its write state when it is open
  * here, else through a short-lived one; committed before returning. */
-static int truncate_file(struct reg_registry *reg,
-			 const struct reg_caller *who, uint64_t ino,
-			 uint64_t size)
+static int truncate_file(struct reg_registry *reg, const struct reg_caller *who,
+			 uint64_t ino, uint64_t size)
 {
 	struct reg_file *f;
 	struct wstate *ws;

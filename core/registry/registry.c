@@ -206,7 +206,7 @@ static size_t name_key(uint8_t *k, uint64_t parent, const char *name)
 }
 
 int reg_name_get_txn(struct idx_txn *t, uint64_t parent, const char *name,
-	     uint64_t *ret)
+		     uint64_t *ret)
 {
 	uint8_t k[8 + 256];
 	struct idx_val v;
@@ -224,7 +224,7 @@ int reg_name_get_txn(struct idx_txn *t, uint64_t parent, const char *name,
 }
 
 int reg_name_put_txn(struct idx_txn *t, uint64_t parent, const char *name,
-	     uint64_t ino, unsigned flags)
+		     uint64_t ino, unsigned flags)
 {
 	uint8_t k[8 + 256];
 
@@ -282,8 +282,8 @@ static int dir_has_entries_txn(struct idx_txn *t, uint64_t ino)
 }
 
 void reg_inode_init(struct inode_rec *r, uint64_t ino, enum reg_kind kind,
-	     const struct reg_caller *who, mode_t mode, uint64_t parent,
-	     uint64_t model, uint64_t version, const char *name)
+		    const struct reg_caller *who, mode_t mode, uint64_t parent,
+		    uint64_t model, uint64_t version, const char *name)
 {
 	int64_t now = now_ns();
 
@@ -355,7 +355,8 @@ void reg_inode_attr(const struct inode_rec *r, struct reg_attr *a)
 	ns_to_ts(r->btime, &a->btime);
 }
 
-int reg_model_get_txn(struct idx_txn *t, const char *model, struct inode_rec *ret)
+int reg_model_get_txn(struct idx_txn *t, const char *model,
+		      struct inode_rec *ret)
 {
 	uint64_t ino;
 	int r;
@@ -371,8 +372,9 @@ int reg_model_get_txn(struct idx_txn *t, const char *model, struct inode_rec *re
 	return ret->kind == REG_MODEL ? 0 : -EIO;
 }
 
-int reg_version_get_txn(struct idx_txn *t, const char *model, const char *version,
-		struct inode_rec *ret_model, struct inode_rec *ret_version)
+int reg_version_get_txn(struct idx_txn *t, const char *model,
+			const char *version, struct inode_rec *ret_model,
+			struct inode_rec *ret_version)
 {
 	struct inode_rec m, v;
 	uint64_t ino;
@@ -398,7 +400,7 @@ int reg_version_get_txn(struct idx_txn *t, const char *model, const char *versio
 }
 
 int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
-		     const char *name, mode_t mode, struct inode_rec *ret)
+			 const char *name, mode_t mode, struct inode_rec *ret)
 {
 	struct inode_rec m, s;
 	uint64_t ino, sino;
@@ -408,15 +410,18 @@ int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		return -EINVAL;
 	if (reg_name_get_txn(t, REG_MODELS_INO, name, &ino) == 0)
 		return -EEXIST;
-	if ((r = reg_inode_alloc_txn(t, &ino)) < 0 || (r = reg_inode_alloc_txn(t, &sino)) < 0)
+	if ((r = reg_inode_alloc_txn(t, &ino)) < 0 ||
+	    (r = reg_inode_alloc_txn(t, &sino)) < 0)
 		return r;
-	reg_inode_init(&m, ino, REG_MODEL, who, mode, REG_MODELS_INO, ino, 0, name);
+	reg_inode_init(&m, ino, REG_MODEL, who, mode, REG_MODELS_INO, ino, 0,
+		       name);
 	m.stages_ino = sino;
 	reg_inode_init(&s, sino, REG_STAGES, who, mode, ino, ino, 0, "stages");
 	/* the registry decides who may change a stage (regstage.c), so the
 	   kernel's mode check must let everyone through */
 	s.mode = S_IFDIR | 0777;
-	if ((r = reg_inode_put_txn(t, &m)) < 0 || (r = reg_inode_put_txn(t, &s)) < 0 ||
+	if ((r = reg_inode_put_txn(t, &m)) < 0 ||
+	    (r = reg_inode_put_txn(t, &s)) < 0 ||
 	    (r = reg_name_put_txn(t, REG_MODELS_INO, name, ino, 0)) < 0 ||
 	    (r = reg_name_put_txn(t, ino, "stages", sino, 0)) < 0)
 		return r;
@@ -434,8 +439,8 @@ void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size)
 }
 
 int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
-		       struct inode_rec *m, const char *name, mode_t mode,
-		       struct inode_rec *ret)
+			   struct inode_rec *m, const char *name, mode_t mode,
+			   struct inode_rec *ret)
 {
 	struct inode_rec v;
 	uint64_t ino, num;
@@ -445,7 +450,8 @@ int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		return -EEXIST;
 	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
-	reg_inode_init(&v, ino, REG_VERSION, who, mode, m->ino, m->ino, 0, name);
+	reg_inode_init(&v, ino, REG_VERSION, who, mode, m->ino, m->ino, 0,
+		       name);
 	if (dot_name(name))
 		v.flags |= INODE_DOTDRAFT;
 	if (reg_name_is_integer(name, &num) && num > m->max_version) {
@@ -471,8 +477,8 @@ static __thread struct hook_ev notes[NOTES_MAX];
 static __thread int nnotes;
 
 void reg_note_txn(enum hook_event event, const char *model, const char *version,
-	       const char *stage, const char *previous,
-	       const struct reg_caller *who)
+		  const char *stage, const char *previous,
+		  const struct reg_caller *who)
 {
 	struct hook_ev *ev;
 
@@ -505,8 +511,9 @@ static int tramp_txn(struct idx_txn *t, void *arg)
 	nnotes = 0;
 	r = tr->fn(t, tr->arg);
 	for (i = 0; r >= 0 && i < nnotes; i++) {
-		e = reg_policy_hook_program_txn(t, notes[i].event, notes[i].program,
-					sizeof(notes[i].program));
+		e = reg_policy_hook_program_txn(t, notes[i].event,
+						notes[i].program,
+						sizeof(notes[i].program));
 		if (e < 0)
 			notes[i].program[0] = '\0';
 		if (e < 0 && e != -ENOENT)
@@ -556,7 +563,7 @@ static struct hooks *hooks_of(struct reg_registry *reg)
 }
 
 int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
-	    void *arg)
+	       void *arg)
 {
 	struct txn_tramp tr = { fn, arg };
 	struct hook_ev mine[NOTES_MAX];
@@ -861,13 +868,13 @@ static int store_check(const char *path, bool create)
 }
 
 int reg_open(const struct mreg_config *cfg, const char *store,
-		  struct reg_registry **ret)
+	     struct reg_registry **ret)
 {
 	return reg_open_flags(cfg, store, 0, ret);
 }
 
 int reg_open_flags(const struct mreg_config *cfg, const char *store,
-			unsigned flags, struct reg_registry **ret)
+		   unsigned flags, struct reg_registry **ret)
 {
 	struct reg_registry *reg;
 	struct idx_options io = { 0 };
@@ -1319,8 +1326,7 @@ void reg_closedir(struct reg_dir *d)
 }
 
 /* The fixed directories: "/" and .mreg/. */
-static int readdir_virtual(struct reg_registry *reg, uint64_t ino,
-			   uint64_t pos,
+static int readdir_virtual(struct reg_registry *reg, uint64_t ino, uint64_t pos,
 			   int (*fn)(void *arg, const char *name,
 				     const struct reg_attr *attr,
 				     uint64_t next),
@@ -1376,8 +1382,7 @@ int reg_readdir(struct reg_dir *d, uint64_t pos,
 	return r;
 }
 
-int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf,
-		 size_t size)
+int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf, size_t size)
 {
 	struct getattr_arg a = { .ino = ino };
 	int r;
@@ -1421,7 +1426,8 @@ struct op {
 };
 
 /* Reads the directory parent of a change and sorts out where it is. */
-static int op_parent_txn(struct idx_txn *t, uint64_t parent, struct inode_rec *p)
+static int op_parent_txn(struct idx_txn *t, uint64_t parent,
+			 struct inode_rec *p)
 {
 	int r;
 
@@ -1486,12 +1492,13 @@ static int mkdir_txn(struct idx_txn *t, void *arg)
 		return r;
 	switch (p.kind) {
 	case REG_MODELS:
-		return reg_model_create_txn(t, o->who, o->name, o->mode, &o->rec);
+		return reg_model_create_txn(t, o->who, o->name, o->mode,
+					    &o->rec);
 	case REG_MODEL:
 		if (!dot_name(o->name) && reg_check_name(o->name) < 0)
 			return strcmp(o->name, "stages") ? -EINVAL : -EEXIST;
 		r = reg_version_create_txn(t, o->who, &p, o->name, o->mode,
-				       &o->rec);
+					   &o->rec);
 		if (r < 0)
 			return r;
 		return reg_audit_put_txn(t, o->who, &(struct audit_ev){
@@ -1511,7 +1518,7 @@ static int mkdir_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
 	reg_inode_init(&d, ino, REG_DIR, o->who, o->mode, p.ino, p.model,
-		version_of(&p), o->name);
+		       version_of(&p), o->name);
 	if ((r = reg_inode_put_txn(t, &d)) < 0 ||
 	    (r = reg_name_put_txn(t, p.ino, o->name, ino, 0)) < 0 ||
 	    (r = touch_dir_txn(t, &p)) < 0)
@@ -1669,7 +1676,8 @@ static int rmdir_txn(struct idx_txn *t, void *arg)
 		return -EPERM;
 	case REG_VERSION:
 		if (c.flags & INODE_SEALED)
-			return reg_version_remove_txn(o->reg, t, o->who, &p, &c);
+			return reg_version_remove_txn(o->reg, t, o->who, &p,
+						      &c);
 		if ((r = dir_has_entries_txn(t, c.ino)) != 0)
 			return r < 0 ? r : -ENOTEMPTY;
 		if ((r = reg_version_staged_txn(t, &p, c.ino)) != 0)
@@ -1737,11 +1745,12 @@ static int unlink_txn(struct idx_txn *t, void *arg)
 		if ((r = reg_inode_get_txn(t, p.model, &m)) < 0)
 			return r;
 		r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->name,
-				     HIST_REMOVE, o->reason,
-				     sizeof(o->reason));
+					 HIST_REMOVE, o->reason,
+					 sizeof(o->reason));
 		if (r == -EACCES) {
-			reg_stage_target_name_txn(t, &m, o->name, o->refused_version,
-					  sizeof(o->refused_version));
+			reg_stage_target_name_txn(t, &m, o->name,
+						  o->refused_version,
+						  sizeof(o->refused_version));
 			o->refused = true;
 			o->refusal = (struct audit_ev){ .op = "stage.remove",
 				.result = "refused", .model = m.name,
@@ -1862,7 +1871,8 @@ static int symlink_txn(struct idx_txn *t, void *arg)
 		if ((r = reg_stage_target_parse_txn(t, &m, o->target, &v)) < 0)
 			return r;
 		r = reg_stage_set_txn(o->reg, t, o->who, &m, o->name, &v,
-				  HIST_PROMOTE, o->reason, sizeof(o->reason));
+				      HIST_PROMOTE, o->reason,
+				      sizeof(o->reason));
 		if (r == -EACCES) {
 			o->refused = true;
 			o->refusal = (struct audit_ev){ .op = "promote",
@@ -1888,7 +1898,7 @@ static int symlink_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 		return r;
 	reg_inode_init(&l, ino, REG_SYMLINK, o->who, 0777, p.ino, p.model,
-		version_of(&p), o->name);
+		       version_of(&p), o->name);
 	snprintf(l.target_path, sizeof(l.target_path), "%s", o->target);
 	l.size = strlen(o->target);
 	if ((r = reg_inode_put_txn(t, &l)) < 0 ||
@@ -1926,8 +1936,9 @@ int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 }
 
 int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
-	      int (*fn)(void *arg, const struct inode_rec *r, int depth),
-	      void *arg)
+		      int (*fn)(void *arg, const struct inode_rec *r,
+				int depth),
+		      void *arg)
 {
 	struct child_list l;
 	struct inode_rec *r;
@@ -1978,8 +1989,8 @@ static int links_inside_txn(struct idx_txn *t, uint64_t dir, int depth)
  * they always do: a target that stays inside from some depth stays inside
  * from any greater one.) */
 static int move_keeps_links_txn(struct idx_txn *t, const struct inode_rec *c,
-			    const struct inode_rec *p,
-			    const struct inode_rec *np)
+				const struct inode_rec *p,
+				const struct inode_rec *np)
 {
 	int from, to;
 
@@ -2022,7 +2033,7 @@ static int is_ancestor_txn(struct idx_txn *t, uint64_t a, uint64_t d)
 }
 
 static int rename_stage_txn(struct op *o, struct idx_txn *t,
-			struct inode_rec *p)
+			    struct inode_rec *p)
 {
 	struct inode_rec m, s, v;
 	uint64_t ino;
@@ -2045,11 +2056,12 @@ static int rename_stage_txn(struct op *o, struct idx_txn *t,
 	/* the new name keeps its inode and takes the target (for its history
 	   a promotion: ln -sfn and mv -T promote this way); the old name's
 	   inode stays readable (trashed) for whoever resolved it just now */
-	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->newname, &v, HIST_PROMOTE,
-			  o->reason, sizeof(o->reason));
+	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->newname, &v,
+			      HIST_PROMOTE, o->reason, sizeof(o->reason));
 	if (r == 0)
 		r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->name,
-				     HIST_MOVE, o->reason, sizeof(o->reason));
+					 HIST_MOVE, o->reason,
+					 sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "promote",
@@ -2062,7 +2074,7 @@ static int rename_stage_txn(struct op *o, struct idx_txn *t,
 
 /* A name at a model root changes: a pending file or a draft version. */
 static int rename_in_model_txn(struct op *o, struct idx_txn *t,
-			   struct inode_rec *m)
+			       struct inode_rec *m)
 {
 	struct inode_rec c;
 	uint64_t ino, num;
@@ -2083,7 +2095,8 @@ static int rename_in_model_txn(struct op *o, struct idx_txn *t,
 		if (dot_name(o->newname)) {
 			if ((r = reg_inode_put_txn(t, &c)) < 0)
 				return r;
-			return reg_name_put_txn(t, m->ino, o->newname, c.ino, 0);
+			return reg_name_put_txn(t, m->ino, o->newname, c.ino,
+						0);
 		}
 		o->registered = true;
 		o->registered_ino = c.ino;
@@ -2124,8 +2137,8 @@ static int rename_in_model_txn(struct op *o, struct idx_txn *t,
 /* Directory c moves from p into np: -ENAMETOOLONG when its tree would
  * reach below REG_DEPTH_MAX. Only a move deeper walks c's tree. */
 static int moved_depth_check_txn(struct idx_txn *t, const struct inode_rec *p,
-			     const struct inode_rec *np,
-			     const struct inode_rec *c)
+				 const struct inode_rec *np,
+				 const struct inode_rec *c)
 {
 	int from, to, h;
 
@@ -2214,7 +2227,8 @@ static int rename_txn(struct idx_txn *t, void *arg)
 	c.parent = np.ino;
 	snprintf(c.name, sizeof(c.name), "%s", o->newname);
 	c.ctime = now_ns();
-	if ((r = reg_inode_put_txn(t, &c)) < 0 || (r = touch_dir_txn(t, &p)) < 0)
+	if ((r = reg_inode_put_txn(t, &c)) < 0 ||
+	    (r = touch_dir_txn(t, &p)) < 0)
 		return r;
 	if (np.ino != p.ino)
 		return touch_dir_txn(t, &np);

@@ -110,13 +110,13 @@ struct reg_registry;
  * logged). Errors: also -ENOMEM, -EACCES, -ENOSPC, -EIO. cfg must outlive
  * the registry. */
 int reg_open(const struct mreg_config *cfg, const char *store,
-		  struct reg_registry **ret);
+	     struct reg_registry **ret);
 /* reg_open() with flags: REG_OPEN_EXISTING opens a store that exists
  * and creates nothing (-ENOENT when there is none: a missing path or an
  * empty directory). */
 #define REG_OPEN_EXISTING 0x1u
 int reg_open_flags(const struct mreg_config *cfg, const char *store,
-			unsigned flags, struct reg_registry **ret);
+		   unsigned flags, struct reg_registry **ret);
 /* Closes; takes NULL. Open files must have been released. */
 void reg_close(struct reg_registry *reg);
 /* The store directory (owned by reg). */
@@ -218,8 +218,8 @@ int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
  * root: none; any kernel-accepted name works inside a version). */
 struct reg_file;
 int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
-	       uint64_t parent, const char *name, mode_t mode, int flags,
-	       struct reg_attr *ret_attr, struct reg_file **ret_file);
+		    uint64_t parent, const char *name, mode_t mode, int flags,
+		    struct reg_attr *ret_attr, struct reg_file **ret_file);
 
 /* Which attributes reg_setattr() changes. */
 #define REG_SET_MODE  0x01u
@@ -251,7 +251,7 @@ int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
  * version: the bytes read stay those of that version until release, and
  * gc keeps them. .mreg/audit.log and .mreg/metrics open as snapshots. */
 int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
-	     uint64_t ino, int flags, struct reg_file **ret);
+		  uint64_t ino, int flags, struct reg_file **ret);
 
 /* Reads up to size bytes at off; returns the count (short only at end of
  * file). -EIO when a chunk fails its check. */
@@ -260,7 +260,7 @@ ssize_t reg_file_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
  * (e.g. its version was sealed while it was open), -EBADF when not open
  * for writing, -ENOSPC, -EFBIG. */
 ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
-		  uint64_t off);
+		       uint64_t off);
 /* Commits what was written (fsync): chunks stored and synced, the file's
  * content replaced in one transaction. On return >= 0 the bytes are
  * durable. Nothing to do (0) when nothing was written since the last
@@ -294,7 +294,7 @@ struct reg_closing {
  * process created it), and reg_file_close returns why it failed (-ENOSPC...).
  * Errors as reg_file_flush. */
 int reg_file_close(struct reg_file *f, const struct reg_caller *who,
-	      const struct reg_closing *how);
+		   const struct reg_closing *how);
 /* Is f a pending file (a model root's) open for writing, not registered
  * yet: the one kind of file whose close needs reg_closing known? */
 bool reg_file_pending(const struct reg_file *f);
@@ -312,7 +312,7 @@ void reg_file_writer(struct reg_file *f, int pid);
  * bytes copied (0 at the end of in); -EOPNOTSUPP for any other copy (the
  * caller then reads and writes), -EBADF, -EROFS, -EXDEV. */
 ssize_t reg_file_copy_range(struct reg_file *in, uint64_t off_in,
-		       struct reg_file *out, uint64_t off_out, size_t len);
+			    struct reg_file *out, uint64_t off_out, size_t len);
 /* lseek(2) with SEEK_DATA or SEEK_HOLE: in *ret, the offset of the first
  * byte of data (or of a hole: the end of the file counts as one) at or
  * after off, in the content as this handle reads it. A hole is a range
@@ -336,15 +336,15 @@ int reg_file_attr(struct reg_file *f, struct reg_attr *ret);
  * carry description, tag.*, metric.*, param.*, lineage.* and the read-only
  * facts; files inside a version carry user.mreg.digest. Returns the length
  * of the value; with size 0 only the length. -ENODATA, -ERANGE. */
-ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino,
-		     const char *name, void *buf, size_t size);
+ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
+		     void *buf, size_t size);
 /* Sets a value. -EINVAL (non-numeric metric, bad key), -EROFS (param or
  * lineage after sealing), -EPERM (read-only facts; names outside
  * user.mreg.), -ENOTSUP (not a model or version). Audited with the old
  * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA). */
 int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
-		 uint64_t ino, const char *name, const void *value,
-		 size_t size, int flags);
+		 uint64_t ino, const char *name, const void *value, size_t size,
+		 int flags);
 int reg_removexattr(struct reg_registry *reg, const struct reg_caller *who,
 		    uint64_t ino, const char *name);
 /* NUL-separated names, as listxattr(2). Returns the length. */
@@ -457,8 +457,7 @@ bool reg_policy_in_config(const struct mreg_config *cfg);
 /* Compares cfg's stage policies and hooks with the stored ones: fn (may
  * be NULL) gets one sentence per difference. A config that sets none
  * agrees with anything. Returns the number of differences. */
-int reg_policy_compare(struct reg_registry *reg,
-		       const struct mreg_config *cfg,
+int reg_policy_compare(struct reg_registry *reg, const struct mreg_config *cfg,
 		       void (*fn)(void *arg, const char *msg), void *arg);
 
 struct reg_history {
@@ -475,8 +474,7 @@ struct reg_history {
  * oldest first, trimmed of the temporary stages of ln -sfn and mreg
  * (reg_history_trim()): one promotion is one record. fn returns non-zero
  * to stop. -ENOENT (model). */
-int reg_history(struct reg_registry *reg, const char *model,
-		const char *stage,
+int reg_history(struct reg_registry *reg, const char *model, const char *stage,
 		int (*fn)(void *arg, const struct reg_history *h), void *arg);
 
 /* Which change a rollback undoes: given the changes of one stage, oldest
@@ -559,8 +557,7 @@ struct reg_file_info {
 	uint64_t ino;
 };
 /* Walks a version's tree depth first in name order. */
-int reg_files(struct reg_registry *reg, const char *model,
-	      const char *version,
+int reg_files(struct reg_registry *reg, const char *model, const char *version,
 	      int (*fn)(void *arg, const struct reg_file_info *f), void *arg);
 
 /* Writes the content of model/version/path to fd. -EIO on a bad chunk

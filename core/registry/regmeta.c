@@ -54,7 +54,7 @@ static void add_field(struct strbuf *sb, const char *key, const char *val)
 static int audit_size_txn(struct idx_txn *t, uint64_t *ret);
 
 int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
-	      const struct audit_ev *ev)
+		      const struct audit_ev *ev)
 {
 	char prev[SHA256_DIGEST_STRING_LENGTH] = "", when[40];
 	struct strbuf sb;
@@ -154,8 +154,7 @@ static int audit_bytes_txn(struct idx_txn *t, void *arg)
 	return audit_size_txn(t, arg);
 }
 
-int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino,
-		      uint64_t *ret)
+int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino, uint64_t *ret)
 {
 	char *text;
 	size_t len;
@@ -404,8 +403,7 @@ static bool refusal_take(struct refusal *f, struct refusal *out)
 	return true;
 }
 
-static void refusal_write_count(struct reg_registry *reg,
-				struct refusal *f)
+static void refusal_write_count(struct reg_registry *reg, struct refusal *f)
 {
 	refusal_write(reg, &f->who, &(struct audit_ev){ .op = f->op,
 		.result = f->result, .event = f->event, .model = f->model,
@@ -415,7 +413,7 @@ static void refusal_write_count(struct reg_registry *reg,
 }
 
 void reg_audit_refusal(struct reg_registry *reg, const struct reg_caller *who,
-		   const struct audit_ev *ev)
+		       const struct audit_ev *ev)
 {
 	struct refusal *tab, *f = NULL, done = { .used = false };
 	int64_t now = mono_ns();
@@ -487,7 +485,7 @@ static bool is_refusal(int r)
 }
 
 void reg_audit_failure(struct reg_registry *reg, const struct reg_caller *who,
-		   int r, const struct audit_ev *ev)
+		       int r, const struct audit_ev *ev)
 {
 	struct audit_ev e = *ev;
 
@@ -517,7 +515,8 @@ static int names_txn(struct idx_txn *t, void *arg)
 	if (r.kind == REG_MODEL) {
 		/* a change of a version by its name in the model */
 		strlcpy(a->model, r.name, sizeof(a->model));
-		if (a->child && reg_name_get_txn(t, r.ino, a->child, &ino) == 0 &&
+		if (a->child &&
+		    reg_name_get_txn(t, r.ino, a->child, &ino) == 0 &&
 		    reg_inode_get_txn(t, ino, &m) == 0 && m.kind == REG_VERSION)
 			strlcpy(a->version, m.name, sizeof(a->version));
 		return 0;
@@ -532,8 +531,9 @@ static int names_txn(struct idx_txn *t, void *arg)
 	return e;
 }
 
-void reg_audit_ino_failure(struct reg_registry *reg, const struct reg_caller *who,
-		       int r, uint64_t ino, const struct audit_ev *ev)
+void reg_audit_ino_failure(struct reg_registry *reg,
+			   const struct reg_caller *who, int r, uint64_t ino,
+			   const struct audit_ev *ev)
 {
 	struct names_arg a = { .ino = ino, .child = ev->path };
 	struct audit_ev e = *ev;
@@ -669,8 +669,8 @@ static size_t xkey(uint8_t *k, uint64_t ino, const char *key)
 }
 
 int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
-		 const struct inode_rec *rec, const char *key,
-		 const void *val, size_t len, int flags)
+		     const struct inode_rec *rec, const char *key,
+		     const void *val, size_t len, int flags)
 {
 	enum meta_class c = meta_class(key);
 	struct inode_rec m;
@@ -747,7 +747,7 @@ static int count_file(void *arg, const struct inode_rec *r, int depth)
 /* The size and file count of version v: recorded when sealed; for a
  * draft, those of its committed files now. */
 static int version_totals_txn(struct idx_txn *t, const struct inode_rec *v,
-			  uint64_t *ret_size, uint64_t *ret_nfiles)
+			      uint64_t *ret_size, uint64_t *ret_nfiles)
 {
 	struct totals a = { v->size, v->nfiles };
 	int r;
@@ -764,7 +764,7 @@ static int version_totals_txn(struct idx_txn *t, const struct inode_rec *v,
 
 /* The read-only facts, as text. 0 and buf set, or -ENODATA. */
 static int fact_value_txn(struct idx_txn *t, const struct inode_rec *rec,
-		      const char *key, char *buf, size_t size)
+			  const char *key, char *buf, size_t size)
 {
 	char hex[MREG_ID_HEX];
 
@@ -837,7 +837,8 @@ static int getxattr_txn(struct idx_txn *t, void *arg)
 		return -ENODATA;
 	}
 	if (meta_class(a->key) == META_FACT) {
-		if ((r = fact_value_txn(t, &rec, a->key, fact, sizeof(fact))) < 0)
+		if ((r = fact_value_txn(t, &rec, a->key, fact,
+					sizeof(fact))) < 0)
 			return r;
 		p = fact;
 		n = strlen(fact);
@@ -921,8 +922,8 @@ static ssize_t audit_head_xattr(struct reg_registry *reg, void *buf,
 	return xattr_reply(reg, &a, audit_head_txn, buf, size);
 }
 
-ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino,
-		     const char *name, void *buf, size_t size)
+ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
+		     void *buf, size_t size)
 {
 	struct xattr_arg a = { .reg = reg, .ino = ino, .buf = buf,
 			       .size = size };
@@ -951,12 +952,12 @@ static int setxattr_txn(struct idx_txn *t, void *arg)
 		return rec.kind == REG_FILE && (rec.flags & INODE_SEALED) ?
 		       -EROFS : -ENOTSUP;
 	return reg_meta_set_txn(t, a->who, &rec, a->key, a->val, a->size,
-			    a->flags);
+				a->flags);
 }
 
 int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
-		 uint64_t ino, const char *name, const void *value,
-		 size_t size, int flags)
+		 uint64_t ino, const char *name, const void *value, size_t size,
+		 int flags)
 {
 	struct xattr_arg a = { .reg = reg, .who = who, .ino = ino,
 			       .val = value ? value : "", .size = size,
@@ -1027,9 +1028,9 @@ static int list_one(void *arg, const struct idx_val *k,
 
 /* Calls fn for each stored key of rec, then each fact it has. */
 static int meta_walk_txn(struct idx_txn *t, const struct inode_rec *rec,
-		     int (*fn)(void *arg, const char *key, const char *value,
-			       size_t len),
-		     void *arg)
+			 int (*fn)(void *arg, const char *key,
+				   const char *value, size_t len),
+			 void *arg)
 {
 	struct list_arg a = { fn, arg, 0 };
 	char fact[128];
@@ -1112,7 +1113,7 @@ struct meta_arg {
 };
 
 static int target_get_txn(struct idx_txn *t, const char *model,
-		      const char *version, struct inode_rec *ret)
+			  const char *version, struct inode_rec *ret)
 {
 	if (version)
 		return reg_version_get_txn(t, model, version, NULL, ret);
@@ -1153,7 +1154,7 @@ static int meta_set_txn(struct idx_txn *t, void *arg)
 	if ((r = target_get_txn(t, a->model, a->version, &rec)) < 0)
 		return r;
 	return reg_meta_set_txn(t, a->who, &rec, a->key, a->value,
-			    a->value ? strlen(a->value) : 0, 0);
+				a->value ? strlen(a->value) : 0, 0);
 }
 
 int reg_meta_set(struct reg_registry *reg, const struct reg_caller *who,
@@ -1283,8 +1284,8 @@ static int stage_name_one(void *arg, const struct idx_val *k,
 /* Fills vi for version rec of model m; stage names in *sn (caller frees
  * sn->v and sn->ptrs). */
 static int version_fill_txn(struct idx_txn *t, const struct inode_rec *m,
-			const struct inode_rec *v, struct reg_version_info *vi,
-			struct stage_names *sn)
+			    const struct inode_rec *v,
+			    struct reg_version_info *vi, struct stage_names *sn)
 {
 	uint8_t p[8];
 	size_t i;
@@ -1470,7 +1471,8 @@ static int files_dir(struct files_walk *w, uint64_t dir, const char *prefix,
 		/* a draft's file rewritten in place: its digest is taken
 		   now (it is not stored: sealing does that) */
 		if ((r = reg_inode_get_txn(w->t, c.v[i].ino, rec)) < 0 ||
-		    (w->reg && (r = reg_file_digest_txn(w->reg, w->t, rec)) < 0))
+		    (w->reg &&
+		     (r = reg_file_digest_txn(w->reg, w->t, rec)) < 0))
 			break;
 		if (asprintf(&path, "%s%s", prefix, c.v[i].name) < 0) {
 			r = -ENOMEM;
@@ -1520,8 +1522,7 @@ static int files_txn(struct idx_txn *t, void *arg)
 	return files_dir(&a->w, v.ino, "", 0);
 }
 
-int reg_files(struct reg_registry *reg, const char *model,
-	      const char *version,
+int reg_files(struct reg_registry *reg, const char *model, const char *version,
 	      int (*fn)(void *arg, const struct reg_file_info *f), void *arg)
 {
 	struct files_arg a = { .model = model, .version = version };

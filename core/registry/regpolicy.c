@@ -271,7 +271,7 @@ int reg_policy_load_txn(struct idx_txn *t, struct mreg_config *ret)
 /* The value of key in table tb, NUL-terminated into buf. -ENOENT, -ERANGE
  * when it does not fit. */
 static int get_str_txn(struct idx_txn *t, enum idx_table tb, const void *key,
-		   size_t klen, char *buf, size_t size)
+		       size_t klen, char *buf, size_t size)
 {
 	struct idx_val v;
 	int r;
@@ -286,8 +286,8 @@ static int get_str_txn(struct idx_txn *t, enum idx_table tb, const void *key,
 	return 0;
 }
 
-int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event, char *buf,
-			size_t size)
+int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event,
+				char *buf, size_t size)
 {
 	char key[40];
 
@@ -345,7 +345,7 @@ static int may_change(const struct mreg_config *pc,
 }
 
 static int get_xattr_str_txn(struct idx_txn *t, uint64_t ino, const char *key,
-			 char *buf, size_t size)
+			     char *buf, size_t size)
 {
 	uint8_t k[8 + 300];
 	size_t n = strlen(key);
@@ -360,7 +360,7 @@ static int get_xattr_str_txn(struct idx_txn *t, uint64_t ino, const char *key,
 /* A require_metric rule, "auc >= 0.9" (config.c checked its form; one that
  * does not parse refuses: a gate fails closed). */
 static int check_metric_txn(struct idx_txn *t, const struct inode_rec *v,
-			const char *rule, char *reason, size_t rlen)
+			    const char *rule, char *reason, size_t rlen)
 {
 	char val[256], mkey[CONFIG_METRIC_KEY_MAX + 8];
 	struct metric_rule mr;
@@ -388,9 +388,10 @@ static int check_metric_txn(struct idx_txn *t, const struct inode_rec *v,
 }
 
 static int check_promote_txn(const struct mreg_config *pc, struct idx_txn *t,
-			 const struct reg_caller *who,
-			 const struct inode_rec *m, const char *stage,
-			 const struct inode_rec *v, char *reason, size_t rlen)
+			     const struct reg_caller *who,
+			     const struct inode_rec *m, const char *stage,
+			     const struct inode_rec *v, char *reason,
+			     size_t rlen)
 {
 	const struct stage_policy *pol = config_stage(pc, stage);
 	char key[80], tmp[8];
@@ -418,13 +419,16 @@ static int check_promote_txn(const struct mreg_config *pc, struct idx_txn *t,
 		}
 	}
 	if (pol->require_metric)
-		return check_metric_txn(t, v, pol->require_metric, reason, rlen);
+		return check_metric_txn(t, v, pol->require_metric, reason,
+					rlen);
 	return 0;
 }
 
-int reg_policy_check_promote_txn(struct idx_txn *t, const struct reg_caller *who,
-			 const struct inode_rec *m, const char *stage,
-			 const struct inode_rec *v, char *reason, size_t rlen)
+int reg_policy_check_promote_txn(struct idx_txn *t,
+				 const struct reg_caller *who,
+				 const struct inode_rec *m, const char *stage,
+				 const struct inode_rec *v, char *reason,
+				 size_t rlen)
 {
 	struct mreg_config pc;
 	int r;
@@ -437,8 +441,9 @@ int reg_policy_check_promote_txn(struct idx_txn *t, const struct reg_caller *who
 }
 
 int reg_policy_check_remove_txn(struct idx_txn *t, const struct reg_caller *who,
-			const struct inode_rec *m, const struct inode_rec *s,
-			char *reason, size_t rlen)
+				const struct inode_rec *m,
+				const struct inode_rec *s, char *reason,
+				size_t rlen)
 {
 	const struct stage_policy *pol;
 	struct mreg_config pc;
@@ -466,9 +471,9 @@ int reg_policy_check_remove_txn(struct idx_txn *t, const struct reg_caller *who,
  * caller may not change that stage: its mode or owner decides who can read
  * what that stage serves. */
 static int guard_protected_txn(struct idx_txn *t, const struct reg_caller *who,
-			   const struct inode_rec *r,
-			   const struct inode_rec *m, char *reason,
-			   size_t rlen)
+			       const struct inode_rec *r,
+			       const struct inode_rec *m, char *reason,
+			       size_t rlen)
 {
 	const struct stage_policy *pol;
 	struct mreg_config pc;
@@ -509,8 +514,8 @@ out:
 }
 
 int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
-		    const struct inode_rec *old, const struct inode_rec *new,
-		    char *reason, size_t rlen)
+			const struct inode_rec *old,
+			const struct inode_rec *new, char *reason, size_t rlen)
 {
 	char ov[40], nv[40], vname[REG_NAME_MAX + 1] = "";
 	struct inode_rec m;
@@ -563,7 +568,7 @@ int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 
 /* Root, or a member of the stored admin group, may change policies. */
 static int check_admin_txn(struct idx_txn *t, const struct reg_caller *who,
-		       char *reason, size_t rlen)
+			   char *reason, size_t rlen)
 {
 	char group[256], tmp[4096], uname[256];
 	struct group gr, *res = NULL;
@@ -572,7 +577,7 @@ static int check_admin_txn(struct idx_txn *t, const struct reg_caller *who,
 		return 0;
 	util_uid_name(who->uid, uname, sizeof(uname));
 	if (get_str_txn(t, IDX_META, POL_ADMIN, strlen(POL_ADMIN), group,
-		    sizeof(group)) == 0) {
+			sizeof(group)) == 0) {
 		if (getgrnam_r(group, &gr, tmp, sizeof(tmp), &res) == 0 &&
 		    res && reg_caller_in_gid(who, res->gr_gid))
 			return 0;
@@ -589,7 +594,8 @@ static int check_admin_txn(struct idx_txn *t, const struct reg_caller *who,
  * new value (ev gives op, stage, key, path). 1 when it changed, 0 when it
  * was so already. */
 static int pol_put_txn(struct idx_txn *t, const struct reg_caller *who,
-		   const char *mkey, const char *val, const struct audit_ev *ev)
+		       const char *mkey, const char *val,
+		       const struct audit_ev *ev)
 {
 	struct audit_ev e = *ev;
 	struct idx_val v;
@@ -810,15 +816,16 @@ static int stale_one(void *arg, const struct idx_val *k,
 }
 
 static int apply_txn(struct idx_txn *t, struct pol_op *o, struct pol_change *v,
-		 size_t n, const char *op)
+		     size_t n, const char *op)
 {
 	size_t i;
 	int r;
 
 	for (i = 0; i < n; i++) {
-		r = pol_put_txn(t, o->who, v[i].mkey, v[i].val, &(struct audit_ev){
-			.op = op, .stage = v[i].stage[0] ? v[i].stage : NULL,
-			.key = v[i].key, .path = o->path });
+		r = pol_put_txn(t, o->who, v[i].mkey, v[i].val,
+			&(struct audit_ev){ .op = op,
+				.stage = v[i].stage[0] ? v[i].stage : NULL,
+				.key = v[i].key, .path = o->path });
 		if (r < 0)
 			return r;
 		o->changed += r;
@@ -877,7 +884,7 @@ static int policy_txn(struct idx_txn *t, void *arg)
 			 "name the policy administrators (root may)", uname);
 		return -EPERM;
 	} else if ((r = check_admin_txn(t, o->who, o->reason,
-				    sizeof(o->reason))) < 0) {
+					sizeof(o->reason))) < 0) {
 		return r;
 	}
 	stored_spelling_txn(t, o);
@@ -1246,8 +1253,7 @@ static void differ_stage(struct diff *d, const char *name,
 	}
 }
 
-int reg_policy_compare(struct reg_registry *reg,
-		       const struct mreg_config *cfg,
+int reg_policy_compare(struct reg_registry *reg, const struct mreg_config *cfg,
 		       void (*fn)(void *arg, const char *msg), void *arg)
 {
 	struct diff d = { .fn = fn, .arg = arg };

@@ -151,7 +151,7 @@ static void push_progress(void *arg, uint64_t n)
 
 /* The directory inode that holds rel inside version v. */
 static int parent_of_txn(struct idx_txn *t, uint64_t v, const char *rel,
-		     uint64_t *ret, const char **ret_base)
+			 uint64_t *ret, const char **ret_base)
 {
 	char buf[4096], *s, *slash;
 	uint64_t cur = v;
@@ -203,8 +203,8 @@ static int push_txn(struct idx_txn *t, void *arg)
 			return r;
 		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		reg_inode_init(&e, ino, pe->kind, p->who, pe->mode, parent, m.ino,
-			v.ino, base);
+		reg_inode_init(&e, ino, pe->kind, p->who, pe->mode, parent,
+			       m.ino, v.ino, base);
 		if (pe->kind == REG_SYMLINK) {
 			if (parent == v.ino) {
 				r = 0;
@@ -224,21 +224,23 @@ static int push_txn(struct idx_txn *t, void *arg)
 				sizeof(e.target_path));
 			e.size = strlen(pe->target);
 		} else if (pe->kind == REG_FILE) {
-			if ((r = reg_ingest_apply_txn(p->reg, t, &pe->in, ino)) < 0)
+			if ((r = reg_ingest_apply_txn(p->reg, t, &pe->in,
+						      ino)) < 0)
 				return r;
 			e.size = pe->in.size;
 			e.digest = pe->in.digest;
 			v.stored += pe->in.new_bytes;
 		}
 		if ((r = reg_inode_put_txn(t, &e)) < 0 ||
-		    (r = reg_name_put_txn(t, parent, base, ino, IDX_NOOVERWRITE)) < 0)
+		    (r = reg_name_put_txn(t, parent, base, ino,
+					  IDX_NOOVERWRITE)) < 0)
 			return r;
 	}
 	for (i = 0; i < p->nmeta; i++) {
 		const char *val = p->meta[i].value;
 
 		r = reg_meta_set_txn(t, p->who, &v, p->meta[i].key, val,
-				 strlen(val), 0);
+				     strlen(val), 0);
 		if (r < 0)
 			return log_err(r, "cannot set '%s'", p->meta[i].key);
 	}
@@ -247,8 +249,9 @@ static int push_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_seal_txn(p->reg, t, p->who, &v)) < 0)
 		return r;
 	strlcpy(p->result, name, sizeof(p->result));
-	return reg_audit_put_txn(t, p->who, &(struct audit_ev){ .op = "register",
-		.model = m.name, .version = name, .path = "(push)" });
+	return reg_audit_put_txn(t, p->who, &(struct audit_ev){
+		.op = "register", .model = m.name, .version = name,
+		.path = "(push)" });
 }
 
 static int ingest_all(struct push *p)
@@ -274,7 +277,8 @@ static int ingest_all(struct push *p)
 		}
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		e->size = (uint64_t)st.st_size;
-		r = reg_ingest_fd(p->reg, fd, e->size, &e->in, push_progress, p);
+		r = reg_ingest_fd(p->reg, fd, e->size, &e->in, push_progress,
+				  p);
 		close(fd);
 		if (r < 0)
 			return r == -ENOSPC || r == -EIO ? r :

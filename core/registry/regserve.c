@@ -30,7 +30,7 @@ struct key_arg {
 
 /* The version record of sealed file f, which must be alive. */
 static int live_version_txn(struct idx_txn *t, const struct inode_rec *f,
-			struct inode_rec *ret)
+			    struct inode_rec *ret)
 {
 	int r;
 
@@ -71,8 +71,8 @@ static int key_txn(struct idx_txn *t, void *arg)
 	return 0;
 }
 
-int reg_serve_key(struct reg_registry *reg, uint64_t ino,
-		  struct serve_key *ret, bool *ret_staged)
+int reg_serve_key(struct reg_registry *reg, uint64_t ino, struct serve_key *ret,
+		  bool *ret_staged)
 {
 	struct key_arg a = { .ino = ino, .want_staged = ret_staged != NULL };
 	int r;
@@ -286,7 +286,7 @@ static int resolve_promos_txn(struct idx_txn *t, void *arg)
 
 	for (i = 0; i < a->n; i++)
 		a->versions[i] = reg_version_get_txn(t, a->v[i].model,
-					     a->v[i].version, NULL, &v) == 0 &&
+					a->v[i].version, NULL, &v) == 0 &&
 				 !(v.flags & INODE_TRASHED) ? v.ino : 0;
 	return 0;
 }

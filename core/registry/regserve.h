@@ -18,8 +18,8 @@
  * may be NULL: whether a stage points at its version). -EINVAL when ino is
  * not a sealed regular file (a draft, a directory), -ENOENT when it is
  * gone or its version was removed. */
-int reg_serve_key(struct reg_registry *reg, uint64_t ino,
-		  struct serve_key *ret, bool *ret_staged);
+int reg_serve_key(struct reg_registry *reg, uint64_t ino, struct serve_key *ret,
+		  bool *ret_staged);
 
 /* Calls fn with each sealed regular file under ino: a sealed version (its
  * whole tree), a directory in one, or one file. fn returns non-zero to

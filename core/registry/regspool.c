@@ -70,8 +70,8 @@ struct spool {
 };
 
 int reg_spool_new(const struct chunk_ent *base, size_t n, uint64_t base_size,
-	      bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
-	      struct spool **ret)
+		  bool committed, int64_t ctime, uint64_t new_bytes, uid_t uid,
+		  struct spool **ret)
 {
 	struct spool *sp;
 
@@ -236,7 +236,7 @@ static int spool_pread(struct spool *sp, uint8_t *p, size_t len,
 }
 
 ssize_t reg_spool_read(struct reg_registry *reg, struct spool *sp, void *buf,
-		   size_t len, uint64_t off)
+		       size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
 	const uint8_t *c;
@@ -325,8 +325,8 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 /* Copies what base holds in [a, b) into the spool and marks it written:
  * as one span (whole: the spool's zeros stand for base's holes), or a
  * span for each of base's chunks (holes stay holes). */
-static int spool_fill(struct reg_registry *reg, struct spool *sp,
-		      uint64_t a, uint64_t b, bool whole)
+static int spool_fill(struct reg_registry *reg, struct spool *sp, uint64_t a,
+		      uint64_t b, bool whole)
 {
 	const uint8_t *c;
 	struct piece pc;
@@ -373,7 +373,7 @@ static int spans_join(struct reg_registry *reg, struct spool *sp)
 }
 
 ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
-		    const void *buf, size_t len, uint64_t off)
+			const void *buf, size_t len, uint64_t off)
 {
 	ssize_t n;
 	int r;
@@ -398,7 +398,7 @@ ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
 }
 
 int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
-		   uint64_t size)
+		       uint64_t size)
 {
 	size_t i;
 	int r;
@@ -420,7 +420,7 @@ int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
 }
 
 int reg_spool_seek(const struct spool *sp, uint64_t off, int whence,
-	       uint64_t *ret)
+		   uint64_t *ret)
 {
 	struct piece pc;
 	uint64_t x = off;
@@ -573,7 +573,7 @@ static int emit(struct planner *p)
 		return 0;
 	pl->in.end = p->cur_off;
 	r = reg_ingest_chunk(p->reg, &pl->in, &p->fm, p->cur, (uint32_t)p->ncur,
-			 p->tmp);
+			     p->tmp);
 	if (r < 0)
 		return r;
 	p->cur_off += p->ncur;
@@ -679,7 +679,7 @@ static int chunk_from(struct planner *p, uint64_t x, uint64_t e,
 }
 
 int reg_spool_plan(struct reg_registry *reg, struct spool *sp, bool full,
-	       struct spool_plan *pl)
+		   struct spool_plan *pl)
 {
 	struct planner p = { .reg = reg, .sp = sp, .pl = pl };
 	size_t bi = 0;
@@ -756,7 +756,7 @@ void reg_spool_plan_release(struct spool_plan *pl)
 }
 
 int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
-		     struct spool_plan *pl, const struct inode_rec *f)
+			     struct spool_plan *pl, const struct inode_rec *f)
 {
 	size_t i;
 	int r;
@@ -771,7 +771,7 @@ int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 			return -ESTALE;
 		for (i = 0; i < pl->ndrop; i++) {
 			r = reg_extent_unref_txn(t, f->ino, pl->drop[i].offset,
-					 &pl->drop[i].chunk);
+						 &pl->drop[i].chunk);
 			if (r < 0)
 				return r == -ENOENT ? -ESTALE : r;
 		}
@@ -780,7 +780,7 @@ int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 }
 
 void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
-		     struct spool_plan *pl, int64_t ctime)
+			 struct spool_plan *pl, int64_t ctime)
 {
 	size_t i;
 

@@ -86,7 +86,8 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 				      strlen(r->target_path) + 1);
 		}
 		r->flags |= INODE_SEALED;
-		if ((e = reg_inode_put_txn(w->t, r)) == 0 && r->kind == REG_DIR) {
+		if ((e = reg_inode_put_txn(w->t, r)) == 0 &&
+		    r->kind == REG_DIR) {
 			strbuf_addch(path, '/');
 			e = seal_tree(w, r->ino, path, depth + 1);
 		}
@@ -98,7 +99,7 @@ static int seal_tree(struct seal_walk *w, uint64_t dir, struct strbuf *path,
 }
 
 int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
-	     const struct reg_caller *who, struct inode_rec *v)
+		 const struct reg_caller *who, struct inode_rec *v)
 {
 	struct seal_walk w = { .reg = reg, .t = t };
 	struct inode_rec m;
@@ -139,7 +140,7 @@ int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 /* ---- stages -------------------------------------------------------------- */
 
 int reg_stage_target_parse_txn(struct idx_txn *t, const struct inode_rec *m,
-		       const char *target, struct inode_rec *ret)
+			       const char *target, struct inode_rec *ret)
 {
 	uint64_t ino;
 	int r;
@@ -156,9 +157,9 @@ int reg_stage_target_parse_txn(struct idx_txn *t, const struct inode_rec *m,
 }
 
 static int history_add_txn(struct idx_txn *t, const struct reg_caller *who,
-		       const struct inode_rec *m, const char *stage,
-		       const struct inode_rec *from,
-		       const struct inode_rec *to, int action)
+			   const struct inode_rec *m, const char *stage,
+			   const struct inode_rec *from,
+			   const struct inode_rec *to, int action)
 {
 	struct history_rec h = { 0 };
 	struct idx_val k, v;
@@ -233,7 +234,7 @@ static int clash_one(void *arg, const struct idx_val *k,
  * containers do not read and whose name looks like the one a policy
  * guards. -EEXIST (logged with both names). */
 static int stage_name_free_txn(struct idx_txn *t, const struct inode_rec *m,
-			   const char *stage)
+			       const char *stage)
 {
 	struct clash_arg a = { .stage = stage };
 	uint8_t p[8];
@@ -327,7 +328,7 @@ static void stage_hist_release(struct stage_hist *a)
 }
 
 static int stage_hist_load_txn(struct idx_txn *t, const struct inode_rec *m,
-			   const char *stage, struct stage_hist *a)
+			       const char *stage, struct stage_hist *a)
 {
 	uint8_t p[8];
 	size_t i;
@@ -357,7 +358,7 @@ static int stage_hist_load_txn(struct idx_txn *t, const struct inode_rec *m,
 /* The version a rollback of stage of model m goes back to (per
  * reg_rollback_pick()): its inode into *ret. -ENOENT when there is none. */
 static int rollback_target_txn(struct idx_txn *t, const struct inode_rec *m,
-			   const char *stage, uint64_t *ret)
+			       const char *stage, uint64_t *ret)
 {
 	struct stage_hist a;
 	int r;
@@ -372,9 +373,9 @@ static int rollback_target_txn(struct idx_txn *t, const struct inode_rec *m,
 }
 
 int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
-		  const struct reg_caller *who, struct inode_rec *m,
-		  const char *stage, struct inode_rec *v, int action,
-		  char *reason, size_t rlen)
+		      const struct reg_caller *who, struct inode_rec *m,
+		      const char *stage, struct inode_rec *v, int action,
+		      char *reason, size_t rlen)
 {
 	struct inode_rec s, old;
 	bool have_old = false;
@@ -387,7 +388,8 @@ int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 		return -EINVAL;
 	if (v->kind != REG_VERSION || v->model != m->ino)
 		return -EINVAL;
-	if ((r = reg_policy_check_promote_txn(t, who, m, stage, v, reason, rlen)) < 0)
+	if ((r = reg_policy_check_promote_txn(t, who, m, stage, v, reason,
+					      rlen)) < 0)
 		return r;
 	if (!(v->flags & INODE_SEALED)) {
 		/* a draft is sealed first, then pointed at */
@@ -408,8 +410,8 @@ int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 		if ((r = stage_name_free_txn(t, m, stage)) < 0 ||
 		    (r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
-		reg_inode_init(&s, ino, REG_STAGE, who, 0777, m->stages_ino, m->ino, 0,
-			stage);
+		reg_inode_init(&s, ino, REG_STAGE, who, 0777, m->stages_ino,
+			       m->ino, 0, stage);
 		if ((r = reg_name_put_txn(t, m->stages_ino, stage, ino, 0)) < 0)
 			return r;
 	} else {
@@ -436,14 +438,14 @@ int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 	    rollback_target_txn(t, m, stage, &back) == 0 && back == v->ino)
 		action = HIST_ROLLBACK;
 	if ((r = history_add_txn(t, who, m, stage, have_old ? &old : NULL, v,
-			     action)) < 0)
+				 action)) < 0)
 		return r;
 	/* a temporary name made on the way (ln -sfn's, mreg's) is no
 	   promotion of its own: the rename over the real stage is (and
 	   reg_history() leaves the temporary stage out) */
 	if (have_old || !reg_stage_temporary(stage))
 		reg_note_txn(HOOK_PROMOTE, m->name, v->name, stage,
-			  have_old ? old.name : NULL, who);
+			     have_old ? old.name : NULL, who);
 	atomic_fetch_add(&reg->promotions, 1);
 	return reg_audit_put_txn(t, who, &(struct audit_ev){
 		.op = action == HIST_ROLLBACK ? "rollback" : "promote",
@@ -452,7 +454,7 @@ int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
 }
 
 void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
-		       const char *stage, char *buf, size_t size)
+			       const char *stage, char *buf, size_t size)
 {
 	struct inode_rec s, v;
 	uint64_t ino;
@@ -460,13 +462,15 @@ void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
 	buf[0] = '\0';
 	if (reg_check_stage(stage) == 0 &&
 	    reg_name_get_txn(t, m->stages_ino, stage, &ino) == 0 &&
-	    reg_inode_get_txn(t, ino, &s) == 0 && reg_inode_get_txn(t, s.target, &v) == 0)
+	    reg_inode_get_txn(t, ino, &s) == 0 &&
+	    reg_inode_get_txn(t, s.target, &v) == 0)
 		strlcpy(buf, v.name, size);
 }
 
 int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
-		     const struct reg_caller *who, struct inode_rec *m,
-		     const char *stage, int action, char *reason, size_t rlen)
+			 const struct reg_caller *who, struct inode_rec *m,
+			 const char *stage, int action, char *reason,
+			 size_t rlen)
 {
 	struct inode_rec s, old;
 	bool have_old;
@@ -486,10 +490,11 @@ int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 	if ((r = reg_inode_trash_txn(t, &s)) < 0)
 		return r;
 	if ((r = history_add_txn(t, who, m, stage, have_old ? &old : NULL, NULL,
-			     action == HIST_MOVE ? HIST_MOVE : HIST_REMOVE)) < 0)
+				 action == HIST_MOVE ? HIST_MOVE :
+						       HIST_REMOVE)) < 0)
 		return r;
-	return reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "stage.remove",
-		.model = m->name, .stage = stage,
+	return reg_audit_put_txn(t, who, &(struct audit_ev){
+		.op = "stage.remove", .model = m->name, .stage = stage,
 		.from = have_old ? old.name : NULL });
 }
 
@@ -514,7 +519,8 @@ static int staged_one(void *arg, const struct idx_val *k,
 	return s.target == a->v ? 1 : 0;
 }
 
-int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_t v)
+int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
+			   uint64_t v)
 {
 	struct staged_arg a = { .t = t, .v = v };
 	uint8_t p[8];
@@ -526,8 +532,8 @@ int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m, uint64_
 }
 
 int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
-		       const struct reg_caller *who, struct inode_rec *m,
-		       struct inode_rec *v)
+			   const struct reg_caller *who, struct inode_rec *m,
+			   struct inode_rec *v)
 {
 	int r;
 
@@ -537,8 +543,8 @@ int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 		return r;
 	if ((r = reg_inode_trash_txn(t, v)) < 0)
 		return r;
-	return reg_audit_put_txn(t, who, &(struct audit_ev){ .op = "version.remove",
-		.model = m->name, .version = v->name });
+	return reg_audit_put_txn(t, who, &(struct audit_ev){
+		.op = "version.remove", .model = m->name, .version = v->name });
 }
 
 /* ---- by name (the CLI) --------------------------------------------------- */
@@ -596,7 +602,7 @@ static int promote_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_version_get_txn(t, o->model, o->version, &m, &v)) < 0)
 		return r;
 	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_PROMOTE,
-			  o->reason, sizeof(o->reason));
+			      o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "promote",
@@ -644,10 +650,10 @@ static int stage_remove_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_model_get_txn(t, o->model, &m)) < 0)
 		return r;
 	r = reg_stage_remove_txn(o->reg, t, o->who, &m, o->stage, HIST_REMOVE,
-			     o->reason, sizeof(o->reason));
+				 o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		reg_stage_target_name_txn(t, &m, o->stage, o->refused_version,
-				  sizeof(o->refused_version));
+					  sizeof(o->refused_version));
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "stage.remove",
 			.result = "refused", .model = o->model,
@@ -688,8 +694,8 @@ static int rollback_txn(struct idx_txn *t, void *arg)
 	if (r < 0 || (v.flags & INODE_TRASHED))
 		return -ENOENT;
 	strlcpy(o->result, v.name, sizeof(o->result));
-	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->stage, &v, HIST_ROLLBACK,
-			  o->reason, sizeof(o->reason));
+	r = reg_stage_set_txn(o->reg, t, o->who, &m, o->stage, &v,
+			      HIST_ROLLBACK, o->reason, sizeof(o->reason));
 	if (r == -EACCES) {
 		o->refused = true;
 		o->refusal = (struct audit_ev){ .op = "rollback",
@@ -740,8 +746,8 @@ int reg_version_remove(struct reg_registry *reg, const struct reg_caller *who,
 	if (!reg || !who || !model || !version)
 		return -EINVAL;
 	r = reg_change(reg, version_remove_txn, &o);
-	reg_audit_failure(reg, who, r, &(struct audit_ev){ .op = "version.remove",
-		.model = model, .version = version });
+	reg_audit_failure(reg, who, r, &(struct audit_ev){
+		.op = "version.remove", .model = model, .version = version });
 	return r;
 }
 
@@ -769,8 +775,7 @@ static int history_txn(struct idx_txn *t, void *arg)
 	return r;
 }
 
-int reg_history(struct reg_registry *reg, const char *model,
-		const char *stage,
+int reg_history(struct reg_registry *reg, const char *model, const char *stage,
 		int (*fn)(void *arg, const struct reg_history *h), void *arg)
 {
 	struct history_arg a = { .model = model, .stage = stage, .fn = fn,

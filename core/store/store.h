@@ -80,8 +80,8 @@ void store_batch_end(struct mreg_store *s);
  * back to its last whole record and retired: nothing that was reported
  * appended is lost (the buffer is kept and written again by the next
  * store_sync()), and the failed record is never named. */
-int store_put(struct mreg_store *s, const struct mreg_id *id,
-		 const void *data, uint32_t len, struct chunk_loc *ret);
+int store_put(struct mreg_store *s, const struct mreg_id *id, const void *data,
+	      uint32_t len, struct chunk_loc *ret);
 
 /* Makes every chunk appended so far (by any thread) durable: writes out
  * buffers and fdatasync()s the packs touched since the last sync. Must
@@ -109,13 +109,12 @@ int store_sync(struct mreg_store *s);
  * answers -ENOENT. Descriptors of removed packs are dropped within a
  * second of reading, and by store_bytes() and store_containers(). */
 int store_get(struct mreg_store *s, const struct chunk_loc *loc,
-	       const struct mreg_id *id, void *buf);
+	      const struct mreg_id *id, void *buf);
 
 /* Reads without checking the id (for comparing bytes on an id match and
  * for fsck, which wants to tell a bad record from a bad hash). Errors as
  * store_get() but never -EIO for a hash mismatch. */
-int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
-		   void *buf);
+int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc, void *buf);
 
 /* Calls fn for every pack file, in the order of their numbers: its number,
  * size in bytes, and whether another process (or this one) holds it open
@@ -137,9 +136,9 @@ int store_containers(struct mreg_store *s,
  * written (-EIO): walk packs that are not busy. Errors: -EINVAL, -ENOENT,
  * -EIO, -ENOMEM, -errno of open/pread. Used by fsck and gc. */
 int store_iterate(struct mreg_store *s, uint32_t pack,
-		    int (*fn)(void *arg, const struct mreg_id *id,
-			      const struct chunk_loc *loc, const void *data),
-		    void *arg);
+		  int (*fn)(void *arg, const struct mreg_id *id,
+			    const struct chunk_loc *loc, const void *data),
+		  void *arg);
 
 /* Removes a pack that no index record names any more. Takes an exclusive
  * flock first (or uses this store's store_claim() lock, which it then

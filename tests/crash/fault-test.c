@@ -229,7 +229,8 @@ static void test_fsync_flush(void)
 	r = reg_file_create(reg, &me, d.ino, "s.bin", 0644, O_WRONLY, &m, &f);
 	CHECK_EQ(r, 0, "create a file");
 	if (r == 0) {
-		CHECK_EQ(reg_file_write(f, "abcdef", 6, 0), 6, "write in order");
+		CHECK_EQ(reg_file_write(f, "abcdef", 6, 0), 6,
+			 "write in order");
 		arm("spool_write:1+:ENOSPC");
 		n = reg_file_write(f, "xyz", 3, 0);
 		CHECK_EQ(n, -ENOSPC, "a write back at 0 on a full spool: "
@@ -272,8 +273,9 @@ static void test_pending_fails(void)
 		if (!exists(next))
 			break;
 	}
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "root.bin", 0644, O_WRONLY, &a,
-			    &f), 0, "a file at the model root");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "root.bin", 0644, O_WRONLY,
+				 &a, &f),
+		 0, "a file at the model root");
 	CHECK_EQ(reg_file_write(f, b, 200000, 0), 200000, "written");
 	arm("fsync:1:EIO");
 	CHECK_EQ(reg_file_close(f, &me, &last), -EIO,
@@ -281,12 +283,14 @@ static void test_pending_fails(void)
 	arm(NULL);
 	CHECK_EQ(reg_lookup(reg, m.ino, "root.bin", &a), -ENOENT,
 		 "it is gone from the model root when close() returns");
-	CHECK_EQ(reg_file_write(f, b, 10, 0), -EROFS, "it takes no more writes");
+	CHECK_EQ(reg_file_write(f, b, 10, 0), -EROFS,
+		 "it takes no more writes");
 	reg_file_release(f);
 	CHECK(!exists(next), "no version was made (%s)", next);
 
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".root.tmp", 0644, O_WRONLY, &a,
-			    &f), 0, "a dot-named file at the model root");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".root.tmp", 0644, O_WRONLY,
+				 &a, &f),
+		 0, "a dot-named file at the model root");
 	CHECK_EQ(reg_file_write(f, b, 200000, 0), 200000, "written");
 	arm("fsync:1:EIO");
 	CHECK_EQ(reg_file_close(f, &me, &last), -EIO, "its close fails");
@@ -334,7 +338,8 @@ static void test_fsync_shared(void)
 	CHECK_EQ(reg_file_write(f1, b1, 150000, 0), 150000, "write the first");
 	CHECK_EQ(reg_file_write(f2, b2, 150000, 0), 150000, "write the second");
 	arm("fsync:1:EIO");
-	CHECK_EQ(reg_file_flush(f1, &me), -EIO, "close() of the first: the sync "
+	CHECK_EQ(reg_file_flush(f1, &me), -EIO,
+		 "close() of the first: the sync "
 		 "fails");
 	arm(NULL);
 	r = reg_file_flush(f2, &me);
@@ -373,7 +378,8 @@ static void test_queued_write_fails(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "q.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "q.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create a file");
 	if (!f)
 		goto out;
@@ -430,7 +436,8 @@ static void test_write_after_failed_commit(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "m", &m), 0, "the model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "fc", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create a file");
 	if (!f)
 		goto out;

@@ -66,7 +66,8 @@ static void chunk(const uint8_t *p, size_t n)
 		    a.loc.offset < PACK_HEADER_SIZE)
 			abort();
 		rec_chunk_encode(&a, buf);
-		if (memcmp(buf, p, n) != 0 || rec_chunk_decode(buf, n, &b) != 0 ||
+		if (memcmp(buf, p, n) != 0 ||
+		    rec_chunk_decode(buf, n, &b) != 0 ||
 		    memcmp(&a.loc, &b.loc, sizeof(a.loc)) != 0 ||
 		    a.refs != b.refs)
 			abort();

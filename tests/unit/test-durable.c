@@ -133,8 +133,8 @@ static void test_flush(const char *name, bool back)
 
 	snprintf(path, sizeof(path), "d/draft/%s", name);
 	CHECK_EQ(reg_resolve(reg, "d/draft", &v), 0, "the draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, name, 0644, O_WRONLY, &a, &f), 0,
-		 "create %s", name);
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, name, 0644, O_WRONLY, &a, &f),
+		 0, "create %s", name);
 	if (!f)
 		goto out;
 	for (off = back ? 1 : 0; off < size; off += n) {
@@ -157,7 +157,8 @@ static void test_flush(const char *name, bool back)
 	r = reg_file_open(reg, &me, a.ino, O_WRONLY | O_TRUNC, &f);
 	CHECK_EQ(r, 0, "open %s again", name);
 	if (r == 0) {
-		CHECK_EQ(reg_file_write(f, b, size, 0), (ssize_t)size, "write it");
+		CHECK_EQ(reg_file_write(f, b, size, 0), (ssize_t)size,
+			 "write it");
 		CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits now");
 		reg_file_release(f);
 	}

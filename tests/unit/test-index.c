@@ -220,7 +220,8 @@ static void test_basic(void)
 		 0, "three puts commit");
 	CHECK(get_str_txn(ix, "b", val) == 0 && strcmp(val, "2") == 0,
 	      "get returns the value put");
-	CHECK_EQ(get_str_txn(ix, "zz", NULL), -ENOENT, "missing key is -ENOENT");
+	CHECK_EQ(get_str_txn(ix, "zz", NULL), -ENOENT,
+		 "missing key is -ENOENT");
 	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv2, 1,
 					IDX_NOOVERWRITE, 0 }), -EEXIST,
 		 "IDX_NOOVERWRITE on an existing key is -EEXIST");

@@ -150,8 +150,9 @@ static void test_errno_times(void)
 		 "into a draft: EINVAL");
 	CHECK(ino_of("tm/stages/Production") != 0, "the stage stays");
 
-	CHECK_EQ(reg_file_create(reg, &me, ino_of("tm/2"), "f", 0644, O_WRONLY, &a,
-			    &f), 0, "a file in draft 2");
+	CHECK_EQ(reg_file_create(reg, &me, ino_of("tm/2"), "f", 0644, O_WRONLY,
+				 &a, &f),
+		 0, "a file in draft 2");
 	CHECK_EQ(reg_file_write(f, "abc", 3, 0), 3, "written");
 	CHECK_EQ(reg_file_flush(f, &me), 0, "and closed");
 	reg_file_release(f);
@@ -428,12 +429,14 @@ static void test_sizes(void)
 	CHECK_EQ(reg_model_create(reg, &me, "sz"), 0, "a model");
 	CHECK(mkdir_in("sz", "1") == 0 && mkdir_in("sz/1", "d") == 0,
 	      "a draft with a directory");
-	CHECK(reg_file_create(reg, &me, ino_of("sz/1"), "a", 0644, O_WRONLY, &a,
-			 &f) == 0 && reg_file_write(f, "0123456789", 10, 0) == 10 &&
+	CHECK(reg_file_create(reg, &me, ino_of("sz/1"), "a", 0644, O_WRONLY,
+			      &a, &f) == 0 &&
+	      reg_file_write(f, "0123456789", 10, 0) == 10 &&
 	      reg_file_flush(f, &me) == 0, "a file of 10 bytes");
 	reg_file_release(f);
-	CHECK(reg_file_create(reg, &me, ino_of("sz/1/d"), "b", 0644, O_WRONLY, &a,
-			 &f) == 0 && reg_file_write(f, "abc", 3, 0) == 3 &&
+	CHECK(reg_file_create(reg, &me, ino_of("sz/1/d"), "b", 0644, O_WRONLY,
+			      &a, &f) == 0 &&
+	      reg_file_write(f, "abc", 3, 0) == 3 &&
 	      reg_file_flush(f, &me) == 0, "and one of 3 in the directory");
 	reg_file_release(f);
 	CHECK(reg_version_info(reg, "sz", "1", size_of, &vi) == 0 &&

@@ -129,7 +129,8 @@ static void test_name_lengths(void)
 	n256[256] = 0;
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "long", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, n256, 0644, O_WRONLY, &a, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, n256, 0644, O_WRONLY, &a,
+				 &fh),
 		 -ENAMETOOLONG, "create of a 256-byte name: ENAMETOOLONG");
 	CHECK_EQ(reg_mkdir(reg, &me, v.ino, n256, 0755, &a), -ENAMETOOLONG,
 		 "mkdir of a 256-byte name: ENAMETOOLONG");
@@ -137,8 +138,9 @@ static void test_name_lengths(void)
 		 "symlink of a 256-byte name: ENAMETOOLONG");
 	CHECK_EQ(reg_lookup(reg, v.ino, n256, &a), -ENAMETOOLONG,
 		 "lookup of a 256-byte name: ENAMETOOLONG");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, n255, 0644, O_WRONLY, &a, &fh), 0,
-		 "create of a 255-byte name works");
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, n255, 0644, O_WRONLY, &a,
+				 &fh),
+		 0, "create of a 255-byte name works");
 	if (fh)
 		reg_file_release(fh);
 	CHECK_EQ(reg_rename(reg, &me, v.ino, n255, v.ino, n256, 0),
@@ -210,11 +212,13 @@ static void test_renames(void)
 	CHECK_EQ(reg_stage_remove(reg, &me, "churn", "Staging"), 0,
 		 "remove Staging");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rn", 0755, &v), 0, "a draft");
-	CHECK(reg_file_create(reg, &me, v.ino, "a", 0644, O_WRONLY, &a, &fh) == 0 &&
-	      reg_file_write(fh, "A", 1, 0) == 1 && reg_file_flush(fh, &me) == 0,
-	      "file a");
+	CHECK(reg_file_create(reg, &me, v.ino, "a", 0644, O_WRONLY, &a,
+			      &fh) == 0 &&
+	      reg_file_write(fh, "A", 1, 0) == 1 &&
+	      reg_file_flush(fh, &me) == 0, "file a");
 	reg_file_release(fh);
-	CHECK(reg_file_create(reg, &me, v.ino, "b", 0644, O_WRONLY, &x, &fh) == 0,
+	CHECK(reg_file_create(reg, &me, v.ino, "b", 0644, O_WRONLY, &x, &fh) ==
+		      0,
 	      "file b");
 	reg_file_release(fh);
 	CHECK_EQ(reg_rename(reg, &me, v.ino, "a", v.ino, "b",
@@ -328,7 +332,8 @@ static void test_drafts(void)
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "bad name", 0755, &tmpa), -EINVAL,
 		 "a bad version name");
 	CHECK_EQ(reg_mkdir(reg, &me, v.ino, "sub", 0755, &d), 0, "subdir");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &f, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "w.bin", 0644, O_WRONLY, &f,
+				 &fh),
 		 0, "create in the draft");
 	CHECK_EQ(reg_file_write(fh, "hello world!", 12, 0), 12, "write");
 	CHECK_EQ(reg_file_write(fh, "J", 1, 6), 1, "seek back and rewrite");
@@ -381,8 +386,9 @@ static void test_pending(void)
 	struct reg_file *fh;
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".tmp.onnx", 0644, O_WRONLY, &f,
-			    &fh), 0, "a dot file at the model root");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, ".tmp.onnx", 0644, O_WRONLY,
+				 &f, &fh),
+		 0, "a dot file at the model root");
 	CHECK_EQ(reg_file_write(fh, "onnx", 4, 0), 4, "write it");
 	CHECK_EQ(reg_file_flush(fh, &me), 0, "a dot file waits");
 	reg_file_release(fh);
@@ -392,8 +398,9 @@ static void test_pending(void)
 		 "the name left the model root");
 	CHECK_EQ(reg_resolve(reg, "churn/8/m.onnx", &v), 0,
 		 "it became the next version");
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY, &f,
-			    &fh), 0, "a visible file at the model root");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "direct.bin", 0644, O_WRONLY,
+				 &f, &fh),
+		 0, "a visible file at the model root");
 	CHECK_EQ(reg_file_write(fh, "data", 4, 0), 4, "write it");
 	CHECK_EQ(reg_file_flush(fh, &me), 0, "fsync commits it");
 	CHECK_EQ(reg_lookup(reg, m.ino, "direct.bin", &f), 0,
@@ -440,7 +447,8 @@ static struct reg_file *written(const struct reg_attr *m, const char *name,
 	struct reg_file *fh = NULL;
 	struct reg_attr f;
 
-	CHECK_EQ(reg_file_create(reg, &me, m->ino, name, 0644, O_WRONLY, &f, &fh),
+	CHECK_EQ(reg_file_create(reg, &me, m->ino, name, 0644, O_WRONLY, &f,
+				 &fh),
 		 0, "create %s", name);
 	reg_file_writer(fh, pid);
 	if (pid2)
@@ -501,10 +509,12 @@ static void test_close_rule(void)
 	reg_file_release(fh);
 
 	/* the last close cannot be told: its last handle's release is */
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "late.bin", 0644, O_WRONLY, &f,
-			    &fh), 0, "create late.bin");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "late.bin", 0644, O_WRONLY,
+				 &f, &fh),
+		 0, "create late.bin");
 	CHECK_EQ(reg_file_write(fh, "late", 4, 0), 4, "write it");
-	CHECK_EQ(reg_file_close(fh, &me, &unknown), 0, "a close of unknown kind");
+	CHECK_EQ(reg_file_close(fh, &me, &unknown), 0,
+		 "a close of unknown kind");
 	CHECK_EQ(reg_lookup(reg, m.ino, "late.bin", &f), 0, "stays pending");
 	CHECK_EQ(reg_file_close(fh, &me, &others), 0, "another one");
 	reg_file_release(fh);
@@ -513,8 +523,9 @@ static void test_close_rule(void)
 
 	/* a reader kept it open past its writer's close (tail -f): its
 	   release is the last one */
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "read.bin", 0644, O_WRONLY, &f,
-			    &fh), 0, "create read.bin");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "read.bin", 0644, O_WRONLY,
+				 &f, &fh),
+		 0, "create read.bin");
 	CHECK_EQ(reg_file_write(fh, "read", 4, 0), 4, "write it");
 	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &rd), 0,
 		 "a reader opens it");
@@ -527,14 +538,16 @@ static void test_close_rule(void)
 		 "the reader's release registers it");
 
 	/* cp -p: times set on the descriptor before the close are kept */
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY, &f,
-			    &fh), 0, "create timed.bin");
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "timed.bin", 0644, O_WRONLY,
+				 &f, &fh),
+		 0, "create timed.bin");
 	CHECK_EQ(reg_file_write(fh, "t", 1, 0), 1, "write it");
 	sa.valid = REG_SET_MTIME | REG_SET_ATIME;
 	sa.mtime.tv_sec = sa.atime.tv_sec = 981173106;
 	sa.mtime.tv_nsec = sa.atime.tv_nsec = 5000;
 	CHECK_EQ(reg_setattr(reg, &me, f.ino, &sa, fh, &v), 0, "futimens");
-	CHECK_EQ(reg_file_close(fh, &me, &(struct reg_closing){ .known = true }), 1,
+	CHECK_EQ(reg_file_close(fh, &me,
+				&(struct reg_closing){ .known = true }), 1,
 		 "close registers it");
 	reg_file_release(fh);
 	CHECK(reg_resolve(reg, "churn/10/by.bin", &v) == 0 && v.size == 4,
@@ -589,12 +602,13 @@ static void test_unlink_open(void)
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "u", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "f", 0644, O_WRONLY, &f, &w), 0,
-		 "create f");
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "f", 0644, O_WRONLY, &f, &w),
+		 0, "create f");
 	CHECK_EQ(reg_file_write(w, "hello world", 11, 0), 11, "write it");
 	CHECK_EQ(reg_file_flush(w, &me), 0, "commit it");
 	reg_file_release(w);
-	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &r1), 0, "open to read");
+	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDONLY, &r1), 0,
+		 "open to read");
 	CHECK_EQ(reg_file_open(reg, &me, f.ino, O_RDWR, &w), 0, "and to write");
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "f"), 0, "unlink it");
 	CHECK_EQ(reg_lookup(reg, v.ino, "f", &a), -ENOENT, "the name is gone");
@@ -651,11 +665,13 @@ static void test_unlink_open(void)
 	}
 
 	/* renamed over while open */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f, &w), 0,
-		 "create old");
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "old", 0644, O_WRONLY, &f,
+				 &w),
+		 0, "create old");
 	CHECK_EQ(reg_file_write(w, "old bytes", 9, 0), 9, "write it");
 	reg_file_release(w);
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "new", 0644, O_WRONLY, &g2, &w),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "new", 0644, O_WRONLY, &g2,
+				 &w),
 		 0, "create new");
 	CHECK_EQ(reg_file_write(w, "new", 3, 0), 3, "write it");
 	reg_file_release(w);
@@ -672,7 +688,8 @@ static void test_unlink_open(void)
 	/* a pending file unlinked while open is not registered */
 	CHECK_EQ(list_dir(m.ino, count_entries, &before), 0,
 		 "list the model");
-	CHECK_EQ(reg_file_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f, &w),
+	CHECK_EQ(reg_file_create(reg, &me, m.ino, "p.bin", 0644, O_WRONLY, &f,
+				 &w),
 		 0, "a pending file at the model root");
 	CHECK_EQ(reg_file_write(w, "data", 4, 0), 4, "write it");
 	CHECK_EQ(reg_unlink(reg, &me, m.ino, "p.bin"), 0, "unlink it");
@@ -685,8 +702,8 @@ static void test_unlink_open(void)
 	      "entries, %d before)", after, before);
 
 	/* a file nobody has open is deleted at once */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "z", 0644, O_WRONLY, &f, &w), 0,
-		 "create z");
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "z", 0644, O_WRONLY, &f, &w),
+		 0, "create z");
 	reg_file_release(w);
 	CHECK_EQ(reg_unlink(reg, &me, v.ino, "z"), 0, "unlink it");
 	CHECK_EQ(reg_getattr(reg, f.ino, &a), -ENOENT, "it is gone at once");
@@ -885,7 +902,8 @@ static void test_queued_writes(void)
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "q", 0755, &v), 0, "a draft");
 
 	/* 1 MiB writes (queued), then small ones (fed inline) */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "a.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "a.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create a.bin");
 	for (i = 0; i < 20; i++)
 		if (reg_file_write(f, b + i * QMIB, QMIB, i * QMIB) != QMIB)
@@ -893,7 +911,8 @@ static void test_queued_writes(void)
 	CHECK_EQ(i, 20, "20 writes of 1 MiB are answered");
 	CHECK_EQ(reg_file_write(f, b + 20 * QMIB, 5000, 20 * QMIB), 5000,
 		 "a small write after them");
-	CHECK_EQ(reg_file_write(f, b + 20 * QMIB + 5000, 7345, 20 * QMIB + 5000),
+	CHECK_EQ(reg_file_write(f, b + 20 * QMIB + 5000, 7345,
+				20 * QMIB + 5000),
 		 7345, "and another");
 	CHECK_EQ(reg_getattr(reg, a.ino, &a), 0, "getattr while queued");
 	CHECK_EQ(a.size, size, "the size counts the queued bytes");
@@ -903,7 +922,8 @@ static void test_queued_writes(void)
 		 "a.bin reads back as written");
 
 	/* a read while writes are queued sees them; writing goes on */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "b.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "b.bin", 0644, O_RDWR, &a,
+				 &f),
 		 0, "create b.bin for reading and writing");
 	for (i = 0; i < 8; i++)
 		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
@@ -919,7 +939,8 @@ static void test_queued_writes(void)
 		 "b.bin reads back as written");
 
 	/* a write back over queued bytes */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "c.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create c.bin");
 	for (i = 0; i < 20; i++)
 		reg_file_write(f, i == 5 ? b : b + i * QMIB, QMIB, i * QMIB);
@@ -938,7 +959,8 @@ static void test_queued_writes(void)
 		 "c.bin reads back as written");
 
 	/* released without a flush while writes are queued */
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "d.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create d.bin");
 	for (i = 0; i < 12; i++)
 		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
@@ -1011,7 +1033,8 @@ static uint64_t rewrite(uint64_t ino, const void *p, size_t n, uint64_t off)
 	if (reg_file_open(reg, &me, ino, O_RDWR, &f) != 0)
 		return UINT64_MAX;
 	before = chunked();
-	ok = reg_file_write(f, p, n, off) == (ssize_t)n && reg_file_flush(f, &me) == 0;
+	ok = reg_file_write(f, p, n, off) == (ssize_t)n &&
+	     reg_file_flush(f, &me) == 0;
 	reg_file_release(f);
 	return ok ? chunked() - before : UINT64_MAX;
 }
@@ -1074,7 +1097,8 @@ static void test_sparse_write(void)
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "sparse", 0755, &v), 0,
 		 "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "big.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "big.bin", 0644, O_RDWR, &a,
+				 &f),
 		 0, "create big.bin");
 	before = chunked();
 	CHECK_EQ(reg_setattr(reg, &me, a.ino,
@@ -1090,9 +1114,11 @@ static void test_sparse_write(void)
 	      "%llu bytes cut and hashed, at most two chunks, not the file",
 	      (unsigned long long)cost);
 
-	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0,
+		 "open to read");
 	CHECK(reg_file_attr(f, &a) == 0 && a.size == big, "the size is 2 GiB");
-	CHECK(reg_file_read(f, rb, sizeof(rb), at - 100) == (ssize_t)sizeof(rb) &&
+	CHECK(reg_file_read(f, rb, sizeof(rb), at - 100) ==
+		      (ssize_t)sizeof(rb) &&
 	      all_zero(rb, 100) && !memcmp(rb + 100, w, sizeof(w)) &&
 	      all_zero(rb + 100 + sizeof(w), sizeof(rb) - 100 - sizeof(w)),
 	      "the 4 KiB read back, between zeros");
@@ -1133,7 +1159,8 @@ static void test_dense_rewrite(void)
 		b[i] = (uint8_t)rand();
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "dense", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "d.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "d.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create d.bin");
 	for (i = 0; i < n; i += QMIB)
 		reg_file_write(f, b + i, QMIB, i);
@@ -1178,18 +1205,23 @@ static void test_end_rewrite(void)
 		b[i] = (uint8_t)(i * 13 + 5);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "end", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "e.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "e.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create e.bin");
-	CHECK_EQ(reg_file_write(f, b, 10000, 0), 10000, "10000 bytes: one chunk");
+	CHECK_EQ(reg_file_write(f, b, 10000, 0), 10000,
+		 "10000 bytes: one chunk");
 	CHECK_EQ(reg_file_flush(f, &me), 0, "close()");
 	reg_file_release(f);
-	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDWR, &f), 0, "open it again");
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDWR, &f), 0,
+		 "open it again");
 	memset(b + 4000, 'x', 100);
-	CHECK_EQ(reg_file_write(f, b + 4000, 100, 4000), 100, "write in the middle");
+	CHECK_EQ(reg_file_write(f, b + 4000, 100, 4000), 100,
+		 "write in the middle");
 	CHECK_EQ(reg_file_write(f, b + 10000, 100, 10000), 100, "append");
 	CHECK_EQ(reg_file_flush(f, &me), 0, "close() commits");
 	reg_file_release(f);
-	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0, "open to read");
+	CHECK_EQ(reg_file_open(reg, &me, a.ino, O_RDONLY, &f), 0,
+		 "open to read");
 	CHECK(reg_file_read(f, rb, sizeof(rb), 0) == (ssize_t)sizeof(b) &&
 	      !memcmp(rb, b, sizeof(b)), "it reads back as written");
 	reg_file_release(f);
@@ -1217,7 +1249,8 @@ static void test_rewrite_random(void)
 	srand(77);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model resolves");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "rand", 0755, &d), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, d.ino, "r.bin", 0644, O_RDWR, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, d.ino, "r.bin", 0644, O_RDWR, &a,
+				 &f),
 		 0, "create r.bin");
 	for (i = 0; i < 400 && f; i++) {
 		int op = rand() % 12;
@@ -1414,7 +1447,8 @@ static void test_close_with_writers(void)
 		b[i] = (uint8_t)(i >> 12);
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "open", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &a, &f),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &a,
+				 &f),
 		 0, "create a file");
 	for (i = 0; f && i < 16; i++)
 		reg_file_write(f, b + i * QMIB, QMIB, i * QMIB);
@@ -1500,14 +1534,17 @@ static void leave_files(int fd, int go)
 		write it (a child closing an inherited descriptor) */
 	     reg_file_create(r, &me, v.ino, "unborn-spool.bin", 0644, O_WRONLY,
 			&a, &f) == 0 &&
-	     (reg_file_writer(f, 4242), reg_file_write(f, "tail", 4, 8192)) == 4 &&
+	     (reg_file_writer(f, 4242),
+	      reg_file_write(f, "tail", 4, 8192)) == 4 &&
 	     reg_file_write(f, "head", 4, 0) == 4 &&
-	     reg_file_close(f, &me, &(struct reg_closing){ .pid = 4243 }) == 0 &&
+	     reg_file_close(f, &me,
+			    &(struct reg_closing){ .pid = 4243 }) == 0 &&
 	     /* a file whose close completed, opened without O_TRUNC and
 		written in place, not closed */
 	     reg_resolve(r, "churn/crashed/born.bin", &a) == 0 &&
 	     reg_file_open(r, &me, a.ino, O_RDWR, &f) == 0 &&
-	     reg_file_write(f, "BO", 2, 0) == 2 && reg_file_write(f, "x", 1, 9000) == 1;
+	     reg_file_write(f, "BO", 2, 0) == 2 &&
+	     reg_file_write(f, "x", 1, 9000) == 1;
 	if (!ok)
 		c = '!';
 	if (write(fd, &c, 1) != 1 || read(go, &c, 1) < 0)
@@ -1524,7 +1561,8 @@ static bool read_is(uint64_t ino, const char *want, size_t n)
 
 	if (n > sizeof(buf) || reg_file_open(reg, &me, ino, O_RDONLY, &f) < 0)
 		return false;
-	same = reg_file_read(f, buf, n, 0) == (ssize_t)n && !memcmp(buf, want, n);
+	same = reg_file_read(f, buf, n, 0) == (ssize_t)n &&
+	       !memcmp(buf, want, n);
 	reg_file_release(f);
 	return same;
 }
@@ -1625,7 +1663,8 @@ static void test_seal_writers(void)
 
 	CHECK_EQ(reg_resolve(reg, "churn", &m), 0, "model");
 	CHECK_EQ(reg_mkdir(reg, &me, m.ino, "busy", 0755, &v), 0, "a draft");
-	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &f, &w),
+	CHECK_EQ(reg_file_create(reg, &me, v.ino, "w.bin", 0644, O_WRONLY, &f,
+				 &w),
 		 0, "a file open for writing in it");
 	CHECK_EQ(reg_file_write(w, "abc", 3, 0), 3, "written");
 	CHECK_EQ(reg_file_flush(w, &me), 0, "and committed");

@@ -325,8 +325,7 @@ static int map_adopt(struct idx_db *ix)
 /* Begins a transaction, with ix->lock held shared (it may be dropped and
  * retaken while the map is adopted; the caller's snapshot of map_size is
  * refreshed through *seen). */
-static int txn_begin(struct idx_db *ix, bool write, MDB_txn **ret,
-		     size_t *seen)
+static int txn_begin(struct idx_db *ix, bool write, MDB_txn **ret, size_t *seen)
 {
 	bool checked = false;
 	int tries = 0, rc, r, dead;
@@ -540,7 +539,7 @@ static int env_open(struct idx_db *ix, const struct idx_options *opt)
 }
 
 int idx_open(const char *dir, const struct idx_options *opt,
-	       struct idx_db **ret)
+	     struct idx_db **ret)
 {
 	static const struct idx_options defaults = { .sync = true };
 	pthread_rwlockattr_t attr;
@@ -641,8 +640,7 @@ static int nested(const struct idx_db *ix)
 		       "transaction", ix->dir);
 }
 
-int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-	       void *arg)
+int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg)
 {
 	struct idx_txn t = { .ix = ix };
 	size_t seen;
@@ -687,8 +685,8 @@ static void writer_unlock(struct idx_db *ix)
 	pthread_mutex_unlock(&ix->wlock);
 }
 
-static int write_txn(struct idx_db *ix,
-		     int (*fn)(struct idx_txn *, void *), void *arg)
+static int write_txn(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
+		     void *arg)
 {
 	struct idx_txn t;
 	size_t seen;
@@ -737,8 +735,7 @@ static int write_txn(struct idx_db *ix,
 	}
 }
 
-int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-		void *arg)
+int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg)
 {
 	int r;
 

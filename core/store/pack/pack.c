@@ -59,9 +59,9 @@
  * that name: if the name is gone the chunk moved (-ENOENT: the caller
  * looks it up again), if another file took it, it tries once more. At
  * most once a second, and on every store_bytes() (statfs) and
- * store_containers(), descriptors of unlinked files are dropped. Data still in this
- * process's write buffer is found on the slow path that a short read
- * takes. Every read checks the record header and, unless raw,
+ * store_containers(), descriptors of unlinked files are dropped. Data
+ * still in this process's write buffer is found on the slow path that a
+ * short read takes. Every read checks the record header and, unless raw,
  * the chunk's hash: never wrong bytes.
  */
 #include "store/store.h"
@@ -792,8 +792,8 @@ fail:
 	return r;
 }
 
-int store_put(struct mreg_store *s, const struct mreg_id *id,
-		 const void *data, uint32_t len, struct chunk_loc *ret)
+int store_put(struct mreg_store *s, const struct mreg_id *id, const void *data,
+	      uint32_t len, struct chunk_loc *ret)
 {
 	uint64_t rec = (uint64_t)PACK_RECORD_HEADER + len;
 	uint8_t hdr[PACK_RECORD_HEADER];
@@ -1106,15 +1106,14 @@ fail:
 }
 
 int store_get(struct mreg_store *s, const struct chunk_loc *loc,
-	       const struct mreg_id *id, void *buf)
+	      const struct mreg_id *id, void *buf)
 {
 	if (!s || !loc || !id || (!buf && loc->len))
 		return -EINVAL;
 	return read_chunk(s, loc, id, buf);
 }
 
-int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
-		   void *buf)
+int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc, void *buf)
 {
 	if (!s || !loc || (!buf && loc->len))
 		return -EINVAL;
@@ -1310,9 +1309,9 @@ static int walk_fill(struct walk *w, uint64_t off, uint64_t n)
 }
 
 int store_iterate(struct mreg_store *s, uint32_t pack,
-		    int (*fn)(void *arg, const struct mreg_id *id,
-			      const struct chunk_loc *loc, const void *data),
-		    void *arg)
+		  int (*fn)(void *arg, const struct mreg_id *id,
+			    const struct chunk_loc *loc, const void *data),
+		  void *arg)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct walk w = { .fd = -1 };
