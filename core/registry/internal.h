@@ -6,8 +6,12 @@
  * content, when a file is done), regspool.c (files rewritten in place),
  * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
  * stage policies and hooks, and the decisions taken with them), regmeta.c
- * (metadata, listings, search, stats, audit), regmaint.c (fsck, gc, pins),
- * reglive.c (life tokens, writers of drafts).
+ * (metadata, listings, search, stats, audit), maint/regmaint.c (fsck, gc,
+ * pins), reglive.c (life tokens, writers of drafts).
+ *
+ * Below, one section per file of registry/ and maint/ as issue 16 splits
+ * them (RESHAPE-PLAN §1.4), each saying which file holds its functions
+ * today: the step that splits a file owns its sections.
  */
 #ifndef MREG_REG_INT_H
 #define MREG_REG_INT_H
@@ -23,6 +27,7 @@
 #include "store/store.h"
 #include "strbuf.h"
 
+/* ---- key schema (S3b moves it to index/records.h) ---- */
 /* META keys */
 #define META_FORMAT   "format"
 #define META_CHUNKER  "chunker"
@@ -92,6 +97,7 @@ struct reg_registry {
 	atomic_uint_fast64_t chunked_bytes;  /* cut into chunks and hashed */
 };
 
+/* ---- util.h to come (S3b) ---- */
 /* Makes room for one more element in the array v (n used, cap allocated),
  * doubling it: 0, or -ENOMEM with v unchanged. */
 #define ARRAY_GROW(v, cap, n) ({					\
@@ -108,7 +114,21 @@ struct reg_registry {
 	}								\
 	r_;								\
 })
+int64_t now_ns(void);
 
+/* ---- txn.c (today registry.c) ---- */
+/* Runs fn in a write transaction (idx_write), and after it committed
+ * queues the hooks its changes noted with reg_note_txn(). Every registry
+ * change goes through here. */
+int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
+	       void *arg);
+/* Notes, inside a transaction run by reg_change, a hook to run if it commits:
+ * the change who made. */
+void reg_note_txn(enum hook_event event, const char *model, const char *version,
+		  const char *stage, const char *previous,
+		  const struct reg_caller *who);
+
+/* ---- inode.c (today registry.c) ---- */
 /* The entries of a directory, read out of a transaction. */
 struct child {
 	char name[256];
@@ -121,21 +141,9 @@ struct child_list {
 	int err;
 };
 
-/* ---- registry.c ---- */
 /* The entries of directory ino, in name order: 0 or a negative errno
  * (l->v is the caller's to free either way). */
 int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l);
-/* Runs fn in a write transaction (idx_write), and after it committed
- * queues the hooks its changes noted with reg_note_txn(). Every registry
- * change goes through here. */
-int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
-	       void *arg);
-/* Notes, inside a transaction run by reg_change, a hook to run if it commits:
- * the change who made. */
-void reg_note_txn(enum hook_event event, const char *model, const char *version,
-		  const char *stage, const char *previous,
-		  const struct reg_caller *who);
-int64_t now_ns(void);
 int reg_inode_get_txn(struct idx_txn *t, uint64_t ino, struct inode_rec *ret);
 int reg_inode_put_txn(struct idx_txn *t, const struct inode_rec *r);
 int reg_inode_alloc_txn(struct idx_txn *t, uint64_t *ret);
@@ -157,16 +165,6 @@ int reg_model_get_txn(struct idx_txn *t, const char *model,
 int reg_version_get_txn(struct idx_txn *t, const char *model,
 			const char *version, struct inode_rec *ret_model,
 			struct inode_rec *ret_version);
-/* Creates a model (in t). */
-int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
-			 const char *name, mode_t mode, struct inode_rec *ret);
-/* Creates a version (draft) of model m named name; updates max_version. */
-int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
-			   struct inode_rec *m, const char *name, mode_t mode,
-			   struct inode_rec *ret);
-/* Next integer version name of model m. */
-void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
-bool reg_name_is_integer(const char *s, uint64_t *ret);
 /* Calls fn with each entry under directory dir, depth first in name
  * order; depth is dir's below its version's root (the entries of a
  * version's root are at 0), deeper for the entries of subdirectories.
@@ -178,11 +176,35 @@ int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
 /* Depth of directory p below its version's root (0 for the root), at
  * most REG_DEPTH_MAX + 1 (deeper: the walk stops there). */
 int reg_depth_txn(struct idx_txn *t, const struct inode_rec *p);
+/* In t: marks inode r removed, for gc to free (with its tree or extents)
+ * once no live process has it open; its name must be gone already. */
+int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r);
+
+/* ---- names.c and names.h to come (today registry.c) ---- */
+/* Next integer version name of model m. */
+void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
+bool reg_name_is_integer(const char *s, uint64_t *ret);
 /* 0 when a directory of depth depth (below its version's root) may hold a
  * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
 int reg_depth_check(int depth);
 /* A symlink inside a version must stay inside it, lexically: -EINVAL. */
 int reg_check_link_target(const char *target, int depth);
+
+/* ---- model.c (today registry.c, regfile.c) ---- */
+/* Creates a model (in t). */
+int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
+			 const char *name, mode_t mode, struct inode_rec *ret);
+/* Creates a version (draft) of model m named name; updates max_version. */
+int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
+			   struct inode_rec *m, const char *name, mode_t mode,
+			   struct inode_rec *ret);
+/* Registers a pending file (in t) as the next version; sets the file's
+ * record (already holding its content) sealed inside it. */
+int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
+			     const struct reg_caller *who, struct inode_rec *f,
+			     char *ret_version);
+
+/* ---- pending.c (today maint/regmaint.c) ---- */
 /* Files that live only as long as the process writing them are listed in
  * META under "pending/" + be64 inode -> u64 life token of that process
  * (reglive.c), so that the ones a dead process left are found without a
@@ -208,7 +230,7 @@ int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
 bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 			  uint64_t ino);
 
-/* ---- audit (regmeta.c) ---- */
+/* ---- audit.c (today regmeta.c) ---- */
 struct audit_ev {
 	const char *op;       /* "register", "promote", ... */
 	const char *result;   /* NULL: "ok" */
@@ -252,7 +274,15 @@ void reg_audit_ino_failure(struct reg_registry *reg,
  * them with all); frees the table with all. */
 void reg_refusals_flush(struct reg_registry *reg, bool all);
 
-/* ---- regfile.c ---- */
+/* ---- metadata.c (today regmeta.c) ---- */
+/* Sets (val != NULL) or removes one metadata key of model or version rec
+ * (in t), with SPEC §4's rules, audited with the old value. key without
+ * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
+int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
+		     const struct inode_rec *rec, const char *key,
+		     const void *val, size_t len, int flags);
+
+/* ---- ingest.c (today regfile.c) ---- */
 /* A chunk of content being ingested. */
 struct chunk_ent {
 	uint64_t off;             /* where it lies in the file */
@@ -307,6 +337,8 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
  * reference. */
 int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
 			 const struct chunk_key *key);
+/* In t: drops file ino's extents and their references. */
+int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino);
 /* Reads e's chunk, checked against its id, into buf (e->len bytes). A
  * stored chunk (not fresh) that gc moved is looked up again (e->loc is
  * updated). -EIO when it cannot be read right. */
@@ -320,51 +352,27 @@ int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
  * (INODE_NODIGEST, cleared); r is not written. */
 int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 			struct inode_rec *r);
+
+/* ---- writer.c (today regfile.c) ---- */
 /* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
  * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
  * the user's cap or into the daemon's reserve). */
 int reg_spool_fd_open(struct reg_registry *reg, uid_t uid);
 /* Closes a descriptor reg_spool_fd_open() gave for uid (none: fd < 0). */
 void reg_spool_fd_close(struct reg_registry *reg, int fd, uid_t uid);
-/* In t: marks inode r removed, for gc to free (with its tree or extents)
- * once no live process has it open; its name must be gone already. */
-int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r);
-/* In t: drops file ino's extents and their references. */
-int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino);
-/* Unsealed files open here. A file unlinked (or renamed over) while open
- * here is trashed, not deleted, and stays readable and writable through
- * its descriptors until the last one is closed, as on any Unix file
- * system. */
-bool reg_file_open_here(struct reg_registry *reg, uint64_t ino);
-/* At reg_close(), with files still open (the mount went away under
- * them): stops their writers' workers before the store closes. What they
- * had not committed is dropped, as a crash would; a trashed file is left
- * to gc. */
-void reg_files_close(struct reg_registry *reg);
-/* Marks f as the registry's own reader (the serving cache's hydration):
- * its bytes are not counted as bytes read for a client
- * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
-void reg_file_read_quietly(struct reg_file *f);
-/* File ino, which the caller pinned, was trashed: the pin is kept until
- * its last close here, which frees it (now, if it was closed meanwhile). */
-void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino);
-/* Registers a pending file (in t) as the next version; sets the file's
- * record (already holding its content) sealed inside it. */
-int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
-			     const struct reg_caller *who, struct inode_rec *f,
-			     char *ret_version);
 /* Sets a->size to the size written so far when the file is open for
  * writing here (a stat must show what was written before close). */
 void reg_writer_size(struct reg_registry *reg, struct reg_attr *a);
-/* Frees the cached extent tables (reg_close). */
-void reg_tables_free(struct reg_registry *reg);
 /* Makes open writers of version v fail from now on. */
 void reg_version_writers_seal(struct reg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */
 int reg_writer_commit(struct reg_registry *reg, const struct reg_caller *who,
 		      uint64_t ino);
+/* Marks the open writer of pending file ino registered (a rename made it
+ * a version): its later writes fail, its close has nothing to do. */
+void reg_writer_registered(struct reg_registry *reg, uint64_t ino);
 
-/* ---- regspool.c ---- */
+/* ---- spool.c (today regspool.c) ---- */
 /* A file being rewritten in place: the chunks it had (base), a sparse
  * spool file holding the bytes written since at their offsets, and the
  * spans of those bytes. Not thread-safe: the caller's lock guards it. */
@@ -429,11 +437,31 @@ int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
  * new base, and the spool is empty. */
 void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
 			 struct spool_plan *pl, int64_t ctime);
-/* Marks the open writer of pending file ino registered (a rename made it
- * a version): its later writes fail, its close has nothing to do. */
-void reg_writer_registered(struct reg_registry *reg, uint64_t ino);
 
-/* ---- reglive.c ---- */
+/* ---- reader.c (today regfile.c) ---- */
+/* Frees the cached extent tables (reg_close). */
+void reg_tables_free(struct reg_registry *reg);
+/* Marks f as the registry's own reader (the serving cache's hydration):
+ * its bytes are not counted as bytes read for a client
+ * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
+void reg_file_read_quietly(struct reg_file *f);
+
+/* ---- openfiles.c (today regfile.c) ---- */
+/* Unsealed files open here. A file unlinked (or renamed over) while open
+ * here is trashed, not deleted, and stays readable and writable through
+ * its descriptors until the last one is closed, as on any Unix file
+ * system. */
+bool reg_file_open_here(struct reg_registry *reg, uint64_t ino);
+/* At reg_close(), with files still open (the mount went away under
+ * them): stops their writers' workers before the store closes. What they
+ * had not committed is dropped, as a crash would; a trashed file is left
+ * to gc. */
+void reg_files_close(struct reg_registry *reg);
+/* File ino, which the caller pinned, was trashed: the pin is kept until
+ * its last close here, which frees it (now, if it was closed meanwhile). */
+void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino);
+
+/* ---- live.c (today reglive.c) ---- */
 /* Takes a life token and opens run/writers (reg_open). */
 int reg_live_open(struct reg_registry *reg);
 /* Drops the token and every writer lock. */
@@ -455,10 +483,12 @@ int reg_writers_none_txn(struct reg_registry *reg, uint64_t version);
  * transaction). */
 void reg_writers_txn_end(void);
 
-/* ---- regstage.c ---- */
+/* ---- seal.c (today regstage.c) ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
 int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 		 const struct reg_caller *who, struct inode_rec *v);
+
+/* ---- stages.c (today regstage.c) ---- */
 /* Points stage of model m at version v (in t), policy first. reason gets
  * a refusal's reason. action HIST_*. */
 int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,
@@ -487,7 +517,7 @@ int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
 			   uint64_t v);
 
-/* ---- regpolicy.c ---- */
+/* ---- policy.c (today regpolicy.c) ---- */
 /* Reads every stored stage policy and hook definition into ret, as if a
  * config held them (ret is config_init()ed here; config_release() it).
  * -EIO when a stored record is damaged or does not parse (logged). */
@@ -518,27 +548,21 @@ int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 /* Is gid the caller's primary or a supplementary group? */
 bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid);
 
-/* ---- regmaint.c ---- */
+/* ---- maint/pins.c (today maint/regmaint.c) ---- */
 /* Pins version v against gc while a file of it is open here. */
 void reg_pin(struct reg_registry *reg, uint64_t v);
 void reg_unpin(struct reg_registry *reg, uint64_t v);
 void reg_pins_flush(struct reg_registry *reg);
+int reg_pins_open(struct reg_registry *reg);
+void reg_pins_close(struct reg_registry *reg);
+
+/* ---- maint/gc.c (today maint/regmaint.c) ---- */
 /* Frees trashed inode ino (its tree or its extents) in a transaction,
  * unless it is a file open here. */
 int reg_trash_free(struct reg_registry *reg, uint64_t ino);
-int reg_pins_open(struct reg_registry *reg);
-void reg_pins_close(struct reg_registry *reg);
+
+/* ---- maint/gc-plan.c (today maint/regmaint.c) ---- */
 /* The gc figures of reg_store_stats (live_bytes, chunks, dead_bytes,
  * gc_bytes, gc_all_bytes, trash) in st. */
 int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st);
-
-
-
-/* ---- regmeta.c (continued) ---- */
-/* Sets (val != NULL) or removes one metadata key of model or version rec
- * (in t), with SPEC §4's rules, audited with the old value. key without
- * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */
-int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
-		     const struct inode_rec *rec, const char *key,
-		     const void *val, size_t len, int flags);
 #endif
