@@ -92,20 +92,26 @@ class Tap:
         return 1 if self.failed else 0
 
 
-def mountinfo_has(path):
-    """True when path is a mount point, read from /proc/self/mountinfo (no
-    file system call: a dead FUSE mount cannot hang us)."""
+def mounts_at(path):
+    """How many mounts /proc/self/mountinfo has at path (a dead one under
+    a new one counts)."""
+    n = 0
     try:
         with open('/proc/self/mountinfo') as f:
             for line in f:
                 mp = line.split()[4]
                 mp = mp.replace('\\040', ' ').replace('\\011', '\t') \
                        .replace('\\012', '\n').replace('\\134', '\\')
-                if mp == path:
-                    return True
+                n += mp == path
     except OSError:
         pass
-    return False
+    return n
+
+
+def mountinfo_has(path):
+    """True when path is a mount point, read from /proc/self/mountinfo (no
+    file system call: a dead FUSE mount cannot hang us)."""
+    return mounts_at(path) > 0
 
 
 _live = []
@@ -291,17 +297,28 @@ class Mount:
             self.proc.wait()
         return rc
 
-    def kill9(self):
-        """SIGKILL to the daemon; waits until auto_unmount removed the
-        mount."""
+    def kill9(self, timeout=60):
+        """SIGKILL to the daemon; waits (up to timeout seconds) until its
+        auto_unmount watcher (fusermount3) decided and exited. What the
+        mount point then holds: 'removed' (the watcher unmounted it),
+        'dead' (it was left: statfs answers ENOTCONN, and the next start
+        detaches it) or 'stuck' (the watcher still runs, or the mount
+        answers)."""
+        watchers = unmount_watchers(self.mnt)
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        # auto_unmount's fusermount3 notices the dead daemon at once, but a
+        # the watcher wakes when the daemon's end of its socket closes; a
         # loaded machine (a sanitizer build, CI) can take its time
-        end = time.monotonic() + 30
-        while mountinfo_has(self.mnt) and time.monotonic() < end:
-            time.sleep(0.05)
-        return not mountinfo_has(self.mnt)
+        if not wait_exited(watchers, timeout):
+            return 'stuck'
+        if not mountinfo_has(self.mnt):
+            return 'removed'
+        try:
+            os.statvfs(self.mnt)
+        except OSError as e:
+            if e.errno == errno.ENOTCONN:
+                return 'dead'
+        return 'stuck'
 
     def close(self):
         if self.closed:
@@ -323,6 +340,44 @@ class Mount:
 
 
 # -- small helpers the tests share ------------------------------------------
+
+def unmount_watchers(mnt):
+    """The pids of the fusermount3 processes that watch mnt for
+    auto_unmount: each waits for its daemon's death, then unmounts the
+    mount point if opening it answers ENOTCONN, and exits."""
+    pids = []
+    for d in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % d, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except (OSError, ValueError):
+            continue
+        if (d.isdigit() and os.path.basename(argv[0]) == b'fusermount3'
+                and b'auto_unmount' in b','.join(argv) and
+                os.fsencode(mnt) in argv):
+            pids.append(int(d))
+    return pids
+
+
+def running(pid):
+    """Whether pid runs (a zombie no longer does)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+def wait_exited(pids, timeout):
+    """Waits up to timeout seconds until none of pids (not our children)
+    runs; True when none does."""
+    end = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if running(p)]
+        if not alive or time.monotonic() >= end:
+            return not alive
+        time.sleep(0.02)
+
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
