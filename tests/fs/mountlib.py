@@ -225,7 +225,9 @@ class Mount:
                                    (self.proc.returncode, self.log_tail()))
             if mountinfo_has(self.mnt):
                 try:
-                    os.stat(self.mnt)  # waits for FUSE_INIT
+                    # waits for FUSE_INIT; statfs, never answered from a
+                    # cache (a stat of a dead mount's root can be)
+                    os.statvfs(self.mnt)
                     return self
                 except OSError as e:
                     # a dead mount a killed daemon left (auto_unmount
