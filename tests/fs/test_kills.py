@@ -39,7 +39,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, MREGFS, Mount, Tap, mountinfo_has  # noqa: E402
+from mountlib import (MREG, MREGFS, Mount, Tap, mountinfo_has,  # noqa: E402
+                      unmount_watchers, wait_exited)
 
 ROUNDS = int(os.environ.get('MREG_KILL_ROUNDS', '20'))
 SEED = int(os.environ.get('MREG_KILL_SEED') or time.time_ns() % 1000000)
@@ -148,7 +149,7 @@ def kill_daemon_after(delay, client=None):
     """SIGKILL to the daemon after delay. auto_unmount's fusermount3 then
     removes the dead mount, except when its check races with the kernel
     tearing the connection down (then the next mregfs start detaches it):
-    counted, not waited for."""
+    counted."""
     time.sleep(delay)
     mid = client is None or client.poll() is None
     try:
@@ -160,6 +161,7 @@ def kill_daemon_after(delay, client=None):
 
 
 def _kill_daemon():
+    watchers = unmount_watchers(m.mnt)
     os.kill(m.proc.pid, signal.SIGKILL)
     try:
         m.proc.wait(10)
@@ -173,9 +175,12 @@ def _kill_daemon():
         raise RuntimeError('the killed daemon could not exit: a thread '
                            'was stuck in the kernel (the mount hung until '
                            'its connection was aborted by hand):\n' + stuck)
-    end = time.monotonic() + 3
-    while mountinfo_has(m.mnt) and time.monotonic() < end:
-        time.sleep(0.02)
+    # the next start must wait for the dead daemon's watcher: one still
+    # deciding when the new daemon has detached the dead mount and
+    # mounted unmounts the new mount (its check saw the dead one)
+    if not wait_exited(watchers, 60):
+        raise RuntimeError('the auto_unmount watcher of the killed daemon '
+                           '(pids %r) still runs after 60 s' % watchers)
     if mountinfo_has(m.mnt):
         stats['left'] += 1
 
