@@ -51,7 +51,12 @@ src = os.path.join(m.tmp, 'src')
 U = {}
 
 
-def wait_for(path, timeout=5):
+# Waits for what must come are long (a loaded machine runs hooks late);
+# what the checks judge is what came, never how soon.
+WAIT = 60
+
+
+def wait_for(path, timeout=WAIT):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if os.path.exists(path):
@@ -65,11 +70,13 @@ def env_of(name):
         return dict(ln.rstrip('\n').split('=', 1) for ln in f if '=' in ln)
 
 
-def hook_failures(timeout=0):
+def hook_failures(n=0, timeout=WAIT):
+    """The audit records of hooks, once there are n of them (or timeout
+    seconds passed)."""
     end = time.monotonic() + timeout
     while True:
         got = [a for a in m.audit() if a['op'] == 'hook']
-        if got or time.monotonic() >= end:
+        if len(got) >= n or time.monotonic() >= end:
             return got
         time.sleep(0.1)
 
@@ -163,31 +170,33 @@ def test_promote():
     t.ok(not leaked, 'the hook holds no descriptor of the daemon\'s (the '
          'index, the mount\'s sockets)', repr(fds))
     t.ok(m.log_has("for promote of 'hm/2' exited with status 3: hook saw "
-                   "hm/2", 3), 'its output and exit status are in the daemon '
-         'log', m.log_tail(10))
+                   "hm/2", WAIT), 'its output and exit status are in the '
+         'daemon log', m.log_tail(10))
 
 
 def test_slow():
     stages = m.path('models', 'hm', 'stages')
-    times = []
+    killed = "for promote of 'hm/1' killed after 2 s"
     # the later promotions' hooks wait behind the sleeping one
-    for cmd in (['ln', '-s', '../1', stages + '/Slow'],
-                ['ln', '-sfn', '../1', stages + '/Staging'],
-                ['ln', '-s', '../2', stages + '/Quiet']):
-        start = time.monotonic()
+    for i, cmd in enumerate((['ln', '-s', '../1', stages + '/Slow'],
+                             ['ln', '-sfn', '../1', stages + '/Staging'],
+                             ['ln', '-s', '../2', stages + '/Quiet'])):
         r = run_as(U['rel'], cmd)
-        times.append(time.monotonic() - start)
         t.eq(r.returncode, 0, ' '.join(cmd[:2]) + ' ' +
              os.path.basename(cmd[-1]))
-        if len(times) == 1:
+        if i == 0:
             t.ok(wait_for(os.path.join(out, 'promote-Slow-1')),
                  'the slow hook started')
-    t.ok(max(times) < 0.5, 'promotions return at once while the hook '
-         'sleeps 5 s (%.3f s at most)' % max(times))
-    t.ok(m.log_has("for promote of 'hm/1' killed after 2 s", 4),
+    # an ln that waited for a hook would return only once the hook was
+    # killed at its 2 s timeout (it sleeps 5 s), and logged so: what the
+    # log holds, not how long ln took (a loaded machine is slow)
+    t.ok(not m.log_has(killed), 'promotions return at once while the hook '
+         'sleeps: the slow hook was still running after both more ln',
+         m.log_tail(10))
+    t.ok(m.log_has(killed, WAIT),
          'the hook is killed at its timeout, and the log says so',
          m.log_tail(10))
-    t.ok(m.log_has("for promote of 'hm/2' killed after 2 s", 5),
+    t.ok(m.log_has("for promote of 'hm/2' killed after 2 s", WAIT),
          'so is one that closed its output and sleeps on', m.log_tail(10))
     got = hook_failures(2)
     t.eq(sorted((a['result'], a.get('event'), a.get('model'),
@@ -213,17 +222,14 @@ def replace_hook(text, mode=0o755):
 
 def test_failed():
     stages = m.path('models', 'hm', 'stages')
-    before = len(hook_failures())
+    before = len(hook_failures(timeout=0))
     with open(os.path.join(m.tmp, 'hook.sh')) as f:
         good = f.read()
     try:
         replace_hook('#!/nonexistent/interpreter\n')
         r = run_as(U['rel'], ['ln', '-s', '../1', stages + '/Gone'])
         t.eq(r.returncode, 0, 'a promotion whose hook cannot start')
-        end = time.monotonic() + 5
-        while len(hook_failures()) == before and time.monotonic() < end:
-            time.sleep(0.1)
-        got = hook_failures()[before:]
+        got = hook_failures(before + 1)[before:]
         t.ok(len(got) == 1 and got[0]['result'] == 'failed' and
              got[0].get('stage') == 'Gone' and
              'No such file or directory' in got[0].get('reason', ''),
@@ -231,11 +237,7 @@ def test_failed():
         replace_hook(good, 0o775)
         r = run_as(U['rel'], ['ln', '-s', '../2', stages + '/Open'])
         t.eq(r.returncode, 0, 'a promotion whose hook became writable')
-        end = time.monotonic() + 5
-        while len(hook_failures()) == before + 1 and \
-                time.monotonic() < end:
-            time.sleep(0.1)
-        got = hook_failures()[before + 1:]
+        got = hook_failures(before + 2)[before + 1:]
         t.ok(len(got) == 1 and got[0].get('stage') == 'Open' and
              'writable by group' in got[0].get('reason', ''),
              'a program that became group-writable is not run: audited',
