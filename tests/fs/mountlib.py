@@ -343,6 +343,27 @@ class Mount:
 
 # -- small helpers the tests share ------------------------------------------
 
+def seen_within(cond, bound, timeout=60, step=0.02):
+    """Probes cond() until it holds (up to timeout seconds), for a change
+    that must show within bound seconds of the call. Returns (came, late):
+    whether it came, and when (seconds after the call) the last probe
+    that found it missing started, if that was past the bound, else None.
+    Judged by when a probe started, not when it ended: a loaded machine
+    runs the probes late, but one that started past the bound and saw the
+    old state is a real miss."""
+    t0 = time.monotonic()
+    late = None
+    while True:
+        start = time.monotonic() - t0
+        if cond():
+            return True, late
+        if start > bound:
+            late = start
+        if start > timeout:
+            return False, late
+        time.sleep(step)
+
+
 def unmount_watchers(mnt):
     """The pids of the fusermount3 processes that watch mnt for
     auto_unmount: each waits for its daemon's death, then unmounts the

@@ -14,10 +14,9 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import Mount, Tap, pattern, run  # noqa: E402
+from mountlib import Mount, Tap, pattern, run, seen_within  # noqa: E402
 
 t = Tap()
 conf_dir = tempfile.mkdtemp(prefix='mreg-conf-')
@@ -164,26 +163,25 @@ def test_errnos():
 
 def test_cli_visibility():
     before = os.readlink(stages('Production'))
-    r = m.mreg('promote', 'churn', '3', 'Production')
-    t0 = time.monotonic()
-    t.eq(r.returncode, 0, 'mreg promote churn 3 Production succeeds')
-    seen = None
-    while time.monotonic() - t0 < 3:
+    def promoted():
         try:
-            if read(stages('Production', 'model.bin')) == V[3]:
-                seen = time.monotonic() - t0
-                break
+            return read(stages('Production', 'model.bin')) == V[3]
         except OSError:
-            pass
-        time.sleep(0.02)
-    t.ok(seen is not None and seen <= 1.0,
-         'a CLI promotion is seen through the mount within 1 s (%s s)' %
-         ('%.2f' % seen if seen is not None else 'never'))
+            return False
+
+    r = m.mreg('promote', 'churn', '3', 'Production')
+    t.eq(r.returncode, 0, 'mreg promote churn 3 Production succeeds')
+    came, late = seen_within(promoted, 1.0)
+    t.ok(came and late is None, 'a CLI promotion is seen through the mount '
+         'within 1 s', 'came: %s; a read started %s s after saw the old '
+         'version' % (came, late))
     r = m.mreg('rollback', 'churn', 'Production')
     t.eq(r.returncode, 0, 'mreg rollback churn Production succeeds')
-    time.sleep(1.0)
-    t.eq(os.readlink(stages('Production')), before,
-         'the rollback is seen through the mount')
+    came, late = seen_within(
+        lambda: os.readlink(stages('Production')) == before, 1.0)
+    t.ok(came and late is None, 'the rollback is seen through the mount '
+         'within 1 s', 'came: %s; a readlink started %s s after saw the '
+         'old target' % (came, late))
 
 
 def test_policy():
