@@ -44,6 +44,21 @@ def poll(fn, timeout=15):
     return fn()
 
 
+def read_to(pid, path, size):
+    """Whether process pid has path open at offset size (fdinfo's pos)."""
+    d = '/proc/%d/fd' % pid
+    try:
+        for fd in os.listdir(d):
+            if os.readlink(os.path.join(d, fd)) == path:
+                with open('/proc/%d/fdinfo/%s' % (pid, fd)) as f:
+                    pos = int(f.readline().split()[1])
+                if pos == size:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def test_audit_log():
     log = m.path('.mreg', 'audit.log')
     os.mkdir(m.path('models', 'first'))
@@ -73,7 +88,11 @@ def test_audit_log():
     p = subprocess.Popen(['tail', '-n', '0', '-f', log],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.5)   # tail reads to the end and starts to poll
+        # tail must have read to the end before the new line comes (a
+        # line before where it starts is not shown): wait until its
+        # descriptor of the log stands at the end
+        t.ok(poll(lambda: read_to(p.pid, log, os.stat(log).st_size), 60),
+             'tail -f reads audit.log to its end')
         os.mkdir(m.path('models', 'tailed'))
         os.set_blocking(p.stdout.fileno(), False)
         got = b''
@@ -85,7 +104,7 @@ def test_audit_log():
             except BlockingIOError:
                 pass
             return b'"model":"tailed"' in got
-        t.ok(poll(more, 20), 'tail -f shows the new line', got)
+        t.ok(poll(more, 60), 'tail -f shows the new line', got)
     finally:
         p.terminate()
         _, err = p.communicate(timeout=10)
