@@ -55,7 +55,7 @@ def hook_lines(model):
         return []
 
 
-def wait_hook(model, stage, version, timeout=10):
+def wait_hook(model, stage, version, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if [model, stage, version] in [x[:3] for x in hook_lines(model)]:

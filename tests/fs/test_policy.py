@@ -36,7 +36,7 @@ U = {}
 G = {}
 
 
-def wait_for(path, timeout=10):
+def wait_for(path, timeout=60):
     end = time.monotonic() + timeout
     while not os.path.exists(path) and time.monotonic() < end:
         time.sleep(0.02)

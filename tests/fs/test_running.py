@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mountlib import (FUSERMOUNT, MREG, MREGFS, TOP, Mount, Tap,  # noqa: E402
-                      mountinfo_has, run)
+                      mountinfo_has, run, running, wait_exited)
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix='mreg-run-')
@@ -38,21 +38,10 @@ def daemon_pids(mnt):
     return pids
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().split(')')[-1].split()[0] != 'Z'
-    except OSError:
-        return False
-
-
 def stop_detached(mnt):
     """Unmounts mnt and waits for its daemons to exit (killing them after
-    10 s). True when they exited by themselves."""
+    60 s: a loaded machine is slow, one that hangs is not). True when they
+    exited by themselves."""
     pids = daemon_pids(mnt)
     daemons.extend(pids)
     for _ in range(50):
@@ -60,19 +49,16 @@ def stop_detached(mnt):
             break
         subprocess.run([FUSERMOUNT, '-u', mnt], stderr=subprocess.DEVNULL)
         time.sleep(0.1)
-    end = time.monotonic() + 10
-    while time.monotonic() < end and any(alive(p) for p in pids):
-        time.sleep(0.05)
-    clean = not any(alive(p) for p in pids)
+    clean = wait_exited(pids, 60)
     for p in pids:
-        if alive(p):
+        if running(p):
             os.kill(p, signal.SIGKILL)
     return clean and bool(pids)
 
 
 def teardown():
     for p in daemons:
-        if alive(p):
+        if running(p):
             os.kill(p, signal.SIGKILL)
     for d in os.listdir(tmp):
         mp = os.path.join(tmp, d)
