@@ -232,9 +232,11 @@ static bool mregfs_mount_at(const char *path)
 /* fusermount3 -u -z path: how a user without CAP_SYS_ADMIN unmounts. */
 static int fusermount_detach(const char *path)
 {
-	char *const argv[] = {
-		"fusermount3", "-u", "-z", "-q", "--", (char *)path, NULL,
-	};
+	/* posix_spawn takes char *const argv[] (execve's type): the words
+	 * are arrays of ours, not string literals */
+	char prog[] = "fusermount3", u[] = "-u", z[] = "-z", q[] = "-q",
+	     end[] = "--";
+	char *const argv[] = { prog, u, z, q, end, (char *)path, NULL };
 	extern char **environ;
 	pid_t pid;
 	int st, r;

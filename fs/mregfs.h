@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "registry/registry.h"
+#include "util.h"
 
 /* Cache timeouts (seconds) handed to the kernel. Names that can change
  * behind the kernel's back (stages, model directories) are revalidated
@@ -34,9 +35,6 @@
 #define MREGFS_TIMEOUT_SEALED   3600.0
 
 #define MREGFS_BLKSIZE (1u << 20) /* st_blksize: cp uses it as its buffer */
-
-/* A handler parameter the operation does not need. */
-#define UNUSED __attribute__((unused))
 
 struct inval_queue;
 struct pt;

@@ -35,6 +35,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "util.h"
 
 struct pin {
 	uint64_t version;
@@ -927,7 +928,7 @@ static int gc_push(struct gc *g, uint64_t v)
 }
 
 static int trash_one(void *arg, const struct idx_val *k,
-		     const struct idx_val *v)
+		     UNUSED const struct idx_val *v)
 {
 	struct gc *g = arg;
 
@@ -953,7 +954,7 @@ struct kv_keys {
 };
 
 static int xattr_key(void *arg, const struct idx_val *k,
-		     const struct idx_val *v)
+		     UNUSED const struct idx_val *v)
 {
 	struct kv_keys *l = arg;
 

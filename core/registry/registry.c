@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 int64_t now_ns(void)
 {
@@ -266,8 +267,8 @@ int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
 	return l->err;
 }
 
-static int first_child(void *arg, const struct idx_val *k,
-		       const struct idx_val *v)
+static int first_child(UNUSED void *arg, UNUSED const struct idx_val *k,
+		       UNUSED const struct idx_val *v)
 {
 	return 1;
 }
@@ -1965,7 +1966,7 @@ int reg_tree_walk_txn(struct idx_txn *t, uint64_t dir, int depth,
 	return e;
 }
 
-static int link_inside(void *arg, const struct inode_rec *r, int depth)
+static int link_inside(UNUSED void *arg, const struct inode_rec *r, int depth)
 {
 	if (r->kind == REG_SYMLINK &&
 	    reg_check_link_target(r->target_path, depth) < 0)

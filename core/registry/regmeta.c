@@ -26,6 +26,7 @@
 #include "log.h"
 #include "query/search.h"
 #include "serve/serve.h"
+#include "util.h"
 
 /* ---- the audit trail ---------------------------------------------------- */
 
@@ -121,7 +122,7 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	return r;
 }
 
-static int count_record(void *arg, const struct idx_val *k,
+static int count_record(void *arg, UNUSED const struct idx_val *k,
 			const struct idx_val *v)
 {
 	*(uint64_t *)arg += v->len + 1;
@@ -733,7 +734,7 @@ struct totals {
 	uint64_t size, nfiles;
 };
 
-static int count_file(void *arg, const struct inode_rec *r, int depth)
+static int count_file(void *arg, const struct inode_rec *r, UNUSED int depth)
 {
 	struct totals *a = arg;
 
@@ -1057,8 +1058,8 @@ static int meta_walk_txn(struct idx_txn *t, const struct inode_rec *rec,
 	return 0;
 }
 
-static int listx_one(void *arg, const char *key, const char *value,
-		     size_t len)
+static int listx_one(void *arg, const char *key, UNUSED const char *value,
+		     UNUSED size_t len)
 {
 	struct strbuf *sb = arg;
 
@@ -1183,7 +1184,7 @@ struct model_list {
 };
 
 static int count_versions(void *arg, const struct idx_val *k,
-			  const struct idx_val *v)
+			  UNUSED const struct idx_val *v)
 {
 	uint32_t *n = arg;
 	size_t len = k->len - 8;
@@ -1194,7 +1195,7 @@ static int count_versions(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int model_one(void *arg, const struct idx_val *k,
+static int model_one(void *arg, UNUSED const struct idx_val *k,
 		     const struct idx_val *v)
 {
 	struct model_list *a = arg;
@@ -1349,7 +1350,7 @@ static void emit_version(struct version_list *a, const struct inode_rec *v)
 		a->err = r;
 }
 
-static int version_one(void *arg, const struct idx_val *k,
+static int version_one(void *arg, UNUSED const struct idx_val *k,
 		       const struct idx_val *v)
 {
 	struct version_list *a = arg;
@@ -1669,7 +1670,7 @@ struct search_arg {
 	int err;
 };
 
-static int search_version(void *arg, const struct idx_val *k,
+static int search_version(void *arg, UNUSED const struct idx_val *k,
 			  const struct idx_val *v)
 {
 	struct search_arg *a = arg;
@@ -1697,7 +1698,7 @@ static int search_version(void *arg, const struct idx_val *k,
 	return r;
 }
 
-static int search_model(void *arg, const struct idx_val *k,
+static int search_model(void *arg, UNUSED const struct idx_val *k,
 			const struct idx_val *v)
 {
 	struct search_arg *a = arg;
@@ -1907,7 +1908,7 @@ struct stats_arg {
 	int err;
 };
 
-static int stats_model(void *arg, const struct idx_val *k,
+static int stats_model(void *arg, UNUSED const struct idx_val *k,
 		       const struct idx_val *v)
 {
 	struct stats_arg *a = arg;

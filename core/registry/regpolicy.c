@@ -1139,7 +1139,8 @@ static int list_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
 	struct list_arg *a = arg;
-	char key[IDX_KEY_MAX + 1], *val, *stage = NULL, *name, *slash;
+	char key[IDX_KEY_MAX + 1], *val, *stage = NULL, *slash;
+	const char *name;
 	int r;
 
 	memcpy(key, k->data, k->len);

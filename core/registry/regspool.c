@@ -40,6 +40,7 @@
 #include "chunk/chunker.h"
 #include "io.h"
 #include "log.h"
+#include "util.h"
 
 /* Spans kept apart at most: past it, the two closest are joined by
  * copying what base holds between them into the spool. */
@@ -397,7 +398,7 @@ ssize_t reg_spool_write(struct reg_registry *reg, struct spool *sp,
 	return n;
 }
 
-int reg_spool_truncate(struct reg_registry *reg, struct spool *sp,
+int reg_spool_truncate(UNUSED struct reg_registry *reg, struct spool *sp,
 		       uint64_t size)
 {
 	size_t i;

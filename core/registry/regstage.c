@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 /* ---- sealing ------------------------------------------------------------ */
 
@@ -216,7 +217,7 @@ struct clash_arg {
 };
 
 static int clash_one(void *arg, const struct idx_val *k,
-		     const struct idx_val *v)
+		     UNUSED const struct idx_val *v)
 {
 	struct clash_arg *a = arg;
 	size_t n = k->len - 8;
@@ -305,7 +306,7 @@ struct stage_hist {
 	int err;
 };
 
-static int stage_hist_one(void *arg, const struct idx_val *k,
+static int stage_hist_one(void *arg, UNUSED const struct idx_val *k,
 			  const struct idx_val *v)
 {
 	struct stage_hist *a = arg;
@@ -467,7 +468,7 @@ void reg_stage_target_name_txn(struct idx_txn *t, const struct inode_rec *m,
 		strlcpy(buf, v.name, size);
 }
 
-int reg_stage_remove_txn(struct reg_registry *reg, struct idx_txn *t,
+int reg_stage_remove_txn(UNUSED struct reg_registry *reg, struct idx_txn *t,
 			 const struct reg_caller *who, struct inode_rec *m,
 			 const char *stage, int action, char *reason,
 			 size_t rlen)
@@ -504,7 +505,7 @@ struct staged_arg {
 	int err;
 };
 
-static int staged_one(void *arg, const struct idx_val *k,
+static int staged_one(void *arg, UNUSED const struct idx_val *k,
 		      const struct idx_val *v)
 {
 	struct staged_arg *a = arg;
@@ -531,7 +532,7 @@ int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
 	return a.err < 0 ? a.err : r;
 }
 
-int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
+int reg_version_remove_txn(UNUSED struct reg_registry *reg, struct idx_txn *t,
 			   const struct reg_caller *who, struct inode_rec *m,
 			   struct inode_rec *v)
 {

@@ -23,6 +23,7 @@
 #include "io.h"
 #include "log.h"
 #include "registry/registry.h"
+#include "util.h"
 
 static char *tmp;
 static struct mreg_config cfg;
@@ -115,7 +116,7 @@ static bool exists(const char *path)
 	return reg_resolve(reg, path, &a) == 0;
 }
 
-static void fsck_report(void *arg, const char *sev, const char *msg)
+static void fsck_report(UNUSED void *arg, const char *sev, const char *msg)
 {
 	if (strcmp(sev, "error") == 0)
 		printf("#   fsck: %s\n", msg);

@@ -14,8 +14,9 @@
 #include "check.h"
 #include "config/config.h"
 #include "registry/registry.h"
+#include "util.h"
 
-static void report(void *arg, const char *sev, const char *msg)
+static void report(UNUSED void *arg, const char *sev, const char *msg)
 {
 	printf("# fsck %s: %s\n", sev, msg);
 }

@@ -205,7 +205,7 @@ static void test_basic(void)
 	const struct kv kv[] = { { "a", "1" }, { "b", "2" }, { "c", "3" } };
 	const struct kv kv2[] = { { "a", "x" } };
 	struct get_arg ga = { .key = "a" };
-	char val[256];
+	char val[256], key_b[] = "b";
 	int res[7], r;
 	struct stat st;
 
@@ -231,9 +231,9 @@ static void test_basic(void)
 		 0, "a plain put overwrites");
 	CHECK(get_str_txn(ix, "a", val) == 0 && strcmp(val, "x") == 0,
 	      "get sees the overwritten value");
-	CHECK_EQ(idx_write(ix, del_one, "b"), 0, "del of a key");
+	CHECK_EQ(idx_write(ix, del_one, key_b), 0, "del of a key");
 	CHECK_EQ(get_str_txn(ix, "b", NULL), -ENOENT, "deleted key is gone");
-	CHECK_EQ(idx_write(ix, del_one, "b"), -ENOENT,
+	CHECK_EQ(idx_write(ix, del_one, key_b), -ENOENT,
 		 "del of a missing key is -ENOENT");
 	CHECK_EQ(idx_read(ix, put_in_read, NULL), -EACCES,
 		 "put in a read transaction is -EACCES");

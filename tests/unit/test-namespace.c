@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "registry/internal.h"
 #include "registry/registry.h"
+#include "util.h"
 
 static char *tmp;
 static struct mreg_config cfg;
@@ -403,7 +404,8 @@ static void test_store_check(void)
 	free(p);
 }
 
-static int audit_len(void *arg, uint64_t seq, const char *json, size_t len)
+static int audit_len(void *arg, UNUSED uint64_t seq, UNUSED const char *json,
+		     size_t len)
 {
 	*(uint64_t *)arg += len + 1;
 	return 0;

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "config/config.h"
 #include "registry/registry.h"
+#include "util.h"
 
 static char *tmp;
 static struct mreg_config cfg;
@@ -72,7 +73,7 @@ static int cat_cmp(const char *model, const char *version, const char *file,
 	return r;
 }
 
-static int count_cb(void *arg, const struct reg_history *h)
+static int count_cb(void *arg, UNUSED const struct reg_history *h)
 {
 	(*(int *)arg)++;
 	return 0;
@@ -564,8 +565,8 @@ static void test_close_rule(void)
 }
 
 
-static int count_entries(void *arg, const char *name,
-			 const struct reg_attr *a, uint64_t next)
+static int count_entries(void *arg, UNUSED const char *name,
+			 UNUSED const struct reg_attr *a, UNUSED uint64_t next)
 {
 	(*(int *)arg)++;
 	return 0;
@@ -720,8 +721,8 @@ struct pieces {
 	int nseen;
 };
 
-static int piece_cb(void *arg, const char *name, const struct reg_attr *a,
-		    uint64_t next)
+static int piece_cb(void *arg, const char *name,
+		    UNUSED const struct reg_attr *a, uint64_t next)
 {
 	struct pieces *p = arg;
 
@@ -1800,7 +1801,8 @@ static struct reg_caller caller(uid_t uid, gid_t gid, const gid_t *groups,
 	return c;
 }
 
-static int refused_cb(void *arg, uint64_t seq, const char *json, size_t len)
+static int refused_cb(void *arg, UNUSED uint64_t seq, const char *json,
+		      size_t len)
 {
 	int *n = arg;
 

@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "log.h"
+#include "util.h"
 
 static char *top;		/* the source tree */
 static char *tmp;		/* our scratch directory */
@@ -264,7 +265,7 @@ out:
 
 static char logged[4096];
 
-static void sink(void *arg, enum log_level lvl, const char *msg)
+static void sink(UNUSED void *arg, UNUSED enum log_level lvl, const char *msg)
 {
 	size_t n = strlen(logged);
 

@@ -49,6 +49,7 @@
 
 #include "log.h"
 #include "strbuf.h"
+#include "util.h"
 
 #define S3_MAX_KEY 1024
 #define S3_MAX_PARTS 10000
@@ -215,7 +216,7 @@ static bool key_ok(const char *key)
 
 /* The text of <tag>...</tag> at or after *pos in [s, end), entities
  * decoded, in a new string; *pos moves past it. NULL if absent. */
-static char *xml_take(const char *s, const char *end, const char *tag,
+static char *xml_take(UNUSED const char *s, const char *end, const char *tag,
 		      const char **pos)
 {
 	char open[64], close[64];
