@@ -46,21 +46,27 @@ $(call need_pkgs,$(LIBS_CORE) $(LIBS_FS))
 endif
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wwrite-strings
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
+# CFLAGS is the user's (make CFLAGS=-O0): what the build cannot do
+# without (the include root, the feature macros, the warnings) is added
+# with override, so that a CFLAGS on the command line keeps it.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP -Icore
-CFLAGS  += $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null)
+override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-MMD -MP -Icore $(shell $(PKG_CONFIG) --cflags $(LIBS_CORE) 2>/dev/null)
 LDLIBS_CORE := $(shell $(PKG_CONFIG) --libs $(LIBS_CORE) 2>/dev/null) -lpthread
 ifneq ($(ID_BITS),)
-CFLAGS  += -DMREG_TEST_ID_BITS=$(ID_BITS)
+override CFLAGS += -DMREG_TEST_ID_BITS=$(ID_BITS)
 endif
+# A sanitizer's report fails the run: without -fno-sanitize-recover,
+# UBSan prints and the program goes on (and the test passes).
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=$(SANITIZE)
+override CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 FS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_FS) 2>/dev/null)
 FS_LIBS   := $(shell $(PKG_CONFIG) --libs $(LIBS_FS) 2>/dev/null)
@@ -77,13 +83,29 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBCORE   := $(BUILD)/libmregcore.a
 
-.PHONY: all programs test unit bench install uninstall clean help deps fuzz demo \
-	mutate
+.PHONY: all programs core fs tools layers testbins test unit bench install \
+	uninstall clean help deps fuzz demo mutate
 .SECONDARY:
-all: programs $(UNIT_BIN) $(BUILD)/tests/test-collide $(BUILD)/tests/fsstress
+# `make` builds the two programs; the test binaries (and the fault
+# injection build of the core they need) are built by `make test`,
+# `make unit` and `make testbins`.
+all: programs
 
 # The two programs, without the tests (what the demo and install need).
 programs: $(BUILD)/mreg $(BUILD)/mregfs
+
+# One part: the core library, the daemon, the CLI.
+core: $(LIBCORE)
+fs: $(BUILD)/mregfs
+tools: $(BUILD)/mreg
+
+# Every binary the tests run (more below: the crash and fuzz replays).
+testbins: $(UNIT_BIN) $(BUILD)/tests/test-collide $(BUILD)/tests/fsstress
+
+# Which layer of core/ may include which (tests/layers.sh; also a part
+# of `make test`).
+layers:
+	$(Q)sh tests/layers.sh
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -125,16 +147,16 @@ $(BUILD)/tests/fsstress: $(BUILD)/tests/fs/fsstress.o
 deps:
 	@sh tools/install-deps.sh
 
-test: all
+test: programs testbins
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh
 
 demo: programs
 	$(Q)sh tools/demo.sh
 
-unit: $(UNIT_BIN)
+unit: testbins
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/run.sh unit
 
-bench: all
+bench: programs $(LIBCORE)
 	$(Q)MREG_BUILD=$(abspath $(BUILD)) sh tests/bench/run.sh
 
 # Mutation testing: each one-line breakage of a rule listed in
@@ -168,8 +190,11 @@ clean:
 
 help:
 	@echo 'make [V=1] [WERROR=1] [SANITIZE=address,undefined] [ID_BITS=8] TARGET'
-	@echo '  all        build build/mreg, build/mregfs and the unit tests'
-	@echo '  programs   build build/mreg and build/mregfs only'
+	@echo '  all        build build/mreg and build/mregfs (= programs)'
+	@echo '  core fs tools  build one part: build/libmregcore.a,'
+	@echo '             build/mregfs, build/mreg'
+	@echo '  testbins   build every binary the tests run'
+	@echo '  layers     check which layer of core/ includes which'
 	@echo '  deps       apt-get install what the build and tests need'
 	@echo '             (sh tools/install-deps.sh services: and the services'
 	@echo '             some tests start, PostgreSQL and radosgw)'
@@ -219,8 +244,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/test-fuzz-%)
 
 .PHONY: crash fuzz-cc
-all: $(CRASH_BIN) $(REPLAY_BIN)
-unit: $(CRASH_BIN) $(REPLAY_BIN)
+testbins: $(CRASH_BIN) $(REPLAY_BIN)
 
 $(FAULTS)/%.o: %.c
 	@mkdir -p $(dir $@)

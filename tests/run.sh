@@ -9,16 +9,20 @@
 # PostgreSQL, radosgw). A test that exits non-zero without a
 # "not ok" line counts as one failure. What was skipped is listed at the
 # end, with the reason.
-# Usage: tests/run.sh [unit|cli|fs|compat|services]...
+# tests/layers.sh checks which layer of core/ includes which.
+# Usage: tests/run.sh [layers|unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${MREG_BUILD:-$top/build}
 export MREG_BUILD=$B MREG_TOP=$top
 # no __pycache__ in the tree from the Python tests
 export PYTHONDONTWRITEBYTECODE=1
+# a sanitizer build stops at the first UBSan report
+# (-fno-sanitize-recover): the log says where
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
-suites=${*:-unit cli fs compat services}
+suites=${*:-layers unit cli fs compat services}
 pass=0 fail=0 skip=0
 skipped="$log/skipped"
 : >"$skipped"
@@ -56,6 +60,8 @@ run_one() {
 
 for suite in $suites; do
 	case $suite in
+	layers)
+		run_one layers.sh sh "$top/tests/layers.sh" ;;
 	unit)
 		for t in "$B"/tests/test-*; do
 			[ -x "$t" ] && run_one "$t" "$t"
