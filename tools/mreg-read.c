@@ -1124,8 +1124,10 @@ int cmd_diff(struct cli *c)
 		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
 		goto out;
 	}
-	qsort(fa.f, fa.n, sizeof(*fa.f), finfo_cmp);
-	qsort(fb.f, fb.n, sizeof(*fb.f), finfo_cmp);
+	if (fa.n)  /* an empty version's list is NULL: not for qsort */
+		qsort(fa.f, fa.n, sizeof(*fa.f), finfo_cmp);
+	if (fb.n)
+		qsort(fb.f, fb.n, sizeof(*fb.f), finfo_cmp);
 	snprintf(na, sizeof(na), "%s/%s", ra.model, ra.version);
 	snprintf(nb, sizeof(nb), "%s/%s", bm, bv);
 	if (c->json) {

@@ -546,7 +546,8 @@ static char **list_dir(const char *dir, size_t *ret_n)
 	}
 	if (d)
 		closedir(d);
-	qsort(v, n, sizeof(*v), name_cmp);
+	if (n > 0)  /* an empty directory: v is NULL, which qsort may not get */
+		qsort(v, n, sizeof(*v), name_cmp);
 	*ret_n = n;
 	return v;
 }
