@@ -2,7 +2,6 @@
 #include "log.h"
 
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -13,17 +12,6 @@ static const char *prog = "mreg";
 
 void log_set_level(enum log_level lvl) { min_level = lvl; }
 void log_set_prog(const char *p) { prog = p; }
-
-void util_uid_name(uid_t uid, char *buf, size_t size)
-{
-	struct passwd pw, *res = NULL;
-	char tmp[1024];
-
-	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
-		snprintf(buf, size, "%s", res->pw_name);
-	else
-		snprintf(buf, size, "%u", (unsigned)uid);
-}
 
 void log_use_syslog(const char *ident)
 {

@@ -37,8 +37,6 @@ int log_err(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same at warning level. */
 int log_warn(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The user name of uid, or its number, for messages. */
-void util_uid_name(uid_t uid, char *buf, size_t size);
 
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

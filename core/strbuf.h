@@ -1,4 +1,4 @@
-/* strbuf.h — a growable string (as git's strbuf), with JSON escaping.
+/* strbuf.h — a growable string (as git's strbuf).
  * Allocation failure aborts: strings here are small and an out-of-memory
  * daemon has nothing better to do. */
 #ifndef MREG_STRBUF_H
@@ -26,10 +26,5 @@ void strbuf_adds(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, char c);
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Appends len bytes as a JSON string with quotes: control characters,
- * quotes, backslashes and bytes that are not valid UTF-8 are escaped
- * (\u00XX), so every line built with it parses. */
-void json_quote(struct strbuf *sb, const void *p, size_t len);
-void json_quotes(struct strbuf *sb, const char *s);
 
 #endif

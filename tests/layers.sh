@@ -43,7 +43,6 @@ EXCEPTIONS='
 5 core/config/config.c core/registry/hooks.h      (P7)
 8 fs/passthrough.c core/registry/regserve.h       (P6: registry/serve.h)
 8 tools/mreg-serve.c core/registry/regserve.h     (P6: registry/serve.h)
-9 core/registry/registry.o now_ns                 (S3b: util.h)
 '
 
 PUBLIC='registry/registry.h config/config.h log.h util.h json.h

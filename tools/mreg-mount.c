@@ -312,7 +312,7 @@ struct arec {
 static void field(const char *line, size_t len, const char *key, char *buf,
 		  size_t size)
 {
-	if (json_field(line, len, key, buf, size) != 1)
+	if (json_get(line, len, key, buf, size) < 0)
 		buf[0] = '\0';
 }
 
@@ -376,7 +376,7 @@ static int refused(struct mreg_mount *m, int r, const char *path)
 	if (lstat(path, &st) == 0)
 		log_msg(LOG_LVL_WARN, "denied: '%s' is %s, owned by %s", path,
 			mode_str(st.st_mode, mode, sizeof(mode)),
-			user_name(st.st_uid, user, sizeof(user)));
+			util_uid_name(st.st_uid, user, sizeof(user)));
 	else
 		log_msg(LOG_LVL_WARN, "denied: the mount refused access to "
 			"'%s'", path);
@@ -1615,7 +1615,7 @@ static int verify_line(void *arg, char *line, size_t len)
 		verify_bad(v, v->last + 1, "record %llu is missing (the next "
 			   "is %llu)", (unsigned long long)(v->last + 1),
 			   (unsigned long long)seq);
-	if (json_field(line, len, "prev", prev, sizeof(prev)) != 1 ||
+	if (json_get(line, len, "prev", prev, sizeof(prev)) < 0 ||
 	    strcmp(prev, v->prev))
 		verify_bad(v, v->last, "record %llu was changed (record %llu "
 			   "holds another hash of it)",

@@ -19,64 +19,13 @@
 
 /* ---- JSON output ------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid:
- * overlong forms, surrogates and code points above U+10FFFF are invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t cp;
-	size_t len, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
 void json_escape(FILE *f, const void *p, size_t len)
 {
-	const unsigned char *s = p;
-	size_t i = 0, n;
+	struct strbuf sb = STRBUF_INIT;
 
-	putc('"', f);
-	while (i < len) {
-		unsigned char ch = s[i];
-
-		if (ch == '"' || ch == '\\') {
-			putc('\\', f);
-			putc(ch, f);
-			i++;
-		} else if (ch == '\n') {
-			fputs("\\n", f), i++;
-		} else if (ch == '\t') {
-			fputs("\\t", f), i++;
-		} else if (ch < 0x20 || ch == 0x7f) {
-			fprintf(f, "\\u%04x", ch), i++;
-		} else if ((n = utf8_len(s + i, len - i)) > 0) {
-			fwrite(s + i, 1, n, f);
-			i += n;
-		} else {
-			/* Not UTF-8: keep the byte's value, as Latin-1. */
-			fprintf(f, "\\u%04x", ch), i++;
-		}
-	}
-	putc('"', f);
+	json_quote(&sb, p, len);
+	fwrite(sb.buf, 1, sb.len, f);
+	strbuf_release(&sb);
 }
 
 void json_init(struct json *j, FILE *f)
@@ -205,7 +154,7 @@ void json_number_or_str(struct json *j, const char *s, size_t n)
 	if (n < sizeof(buf) && !memchr(s, 0, n)) {
 		memcpy(buf, s, n);
 		buf[n] = 0;
-		if (is_number(buf, &v)) {
+		if (util_decimal(buf, strlen(buf), &v)) {
 			json_double(j, v);
 			return;
 		}
@@ -216,203 +165,6 @@ void json_number_or_str(struct json *j, const char *s, size_t n)
 void json_finish(struct json *j)
 {
 	putc('\n', j->f);
-}
-
-/* ---- JSON input: one field of an audit record --------------------------- */
-
-struct jin {
-	const char *p, *end;
-};
-
-static void jin_ws(struct jin *in)
-{
-	while (in->p < in->end && strchr(" \t\r\n", *in->p))
-		in->p++;
-}
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Appends code point cp as UTF-8 (or the byte itself for \u0080-\u00ff,
- * the form json_escape() gives bytes that are not UTF-8, so that a name
- * with such bytes compares equal to what was stored). */
-static void put_cp(uint32_t cp, char *buf, size_t size, size_t *n)
-{
-	unsigned char tmp[4];
-	size_t k = 0, i;
-
-	if (cp < 0x100) {
-		tmp[k++] = (unsigned char)cp;
-	} else if (cp < 0x800) {
-		tmp[k++] = 0xc0 | cp >> 6;
-		tmp[k++] = 0x80 | (cp & 0x3f);
-	} else if (cp < 0x10000) {
-		tmp[k++] = 0xe0 | cp >> 12;
-		tmp[k++] = 0x80 | ((cp >> 6) & 0x3f);
-		tmp[k++] = 0x80 | (cp & 0x3f);
-	} else {
-		tmp[k++] = 0xf0 | cp >> 18;
-		tmp[k++] = 0x80 | ((cp >> 12) & 0x3f);
-		tmp[k++] = 0x80 | ((cp >> 6) & 0x3f);
-		tmp[k++] = 0x80 | (cp & 0x3f);
-	}
-	for (i = 0; i < k; i++) {
-		if (buf && *n + 1 < size)
-			buf[*n] = (char)tmp[i];
-		(*n)++;
-	}
-}
-
-/* Reads a string at in->p (at its quote); unescaped into buf when not
- * NULL. -EINVAL when malformed. */
-static int jin_string(struct jin *in, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	if (in->p >= in->end || *in->p != '"')
-		return -EINVAL;
-	in->p++;
-	while (in->p < in->end && *in->p != '"') {
-		char ch = *in->p++;
-
-		if (ch == '\\') {
-			uint32_t cp = 0;
-			int i, h;
-
-			if (in->p >= in->end)
-				return -EINVAL;
-			ch = *in->p++;
-			switch (ch) {
-			case 'n': ch = '\n'; break;
-			case 't': ch = '\t'; break;
-			case 'r': ch = '\r'; break;
-			case 'b': ch = '\b'; break;
-			case 'f': ch = '\f'; break;
-			case 'u':
-				if (in->end - in->p < 4)
-					return -EINVAL;
-				for (i = 0; i < 4; i++) {
-					h = hexval(in->p[i]);
-					if (h < 0)
-						return -EINVAL;
-					cp = cp << 4 | (uint32_t)h;
-				}
-				in->p += 4;
-				put_cp(cp, buf, size, &n);
-				continue;
-			default: break;
-			}
-		}
-		if (buf && n + 1 < size)
-			buf[n] = ch;
-		n++;
-	}
-	if (in->p >= in->end)
-		return -EINVAL;
-	in->p++;
-	if (buf && size)
-		buf[n < size ? n : size - 1] = 0;
-	return 0;
-}
-
-/* Skips any value; nested containers are bounded by depth. */
-static int jin_skip(struct jin *in, int depth)
-{
-	char open;
-
-	jin_ws(in);
-	if (in->p >= in->end || depth > 64)
-		return -EINVAL;
-	if (*in->p == '"')
-		return jin_string(in, NULL, 0);
-	if (*in->p != '{' && *in->p != '[') {
-		const char *s = in->p;
-
-		while (in->p < in->end && !strchr(",}] \t\r\n", *in->p))
-			in->p++;
-		return in->p > s ? 0 : -EINVAL;
-	}
-	open = *in->p++;
-	jin_ws(in);
-	if (in->p < in->end && *in->p == (open == '{' ? '}' : ']')) {
-		in->p++;
-		return 0;
-	}
-	for (;;) {
-		if (open == '{') {
-			jin_ws(in);
-			if (jin_string(in, NULL, 0) < 0)
-				return -EINVAL;
-			jin_ws(in);
-			if (in->p >= in->end || *in->p++ != ':')
-				return -EINVAL;
-		}
-		if (jin_skip(in, depth + 1) < 0)
-			return -EINVAL;
-		jin_ws(in);
-		if (in->p >= in->end)
-			return -EINVAL;
-		if (*in->p == ',') {
-			in->p++;
-			continue;
-		}
-		if (*in->p++ != (open == '{' ? '}' : ']'))
-			return -EINVAL;
-		return 0;
-	}
-}
-
-int json_field(const char *json, size_t len, const char *key, char *buf,
-	       size_t size)
-{
-	struct jin in = { json, json + len };
-	char k[256];
-
-	jin_ws(&in);
-	if (in.p >= in.end || *in.p++ != '{')
-		return -EINVAL;
-	jin_ws(&in);
-	if (in.p < in.end && *in.p == '}')
-		return 0;
-	for (;;) {
-		const char *v;
-
-		jin_ws(&in);
-		if (jin_string(&in, k, sizeof(k)) < 0)
-			return -EINVAL;
-		jin_ws(&in);
-		if (in.p >= in.end || *in.p++ != ':')
-			return -EINVAL;
-		jin_ws(&in);
-		v = in.p;
-		if (!strcmp(k, key)) {
-			if (*v == '"')
-				return jin_string(&in, buf, size) < 0 ?
-				       -EINVAL : 1;
-			if (jin_skip(&in, 0) < 0)
-				return -EINVAL;
-			snprintf(buf, size, "%.*s", (int)(in.p - v), v);
-			return 1;
-		}
-		if (jin_skip(&in, 0) < 0)
-			return -EINVAL;
-		jin_ws(&in);
-		if (in.p >= in.end)
-			return -EINVAL;
-		if (*in.p == ',') {
-			in.p++;
-			continue;
-		}
-		return *in.p == '}' ? 0 : -EINVAL;
-	}
 }
 
 /* ---- human output -------------------------------------------------------- */
@@ -554,12 +306,6 @@ const char *iso_time(int64_t secs, char *buf, size_t size)
 	return buf;
 }
 
-const char *user_name(uid_t uid, char *buf, size_t size)
-{
-	util_uid_name(uid, buf, size);
-	return buf;
-}
-
 const char *mode_str(mode_t mode, char *buf, size_t size)
 {
 	static const char rwx[] = "rwxrwxrwx";
@@ -584,40 +330,7 @@ const char *errstr(int e)
 	return buf;
 }
 
-bool is_number(const char *s, double *ret)
-{
-	locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-	locale_t old;
-	char *end;
-	double v;
-
-	/* strtod in the C locale, whatever LC_NUMERIC says: "0.9" must not
-	 * depend on the user's decimal comma. */
-	if (!c)
-		return false;
-	old = uselocale(c);
-	errno = 0;
-	v = strtod(s, &end);
-	uselocale(old);
-	freelocale(c);
-	/* Decimal only: no hex floats, no leading blanks, no inf or nan. */
-	if (end == s || *end || !isfinite(v) || isspace((unsigned char)*s) ||
-	    strpbrk(s, "xX"))
-		return false;
-	if (ret)
-		*ret = v;
-	return true;
-}
-
 /* ---- progress ------------------------------------------------------------ */
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -17,19 +17,6 @@
 
 #include "mreg.h"
 
-const char *id_hex(const struct mreg_id *id, char buf[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < MREG_ID_LEN; i++) {
-		buf[2 * i] = hex[id->b[i] >> 4];
-		buf[2 * i + 1] = hex[id->b[i] & 15];
-	}
-	buf[2 * MREG_ID_LEN] = 0;
-	return buf;
-}
-
 static char *xstrdup(const char *s)
 {
 	char *d = strdup(s ? s : "");
@@ -151,9 +138,9 @@ void vinfo_json(struct json *j, const struct vinfo *v)
 	else
 		json_null(j);
 	json_key(j, "creator");
-	json_str(j, user_name(v->creator, u, sizeof(u)));
+	json_str(j, util_uid_name(v->creator, u, sizeof(u)));
 	json_key(j, "digest");
-	json_str(j, v->sealed ? id_hex(&v->digest, h) : NULL);
+	json_str(j, v->sealed ? chunkid_hex(&v->digest, h) : NULL);
 	json_key(j, "stages");
 	json_arr_begin(j);
 	for (i = 0; i < v->nstages; i++)
@@ -310,7 +297,7 @@ static int ls_models(struct cli *c)
 			json_str(&j, iso_time(ml.m[i].created, tm,
 					      sizeof(tm)));
 			json_key(&j, "creator");
-			json_str(&j, user_name(ml.m[i].creator, u,
+			json_str(&j, util_uid_name(ml.m[i].creator, u,
 					       sizeof(u)));
 			json_obj_end(&j);
 		} else {
@@ -483,7 +470,7 @@ static int ls_files(struct cli *c, const char *model, const char *version)
 			json_u64(&j, f->size);
 			if (f->kind == REG_FILE) {
 				json_key(&j, "digest");
-				json_str(&j, id_hex(&f->digest, h));
+				json_str(&j, chunkid_hex(&f->digest, h));
 			}
 			if (f->kind == REG_SYMLINK) {
 				json_key(&j, "target");
@@ -513,7 +500,7 @@ static int ls_files(struct cli *c, const char *model, const char *version)
 		table_row(&t, mode_str(f->mode, m, sizeof(m)),
 			  f->kind == REG_DIR ? NULL :
 			  human_size(f->size, sz, sizeof(sz)),
-			  f->kind == REG_FILE ? id_hex(&f->digest, h) : NULL,
+			  f->kind == REG_FILE ? chunkid_hex(&f->digest, h) : NULL,
 			  line);
 		free(line);
 	}
@@ -609,7 +596,8 @@ static void meta_rows(struct table *t, const struct meta_ent *e, size_t n)
 
 		human_str(e[i].value, a, sizeof(a));
 		if ((!strcmp(e[i].key, "size") || !strcmp(e[i].key, "stored"))
-		    && is_number(e[i].value, &d) && d >= 0) {
+		    && util_decimal(e[i].value, strlen(e[i].value), &d)
+		    && d >= 0) {
 			if (asprintf(&v, "%s (%s)", a,
 				     human_size((uint64_t)d, hs,
 						sizeof(hs))) < 0)
@@ -950,7 +938,7 @@ int cmd_history(struct cli *c)
 		char tm[64], u[256];
 
 		iso_time(h->time, tm, sizeof(tm));
-		user_name(h->uid, u, sizeof(u));
+		util_uid_name(h->uid, u, sizeof(u));
 		if (c->json) {
 			json_obj_begin(&j);
 			json_key(&j, "seq");
@@ -1078,7 +1066,7 @@ static void diff_entry_json(struct json *j, const struct finfo *f)
 	json_u64(j, f->size);
 	if (f->kind == REG_FILE) {
 		json_key(j, "digest");
-		json_str(j, id_hex(&f->digest, h));
+		json_str(j, chunkid_hex(&f->digest, h));
 	}
 	json_obj_end(j);
 }
@@ -1205,10 +1193,10 @@ int cmd_diff(struct cli *c)
 				json_u64(&j, y->size);
 				json_key(&j, "digest_a");
 				json_str(&j, x->kind == REG_FILE ?
-					 id_hex(&x->digest, h1) : NULL);
+					 chunkid_hex(&x->digest, h1) : NULL);
 				json_key(&j, "digest_b");
 				json_str(&j, y->kind == REG_FILE ?
-					 id_hex(&y->digest, h2) : NULL);
+					 chunkid_hex(&y->digest, h2) : NULL);
 				json_obj_end(&j);
 			}
 		}
@@ -1267,19 +1255,19 @@ static bool audit_match(struct audit_arg *a, const char *rec, size_t len)
 {
 	char v[1024];
 
-	if (a->model && (json_field(rec, len, "model", v, sizeof(v)) != 1 ||
+	if (a->model && (json_get(rec, len, "model", v, sizeof(v)) < 0 ||
 			 strcmp(v, a->model)))
 		return false;
 	if (a->by_uid) {
 		char *end;
 
-		if (json_field(rec, len, "uid", v, sizeof(v)) != 1)
+		if (json_get(rec, len, "uid", v, sizeof(v)) < 0)
 			return false;
 		errno = 0;
 		if (strtoull(v, &end, 10) != a->uid || *end || errno)
 			return false;
 	} else if (a->user) {
-		if (json_field(rec, len, "user", v, sizeof(v)) != 1 ||
+		if (json_get(rec, len, "user", v, sizeof(v)) < 0 ||
 		    strcmp(v, a->user))
 			return false;
 	}

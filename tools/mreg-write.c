@@ -139,7 +139,8 @@ static int push_meta(struct cli *c, struct kvlist *l)
 			return usage_err(c, "--%s needs KEY=VALUE, not '%s'",
 					 kinds[k].opt,
 					 human_str(o->val, a, sizeof(a)));
-		if (o->id == OPT_METRIC && !is_number(eq + 1, NULL))
+		if (o->id == OPT_METRIC &&
+		    !util_decimal(eq + 1, strlen(eq + 1), NULL))
 			return fail(c, "invalid metric '%.*s': '%s' is not a "
 				    "number", (int)(eq - o->val),
 				    human_str(o->val, b, sizeof(b)),

@@ -498,7 +498,7 @@ static int fail_einval(struct cli *c, const struct subject *s)
 		const char *k = s->key;
 
 		if (has_prefix(k, "metric.") && s->value &&
-		    !is_number(s->value, NULL))
+		    !util_decimal(s->value, strlen(s->value), NULL))
 			return fail(c, "invalid metric '%s': '%s' is not a "
 				    "number", human_str(k + 7, a, sizeof(a)),
 				    human_str(s->value, b, sizeof(b)));
@@ -714,7 +714,7 @@ static void add_opt(struct cli *c, int id, const char *val)
  * an option. */
 static bool is_option(const char *a)
 {
-	return a[0] == '-' && a[1] && !is_number(a, NULL);
+	return a[0] == '-' && a[1] && !util_decimal(a, strlen(a), NULL);
 }
 
 /* Parses one option at argv[*i]; options of the command are tried after

@@ -24,7 +24,9 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "json.h"
 #include "registry/registry.h"
+#include "util.h"
 
 #define EXIT_OK     0
 #define EXIT_FAIL   1
@@ -164,15 +166,10 @@ void json_number_or_str(struct json *j, const char *s, size_t n);
 /* Ends the document with a newline. */
 void json_finish(struct json *j);
 
-/* Writes len bytes as a quoted JSON string: ", \ and control characters
- * escaped, bytes that are not valid UTF-8 as \u00XX. */
+/* Writes len bytes as a quoted JSON string (core json_quote(): the same
+ * bytes as the audit records). */
 void json_escape(FILE *f, const void *p, size_t len);
 
-/* Finds the top-level key of a JSON object; writes its value into buf
- * (strings unescaped, other values as written). Returns 1 when found, 0
- * when not, -EINVAL when json is not an object. */
-int json_field(const char *json, size_t len, const char *key, char *buf,
-	       size_t size);
 
 /* Copies s into buf for a terminal: control bytes become \xNN. */
 const char *human_str(const char *s, char *buf, size_t size);
@@ -194,14 +191,10 @@ void table_release(struct table *t);
 const char *human_size(uint64_t n, char *buf, size_t size);
 /* ISO-8601 UTC: "2026-01-31T12:00:00Z" ("-" for 0). */
 const char *iso_time(int64_t secs, char *buf, size_t size);
-/* The user name of uid, or its number. */
-const char *user_name(uid_t uid, char *buf, size_t size);
 /* "-rw-r--r--" */
 const char *mode_str(mode_t mode, char *buf, size_t size);
 /* strerror(e) starting in lower case, for messages. */
 const char *errstr(int e);
-/* True when s is a finite decimal number (strtod, the whole string). */
-bool is_number(const char *s, double *ret);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and not
  * -q; at most ten times a second. */
@@ -400,9 +393,6 @@ struct meta_ent {
 int meta_collect(struct cli *c, const char *model, const char *version,
 		 bool all, struct meta_ent **ret, size_t *ret_n);
 void meta_free(struct meta_ent *e, size_t n);
-
-/* 32 hex digits of an id. */
-const char *id_hex(const struct mreg_id *id, char buf[33]);
 
 /* ---- commands ---- */
 int cmd_init(struct cli *c);

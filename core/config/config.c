@@ -42,6 +42,7 @@
 
 #include "log.h"
 #include "registry/hooks.h"
+#include "util.h"
 
 /* Larger than any sensible config; keeps a wrong -c FILE from eating
  * memory. */
@@ -144,7 +145,6 @@ int config_parse_metric_rule(const char *s, struct metric_rule *ret)
 	static const char *const ops[] = { "<=", ">=", "!=", "=", "<", ">" };
 	struct metric_rule r;
 	const char *p, *q;
-	char *end;
 	size_t n, i;
 
 	if (!s || !ret)
@@ -164,15 +164,9 @@ int config_parse_metric_rule(const char *s, struct metric_rule *ret)
 		return -EINVAL;
 	strlcpy(r.op, ops[i], sizeof(r.op));
 	p = skip_space(p + strlen(ops[i]));
-	/* A plain decimal number: strtod() alone would also take hex,
-	 * "inf" and "nan", which no metric compares sensibly against. */
-	for (q = p; *q && strchr("0123456789+-.eE", *q); q++)
-		;
-	if (q == p || *skip_space(q) != '\0')
-		return -EINVAL;
-	errno = 0;
-	r.value = strtod(p, &end);
-	if (end != q || errno || !isfinite(r.value))
+	/* the number, then nothing but blanks */
+	q = p + strcspn(p, " \t");
+	if (*skip_space(q) != '\0' || !util_decimal(p, (size_t)(q - p), &r.value))
 		return -EINVAL;
 	*ret = r;
 	return 0;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 struct fdcap_user {
 	uid_t uid;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #define HOOK_OUTPUT_MAX 4096
 #define HOOK_ENV_MAX 16
@@ -330,14 +331,6 @@ void hooks_queue(struct hooks *h, const struct hook_ev *ev)
 
 /* ---- running one -------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The environment of a hook: a fixed set (hooks.h). */
 struct hook_env {
 	char *v[HOOK_ENV_MAX + 1];
@@ -501,7 +494,7 @@ static void child_wait(struct hook_child *c, int64_t deadline)
 	for (;;) {
 		struct pollfd p[2] = { { c->pidfd, POLLIN, 0 },
 				       { c->out, POLLIN, 0 } };
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - mono_ns() / 1000000;
 		int r;
 
 		if (left <= 0) {
@@ -575,7 +568,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 	if (r == 0 && (r = env_build(h, ev, &env)) < 0)
 		snprintf(why, sizeof(why), "%s", strerror(-r));
 	if (r == 0) {
-		deadline = mono_ms() + (int64_t)h->cfg->hook_timeout * 1000;
+		deadline = mono_ns() / 1000000 + (int64_t)h->cfg->hook_timeout * 1000;
 		r = child_spawn(&c, env.v, why, sizeof(why));
 		env_release(&env);
 	}

@@ -25,7 +25,9 @@
 #include "registry/hooks.h"
 #include "registry/registry.h"
 #include "store/store.h"
+#include "json.h"
 #include "strbuf.h"
+#include "util.h"
 
 /* ---- key schema (S3b moves it to index/records.h) ---- */
 /* META keys */
@@ -96,25 +98,6 @@ struct reg_registry {
 	atomic_uint_fast64_t promotions, errors, registrations;
 	atomic_uint_fast64_t chunked_bytes;  /* cut into chunks and hashed */
 };
-
-/* ---- util.h to come (S3b) ---- */
-/* Makes room for one more element in the array v (n used, cap allocated),
- * doubling it: 0, or -ENOMEM with v unchanged. */
-#define ARRAY_GROW(v, cap, n) ({					\
-	int r_ = 0;							\
-	if ((n) >= (cap)) {						\
-		size_t c_ = (cap) ? (cap) * 2 : 16;			\
-		__typeof__(v) nv_ = reallocarray((v), c_, sizeof(*(v)));\
-		if (nv_) {						\
-			(v) = nv_;					\
-			(cap) = c_;					\
-		} else {						\
-			r_ = -ENOMEM;					\
-		}							\
-	}								\
-	r_;								\
-})
-int64_t now_ns(void);
 
 /* ---- txn.c (today registry.c) ---- */
 /* Runs fn in a write transaction (idx_write), and after it committed

@@ -48,14 +48,6 @@
 #include "log.h"
 #include "util.h"
 
-int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void reg_caller_self(struct reg_caller *c)
 {
 	mode_t m = umask(022);

@@ -197,30 +197,6 @@ static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
 		a->report(a->arg, seq, msg);
 }
 
-/* The value of "field":"..." or "field":N in a record (no nesting). */
-static bool json_field(const char *rec, size_t len, const char *field,
-		       char *buf, size_t size)
-{
-	char pat[40];
-	const char *p, *end = rec + len;
-	size_t n = 0;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", field);
-	p = memmem(rec, len, pat, strlen(pat));
-	if (!p)
-		return false;
-	p += strlen(pat);
-	if (p < end && *p == '"') {
-		for (p++; p < end && *p != '"' && n + 1 < size; p++)
-			buf[n++] = *p;
-	} else {
-		for (; p < end && *p != ',' && *p != '}' && n + 1 < size; p++)
-			buf[n++] = *p;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 static int verify_one(void *arg, const struct idx_val *k,
 		      const struct idx_val *v)
 {
@@ -233,11 +209,11 @@ static int verify_one(void *arg, const struct idx_val *k,
 		verify_bad(a, a->last + 1, "record %llu is missing (the next "
 			   "is %llu)", (unsigned long long)(a->last + 1),
 			   (unsigned long long)seq);
-	if (!json_field(v->data, v->len, "seq", field, sizeof(field)) ||
+	if (json_get(v->data, v->len, "seq", field, sizeof(field)) < 0 ||
 	    strtoull(field, NULL, 10) != seq)
 		verify_bad(a, seq, "record %llu was changed or moved: it says "
 			   "seq %s", (unsigned long long)seq, field);
-	if (!json_field(v->data, v->len, "prev", field, sizeof(field)) ||
+	if (json_get(v->data, v->len, "prev", field, sizeof(field)) < 0 ||
 	    strcmp(field, a->prev) != 0)
 		verify_bad(a, a->last, "record %llu was changed (record %llu "
 			   "holds another hash of it)",
@@ -322,14 +298,6 @@ struct refusal {
 	int64_t opened;             /* monotonic ns: the window's start */
 	uint64_t count;             /* identical ones since, not written */
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static bool same_str(const char *a, const char *b)
 {
@@ -643,23 +611,6 @@ static enum meta_class meta_class(const char *key)
 	return META_BAD;
 }
 
-static bool is_number(const void *val, size_t len)
-{
-	char buf[64], *end;
-	double d;
-
-	if (len == 0 || len >= sizeof(buf) || memchr(val, 0, len))
-		return false;
-	memcpy(buf, val, len);
-	buf[len] = '\0';
-	/* decimal only: no blanks, hex floats, inf or nan (strtod takes
-	   them all) */
-	if (strspn(buf, "0123456789+-.eE") != len)
-		return false;
-	d = strtod(buf, &end);
-	return end != buf && *end == '\0' && isfinite(d);
-}
-
 static size_t xkey(uint8_t *k, uint64_t ino, const char *key)
 {
 	size_t n = strlen(key);
@@ -690,7 +641,7 @@ int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		return -EPERM;
 	if (c == META_FROZEN && (rec->flags & INODE_SEALED))
 		return -EROFS;
-	if (val && strncmp(key, "metric.", 7) == 0 && !is_number(val, len))
+	if (val && strncmp(key, "metric.", 7) == 0 && !util_decimal(val, len, NULL))
 		return -EINVAL;
 	if (val && len > 65536)
 		return -E2BIG;

@@ -365,7 +365,6 @@ static int check_metric_txn(struct idx_txn *t, const struct inode_rec *v,
 	char val[256], mkey[CONFIG_METRIC_KEY_MAX + 8];
 	struct metric_rule mr;
 	double have;
-	char *end;
 
 	if (config_parse_metric_rule(rule, &mr) < 0) {
 		snprintf(reason, rlen, "the stage's rule '%s' does not parse",
@@ -378,8 +377,8 @@ static int check_metric_txn(struct idx_txn *t, const struct inode_rec *v,
 			 "(the stage requires %s)", v->name, mr.key, rule);
 		return -EACCES;
 	}
-	have = strtod(val, &end);
-	if (end == val || *end || !config_metric_rule_holds(&mr, have)) {
+	if (!util_decimal(val, strlen(val), &have) ||
+	    !config_metric_rule_holds(&mr, have)) {
 		snprintf(reason, rlen, "version '%s' has metric %s = %s, "
 			 "the stage requires %s", v->name, mr.key, val, rule);
 		return -EACCES;

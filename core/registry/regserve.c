@@ -223,38 +223,19 @@ struct promo_arg {
 	uint64_t *versions;     /* resolved, 0 for gone */
 };
 
-/* Copies the string value of "key":"..." in json into buf. */
-static bool json_field(const char *json, const char *key, char *buf,
-		       size_t size)
-{
-	char pat[32];
-	const char *p, *e;
-
-	snprintf(pat, sizeof(pat), ",\"%s\":\"", key);
-	p = strstr(json, pat);
-	if (!p)
-		return false;
-	p += strlen(pat);
-	e = strchr(p, '"');
-	if (!e || (size_t)(e - p) >= size)
-		return false;
-	memcpy(buf, p, (size_t)(e - p));
-	buf[e - p] = '\0';
-	return true;
-}
-
 static int promo_one(void *arg, uint64_t seq, const char *json, size_t len)
 {
 	struct promo_arg *a = arg;
 	struct promo p;
+	char op[16], result[8];
 
-	(void)len;
 	a->last = seq;
-	if ((!strstr(json, ",\"op\":\"promote\",") &&
-	     !strstr(json, ",\"op\":\"rollback\",")) ||
-	    !strstr(json, ",\"result\":\"ok\"") ||
-	    !json_field(json, "model", p.model, sizeof(p.model)) ||
-	    !json_field(json, "version", p.version, sizeof(p.version)))
+	if (json_get(json, len, "op", op, sizeof(op)) < 0 ||
+	    (strcmp(op, "promote") && strcmp(op, "rollback")) ||
+	    json_get(json, len, "result", result, sizeof(result)) < 0 ||
+	    strcmp(result, "ok") ||
+	    json_get(json, len, "model", p.model, sizeof(p.model)) < 0 ||
+	    json_get(json, len, "version", p.version, sizeof(p.version)) < 0)
 		return 0;
 	if (ARRAY_GROW(a->v, a->cap, a->n) < 0)
 		return a->err = -ENOMEM;

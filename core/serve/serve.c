@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #define COPY_BUCKETS 256
 #define HOT_BUCKETS 256
@@ -112,14 +113,6 @@ static const char *const kind_names[SERVE_OPEN_KINDS] = {
 const char *serve_open_kind_name(enum serve_open_kind kind)
 {
 	return (unsigned)kind < SERVE_OPEN_KINDS ? kind_names[kind] : "?";
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* ---- names --------------------------------------------------------------- */
