@@ -544,7 +544,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)f;
-	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO)
+	if (reg_ino_snapshot(ino))
 		fi->direct_io = 1;
 	else if (reg_file_sealed(f))
 		fi->keep_cache = 1;

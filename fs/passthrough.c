@@ -523,7 +523,7 @@ int pt_reply_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	bool sealed, staged = false;
 	int key_err = -ENOENT, id = 0, r;
 
-	if (!pt || ino <= REG_METRICS_INO)
+	if (!pt || reg_ino_virtual(ino))
 		return fuse_reply_open(req, fi);
 	sealed = reg_file_sealed(f);
 	off = serve_off(pt->cache);
@@ -580,7 +580,7 @@ void pt_release(fuse_req_t req, fuse_ino_t ino)
 {
 	struct pt *pt = pt_of(req);
 
-	if (pt && ino > REG_METRICS_INO)
+	if (pt && !reg_ino_virtual(ino))
 		open_ended(pt, req, ino);
 }
 
@@ -588,7 +588,7 @@ void pt_read(fuse_req_t req, fuse_ino_t ino, size_t n)
 {
 	struct pt *pt = pt_of(req);
 
-	if (pt && ino > REG_METRICS_INO) /* not .mreg/ */
+	if (pt && !reg_ino_virtual(ino)) /* not .mreg/ */
 		serve_note_read(pt->cache, ino, n);
 }
 

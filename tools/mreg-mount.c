@@ -270,13 +270,13 @@ static void xget_digest(const char *path, struct mreg_id *ret)
 
 /* ---- the audit trail ---------------------------------------------------- */
 
-/* Calls fn with each record of .mreg/audit.log (one line, NUL terminated
- * in place of its newline; opening the file takes a snapshot). fn returns
- * non-zero to stop (a negative value is returned). */
-static int audit_lines(struct mreg_mount *m,
-		       int (*fn)(void *arg, char *line, size_t len), void *arg)
+/* Calls fn with each line of file p of .mreg/ (NUL terminated in place of
+ * its newline; opening the file takes a snapshot). fn returns non-zero to
+ * stop (a negative value is returned). */
+static int mregdir_lines(const char *p,
+			 int (*fn)(void *arg, char *line, size_t len),
+			 void *arg)
 {
-	autofree char *p = xasprintf("%s/.mreg/audit.log", m->root);
 	autofree char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -296,6 +296,15 @@ static int audit_lines(struct mreg_mount *m,
 		r = -EIO;
 	fclose(f);
 	return r < 0 ? r : 0;
+}
+
+/* mregdir_lines() of .mreg/audit.log: one record a line. */
+static int audit_lines(struct mreg_mount *m,
+		       int (*fn)(void *arg, char *line, size_t len), void *arg)
+{
+	autofree char *p = xasprintf("%s/.mreg/audit.log", m->root);
+
+	return mregdir_lines(p, fn, arg);
 }
 
 /* The fields of an audit record that stage history needs. */
@@ -383,36 +392,6 @@ static int refused(struct mreg_mount *m, int r, const char *path)
 	return r;
 }
 
-/* The history of model: its promote, rollback and stage.remove records
- * since it was (last) created. */
-struct hvec {
-	const char *model;
-	struct arec *v;
-	size_t n;
-};
-
-static int hist_line(void *arg, char *line, size_t len)
-{
-	struct hvec *h = arg;
-	struct arec a;
-
-	arec_parse(line, len, &a);
-	if (strcmp(a.model, h->model) || strcmp(a.result, "ok"))
-		return 0;
-	if (!strcmp(a.op, "model.create")) {
-		h->n = 0; /* a model of the same name, made anew */
-		return 0;
-	}
-	if (strcmp(a.op, "promote") && strcmp(a.op, "rollback") &&
-	    strcmp(a.op, "stage.remove"))
-		return 0;
-	h->v = reallocarray(h->v, h->n + 1, sizeof(*h->v));
-	if (!h->v)
-		abort();
-	h->v[h->n++] = a;
-	return 0;
-}
-
 static int model_exists(struct mreg_mount *m, const char *model)
 {
 	autofree char *p = model_path(m, model, NULL, NULL);
@@ -423,23 +402,6 @@ static int model_exists(struct mreg_mount *m, const char *model)
 	if (stat(p, &st) < 0)
 		return -errno;
 	return S_ISDIR(st.st_mode) ? 0 : -ENOENT;
-}
-
-static int history_load(struct mreg_mount *m, const char *model,
-			struct hvec *h)
-{
-	int r;
-
-	memset(h, 0, sizeof(*h));
-	h->model = model;
-	if ((r = model_exists(m, model)) < 0)
-		return r;
-	r = audit_lines(m, hist_line, h);
-	if (r < 0) {
-		free(h->v);
-		h->v = NULL;
-	}
-	return r;
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -535,61 +497,101 @@ int mount_stage_remove(struct mreg_mount *m, const char *model,
 	return 0;
 }
 
-/* The stage changes of model (of stage only, when not NULL) that
- * reg_history() would give on the store, from the audit trail: one
- * struct reg_history per record, into *ret (its strings point into
- * h->v). Returns the count, or a negative errno. */
-static ssize_t history_views(struct hvec *h, const char *stage,
-			     struct reg_history **ret)
+/* The stage changes of a model as the daemon gives them in
+ * .mreg/history/M (reg_history()'s records, oldest first, trimmed): the
+ * strings of v[i] point into text[i]. */
+struct hist_file {
+	const char *stage;     /* only this stage's changes, or NULL */
+	struct reg_history *v;
+	char (*text)[4][REG_NAME_MAX + REG_STAGE_MAX + 16];
+	size_t n, cap, tcap;
+	int err;
+};
+
+static int hist_file_line(void *arg, char *line, size_t len)
 {
-	struct reg_history *out;
-	size_t i, n = 0;
+	struct hist_file *h = arg;
+	struct reg_history e = { 0 };
+	char num[32], *s[4];
+	static const char *const key[4] = { "stage", "from", "to", "action" };
+	int i;
 
-	out = calloc(h->n ? h->n : 1, sizeof(*out));
-	if (!out)
-		return -ENOMEM;
-	for (i = 0; i < h->n; i++) {
-		const struct arec *a = &h->v[i];
-		bool removed = !strcmp(a->op, "stage.remove");
-
-		if (stage && strcmp(stage, a->stage))
-			continue;
-		out[n++] = (struct reg_history){
-			.seq = a->seq, .time = a->time, .uid = a->uid,
-			.stage = a->stage, .from = a->from,
-			.to = removed ? "" : a->version,
-			.action = removed ? "remove" : a->op };
+	if (ARRAY_GROW(h->v, h->cap, h->n) < 0 ||
+	    ARRAY_GROW(h->text, h->tcap, h->n) < 0)
+		return h->err = -ENOMEM;
+	for (i = 0; i < 4; i++) {
+		s[i] = h->text[h->n][i];
+		if (json_get(line, len, key[i], s[i],
+			     sizeof(h->text[h->n][i])) < 0)
+			return h->err = -EIO;
 	}
-	*ret = out;
-	return (ssize_t)reg_history_trim(out, n);
+	if (h->stage && strcmp(h->stage, s[0]))
+		return 0;
+	if (json_get(line, len, "seq", num, sizeof(num)) < 0)
+		return h->err = -EIO;
+	e.seq = strtoull(num, NULL, 10);
+	if (json_get(line, len, "time", num, sizeof(num)) < 0)
+		return h->err = -EIO;
+	e.time = iso_secs(num);
+	if (json_get(line, len, "uid", num, sizeof(num)) < 0)
+		return h->err = -EIO;
+	e.uid = (uid_t)strtoul(num, NULL, 10);
+	e.stage = s[0], e.from = s[1], e.to = s[2], e.action = s[3];
+	h->v[h->n++] = e;
+	return 0;
+}
+
+/* Reads model's history (of stage only, when not NULL) from the daemon. */
+static int hist_file_load(struct mreg_mount *m, const char *model,
+			  const char *stage, struct hist_file *h)
+{
+	autofree char *p = NULL;
+	size_t i;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	h->stage = stage;
+	if ((r = model_exists(m, model)) < 0)
+		return r;
+	p = xasprintf("%s/.mreg/history/%s", m->root, model);
+	r = mregdir_lines(p, hist_file_line, h);
+	if (r == 0 && h->err < 0)
+		r = h->err;
+	/* the strings were copied into text, which may have moved since */
+	for (i = 0; r == 0 && i < h->n; i++) {
+		h->v[i].stage = h->text[i][0];
+		h->v[i].from = h->text[i][1];
+		h->v[i].to = h->text[i][2];
+		h->v[i].action = h->text[i][3];
+	}
+	if (r < 0) {
+		free(h->v);
+		free(h->text);
+	}
+	return r;
+}
+
+static void hist_file_release(struct hist_file *h)
+{
+	free(h->v);
+	free(h->text);
 }
 
 int mount_rollback(struct mreg_mount *m, const char *model, const char *stage,
 		   char *ret_version)
 {
-	autofree char *link = model_path(m, model, "stages", stage);
-	char cur[REG_NAME_MAX + 8], to[REG_NAME_MAX + 1] = "";
-	struct reg_history *v = NULL;
-	struct hvec h;
-	ssize_t n;
+	char to[REG_NAME_MAX + 1] = "";
+	struct hist_file h;
 	int r;
 
-	if ((r = history_load(m, model, &h)) < 0)
+	if ((r = hist_file_load(m, model, stage, &h)) < 0)
 		return r;
-	n = readlink(link, cur, sizeof(cur) - 1);
-	if (n < 0) {
-		r = -errno;
-		free(h.v);
-		return r;
-	}
-	/* the same walk back as core's on a store; the daemon records the
-	   promotion it makes as a rollback */
-	n = history_views(&h, stage, &v);
-	r = n < 0 ? (int)n : reg_rollback_pick(v, (size_t)n);
+	/* core's walk back over the daemon's history; the daemon records
+	   the promotion it makes as a rollback */
+	r = reg_rollback_pick(h.v, h.n);
 	if (r >= 0)
-		strlcpy(to, v[r].from, sizeof(to));
-	free(v);
-	free(h.v);
+		strlcpy(to, h.v[r].from, sizeof(to));
+	hist_file_release(&h);
 	if (r < 0)
 		return r;
 	r = mount_promote(m, model, to, stage);
@@ -602,20 +604,17 @@ int mount_history(struct mreg_mount *m, const char *model, const char *stage,
 		  int (*fn)(void *arg, const struct reg_history *h),
 		  void *arg)
 {
-	struct reg_history *v = NULL;
-	struct hvec h;
-	ssize_t i, n;
+	struct hist_file h;
+	size_t i;
 	int r;
 
 	if (stage && reg_check_stage(stage) < 0)
 		return -EINVAL;
-	if ((r = history_load(m, model, &h)) < 0)
+	if ((r = hist_file_load(m, model, stage, &h)) < 0)
 		return r;
-	n = history_views(&h, stage, &v);
-	for (i = 0, r = n < 0 ? (int)n : 0; i < n && r == 0; i++)
-		r = fn(arg, &v[i]);
-	free(v);
-	free(h.v);
+	for (i = 0; i < h.n && r == 0; i++)
+		r = fn(arg, &h.v[i]);
+	hist_file_release(&h);
 	return r < 0 ? r : 0;
 }
 

@@ -228,9 +228,9 @@ struct audit_ev {
 /* Appends an audit record in t. */
 int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 		      const struct audit_ev *ev);
-/* The size of .mreg/audit.log (or of .mreg/metrics, rendered now) into
- * *ret: what stat shows, so that a reader polling it (tail -f) sees it
- * grow. */
+/* The size of .mreg/audit.log (or of .mreg/metrics, rendered now, or of
+ * a model's .mreg/history/M: -ENOENT when it is not a model) into *ret:
+ * what stat shows, so that a reader polling it (tail -f) sees it grow. */
 int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino,
 			  uint64_t *ret);
 /* Audits a refused change (EROFS, EPERM, EINVAL, EBUSY, ENOTSUP) in a
@@ -472,6 +472,13 @@ int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 		 const struct reg_caller *who, struct inode_rec *v);
 
 /* ---- stages.c (today regstage.c) ---- */
+/* Appends to sb the stage history of model model_ino, as reg_history()
+ * gives it (oldest first, trimmed), one JSON object a line:
+ * {"seq":N,"time":"ISO 8601, seconds","uid":U,"user":"name","stage":"S",
+ *  "from":"V","to":"V","action":"promote|move|remove|rollback"} — the
+ * content of .mreg/history/M. -ENOENT when model_ino is not a model. */
+int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
+			 struct strbuf *sb);
 /* Points stage of model m at version v (in t), policy first. reason gets
  * a refusal's reason. action HIST_*. */
 int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,

@@ -2076,6 +2076,7 @@ static void file_free(struct reg_file *f)
 }
 
 static int audit_snapshot(struct reg_registry *reg, struct reg_file *f);
+static int history_snapshot(struct reg_registry *reg, struct reg_file *f);
 static void audit_more(struct reg_file *f);
 
 /* A spool over f's committed content, to write it in place. */
@@ -2200,16 +2201,19 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !ret)
 		return -EINVAL;
-	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO) {
+	if (reg_ino_snapshot(ino)) {
 		if (writer)
 			return -EACCES;
 		f = file_new(reg, ino);
 		if (!f)
 			return -ENOMEM;
-		f->kind = ino == REG_AUDITLOG_INO ? REG_AUDITLOG : REG_METRICS;
+		f->kind = ino == REG_AUDITLOG_INO ? REG_AUDITLOG :
+			  ino == REG_METRICS_INO ? REG_METRICS : REG_HISTFILE;
 		f->sealed = false;
 		r = ino == REG_AUDITLOG_INO ? audit_snapshot(reg, f) :
-		    reg_metrics_text(reg, &f->snap, &f->snap_len);
+		    ino == REG_METRICS_INO ?
+		    reg_metrics_text(reg, &f->snap, &f->snap_len) :
+		    history_snapshot(reg, f);
 		if (r < 0) {
 			file_free(f);
 			return r;
@@ -2218,7 +2222,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 		*ret = f;
 		return 0;
 	}
-	if (ino <= REG_METRICS_INO)
+	if (reg_ino_virtual(ino))
 		return -EISDIR;
 	f = file_new(reg, ino);
 	if (!f)
@@ -2879,7 +2883,7 @@ int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
 	    !strcmp(name, ".."))
 		return -EINVAL;
-	if (parent <= REG_METRICS_INO && parent != REG_MODELS_INO)
+	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM;
 	r = reg_change(reg, create_txn, &a);
 	reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
@@ -3070,8 +3074,9 @@ int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !sa || !ret)
 		return -EINVAL;
-	if (ino <= REG_METRICS_INO)
-		return ino == REG_AUDITLOG_INO ? -EACCES : -EPERM;
+	if (reg_ino_virtual(ino))
+		return ino == REG_AUDITLOG_INO || (ino & REG_HISTORY_BIT) ?
+		       -EACCES : -EPERM;
 	rest = *sa;
 	if (sa->valid & REG_SET_SIZE) {
 		struct reg_attr cur;
@@ -3146,6 +3151,35 @@ static int audit_snapshot(struct reg_registry *reg, struct reg_file *f)
 	}
 	f->snap = strbuf_detach(&a.sb, &f->snap_len);
 	f->snap_seq = a.last;
+	return 0;
+}
+
+struct history_snap_arg {
+	uint64_t model;
+	struct strbuf sb;
+};
+
+static int history_snap_txn(struct idx_txn *t, void *arg)
+{
+	struct history_snap_arg *a = arg;
+
+	strbuf_reset(&a->sb); /* the callback may run again */
+	return reg_history_text_txn(t, a->model, &a->sb);
+}
+
+/* .mreg/history/M, read at open as audit.log is. */
+static int history_snapshot(struct reg_registry *reg, struct reg_file *f)
+{
+	struct history_snap_arg a = { .model = f->ino & ~REG_HISTORY_BIT };
+	int r;
+
+	strbuf_init(&a.sb);
+	r = idx_read(reg->ix, history_snap_txn, &a);
+	if (r < 0) {
+		strbuf_release(&a.sb);
+		return r;
+	}
+	f->snap = strbuf_detach(&a.sb, &f->snap_len);
 	return 0;
 }
 

@@ -1069,6 +1069,11 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 		a->kind = REG_MREGDIR;
 		a->mode = S_IFDIR | 0555;
 		break;
+	case REG_HISTDIR_INO:
+		a->kind = REG_HISTDIR;
+		a->mode = S_IFDIR | 0555;
+		a->volatile_name = true; /* lists the models */
+		break;
 	case REG_AUDITLOG_INO:
 		a->kind = REG_AUDITLOG;
 		a->mode = S_IFREG | 0444;
@@ -1076,7 +1081,7 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 		a->volatile_name = true;
 		break;
 	default:
-		a->kind = REG_METRICS;
+		a->kind = (ino & REG_HISTORY_BIT) ? REG_HISTFILE : REG_METRICS;
 		a->mode = S_IFREG | 0444;
 		a->nlink = 1;
 		a->volatile_name = true;
@@ -1085,19 +1090,34 @@ static void virt_attr(uint64_t ino, struct reg_attr *a)
 	a->atime = a->ctime = a->btime = a->mtime;
 }
 
-/* virt_attr() with the size of .mreg/audit.log and .mreg/metrics. */
+/* virt_attr() with the size of the files of .mreg/ (-ENOENT for the
+ * history of what is not a model). */
 static int virt_getattr(struct reg_registry *reg, uint64_t ino,
 			struct reg_attr *a)
 {
 	virt_attr(ino, a);
-	if (ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO)
+	if (reg_ino_snapshot(ino))
 		return reg_mregdir_file_size(reg, ino, &a->size);
 	return 0;
 }
 
 static bool is_virtual(uint64_t ino)
 {
-	return ino >= REG_ROOT_INO && ino <= REG_METRICS_INO;
+	return reg_ino_virtual(ino);
+}
+
+/* .mreg/history/name: the history file of model name. */
+static int history_lookup(struct reg_registry *reg, const char *name,
+			  struct reg_attr *ret)
+{
+	struct reg_attr m;
+	int r;
+
+	if ((r = reg_lookup(reg, REG_MODELS_INO, name, &m)) < 0)
+		return r;
+	if (m.kind != REG_MODEL)
+		return -ENOENT;
+	return virt_getattr(reg, m.ino | REG_HISTORY_BIT, ret);
 }
 
 struct lookup_arg {
@@ -1150,8 +1170,12 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 			return virt_getattr(reg, REG_AUDITLOG_INO, ret);
 		if (strcmp(name, "metrics") == 0)
 			return virt_getattr(reg, REG_METRICS_INO, ret);
+		if (strcmp(name, "history") == 0)
+			return virt_getattr(reg, REG_HISTDIR_INO, ret);
 		return -ENOENT;
 	}
+	if (parent == REG_HISTDIR_INO)
+		return history_lookup(reg, name, ret);
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
 	r = idx_read(reg->ix, lookup_txn, &a);
@@ -1233,8 +1257,22 @@ static int readdir_one(void *arg, const struct idx_val *k,
 	memcpy(&ino, v->data, 8);
 	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
 		return a->err;
-	reg_inode_attr(&rec, &attr);
-	reg_writer_size(d->reg, &attr);
+	if (d->ino == REG_HISTDIR_INO) {
+		/* .mreg/history lists the models: their history files */
+		struct strbuf sb = STRBUF_INIT;
+
+		if (rec.kind != REG_MODEL)
+			return 0;
+		virt_attr(rec.ino | REG_HISTORY_BIT, &attr);
+		a->err = reg_history_text_txn(a->t, rec.ino, &sb);
+		attr.size = sb.len;
+		strbuf_release(&sb);
+		if (a->err < 0)
+			return a->err;
+	} else {
+		reg_inode_attr(&rec, &attr);
+		reg_writer_size(d->reg, &attr);
+	}
 	if (ARRAY_GROW(d->names, d->cap, d->n) < 0 || !(copy = strdup(name)))
 		return a->err = -ENOMEM;
 	if (a->fn(a->arg, name, &attr, d->n + 1)) {
@@ -1257,14 +1295,14 @@ static int readdir_txn(struct idx_txn *t, void *arg)
 
 	a->t = t;
 	a->err = 0;
-	if (d->ino != REG_MODELS_INO) {
+	if (d->ino != REG_MODELS_INO && d->ino != REG_HISTDIR_INO) {
 		r = reg_inode_get_txn(t, d->ino, &rec);
 		if (r < 0)
 			return r;
 		if (!S_ISDIR(rec.mode))
 			return -ENOTDIR;
 	}
-	be64_put(p, d->ino);
+	be64_put(p, d->ino == REG_HISTDIR_INO ? REG_MODELS_INO : d->ino);
 	if (d->n) {
 		/* the smallest key after (ino, name): name + NUL */
 		n = strlen(d->names[d->n - 1]);
@@ -1330,6 +1368,7 @@ static int readdir_virtual(struct reg_registry *reg, uint64_t ino, uint64_t pos,
 		{ REG_ROOT_INO, REG_MREGDIR_INO, ".mreg" },
 		{ REG_MREGDIR_INO, REG_AUDITLOG_INO, "audit.log" },
 		{ REG_MREGDIR_INO, REG_METRICS_INO, "metrics" },
+		{ REG_MREGDIR_INO, REG_HISTDIR_INO, "history" },
 	};
 	struct reg_attr attr;
 	uint64_t at = 0;
@@ -1361,7 +1400,8 @@ int reg_readdir(struct reg_dir *d, uint64_t pos,
 		return -EINVAL;
 	if (d->ino == REG_ROOT_INO || d->ino == REG_MREGDIR_INO)
 		return readdir_virtual(d->reg, d->ino, pos, fn, arg);
-	if (is_virtual(d->ino) && d->ino != REG_MODELS_INO)
+	if (is_virtual(d->ino) && d->ino != REG_MODELS_INO &&
+	    d->ino != REG_HISTDIR_INO)
 		return -ENOTDIR;
 	pthread_mutex_lock(&d->lock);
 	if (pos > d->n) {

@@ -15,6 +15,9 @@
  *	3  /.mreg                 REG_MREGDIR_INO
  *	4  /.mreg/audit.log       REG_AUDITLOG_INO
  *	5  /.mreg/metrics         REG_METRICS_INO
+ *	6  /.mreg/history         REG_HISTDIR_INO
+ *	   /.mreg/history/M       the stage history of model M (REG_HISTFILE):
+ *	                          the model's inode | REG_HISTORY_BIT
  *	   /models/M              a model           (REG_MODEL)
  *	   /models/M/stages       its stages        (REG_STAGES)
  *	   /models/M/stages/S     a stage symlink   (REG_STAGE) -> ../V
@@ -41,6 +44,10 @@
 #define REG_MREGDIR_INO  3
 #define REG_AUDITLOG_INO 4
 #define REG_METRICS_INO  5
+#define REG_HISTDIR_INO  6
+/* The inode of .mreg/history/M: model M's inode with this bit set (the
+ * index hands out inode numbers far below it). */
+#define REG_HISTORY_BIT  (1ULL << 62)
 
 #define REG_NAME_MAX   128  /* model and version names */
 #define REG_STAGE_MAX  64   /* stage names */
@@ -67,7 +74,26 @@ enum reg_kind {
 	REG_FILE,
 	REG_SYMLINK,
 	REG_PENDING,
+	REG_HISTDIR,            /* virtual, as REG_ROOT to REG_METRICS */
+	REG_HISTFILE,
 };
+
+/* True for the inodes the registry makes up rather than keeps in its
+ * index: /, models, .mreg and what .mreg holds. */
+static inline bool reg_ino_virtual(uint64_t ino)
+{
+	return (ino >= REG_ROOT_INO && ino <= REG_HISTDIR_INO) ||
+	       (ino & REG_HISTORY_BIT);
+}
+
+/* True for the read-only files of .mreg/, whose content is a snapshot
+ * taken at open: a reader must get it from the registry at every read
+ * (no page cache; FUSE direct_io), since their size changes under it. */
+static inline bool reg_ino_snapshot(uint64_t ino)
+{
+	return ino == REG_AUDITLOG_INO || ino == REG_METRICS_INO ||
+	       (ino & REG_HISTORY_BIT);
+}
 
 /* Who makes a call: used for ownership of new entries, policy and audit. */
 struct reg_caller {

@@ -155,14 +155,37 @@ static int audit_bytes_txn(struct idx_txn *t, void *arg)
 	return audit_size_txn(t, arg);
 }
 
+struct history_size_arg {
+	uint64_t model, size;
+};
+
+static int history_size_txn(struct idx_txn *t, void *arg)
+{
+	struct history_size_arg *a = arg;
+	struct strbuf sb = STRBUF_INIT;
+	int r;
+
+	r = reg_history_text_txn(t, a->model, &sb);
+	a->size = sb.len;
+	strbuf_release(&sb);
+	return r;
+}
+
 int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino, uint64_t *ret)
 {
+	struct history_size_arg h = { .model = ino & ~REG_HISTORY_BIT };
 	char *text;
 	size_t len;
 	int r;
 
 	if (ino == REG_AUDITLOG_INO)
 		return idx_read(reg->ix, audit_bytes_txn, ret);
+	if (ino & REG_HISTORY_BIT) {
+		if ((r = idx_read(reg->ix, history_size_txn, &h)) < 0)
+			return r;
+		*ret = h.size;
+		return 0;
+	}
 	r = reg_metrics_text(reg, &text, &len);
 	if (r < 0)
 		return r;
@@ -507,7 +530,7 @@ void reg_audit_ino_failure(struct reg_registry *reg,
 	struct names_arg a = { .ino = ino, .child = ev->path };
 	struct audit_ev e = *ev;
 
-	if (!reg || !is_refusal(r) || ino <= REG_METRICS_INO ||
+	if (!reg || !is_refusal(r) || reg_ino_virtual(ino) ||
 	    idx_read(reg->ix, names_txn, &a) < 0)
 		return;
 	e.model = a.model;
@@ -886,7 +909,7 @@ ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
 	a.key = strip_prefix(name);
 	if (a.key && ino == REG_AUDITLOG_INO && strcmp(a.key, "head") == 0)
 		return audit_head_xattr(reg, buf, size);
-	if (!a.key || ino <= REG_METRICS_INO)
+	if (!a.key || reg_ino_virtual(ino))
 		return -ENODATA;
 	r = idx_read(reg->ix, getxattr_txn, &a);
 	return r < 0 ? r : a.len;
@@ -918,7 +941,7 @@ int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name)
 		return -EINVAL;
-	if (ino <= REG_METRICS_INO)
+	if (reg_ino_virtual(ino))
 		return -EPERM;
 	a.key = strip_prefix(name);
 	if (!a.key)
@@ -937,7 +960,7 @@ int reg_removexattr(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name)
 		return -EINVAL;
-	if (ino <= REG_METRICS_INO)
+	if (reg_ino_virtual(ino))
 		return -EPERM;
 	a.key = strip_prefix(name);
 	if (!a.key)
@@ -1049,7 +1072,7 @@ ssize_t reg_listxattr(struct reg_registry *reg, uint64_t ino, char *buf,
 			memcpy(buf, head, sizeof(head));
 		return sizeof(head);
 	}
-	if (ino <= REG_METRICS_INO)
+	if (reg_ino_virtual(ino))
 		return 0;
 	return xattr_reply(reg, &a, listxattr_txn, buf, size);
 }

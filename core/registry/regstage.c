@@ -788,3 +788,42 @@ int reg_history(struct reg_registry *reg, const char *model, const char *stage,
 		return -EINVAL;
 	return idx_read(reg->ix, history_txn, &a);
 }
+
+int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
+			 struct strbuf *sb)
+{
+	struct stage_hist sh;
+	struct inode_rec m;
+	char when[32], user[256];
+	size_t i;
+	int r;
+
+	if ((r = reg_inode_get_txn(t, model_ino, &m)) < 0)
+		return r;
+	if (m.kind != REG_MODEL)
+		return -ENOENT;
+	r = stage_hist_load_txn(t, &m, NULL, &sh);
+	for (i = 0; r == 0 && i < sh.n; i++) {
+		const struct reg_history *h = &sh.h[i];
+		time_t s = (time_t)h->time;
+		struct tm tm;
+
+		gmtime_r(&s, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		strbuf_addf(sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,"
+			    "\"user\":", (unsigned long long)h->seq, when,
+			    (unsigned)h->uid);
+		json_quotes(sb, util_uid_name(h->uid, user, sizeof(user)));
+		strbuf_adds(sb, ",\"stage\":");
+		json_quotes(sb, h->stage);
+		strbuf_adds(sb, ",\"from\":");
+		json_quotes(sb, h->from);
+		strbuf_adds(sb, ",\"to\":");
+		json_quotes(sb, h->to);
+		strbuf_adds(sb, ",\"action\":");
+		json_quotes(sb, h->action);
+		strbuf_adds(sb, "}\n");
+	}
+	stage_hist_release(&sh);
+	return r;
+}

@@ -9,6 +9,7 @@ Run as a throw-away user on an allow_other mount.
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -233,6 +234,49 @@ def test_stages():
     ok(mreg('rm', 'm1', '3'), 'then rm of the version')
 
 
+def test_history_is_the_daemons():
+    """The CLI through a mount decides nothing the daemon decides: the
+    history it shows is .mreg/history/M, the store's own records."""
+    stages = m.path('models', 'm1', 'stages')
+    ok(mreg('promote', 'm1', '2', 'Canary'), 'promote Canary')
+    ok(mreg('promote', 'm1', '1', 'Prod'), 'promote Prod')
+    # mv -T: a stage renamed over another is a move on the store (the
+    # history that the audit trail gave said remove)
+    run_as(U['u'], ['mv', '-T', os.path.join(stages, 'Canary'),
+                    os.path.join(stages, 'Prod')])
+    t.eq(os.readlink(os.path.join(stages, 'Prod')), '../2',
+         'mv -T Canary Prod: Prod -> ../2')
+    via = mreg('history', 'm1', '--json')
+    on = subprocess.run([MREG, '-c', empty, '--store', m.store, 'history',
+                         'm1', '--json'], capture_output=True, text=True)
+    hv = json.loads(via.stdout) if via.returncode == 0 else None
+    hs = json.loads(on.stdout) if on.returncode == 0 else []
+    t.ok(hv == hs and len(hs) >= 5, 'history through the mount equals the '
+         "store's", 'mount %s\nstore %s\n%s' % (via.stdout, on.stdout,
+                                                 via.stderr))
+    t.eq([(x['stage'], x['action']) for x in hs[-2:]],
+         [('Prod', 'promote'), ('Canary', 'move')],
+         'the last change: Canary moved (over Prod; the trail said remove)')
+    p = m.path('.mreg', 'history', 'm1')
+    with open(p) as f:
+        lines = [json.loads(x) for x in f]
+    t.eq([(x['stage'], x['from'], x['to'], x['action']) for x in lines],
+         [(x['stage'], x['from'] or '', x['to'] or '', x['action'])
+          for x in hs], '.mreg/history/m1 holds those records, a line each')
+    with open(p, 'rb') as f:
+        data = f.read()
+    t.eq(os.stat(p).st_size, len(data), 'stat gives the size read')
+    t.ok('m1' in os.listdir(m.path('.mreg', 'history')),
+         '.mreg/history lists the model')
+    t.ok(not os.path.exists(m.path('.mreg', 'history', 'nope')),
+         'no history file for a model that does not exist')
+    try:
+        open(p, 'w')
+        t.ok(False, 'a history file cannot be written')
+    except PermissionError:
+        t.ok(True, 'a history file cannot be written')
+
+
 def test_audit_and_store_only():
     r = mreg('audit', '--model', 'm1', '--user', U['u'].name)
     recs = [json.loads(x) for x in r.stdout.splitlines()]
@@ -256,6 +300,7 @@ def main():
         ('reading', test_read),
         ('metadata and seal', test_meta_seal),
         ('stages', test_stages),
+        ('history', test_history_is_the_daemons),
         ('audit', test_audit_and_store_only),
     ], cleanup=(users.close,
                 lambda: shutil.rmtree(src, ignore_errors=True)))
