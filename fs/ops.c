@@ -842,16 +842,27 @@ static bool foreign_xattr(const char *name)
 static void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
+	gid_t groups[CALLER_GROUPS_MAX];
+	char stage[REG_STAGE_MAX + 1];
 	struct reg_caller who;
+	int r;
 
 	if (foreign_xattr(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 
-	caller_of(req, &who, NULL, 0);
-	reply_status(req, reg_setxattr(fs_of(req)->reg, &who, ino, name,
-				       value, size, flags));
+	/* with the caller's groups: a rollback (user.mreg.rollback) applies
+	   stage policy, as unlink and symlink of a stage do */
+	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
+	r = reg_setxattr(fs_of(req)->reg, &who, ino, name, value, size, flags);
+	if (r == 0 && !strcmp(name, REG_XATTR_PREFIX "rollback") &&
+	    size < sizeof(stage)) {
+		memcpy(stage, value, size);
+		stage[size] = '\0';
+		stage_changed(fs_of(req), ino, stage);
+	}
+	reply_status(req, r);
 }
 
 static void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

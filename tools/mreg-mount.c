@@ -577,27 +577,31 @@ static void hist_file_release(struct hist_file *h)
 	free(h->text);
 }
 
+/* The daemon rolls the stage back (user.mreg.rollback on the stages
+ * directory: where to is its decision, as on the store); the version it
+ * went back to is then where the stage points. */
 int mount_rollback(struct mreg_mount *m, const char *model, const char *stage,
 		   char *ret_version)
 {
-	char to[REG_NAME_MAX + 1] = "";
-	struct hist_file h;
+	autofree char *dir = model_path(m, model, "stages", NULL);
+	autofree char *link = model_path(m, model, "stages", stage);
+	char to[REG_NAME_MAX + 8];
+	ssize_t n;
 	int r;
 
-	if ((r = hist_file_load(m, model, stage, &h)) < 0)
+	if ((r = model_exists(m, model)) < 0)
 		return r;
-	/* core's walk back over the daemon's history; the daemon records
-	   the promotion it makes as a rollback */
-	r = reg_rollback_pick(h.v, h.n);
-	if (r >= 0)
-		strlcpy(to, h.v[r].from, sizeof(to));
-	hist_file_release(&h);
-	if (r < 0)
-		return r;
-	r = mount_promote(m, model, to, stage);
-	if (r == 0 && ret_version)
-		strlcpy(ret_version, to, REG_NAME_MAX + 1);
-	return r;
+	if (setxattr(dir, REG_XATTR_PREFIX "rollback", stage, strlen(stage),
+		     0) < 0)
+		return refused(m, -errno, dir);
+	n = readlink(link, to, sizeof(to) - 1);
+	if (n < 0)
+		return -errno;
+	to[n] = '\0';
+	if (ret_version)
+		strlcpy(ret_version, strncmp(to, "../", 3) ? to : to + 3,
+			REG_NAME_MAX + 1);
+	return 0;
 }
 
 int mount_history(struct mreg_mount *m, const char *model, const char *stage,

@@ -367,7 +367,10 @@ ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
 /* Sets a value. -EINVAL (non-numeric metric, bad key), -EROFS (param or
  * lineage after sealing), -EPERM (read-only facts; names outside
  * user.mreg.), -ENOTSUP (not a model or version). Audited with the old
- * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA). */
+ * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA).
+ * One control, not stored: user.mreg.rollback = S on a model's stages
+ * directory is reg_rollback() of stage S by who (its errors; -EINVAL on
+ * anything else). */
 int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		 uint64_t ino, const char *name, const void *value, size_t size,
 		 int flags);

@@ -930,6 +930,53 @@ static int setxattr_txn(struct idx_txn *t, void *arg)
 				a->flags);
 }
 
+struct rollback_ctl_arg {
+	uint64_t ino;
+	char model[REG_NAME_MAX + 1];
+};
+
+static int rollback_ctl_txn(struct idx_txn *t, void *arg)
+{
+	struct rollback_ctl_arg *a = arg;
+	struct inode_rec s, m;
+	int r;
+
+	if ((r = reg_inode_get_txn(t, a->ino, &s)) < 0)
+		return r;
+	if (s.kind != REG_STAGES)
+		return -EINVAL;
+	if ((r = reg_inode_get_txn(t, s.model, &m)) < 0)
+		return r;
+	if (strlen(m.name) >= sizeof(a->model))
+		return -EIO;
+	strcpy(a->model, m.name);
+	return 0;
+}
+
+/* user.mreg.rollback = S on a model's stages directory: reg_rollback() of
+ * stage S, for a client of the mount (mreg rollback through it), so that
+ * the daemon alone decides where a stage goes back to. A control, not
+ * metadata: never stored, so getxattr and listxattr do not show it. On
+ * the stages directory, not the stage: the kernel refuses user.* keys on
+ * a symlink before FUSE sees them. */
+static int rollback_control(struct reg_registry *reg,
+			    const struct reg_caller *who, uint64_t ino,
+			    const void *value, size_t size)
+{
+	struct rollback_ctl_arg a = { .ino = ino };
+	char stage[REG_STAGE_MAX + 1];
+	int r;
+
+	if (!value || size == 0 || size > REG_STAGE_MAX ||
+	    memchr(value, '\0', size))
+		return -EINVAL;
+	memcpy(stage, value, size);
+	stage[size] = '\0';
+	if ((r = idx_read(reg->ix, rollback_ctl_txn, &a)) < 0)
+		return r;
+	return reg_rollback(reg, who, a.model, stage, NULL);
+}
+
 int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		 uint64_t ino, const char *name, const void *value, size_t size,
 		 int flags)
@@ -946,6 +993,8 @@ int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 	a.key = strip_prefix(name);
 	if (!a.key)
 		return -ENOTSUP; /* ACLs, security labels, other users' keys */
+	if (strcmp(a.key, "rollback") == 0)
+		return rollback_control(reg, who, ino, value, size);
 	r = reg_change(reg, setxattr_txn, &a);
 	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 		.op = "meta.set", .key = a.key });

@@ -6,6 +6,7 @@ ls, show, cat, meta, seal, promote, rollback, rm, history, audit (filters,
 --verify), search, diff, stats; fsck, gc and init say they need the store.
 Run as a throw-away user on an allow_other mount.
 """
+import errno
 import json
 import os
 import shutil
@@ -275,6 +276,30 @@ def test_history_is_the_daemons():
         t.ok(False, 'a history file cannot be written')
     except PermissionError:
         t.ok(True, 'a history file cannot be written')
+    # the rollback control: the daemon decides, nothing is stored
+    r = mreg('rollback', 'm1', 'Prod')
+    t.eq((r.returncode, r.stdout.strip()), (0, '1'),
+         "rollback through the mount: the daemon's walk back (1)")
+    h = json.loads(mreg('history', 'm1', 'Prod', '--json').stdout)
+    t.eq([(x['from'], x['to'], x['action']) for x in h[-1:]],
+         [('2', '1', 'rollback')], 'recorded by the daemon as a rollback')
+    r = mreg('rollback', 'm1', 'Prod')
+    t.eq(r.returncode, 1, 'no earlier version to go back to: refused')
+    t.ok('no earlier version' in r.stderr, 'it says so', r.stderr)
+    try:
+        os.getxattr(stages, 'user.mreg.rollback')
+        t.ok(False, 'the rollback control reads as no attribute')
+    except OSError as e:
+        t.eq(e.errno, errno.ENODATA,
+             'the rollback control reads as no attribute')
+    t.ok('user.mreg.rollback' not in os.listxattr(stages),
+         'and is not listed')
+    try:
+        os.setxattr(m.path('models', 'm1', '2'), 'user.mreg.rollback',
+                    b'Prod')
+        t.ok(False, 'the control on a version is EINVAL')
+    except OSError as e:
+        t.eq(e.errno, errno.EINVAL, 'the control on a version is EINVAL')
 
 
 def test_audit_and_store_only():
