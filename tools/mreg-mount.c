@@ -1300,11 +1300,6 @@ static void remove_tree(const char *path, int depth)
 	rmdir(path);
 }
 
-struct maxver {
-	const char *model;
-	uint64_t max;
-};
-
 static bool is_integer(const char *s, uint64_t *ret)
 {
 	uint64_t v = 0;
@@ -1321,41 +1316,24 @@ static bool is_integer(const char *s, uint64_t *ret)
 	return true;
 }
 
-static int maxver_line(void *arg, char *line, size_t len)
+/* The name under which directory dir holds inode ino. */
+static int name_of_ino(const char *dir, ino_t ino, char *ret, size_t size)
 {
-	struct maxver *mv = arg;
-	struct arec a;
-	uint64_t v;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int r = -ENOENT;
 
-	arec_parse(line, len, &a);
-	if (strcmp(a.model, mv->model))
-		return 0;
-	if (!strcmp(a.op, "model.create") && !strcmp(a.result, "ok"))
-		mv->max = 0;
-	else if (is_integer(a.version, &v) && v > mv->max)
-		mv->max = v;
-	return 0;
-}
-
-/* The next integer version of model: above every integer version it ever
- * had (the audit trail remembers the removed ones: numbers are never
- * reused), as the daemon picks for a file copied to the model root. */
-static uint64_t next_version(struct mreg_mount *m, const char *model)
-{
-	autofree char *dir = model_path(m, model, NULL, NULL);
-	struct maxver mv = { model, 0 };
-	char **names;
-	size_t n, i;
-	uint64_t v;
-
-	audit_lines(m, maxver_line, &mv);
-	if (list_dir(dir, &names, &n) == 0) {
-		for (i = 0; i < n; i++)
-			if (is_integer(names[i], &v) && v > mv.max)
-				mv.max = v;
-		names_free(names, n);
-	}
-	return mv.max + 1;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (e->d_ino == ino && e->d_name[0] != '.') {
+			r = strlen(e->d_name) < size ? 0 : -ENAMETOOLONG;
+			if (r == 0)
+				memcpy(ret, e->d_name, strlen(e->d_name) + 1);
+			break;
+		}
+	closedir(d);
+	return r;
 }
 
 /* The version a file registered at the model root became: the one holding
@@ -1430,10 +1408,9 @@ static int push_draft(struct push *ps, const char *model,
 		      size_t nmeta, char *ret_version)
 {
 	autofree char *draft = NULL;
-	char name[32];
 	struct stat st;
 	size_t i;
-	int r = 0, tries;
+	int r = 0;
 
 	draft = xasprintf("%s/models/%s/.push-%d-%08lx", ps->m->root, model,
 			  (int)getpid(), (unsigned long)random());
@@ -1481,32 +1458,31 @@ static int push_draft(struct push *ps, const char *model,
 			r = refused(ps->m, r, draft);
 		}
 	}
-	/* Renaming the dot-named draft to its name seals it. */
-	for (tries = 0; r == 0 && tries < 64; tries++) {
-		autofree char *dst = NULL;
-		uint64_t next;
+	if (r == 0 && version) {
+		/* renaming the dot-named draft to its name seals it */
+		autofree char *dst = model_path(ps->m, model, version, NULL);
 
-		if (!version) {
-			next = next_version(ps->m, model);
-			snprintf(name, sizeof(name), "%llu",
-				 (unsigned long long)next);
-		}
-		dst = model_path(ps->m, model, version ? version : name, NULL);
 		if (rename(draft, dst) == 0) {
-			snprintf(ret_version, REG_NAME_MAX + 1, "%s",
-				 version ? version : name);
+			snprintf(ret_version, REG_NAME_MAX + 1, "%s", version);
 			return 0;
 		}
-		r = -errno;
-		if (r == -ENOTEMPTY)
-			r = -EEXIST;
-		if (r == -EEXIST && !version)
-			r = 0; /* taken meanwhile: the next one */
-		else
-			r = refused(ps->m, r, dst);
+		r = errno == ENOTEMPTY ? -EEXIST : -errno;
+		r = refused(ps->m, r, dst);
+	} else if (r == 0) {
+		/* the daemon names it the next version and seals it */
+		autofree char *dir = model_path(ps->m, model, NULL, NULL);
+
+		if (stat(draft, &st) < 0 ||
+		    setxattr(draft, REG_XATTR_PREFIX "register", "", 0, 0) < 0) {
+			r = refused(ps->m, -errno, draft);
+		} else if ((r = name_of_ino(dir, st.st_ino, ret_version,
+					    REG_NAME_MAX + 1)) < 0) {
+			return log_err(-EIO, "'%s' was registered, but its "
+				       "version cannot be found", draft);
+		} else {
+			return 0;
+		}
 	}
-	if (r == 0)
-		r = -EEXIST;
 	remove_tree(draft, 0);
 	return r;
 }

@@ -1456,6 +1456,7 @@ struct op {
 	uint64_t keep;                /* a file open here, pinned: trash it */
 	bool trashed;                 /* ... and it was */
 	uint64_t want_keep;           /* open here but not pinned: rerun */
+	char name_buf[REG_FNAME_MAX + 1], newname_buf[32]; /* register */
 };
 
 /* Reads the directory parent of a change and sorts out where it is. */
@@ -2265,6 +2266,52 @@ static int rename_txn(struct idx_txn *t, void *arg)
 		return r;
 	if (np.ino != p.ino)
 		return touch_dir_txn(t, &np);
+	return 0;
+}
+
+/* A dot-named draft registered as its model's next version: the rename
+ * of the draft to that name, in the transaction that picks it. */
+static int register_draft_txn(struct idx_txn *t, void *arg)
+{
+	struct op *o = arg;
+	struct inode_rec c, m;
+	int r;
+
+	if ((r = reg_inode_get_txn(t, o->ino, &c)) < 0)
+		return r;
+	if (c.kind != REG_VERSION || !dot_name(c.name))
+		return -EINVAL;
+	if (c.flags & INODE_SEALED)
+		return -EROFS;
+	if ((r = reg_inode_get_txn(t, c.model, &m)) < 0)
+		return r;
+	snprintf(o->name_buf, sizeof(o->name_buf), "%s", c.name);
+	reg_version_next_name(&m, o->newname_buf, sizeof(o->newname_buf));
+	o->name = o->name_buf;
+	o->newname = o->newname_buf;
+	return rename_in_model_txn(o, t, &m);
+}
+
+int reg_version_register(struct reg_registry *reg,
+			 const struct reg_caller *who, uint64_t ino,
+			 char *ret_version)
+{
+	struct op o = { .reg = reg, .who = who, .ino = ino };
+	int r;
+
+	if (!reg || !who)
+		return -EINVAL;
+	if (is_virtual(ino))
+		return -EINVAL;
+	r = txn_keeping(reg, register_draft_txn, &o);
+	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
+		.op = "register" });
+	if (r < 0)
+		return r;
+	if (o.sealed_version)
+		reg_version_writers_seal(reg, o.sealed_ino);
+	if (ret_version)
+		snprintf(ret_version, REG_NAME_MAX + 1, "%s", o.newname_buf);
 	return 0;
 }
 

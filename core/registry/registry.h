@@ -225,6 +225,16 @@ int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 		uint64_t parent, const char *name, const char *target,
 		struct reg_attr *ret);
 
+/* The dot-named draft version ino (a push filled it) becomes its model's
+ * next version: named as a file copied to the model root would be,
+ * sealed, in one transaction, as rename(draft, N) would (the daemon picks
+ * N, so pushers on many clients never race for a number). The name into
+ * ret_version (REG_NAME_MAX + 1 bytes; may be NULL). -EINVAL (not a
+ * dot-named draft), -EROFS (sealed), and rename's errors. */
+int reg_version_register(struct reg_registry *reg,
+			 const struct reg_caller *who, uint64_t ino,
+			 char *ret_version);
+
 #define REG_RENAME_NOREPLACE 1u  /* RENAME_NOREPLACE */
 #define REG_RENAME_EXCHANGE  2u  /* RENAME_EXCHANGE: -EINVAL (unsupported) */
 /* rename: within a draft (files, dirs, symlinks; across drafts of the same
@@ -368,9 +378,10 @@ ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
  * lineage after sealing), -EPERM (read-only facts; names outside
  * user.mreg.), -ENOTSUP (not a model or version). Audited with the old
  * value. flags: XATTR_CREATE / XATTR_REPLACE (-EEXIST / -ENODATA).
- * One control, not stored: user.mreg.rollback = S on a model's stages
+ * Two controls, not stored: user.mreg.rollback = S on a model's stages
  * directory is reg_rollback() of stage S by who (its errors; -EINVAL on
- * anything else). */
+ * anything else); user.mreg.register = "" on a dot-named draft is
+ * reg_version_register(). */
 int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		 uint64_t ino, const char *name, const void *value, size_t size,
 		 int flags);

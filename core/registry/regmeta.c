@@ -995,6 +995,8 @@ int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 		return -ENOTSUP; /* ACLs, security labels, other users' keys */
 	if (strcmp(a.key, "rollback") == 0)
 		return rollback_control(reg, who, ino, value, size);
+	if (strcmp(a.key, "register") == 0)
+		return size ? -EINVAL : reg_version_register(reg, who, ino, NULL);
 	r = reg_change(reg, setxattr_txn, &a);
 	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 		.op = "meta.set", .key = a.key });

@@ -126,6 +126,45 @@ def test_push():
     os.rmdir(m.path('models', 'rootmodel'))
 
 
+def test_push_numbers():
+    """The daemon numbers a pushed draft (user.mreg.register): pushers
+    running side by side get distinct, consecutive numbers."""
+    a, b = os.path.join(src, 'a.bin'), os.path.join(src, 'b.bin')
+    procs = [subprocess.Popen(
+        [MREG, '-c', empty, '--store', m.mnt, 'push', 'mp', a, b, '--tag',
+         'k=%d' % i], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=U['u'].preexec(0o022)) for i in range(3)]
+    got = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        got.append((p.returncode, out.strip()))
+    t.eq(sorted(got), [(0, '1'), (0, '2'), (0, '3')],
+         'three pushes side by side: versions 1, 2 and 3')
+    t.eq(sorted(os.listdir(m.path('models', 'mp'))),
+         ['1', '2', '3', 'stages'], 'no draft is left')
+    d = m.path('models', 'mp', '.d')
+    os.mkdir(d)
+    try:
+        os.getxattr(d, 'user.mreg.register')
+        t.ok(False, 'the register control reads as no attribute')
+    except OSError as e:
+        t.eq(e.errno, errno.ENODATA,
+             'the register control reads as no attribute')
+    os.setxattr(d, 'user.mreg.register', b'')
+    t.eq(sorted(os.listdir(m.path('models', 'mp'))),
+         ['1', '2', '3', '4', 'stages'], 'setxattr register: .d is 4')
+    t.ok(os.stat(m.path('models', 'mp', '4')).st_mode & 0o222 == 0,
+         'and sealed')
+    for path, want, what in (
+            (m.path('models', 'mp', '4'), errno.EINVAL, 'a version'),
+            (m.path('models', 'mp'), errno.EINVAL, 'a model')):
+        try:
+            os.setxattr(path, 'user.mreg.register', b'')
+            t.ok(False, 'register of %s is refused' % what)
+        except OSError as e:
+            t.eq(e.errno, want, 'register of %s is refused' % what)
+
+
 def test_read():
     r = mreg('ls', '--json')
     d = json.loads(r.stdout) if r.returncode == 0 else []
@@ -327,6 +366,7 @@ def main():
         ('stages', test_stages),
         ('history', test_history_is_the_daemons),
         ('audit', test_audit_and_store_only),
+        ('push numbers', test_push_numbers),
     ], cleanup=(users.close,
                 lambda: shutil.rmtree(src, ignore_errors=True)))
 
