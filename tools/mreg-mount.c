@@ -39,7 +39,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
-#include <sha2.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1551,95 +1550,39 @@ int mount_audit(struct mreg_mount *m, uint64_t since,
 	return audit_lines(m, audit_line, &a);
 }
 
-struct verify_scan {
-	void (*report)(void *arg, uint64_t seq, const char *msg);
-	void *arg;
-	uint64_t last, first_bad;
-	char prev[SHA256_DIGEST_STRING_LENGTH];
-	uint64_t head_seq;        /* the chain's head, read before the log */
-	char head[SHA256_DIGEST_STRING_LENGTH];
-	bool head_seen;
-};
-
-static void verify_bad(struct verify_scan *v, uint64_t seq, const char *fmt,
-		       ...) __attribute__((format(printf, 3, 4)));
-
-static void verify_bad(struct verify_scan *v, uint64_t seq, const char *fmt,
-		       ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!v->first_bad || seq < v->first_bad)
-		v->first_bad = seq ? seq : 1;
-	if (v->report)
-		v->report(v->arg, seq, msg);
-}
-
-/* As reg_audit_verify() on a store: each record's "prev" is the SHA-256
- * (hex) of the exact text of the one before, and the numbers run without a
- * gap. */
 static int verify_line(void *arg, char *line, size_t len)
 {
-	struct verify_scan *v = arg;
-	char num[32], prev[SHA256_DIGEST_STRING_LENGTH + 8];
-	uint64_t seq;
-
-	field(line, len, "seq", num, sizeof(num));
-	seq = strtoull(num, NULL, 10);
-	if (seq != v->last + 1)
-		verify_bad(v, v->last + 1, "record %llu is missing (the next "
-			   "is %llu)", (unsigned long long)(v->last + 1),
-			   (unsigned long long)seq);
-	if (json_get(line, len, "prev", prev, sizeof(prev)) < 0 ||
-	    strcmp(prev, v->prev))
-		verify_bad(v, v->last, "record %llu was changed (record %llu "
-			   "holds another hash of it)",
-			   (unsigned long long)v->last,
-			   (unsigned long long)seq);
-	SHA256Data((const uint8_t *)line, len, v->prev);
-	v->last = seq;
-	if (v->head_seq && seq == v->head_seq) {
-		v->head_seen = true;
-		if (strcmp(v->prev, v->head) != 0)
-			verify_bad(v, seq, "record %llu was changed (the head "
-				   "of the chain holds another hash of it)",
-				   (unsigned long long)seq);
-	}
+	reg_audit_check_record(arg, 0, line, len);
 	return 0;
 }
 
+/* core's check of the chain (reg_audit_check_*), fed the bytes a reader
+ * of the mount sees: the lines of .mreg/audit.log and its user.mreg.head
+ * ("SEQ SHA256HEX", read first: records added while we read come after
+ * it). */
 int mount_audit_verify(struct mreg_mount *m,
 		       void (*report)(void *arg, uint64_t seq,
 				      const char *msg),
 		       void *arg, uint64_t *ret_first_bad)
 {
-	struct verify_scan v = { .report = report, .arg = arg };
 	autofree char *p = xasprintf("%s/.mreg/audit.log", m->root);
-	char head[128];
+	struct reg_audit_check c;
+	char head[128], hash[65];
+	uint64_t seq;
 	ssize_t n;
 	int r;
 
-	/* the head first: records added while we read only come after it */
+	reg_audit_check_init(&c, report, arg);
 	n = getxattr(p, "user.mreg.head", head, sizeof(head) - 1);
 	if (n > 0) {
 		head[n] = '\0';
-		if (sscanf(head, "%" SCNu64 " %64s", &v.head_seq, v.head) != 2)
-			v.head_seq = 0;
+		if (sscanf(head, "%" SCNu64 " %64s", &seq, hash) == 2 && seq)
+			reg_audit_check_head(&c, seq, hash);
 	}
-	r = audit_lines(m, verify_line, &v);
+	r = audit_lines(m, verify_line, &c);
 	if (r < 0)
 		return r;
-	if (v.head_seq && !v.head_seen)
-		verify_bad(&v, v.head_seq, "record %llu is missing (the head "
-			   "of the chain names it)",
-			   (unsigned long long)v.head_seq);
-	if (ret_first_bad)
-		*ret_first_bad = v.first_bad;
-	return v.first_bad ? 1 : 0;
+	return reg_audit_check_end(&c, ret_first_bad);
 }
 
 int mount_metrics(struct mreg_mount *m, char **ret, size_t *ret_len)

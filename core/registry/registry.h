@@ -624,11 +624,49 @@ int reg_audit(struct reg_registry *reg, uint64_t since,
 	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
 	      void *arg);
 
-/* Checks the audit chain: every record's "prev" is the SHA-256 of the one
- * before, sequence numbers run without a gap, and the last record matches
- * the head kept beside the chain. Returns 0 when intact, 1 when not (report
- * gets each finding; *ret_first_bad the first bad record's number), or a
- * negative errno. */
+/* The audit chain's check, pure: fed the records (from the index, or the
+ * lines of .mreg/audit.log through a mount) and the head kept beside the
+ * chain, it finds what reg_audit_verify() reports. Every record's "prev"
+ * is the SHA-256 (hex) of the exact bytes of the one before, the numbers
+ * run without a gap, and the head names the last record's hash.
+ *
+ *	struct reg_audit_check c;
+ *	reg_audit_check_init(&c, report, arg);
+ *	reg_audit_check_head(&c, head_seq, head_hash);  (before or after)
+ *	for each record: reg_audit_check_record(&c, key_seq, json, len);
+ *	bad = reg_audit_check_end(&c, &first_bad);
+ */
+struct reg_audit_check {
+	void (*report)(void *arg, uint64_t seq, const char *msg);
+	void *arg;
+	uint64_t last, first_bad, n;
+	char prev[65];
+	bool head_known;          /* reg_audit_check_head() was called */
+	uint64_t head_seq;        /* 0: the head is the last record's */
+	char head[65];            /* "" when the chain has no head */
+	bool head_seen;
+};
+void reg_audit_check_init(struct reg_audit_check *c,
+			  void (*report)(void *arg, uint64_t seq,
+					 const char *msg),
+			  void *arg);
+/* The head kept beside the chain: the hash of record seq (0: of the last
+ * record, read in the same transaction as the records), or hash NULL when
+ * there is none (a chain with records then is damaged). */
+void reg_audit_check_head(struct reg_audit_check *c, uint64_t seq,
+			  const char *hash);
+/* One record, in order. key_seq is its number as the index keeps it (the
+ * record's "seq" must say the same), 0 when the record's text is all
+ * there is. */
+void reg_audit_check_record(struct reg_audit_check *c, uint64_t key_seq,
+			    const char *json, size_t len);
+/* 0 when the chain is intact, 1 when not (*ret_first_bad, may be NULL:
+ * the first bad record's number). */
+int reg_audit_check_end(struct reg_audit_check *c, uint64_t *ret_first_bad);
+
+/* Checks the audit chain of the index (reg_audit_check_*). Returns 0 when
+ * intact, 1 when not (report gets each finding; *ret_first_bad the first
+ * bad record's number), or a negative errno. */
 int reg_audit_verify(struct reg_registry *reg,
 		     void (*report)(void *arg, uint64_t seq, const char *msg),
 		     void *arg, uint64_t *ret_first_bad);

@@ -194,19 +194,11 @@ int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino, uint64_t *ret)
 	return 0;
 }
 
-struct verify_arg {
-	void (*report)(void *arg, uint64_t seq, const char *msg);
-	void *arg;
-	uint64_t last, first_bad, n;
-	char prev[SHA256_DIGEST_STRING_LENGTH];
-	int err;
-};
+static void check_bad(struct reg_audit_check *c, uint64_t seq,
+		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
-		       ...) __attribute__((format(printf, 3, 4)));
-
-static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
-		       ...)
+static void check_bad(struct reg_audit_check *c, uint64_t seq,
+		      const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -214,55 +206,113 @@ static void verify_bad(struct verify_arg *a, uint64_t seq, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (!a->first_bad || seq < a->first_bad)
-		a->first_bad = seq ? seq : 1;
-	if (a->report)
-		a->report(a->arg, seq, msg);
+	if (!c->first_bad || seq < c->first_bad)
+		c->first_bad = seq ? seq : 1;
+	if (c->report)
+		c->report(c->arg, seq, msg);
+}
+
+void reg_audit_check_init(struct reg_audit_check *c,
+			  void (*report)(void *arg, uint64_t seq,
+					 const char *msg),
+			  void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	c->report = report;
+	c->arg = arg;
+}
+
+void reg_audit_check_head(struct reg_audit_check *c, uint64_t seq,
+			  const char *hash)
+{
+	c->head_known = true;
+	c->head_seq = seq;
+	snprintf(c->head, sizeof(c->head), "%s", hash ? hash : "");
+}
+
+void reg_audit_check_record(struct reg_audit_check *c, uint64_t key_seq,
+			    const char *json, size_t len)
+{
+	char field[80], prev[80];
+	uint64_t seq;
+
+	c->n++;
+	if (json_get(json, len, "seq", field, sizeof(field)) < 0)
+		field[0] = '\0';
+	seq = key_seq ? key_seq : strtoull(field, NULL, 10);
+	if (seq != c->last + 1)
+		check_bad(c, c->last + 1, "record %llu is missing (the next "
+			  "is %llu)", (unsigned long long)(c->last + 1),
+			  (unsigned long long)seq);
+	if (key_seq && strtoull(field, NULL, 10) != key_seq)
+		check_bad(c, key_seq, "record %llu was changed or moved: it "
+			  "says seq %s", (unsigned long long)key_seq, field);
+	if (json_get(json, len, "prev", prev, sizeof(prev)) < 0 ||
+	    strcmp(prev, c->prev) != 0)
+		check_bad(c, c->last, "record %llu was changed (record %llu "
+			  "holds another hash of it)",
+			  (unsigned long long)c->last,
+			  (unsigned long long)seq);
+	SHA256Data((const uint8_t *)json, len, c->prev);
+	c->last = seq;
+	if (c->head_known && c->head_seq && seq == c->head_seq) {
+		c->head_seen = true;
+		if (strcmp(c->prev, c->head) != 0)
+			check_bad(c, seq, "record %llu was changed (the head "
+				  "of the chain holds another hash of it)",
+				  (unsigned long long)seq);
+	}
+}
+
+int reg_audit_check_end(struct reg_audit_check *c, uint64_t *ret_first_bad)
+{
+	if (c->head_known && !c->head[0] && c->n)
+		check_bad(c, c->last, "the head of the audit chain is "
+			  "missing");
+	else if (c->head_known && c->head[0] && !c->head_seq &&
+		 strcmp(c->head, c->prev) != 0)
+		check_bad(c, c->last, "the last record (%llu) was changed, "
+			  "or records after it were removed",
+			  (unsigned long long)c->last);
+	else if (c->head_known && c->head_seq && !c->head_seen)
+		check_bad(c, c->head_seq, "record %llu is missing (the head "
+			  "of the chain names it)",
+			  (unsigned long long)c->head_seq);
+	if (ret_first_bad)
+		*ret_first_bad = c->first_bad;
+	return c->first_bad ? 1 : 0;
 }
 
 static int verify_one(void *arg, const struct idx_val *k,
 		      const struct idx_val *v)
 {
-	struct verify_arg *a = arg;
-	uint64_t seq = k->len == 8 ? be64_get(k->data) : 0;
-	char field[80];
-
-	a->n++;
-	if (seq != a->last + 1)
-		verify_bad(a, a->last + 1, "record %llu is missing (the next "
-			   "is %llu)", (unsigned long long)(a->last + 1),
-			   (unsigned long long)seq);
-	if (json_get(v->data, v->len, "seq", field, sizeof(field)) < 0 ||
-	    strtoull(field, NULL, 10) != seq)
-		verify_bad(a, seq, "record %llu was changed or moved: it says "
-			   "seq %s", (unsigned long long)seq, field);
-	if (json_get(v->data, v->len, "prev", field, sizeof(field)) < 0 ||
-	    strcmp(field, a->prev) != 0)
-		verify_bad(a, a->last, "record %llu was changed (record %llu "
-			   "holds another hash of it)",
-			   (unsigned long long)a->last,
-			   (unsigned long long)seq);
-	SHA256Data(v->data, v->len, a->prev);
-	a->last = seq;
+	/* a key that is not 8 bytes is record 0: found missing */
+	reg_audit_check_record(arg, k->len == 8 ? be64_get(k->data) : 0,
+			       v->data, v->len);
 	return 0;
 }
 
 static int verify_txn(struct idx_txn *t, void *arg)
 {
-	struct verify_arg *a = arg;
+	struct reg_audit_check *c = arg;
 	struct idx_val head;
+	char hash[65];
 	int r;
 
-	idx_scan(t, IDX_AUDIT, NULL, 0, NULL, 0, verify_one, a);
+	reg_audit_check_init(c, c->report, c->arg); /* may run again */
+	idx_scan(t, IDX_AUDIT, NULL, 0, NULL, 0, verify_one, c);
 	r = idx_get(t, IDX_META, META_AUDIT_HEAD, strlen(META_AUDIT_HEAD),
 		    &head);
-	if (r == 0 && (head.len != strlen(a->prev) ||
-		       memcmp(head.data, a->prev, head.len) != 0))
-		verify_bad(a, a->last, "the last record (%llu) was changed, "
-			   "or records after it were removed",
-			   (unsigned long long)a->last);
-	else if (r == -ENOENT && a->n)
-		verify_bad(a, a->last, "the head of the audit chain is missing");
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0) {
+		snprintf(hash, sizeof(hash), "%.*s",
+			 (int)(head.len < 64 ? head.len : 64),
+			 (const char *)head.data);
+		if (head.len != 64)
+			hash[0] = head.len ? '?' : '\0';
+	}
+	reg_audit_check_head(c, 0, r == 0 ? hash : NULL);
 	return 0;
 }
 
@@ -270,17 +320,16 @@ int reg_audit_verify(struct reg_registry *reg,
 		     void (*report)(void *arg, uint64_t seq, const char *msg),
 		     void *arg, uint64_t *ret_first_bad)
 {
-	struct verify_arg a = { .report = report, .arg = arg };
+	struct reg_audit_check c;
 	int r;
 
 	if (!reg)
 		return -EINVAL;
-	r = idx_read(reg->ix, verify_txn, &a);
+	reg_audit_check_init(&c, report, arg);
+	r = idx_read(reg->ix, verify_txn, &c);
 	if (r < 0)
 		return r;
-	if (ret_first_bad)
-		*ret_first_bad = a.first_bad;
-	return a.first_bad ? 1 : 0;
+	return reg_audit_check_end(&c, ret_first_bad);
 }
 
 struct refusal_arg {
