@@ -792,11 +792,12 @@ int reg_history(struct reg_registry *reg, const char *model, const char *stage,
 int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
 			 struct strbuf *sb)
 {
+	static const char *const key[4] = { "stage", "from", "to", "action" };
 	struct stage_hist sh;
 	struct inode_rec m;
 	char when[32], user[256];
 	size_t i;
-	int r;
+	int r, k;
 
 	if ((r = reg_inode_get_txn(t, model_ino, &m)) < 0)
 		return r;
@@ -814,14 +815,11 @@ int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
 			    "\"user\":", (unsigned long long)h->seq, when,
 			    (unsigned)h->uid);
 		json_quotes(sb, util_uid_name(h->uid, user, sizeof(user)));
-		strbuf_adds(sb, ",\"stage\":");
-		json_quotes(sb, h->stage);
-		strbuf_adds(sb, ",\"from\":");
-		json_quotes(sb, h->from);
-		strbuf_adds(sb, ",\"to\":");
-		json_quotes(sb, h->to);
-		strbuf_adds(sb, ",\"action\":");
-		json_quotes(sb, h->action);
+		for (k = 0; k < 4; k++) {
+			strbuf_addf(sb, ",\"%s\":", key[k]);
+			json_quotes(sb, k == 0 ? h->stage : k == 1 ? h->from :
+					k == 2 ? h->to : h->action);
+		}
 		strbuf_adds(sb, "}\n");
 	}
 	stage_hist_release(&sh);
