@@ -195,7 +195,8 @@ int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino, uint64_t *ret)
 }
 
 static void check_bad(struct reg_audit_check *c, uint64_t seq,
-		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+		      const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void check_bad(struct reg_audit_check *c, uint64_t seq,
 		      const char *fmt, ...)
@@ -713,7 +714,8 @@ int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		return -EPERM;
 	if (c == META_FROZEN && (rec->flags & INODE_SEALED))
 		return -EROFS;
-	if (val && strncmp(key, "metric.", 7) == 0 && !util_decimal(val, len, NULL))
+	if (val && strncmp(key, "metric.", 7) == 0 &&
+	    !util_decimal(val, len, NULL))
 		return -EINVAL;
 	if (val && len > 65536)
 		return -E2BIG;
@@ -1045,7 +1047,8 @@ int reg_setxattr(struct reg_registry *reg, const struct reg_caller *who,
 	if (strcmp(a.key, "rollback") == 0)
 		return rollback_control(reg, who, ino, value, size);
 	if (strcmp(a.key, "register") == 0)
-		return size ? -EINVAL : reg_version_register(reg, who, ino, NULL);
+		return size ? -EINVAL :
+		       reg_version_register(reg, who, ino, NULL);
 	r = reg_change(reg, setxattr_txn, &a);
 	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
 		.op = "meta.set", .key = a.key });
