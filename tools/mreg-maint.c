@@ -17,7 +17,7 @@ struct srow {
 
 struct slist {
 	struct srow *s;
-	size_t n;
+	size_t n, cap;
 };
 
 static int stats_fn(void *arg, const struct reg_stats *s)
@@ -25,8 +25,7 @@ static int stats_fn(void *arg, const struct reg_stats *s)
 	struct slist *l = arg;
 	struct srow *d;
 
-	l->s = reallocarray(l->s, l->n + 1, sizeof(*l->s));
-	if (!l->s)
+	if (ARRAY_GROW(l->s, l->cap, l->n) < 0)
 		abort();
 	d = &l->s[l->n++];
 	d->model = s->model ? strdup(s->model) : NULL;
@@ -266,7 +265,7 @@ static int stats_from_metrics(struct cli *c, struct slist *l,
 
 int cmd_stats(struct cli *c)
 {
-	struct slist l = { NULL, 0 };
+	struct slist l = { 0 };
 	struct reg_store_stats ss;
 	size_t i;
 	int r;

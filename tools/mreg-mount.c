@@ -115,7 +115,7 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n)
 {
 	struct dirent *de;
 	char **v = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	DIR *d;
 
 	d = opendir(dir);
@@ -124,8 +124,7 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n)
 	while ((errno = 0, de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		v = reallocarray(v, n + 1, sizeof(*v));
-		if (!v)
+		if (ARRAY_GROW(v, cap, n) < 0)
 			abort();
 		v[n] = strdup(de->d_name);
 		if (!v[n++])

@@ -27,6 +27,7 @@ struct pol_list {
 	size_t n;
 	char **diffs;
 	size_t ndiffs;
+	size_t cap, dcap;
 };
 
 static char *xstrdup(const char *s)
@@ -44,8 +45,7 @@ static int collect(void *arg, const char *stage, const char *key,
 	struct pol_list *l = arg;
 	struct pol_ent *e;
 
-	l->v = reallocarray(l->v, l->n + 1, sizeof(*l->v));
-	if (!l->v)
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
 		abort();
 	e = &l->v[l->n++];
 	e->stage = xstrdup(stage);
@@ -58,8 +58,7 @@ static void collect_diff(void *arg, const char *msg)
 {
 	struct pol_list *l = arg;
 
-	l->diffs = reallocarray(l->diffs, l->ndiffs + 1, sizeof(*l->diffs));
-	if (!l->diffs)
+	if (ARRAY_GROW(l->diffs, l->dcap, l->ndiffs) < 0)
 		abort();
 	l->diffs[l->ndiffs++] = xstrdup(msg);
 }

@@ -67,15 +67,14 @@ void vinfo_release(struct vinfo *v)
 
 struct vlist {
 	struct vinfo *v;
-	size_t n;
+	size_t n, cap;
 };
 
 static int vlist_fn(void *arg, const struct reg_version_info *v)
 {
 	struct vlist *l = arg;
 
-	l->v = reallocarray(l->v, l->n + 1, sizeof(*l->v));
-	if (!l->v)
+	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
 		abort();
 	vinfo_copy(&l->v[l->n++], v);
 	return 0;
@@ -95,7 +94,7 @@ static void vlist_release(struct vlist *l)
 int vinfo_get(struct cli *c, const char *model, const char *version,
 	      struct vinfo *ret)
 {
-	struct vlist l = { NULL, 0 };
+	struct vlist l = { 0 };
 	int r;
 
 	r = be_version_info(c, model, version, vlist_fn, &l);
@@ -182,7 +181,7 @@ int ref_model_or_version(struct cli *c, struct ref *r, const char *arg,
 
 int ref_follow_stage(struct cli *c, struct ref *r)
 {
-	struct vlist vl = { NULL, 0 };
+	struct vlist vl = { 0 };
 	char stage[REG_FNAME_MAX + 1], a[1024], b[1024];
 	const char *p, *slash;
 	size_t i, k;
@@ -228,15 +227,14 @@ struct mlist {
 		int64_t created;
 		uid_t creator;
 	} *m;
-	size_t n;
+	size_t n, cap;
 };
 
 static int mlist_fn(void *arg, const struct reg_model_info *m)
 {
 	struct mlist *l = arg;
 
-	l->m = reallocarray(l->m, l->n + 1, sizeof(*l->m));
-	if (!l->m)
+	if (ARRAY_GROW(l->m, l->cap, l->n) < 0)
 		abort();
 	l->m[l->n].name = xstrdup(m->name);
 	l->m[l->n].nversions = m->nversions;
@@ -248,7 +246,7 @@ static int mlist_fn(void *arg, const struct reg_model_info *m)
 
 static int ls_models(struct cli *c)
 {
-	struct mlist ml = { NULL, 0 };
+	struct mlist ml = { 0 };
 	struct table t;
 	struct json j;
 	size_t i, k, s;
@@ -267,7 +265,7 @@ static int ls_models(struct cli *c)
 		table_row(&t, "MODEL", "VERSIONS", "STAGES", "CREATED");
 	}
 	for (i = 0; i < ml.n; i++) {
-		struct vlist vl = { NULL, 0 };
+		struct vlist vl = { 0 };
 		char n[32], tm[64], u[256], a[1024];
 
 		/* The stages come with the versions they point at. */
@@ -341,7 +339,7 @@ out:
 
 static int ls_versions(struct cli *c, const char *model)
 {
-	struct vlist vl = { NULL, 0 };
+	struct vlist vl = { 0 };
 	struct table t;
 	struct json j;
 	size_t i;
@@ -392,7 +390,7 @@ struct flist {
 		uint64_t size;
 		struct mreg_id digest;
 	} *f;
-	size_t n;
+	size_t n, cap;
 };
 
 static int flist_fn(void *arg, const struct reg_file_info *fi)
@@ -400,8 +398,7 @@ static int flist_fn(void *arg, const struct reg_file_info *fi)
 	struct flist *l = arg;
 	struct finfo *f;
 
-	l->f = reallocarray(l->f, l->n + 1, sizeof(*l->f));
-	if (!l->f)
+	if (ARRAY_GROW(l->f, l->cap, l->n) < 0)
 		abort();
 	f = &l->f[l->n++];
 	memset(f, 0, sizeof(*f));
@@ -439,7 +436,7 @@ static const char *kind_name(enum reg_kind k)
 
 static int ls_files(struct cli *c, const char *model, const char *version)
 {
-	struct flist fl = { NULL, 0 };
+	struct flist fl = { 0 };
 	struct table t;
 	struct json j;
 	size_t i;
@@ -685,7 +682,7 @@ static int show_version(struct cli *c, const char *model, const char *version)
 
 static int show_model(struct cli *c, const char *model)
 {
-	struct vlist vl = { NULL, 0 };
+	struct vlist vl = { 0 };
 	struct meta_ent *e = NULL;
 	struct table t;
 	struct json j;
@@ -886,7 +883,7 @@ struct hlist {
 		uid_t uid;
 		char *stage, *from, *to, *action;
 	} *h;
-	size_t n;
+	size_t n, cap;
 };
 
 static int hlist_fn(void *arg, const struct reg_history *h)
@@ -894,8 +891,7 @@ static int hlist_fn(void *arg, const struct reg_history *h)
 	struct hlist *l = arg;
 	struct hent *e;
 
-	l->h = reallocarray(l->h, l->n + 1, sizeof(*l->h));
-	if (!l->h)
+	if (ARRAY_GROW(l->h, l->cap, l->n) < 0)
 		abort();
 	e = &l->h[l->n++];
 	e->seq = h->seq;
@@ -912,7 +908,7 @@ int cmd_history(struct cli *c)
 {
 	const char *model = c->args[0];
 	const char *stage = c->nargs > 1 ? c->args[1] : NULL;
-	struct hlist l = { NULL, 0 };
+	struct hlist l = { 0 };
 	struct table t;
 	struct json j;
 	size_t i;
@@ -987,7 +983,7 @@ out:
 
 int cmd_search(struct cli *c)
 {
-	struct vlist vl = { NULL, 0 };
+	struct vlist vl = { 0 };
 	char err[512], a[1024];
 	char *q = NULL;
 	size_t len = 0, i;
@@ -1071,15 +1067,171 @@ static void diff_entry_json(struct json *j, const struct finfo *f)
 	json_obj_end(j);
 }
 
+/* Two versions' files compared: both lists (sorted by path), and what
+ * was added (entries of b), removed (of a) and changed (pairs). */
+struct diff {
+	struct flist a, b;
+	const struct finfo **added, **removed, *(*changed)[2];
+	size_t nadd, ndel, nchg, nsame;
+};
+
+static void diff_release(struct diff *d)
+{
+	flist_release(&d->a);
+	flist_release(&d->b);
+	free(d->added);
+	free(d->removed);
+	free(d->changed);
+}
+
+/* Reads both versions' files, sorted: 0, or the CLI's exit status. */
+static int diff_load(struct cli *c, const char *am, const char *av,
+		     const char *bm, const char *bv, struct diff *d)
+{
+	int r;
+
+	r = be_files(c, am, av, flist_fn, &d->a);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = am, .version = av));
+	r = be_files(c, bm, bv, flist_fn, &d->b);
+	if (r < 0)
+		return fail_errno(c, r, SUBJ(.model = bm, .version = bv));
+	if (d->a.n)  /* an empty version's list is NULL: not for qsort */
+		qsort(d->a.f, d->a.n, sizeof(*d->a.f), finfo_cmp);
+	if (d->b.n)
+		qsort(d->b.f, d->b.n, sizeof(*d->b.f), finfo_cmp);
+	return 0;
+}
+
+/* One merge of the two sorted lists into added, removed and changed. */
+static int diff_merge(struct diff *d)
+{
+	const struct flist *a = &d->a, *b = &d->b;
+	size_t i = 0, k = 0;
+
+	d->added = calloc(b->n + 1, sizeof(*d->added));
+	d->removed = calloc(a->n + 1, sizeof(*d->removed));
+	d->changed = calloc((a->n < b->n ? a->n : b->n) + 1,
+			    sizeof(*d->changed));
+	if (!d->added || !d->removed || !d->changed)
+		return -ENOMEM;
+	while (i < a->n || k < b->n) {
+		int cmp = i == a->n ? 1 : k == b->n ? -1 :
+			  strcmp(a->f[i].path, b->f[k].path);
+
+		if (cmp < 0) {
+			d->removed[d->ndel++] = &a->f[i++];
+		} else if (cmp > 0) {
+			d->added[d->nadd++] = &b->f[k++];
+		} else {
+			if (same_entry(&a->f[i], &b->f[k])) {
+				d->nsame++;
+			} else {
+				d->changed[d->nchg][0] = &a->f[i];
+				d->changed[d->nchg++][1] = &b->f[k];
+			}
+			i++, k++;
+		}
+	}
+	return 0;
+}
+
+/* shared: the bytes of the chunks both versions reference (a file with a
+ * few bytes inserted still shares nearly all of itself), or NULL when
+ * not known (through a mount the chunks are not visible). */
+static void diff_print_text(const struct diff *d, const uint64_t *shared)
+{
+	char p[4096], s1[32], s2[32];
+	size_t i;
+
+	for (i = 0; i < d->nadd; i++)
+		printf("+ %s (%s)\n", human_str(d->added[i]->path, p, sizeof(p)),
+		       human_size(d->added[i]->size, s1, sizeof(s1)));
+	for (i = 0; i < d->ndel; i++)
+		printf("- %s (%s)\n",
+		       human_str(d->removed[i]->path, p, sizeof(p)),
+		       human_size(d->removed[i]->size, s1, sizeof(s1)));
+	for (i = 0; i < d->nchg; i++)
+		printf("~ %s (%s -> %s)\n",
+		       human_str(d->changed[i][0]->path, p, sizeof(p)),
+		       human_size(d->changed[i][0]->size, s1, sizeof(s1)),
+		       human_size(d->changed[i][1]->size, s2, sizeof(s2)));
+	printf("%llu added, %llu removed, %llu changed, %llu unchanged; %s%s\n",
+	       (unsigned long long)d->nadd, (unsigned long long)d->ndel,
+	       (unsigned long long)d->nchg, (unsigned long long)d->nsame,
+	       shared ? human_size(*shared, s1, sizeof(s1)) :
+	       "shared bytes unknown (through a mount)",
+	       shared ? " shared" : "");
+}
+
+static void diff_changed_json(struct json *j, const struct finfo *x,
+			      const struct finfo *y)
+{
+	char h1[33], h2[33];
+
+	json_obj_begin(j);
+	json_key(j, "path");
+	json_str(j, x->path);
+	json_key(j, "kind_a");
+	json_str(j, kind_name(x->kind));
+	json_key(j, "kind_b");
+	json_str(j, kind_name(y->kind));
+	json_key(j, "size_a");
+	json_u64(j, x->size);
+	json_key(j, "size_b");
+	json_u64(j, y->size);
+	json_key(j, "digest_a");
+	json_str(j, x->kind == REG_FILE ? chunkid_hex(&x->digest, h1) : NULL);
+	json_key(j, "digest_b");
+	json_str(j, y->kind == REG_FILE ? chunkid_hex(&y->digest, h2) : NULL);
+	json_obj_end(j);
+}
+
+static void diff_print_json(const struct diff *d, const char *na,
+			    const char *nb, const uint64_t *shared)
+{
+	struct json j;
+	size_t i;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "a");
+	json_str(&j, na);
+	json_key(&j, "b");
+	json_str(&j, nb);
+	json_key(&j, "added");
+	json_arr_begin(&j);
+	for (i = 0; i < d->nadd; i++)
+		diff_entry_json(&j, d->added[i]);
+	json_arr_end(&j);
+	json_key(&j, "removed");
+	json_arr_begin(&j);
+	for (i = 0; i < d->ndel; i++)
+		diff_entry_json(&j, d->removed[i]);
+	json_arr_end(&j);
+	json_key(&j, "changed");
+	json_arr_begin(&j);
+	for (i = 0; i < d->nchg; i++)
+		diff_changed_json(&j, d->changed[i][0], d->changed[i][1]);
+	json_arr_end(&j);
+	json_key(&j, "unchanged");
+	json_u64(&j, d->nsame);
+	json_key(&j, "shared_bytes");
+	if (shared)
+		json_u64(&j, *shared);
+	else
+		json_null(&j);
+	json_obj_end(&j);
+	json_finish(&j);
+}
+
 int cmd_diff(struct cli *c)
 {
-	struct flist fa = { NULL, 0 }, fb = { NULL, 0 };
+	struct diff d = { 0 };
 	struct ref ra, rb;
 	const char *bm, *bv;
-	uint64_t shared = 0, nsame = 0, nadd = 0, ndel = 0, nchg = 0;
-	char na[1024], nb[1024], p[4096], s1[32], s2[32];
-	size_t i, k, pass;
-	struct json j;
+	uint64_t shared = 0;
+	char na[1024], nb[1024];
 	int r;
 
 	ref_parse(&ra, c->args[0]);
@@ -1099,141 +1251,28 @@ int cmd_diff(struct cli *c)
 	r = check_names(c, ra.model, ra.version, NULL);
 	if (!r)
 		r = check_names(c, bm, bv, NULL);
+	if (!r)
+		r = diff_load(c, ra.model, ra.version, bm, bv, &d);
 	if (r)
 		goto out;
-	r = be_files(c, ra.model, ra.version, flist_fn, &fa);
-	if (r < 0) {
-		r = fail_errno(c, r, SUBJ(.model = ra.model,
-					  .version = ra.version));
-		goto out;
-	}
-	r = be_files(c, bm, bv, flist_fn, &fb);
-	if (r < 0) {
+	if ((r = diff_merge(&d)) < 0) {
 		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
 		goto out;
 	}
-	if (fa.n)  /* an empty version's list is NULL: not for qsort */
-		qsort(fa.f, fa.n, sizeof(*fa.f), finfo_cmp);
-	if (fb.n)
-		qsort(fb.f, fb.n, sizeof(*fb.f), finfo_cmp);
-	snprintf(na, sizeof(na), "%s/%s", ra.model, ra.version);
-	snprintf(nb, sizeof(nb), "%s/%s", bm, bv);
-	if (c->json) {
-		json_init(&j, stdout);
-		json_obj_begin(&j);
-		json_key(&j, "a");
-		json_str(&j, na);
-		json_key(&j, "b");
-		json_str(&j, nb);
-	}
-	/* Merge of the two sorted lists, once per section so that JSON gets
-	 * its arrays: 0 added, 1 removed, 2 changed (and the counts). */
-	for (pass = 0; pass < 3; pass++) {
-		if (c->json) {
-			json_key(&j, pass == 0 ? "added" : pass == 1 ?
-				 "removed" : "changed");
-			json_arr_begin(&j);
-		}
-		for (i = 0, k = 0; i < fa.n || k < fb.n;) {
-			int cmp = i == fa.n ? 1 : k == fb.n ? -1 :
-				  strcmp(fa.f[i].path, fb.f[k].path);
-			const struct finfo *x = cmp <= 0 ? &fa.f[i] : NULL;
-			const struct finfo *y = cmp >= 0 ? &fb.f[k] : NULL;
-
-			if (cmp <= 0)
-				i++;
-			if (cmp >= 0)
-				k++;
-			if (x && y && same_entry(x, y)) {
-				if (pass == 0)
-					nsame++;
-				continue;
-			}
-			if (pass == 0 && !x) {
-				nadd++;
-				if (c->json)
-					diff_entry_json(&j, y);
-				else
-					printf("+ %s (%s)\n",
-					       human_str(y->path, p, sizeof(p)),
-					       human_size(y->size, s1,
-							  sizeof(s1)));
-			} else if (pass == 1 && !y) {
-				ndel++;
-				if (c->json)
-					diff_entry_json(&j, x);
-				else
-					printf("- %s (%s)\n",
-					       human_str(x->path, p, sizeof(p)),
-					       human_size(x->size, s1,
-							  sizeof(s1)));
-			} else if (pass == 2 && x && y) {
-				char h1[33], h2[33];
-
-				nchg++;
-				if (!c->json) {
-					printf("~ %s (%s -> %s)\n",
-					       human_str(x->path, p, sizeof(p)),
-					       human_size(x->size, s1,
-							  sizeof(s1)),
-					       human_size(y->size, s2,
-							  sizeof(s2)));
-					continue;
-				}
-				json_obj_begin(&j);
-				json_key(&j, "path");
-				json_str(&j, x->path);
-				json_key(&j, "kind_a");
-				json_str(&j, kind_name(x->kind));
-				json_key(&j, "kind_b");
-				json_str(&j, kind_name(y->kind));
-				json_key(&j, "size_a");
-				json_u64(&j, x->size);
-				json_key(&j, "size_b");
-				json_u64(&j, y->size);
-				json_key(&j, "digest_a");
-				json_str(&j, x->kind == REG_FILE ?
-					 chunkid_hex(&x->digest, h1) : NULL);
-				json_key(&j, "digest_b");
-				json_str(&j, y->kind == REG_FILE ?
-					 chunkid_hex(&y->digest, h2) : NULL);
-				json_obj_end(&j);
-			}
-		}
-		if (c->json)
-			json_arr_end(&j);
-	}
-	/* Shared bytes: of the chunks both versions reference, so a file
-	 * with a few bytes inserted still shares nearly all of itself. */
-	/* Through a mount the chunks are not visible: no shared bytes. */
 	r = be_shared_bytes(c, ra.model, ra.version, bm, bv, &shared);
 	if (r < 0 && r != -ENOTSUP) {
 		r = fail_errno(c, r, SUBJ(.model = bm, .version = bv));
 		goto out;
 	}
-	if (c->json) {
-		json_key(&j, "unchanged");
-		json_u64(&j, nsame);
-		json_key(&j, "shared_bytes");
-		if (r == -ENOTSUP)
-			json_null(&j);
-		else
-			json_u64(&j, shared);
-		json_obj_end(&j);
-		json_finish(&j);
-	} else {
-		printf("%llu added, %llu removed, %llu changed, %llu "
-		       "unchanged; %s%s\n", (unsigned long long)nadd,
-		       (unsigned long long)ndel, (unsigned long long)nchg,
-		       (unsigned long long)nsame, r == -ENOTSUP ?
-		       "shared bytes unknown (through a mount)" :
-		       human_size(shared, s1, sizeof(s1)),
-		       r == -ENOTSUP ? "" : " shared");
-	}
+	snprintf(na, sizeof(na), "%s/%s", ra.model, ra.version);
+	snprintf(nb, sizeof(nb), "%s/%s", bm, bv);
+	if (c->json)
+		diff_print_json(&d, na, nb, r == -ENOTSUP ? NULL : &shared);
+	else
+		diff_print_text(&d, r == -ENOTSUP ? NULL : &shared);
 	r = EXIT_OK;
 out:
-	flist_release(&fa);
-	flist_release(&fb);
+	diff_release(&d);
 	ref_release(&ra);
 	ref_release(&rb);
 	return r;

@@ -80,7 +80,7 @@ int cmd_init(struct cli *c)
 struct kvlist {
 	struct reg_kv *kv;
 	char **owned;
-	size_t n;
+	size_t n, cap, ocap;
 };
 
 static void kvlist_release(struct kvlist *l)
@@ -95,9 +95,8 @@ static void kvlist_release(struct kvlist *l)
 
 static void kvlist_add(struct kvlist *l, char *key, const char *value)
 {
-	l->kv = reallocarray(l->kv, l->n + 1, sizeof(*l->kv));
-	l->owned = reallocarray(l->owned, l->n + 1, sizeof(*l->owned));
-	if (!l->kv || !l->owned)
+	if (ARRAY_GROW(l->kv, l->cap, l->n) < 0 ||
+	    ARRAY_GROW(l->owned, l->ocap, l->n) < 0)
 		abort();
 	l->kv[l->n].key = key;
 	l->kv[l->n].value = value;
@@ -158,7 +157,7 @@ int cmd_push(struct cli *c)
 	const char *model = c->args[0];
 	const char *version = opt_get(c, OPT_VERSION);
 	char made[REG_NAME_MAX + 1], a[1024], why[1024];
-	struct kvlist meta = { NULL, NULL, 0 };
+	struct kvlist meta = { 0 };
 	struct progress prog;
 	struct stat st;
 	const char *rs;
@@ -447,6 +446,7 @@ struct meta_list {
 	struct meta_ent *e;
 	size_t n;
 	bool all;               /* facts too */
+	size_t cap;
 };
 
 static int meta_fn(void *arg, const char *key, const char *value,
@@ -457,8 +457,7 @@ static int meta_fn(void *arg, const char *key, const char *value,
 
 	if (!l->all && !writable_key(key))
 		return 0;
-	l->e = reallocarray(l->e, l->n + 1, sizeof(*l->e));
-	if (!l->e)
+	if (ARRAY_GROW(l->e, l->cap, l->n) < 0)
 		abort();
 	e = &l->e[l->n++];
 	e->key = strdup(key);
@@ -487,7 +486,7 @@ static void meta_list_release(struct meta_list *l)
 int meta_collect(struct cli *c, const char *model, const char *version,
 		 bool all, struct meta_ent **ret, size_t *ret_n)
 {
-	struct meta_list l = { NULL, 0, all };
+	struct meta_list l = { .all = all };
 	int r;
 
 	r = be_meta_list(c, model, version, meta_fn, &l);
@@ -502,7 +501,7 @@ int meta_collect(struct cli *c, const char *model, const char *version,
 
 void meta_free(struct meta_ent *e, size_t n)
 {
-	struct meta_list l = { e, n, false };
+	struct meta_list l = { .e = e, .n = n };
 
 	meta_list_release(&l);
 }

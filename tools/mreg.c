@@ -702,8 +702,7 @@ static void add_opt(struct cli *c, int id, const char *val)
 	case OPT_VERBOSE: c->verbose++; return;
 	default: break;
 	}
-	c->opts = reallocarray(c->opts, c->nopts + 1, sizeof(*c->opts));
-	if (!c->opts)
+	if (ARRAY_GROW(c->opts, c->opts_cap, c->nopts) < 0)
 		abort();
 	c->opts[c->nopts].id = id;
 	c->opts[c->nopts].val = val;

@@ -75,7 +75,7 @@ struct cli {
 	const char *config_opt; /* -c */
 
 	struct optval *opts;
-	size_t nopts;
+	size_t nopts, opts_cap;
 	char **args;
 	size_t nargs;
 
