@@ -49,13 +49,16 @@
 #define TICK_SECONDS 2
 #define IDLE_THREADS 16  /* FUSE workers kept waiting for requests */
 
+/* The command line, read with fuse_opt_parse() (as libfuse's
+ * passthrough_ll.c reads its own): the int fields are fuse_opt's. */
 struct options {
-	char *config;        /* -c, -o config= */
+	char *config;        /* -c, --config, -o config= */
 	char *store;         /* --store, -o store=, or the first argument */
 	char *mountpoint;
-	bool foreground, debug, single_thread;
-	bool allow_other;
+	int foreground, debug, single_thread, allow_other, help, version;
 	char *fuse_opts;     /* other -o options, comma separated, or NULL */
+	const char *pos[2];  /* the arguments that are not options */
+	int npos, err;
 };
 
 /* The thread that calls reg_tick() (and gives freed memory back) and
@@ -129,6 +132,49 @@ static bool ignored_opt(const char *o)
 	return false;
 }
 
+enum { KEY_POSITIONAL_OR_OTHER = -1, KEY_CONFIG, KEY_STORE };
+
+#define OPT(t, field, v) { t, offsetof(struct options, field), v }
+static const struct fuse_opt option_spec[] = {
+	/* a value given twice: the last one wins (mregfs_opt keeps one) */
+	FUSE_OPT_KEY("-c ", KEY_CONFIG),
+	FUSE_OPT_KEY("--config ", KEY_CONFIG),
+	FUSE_OPT_KEY("--config=", KEY_CONFIG),
+	FUSE_OPT_KEY("config=", KEY_CONFIG),     /* -o config=FILE */
+	FUSE_OPT_KEY("--store ", KEY_STORE),
+	FUSE_OPT_KEY("--store=", KEY_STORE),
+	FUSE_OPT_KEY("store=", KEY_STORE),       /* -o store=DIR */
+	OPT("-f", foreground, 1),
+	OPT("-d", debug, 1),
+	OPT("--debug", debug, 1),
+	OPT("-s", single_thread, 1),
+	OPT("allow_other", allow_other, 1),
+	OPT("-h", help, 1),
+	OPT("--help", help, 1),
+	OPT("-V", version, 1),
+	OPT("--version", version, 1),
+	FUSE_OPT_END
+};
+
+/* The value of "-c FILE", "--store=DIR", "config=FILE", ...: fuse_opt
+ * hands the callback the option's text with its value after it ("-c"
+ * "FILE" as "-cFILE", "--store" "DIR" as "--storeDIR"). */
+static const char *opt_value(const char *arg)
+{
+	static const char *const names[] = {
+		"--config=", "--config", "--store=", "--store", "-c",
+		"config=", "store=",
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		n = strlen(names[i]);
+		if (!strncmp(arg, names[i], n))
+			return arg + n;
+	}
+	return arg;
+}
+
 static int set_str(char **dst, const char *val)
 {
 	free(*dst);
@@ -136,29 +182,42 @@ static int set_str(char **dst, const char *val)
 	return *dst ? 0 : -ENOMEM;
 }
 
-/* Splits one -o argument: our keys are taken, mount(8)-only words dropped,
- * the rest left for libfuse (which refuses what it does not know). */
-static int parse_o(struct options *o, const char *arg)
+/* fuse_opt_parse()'s callback for what option_spec does not set: values
+ * of ours, arguments, and -o options for libfuse (mount(8)-only words
+ * dropped; libfuse refuses what it does not know). Returns 0 (taken) or
+ * -1 (stop: o->err, or an unknown option said on stderr). */
+static int mregfs_opt(void *data, const char *arg, int key,
+		      struct fuse_args *outargs)
 {
-	char *copy, *save = NULL, *tok;
-	int r = 0;
+	struct options *o = data;
 
-	copy = strdup(arg);
-	if (!copy)
-		return -ENOMEM;
-	for (tok = strtok_r(copy, ",", &save); tok && !r;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(tok, "config=", 7))
-			r = set_str(&o->config, tok + 7);
-		else if (!strncmp(tok, "store=", 6))
-			r = set_str(&o->store, tok + 6);
-		else if (!strcmp(tok, "allow_other"))
-			o->allow_other = true;
-		else if (!ignored_opt(tok))
-			r = append_opt(&o->fuse_opts, tok);
+	(void)outargs;
+	switch (key) {
+	case KEY_CONFIG:
+		o->err = set_str(&o->config, opt_value(arg));
+		return o->err ? -1 : 0;
+	case KEY_STORE:
+		o->err = set_str(&o->store, opt_value(arg));
+		return o->err ? -1 : 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (o->npos == 2) {
+			fprintf(stderr, "mregfs: too many arguments\n");
+			return -1;
+		}
+		o->pos[o->npos++] = arg;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-') {
+			fprintf(stderr, "mregfs: unknown option '%s'\n", arg);
+			return -1;
+		}
+		if (ignored_opt(arg))
+			return 0;
+		o->err = append_opt(&o->fuse_opts, arg);
+		return o->err ? -1 : 0;
+	default:
+		return -1;
 	}
-	free(copy);
-	return r;
 }
 
 static void options_release(struct options *o)
@@ -296,64 +355,31 @@ static bool dev_fd(const char *s)
  * what is wrong. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	const char *pos[2];
-	int npos = 0, i, r = 0;
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	const char **pos = o->pos;
+	int npos, r;
 
-	for (i = 1; i < argc && !r; i++) {
-		const char *a = argv[i];
-		const char *val = NULL;
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 1;
-		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			printf("mregfs %s (libfuse %s)\n", MREG_VERSION,
-			       fuse_pkgversion());
-			return 1;
-		} else if (!strcmp(a, "-f")) {
-			o->foreground = true;
-		} else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
-			o->debug = o->foreground = true;
-		} else if (!strcmp(a, "-s")) {
-			o->single_thread = true;
-		} else if (!strcmp(a, "-c") || !strcmp(a, "--config") ||
-			   !strcmp(a, "--store") || !strcmp(a, "-o")) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "mregfs: option '%s' needs "
-					"a value\n", a);
-				return -1;
-			}
-			val = argv[++i];
-			if (a[1] == 'o')
-				r = parse_o(o, val);
-			else if (!strcmp(a, "--store"))
-				r = set_str(&o->store, val);
-			else
-				r = set_str(&o->config, val);
-		} else if (!strncmp(a, "-o", 2)) {
-			r = parse_o(o, a + 2);
-		} else if (!strncmp(a, "-c", 2)) {
-			r = set_str(&o->config, a + 2);
-		} else if (!strncmp(a, "--config=", 9)) {
-			r = set_str(&o->config, a + 9);
-		} else if (!strncmp(a, "--store=", 8)) {
-			r = set_str(&o->store, a + 8);
-		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "mregfs: unknown option '%s'\n", a);
-			usage(stderr);
-			return -1;
-		} else if (npos < 2) {
-			pos[npos++] = a;
-		} else {
-			fprintf(stderr, "mregfs: too many arguments\n");
-			usage(stderr);
-			return -1;
-		}
-	}
+	r = fuse_opt_parse(&args, o, option_spec, mregfs_opt);
+	fuse_opt_free_args(&args);
 	if (r < 0) {
-		fprintf(stderr, "mregfs: %s\n", strerror(-r));
+		if (o->err)
+			fprintf(stderr, "mregfs: %s\n", strerror(-o->err));
+		else
+			usage(stderr);
 		return -1;
 	}
+	if (o->help) {
+		usage(stdout);
+		return 1;
+	}
+	if (o->version) {
+		printf("mregfs %s (libfuse %s)\n", MREG_VERSION,
+		       fuse_pkgversion());
+		return 1;
+	}
+	if (o->debug)
+		o->foreground = 1;
+	npos = o->npos;
 	if (npos == 0) {
 		fprintf(stderr, "mregfs: no mount point given\n");
 		usage(stderr);
@@ -609,6 +635,34 @@ fail:
 	return NULL;
 }
 
+/* The event loop, until unmount or a signal: one thread, or workers as
+ * requests come (max_threads, 0: 64), each with its own /dev/fuse
+ * descriptor (clone_fd). Returns what the loop returned. */
+static int serve_requests(struct fuse_session *se, bool single_thread,
+			  unsigned max_threads)
+{
+	struct fuse_loop_config *lc;
+	int r;
+
+	if (single_thread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return log_err(-ENOMEM, "cannot start the event loop");
+	fuse_loop_cfg_set_clone_fd(lc, 1);
+	fuse_loop_cfg_set_max_threads(lc, max_threads ? max_threads : 64);
+	/* A burst (a serving fleet starting, 10,000 closes whose RELEASEs
+	 * arrive at once) may start max_threads workers; keeping them all
+	 * idle afterwards would hold a descriptor (clone_fd) and a touched
+	 * stack each for good. */
+	fuse_loop_cfg_set_idle_threads(lc, max_threads &&
+				       max_threads < IDLE_THREADS ?
+				       max_threads : IDLE_THREADS);
+	r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -616,7 +670,6 @@ int main(int argc, char **argv)
 	struct mregfs fs = { 0 };
 	struct housekeeper hk;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
 	char *store = NULL, *path = NULL, *fopts = NULL, *mpath = NULL;
 	bool mounted = false, handlers = false, threads = false;
@@ -701,26 +754,7 @@ int main(int argc, char **argv)
 		goto out;
 	threads = true;
 
-	if (o.single_thread) {
-		r = fuse_session_loop(se);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc) {
-			log_err(-ENOMEM, "cannot start the event loop");
-			goto out;
-		}
-		fuse_loop_cfg_set_clone_fd(lc, 1);
-		fuse_loop_cfg_set_max_threads(lc, cfg.max_threads ?
-					      cfg.max_threads : 64);
-		/* A burst (a serving fleet starting, 10,000 closes whose
-		 * RELEASEs arrive at once) may start max_threads workers;
-		 * keeping them all idle afterwards would hold a descriptor
-		 * (clone_fd) and a touched stack each for good. */
-		fuse_loop_cfg_set_idle_threads(lc, cfg.max_threads &&
-					       cfg.max_threads < IDLE_THREADS ?
-					       cfg.max_threads : IDLE_THREADS);
-		r = fuse_session_loop_mt(se, lc);
-	}
+	r = serve_requests(se, o.single_thread, cfg.max_threads);
 	/* 0, or the signal that ended the loop: a clean stop */
 	ret = r < 0 ? 1 : 0;
 	if (r < 0)
@@ -738,8 +772,6 @@ out:
 		fuse_remove_signal_handlers(se);
 	if (se)
 		fuse_session_destroy(se);
-	if (lc)
-		fuse_loop_cfg_destroy(lc);
 	reg_close(fs.reg);
 	fuse_opt_free_args(&args);
 	free(fopts);
