@@ -7,6 +7,25 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *util_time_iso(int64_t ns, bool ms, char *buf, size_t size)
+{
+	time_t s = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	if (!gmtime_r(&s, &tm)) {
+		snprintf(buf, size, "?");
+		return buf;
+	}
+	if (ms)
+		snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(ns % 1000000000 / 1000000));
+	else
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
 const char *util_uid_name(uid_t uid, char *buf, size_t size)
 {
 	struct passwd pw, *res = NULL;

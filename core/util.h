@@ -57,6 +57,11 @@ static inline int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ns (since the epoch) as ISO 8601 in UTC into buf: "2026-12-07T13:00:00Z",
+ * with milliseconds ("...:00.123Z") when ms. Returns buf. The audit
+ * records', the history files' and the CLI's times. */
+const char *util_time_iso(int64_t ns, bool ms, char *buf, size_t size);
+
 /* The user name of uid, or its number: buf (size bytes, truncated). */
 const char *util_uid_name(uid_t uid, char *buf, size_t size);
 

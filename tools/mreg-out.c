@@ -295,15 +295,11 @@ const char *human_size(uint64_t n, char *buf, size_t size)
 
 const char *iso_time(int64_t secs, char *buf, size_t size)
 {
-	time_t t = (time_t)secs;
-	struct tm tm;
-
-	if (secs == 0 || !gmtime_r(&t, &tm)) {
+	if (secs == 0) {
 		snprintf(buf, size, "-");
 		return buf;
 	}
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
+	return util_time_iso(secs * 1000000000, false, buf, size);
 }
 
 const char *mode_str(mode_t mode, char *buf, size_t size)

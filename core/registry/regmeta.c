@@ -30,17 +30,6 @@
 
 /* ---- the audit trail ---------------------------------------------------- */
 
-static void iso_time(int64_t ns, char *buf, size_t size)
-{
-	time_t s = (time_t)(ns / 1000000000);
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(ns % 1000000000 / 1000000));
-}
-
 static void add_field(struct strbuf *sb, const char *key, const char *val)
 {
 	if (!val)
@@ -73,7 +62,7 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	} else if (r < 0 && r != -ENOENT) {
 		return r;
 	}
-	iso_time(now_ns(), when, sizeof(when));
+	util_time_iso(now_ns(), true, when, sizeof(when));
 	strbuf_init(&sb);
 	strbuf_addf(&sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,\"gid\":%u,"
 		    "\"pid\":%d,\"op\":", (unsigned long long)seq, when,
@@ -795,14 +784,14 @@ static int fact_value_txn(struct idx_txn *t, const struct inode_rec *rec,
 	char hex[MREG_ID_HEX];
 
 	if (!strcmp(key, "created")) {
-		iso_time(rec->btime, buf, size);
+		util_time_iso(rec->btime, true, buf, size);
 	} else if (!strcmp(key, "creator")) {
 		util_uid_name(rec->uid, buf, size);
 	} else if (!strcmp(key, "sealed")) {
 		if (rec->kind != REG_VERSION)
 			return -ENODATA;
 		if (rec->flags & INODE_SEALED)
-			iso_time(rec->sealed_at, buf, size);
+			util_time_iso(rec->sealed_at, true, buf, size);
 		else
 			snprintf(buf, size, "false");
 	} else if (!strcmp(key, "size")) {
@@ -1720,7 +1709,7 @@ static void search_get(void *arg, const char *field,
 		for (i = 0; c->vi->stages[i]; i++)
 			emit(ectx, c->vi->stages[i]);
 	} else if (!strcmp(field, "created")) {
-		iso_time(c->v->btime, buf, sizeof(buf));
+		util_time_iso(c->v->btime, true, buf, sizeof(buf));
 		emit(ectx, buf);
 	} else if (!strcmp(field, "creator")) {
 		util_uid_name(c->v->uid, buf, sizeof(buf));

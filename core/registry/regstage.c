@@ -806,11 +806,7 @@ int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
 	r = stage_hist_load_txn(t, &m, NULL, &sh);
 	for (i = 0; r == 0 && i < sh.n; i++) {
 		const struct reg_history *h = &sh.h[i];
-		time_t s = (time_t)h->time;
-		struct tm tm;
-
-		gmtime_r(&s, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		util_time_iso(h->time * 1000000000, false, when, sizeof(when));
 		strbuf_addf(sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,"
 			    "\"user\":", (unsigned long long)h->seq, when,
 			    (unsigned)h->uid);

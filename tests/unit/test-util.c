@@ -87,6 +87,20 @@ static void test_grow(void)
 	free(v);
 }
 
+static void test_time_iso(void)
+{
+	char buf[40];
+
+	CHECK(!strcmp(util_time_iso(0, false, buf, sizeof(buf)),
+		      "1970-01-01T00:00:00Z"), "the epoch");
+	CHECK(!strcmp(util_time_iso(1234567890123456789LL, true, buf,
+				    sizeof(buf)), "2009-02-13T23:31:30.123Z"),
+	      "with milliseconds (cut, not rounded)");
+	CHECK(!strcmp(util_time_iso(1234567890999999999LL, false, buf,
+				    sizeof(buf)), "2009-02-13T23:31:30Z"),
+	      "seconds only");
+}
+
 static void test_clocks(void)
 {
 	int64_t a = mono_ns(), b = mono_ns(), w = now_ns();
@@ -101,6 +115,7 @@ int main(void)
 	test_decimal();
 	test_uid_name();
 	test_grow();
+	test_time_iso();
 	test_clocks();
 	return check_done();
 }
