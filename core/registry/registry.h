@@ -292,9 +292,11 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 /* Reads up to size bytes at off; returns the count (short only at end of
  * file). -EIO when a chunk fails its check. */
 ssize_t reg_file_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
-/* Writes at off into the file's spool. -EROFS when the file was sealed
- * (e.g. its version was sealed while it was open), -EBADF when not open
- * for writing, -ENOSPC, -EFBIG. */
+/* Writes at off: in order from the start, chunked and stored as the
+ * bytes arrive (a stream); otherwise into the file's sparse spool, over
+ * the chunks it had kept (regfile.c says how). -EROFS when the file was
+ * sealed (e.g. its version was sealed while it was open), -EBADF when not
+ * open for writing, -ENOSPC, -EFBIG. */
 ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
 		       uint64_t off);
 /* Commits what was written (fsync): chunks stored and synced, the file's
