@@ -112,6 +112,12 @@ void reg_note_txn(enum hook_event event, const char *model, const char *version,
 		  const struct reg_caller *who);
 
 /* ---- inode.c (today registry.c) ---- */
+/* THE seal check (SPEC §3): 1 when r, or the version r is part of, is
+ * sealed — its content can never change —, 0 when not, or -errno. Every
+ * change of a version's tree asks it (mkdir, rmdir, unlink, symlink,
+ * rename and create through draft_dir_txn(), a commit of new content, a
+ * setattr). */
+int reg_sealed_txn(struct idx_txn *t, const struct inode_rec *r);
 /* The entries of a directory, read out of a transaction. */
 struct child {
 	char name[256];

@@ -1367,15 +1367,16 @@ static int commit_txn(struct idx_txn *t, void *arg)
 		return 0; /* unlinked while open: nothing to keep */
 	if (r < 0)
 		return r;
-	if (f.flags & INODE_SEALED)
-		return -EROFS;
+	/* new content needs its version a draft too (reg_sealed_txn) */
+	r = f.kind == REG_FILE && content ? reg_sealed_txn(t, &f) :
+	    (f.flags & INODE_SEALED) != 0;
+	if (r != 0)
+		return r < 0 ? r : -EROFS;
 	new_bytes = a->plan ? a->plan->in.new_bytes :
 		    a->in ? a->in->new_bytes : 0;
 	if (f.kind == REG_FILE && content) {
 		if ((r = reg_inode_get_txn(t, f.version, &v)) < 0)
 			return r;
-		if (v.flags & INODE_SEALED)
-			return -EROFS;
 		v.stored += new_bytes;
 		if ((r = reg_inode_put_txn(t, &v)) < 0)
 			return r;
@@ -2814,7 +2815,7 @@ struct create_arg {
 static int create_txn(struct idx_txn *t, void *arg)
 {
 	struct create_arg *a = arg;
-	struct inode_rec p, v;
+	struct inode_rec p;
 	uint64_t ino;
 	int r;
 
@@ -2834,14 +2835,8 @@ static int create_txn(struct idx_txn *t, void *arg)
 		reg_inode_init(&a->rec, ino, REG_PENDING, a->who, a->mode,
 			       p.ino, p.ino, 0, a->name);
 	} else if (p.kind == REG_VERSION || p.kind == REG_DIR) {
-		if (p.flags & INODE_SEALED)
-			return -EROFS;
-		if (p.kind == REG_DIR) {
-			if ((r = reg_inode_get_txn(t, p.version, &v)) < 0)
-				return r;
-			if (v.flags & INODE_SEALED)
-				return -EROFS;
-		}
+		if ((r = reg_sealed_txn(t, &p)) != 0)
+			return r < 0 ? r : -EROFS;
 		if ((r = reg_inode_alloc_txn(t, &ino)) < 0)
 			return r;
 		reg_inode_init(&a->rec, ino, REG_FILE, a->who, a->mode, p.ino,
@@ -2942,7 +2937,7 @@ static int setattr_txn(struct idx_txn *t, void *arg)
 {
 	struct setattr_arg *a = arg;
 	const struct reg_setattr *sa = a->sa;
-	struct inode_rec *r = &a->rec, v;
+	struct inode_rec *r = &a->rec;
 	bool sealed;
 	int e;
 
@@ -2951,12 +2946,9 @@ static int setattr_txn(struct idx_txn *t, void *arg)
 	if ((e = reg_inode_get_txn(t, a->ino, r)) < 0)
 		return e;
 	a->old = *r;
-	sealed = (r->flags & INODE_SEALED) != 0;
-	if (!sealed && r->version && r->kind != REG_VERSION) {
-		if ((e = reg_inode_get_txn(t, r->version, &v)) < 0)
-			return e;
-		sealed = (v.flags & INODE_SEALED) != 0;
-	}
+	if ((e = reg_sealed_txn(t, r)) < 0)
+		return e;
+	sealed = e;
 	if (r->kind == REG_STAGE || r->kind == REG_STAGES)
 		return (sa->valid & ~(REG_SET_ATIME | REG_SET_MTIME)) ?
 		       -EPERM : 0;

@@ -1495,22 +1495,32 @@ static int op_parent_txn(struct idx_txn *t, uint64_t parent,
 }
 
 /* Is directory p inside a version whose content may change? */
-static int draft_dir_txn(struct idx_txn *t, const struct inode_rec *p)
+int reg_sealed_txn(struct idx_txn *t, const struct inode_rec *r)
 {
 	struct inode_rec v;
+	int e;
+
+	if (r->flags & INODE_SEALED)
+		return 1;
+	/* sealing flags every inode of the version's tree, so this asks
+	   only for one outside it: a file unlinked while open (trashed) */
+	if (!r->version || r->kind == REG_VERSION)
+		return 0;
+	if ((e = reg_inode_get_txn(t, r->version, &v)) < 0)
+		return e;
+	return (v.flags & INODE_SEALED) ? 1 : 0;
+}
+
+/* A directory of a draft, in which names may change: -EPERM for any
+ * other directory, -EROFS once sealed. */
+static int draft_dir_txn(struct idx_txn *t, const struct inode_rec *p)
+{
 	int r;
 
 	if (p->kind != REG_VERSION && p->kind != REG_DIR)
 		return -EPERM;
-	if (p->flags & INODE_SEALED)
-		return -EROFS;
-	if (p->kind == REG_DIR) {
-		r = reg_inode_get_txn(t, p->version, &v);
-		if (r < 0)
-			return r;
-		if (v.flags & INODE_SEALED)
-			return -EROFS;
-	}
+	if ((r = reg_sealed_txn(t, p)) != 0)
+		return r < 0 ? r : -EROFS;
 	return 0;
 }
 
