@@ -42,12 +42,12 @@
 
 #include "log.h"
 #include "registry/hooks.h"
+#include "registry/names.h"
 #include "util.h"
 
 /* Larger than any sensible config; keeps a wrong -c FILE from eating
  * memory. */
 #define CONFIG_FILE_MAX (1u << 20)
-#define STAGE_NAME_MAX 64
 #define LIST_ITEM_MAX 255
 
 /* ---- values ------------------------------------------------------------ */
@@ -112,24 +112,10 @@ int config_parse_bool(const char *s, bool *ret)
 	return -EINVAL;
 }
 
-static bool is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-/* SPEC §1: 1-64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+/* SPEC §1, the registry's rule (registry/names.h). */
 static bool stage_name_ok(const char *s)
 {
-	size_t n;
-
-	assert(s);
-	if (s[0] == '\0' || s[0] == '.' || s[0] == '-')
-		return false;
-	for (n = 0; s[n]; n++)
-		if (n >= STAGE_NAME_MAX || !is_name_char(s[n]))
-			return false;
-	return true;
+	return reg_check_stage(s) == 0;
 }
 
 static const char *skip_space(const char *s)
@@ -151,7 +137,7 @@ int config_parse_metric_rule(const char *s, struct metric_rule *ret)
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
 	p = skip_space(s);
-	for (n = 0; is_name_char(p[n]); n++)
+	for (n = 0; reg_name_char(p[n]); n++)
 		;
 	if (n == 0 || n > CONFIG_METRIC_KEY_MAX)
 		return -EINVAL;

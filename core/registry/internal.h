@@ -172,7 +172,6 @@ int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r);
 /* ---- names.c and names.h to come (today registry.c) ---- */
 /* Next integer version name of model m. */
 void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
-bool reg_name_is_integer(const char *s, uint64_t *ret);
 /* 0 when a directory of depth depth (below its version's root) may hold a
  * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
 int reg_depth_check(int depth);

@@ -72,74 +72,10 @@ void reg_caller_self(struct reg_caller *c)
 	c->umask = m;
 }
 
-/* ---- names ---------------------------------------------------------- */
-
-static bool name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-static int check_word(const char *s, size_t max)
-{
-	size_t i, n;
-
-	if (!s)
-		return -EINVAL;
-	n = strlen(s);
-	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
-		return -EINVAL;
-	for (i = 0; i < n; i++)
-		if (!name_char(s[i]))
-			return -EINVAL;
-	return 0;
-}
-
-int reg_check_name(const char *s)
-{
-	if (check_word(s, REG_NAME_MAX) < 0 || strcmp(s, "stages") == 0)
-		return -EINVAL;
-	return 0;
-}
-
-int reg_check_stage(const char *s)
-{
-	return check_word(s, REG_STAGE_MAX);
-}
-
-bool reg_name_is_integer(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (!s[0] || (s[0] == '0' && s[1]) || strlen(s) > 18)
-		return false;
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (ret)
-		*ret = v;
-	return true;
-}
-
 /* A draft version's temporary name: ".<anything>" of the kernel's names. */
 static bool dot_name(const char *s)
 {
 	return s[0] == '.' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
-static int check_fname(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n > REG_FNAME_MAX)
-		return -ENAMETOOLONG;
-	if (n == 0 || strchr(s, '/') || strcmp(s, ".") == 0 ||
-	    strcmp(s, "..") == 0)
-		return -EINVAL;
-	return 0;
 }
 
 /* ---- index helpers ---------------------------------------------------- */
@@ -1593,7 +1529,7 @@ int reg_mkdir(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name || !ret)
 		return -EINVAL;
-	if ((r = check_fname(name)) < 0)
+	if ((r = reg_check_fname(name)) < 0)
 		return r;
 	if (parent == REG_ROOT_INO || parent == REG_MREGDIR_INO)
 		return -EPERM;
@@ -1769,7 +1705,7 @@ static int remove_name(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name)
 		return -EINVAL;
-	if ((r = check_fname(name)) < 0)
+	if ((r = reg_check_fname(name)) < 0)
 		return r;
 	if (is_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM; /* "/" and .mreg/ are fixed */
@@ -1975,7 +1911,7 @@ int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name || !target || !ret)
 		return -EINVAL;
-	if ((r = check_fname(name)) < 0)
+	if ((r = reg_check_fname(name)) < 0)
 		return r;
 	if (is_virtual(parent))
 		return -EPERM;
@@ -2349,7 +2285,7 @@ int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name || !newname)
 		return -EINVAL;
-	if ((r = check_fname(name)) < 0 || (r = check_fname(newname)) < 0)
+	if ((r = reg_check_fname(name)) < 0 || (r = reg_check_fname(newname)) < 0)
 		return r;
 	if (flags & REG_RENAME_EXCHANGE)
 		return -EINVAL;

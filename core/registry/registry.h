@@ -38,6 +38,7 @@
 
 #include "chunk/chunkid.h"
 #include "config/config.h"
+#include "registry/names.h"
 
 #define REG_ROOT_INO     1
 #define REG_MODELS_INO   2
@@ -49,9 +50,6 @@
  * index hands out inode numbers far below it). */
 #define REG_HISTORY_BIT  (1ULL << 62)
 
-#define REG_NAME_MAX   128  /* model and version names */
-#define REG_STAGE_MAX  64   /* stage names */
-#define REG_FNAME_MAX  255  /* any name */
 /* Directories nest at most this deep below a version's directory: mkdir,
  * a rename that moves a directory deeper, push and seal refuse more with
  * -ENAMETOOLONG. At this depth a path of one-byte names still fits in
@@ -155,16 +153,7 @@ int reg_set_mount(struct reg_registry *reg, const char *mount);
  * writes the counts of coalesced refusals. */
 void reg_tick(struct reg_registry *reg);
 
-/* ---- names --------------------------------------------------------- */
-
-/* 0 when s is a valid model or version name (1-128 bytes of
- * [A-Za-z0-9._-], not starting with '.' or '-', not "stages"), else
- * -EINVAL. */
-int reg_check_name(const char *s);
-/* 0 when s is a valid stage name (1-64 bytes, same set), else -EINVAL.
- * Stage names of a model are unique regardless of case: a new stage that
- * differs from an existing one only in case is -EEXIST (every route). */
-int reg_check_stage(const char *s);
+/* ---- names: registry/names.h ---------------------------------------- */
 
 /* ---- the namespace, by inode (what mregfs uses) ----------------------- */
 
