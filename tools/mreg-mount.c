@@ -1298,22 +1298,6 @@ static void remove_tree(const char *path, int depth)
 	rmdir(path);
 }
 
-static bool is_integer(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (!s[0] || (s[0] == '0' && s[1]) || strlen(s) > 18)
-		return false;
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*ret = v;
-	return true;
-}
-
 /* The name under which directory dir holds inode ino. */
 static int name_of_ino(const char *dir, ino_t ino, char *ret, size_t size)
 {
@@ -1351,7 +1335,7 @@ static int find_registered(struct mreg_mount *m, const char *model,
 		autofree char *p = xasprintf("%s/%s/%s", dir, names[i], base);
 		struct stat st;
 
-		if (is_integer(names[i], &v) && v >= best &&
+		if (reg_name_is_integer(names[i], &v) && v >= best &&
 		    lstat(p, &st) == 0 && st.st_ino == ino) {
 			best = v;
 			snprintf(ret_version, REG_NAME_MAX + 1, "%s", names[i]);
