@@ -79,11 +79,6 @@ static void caller_of(fuse_req_t req, struct reg_caller *who, gid_t *buf,
 
 /* The kernel does not limit name length for FUSE; the registry's limit is
  * what statfs reports. */
-static bool name_too_long(const char *name)
-{
-	return strlen(name) > REG_FNAME_MAX;
-}
-
 static double attr_timeout(const struct reg_attr *a)
 {
 	if (a->kind == REG_PENDING)
@@ -261,10 +256,6 @@ static void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	r = reg_lookup(fs_of(req)->reg, parent, name, &a);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -374,10 +365,6 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	/* Device nodes, FIFOs and sockets have no place in a version. */
 	if (!S_ISREG(mode)) {
 		fuse_reply_err(req, EPERM);
@@ -407,10 +394,6 @@ static void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	caller_of(req, &who, NULL, 0);
 	r = reg_mkdir(fs_of(req)->reg, &who, parent, name, mode & 07777, &a);
 	if (r < 0)
@@ -426,10 +409,6 @@ static void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct reg_caller who;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
 	r = reg_unlink(fs->reg, &who, parent, name);
 	reply_status(req, r);
@@ -444,10 +423,6 @@ static void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
 	if (reg_lookup(fs_of(req)->reg, parent, name, &a) < 0)
 		a.kind = REG_ROOT;
@@ -466,10 +441,6 @@ static void mfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
 	r = reg_symlink(fs->reg, &who, parent, name, target, &a);
 	if (r < 0) {
@@ -492,10 +463,6 @@ static void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	unsigned rflags = 0;
 	int r;
 
-	if (name_too_long(name) || name_too_long(newname)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
 	    flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
@@ -521,7 +488,8 @@ static void mfs_link(fuse_req_t req, UNUSED fuse_ino_t ino,
 		     UNUSED fuse_ino_t newparent, const char *newname)
 {
 	/* Hard links would let one file live in two versions. */
-	fuse_reply_err(req, name_too_long(newname) ? ENAMETOOLONG : EPERM);
+	fuse_reply_err(req, reg_check_fname(newname) == -ENAMETOOLONG ?
+			    ENAMETOOLONG : EPERM);
 }
 
 /* A new file's writers are remembered by process (reg_file_writer()). */
@@ -566,10 +534,6 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct reg_attr a;
 	int r;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	caller_of(req, &who, NULL, 0);
 	r = reg_file_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
 			    fi->flags, &a, &f);

@@ -2873,11 +2873,8 @@ int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 
 	if (!reg || !who || !name || !ret_attr || !ret_file)
 		return -EINVAL;
-	if (strlen(name) > REG_FNAME_MAX)
-		return -ENAMETOOLONG;
-	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
-	    !strcmp(name, ".."))
-		return -EINVAL;
+	if ((r = reg_check_fname(name)) < 0)
+		return r;
 	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM;
 	r = reg_change(reg, create_txn, &a);

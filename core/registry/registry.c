@@ -1102,8 +1102,8 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 
 	if (!reg || !name || !ret)
 		return -EINVAL;
-	if (strlen(name) > REG_FNAME_MAX)
-		return -ENAMETOOLONG;
+	if ((r = reg_check_fname(name)) < 0)
+		return r;
 	if (parent == REG_ROOT_INO) {
 		if (strcmp(name, "models") == 0)
 			virt_attr(REG_MODELS_INO, ret);
