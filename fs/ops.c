@@ -359,28 +359,12 @@ static void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
 static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, UNUSED dev_t rdev)
 {
-	struct mregfs *fs = fs_of(req);
 	struct reg_caller who;
-	struct reg_file *f;
 	struct reg_attr a;
 	int r;
 
-	/* Device nodes, FIFOs and sockets have no place in a version. */
-	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
 	caller_of(req, &who, NULL, 0);
-	r = reg_file_create(fs->reg, &who, parent, name, mode & 07777,
-			    O_WRONLY | O_CREAT | O_EXCL, &a, &f);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* Like create and close: an empty file at a model root registers
-	   (nobody has a descriptor of it). */
-	r = reg_file_close(f, &who, &(struct reg_closing){ .known = true });
-	reg_file_release(f);
+	r = reg_mknod(fs_of(req)->reg, &who, parent, name, mode, &a);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -460,18 +444,14 @@ static void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	gid_t groups[CALLER_GROUPS_MAX];
 	struct reg_caller who;
 	struct reg_attr a;
-	unsigned rflags = 0;
 	int r;
 
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
-	    flags & RENAME_EXCHANGE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (flags & RENAME_NOREPLACE)
-		rflags |= REG_RENAME_NOREPLACE;
+	/* the kernel's flags as they are: REG_RENAME_* are its values */
+	_Static_assert(REG_RENAME_NOREPLACE == RENAME_NOREPLACE &&
+		       REG_RENAME_EXCHANGE == RENAME_EXCHANGE,
+		       "REG_RENAME_* are Linux's RENAME_* flags");
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
-	r = reg_rename(fs->reg, &who, parent, name, newparent, newname, rflags);
+	r = reg_rename(fs->reg, &who, parent, name, newparent, newname, flags);
 	reply_status(req, r);
 	if (r < 0)
 		return;
@@ -484,12 +464,14 @@ static void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		inval_inode(fs->inval, a.ino, false);
 }
 
-static void mfs_link(fuse_req_t req, UNUSED fuse_ino_t ino,
-		     UNUSED fuse_ino_t newparent, const char *newname)
+static void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		     const char *newname)
 {
-	/* Hard links would let one file live in two versions. */
-	fuse_reply_err(req, reg_check_fname(newname) == -ENAMETOOLONG ?
-			    ENAMETOOLONG : EPERM);
+	struct reg_caller who;
+
+	caller_of(req, &who, NULL, 0);
+	fuse_reply_err(req, -reg_link(fs_of(req)->reg, &who, ino, newparent,
+				      newname));
 }
 
 /* A new file's writers are remembered by process (reg_file_writer()). */

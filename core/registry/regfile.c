@@ -2913,6 +2913,39 @@ int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	return 0;
 }
 
+int reg_mknod(struct reg_registry *reg, const struct reg_caller *who,
+	      uint64_t parent, const char *name, mode_t mode,
+	      struct reg_attr *ret_attr)
+{
+	struct reg_file *f;
+	int r;
+
+	if (!reg || !who || !name || !ret_attr)
+		return -EINVAL;
+	if (!S_ISREG(mode))
+		return -EPERM;
+	r = reg_file_create(reg, who, parent, name, mode & 07777,
+			    O_WRONLY | O_CREAT | O_EXCL, ret_attr, &f);
+	if (r < 0)
+		return r;
+	/* nobody has a descriptor of it: this close is its last */
+	r = reg_file_close(f, who, &(struct reg_closing){ .known = true });
+	reg_file_release(f);
+	return r;
+}
+
+int reg_link(struct reg_registry *reg, const struct reg_caller *who,
+	     UNUSED uint64_t ino, UNUSED uint64_t newparent,
+	     const char *newname)
+{
+	int r;
+
+	if (!reg || !who || !newname)
+		return -EINVAL;
+	r = reg_check_fname(newname);
+	return r == -ENAMETOOLONG ? r : -EPERM;
+}
+
 struct setattr_arg {
 	struct reg_registry *reg;
 	const struct reg_caller *who;

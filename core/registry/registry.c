@@ -2287,8 +2287,8 @@ int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if ((r = reg_check_fname(name)) < 0 || (r = reg_check_fname(newname)) < 0)
 		return r;
-	if (flags & REG_RENAME_EXCHANGE)
-		return -EINVAL;
+	if (flags & ~REG_RENAME_NOREPLACE)
+		return -EINVAL; /* exchange, whiteout, what comes next */
 	if (is_virtual(parent) || is_virtual(newparent))
 		return (parent == REG_MODELS_INO &&
 			newparent == REG_MODELS_INO) ? -EPERM : -EPERM;

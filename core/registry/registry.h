@@ -224,6 +224,8 @@ int reg_version_register(struct reg_registry *reg,
 			 const struct reg_caller *who, uint64_t ino,
 			 char *ret_version);
 
+/* rename flags: Linux's RENAME_* values, so that a file system passes the
+ * kernel's flags as they come. Any flag but NOREPLACE is -EINVAL. */
 #define REG_RENAME_NOREPLACE 1u  /* RENAME_NOREPLACE */
 #define REG_RENAME_EXCHANGE  2u  /* RENAME_EXCHANGE: -EINVAL (unsupported) */
 /* rename: within a draft (files, dirs, symlinks; across drafts of the same
@@ -245,6 +247,17 @@ struct reg_file;
 int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 		    uint64_t parent, const char *name, mode_t mode, int flags,
 		    struct reg_attr *ret_attr, struct reg_file **ret_file);
+/* mknod(2): a regular file is created and closed, as create and close
+ * would (an empty file at a model root registers); any other node type
+ * (device, FIFO, socket) is -EPERM: it has no place in a version (SPEC
+ * §2.5). Its attributes into *ret_attr. */
+int reg_mknod(struct reg_registry *reg, const struct reg_caller *who,
+	      uint64_t parent, const char *name, mode_t mode,
+	      struct reg_attr *ret_attr);
+/* link(2): always refused, -EPERM (a hard link would let one file live in
+ * two versions), after the name's own checks (-ENAMETOOLONG). */
+int reg_link(struct reg_registry *reg, const struct reg_caller *who,
+	     uint64_t ino, uint64_t newparent, const char *newname);
 
 /* Which attributes reg_setattr() changes. */
 #define REG_SET_MODE  0x01u
