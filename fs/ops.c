@@ -766,14 +766,12 @@ static void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
 {
 	struct statvfs st;
+	int r = reg_statfs(fs_of(req)->reg, &st);
 
-	/* The space is the store's file system's: that is what runs out. */
-	if (statvfs(reg_path(fs_of(req)->reg), &st) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	st.f_namemax = REG_FNAME_MAX;
-	fuse_reply_statfs(req, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_statfs(req, &st);
 }
 
 /* The registry's metadata lives in the user. namespace. For the kernel's

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -977,6 +978,17 @@ int reg_set_mount(struct reg_registry *reg, const char *mount)
 const char *reg_path(const struct reg_registry *reg)
 {
 	return reg->path;
+}
+
+int reg_statfs(struct reg_registry *reg, struct statvfs *ret)
+{
+	if (!reg || !ret)
+		return -EINVAL;
+	/* the store's file system: where packs, spools and the index grow */
+	if (statvfs(reg->path, ret) < 0)
+		return -errno;
+	ret->f_namemax = REG_FNAME_MAX;
+	return 0;
 }
 
 void reg_tick(struct reg_registry *reg)

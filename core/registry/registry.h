@@ -145,6 +145,10 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 void reg_close(struct reg_registry *reg);
 /* The store directory (owned by reg). */
 const char *reg_path(const struct reg_registry *reg);
+/* statfs(2) of the registry: the space is the store's (what runs out),
+ * names are at most REG_FNAME_MAX bytes. -errno of statvfs. */
+struct statvfs;
+int reg_statfs(struct reg_registry *reg, struct statvfs *ret);
 /* Tells the registry where it is mounted (hooks see it as MREG_MOUNT).
  * -EINVAL, -ENOMEM. */
 int reg_set_mount(struct reg_registry *reg, const char *mount);

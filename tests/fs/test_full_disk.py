@@ -102,6 +102,15 @@ def full_disk_errors(change, n):
     return errs
 
 
+def test_statfs():
+    """df of the mount is the store's file system (reg_statfs)."""
+    a, b = os.statvfs(m.mnt), os.statvfs(disk)
+    t.eq((a.f_blocks * a.f_frsize, a.f_namemax),
+         (b.f_blocks * b.f_frsize, 255),
+         'statvfs through the mount: the store disk\'s size, names of '
+         'up to 255 bytes')
+
+
 def test_metadata():
     os.mkdir(m.path('models', 'm'))
     errs = full_disk_errors(lambda i: os.setxattr(
@@ -210,6 +219,7 @@ def main():
         cleanup()
         sys.exit(t.done())
     sys.exit(run_suite(t, m, 'a full disk', m.start, [
+        ('statfs', test_statfs),
         ('metadata on a full disk', test_metadata),
         ('a copy that fails on a full disk', test_failed_copy),
         ('gc and the daemon\'s readers', test_readers),
