@@ -375,9 +375,24 @@ int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 	return 0;
 }
 
+/* Version numbers are never reused: a model remembers the highest
+ * integer version it ever held (max_version, kept whoever names a version
+ * and however), and its next version is the one after it. */
 void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size)
 {
 	snprintf(buf, size, "%llu", (unsigned long long)m->max_version + 1);
+}
+
+/* m now holds a version called name: true when that raised its highest
+ * number (m must then be written back). */
+static bool version_number_seen(struct inode_rec *m, const char *name)
+{
+	uint64_t num;
+
+	if (!reg_name_is_integer(name, &num) || num <= m->max_version)
+		return false;
+	m->max_version = num;
+	return true;
 }
 
 int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
@@ -385,7 +400,7 @@ int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 			   struct inode_rec *ret)
 {
 	struct inode_rec v;
-	uint64_t ino, num;
+	uint64_t ino;
 	int r;
 
 	if (reg_name_get_txn(t, m->ino, name, &ino) == 0)
@@ -396,8 +411,7 @@ int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		       name);
 	if (dot_name(name))
 		v.flags |= INODE_DOTDRAFT;
-	if (reg_name_is_integer(name, &num) && num > m->max_version) {
-		m->max_version = num;
+	if (version_number_seen(m, name)) {
 		m->mtime = m->ctime = now_ns();
 		if ((r = reg_inode_put_txn(t, m)) < 0)
 			return r;
@@ -2081,7 +2095,7 @@ static int rename_in_model_txn(struct op *o, struct idx_txn *t,
 			       struct inode_rec *m)
 {
 	struct inode_rec c;
-	uint64_t ino, num;
+	uint64_t ino;
 	int r;
 
 	if ((r = reg_name_get_txn(t, m->ino, o->name, &ino)) < 0 ||
@@ -2118,11 +2132,9 @@ static int rename_in_model_txn(struct op *o, struct idx_txn *t,
 	    (r = reg_name_put_txn(t, m->ino, o->newname, c.ino, 0)) < 0)
 		return r;
 	snprintf(c.name, sizeof(c.name), "%s", o->newname);
-	if (reg_name_is_integer(c.name, &num) && num > m->max_version) {
-		m->max_version = num;
-		if ((r = reg_inode_put_txn(t, m)) < 0)
-			return r;
-	}
+	if (version_number_seen(m, c.name) &&
+	    (r = reg_inode_put_txn(t, m)) < 0)
+		return r;
 	if (dot_name(o->name) && !dot_name(o->newname)) {
 		/* mv .7.part 7: the write-then-rename idiom seals */
 		c.flags &= (uint16_t)~INODE_DOTDRAFT;
