@@ -263,6 +263,12 @@ void reg_audit_ino_failure(struct reg_registry *reg,
 void reg_refusals_flush(struct reg_registry *reg, bool all);
 
 /* ---- metadata.c (today regmeta.c) ---- */
+/* The stored value of metadata key ("metric.auc", without the
+ * "user.mreg." prefix) of inode ino, in t: -ENOENT when it has none,
+ * -EINVAL for a key longer than any stored one. The one reader of XATTRS
+ * values (getxattr, search, stage policy gates). */
+int reg_meta_get_txn(struct idx_txn *t, uint64_t ino, const char *key,
+		     struct idx_val *ret);
 /* Sets (val != NULL) or removes one metadata key of model or version rec
  * (in t), with SPEC §4's rules, audited with the old value. key without
  * the "user.mreg." prefix. flags: XATTR_CREATE/XATTR_REPLACE or 0. */

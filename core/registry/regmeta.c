@@ -682,6 +682,16 @@ static size_t xkey(uint8_t *k, uint64_t ino, const char *key)
 	return 8 + n;
 }
 
+int reg_meta_get_txn(struct idx_txn *t, uint64_t ino, const char *key,
+		     struct idx_val *ret)
+{
+	uint8_t k[IDX_KEY_MAX];
+
+	if (strlen(key) > IDX_KEY_MAX - 8)
+		return -EINVAL;
+	return idx_get(t, IDX_XATTRS, k, xkey(k, ino, key), ret);
+}
+
 int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		     const struct inode_rec *rec, const char *key,
 		     const void *val, size_t len, int flags)
@@ -837,7 +847,6 @@ static int getxattr_txn(struct idx_txn *t, void *arg)
 	struct xattr_arg *a = arg;
 	struct inode_rec rec;
 	struct idx_val v;
-	uint8_t k[8 + 256];
 	char fact[128];
 	const void *p;
 	size_t n;
@@ -858,8 +867,8 @@ static int getxattr_txn(struct idx_txn *t, void *arg)
 		p = fact;
 		n = strlen(fact);
 	} else if (meta_class(a->key) != META_BAD) {
-		r = idx_get(t, IDX_XATTRS, k, xkey(k, a->ino, a->key), &v);
-		if (r == -ENOENT)
+		r = reg_meta_get_txn(t, a->ino, a->key, &v);
+		if (r == -ENOENT || r == -EINVAL)
 			return -ENODATA;
 		if (r < 0)
 			return r;
@@ -1696,7 +1705,6 @@ static void search_get(void *arg, const char *field,
 		       void (*emit)(void *ectx, const char *value), void *ectx)
 {
 	struct search_cand *c = arg;
-	uint8_t k[8 + 256];
 	struct idx_val val;
 	char buf[128], *s;
 	size_t i;
@@ -1714,9 +1722,7 @@ static void search_get(void *arg, const char *field,
 	} else if (!strcmp(field, "creator")) {
 		util_uid_name(c->v->uid, buf, sizeof(buf));
 		emit(ectx, buf);
-	} else if (strlen(field) < 250 &&
-		   idx_get(c->t, IDX_XATTRS, k, xkey(k, c->v->ino, field),
-			   &val) == 0) {
+	} else if (reg_meta_get_txn(c->t, c->v->ino, field, &val) == 0) {
 		s = malloc(val.len + 1);
 		if (!s)
 			return;

@@ -270,6 +270,16 @@ int reg_policy_load_txn(struct idx_txn *t, struct mreg_config *ret)
 
 /* The value of key in table tb, NUL-terminated into buf. -ENOENT, -ERANGE
  * when it does not fit. */
+/* A value into buf as a C string: -ERANGE when it does not fit. */
+static int val_str(const struct idx_val *v, char *buf, size_t size)
+{
+	if (v->len >= size)
+		return -ERANGE;
+	memcpy(buf, v->data, v->len);
+	buf[v->len] = '\0';
+	return 0;
+}
+
 static int get_str_txn(struct idx_txn *t, enum idx_table tb, const void *key,
 		       size_t klen, char *buf, size_t size)
 {
@@ -277,13 +287,7 @@ static int get_str_txn(struct idx_txn *t, enum idx_table tb, const void *key,
 	int r;
 
 	r = idx_get(t, tb, key, klen, &v);
-	if (r < 0)
-		return r;
-	if (v.len >= size)
-		return -ERANGE;
-	memcpy(buf, v.data, v.len);
-	buf[v.len] = '\0';
-	return 0;
+	return r < 0 ? r : val_str(&v, buf, size);
 }
 
 int reg_policy_hook_program_txn(struct idx_txn *t, enum hook_event event,
@@ -347,14 +351,11 @@ static int may_change(const struct mreg_config *pc,
 static int get_xattr_str_txn(struct idx_txn *t, uint64_t ino, const char *key,
 			     char *buf, size_t size)
 {
-	uint8_t k[8 + 300];
-	size_t n = strlen(key);
+	struct idx_val v;
+	int r;
 
-	if (n > 290)
-		return -EINVAL;
-	be64_put(k, ino);
-	memcpy(k + 8, key, n);
-	return get_str_txn(t, IDX_XATTRS, k, 8 + n, buf, size);
+	r = reg_meta_get_txn(t, ino, key, &v);
+	return r < 0 ? r : val_str(&v, buf, size);
 }
 
 /* A require_metric rule, "auc >= 0.9" (config.c checked its form; one that
