@@ -49,26 +49,28 @@ struct idx_val {
 };
 
 struct idx_options {
-	uint64_t map_size;   /* initial map size; 0: 64 MiB */
-	unsigned max_readers;/* 0: 4096 */
-	bool sync;           /* false: MDB_NOSYNC (durability = none) */
-	bool read_only;      /* open for reading only (fsck on a read-only fs) */
+	const char *path;      /* the environment's directory */
+	uint64_t map_size;     /* initial map size (0: 64 MiB) */
+	unsigned max_readers;  /* 0: 4096 */
+	bool sync;             /* false: commits are not made durable */
+	bool read_only;        /* open for reading only (fsck on a read-only
+				* fs) */
 };
 
 struct idx_db;
 struct idx_txn;
 
-/* Opens (creating) the environment in directory dir (files data.mdb and
- * lock.mdb; dir is made with mode 0700 if missing, its parent is not).
- * Clears stale reader slots. opt may be NULL (defaults, sync on).
+/* Opens (creating) the environment in directory opt->path (files data.mdb
+ * and lock.mdb; the directory is made with mode 0700 if missing, its
+ * parent is not). Clears stale reader slots.
  * One per process: -EBUSY while this process has one open. A forked child
  * may open its own; it must neither use nor close its parent's handle
  * (idx_close() in the child then only frees it).
- * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO, -ENOTDIR; -EINVAL for a file
- * that is not an LMDB environment (logged with the reason); -ENOENT with
- * read_only when there is no environment or it lacks a table. */
-int idx_open(const char *dir, const struct idx_options *opt,
-	     struct idx_db **ret);
+ * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO, -ENOTDIR; -EINVAL for a missing
+ * opt, path or ret, or a file that is not an LMDB environment (logged with
+ * the reason); -ENOENT with read_only when there is no environment or it
+ * lacks a table. */
+int idx_open(const struct idx_options *opt, struct idx_db **ret);
 /* Closes; takes NULL. No transaction may be running. Another index may be
  * opened afterwards. */
 void idx_close(struct idx_db *ix);
@@ -130,9 +132,13 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
  * then in long-running processes (the daemon does, every minute). */
 int idx_maint(struct idx_db *ix);
 
-/* Bytes the environment uses in data.mdb (pages up to the last one
- * written) and this process's current map size. */
-int idx_stats(struct idx_db *ix, uint64_t *ret_used, uint64_t *ret_map);
+struct idx_stats {
+	uint64_t bytes_used;    /* pages in data.mdb up to the last one
+				 * written */
+	uint64_t bytes_alloc;   /* this process's map */
+};
+/* What the index takes: 0 and *ret set, or -errno. */
+int idx_stats(struct idx_db *ix, struct idx_stats *ret);
 
 /* Big-endian helpers for keys that sort in numeric order. */
 static inline void be64_put(void *p, uint64_t v)

@@ -885,9 +885,10 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 			log_err(r, "cannot create '%s/spool'", reg->path);
 		goto fail;
 	}
+	io.path = p;
 	io.map_size = cfg->map_size;
 	io.sync = cfg->durability == DURABILITY_FULL;
-	r = idx_open(p, &io, &reg->ix);
+	r = idx_open(&io, &reg->ix);
 	if (r < 0)
 		goto fail;
 	if (fresh && io.sync)

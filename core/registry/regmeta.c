@@ -2099,7 +2099,7 @@ int reg_shared_bytes(struct reg_registry *reg, const char *model_a,
 int reg_store_stats(struct reg_registry *reg, struct reg_store_stats *ret)
 {
 	struct reg_store_stats st = { 0 };
-	uint64_t map;
+	struct idx_stats is = { 0 };
 	int r;
 
 	if (!reg || !ret)
@@ -2108,7 +2108,8 @@ int reg_store_stats(struct reg_registry *reg, struct reg_store_stats *ret)
 		return r;
 	if ((r = store_bytes(reg->st, &st.pack_bytes)) < 0)
 		return r;
-	idx_stats(reg->ix, &st.index_bytes, &map);
+	idx_stats(reg->ix, &is);
+	st.index_bytes = is.bytes_used;
 	st.reads = atomic_load(&reg->reads);
 	st.read_bytes = atomic_load(&reg->read_bytes);
 	st.writes = atomic_load(&reg->writes);

@@ -32,18 +32,35 @@ static char *subdir(const char *name)
 	return p;
 }
 
+/* The options of an index in dir, with sync on. */
+#define AT(dir) (&(struct idx_options){ .path = (dir), .sync = true })
+
 static struct idx_db *open_at(const char *dir, uint64_t map_size,
 				  bool sync)
 {
-	struct idx_options o = { .map_size = map_size, .sync = sync };
+	struct idx_options o = { .path = dir, .map_size = map_size,
+				 .sync = sync };
 	struct idx_db *ix = NULL;
-	int r = idx_open(dir, &o, &ix);
+	int r = idx_open(&o, &ix);
 
 	if (r < 0) {
 		printf("# idx_open('%s'): %s\n", dir, strerror(-r));
 		return NULL;
 	}
 	return ix;
+}
+
+/* idx_stats() as two numbers: bytes used, bytes of the map. */
+static int stats(struct idx_db *ix, uint64_t *used, uint64_t *map)
+{
+	struct idx_stats st;
+	int r = idx_stats(ix, &st);
+
+	if (r == 0) {
+		*used = st.bytes_used;
+		*map = st.bytes_alloc;
+	}
+	return r;
 }
 
 static uint64_t splitmix64(uint64_t *x)
@@ -214,7 +231,7 @@ static void test_basic(void)
 		return;
 	CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700,
 	      "index directory has mode 0700");
-	CHECK(idx_open(dir, NULL, &ix2) == -EBUSY && !ix2,
+	CHECK(idx_open(AT(dir), &ix2) == -EBUSY && !ix2,
 	      "a second open in the same process is -EBUSY");
 	CHECK_EQ(idx_write(ix, put_all, &(struct put_arg){ kv, 3, 0, 0 }),
 		 0, "three puts commit");
@@ -266,10 +283,10 @@ static void test_basic(void)
 
 	/* The values are on disk: a new open in read-only mode sees them. */
 	{
-		struct idx_options o = { .read_only = true };
+		struct idx_options o = { .path = dir, .read_only = true };
 
 		ix = NULL;
-		r = idx_open(dir, &o, &ix);
+		r = idx_open(&o, &ix);
 		CHECK_EQ(r, 0, "read-only open of an existing index");
 		if (ix) {
 			CHECK(get_str_txn(ix, "c", val) == 0 &&
@@ -544,7 +561,7 @@ static void test_growth(void)
 	CHECK(ix, "open with a 256 KiB map");
 	if (!ix)
 		return;
-	CHECK(idx_stats(ix, &used, &map) == 0 && map == 256 * KIB,
+	CHECK(stats(ix, &used, &map) == 0 && map == 256 * KIB,
 	      "the map starts at 256 KiB (%llu)", (unsigned long long)map);
 	for (i = 0; i < total && r == 0; i += GROW_PER_TXN)
 		r = idx_write(ix, grow_put, &(struct grow_arg){ i,
@@ -555,7 +572,7 @@ static void test_growth(void)
 	      va.bad == 0, "every value reads back (%llu of %llu, %llu bad)",
 	      (unsigned long long)va.n, (unsigned long long)total,
 	      (unsigned long long)va.bad);
-	CHECK(idx_stats(ix, &used, &map) == 0 && map > 50 * MIB &&
+	CHECK(stats(ix, &used, &map) == 0 && map > 50 * MIB &&
 	      used >= 50 * MIB && used <= map,
 	      "idx_stats: the map grew (%llu MiB used of %llu MiB)",
 	      (unsigned long long)(used / MIB),
@@ -564,7 +581,7 @@ static void test_growth(void)
 
 	/* Reopening with the same small option maps the whole file. */
 	ix = open_at(dir, 256 * KIB, false);
-	CHECK(ix && idx_stats(ix, &used, &map) == 0 && map >= used &&
+	CHECK(ix && stats(ix, &used, &map) == 0 && map >= used &&
 	      used >= 50 * MIB, "reopen with a small map_size maps the file");
 	va = (struct verify_arg){ 0 };
 	CHECK(ix && idx_read(ix, verify_all, &va) == 0 && va.n == total &&
@@ -664,7 +681,7 @@ static void test_rerun(void)
 	      "the same transaction now fits in one run");
 	CHECK(idx_read(ix, read_counter, &c) == 0 && c == 2,
 	      "counter incremented once more");
-	CHECK(idx_stats(ix, &used, &map) == 0 && map >= 64 * MIB,
+	CHECK(stats(ix, &used, &map) == 0 && map >= 64 * MIB,
 	      "growth added at least 64 MiB (%llu KiB)",
 	      (unsigned long long)(map / KIB));
 	idx_close(ix);
@@ -773,13 +790,13 @@ static void test_map_resized(void)
 	CHECK(ix, "open with a 256 KiB map for the resize test");
 	if (!ix)
 		return;
-	idx_stats(ix, &used, &map0);
+	stats(ix, &used, &map0);
 	st = in_child(dir, 256 * KIB, child_write_many, range);
 	CHECK_EQ(st, 0, "a child grows the map by writing 4 MiB");
 	CHECK(idx_read(ix, verify_all, &va) == 0 && va.n == range[1] &&
 	      va.bad == 0, "the parent's next read adopts the bigger map "
 	      "and sees every value (%llu)", (unsigned long long)va.n);
-	CHECK(idx_stats(ix, &used, &map) == 0 && map > map0 && used <= map,
+	CHECK(stats(ix, &used, &map) == 0 && map > map0 && used <= map,
 	      "the parent's map grew with the file (%llu KiB)",
 	      (unsigned long long)(map / KIB));
 	idx_close(ix);
@@ -916,7 +933,7 @@ static void test_threads(void)
 	CHECK(s.ix, "open for the thread test");
 	if (!s.ix)
 		return;
-	idx_stats(s.ix, &used, &map0);
+	stats(s.ix, &used, &map0);
 	for (n = 0; n < READERS; n++)
 		if (pthread_create(&th[n], NULL, reader_main, &s) != 0)
 			break;
@@ -935,7 +952,7 @@ static void test_threads(void)
 	CHECK_EQ(atomic_load(&s.errors), 0, "no read failed");
 	CHECK_EQ(atomic_load(&s.torn), 0,
 		 "no reader saw half a transaction");
-	CHECK(idx_stats(s.ix, &used, &map) == 0 && map > map0 &&
+	CHECK(stats(s.ix, &used, &map) == 0 && map > map0 &&
 	      map >= 128 * MIB,
 	      "the map grew twice while the readers ran (%llu MiB)",
 	      (unsigned long long)(map / MIB));
@@ -972,13 +989,13 @@ static void *hold_main(void *arg)
 static void test_readers_full(void)
 {
 	char *dir = subdir("onereader");
-	struct idx_options o = { .max_readers = 1 };
+	struct idx_options o = { .path = dir, .max_readers = 1 };
 	struct hold_arg h = { 0 };
 	pthread_t th;
 	int r;
 
 	hold_ix = NULL;
-	CHECK_EQ(idx_open(dir, &o, &hold_ix), 0,
+	CHECK_EQ(idx_open(&o, &hold_ix), 0,
 		 "open with one reader slot");
 	if (!hold_ix)
 		return;
@@ -1023,18 +1040,18 @@ static void test_garbage(void)
 	if (mkdir(dir, 0700) < 0 || asprintf(&file, "%s/data.mdb", dir) < 0)
 		abort();
 	CHECK_EQ(write_file(file, 64 * 1024), 0, "write a garbage data.mdb");
-	r = idx_open(dir, NULL, &ix);
+	r = idx_open(AT(dir), &ix);
 	CHECK((r == -EINVAL || r == -EIO) && !ix,
 	      "opening garbage fails cleanly (%d)", r);
 	CHECK_EQ(write_file(file, 100), 0, "write a short garbage data.mdb");
-	r = idx_open(dir, NULL, &ix);
+	r = idx_open(AT(dir), &ix);
 	CHECK((r == -EINVAL || r == -EIO) && !ix,
 	      "opening a short garbage file fails cleanly (%d)", r);
 	CHECK_EQ(write_file(notdir, 10), 0, "write a plain file");
-	r = idx_open(notdir, NULL, &ix);
+	r = idx_open(AT(notdir), &ix);
 	CHECK(r < 0 && !ix, "opening a plain file as a directory fails (%d)",
 	      r);
-	CHECK_EQ(idx_open(NULL, NULL, &ix), -EINVAL, "NULL dir is -EINVAL");
+	CHECK_EQ(idx_open(AT(NULL), &ix), -EINVAL, "NULL dir is -EINVAL");
 
 	/* A failed open leaves the process free to open a good index. */
 	unlink(file);

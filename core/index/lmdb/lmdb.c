@@ -538,18 +538,16 @@ static int env_open(struct idx_db *ix, const struct idx_options *opt)
 	return 0;
 }
 
-int idx_open(const char *dir, const struct idx_options *opt,
-	     struct idx_db **ret)
+int idx_open(const struct idx_options *opt, struct idx_db **ret)
 {
-	static const struct idx_options defaults = { .sync = true };
+	const char *dir = opt ? opt->path : NULL;
 	pthread_rwlockattr_t attr;
 	struct idx_db *ix;
 	int r;
 
 	if (!dir || !*dir || !ret)
 		return -EINVAL;
-	if (!opt)
-		opt = &defaults;
+	*ret = NULL;
 	pthread_mutex_lock(&open_lock);
 	if (open_pid == getpid()) {
 		pthread_mutex_unlock(&open_lock);
@@ -962,13 +960,13 @@ int idx_maint(struct idx_db *ix)
 	return dead;
 }
 
-int idx_stats(struct idx_db *ix, uint64_t *ret_used, uint64_t *ret_map)
+int idx_stats(struct idx_db *ix, struct idx_stats *ret)
 {
 	MDB_envinfo info;
 	MDB_stat st;
 	int rc;
 
-	if (!ix || !ret_used || !ret_map)
+	if (!ix || !ret)
 		return -EINVAL;
 	lock_shared(ix);
 	if (ix->broken) {
@@ -981,7 +979,7 @@ int idx_stats(struct idx_db *ix, uint64_t *ret_used, uint64_t *ret_map)
 	unlock(ix);
 	if (rc != 0)
 		return lmdb_err(ix, rc);
-	*ret_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-	*ret_map = info.me_mapsize;
+	ret->bytes_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	ret->bytes_alloc = info.me_mapsize;
 	return 0;
 }
