@@ -1,25 +1,40 @@
-/* index.h — the metadata index: ordered key/value tables with ACID
- * transactions, kept in LMDB. The only module that includes <lmdb.h>.
- *
- * The registry calls it through transactions run as callbacks, so that the
- * retry rules (grow the map on MDB_MAP_FULL, adopt a map another process
- * grew) live in one place:
+/* index.h — the metadata index: ordered tables of byte-string keys and
+ * values, with transactions run as callbacks. One interface; backends:
+ * lmdb (index/lmdb/, the default) and, with issue 14, postgres
+ * (index/pg/). index.c checks every call's arguments, refuses nested
+ * transactions and writes to a read-only index, and hands the rest to the
+ * backend (index/backend.h). Which tables exist and what their keys mean
+ * is the registry's (registry.c writes the key schema down); a backend
+ * sees byte strings.
  *
  *	static int fn(struct idx_txn *t, void *arg) { ... idx_put(t, ...) ... }
- *	r = idx_write(ix, fn, &arg);
+ *	r = idx_write(db, fn, &arg);
  *
- * A write callback may run more than once (after the map grew): it must not
- * have effects outside the transaction other than on its own arg, which it
- * must reset at its start. Values returned by idx_get() and passed to scan
- * callbacks point into the map and are valid only inside the callback's
- * transaction: copy what you need. Return a negative errno from a callback
- * to abort (the transaction is not committed) and have idx_write()
- * return it; return 0 to commit. Transactions do not nest: calling
- * idx_read() or idx_write() from inside a callback is -EDEADLK.
+ * Callbacks and retries. A backend may run a callback more than once: it
+ * retries inside idx_read()/idx_write() what the caller should never see
+ * (lmdb: the map grew, or another process grew it; postgres: a
+ * serialization failure or deadlock, a connection lost before COMMIT). So
+ * a callback has no effect outside the transaction but on its own arg,
+ * which it resets at its start. It returns a negative errno to abort (the
+ * transaction is not committed, idx_write() returns it) or >= 0 to commit
+ * (idx_write() returns that value). Transactions do not nest: idx_read()
+ * or idx_write() inside a callback is -EDEADLK.
  *
- * Which tables exist and what their keys are is the registry's business
- * (registry.c writes its key schema down); this module sees byte strings.
- * Keys are at most IDX_KEY_MAX bytes.
+ * Values. What idx_get() and idx_last() give stays valid until the
+ * transaction ends; what an iterator gives, until its next step. Copy
+ * what you keep.
+ *
+ * Order. Keys sort as memcmp() then length (LMDB's default, PostgreSQL's
+ * bytea). Integers in keys are big-endian (be64_put below) so they sort.
+ *
+ * Errors (every call): -EINVAL (bad argument, key not 1..IDX_KEY_MAX),
+ * -ENOENT, -EEXIST (IDX_NOOVERWRITE), -EACCES (a write in a read
+ * transaction), -ENOSPC (disk or map full), -EIO, -EROFS (opened
+ * read-only), -EDEADLK (nested), -EAGAIN (a read transaction cannot start:
+ * lmdb reader slots, postgres connections), -ETIMEDOUT (postgres: the
+ * deadline passed). An error other than -ENOENT, -EEXIST, -EINVAL, -EACCES
+ * spoils the transaction: it is aborted and that error returned even if
+ * the callback returned >= 0.
  */
 #ifndef MREG_INDEX_H
 #define MREG_INDEX_H
@@ -28,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest key every backend holds; the registry's longest is 8 + 255. */
 #define IDX_KEY_MAX 511
 
 enum idx_table {
@@ -49,47 +65,52 @@ struct idx_val {
 };
 
 struct idx_options {
-	const char *path;      /* the environment's directory */
-	uint64_t map_size;     /* initial map size (0: 64 MiB) */
-	unsigned max_readers;  /* 0: 4096 */
+	const char *backend;   /* "lmdb" (NULL: lmdb) or "postgres" */
+	const char *path;      /* lmdb: the environment's directory */
+	const char *conninfo;  /* postgres: a libpq connection string, with
+				* no password in it (PGPASSWORD, or a
+				* passfile: passfile=, PGPASSFILE, ~/.pgpass) */
+	uint64_t map_size;     /* lmdb: initial map size (0: 64 MiB) */
+	unsigned max_readers;  /* lmdb (0: 4096) */
+	unsigned connections;  /* postgres: pool size (0: 8) */
+	unsigned deadline_ms;  /* postgres: longest a call may take, retries
+				* included (0: 30000) */
 	bool sync;             /* false: commits are not made durable */
 	bool read_only;        /* open for reading only (fsck on a read-only
 				* fs) */
 };
 
-struct idx_db;
-struct idx_txn;
+struct idx_db;                  /* an open index */
+struct idx_txn;                 /* valid inside its callback only */
+struct idx_iter;                /* valid inside its transaction only */
+typedef int idx_txn_fn(struct idx_txn *t, void *arg);
 
-/* Opens (creating) the environment in directory opt->path (files data.mdb
- * and lock.mdb; the directory is made with mode 0700 if missing, its
- * parent is not). Clears stale reader slots.
- * One per process: -EBUSY while this process has one open. A forked child
- * may open its own; it must neither use nor close its parent's handle
- * (idx_close() in the child then only frees it).
- * Errors: -ENOMEM, -EACCES, -ENOSPC, -EIO, -ENOTDIR; -EINVAL for a missing
- * opt, path or ret, or a file that is not an LMDB environment (logged with
- * the reason); -ENOENT with read_only when there is no environment or it
- * lacks a table. */
+/* Opens the index of opt->backend. lmdb: opens (creating) the environment
+ * in directory opt->path (files data.mdb and lock.mdb; the directory is
+ * made with mode 0700 if missing, its parent is not) and clears stale
+ * reader slots. One per process: -EBUSY while this process has one open. A
+ * forked child may open its own; it must neither use nor close its
+ * parent's handle (idx_close() in the child then only frees it).
+ * Errors: -EINVAL for a missing opt, path or ret, an unknown backend, or
+ * what is not an index of ours (logged with the reason); -ENOMEM, -EACCES,
+ * -ENOSPC, -EIO, -ENOTDIR; -ENOENT with read_only when there is no index
+ * or it lacks a table. */
 int idx_open(const struct idx_options *opt, struct idx_db **ret);
 /* Closes; takes NULL. No transaction may be running. Another index may be
  * opened afterwards. */
-void idx_close(struct idx_db *ix);
+void idx_close(struct idx_db *db);
 
-/* Runs fn in a read-only transaction (a consistent snapshot). Returns what
- * fn returned, or a negative errno if the transaction could not start:
- * -EAGAIN when every reader slot is taken (after clearing stale ones),
- * -EIO, -EDEADLK from inside a callback. Safe from many threads. */
-int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg);
-/* Runs fn in the write transaction (one at a time across all processes)
- * and commits when fn returns >= 0; returns fn's value then. Grows the map
- * and runs fn again on MDB_MAP_FULL, whatever fn returned. An idx_* error
- * other than -ENOENT, -EEXIST, -EINVAL, -EACCES leaves the transaction
- * unable to commit: it is aborted and that error returned even if fn
- * returned >= 0. Errors: fn's, -ENOSPC (disk or the map's size limit),
+/* Runs fn in a read transaction (a consistent snapshot). Returns what fn
+ * returned, or a negative errno if the transaction could not start:
+ * -EAGAIN, -EIO, -EDEADLK from inside a callback. Safe from many
+ * threads. */
+int idx_read(struct idx_db *db, idx_txn_fn *fn, void *arg);
+/* Runs fn in the write transaction (one at a time across every process
+ * and host using the index) and commits when fn returns >= 0; returns
+ * fn's value then. Errors: fn's, -ENOSPC (disk or the map's size limit),
  * -EIO, -EROFS on an index opened read_only, -EDEADLK from inside a
- * callback. */
-int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-	      void *arg);
+ * callback, and the error that spoilt the transaction (above). */
+int idx_write(struct idx_db *db, idx_txn_fn *fn, void *arg);
 
 /* True when t may write. */
 bool idx_writable(const struct idx_txn *t);
@@ -101,19 +122,38 @@ int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
 
 #define IDX_NOOVERWRITE 1u
 /* Stores key -> val. With IDX_NOOVERWRITE, -EEXIST when key exists.
- * Errors: -EACCES in a read transaction, -EINVAL for a key too long. */
+ * Errors: -EACCES in a read transaction, -EINVAL for a key too long or
+ * an unknown flag. */
 int idx_put(struct idx_txn *t, enum idx_table tb, const void *key,
 	    size_t klen, const void *val, size_t vlen, unsigned flags);
-/* Removes key: 0, or -ENOENT. */
+/* Removes key: 0, or -ENOENT. -EACCES in a read transaction. */
 int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
 	    size_t klen);
 
-/* Calls fn for each key that starts with prefix, in key order, starting
- * at the first key >= start (start may be NULL: the first with prefix).
- * An empty prefix (plen 0, prefix may be NULL) matches every key.
- * fn returns 0 to go on, anything else to stop; idx_scan() returns that
- * value, or 0 when the keys ran out. fn must not change table tb (other
- * tables it may). -EINVAL for a prefix or start over IDX_KEY_MAX bytes. */
+/* Ordered iteration over the keys that start with prefix, from the first
+ * key >= start (start NULL: the first with prefix). An empty prefix (plen
+ * 0, prefix may be NULL) matches every key. Table tb must not be changed
+ * while an iterator on it is open (other tables may). -EINVAL for a
+ * prefix or start over IDX_KEY_MAX bytes.
+ *	struct idx_iter *it;
+ *	struct idx_val k, v;
+ *	r = idx_iter_begin(t, IDX_NAMES, p, 8, NULL, 0, &it);
+ *	while (r >= 0 && (r = idx_iter_next(it, &k, &v)) > 0) { ... }
+ *	idx_iter_end(it);
+ * idx_iter_begin: 0 and *ret set, or -errno (then *ret is NULL, and
+ * idx_iter_end(NULL) does nothing). idx_iter_next: 1 and the key and
+ * value set; 0 at the end (and on every call after it); -errno. End every
+ * iterator before its transaction ends. */
+int idx_iter_begin(struct idx_txn *t, enum idx_table tb, const void *prefix,
+		   size_t plen, const void *start, size_t slen,
+		   struct idx_iter **ret);
+int idx_iter_next(struct idx_iter *it, struct idx_val *ret_key,
+		  struct idx_val *ret_val);
+void idx_iter_end(struct idx_iter *it);
+
+/* The callback form, over an iterator: calls fn for each key as above. fn
+ * returns 0 to go on, anything else to stop; idx_scan() returns that
+ * value, or 0 when the keys ran out, or -errno. */
 int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, const void *start, size_t slen,
 	     int (*fn)(void *arg, const struct idx_val *key,
@@ -125,20 +165,23 @@ int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
 int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	     size_t plen, struct idx_val *ret_key, struct idx_val *ret_val);
 
-/* Number of entries in a table. */
+/* Number of entries in a table (fsck's progress; postgres: may be an
+ * estimate). */
 int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
 
-/* Clears reader slots of dead processes; returns how many. Call it now and
- * then in long-running processes (the daemon does, every minute). */
-int idx_maint(struct idx_db *ix);
+/* Housekeeping a long-running process calls now and then (the daemon:
+ * every tick, 2 s). lmdb: clears reader slots of dead processes and
+ * returns how many; postgres: pings idle connections. Returns >= 0 or
+ * -errno. */
+int idx_maint(struct idx_db *db);
 
 struct idx_stats {
-	uint64_t bytes_used;    /* pages in data.mdb up to the last one
-				 * written */
-	uint64_t bytes_alloc;   /* this process's map */
+	uint64_t bytes_used;    /* lmdb: pages in data.mdb up to the last
+				 * one written; pg: relation sizes */
+	uint64_t bytes_alloc;   /* lmdb: this process's map; pg: 0 */
 };
 /* What the index takes: 0 and *ret set, or -errno. */
-int idx_stats(struct idx_db *ix, struct idx_stats *ret);
+int idx_stats(struct idx_db *db, struct idx_stats *ret);
 
 /* Big-endian helpers for keys that sort in numeric order. */
 static inline void be64_put(void *p, uint64_t v)

@@ -1,6 +1,8 @@
-/* lmdb.c — the metadata index: ordered byte-string tables with ACID
- * transactions, kept in LMDB. This is the only file that includes <lmdb.h>;
- * the registry sees tables, keys, values and transactions run as callbacks.
+/* lmdb.c — the lmdb index backend (idx_lmdb_backend): ordered byte-string
+ * tables with ACID transactions, kept in LMDB. This is the only file that
+ * includes <lmdb.h>; index.c has checked every argument before a call
+ * reaches it (backend.h), and the registry sees tables, keys, values and
+ * transactions run as callbacks through index.h.
  *
  * Environment layout (DIR is created with mode 0700, files are 0600):
  *	DIR/data.mdb    the B-trees; never MDB_WRITEMAP, so the map is
@@ -24,7 +26,7 @@
  * for its whole life; changing the map size holds it exclusive. The lock
  * prefers the exclusive side, so a steady stream of readers cannot starve
  * a growth; in exchange a thread must never take it twice, which is why
- * nested idx_read()/idx_write() calls are refused (-EDEADLK). The map
+ * index.c refuses nested idx_read()/idx_write() calls (-EDEADLK). The map
  * changes size in two cases, both handled here and nowhere else:
  *	- a write transaction hits MDB_MAP_FULL (in a put or at commit): it is
  *	  aborted, the map grows (doubles, by at least 64 MiB) and the
@@ -49,7 +51,7 @@
  * threads share: ix->wlock lets one thread of this process at a time
  * reach it. flock and LMDB's POSIX locks on the same file are independent.
  */
-#include "index/index.h"
+#include "index/backend.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -78,19 +80,8 @@
 /* Retries of a begin that keeps answering MDB_MAP_RESIZED. */
 #define MAX_RESIZE_TRIES 8
 
-static const char *const table_name[IDX_TABLES] = {
-	[IDX_META] = "meta",
-	[IDX_NAMES] = "names",
-	[IDX_INODES] = "inodes",
-	[IDX_EXTENTS] = "extents",
-	[IDX_CHUNKS] = "chunks",
-	[IDX_XATTRS] = "xattrs",
-	[IDX_HISTORY] = "history",
-	[IDX_AUDIT] = "audit",
-	[IDX_TRASH] = "trash",
-};
-
-struct idx_db {
+struct lmdb_db {
+	struct idx_db base;
 	MDB_env *env;
 	MDB_dbi dbi[IDX_TABLES];
 	char *dir;
@@ -100,26 +91,46 @@ struct idx_db {
 	pthread_mutex_t wlock;    /* one writer of this process: see above */
 	size_t map_size;          /* changes only under lock exclusive */
 	pid_t pid;                /* the process that opened it */
-	bool read_only;
 	bool broken;              /* a remap failed: the map is gone */
 };
 
-struct idx_txn {
-	struct idx_db *ix;
+struct lmdb_txn {
+	struct idx_txn base;
+	struct lmdb_db *ix;
 	MDB_txn *txn;
-	bool write;
 	bool map_full;            /* a put hit MDB_MAP_FULL: grow and rerun */
 	int err;                  /* first error that spoilt the txn, or 0 */
+	struct lmdb_iter *iters;  /* open iterators: closed at the end */
 };
+
+/* An iterator: a cursor, and the bounds it runs between. */
+struct lmdb_iter {
+	struct idx_iter base;
+	struct lmdb_iter *next;   /* in its transaction's list */
+	MDB_cursor *cur;
+	size_t plen, slen;
+	bool started, done;
+	unsigned char prefix[IDX_KEY_MAX];
+	unsigned char start[IDX_KEY_MAX];
+};
+
+static struct lmdb_db *lmdb_db(struct idx_db *db)
+{
+	assert(db && db->be == &idx_lmdb_backend);
+	return (struct lmdb_db *)db;
+}
+
+static struct lmdb_txn *lmdb_txn(struct idx_txn *t)
+{
+	assert(t && t->db->be == &idx_lmdb_backend);
+	return (struct lmdb_txn *)t;
+}
 
 /* The process that has the environment open (LMDB allows one env per
  * process). A forked child inherits the parent's handle but must not use
  * it: it may open its own, hence the pid rather than a flag. */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t open_pid;
-
-/* Transactions this thread is inside; see the locking rule above. */
-static __thread unsigned txn_depth;
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -133,7 +144,7 @@ static __thread unsigned txn_depth;
  * only what f_bavail counts. */
 #define FULL_DISK_ROOM (1 * MIB)
 
-static bool disk_full(const struct idx_db *ix)
+static bool disk_full(const struct lmdb_db *ix)
 {
 	struct statvfs st;
 	uint64_t room;
@@ -150,7 +161,7 @@ static bool disk_full(const struct idx_db *ix)
  * does. LMDB's own codes whose reason would otherwise be lost (damage,
  * internal limits) are logged here; system errors are logged by the
  * caller, which knows what it was doing. */
-static int lmdb_err(const struct idx_db *ix, int rc)
+static int lmdb_err(const struct lmdb_db *ix, int rc)
 {
 	assert(ix);
 	switch (rc) {
@@ -195,7 +206,7 @@ static int lmdb_err(const struct idx_db *ix, int rc)
  * LMDB failures the transaction can no longer commit (MDB_TXN_ERROR), so
  * the first such error is kept and returned by idx_write() even if the
  * callback swallows it. Not-found, exists and bad sizes leave t usable. */
-static int txn_fail(struct idx_txn *t, int rc)
+static int txn_fail(struct lmdb_txn *t, int rc)
 {
 	int r;
 
@@ -214,7 +225,7 @@ static int txn_fail(struct idx_txn *t, int rc)
 
 /* ---- the map lock and growth ------------------------------------------- */
 
-static void lock_shared(struct idx_db *ix)
+static void lock_shared(struct lmdb_db *ix)
 {
 	int r = pthread_rwlock_rdlock(&ix->lock);
 
@@ -222,7 +233,7 @@ static void lock_shared(struct idx_db *ix)
 	(void)r;
 }
 
-static void lock_excl(struct idx_db *ix)
+static void lock_excl(struct lmdb_db *ix)
 {
 	int r = pthread_rwlock_wrlock(&ix->lock);
 
@@ -230,7 +241,7 @@ static void lock_excl(struct idx_db *ix)
 	(void)r;
 }
 
-static void unlock(struct idx_db *ix)
+static void unlock(struct lmdb_db *ix)
 {
 	int r = pthread_rwlock_unlock(&ix->lock);
 
@@ -240,7 +251,7 @@ static void unlock(struct idx_db *ix)
 
 /* Reads the map size LMDB uses now. Called with the lock exclusive, or
  * before the index is shared. */
-static void map_size_refresh(struct idx_db *ix)
+static void map_size_refresh(struct lmdb_db *ix)
 {
 	MDB_envinfo info;
 
@@ -253,7 +264,7 @@ static void map_size_refresh(struct idx_db *ix)
  * mdb_env_set_mapsize() leaves the environment without a map, so first
  * make sure the address space is there; if the remap fails anyway the
  * index is marked broken and every later call fails with -EIO. */
-static int remap(struct idx_db *ix, size_t size)
+static int remap(struct lmdb_db *ix, size_t size)
 {
 	void *p;
 	int rc;
@@ -283,7 +294,7 @@ static int remap(struct idx_db *ix, size_t size)
  * transaction ran with: if another thread grew the map meanwhile, that
  * growth is enough for a retry. Takes the lock exclusive; the caller
  * holds no transaction. */
-static int map_grow(struct idx_db *ix, size_t seen)
+static int map_grow(struct lmdb_db *ix, size_t seen)
 {
 	size_t cur, want;
 	int r = 0;
@@ -311,7 +322,7 @@ static int map_grow(struct idx_db *ix, size_t seen)
 }
 
 /* Adopts the map size another process recorded (MDB_MAP_RESIZED). */
-static int map_adopt(struct idx_db *ix)
+static int map_adopt(struct lmdb_db *ix)
 {
 	int r;
 
@@ -325,7 +336,7 @@ static int map_adopt(struct idx_db *ix)
 /* Begins a transaction, with ix->lock held shared (it may be dropped and
  * retaken while the map is adopted; the caller's snapshot of map_size is
  * refreshed through *seen). */
-static int txn_begin(struct idx_db *ix, bool write, MDB_txn **ret, size_t *seen)
+static int txn_begin(struct lmdb_db *ix, bool write, MDB_txn **ret, size_t *seen)
 {
 	bool checked = false;
 	int tries = 0, rc, r, dead;
@@ -376,37 +387,40 @@ static size_t page_round(uint64_t n)
 
 /* Opens (creating) every table in one transaction. Read-only envs open
  * them in a read transaction, committed so that the handles outlive it. */
-static int open_tables(struct idx_txn *t, void *arg)
+static int open_tables(struct idx_txn *it, void *arg)
 {
-	struct idx_db *ix = t->ix;
-	unsigned flags = t->write ? MDB_CREATE : 0;
+	struct lmdb_txn *t = lmdb_txn(it);
+	struct lmdb_db *ix = t->ix;
+	unsigned flags = t->base.write ? MDB_CREATE : 0;
+	const char *name;
 	int i, rc;
 
 	(void)arg;
 	for (i = 0; i < IDX_TABLES; i++) {
-		rc = mdb_dbi_open(t->txn, table_name[i], flags, &ix->dbi[i]);
+		name = idx_table_name((enum idx_table)i);
+		rc = mdb_dbi_open(t->txn, name, flags, &ix->dbi[i]);
 		if (rc == MDB_NOTFOUND)
 			return log_err(-ENOENT, "index '%s' has no table '%s'",
-				       ix->dir, table_name[i]);
+				       ix->dir, name);
 		if (rc == MDB_INCOMPATIBLE)
 			return log_err(-EIO, "index '%s': '%s' is not a table",
-				       ix->dir, table_name[i]);
+				       ix->dir, name);
 		if (rc != 0)
 			return txn_fail(t, rc);
 	}
 	return 0;
 }
 
-static int open_tables_ro(struct idx_db *ix)
+static int open_tables_ro(struct lmdb_db *ix)
 {
-	struct idx_txn t = { .ix = ix };
+	struct lmdb_txn t = { .base.db = &ix->base, .ix = ix };
 	size_t seen;
 	int r, rc;
 
 	lock_shared(ix);
 	r = txn_begin(ix, false, &t.txn, &seen);
 	if (r == 0) {
-		r = open_tables(&t, NULL);
+		r = open_tables(&t.base, NULL);
 		if (r < 0) {
 			mdb_txn_abort(t.txn);
 		} else {
@@ -435,7 +449,7 @@ static size_t initial_map_size(const char *data_path, uint64_t want)
  * The descriptor stays open until the environment is closed, because
  * closing any descriptor of a file drops this process's POSIX locks on
  * it, and LMDB's are on this one. */
-static int lock_file_alloc(struct idx_db *ix)
+static int lock_file_alloc(struct lmdb_db *ix)
 {
 	struct stat st;
 	char *p;
@@ -462,7 +476,7 @@ static int lock_file_alloc(struct idx_db *ix)
  * grows, and a meta page names no page beyond what was written before it,
  * so a file shorter than the meta page's last page is damaged: refuse it
  * before any page is read. */
-static int check_data_size(struct idx_db *ix)
+static int check_data_size(struct lmdb_db *ix)
 {
 	MDB_envinfo info;
 	MDB_stat ms;
@@ -484,7 +498,7 @@ static int check_data_size(struct idx_db *ix)
 	return 0;
 }
 
-static int env_open(struct idx_db *ix, const struct idx_options *opt)
+static int env_open(struct lmdb_db *ix, const struct idx_options *opt)
 {
 	unsigned flags = MDB_NOTLS;
 	int r, rc, dead;
@@ -538,16 +552,18 @@ static int env_open(struct idx_db *ix, const struct idx_options *opt)
 	return 0;
 }
 
-int idx_open(const struct idx_options *opt, struct idx_db **ret)
+
+static int lmdb_run(struct idx_db *db, bool write, idx_txn_fn *fn, void *arg);
+
+static int lmdb_open(const struct idx_options *opt, struct idx_db **ret)
 {
-	const char *dir = opt ? opt->path : NULL;
+	const char *dir = opt->path;
 	pthread_rwlockattr_t attr;
-	struct idx_db *ix;
+	struct lmdb_db *ix;
 	int r;
 
-	if (!dir || !*dir || !ret)
+	if (!dir || !*dir)
 		return -EINVAL;
-	*ret = NULL;
 	pthread_mutex_lock(&open_lock);
 	if (open_pid == getpid()) {
 		pthread_mutex_unlock(&open_lock);
@@ -559,7 +575,8 @@ int idx_open(const struct idx_options *opt, struct idx_db **ret)
 		pthread_mutex_unlock(&open_lock);
 		return -ENOMEM;
 	}
-	ix->read_only = opt->read_only;
+	ix->base.be = &idx_lmdb_backend;
+	ix->base.read_only = opt->read_only;
 	ix->lock_fd = -1;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,
@@ -588,12 +605,12 @@ int idx_open(const struct idx_options *opt, struct idx_db **ret)
 	if (opt->read_only)
 		r = open_tables_ro(ix);
 	else
-		r = idx_write(ix, open_tables, NULL);
+		r = lmdb_run(&ix->base, true, open_tables, NULL);
 	if (r < 0)
 		goto fail;
 	ix->pid = open_pid = getpid();
 	pthread_mutex_unlock(&open_lock);
-	*ret = ix;
+	*ret = &ix->base;
 	return 0;
 fail:
 	if (ix->env)
@@ -609,10 +626,10 @@ fail:
 	return r;
 }
 
-void idx_close(struct idx_db *ix)
+static void lmdb_close(struct idx_db *db)
 {
-	if (!ix)
-		return;
+	struct lmdb_db *ix = lmdb_db(db);
+
 	pthread_mutex_lock(&open_lock);
 	/* Closing in a forked child would clear the parent's reader slots
 	 * (LMDB matches them by the pid recorded at open): leave it be. */
@@ -632,28 +649,29 @@ void idx_close(struct idx_db *ix)
 
 /* ---- transactions ------------------------------------------------------ */
 
-static int nested(const struct idx_db *ix)
+static void iter_free(struct lmdb_iter *it);
+
+/* Runs fn in t, then closes the iterators fn left open: a cursor of a
+ * read transaction must be closed before the transaction ends. */
+static int txn_call(struct lmdb_txn *t, idx_txn_fn *fn, void *arg)
 {
-	return log_err(-EDEADLK, "index '%s': transaction inside a "
-		       "transaction", ix->dir);
+	int r = fn(&t->base, arg);
+
+	while (t->iters)
+		iter_free(t->iters);
+	return r;
 }
 
-int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg)
+static int read_txn(struct lmdb_db *ix, idx_txn_fn *fn, void *arg)
 {
-	struct idx_txn t = { .ix = ix };
+	struct lmdb_txn t = { .base.db = &ix->base, .ix = ix };
 	size_t seen;
 	int r;
 
-	if (!ix || !fn)
-		return -EINVAL;
-	if (txn_depth)
-		return nested(ix);
 	lock_shared(ix);
 	r = txn_begin(ix, false, &t.txn, &seen);
 	if (r == 0) {
-		txn_depth++;
-		r = fn(&t, arg);
-		txn_depth--;
+		r = txn_call(&t, fn, arg);
 		/* Abort ends a read transaction and, with MDB_NOTLS,
 		 * frees its reader slot. */
 		mdb_txn_abort(t.txn);
@@ -663,7 +681,7 @@ int idx_read(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg)
 }
 
 /* Takes the writer locks (see "Writers across processes" above). */
-static void writer_lock(struct idx_db *ix)
+static void writer_lock(struct lmdb_db *ix)
 {
 	pthread_mutex_lock(&ix->wlock);
 	if (ix->lock_fd < 0)
@@ -676,31 +694,29 @@ static void writer_lock(struct idx_db *ix)
 		}
 }
 
-static void writer_unlock(struct idx_db *ix)
+static void writer_unlock(struct lmdb_db *ix)
 {
 	if (ix->lock_fd >= 0)
 		flock(ix->lock_fd, LOCK_UN);
 	pthread_mutex_unlock(&ix->wlock);
 }
 
-static int write_txn(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
-		     void *arg)
+static int write_txn(struct lmdb_db *ix, idx_txn_fn *fn, void *arg)
 {
-	struct idx_txn t;
+	struct lmdb_txn t;
 	size_t seen;
 	int r, rc;
 
 	for (;;) {
-		t = (struct idx_txn){ .ix = ix, .write = true };
+		t = (struct lmdb_txn){ .base.db = &ix->base,
+				       .base.write = true, .ix = ix };
 		lock_shared(ix);
 		r = txn_begin(ix, true, &t.txn, &seen);
 		if (r < 0) {
 			unlock(ix);
 			return r;
 		}
-		txn_depth++;
-		r = fn(&t, arg);
-		txn_depth--;
+		r = txn_call(&t, fn, arg);
 		if (t.map_full || r < 0 || t.err) {
 			mdb_txn_abort(t.txn);
 			unlock(ix);
@@ -733,50 +749,36 @@ static int write_txn(struct idx_db *ix, int (*fn)(struct idx_txn *, void *),
 	}
 }
 
-int idx_write(struct idx_db *ix, int (*fn)(struct idx_txn *, void *), void *arg)
+static int lmdb_run(struct idx_db *db, bool write, idx_txn_fn *fn, void *arg)
 {
+	struct lmdb_db *ix = lmdb_db(db);
 	int r;
 
-	if (!ix || !fn)
-		return -EINVAL;
-	if (txn_depth)
-		return nested(ix);
-	if (ix->read_only)
-		return log_err(-EROFS, "index '%s' is open read-only",
-			       ix->dir);
+	if (!write)
+		return read_txn(ix, fn, arg);
 	writer_lock(ix);
 	r = write_txn(ix, fn, arg);
 	writer_unlock(ix);
 	return r;
 }
 
-bool idx_writable(const struct idx_txn *t)
-{
-	return t && t->write;
-}
-
 /* ---- operations -------------------------------------------------------- */
 
-static bool key_ok(const void *key, size_t klen)
+/* The error t can no longer run operations for, or 0. */
+static int txn_spoilt(const struct lmdb_txn *t)
 {
-	return key && klen > 0 && klen <= IDX_KEY_MAX;
+	return t->map_full ? -ENOSPC : t->err;
 }
 
-static bool table_ok(enum idx_table tb)
+static int lmdb_get(struct idx_txn *it, enum idx_table tb, const void *key,
+		    size_t klen, struct idx_val *ret)
 {
-	return (unsigned)tb < IDX_TABLES;
-}
-
-int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
-	    size_t klen, struct idx_val *ret)
-{
+	struct lmdb_txn *t = lmdb_txn(it);
 	MDB_val k = { klen, (void *)key }, v;
 	int rc;
 
-	if (!t || !table_ok(tb) || !key_ok(key, klen) || !ret)
-		return -EINVAL;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
 	rc = mdb_get(t->txn, t->ix->dbi[tb], &k, &v);
 	if (rc != 0)
 		return txn_fail(t, rc);
@@ -785,36 +787,29 @@ int idx_get(struct idx_txn *t, enum idx_table tb, const void *key,
 	return 0;
 }
 
-int idx_put(struct idx_txn *t, enum idx_table tb, const void *key,
-	    size_t klen, const void *val, size_t vlen, unsigned flags)
+static int lmdb_put(struct idx_txn *it, enum idx_table tb, const void *key,
+		    size_t klen, const void *val, size_t vlen, unsigned flags)
 {
+	struct lmdb_txn *t = lmdb_txn(it);
 	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
 	int rc;
 
-	if (!t || !table_ok(tb) || !key_ok(key, klen) || (!val && vlen) ||
-	    (flags & ~IDX_NOOVERWRITE))
-		return -EINVAL;
-	if (!t->write)
-		return -EACCES;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
 	rc = mdb_put(t->txn, t->ix->dbi[tb], &k, &v,
 		     flags & IDX_NOOVERWRITE ? MDB_NOOVERWRITE : 0);
 	return rc ? txn_fail(t, rc) : 0;
 }
 
-int idx_del(struct idx_txn *t, enum idx_table tb, const void *key,
-	    size_t klen)
+static int lmdb_del(struct idx_txn *it, enum idx_table tb, const void *key,
+		    size_t klen)
 {
+	struct lmdb_txn *t = lmdb_txn(it);
 	MDB_val k = { klen, (void *)key };
 	int rc;
 
-	if (!t || !table_ok(tb) || !key_ok(key, klen))
-		return -EINVAL;
-	if (!t->write)
-		return -EACCES;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
 	rc = mdb_del(t->txn, t->ix->dbi[tb], &k, NULL);
 	return rc ? txn_fail(t, rc) : 0;
 }
@@ -825,88 +820,105 @@ static bool has_prefix(const MDB_val *k, const void *prefix, size_t plen)
 	       (k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0);
 }
 
-/* Compares byte strings in LMDB's default key order. */
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+/* ---- iterators --------------------------------------------------------- */
+
+static int lmdb_iter_begin(struct idx_txn *tx, enum idx_table tb,
+			   const void *prefix, size_t plen, const void *start,
+			   size_t slen, struct idx_iter **ret)
 {
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
+	struct lmdb_txn *t = lmdb_txn(tx);
+	struct lmdb_iter *it;
+	int rc;
 
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-int idx_scan(struct idx_txn *t, enum idx_table tb, const void *prefix,
-	     size_t plen, const void *start, size_t slen,
-	     int (*fn)(void *arg, const struct idx_val *key,
-		       const struct idx_val *val),
-	     void *arg)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	MDB_cursor_op op;
-	int r = 0, rc;
-
-	if (!t || !table_ok(tb) || !fn || (plen && !prefix) ||
-	    plen > IDX_KEY_MAX || slen > IDX_KEY_MAX)
-		return -EINVAL;
-	if (!start)
-		slen = 0;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
-	/* Begin at the larger of prefix and start. */
-	if (slen && key_cmp(start, slen, prefix, plen) > 0)
-		k = (MDB_val){ slen, (void *)start };
-	else
-		k = (MDB_val){ plen, (void *)prefix };
-	op = k.mv_size ? MDB_SET_RANGE : MDB_FIRST;
-	rc = mdb_cursor_open(t->txn, t->ix->dbi[tb], &cur);
-	if (rc != 0)
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
+	it = malloc(sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	rc = mdb_cursor_open(t->txn, t->ix->dbi[tb], &it->cur);
+	if (rc != 0) {
+		free(it);
 		return txn_fail(t, rc);
-	for (;;) {
-		rc = mdb_cursor_get(cur, &k, &v, op);
-		if (rc == MDB_NOTFOUND)
-			break;
-		if (rc != 0) {
-			r = txn_fail(t, rc);
-			break;
-		}
-		if (!has_prefix(&k, prefix, plen))
-			break;
-		r = fn(arg, &(struct idx_val){ k.mv_data, k.mv_size },
-		       &(struct idx_val){ v.mv_data, v.mv_size });
-		if (r != 0)
-			break;
-		op = MDB_NEXT;
 	}
-	mdb_cursor_close(cur);
-	return r;
+	it->base.t = &t->base;
+	it->plen = plen;
+	it->slen = slen;
+	it->started = it->done = false;
+	if (plen)
+		memcpy(it->prefix, prefix, plen);
+	if (slen)
+		memcpy(it->start, start, slen);
+	it->next = t->iters;
+	t->iters = it;
+	*ret = &it->base;
+	return 0;
 }
 
-int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
-	     size_t plen, struct idx_val *ret_key, struct idx_val *ret_val)
+static int lmdb_iter_next(struct idx_iter *base, struct idx_val *ret_key,
+			  struct idx_val *ret_val)
 {
+	struct lmdb_iter *it = (struct lmdb_iter *)base;
+	struct lmdb_txn *t = lmdb_txn(base->t);
+	MDB_cursor_op op = MDB_NEXT;
+	MDB_val k, v;
+	int rc;
+
+	if (it->done)
+		return 0;
+	if (!it->started) {
+		/* Begin at the larger of prefix and start. */
+		if (it->slen && idx_key_cmp(it->start, it->slen, it->prefix,
+					    it->plen) > 0)
+			k = (MDB_val){ it->slen, it->start };
+		else
+			k = (MDB_val){ it->plen, it->prefix };
+		op = k.mv_size ? MDB_SET_RANGE : MDB_FIRST;
+		it->started = true;
+	}
+	rc = mdb_cursor_get(it->cur, &k, &v, op);
+	if (rc == MDB_SUCCESS && !has_prefix(&k, it->prefix, it->plen))
+		rc = MDB_NOTFOUND;
+	if (rc != MDB_SUCCESS) {
+		it->done = true;
+		return rc == MDB_NOTFOUND ? 0 : txn_fail(t, rc);
+	}
+	*ret_key = (struct idx_val){ k.mv_data, k.mv_size };
+	*ret_val = (struct idx_val){ v.mv_data, v.mv_size };
+	return 1;
+}
+
+/* Closes it and takes it off its transaction's list. */
+static void iter_free(struct lmdb_iter *it)
+{
+	struct lmdb_txn *t = lmdb_txn(it->base.t);
+	struct lmdb_iter **p;
+
+	for (p = &t->iters; *p != it; p = &(*p)->next)
+		assert(*p);
+	*p = it->next;
+	mdb_cursor_close(it->cur);
+	free(it);
+}
+
+static void lmdb_iter_end(struct idx_iter *base)
+{
+	iter_free((struct lmdb_iter *)base);
+}
+
+static int lmdb_last(struct idx_txn *tx, enum idx_table tb,
+		     const void *prefix, size_t plen, struct idx_val *ret_key,
+		     struct idx_val *ret_val)
+{
+	struct lmdb_txn *t = lmdb_txn(tx);
 	unsigned char succ[IDX_KEY_MAX];
-	size_t n = plen;
+	size_t n;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
-	if (!t || !table_ok(tb) || (plen && !prefix) || plen > IDX_KEY_MAX ||
-	    !ret_key || !ret_val)
-		return -EINVAL;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
-	/* The successor of the prefix: the smallest string above every key
-	 * that starts with it. Drop trailing 0xff bytes and add one to the
-	 * last byte; a prefix of only 0xff bytes (or none) has none, and its
-	 * keys, if any, are the last of the table. */
-	if (plen)
-		memcpy(succ, prefix, plen);
-	while (n > 0 && succ[n - 1] == 0xff)
-		n--;
-	if (n > 0)
-		succ[n - 1]++;
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
+	n = idx_key_successor(prefix, plen, succ);
 	rc = mdb_cursor_open(t->txn, t->ix->dbi[tb], &cur);
 	if (rc != 0)
 		return txn_fail(t, rc);
@@ -928,15 +940,14 @@ int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	return 0;
 }
 
-int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret)
+static int lmdb_count(struct idx_txn *tx, enum idx_table tb, uint64_t *ret)
 {
+	struct lmdb_txn *t = lmdb_txn(tx);
 	MDB_stat st;
 	int rc;
 
-	if (!t || !table_ok(tb) || !ret)
-		return -EINVAL;
-	if (t->map_full || t->err)
-		return t->map_full ? -ENOSPC : t->err;
+	if (txn_spoilt(t))
+		return txn_spoilt(t);
 	rc = mdb_stat(t->txn, t->ix->dbi[tb], &st);
 	if (rc != 0)
 		return txn_fail(t, rc);
@@ -946,12 +957,11 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret)
 
 /* ---- maintenance ------------------------------------------------------- */
 
-int idx_maint(struct idx_db *ix)
+static int lmdb_maint(struct idx_db *db)
 {
+	struct lmdb_db *ix = lmdb_db(db);
 	int dead = 0, rc;
 
-	if (!ix)
-		return -EINVAL;
 	rc = mdb_reader_check(ix->env, &dead);
 	if (rc != 0)
 		return lmdb_err(ix, rc);
@@ -960,14 +970,13 @@ int idx_maint(struct idx_db *ix)
 	return dead;
 }
 
-int idx_stats(struct idx_db *ix, struct idx_stats *ret)
+static int lmdb_stats(struct idx_db *db, struct idx_stats *ret)
 {
+	struct lmdb_db *ix = lmdb_db(db);
 	MDB_envinfo info;
 	MDB_stat st;
 	int rc;
 
-	if (!ix || !ret)
-		return -EINVAL;
 	lock_shared(ix);
 	if (ix->broken) {
 		unlock(ix);
@@ -983,3 +992,20 @@ int idx_stats(struct idx_db *ix, struct idx_stats *ret)
 	ret->bytes_alloc = info.me_mapsize;
 	return 0;
 }
+
+const struct idx_backend idx_lmdb_backend = {
+	.name = "lmdb",
+	.open = lmdb_open,
+	.close = lmdb_close,
+	.run = lmdb_run,
+	.get = lmdb_get,
+	.put = lmdb_put,
+	.del = lmdb_del,
+	.iter_begin = lmdb_iter_begin,
+	.iter_next = lmdb_iter_next,
+	.iter_end = lmdb_iter_end,
+	.last = lmdb_last,
+	.count = lmdb_count,
+	.maint = lmdb_maint,
+	.stats = lmdb_stats,
+};

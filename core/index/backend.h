@@ -1,0 +1,116 @@
+/* backend.h — what an index backend provides: the vtable index.c
+ * dispatches to, and the base structs a backend's handle, transaction and
+ * iterator begin with. Private to core/index/: the registry includes
+ * index.h only.
+ *
+ * The contract of every call is its idx_* counterpart's (index.h):
+ * callbacks may run more than once, a callback returns a negative errno to
+ * abort or >= 0 to commit, values of get/last live until the transaction
+ * ends and an iterator's until its next step, keys sort as memcmp() then
+ * length, an error other than -ENOENT, -EEXIST, -EINVAL, -EACCES spoils
+ * the transaction.
+ *
+ * What index.c does before it calls, once for every backend, so that a
+ * backend need not: a NULL handle, transaction, iterator, callback or
+ * result pointer, an unknown table, a key not 1..IDX_KEY_MAX bytes, a
+ * prefix or start longer than IDX_KEY_MAX, a value NULL with a length, an
+ * unknown put flag (all -EINVAL); a put or del in a read transaction
+ * (-EACCES); a write on an index opened read-only (-EROFS); a transaction
+ * begun inside another on the same thread (-EDEADLK, whatever the
+ * backend: that is what lets lmdb hold its map lock across a callback).
+ * After: a key given back longer than IDX_KEY_MAX (-EIO, logged: the
+ * registry's buffers are sized by it).
+ */
+#ifndef MREG_INDEX_BACKEND_H
+#define MREG_INDEX_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "index/index.h"
+
+/* A backend's handle, transaction and iterator begin with these; the
+ * backend fills them in (open, run, iter_begin). */
+struct idx_db {
+	const struct idx_backend *be;
+	bool read_only;
+};
+
+struct idx_txn {
+	struct idx_db *db;
+	bool write;            /* valid inside its callback only */
+};
+
+struct idx_iter {
+	struct idx_txn *t;     /* the transaction it belongs to */
+};
+
+/* One backend. Each call is documented by its idx_* counterpart. */
+struct idx_backend {
+	const char *name;
+	int  (*open)(const struct idx_options *o, struct idx_db **ret);
+	void (*close)(struct idx_db *db);
+	/* Runs fn in a read (write false) or write transaction, retrying
+	 * inside what the caller should never see. */
+	int  (*run)(struct idx_db *db, bool write, idx_txn_fn *fn, void *arg);
+	int  (*get)(struct idx_txn *t, enum idx_table tb, const void *key,
+		    size_t klen, struct idx_val *ret);
+	int  (*put)(struct idx_txn *t, enum idx_table tb, const void *key,
+		    size_t klen, const void *val, size_t vlen, unsigned flags);
+	int  (*del)(struct idx_txn *t, enum idx_table tb, const void *key,
+		    size_t klen);
+	int  (*iter_begin)(struct idx_txn *t, enum idx_table tb,
+			   const void *prefix, size_t plen, const void *start,
+			   size_t slen, struct idx_iter **ret);
+	/* 1 and the key and value set; 0 at the end; -errno. */
+	int  (*iter_next)(struct idx_iter *it, struct idx_val *ret_key,
+			  struct idx_val *ret_val);
+	void (*iter_end)(struct idx_iter *it);
+	int  (*last)(struct idx_txn *t, enum idx_table tb, const void *prefix,
+		     size_t plen, struct idx_val *ret_key,
+		     struct idx_val *ret_val);
+	int  (*count)(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+	int  (*maint)(struct idx_db *db);
+	int  (*stats)(struct idx_db *db, struct idx_stats *ret);
+};
+
+/* The name of table tb ("meta", "names", ...): LMDB's database names,
+ * PostgreSQL's table names after its prefix. */
+const char *idx_table_name(enum idx_table tb);
+
+/* Compares byte strings in the index's order: memcmp(), then length. */
+static inline int idx_key_cmp(const void *a, size_t alen, const void *b,
+			      size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* The successor of prefix (plen <= IDX_KEY_MAX) into succ: the smallest
+ * string above every key that starts with prefix. Returns its length, 0
+ * when there is none (prefix empty or all 0xff bytes: then every key
+ * >= prefix starts with it). */
+static inline size_t idx_key_successor(const void *prefix, size_t plen,
+				       unsigned char succ[IDX_KEY_MAX])
+{
+	size_t n = plen;
+
+	if (plen)
+		memcpy(succ, prefix, plen);
+	while (n > 0 && succ[n - 1] == 0xff)
+		n--;
+	if (n > 0)
+		succ[n - 1]++;
+	return n;
+}
+
+/* The backends (index.c lists them). */
+extern const struct idx_backend idx_lmdb_backend;
+
+#endif
