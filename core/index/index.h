@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 /* Longest key every backend holds; the registry's longest is 8 + 255. */
-#define IDX_KEY_MAX 511
+#define IDX_KEY_MAX 320
 
 enum idx_table {
 	IDX_META = 0,  /* store-wide settings and counters */

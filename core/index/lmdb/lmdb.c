@@ -79,6 +79,10 @@
 #define MAX_MAP_SIZE (1ull << 42)
 /* Retries of a begin that keeps answering MDB_MAP_RESIZED. */
 #define MAX_RESIZE_TRIES 8
+/* liblmdb's longest key as built by default (MDB_MAXKEYSIZE): every key
+ * of the interface fits. env_open checks the library's own at run time. */
+#define LMDB_KEY_MAX 511
+_Static_assert(IDX_KEY_MAX <= LMDB_KEY_MAX, "IDX_KEY_MAX fits in LMDB");
 
 struct lmdb_db {
 	struct idx_db base;
