@@ -1,9 +1,13 @@
 /* test-index.c — the index's contract: get/put/del and their errors, scans
- * and idx_last() at the edges of a prefix, callbacks that abort, the map
- * growing under writers and readers (in this process and in another),
- * a full disk, a file that is not an index, and stale reader slots.
- * Every test opens and closes its own environment (one per process). */
+ * and idx_last() at the edges of a prefix, iterators against a model of
+ * the keys, callbacks that abort, the map growing under writers and
+ * readers (in this process and in another), a full disk, a file that is
+ * not an index, and stale reader slots; and what index.c decides for
+ * every backend (arguments, nesting, read-only, keys given back), over a
+ * backend of the test's own. Every test opens and closes its own
+ * environment (one per process). */
 #include "index/index.h"
+#include "index/backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +21,7 @@
 
 #include "check.h"
 #include "log.h"
+#include "util.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
@@ -1240,6 +1245,467 @@ out:
 	free(dir);
 }
 
+/* ---- iterators: the same keys as a model, and as idx_scan ------------- */
+
+#define MODEL_KEYS 400
+#define MODEL_KEY_LEN 6
+
+struct mkey {
+	unsigned char k[MODEL_KEY_LEN];
+	size_t len;
+};
+
+static int mkey_cmp(const void *a, const void *b)
+{
+	const struct mkey *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->k, y->k, n);
+
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* n pseudo-random keys of 1 to MODEL_KEY_LEN bytes over a few letters,
+ * 0x00 and 0xff among them (the edges of a prefix), sorted in the
+ * index's order without repeats; returns how many are left. */
+static size_t model_keys(struct mkey *m, size_t n, uint64_t seed)
+{
+	static const unsigned char abc[] = { 0x00, 'a', 'b', 0xfe, 0xff };
+	size_t i, j, out = 0;
+
+	for (i = 0; i < n; i++) {
+		m[i].len = 1 + splitmix64(&seed) % MODEL_KEY_LEN;
+		for (j = 0; j < m[i].len; j++)
+			m[i].k[j] = abc[splitmix64(&seed) % sizeof(abc)];
+	}
+	qsort(m, n, sizeof(*m), mkey_cmp);
+	for (i = 0; i < n; i++)
+		if (out == 0 || mkey_cmp(&m[out - 1], &m[i]) != 0)
+			m[out++] = m[i];
+	return out;
+}
+
+struct model_put_arg {
+	const struct mkey *m;
+	size_t n;
+};
+
+/* Each key's value is its length and its bytes reversed. */
+static void model_val(const struct mkey *k, unsigned char *v)
+{
+	size_t i;
+
+	v[0] = (unsigned char)k->len;
+	for (i = 0; i < k->len; i++)
+		v[1 + i] = k->k[k->len - 1 - i];
+}
+
+static int model_put(struct idx_txn *t, void *arg)
+{
+	struct model_put_arg *a = arg;
+	unsigned char v[1 + MODEL_KEY_LEN];
+	size_t i;
+	int r;
+
+	for (i = 0; i < a->n; i++) {
+		model_val(&a->m[i], v);
+		r = idx_put(t, IDX_HISTORY, a->m[i].k, a->m[i].len, v,
+			    1 + a->m[i].len, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* What one walk saw, checked against the model as it goes. */
+struct walk {
+	const struct mkey *m;  /* the expected keys, in order */
+	size_t n, at;
+	int bad;
+};
+
+static int walk_one(void *arg, const struct idx_val *k,
+		    const struct idx_val *v)
+{
+	struct walk *w = arg;
+	unsigned char want[1 + MODEL_KEY_LEN];
+
+	if (w->at >= w->n || k->len != w->m[w->at].len ||
+	    memcmp(k->data, w->m[w->at].k, k->len) != 0) {
+		w->bad++;
+		return 1;
+	}
+	model_val(&w->m[w->at], want);
+	if (v->len != 1 + k->len || memcmp(v->data, want, v->len) != 0)
+		w->bad++;
+	w->at++;
+	return 0;
+}
+
+struct query {
+	struct mkey prefix, start;
+	bool has_start;
+	const struct mkey *want;
+	size_t nwant;
+	int scan_bad, iter_bad;
+};
+
+static int query_txn(struct idx_txn *t, void *arg)
+{
+	struct query *q = arg;
+	struct walk w = { q->want, q->nwant, 0, 0 };
+	const void *start = q->has_start ? q->start.k : NULL;
+	struct idx_iter *it;
+	struct idx_val k, v;
+	int r;
+
+	r = idx_scan(t, IDX_HISTORY, q->prefix.k, q->prefix.len, start,
+		     q->start.len, walk_one, &w);
+	q->scan_bad = r != 0 || w.bad || w.at != w.n;
+	w = (struct walk){ q->want, q->nwant, 0, 0 };
+	r = idx_iter_begin(t, IDX_HISTORY, q->prefix.k, q->prefix.len, start,
+			   q->start.len, &it);
+	while (r >= 0 && (r = idx_iter_next(it, &k, &v)) > 0)
+		if (walk_one(&w, &k, &v))
+			break;
+	/* once at the end, it stays there */
+	if (r == 0)
+		r = idx_iter_next(it, &k, &v);
+	idx_iter_end(it);
+	q->iter_bad = r != 0 || w.bad || w.at != w.n;
+	return 0;
+}
+
+static bool mkey_has_prefix(const struct mkey *k, const struct mkey *p)
+{
+	return k->len >= p->len && memcmp(k->k, p->k, p->len) == 0;
+}
+
+/* Two iterators on one table at once, stepped in turn, each see it all;
+ * a third is left open for the transaction to close. */
+static int two_iters_txn(struct idx_txn *t, void *arg)
+{
+	struct walk *w = arg;       /* two walks */
+	struct idx_iter *a, *b, *c;
+	struct idx_val k, v;
+	int ra = 1, rb = 1, r;
+
+	if ((r = idx_iter_begin(t, IDX_HISTORY, NULL, 0, NULL, 0, &a)) < 0)
+		return r;
+	if ((r = idx_iter_begin(t, IDX_HISTORY, NULL, 0, NULL, 0, &b)) < 0) {
+		idx_iter_end(a);
+		return r;
+	}
+	while (ra > 0 || rb > 0) {
+		if (ra > 0 && (ra = idx_iter_next(a, &k, &v)) > 0)
+			walk_one(&w[0], &k, &v);
+		if (rb > 0 && (rb = idx_iter_next(b, &k, &v)) > 0)
+			walk_one(&w[1], &k, &v);
+	}
+	idx_iter_end(b);
+	idx_iter_end(a);
+	if (ra < 0 || rb < 0)
+		return ra < 0 ? ra : rb;
+	r = idx_iter_begin(t, IDX_HISTORY, NULL, 0, NULL, 0, &c);
+	return r < 0 ? r : idx_iter_next(c, &k, &v);
+}
+
+static int long_bounds_txn(struct idx_txn *t, void *arg)
+{
+	static char big[IDX_KEY_MAX + 1];
+	struct idx_iter *it = (struct idx_iter *)&it;
+	struct walk none = { 0 };
+	struct idx_val k, v;
+	int *res = arg;
+
+	memset(big, 'a', sizeof(big));
+	res[0] = idx_iter_begin(t, IDX_HISTORY, big, sizeof(big), NULL, 0,
+				&it);
+	res[1] = it == NULL;
+	res[2] = idx_iter_begin(t, IDX_HISTORY, "a", 1, big, sizeof(big),
+				&it);
+	res[3] = idx_scan(t, IDX_HISTORY, big, sizeof(big), NULL, 0,
+			  walk_one, &none);
+	res[4] = idx_last(t, IDX_HISTORY, big, sizeof(big), &k, &v);
+	res[5] = idx_iter_begin(t, IDX_HISTORY, big, IDX_KEY_MAX, big,
+				IDX_KEY_MAX, &it);
+	if (res[5] == 0) {
+		res[5] = idx_iter_next(it, &k, &v);
+		idx_iter_end(it);
+	}
+	return 0;
+}
+
+static void test_iter(void)
+{
+	static struct mkey m[MODEL_KEYS], want[MODEL_KEYS];
+	char *dir = subdir("iter");
+	struct idx_db *ix = open_at(dir, 0, false);
+	struct query q;
+	struct walk w[2];
+	uint64_t seed = 11;
+	size_t n, i, j, nq = 0;
+	int scan_bad = 0, iter_bad = 0, res[6], r;
+
+	CHECK(ix, "open for the iterator test");
+	if (!ix)
+		return;
+	n = model_keys(m, MODEL_KEYS, 5);
+	CHECK_EQ(idx_write(ix, model_put, &(struct model_put_arg){ m, n }), 0,
+		 "%zu keys written", n);
+	for (i = 0; i < 300; i++) {
+		memset(&q, 0, sizeof(q));
+		q.prefix.len = splitmix64(&seed) % 4;
+		q.start.len = splitmix64(&seed) % 5;
+		q.has_start = q.start.len > 0;
+		/* prefixes and starts: pieces of stored keys, and others */
+		memcpy(q.prefix.k, m[splitmix64(&seed) % n].k, MODEL_KEY_LEN);
+		memcpy(q.start.k, m[splitmix64(&seed) % n].k, MODEL_KEY_LEN);
+		if (i % 3 == 0 && q.start.len)
+			q.start.k[q.start.len - 1] ^= 0x41;
+		q.want = want;
+		for (j = 0; j < n; j++)
+			if (mkey_has_prefix(&m[j], &q.prefix) &&
+			    (!q.has_start || mkey_cmp(&m[j], &q.start) >= 0))
+				want[q.nwant++] = m[j];
+		r = idx_read(ix, query_txn, &q);
+		scan_bad += r != 0 || q.scan_bad;
+		iter_bad += r != 0 || q.iter_bad;
+		nq++;
+	}
+	CHECK_EQ(iter_bad, 0, "the iterator gives the model's keys and "
+		 "values in order (%zu prefix/start pairs)", nq);
+	CHECK_EQ(scan_bad, 0, "idx_scan gives the same");
+	w[0] = w[1] = (struct walk){ m, n, 0, 0 };
+	CHECK_EQ(idx_read(ix, two_iters_txn, w), 1,
+		 "two iterators on one table at once, and one left open");
+	CHECK(w[0].at == n && !w[0].bad && w[1].at == n && !w[1].bad,
+	      "each of the two saw every key (%zu, %zu of %zu)", w[0].at,
+	      w[1].at, n);
+	CHECK_EQ(idx_write(ix, two_iters_txn, w), 1,
+		 "the same in a write transaction");
+	CHECK_EQ(idx_read(ix, long_bounds_txn, res), 0,
+		 "bounds over IDX_KEY_MAX");
+	CHECK_EQ(res[0], -EINVAL, "a prefix of IDX_KEY_MAX+1 bytes is -EINVAL");
+	CHECK(res[1], "and the iterator is NULL");
+	CHECK_EQ(res[2], -EINVAL, "a start of IDX_KEY_MAX+1 bytes is -EINVAL");
+	CHECK_EQ(res[3], -EINVAL, "idx_scan with a prefix too long: -EINVAL");
+	CHECK_EQ(res[4], -EINVAL, "idx_last with a prefix too long: -EINVAL");
+	CHECK_EQ(res[5], 0, "a prefix and a start of IDX_KEY_MAX bytes are "
+		 "fine (no key)");
+	idx_close(ix);
+	check_rmtree(dir);
+	free(dir);
+}
+
+/* ---- index.c's rules, over a backend of the test's own ------------------ */
+
+/* A backend that counts the calls index.c lets through, and gives back
+ * a key longer than IDX_KEY_MAX (as a damaged index could). */
+static struct fake {
+	struct idx_db base;
+	int runs, calls;
+	struct idx_iter it;
+	bool it_done;
+} fake;
+static unsigned char fake_key[IDX_KEY_MAX + 1];
+
+static int fake_run(struct idx_db *db, bool write, idx_txn_fn *fn, void *arg)
+{
+	struct idx_txn t = { db, write };
+
+	fake.runs++;
+	return fn(&t, arg);
+}
+
+static int fake_get(UNUSED struct idx_txn *t, UNUSED enum idx_table tb,
+		    UNUSED const void *key, UNUSED size_t klen,
+		    UNUSED struct idx_val *ret)
+{
+	fake.calls++;
+	return -ENOENT;
+}
+
+static int fake_put(UNUSED struct idx_txn *t, UNUSED enum idx_table tb,
+		    UNUSED const void *key, UNUSED size_t klen,
+		    UNUSED const void *val, UNUSED size_t vlen,
+		    UNUSED unsigned flags)
+{
+	fake.calls++;
+	return 0;
+}
+
+static int fake_del(UNUSED struct idx_txn *t, UNUSED enum idx_table tb,
+		    UNUSED const void *key, UNUSED size_t klen)
+{
+	fake.calls++;
+	return 0;
+}
+
+static int fake_iter_begin(struct idx_txn *t, UNUSED enum idx_table tb,
+			   UNUSED const void *prefix, UNUSED size_t plen,
+			   UNUSED const void *start, UNUSED size_t slen,
+			   struct idx_iter **ret)
+{
+	fake.calls++;
+	fake.it.t = t;
+	fake.it_done = false;
+	*ret = &fake.it;
+	return 0;
+}
+
+static int fake_iter_next(UNUSED struct idx_iter *it,
+			  struct idx_val *ret_key, struct idx_val *ret_val)
+{
+	if (fake.it_done)
+		return 0;
+	fake.it_done = true;
+	*ret_key = (struct idx_val){ fake_key, sizeof(fake_key) };
+	*ret_val = (struct idx_val){ "v", 1 };
+	return 1;
+}
+
+static void fake_iter_end(UNUSED struct idx_iter *it)
+{
+}
+
+static int fake_last(UNUSED struct idx_txn *t, UNUSED enum idx_table tb,
+		     UNUSED const void *prefix, UNUSED size_t plen,
+		     struct idx_val *ret_key, struct idx_val *ret_val)
+{
+	fake.calls++;
+	*ret_key = (struct idx_val){ fake_key, sizeof(fake_key) };
+	*ret_val = (struct idx_val){ "v", 1 };
+	return 0;
+}
+
+static int fake_count(UNUSED struct idx_txn *t, UNUSED enum idx_table tb,
+		      uint64_t *ret)
+{
+	fake.calls++;
+	*ret = 0;
+	return 0;
+}
+
+static int fake_maint(UNUSED struct idx_db *db)
+{
+	fake.calls++;
+	return 0;
+}
+
+static int fake_stats(UNUSED struct idx_db *db, struct idx_stats *ret)
+{
+	fake.calls++;
+	*ret = (struct idx_stats){ 0 };
+	return 0;
+}
+
+static const struct idx_backend fake_backend = {
+	.name = "fake", .run = fake_run, .get = fake_get, .put = fake_put,
+	.del = fake_del, .iter_begin = fake_iter_begin,
+	.iter_next = fake_iter_next, .iter_end = fake_iter_end,
+	.last = fake_last, .count = fake_count, .maint = fake_maint,
+	.stats = fake_stats,
+};
+
+/* Every bad call index.c must stop before the backend. */
+static int fake_bad_calls(struct idx_txn *t, void *arg)
+{
+	static char big[IDX_KEY_MAX + 1];
+	struct idx_iter *it;
+	struct idx_val k, v;
+	uint64_t n;
+	int *bad = arg;
+
+	*bad = 0;
+	*bad += idx_get(t, IDX_NAMES, big, sizeof(big), &v) != -EINVAL;
+	*bad += idx_get(t, IDX_NAMES, "", 0, &v) != -EINVAL;
+	*bad += idx_get(t, IDX_TABLES, "k", 1, &v) != -EINVAL;
+	*bad += idx_get(t, IDX_NAMES, "k", 1, NULL) != -EINVAL;
+	*bad += idx_put(t, IDX_NAMES, big, sizeof(big), "v", 1, 0) != -EINVAL;
+	*bad += idx_put(t, IDX_NAMES, "k", 1, NULL, 1, 0) != -EINVAL;
+	*bad += idx_put(t, IDX_NAMES, "k", 1, "v", 1, 2) != -EINVAL;
+	*bad += idx_del(t, IDX_NAMES, big, sizeof(big)) != -EINVAL;
+	*bad += idx_iter_begin(t, IDX_NAMES, big, sizeof(big), NULL, 0,
+			       &it) != -EINVAL;
+	*bad += idx_iter_begin(t, IDX_NAMES, NULL, 1, NULL, 0, &it) != -EINVAL;
+	*bad += idx_last(t, IDX_NAMES, big, sizeof(big), &k, &v) != -EINVAL;
+	*bad += idx_count(t, IDX_TABLES, &n) != -EINVAL;
+	*bad += idx_scan(t, IDX_NAMES, NULL, 0, NULL, 0, NULL, NULL) != -EINVAL;
+	if (!idx_writable(t)) {
+		*bad += idx_put(t, IDX_NAMES, "k", 1, "v", 1, 0) != -EACCES;
+		*bad += idx_del(t, IDX_NAMES, "k", 1) != -EACCES;
+	}
+	return 0;
+}
+
+static int fake_long_keys(struct idx_txn *t, void *arg)
+{
+	struct walk none = { 0 };
+	struct idx_val k, v;
+	int *res = arg;
+
+	res[0] = idx_scan(t, IDX_NAMES, NULL, 0, NULL, 0, walk_one, &none);
+	res[1] = idx_last(t, IDX_NAMES, NULL, 0, &k, &v);
+	return 0;
+}
+
+static void test_dispatch(void)
+{
+	char *dir = subdir("dispatch");
+	struct idx_db *ix = open_at(dir, 0, false), *none = NULL;
+	struct idx_options o = { .backend = "nosuch", .path = dir };
+	int bad = -1, res[2], r;
+
+	fake = (struct fake){ .base.be = &fake_backend };
+	memset(fake_key, 'k', sizeof(fake_key));
+	CHECK(ix, "open an lmdb index beside the test's backend");
+	CHECK(idx_open(&o, &none) == -EINVAL && !none,
+	      "an unknown backend is -EINVAL");
+
+	r = idx_read(&fake.base, nested_read, &fake.base);
+	CHECK(r == -EDEADLK && fake.runs == 1,
+	      "idx_read inside idx_read is -EDEADLK before any backend "
+	      "(%d, %d runs)", r, fake.runs);
+	r = idx_write(&fake.base, nested_write, &fake.base);
+	CHECK(r == -EDEADLK && fake.runs == 2,
+	      "idx_write inside idx_write is -EDEADLK before any backend "
+	      "(%d, %d runs)", r, fake.runs);
+	if (ix) {
+		r = idx_read(&fake.base, nested_read, ix);
+		CHECK_EQ(r, -EDEADLK, "an lmdb transaction inside another "
+			 "backend's is -EDEADLK");
+		r = idx_read(ix, nested_write, &fake.base);
+		CHECK(r == -EDEADLK && fake.runs == 3, "and the other way "
+		      "round (%d, %d runs)", r, fake.runs);
+	}
+
+	fake.base.read_only = true;
+	CHECK(idx_write(&fake.base, put_in_read, NULL) == -EROFS &&
+	      fake.runs == 3, "idx_write on a read-only index is -EROFS "
+	      "before the backend");
+	CHECK(idx_read(&fake.base, fake_bad_calls, &bad) == 0 && bad == 0,
+	      "bad arguments and writes in a read transaction are refused "
+	      "(%d not)", bad);
+	fake.base.read_only = false;
+	CHECK(idx_write(&fake.base, fake_bad_calls, &bad) == 0 && bad == 0,
+	      "the same in a write transaction (%d not)", bad);
+	CHECK_EQ(fake.calls, 0, "none of them reached the backend");
+	CHECK(idx_read(NULL, get_one, NULL) == -EINVAL &&
+	      idx_write(&fake.base, NULL, NULL) == -EINVAL &&
+	      idx_maint(NULL) == -EINVAL && idx_stats(NULL, NULL) == -EINVAL,
+	      "a NULL index or callback is -EINVAL");
+
+	CHECK_EQ(idx_read(&fake.base, fake_long_keys, res), 0,
+		 "a backend gives back a key of IDX_KEY_MAX+1 bytes");
+	CHECK_EQ(res[0], -EIO, "idx_scan stops it: -EIO");
+	CHECK_EQ(res[1], -EIO, "idx_last stops it: -EIO");
+	idx_close(ix);
+	check_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	log_set_level(getenv("MREG_TEST_VERBOSE") ? LOG_LVL_DEBUG :
@@ -1248,6 +1714,8 @@ int main(void)
 	test_basic();
 	test_abort();
 	test_scan();
+	test_iter();
+	test_dispatch();
 	test_growth();
 	test_rerun();
 	test_two_processes();
