@@ -142,8 +142,10 @@ symbols() {
 		maint) pre='reg_' ;;
 		*) pre='' ;;
 		esac
+		# __odr_asan.X: what AddressSanitizer adds beside a global X
 		nm -g --defined-only "$o" | awk -v o="$rel" -v pre="$pre" '
-			NF == 3 { n = split(pre, p, " "); ok = 0
+			NF == 3 && $3 !~ /^__odr_asan\./ {
+				n = split(pre, p, " "); ok = 0
 				for (i = 1; i <= n; i++) if (index($3, p[i]) == 1) ok = 1
 				if (!ok) print 9, o, $3 }'
 	done
