@@ -86,6 +86,10 @@
 #include "io.h"
 #include "log.h"
 
+/* The store of this backend. (Until store.c dispatches to backends, it is
+ * the struct mreg_store of store.h.) */
+#define pack_store mreg_store
+
 #define PACK_MAGIC "MREGPACK"
 #define PACK_FORMAT 1
 #define PACK_NAME_LEN 18 /* "pack-NNNNNNNN.pack" */
@@ -129,7 +133,7 @@ struct gclock {
 	int fd; /* O_RDONLY, holds LOCK_EX */
 };
 
-struct mreg_store {
+struct pack_store {
 	char *dir; /* DIR/packs */
 	int dirfd;
 	struct store_options opt;
@@ -212,7 +216,7 @@ static void encode_record_header(uint8_t *p, const struct mreg_id *id,
 }
 
 /* Writes all of len bytes at off, or fails; -errno. */
-static int pwrite_full(struct mreg_store *s, int fd, const void *buf,
+static int pwrite_full(struct pack_store *s, int fd, const void *buf,
 		       size_t len, uint64_t off)
 {
 	const char *p = buf;
@@ -309,7 +313,7 @@ static const char *check_record(const uint8_t *hdr,
 }
 
 /* The highest pack number in the directory, 0 when there is none. */
-static int scan_max(struct mreg_store *s, uint32_t *ret)
+static int scan_max(struct pack_store *s, uint32_t *ret)
 {
 	struct dirent *de;
 	uint32_t n, max = 0;
@@ -346,7 +350,7 @@ static void rfd_unref(struct rfd *f)
 
 /* Unlinks f from the table (if it is still there); rc_lock held for
  * writing. The caller drops the table's reference. */
-static bool rc_unlink(struct mreg_store *s, struct rfd *f)
+static bool rc_unlink(struct pack_store *s, struct rfd *f)
 {
 	struct rfd **pp;
 
@@ -360,12 +364,12 @@ static bool rc_unlink(struct mreg_store *s, struct rfd *f)
 	return false;
 }
 
-static void rc_drop(struct mreg_store *s, struct rfd *f);
+static void rc_drop(struct pack_store *s, struct rfd *f);
 
 /* Drops the cached descriptors of packs that were removed (by gc, maybe
  * in another process): an open descriptor would keep their disk space
  * allocated. */
-static void rc_sweep(struct mreg_store *s)
+static void rc_sweep(struct pack_store *s)
 {
 	struct rfd *dead[RC_MAX], *f;
 	struct stat st;
@@ -388,7 +392,7 @@ static void rc_sweep(struct mreg_store *s)
 
 /* rc_sweep() at most once a second, from the read path: the coarse clock
  * costs nanoseconds. */
-static void rc_maybe_sweep(struct mreg_store *s)
+static void rc_maybe_sweep(struct pack_store *s)
 {
 	struct timespec ts;
 	long long last;
@@ -405,7 +409,7 @@ static void rc_maybe_sweep(struct mreg_store *s)
 
 /* Takes a reference to the read descriptor of pack, opening it if needed.
  * -ENOENT when there is no such pack. */
-static int rc_get(struct mreg_store *s, uint32_t pack, struct rfd **ret)
+static int rc_get(struct pack_store *s, uint32_t pack, struct rfd **ret)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct rfd *f, *nf;
@@ -472,7 +476,7 @@ static int rc_get(struct mreg_store *s, uint32_t pack, struct rfd **ret)
 	return 0;
 }
 
-static void rc_drop(struct mreg_store *s, struct rfd *f)
+static void rc_drop(struct pack_store *s, struct rfd *f)
 {
 	bool was;
 
@@ -484,7 +488,7 @@ static void rc_drop(struct mreg_store *s, struct rfd *f)
 		rfd_unref(f);
 }
 
-static void rc_drop_pack(struct mreg_store *s, uint32_t pack)
+static void rc_drop_pack(struct pack_store *s, uint32_t pack)
 {
 	struct rfd *f;
 
@@ -503,7 +507,7 @@ static void rc_drop_pack(struct mreg_store *s, uint32_t pack)
 /* Whether the cached f still is the file named pack: gc may have removed
  * it, and a later pack may have taken its number. 0: it is; 1: it was
  * replaced (f dropped); -ENOENT: it is gone (f dropped). */
-static int rc_stale(struct mreg_store *s, struct rfd *f)
+static int rc_stale(struct pack_store *s, struct rfd *f)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat a, b;
@@ -534,7 +538,7 @@ static void unlock_wpack(struct wpack *p)
 	p->held = false;
 }
 
-static void release_buf(struct mreg_store *s, struct wpack *p)
+static void release_buf(struct pack_store *s, struct wpack *p)
 {
 	assert(s && p && !p->blen);
 	if (!p->buf)
@@ -548,7 +552,7 @@ static void release_buf(struct mreg_store *s, struct wpack *p)
 
 /* Takes p off appending. Its lock stays while a batch is open, as an
  * index transaction in that batch may name p's chunks. */
-static void retire(struct mreg_store *s, struct wpack *p)
+static void retire(struct pack_store *s, struct wpack *p)
 {
 	assert(s && p);
 	if (!p->active)
@@ -562,7 +566,7 @@ static void retire(struct mreg_store *s, struct wpack *p)
 		unlock_wpack(p);
 }
 
-static bool pack_done(const struct mreg_store *s, const struct wpack *p)
+static bool pack_done(const struct pack_store *s, const struct wpack *p)
 {
 	assert(s && p);
 	return !p->active && !p->locked && !p->blen && !p->syncing &&
@@ -570,7 +574,7 @@ static bool pack_done(const struct mreg_store *s, const struct wpack *p)
 }
 
 /* Forgets the packs this process has no more business with. */
-static void sweep(struct mreg_store *s)
+static void sweep(struct pack_store *s)
 {
 	struct wpack *p;
 	size_t i = 0;
@@ -592,7 +596,7 @@ static void sweep(struct mreg_store *s)
 /* Gives up the unwritten buffer of a retired pack when nobody can name its
  * chunks any more: every batch open at the failure ended, and nothing in
  * it was appended outside a batch. */
-static void maybe_drop_buf(struct mreg_store *s, struct wpack *p)
+static void maybe_drop_buf(struct pack_store *s, struct wpack *p)
 {
 	assert(s && p);
 	if (p->active || !p->blen || s->nbatch || p->loose_end > p->disk)
@@ -609,7 +613,7 @@ static void maybe_drop_buf(struct mreg_store *s, struct wpack *p)
  * close(). Durability still comes from store_sync() alone. */
 #define KICK_BYTES (8u << 20)
 
-static void kick_writeback(struct mreg_store *s, struct wpack *p)
+static void kick_writeback(struct pack_store *s, struct wpack *p)
 {
 	assert(s && p);
 	if (!s->opt.sync || p->disk - p->kicked < KICK_BYTES)
@@ -623,7 +627,7 @@ static void kick_writeback(struct mreg_store *s, struct wpack *p)
 /* Writes p's buffer at p->disk. A failure cuts the file back to the last
  * whole record, so that no record ever follows a torn one, retires p and
  * keeps the buffer for another try. */
-static int flush_pack(struct mreg_store *s, struct wpack *p)
+static int flush_pack(struct pack_store *s, struct wpack *p)
 {
 	char name[PACK_NAME_LEN + 1];
 	int r, k;
@@ -654,7 +658,7 @@ static int flush_pack(struct mreg_store *s, struct wpack *p)
 
 /* Writes the buffers of retired packs whose write failed; the first error
  * is returned. */
-static int flush_retired(struct mreg_store *s)
+static int flush_retired(struct pack_store *s)
 {
 	size_t i;
 	int r = 0, k;
@@ -669,7 +673,7 @@ static int flush_retired(struct mreg_store *s)
 	return r;
 }
 
-static int add_wpack(struct mreg_store *s, struct wpack *p)
+static int add_wpack(struct pack_store *s, struct wpack *p)
 {
 	struct wpack **np;
 	size_t n;
@@ -689,7 +693,7 @@ static int add_wpack(struct mreg_store *s, struct wpack *p)
 
 /* Creates the next pack, locked, with its header written, and makes it
  * the active one. */
-static int new_pack(struct mreg_store *s, struct wpack **ret)
+static int new_pack(struct pack_store *s, struct wpack **ret)
 {
 	char name[PACK_NAME_LEN + 1];
 	uint8_t hdr[PACK_HEADER_SIZE];
@@ -792,7 +796,7 @@ fail:
 	return r;
 }
 
-int store_put(struct mreg_store *s, const struct mreg_id *id, const void *data,
+int store_put(struct pack_store *s, const struct mreg_id *id, const void *data,
 	      uint32_t len, struct chunk_loc *ret)
 {
 	uint64_t rec = (uint64_t)PACK_RECORD_HEADER + len;
@@ -876,7 +880,7 @@ out:
 	return r;
 }
 
-void store_batch_begin(struct mreg_store *s)
+void store_batch_begin(struct pack_store *s)
 {
 	if (!s)
 		return;
@@ -885,7 +889,7 @@ void store_batch_begin(struct mreg_store *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-void store_batch_end(struct mreg_store *s)
+void store_batch_end(struct pack_store *s)
 {
 	size_t i;
 
@@ -908,7 +912,7 @@ void store_batch_end(struct mreg_store *s)
  * fdatasync() on one pack at the same time: the kernel reports a writeback
  * error to one of them only, and the other would call lost data durable.
  * The append mutex is not held during fdatasync(), so appends go on. */
-int store_sync(struct mreg_store *s)
+int store_sync(struct pack_store *s)
 {
 	struct wpack **todo = NULL;
 	uint64_t *upto = NULL;
@@ -1002,7 +1006,7 @@ out:
 /* The slow path of a read of one of our own packs: its data may still be
  * in a write buffer, or under a write that the mutex waits for. Returns
  * 1 with *r set when pack is ours, 0 when it is not. */
-static int read_own(struct mreg_store *s, int fd, const struct chunk_loc *loc,
+static int read_own(struct pack_store *s, int fd, const struct chunk_loc *loc,
 		    const struct mreg_id *id, void *buf, const char **why,
 		    int *r)
 {
@@ -1044,7 +1048,7 @@ static int read_own(struct mreg_store *s, int fd, const struct chunk_loc *loc,
 	return 1;
 }
 
-static int read_chunk(struct mreg_store *s, const struct chunk_loc *loc,
+static int read_chunk(struct pack_store *s, const struct chunk_loc *loc,
 		      const struct mreg_id *id, void *buf)
 {
 	char name[PACK_NAME_LEN + 1];
@@ -1105,7 +1109,7 @@ fail:
 		       "'%s/%s' (%s)", loc->offset, s->dir, name, why);
 }
 
-int store_get(struct mreg_store *s, const struct chunk_loc *loc,
+int store_get(struct pack_store *s, const struct chunk_loc *loc,
 	      const struct mreg_id *id, void *buf)
 {
 	if (!s || !loc || !id || (!buf && loc->len))
@@ -1113,7 +1117,7 @@ int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 	return read_chunk(s, loc, id, buf);
 }
 
-int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc, void *buf)
+int store_get_raw(struct pack_store *s, const struct chunk_loc *loc, void *buf)
 {
 	if (!s || !loc || (!buf && loc->len))
 		return -EINVAL;
@@ -1130,7 +1134,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* The numbers of all packs, sorted; *ret malloc'ed. */
-static int list_numbers(struct mreg_store *s, uint32_t **ret, size_t *ret_n)
+static int list_numbers(struct pack_store *s, uint32_t **ret, size_t *ret_n)
 {
 	uint32_t *v = NULL, *nv, num;
 	size_t n = 0, cap = 0;
@@ -1171,7 +1175,7 @@ static int list_numbers(struct mreg_store *s, uint32_t **ret, size_t *ret_n)
 }
 
 /* The descriptor of our gc lock on pack, or -1; gc_mu held. */
-static ssize_t gc_find(struct mreg_store *s, uint32_t pack)
+static ssize_t gc_find(struct pack_store *s, uint32_t pack)
 {
 	size_t i;
 
@@ -1184,7 +1188,7 @@ static ssize_t gc_find(struct mreg_store *s, uint32_t pack)
 
 /* Opens pack and takes LOCK_EX|LOCK_NB on the new open file description,
  * checking that the name still is that file. */
-static int lock_ex(struct mreg_store *s, uint32_t pack, int *ret_fd)
+static int lock_ex(struct pack_store *s, uint32_t pack, int *ret_fd)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat a, b;
@@ -1216,7 +1220,7 @@ static int lock_ex(struct mreg_store *s, uint32_t pack, int *ret_fd)
 	return 0;
 }
 
-static bool pack_busy(struct mreg_store *s, uint32_t pack)
+static bool pack_busy(struct pack_store *s, uint32_t pack)
 {
 	bool ours;
 	int fd, r;
@@ -1234,7 +1238,7 @@ static bool pack_busy(struct mreg_store *s, uint32_t pack)
 	return false;
 }
 
-int store_containers(struct mreg_store *s,
+int store_containers(struct pack_store *s,
 		     int (*fn)(void *arg, uint32_t pack, uint64_t size,
 			       bool busy),
 		     void *arg)
@@ -1308,7 +1312,7 @@ static int walk_fill(struct walk *w, uint64_t off, uint64_t n)
 	return w->have >= n ? 0 : -EIO;
 }
 
-int store_iterate(struct mreg_store *s, uint32_t pack,
+int store_iterate(struct pack_store *s, uint32_t pack,
 		  int (*fn)(void *arg, const struct mreg_id *id,
 			    const struct chunk_loc *loc, const void *data),
 		  void *arg)
@@ -1406,7 +1410,7 @@ fail:
 		       s->dir, name, off, why);
 }
 
-int store_claim(struct mreg_store *s, uint32_t pack)
+int store_claim(struct pack_store *s, uint32_t pack)
 {
 	struct gclock *ng;
 	int fd, r;
@@ -1437,7 +1441,7 @@ out:
 }
 
 /* Drops our gc lock on pack; gc_mu held. */
-static void gc_release(struct mreg_store *s, uint32_t pack)
+static void gc_release(struct pack_store *s, uint32_t pack)
 {
 	ssize_t i;
 
@@ -1449,7 +1453,7 @@ static void gc_release(struct mreg_store *s, uint32_t pack)
 	s->gc[i] = s->gc[--s->ngc];
 }
 
-void store_unclaim(struct mreg_store *s, uint32_t pack)
+void store_unclaim(struct pack_store *s, uint32_t pack)
 {
 	if (!s)
 		return;
@@ -1461,7 +1465,7 @@ void store_unclaim(struct mreg_store *s, uint32_t pack)
 /* A read-write descriptor of pack name, which must be the file locked
  * through lockfd (gc's lock descriptors are read-only, as are the probes
  * of store_containers). -errno. */
-static int open_locked_rw(struct mreg_store *s, const char *name, int lockfd)
+static int open_locked_rw(struct pack_store *s, const char *name, int lockfd)
 {
 	struct stat a, b;
 	int fd;
@@ -1478,7 +1482,7 @@ static int open_locked_rw(struct mreg_store *s, const char *name, int lockfd)
 	return fd;
 }
 
-int store_delete(struct mreg_store *s, uint32_t pack)
+int store_delete(struct pack_store *s, uint32_t pack)
 {
 	char name[PACK_NAME_LEN + 1];
 	ssize_t i;
@@ -1515,7 +1519,7 @@ int store_delete(struct mreg_store *s, uint32_t pack)
 	return r;
 }
 
-int store_cut(struct mreg_store *s, uint32_t pack, uint64_t size)
+int store_cut(struct pack_store *s, uint32_t pack, uint64_t size)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
@@ -1543,7 +1547,7 @@ int store_cut(struct mreg_store *s, uint32_t pack, uint64_t size)
 	return r;
 }
 
-int store_container_size(struct mreg_store *s, uint32_t pack, uint64_t *ret)
+int store_container_size(struct pack_store *s, uint32_t pack, uint64_t *ret)
 {
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
@@ -1566,7 +1570,7 @@ int store_container_size(struct mreg_store *s, uint32_t pack, uint64_t *ret)
 	return 0;
 }
 
-int store_bytes(struct mreg_store *s, uint64_t *ret)
+int store_bytes(struct pack_store *s, uint64_t *ret)
 {
 	char name[PACK_NAME_LEN + 1];
 	uint64_t sum = 0;
@@ -1591,7 +1595,7 @@ int store_bytes(struct mreg_store *s, uint64_t *ret)
 	return 0;
 }
 
-int store_room(struct mreg_store *s, uint64_t *ret)
+int store_room(struct pack_store *s, uint64_t *ret)
 {
 	struct statvfs st;
 
@@ -1603,7 +1607,7 @@ int store_room(struct mreg_store *s, uint64_t *ret)
 	return 0;
 }
 
-void pack_inject_fault(struct mreg_store *s, enum store_fault f, int err)
+void pack_inject_fault(struct pack_store *s, enum store_fault f, int err)
 {
 	if (!s || err <= 0)
 		return;
@@ -1616,9 +1620,9 @@ void pack_inject_fault(struct mreg_store *s, enum store_fault f, int err)
 /* ---- opening and closing ------------------------------------------------ */
 
 int store_open(const char *dir, const struct store_options *opt,
-	       struct mreg_store **ret)
+	       struct pack_store **ret)
 {
-	struct mreg_store *s;
+	struct pack_store *s;
 	uint32_t max;
 	bool made = false;
 	int r, pfd;
@@ -1687,7 +1691,7 @@ fail:
 	return r;
 }
 
-void store_close(struct mreg_store *s)
+void store_close(struct pack_store *s)
 {
 	struct rfd *f;
 	size_t i;
