@@ -39,7 +39,6 @@ cd "$top" || exit 2
 # rule, file, included file (or object, symbol), (the step that ends it)
 EXCEPTIONS='
 4 core/index/records.c core/registry/registry.h   (P1a, S3b: the codecs)
-4 core/index/records.h core/store/store.h         (P1a: chunk/loc.h)
 5 core/config/config.c core/registry/hooks.h      (P7)
 8 fs/passthrough.c core/registry/regserve.h       (P6: registry/serve.h)
 8 tools/mreg-serve.c core/registry/regserve.h     (P6: registry/serve.h)

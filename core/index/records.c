@@ -10,7 +10,10 @@
  *	u64 max_version, stages_ino, target, i64 sealed_at, u64 nfiles, stored,
  *	16-byte digest, u16 name length, u16 target length, name, target
  *	(format 1, still read, has no atime: it reads as mtime)
- * chunk (IDX_CHUNKS value): u32 pack, u32 len, u64 offset, u64 refs
+ * chunk (IDX_CHUNKS value): the bytes of the chunk's location (1 to
+ *	CHUNK_LOC_MAX, as its store wrote them: chunk/loc.h), then u64 refs
+ *	(the last 8 bytes). The pack store's locations are 16 bytes (u32
+ *	pack, u32 len, u64 offset), so that its values are 24 bytes.
  * extent (IDX_EXTENTS): key be64 ino + be64 offset; value 18-byte chunk
  *	key + u32 len (no extent over a hole: its bytes read as zeros)
  * history (IDX_HISTORY value): u64 seq, i64 time, u32 uid, u8 action,
@@ -174,26 +177,26 @@ uint16_t rec_chunk_key_n(const struct chunk_key *k)
 	return (uint16_t)(k->b[MREG_ID_LEN] << 8 | k->b[MREG_ID_LEN + 1]);
 }
 
-void rec_chunk_encode(const struct chunk_rec *c, uint8_t buf[CHUNK_REC_LEN])
+size_t rec_chunk_encode(const struct chunk_rec *c,
+			uint8_t buf[CHUNK_REC_MAX])
 {
-	memcpy(buf, &c->loc.pack, 4);
-	memcpy(buf + 4, &c->loc.len, 4);
-	memcpy(buf + 8, &c->loc.offset, 8);
-	memcpy(buf + 16, &c->refs, 8);
+	assert(c->loc.len >= 1 && c->loc.len <= CHUNK_LOC_MAX);
+	memcpy(buf, c->loc.b, c->loc.len);
+	memcpy(buf + c->loc.len, &c->refs, 8);
+	return c->loc.len + 8u;
 }
 
 int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
 {
 	const uint8_t *b = p;
+	size_t n = len - 8;
 
-	if (len != CHUNK_REC_LEN)
+	if (len < 9 || len > CHUNK_REC_MAX)
 		return -EIO;
-	memcpy(&ret->loc.pack, b, 4);
-	memcpy(&ret->loc.len, b + 4, 4);
-	memcpy(&ret->loc.offset, b + 8, 8);
-	memcpy(&ret->refs, b + 16, 8);
-	if (ret->loc.len == 0 || ret->loc.offset < PACK_HEADER_SIZE)
-		return -EIO;
+	memset(&ret->loc, 0, sizeof(ret->loc));
+	ret->loc.len = (uint8_t)n;
+	memcpy(ret->loc.b, b, n);
+	memcpy(&ret->refs, b + n, 8);
 	return 0;
 }
 

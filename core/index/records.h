@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "chunk/chunkid.h"
-#include "store/store.h"
+#include "chunk/loc.h"
 
 #define INODE_SEALED  0x0001u  /* content can never change */
 #define INODE_TRASHED 0x0002u  /* removed; gc frees the tree */
@@ -59,12 +59,20 @@ void rec_chunk_key_make(const struct mreg_id *id, uint16_t n,
 void rec_chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
 uint16_t rec_chunk_key_n(const struct chunk_key *k);
 
+/* Where the store put the chunk (opaque: store_loc_span() reads it) and
+ * how many extents name it. */
 struct chunk_rec {
 	struct chunk_loc loc;
 	uint64_t refs;
 };
-#define CHUNK_REC_LEN 24
-void rec_chunk_encode(const struct chunk_rec *r, uint8_t buf[CHUNK_REC_LEN]);
+#define CHUNK_REC_MAX (CHUNK_LOC_MAX + 8)
+/* Encodes c (its loc 1..CHUNK_LOC_MAX bytes) into buf; returns the
+ * length. */
+size_t rec_chunk_encode(const struct chunk_rec *c,
+			uint8_t buf[CHUNK_REC_MAX]);
+/* Decodes a value of 9..CHUNK_REC_MAX bytes; -EIO for another length. The
+ * location is not checked here: the store does (store_loc_span(), and
+ * every read). */
 int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
 
 /* An extent of a file: key (file ino, offset), value chunk key + length.

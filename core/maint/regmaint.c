@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -462,7 +463,8 @@ struct fsck {
 	struct ref_map refs;
 	struct chunk_key *bad;   /* damaged chunks, to name their users */
 	size_t nbad, capbad;
-	uint32_t *live;          /* packs holding referenced chunks (--full) */
+	uint64_t *live;          /* containers holding referenced chunks
+				    (--full) */
 	size_t nlive, caplive;
 	uint64_t errors, chunks_total, chunks_done, reclaimable;
 	uint8_t *buf;
@@ -669,16 +671,18 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 {
 	struct fsck *f = arg;
 	struct chunk_key key;
+	struct store_span sp;
 	struct chunk_rec c;
 	struct mreg_id id;
-	char hex[MREG_ID_HEX];
+	char hex[MREG_ID_HEX], where[256];
 	uint64_t *n, want;
 	int r;
 
 	if (f->progress)
 		f->progress(f->arg, ++f->chunks_done, f->chunks_total);
 	if (k->len != CHUNK_KEY_LEN ||
-	    rec_chunk_decode(v->data, v->len, &c) < 0) {
+	    rec_chunk_decode(v->data, v->len, &c) < 0 ||
+	    store_loc_span(f->reg->st, &c.loc, &sp) < 0) {
 		finding(f, true, "damaged chunk record");
 		return 0;
 	}
@@ -694,23 +698,24 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 			"extents name it", hex, (unsigned long long)c.refs,
 			(unsigned long long)want);
 	if (want == 0) {
-		f->reclaimable += c.loc.len;
+		f->reclaimable += sp.len;
 		return 0;
 	}
 	if ((f->flags & REG_FSCK_FULL) &&
-	    (!f->nlive || f->live[f->nlive - 1] != c.loc.pack)) {
+	    (!f->nlive || f->live[f->nlive - 1] != sp.container)) {
 		if (ARRAY_GROW(f->live, f->caplive, f->nlive) < 0)
 			return f->err = -ENOMEM;
-		f->live[f->nlive++] = c.loc.pack;
+		f->live[f->nlive++] = sp.container;
 	}
 	if (f->flags & REG_FSCK_FULL)
 		r = store_get(f->reg->st, &c.loc, &id, f->buf);
 	else
 		r = store_get_raw(f->reg->st, &c.loc, f->buf);
 	if (r < 0) {
-		finding(f, true, "chunk %s (pack %08x, offset %llu, %u bytes): "
-			"%s", hex, c.loc.pack, (unsigned long long)c.loc.offset,
-			c.loc.len, r == -ENOENT ? "its pack is missing" :
+		finding(f, true, "chunk %s (%s, %u bytes): %s", hex,
+			store_loc_name(f->reg->st, &c.loc, where,
+				       sizeof(where)), sp.len,
+			r == -ENOENT ? "its pack is missing" :
 			r == -EIO ? "damaged" : strerror(-r));
 		if (ARRAY_GROW(f->bad, f->capbad, f->nbad) < 0)
 			return f->err = -ENOMEM;
@@ -818,38 +823,34 @@ static int fsck_txn(struct idx_txn *t, void *arg)
 	return f->err;
 }
 
-static int first_record(void *arg, const struct mreg_id *id,
-			const struct chunk_loc *loc, const void *data)
+static int first_record(UNUSED void *arg, UNUSED const struct mreg_id *id,
+			UNUSED const struct chunk_loc *loc,
+			UNUSED const void *data, UNUSED uint32_t len)
 {
-	(void)arg;
-	(void)id;
-	(void)loc;
-	(void)data;
 	return 1;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_u64(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
 }
 
-/* --full: the header of every pack that holds referenced chunks (they
- * were checked one by one, which never reads a pack's header). A pack
- * nothing references may be cut short by a crash (garbage for gc), and
- * one being appended to may not have its header yet: left alone. */
-static int fsck_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
+/* --full: the framing of every container that holds referenced chunks
+ * (they were checked one by one, which never reads a pack's header). A
+ * container nothing references may be cut short by a crash (garbage for
+ * gc), and a busy one may not have its header yet: left alone. */
+static int fsck_container(void *arg, const struct store_container *c)
 {
 	struct fsck *f = arg;
 
-	(void)size;
-	if (busy || !f->nlive || !bsearch(&pack, f->live, f->nlive,
-					  sizeof(*f->live), cmp_u32))
+	if (c->busy || !f->nlive || !bsearch(&c->id, f->live, f->nlive,
+					     sizeof(*f->live), cmp_u64))
 		return 0;
-	if (store_iterate(f->reg->st, pack, first_record, NULL) == -EIO)
-		finding(f, true, "pack %08x is damaged: its header or first "
-			"record is bad", pack);
+	if (store_iterate(f->reg->st, c->id, first_record, NULL) == -EIO)
+		finding(f, true, "pack %08" PRIx64 " is damaged: its header "
+			"or first record is bad", c->id);
 	return 0;
 }
 
@@ -897,8 +898,8 @@ int reg_fsck(struct reg_registry *reg, unsigned flags,
 	free(f.buf);
 	if (r == 0 && (flags & REG_FSCK_FULL)) {
 		if (f.nlive)
-			qsort(f.live, f.nlive, sizeof(*f.live), cmp_u32);
-		r = store_containers(reg->st, fsck_pack, &f);
+			qsort(f.live, f.nlive, sizeof(*f.live), cmp_u64);
+		r = store_containers(reg->st, fsck_container, &f);
 	}
 	free(f.live);
 	if (r < 0)
@@ -1116,6 +1117,7 @@ static int dead_scan_txn(struct idx_txn *t, void *arg)
 }
 
 struct drop_arg {
+	struct mreg_store *st;
 	struct dead_chunks *d;
 	uint64_t freed, bytes;
 };
@@ -1123,6 +1125,7 @@ struct drop_arg {
 static int drop_dead_txn(struct idx_txn *t, void *arg)
 {
 	struct drop_arg *a = arg;
+	struct store_span sp;
 	struct idx_val v;
 	struct chunk_rec c;
 	size_t i;
@@ -1135,7 +1138,8 @@ static int drop_dead_txn(struct idx_txn *t, void *arg)
 			continue;
 		if (r < 0)
 			return r;
-		if (rec_chunk_decode(v.data, v.len, &c) < 0)
+		if (rec_chunk_decode(v.data, v.len, &c) < 0 ||
+		    store_loc_span(a->st, &c.loc, &sp) < 0)
 			return -EIO;
 		if (c.refs)
 			continue; /* referenced again meanwhile */
@@ -1143,19 +1147,22 @@ static int drop_dead_txn(struct idx_txn *t, void *arg)
 				 CHUNK_KEY_LEN)) < 0)
 			return r;
 		a->freed++;
-		a->bytes += c.loc.len;
+		a->bytes += sp.len;
 	}
 	return 0;
 }
 
-/* Live chunks of one pack, to move. */
+/* Live chunks of one container, to move. */
 struct move {
 	struct chunk_key key;
 	struct chunk_loc from, to;
+	uint32_t len;      /* of the data */
+	uint64_t size;     /* of its record in the container */
 };
 
 struct pack_moves {
-	uint32_t pack;
+	struct mreg_store *st;
+	uint64_t container;
 	struct move *v;
 	size_t n, cap;
 	int err;
@@ -1165,16 +1172,20 @@ static int move_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
 	struct pack_moves *m = arg;
+	struct store_span sp;
 	struct chunk_rec c;
 
-	if (rec_chunk_decode(v->data, v->len, &c) < 0)
+	if (rec_chunk_decode(v->data, v->len, &c) < 0 ||
+	    store_loc_span(m->st, &c.loc, &sp) < 0)
 		return m->err = -EIO;
-	if (c.loc.pack != m->pack || !c.refs)
+	if (sp.container != m->container || !c.refs)
 		return 0;
 	if (ARRAY_GROW(m->v, m->cap, m->n) < 0)
 		return m->err = -ENOMEM;
 	memcpy(m->v[m->n].key.b, k->data, CHUNK_KEY_LEN);
 	m->v[m->n].from = c.loc;
+	m->v[m->n].len = sp.len;
+	m->v[m->n].size = sp.size;
 	m->n++;
 	return 0;
 }
@@ -1193,8 +1204,8 @@ static int move_apply_txn(struct idx_txn *t, void *arg)
 	struct pack_moves *m = arg;
 	struct idx_val v;
 	struct chunk_rec c;
-	uint8_t buf[CHUNK_REC_LEN];
-	size_t i;
+	uint8_t buf[CHUNK_REC_MAX];
+	size_t i, n;
 	int r;
 
 	for (i = 0; i < m->n; i++) {
@@ -1205,13 +1216,12 @@ static int move_apply_txn(struct idx_txn *t, void *arg)
 			return r;
 		if (rec_chunk_decode(v.data, v.len, &c) < 0)
 			return -EIO;
-		if (c.loc.pack != m->v[i].from.pack ||
-		    c.loc.offset != m->v[i].from.offset)
+		if (!chunk_loc_eq(&c.loc, &m->v[i].from))
 			continue;
 		c.loc = m->v[i].to;
-		rec_chunk_encode(&c, buf);
+		n = rec_chunk_encode(&c, buf);
 		r = idx_put(t, IDX_CHUNKS, m->v[i].key.b, CHUNK_KEY_LEN, buf,
-			    sizeof(buf), 0);
+			    n, 0);
 		if (r < 0)
 			return r;
 	}
@@ -1221,13 +1231,15 @@ static int move_apply_txn(struct idx_txn *t, void *arg)
 	return m->err < 0 ? m->err : (m->n ? -EBUSY : 0);
 }
 
-/* Copies pack's live chunks to our current pack and removes it; *freed
- * gets the bytes that gave back. 0 and nothing freed when the pack is
- * busy or something still lives in it. */
-static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
+/* Copies the live chunks of container (whose base is base) to our
+ * current one and removes it; *freed gets the bytes that gave back. 0 and
+ * nothing freed when the container is busy or something still lives in
+ * it. */
+static int rewrite_pack(struct gc *g, uint64_t pack, uint64_t base,
+			uint64_t *freed)
 {
 	struct reg_registry *reg = g->reg;
-	struct pack_moves m = { .pack = pack };
+	struct pack_moves m = { .st = reg->st, .container = pack };
 	struct mreg_id id;
 	uint8_t *buf = malloc(reg->chunker.max_size);
 	uint64_t size = 0, moved = 0;
@@ -1247,15 +1259,15 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 		r = idx_read(reg->ix, move_scan_txn, &m);
 	for (i = 0; i < m.n && r == 0; i++) {
 		rec_chunk_key_id(&m.v[i].key, &id);
-		if (m.v[i].from.len > reg->chunker.max_size) {
+		if (m.v[i].len > reg->chunker.max_size) {
 			r = -EIO;
 			break;
 		}
 		r = store_get(reg->st, &m.v[i].from, &id, buf);
 		if (r == 0)
-			r = store_put(reg->st, &id, buf, m.v[i].from.len,
+			r = store_put(reg->st, &id, buf, m.v[i].len,
 				      &m.v[i].to);
-		moved += PACK_RECORD_HEADER + (uint64_t)m.v[i].from.len;
+		moved += m.v[i].size;
 	}
 	if (r == 0)
 		r = store_sync(reg->st);
@@ -1266,10 +1278,10 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 		r = store_delete(reg->st, pack);
 		if (r == 0) {
 			g->res.packs_rewritten++;
-			/* its dead bytes: our new pack's header, if
+			/* its dead bytes: our new container's base, if
 			   this made one, is not counted as freed */
-			*freed = size > moved + PACK_HEADER_SIZE ?
-				 size - moved - PACK_HEADER_SIZE : 0;
+			*freed = size > moved + base ?
+				 size - moved - base : 0;
 		}
 	} else {
 		store_unclaim(reg->st, pack);
@@ -1307,39 +1319,41 @@ static int rewrite_pack(struct gc *g, uint32_t pack, uint64_t *freed)
 
 #define GC_ROOM_SPARE (2ull << 20)
 
-/* One pack: as listed, then what the chunk records name in it. */
+/* One container: as listed, then what the chunk records name in it. */
 struct pack_use {
-	uint32_t pack;
+	uint64_t pack;
 	bool busy;
 	uint64_t size;
+	uint64_t base;     /* bytes no record can use */
 	uint64_t live;     /* records of referenced chunks, headers included */
 	uint64_t end;      /* end of the last record any chunk record names */
 	uint64_t live_end; /* end of the last record of a referenced chunk */
 };
 
 struct pack_uses {
+	struct mreg_store *st;
 	struct pack_use *v;
 	size_t n, cap;
 	uint64_t live, chunks; /* data bytes referenced, chunk records */
 	int err;
 };
 
-static int use_listed(void *arg, uint32_t pack, uint64_t size, bool busy)
+static int use_listed(void *arg, const struct store_container *c)
 {
 	struct pack_uses *u = arg;
 
 	if (ARRAY_GROW(u->v, u->cap, u->n) < 0)
 		return -ENOMEM;
-	u->v[u->n++] = (struct pack_use){ .pack = pack, .busy = busy,
-		.size = size, .end = PACK_HEADER_SIZE,
-		.live_end = PACK_HEADER_SIZE };
+	u->v[u->n++] = (struct pack_use){ .pack = c->id, .busy = c->busy,
+		.size = c->size, .base = c->base, .end = c->base,
+		.live_end = c->base };
 	return 0;
 }
 
 static int cmp_use(const void *key, const void *elem)
 {
-	uint32_t x = *(const uint32_t *)key;
-	uint32_t y = ((const struct pack_use *)elem)->pack;
+	uint64_t x = *(const uint64_t *)key;
+	uint64_t y = ((const struct pack_use *)elem)->pack;
 
 	return x < y ? -1 : x > y;
 }
@@ -1348,26 +1362,28 @@ static int use_chunk(void *arg, const struct idx_val *k,
 		     const struct idx_val *v)
 {
 	struct pack_uses *u = arg;
+	struct store_span sp;
 	struct pack_use *p;
 	struct chunk_rec c;
 	uint64_t end;
 
 	(void)k;
-	if (rec_chunk_decode(v->data, v->len, &c) < 0)
+	if (rec_chunk_decode(v->data, v->len, &c) < 0 ||
+	    store_loc_span(u->st, &c.loc, &sp) < 0)
 		return u->err = -EIO;
 	u->chunks++;
 	if (c.refs)
-		u->live += c.loc.len;
-	/* a pack made after the listing, or a missing one (fsck's) */
-	p = u->n ? bsearch(&c.loc.pack, u->v, u->n, sizeof(*u->v),
+		u->live += sp.len;
+	/* a container made after the listing, or a missing one (fsck's) */
+	p = u->n ? bsearch(&sp.container, u->v, u->n, sizeof(*u->v),
 			   cmp_use) : NULL;
 	if (!p)
 		return 0;
-	end = c.loc.offset + c.loc.len;
+	end = sp.off + sp.size;
 	if (end > p->end)
 		p->end = end;
 	if (c.refs) {
-		p->live += PACK_RECORD_HEADER + (uint64_t)c.loc.len;
+		p->live += sp.size;
 		if (end > p->live_end)
 			p->live_end = end;
 	}
@@ -1386,8 +1402,10 @@ static int use_scan_txn(struct idx_txn *t, void *arg)
  * "Which packs"). u->v is the caller's to free. */
 static int packs_use(struct reg_registry *reg, struct pack_uses *u)
 {
-	int r = store_containers(reg->st, use_listed, u);
+	int r;
 
+	u->st = reg->st;
+	r = store_containers(reg->st, use_listed, u);
 	return r < 0 ? r : idx_read(reg->ix, use_scan_txn, u);
 }
 
@@ -1402,18 +1420,18 @@ static uint64_t pack_plan(const struct pack_use *u, uint64_t end,
 
 	*ret_dead = 0;
 	*ret_rewrite = false;
-	if (end <= PACK_HEADER_SIZE)
+	if (end <= u->base)
 		return u->size;
-	if (size > PACK_HEADER_SIZE + u->live)
-		*ret_dead = size - PACK_HEADER_SIZE - u->live;
+	if (size > u->base + u->live)
+		*ret_dead = size - u->base - u->live;
 	*ret_rewrite = *ret_dead && *ret_dead * 100 > size * pct;
 	return u->size - size;
 }
 
-/* A pack to rewrite. */
+/* A container to rewrite. */
 struct rewrite {
-	uint32_t pack;
-	uint64_t live, dead;
+	uint64_t pack;
+	uint64_t base, live, dead;
 };
 
 static int cmp_rewrite(const void *a, const void *b)
@@ -1447,7 +1465,7 @@ static int pack_cut(struct gc *g, const struct pack_use *u)
 		store_unclaim(st, u->pack);
 		return r == -ENOENT ? 0 : r;
 	}
-	if (u->end <= PACK_HEADER_SIZE) {
+	if (u->end <= u->base) {
 		r = store_delete(st, u->pack);
 		if (r == 0) {
 			g->res.packs_removed++;
@@ -1481,7 +1499,7 @@ static int packs_rewrite(struct gc *g, struct rewrite *v, size_t n)
 			g->res.bytes_no_room += v[i].dead;
 			continue;
 		}
-		r = rewrite_pack(g, v[i].pack, &freed);
+		r = rewrite_pack(g, v[i].pack, v[i].base, &freed);
 		if (r == -ENOSPC) {
 			/* the disk filled meanwhile: what was copied is
 			   garbage at the end of our pack, for the next gc */
@@ -1520,7 +1538,7 @@ static int gc_packs(struct gc *g, unsigned pct, bool rewrite,
 		cut = pack_plan(p, p->end, pct, &dead, &again);
 		if (cut && (r = pack_cut(g, p)) < 0)
 			goto out;
-		if (!rewrite || p->end <= PACK_HEADER_SIZE)
+		if (!rewrite || p->end <= p->base)
 			continue;
 		if (!again) {
 			g->res.bytes_kept += dead;
@@ -1530,7 +1548,8 @@ static int gc_packs(struct gc *g, unsigned pct, bool rewrite,
 			r = -ENOMEM;
 			goto out;
 		}
-		rw[nrw++] = (struct rewrite){ p->pack, p->live, dead };
+		rw[nrw++] = (struct rewrite){ p->pack, p->base, p->live,
+					      dead };
 	}
 	r = packs_rewrite(g, rw, nrw);
 out:
@@ -1547,13 +1566,14 @@ int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 {
 	struct gc g = { .reg = reg };
 	struct dead_chunks d = { 0 };
-	struct drop_arg da = { &d, 0, 0 };
+	struct drop_arg da = { NULL, &d, 0, 0 };
 	unsigned pct = opt ? opt->threshold : REG_GC_THRESHOLD;
 	size_t i;
 	int r;
 
 	if (!reg || pct > 100)
 		return -EINVAL;
+	da.st = reg->st;
 	/* (0) room first: dead tails and dead packs go without an index
 	   write or a byte of free space, which a full disk may lack */
 	if ((r = gc_packs(&g, pct, false, NULL, NULL)) < 0)
@@ -1634,7 +1654,8 @@ static uint64_t gc_would_free(const struct pack_uses *u, unsigned pct,
 		cut = pack_plan(p, p->live_end, pct, &dead, &again);
 		freed += cut;
 		if (again)
-			rw[n++] = (struct rewrite){ p->pack, p->live, dead };
+			rw[n++] = (struct rewrite){ p->pack, p->base,
+						    p->live, dead };
 	}
 	room += freed;
 	if (n)
@@ -1667,7 +1688,7 @@ int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st)
 	st->chunks = u.chunks;
 	st->dead_bytes = 0;
 	for (i = 0; i < u.n; i++) {
-		used = PACK_HEADER_SIZE + u.v[i].live;
+		used = u.v[i].base + u.v[i].live;
 		if (u.v[i].size > used)
 			st->dead_bytes += u.v[i].size - used;
 	}

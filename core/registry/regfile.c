@@ -232,9 +232,12 @@ struct find_arg {
 static int same_bytes(struct reg_registry *reg, const struct chunk_loc *loc,
 		      const void *data, uint32_t len, uint8_t *tmp)
 {
+	struct store_span sp;
 	int r;
 
-	if (loc->len != len)
+	if ((r = store_loc_span(reg->st, loc, &sp)) < 0)
+		return r;
+	if (sp.len != len)
 		return 0;
 	r = store_get_raw(reg->st, loc, tmp);
 	if (r < 0)
@@ -257,15 +260,17 @@ static int find_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
 	struct find_arg *a = arg;
+	struct store_span sp;
 	struct chunk_rec c;
 	int r;
 
 	if (k->len != CHUNK_KEY_LEN ||
-	    rec_chunk_decode(v->data, v->len, &c) < 0)
+	    rec_chunk_decode(v->data, v->len, &c) < 0 ||
+	    store_loc_span(a->reg->st, &c.loc, &sp) < 0)
 		return a->err = -EIO;
 	if (a->reg->cfg->dedup_verify) {
 		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
-		if (r == -EIO || (r == 0 && c.loc.len == a->len &&
+		if (r == -EIO || (r == 0 && sp.len == a->len &&
 				  stored_damaged(a->tmp, a->len, a->id))) {
 			/* the stored copy no longer hashes to its id: ours
 			   will replace it (pushing the same bytes heals) */
@@ -279,7 +284,7 @@ static int find_one(void *arg, const struct idx_val *k,
 			return a->err = r;
 		if (!r)
 			return 0; /* a collision: look further */
-	} else if (c.loc.len != a->len) {
+	} else if (sp.len != a->len) {
 		return 0;
 	}
 	memcpy(a->key.b, k->data, CHUNK_KEY_LEN);
@@ -365,8 +370,7 @@ int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 		   once) is named once */
 		for (d = fresh_find(fm, in, &k.id, 0); d >= 0;
 		     d = fresh_find(fm, in, &k.id, d + 1))
-			if (in->v[d].loc.pack == k.loc.pack &&
-			    in->v[d].loc.offset == k.loc.offset) {
+			if (chunk_loc_eq(&in->v[d].loc, &k.loc)) {
 				k.dup_of = d;
 				break;
 			}
@@ -859,11 +863,10 @@ static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
 static int chunk_put_txn(struct idx_txn *t, const struct chunk_key *k,
 			 const struct chunk_rec *c)
 {
-	uint8_t buf[CHUNK_REC_LEN];
+	uint8_t buf[CHUNK_REC_MAX];
+	size_t n = rec_chunk_encode(c, buf);
 
-	rec_chunk_encode(c, buf);
-	return idx_put(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, buf, sizeof(buf),
-		       0);
+	return idx_put(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, buf, n, 0);
 }
 
 struct pick_arg {
@@ -881,17 +884,19 @@ static int pick_one(void *arg, const struct idx_val *k,
 		    const struct idx_val *v)
 {
 	struct pick_arg *p = arg;
+	struct store_span sp;
 	struct chunk_key key;
 	struct chunk_rec c;
 	int r;
 
 	if (k->len != CHUNK_KEY_LEN ||
-	    rec_chunk_decode(v->data, v->len, &c) < 0)
+	    rec_chunk_decode(v->data, v->len, &c) < 0 ||
+	    store_loc_span(p->reg->st, &c.loc, &sp) < 0)
 		return p->err = -EIO;
 	memcpy(key.b, k->data, CHUNK_KEY_LEN);
 	if (rec_chunk_key_n(&key) > p->max_n)
 		p->max_n = rec_chunk_key_n(&key);
-	if (c.loc.len != p->e->len)
+	if (sp.len != p->e->len)
 		return 0;
 	if (p->reg->cfg->dedup_verify) {
 		if ((r = store_get_raw(p->reg->st, &p->e->loc, p->a)) < 0)
@@ -2361,8 +2366,7 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 		if (was == -EIO) {
 			/* damaged: a healed copy lives elsewhere, if any */
 			r = idx_read(f->reg->ix, reloc_txn, &ra);
-			if (r < 0 || (moved.loc.pack == x->loc.pack &&
-				      moved.loc.offset == x->loc.offset)) {
+			if (r < 0 || chunk_loc_eq(&moved.loc, &x->loc)) {
 				r = -EIO;
 				break;
 			}

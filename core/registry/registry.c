@@ -570,13 +570,10 @@ struct init_arg {
 	unsigned npacks;      /* pack files in the store */
 };
 
-static int count_pack(void *arg, uint32_t pack, uint64_t size, bool busy)
+static int count_pack(void *arg, UNUSED const struct store_container *c)
 {
 	unsigned *n = arg;
 
-	(void)pack;
-	(void)size;
-	(void)busy;
 	(*n)++;
 	return 0;
 }
@@ -895,7 +892,8 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		sync_new_store(reg->path, p);
 	so.pack_size = cfg->pack_size;
 	so.sync = cfg->durability == DURABILITY_FULL;
-	r = store_open(reg->path, &so, &reg->st);
+	so.dir = reg->path;
+	r = store_open(&so, &reg->st);
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;

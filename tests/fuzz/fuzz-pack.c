@@ -25,6 +25,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The pack backend's formats (store/pack/pack.c): a 16-byte pack header,
+ * 24-byte record headers starting with "CHNK", and locations of u32 pack,
+ * u32 len, u64 offset of the data, little-endian. */
+#define PACK_HEADER_SIZE 16
+#define PACK_RECORD_HEADER 24
+#define PACK_RECORD_MAGIC 0x4b4e4843u
+
 static struct mreg_store *st;
 static char *dir, *pack_path;
 
@@ -58,7 +65,8 @@ static void setup(void)
 	if (asprintf(&dir, "%s/mreg-fuzz-pack-XXXXXX", base) < 0 ||
 	    !mkdtemp(dir))
 		abort();
-	if (store_open(dir, NULL, &st) < 0)
+	if (store_open(&(struct store_options){ .dir = dir, .sync = true },
+		       &st) < 0)
 		abort();
 	if (asprintf(&pack_path, "%s/packs/pack-00000001.pack", dir) < 0)
 		abort();
@@ -73,24 +81,26 @@ struct walk {
 };
 
 static int on_record(void *arg, const struct mreg_id *id,
-		     const struct chunk_loc *loc, const void *data)
+		     const struct chunk_loc *loc, const void *data,
+		     uint32_t len)
 {
 	struct walk *w = arg;
+	struct store_span sp;
 	struct mreg_id got;
 	uint8_t *buf;
 	int r;
 
-	if (loc->pack != 1 || loc->offset < PACK_HEADER_SIZE +
-	    PACK_RECORD_HEADER || loc->offset + loc->len > w->size ||
-	    memcmp(data, w->file + loc->offset, loc->len) != 0)
+	if (store_loc_span(st, loc, &sp) != 0 || sp.container != 1 ||
+	    sp.len != len || sp.size != PACK_RECORD_HEADER + (uint64_t)len ||
+	    sp.off < PACK_HEADER_SIZE || sp.off + sp.size > w->size ||
+	    memcmp(data, w->file + sp.off + PACK_RECORD_HEADER, len) != 0)
 		abort();
-	buf = malloc(loc->len ? loc->len : 1);
+	buf = malloc(len ? len : 1);
 	if (!buf)
 		abort();
-	if (store_get_raw(st, loc, buf) != 0 ||
-	    memcmp(buf, data, loc->len) != 0)
+	if (store_get_raw(st, loc, buf) != 0 || memcmp(buf, data, len) != 0)
 		abort();
-	chunkid_of(data, loc->len, &got);
+	chunkid_of(data, len, &got);
 	r = store_get(st, loc, id, buf);
 	if (r != (chunkid_eq(&got, id) ? 0 : -EIO))
 		abort();
@@ -105,10 +115,28 @@ static uint32_t le32(const uint8_t *p)
 	       (uint32_t)p[3] << 24;
 }
 
+/* A pack location as the backend writes it. */
+static void put_loc(struct chunk_loc *l, uint32_t pack, uint32_t len,
+		    uint64_t off)
+{
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	l->len = 16;
+	for (i = 0; i < 4; i++) {
+		l->b[i] = (uint8_t)(pack >> (8 * i));
+		l->b[4 + i] = (uint8_t)(len >> (8 * i));
+	}
+	for (i = 0; i < 8; i++)
+		l->b[8 + i] = (uint8_t)(off >> (8 * i));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct walk w = { data, size, 0 };
 	struct chunk_loc loc;
+	uint64_t off;
+	uint32_t len;
 	uint8_t *buf;
 	int fd, r;
 
@@ -124,23 +152,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	if (size >= 8) {
-		loc.pack = 1;
-		loc.offset = le32(data + size - 8) % (size + 64);
-		loc.len = le32(data + size - 4) % (size + 64);
-		buf = malloc(loc.len ? loc.len : 1);
+		off = le32(data + size - 8) % (size + 64);
+		len = le32(data + size - 4) % (size + 64);
+		put_loc(&loc, 1, len, off);
+		buf = malloc(len ? len : 1);
 		if (!buf)
 			abort();
 		r = store_get_raw(st, &loc, buf);
 		if (r != 0 && r != -EIO)
 			abort();
-		if (r == 0 && (loc.offset < PACK_HEADER_SIZE +
-			       PACK_RECORD_HEADER ||
-			       loc.offset + loc.len > size ||
-			       le32(data + loc.offset - PACK_RECORD_HEADER) !=
+		if (r == 0 && (off < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
+			       off + len > size ||
+			       le32(data + off - PACK_RECORD_HEADER) !=
 			       PACK_RECORD_MAGIC ||
-			       le32(data + loc.offset - PACK_RECORD_HEADER +
-				    4) != loc.len ||
-			       memcmp(buf, data + loc.offset, loc.len) != 0))
+			       le32(data + off - PACK_RECORD_HEADER + 4) !=
+			       len ||
+			       memcmp(buf, data + off, len) != 0))
 			abort();
 		free(buf);
 	}

@@ -55,18 +55,17 @@ static void inode(const uint8_t *p, size_t n)
 static void chunk(const uint8_t *p, size_t n)
 {
 	struct chunk_rec a, b;
-	uint8_t buf[CHUNK_REC_LEN];
+	uint8_t buf[CHUNK_REC_MAX];
 	int r;
 
 	r = rec_chunk_decode(p, n, &a);
 	if (r != 0 && r != -EIO)
 		abort();
 	if (r == 0) {
-		if (n != CHUNK_REC_LEN || a.loc.len == 0 ||
-		    a.loc.offset < PACK_HEADER_SIZE)
+		if (n < 9 || n > CHUNK_REC_MAX || a.loc.len != n - 8)
 			abort();
-		rec_chunk_encode(&a, buf);
-		if (memcmp(buf, p, n) != 0 ||
+		if (rec_chunk_encode(&a, buf) != n ||
+		    memcmp(buf, p, n) != 0 ||
 		    rec_chunk_decode(buf, n, &b) != 0 ||
 		    memcmp(&a.loc, &b.loc, sizeof(a.loc)) != 0 ||
 		    a.refs != b.refs)

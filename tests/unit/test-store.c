@@ -15,7 +15,57 @@
 #include "check.h"
 #include "chunk/chunkid.h"
 #include "log.h"
+#include "util.h"
 #include "store/store.h"
+
+/* The pack backend's formats (store/pack/pack.c), which these tests poke
+ * at in the files: a pack starts with a 16-byte header, a record with a
+ * 24-byte one, and a location is u32 pack, u32 len, u64 offset of the
+ * data, little-endian. Every call goes through store.h. */
+#define PACK_HEADER_SIZE 16
+#define PACK_RECORD_HEADER 24
+
+struct ploc {
+	uint32_t pack, len;
+	uint64_t offset;
+};
+
+static struct ploc pl(const struct chunk_loc *l)
+{
+	struct ploc x = { 0 };
+	int i;
+
+	CHECK_EQ(l->len, 16, "a pack location is 16 bytes");
+	for (i = 3; i >= 0; i--) {
+		x.pack = x.pack << 8 | l->b[i];
+		x.len = x.len << 8 | l->b[4 + i];
+	}
+	for (i = 7; i >= 0; i--)
+		x.offset = x.offset << 8 | l->b[8 + i];
+	return x;
+}
+
+static struct chunk_loc mkloc(struct ploc x)
+{
+	struct chunk_loc l = { .len = 16 };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		l.b[i] = (uint8_t)(x.pack >> (8 * i));
+		l.b[4 + i] = (uint8_t)(x.len >> (8 * i));
+	}
+	for (i = 0; i < 8; i++)
+		l.b[8 + i] = (uint8_t)(x.offset >> (8 * i));
+	return l;
+}
+
+/* store_open() of a pack store in dir. */
+static int open_at(const char *dir, struct store_options *opt,
+		   struct mreg_store **ret)
+{
+	opt->dir = dir;
+	return store_open(opt, ret);
+}
 
 /* A chunk the tests can make again from its seed. */
 struct rec {
@@ -124,15 +174,16 @@ struct packs {
 	int n;
 };
 
-static int list_cb(void *arg, uint32_t pack, uint64_t size, bool busy)
+static int list_cb(void *arg, const struct store_container *c)
 {
 	struct packs *l = arg;
 
 	if (l->n == 4096)
 		return -ENOSPC;
-	l->num[l->n] = pack;
-	l->size[l->n] = size;
-	l->busy[l->n] = busy;
+	CHECK_EQ(c->base, PACK_HEADER_SIZE, "a pack's base is its header");
+	l->num[l->n] = (uint32_t)c->id;
+	l->size[l->n] = c->size;
+	l->busy[l->n] = c->busy;
 	l->n++;
 	return 0;
 }
@@ -168,7 +219,7 @@ static void test_roundtrip(void)
 	int i, bad = 0, bad_now = 0, e, big_packs = 0;
 	bool sizes_ok = true, order_ok = true;
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open creates packs/");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open creates packs/");
 	if (asprintf(&path, "%s/packs", dir) < 0)
 		abort();
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0700,
@@ -204,8 +255,8 @@ static void test_roundtrip(void)
 	}
 	CHECK_EQ(bad, 0, "600 appends of random sizes succeed");
 	CHECK_EQ(bad_now, 0, "chunks read back at once, from the buffer too");
-	CHECK_EQ(r[0].loc.pack, 1, "the first pack is number 1");
-	CHECK_EQ(r[0].loc.offset, PACK_HEADER_SIZE + PACK_RECORD_HEADER,
+	CHECK_EQ(pl(&r[0].loc).pack, 1, "the first pack is number 1");
+	CHECK_EQ(pl(&r[0].loc).offset, PACK_HEADER_SIZE + PACK_RECORD_HEADER,
 		 "the first chunk's data follows the headers");
 	for (i = 0, bad = 0; i < 600; i++)
 		if (check_rec(s, &r[i], buf, want))
@@ -234,7 +285,7 @@ static void test_roundtrip(void)
 	CHECK_EQ(store_bytes(s, &total), 0, "store_bytes");
 	CHECK_EQ(total, bytes + (uint64_t)l.n * PACK_HEADER_SIZE,
 		 "store_bytes counts every pack byte");
-	path = pack_path(dir, r[0].loc.pack);
+	path = pack_path(dir, pl(&r[0].loc).pack);
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600,
 	      "packs have mode 0600");
 	free(path);
@@ -272,13 +323,13 @@ static void test_roundtrip(void)
 		append_rec(s, &r[i], buf);
 	}
 	store_close(s);
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open again");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open again");
 	for (i = 0, bad = 0; i < 600; i++)
 		if (check_rec(s, &r[i], buf, want))
 			bad++;
 	CHECK_EQ(bad, 0, "every chunk reads back after store_close/open");
 	CHECK_EQ(append_rec(s, &r[0], buf), 0, "append after reopening");
-	CHECK_EQ(r[0].loc.pack, (uint32_t)l.num[l.n - 1] + 1,
+	CHECK_EQ(pl(&r[0].loc).pack, (uint32_t)l.num[l.n - 1] + 1,
 		 "a reopened store starts a new pack past the last one");
 	store_close(s);
 	store_close(NULL);
@@ -299,10 +350,11 @@ static void test_damage(void)
 	struct rec r[8];
 	struct mreg_store *s;
 	struct chunk_loc loc;
+	struct ploc x;
 	struct mreg_id other;
 	int i;
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open");
 	for (i = 0; i < 8; i++) {
 		r[i].seed = 100 + (uint64_t)i;
 		r[i].len = 4000 + (uint32_t)i;
@@ -312,9 +364,9 @@ static void test_damage(void)
 	CHECK_EQ(check_rec(s, &r[1], buf, want), 0, "chunk 1 reads back");
 
 	/* One flipped byte in the data. */
-	peek(dir, r[1].loc.pack, r[1].loc.offset + 1234, &b, 1);
+	peek(dir, pl(&r[1].loc).pack, pl(&r[1].loc).offset + 1234, &b, 1);
 	b ^= 0x10;
-	poke(dir, r[1].loc.pack, r[1].loc.offset + 1234, &b, 1);
+	poke(dir, pl(&r[1].loc).pack, pl(&r[1].loc).offset + 1234, &b, 1);
 	CHECK_EQ(store_get(s, &r[1].loc, &r[1].id, buf), -EIO,
 		 "a flipped byte: store_get says EIO");
 	CHECK_EQ(store_get_raw(s, &r[1].loc, buf), 0,
@@ -327,38 +379,43 @@ static void test_damage(void)
 		 "the next chunk still reads");
 
 	/* A damaged record header. */
-	peek(dir, r[3].loc.pack, r[3].loc.offset - PACK_RECORD_HEADER, &b, 1);
+	peek(dir, pl(&r[3].loc).pack, pl(&r[3].loc).offset - PACK_RECORD_HEADER, &b, 1);
 	b ^= 1;
-	poke(dir, r[3].loc.pack, r[3].loc.offset - PACK_RECORD_HEADER, &b, 1);
+	poke(dir, pl(&r[3].loc).pack, pl(&r[3].loc).offset - PACK_RECORD_HEADER, &b, 1);
 	CHECK_EQ(store_get(s, &r[3].loc, &r[3].id, buf), -EIO,
 		 "a bad record magic: store_get says EIO");
 	CHECK_EQ(store_get_raw(s, &r[3].loc, buf), -EIO,
 		 "a bad record magic: store_get_raw says EIO");
-	peek(dir, r[4].loc.pack, r[4].loc.offset - 16 + 3, &b, 1);
+	peek(dir, pl(&r[4].loc).pack, pl(&r[4].loc).offset - 16 + 3, &b, 1);
 	b ^= 1;
-	poke(dir, r[4].loc.pack, r[4].loc.offset - 16 + 3, &b, 1);
+	poke(dir, pl(&r[4].loc).pack, pl(&r[4].loc).offset - 16 + 3, &b, 1);
 	CHECK_EQ(store_get(s, &r[4].loc, &r[4].id, buf), -EIO,
 		 "a damaged id in the header: store_get says EIO");
 
 	/* Locations that do not fit the record. */
-	loc = r[5].loc;
-	loc.len--;
+	x = pl(&r[5].loc);
+	x.len--;
+	loc = mkloc(x);
 	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO,
 		 "a wrong length: EIO");
-	loc = r[5].loc;
-	loc.offset += 8;
+	x = pl(&r[5].loc);
+	x.offset += 8;
+	loc = mkloc(x);
 	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO, "a wrong offset: EIO");
-	loc.offset = 3;
+	x.offset = 3;
+	loc = mkloc(x);
 	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO,
 		 "an offset in the pack header: EIO");
 	chunkid_of("x", 1, &other);
 	CHECK_EQ(store_get(s, &r[5].loc, &other, buf), -EIO,
 		 "another chunk's id: EIO");
-	loc = r[7].loc;
-	loc.offset = file_size(dir, loc.pack) - 100;
+	x = pl(&r[7].loc);
+	x.offset = file_size(dir, x.pack) - 100;
+	loc = mkloc(x);
 	CHECK_EQ(store_get_raw(s, &loc, buf), -EIO, "past the end: EIO");
-	loc = r[7].loc;
-	loc.pack = 999;
+	x = pl(&r[7].loc);
+	x.pack = 999;
+	loc = mkloc(x);
 	CHECK_EQ(store_get(s, &loc, &r[7].id, buf), -ENOENT,
 		 "a missing pack: ENOENT");
 	CHECK_EQ(store_get(NULL, &loc, &r[7].id, buf), -EINVAL,
@@ -366,9 +423,9 @@ static void test_damage(void)
 
 	/* A truncated pack: the last chunk is short. */
 	{
-		char *p = pack_path(dir, r[7].loc.pack);
+		char *p = pack_path(dir, pl(&r[7].loc).pack);
 
-		if (truncate(p, (off_t)(r[7].loc.offset + 10)) < 0)
+		if (truncate(p, (off_t)(pl(&r[7].loc).offset + 10)) < 0)
 			abort();
 		free(p);
 	}
@@ -393,8 +450,8 @@ static void test_two_writers(void)
 	uint64_t seed = 7;
 	int i, j, bad = 0, shared = 0, na = 0, nb = 0;
 
-	CHECK_EQ(store_open(dir, &opt, &a), 0, "open instance A");
-	CHECK_EQ(store_open(dir, &opt, &b), 0, "open instance B");
+	CHECK_EQ(open_at(dir, &opt, &a), 0, "open instance A");
+	CHECK_EQ(open_at(dir, &opt, &b), 0, "open instance B");
 	for (i = 0; i < 400; i++) {
 		ra[i].seed = 5000 + (uint64_t)i;
 		ra[i].len = 1 + (uint32_t)(rnd_next(&seed) % 16000);
@@ -406,11 +463,11 @@ static void test_two_writers(void)
 	CHECK_EQ(bad, 0, "both instances append, interleaved");
 	for (i = 0; i < 400; i++)
 		for (j = 0; j < 400; j++)
-			if (ra[i].loc.pack == rb[j].loc.pack)
+			if (pl(&ra[i].loc).pack == pl(&rb[j].loc).pack)
 				shared++;
 	for (i = 1; i < 400; i++) {
-		na += ra[i].loc.pack != ra[i - 1].loc.pack;
-		nb += rb[i].loc.pack != rb[i - 1].loc.pack;
+		na += pl(&ra[i].loc).pack != pl(&ra[i - 1].loc).pack;
+		nb += pl(&rb[i].loc).pack != pl(&rb[i - 1].loc).pack;
 	}
 	CHECK(na >= 10 && nb >= 10, "both rolled over (%d, %d times)", na, nb);
 	CHECK_EQ(shared, 0, "no pack was written by both");
@@ -439,80 +496,80 @@ static void test_gc_locks(void)
 	uint64_t before, after;
 	int i;
 
-	CHECK_EQ(store_open(dir, &opt, &a), 0, "open the writer");
-	CHECK_EQ(store_open(dir, &opt, &g), 0, "open the gc instance");
+	CHECK_EQ(open_at(dir, &opt, &a), 0, "open the writer");
+	CHECK_EQ(open_at(dir, &opt, &g), 0, "open the gc instance");
 	for (i = 0; i < 8; i++) {
 		r[i].seed = 300 + (uint64_t)i;
 		r[i].len = 30000;
 	}
 	store_batch_begin(a);
 	append_rec(a, &r[0], buf);
-	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), -EBUSY,
 		 "the active pack of another instance: EBUSY");
-	CHECK_EQ(store_claim(a, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(a, pl(&r[0].loc).pack), -EBUSY,
 		 "the active pack of the same instance: EBUSY");
-	CHECK(is_busy(g, r[0].loc.pack), "store_containers: active is busy");
+	CHECK(is_busy(g, pl(&r[0].loc).pack), "store_containers: active is busy");
 	append_rec(a, &r[1], buf);
 	append_rec(a, &r[2], buf); /* rolls over */
-	CHECK(r[2].loc.pack != r[0].loc.pack, "the third chunk rolled over");
-	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
+	CHECK(pl(&r[2].loc).pack != pl(&r[0].loc).pack, "the third chunk rolled over");
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), -EBUSY,
 		 "a pack rolled over in an open batch: EBUSY");
-	CHECK_EQ(store_delete(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_delete(g, pl(&r[0].loc).pack), -EBUSY,
 		 "store_delete of it: EBUSY");
 	store_batch_begin(a);
 	store_batch_end(a);
-	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), -EBUSY,
 		 "still EBUSY while one batch is open");
 	store_batch_end(a);
-	CHECK_EQ(store_claim(g, r[0].loc.pack), 0,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), 0,
 		 "after store_batch_end: the gc lock is taken");
-	CHECK_EQ(store_claim(g, r[0].loc.pack), 0,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), 0,
 		 "taking it again through the same store: 0");
-	CHECK(!is_busy(g, r[0].loc.pack),
+	CHECK(!is_busy(g, pl(&r[0].loc).pack),
 	      "a pack under our own gc lock is not busy");
-	CHECK(is_busy(a, r[0].loc.pack),
+	CHECK(is_busy(a, pl(&r[0].loc).pack),
 	      "a pack under another's gc lock is busy");
-	CHECK_EQ(store_claim(g, r[2].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, pl(&r[2].loc).pack), -EBUSY,
 		 "the new active pack: EBUSY");
-	CHECK_EQ(store_delete(g, r[2].loc.pack), -EBUSY,
+	CHECK_EQ(store_delete(g, pl(&r[2].loc).pack), -EBUSY,
 		 "store_delete of the active pack: EBUSY");
-	store_unclaim(g, r[0].loc.pack);
-	CHECK_EQ(store_claim(a, r[0].loc.pack), 0,
+	store_unclaim(g, pl(&r[0].loc).pack);
+	CHECK_EQ(store_claim(a, pl(&r[0].loc).pack), 0,
 		 "after store_unclaim another can lock it");
-	store_unclaim(a, r[0].loc.pack);
+	store_unclaim(a, pl(&r[0].loc).pack);
 
 	/* Rolled over outside a batch: unlocked at once. */
 	append_rec(a, &r[3], buf);
 	append_rec(a, &r[4], buf);
-	CHECK(r[4].loc.pack != r[2].loc.pack, "rolled over again");
-	CHECK_EQ(store_claim(g, r[2].loc.pack), 0,
+	CHECK(pl(&r[4].loc).pack != pl(&r[2].loc).pack, "rolled over again");
+	CHECK_EQ(store_claim(g, pl(&r[2].loc).pack), 0,
 		 "a pack rolled over outside a batch can be locked");
-	store_unclaim(g, r[2].loc.pack);
+	store_unclaim(g, pl(&r[2].loc).pack);
 
 	/* Removal: by the writer (which caches a descriptor) and by gc. */
 	store_sync(a);
 	CHECK_EQ(check_rec(a, &r[0], buf, want), 0, "chunk in the old pack");
 	store_bytes(a, &before);
-	CHECK_EQ(store_delete(a, r[0].loc.pack), 0,
+	CHECK_EQ(store_delete(a, pl(&r[0].loc).pack), 0,
 		 "store_delete of an unlocked pack");
-	CHECK(file_size(dir, r[0].loc.pack) == (uint64_t)-1,
+	CHECK(file_size(dir, pl(&r[0].loc).pack) == (uint64_t)-1,
 	      "its file is gone");
 	CHECK_EQ(store_get(a, &r[0].loc, &r[0].id, buf), -ENOENT,
 		 "reading from a removed pack: ENOENT");
 	store_bytes(a, &after);
 	CHECK_EQ(before - after, 16 + 2 * (24 + 30000),
 		 "store_bytes drops by the pack's size");
-	CHECK_EQ(store_delete(a, r[0].loc.pack), -ENOENT,
+	CHECK_EQ(store_delete(a, pl(&r[0].loc).pack), -ENOENT,
 		 "removing it again: ENOENT");
-	CHECK_EQ(store_claim(g, r[0].loc.pack), -ENOENT,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), -ENOENT,
 		 "locking a missing pack: ENOENT");
-	CHECK_EQ(store_claim(g, r[2].loc.pack), 0, "gc locks a pack");
-	CHECK_EQ(store_delete(g, r[2].loc.pack), 0,
+	CHECK_EQ(store_claim(g, pl(&r[2].loc).pack), 0, "gc locks a pack");
+	CHECK_EQ(store_delete(g, pl(&r[2].loc).pack), 0,
 		 "and removes it under its own lock");
-	CHECK_EQ(store_claim(a, r[4].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(a, pl(&r[4].loc).pack), -EBUSY,
 		 "the writer still has its active pack");
 	store_close(a);
-	CHECK_EQ(store_claim(g, r[4].loc.pack), 0,
+	CHECK_EQ(store_claim(g, pl(&r[4].loc).pack), 0,
 		 "store_close releases the writer's locks");
 	store_close(g);
 	check_rmtree(dir);
@@ -549,36 +606,36 @@ static void test_truncate(void)
 	uint64_t size = 0, end;
 	int i;
 
-	CHECK_EQ(store_open(dir, &opt, &w), 0, "open a writer");
-	CHECK_EQ(store_open(dir, &opt, &g), 0, "open gc");
+	CHECK_EQ(open_at(dir, &opt, &w), 0, "open a writer");
+	CHECK_EQ(open_at(dir, &opt, &g), 0, "open gc");
 	for (i = 0; i < 3; i++) {
 		r[i].seed = 700 + (uint64_t)i;
 		r[i].len = 20000;
 		append_rec(w, &r[i], buf);
 	}
 	store_sync(w);
-	end = r[0].loc.offset + r[0].loc.len;
-	CHECK_EQ(store_cut(g, r[0].loc.pack, end), -EINVAL,
+	end = pl(&r[0].loc).offset + pl(&r[0].loc).len;
+	CHECK_EQ(store_cut(g, pl(&r[0].loc).pack, end), -EINVAL,
 		 "cutting a pack without gc's lock: EINVAL");
-	CHECK_EQ(store_claim(g, r[0].loc.pack), -EBUSY,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), -EBUSY,
 		 "the writer's active pack cannot be locked");
 	store_close(w);
-	CHECK_EQ(store_claim(g, r[0].loc.pack), 0, "gc locks it");
-	CHECK_EQ(store_container_size(g, r[0].loc.pack, &size), 0,
+	CHECK_EQ(store_claim(g, pl(&r[0].loc).pack), 0, "gc locks it");
+	CHECK_EQ(store_container_size(g, pl(&r[0].loc).pack, &size), 0,
 		 "store_container_size");
-	CHECK_EQ(size, r[2].loc.offset + r[2].loc.len, "is the pack's end");
-	CHECK_EQ(store_cut(g, r[0].loc.pack, 15), -EINVAL,
+	CHECK_EQ(size, pl(&r[2].loc).offset + pl(&r[2].loc).len, "is the pack's end");
+	CHECK_EQ(store_cut(g, pl(&r[0].loc).pack, 15), -EINVAL,
 		 "cutting into the header: EINVAL");
-	CHECK_EQ(store_cut(g, r[0].loc.pack, size + 100), 0,
+	CHECK_EQ(store_cut(g, pl(&r[0].loc).pack, size + 100), 0,
 		 "cutting past the end: nothing to do");
-	CHECK_EQ(file_size(dir, r[0].loc.pack), size, "the size is the same");
-	CHECK_EQ(store_cut(g, r[0].loc.pack, end), 0,
+	CHECK_EQ(file_size(dir, pl(&r[0].loc).pack), size, "the size is the same");
+	CHECK_EQ(store_cut(g, pl(&r[0].loc).pack, end), 0,
 		 "cut after the first record");
-	CHECK_EQ(file_size(dir, r[0].loc.pack), end, "the file ends there");
-	CHECK_EQ(store_container_size(g, r[0].loc.pack, &size), 0,
+	CHECK_EQ(file_size(dir, pl(&r[0].loc).pack), end, "the file ends there");
+	CHECK_EQ(store_container_size(g, pl(&r[0].loc).pack, &size), 0,
 		 "store_container_size again");
 	CHECK_EQ(size, end, "says so");
-	store_unclaim(g, r[0].loc.pack);
+	store_unclaim(g, pl(&r[0].loc).pack);
 	CHECK_EQ(check_rec(g, &r[0], buf, want), 0, "the first record reads");
 	CHECK_EQ(store_get(g, &r[1].loc, &r[1].id, buf), -EIO,
 		 "the cut ones do not: EIO, never wrong bytes");
@@ -619,28 +676,28 @@ static void test_stale(void)
 	struct rec x = { .seed = 1, .len = 8000 }, y = { .seed = 3 };
 	uint64_t size;
 
-	CHECK_EQ(store_open(dir, &opt, &rd), 0, "open a reader");
-	CHECK_EQ(store_open(dir, &opt, &w), 0, "open a writer");
-	CHECK_EQ(store_open(dir, &opt, &g), 0, "open gc");
+	CHECK_EQ(open_at(dir, &opt, &rd), 0, "open a reader");
+	CHECK_EQ(open_at(dir, &opt, &w), 0, "open a writer");
+	CHECK_EQ(open_at(dir, &opt, &g), 0, "open gc");
 	append_rec(w, &x, buf);
 	store_sync(w);
 	CHECK_EQ(check_rec(rd, &x, buf, want), 0, "the reader reads x");
 	store_close(w);
-	CHECK_EQ(store_delete(g, x.loc.pack), 0, "gc removes its pack");
+	CHECK_EQ(store_delete(g, pl(&x.loc).pack), 0, "gc removes its pack");
 	CHECK_EQ(store_get(rd, &x.loc, &x.id, buf), -ENOENT,
 		 "a descriptor still open finds the removed pack emptied: "
 		 "ENOENT (the chunk moved), never wrong bytes");
-	CHECK_EQ(store_open(dir, &opt, &w), 0, "open a new writer");
+	CHECK_EQ(open_at(dir, &opt, &w), 0, "open a new writer");
 	y.len = 9000;
 	append_rec(w, &y, buf);
 	store_sync(w);
-	CHECK_EQ(y.loc.pack, x.loc.pack, "which reuses the pack number");
+	CHECK_EQ(pl(&y.loc).pack, pl(&x.loc).pack, "which reuses the pack number");
 	CHECK_EQ(check_rec(rd, &y, buf, want), 0,
 		 "the reader sees its stale descriptor and reads the new pack");
 	CHECK_EQ(store_get(rd, &x.loc, &x.id, buf), -EIO,
 		 "and x is gone from it: EIO, never wrong bytes");
 	store_close(w);
-	CHECK_EQ(store_delete(g, y.loc.pack), 0, "gc removes it again");
+	CHECK_EQ(store_delete(g, pl(&y.loc).pack), 0, "gc removes it again");
 	CHECK_EQ(deleted_fds(), 1, "the reader's descriptor holds it");
 	CHECK_EQ(deleted_bytes(), 0, "but not its disk space: gc emptied it");
 	store_bytes(rd, &size);
@@ -662,17 +719,16 @@ struct walk_ctx {
 };
 
 static int walk_cb(void *arg, const struct mreg_id *id,
-		   const struct chunk_loc *loc, const void *data)
+		   const struct chunk_loc *loc, const void *data, uint32_t len)
 {
 	struct walk_ctx *w = arg;
 	struct mreg_id got;
 
 	if (w->n == w->stop_at)
 		return 77;
-	chunkid_of(data, loc->len, &got);
+	chunkid_of(data, len, &got);
 	if (!chunkid_eq(id, &w->r[w->n].id) || !chunkid_eq(&got, id) ||
-	    loc->offset != w->r[w->n].loc.offset ||
-	    loc->len != w->r[w->n].len || loc->pack != w->r[w->n].loc.pack)
+	    !chunk_loc_eq(loc, &w->r[w->n].loc) || len != w->r[w->n].len)
 		w->bad++;
 	w->n++;
 	return 0;
@@ -691,7 +747,7 @@ static void test_walk(void)
 	uint32_t pack;
 	int i;
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open");
 	for (i = 0; i < 1000; i++) {
 		r[i].seed = 20000 + (uint64_t)i;
 		r[i].len = (uint32_t)(rnd_next(&seed) % 30000);
@@ -699,8 +755,8 @@ static void test_walk(void)
 			r[i].len = 6 << 20; /* more than the walk's buffer */
 		append_rec(s, &r[i], buf);
 	}
-	pack = r[0].loc.pack;
-	CHECK(r[999].loc.pack == pack, "1000 chunks in one pack");
+	pack = pl(&r[0].loc).pack;
+	CHECK(pl(&r[999].loc).pack == pack, "1000 chunks in one pack");
 	/* Unsynced: the walk writes our buffer out first. */
 	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), 0, "store_iterate");
 	CHECK_EQ(w.n, 1000, "visits every record");
@@ -714,9 +770,9 @@ static void test_walk(void)
 		 "walking a missing pack: ENOENT");
 
 	/* Damage record 700's header: 700 records, then EIO. */
-	peek(dir, pack, r[700].loc.offset - PACK_RECORD_HEADER + 1, &b, 1);
+	peek(dir, pack, pl(&r[700].loc).offset - PACK_RECORD_HEADER + 1, &b, 1);
 	b ^= 0x40;
-	poke(dir, pack, r[700].loc.offset - PACK_RECORD_HEADER + 1, &b, 1);
+	poke(dir, pack, pl(&r[700].loc).offset - PACK_RECORD_HEADER + 1, &b, 1);
 	w.n = w.bad = 0;
 	w.stop_at = -1;
 	CHECK_EQ(store_iterate(s, pack, walk_cb, &w), -EIO,
@@ -724,13 +780,13 @@ static void test_walk(void)
 	CHECK_EQ(w.n, 700, "after every record before it");
 	CHECK_EQ(w.bad, 0, "all of them right");
 	b ^= 0x40;
-	poke(dir, pack, r[700].loc.offset - PACK_RECORD_HEADER + 1, &b, 1);
+	poke(dir, pack, pl(&r[700].loc).offset - PACK_RECORD_HEADER + 1, &b, 1);
 
 	/* A record length that runs past the end. */
 	{
 		uint8_t len[4] = { 0xff, 0xff, 0xff, 0x7f };
 
-		poke(dir, pack, r[998].loc.offset - PACK_RECORD_HEADER + 4,
+		poke(dir, pack, pl(&r[998].loc).offset - PACK_RECORD_HEADER + 4,
 		     len, 4);
 	}
 	w.n = w.bad = 0;
@@ -742,13 +798,13 @@ static void test_walk(void)
 	/* A torn tail: the last record cut short. */
 	{
 		char *p = pack_path(dir, pack);
-		off_t cut = (off_t)(r[999].loc.offset + r[999].len / 2);
+		off_t cut = (off_t)(pl(&r[999].loc).offset + r[999].len / 2);
 
 		if (truncate(p, cut) < 0)
 			abort();
 		free(p);
 	}
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open");
 	{
 		uint8_t fix[4];
 		uint32_t v = r[998].len;
@@ -757,7 +813,7 @@ static void test_walk(void)
 		fix[1] = (uint8_t)(v >> 8);
 		fix[2] = (uint8_t)(v >> 16);
 		fix[3] = (uint8_t)(v >> 24);
-		poke(dir, pack, r[998].loc.offset - PACK_RECORD_HEADER + 4,
+		poke(dir, pack, pl(&r[998].loc).offset - PACK_RECORD_HEADER + 4,
 		     fix, 4);
 	}
 	w.n = w.bad = 0;
@@ -780,11 +836,12 @@ static void test_walk(void)
 
 /* Checks every record's hash; counts them into *(int *)arg if not NULL. */
 static int walk_cb_count(void *arg, const struct mreg_id *id,
-			 const struct chunk_loc *loc, const void *data)
+			 UNUSED const struct chunk_loc *loc, const void *data,
+			 uint32_t len)
 {
 	struct mreg_id got;
 
-	chunkid_of(data, loc->len, &got);
+	chunkid_of(data, len, &got);
 	if (!chunkid_eq(&got, id))
 		return -EBADMSG;
 	if (arg)
@@ -803,29 +860,29 @@ static void test_sync(void)
 	uint32_t failed;
 	int i, bad;
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open with sync");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open with sync");
 	for (i = 0; i < 40; i++) {
 		r[i].seed = 700 + (uint64_t)i;
 		r[i].len = 5000;
 	}
 	for (i = 0; i < 5; i++)
 		append_rec(s, &r[i], buf);
-	CHECK_EQ(file_size(dir, r[0].loc.pack), PACK_HEADER_SIZE,
+	CHECK_EQ(file_size(dir, pl(&r[0].loc).pack), PACK_HEADER_SIZE,
 		 "appends are buffered");
 	CHECK_EQ(store_sync(s), 0, "store_sync");
-	CHECK_EQ(file_size(dir, r[0].loc.pack),
+	CHECK_EQ(file_size(dir, pl(&r[0].loc).pack),
 		 PACK_HEADER_SIZE + 5 * (24 + 5000), "and written out");
 	CHECK_EQ(store_sync(s), 0, "store_sync with nothing new");
 
 	/* A failed fdatasync in a batch: reported until the batch ends. */
 	store_batch_begin(s);
 	append_rec(s, &r[5], buf);
-	failed = r[5].loc.pack;
+	failed = pl(&r[5].loc).pack;
 	pack_inject_fault(s, STORE_FAULT_SYNC, EIO);
 	CHECK_EQ(store_sync(s), -EIO, "a failed fdatasync: EIO");
 	CHECK_EQ(store_sync(s), -EIO, "reported again while the batch is open");
 	append_rec(s, &r[6], buf);
-	CHECK(r[6].loc.pack != failed, "the failed pack was retired");
+	CHECK(pl(&r[6].loc).pack != failed, "the failed pack was retired");
 	CHECK_EQ(store_sync(s), -EIO,
 		 "still EIO with new data elsewhere in the batch");
 	store_batch_end(s);
@@ -851,7 +908,7 @@ static void test_sync(void)
 	/* A failed write of the buffer: kept, and written by the next sync. */
 	for (i = 10; i < 20; i++)
 		append_rec(s, &r[i], buf);
-	failed = r[10].loc.pack;
+	failed = pl(&r[10].loc).pack;
 	before = file_size(dir, failed);
 	pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
 	CHECK_EQ(store_sync(s), -ENOSPC, "a torn write: ENOSPC");
@@ -862,7 +919,7 @@ static void test_sync(void)
 			bad++;
 	CHECK_EQ(bad, 0, "the unwritten chunks still read (from memory)");
 	append_rec(s, &r[20], buf);
-	CHECK(r[20].loc.pack != failed, "the pack was retired");
+	CHECK(pl(&r[20].loc).pack != failed, "the pack was retired");
 	CHECK_EQ(store_sync(s), 0, "the next store_sync writes the buffer");
 	for (i = 10, bad = 0; i <= 20; i++)
 		if (check_rec(s, &r[i], buf, want))
@@ -870,7 +927,7 @@ static void test_sync(void)
 	CHECK_EQ(bad, 0, "and all of them read back");
 	store_close(s);
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open again");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open again");
 	for (i = 0, bad = 0; i <= 20; i++)
 		if (i != 5 && i != 6 && i != 8 && i != 9 &&
 		    check_rec(s, &r[i], buf, want))
@@ -884,7 +941,7 @@ static void test_sync(void)
 		uint32_t was;
 
 		append_rec(s, &r[21], buf);
-		was = r[21].loc.pack;
+		was = pl(&r[21].loc).pack;
 		store_sync(s);
 		before = file_size(dir, was);
 		pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
@@ -893,7 +950,7 @@ static void test_sync(void)
 		CHECK_EQ(file_size(dir, was), before,
 			 "its pack is cut back");
 		CHECK_EQ(append_rec(s, &rb, big), 0, "the next try succeeds");
-		CHECK(rb.loc.pack != was, "in a new pack");
+		CHECK(pl(&rb.loc).pack != was, "in a new pack");
 		CHECK_EQ(store_sync(s), 0, "store_sync");
 		CHECK_EQ(check_rec(s, &rb, big, bigwant), 0,
 			 "the big chunk reads back");
@@ -903,7 +960,7 @@ static void test_sync(void)
 	store_batch_begin(s);
 	append_rec(s, &r[22], buf);
 	append_rec(s, &r[23], buf);
-	failed = r[22].loc.pack;
+	failed = pl(&r[22].loc).pack;
 	before = file_size(dir, failed);
 	pack_inject_fault(s, STORE_FAULT_WRITE, ENOSPC);
 	CHECK_EQ(store_sync(s), -ENOSPC, "a torn write in a batch: ENOSPC");
@@ -915,8 +972,12 @@ static void test_sync(void)
 	CHECK_EQ(store_iterate(s, failed, walk_cb_count, NULL), 0,
 		 "and the pack has no torn record");
 	{
-		struct chunk_loc z = { .pack = 0 };
+		struct chunk_loc z = { .len = 0 };
+		struct ploc zp = { 0 };
 
+		CHECK_EQ(store_get_raw(s, &z, NULL), -EIO,
+			 "an empty location names no chunk: EIO");
+		z = mkloc(zp);
 		CHECK_EQ(store_get_raw(s, &z, NULL), -EIO,
 			 "a zeroed location names no chunk: EIO");
 	}
@@ -991,7 +1052,7 @@ static void test_threads(void)
 	struct mreg_store *s;
 	int i, j, bad = 0, overlap = 0;
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open");
 	for (i = 0; i < NTHREADS; i++) {
 		t[i] = (struct thr){ .s = s, .id = i + 1 };
 		t[i].r = calloc(PER_THREAD, sizeof(struct rec));
@@ -1040,12 +1101,13 @@ struct count_ctx {
 };
 
 static int count_cb(void *arg, const struct mreg_id *id,
-		    const struct chunk_loc *loc, const void *data)
+		    UNUSED const struct chunk_loc *loc, const void *data,
+		    uint32_t len)
 {
 	struct count_ctx *c = arg;
 	struct mreg_id got;
 
-	chunkid_of(data, loc->len, &got);
+	chunkid_of(data, len, &got);
 	if (!chunkid_eq(&got, id))
 		return -EBADMSG;
 	c->n++;
@@ -1095,7 +1157,7 @@ static void test_enospc(void)
 		abort();
 	close(fd);
 
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open on a 2M tmpfs");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open on a 2M tmpfs");
 	for (i = 0; i < 2000; i++) {
 		r[i].seed = 40000 + (uint64_t)i;
 		r[i].len = 4096 + (uint32_t)(rnd_next(&seed) % 40000);
@@ -1137,7 +1199,7 @@ static void test_enospc(void)
 	CHECK_EQ(walk_all(s, &records), 0, "every pack walks cleanly");
 	CHECK_EQ(records, n, "and holds exactly the %d chunks appended", n);
 	store_close(s);
-	CHECK_EQ(store_open(dir, &opt, &s), 0, "store_open again");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "store_open again");
 	for (i = 0, bad = 0; i < n; i++)
 		if (check_rec(s, &r[i], buf, want))
 			bad++;

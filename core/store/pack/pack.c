@@ -1,4 +1,5 @@
-/* pack.c — the chunk store: append-only pack files (see store.h).
+/* pack.c — the pack backend of the chunk store (store.h, backend.h):
+ * append-only pack files in a directory, the default backend.
  *
  * On disk, under DIR/packs/ (mode 0700), files pack-NNNNNNNN.pack (mode
  * 0600, NNNNNNNN the pack number in 8 lower-case hex digits, from 1 up):
@@ -12,9 +13,12 @@
  *	           16 bytes  chunk id (XXH3-128, big-endian, see chunkid.h)
  *	           length bytes of data
  *
- * There is no index and no trailer in a pack: the index module names each
- * chunk by (pack, offset of its data, length), and a pack can be walked
- * from its header. A pack only grows, by whole records, and only in the
+ * There is no index and no trailer in a pack: a chunk's location (the
+ * opaque struct chunk_loc the index keeps) is 16 bytes, u32 LE pack
+ * number, u32 LE length, u64 LE offset of its data: the first 16 bytes of
+ * the index's chunk records before locations were opaque, so that those
+ * records read as they are. A pack can be walked from its header; its
+ * number is its container's name (store_containers()). A pack only grows, by whole records, and only in the
  * process that created it; gc, under its exclusive lock, removes whole
  * packs or cuts off a tail that no index record names (which needs no
  * free space: how gc makes room on a full disk).
@@ -62,7 +66,8 @@
  * store_containers(), descriptors of unlinked files are dropped. Data
  * still in this process's write buffer is found on the slow path that a
  * short read takes. Every read checks the record header and, unless raw,
- * the chunk's hash: never wrong bytes.
+ * that it names the chunk asked for; store.c checks the hash of what it
+ * returns (store.h, rule 4): never wrong bytes.
  */
 #include "store/store.h"
 
@@ -85,11 +90,12 @@
 
 #include "io.h"
 #include "log.h"
+#include "store/backend.h"
+#include "util.h"
 
-/* The store of this backend. (Until store.c dispatches to backends, it is
- * the struct mreg_store of store.h.) */
-#define pack_store mreg_store
-
+#define PACK_HEADER_SIZE 16
+#define PACK_RECORD_HEADER 24
+#define PACK_RECORD_MAGIC 0x4b4e4843u
 #define PACK_MAGIC "MREGPACK"
 #define PACK_FORMAT 1
 #define PACK_NAME_LEN 18 /* "pack-NNNNNNNN.pack" */
@@ -133,7 +139,18 @@ struct gclock {
 	int fd; /* O_RDONLY, holds LOCK_EX */
 };
 
+/* A location, as this backend reads it. The bytes of a struct chunk_loc
+ * (ploc_encode) are those of today's CHUNKS records' first 16 bytes:
+ * u32 pack LE, u32 len LE, u64 offset of the data LE. */
+struct ploc {
+	uint32_t pack;
+	uint32_t len;
+	uint64_t offset; /* of the data in the pack file */
+};
+#define PLOC_LEN 16
+
 struct pack_store {
+	struct mreg_store base; /* first: what store.c sees */
 	char *dir; /* DIR/packs */
 	int dirfd;
 	struct store_options opt;
@@ -193,6 +210,16 @@ static bool parse_pack_name(const char *name, uint32_t *ret)
 	return true;
 }
 
+/* A container's name as a pack number: false when none can be (packs are
+ * numbered 1 to UINT32_MAX). */
+static bool pack_number(uint64_t container, uint32_t *ret)
+{
+	if (container == 0 || container > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)container;
+	return true;
+}
+
 static void put_le32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -205,6 +232,51 @@ static uint32_t get_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 	       (uint32_t)p[3] << 24;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static void ploc_encode(const struct ploc *l, struct chunk_loc *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->len = PLOC_LEN;
+	put_le32(ret->b, l->pack);
+	put_le32(ret->b + 4, l->len);
+	put_le64(ret->b + 8, l->offset);
+}
+
+/* Reads the fields of loc: false when it is not 16 bytes long. */
+static bool ploc_fields(const struct chunk_loc *loc, struct ploc *ret)
+{
+	if (loc->len != PLOC_LEN)
+		return false;
+	ret->pack = get_le32(loc->b);
+	ret->len = get_le32(loc->b + 4);
+	ret->offset = get_le64(loc->b + 8);
+	return true;
+}
+
+/* Decodes a location this backend could have made: in a pack (never 0),
+ * after its header and its record's, not past what a file can hold. */
+static bool ploc_decode(const struct chunk_loc *loc, struct ploc *ret)
+{
+	struct ploc l;
+
+	if (!ploc_fields(loc, &l) || l.pack == 0 ||
+	    l.offset < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
+	    l.offset > (uint64_t)INT64_MAX - l.len)
+		return false;
+	*ret = l;
+	return true;
 }
 
 static void encode_record_header(uint8_t *p, const struct mreg_id *id,
@@ -250,7 +322,7 @@ static int pwrite_full(struct pack_store *s, int fd, const void *buf,
 
 /* Reads the record header and the data of loc: 0, -EIO when the file is
  * short, -errno. */
-static int pread_record(int fd, const struct chunk_loc *loc, uint8_t *hdr,
+static int pread_record(int fd, const struct ploc *loc, uint8_t *hdr,
 			void *buf)
 {
 	struct iovec iov[2] = {
@@ -289,26 +361,19 @@ static int pread_record(int fd, const struct chunk_loc *loc, uint8_t *hdr,
 	}
 }
 
-/* Checks a record read for loc (and against id unless NULL). Returns NULL
- * or what is wrong. */
-static const char *check_record(const uint8_t *hdr,
-				const struct chunk_loc *loc,
-				const struct mreg_id *id, const void *buf)
+/* Checks the header of a record read for loc (and that it names id
+ * unless NULL: the hash of the data is store.c's). Returns NULL or what
+ * is wrong. */
+static const char *check_record(const uint8_t *hdr, const struct ploc *loc,
+				const struct mreg_id *id)
 {
-	struct mreg_id got;
-
 	assert(hdr && loc);
 	if (get_le32(hdr) != PACK_RECORD_MAGIC)
 		return "bad record magic";
 	if (get_le32(hdr + 4) != loc->len)
 		return "record length differs";
-	if (!id)
-		return NULL;
-	if (memcmp(hdr + 8, id->b, MREG_ID_LEN))
+	if (id && memcmp(hdr + 8, id->b, MREG_ID_LEN))
 		return "record names another chunk";
-	chunkid_of(buf, loc->len, &got);
-	if (!chunkid_eq(&got, id))
-		return "data does not match its id";
 	return NULL;
 }
 
@@ -796,16 +861,22 @@ fail:
 	return r;
 }
 
-int store_put(struct pack_store *s, const struct mreg_id *id, const void *data,
-	      uint32_t len, struct chunk_loc *ret)
+static struct pack_store *ps(struct mreg_store *ms)
 {
+	return (struct pack_store *)ms;
+}
+
+static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
+		    const void *data, uint32_t len, struct chunk_loc *ret)
+{
+	struct pack_store *s = ps(ms);
 	uint64_t rec = (uint64_t)PACK_RECORD_HEADER + len;
 	uint8_t hdr[PACK_RECORD_HEADER];
+	struct ploc loc;
 	struct wpack *p;
 	int r, k;
 
-	if (!s || !id || (!data && len) || !ret)
-		return -EINVAL;
+	assert(s && id && (data || !len) && ret);
 	encode_record_header(hdr, id, len);
 	pthread_mutex_lock(&s->mu);
 	p = s->cur;
@@ -868,9 +939,10 @@ int store_put(struct pack_store *s, const struct mreg_id *id, const void *data,
 		p->disk += rec;
 		kick_writeback(s, p);
 	}
-	ret->pack = p->num;
-	ret->len = len;
-	ret->offset = p->size + PACK_RECORD_HEADER;
+	loc.pack = p->num;
+	loc.len = len;
+	loc.offset = p->size + PACK_RECORD_HEADER;
+	ploc_encode(&loc, ret);
 	p->size += rec;
 	if (!s->nbatch)
 		p->loose_end = p->size;
@@ -880,21 +952,20 @@ out:
 	return r;
 }
 
-void store_batch_begin(struct pack_store *s)
+static void pack_batch_begin(struct mreg_store *ms)
 {
-	if (!s)
-		return;
+	struct pack_store *s = ps(ms);
+
 	pthread_mutex_lock(&s->mu);
 	s->nbatch++;
 	pthread_mutex_unlock(&s->mu);
 }
 
-void store_batch_end(struct pack_store *s)
+static void pack_batch_end(struct mreg_store *ms)
 {
+	struct pack_store *s = ps(ms);
 	size_t i;
 
-	if (!s)
-		return;
 	pthread_mutex_lock(&s->mu);
 	if (s->nbatch && --s->nbatch == 0) {
 		for (i = 0; i < s->npacks; i++) {
@@ -908,20 +979,19 @@ void store_batch_end(struct pack_store *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* store_sync() holds sync_mu throughout, so that two syncs never run
+/* pack_sync() holds sync_mu throughout, so that two syncs never run
  * fdatasync() on one pack at the same time: the kernel reports a writeback
  * error to one of them only, and the other would call lost data durable.
  * The append mutex is not held during fdatasync(), so appends go on. */
-int store_sync(struct pack_store *s)
+static int pack_sync(struct mreg_store *ms)
 {
+	struct pack_store *s = ps(ms);
 	struct wpack **todo = NULL;
 	uint64_t *upto = NULL;
 	size_t i, n = 0;
 	bool dir = false;
 	int r = 0, k, *res = NULL;
 
-	if (!s)
-		return -EINVAL;
 	pthread_mutex_lock(&s->sync_mu);
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++) {
@@ -1006,7 +1076,7 @@ out:
 /* The slow path of a read of one of our own packs: its data may still be
  * in a write buffer, or under a write that the mutex waits for. Returns
  * 1 with *r set when pack is ours, 0 when it is not. */
-static int read_own(struct pack_store *s, int fd, const struct chunk_loc *loc,
+static int read_own(struct pack_store *s, int fd, const struct ploc *loc,
 		    const struct mreg_id *id, void *buf, const char **why,
 		    int *r)
 {
@@ -1041,40 +1111,41 @@ static int read_own(struct pack_store *s, int fd, const struct chunk_loc *loc,
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (*r == 0) {
-		*why = check_record(hdr, loc, id, buf);
+		*why = check_record(hdr, loc, id);
 		if (*why)
 			*r = -EIO;
 	}
 	return 1;
 }
 
-static int read_chunk(struct pack_store *s, const struct chunk_loc *loc,
-		      const struct mreg_id *id, void *buf)
+/* Reads the chunk at loc into buf; its record must name id unless id is
+ * NULL. */
+static int pack_get(struct mreg_store *ms, const struct chunk_loc *cloc,
+		    const struct mreg_id *id, void *buf)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
 	uint8_t hdr[PACK_RECORD_HEADER];
 	const char *why = "short read";
+	struct ploc l, *loc = &l;
 	struct rfd *f = NULL;
 	int r, k, tries;
 
-	assert(s && loc && (buf || !loc->len));
+	assert(s && cloc);
+	if (!ploc_decode(cloc, &l))
+		return -EIO; /* store.c said so, having asked pack_loc_span() */
+	assert(buf || !loc->len);
 	r = io_fault(IO_FAULT_READ); /* 0 but in a test build */
 	if (r < 0)
 		return log_err(r, "cannot read pack '%s/pack-%08" PRIx32
 			       ".pack' (injected fault)", s->dir, loc->pack);
-	if (loc->offset < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
-	    loc->offset > (uint64_t)INT64_MAX - loc->len) {
-		why = "bad location";
-		r = -EIO;
-		goto fail;
-	}
 	for (tries = 0; tries < 2; tries++) {
 		r = rc_get(s, loc->pack, &f);
 		if (r < 0)
 			return r;
 		r = pread_record(f->fd, loc, hdr, buf);
 		if (r == 0) {
-			why = check_record(hdr, loc, id, buf);
+			why = check_record(hdr, loc, id);
 			if (!why) {
 				rfd_unref(f);
 				return 0;
@@ -1103,25 +1174,40 @@ static int read_chunk(struct pack_store *s, const struct chunk_loc *loc,
 	if (r != -EIO)
 		return log_err(r, "cannot read pack '%s/pack-%08" PRIx32
 			       ".pack'", s->dir, loc->pack);
-fail:
 	pack_name(loc->pack, name);
 	return log_err(-EIO, "bad chunk at offset %" PRIu64 " of pack "
 		       "'%s/%s' (%s)", loc->offset, s->dir, name, why);
 }
 
-int store_get(struct pack_store *s, const struct chunk_loc *loc,
-	      const struct mreg_id *id, void *buf)
+static int pack_loc_span(UNUSED const struct mreg_store *ms,
+			 const struct chunk_loc *loc, struct store_span *ret)
 {
-	if (!s || !loc || !id || (!buf && loc->len))
-		return -EINVAL;
-	return read_chunk(s, loc, id, buf);
+	struct ploc l;
+
+	if (!ploc_decode(loc, &l))
+		return -EIO;
+	ret->container = l.pack;
+	ret->off = l.offset - PACK_RECORD_HEADER;
+	ret->len = l.len;
+	ret->size = PACK_RECORD_HEADER + (uint64_t)l.len;
+	return 0;
 }
 
-int store_get_raw(struct pack_store *s, const struct chunk_loc *loc, void *buf)
+/* "pack 00000003, offset 4096": what fsck said before locations were
+ * opaque, and says still. */
+static const char *pack_loc_name(UNUSED const struct mreg_store *ms,
+				 const struct chunk_loc *loc, char *buf,
+				 size_t size)
 {
-	if (!s || !loc || (!buf && loc->len))
-		return -EINVAL;
-	return read_chunk(s, loc, NULL, buf);
+	struct ploc l;
+
+	if (!ploc_fields(loc, &l))
+		snprintf(buf, size, "a location of %u bytes, not a pack's",
+			 loc->len);
+	else
+		snprintf(buf, size, "pack %08" PRIx32 ", offset %" PRIu64,
+			 l.pack, l.offset);
+	return buf;
 }
 
 /* ---- packs as wholes: listing, walking, gc locks ------------------------ */
@@ -1238,19 +1324,18 @@ static bool pack_busy(struct pack_store *s, uint32_t pack)
 	return false;
 }
 
-int store_containers(struct pack_store *s,
-		     int (*fn)(void *arg, uint32_t pack, uint64_t size,
-			       bool busy),
-		     void *arg)
+static int pack_containers(struct mreg_store *ms,
+			   int (*fn)(void *arg, const struct store_container *c),
+			   void *arg)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
+	struct store_container c;
 	uint32_t *v;
 	struct stat st;
 	size_t i, n;
 	int r;
 
-	if (!s || !fn)
-		return -EINVAL;
 	rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
@@ -1259,13 +1344,16 @@ int store_containers(struct pack_store *s,
 		pack_name(v[i], name);
 		if (fstatat(s->dirfd, name, &st, 0) < 0)
 			continue; /* removed meanwhile */
-		r = fn(arg, v[i], (uint64_t)st.st_size, pack_busy(s, v[i]));
+		c = (struct store_container){ .id = v[i],
+			.size = (uint64_t)st.st_size, .base = PACK_HEADER_SIZE,
+			.busy = pack_busy(s, v[i]) };
+		r = fn(arg, &c);
 	}
 	free(v);
 	return r;
 }
 
-/* A sequential reader of one pack for store_iterate(). */
+/* A sequential reader of one pack for pack_iterate(). */
 struct walk {
 	int fd;
 	uint64_t size;  /* of the file when the walk began */
@@ -1312,24 +1400,28 @@ static int walk_fill(struct walk *w, uint64_t off, uint64_t n)
 	return w->have >= n ? 0 : -EIO;
 }
 
-int store_iterate(struct pack_store *s, uint32_t pack,
-		  int (*fn)(void *arg, const struct mreg_id *id,
-			    const struct chunk_loc *loc, const void *data),
-		  void *arg)
+static int pack_iterate(struct mreg_store *ms, uint64_t container,
+			int (*fn)(void *arg, const struct mreg_id *id,
+				  const struct chunk_loc *loc,
+				  const void *data, uint32_t len),
+			void *arg)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
 	struct walk w = { .fd = -1 };
 	const char *why = NULL;
-	struct chunk_loc loc;
+	struct chunk_loc cloc;
+	struct ploc loc;
 	struct mreg_id id;
 	const uint8_t *h;
 	uint64_t off = 0;
 	struct stat st;
+	uint32_t pack;
 	size_t i;
 	int r;
 
-	if (!s || !fn)
-		return -EINVAL;
+	if (!pack_number(container, &pack))
+		return -ENOENT;
 	/* Our own latest records may still sit in a write buffer. */
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++)
@@ -1391,7 +1483,8 @@ int store_iterate(struct pack_store *s, uint32_t pack,
 		}
 		h = w.buf + (off - w.bstart);
 		memcpy(id.b, h + 8, MREG_ID_LEN);
-		r = fn(arg, &id, &loc, h + PACK_RECORD_HEADER);
+		ploc_encode(&loc, &cloc);
+		r = fn(arg, &id, &cloc, h + PACK_RECORD_HEADER, loc.len);
 		if (r)
 			goto out;
 		off = loc.offset + loc.len;
@@ -1410,13 +1503,15 @@ fail:
 		       s->dir, name, off, why);
 }
 
-int store_claim(struct pack_store *s, uint32_t pack)
+static int pack_claim(struct mreg_store *ms, uint64_t container)
 {
+	struct pack_store *s = ps(ms);
 	struct gclock *ng;
+	uint32_t pack;
 	int fd, r;
 
-	if (!s)
-		return -EINVAL;
+	if (!pack_number(container, &pack))
+		return -ENOENT;
 	pthread_mutex_lock(&s->gc_mu);
 	if (gc_find(s, pack) >= 0) {
 		pthread_mutex_unlock(&s->gc_mu);
@@ -1453,9 +1548,12 @@ static void gc_release(struct pack_store *s, uint32_t pack)
 	s->gc[i] = s->gc[--s->ngc];
 }
 
-void store_unclaim(struct pack_store *s, uint32_t pack)
+static void pack_unclaim(struct mreg_store *ms, uint64_t container)
 {
-	if (!s)
+	struct pack_store *s = ps(ms);
+	uint32_t pack;
+
+	if (!pack_number(container, &pack))
 		return;
 	pthread_mutex_lock(&s->gc_mu);
 	gc_release(s, pack);
@@ -1464,7 +1562,7 @@ void store_unclaim(struct pack_store *s, uint32_t pack)
 
 /* A read-write descriptor of pack name, which must be the file locked
  * through lockfd (gc's lock descriptors are read-only, as are the probes
- * of store_containers). -errno. */
+ * of pack_containers). -errno. */
 static int open_locked_rw(struct pack_store *s, const char *name, int lockfd)
 {
 	struct stat a, b;
@@ -1482,14 +1580,16 @@ static int open_locked_rw(struct pack_store *s, const char *name, int lockfd)
 	return fd;
 }
 
-int store_delete(struct pack_store *s, uint32_t pack)
+static int pack_delete(struct mreg_store *ms, uint64_t container)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
+	uint32_t pack;
 	ssize_t i;
 	int fd = -1, rw = -1, r = 0;
 
-	if (!s)
-		return -EINVAL;
+	if (!pack_number(container, &pack))
+		return -ENOENT;
 	pack_name(pack, name);
 	pthread_mutex_lock(&s->gc_mu);
 	/* Under our own gc lock already, or a fresh one. */
@@ -1519,14 +1619,17 @@ int store_delete(struct pack_store *s, uint32_t pack)
 	return r;
 }
 
-int store_cut(struct pack_store *s, uint32_t pack, uint64_t size)
+static int pack_cut(struct mreg_store *ms, uint64_t container, uint64_t size)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
+	uint32_t pack;
 	ssize_t i;
 	int r = 0, fd = -1;
 
-	if (!s || size < PACK_HEADER_SIZE || size > (uint64_t)INT64_MAX)
+	if (!pack_number(container, &pack) || size < PACK_HEADER_SIZE ||
+	    size > (uint64_t)INT64_MAX)
 		return -EINVAL;
 	pack_name(pack, name);
 	pthread_mutex_lock(&s->gc_mu);
@@ -1547,15 +1650,18 @@ int store_cut(struct pack_store *s, uint32_t pack, uint64_t size)
 	return r;
 }
 
-int store_container_size(struct pack_store *s, uint32_t pack, uint64_t *ret)
+static int pack_container_size(struct mreg_store *ms, uint64_t container,
+			       uint64_t *ret)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
 	struct stat st;
+	uint32_t pack;
 	ssize_t i;
 	int r;
 
-	if (!s || !ret)
-		return -EINVAL;
+	if (!pack_number(container, &pack))
+		return -ENOENT;
 	pack_name(pack, name);
 	pthread_mutex_lock(&s->gc_mu);
 	i = gc_find(s, pack);
@@ -1570,8 +1676,9 @@ int store_container_size(struct pack_store *s, uint32_t pack, uint64_t *ret)
 	return 0;
 }
 
-int store_bytes(struct pack_store *s, uint64_t *ret)
+static int pack_bytes(struct mreg_store *ms, uint64_t *ret)
 {
+	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
 	uint64_t sum = 0;
 	struct stat st;
@@ -1579,8 +1686,6 @@ int store_bytes(struct pack_store *s, uint64_t *ret)
 	size_t i, n;
 	int r;
 
-	if (!s || !ret)
-		return -EINVAL;
 	rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
@@ -1595,21 +1700,39 @@ int store_bytes(struct pack_store *s, uint64_t *ret)
 	return 0;
 }
 
-int store_room(struct pack_store *s, uint64_t *ret)
+static int pack_room(struct mreg_store *ms, uint64_t *ret)
 {
+	struct pack_store *s = ps(ms);
 	struct statvfs st;
 
-	if (!s || !ret)
-		return -EINVAL;
 	if (fstatvfs(s->dirfd, &st) < 0)
 		return -errno;
 	*ret = (uint64_t)st.f_bavail * st.f_frsize;
 	return 0;
 }
 
-void pack_inject_fault(struct pack_store *s, enum store_fault f, int err)
+static unsigned pack_caps(UNUSED const struct mreg_store *ms)
 {
-	if (!s || err <= 0)
+	return STORE_CAN_CUT | STORE_LOCAL;
+}
+
+/* The flock(2) of a pack protects what a batch put in it: nothing to
+ * check. */
+static int pack_batch_check(UNUSED struct mreg_store *ms)
+{
+	return 0;
+}
+
+static int pack_maint(UNUSED struct mreg_store *ms)
+{
+	return 0;
+}
+
+void pack_inject_fault(struct mreg_store *ms, enum store_fault f, int err)
+{
+	struct pack_store *s = ps(ms);
+
+	if (!ms || ms->be != &pack_store_backend || err <= 0)
 		return;
 	if (f == STORE_FAULT_WRITE)
 		atomic_store(&s->fault_write, err);
@@ -1619,27 +1742,27 @@ void pack_inject_fault(struct pack_store *s, enum store_fault f, int err)
 
 /* ---- opening and closing ------------------------------------------------ */
 
-int store_open(const char *dir, const struct store_options *opt,
-	       struct pack_store **ret)
+static int pack_open(const struct store_options *opt, struct mreg_store **ret)
 {
+	const char *dir = opt->dir;
 	struct pack_store *s;
 	uint32_t max;
 	bool made = false;
 	int r, pfd;
 
-	if (!dir || !*dir || !ret)
-		return -EINVAL;
+	if (!dir || !*dir)
+		return log_err(-EINVAL, "the pack store needs a directory");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->base.be = &pack_store_backend;
 	s->dirfd = -1;
-	s->opt.pack_size = DEFAULT_PACK_SIZE;
-	s->opt.sync = true;
-	if (opt) {
-		s->opt = *opt;
-		if (!s->opt.pack_size)
-			s->opt.pack_size = DEFAULT_PACK_SIZE;
-	}
+	s->opt = *opt;
+	s->opt.backend = "pack";
+	s->opt.dir = NULL; /* not kept: the caller's */
+	s->opt.backend_cfg = NULL;
+	if (!s->opt.pack_size)
+		s->opt.pack_size = DEFAULT_PACK_SIZE;
 	if (asprintf(&s->dir, "%s/packs", dir) < 0) {
 		s->dir = NULL;
 		r = -ENOMEM;
@@ -1680,7 +1803,7 @@ int store_open(const char *dir, const struct store_options *opt,
 	atomic_init(&s->fault_write, 0);
 	atomic_init(&s->fault_sync, 0);
 	atomic_init(&s->rc_swept, 0);
-	*ret = s;
+	*ret = &s->base;
 	return 0;
 
 fail:
@@ -1691,8 +1814,9 @@ fail:
 	return r;
 }
 
-void store_close(struct pack_store *s)
+static void pack_close(struct mreg_store *ms)
 {
+	struct pack_store *s = ps(ms);
 	struct rfd *f;
 	size_t i;
 
@@ -1727,3 +1851,29 @@ void store_close(struct pack_store *s)
 	free(s->dir);
 	free(s);
 }
+
+const struct store_backend pack_store_backend = {
+	.name = "pack",
+	.open = pack_open,
+	.close = pack_close,
+	.caps = pack_caps,
+	.batch_begin = pack_batch_begin,
+	.batch_end = pack_batch_end,
+	.put = pack_put,
+	.sync = pack_sync,
+	.batch_check = pack_batch_check,
+	.get = pack_get,
+	.loc_span = pack_loc_span,
+	.loc_name = pack_loc_name,
+	.prefetch = NULL,
+	.containers = pack_containers,
+	.iterate = pack_iterate,
+	.claim = pack_claim,
+	.unclaim = pack_unclaim,
+	.container_size = pack_container_size,
+	.del = pack_delete,
+	.cut = pack_cut,
+	.bytes = pack_bytes,
+	.room = pack_room,
+	.maint = pack_maint,
+};
