@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "chunk/chunkid.h"
+#include "index/records.h"
 #include "log.h"
 #include "util.h"
 #include "store/store.h"
@@ -199,6 +200,122 @@ static bool is_busy(struct mreg_store *s, uint32_t pack)
 		if (l.num[i] == pack)
 			return l.busy[i];
 	return false;
+}
+
+/* ---- the interface: opening, locations, the CHUNKS value ---------------- */
+
+static void le_put(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_interface(void)
+{
+	struct store_options opt = { .sync = false };
+	char *dir = check_tmpdir("store-if");
+	struct mreg_store *s;
+	struct store_span sp;
+	struct chunk_rec c, d;
+	struct chunk_loc bad;
+	struct ploc x;
+	struct rec r[3] = { { .seed = 1, .len = 100 }, { .seed = 2, .len = 0 },
+			    { .seed = 3, .len = 5000 } };
+	uint8_t buf[8192], cmp[8192], val[CHUNK_REC_MAX], want[24];
+	char name[256];
+	int i, ok;
+
+	CHECK_EQ(store_open(NULL, &s), -EINVAL, "store_open(NULL): EINVAL");
+	opt.backend = "nope";
+	opt.dir = dir;
+	CHECK_EQ(store_open(&opt, &s), -EINVAL,
+		 "an unknown backend: EINVAL");
+	opt.backend = "pack";
+	opt.dir = NULL;
+	CHECK_EQ(store_open(&opt, &s), -EINVAL, "pack without a dir: EINVAL");
+	opt.dir = dir;
+	CHECK_EQ(store_open(&opt, &s), 0, "the pack backend by name");
+	CHECK_EQ(store_caps(s), STORE_CAN_CUT | STORE_LOCAL,
+		 "pack can cut and is local");
+	CHECK_EQ(store_batch_check(s), 0, "pack: batch_check is 0");
+	CHECK_EQ(store_maint(s), 0, "pack: maint is 0");
+	store_prefetch(s, &r[0].loc, NULL, 1); /* a hint: nothing happens */
+
+	for (i = 0, ok = 1; i < 3; i++) {
+		uint64_t data = PACK_HEADER_SIZE + PACK_RECORD_HEADER;
+
+		CHECK_EQ(append_rec(s, &r[i], buf), 0, "store_put");
+		x = pl(&r[i].loc);
+		if (i)
+			data = pl(&r[i - 1].loc).offset + r[i - 1].len +
+			       PACK_RECORD_HEADER;
+		ok &= store_loc_span(s, &r[i].loc, &sp) == 0 &&
+		      sp.container == 1 && x.pack == 1 &&
+		      x.offset == data && x.len == r[i].len &&
+		      sp.off == data - PACK_RECORD_HEADER &&
+		      sp.len == r[i].len &&
+		      sp.size == PACK_RECORD_HEADER + r[i].len;
+	}
+	CHECK(ok, "store_loc_span: pack, record offset, length, record size");
+	CHECK(strcmp(store_loc_name(s, &r[2].loc, name, sizeof(name)),
+		     "pack 00000001, offset 188") == 0,
+	      "store_loc_name: the pack and the data's offset (as fsck "
+	      "said before)");
+	CHECK_EQ(check_rec(s, &r[2], buf, cmp), 0, "store_get");
+
+	memset(&bad, 0, sizeof(bad));
+	CHECK_EQ(store_loc_span(s, &bad, &sp), -EIO, "an empty loc: EIO");
+	bad = r[0].loc;
+	bad.len = 15;
+	CHECK_EQ(store_loc_span(s, &bad, &sp), -EIO, "a short loc: EIO");
+	x = pl(&r[0].loc);
+	x.pack = 0;
+	bad = mkloc(x);
+	CHECK_EQ(store_loc_span(s, &bad, &sp), -EIO, "pack 0: EIO");
+	x = pl(&r[0].loc);
+	x.offset = PACK_HEADER_SIZE + PACK_RECORD_HEADER - 1;
+	bad = mkloc(x);
+	CHECK_EQ(store_loc_span(s, &bad, &sp), -EIO,
+		 "a record inside the pack header: EIO");
+	CHECK_EQ(store_get(s, &bad, &r[0].id, buf), -EIO,
+		 "store_get of such a loc: EIO");
+	x.offset = UINT64_MAX - 10;
+	bad = mkloc(x);
+	CHECK_EQ(store_loc_span(s, &bad, &sp), -EIO,
+		 "an offset past what a file holds: EIO");
+	CHECK_EQ(store_get_raw(s, &r[0].loc, NULL), -EINVAL,
+		 "no buffer for data: EINVAL");
+	CHECK_EQ(store_get_raw(s, &r[1].loc, NULL), 0,
+		 "no buffer for an empty chunk: fine");
+	CHECK_EQ(store_claim(s, (uint64_t)1 << 32), -ENOENT,
+		 "no pack numbered past 32 bits: ENOENT");
+	CHECK_EQ(store_cut(s, 1, 100), -EINVAL, "cut unclaimed: EINVAL");
+
+	/* CHUNKS values: the pack's loc bytes and u64 refs, which is the
+	 * 24-byte value of before the store interface, byte for byte. */
+	c.loc = r[2].loc;
+	c.refs = 7;
+	x = pl(&r[2].loc);
+	le_put(want, x.pack, 4);
+	le_put(want + 4, x.len, 4);
+	le_put(want + 8, x.offset, 8);
+	le_put(want + 16, 7, 8);
+	CHECK_EQ(rec_chunk_encode(&c, val), 24, "a pack's CHUNKS value: 24");
+	CHECK(memcmp(val, want, 24) == 0,
+	      "u32 pack, u32 len, u64 offset, u64 refs (LE), as before");
+	CHECK(rec_chunk_decode(want, 24, &d) == 0 &&
+	      chunk_loc_eq(&d.loc, &r[2].loc) && d.refs == 7,
+	      "an old 24-byte value decodes to the same loc and refs");
+	CHECK_EQ(rec_chunk_decode(want, 8, &d), -EIO, "8 bytes: EIO");
+	CHECK_EQ(rec_chunk_decode(val, CHUNK_REC_MAX + 1, &d), -EIO,
+		 "41 bytes: EIO");
+	CHECK(rec_chunk_decode(want, 9, &d) == 0 && d.loc.len == 1,
+	      "9 bytes: a 1-byte loc");
+	store_close(s);
+	check_rmtree(dir);
+	free(dir);
 }
 
 /* ---- round trips -------------------------------------------------------- */
@@ -1233,6 +1350,7 @@ int main(void)
 	/* The anomaly tests log errors on purpose (to stderr); the checks
 	 * on stdout tell. */
 	log_set_prog("test-store");
+	test_interface();
 	test_roundtrip();
 	test_damage();
 	test_two_writers();
