@@ -1574,6 +1574,9 @@ int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 	if (!reg || pct > 100)
 		return -EINVAL;
 	da.st = reg->st;
+	/* the store's own housekeeping (store.h; the pack store has none) */
+	if ((r = store_maint(reg->st)) < 0)
+		goto out;
 	/* (0) room first: dead tails and dead packs go without an index
 	   write or a byte of free space, which a full disk may lack */
 	if ((r = gc_packs(&g, pct, false, NULL, NULL)) < 0)
