@@ -24,7 +24,8 @@
  *	NAMES    be64 parent + name bytes       -> u64 inode
  *	INODES   be64 inode                     -> inode record (records.c)
  *	EXTENTS  be64 file inode + be64 offset  -> chunk key + u32 length
- *	CHUNKS   16-byte id + be16 n            -> pack, offset, length, refs
+ *	CHUNKS   16-byte id + be16 n            -> the store's location
+ *	                       bytes + u64 refs (records.c)
  *	         (n tells apart chunks whose ids collide but bytes differ)
  *	XATTRS   be64 inode + key ("metric.auc") -> value bytes
  *	         be64 version + "\001held." S  -> "1": it held stage S
