@@ -53,4 +53,24 @@ check "a name pointing nowhere is written into the index" mdb_load -T -s names -
 run fsck
 check "fsck: status 3" test "$rc" -eq 3
 check "fsck names the name and its missing inode" grep -q "^error: 'ghost' names inode 999999, which does not exist" "$T/out"
+
+# A CHUNKS record whose length says more than its extent (a damaged
+# index): the read fails with EIO, no crash (also in the ASan run). A
+# pack location is u32 pack, u32 length, u64 offset (little-endian), then
+# u64 refs: every record's length is set to 1,000,000 (beyond max_size).
+mdb_dump -s chunks "$T/store/index" >"$T/chunks.dump"
+/usr/bin/python3 - "$T/chunks.dump" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p).read().split('\n')
+start = lines.index('HEADER=END') + 1
+for i in range(start + 1, len(lines), 2):
+    v = lines[i].strip()
+    if v == 'DATA=END' or not v:
+        break
+    lines[i] = ' ' + v[:8] + (1000000).to_bytes(4, 'little').hex() + v[16:]
+open(p, 'w').write('\n'.join(lines))
+PY
+check "chunk lengths made longer than their extents" mdb_load -s chunks -f "$T/chunks.dump" "$T/store/index"
+expect 1 "mreg: cat: data damaged in 'other/1/fine.bin': run 'mreg fsck'" "cat with a chunk record too long: EIO, no overrun" cat other/1/fine.bin
 finish
