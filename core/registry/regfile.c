@@ -832,9 +832,27 @@ static int locate_txn(struct idx_txn *t, void *arg)
 	return r;
 }
 
+/* store_get() of a chunk that its file's extent says is len bytes, into
+ * buf of len bytes: a location that says another length (a damaged CHUNKS
+ * record) is -EIO before a byte is read, so that the store never writes
+ * past the reader's buffer. */
+static int extent_get(struct reg_registry *reg, const struct chunk_loc *loc,
+		      const struct mreg_id *id, uint32_t len, void *buf)
+{
+	struct store_span sp;
+	char where[256];
+
+	if (store_loc_span(reg->st, loc, &sp) == 0 && sp.len != len)
+		return log_err(-EIO, "bad chunk at %s: %u bytes, where its "
+			       "file's extent has %u (a damaged index)",
+			       store_loc_name(reg->st, loc, where,
+					      sizeof(where)), sp.len, len);
+	return store_get(reg->st, loc, id, buf);
+}
+
 int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 {
-	int r = store_get(reg->st, &e->loc, &e->id, buf);
+	int r = extent_get(reg, &e->loc, &e->id, e->len, buf);
 
 	if (r == -ENOENT && !e->fresh) {
 		/* gc moved a chunk we share: find its new place */
@@ -843,7 +861,7 @@ int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 		r = idx_read(reg->ix, locate_txn, &la);
 		if (r == 0) {
 			e->loc = la.loc;
-			r = store_get(reg->st, &e->loc, &e->id, buf);
+			r = extent_get(reg, &e->loc, &e->id, e->len, buf);
 		}
 	}
 	return r == -ENOENT ? -EIO : r;
@@ -1093,7 +1111,8 @@ int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
 		}
 		if (i == n)
 			break;
-		r = in_txn ? store_get(reg->st, &v[i].loc, &v[i].id, buf) :
+		r = in_txn ? extent_get(reg, &v[i].loc, &v[i].id, v[i].len,
+					buf) :
 			     reg_chunk_read(reg, &v[i], buf);
 		if (r < 0)
 			break;
@@ -2354,7 +2373,7 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 	struct rext moved;
 
 	rec_chunk_key_id(&x->key, &id);
-	r = store_get(f->reg->st, &x->loc, &id, buf);
+	r = extent_get(f->reg, &x->loc, &id, x->len, buf);
 	for (tries = 0; tries < 3 && (r == -ENOENT || (r == -EIO && !tries));
 	     tries++) {
 		/* gc moved it: find its place; the table (shared, read
@@ -2382,7 +2401,7 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 		if (was == -ENOENT)
 			r = idx_read(f->reg->ix, reloc_txn, &ra);
 		if (r == 0)
-			r = store_get(f->reg->st, &moved.loc, &id, buf);
+			r = extent_get(f->reg, &moved.loc, &id, x->len, buf);
 	}
 	if (r < 0) {
 		atomic_fetch_add(&f->reg->errors, 1);

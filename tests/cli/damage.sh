@@ -54,10 +54,11 @@ run fsck
 check "fsck: status 3" test "$rc" -eq 3
 check "fsck names the name and its missing inode" grep -q "^error: 'ghost' names inode 999999, which does not exist" "$T/out"
 
-# A CHUNKS record whose length says more than its extent (a damaged
-# index): the read fails with EIO, no crash (also in the ASan run). A
-# pack location is u32 pack, u32 length, u64 offset (little-endian), then
-# u64 refs: every record's length is set to 1,000,000 (beyond max_size).
+# A CHUNKS record whose length is not its extent's (a damaged index): the
+# read fails with EIO before the store reads a byte into the reader's
+# buffer, sized for the extent (also in the ASan run). A pack location is
+# u32 pack, u32 length, u64 offset (little-endian), then u64 refs: every
+# record's length is set to 4096.
 mdb_dump -s chunks "$T/store/index" >"$T/chunks.dump"
 /usr/bin/python3 - "$T/chunks.dump" <<'PY'
 import sys
@@ -68,9 +69,11 @@ for i in range(start + 1, len(lines), 2):
     v = lines[i].strip()
     if v == 'DATA=END' or not v:
         break
-    lines[i] = ' ' + v[:8] + (1000000).to_bytes(4, 'little').hex() + v[16:]
+    lines[i] = ' ' + v[:8] + (4096).to_bytes(4, 'little').hex() + v[16:]
 open(p, 'w').write('\n'.join(lines))
 PY
 check "chunk lengths made longer than their extents" mdb_load -s chunks -f "$T/chunks.dump" "$T/store/index"
-expect 1 "mreg: cat: data damaged in 'other/1/fine.bin': run 'mreg fsck'" "cat with a chunk record too long: EIO, no overrun" cat other/1/fine.bin
+expect 1 "mreg: cat: data damaged in 'other/1/fine.bin': run 'mreg fsck'" "cat with a chunk record of another length: EIO" cat other/1/fine.bin
+run -v cat other/1/fine.bin
+check "... found before reading: the record's length is not the extent's" grep -q "4096 bytes, where its file's extent has [0-9]" "$T/err"
 finish
