@@ -490,6 +490,10 @@ int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
  * content of .mreg/history/M. -ENOENT when model_ino is not a model. */
 int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
 			 struct strbuf *sb);
+/* The same in a read transaction of its own: *ret (the caller frees it)
+ * and its length. */
+int reg_history_text(struct reg_registry *reg, uint64_t model_ino,
+		     char **ret, size_t *ret_len);
 /* Points stage of model m at version v (in t), policy first. reason gets
  * a refusal's reason. action HIST_*. */
 int reg_stage_set_txn(struct reg_registry *reg, struct idx_txn *t,

@@ -3199,33 +3199,11 @@ static int audit_snapshot(struct reg_registry *reg, struct reg_file *f)
 	return 0;
 }
 
-struct history_snap_arg {
-	uint64_t model;
-	struct strbuf sb;
-};
-
-static int history_snap_txn(struct idx_txn *t, void *arg)
-{
-	struct history_snap_arg *a = arg;
-
-	strbuf_reset(&a->sb); /* the callback may run again */
-	return reg_history_text_txn(t, a->model, &a->sb);
-}
-
 /* .mreg/history/M, read at open as audit.log is. */
 static int history_snapshot(struct reg_registry *reg, struct reg_file *f)
 {
-	struct history_snap_arg a = { .model = f->ino & ~REG_HISTORY_BIT };
-	int r;
-
-	strbuf_init(&a.sb);
-	r = idx_read(reg->ix, history_snap_txn, &a);
-	if (r < 0) {
-		strbuf_release(&a.sb);
-		return r;
-	}
-	f->snap = strbuf_detach(&a.sb, &f->snap_len);
-	return 0;
+	return reg_history_text(reg, f->ino & ~REG_HISTORY_BIT, &f->snap,
+				&f->snap_len);
 }
 
 /* Appends to an open audit.log the records written since it was read

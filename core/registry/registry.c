@@ -1075,11 +1075,6 @@ static int virt_getattr(struct reg_registry *reg, uint64_t ino,
 	return 0;
 }
 
-static bool is_virtual(uint64_t ino)
-{
-	return reg_ino_virtual(ino);
-}
-
 /* .mreg/history/name: the history file of model name. */
 static int history_lookup(struct reg_registry *reg, const char *name,
 			  struct reg_attr *ret)
@@ -1150,7 +1145,7 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	}
 	if (parent == REG_HISTDIR_INO)
 		return history_lookup(reg, name, ret);
-	if (is_virtual(parent) && parent != REG_MODELS_INO)
+	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
 	r = idx_read(reg->ix, lookup_txn, &a);
 	if (r < 0)
@@ -1179,7 +1174,7 @@ int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret)
 
 	if (!reg || !ret || ino == 0)
 		return -EINVAL;
-	if (is_virtual(ino))
+	if (reg_ino_virtual(ino))
 		return virt_getattr(reg, ino, ret);
 	r = idx_read(reg->ix, getattr_txn, &a);
 	if (r < 0)
@@ -1374,7 +1369,7 @@ int reg_readdir(struct reg_dir *d, uint64_t pos,
 		return -EINVAL;
 	if (d->ino == REG_ROOT_INO || d->ino == REG_MREGDIR_INO)
 		return readdir_virtual(d->reg, d->ino, pos, fn, arg);
-	if (is_virtual(d->ino) && d->ino != REG_MODELS_INO &&
+	if (reg_ino_virtual(d->ino) && d->ino != REG_MODELS_INO &&
 	    d->ino != REG_HISTDIR_INO)
 		return -ENOTDIR;
 	pthread_mutex_lock(&d->lock);
@@ -1394,7 +1389,7 @@ int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf, size_t size)
 	struct getattr_arg a = { .ino = ino };
 	int r;
 
-	if (!reg || !buf || is_virtual(ino))
+	if (!reg || !buf || reg_ino_virtual(ino))
 		return -EINVAL;
 	r = idx_read(reg->ix, getattr_txn, &a);
 	if (r < 0)
@@ -1446,7 +1441,7 @@ static int op_parent_txn(struct idx_txn *t, uint64_t parent,
 		p->mode = S_IFDIR | 0755;
 		return 0;
 	}
-	if (is_virtual(parent))
+	if (reg_ino_virtual(parent))
 		return -EPERM;
 	r = reg_inode_get_txn(t, parent, p);
 	if (r < 0)
@@ -1733,7 +1728,7 @@ static int remove_name(struct reg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if ((r = reg_check_fname(name)) < 0)
 		return r;
-	if (is_virtual(parent) && parent != REG_MODELS_INO)
+	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -EPERM; /* "/" and .mreg/ are fixed */
 	r = txn_keeping(reg, fn, &o);
 	if (o.refused)
@@ -1939,7 +1934,7 @@ int reg_symlink(struct reg_registry *reg, const struct reg_caller *who,
 		return -EINVAL;
 	if ((r = reg_check_fname(name)) < 0)
 		return r;
-	if (is_virtual(parent))
+	if (reg_ino_virtual(parent))
 		return -EPERM;
 	r = reg_change(reg, symlink_txn, &o);
 	if (o.refused)
@@ -2283,7 +2278,7 @@ int reg_version_register(struct reg_registry *reg,
 
 	if (!reg || !who)
 		return -EINVAL;
-	if (is_virtual(ino))
+	if (reg_ino_virtual(ino))
 		return -EINVAL;
 	r = txn_keeping(reg, register_draft_txn, &o);
 	reg_audit_ino_failure(reg, who, r, ino, &(struct audit_ev){
@@ -2313,7 +2308,7 @@ int reg_rename(struct reg_registry *reg, const struct reg_caller *who,
 		return r;
 	if (flags & ~REG_RENAME_NOREPLACE)
 		return -EINVAL; /* exchange, whiteout, what comes next */
-	if (is_virtual(parent) || is_virtual(newparent))
+	if (reg_ino_virtual(parent) || reg_ino_virtual(newparent))
 		return (parent == REG_MODELS_INO &&
 			newparent == REG_MODELS_INO) ? -EPERM : -EPERM;
 	/* a pending file still open for writing here: commit it first */

@@ -144,38 +144,18 @@ static int audit_bytes_txn(struct idx_txn *t, void *arg)
 	return audit_size_txn(t, arg);
 }
 
-struct history_size_arg {
-	uint64_t model, size;
-};
-
-static int history_size_txn(struct idx_txn *t, void *arg)
-{
-	struct history_size_arg *a = arg;
-	struct strbuf sb = STRBUF_INIT;
-	int r;
-
-	r = reg_history_text_txn(t, a->model, &sb);
-	a->size = sb.len;
-	strbuf_release(&sb);
-	return r;
-}
-
 int reg_mregdir_file_size(struct reg_registry *reg, uint64_t ino, uint64_t *ret)
 {
-	struct history_size_arg h = { .model = ino & ~REG_HISTORY_BIT };
 	char *text;
 	size_t len;
 	int r;
 
 	if (ino == REG_AUDITLOG_INO)
 		return idx_read(reg->ix, audit_bytes_txn, ret);
-	if (ino & REG_HISTORY_BIT) {
-		if ((r = idx_read(reg->ix, history_size_txn, &h)) < 0)
-			return r;
-		*ret = h.size;
-		return 0;
-	}
-	r = reg_metrics_text(reg, &text, &len);
+	/* the size of what an open would read: rendered now */
+	r = (ino & REG_HISTORY_BIT) ?
+	    reg_history_text(reg, ino & ~REG_HISTORY_BIT, &text, &len) :
+	    reg_metrics_text(reg, &text, &len);
 	if (r < 0)
 		return r;
 	free(text);

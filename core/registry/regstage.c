@@ -821,3 +821,32 @@ int reg_history_text_txn(struct idx_txn *t, uint64_t model_ino,
 	stage_hist_release(&sh);
 	return r;
 }
+
+struct history_text_arg {
+	uint64_t model;
+	struct strbuf sb;
+};
+
+static int history_text_txn(struct idx_txn *t, void *arg)
+{
+	struct history_text_arg *a = arg;
+
+	strbuf_reset(&a->sb); /* the callback may run again */
+	return reg_history_text_txn(t, a->model, &a->sb);
+}
+
+int reg_history_text(struct reg_registry *reg, uint64_t model_ino,
+		     char **ret, size_t *ret_len)
+{
+	struct history_text_arg a = { .model = model_ino };
+	int r;
+
+	strbuf_init(&a.sb);
+	r = idx_read(reg->ix, history_text_txn, &a);
+	if (r < 0) {
+		strbuf_release(&a.sb);
+		return r;
+	}
+	*ret = strbuf_detach(&a.sb, ret_len);
+	return 0;
+}
