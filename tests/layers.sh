@@ -125,6 +125,9 @@ judge() {
 symbols() {
 	find "$B/core" -name '*.o' | sort | while read -r o; do
 		rel=${o#"$B"/}
+		# an object whose source is gone (a file moved since that
+		# build) is not the tree's
+		[ -f "$top/${rel%.o}.c" ] || continue
 		case $rel in
 		core/*/*) l=${rel#core/}; l=${l%%/*} ;;
 		*) l=leaf ;;
