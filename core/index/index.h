@@ -4,7 +4,7 @@
  * (index/pg/). index.c checks every call's arguments, refuses nested
  * transactions and writes to a read-only index, and hands the rest to the
  * backend (index/backend.h). Which tables exist and what their keys mean
- * is the registry's (registry.c writes the key schema down); a backend
+ * is the registry's (index/records.h writes the key schema down); a backend
  * sees byte strings.
  *
  *	static int fn(struct idx_txn *t, void *arg) { ... idx_put(t, ...) ... }

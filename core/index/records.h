@@ -6,6 +6,41 @@
 #ifndef MREG_RECORDS_H
 #define MREG_RECORDS_H
 
+/* Key schema of the index (integers in keys big-endian, so they sort):
+ *	META     "format"   -> u32 1
+ *	         "chunker"  -> u32 min, avg, max (refused if the config differs)
+ *	         "next_ino" -> u64 next inode number to hand out
+ *	         "created"  -> i64 time the store was made (ns)
+ *	         "audit_head"  -> SHA-256 hex of the last AUDIT record
+ *	         "audit_bytes" -> u64 length of .mreg/audit.log
+ *	         "pending/" + be64 inode -> be64 life token of its writer
+ *	                       (files that die with their writer: reglive.c)
+ *	         "policy/stage/" S "/" KEY, "policy/hook/" EVENT,
+ *	         "policy/admin_group", "policy/stored" -> the stage policies
+ *	                       and hooks kept in the registry (regpolicy.c)
+ *	NAMES    be64 parent + name bytes       -> u64 inode
+ *	INODES   be64 inode                     -> inode record (records.c)
+ *	EXTENTS  be64 file inode + be64 offset  -> chunk key + u32 length
+ *	CHUNKS   16-byte id + be16 n            -> the store's location
+ *	                       bytes + u64 refs (records.c)
+ *	         (n tells apart chunks whose ids collide but bytes differ)
+ *	XATTRS   be64 inode + key ("metric.auc") -> value bytes
+ *	         be64 version + "\001held." S  -> "1": it held stage S
+ *	                       (require_stage; never listed)
+ *	HISTORY  be64 model inode + be64 seq    -> stage change (records.c)
+ *	AUDIT    be64 seq                       -> one JSON object
+ *	TRASH    be64 inode                     -> i64 time of removal (ns):
+ *	                       a removed version, stage, or a file unlinked
+ *	                       while open, for gc to free once unpinned
+ * Inodes 1-6 and REG_HISTORY_BIT | model are virtual (registry.h): no
+ * INODES record.
+ *
+ * A model M has a NAMES entry (2, "M"); its directory holds "stages" (its
+ * stages directory inode), its versions and its pending files; stages are
+ * NAMES entries (stages inode, "Production") -> stage inode whose target
+ * field is the version's inode and target_path "../V".
+ */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

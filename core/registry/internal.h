@@ -1,7 +1,8 @@
 /* internal.h — what the registry's source files share (not an API: fs/ and
  * tools/ use registry.h only).
  *
- * The registry is split by subject: registry.c (opening, the namespace
+ * The registry is split by subject: base.c, txn.c, inode.c, model.c,
+ * lookup.c, namespace.c, rename.c (opening, the namespace
  * and its rules), regfile.c (streaming, chunking, storing and reading file
  * content, when a file is done), regspool.c (files rewritten in place),
  * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
@@ -99,7 +100,20 @@ struct reg_registry {
 	atomic_uint_fast64_t chunked_bytes;  /* cut into chunks and hashed */
 };
 
-/* ---- txn.c (today registry.c) ---- */
+/* What an audit record says (audit.c, reg_audit_put_txn()). */
+struct audit_ev {
+	const char *op;       /* "register", "promote", ... */
+	const char *result;   /* NULL: "ok" */
+	const char *event;    /* a hook's event: "register", "promote" */
+	const char *model, *version, *stage, *from, *path;
+	const char *key, *old_value, *new_value;
+	size_t old_len, new_len;
+	const char *reason;
+	uint64_t count;       /* > 0: identical refusals this record stands
+				 for (see reg_audit_refusal()) */
+};
+
+/* ---- txn.c ---- */
 /* Runs fn in a write transaction (idx_write), and after it committed
  * queues the hooks its changes noted with reg_note_txn(). Every registry
  * change goes through here. */
@@ -111,11 +125,11 @@ void reg_note_txn(enum hook_event event, const char *model, const char *version,
 		  const char *stage, const char *previous,
 		  const struct reg_caller *who);
 
-/* ---- inode.c (today registry.c) ---- */
+/* ---- inode.c ---- */
 /* THE seal check (SPEC §3): 1 when r, or the version r is part of, is
  * sealed — its content can never change —, 0 when not, or -errno. Every
  * change of a version's tree asks it (mkdir, rmdir, unlink, symlink,
- * rename and create through draft_dir_txn(), a commit of new content, a
+ * rename and create through reg_draft_dir_txn(), a commit of new content, a
  * setattr). */
 int reg_sealed_txn(struct idx_txn *t, const struct inode_rec *r);
 /* The entries of a directory, read out of a transaction. */
@@ -168,8 +182,23 @@ int reg_depth_txn(struct idx_txn *t, const struct inode_rec *p);
 /* In t: marks inode r removed, for gc to free (with its tree or extents)
  * once no live process has it open; its name must be gone already. */
 int reg_inode_trash_txn(struct idx_txn *t, struct inode_rec *r);
+/* In t: deletes a childless inode, its name gone already, and what
+ * hangs off it (extents, xattrs). */
+int reg_inode_delete_txn(struct idx_txn *t, const struct inode_rec *r);
+/* 0 when names may change in directory p (a directory of a draft):
+ * -EPERM for any other directory, -EROFS once sealed (reg_sealed_txn()). */
+int reg_draft_dir_txn(struct idx_txn *t, const struct inode_rec *p);
+/* The version inode p belongs to (p itself for a version). */
+uint64_t reg_version_of(const struct inode_rec *p);
+/* In t: sets directory p's mtime and ctime to now (an entry changed). */
+int reg_touch_dir_txn(struct idx_txn *t, struct inode_rec *p);
+/* 1 when directory ino has any entry, 0 when empty, or -errno. */
+int reg_dir_has_entries_txn(struct idx_txn *t, uint64_t ino);
+/* Height of the directory tree below dir (0: no subdirectory), or
+ * -ENAMETOOLONG as soon as it passes max. */
+int reg_tree_height_txn(struct idx_txn *t, uint64_t dir, int max);
 
-/* ---- names.c and names.h to come (today registry.c) ---- */
+/* ---- names.c (rules that need the records) ---- */
 /* Next integer version name of model m. */
 void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
 /* 0 when a directory of depth depth (below its version's root) may hold a
@@ -178,7 +207,55 @@ int reg_depth_check(int depth);
 /* A symlink inside a version must stay inside it, lexically: -EINVAL. */
 int reg_check_link_target(const char *target, int depth);
 
-/* ---- model.c (today registry.c, regfile.c) ---- */
+/* ---- namespace.c ---- */
+/* Everything a namespace change needs, passed to its transaction. */
+struct reg_op {
+	struct reg_registry *reg;
+	const struct reg_caller *who;
+	uint64_t parent, newparent, ino;
+	const char *name, *newname, *target;
+	mode_t mode;
+	unsigned flags;
+	const struct reg_setattr *sa;
+	struct inode_rec rec;         /* the result */
+	char reason[256];             /* a policy refusal's reason */
+	char refused_version[REG_NAME_MAX + 1]; /* of a refused removal */
+	struct audit_ev refusal;      /* audited after the abort */
+	bool refused;
+	bool sealed_version;          /* a version got sealed */
+	uint64_t sealed_ino;
+	bool registered;              /* a pending file became a version */
+	uint64_t registered_ino;      /* ... this one */
+	uint64_t keep;                /* a file open here, pinned: trash it */
+	bool trashed;                 /* ... and it was */
+	uint64_t want_keep;           /* open here but not pinned: rerun */
+	char name_buf[REG_FNAME_MAX + 1], newname_buf[32]; /* register */
+};
+/* Reads the directory parent of a change into p and sorts out where it
+ * is (the models directory, a model, a version's tree). */
+int reg_op_parent_txn(struct idx_txn *t, uint64_t parent, struct inode_rec *p);
+/* In t: file c lost its last name. Deleted; or, when it is open here
+ * (see reg_file_open_here()), trashed once the caller has pinned it (so
+ * that no gc of another process frees it): -EAGAIN asks for the pin and a
+ * rerun (reg_txn_keeping()). */
+int reg_file_gone_txn(struct reg_op *o, struct idx_txn *t,
+		      struct inode_rec *c);
+/* Runs fn, which may remove the last name of a file (unlink, rename over
+ * it), with what reg_file_gone_txn() needs: the file pinned when it is
+ * open here (pinned outside the transaction, which then runs again). */
+int reg_txn_keeping(struct reg_registry *reg,
+		    int (*fn)(struct idx_txn *, void *), struct reg_op *o);
+
+/* ---- rename.c ---- */
+/* A name at a model root changes (in t): a pending file or a draft
+ * version. */
+int reg_rename_in_model_txn(struct reg_op *o, struct idx_txn *t,
+			    struct inode_rec *m);
+
+/* ---- model.c ---- */
+/* m now holds a version called name: true when that raised its highest
+ * number (m must then be written back). */
+bool reg_version_number_seen(struct inode_rec *m, const char *name);
 /* Creates a model (in t). */
 int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 			 const char *name, mode_t mode, struct inode_rec *ret);
@@ -219,17 +296,6 @@ bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 			  uint64_t ino);
 
 /* ---- audit.c (today regmeta.c) ---- */
-struct audit_ev {
-	const char *op;       /* "register", "promote", ... */
-	const char *result;   /* NULL: "ok" */
-	const char *event;    /* a hook's event: "register", "promote" */
-	const char *model, *version, *stage, *from, *path;
-	const char *key, *old_value, *new_value;
-	size_t old_len, new_len;
-	const char *reason;
-	uint64_t count;       /* > 0: identical refusals this record stands
-				 for (see reg_audit_refusal()) */
-};
 /* Appends an audit record in t. */
 int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 		      const struct audit_ev *ev);

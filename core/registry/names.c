@@ -65,3 +65,8 @@ int reg_check_fname(const char *s)
 		return -EINVAL;
 	return 0;
 }
+
+bool reg_name_dot(const char *s)
+{
+	return s[0] == '.' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}

@@ -29,5 +29,8 @@ int reg_check_fname(const char *s);
 /* True when s is a version number as the registry gives them (decimal,
  * no leading zero, at most 18 digits); its value in *ret (may be NULL). */
 bool reg_name_is_integer(const char *s, uint64_t *ret);
+/* True when s is a draft version's temporary name: "." followed by
+ * anything but "" and "." (the names `cp -r`, rsync and editors give). */
+bool reg_name_dot(const char *s);
 
 #endif

@@ -11,7 +11,7 @@
  *	                allocated in full at open (see lock_file_alloc)
  * One named database per enum idx_table ("meta", "names", ...), all
  * created in one write transaction at open. Keys are what the registry
- * writes (registry.c documents its key schema); this module does not look
+ * writes (index/records.h documents their schema); this module does not look
  * inside them.
  *
  * One MDB_env per process (LMDB's POSIX locks break with two). It is
