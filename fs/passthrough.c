@@ -74,7 +74,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "registry/regserve.h"
+#include "registry/serve.h"
 #include "serve/serve.h"
 
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)

@@ -40,8 +40,6 @@ cd "$top" || exit 2
 EXCEPTIONS='
 4 core/index/records.c core/registry/registry.h   (P1a, S3b: the codecs)
 5 core/config/config.c core/registry/hooks.h      (P7)
-8 fs/passthrough.c core/registry/regserve.h       (P6: registry/serve.h)
-8 tools/mreg-serve.c core/registry/regserve.h     (P6: registry/serve.h)
 '
 
 PUBLIC='registry/registry.h config/config.h log.h util.h json.h
@@ -138,7 +136,7 @@ symbols() {
 		store) pre='store_ pack_ s3_' ;;
 		index) pre='idx_ rec_' ;;
 		config) pre='config_' ;;
-		query) pre='search_' ;;
+		query) pre='search_ reg_' ;;
 		serve) pre='serve_' ;;
 		registry) pre='reg_ hooks_ fdcap_' ;;
 		maint) pre='reg_' ;;

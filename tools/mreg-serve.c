@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "mreg.h"
-#include "registry/regserve.h"
+#include "registry/serve.h"
 #include "serve/serve.h"
 
 #define PREFETCH_XATTR "user.mreg.prefetch"

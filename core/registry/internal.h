@@ -6,7 +6,8 @@
  * and its rules), regfile.c (streaming, chunking, storing and reading file
  * content, when a file is done), regspool.c (files rewritten in place),
  * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
- * stage policies and hooks, and the decisions taken with them), regmeta.c
+ * stage policies and hooks, and the decisions taken with them), metadata.c,
+ * audit.c, query/listings.c, select.c, stats.c
  * (metadata, listings, search, stats, audit), maint/regmaint.c (fsck, gc,
  * pins), reglive.c (life tokens, writers of drafts).
  *
@@ -78,7 +79,7 @@ struct reg_registry {
 	struct writer_ref *writer_refs; /* drafts written here, counted */
 
 	pthread_mutex_t refusal_lock;
-	struct refusal *refusals; /* recent refusals, coalesced (regmeta.c) */
+	struct refusal *refusals; /* recent refusals, coalesced (audit.c) */
 
 	/* sealed files' extent tables, shared by their opens (regfile.c);
 	   guarded by lock */
@@ -295,7 +296,7 @@ int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
 bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 			  uint64_t ino);
 
-/* ---- audit.c (today regmeta.c) ---- */
+/* ---- audit.c ---- */
 /* Appends an audit record in t. */
 int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 		      const struct audit_ev *ev);
@@ -328,7 +329,7 @@ void reg_audit_ino_failure(struct reg_registry *reg,
  * them with all); frees the table with all. */
 void reg_refusals_flush(struct reg_registry *reg, bool all);
 
-/* ---- metadata.c (today regmeta.c) ---- */
+/* ---- metadata.c ---- */
 /* The stored value of metadata key ("metric.auc", without the
  * "user.mreg." prefix) of inode ino, in t: -ENOENT when it has none,
  * -EINVAL for a key longer than any stored one. The one reader of XATTRS
@@ -341,6 +342,42 @@ int reg_meta_get_txn(struct idx_txn *t, uint64_t ino, const char *key,
 int reg_meta_set_txn(struct idx_txn *t, const struct reg_caller *who,
 		     const struct inode_rec *rec, const char *key,
 		     const void *val, size_t len, int flags);
+
+/* The size and file count of version v: recorded when sealed; for a
+ * draft, those of its committed files now. */
+int reg_version_totals_txn(struct idx_txn *t, const struct inode_rec *v,
+			   uint64_t *ret_size, uint64_t *ret_nfiles);
+
+/* ---- query/listings.c ---- */
+/* The names of the stages that point at one version. */
+struct reg_stage_names {
+	char (*v)[REG_STAGE_MAX + 1];
+	const char **ptrs;
+	size_t n, cap;
+	uint64_t target;
+	struct idx_txn *t;
+	int err;
+};
+
+/* Fills vi for version v of model m; stage names in *sn (free them with
+ * reg_stage_names_free(), whatever it returns). */
+int reg_version_fill_txn(struct idx_txn *t, const struct inode_rec *m,
+			 const struct inode_rec *v,
+			 struct reg_version_info *vi, struct reg_stage_names *sn);
+void reg_stage_names_free(struct reg_stage_names *sn);
+/* A walk over the files of a version's tree (reg_files_dir()). */
+struct reg_files_walk {
+	struct reg_registry *reg; /* to compute digests not computed yet
+				      (NULL: the walker needs none) */
+	struct idx_txn *t;
+	int (*fn)(void *arg, const struct reg_file_info *f);
+	void *arg;
+};
+
+/* Calls w->fn for each file under directory dir (names prefixed with
+ * prefix, depth below the version's root), in name order, depth first. */
+int reg_files_dir(struct reg_files_walk *w, uint64_t dir, const char *prefix,
+		  int depth);
 
 /* ---- ingest.c (today regfile.c) ---- */
 /* A chunk of content being ingested. */

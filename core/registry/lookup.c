@@ -396,3 +396,62 @@ int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf, size_t size)
 	strcpy(buf, a.rec.target_path);
 	return 0;
 }
+
+/* ---- a path to an inode ---------------------------------------------------- */
+
+struct resolve_arg {
+	const char *path;
+	struct inode_rec rec;
+};
+
+static int resolve_txn(struct idx_txn *t, void *arg)
+{
+	struct resolve_arg *a = arg;
+	char *copy = strdup(a->path), *save = NULL, *part;
+	uint64_t cur = REG_MODELS_INO, ino;
+	int r = -ENOENT, n = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	if (!copy[strspn(copy, "/")]) {
+		free(copy);
+		return -EINVAL;
+	}
+	for (part = strtok_r(copy, "/", &save); part;
+	     part = strtok_r(NULL, "/", &save), n++) {
+		if (n < 2 && reg_check_name(part) < 0 &&
+		    !(n == 1 && strcmp(part, "stages") == 0)) {
+			r = -EINVAL;
+			break;
+		}
+		if (strlen(part) > 255) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		if ((r = reg_name_get_txn(t, cur, part, &ino)) < 0 ||
+		    (r = reg_inode_get_txn(t, ino, &a->rec)) < 0)
+			break;
+		/* stages/S: follow the stage to its version */
+		if (a->rec.kind == REG_STAGE &&
+		    (r = reg_inode_get_txn(t, a->rec.target, &a->rec)) < 0)
+			break;
+		cur = a->rec.ino;
+	}
+	free(copy);
+	return r;
+}
+
+int reg_resolve(struct reg_registry *reg, const char *path,
+		struct reg_attr *ret)
+{
+	struct resolve_arg a = { .path = path };
+	int r;
+
+	if (!reg || !path || !ret)
+		return -EINVAL;
+	r = idx_read(reg->ix, resolve_txn, &a);
+	if (r < 0)
+		return r;
+	reg_inode_attr(&a.rec, ret);
+	return 0;
+}

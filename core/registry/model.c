@@ -136,3 +136,26 @@ int reg_version_register(struct reg_registry *reg,
 		snprintf(ret_version, REG_NAME_MAX + 1, "%s", o.newname_buf);
 	return 0;
 }
+
+struct mcreate_arg {
+	const struct reg_caller *who;
+	const char *model;
+	struct inode_rec rec;
+};
+
+static int model_create_txn(struct idx_txn *t, void *arg)
+{
+	struct mcreate_arg *a = arg;
+
+	return reg_model_create_txn(t, a->who, a->model, 0777, &a->rec);
+}
+
+int reg_model_create(struct reg_registry *reg, const struct reg_caller *who,
+		     const char *model)
+{
+	struct mcreate_arg a = { .who = who, .model = model };
+
+	if (!reg || !who || !model)
+		return -EINVAL;
+	return reg_change(reg, model_create_txn, &a);
+}

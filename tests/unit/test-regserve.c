@@ -16,7 +16,7 @@
 #include "config/config.h"
 #include "log.h"
 #include "registry/registry.h"
-#include "registry/regserve.h"
+#include "registry/serve.h"
 #include "serve/serve.h"
 
 static char *tmp;

@@ -1,5 +1,5 @@
-/* regserve.c — what the serving cache (serve.h) learns from the registry
- * (see regserve.h): a sealed file's identity and bytes, a version's files,
+/* serve.c — what the serving cache (serve/serve.h) learns from the registry
+ * (see registry/serve.h): a sealed file's identity and bytes, a version's files,
  * promotions, and the cache's lines in .mreg/metrics.
  *
  * Promotions are read back from the audit trail, which every stage change
@@ -9,7 +9,7 @@
  * [A-Za-z0-9._-], so their JSON strings hold no escape.
  */
 #include "internal.h"
-#include "registry/regserve.h"
+#include "registry/serve.h"
 
 #include <errno.h>
 #include <fcntl.h>

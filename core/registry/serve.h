@@ -1,11 +1,11 @@
-/* regserve.h — the registry's side of the serving cache (serve.h): part of
+/* serve.h — the registry's side of the serving cache (serve/serve.h): part of
  * the registry API, for mregfs (fs/passthrough.c) and the CLI's fsck and
  * stats. The cache knows no registry; these calls tell it what it needs:
  * which sealed file an inode is, the file's verified bytes, the files of a
  * version, the promotions committed lately, and what is still alive.
  */
-#ifndef MREG_REGSERVE_H
-#define MREG_REGSERVE_H
+#ifndef MREG_REGISTRY_SERVE_H
+#define MREG_REGISTRY_SERVE_H
 
 #include <stdbool.h>
 #include <stddef.h>
