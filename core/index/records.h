@@ -17,7 +17,7 @@
  *	                       (files that die with their writer: reglive.c)
  *	         "policy/stage/" S "/" KEY, "policy/hook/" EVENT,
  *	         "policy/admin_group", "policy/stored" -> the stage policies
- *	                       and hooks kept in the registry (regpolicy.c)
+ *	                       and hooks kept in the registry (registry/policy.c)
  *	NAMES    be64 parent + name bytes       -> u64 inode
  *	INODES   be64 inode                     -> inode record (records.c)
  *	EXTENTS  be64 file inode + be64 offset  -> chunk key + u32 length

@@ -1,6 +1,6 @@
 /* hooks.h — running the admin's programs after a change commits (the
  * on_register and on_promote hooks stored in the registry, see
- * regpolicy.c): how a CI/CD pipeline or a serving fleet learns of a new
+ * policy.c): how a CI/CD pipeline or a serving fleet learns of a new
  * version or a promotion.
  *
  * A hook runs on a thread of its own, never on the thread of the call that

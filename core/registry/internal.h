@@ -5,7 +5,7 @@
  * lookup.c, namespace.c, rename.c (opening, the namespace
  * and its rules), regfile.c (streaming, chunking, storing and reading file
  * content, when a file is done), regspool.c (files rewritten in place),
- * regstage.c (sealing, stages, history, removal), regpolicy.c (the stored
+ * regstage.c (sealing, stages, history, removal), policy.c, policy-store.c (the stored
  * stage policies and hooks, and the decisions taken with them), metadata.c,
  * audit.c, query/listings.c, select.c, stats.c
  * (metadata, listings, search, stats, audit), maint/regmaint.c (fsck, gc,
@@ -41,6 +41,12 @@
 #define META_AUDIT_BYTES "audit_bytes" /* u64 length of .mreg/audit.log */
 
 #define FIRST_DYN_INO 16
+
+/* META keys of the stored policies (policy.c has their schema). */
+#define POL_STAGE  "policy/stage/"
+#define POL_HOOK   "policy/hook/"
+#define POL_ADMIN  "policy/admin_group"
+#define POL_STORED "policy/stored"
 
 /* Internal xattr keys (never listed): versions that held a stage. */
 #define HELD_PREFIX "\001held."
@@ -625,7 +631,13 @@ int reg_version_remove_txn(struct reg_registry *reg, struct idx_txn *t,
 int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
 			   uint64_t v);
 
-/* ---- policy.c (today regpolicy.c) ---- */
+/* ---- policy.c ---- */
+/* Appends v[0..n) to sb as a quoted config value (\" and \\ escaped). */
+void reg_policy_add_quoted(struct strbuf *sb, const char *v, size_t n);
+/* The value of key in table tb, NUL-terminated into buf. -ENOENT, -ERANGE
+ * when it does not fit. */
+int reg_policy_get_str_txn(struct idx_txn *t, enum idx_table tb,
+			   const void *key, size_t klen, char *buf, size_t size);
 /* Reads every stored stage policy and hook definition into ret, as if a
  * config held them (ret is config_init()ed here; config_release() it).
  * -EIO when a stored record is damaged or does not parse (logged). */

@@ -4,7 +4,7 @@
  * Every rule is decided inside the write transaction that makes the change
  * (no check-then-act): the version a stage points at exists and is sealed,
  * the stage's stored policy admits the caller and the version
- * (regpolicy.c), no stage points at a version being removed, the history
+ * (policy.c), no stage points at a version being removed, the history
  * stays a chain.
  */
 #include "internal.h"
