@@ -82,7 +82,7 @@ void config_release(struct mreg_config *cfg);
  * Beyond config_parse(), it checks the file against this machine, since
  * the daemon runs the hooks it names as root: the file itself must be
  * trusted (config_path_trusted(); -EPERM, err "PATH: reason"), each hook
- * program must pass hooks_check_program(), and each user and group of a
+ * program must pass config_program_trusted(), and each user and group of a
  * stage policy must exist (-EINVAL, "PATH:LINE: reason" naming it). */
 int config_load(struct mreg_config *cfg, const char *path, char *err,
 		size_t errlen);
@@ -95,6 +95,14 @@ int config_load(struct mreg_config *cfg, const char *path, char *err,
  * why (which may be NULL) gets the reason, naming the path at fault:
  * "'/srv/hooks' is writable by others (mode 0777)". */
 int config_path_trusted(const char *path, char *why, size_t whylen);
+/* Whether path may be run as a hook by this process (which may be root):
+ * absolute, an existing regular file, executable, and neither it nor a
+ * directory above it writable by anyone but root and the user this
+ * process runs as (config_path_trusted()). Returns 0, or -EINVAL
+ * (relative or empty), -errno of stat (-ENOENT...), -EACCES (not a
+ * regular file, not executable), -EPERM (others may change it); why gets
+ * the reason, naming the path at fault (why may be NULL). */
+int config_program_trusted(const char *path, char *why, size_t whylen);
 
 /* Parses text (as from a file named name) into cfg; as config_load(). */
 int config_parse(struct mreg_config *cfg, const char *name, const char *text,

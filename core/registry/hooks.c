@@ -71,43 +71,6 @@ struct hooks {
 	uint64_t counts[HOOK_NRESULTS];
 };
 
-/* ---- checking a program ------------------------------------------------- */
-
-int hooks_check_program(const char *path, char *why, size_t whylen)
-{
-	char dummy[8];
-	struct stat st;
-
-	if (!why || !whylen) {
-		why = dummy;
-		whylen = sizeof(dummy);
-	}
-	why[0] = '\0';
-	if (!path || !*path) {
-		snprintf(why, whylen, "no program");
-		return -EINVAL;
-	}
-	if (path[0] != '/') {
-		snprintf(why, whylen, "'%s' is not an absolute path", path);
-		return -EINVAL;
-	}
-	if (stat(path, &st) < 0) {
-		int r = -errno;
-
-		snprintf(why, whylen, "'%s': %s", path, strerror(-r));
-		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "'%s' is not a regular file", path);
-		return -EACCES;
-	}
-	if (!(st.st_mode & 0111)) {
-		snprintf(why, whylen, "'%s' is not executable", path);
-		return -EACCES;
-	}
-	return config_path_trusted(path, why, whylen);
-}
-
 /* ---- the queues ----------------------------------------------------------- */
 
 const char *hooks_result_name(enum hook_result r)
@@ -564,7 +527,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 	if (!c.prog[0])
 		return;
 	/* again at each run: it may have changed since the start */
-	r = hooks_check_program(c.prog, why, sizeof(why));
+	r = config_program_trusted(c.prog, why, sizeof(why));
 	if (r == 0 && (r = env_build(h, ev, &env)) < 0)
 		snprintf(why, sizeof(why), "%s", strerror(-r));
 	if (r == 0) {

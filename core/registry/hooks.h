@@ -79,7 +79,7 @@ struct hooks;
 /* Starts the runner (cfg gives the timeout; every other call takes NULL).
  * store is the store directory (MREG_STORE); report, which may be NULL,
  * hears of drops and failures. Each run checks the event's program
- * (hooks_check_program()). -EINVAL, -ENOMEM, -errno of pthread_create. */
+ * (config_program_trusted()). -EINVAL, -ENOMEM, -errno of pthread_create. */
 int hooks_start(const struct mreg_config *cfg, const char *store,
 		hook_report_fn *report, void *arg, struct hooks **ret);
 /* Sets MREG_MOUNT for later hooks (NULL or "" for none). -ENOMEM. */
@@ -99,13 +99,5 @@ void hooks_counts(struct hooks *h, struct hook_counts *ret);
 /* "ok", "error", "failed", "dropped". */
 const char *hooks_result_name(enum hook_result r);
 
-/* Whether path may be run as a hook by this process (which may be root):
- * absolute, an existing regular file, executable, and neither it nor a
- * directory above it writable by anyone but root and the user this
- * process runs as (config_path_trusted()). Returns 0, or -EINVAL
- * (relative or empty), -errno of stat (-ENOENT...), -EACCES (not a
- * regular file, not executable), -EPERM (others may change it); why gets
- * the reason, naming the path at fault (why may be NULL). */
-int hooks_check_program(const char *path, char *why, size_t whylen);
 
 #endif

@@ -182,7 +182,7 @@ static int check_names(const struct stage_policy *sp, bool strict)
 	return 0;
 }
 
-/* A hook's program: one the runner will run (hooks_check_program():
+/* A hook's program: one the runner will run (config_program_trusted():
  * absolute, executable, changeable by root or this process's user only). */
 static int check_program(const char *event, const char *prog)
 {
@@ -194,7 +194,7 @@ static int check_program(const char *event, const char *prog)
 	if (strpbrk(prog, "\n\r"))
 		return bad_input("hook %s: a program path holds no line break",
 				 event);
-	if (hooks_check_program(prog, why, sizeof(why)) < 0)
+	if (config_program_trusted(prog, why, sizeof(why)) < 0)
 		return bad_input("hook %s: %s", event, why);
 	return 0;
 }

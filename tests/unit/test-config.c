@@ -673,17 +673,17 @@ static void test_machine(void)
 	CHECK(cfg.on_register && !strcmp(cfg.on_register, hook),
 	      "on_register set");
 
-	CHECK_EQ(hooks_check_program("hook.sh", err, sizeof(err)), -EINVAL,
-		 "hooks_check_program: relative is -EINVAL");
+	CHECK_EQ(config_program_trusted("hook.sh", err, sizeof(err)), -EINVAL,
+		 "config_program_trusted: relative is -EINVAL");
 	CHECK(strstr(err, "not an absolute path") != NULL, "'%s'", err);
 	chmod(hook, 0644);
-	CHECK_EQ(hooks_check_program(hook, err, sizeof(err)), -EACCES,
+	CHECK_EQ(config_program_trusted(hook, err, sizeof(err)), -EACCES,
 		 "not executable: -EACCES");
 	chmod(hook, 0755);
-	CHECK_EQ(hooks_check_program(hook, NULL, 0), 0, "executable: 0");
+	CHECK_EQ(config_program_trusted(hook, NULL, 0), 0, "executable: 0");
 	if (asprintf(&sub, "%s/missing", dir) < 0)
 		abort();
-	CHECK_EQ(hooks_check_program(sub, err, sizeof(err)), -ENOENT,
+	CHECK_EQ(config_program_trusted(sub, err, sizeof(err)), -ENOENT,
 		 "missing: -ENOENT");
 	free(sub);
 	chmod(dir, 0777);
@@ -697,7 +697,7 @@ static void test_machine(void)
 	chmod(dir, 0700);
 	if (asprintf(&sub, "%s/link", dir) < 0 || symlink(hook, sub) < 0)
 		abort();
-	CHECK_EQ(hooks_check_program(sub, err, sizeof(err)), 0,
+	CHECK_EQ(config_program_trusted(sub, err, sizeof(err)), 0,
 		 "a symlink to a trusted program: 0 ('%s')", err);
 	free(sub);
 	config_release(&cfg);
