@@ -5,7 +5,7 @@
  * backend's.
  *
  * Nesting. A thread inside a transaction's callback may not begin
- * another: with lmdb it would take the map lock twice (see lmdb.c) or
+ * another: with lmdb it would take the map lock twice (see lmdb/lmdb.h) or
  * wait for the writer lock it holds; with any backend it would see a
  * second snapshot beside its own. txn_depth counts the transactions this
  * thread is inside, whatever the index, so the refusal holds for every

@@ -4,7 +4,7 @@
  * store, the tick that cleans up after dead processes, statfs.
  *
  * Store layout (DIR, mode 0700):
- *	DIR/index/      LMDB environment (index/lmdb/lmdb.c)
+ *	DIR/index/      LMDB environment (index/lmdb/)
  *	DIR/packs/      pack files (store/pack/pack.c)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
  *	DIR/run/        pins-PID: versions a live process has open (regmaint.c);
