@@ -29,7 +29,7 @@
  * Reads of a passthrough file ignore the size the daemon reports and
  * serve the backing file's bytes, and a backing file replaced under an
  * open keeps serving the old bytes: so a copy is only ever the verified,
- * complete bytes of a sealed file (serve.c checks its size again when it
+ * complete bytes of a sealed file (serve/cache.c checks its size again when it
  * is opened here), and copies are never rewritten, only removed (an open
  * keeps a removed copy's bytes).
  *
