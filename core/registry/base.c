@@ -7,7 +7,7 @@
  *	DIR/index/      LMDB environment (index/lmdb/)
  *	DIR/packs/      pack files (store/pack/pack.c)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
- *	DIR/run/        pins-PID: versions a live process has open (regmaint.c);
+ *	DIR/run/        pins-PID: versions a live process has open (maint/pins.c);
  *	                live, writers: life tokens, writers of drafts (reglive.c)
  *
  * The key schema of the index is in index/records.h.

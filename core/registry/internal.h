@@ -668,7 +668,7 @@ int reg_policy_attr_txn(struct idx_txn *t, const struct reg_caller *who,
 /* Is gid the caller's primary or a supplementary group? */
 bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid);
 
-/* ---- maint/pins.c (today maint/regmaint.c) ---- */
+/* ---- maint/pins.c ---- */
 /* Pins version v against gc while a file of it is open here. */
 void reg_pin(struct reg_registry *reg, uint64_t v);
 void reg_unpin(struct reg_registry *reg, uint64_t v);
@@ -676,12 +676,12 @@ void reg_pins_flush(struct reg_registry *reg);
 int reg_pins_open(struct reg_registry *reg);
 void reg_pins_close(struct reg_registry *reg);
 
-/* ---- maint/gc.c (today maint/regmaint.c) ---- */
+/* ---- maint/gc.c ---- */
 /* Frees trashed inode ino (its tree or its extents) in a transaction,
  * unless it is a file open here. */
 int reg_trash_free(struct reg_registry *reg, uint64_t ino);
 
-/* ---- maint/gc-plan.c (today maint/regmaint.c) ---- */
+/* ---- maint/gc-plan.c ---- */
 /* The gc figures of reg_store_stats (live_bytes, chunks, dead_bytes,
  * gc_bytes, gc_all_bytes, trash) in st. */
 int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st);
