@@ -130,7 +130,7 @@ symbols() {
 		*) l=leaf ;;
 		esac
 		case $l in
-		leaf) pre='log_ strbuf_ io_ util_ json_' ;;
+		leaf) pre='log_ strbuf_ io_ util_ json_ keymap_' ;;
 		chunk) pre='chunk chunkid_ chunker_ digest_' ;;
 		store) pre='store_ pack_ s3_' ;;
 		index) pre='idx_ rec_' ;;

@@ -14,73 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keymap.h"
 #include "log.h"
 #include "util.h"
-
-/* A map chunk key -> count of extents naming it (open addressing). */
-struct ref_map {
-	struct chunk_key *k;
-	uint64_t *count;
-	uint8_t *full;       /* slot in use (any key, all-zero too) */
-	size_t size, used;
-};
-
-static size_t rm_hash(const struct chunk_key *k, size_t size)
-{
-	uint64_t h;
-
-	memcpy(&h, k->b + 8, 8);
-	return (size_t)(h ^ (h >> 29) ^ k->b[17]) & (size - 1);
-}
-
-static uint64_t *rm_slot(struct ref_map *m, const struct chunk_key *k,
-			 bool add)
-{
-	size_t i;
-
-	if (add && (m->used + 1) * 2 > m->size) {
-		struct ref_map n = { 0 };
-		size_t j;
-
-		n.size = m->size ? m->size * 2 : 4096;
-		n.k = calloc(n.size, sizeof(*n.k));
-		n.count = calloc(n.size, sizeof(*n.count));
-		n.full = calloc(n.size, 1);
-		if (!n.k || !n.count || !n.full) {
-			free(n.k);
-			free(n.count);
-			free(n.full);
-			return NULL;
-		}
-		for (j = 0; j < m->size; j++) {
-			if (!m->full[j])
-				continue;
-			i = rm_hash(&m->k[j], n.size);
-			while (n.full[i])
-				i = (i + 1) & (n.size - 1);
-			n.k[i] = m->k[j];
-			n.count[i] = m->count[j];
-			n.full[i] = 1;
-		}
-		n.used = m->used;
-		free(m->k);
-		free(m->count);
-		free(m->full);
-		*m = n;
-	}
-	if (!m->size)
-		return NULL;
-	for (i = rm_hash(k, m->size); m->full[i];
-	     i = (i + 1) & (m->size - 1))
-		if (memcmp(&m->k[i], k, sizeof(*k)) == 0)
-			return &m->count[i];
-	if (!add)
-		return NULL;
-	m->k[i] = *k;
-	m->full[i] = 1;
-	m->used++;
-	return &m->count[i];
-}
 
 struct fsck {
 	struct reg_registry *reg;
@@ -89,7 +25,7 @@ struct fsck {
 	void (*report)(void *arg, const char *severity, const char *msg);
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
-	struct ref_map refs;
+	struct keymap refs;       /* chunk key -> extents naming it */
 	struct chunk_key *bad;   /* damaged chunks, to name their users */
 	size_t nbad, capbad;
 	uint64_t *live;          /* containers holding referenced chunks
@@ -169,7 +105,7 @@ static int fsck_extent(void *arg, const struct idx_val *k,
 					     be64_get(k->data) : 0));
 		return 0;
 	}
-	c = rm_slot(&f->refs, &x.chunk, true);
+	c = keymap_slot(&f->refs, &x.chunk, true, NULL);
 	if (!c)
 		return f->err = -ENOMEM;
 	(*c)++;
@@ -318,7 +254,7 @@ static int fsck_chunk(void *arg, const struct idx_val *k,
 	memcpy(key.b, k->data, CHUNK_KEY_LEN);
 	rec_chunk_key_id(&key, &id);
 	chunkid_hex(&id, hex);
-	n = rm_slot(&f->refs, &key, false);
+	n = keymap_slot(&f->refs, &key, false, NULL);
 	want = n ? *n : 0;
 	if (n)
 		*n = UINT64_MAX; /* seen */
@@ -378,20 +314,23 @@ static int fsck_users(void *arg, const struct idx_val *k,
 
 static int fsck_missing(struct fsck *f)
 {
-	size_t i;
+	size_t pos = 0;
 	char hex[MREG_ID_HEX];
+	struct chunk_key key;
 	struct mreg_id id;
+	const void *k;
+	uint64_t n;
 
-	for (i = 0; i < f->refs.size; i++) {
-		if (!f->refs.full[i] || f->refs.count[i] == UINT64_MAX)
+	while (keymap_next(&f->refs, &pos, &k, &n)) {
+		if (n == UINT64_MAX)
 			continue;
-		rec_chunk_key_id(&f->refs.k[i], &id);
+		memcpy(&key, k, sizeof(key));
+		rec_chunk_key_id(&key, &id);
 		finding(f, true, "chunk %s is named by %llu extents but has no "
-			"record", chunkid_hex(&id, hex),
-			(unsigned long long)f->refs.count[i]);
+			"record", chunkid_hex(&id, hex), (unsigned long long)n);
 		if (ARRAY_GROW(f->bad, f->capbad, f->nbad) < 0)
 			return -ENOMEM;
-		f->bad[f->nbad++] = f->refs.k[i];
+		f->bad[f->nbad++] = key;
 	}
 	return 0;
 }
@@ -515,14 +454,13 @@ int reg_fsck(struct reg_registry *reg, unsigned flags,
 
 	if (!reg)
 		return -EINVAL;
+	keymap_init(&f.refs, sizeof(struct chunk_key));
 	f.buf = malloc(reg->chunker.max_size > (64u << 20) ?
 		       reg->chunker.max_size : reg->chunker.max_size + 1);
 	if (!f.buf)
 		return -ENOMEM;
 	r = idx_read(reg->ix, fsck_txn, &f);
-	free(f.refs.k);
-	free(f.refs.count);
-	free(f.refs.full);
+	keymap_free(&f.refs);
 	free(f.bad);
 	free(f.buf);
 	if (r == 0 && (flags & REG_FSCK_FULL)) {

@@ -10,98 +10,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keymap.h"
 #include "log.h"
 #include "serve/serve.h"
 
 /* A set of chunk keys (open addressing), to count distinct chunks. */
-struct key_set {
-	struct chunk_key *k;
-	uint32_t *len;
-	uint8_t *full;       /* slot in use (any key, all-zero too) */
-	size_t size, used;
-};
-
-static size_t key_hash(const struct chunk_key *k, size_t size)
+/* Adds chunk key k to the set s: 1 if it was new, 0 if there, -ENOMEM. */
+static int key_add(struct keymap *s, const struct chunk_key *k)
 {
-	uint64_t h;
+	bool fresh;
 
-	memcpy(&h, k->b + 4, 8);
-	return (size_t)(h ^ (h >> 31) ^ k->b[17]) & (size - 1);
-}
-
-/* Adds k; 1 if it was new, 0 if present, -ENOMEM. */
-static int key_add(struct key_set *s, const struct chunk_key *k,
-		   uint32_t len)
-{
-	size_t i;
-
-	if ((s->used + 1) * 2 > s->size) {
-		struct key_set n = { 0 };
-		size_t j;
-
-		n.size = s->size ? s->size * 2 : 4096;
-		n.k = calloc(n.size, sizeof(*n.k));
-		n.len = calloc(n.size, sizeof(*n.len));
-		n.full = calloc(n.size, 1);
-		if (!n.k || !n.len || !n.full) {
-			free(n.k);
-			free(n.len);
-			free(n.full);
-			return -ENOMEM;
-		}
-		for (j = 0; j < s->size; j++) {
-			if (!s->full[j])
-				continue;
-			i = key_hash(&s->k[j], n.size);
-			while (n.full[i])
-				i = (i + 1) & (n.size - 1);
-			n.k[i] = s->k[j];
-			n.len[i] = s->len[j];
-			n.full[i] = 1;
-		}
-		n.used = s->used;
-		free(s->k);
-		free(s->len);
-		free(s->full);
-		*s = n;
-	}
-	for (i = key_hash(k, s->size); s->full[i];
-	     i = (i + 1) & (s->size - 1))
-		if (memcmp(&s->k[i], k, sizeof(*k)) == 0)
-			return 0;
-	s->k[i] = *k;
-	s->full[i] = 1;
-	s->len[i] = len;
-	s->used++;
-	return 1;
-}
-
-static bool key_has(const struct key_set *s, const struct chunk_key *k)
-{
-	size_t i;
-
-	if (!s->size)
-		return false;
-	for (i = key_hash(k, s->size); s->full[i];
-	     i = (i + 1) & (s->size - 1))
-		if (memcmp(&s->k[i], k, sizeof(*k)) == 0)
-			return true;
-	return false;
-}
-
-static void key_set_free(struct key_set *s)
-{
-	free(s->k);
-	free(s->len);
-	free(s->full);
-	memset(s, 0, sizeof(*s));
+	if (!keymap_slot(s, k, true, &fresh))
+		return -ENOMEM;
+	return fresh;
 }
 
 struct tree_stats {
 	struct idx_txn *t;
-	struct key_set *model_set, *total_set;
+	struct keymap *model_set, *total_set;
 	struct reg_stats *ms, *ts;
-	const struct key_set *other;   /* reg_shared_bytes */
+	const struct keymap *other;   /* reg_shared_bytes */
 	uint64_t shared;
 	int err;
 };
@@ -116,8 +44,8 @@ static int stat_extent(void *arg, const struct idx_val *k,
 	if (rec_extent_decode(k->data, k->len, v->data, v->len, &x) < 0)
 		return s->err = -EIO;
 	if (s->other) {
-		if (key_has(s->other, &x.chunk) &&
-		    (r = key_add(s->model_set, &x.chunk, x.len)) != 0) {
+		if (keymap_find(s->other, &x.chunk) &&
+		    (r = key_add(s->model_set, &x.chunk)) != 0) {
 			if (r < 0)
 				return s->err = r;
 			s->shared += x.len;
@@ -125,7 +53,7 @@ static int stat_extent(void *arg, const struct idx_val *k,
 		return 0;
 	}
 	if (s->model_set) {
-		if ((r = key_add(s->model_set, &x.chunk, x.len)) < 0)
+		if ((r = key_add(s->model_set, &x.chunk)) < 0)
 			return s->err = r;
 		if (r) {
 			s->ms->stored += x.len;
@@ -133,7 +61,7 @@ static int stat_extent(void *arg, const struct idx_val *k,
 		}
 	}
 	if (s->total_set) {
-		if ((r = key_add(s->total_set, &x.chunk, x.len)) < 0)
+		if ((r = key_add(s->total_set, &x.chunk)) < 0)
 			return s->err = r;
 		if (r) {
 			s->ts->stored += x.len;
@@ -167,7 +95,7 @@ struct stats_arg {
 	int (*fn)(void *arg, const struct reg_stats *s);
 	void *arg;
 	struct idx_txn *t;
-	struct key_set total_set;
+	struct keymap total_set;
 	struct reg_stats total;
 	int err;
 };
@@ -176,7 +104,7 @@ static int stats_model(void *arg, UNUSED const struct idx_val *k,
 		       const struct idx_val *v)
 {
 	struct stats_arg *a = arg;
-	struct key_set ms = { 0 };
+	struct keymap ms;
 	struct reg_stats st = { 0 };
 	struct tree_stats ts = { .t = a->t, .model_set = &ms,
 				 .total_set = &a->total_set, .ms = &st,
@@ -188,6 +116,7 @@ static int stats_model(void *arg, UNUSED const struct idx_val *k,
 	size_t i;
 	int r = 0;
 
+	keymap_init(&ms, sizeof(struct chunk_key));
 	if (v->len != 8)
 		return a->err = -EIO;
 	memcpy(&ino, v->data, 8);
@@ -204,7 +133,7 @@ static int stats_model(void *arg, UNUSED const struct idx_val *k,
 		r = reg_files_dir(&w, rec.ino, "", 0);
 	}
 	free(c.v);
-	key_set_free(&ms);
+	keymap_free(&ms);
 	if (c.err < 0 || r < 0)
 		return a->err = c.err < 0 ? c.err : r;
 	st.model = m.name;
@@ -236,8 +165,9 @@ int reg_stats(struct reg_registry *reg,
 
 	if (!reg || !fn)
 		return -EINVAL;
+	keymap_init(&a.total_set, sizeof(struct chunk_key));
 	r = idx_read(reg->ix, stats_txn, &a);
-	key_set_free(&a.total_set);
+	keymap_free(&a.total_set);
 	return r;
 }
 
@@ -249,13 +179,15 @@ struct shared_arg {
 static int shared_txn(struct idx_txn *t, void *arg)
 {
 	struct shared_arg *a = arg;
-	struct key_set sa = { 0 }, seen = { 0 };
+	struct keymap sa, seen;
 	struct tree_stats ts = { .t = t, .model_set = &sa };
 	struct reg_stats dummy = { 0 };
 	struct reg_files_walk w = { .t = t, .fn = stat_file_cb, .arg = &ts };
 	struct inode_rec va, vb;
 	int r;
 
+	keymap_init(&sa, sizeof(struct chunk_key));
+	keymap_init(&seen, sizeof(struct chunk_key));
 	if ((r = reg_version_get_txn(t, a->ma, a->va, NULL, &va)) < 0 ||
 	    (r = reg_version_get_txn(t, a->mb, a->vb, NULL, &vb)) < 0)
 		return r;
@@ -268,8 +200,8 @@ static int shared_txn(struct idx_txn *t, void *arg)
 		r = reg_files_dir(&w, vb.ino, "", 0);
 		a->shared = ts.shared;
 	}
-	key_set_free(&sa);
-	key_set_free(&seen);
+	keymap_free(&sa);
+	keymap_free(&seen);
 	return r;
 }
 
