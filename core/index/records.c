@@ -26,7 +26,6 @@
 #include <string.h>
 
 #include "index/index.h"
-#include "registry/registry.h"
 
 struct wbuf {
 	uint8_t *p;
@@ -146,7 +145,7 @@ int rec_inode_decode(const void *p, size_t len, struct inode_rec *ret)
 	GET(&r, nl);
 	GET(&r, tl);
 	if (r.bad || (format != 1 && format != 2) || nl > 255 || tl > 4095 ||
-	    x.kind < REG_MODEL || x.kind > REG_PENDING)
+	    x.kind < REC_KIND_FIRST || x.kind > REC_KIND_LAST)
 		return -EIO;
 	get(&r, x.name, nl);
 	get(&r, x.target_path, tl);

@@ -48,6 +48,12 @@
 #include "chunk/chunkid.h"
 #include "chunk/loc.h"
 
+/* The kinds an INODES record may hold: enum reg_kind's REG_MODEL to
+ * REG_PENDING (registry.h; registry/internal.h checks they agree). The
+ * others are virtual and never stored. */
+#define REC_KIND_FIRST 6
+#define REC_KIND_LAST  13
+
 #define INODE_SEALED  0x0001u  /* content can never change */
 #define INODE_TRASHED 0x0002u  /* removed; gc frees the tree */
 #define INODE_DOTDRAFT 0x0004u /* a version with a dot name: a draft */
@@ -57,7 +63,7 @@
 /* One inode: models, stages directories, stages, versions, and the
  * directories, files and symlinks inside versions. */
 struct inode_rec {
-	uint8_t kind;          /* enum reg_kind */
+	uint8_t kind;          /* enum reg_kind, REC_KIND_FIRST..LAST */
 	uint16_t flags;        /* INODE_* */
 	uint32_t mode;         /* with S_IFMT */
 	uint32_t uid, gid;

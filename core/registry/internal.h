@@ -42,6 +42,9 @@
 
 #define FIRST_DYN_INO 16
 
+_Static_assert(REC_KIND_FIRST == REG_MODEL && REC_KIND_LAST == REG_PENDING,
+	       "index/records.h stores the kinds registry.h names");
+
 /* META keys of the stored policies (policy.c has their schema). */
 #define POL_STAGE  "policy/stage/"
 #define POL_HOOK   "policy/hook/"
