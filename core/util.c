@@ -1,11 +1,14 @@
 /* util.c — small helpers every layer may use (util.h). */
 #include "util.h"
 
+#include <errno.h>
 #include <locale.h>
 #include <math.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *util_time_iso(int64_t ns, bool ms, char *buf, size_t size)
 {
@@ -61,4 +64,19 @@ bool util_decimal(const char *s, size_t len, double *ret)
 	if (ret)
 		*ret = v;
 	return true;
+}
+
+char *util_path_absolute(const char *path)
+{
+	char *cwd, *s;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return errno == ENOMEM ? NULL : strdup(path);
+	if (asprintf(&s, "%s/%s", cwd, path) < 0)
+		s = NULL;
+	free(cwd);
+	return s;
 }

@@ -73,4 +73,10 @@ const char *util_uid_name(uid_t uid, char *buf, size_t size);
  * gates and the CLI's numbers. */
 bool util_decimal(const char *s, size_t len, double *ret);
 
+/* path made absolute against the current directory, not resolved (a
+ * symlink stays a symlink), in memory the caller frees: a daemon changes
+ * to / when it detaches and would look somewhere else. NULL when out of
+ * memory; path itself (a copy) when the directory cannot be named. */
+char *util_path_absolute(const char *path);
+
 #endif

@@ -228,23 +228,6 @@ static void options_release(struct options *o)
 	free(o->fuse_opts);
 }
 
-/* The daemon chdirs to / when it detaches: keep the store absolute. */
-static char *absolute(const char *path)
-{
-	char cwd[PATH_MAX], *p;
-
-	if (path[0] == '/')
-		return strdup(path);
-	p = realpath(path, NULL);
-	if (p)
-		return p;
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
-	if (asprintf(&p, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return p;
-}
-
 /* True when the top-most mount at path (absolute, resolved) is an mregfs
  * mount, per /proc/self/mountinfo (no file system call). */
 static bool mregfs_mount_at(const char *path)
@@ -398,7 +381,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->mountpoint = realpath(pos[npos - 1], NULL);
 	if (!o->mountpoint && errno == ENOTCONN) {
 		/* the mount point itself is a dead mount (see above) */
-		char *abs = absolute(pos[npos - 1]);
+		char *abs = util_path_absolute(pos[npos - 1]);
 
 		if (abs)
 			detach_dead_mounts(abs);
@@ -688,7 +671,10 @@ int main(int argc, char **argv)
 	raise_nofile_limit();
 
 	path = config_store_path(&cfg, o.store);
-	store = path ? absolute(path) : NULL;
+	/* config_store_path() made it absolute; resolved when it exists */
+	store = path ? realpath(path, NULL) : NULL;
+	if (path && !store)
+		store = strdup(path);
 	if (!store) {
 		fprintf(stderr, "mregfs: %s\n", strerror(ENOMEM));
 		goto out;

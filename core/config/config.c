@@ -322,36 +322,18 @@ const struct stage_policy *config_stage(const struct mreg_config *cfg,
 
 /* ---- the store path ---------------------------------------------------- */
 
-/* A relative path made absolute against the current directory: the daemon
- * changes to / when it detaches, and would then look somewhere else. */
-static char *absolute(const char *p)
-{
-	char *cwd, *s;
-
-	assert(p);
-	if (p[0] == '/')
-		return strdup(p);
-	cwd = getcwd(NULL, 0);
-	if (!cwd)
-		return errno == ENOMEM ? NULL : strdup(p);
-	if (asprintf(&s, "%s/%s", cwd, p) < 0)
-		s = NULL;
-	free(cwd);
-	return s;
-}
-
 char *config_store_path(const struct mreg_config *cfg, const char *explicit)
 {
 	const char *env, *home;
 	char *s;
 
 	if (explicit && *explicit)
-		return absolute(explicit);
+		return util_path_absolute(explicit);
 	env = getenv("MREG_STORE");
 	if (env && *env)
-		return absolute(env);
+		return util_path_absolute(env);
 	if (cfg && cfg->store && *cfg->store)
-		return absolute(cfg->store);
+		return util_path_absolute(cfg->store);
 	if (geteuid() == 0)
 		return strdup(MREG_DEFAULT_STORE_ROOT);
 	/* XDG: a relative $XDG_DATA_HOME is invalid and must be ignored. */

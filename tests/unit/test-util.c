@@ -6,7 +6,10 @@
 #include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -110,6 +113,21 @@ static void test_clocks(void)
 	      "the wall clock is in ns since the epoch");
 }
 
+static void test_path_absolute(void)
+{
+	char *a, *cwd = getcwd(NULL, 0), want[4200];
+
+	a = util_path_absolute("/x/../y");
+	CHECK(a && !strcmp(a, "/x/../y"), "an absolute path stays as given");
+	free(a);
+	snprintf(want, sizeof(want), "%s/sub/f", cwd ? cwd : "?");
+	a = util_path_absolute("sub/f");
+	CHECK(cwd && a && !strcmp(a, want), "a relative one is joined to the "
+	      "current directory (%s)", a ? a : "NULL");
+	free(a);
+	free(cwd);
+}
+
 int main(void)
 {
 	test_decimal();
@@ -117,5 +135,6 @@ int main(void)
 	test_grow();
 	test_time_iso();
 	test_clocks();
+	test_path_absolute();
 	return check_done();
 }
