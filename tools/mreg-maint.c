@@ -26,11 +26,11 @@ static int stats_fn(void *arg, const struct reg_stats *s)
 	struct srow *d;
 
 	if (ARRAY_GROW(l->s, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	d = &l->s[l->n++];
 	d->model = s->model ? strdup(s->model) : NULL;
 	if (s->model && !d->model)
-		abort();
+		die_oom();
 	d->versions = s->versions;
 	d->files = s->files;
 	d->logical = s->logical;

@@ -67,23 +67,6 @@ static void freep(void *p)
 
 #define autofree __attribute__((cleanup(freep)))
 
-static char *xasprintf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	return s;
-}
-
 /* m's root joined with models/MODEL[/VERSION[/PATH]] (NULLs end it). */
 static char *model_path(const struct mreg_mount *m, const char *model,
 			const char *version, const char *path)
@@ -125,10 +108,10 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (ARRAY_GROW(v, cap, n) < 0)
-			abort();
+			die_oom();
 		v[n] = strdup(de->d_name);
 		if (!v[n++])
-			abort();
+			die_oom();
 	}
 	if (errno) {
 		int r = -errno;
@@ -155,7 +138,7 @@ static int slurp(const char *path, char **ret, size_t *ret_len)
 	int fd, r = 0;
 
 	if (!buf)
-		abort();
+		die_oom();
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -165,9 +148,7 @@ static int slurp(const char *path, char **ret, size_t *ret_len)
 	for (;;) {
 		if (cap - len < 4096) {
 			cap *= 2;
-			buf = realloc(buf, cap);
-			if (!buf)
-				abort();
+			buf = xrealloc(buf, cap);
 		}
 		n = read(fd, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
@@ -203,9 +184,7 @@ static ssize_t xget(const char *path, const char *key, char **ret)
 		n = lgetxattr(path, name, NULL, 0);
 		if (n < 0)
 			return -errno;
-		buf = malloc((size_t)n + 1);
-		if (!buf)
-			abort();
+		buf = xmalloc((size_t)n + 1);
 		m = lgetxattr(path, name, buf, (size_t)n);
 		if (m >= 0)
 			break;
@@ -706,7 +685,7 @@ static int stagelist_load(struct mreg_mount *m, const char *model,
 	s->to = calloc(n + 1, sizeof(*s->to));
 	s->ptrs = calloc(n + 1, sizeof(*s->ptrs));
 	if (!s->name || !s->to || !s->ptrs)
-		abort();
+		die_oom();
 	for (i = 0; i < n; i++) {
 		autofree char *p = xasprintf("%s/%s", dir, names[i]);
 		ssize_t len = readlink(p, target, sizeof(target) - 1);
@@ -803,7 +782,7 @@ static int versions_of(struct mreg_mount *m, const char *model,
 	if (only) {
 		names = calloc(1, sizeof(*names));
 		if (!names || !(names[0] = strdup(only)))
-			abort();
+			die_oom();
 		n = 1;
 	} else if ((r = list_dir(dir, &names, &n)) < 0) {
 		stagelist_release(&sl);
@@ -972,7 +951,7 @@ int mount_cat(struct mreg_mount *m, const char *model, const char *version,
 	int in, r = 0;
 
 	if (!buf)
-		abort();
+		die_oom();
 	if ((r = mount_resolve(m, model, version)) < 0)
 		return r;
 	in = open(p, O_RDONLY | O_CLOEXEC);
@@ -1018,9 +997,7 @@ int mount_meta_list(struct mreg_mount *m, const char *model,
 		if (n < 0)
 			return -errno;
 		free(names);
-		names = malloc((size_t)n + 1);
-		if (!names)
-			abort();
+		names = xmalloc((size_t)n + 1);
 		n = llistxattr(p, names, (size_t)n);
 		if (n >= 0)
 			break;
@@ -1179,7 +1156,7 @@ static int copy_file(struct push *ps, const char *src, const char *dst,
 	ssize_t n;
 
 	if (!buf)
-		abort();
+		die_oom();
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return log_err(-errno, "cannot read '%s'", src);
@@ -1192,7 +1169,7 @@ static int copy_file(struct push *ps, const char *src, const char *dst,
 		if (r == -EEXIST)
 			return log_err(r, "'%s' is given twice", src);
 		if (!dir)
-			abort();
+			die_oom();
 		return refused(ps->m, r, dirname(dir));
 	}
 	for (;;) {
@@ -1359,7 +1336,7 @@ static int push_one(struct push *ps, const char *model, const char *src,
 	int r;
 
 	if (!copy)
-		abort();
+		die_oom();
 	base = basename(copy);
 	tmp = xasprintf("%s/models/%s/.mreg-push.%d.%08lx", ps->m->root, model,
 			(int)getpid(), (unsigned long)random());
@@ -1403,7 +1380,7 @@ static int push_draft(struct push *ps, const char *model,
 		autofree char *d = NULL;
 
 		if (!copy)
-			abort();
+			die_oom();
 		if (stat(paths[i], &st) < 0) {
 			r = log_err(-errno, "cannot read '%s'", paths[i]);
 			break;

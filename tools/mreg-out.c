@@ -55,7 +55,7 @@ static void json_open(struct json *j, char ch, bool array)
 	json_sep(j);
 	putc(ch, j->f);
 	if (j->depth + 1 >= JSON_MAX_DEPTH)
-		abort();
+		abort(); /* a bug of the caller, not a condition */
 	j->depth++;
 	j->first[j->depth] = true;
 	j->array[j->depth] = array;
@@ -202,7 +202,7 @@ void table_row(struct table *t, ...)
 		t->cells = reallocarray(t->cells, t->alloc * t->ncols,
 					sizeof(*t->cells));
 		if (!t->cells)
-			abort();
+			die_oom();
 	}
 	va_start(ap, t);
 	for (i = 0; i < t->ncols; i++) {
@@ -210,7 +210,7 @@ void table_row(struct table *t, ...)
 		char *d = strdup(s ? s : "-");
 
 		if (!d)
-			abort();
+			die_oom();
 		t->cells[t->nrows * t->ncols + i] = d;
 	}
 	va_end(ap);
@@ -233,9 +233,7 @@ void table_print(const struct table *t, FILE *f)
 {
 	size_t *w, r, i;
 
-	w = calloc(t->ncols, sizeof(*w));
-	if (!w)
-		abort();
+	w = xcalloc(t->ncols, sizeof(*w));
 	for (r = 0; r < t->nrows; r++)
 		for (i = 0; i < t->ncols; i++) {
 			size_t n = width_of(t->cells[r * t->ncols + i]);
@@ -261,6 +259,18 @@ void table_print(const struct table *t, FILE *f)
 		putc('\n', f);
 	}
 	free(w);
+}
+
+void table_indent(struct table *t, size_t from, const char *prefix)
+{
+	size_t i;
+
+	for (i = from; i < t->nrows; i++) {
+		char *k = t->cells[i * t->ncols];
+
+		t->cells[i * t->ncols] = xasprintf("%s%s", prefix, k ? k : "");
+		free(k);
+	}
 }
 
 void table_release(struct table *t)

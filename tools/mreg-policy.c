@@ -30,15 +30,6 @@ struct pol_list {
 	size_t cap, dcap;
 };
 
-static char *xstrdup(const char *s)
-{
-	char *d = s ? strdup(s) : NULL;
-
-	if (s && !d)
-		abort();
-	return d;
-}
-
 static int collect(void *arg, const char *stage, const char *key,
 		   const char *value)
 {
@@ -46,7 +37,7 @@ static int collect(void *arg, const char *stage, const char *key,
 	struct pol_ent *e;
 
 	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	e = &l->v[l->n++];
 	e->stage = xstrdup(stage);
 	e->key = xstrdup(key);
@@ -59,7 +50,7 @@ static void collect_diff(void *arg, const char *msg)
 	struct pol_list *l = arg;
 
 	if (ARRAY_GROW(l->diffs, l->dcap, l->ndiffs) < 0)
-		abort();
+		die_oom();
 	l->diffs[l->ndiffs++] = xstrdup(msg);
 }
 
@@ -236,9 +227,7 @@ static int policy_set(struct cli *c)
 
 	if (c->nargs < 3)
 		return usage_err(c, "set needs STAGE KEY=VALUE...");
-	kv = calloc(n, sizeof(*kv));
-	if (!kv)
-		abort();
+	kv = xcalloc(n, sizeof(*kv));
 	for (i = 0; i < n; i++) {
 		char *a = c->args[i + 2], *eq = strchr(a, '=');
 

@@ -17,15 +17,6 @@
 
 #include "mreg.h"
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-
-	if (!d)
-		abort();
-	return d;
-}
-
 /* ---- versions ----------------------------------------------------------- */
 
 void vinfo_copy(struct vinfo *d, const struct reg_version_info *v)
@@ -45,9 +36,7 @@ void vinfo_copy(struct vinfo *d, const struct reg_version_info *v)
 	d->digest = v->digest;
 	while (v->stages && v->stages[n])
 		n++;
-	d->stages = calloc(n + 1, sizeof(*d->stages));
-	if (!d->stages)
-		abort();
+	d->stages = xcalloc(n + 1, sizeof(*d->stages));
 	for (i = 0; i < n; i++)
 		d->stages[i] = xstrdup(v->stages[i]);
 	d->nstages = n;
@@ -75,7 +64,7 @@ static int vlist_fn(void *arg, const struct reg_version_info *v)
 	struct vlist *l = arg;
 
 	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	vinfo_copy(&l->v[l->n++], v);
 	return 0;
 }
@@ -155,9 +144,7 @@ static char *stages_str(const struct vinfo *v)
 
 	for (i = 0; i < v->nstages; i++)
 		n += strlen(v->stages[i]) + 1;
-	s = calloc(1, n);
-	if (!s)
-		abort();
+	s = xcalloc(1, n);
 	for (i = 0; i < v->nstages; i++) {
 		if (i)
 			strcat(s, ",");
@@ -235,7 +222,7 @@ static int mlist_fn(void *arg, const struct reg_model_info *m)
 	struct mlist *l = arg;
 
 	if (ARRAY_GROW(l->m, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	l->m[l->n].name = xstrdup(m->name);
 	l->m[l->n].nversions = m->nversions;
 	l->m[l->n].created = m->created;
@@ -305,7 +292,7 @@ static int ls_models(struct cli *c)
 			FILE *f = open_memstream(&stages, &len);
 
 			if (!f)
-				abort();
+				die_oom();
 			for (k = 0; k < vl.n; k++)
 				for (s = 0; s < vl.v[k].nstages; s++) {
 					fprintf(f, "%s%s=%s", first ? "" : ",",
@@ -399,7 +386,7 @@ static int flist_fn(void *arg, const struct reg_file_info *fi)
 	struct finfo *f;
 
 	if (ARRAY_GROW(l->f, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	f = &l->f[l->n++];
 	memset(f, 0, sizeof(*f));
 	f->path = xstrdup(fi->path);
@@ -488,9 +475,8 @@ static int ls_files(struct cli *c, const char *model, const char *version)
 
 		human_str(f->path, p, sizeof(p));
 		if (f->kind == REG_SYMLINK) {
-			if (asprintf(&line, "%s -> %s", p,
-				     human_str(f->target, tg, sizeof(tg))) < 0)
-				abort();
+			line = xasprintf("%s -> %s", p,
+				     human_str(f->target, tg, sizeof(tg)));
 		} else {
 			line = xstrdup(p);
 		}
@@ -595,10 +581,9 @@ static void meta_rows(struct table *t, const struct meta_ent *e, size_t n)
 		if ((!strcmp(e[i].key, "size") || !strcmp(e[i].key, "stored"))
 		    && util_decimal(e[i].value, strlen(e[i].value), &d)
 		    && d >= 0) {
-			if (asprintf(&v, "%s (%s)", a,
+			v = xasprintf("%s (%s)", a,
 				     human_size((uint64_t)d, hs,
-						sizeof(hs))) < 0)
-				abort();
+						sizeof(hs)));
 		} else {
 			v = xstrdup(a);
 		}
@@ -664,14 +649,7 @@ static int show_version(struct cli *c, const char *model, const char *version)
 		free(stages);
 		meta_rows(&t, e, n);
 		/* Indent the metadata rows like the first ones. */
-		for (size_t i = 3; i < t.nrows; i++) {
-			char *k = t.cells[i * 2], *ind;
-
-			if (asprintf(&ind, "  %s", k) < 0)
-				abort();
-			free(k);
-			t.cells[i * 2] = ind;
-		}
+		table_indent(&t, 3, "  ");
 		table_print(&t, stdout);
 		table_release(&t);
 	}
@@ -727,21 +705,13 @@ static int show_model(struct cli *c, const char *model)
 			for (s = 0; s < vl.v[i].nstages; s++) {
 				char *k;
 
-				if (asprintf(&k, "stage %s",
-					     vl.v[i].stages[s]) < 0)
-					abort();
+				k = xasprintf("stage %s",
+					     vl.v[i].stages[s]);
 				table_row(&t, k, vl.v[i].name);
 				free(k);
 			}
 		meta_rows(&t, e, n);
-		for (i = 0; i < t.nrows; i++) {
-			char *k = t.cells[i * 2], *ind;
-
-			if (asprintf(&ind, "  %s", k) < 0)
-				abort();
-			free(k);
-			t.cells[i * 2] = ind;
-		}
+		table_indent(&t, 0, "  ");
 		table_print(&t, stdout);
 		table_release(&t);
 	}
@@ -786,9 +756,8 @@ static int open_beside(const char *path, char **ret_tmp)
 	mode_t um;
 	int fd;
 
-	if (asprintf(&tmp, "%s/.%s.mreg-XXXXXX", dirname(d),
-		     strrchr(path, '/') ? strrchr(path, '/') + 1 : path) < 0)
-		abort();
+	tmp = xasprintf("%s/.%s.mreg-XXXXXX", dirname(d),
+		     strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
 	free(d);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
@@ -892,15 +861,15 @@ static int hlist_fn(void *arg, const struct reg_history *h)
 	struct hent *e;
 
 	if (ARRAY_GROW(l->h, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	e = &l->h[l->n++];
 	e->seq = h->seq;
 	e->time = h->time;
 	e->uid = h->uid;
-	e->stage = xstrdup(h->stage);
-	e->from = xstrdup(h->from);
-	e->to = xstrdup(h->to);
-	e->action = xstrdup(h->action);
+	e->stage = xstrdup(h->stage ? h->stage : "");
+	e->from = xstrdup(h->from ? h->from : "");
+	e->to = xstrdup(h->to ? h->to : "");
+	e->action = xstrdup(h->action ? h->action : "");
 	return 0;
 }
 
@@ -994,7 +963,7 @@ int cmd_search(struct cli *c)
 	/* Several arguments are one query: mreg search metric.auc '>=' 0.9 */
 	f = open_memstream(&q, &len);
 	if (!f)
-		abort();
+		die_oom();
 	for (i = 0; i < c->nargs; i++)
 		fprintf(f, "%s%s", i ? " " : "", c->args[i]);
 	fclose(f);

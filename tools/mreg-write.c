@@ -97,7 +97,7 @@ static void kvlist_add(struct kvlist *l, char *key, const char *value)
 {
 	if (ARRAY_GROW(l->kv, l->cap, l->n) < 0 ||
 	    ARRAY_GROW(l->owned, l->ocap, l->n) < 0)
-		abort();
+		die_oom();
 	l->kv[l->n].key = key;
 	l->kv[l->n].value = value;
 	l->owned[l->n] = key;
@@ -122,9 +122,7 @@ static int push_meta(struct cli *c, struct kvlist *l)
 		char *key;
 
 		if (o->id == OPT_DESCRIPTION) {
-			key = strdup("description");
-			if (!key)
-				abort();
+			key = xstrdup("description");
 			kvlist_add(l, key, o->val);
 			continue;
 		}
@@ -144,9 +142,8 @@ static int push_meta(struct cli *c, struct kvlist *l)
 				    "number", (int)(eq - o->val),
 				    human_str(o->val, b, sizeof(b)),
 				    human_str(eq + 1, a, sizeof(a)));
-		if (asprintf(&key, "%s%.*s", kinds[k].prefix,
-			     (int)(eq - o->val), o->val) < 0)
-			abort();
+		key = xasprintf("%s%.*s", kinds[k].prefix,
+			     (int)(eq - o->val), o->val);
 		kvlist_add(l, key, eq + 1);
 	}
 	return 0;
@@ -458,12 +455,12 @@ static int meta_fn(void *arg, const char *key, const char *value,
 	if (!l->all && !writable_key(key))
 		return 0;
 	if (ARRAY_GROW(l->e, l->cap, l->n) < 0)
-		abort();
+		die_oom();
 	e = &l->e[l->n++];
 	e->key = strdup(key);
 	e->value = malloc(len + 1);
 	if (!e->key || !e->value)
-		abort();
+		die_oom();
 	memcpy(e->value, value, len);
 	e->value[len] = 0;
 	e->len = len;

@@ -31,6 +31,70 @@
 #include "log.h"
 #include "mreg.h"
 
+/* ---- memory ----------------------------------------------------------- */
+
+void die_oom(void)
+{
+	static const char msg[] = "mreg: out of memory\n";
+
+	/* write(2): stdio may need the memory there is not */
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(EXIT_FAIL);
+	_exit(EXIT_FAIL);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		die_oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		die_oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die_oom();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		die_oom();
+	return d;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die_oom();
+	return s;
+}
+
 /* ---- the command table -------------------------------------------------- */
 
 static const struct optdef global_opts[] = {
@@ -622,9 +686,7 @@ int ref_parse(struct ref *r, const char *s)
 	char *p, *e;
 
 	memset(r, 0, sizeof(*r));
-	r->buf = strdup(s);
-	if (!r->buf)
-		abort();
+	r->buf = xstrdup(s);
 	e = r->buf + strlen(r->buf);
 	while (e > r->buf + 1 && e[-1] == '/')
 		*--e = 0;
@@ -703,7 +765,7 @@ static void add_opt(struct cli *c, int id, const char *val)
 	default: break;
 	}
 	if (ARRAY_GROW(c->opts, c->opts_cap, c->nopts) < 0)
-		abort();
+		die_oom();
 	c->opts[c->nopts].id = id;
 	c->opts[c->nopts].val = val;
 	c->nopts++;
@@ -778,9 +840,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 	bool dashdash = false;
 	int i, r;
 
-	c->args = calloc((size_t)argc, sizeof(*c->args));
-	if (!c->args)
-		abort();
+	c->args = xcalloc((size_t)argc, sizeof(*c->args));
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 

@@ -94,6 +94,17 @@ struct cli {
 
 /* ---- mreg.c ---- */
 
+/* Out of memory, the CLI stops: prints "mreg: out of memory" on stderr
+ * and exits EXIT_FAIL (not abort(): a command that cannot allocate says
+ * so, it does not dump core). The x* allocators call it on failure. */
+__attribute__((noreturn)) void die_oom(void);
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+/* A copy of s; NULL for NULL. */
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The value of the last option id given (NULL when absent). */
 const char *opt_get(const struct cli *c, int id);
 /* True when flag id was given. */
@@ -185,6 +196,8 @@ void table_init(struct table *t, size_t ncols, unsigned right);
 /* Adds a row of ncols strings (copied; NULL prints as "-"). */
 void table_row(struct table *t, ...);
 void table_print(const struct table *t, FILE *f);
+/* Puts prefix before the first cell of rows from.. (an indent). */
+void table_indent(struct table *t, size_t from, const char *prefix);
 void table_release(struct table *t);
 
 /* "1.2 GiB", "512 B". */
