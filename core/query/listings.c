@@ -38,7 +38,6 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 	struct reg_model_info mi;
 	struct inode_rec m;
 	uint64_t ino;
-	uint8_t p[8];
 
 	if (v->len != 8)
 		return a->err = -EIO;
@@ -48,9 +47,7 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 	mi.name = m.name;
 	mi.ino = m.ino;
 	mi.nversions = 0;
-	be64_put(p, m.ino);
-	idx_scan(a->t, IDX_NAMES, p, 8, NULL, 0, count_versions,
-		 &mi.nversions);
+	reg_entries_scan_txn(a->t, m.ino, count_versions, &mi.nversions);
 	mi.created = m.btime / 1000000000;
 	mi.creator = m.uid;
 	return a->fn(a->arg, &mi);
@@ -59,11 +56,9 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 static int models_txn(struct idx_txn *t, void *arg)
 {
 	struct model_list *a = arg;
-	uint8_t p[8];
 
 	a->t = t;
-	be64_put(p, REG_MODELS_INO);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, model_one, a);
+	reg_entries_scan_txn(t, REG_MODELS_INO, model_one, a);
 	return a->err;
 }
 
@@ -113,15 +108,13 @@ int reg_version_fill_txn(struct idx_txn *t, const struct inode_rec *m,
 			 const struct inode_rec *v,
 			 struct reg_version_info *vi, struct reg_stage_names *sn)
 {
-	uint8_t p[8];
 	size_t i;
 	int r;
 
 	memset(sn, 0, sizeof(*sn));
 	sn->t = t;
 	sn->target = v->ino;
-	be64_put(p, m->stages_ino);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, stage_name_one, sn);
+	reg_entries_scan_txn(t, m->stages_ino, stage_name_one, sn);
 	if (sn->err < 0)
 		return sn->err;
 	sn->ptrs = calloc(sn->n + 1, sizeof(*sn->ptrs));
@@ -197,7 +190,6 @@ static int versions_txn(struct idx_txn *t, void *arg)
 {
 	struct version_list *a = arg;
 	struct inode_rec v;
-	uint8_t p[8];
 	uint64_t ino;
 	int r;
 
@@ -215,8 +207,7 @@ static int versions_txn(struct idx_txn *t, void *arg)
 		emit_version(a, &v);
 		return a->err;
 	}
-	be64_put(p, a->m.ino);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, version_one, a);
+	reg_entries_scan_txn(t, a->m.ino, version_one, a);
 	return a->err;
 }
 

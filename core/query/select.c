@@ -91,7 +91,6 @@ static int search_model(void *arg, UNUSED const struct idx_val *k,
 {
 	struct search_arg *a = arg;
 	uint64_t ino;
-	uint8_t p[8];
 	int r;
 
 	if (v->len != 8)
@@ -99,19 +98,16 @@ static int search_model(void *arg, UNUSED const struct idx_val *k,
 	memcpy(&ino, v->data, 8);
 	if ((a->err = reg_inode_get_txn(a->t, ino, &a->m)) < 0)
 		return a->err;
-	be64_put(p, ino);
-	r = idx_scan(a->t, IDX_NAMES, p, 8, NULL, 0, search_version, a);
+	r = reg_entries_scan_txn(a->t, ino, search_version, a);
 	return a->err < 0 ? a->err : r;
 }
 
 static int search_txn(struct idx_txn *t, void *arg)
 {
 	struct search_arg *a = arg;
-	uint8_t p[8];
 
 	a->t = t;
-	be64_put(p, REG_MODELS_INO);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, search_model, a);
+	reg_entries_scan_txn(t, REG_MODELS_INO, search_model, a);
 	return a->err;
 }
 

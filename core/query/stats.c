@@ -143,12 +143,10 @@ static int stats_model(void *arg, UNUSED const struct idx_val *k,
 static int stats_txn(struct idx_txn *t, void *arg)
 {
 	struct stats_arg *a = arg;
-	uint8_t p[8];
 	int r;
 
 	a->t = t;
-	be64_put(p, REG_MODELS_INO);
-	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, stats_model, a);
+	r = reg_entries_scan_txn(t, REG_MODELS_INO, stats_model, a);
 	if (a->err < 0)
 		return a->err;
 	if (r)

@@ -131,13 +131,22 @@ static int collect_child(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
+int reg_entries_scan_txn(struct idx_txn *t, uint64_t dir,
+			 int (*fn)(void *arg, const struct idx_val *key,
+				   const struct idx_val *val),
+			 void *arg)
 {
 	uint8_t p[8];
 
+	be64_put(p, dir);
+	return idx_scan(t, IDX_NAMES, p, 8, NULL, 0, fn, arg);
+}
+
+int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
+{
+
 	memset(l, 0, sizeof(*l));
-	be64_put(p, ino);
-	idx_scan(t, IDX_NAMES, p, 8, NULL, 0, collect_child, l);
+	reg_entries_scan_txn(t, ino, collect_child, l);
 	return l->err;
 }
 
@@ -149,10 +158,8 @@ static int first_child(UNUSED void *arg, UNUSED const struct idx_val *k,
 
 int reg_dir_has_entries_txn(struct idx_txn *t, uint64_t ino)
 {
-	uint8_t p[8];
 
-	be64_put(p, ino);
-	return idx_scan(t, IDX_NAMES, p, 8, NULL, 0, first_child, NULL);
+	return reg_entries_scan_txn(t, ino, first_child, NULL);
 }
 
 void reg_inode_init(struct inode_rec *r, uint64_t ino, enum reg_kind kind,

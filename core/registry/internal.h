@@ -154,6 +154,12 @@ struct child_list {
 	int err;
 };
 
+/* idx_scan() of the NAMES entries of directory dir, in name order: fn
+ * gets each key (be64 dir + the name) and value (the u64 inode). */
+int reg_entries_scan_txn(struct idx_txn *t, uint64_t dir,
+			 int (*fn)(void *arg, const struct idx_val *key,
+				   const struct idx_val *val),
+			 void *arg);
 /* The entries of directory ino, in name order: 0 or a negative errno
  * (l->v is the caller's to free either way). */
 int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l);

@@ -238,11 +238,9 @@ static int stage_name_free_txn(struct idx_txn *t, const struct inode_rec *m,
 			       const char *stage)
 {
 	struct clash_arg a = { .stage = stage };
-	uint8_t p[8];
 	int r;
 
-	be64_put(p, m->stages_ino);
-	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, clash_one, &a);
+	r = reg_entries_scan_txn(t, m->stages_ino, clash_one, &a);
 	if (r < 0)
 		return r;
 	if (r == 0)
@@ -524,11 +522,9 @@ int reg_version_staged_txn(struct idx_txn *t, const struct inode_rec *m,
 			   uint64_t v)
 {
 	struct staged_arg a = { .t = t, .v = v };
-	uint8_t p[8];
 	int r;
 
-	be64_put(p, m->stages_ino);
-	r = idx_scan(t, IDX_NAMES, p, 8, NULL, 0, staged_one, &a);
+	r = reg_entries_scan_txn(t, m->stages_ino, staged_one, &a);
 	return a.err < 0 ? a.err : r;
 }
 
