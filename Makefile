@@ -200,7 +200,7 @@ help:
 	@echo '             some tests start, PostgreSQL and radosgw)'
 	@echo '  test       run every test; ends with "N passed, N failed"'
 	@echo '  unit       run the unit tests only'
-	@echo '  bench      run the benchmarks, write BENCHMARKS.md'
+	@echo '  bench      run the benchmarks, write tests/bench/BENCHMARKS.md'
 	@echo '  crash      crash-simulation trials (CRASH_TRIALS=N, CRASH_SEED=S)'
 	@echo '  mutate     break each rule of tests/mutate/mutations.txt in a'
 	@echo '             scratch copy, prove the tests catch it (MUTATE="NAME..."'

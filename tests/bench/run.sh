@@ -1,5 +1,5 @@
 #!/bin/sh
-# mreg's benchmarks ("make bench"; not part of "make test"), then BENCHMARKS.md.
+# mreg's benchmarks ("make bench"; not part of "make test"), then tests/bench/BENCHMARKS.md.
 #
 #   push   issue 2: the 12 versions of ../shared/bench/gen_models.py pushed
 #          in order with "mreg push" into a fresh store (medians of
@@ -41,7 +41,7 @@
 #   MREG_BENCH_TREE       the cp -r source of the fs part, made once
 #                         (/var/tmp/mreg-bench/tree-2000; small: tree-200)
 #   MREG_BENCH_ONLY       parts to run, of "push peers fs serve" (all)
-#   MREG_BENCH_REPORT     where to write the report (BENCHMARKS.md)
+#   MREG_BENCH_REPORT     where to write the report (tests/bench/BENCHMARKS.md)
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 MREG_TOP=$top
@@ -67,7 +67,7 @@ else
 	sfile=${MREG_BENCH_SERVE_FILE:-$cache/random-1GiB.bin}
 	sflags=""
 	tfiles=2000
-	report=${MREG_BENCH_REPORT:-$top/BENCHMARKS.md}
+	report=${MREG_BENCH_REPORT:-$top/tests/bench/BENCHMARKS.md}
 fi
 work=${MREG_BENCH_WORK:-$cache/work}
 tree=${MREG_BENCH_TREE:-$cache/tree-$tfiles}
