@@ -10,22 +10,24 @@
  *
  *	promote    symlink "../V" as stages/S; when S exists, a symlink with
  *	           a temporary stage name renamed over S (what ln -sfn does)
- *	rollback   the stage's previous target, from the promote and rollback
- *	           records of .mreg/audit.log, then promote
+ *	rollback   setxattr user.mreg.rollback = S on the stages directory:
+ *	           the daemon picks the earlier target and promotes it
  *	seal       chmod a-w of the version directory
  *	rm         rmdir of a version or model, unlink of stages/S
  *	push       one file and no metadata: copied to a dot name at the
  *	           model root and renamed to its own name, which registers it
  *	           as the next version (the daemon picks the number; the
  *	           version is found by the file's inode number); otherwise a
- *	           dot-named draft is filled, given its metadata and renamed
- *	           to the version name, which seals it (the next integer:
- *	           retried on EEXIST)
+ *	           dot-named draft is filled and given its metadata, then
+ *	           renamed to the version asked for, or registered as the next
+ *	           version by setxattr user.mreg.register (the daemon names
+ *	           and seals it; found again by its inode number)
  *	meta       setxattr, removexattr, listxattr of user.mreg.*
  *	ls, show   readdir, stat, readlink, getxattr
  *	cat        read
- *	history,   parsed from .mreg/audit.log
- *	audit      (--verify: the SHA-256 chain of its lines)
+ *	history    .mreg/history/M, the daemon's own history text
+ *	audit      .mreg/audit.log (--verify: core's chain checker,
+ *	           reg_audit_check_*, over the lines read)
  *	search     every version's metadata, matched with search.h
  *
  * A refusal by the daemon is EACCES; the reason it gave is read back from
