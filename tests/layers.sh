@@ -6,14 +6,15 @@
 # directory by its bare name ("internal.h").
 #
 # Rules, one check each:
-#  1. <lmdb.h> only in core/index/lmdb/, <curl/curl.h> only in
+#  1. <lmdb.h> only in core/index/lmdb/, <libpq-fe.h> only in
+#     core/index/pg/, <curl/curl.h> only in
 #     core/store/s3/, <fuse*.h> only in fs/, <jansson.h> only in tools/.
 #  2. The leaves (core/*.[ch]) include only leaves; chunk/ only leaves and
 #     chunk/.
 #  3. store/ includes leaves, chunk/ and store/*.h; store/pack/ and
 #     store/s3/ headers only from their own directory.
-#  4. index/ includes leaves, chunk/ and index/*.h; index/lmdb/ headers
-#     only from index/lmdb/.
+#  4. index/ includes leaves, chunk/ and index/*.h; index/lmdb/ and
+#     index/pg/ headers only from their own directory.
 #  5. config/ includes leaves, chunk/chunker.h and registry/names.h (a
 #     config names stages; the stage-name rule exists once).
 #  6. serve/ (the serving cache, below the registry) includes leaves,
@@ -81,6 +82,7 @@ judge() {
 		if (t ~ /^</) {
 			if (t == "<lmdb.h>" && f !~ /^core\/index\/lmdb\//) bad(1)
 			if (t == "<curl/curl.h>" && f !~ /^core\/store\/s3\//) bad(1)
+			if (t == "<libpq-fe.h>" && f !~ /^core\/index\/pg\//) bad(1)
 			if (t ~ /^<fuse/ && f !~ /^fs\//) bad(1)
 			if (t == "<jansson.h>" && f !~ /^tools\//) bad(1)
 			next
@@ -93,7 +95,7 @@ judge() {
 		}
 		# a private header of a subdirectory only from that subdirectory
 		ts = sub2(t)
-		if (ts != "" && ts != sub2(f) && (ts == "store/pack" || ts == "store/s3" || ts == "index/lmdb")) {
+		if (ts != "" && ts != sub2(f) && (ts == "store/pack" || ts == "store/s3" || ts == "index/lmdb" || ts == "index/pg")) {
 			bad(sl == "store" ? 3 : sl == "index" ? 4 : sl == "registry" || sl == "maint" || sl == "query" ? 7 : sl == "leaf" || sl == "chunk" ? 2 : sl == "config" ? 5 : 6)
 			next
 		}

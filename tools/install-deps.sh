@@ -12,9 +12,9 @@
 # missing; .ci/run installs both groups, so CI runs them all.
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils \
-libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev rsync attr python3 \
-clang strace prometheus"
-SERVICE_PKGS="curl postgresql libpq-dev ceph-mon ceph-osd radosgw ceph-common"
+libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev libpq-dev rsync attr \
+python3 clang strace prometheus"
+SERVICE_PKGS="curl postgresql ceph-mon ceph-osd radosgw ceph-common"
 for group in "$@"; do
 	case $group in
 	services) PKGS="$PKGS $SERVICE_PKGS" ;;

@@ -112,5 +112,31 @@ static inline size_t idx_key_successor(const void *prefix, size_t plen,
 
 /* The backends (index.c lists them). */
 extern const struct idx_backend idx_lmdb_backend;
+/* PostgreSQL (index/pg/): its backend, and what the tests see of it. */
+extern const struct idx_backend idx_pg_backend;
+
+/* What the postgres backend did, since open: transactions run, callbacks
+ * run again (a serialization failure or deadlock; of them, at COMMIT),
+ * connections made after a lost one, and commits whose answer was lost,
+ * decided from mreg_txn: committed, or not (run again). */
+struct idx_pg_counters {
+	uint64_t runs, reruns, commit_reruns, reconnects;
+	uint64_t committed_unseen, lost_uncommitted;
+};
+/* Fills ret; db must be a postgres index. */
+void idx_pg_counters(struct idx_db *db, struct idx_pg_counters *ret);
+
+/* Fault points for tests (as io.h's, but in every build: a test runs
+ * against a real server): fn is called in the thread running a write
+ * transaction, with the server process of its connection and its mreg_txn
+ * id (PG_TXN_ID bytes). At IDX_PG_COMMIT_SENT a non-zero return makes the
+ * backend drop the connection without reading COMMIT's answer, as if it
+ * were lost then. NULL removes it; set it while no transaction runs. */
+enum idx_pg_point { IDX_PG_BEFORE_COMMIT, IDX_PG_COMMIT_SENT };
+void idx_pg_set_hook(struct idx_db *db,
+		     int (*fn)(void *arg, enum idx_pg_point p, int pid,
+			       const unsigned char *id),
+		     void *arg);
+
 
 #endif

@@ -21,6 +21,7 @@
 
 static const struct idx_backend *const backends[] = {
 	&idx_lmdb_backend,
+	&idx_pg_backend,
 };
 
 static const char *const table_name[IDX_TABLES] = {
