@@ -2,16 +2,9 @@
  * append-only pack files in a directory, the default backend.
  *
  * On disk, under DIR/packs/ (mode 0700), files pack-NNNNNNNN.pack (mode
- * 0600, NNNNNNNN the pack number in 8 lower-case hex digits, from 1 up):
- *
- *	offset 0   8 bytes   "MREGPACK"
- *	offset 8   u32 LE    format, 1
- *	offset 12  u32 LE    pack number (the same as in the name)
- *	offset 16  records, back to back, until the end of the file:
- *	           u32 LE    0x4b4e4843 ("CHNK")
- *	           u32 LE    length of the data
- *	           16 bytes  chunk id (XXH3-128, big-endian, see chunkid.h)
- *	           length bytes of data
+ * 0600, NNNNNNNN the pack number in 8 lower-case hex digits, from 1 up),
+ * each a pack as store/packfmt.h frames it (a header naming the pack
+ * number, then records: magic, length, chunk id, data).
  *
  * There is no index and no trailer in a pack: a chunk's location (the
  * opaque struct chunk_loc the index keeps) is 16 bytes, u32 LE pack
@@ -91,13 +84,9 @@
 #include "io.h"
 #include "log.h"
 #include "store/backend.h"
+#include "store/packfmt.h"
 #include "util.h"
 
-#define PACK_HEADER_SIZE 16
-#define PACK_RECORD_HEADER 24
-#define PACK_RECORD_MAGIC 0x4b4e4843u
-#define PACK_MAGIC "MREGPACK"
-#define PACK_FORMAT 1
 #define PACK_NAME_LEN 18 /* "pack-NNNNNNNN.pack" */
 #define DEFAULT_PACK_SIZE (64ull << 20)
 #ifndef WBUF_SIZE
@@ -220,38 +209,13 @@ static bool pack_number(uint64_t container, uint32_t *ret)
 	return true;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static void ploc_encode(const struct ploc *l, struct chunk_loc *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->len = PLOC_LEN;
-	put_le32(ret->b, l->pack);
-	put_le32(ret->b + 4, l->len);
-	put_le64(ret->b + 8, l->offset);
+	pack_put_le32(ret->b, l->pack);
+	pack_put_le32(ret->b + 4, l->len);
+	pack_put_le64(ret->b + 8, l->offset);
 }
 
 /* Reads the fields of loc: false when it is not 16 bytes long. */
@@ -259,9 +223,9 @@ static bool ploc_fields(const struct chunk_loc *loc, struct ploc *ret)
 {
 	if (loc->len != PLOC_LEN)
 		return false;
-	ret->pack = get_le32(loc->b);
-	ret->len = get_le32(loc->b + 4);
-	ret->offset = get_le64(loc->b + 8);
+	ret->pack = pack_get_le32(loc->b);
+	ret->len = pack_get_le32(loc->b + 4);
+	ret->offset = pack_get_le64(loc->b + 8);
 	return true;
 }
 
@@ -277,14 +241,6 @@ static bool ploc_decode(const struct chunk_loc *loc, struct ploc *ret)
 		return false;
 	*ret = l;
 	return true;
-}
-
-static void encode_record_header(uint8_t *p, const struct mreg_id *id,
-				 uint32_t len)
-{
-	put_le32(p, PACK_RECORD_MAGIC);
-	put_le32(p + 4, len);
-	memcpy(p + 8, id->b, MREG_ID_LEN);
 }
 
 /* Writes all of len bytes at off, or fails; -errno. */
@@ -359,22 +315,6 @@ static int pread_record(int fd, const struct ploc *loc, uint8_t *hdr,
 				i++;
 		}
 	}
-}
-
-/* Checks the header of a record read for loc (and that it names id
- * unless NULL: the hash of the data is store.c's). Returns NULL or what
- * is wrong. */
-static const char *check_record(const uint8_t *hdr, const struct ploc *loc,
-				const struct mreg_id *id)
-{
-	assert(hdr && loc);
-	if (get_le32(hdr) != PACK_RECORD_MAGIC)
-		return "bad record magic";
-	if (get_le32(hdr + 4) != loc->len)
-		return "record length differs";
-	if (id && memcmp(hdr + 8, id->b, MREG_ID_LEN))
-		return "record names another chunk";
-	return NULL;
 }
 
 /* The highest pack number in the directory, 0 when there is none. */
@@ -830,9 +770,7 @@ static int new_pack(struct pack_store *s, struct wpack **ret)
 		}
 		break;
 	}
-	memcpy(hdr, PACK_MAGIC, 8);
-	put_le32(hdr + 8, PACK_FORMAT);
-	put_le32(hdr + 12, num);
+	pack_header_encode(hdr, num);
 	r = pwrite_full(s, fd, hdr, sizeof(hdr), 0);
 	if (r < 0) {
 		unlinkat(s->dirfd, name, 0);
@@ -877,7 +815,7 @@ static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
 	int r, k;
 
 	assert(s && id && (data || !len) && ret);
-	encode_record_header(hdr, id, len);
+	pack_record_encode(hdr, id, len);
 	pthread_mutex_lock(&s->mu);
 	p = s->cur;
 	if (p && p->size > PACK_HEADER_SIZE &&
@@ -1111,7 +1049,7 @@ static int read_own(struct pack_store *s, int fd, const struct ploc *loc,
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (*r == 0) {
-		*why = check_record(hdr, loc, id);
+		*why = pack_record_check(hdr, loc->len, id);
 		if (*why)
 			*r = -EIO;
 	}
@@ -1145,7 +1083,7 @@ static int pack_get(struct mreg_store *ms, const struct chunk_loc *cloc,
 			return r;
 		r = pread_record(f->fd, loc, hdr, buf);
 		if (r == 0) {
-			why = check_record(hdr, loc, id);
+			why = pack_record_check(hdr, loc->len, id);
 			if (!why) {
 				rfd_unref(f);
 				return 0;
@@ -1353,51 +1291,38 @@ static int pack_containers(struct mreg_store *ms,
 	return r;
 }
 
-/* A sequential reader of one pack for pack_iterate(). */
+/* pack_iterate()'s reads of one pack file and its callback. */
 struct walk {
 	int fd;
-	uint64_t size;  /* of the file when the walk began */
-	uint8_t *buf;
-	size_t cap;
-	uint64_t bstart; /* buf holds the file's [bstart, bstart + have) */
-	size_t have;
+	uint32_t pack;
+	int (*fn)(void *arg, const struct mreg_id *id,
+		  const struct chunk_loc *loc, const void *data, uint32_t len);
+	void *arg;
+	int err; /* of pread */
 };
 
-/* Makes the file's bytes [off, off + n) available at buf + off - bstart,
- * reading ahead as much as the buffer takes. -EIO when the file ended. */
-static int walk_fill(struct walk *w, uint64_t off, uint64_t n)
+static ssize_t walk_read(void *arg, uint64_t off, void *buf, size_t n)
 {
-	uint64_t want;
-	uint8_t *nb;
+	struct walk *w = arg;
 	ssize_t k;
 
-	assert(w && w->buf);
-	if (off >= w->bstart && off + n <= w->bstart + w->have)
-		return 0;
-	if (off + n > w->size)
-		return -EIO;
-	if (n > w->cap) {
-		nb = realloc(w->buf, n);
-		if (!nb)
-			return -ENOMEM;
-		w->buf = nb;
-		w->cap = n;
-	}
-	want = w->size - off < w->cap ? w->size - off : w->cap;
-	w->bstart = off;
-	w->have = 0;
-	while (w->have < want) {
-		k = pread(w->fd, w->buf + w->have, want - w->have,
-			  (off_t)(off + w->have));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		w->have += (size_t)k;
-	}
-	return w->have >= n ? 0 : -EIO;
+	do
+		k = pread(w->fd, buf, n, (off_t)off);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		w->err = -errno;
+	return k < 0 ? w->err : k;
+}
+
+static int walk_one(void *arg, const struct mreg_id *id, uint64_t data_off,
+		    const void *data, uint32_t len)
+{
+	struct walk *w = arg;
+	struct ploc loc = { .pack = w->pack, .len = len, .offset = data_off };
+	struct chunk_loc cloc;
+
+	ploc_encode(&loc, &cloc);
+	return w->fn(w->arg, id, &cloc, data, len);
 }
 
 static int pack_iterate(struct mreg_store *ms, uint64_t container,
@@ -1408,28 +1333,25 @@ static int pack_iterate(struct mreg_store *ms, uint64_t container,
 {
 	struct pack_store *s = ps(ms);
 	char name[PACK_NAME_LEN + 1];
-	struct walk w = { .fd = -1 };
-	const char *why = NULL;
-	struct chunk_loc cloc;
-	struct ploc loc;
-	struct mreg_id id;
-	const uint8_t *h;
+	struct walk w = { .fd = -1, .fn = fn, .arg = arg };
+	struct pack_source src = { .read = walk_read, .arg = &w,
+				   .window = WALK_BUF_SIZE };
+	const char *why;
 	uint64_t off = 0;
 	struct stat st;
-	uint32_t pack;
 	size_t i;
 	int r;
 
-	if (!pack_number(container, &pack))
+	if (!pack_number(container, &w.pack))
 		return -ENOENT;
 	/* Our own latest records may still sit in a write buffer. */
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++)
-		if (s->packs[i]->num == pack)
+		if (s->packs[i]->num == w.pack)
 			flush_pack(s, s->packs[i]);
 	pthread_mutex_unlock(&s->mu);
 
-	pack_name(pack, name);
+	pack_name(w.pack, name);
 	w.fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (w.fd < 0) {
 		if (errno == ENOENT)
@@ -1439,68 +1361,19 @@ static int pack_iterate(struct mreg_store *ms, uint64_t container,
 	}
 	if (fstat(w.fd, &st) < 0) {
 		r = log_err(-errno, "cannot stat pack '%s/%s'", s->dir, name);
-		goto out;
+		close(w.fd);
+		return r;
 	}
-	w.size = (uint64_t)st.st_size;
+	src.size = (uint64_t)st.st_size;
 	posix_fadvise(w.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	/* Small packs are common (each process starts its own): read them
-	 * whole without taking the full read-ahead buffer. */
-	w.cap = w.size < WALK_BUF_SIZE ? (size_t)w.size + 1 : WALK_BUF_SIZE;
-	w.buf = malloc(w.cap);
-	if (!w.buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-
-	r = walk_fill(&w, 0, PACK_HEADER_SIZE);
-	if (r == -EIO)
-		why = "short pack header";
-	else if (r == 0 && (memcmp(w.buf, PACK_MAGIC, 8) ||
-			    get_le32(w.buf + 8) != PACK_FORMAT ||
-			    get_le32(w.buf + 12) != pack))
-		why = "bad pack header";
-	if (r < 0 || why)
-		goto fail;
-	off = PACK_HEADER_SIZE;
-	while (off < w.size) {
-		r = walk_fill(&w, off, PACK_RECORD_HEADER);
-		if (r < 0) {
-			why = "torn record header";
-			goto fail;
-		}
-		h = w.buf + (off - w.bstart);
-		if (get_le32(h) != PACK_RECORD_MAGIC) {
-			why = "bad record magic";
-			goto fail;
-		}
-		loc.pack = pack;
-		loc.len = get_le32(h + 4);
-		loc.offset = off + PACK_RECORD_HEADER;
-		r = walk_fill(&w, off, PACK_RECORD_HEADER + (uint64_t)loc.len);
-		if (r < 0) {
-			why = "record runs past the end";
-			goto fail;
-		}
-		h = w.buf + (off - w.bstart);
-		memcpy(id.b, h + 8, MREG_ID_LEN);
-		ploc_encode(&loc, &cloc);
-		r = fn(arg, &id, &cloc, h + PACK_RECORD_HEADER, loc.len);
-		if (r)
-			goto out;
-		off = loc.offset + loc.len;
-	}
-	r = 0;
-out:
-	free(w.buf);
+	r = pack_walk(&src, w.pack, walk_one, &w, &why, &off);
 	close(w.fd);
+	if (w.err)
+		return log_err(w.err, "cannot read pack '%s/%s'", s->dir, name);
+	if (r == -EIO && why)
+		return log_err(-EIO, "bad pack '%s/%s' at offset %" PRIu64
+			       " (%s)", s->dir, name, off, why);
 	return r;
-fail:
-	free(w.buf);
-	close(w.fd);
-	if (r < 0 && r != -EIO)
-		return log_err(r, "cannot read pack '%s/%s'", s->dir, name);
-	return log_err(-EIO, "bad pack '%s/%s' at offset %" PRIu64 " (%s)",
-		       s->dir, name, off, why);
 }
 
 static int pack_claim(struct mreg_store *ms, uint64_t container)
