@@ -9,305 +9,7 @@
  */
 #include "store/s3/s3.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "check.h"
-#include "log.h"
-#include "util.h"
-
-static char *top;		/* the source tree */
-static char *tmp;		/* our scratch directory */
-static char *rgw_dir;		/* the radosgw instance */
-static bool rgw_ours;		/* started here: stop it at the end */
-static char *endpoint;
-static unsigned rgw_port;
-static pid_t proxy_pid;
-static unsigned proxy_port, proxy_ctl;
-
-/* ---- the services ---- */
-
-/* A child with the signals this process blocks (see signal_main)
- * unblocked: the daemons it starts must die of SIGTERM. */
-static pid_t spawn(void)
-{
-	pid_t pid = fork();
-	sigset_t none;
-
-	if (pid == 0) {
-		sigemptyset(&none);
-		pthread_sigmask(SIG_SETMASK, &none, NULL);
-	}
-	return pid;
-}
-
-/* Runs a shell command; its exit status, or -1. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	pid_t pid;
-	int st = -1;
-
-	va_start(ap, fmt);
-	if (vasprintf(&cmd, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	pid = spawn();
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		st = -1;
-	free(cmd);
-	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void cleanup(void)
-{
-	if (proxy_pid > 0) {
-		kill(proxy_pid, SIGTERM);
-		waitpid(proxy_pid, NULL, 0);
-		proxy_pid = 0;
-	}
-	if (rgw_ours) {
-		sh("sh '%s/tests/services/rgw.sh' stop '%s'", top, rgw_dir);
-		rgw_ours = false;
-	}
-	if (tmp) {
-		check_rmtree(tmp);
-		tmp = NULL;
-	}
-}
-
-/* SIGINT and SIGTERM are blocked in every thread but this one, which
- * stops the services before the test dies of the signal. */
-static void *signal_main(void *arg)
-{
-	sigset_t *set = arg;
-	int sig;
-
-	if (sigwait(set, &sig) == 0) {
-		cleanup();
-		signal(sig, SIG_DFL);
-		pthread_sigmask(SIG_UNBLOCK, set, NULL);
-		raise(sig);
-	}
-	return NULL;
-}
-
-/* Exports the KEY=VALUE lines of DIR/rgw.env. */
-static bool load_env(const char *dir)
-{
-	char *path, line[512];
-	FILE *f;
-
-	if (asprintf(&path, "%s/rgw.env", dir) < 0)
-		abort();
-	f = fopen(path, "r");
-	free(path);
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '=');
-
-		line[strcspn(line, "\n")] = '\0';
-		if (line[0] == '#' || !eq || strchr(line, ' '))
-			continue;
-		*eq = '\0';
-		setenv(line, eq + 1, 1);
-	}
-	fclose(f);
-	endpoint = getenv("MREG_S3_ENDPOINT");
-	rgw_port = (unsigned)atoi(getenv("MREG_RGW_PORT") ?: "0");
-	return endpoint && rgw_port;
-}
-
-/* Starts radosgw (or finds MREG_RGW_DIR's); false with the reason in
- * why when it cannot run here. */
-static bool services_up(char *why, size_t size)
-{
-	char *out;
-	FILE *p;
-
-	top = getenv("MREG_TOP");
-	if (!top) {
-		snprintf(why, size, "MREG_TOP is not set (tests/run.sh "
-			 "sets it)");
-		return false;
-	}
-	tmp = check_tmpdir("s3");
-	if (getenv("MREG_RGW_DIR")) {
-		rgw_dir = getenv("MREG_RGW_DIR");
-	} else {
-		if (asprintf(&out, "sh '%s/tests/services/rgw.sh' check", top) <
-		    0)
-			abort();
-		p = popen(out, "r");
-		free(out);
-		why[0] = '\0';
-		if (!p || !fgets(why, (int)size, p))
-			why[0] = '\0';
-		if (!p || pclose(p) != 0) {
-			why[strcspn(why, "\n")] = '\0';
-			return false;
-		}
-		if (asprintf(&rgw_dir, "%s/rgw", tmp) < 0)
-			abort();
-		rgw_ours = true;
-		if (sh("sh '%s/tests/services/rgw.sh' start '%s' >/dev/null",
-		       top, rgw_dir)) {
-			printf("Bail out! radosgw does not start\n");
-			exit(1);
-		}
-	}
-	if (!load_env(rgw_dir)) {
-		printf("Bail out! no endpoint in '%s/rgw.env'\n", rgw_dir);
-		exit(1);
-	}
-	return true;
-}
-
-/* radosgw dies at once, as in a crash (its OSD, and the data, stay). */
-static void rgw_kill(void)
-{
-	sh("sh '%s/tests/services/rgw.sh' kill '%s'", top, rgw_dir);
-}
-
-static void rgw_start(void)
-{
-	sh("sh '%s/tests/services/rgw.sh' start '%s' >/dev/null", top,
-	   rgw_dir);
-}
-
-/* Starts the fault proxy in front of radosgw. */
-static void proxy_up(void)
-{
-	char *ports, *up, line[64];
-	FILE *f = NULL;
-	int i;
-
-	if (asprintf(&ports, "%s/proxy.ports", tmp) < 0 ||
-	    asprintf(&up, "127.0.0.1:%u", rgw_port) < 0)
-		abort();
-	proxy_pid = spawn();
-	if (proxy_pid == 0) {
-		char *script;
-
-		if (asprintf(&script, "%s/tests/services/faultproxy.py",
-			     top) < 0)
-			_exit(127);
-		execl("/usr/bin/python3", "python3", script, "--upstream", up,
-		      "--port-file", ports, (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 200 && !f; i++) {
-		f = fopen(ports, "r");
-		if (!f)
-			usleep(50000);
-	}
-	if (!f || !fgets(line, sizeof(line), f) ||
-	    sscanf(line, "%u %u", &proxy_port, &proxy_ctl) != 2) {
-		printf("Bail out! the fault proxy does not start\n");
-		exit(1);
-	}
-	fclose(f);
-	free(ports);
-	free(up);
-}
-
-/* Sends one command to the proxy; returns N of "ok [N]", -1 on error. */
-static int proxy(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int proxy(const char *fmt, ...)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	char cmd[256], reply[128];
-	va_list ap;
-	ssize_t n;
-	int fd, r = -1;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd) - 1, fmt, ap);
-	va_end(ap);
-	strcat(cmd, "\n");
-	a.sin_port = htons((uint16_t)proxy_ctl);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
-		goto out;
-	n = read(fd, reply, sizeof(reply) - 1);
-	if (n <= 0)
-		goto out;
-	reply[n] = '\0';
-	if (!strncmp(reply, "ok", 2))
-		r = atoi(reply + 2);
-	else
-		printf("#   proxy: %s: %s", cmd, reply);
-out:
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
-/* ---- helpers ---- */
-
-static char logged[4096];
-
-static void sink(UNUSED void *arg, UNUSED enum log_level lvl, const char *msg)
-{
-	size_t n = strlen(logged);
-
-	snprintf(logged + n, sizeof(logged) - n, "%s\n", msg);
-}
-
-static void capture(void)
-{
-	logged[0] = '\0';
-	log_set_sink(sink, NULL);
-}
-
-static unsigned lines(const char *s)
-{
-	unsigned n = 0;
-
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
-
-static void fill(void *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	uint8_t *p = buf;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "rgw.h"
 
 static struct s3_config base(void)
 {
@@ -829,6 +531,43 @@ static void *worker(void *p)
 	return NULL;
 }
 
+static int upload_seen(void *arg, const char *key, const char *id,
+		       time_t initiated)
+{
+	char **ret = arg;
+
+	if (!strcmp(key, "cond/mpu") && initiated > 0 && !*ret)
+		*ret = strdup(id);
+	return 0;
+}
+
+/* s3_put_new refuses an existing key; s3_mpu_list and s3_mpu_abort_id
+ * find and discard an upload nobody completes. */
+static void test_conditional(struct s3_client *c)
+{
+	struct s3_upload *u;
+	char *id = NULL, *again = NULL;
+	char buf[8];
+
+	s3_delete(c, "cond/x");
+	CHECK_EQ(s3_put_new(c, "cond/x", "first", 5), 0,
+		 "put_new: a new key is written");
+	CHECK_EQ(s3_put_new(c, "cond/x", "other", 5), -EEXIST,
+		 "put_new: an existing key is -EEXIST (412)");
+	CHECK(s3_get(c, "cond/x", 0, 5, buf) == 5 && !memcmp(buf, "first", 5),
+	      "put_new: ... and keeps its bytes");
+	s3_delete(c, "cond/x");
+	CHECK(s3_mpu_create(c, "cond/mpu", &u) == 0, "mpu_list: an upload");
+	CHECK(s3_mpu_list(c, "cond/", upload_seen, &id) == 0 && id,
+	      "mpu_list: finds it, with its id and time");
+	CHECK(id && s3_mpu_abort_id(c, "cond/mpu", id) == 0,
+	      "mpu_abort_id: discards it");
+	CHECK(s3_mpu_list(c, "cond/", upload_seen, &again) == 0 && !again,
+	      "mpu_list: ... gone");
+	CHECK_EQ(s3_mpu_abort(u), 0, "mpu_abort: of an upload gone is 0");
+	free(id);
+}
+
 static void test_threads(struct s3_client *c)
 {
 	struct worker_arg a[4];
@@ -1000,19 +739,10 @@ static void test_outage(void)
 
 int main(void)
 {
-	static sigset_t set;
 	struct s3_client *c;
-	pthread_t sig_thread;
 	char why[256];
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	atexit(cleanup);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_create(&sig_thread, NULL, signal_main, &set);
-	if (!services_up(why, sizeof(why))) {
+	if (!rgw_setup("s3", why, sizeof(why))) {
 		printf("ok 1 - s3 client # SKIP %s\n", why);
 		return 0;
 	}
@@ -1023,6 +753,7 @@ int main(void)
 	c = open_cfg(&(struct s3_config){ .endpoint = endpoint,
 		.bucket = getenv("MREG_S3_BUCKET"), .path_style = true });
 	test_objects(c);
+	test_conditional(c);
 	test_list(c);
 	test_multipart(c);
 	test_threads(c);

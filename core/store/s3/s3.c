@@ -788,6 +788,7 @@ static int status_err(long status, const char *code, bool *retry)
 		*retry = true;
 		return -ETIMEDOUT;
 	case 409:
+	case 412:	/* If-None-Match: the key exists */
 		return -EEXIST;
 	case 416:
 		return -EINVAL;
@@ -1312,6 +1313,28 @@ int s3_put_start(struct s3_client *c, const char *key, const void *buf,
 	return 0;
 }
 
+int s3_put_new(struct s3_client *c, const char *key, const void *buf,
+	       size_t len)
+{
+	struct s3_op *op;
+	int r;
+
+	if (!c || !key_ok(key) || (!buf && len) || len > S3_MAX_PUT)
+		return -EINVAL;
+	op = op_new(c, V_PUT, key, NULL);
+	if (!op)
+		return -ENOMEM;
+	op_header(op, "If-None-Match: *");
+	op_body(op, buf, len, c->payload);
+	op->quiet = true;
+	r = (int)op_run(op);
+	if (r && r != -EEXIST)
+		log_err(r, "s3: %s: %s, %u attempt%s", op->what, op->why,
+			op->attempt, op->attempt == 1 ? "" : "s");
+	op_free(op);
+	return r;
+}
+
 int s3_put(struct s3_client *c, const char *key, const void *buf,
 	   size_t len)
 {
@@ -1482,6 +1505,22 @@ static int parse_list(const char *s, size_t len, struct s3_list *ret)
 	return 0;
 }
 
+/* Runs a listing (a GET of the bucket with query); the op, with its
+ * answer in resp, for the caller to parse and free; NULL without memory. */
+static struct s3_op *bucket_get(struct s3_client *c, const char *query,
+				int *ret)
+{
+	struct s3_op *op = op_new(c, V_GET, NULL, query);
+
+	if (!op) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	op->resp_max = RESP_LIST;
+	*ret = (int)op_run(op);
+	return op;
+}
+
 int s3_list(struct s3_client *c, const char *prefix, const char *token,
 	    unsigned max, struct s3_list *ret)
 {
@@ -1499,12 +1538,10 @@ int s3_list(struct s3_client *c, const char *prefix, const char *token,
 	}
 	strbuf_addf(&q, "list-type=2&max-keys=%u&prefix=", max ? max : 1000);
 	add_encoded(&q, prefix ? prefix : "", false);
-	op = op_new(c, V_GET, NULL, q.buf);
+	op = bucket_get(c, q.buf, &r);
 	strbuf_release(&q);
 	if (!op)
-		return -ENOMEM;
-	op->resp_max = RESP_LIST;
-	r = (int)op_run(op);
+		return r;
 	if (r == 0) {
 		r = parse_list(op->resp.buf, op->resp.len, ret);
 		if (r == -EIO)
@@ -1763,4 +1800,116 @@ int s3_mpu_abort(struct s3_upload *u)
 	op_free(op);
 	upload_free(u);
 	return r == -ENOENT ? 0 : r;
+}
+
+int s3_mpu_abort_id(struct s3_client *c, const char *key,
+		    const char *upload_id)
+{
+	struct s3_upload u = { .c = c, .key = (char *)key,
+			       .id = (char *)upload_id };
+	struct s3_op *op;
+	char *q;
+	int r;
+
+	if (!c || !key_ok(key) || !upload_id || !*upload_id)
+		return -EINVAL;
+	q = upload_query(&u, 0);
+	op = op_new(c, V_DELETE, key, q);
+	free(q);
+	if (!op)
+		return -ENOMEM;
+	r = (int)op_run(op);
+	op_free(op);
+	return r == -ENOENT ? 0 : r;
+}
+
+/* Calls fn for each <Upload> of a ListMultipartUploads page; the markers
+ * of the next page into *key_marker and *id_marker (NULL: the last). */
+static int parse_uploads(const char *s, size_t len,
+			 int (*fn)(void *arg, const char *key,
+				   const char *upload_id, time_t initiated),
+			 void *arg, char **key_marker, char **id_marker)
+{
+	const char *end = s + len, *pos = s, *p;
+	char *block, *trunc;
+	int r = 0;
+
+	while (!r && (block = xml_take(s, end, "Upload", &pos))) {
+		const char *bend = block + strlen(block), *bp = block;
+		char *key, *id, *when;
+
+		key = xml_take(block, bend, "Key", &bp);
+		bp = block;
+		id = xml_take(block, bend, "UploadId", &bp);
+		bp = block;
+		when = xml_take(block, bend, "Initiated", &bp);
+		if (!key || !id)
+			r = -EIO;
+		else
+			r = fn(arg, key, id, parse_iso8601(when));
+		free(key);
+		free(id);
+		free(when);
+		free(block);
+	}
+	p = s;
+	trunc = xml_take(s, end, "IsTruncated", &p);
+	if (!r && trunc && !strcmp(trunc, "true")) {
+		p = s;
+		*key_marker = xml_take(s, end, "NextKeyMarker", &p);
+		p = s;
+		*id_marker = xml_take(s, end, "NextUploadIdMarker", &p);
+		if (!*key_marker)
+			r = -EIO;
+	}
+	free(trunc);
+	return r;
+}
+
+int s3_mpu_list(struct s3_client *c, const char *prefix,
+		int (*fn)(void *arg, const char *key, const char *upload_id,
+			  time_t initiated),
+		void *arg)
+{
+	char *km = NULL, *im = NULL;
+	struct strbuf q;
+	struct s3_op *op;
+	int r;
+
+	if (!c || !fn)
+		return -EINVAL;
+	do {
+		/* canonical: names in byte order */
+		strbuf_init(&q);
+		if (km) {
+			strbuf_adds(&q, "key-marker=");
+			add_encoded(&q, km, false);
+			strbuf_addch(&q, '&');
+		}
+		strbuf_adds(&q, "max-uploads=1000&prefix=");
+		add_encoded(&q, prefix ? prefix : "", false);
+		if (im && *im) {
+			strbuf_adds(&q, "&upload-id-marker=");
+			add_encoded(&q, im, false);
+		}
+		strbuf_adds(&q, "&uploads=");
+		free(km);
+		free(im);
+		km = im = NULL;
+		op = bucket_get(c, q.buf, &r);
+		strbuf_release(&q);
+		if (!op)
+			return r;
+		if (r == 0) {
+			r = parse_uploads(op->resp.buf, op->resp.len, fn, arg,
+					  &km, &im);
+			if (r == -EIO)
+				log_err(r, "s3: %s: a listing of uploads that "
+					"does not parse", op->what);
+		}
+		op_free(op);
+	} while (r == 0 && km);
+	free(km);
+	free(im);
+	return r;
 }

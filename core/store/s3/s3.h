@@ -44,7 +44,8 @@
  *	-EINVAL     bad argument, or the server refused the request (400)
  *	-EACCES     403/401: wrong key or secret, no permission, clock skew
  *	-ENOENT     404: no such key, bucket or upload
- *	-EEXIST     409: conflict (the bucket exists, owned by another)
+ *	-EEXIST     409: conflict (the bucket exists, owned by another);
+ *	            412: s3_put_new's key exists
  *	-EDQUOT     the user's or bucket's quota is exceeded
  *	-ETIMEDOUT  the deadline passed, or the last attempt timed out
  *	-EIO        any other failure, once the retries are spent: 5xx,
@@ -163,6 +164,12 @@ int s3_put(struct s3_client *c, const char *key, const void *buf,
 int s3_put_start(struct s3_client *c, const char *key, const void *buf,
 		 size_t len, struct s3_op **ret);
 
+/* PUTs buf[0..len) as key only if no object of that name exists
+ * (If-None-Match: *): -EEXIST when one does (or when a retry finds the
+ * object its own first attempt made). Errors otherwise as s3_put. */
+int s3_put_new(struct s3_client *c, const char *key, const void *buf,
+	       size_t len);
+
 /* Reads up to len bytes of key from offset off into buf. Returns the
  * number of bytes read: less than len at the object's end, 0 past it.
  * buf must stay valid until the op is waited for; its bytes past the
@@ -209,5 +216,19 @@ int s3_mpu_put_start(struct s3_upload *u, unsigned part, const void *buf,
 		     size_t len, struct s3_op **ret);
 int s3_mpu_complete(struct s3_upload *u);
 int s3_mpu_abort(struct s3_upload *u);
+
+/* Multipart uploads begun and neither completed nor aborted, of keys
+ * that start with prefix: fn(arg, key, upload id, time initiated) for
+ * each, in key order, all pages; stops at fn's non-zero and returns it.
+ * s3_mpu_abort_id discards one by its key and id (an upload already gone
+ * is no error). Errors: the list above; -EIO for a listing that does not
+ * parse. For housekeeping: uploads a crashed writer left behind keep
+ * their parts' bytes until they are aborted. */
+int s3_mpu_list(struct s3_client *c, const char *prefix,
+		int (*fn)(void *arg, const char *key, const char *upload_id,
+			  time_t initiated),
+		void *arg);
+int s3_mpu_abort_id(struct s3_client *c, const char *key,
+		    const char *upload_id);
 
 #endif
