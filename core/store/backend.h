@@ -8,9 +8,11 @@
  * framing. Every function but open() gets a store its own open() made;
  * every one is thread-safe.
  *
- * Backends: pack (store/pack/: pack files in a directory) and, with issue
- * 13, s3/ (pack objects in a bucket) and cache/ (a host's cache in front
- * of another store).
+ * Backends: pack (store/pack/: pack files in a directory), s3
+ * (store/s3/s3store.c: pack objects in a bucket) and, with issue 13,
+ * cache/ (a host's cache in front of another store). A backend's own
+ * configuration (store_options.backend_cfg) is declared in a public
+ * header of its directory (store/s3/s3store.h).
  */
 #ifndef MREG_STORE_BACKEND_H
 #define MREG_STORE_BACKEND_H
@@ -97,5 +99,6 @@ struct store_backend {
 
 /* The backends, store.c's table. */
 extern const struct store_backend pack_store_backend;
+extern const struct store_backend s3_store_backend;
 
 #endif

@@ -1,8 +1,8 @@
 /* store.h — the chunk store: where the bytes of chunks live. One
  * interface; backends: pack (store/pack/: pack files on a local disk, the
- * default) and, with issue 13, s3 (pack objects in a bucket) and cache (a
- * host's cache in front of another store). It knows nothing of the index
- * or of the registry's rules.
+ * default), s3 (store/s3/s3store.c: pack objects in a bucket) and, with
+ * issue 13, cache (a host's cache in front of another store). It knows
+ * nothing of the index or of the registry's rules.
  *
  * Locations. store_put() tells where it put a chunk as a struct chunk_loc
  * (chunk/loc.h). Nothing above the store looks inside one: the index keeps
@@ -17,14 +17,17 @@
  * and removing it. A container is busy while some writer may still name a
  * chunk of it in an index transaction; gc leaves busy containers alone.
  * What makes one busy is the backend's business: pack, the writer's
- * flock(2) (see store/pack/pack.c).
+ * flock(2) (see store/pack/pack.c); s3, being younger than a grace
+ * period within which every writer either names what it put or puts it
+ * again (store_batch_check(); see store/s3/s3store.c).
  *
  * Durability, the contract every backend keeps:
  *  1. store_put() may keep bytes in memory; store_get() in this process
  *     finds them at once.
  *  2. store_sync() returns 0 only when every chunk this process put is
  *     durable where the backend keeps it (pack: written, fdatasync()ed, its
- *     file's directory entry synced). A failed sync is reported by every
+ *     file's directory entry synced; s3: the PUT or the
+ *     CompleteMultipartUpload answered 200). A failed sync is reported by every
  *     later store_sync() until every batch open when it failed has ended:
  *     their chunks may never be named; the caller puts them again in a new
  *     batch. What was put outside any batch keeps a failed sync reported
@@ -55,14 +58,15 @@
 struct mreg_store;
 
 struct store_options {
-	const char *backend;     /* "pack" (NULL: pack) */
+	const char *backend;     /* "pack" (NULL: pack), "s3" */
 	const char *dir;         /* pack: the store directory (packs/ in it,
 				    created mode 0700 when missing) */
 	uint64_t pack_size;      /* containers roll over past this (0: 64M) */
 	bool sync;               /* false: nothing is made durable
 				    (durability = none) */
 	const void *backend_cfg; /* the backend's own configuration (pack:
-				    none; s3, cache: issue 13) */
+				    none; s3: struct s3_store_config of
+				    store/s3/s3store.h) */
 };
 
 /* What a backend can do, store_caps(). */
@@ -72,7 +76,9 @@ struct store_options {
 
 /* Opens the backend opt->backend. Errors: -EINVAL (unknown backend, bad
  * options, logged), -ENOMEM, and the backend's: pack, -errno of
- * mkdir/open (logged). */
+ * mkdir/open (logged); s3, -EACCES, -ENOENT, -ETIMEDOUT, -EIO (wrong
+ * credentials, no bucket, no answer: logged in one line, see
+ * store/s3/s3store.h). */
 int store_open(const struct store_options *opt, struct mreg_store **ret);
 /* Writes out what is buffered (not synced) and frees; takes NULL. */
 void store_close(struct mreg_store *s);
