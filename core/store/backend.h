@@ -9,10 +9,10 @@
  * every one is thread-safe.
  *
  * Backends: pack (store/pack/: pack files in a directory), s3
- * (store/s3/s3store.c: pack objects in a bucket) and, with issue 13,
- * cache/ (a host's cache in front of another store). A backend's own
- * configuration (store_options.backend_cfg) is declared in a public
- * header of its directory (store/s3/s3store.h).
+ * (store/s3/s3store.c: pack objects in a bucket) and cache
+ * (store/cache/: a host's cache in front of another store). A backend's
+ * own configuration (store_options.backend_cfg) is declared in a public
+ * header of its directory (store/s3/s3store.h, store/cache/cache.h).
  */
 #ifndef MREG_STORE_BACKEND_H
 #define MREG_STORE_BACKEND_H
@@ -100,5 +100,6 @@ struct store_backend {
 /* The backends, store.c's table. */
 extern const struct store_backend pack_store_backend;
 extern const struct store_backend s3_store_backend;
+extern const struct store_backend store_cache_backend;
 
 #endif

@@ -16,6 +16,7 @@
 static const struct store_backend *const backends[] = {
 	&pack_store_backend,
 	&s3_store_backend,
+	&store_cache_backend,
 };
 
 int store_open(const struct store_options *opt, struct mreg_store **ret)

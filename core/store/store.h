@@ -1,7 +1,7 @@
 /* store.h — the chunk store: where the bytes of chunks live. One
  * interface; backends: pack (store/pack/: pack files on a local disk, the
- * default), s3 (store/s3/s3store.c: pack objects in a bucket) and, with
- * issue 13, cache (a host's cache in front of another store). It knows
+ * default), s3 (store/s3/s3store.c: pack objects in a bucket) and cache
+ * (store/cache/: a host's cache in front of another store). It knows
  * nothing of the index or of the registry's rules.
  *
  * Locations. store_put() tells where it put a chunk as a struct chunk_loc
@@ -58,7 +58,7 @@
 struct mreg_store;
 
 struct store_options {
-	const char *backend;     /* "pack" (NULL: pack), "s3" */
+	const char *backend;     /* "pack" (NULL: pack), "s3", "cache" */
 	const char *dir;         /* pack: the store directory (packs/ in it,
 				    created mode 0700 when missing) */
 	uint64_t pack_size;      /* containers roll over past this (0: 64M) */
@@ -66,7 +66,8 @@ struct store_options {
 				    (durability = none) */
 	const void *backend_cfg; /* the backend's own configuration (pack:
 				    none; s3: struct s3_store_config of
-				    store/s3/s3store.h) */
+				    store/s3/s3store.h; cache: struct
+				    cache_config of store/cache/cache.h) */
 };
 
 /* What a backend can do, store_caps(). */
@@ -78,7 +79,7 @@ struct store_options {
  * options, logged), -ENOMEM, and the backend's: pack, -errno of
  * mkdir/open (logged); s3, -EACCES, -ENOENT, -ETIMEDOUT, -EIO (wrong
  * credentials, no bucket, no answer: logged in one line, see
- * store/s3/s3store.h). */
+ * store/s3/s3store.h); cache, -errno of its directory (logged). */
 int store_open(const struct store_options *opt, struct mreg_store **ret);
 /* Writes out what is buffered (not synced) and frees; takes NULL. */
 void store_close(struct mreg_store *s);
@@ -132,7 +133,8 @@ int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
 		  void *buf);
 /* A hint that the chunks at locs[0..n) (ids[i] their ids, or ids NULL)
- * will be read soon; never fails. pack: nothing to do. */
+ * will be read soon; never fails. pack, s3: nothing to do; cache: starts
+ * fetching them (only with ids: what it keeps, it checks first). */
 void store_prefetch(struct mreg_store *s, const struct chunk_loc *locs,
 		    const struct mreg_id *ids, size_t n);
 
