@@ -129,7 +129,7 @@ struct gclock {
 };
 
 /* A location, as this backend reads it. The bytes of a struct chunk_loc
- * (ploc_encode) are those of today's CHUNKS records' first 16 bytes:
+ * (pack_loc_encode) are those of today's CHUNKS records' first 16 bytes:
  * u32 pack LE, u32 len LE, u64 offset of the data LE. */
 struct ploc {
 	uint32_t pack;
@@ -160,7 +160,7 @@ struct pack_store {
 	pthread_rwlock_t rc_lock;
 	struct rfd *rc[RC_BUCKETS];
 	unsigned rc_n, rc_hand;
-	atomic_llong rc_swept; /* second of the last rc_sweep() */
+	atomic_llong rc_swept; /* second of the last pack_rc_sweep() */
 
 	pthread_mutex_t gc_mu;
 	struct gclock *gc;
@@ -209,7 +209,7 @@ static bool pack_number(uint64_t container, uint32_t *ret)
 	return true;
 }
 
-static void ploc_encode(const struct ploc *l, struct chunk_loc *ret)
+static void pack_loc_encode(const struct ploc *l, struct chunk_loc *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->len = PLOC_LEN;
@@ -219,7 +219,7 @@ static void ploc_encode(const struct ploc *l, struct chunk_loc *ret)
 }
 
 /* Reads the fields of loc: false when it is not 16 bytes long. */
-static bool ploc_fields(const struct chunk_loc *loc, struct ploc *ret)
+static bool pack_loc_fields(const struct chunk_loc *loc, struct ploc *ret)
 {
 	if (loc->len != PLOC_LEN)
 		return false;
@@ -231,11 +231,11 @@ static bool ploc_fields(const struct chunk_loc *loc, struct ploc *ret)
 
 /* Decodes a location this backend could have made: in a pack (never 0),
  * after its header and its record's, not past what a file can hold. */
-static bool ploc_decode(const struct chunk_loc *loc, struct ploc *ret)
+static bool pack_loc_decode(const struct chunk_loc *loc, struct ploc *ret)
 {
 	struct ploc l;
 
-	if (!ploc_fields(loc, &l) || l.pack == 0 ||
+	if (!pack_loc_fields(loc, &l) || l.pack == 0 ||
 	    l.offset < PACK_HEADER_SIZE + PACK_RECORD_HEADER ||
 	    l.offset > (uint64_t)INT64_MAX - l.len)
 		return false;
@@ -318,7 +318,7 @@ static int pread_record(int fd, const struct ploc *loc, uint8_t *hdr,
 }
 
 /* The highest pack number in the directory, 0 when there is none. */
-static int scan_max(struct pack_store *s, uint32_t *ret)
+static int pack_scan_max(struct pack_store *s, uint32_t *ret)
 {
 	struct dirent *de;
 	uint32_t n, max = 0;
@@ -344,7 +344,7 @@ static int scan_max(struct pack_store *s, uint32_t *ret)
 
 /* ---- the read cache ---------------------------------------------------- */
 
-static void rfd_unref(struct rfd *f)
+static void pack_rfd_unref(struct rfd *f)
 {
 	assert(f);
 	if (atomic_fetch_sub(&f->refs, 1) == 1) {
@@ -374,7 +374,7 @@ static void rc_drop(struct pack_store *s, struct rfd *f);
 /* Drops the cached descriptors of packs that were removed (by gc, maybe
  * in another process): an open descriptor would keep their disk space
  * allocated. */
-static void rc_sweep(struct pack_store *s)
+static void pack_rc_sweep(struct pack_store *s)
 {
 	struct rfd *dead[RC_MAX], *f;
 	struct stat st;
@@ -391,11 +391,11 @@ static void rc_sweep(struct pack_store *s)
 	pthread_rwlock_unlock(&s->rc_lock);
 	for (i = 0; i < n; i++) {
 		rc_drop(s, dead[i]);
-		rfd_unref(dead[i]);
+		pack_rfd_unref(dead[i]);
 	}
 }
 
-/* rc_sweep() at most once a second, from the read path: the coarse clock
+/* pack_rc_sweep() at most once a second, from the read path: the coarse clock
  * costs nanoseconds. */
 static void rc_maybe_sweep(struct pack_store *s)
 {
@@ -409,7 +409,7 @@ static void rc_maybe_sweep(struct pack_store *s)
 	    !atomic_compare_exchange_strong(&s->rc_swept, &last,
 					    (long long)ts.tv_sec))
 		return;
-	rc_sweep(s);
+	pack_rc_sweep(s);
 }
 
 /* Takes a reference to the read descriptor of pack, opening it if needed.
@@ -468,7 +468,7 @@ static int rc_get(struct pack_store *s, uint32_t pack, struct rfd **ret)
 			f = s->rc[s->rc_hand++ % RC_BUCKETS];
 			if (f) {
 				rc_unlink(s, f);
-				rfd_unref(f);
+				pack_rfd_unref(f);
 				break;
 			}
 		}
@@ -490,10 +490,10 @@ static void rc_drop(struct pack_store *s, struct rfd *f)
 	was = rc_unlink(s, f);
 	pthread_rwlock_unlock(&s->rc_lock);
 	if (was)
-		rfd_unref(f);
+		pack_rfd_unref(f);
 }
 
-static void rc_drop_pack(struct pack_store *s, uint32_t pack)
+static void pack_rc_drop(struct pack_store *s, uint32_t pack)
 {
 	struct rfd *f;
 
@@ -506,7 +506,7 @@ static void rc_drop_pack(struct pack_store *s, uint32_t pack)
 		rc_unlink(s, f);
 	pthread_rwlock_unlock(&s->rc_lock);
 	if (f)
-		rfd_unref(f);
+		pack_rfd_unref(f);
 }
 
 /* Whether the cached f still is the file named pack: gc may have removed
@@ -632,7 +632,7 @@ static void kick_writeback(struct pack_store *s, struct wpack *p)
 /* Writes p's buffer at p->disk. A failure cuts the file back to the last
  * whole record, so that no record ever follows a torn one, retires p and
  * keeps the buffer for another try. */
-static int flush_pack(struct pack_store *s, struct wpack *p)
+static int pack_flush(struct pack_store *s, struct wpack *p)
 {
 	char name[PACK_NAME_LEN + 1];
 	int r, k;
@@ -671,7 +671,7 @@ static int flush_retired(struct pack_store *s)
 	assert(s);
 	for (i = 0; i < s->npacks; i++)
 		if (!s->packs[i]->active && s->packs[i]->blen) {
-			k = flush_pack(s, s->packs[i]);
+			k = pack_flush(s, s->packs[i]);
 			if (k < 0 && !r)
 				r = k;
 		}
@@ -738,7 +738,7 @@ static int new_pack(struct pack_store *s, struct wpack **ret)
 			       IO_PACK);
 		if (fd == -EEXIST) {
 			/* Another process is ahead of us: jump past it. */
-			r = scan_max(s, &max);
+			r = pack_scan_max(s, &max);
 			if (r < 0)
 				goto fail_remove;
 			if (max >= s->next && max != UINT32_MAX)
@@ -820,7 +820,7 @@ static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
 	p = s->cur;
 	if (p && p->size > PACK_HEADER_SIZE &&
 	    p->size + rec > s->opt.pack_size) {
-		r = flush_pack(s, p);
+		r = pack_flush(s, p);
 		retire(s, p);
 		/* a retired pack written out needs no buffer: without this
 		   every pack of a long batch kept 1 MiB until its end */
@@ -844,7 +844,7 @@ static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
 	}
 	if (rec <= WBUF_SIZE) {
 		if (p->blen + rec > WBUF_SIZE) {
-			r = flush_pack(s, p);
+			r = pack_flush(s, p);
 			if (r < 0)
 				goto out;
 		}
@@ -854,7 +854,7 @@ static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
 		p->blen += rec;
 	} else {
 		/* Too big to buffer: written straight to the file. */
-		r = flush_pack(s, p);
+		r = pack_flush(s, p);
 		if (r < 0)
 			goto out;
 		r = pwrite_full(s, p->fd, hdr, sizeof(hdr), p->disk);
@@ -880,7 +880,7 @@ static int pack_put(struct mreg_store *ms, const struct mreg_id *id,
 	loc.pack = p->num;
 	loc.len = len;
 	loc.offset = p->size + PACK_RECORD_HEADER;
-	ploc_encode(&loc, ret);
+	pack_loc_encode(&loc, ret);
 	p->size += rec;
 	if (!s->nbatch)
 		p->loose_end = p->size;
@@ -933,7 +933,7 @@ static int pack_sync(struct mreg_store *ms)
 	pthread_mutex_lock(&s->sync_mu);
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++) {
-		k = flush_pack(s, s->packs[i]);
+		k = pack_flush(s, s->packs[i]);
 		if (k < 0 && !r)
 			r = k;
 	}
@@ -1070,7 +1070,7 @@ static int pack_get(struct mreg_store *ms, const struct chunk_loc *cloc,
 	int r, k, tries;
 
 	assert(s && cloc);
-	if (!ploc_decode(cloc, &l))
+	if (!pack_loc_decode(cloc, &l))
 		return -EIO; /* store.c said so, having asked pack_loc_span() */
 	assert(buf || !loc->len);
 	r = io_fault(IO_FAULT_READ); /* 0 but in a test build */
@@ -1085,7 +1085,7 @@ static int pack_get(struct mreg_store *ms, const struct chunk_loc *cloc,
 		if (r == 0) {
 			why = pack_record_check(hdr, loc->len, id);
 			if (!why) {
-				rfd_unref(f);
+				pack_rfd_unref(f);
 				return 0;
 			}
 			r = -EIO;
@@ -1094,14 +1094,14 @@ static int pack_get(struct mreg_store *ms, const struct chunk_loc *cloc,
 		}
 		if (tries == 0 && read_own(s, f->fd, loc, id, buf, &why, &r) &&
 		    r == 0) {
-			rfd_unref(f);
+			pack_rfd_unref(f);
 			return 0;
 		}
 		/* gc may have removed the pack (emptying it: see
 		 * store_delete), and a new pack may have taken its
 		 * number: look again, once. */
 		k = rc_stale(s, f);
-		rfd_unref(f);
+		pack_rfd_unref(f);
 		if (k < 0)
 			return k;
 		if (k == 0)
@@ -1122,7 +1122,7 @@ static int pack_loc_span(UNUSED const struct mreg_store *ms,
 {
 	struct ploc l;
 
-	if (!ploc_decode(loc, &l))
+	if (!pack_loc_decode(loc, &l))
 		return -EIO;
 	ret->container = l.pack;
 	ret->off = l.offset - PACK_RECORD_HEADER;
@@ -1139,7 +1139,7 @@ static const char *pack_loc_name(UNUSED const struct mreg_store *ms,
 {
 	struct ploc l;
 
-	if (!ploc_fields(loc, &l))
+	if (!pack_loc_fields(loc, &l))
 		snprintf(buf, size, "a location of %u bytes, not a pack's",
 			 loc->len);
 	else
@@ -1274,7 +1274,7 @@ static int pack_containers(struct mreg_store *ms,
 	size_t i, n;
 	int r;
 
-	rc_sweep(s);
+	pack_rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
 		return r;
@@ -1321,7 +1321,7 @@ static int walk_one(void *arg, const struct mreg_id *id, uint64_t data_off,
 	struct ploc loc = { .pack = w->pack, .len = len, .offset = data_off };
 	struct chunk_loc cloc;
 
-	ploc_encode(&loc, &cloc);
+	pack_loc_encode(&loc, &cloc);
 	return w->fn(w->arg, id, &cloc, data, len);
 }
 
@@ -1348,7 +1348,7 @@ static int pack_iterate(struct mreg_store *ms, uint64_t container,
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++)
 		if (s->packs[i]->num == w.pack)
-			flush_pack(s, s->packs[i]);
+			pack_flush(s, s->packs[i]);
 	pthread_mutex_unlock(&s->mu);
 
 	pack_name(w.pack, name);
@@ -1488,7 +1488,7 @@ static int pack_delete(struct mreg_store *ms, uint64_t container)
 		close(fd);
 	pthread_mutex_unlock(&s->gc_mu);
 	if (r == 0)
-		rc_drop_pack(s, pack);
+		pack_rc_drop(s, pack);
 	return r;
 }
 
@@ -1559,7 +1559,7 @@ static int pack_bytes(struct mreg_store *ms, uint64_t *ret)
 	size_t i, n;
 	int r;
 
-	rc_sweep(s);
+	pack_rc_sweep(s);
 	r = list_numbers(s, &v, &n);
 	if (r < 0)
 		return r;
@@ -1664,7 +1664,7 @@ static int pack_open(const struct store_options *opt, struct mreg_store **ret)
 		}
 		close(pfd);
 	}
-	r = scan_max(s, &max);
+	r = pack_scan_max(s, &max);
 	if (r < 0)
 		goto fail;
 	/* Pack 0 is never used, so that a zeroed chunk_loc names nothing. */
@@ -1699,7 +1699,7 @@ static void pack_close(struct mreg_store *ms)
 	 * by closing alone. */
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < s->npacks; i++) {
-		flush_pack(s, s->packs[i]);
+		pack_flush(s, s->packs[i]);
 		s->packs[i]->blen = 0;
 		free(s->packs[i]->buf);
 		close(s->packs[i]->fd);
@@ -1711,7 +1711,7 @@ static void pack_close(struct mreg_store *ms)
 	for (i = 0; i < RC_BUCKETS; i++)
 		while ((f = s->rc[i])) {
 			s->rc[i] = f->next;
-			rfd_unref(f);
+			pack_rfd_unref(f);
 		}
 	for (i = 0; i < s->ngc; i++)
 		close(s->gc[i].fd);
