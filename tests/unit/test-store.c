@@ -605,6 +605,53 @@ static void test_two_writers(void)
 	free(dir);
 }
 
+/* ---- pack numbers -------------------------------------------------------- */
+
+/* Another process's pack takes the next number: a new pack jumps past
+ * the highest one; when no number is left a put is -EOVERFLOW. */
+static void test_numbers(void)
+{
+	struct store_options opt = { .pack_size = 64 << 10, .sync = false };
+	char *dir = check_tmpdir("store"), *p;
+	static uint8_t buf[100], want[100];
+	struct mreg_store *s;
+	struct rec r = { .seed = 1, .len = 100 };
+	int fd;
+
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "numbers: open an empty store");
+	p = pack_path(dir, 7);
+	fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	close(fd);
+	free(p);
+	p = pack_path(dir, 1);
+	fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	close(fd);
+	free(p);
+	CHECK(fd >= 0 && append_rec(s, &r, buf) == 0 &&
+	      pl(&r.loc).pack == 8, "numbers: pack 1 taken since open (and "
+	      "7): the first pack is 8 (%u)", pl(&r.loc).pack);
+	CHECK_EQ(check_rec(s, &r, buf, want), 0, "numbers: ... and reads "
+		 "back");
+	store_close(s);
+	check_rmtree(dir);
+	free(dir);
+
+	dir = check_tmpdir("store");
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "numbers: open another");
+	store_close(s);
+	p = pack_path(dir, UINT32_MAX);
+	fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	close(fd);
+	free(p);
+	CHECK_EQ(open_at(dir, &opt, &s), 0, "numbers: open with pack "
+		 "ffffffff there");
+	CHECK_EQ(append_rec(s, &r, buf), -EOVERFLOW, "numbers: no number "
+		 "left: a put is -EOVERFLOW");
+	store_close(s);
+	check_rmtree(dir);
+	free(dir);
+}
+
 /* ---- gc locks, removal -------------------------------------------------- */
 
 static void test_gc_locks(void)
@@ -1358,6 +1405,7 @@ int main(void)
 	test_roundtrip();
 	test_damage();
 	test_two_writers();
+	test_numbers();
 	test_gc_locks();
 	test_stale();
 	test_truncate();

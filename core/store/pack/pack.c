@@ -14,10 +14,11 @@
  * number, u32 LE length, u64 LE offset of its data: the first 16 bytes of
  * the index's chunk records before locations were opaque, so that those
  * records read as they are. A pack can be walked from its header; its
- * number is its container's name (store_containers()). A pack only grows, by whole records, and only in the
- * process that created it; gc, under its exclusive lock, removes whole
- * packs or cuts off a tail that no index record names (which needs no
- * free space: how gc makes room on a full disk).
+ * number is its container's name (store_containers()). A pack only
+ * grows, by whole records, and only in the process that created it; gc,
+ * under its exclusive lock, removes whole packs or cuts off a tail that
+ * no index record names (which needs no free space: how gc makes room on
+ * a full disk).
  *
  * Locks. The writer holds flock(LOCK_SH) on each pack it created while an
  * index transaction may still name it: the active pack, and the packs that
@@ -75,6 +76,20 @@ static bool parse_pack_name(const char *name, uint32_t *ret)
 	}
 	*ret = n;
 	return true;
+}
+
+int pack_open_ro(struct pack_store *s, uint32_t pack,
+		 char name[PACK_NAME_LEN + 1])
+{
+	int fd;
+
+	assert(s && name);
+	pack_name(pack, name);
+	fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return log_err(-errno, "cannot open pack '%s/%s'", s->dir,
+			       name);
+	return fd < 0 ? -ENOENT : fd;
 }
 
 /* A container's name as a pack number: false when none can be (packs are
@@ -146,7 +161,7 @@ int pack_scan_max(struct pack_store *s, uint32_t *ret)
 	return 0;
 }
 
-/* ---- packs as wholes: listing, walking, gc locks ------------------------ */
+/* ---- packs as wholes: listing, gc locks, removal ----------------------- */
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -217,14 +232,9 @@ static int lock_ex(struct pack_store *s, uint32_t pack, int *ret_fd)
 	int fd;
 
 	assert(s && ret_fd);
-	pack_name(pack, name);
-	fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		return log_err(-errno, "cannot open pack '%s/%s'", s->dir,
-			       name);
-	}
+	fd = pack_open_ro(s, pack, name);
+	if (fd < 0)
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 

@@ -108,6 +108,10 @@ static inline struct pack_store *ps(struct mreg_store *ms)
 
 /* "pack-NNNNNNNN.pack" of pack number num into buf. */
 void pack_name(uint32_t num, char buf[PACK_NAME_LEN + 1]);
+/* Opens pack number pack read-only, its file name into name: the
+ * descriptor, -ENOENT when there is no such pack, else -errno (logged). */
+int pack_open_ro(struct pack_store *s, uint32_t pack,
+		 char name[PACK_NAME_LEN + 1]);
 /* A container's name as a pack number: false when none can be. */
 bool pack_number(uint64_t container, uint32_t *ret);
 /* A location's bytes from its fields, and back: pack_loc_fields is false

@@ -167,14 +167,9 @@ static int rc_get(struct pack_store *s, uint32_t pack, struct rfd **ret)
 		}
 	pthread_rwlock_unlock(&s->rc_lock);
 
-	pack_name(pack, name);
-	fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		return log_err(-errno, "cannot open pack '%s/%s'", s->dir,
-			       name);
-	}
+	fd = pack_open_ro(s, pack, name);
+	if (fd < 0)
+		return fd;
 	nf = malloc(sizeof(*nf));
 	if (!nf) {
 		close(fd);
@@ -466,14 +461,9 @@ int pack_iterate(struct mreg_store *ms, uint64_t container,
 			pack_flush(s, s->packs[i]);
 	pthread_mutex_unlock(&s->mu);
 
-	pack_name(w.pack, name);
-	w.fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (w.fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		return log_err(-errno, "cannot open pack '%s/%s'", s->dir,
-			       name);
-	}
+	w.fd = pack_open_ro(s, w.pack, name);
+	if (w.fd < 0)
+		return w.fd;
 	if (fstat(w.fd, &st) < 0) {
 		r = log_err(-errno, "cannot stat pack '%s/%s'", s->dir, name);
 		close(w.fd);

@@ -237,41 +237,23 @@ static int add_wpack(struct pack_store *s, struct wpack *p)
 	return 0;
 }
 
-/* Creates the next pack, locked, with its header written, and makes it
- * the active one. */
-static int new_pack(struct pack_store *s, struct wpack **ret)
+/* Creates the file of the next free pack number, holding LOCK_SH, with
+ * its header written: the descriptor, its number into *ret_num and its
+ * name into name; -EOVERFLOW when no number is left, -errno (logged). */
+static int create_pack_file(struct pack_store *s, uint32_t *ret_num,
+			    char name[PACK_NAME_LEN + 1])
 {
-	char name[PACK_NAME_LEN + 1];
 	uint8_t hdr[PACK_HEADER_SIZE];
 	struct stat a, b;
-	struct wpack *p;
 	uint32_t num, max;
 	int fd, r;
 
-	assert(s && ret && !s->cur);
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	if (s->spare) {
-		p->buf = s->spare;
-		s->spare = NULL;
-	} else {
-		p->buf = malloc(WBUF_SIZE);
-		if (!p->buf) {
-			free(p);
-			return -ENOMEM;
-		}
-	}
-	r = add_wpack(s, p);
-	if (r < 0)
-		goto fail;
+	assert(s && ret_num && name);
 	for (;;) {
 		num = s->next;
-		if (num == 0) {
-			r = log_err(-EOVERFLOW, "no pack number left in '%s'",
-				    s->dir);
-			goto fail_remove;
-		}
+		if (num == 0)
+			return log_err(-EOVERFLOW, "no pack number left in "
+				       "'%s'", s->dir);
 		s->next++;
 		pack_name(num, name);
 		fd = io_openat(s->dirfd, name,
@@ -281,16 +263,14 @@ static int new_pack(struct pack_store *s, struct wpack **ret)
 			/* Another process is ahead of us: jump past it. */
 			r = pack_scan_max(s, &max);
 			if (r < 0)
-				goto fail_remove;
+				return r;
 			if (max >= s->next && max != UINT32_MAX)
 				s->next = max + 1;
 			continue;
 		}
-		if (fd < 0) {
-			r = log_err(fd, "cannot create pack '%s/%s'",
-				    s->dir, name);
-			goto fail_remove;
-		}
+		if (fd < 0)
+			return log_err(fd, "cannot create pack '%s/%s'",
+				       s->dir, name);
 		/* gc may have found the empty file and locked it (to remove
 		 * it) before we locked it: never write into that one. */
 		if (fstat(fd, &a) < 0 || fstatat(s->dirfd, name, &b, 0) < 0 ||
@@ -316,8 +296,43 @@ static int new_pack(struct pack_store *s, struct wpack **ret)
 	if (r < 0) {
 		unlinkat(s->dirfd, name, 0);
 		close(fd);
-		r = log_err(r, "cannot create pack '%s/%s'", s->dir, name);
-		goto fail_remove;
+		return log_err(r, "cannot create pack '%s/%s'", s->dir, name);
+	}
+	*ret_num = num;
+	return fd;
+}
+
+/* Creates the next pack, locked, with its header written, and makes it
+ * the active one. */
+static int new_pack(struct pack_store *s, struct wpack **ret)
+{
+	char name[PACK_NAME_LEN + 1];
+	struct wpack *p;
+	uint32_t num = 0;
+	int fd, r;
+
+	assert(s && ret && !s->cur);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	if (s->spare) {
+		p->buf = s->spare;
+		s->spare = NULL;
+	} else {
+		p->buf = malloc(WBUF_SIZE);
+		if (!p->buf) {
+			free(p);
+			return -ENOMEM;
+		}
+	}
+	r = add_wpack(s, p);
+	if (r < 0)
+		goto fail;
+	fd = create_pack_file(s, &num, name);
+	if (fd < 0) {
+		r = fd;
+		s->npacks--;
+		goto fail;
 	}
 	p->num = num;
 	p->fd = fd;
@@ -329,8 +344,6 @@ static int new_pack(struct pack_store *s, struct wpack **ret)
 	*ret = p;
 	return 0;
 
-fail_remove:
-	s->npacks--;
 fail:
 	if (s->spare)
 		free(p->buf);
