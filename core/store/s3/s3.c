@@ -151,10 +151,7 @@ struct s3_op {
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)mono_ns() / 1000000;
 }
 
 static void hex(const unsigned char *p, size_t n, char *out)

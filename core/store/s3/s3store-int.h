@@ -60,9 +60,6 @@ struct s3_store {
 	int poison_forever;      /* ... with puts outside a batch in it */
 };
 
-/* Monotonic milliseconds. */
-uint64_t s3_store_now_ms(void);
-
 /* The key of object id: ROOT"packs/%016llx" into key (S3S_KEY_MAX). */
 void s3_store_key(const struct s3_store *s, uint64_t id, char *key);
 

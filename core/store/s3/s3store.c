@@ -68,14 +68,6 @@
 #define MAX_PART (1u << 30)
 #define SESSION_TRIES 8
 
-uint64_t s3_store_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void s3_store_key(const struct s3_store *s, uint64_t id, char *key)
 {
 	snprintf(key, S3S_KEY_MAX, "%spacks/%016" PRIx64, s->root, id);
@@ -159,7 +151,7 @@ static int object_begin(struct s3_store *s)
 	s->blen = PACK_HEADER_SIZE;
 	s->cur_size = PACK_HEADER_SIZE;
 	s->cur_sent = 0;
-	s->cur_started = s3_store_now_ms();
+	s->cur_started = (uint64_t)mono_ns() / 1000000;
 	s->cur_loose = false;
 	s->nparts = 0;
 	s->have_cur = true;
@@ -386,7 +378,7 @@ static int s3s_batch_check(struct mreg_store *ms)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
 	if (s->batch_oldest &&
-	    s3_store_now_ms() - s->batch_oldest > s->grace_ms / 2)
+	    (uint64_t)mono_ns() / 1000000 - s->batch_oldest > s->grace_ms / 2)
 		r = -EAGAIN;
 	pthread_mutex_unlock(&s->mu);
 	return r;
