@@ -149,12 +149,12 @@ struct s3_op {
 
 /* ---- small helpers ---- */
 
-static uint64_t now_ms(void)
+static uint64_t s3_now_ms(void)
 {
 	return (uint64_t)mono_ns() / 1000000;
 }
 
-static void hex(const unsigned char *p, size_t n, char *out)
+static void s3_hex(const unsigned char *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -173,7 +173,7 @@ static bool unreserved(unsigned char ch)
 }
 
 /* Appends s percent-encoded as SigV4 wants it; '/' kept if keep_slash. */
-static void add_encoded(struct strbuf *sb, const char *s, bool keep_slash)
+static void s3_add_encoded(struct strbuf *sb, const char *s, bool keep_slash)
 {
 	const unsigned char *p;
 
@@ -187,7 +187,7 @@ static void add_encoded(struct strbuf *sb, const char *s, bool keep_slash)
 
 /* A key S3 stores as we send it: 1..1024 bytes, no control character,
  * no empty, "." or ".." segment (curl or a proxy would rewrite those). */
-static bool key_ok(const char *key)
+static bool s3_key_ok(const char *key)
 {
 	size_t len, seg = 0;
 	const char *p, *s;
@@ -213,8 +213,8 @@ static bool key_ok(const char *key)
 
 /* The text of <tag>...</tag> at or after *pos in [s, end), entities
  * decoded, in a new string; *pos moves past it. NULL if absent. */
-static char *xml_take(UNUSED const char *s, const char *end, const char *tag,
-		      const char **pos)
+static char *s3_xml_take(UNUSED const char *s, const char *end, const char *tag,
+			 const char **pos)
 {
 	char open[64], close[64];
 	const char *a, *b, *p;
@@ -274,7 +274,7 @@ static char *xml_take(UNUSED const char *s, const char *end, const char *tag,
 }
 
 /* Copies an ETag without its quotes. */
-static void etag_copy(char *dst, size_t size, const char *src)
+static void s3_etag_copy(char *dst, size_t size, const char *src)
 {
 	size_t n;
 
@@ -287,7 +287,7 @@ static void etag_copy(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
-static time_t parse_iso8601(const char *s)
+static time_t s3_parse_iso8601(const char *s)
 {
 	struct tm tm;
 
@@ -507,7 +507,7 @@ out:
 
 /* ---- ops ---- */
 
-static void op_free(struct s3_op *op)
+static void s3_op_free(struct s3_op *op)
 {
 	if (!op)
 		return;
@@ -519,7 +519,7 @@ static void op_free(struct s3_op *op)
 	free(op);
 }
 
-static void op_header(struct s3_op *op, const char *h)
+static void s3_op_header(struct s3_op *op, const char *h)
 {
 	struct curl_slist *l = curl_slist_append(op->hdrs, h);
 
@@ -529,8 +529,8 @@ static void op_header(struct s3_op *op, const char *h)
 }
 
 /* A new op on key (NULL: the bucket) with query (canonical, or NULL). */
-static struct s3_op *op_new(struct s3_client *c, enum verb verb,
-			    const char *key, const char *query)
+static struct s3_op *s3_op_new(struct s3_client *c, enum verb verb,
+			       const char *key, const char *query)
 {
 	struct s3_op *op = calloc(1, sizeof(*op));
 	struct strbuf sb;
@@ -544,7 +544,7 @@ static struct s3_op *op_new(struct s3_client *c, enum verb verb,
 	strbuf_init(&sb);
 	strbuf_adds(&sb, c->prefix);
 	if (key)
-		add_encoded(&sb, key, true);
+		s3_add_encoded(&sb, key, true);
 	if (query)
 		strbuf_addf(&sb, "?%s", query);
 	op->url = strbuf_detach(&sb, NULL);
@@ -552,13 +552,13 @@ static struct s3_op *op_new(struct s3_client *c, enum verb verb,
 	strbuf_addf(&sb, "%s '%s'", verb_name[verb], key ? key : "/");
 	op->what = strbuf_detach(&sb, NULL);
 	if (c->token_hdr)
-		op_header(op, c->token_hdr);
+		s3_op_header(op, c->token_hdr);
 	return op;
 }
 
 /* Sets the body (not copied) and the headers that protect it. */
-static void op_body(struct s3_op *op, const void *buf, size_t len,
-		    enum s3_payload how)
+static void s3_op_body(struct s3_op *op, const void *buf, size_t len,
+		       enum s3_payload how)
 {
 	char h[128], digest[SHA256_DIGEST_STRING_LENGTH];
 
@@ -568,10 +568,10 @@ static void op_body(struct s3_op *op, const void *buf, size_t len,
 	if (how == S3_PAYLOAD_SHA256) {
 		SHA256Data(buf, len, digest);
 		snprintf(h, sizeof(h), "x-amz-content-sha256: %s", digest);
-		op_header(op, h);
+		s3_op_header(op, h);
 		return;
 	}
-	op_header(op, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	s3_op_header(op, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
 	if (how == S3_PAYLOAD_MD5) {
 		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			"abcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -598,7 +598,7 @@ static void op_body(struct s3_op *op, const void *buf, size_t len,
 		*o++ = '=';
 		*o = '\0';
 		snprintf(h, sizeof(h), "Content-MD5: %s", digest);
-		op_header(op, h);
+		s3_op_header(op, h);
 	}
 }
 
@@ -849,8 +849,9 @@ static int attempt_result(struct s3_op *op, CURLcode cres, bool *retry)
 	if (op->status >= 300 || (op->body_errors && op->resp.len &&
 				  strstr(op->resp.buf, "<Error>"))) {
 		const char *pos = op->resp.buf;
-		char *code = xml_take(op->resp.buf, op->resp.buf + op->resp.len,
-				      "Code", &pos);
+		char *code = s3_xml_take(op->resp.buf,
+					 op->resp.buf + op->resp.len, "Code",
+					 &pos);
 		long status = op->status;
 
 		snprintf(op->code, sizeof(op->code), "%s", code ? code : "");
@@ -881,7 +882,7 @@ static int attempt_result(struct s3_op *op, CURLcode cres, bool *retry)
 	}
 	if (curl_easy_header(e, "ETag", 0, CURLH_HEADER, -1, &h) ==
 	    CURLHE_OK)
-		etag_copy(op->etag, sizeof(op->etag), h->value);
+		s3_etag_copy(op->etag, sizeof(op->etag), h->value);
 	curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 	op->length = cl > 0 ? (uint64_t)cl : 0;
 	curl_easy_getinfo(e, CURLINFO_FILETIME_T, &ft);
@@ -913,7 +914,7 @@ static void queue_push(struct s3_client *c, struct s3_op *op)
 static void attempt_end(struct s3_client *c, struct s3_op *op,
 			CURLcode cres)
 {
-	uint64_t now = now_ms(), base, delay;
+	uint64_t now = s3_now_ms(), base, delay;
 	bool retry;
 	int r;
 
@@ -1006,7 +1007,7 @@ static struct s3_op *queue_take(struct s3_client *c, uint64_t now)
 	return op;
 }
 
-static void *worker_main(void *arg)
+static void *s3_worker_main(void *arg)
 {
 	struct s3_client *c = arg;
 	struct s3_op *op;
@@ -1015,7 +1016,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = s3_now_ms();
 		long wait = 1000;
 
 		queue_expire(c, now, &wait);
@@ -1058,23 +1059,23 @@ static void *worker_main(void *arg)
 }
 
 /* Queues op (its deadline starts now), waiting for room until then. */
-static void op_submit(struct s3_client *c, struct s3_op *op)
+static void s3_op_submit(struct s3_client *c, struct s3_op *op)
 {
 	struct timespec ts;
 	uint64_t d;
 
 	/* A request without a body signs no payload. */
 	if (!op->payload_set) {
-		op_header(op, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+		s3_op_header(op, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
 		op->payload_set = true;
 	}
-	op->deadline = now_ms() + c->timeout_ms;
+	op->deadline = s3_now_ms() + c->timeout_ms;
 	d = op->deadline;
 	ts.tv_sec = (time_t)(d / 1000);
 	ts.tv_nsec = (long)(d % 1000) * 1000000;
 	pthread_mutex_lock(&c->lock);
 	c->outstanding++;
-	while (c->queued >= c->queue_max && now_ms() < op->deadline)
+	while (c->queued >= c->queue_max && s3_now_ms() < op->deadline)
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 	if (c->queued >= c->queue_max) {
 		snprintf(op->why, sizeof(op->why), "no room in the queue");
@@ -1101,9 +1102,9 @@ static ssize_t op_run_wait(struct s3_op *op)
 	return r;
 }
 
-static ssize_t op_run(struct s3_op *op)
+static ssize_t s3_op_run(struct s3_op *op)
 {
-	op_submit(op->c, op);
+	s3_op_submit(op->c, op);
 	return op_run_wait(op);
 }
 
@@ -1114,12 +1115,12 @@ ssize_t s3_op_wait(struct s3_op *op)
 	if (!op)
 		return -EINVAL;
 	r = op_run_wait(op);
-	op_free(op);
+	s3_op_free(op);
 	return r;
 }
 
 /* An op that never runs: its result is known (a zero-length GET). */
-static void op_done_now(struct s3_op *op, ssize_t r)
+static void s3_op_done_now(struct s3_op *op, ssize_t r)
 {
 	struct s3_client *c = op->c;
 
@@ -1199,7 +1200,7 @@ int s3_open(const struct s3_config *cfg, struct s3_client **ret)
 	c->stall_s = ((cfg->stall_ms ? cfg->stall_ms : 10000) + 999) / 1000;
 	c->attempts = cfg->attempts ? cfg->attempts : 6;
 	c->payload = cfg->payload;
-	c->rnd = now_ms() ^ (uintptr_t)c ^ 0x9e3779b97f4a7c15ull;
+	c->rnd = s3_now_ms() ^ (uintptr_t)c ^ 0x9e3779b97f4a7c15ull;
 	if (c->payload > S3_PAYLOAD_UNSIGNED) {
 		r = log_err(-EINVAL, "s3: bad payload mode %d", cfg->payload);
 		goto fail;
@@ -1226,7 +1227,7 @@ int s3_open(const struct s3_config *cfg, struct s3_client **ret)
 			       env_credentials(c);
 	if (r)
 		goto fail;
-	r = -pthread_create(&c->worker, NULL, worker_main, c);
+	r = -pthread_create(&c->worker, NULL, s3_worker_main, c);
 	if (r) {
 		log_err(r, "s3: cannot start its thread");
 		goto fail;
@@ -1261,13 +1262,13 @@ int s3_check(struct s3_client *c)
 
 	if (!c)
 		return -EINVAL;
-	op = op_new(c, V_GET, NULL, "list-type=2&max-keys=1");
+	op = s3_op_new(c, V_GET, NULL, "list-type=2&max-keys=1");
 	if (!op)
 		return -ENOMEM;
 	op->quiet = true;
-	r = (int)op_run(op);
+	r = (int)s3_op_run(op);
 	if (r == 0) {
-		op_free(op);
+		s3_op_free(op);
 		return 0;
 	}
 	if (!strcmp(op->code, "InvalidAccessKeyId"))
@@ -1286,7 +1287,7 @@ int s3_check(struct s3_client *c)
 		hint = "the store refused the request";
 	log_err(r, "s3: bucket '%s' at '%s': %s (%s)", c->bucket, c->prefix,
 		hint, op->why);
-	op_free(op);
+	s3_op_free(op);
 	return r;
 }
 
@@ -1295,17 +1296,17 @@ int s3_put_start(struct s3_client *c, const char *key, const void *buf,
 {
 	struct s3_op *op;
 
-	if (!c || !key_ok(key) || (!buf && len) || !ret)
+	if (!c || !s3_key_ok(key) || (!buf && len) || !ret)
 		return -EINVAL;
 	if (len > S3_MAX_PUT)
 		return log_err(-EINVAL, "s3: PUT '%s': %zu bytes: more than "
 			       "one PUT takes, use a multipart upload", key,
 			       len);
-	op = op_new(c, V_PUT, key, NULL);
+	op = s3_op_new(c, V_PUT, key, NULL);
 	if (!op)
 		return -ENOMEM;
-	op_body(op, buf, len, c->payload);
-	op_submit(c, op);
+	s3_op_body(op, buf, len, c->payload);
+	s3_op_submit(c, op);
 	*ret = op;
 	return 0;
 }
@@ -1316,19 +1317,19 @@ int s3_put_new(struct s3_client *c, const char *key, const void *buf,
 	struct s3_op *op;
 	int r;
 
-	if (!c || !key_ok(key) || (!buf && len) || len > S3_MAX_PUT)
+	if (!c || !s3_key_ok(key) || (!buf && len) || len > S3_MAX_PUT)
 		return -EINVAL;
-	op = op_new(c, V_PUT, key, NULL);
+	op = s3_op_new(c, V_PUT, key, NULL);
 	if (!op)
 		return -ENOMEM;
-	op_header(op, "If-None-Match: *");
-	op_body(op, buf, len, c->payload);
+	s3_op_header(op, "If-None-Match: *");
+	s3_op_body(op, buf, len, c->payload);
 	op->quiet = true;
-	r = (int)op_run(op);
+	r = (int)s3_op_run(op);
 	if (r && r != -EEXIST)
 		log_err(r, "s3: %s: %s, %u attempt%s", op->what, op->why,
 			op->attempt, op->attempt == 1 ? "" : "s");
-	op_free(op);
+	s3_op_free(op);
 	return r;
 }
 
@@ -1347,14 +1348,14 @@ int s3_get_start(struct s3_client *c, const char *key, uint64_t off,
 	struct s3_op *op;
 	char range[64];
 
-	if (!c || !key_ok(key) || (!buf && len) || !ret ||
+	if (!c || !s3_key_ok(key) || (!buf && len) || !ret ||
 	    off > UINT64_MAX - len)
 		return -EINVAL;
-	op = op_new(c, V_GET, key, NULL);
+	op = s3_op_new(c, V_GET, key, NULL);
 	if (!op)
 		return -ENOMEM;
 	if (len == 0) {
-		op_done_now(op, 0);
+		s3_op_done_now(op, 0);
 		*ret = op;
 		return 0;
 	}
@@ -1363,15 +1364,15 @@ int s3_get_start(struct s3_client *c, const char *key, uint64_t off,
 	op->off = off;
 	snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64,
 		 off, off + len - 1);
-	op_header(op, range);
+	s3_op_header(op, range);
 	free(op->what);
 	if (asprintf(&op->what, "GET '%s' [%" PRIu64 ", +%zu)", key, off,
 		     len) < 0) {
 		op->what = NULL;
-		op_free(op);
+		s3_op_free(op);
 		return -ENOMEM;
 	}
-	op_submit(c, op);
+	s3_op_submit(c, op);
 	*ret = op;
 	return 0;
 }
@@ -1390,18 +1391,18 @@ int s3_head(struct s3_client *c, const char *key, struct s3_stat *ret)
 	struct s3_op *op;
 	int r;
 
-	if (!c || !key_ok(key) || !ret)
+	if (!c || !s3_key_ok(key) || !ret)
 		return -EINVAL;
-	op = op_new(c, V_HEAD, key, NULL);
+	op = s3_op_new(c, V_HEAD, key, NULL);
 	if (!op)
 		return -ENOMEM;
-	r = (int)op_run(op);
+	r = (int)s3_op_run(op);
 	if (r == 0) {
 		ret->size = op->length;
 		ret->mtime = op->mtime;
 		snprintf(ret->etag, sizeof(ret->etag), "%s", op->etag);
 	}
-	op_free(op);
+	s3_op_free(op);
 	return r;
 }
 
@@ -1410,13 +1411,13 @@ int s3_delete(struct s3_client *c, const char *key)
 	struct s3_op *op;
 	int r;
 
-	if (!c || !key_ok(key))
+	if (!c || !s3_key_ok(key))
 		return -EINVAL;
-	op = op_new(c, V_DELETE, key, NULL);
+	op = s3_op_new(c, V_DELETE, key, NULL);
 	if (!op)
 		return -ENOMEM;
-	r = (int)op_run(op);
-	op_free(op);
+	r = (int)s3_op_run(op);
+	s3_op_free(op);
 	return r == -ENOENT ? 0 : r;
 }
 
@@ -1442,18 +1443,18 @@ static int parse_list(const char *s, size_t len, struct s3_list *ret)
 	char *trunc, *block;
 	int r = 0;
 
-	while ((block = xml_take(s, end, "Contents", &pos))) {
+	while ((block = s3_xml_take(s, end, "Contents", &pos))) {
 		const char *bend = block + strlen(block), *bp = block;
 		char *key, *size, *etag, *mtime;
 		struct s3_object *o;
 
-		key = xml_take(block, bend, "Key", &bp);
+		key = s3_xml_take(block, bend, "Key", &bp);
 		bp = block;
-		size = xml_take(block, bend, "Size", &bp);
+		size = s3_xml_take(block, bend, "Size", &bp);
 		bp = block;
-		etag = xml_take(block, bend, "ETag", &bp);
+		etag = s3_xml_take(block, bend, "ETag", &bp);
 		bp = block;
-		mtime = xml_take(block, bend, "LastModified", &bp);
+		mtime = s3_xml_take(block, bend, "LastModified", &bp);
 		free(block);
 		if (!key || !size) {
 			free(key);
@@ -1474,10 +1475,10 @@ static int parse_list(const char *s, size_t len, struct s3_list *ret)
 			o = &l.v[l.n++];
 			o->key = key;
 			o->size = strtoull(size, NULL, 10);
-			o->mtime = parse_iso8601(mtime);
+			o->mtime = s3_parse_iso8601(mtime);
 			o->etag[0] = '\0';
 			if (etag)
-				etag_copy(o->etag, sizeof(o->etag), etag);
+				s3_etag_copy(o->etag, sizeof(o->etag), etag);
 		}
 		free(size);
 		free(etag);
@@ -1486,10 +1487,10 @@ static int parse_list(const char *s, size_t len, struct s3_list *ret)
 			break;
 	}
 	p = s;
-	trunc = xml_take(s, end, "IsTruncated", &p);
+	trunc = s3_xml_take(s, end, "IsTruncated", &p);
 	if (!r && trunc && !strcmp(trunc, "true")) {
 		p = s;
-		l.next = xml_take(s, end, "NextContinuationToken", &p);
+		l.next = s3_xml_take(s, end, "NextContinuationToken", &p);
 		if (!l.next)
 			r = -EIO;
 	}
@@ -1507,14 +1508,14 @@ static int parse_list(const char *s, size_t len, struct s3_list *ret)
 static struct s3_op *bucket_get(struct s3_client *c, const char *query,
 				int *ret)
 {
-	struct s3_op *op = op_new(c, V_GET, NULL, query);
+	struct s3_op *op = s3_op_new(c, V_GET, NULL, query);
 
 	if (!op) {
 		*ret = -ENOMEM;
 		return NULL;
 	}
 	op->resp_max = RESP_LIST;
-	*ret = (int)op_run(op);
+	*ret = (int)s3_op_run(op);
 	return op;
 }
 
@@ -1530,11 +1531,11 @@ int s3_list(struct s3_client *c, const char *prefix, const char *token,
 	strbuf_init(&q);
 	if (token) {
 		strbuf_adds(&q, "continuation-token=");
-		add_encoded(&q, token, false);
+		s3_add_encoded(&q, token, false);
 		strbuf_addch(&q, '&');
 	}
 	strbuf_addf(&q, "list-type=2&max-keys=%u&prefix=", max ? max : 1000);
-	add_encoded(&q, prefix ? prefix : "", false);
+	s3_add_encoded(&q, prefix ? prefix : "", false);
 	op = bucket_get(c, q.buf, &r);
 	strbuf_release(&q);
 	if (!op)
@@ -1545,7 +1546,7 @@ int s3_list(struct s3_client *c, const char *prefix, const char *token,
 			log_err(r, "s3: %s: a listing that does not parse",
 				op->what);
 	}
-	op_free(op);
+	s3_op_free(op);
 	return r;
 }
 
@@ -1559,7 +1560,7 @@ static char *upload_query(const struct s3_upload *u, unsigned part)
 	if (part)
 		strbuf_addf(&q, "partNumber=%u&", part);
 	strbuf_adds(&q, "uploadId=");
-	add_encoded(&q, u->id, false);
+	s3_add_encoded(&q, u->id, false);
 	return strbuf_detach(&q, NULL);
 }
 
@@ -1586,7 +1587,7 @@ int s3_mpu_create(struct s3_client *c, const char *key,
 	const char *pos;
 	int r;
 
-	if (!c || !key_ok(key) || !ret)
+	if (!c || !s3_key_ok(key) || !ret)
 		return -EINVAL;
 	u = calloc(1, sizeof(*u));
 	if (!u)
@@ -1594,24 +1595,24 @@ int s3_mpu_create(struct s3_client *c, const char *key,
 	pthread_mutex_init(&u->lock, NULL);
 	u->c = c;
 	u->key = strdup(key);
-	op = op_new(c, V_POST, key, "uploads=");
+	op = s3_op_new(c, V_POST, key, "uploads=");
 	if (!u->key || !op) {
-		op_free(op);
+		s3_op_free(op);
 		upload_free(u);
 		return -ENOMEM;
 	}
-	op_header(op, "Content-Type: application/octet-stream");
-	op_body(op, NULL, 0, S3_PAYLOAD_SHA256);
-	r = (int)op_run(op);
+	s3_op_header(op, "Content-Type: application/octet-stream");
+	s3_op_body(op, NULL, 0, S3_PAYLOAD_SHA256);
+	r = (int)s3_op_run(op);
 	if (r == 0) {
 		pos = op->resp.buf;
-		u->id = xml_take(op->resp.buf, op->resp.buf + op->resp.len,
-				 "UploadId", &pos);
+		u->id = s3_xml_take(op->resp.buf, op->resp.buf + op->resp.len,
+				    "UploadId", &pos);
 		if (!u->id || !*u->id)
 			r = log_err(-EIO, "s3: %s: no UploadId in the answer",
 				    op->what);
 	}
-	op_free(op);
+	s3_op_free(op);
 	if (r) {
 		upload_free(u);
 		return r;
@@ -1652,20 +1653,20 @@ int s3_mpu_put_start(struct s3_upload *u, unsigned part, const void *buf,
 	if (r)
 		return r;
 	q = upload_query(u, part);
-	op = op_new(u->c, V_PUT, u->key, q);
+	op = s3_op_new(u->c, V_PUT, u->key, q);
 	free(q);
 	if (!op)
 		return -ENOMEM;
 	free(op->what);
 	if (asprintf(&op->what, "PUT '%s' part %u", u->key, part) < 0) {
 		op->what = NULL;
-		op_free(op);
+		s3_op_free(op);
 		return -ENOMEM;
 	}
 	op->upload = u;
 	op->part = part;
-	op_body(op, buf, len, u->c->payload);
-	op_submit(u->c, op);
+	s3_op_body(op, buf, len, u->c->payload);
+	s3_op_submit(u->c, op);
 	*ret = op;
 	return 0;
 }
@@ -1705,7 +1706,7 @@ static bool composite_etag(struct s3_upload *u, unsigned n, char *out,
 		MD5Update(&ctx, b, sizeof(b));
 	}
 	MD5Final(d, &ctx);
-	hex(d, sizeof(d), digest);
+	s3_hex(d, sizeof(d), digest);
 	snprintf(out, size, "%s-%u", digest, n);
 	return true;
 }
@@ -1742,7 +1743,7 @@ int s3_mpu_complete(struct s3_upload *u)
 			    "<ETag>\"%s\"</ETag></Part>", i + 1, u->etags[i]);
 	strbuf_adds(&body, "</CompleteMultipartUpload>");
 	q = upload_query(u, 0);
-	op = op_new(c, V_POST, u->key, q);
+	op = s3_op_new(c, V_POST, u->key, q);
 	free(q);
 	if (!op) {
 		strbuf_release(&body);
@@ -1750,11 +1751,11 @@ int s3_mpu_complete(struct s3_upload *u)
 		return -ENOMEM;
 	}
 	op->body_own = strbuf_detach(&body, NULL);
-	op_header(op, "Content-Type: application/xml");
-	op_body(op, op->body_own, strlen(op->body_own), S3_PAYLOAD_SHA256);
+	s3_op_header(op, "Content-Type: application/xml");
+	s3_op_body(op, op->body_own, strlen(op->body_own), S3_PAYLOAD_SHA256);
 	op->body_errors = true;
 	op->quiet = true;
-	r = (int)op_run(op);
+	r = (int)s3_op_run(op);
 	if (r == -ENOENT && op->attempt > 1) {
 		/* The upload is gone: was it our own earlier attempt that
 		 * completed it, with its answer lost on the way? */
@@ -1769,11 +1770,11 @@ int s3_mpu_complete(struct s3_upload *u)
 		log_err(r, "s3: complete '%s' (%u parts): %s, %u attempt%s",
 			u->key, n, op->why, op->attempt,
 			op->attempt == 1 ? "" : "s");
-		op_free(op);
+		s3_op_free(op);
 		s3_mpu_abort(u);
 		return r;
 	}
-	op_free(op);
+	s3_op_free(op);
 	upload_free(u);
 	return 0;
 }
@@ -1787,14 +1788,14 @@ int s3_mpu_abort(struct s3_upload *u)
 	if (!u)
 		return 0;
 	q = upload_query(u, 0);
-	op = op_new(u->c, V_DELETE, u->key, q);
+	op = s3_op_new(u->c, V_DELETE, u->key, q);
 	free(q);
 	if (!op) {
 		upload_free(u);
 		return -ENOMEM;
 	}
-	r = (int)op_run(op);
-	op_free(op);
+	r = (int)s3_op_run(op);
+	s3_op_free(op);
 	upload_free(u);
 	return r == -ENOENT ? 0 : r;
 }
@@ -1808,15 +1809,15 @@ int s3_mpu_abort_id(struct s3_client *c, const char *key,
 	char *q;
 	int r;
 
-	if (!c || !key_ok(key) || !upload_id || !*upload_id)
+	if (!c || !s3_key_ok(key) || !upload_id || !*upload_id)
 		return -EINVAL;
 	q = upload_query(&u, 0);
-	op = op_new(c, V_DELETE, key, q);
+	op = s3_op_new(c, V_DELETE, key, q);
 	free(q);
 	if (!op)
 		return -ENOMEM;
-	r = (int)op_run(op);
-	op_free(op);
+	r = (int)s3_op_run(op);
+	s3_op_free(op);
 	return r == -ENOENT ? 0 : r;
 }
 
@@ -1831,31 +1832,31 @@ static int parse_uploads(const char *s, size_t len,
 	char *block, *trunc;
 	int r = 0;
 
-	while (!r && (block = xml_take(s, end, "Upload", &pos))) {
+	while (!r && (block = s3_xml_take(s, end, "Upload", &pos))) {
 		const char *bend = block + strlen(block), *bp = block;
 		char *key, *id, *when;
 
-		key = xml_take(block, bend, "Key", &bp);
+		key = s3_xml_take(block, bend, "Key", &bp);
 		bp = block;
-		id = xml_take(block, bend, "UploadId", &bp);
+		id = s3_xml_take(block, bend, "UploadId", &bp);
 		bp = block;
-		when = xml_take(block, bend, "Initiated", &bp);
+		when = s3_xml_take(block, bend, "Initiated", &bp);
 		if (!key || !id)
 			r = -EIO;
 		else
-			r = fn(arg, key, id, parse_iso8601(when));
+			r = fn(arg, key, id, s3_parse_iso8601(when));
 		free(key);
 		free(id);
 		free(when);
 		free(block);
 	}
 	p = s;
-	trunc = xml_take(s, end, "IsTruncated", &p);
+	trunc = s3_xml_take(s, end, "IsTruncated", &p);
 	if (!r && trunc && !strcmp(trunc, "true")) {
 		p = s;
-		*key_marker = xml_take(s, end, "NextKeyMarker", &p);
+		*key_marker = s3_xml_take(s, end, "NextKeyMarker", &p);
 		p = s;
-		*id_marker = xml_take(s, end, "NextUploadIdMarker", &p);
+		*id_marker = s3_xml_take(s, end, "NextUploadIdMarker", &p);
 		if (!*key_marker)
 			r = -EIO;
 	}
@@ -1880,14 +1881,14 @@ int s3_mpu_list(struct s3_client *c, const char *prefix,
 		strbuf_init(&q);
 		if (km) {
 			strbuf_adds(&q, "key-marker=");
-			add_encoded(&q, km, false);
+			s3_add_encoded(&q, km, false);
 			strbuf_addch(&q, '&');
 		}
 		strbuf_adds(&q, "max-uploads=1000&prefix=");
-		add_encoded(&q, prefix ? prefix : "", false);
+		s3_add_encoded(&q, prefix ? prefix : "", false);
 		if (im && *im) {
 			strbuf_adds(&q, "&upload-id-marker=");
-			add_encoded(&q, im, false);
+			s3_add_encoded(&q, im, false);
 		}
 		strbuf_adds(&q, "&uploads=");
 		free(km);
@@ -1904,7 +1905,7 @@ int s3_mpu_list(struct s3_client *c, const char *prefix,
 				log_err(r, "s3: %s: a listing of uploads that "
 					"does not parse", op->what);
 		}
-		op_free(op);
+		s3_op_free(op);
 	} while (r == 0 && km);
 	free(km);
 	free(im);
