@@ -188,6 +188,9 @@ void config_init(struct mreg_config *cfg)
 	cfg->open_files_reserve = 256;
 	cfg->serve_passthrough = true;
 	cfg->serve_size = 16ULL << 30;
+	cfg->s3_path_style = true;
+	cfg->s3_gc_grace = 3600;
+	cfg->cache_size = 10ULL << 30;
 }
 
 void config_strv_free(char **v)
@@ -221,6 +224,12 @@ void config_release(struct mreg_config *cfg)
 	free(cfg->on_register);
 	free(cfg->on_promote);
 	free(cfg->serve_path);
+	free(cfg->s3_endpoint);
+	free(cfg->s3_bucket);
+	free(cfg->s3_region);
+	free(cfg->s3_credentials);
+	free(cfg->s3_key_prefix);
+	free(cfg->cache_path);
 	for (i = 0; i < cfg->nstages; i++)
 		config_stage_release(&cfg->stages[i]);
 	free(cfg->stages);
@@ -279,6 +288,12 @@ int config_copy(struct mreg_config *dst, const struct mreg_config *src)
 	dst->on_register = dup_or_null(src->on_register, &ok);
 	dst->on_promote = dup_or_null(src->on_promote, &ok);
 	dst->serve_path = dup_or_null(src->serve_path, &ok);
+	dst->s3_endpoint = dup_or_null(src->s3_endpoint, &ok);
+	dst->s3_bucket = dup_or_null(src->s3_bucket, &ok);
+	dst->s3_region = dup_or_null(src->s3_region, &ok);
+	dst->s3_credentials = dup_or_null(src->s3_credentials, &ok);
+	dst->s3_key_prefix = dup_or_null(src->s3_key_prefix, &ok);
+	dst->cache_path = dup_or_null(src->cache_path, &ok);
 	dst->stages = NULL;
 	dst->nstages = 0;
 	if (src->nstages) {

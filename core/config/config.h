@@ -1,7 +1,11 @@
 /* config.h — mreg.conf, an INI file (see mreg.conf.example, which documents
  * every key with its default).
  *
- *	[store]        path, pack_size, dedup_verify, durability, map_size
+ *	[store]        path, backend, pack_size, dedup_verify, durability,
+ *	               map_size
+ *	[s3]           endpoint, bucket, region, path_style, credentials,
+ *	               key_prefix, gc_grace
+ *	[cache]        path, size
  *	[chunker]      min_size, avg_size, max_size
  *	[mount]        allow_other, default_permissions, readahead, max_threads
  *	[log]          level
@@ -28,6 +32,13 @@
  * $XDG_DATA_HOME/mreg or ~/.local/share/mreg, /var/lib/mreg for root. */
 #define MREG_DEFAULT_STORE_ROOT "/var/lib/mreg"
 
+/* Where the chunks are ([store] backend). */
+enum config_backend {
+	CONFIG_BACKEND_LOCAL = 0, /* pack files in the store (default) */
+	CONFIG_BACKEND_S3,        /* pack objects in an S3 bucket, with a
+				     chunk cache on this host */
+};
+
 enum durability {
 	DURABILITY_FULL = 0, /* close() returning 0 means on disk (default) */
 	DURABILITY_NONE,     /* no fsync at all: benchmarks and scratch stores */
@@ -45,6 +56,7 @@ struct stage_policy {
 struct mreg_config {
 	char *path;             /* the file read, or NULL for defaults */
 	char *store;            /* store directory; NULL: the default */
+	enum config_backend backend; /* (local) */
 	uint64_t pack_size;     /* pack files roll over at this size (64M) */
 	bool dedup_verify;      /* compare bytes on an id match (true) */
 	enum durability durability;
@@ -64,6 +76,15 @@ struct mreg_config {
 	char *serve_path;       /* the serving cache; NULL: STORE/serve */
 	uint64_t serve_size;    /* its bytes at most (16G; 0: no copies) */
 	bool serve_hydrate_on_promote; /* hydrate a version promoted (false) */
+	char *s3_endpoint;      /* "http[s]://host[:port]"; NULL: none */
+	char *s3_bucket;        /* NULL: none (both needed with s3) */
+	char *s3_region;        /* NULL: us-east-1 */
+	bool s3_path_style;     /* endpoint/bucket/key, else bucket.host (true) */
+	char *s3_credentials;   /* AWS credentials file; NULL: the environment */
+	char *s3_key_prefix;    /* keys start with it ("" or ending in '/') */
+	unsigned s3_gc_grace;   /* seconds an object stays busy for gc (3600) */
+	char *cache_path;       /* this host's chunk cache; NULL: STORE/cache */
+	uint64_t cache_size;    /* its bytes at most (10G) */
 	struct stage_policy *stages;
 	size_t nstages;
 };

@@ -38,6 +38,8 @@ enum section {
 	SEC_HOOKS,
 	SEC_LIMITS,
 	SEC_SERVE,
+	SEC_S3,
+	SEC_CACHE,
 	SEC_STAGE,
 };
 
@@ -50,6 +52,8 @@ static const char *const section_names[] = {
 	[SEC_HOOKS] = "hooks",
 	[SEC_LIMITS] = "limits",
 	[SEC_SERVE] = "serve",
+	[SEC_S3] = "s3",
+	[SEC_CACHE] = "cache",
 	[SEC_STAGE] = "stage",
 };
 
@@ -61,6 +65,9 @@ enum key_type {
 	K_UINT,
 	K_BOOL,
 	K_DURABILITY,
+	K_BACKEND,
+	K_TEXT,		/* char *, any text but empty, no blanks */
+	K_PREFIX,	/* char *, a key prefix: "" or ending in '/' */
 	K_LOGLEVEL,
 	K_LIST,		/* char **, in struct stage_policy */
 	K_STAGE,	/* char[65], in struct stage_policy */
@@ -83,6 +90,7 @@ struct key {
  * sizes are checked together once the file is read. */
 static const struct key keys[] = {
 	{ SEC_STORE, "path", K_ABSPATH, CFG(store), 0, 0 },
+	{ SEC_STORE, "backend", K_BACKEND, CFG(backend), 0, 0 },
 	{ SEC_STORE, "pack_size", K_SIZE64, CFG(pack_size),
 	  1ULL << 20, 64ULL << 30 },
 	{ SEC_STORE, "dedup_verify", K_BOOL, CFG(dedup_verify), 0, 0 },
@@ -118,11 +126,21 @@ static const struct key keys[] = {
 	{ SEC_SERVE, "size", K_SIZE64, CFG(serve_size), 0, 1ULL << 50 },
 	{ SEC_SERVE, "hydrate_on_promote", K_BOOL,
 	  CFG(serve_hydrate_on_promote), 0, 0 },
+	{ SEC_S3, "endpoint", K_TEXT, CFG(s3_endpoint), 0, 0 },
+	{ SEC_S3, "bucket", K_TEXT, CFG(s3_bucket), 0, 0 },
+	{ SEC_S3, "region", K_TEXT, CFG(s3_region), 0, 0 },
+	{ SEC_S3, "path_style", K_BOOL, CFG(s3_path_style), 0, 0 },
+	{ SEC_S3, "credentials", K_ABSPATH, CFG(s3_credentials), 0, 0 },
+	{ SEC_S3, "key_prefix", K_PREFIX, CFG(s3_key_prefix), 0, 0 },
+	{ SEC_S3, "gc_grace", K_UINT, CFG(s3_gc_grace), 60, 30 * 86400 },
+	{ SEC_CACHE, "path", K_ABSPATH, CFG(cache_path), 0, 0 },
+	{ SEC_CACHE, "size", K_SIZE64, CFG(cache_size), 1ULL << 20,
+	  1ULL << 50 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-_Static_assert(NKEYS <= 32, "seen_keys is a 32-bit mask");
+_Static_assert(NKEYS <= 64, "seen_keys is a 64-bit mask");
 
 struct parser {
 	struct mreg_config *cfg;
@@ -134,9 +152,10 @@ struct parser {
 	size_t stage;		/* in [stage NAME]: its cfg->stages index */
 	bool *stage_seen;	/* per stage: a section in this file */
 	unsigned seen_sections;	/* bit per fixed section */
-	uint32_t seen_keys;	/* bit per keys[] entry, this section */
+	uint64_t seen_keys;	/* bit per keys[] entry, this section */
 	unsigned chunker_line;	/* last [chunker] key, for check_whole() */
 	unsigned mount_line;	/* last allow_other/default_permissions */
+	unsigned backend_line;	/* [store] backend */
 	bool machine;		/* config_load(): check against this machine */
 };
 
@@ -338,6 +357,32 @@ static int set_key(struct parser *ps, const struct key *k, const char *v)
 		if (k->sec == SEC_MOUNT)
 			ps->mount_line = ps->line;
 		return 0;
+	case K_BACKEND:
+		if (!strcmp(v, "local"))
+			ps->cfg->backend = CONFIG_BACKEND_LOCAL;
+		else if (!strcmp(v, "s3"))
+			ps->cfg->backend = CONFIG_BACKEND_S3;
+		else
+			return bad_value(ps, k, v, "expected local or s3");
+		ps->backend_line = ps->line;
+		return 0;
+	case K_TEXT:
+	case K_PREFIX: {
+		char **dst = (char **)(base + k->off), *s;
+
+		if (k->type == K_TEXT && (!v[0] || strpbrk(v, " \t")))
+			return bad_value(ps, k, v, "expected a value without "
+					 "blanks");
+		if (k->type == K_PREFIX && ((v[0] && v[strlen(v) - 1] != '/') ||
+					    strlen(v) > 1000))
+			return bad_value(ps, k, v, "expected a prefix ending "
+					 "in '/' (at most 1000 bytes)");
+		if (!(s = strdup(v)))
+			return -ENOMEM;
+		free(*dst);
+		*dst = s;
+		return 0;
+	}
 	case K_DURABILITY:
 		if (!strcmp(v, "full"))
 			ps->cfg->durability = DURABILITY_FULL;
@@ -584,10 +629,10 @@ static int parse_line(struct parser *ps, char *s)
 	if (i == NKEYS)
 		return perr(ps, "unknown key '%s' in %s", shown(key, b),
 			    section_label(ps, sb));
-	if (ps->seen_keys & (1u << i))
+	if (ps->seen_keys & (1ULL << i))
 		return perr(ps, "duplicate key '%s' in %s", key,
 			    section_label(ps, sb));
-	ps->seen_keys |= 1u << i;
+	ps->seen_keys |= 1ULL << i;
 	val = (char *)config_skip_space(eq + 1);
 	r = parse_value(ps, val);
 	if (r < 0)
@@ -613,6 +658,12 @@ static int check_whole(struct parser *ps)
 	if (ps->mount_line && cfg->allow_other && !cfg->default_permissions) {
 		ps->line = ps->mount_line;
 		return perr(ps, "allow_other needs default_permissions = true");
+	}
+	if (cfg->backend == CONFIG_BACKEND_S3 &&
+	    (!cfg->s3_endpoint || !cfg->s3_bucket)) {
+		if (ps->backend_line)
+			ps->line = ps->backend_line;
+		return perr(ps, "backend = s3 needs [s3] endpoint and bucket");
 	}
 	return 0;
 }

@@ -282,6 +282,79 @@ static void test_syntax(void)
 	config_release(&cfg);
 }
 
+/* [store] backend, [s3] and [cache] (issue 13). */
+static void test_s3_keys(void)
+{
+	struct mreg_config cfg;
+
+	config_init(&cfg);
+	CHECK(cfg.backend == CONFIG_BACKEND_LOCAL && !cfg.s3_endpoint &&
+	      !cfg.s3_bucket && !cfg.s3_region && cfg.s3_path_style &&
+	      !cfg.s3_credentials && !cfg.s3_key_prefix &&
+	      cfg.s3_gc_grace == 3600 && !cfg.cache_path &&
+	      cfg.cache_size == 10ULL << 30, "s3 defaults: local, path "
+	      "style, grace 1 h, STORE/cache of 10G");
+	config_release(&cfg);
+	CHECK_EQ(parse(&cfg, "[store]\nbackend = s3\n"
+		       "[s3]\nendpoint = http://127.0.0.1:7480\n"
+		       "bucket = mreg\nregion = eu-west-1\n"
+		       "path_style = no\n"
+		       "credentials = /etc/mreg/s3.credentials\n"
+		       "key_prefix = reg1/\ngc_grace = 600\n"
+		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"), 0,
+		 "every s3 and cache key");
+	CHECK(cfg.backend == CONFIG_BACKEND_S3 &&
+	      !strcmp(cfg.s3_endpoint, "http://127.0.0.1:7480") &&
+	      !strcmp(cfg.s3_bucket, "mreg") &&
+	      !strcmp(cfg.s3_region, "eu-west-1") && !cfg.s3_path_style &&
+	      !strcmp(cfg.s3_credentials, "/etc/mreg/s3.credentials") &&
+	      !strcmp(cfg.s3_key_prefix, "reg1/") && cfg.s3_gc_grace == 600 &&
+	      !strcmp(cfg.cache_path, "/var/cache/mreg") &&
+	      cfg.cache_size == 50ULL << 30, "... each read");
+	/* parsing works on a copy (config_copy) that replaces cfg */
+	CHECK_EQ(config_parse(&cfg, "u.conf", "[log]\nlevel = info\n", 19,
+			      err, sizeof(err)), 0, "a second file over it");
+	CHECK(!strcmp(cfg.s3_bucket, "mreg") &&
+	      !strcmp(cfg.s3_key_prefix, "reg1/") &&
+	      !strcmp(cfg.cache_path, "/var/cache/mreg"),
+	      "... keeps the s3 and cache strings");
+	config_release(&cfg);
+	CHECK(refused_with("[store]\nbackend = rados\n",
+			   "t.conf:2: invalid value 'rados' for 'backend': "
+			   "expected local or s3"), "an unknown backend");
+	CHECK(refused_with("[s3]\nbucket = mreg\n[store]\nbackend = s3\n",
+			   "t.conf:4: backend = s3 needs [s3] endpoint and "
+			   "bucket"), "s3 without an endpoint, at the "
+	      "backend's line");
+	CHECK(refused_at("[s3]\nendpoint = http://h\n[store]\n"
+			 "backend = s3\n", "t.conf:4: backend = s3 needs"),
+	      "s3 without a bucket");
+	CHECK(refused_with("[s3]\nbucket = \"my bucket\"\n",
+			   "t.conf:2: invalid value 'my bucket' for 'bucket': "
+			   "expected a value without blanks"),
+	      "a bucket with a blank");
+	CHECK(refused_with("[s3]\nkey_prefix = reg1\n",
+			   "t.conf:2: invalid value 'reg1' for 'key_prefix': "
+			   "expected a prefix ending in '/' (at most 1000 "
+			   "bytes)"), "a key prefix without '/'");
+	CHECK(refused_at("[s3]\ngc_grace = 5\n",
+			 "t.conf:2: invalid value '5' for 'gc_grace': out of "
+			 "range"), "a grace under a minute");
+	CHECK(refused_at("[s3]\ncredentials = s3.cred\n",
+			 "t.conf:2: invalid value 's3.cred' for "
+			 "'credentials': not an absolute path"),
+	      "a relative credentials file");
+	CHECK(refused_at("[cache]\nsize = 1K\n",
+			 "t.conf:2: invalid value '1K' for 'size': out of "
+			 "range"), "a cache under 1M");
+	CHECK(refused_with("[cache]\nsize = 1G\nsize = 2G\n",
+			   "t.conf:3: duplicate key 'size' in [cache]"),
+	      "a key twice in [cache] (keys past the 32nd of the table)");
+	CHECK(refused_with("[s3]\n[s3]\n",
+			   "t.conf:2: duplicate section [s3]"),
+	      "[s3] twice");
+}
+
 static void test_errors(void)
 {
 	struct mreg_config cfg;
@@ -590,7 +663,11 @@ static void test_example(void)
 	      cfg.log_level == dflt.log_level && !cfg.store &&
 	      cfg.hook_timeout == dflt.hook_timeout &&
 	      cfg.open_files_per_user == dflt.open_files_per_user &&
-	      cfg.open_files_reserve == dflt.open_files_reserve,
+	      cfg.open_files_reserve == dflt.open_files_reserve &&
+	      cfg.backend == dflt.backend && !cfg.s3_endpoint &&
+	      !cfg.s3_bucket && cfg.s3_path_style == dflt.s3_path_style &&
+	      cfg.s3_gc_grace == dflt.s3_gc_grace && !cfg.cache_path &&
+	      cfg.cache_size == dflt.cache_size,
 	      "the example sets no key away from its default");
 	sp = config_stage(&cfg, "Production");
 	CHECK(sp && sp->protect && !strcmp(sp->require_stage, "Staging") &&
@@ -836,6 +913,7 @@ int main(void)
 	test_every_key();
 	test_sizes_bools();
 	test_syntax();
+	test_s3_keys();
 	test_errors();
 	test_layering();
 	test_metric_rule();
