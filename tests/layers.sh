@@ -21,7 +21,9 @@
 #     chunk/, config/config.h and serve/.
 #  7. registry/, maint/ and query/ include anything of core/ but a
 #     backend's insides: store/backend.h, store/pack/, store/s3/,
-#     index/backend.h, index/lmdb/.
+#     index/backend.h, index/lmdb/ (a backend's configuration header,
+#     store/s3/s3store.h, is public: the registry fills it from the
+#     config).
 #  8. fs/ and tools/ include from core/ only the public headers listed
 #     below, never each other's.
 #  9. Every extern symbol of the core's objects starts with its layer's
@@ -95,7 +97,8 @@ judge() {
 		}
 		# a private header of a subdirectory only from that subdirectory
 		ts = sub2(t)
-		if (ts != "" && ts != sub2(f) && (ts == "store/pack" || ts == "store/s3" || ts == "index/lmdb" || ts == "index/pg")) {
+		if (ts != "" && ts != sub2(f) && (ts == "store/pack" || ts == "store/s3" || ts == "index/lmdb" || ts == "index/pg") &&
+		    t != "core/store/s3/s3store.h") {
 			bad(sl == "store" ? 3 : sl == "index" ? 4 : sl == "registry" || sl == "maint" || sl == "query" ? 7 : sl == "leaf" || sl == "chunk" ? 2 : sl == "config" ? 5 : 6)
 			next
 		}

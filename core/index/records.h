@@ -7,7 +7,9 @@
 #define MREG_RECORDS_H
 
 /* Key schema of the index (integers in keys big-endian, so they sort):
- *	META     "format"   -> u32 1
+ *	META     "format"   -> u32 1 (chunks in packs), 2 (elsewhere: "store")
+ *	         "store"    -> the chunk store's backend, "s3"; absent with
+ *	                       format 1 (refused if the config differs)
  *	         "chunker"  -> u32 min, avg, max (refused if the config differs)
  *	         "next_ino" -> u64 next inode number to hand out
  *	         "created"  -> i64 time the store was made (ns)

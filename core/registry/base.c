@@ -5,7 +5,8 @@
  *
  * Store layout (DIR, mode 0700):
  *	DIR/index/      LMDB environment (index/lmdb/)
- *	DIR/packs/      pack files (store/pack/pack.c)
+ *	DIR/packs/      pack files (store/pack/), [store] backend = local
+ *	DIR/cache/      this host's chunk cache, backend = s3 (store/cache/)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
  *	DIR/run/        pins-PID: versions a live process has open (maint/pins.c);
  *	                live, writers: life tokens, writers of drafts (reglive.c)
@@ -26,6 +27,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store/cache/cache.h"
+#include "store/s3/s3store.h"
 #include "util.h"
 
 void reg_caller_self(struct reg_caller *c)
@@ -68,7 +71,116 @@ struct init_arg {
 	struct chunker_params have;
 	bool mismatch;
 	unsigned npacks;      /* pack files in the store */
+	const char *backend;  /* the chunk store's: "pack", "s3" */
 };
+
+/* The chunk store backend a store's META names: 0 and *ret ("pack" or
+ * "s3"), -ENOENT in a new index, -EPROTO for an unknown format, -EIO. */
+static int meta_backend_txn(struct idx_txn *t, const char **ret)
+{
+	struct idx_val v;
+	uint32_t fmt;
+	int r;
+
+	r = idx_get(t, IDX_META, META_FORMAT, strlen(META_FORMAT), &v);
+	if (r < 0)
+		return r;
+	if (v.len != 4)
+		return -EPROTO;
+	memcpy(&fmt, v.data, 4);
+	if (fmt == 1) {
+		*ret = "pack";
+		return 0;
+	}
+	if (fmt != 2)
+		return -EPROTO;
+	r = idx_get(t, IDX_META, META_STORE, strlen(META_STORE), &v);
+	if (r < 0 || v.len != 2 || memcmp(v.data, "s3", 2) != 0)
+		return -EIO;
+	*ret = "s3";
+	return 0;
+}
+
+static int backend_read_txn(struct idx_txn *t, void *arg)
+{
+	return meta_backend_txn(t, arg);
+}
+
+/* "local" for a pack store: the word of [store] backend. */
+static const char *backend_word(const char *backend)
+{
+	return strcmp(backend, "pack") ? backend : "local";
+}
+
+/* Refuses a store made with another chunk store backend than the config
+ * names, before the chunk store is opened (which would reach an object
+ * store, or make packs/): -EINVAL (logged), -EINVAL for an unknown
+ * format (logged), or the index's error. */
+static int check_backend(struct reg_registry *reg, const char *want)
+{
+	const char *have = NULL;
+	int r = idx_read(reg->ix, backend_read_txn, &have);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r == -EPROTO)
+		return log_err(-EINVAL, "store '%s' has an unknown format",
+			       reg->path);
+	if (r < 0)
+		return r;
+	if (strcmp(have, want))
+		return log_err(-EINVAL, "store '%s' was made with [store] "
+			       "backend = %s, the config asks for %s",
+			       reg->path, backend_word(have),
+			       backend_word(want));
+	return 0;
+}
+
+/* Opens the chunk store [store] backend names: the pack files of the
+ * store directory; or the S3 store of [s3] behind this host's chunk cache
+ * ([cache]: by default the store's cache/). */
+static int open_chunk_store(struct reg_registry *reg, const char *backend)
+{
+	const struct mreg_config *cfg = reg->cfg;
+	struct store_options so = {
+		.backend = backend,
+		.dir = reg->path,
+		.pack_size = cfg->pack_size,
+		.sync = cfg->durability == DURABILITY_FULL,
+	};
+	struct s3_store_config s3 = {
+		.endpoint = cfg->s3_endpoint,
+		.bucket = cfg->s3_bucket,
+		.region = cfg->s3_region,
+		.path_style = cfg->s3_path_style,
+		.credentials = cfg->s3_credentials,
+		.key_prefix = cfg->s3_key_prefix,
+		.gc_grace_s = cfg->s3_gc_grace,
+	};
+	struct cache_config cc = { .path = cfg->cache_path,
+				   .size = cfg->cache_size };
+	char *dflt = NULL;
+	int r;
+
+	if (!strcmp(backend, "pack"))
+		return store_open(&so, &reg->st);
+	so.backend_cfg = &s3;
+	r = store_open(&so, &cc.inner);
+	if (r < 0)
+		return r;
+	if (!cc.path && asprintf(&dflt, "%s/cache", reg->path) < 0) {
+		store_close(cc.inner);
+		return -ENOMEM;
+	}
+	if (!cc.path)
+		cc.path = dflt;
+	so = (struct store_options){ .backend = "cache", .backend_cfg = &cc };
+	r = store_open(&so, &reg->st);
+	if (r < 0)
+		store_close(cc.inner);
+	free(dflt);
+	return r;
+}
 
 static int count_pack(void *arg, UNUSED const struct store_container *c)
 {
@@ -81,13 +193,15 @@ static int count_pack(void *arg, UNUSED const struct store_container *c)
 static int init_meta_txn(struct idx_txn *t, void *arg)
 {
 	struct init_arg *a = arg;
-	uint32_t fmt = 1, cp[3] = { a->want->min_size, a->want->avg_size,
-				    a->want->max_size };
+	uint32_t fmt = strcmp(a->backend, "pack") ? 2 : 1,
+		 cp[3] = { a->want->min_size, a->want->avg_size,
+			   a->want->max_size };
+	const char *have;
 	struct idx_val v;
 	int r;
 
 	a->mismatch = false;
-	r = idx_get(t, IDX_META, META_FORMAT, strlen(META_FORMAT), &v);
+	r = meta_backend_txn(t, &have);
 	if (r == -ENOENT) {
 		uint64_t next = FIRST_DYN_INO;
 		int64_t now = now_ns();
@@ -106,14 +220,17 @@ static int init_meta_txn(struct idx_txn *t, void *arg)
 		    (r = idx_put(t, IDX_META, META_NEXT_INO,
 				 strlen(META_NEXT_INO), &next, 8, 0)) < 0 ||
 		    (r = idx_put(t, IDX_META, META_CREATED,
-				 strlen(META_CREATED), &now, 8, 0)) < 0)
+				 strlen(META_CREATED), &now, 8, 0)) < 0 ||
+		    (fmt == 2 && (r = idx_put(t, IDX_META, META_STORE,
+					      strlen(META_STORE), a->backend,
+					      strlen(a->backend), 0)) < 0))
 			return r;
 		return 0;
 	}
 	if (r < 0)
 		return r;
-	if (v.len != 4 || memcmp(v.data, &fmt, 4) != 0)
-		return -EPROTO;
+	if (strcmp(have, a->backend))
+		return -EMEDIUMTYPE; /* made meanwhile by another backend */
 	r = idx_get(t, IDX_META, META_CHUNKER, strlen(META_CHUNKER), &v);
 	if (r < 0 || v.len != sizeof(cp))
 		return -EIO;
@@ -331,7 +448,6 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 {
 	struct reg_registry *reg;
 	struct idx_options io = { 0 };
-	struct store_options so = { 0 };
 	struct init_arg ia;
 	char *p = NULL;
 	bool fresh;
@@ -390,10 +506,10 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		goto fail;
 	if (fresh && io.sync)
 		sync_new_store(reg->path, p);
-	so.pack_size = cfg->pack_size;
-	so.sync = cfg->durability == DURABILITY_FULL;
-	so.dir = reg->path;
-	r = store_open(&so, &reg->st);
+	ia.backend = cfg->backend == CONFIG_BACKEND_S3 ? "s3" : "pack";
+	r = check_backend(reg, ia.backend);
+	if (r == 0)
+		r = open_chunk_store(reg, ia.backend);
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;
@@ -402,6 +518,16 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	if (r < 0)
 		goto fail;
 	r = reg_change(reg, init_meta_txn, &ia);
+	if (r == -EUCLEAN && cfg->backend == CONFIG_BACKEND_S3) {
+		r = log_err(-EIO, "bucket '%s' holds %u pack objects under "
+			    "'%s' but the index of store '%s' is empty: they "
+			    "are another registry's (give this one another "
+			    "[s3] key_prefix), or this index was lost",
+			    cfg->s3_bucket, ia.npacks,
+			    cfg->s3_key_prefix ? cfg->s3_key_prefix : "",
+			    reg->path);
+		goto fail;
+	}
 	if (r == -EUCLEAN) {
 		r = log_err(-EIO, "store '%s' holds %u pack files but its index "
 			    "'%s/data.mdb' is empty: the index was lost or "
@@ -411,6 +537,11 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	if (r == -EPROTO) {
 		r = log_err(-EINVAL, "store '%s' has an unknown format",
 			    reg->path);
+		goto fail;
+	}
+	if (r == -EMEDIUMTYPE) {
+		r = log_err(-EINVAL, "store '%s' was made meanwhile with "
+			    "another [store] backend", reg->path);
 		goto fail;
 	}
 	if (r < 0)

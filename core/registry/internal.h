@@ -35,6 +35,7 @@
 /* META keys */
 #define META_FORMAT   "format"
 #define META_CHUNKER  "chunker"
+#define META_STORE    "store" /* the chunk store's backend, format 2 */
 #define META_NEXT_INO "next_ino"
 #define META_CREATED  "created"
 #define META_AUDIT_HEAD "audit_head" /* SHA-256 hex of the last record */
