@@ -79,8 +79,10 @@ struct mreg_config {
 	char *s3_endpoint;      /* "http[s]://host[:port]"; NULL: none */
 	char *s3_bucket;        /* NULL: none (both needed with s3) */
 	char *s3_region;        /* NULL: us-east-1 */
-	bool s3_path_style;     /* endpoint/bucket/key, else bucket.host (true) */
-	char *s3_credentials;   /* AWS credentials file; NULL: the environment */
+	bool s3_path_style;     /* endpoint/bucket/key, else bucket.host
+				   (true) */
+	char *s3_credentials;   /* AWS credentials file; NULL: the
+				   environment's AWS_* */
 	char *s3_key_prefix;    /* keys start with it ("" or ending in '/') */
 	unsigned s3_gc_grace;   /* seconds an object stays busy for gc (3600) */
 	char *cache_path;       /* this host's chunk cache; NULL: STORE/cache */

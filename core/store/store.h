@@ -27,11 +27,11 @@
  *  2. store_sync() returns 0 only when every chunk this process put is
  *     durable where the backend keeps it (pack: written, fdatasync()ed, its
  *     file's directory entry synced; s3: the PUT or the
- *     CompleteMultipartUpload answered 200). A failed sync is reported by every
- *     later store_sync() until every batch open when it failed has ended:
- *     their chunks may never be named; the caller puts them again in a new
- *     batch. What was put outside any batch keeps a failed sync reported
- *     until store_close().
+ *     CompleteMultipartUpload answered 200). A failed sync is reported by
+ *     every later store_sync() until every batch open when it failed has
+ *     ended: their chunks may never be named; the caller puts them again
+ *     in a new batch. What was put outside any batch keeps a failed sync
+ *     reported until store_close().
  *  3. A chunk may be named by an index transaction only after a successful
  *     store_sync(), before the store_batch_end() of the batch it was put
  *     in, and when store_batch_check() answers 0 inside that transaction.

@@ -54,7 +54,8 @@ static inline pid_t spawn(void)
 }
 
 /* Runs a shell command; its exit status, or -1. */
-static inline int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int sh(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static inline int sh(const char *fmt, ...)
 {
 	va_list ap;
@@ -231,7 +232,8 @@ static inline void proxy_up(void)
 }
 
 /* Sends one command to the proxy; returns N of "ok [N]", -1 on error. */
-static inline int proxy(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int proxy(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static inline int proxy(const char *fmt, ...)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };

@@ -1,7 +1,7 @@
 /* cache.c — a host's cache of chunks in front of another store (backend
- * "cache", issue 13, configured by cache.h): chunks read or written on this host are kept in a
- * local directory, evicted least recently used past a size bound, and
- * verified on every read.
+ * "cache", issue 13, configured by cache.h): chunks read or written on
+ * this host are kept in a local directory, evicted least recently used
+ * past a size bound, and verified on every read.
  *
  * On disk, under PATH (mode 0700):
  *	HH/LOC      one file per chunk: its 16-byte id, then its data. LOC
@@ -453,7 +453,7 @@ static void cache_prefetch(struct mreg_store *ms, const struct chunk_loc *locs,
 	size_t i;
 
 	if (!s || !locs || !ids)
-		return;	/* without ids nothing fetched could be checked */
+		return;	/* without ids nothing could be checked */
 	pthread_mutex_lock(&s->mu);
 	for (i = 0; i < n && s->qlen < QUEUE_MAX; i++) {
 		if (find(s, &locs[i]) || !add(s, &locs[i], LOADING))
