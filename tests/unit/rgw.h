@@ -25,6 +25,7 @@
 
 #include "check.h"
 #include "log.h"
+#include "services.h"
 #include "util.h"
 
 static char *top;		/* the source tree */
@@ -111,28 +112,12 @@ static inline void *signal_main(void *arg)
 	return NULL;
 }
 
-/* Exports the KEY=VALUE lines of DIR/rgw.env. */
+/* Exports the KEY=VALUE lines of DIR/rgw.env; false without an
+ * endpoint and a port there. */
 static inline bool load_env(const char *dir)
 {
-	char *path, line[512];
-	FILE *f;
-
-	if (asprintf(&path, "%s/rgw.env", dir) < 0)
-		abort();
-	f = fopen(path, "r");
-	free(path);
-	if (!f)
+	if (!svc_load_env(dir, "rgw.env"))
 		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '=');
-
-		line[strcspn(line, "\n")] = '\0';
-		if (line[0] == '#' || !eq || strchr(line, ' '))
-			continue;
-		*eq = '\0';
-		setenv(line, eq + 1, 1);
-	}
-	fclose(f);
 	endpoint = getenv("MREG_S3_ENDPOINT");
 	rgw_port = (unsigned)atoi(getenv("MREG_RGW_PORT") ?: "0");
 	return endpoint && rgw_port;
@@ -142,9 +127,6 @@ static inline bool load_env(const char *dir)
  * why when it cannot run here. */
 static inline bool services_up(char *why, size_t size)
 {
-	char *out;
-	FILE *p;
-
 	top = getenv("MREG_TOP");
 	if (!top) {
 		snprintf(why, size, "MREG_TOP is not set (tests/run.sh "
@@ -155,18 +137,8 @@ static inline bool services_up(char *why, size_t size)
 	if (getenv("MREG_RGW_DIR")) {
 		rgw_dir = getenv("MREG_RGW_DIR");
 	} else {
-		if (asprintf(&out, "sh '%s/tests/services/rgw.sh' check", top) <
-		    0)
-			abort();
-		p = popen(out, "r");
-		free(out);
-		why[0] = '\0';
-		if (!p || !fgets(why, (int)size, p))
-			why[0] = '\0';
-		if (!p || pclose(p) != 0) {
-			why[strcspn(why, "\n")] = '\0';
+		if (!svc_can_run(top, "rgw.sh", why, size))
 			return false;
-		}
 		if (asprintf(&rgw_dir, "%s/rgw", tmp) < 0)
 			abort();
 		rgw_ours = true;
