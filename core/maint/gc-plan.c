@@ -147,6 +147,18 @@ static uint64_t pack_plan(const struct pack_use *u, uint64_t end,
 	return u->size - size;
 }
 
+/* Where gc may end container p, whose records past end are dead: at end
+ * when the store can cut a container (STORE_CAN_CUT) or nothing in it
+ * lives (it goes whole); else nowhere — its dead bytes, tail included,
+ * come back only by a rewrite. */
+static uint64_t plan_end(const struct pack_uses *u, const struct pack_use *p,
+			 uint64_t end)
+{
+	if (end <= p->base || (store_caps(u->st) & STORE_CAN_CUT))
+		return end;
+	return p->size;
+}
+
 /* A container to rewrite. */
 struct rewrite {
 	uint64_t pack;
@@ -252,7 +264,7 @@ int reg_gc_containers(struct reg_gc *g, unsigned pct, bool rewrite,
 			progress(arg, i + 1, u.n);
 		if (p->busy)
 			continue;
-		cut = pack_plan(p, p->end, pct, &dead, &again);
+		cut = pack_plan(p, plan_end(&u, p, p->end), pct, &dead, &again);
 		if (cut && (r = pack_cut(g, p)) < 0)
 			goto out;
 		if (!rewrite || p->end <= p->base)
@@ -312,7 +324,8 @@ static uint64_t gc_would_free(const struct pack_uses *u, unsigned pct,
 
 		if (p->busy)
 			continue;
-		cut = pack_plan(p, p->live_end, pct, &dead, &again);
+		cut = pack_plan(p, plan_end(u, p, p->live_end), pct, &dead,
+				&again);
 		freed += cut;
 		if (again)
 			rw[n++] = (struct rewrite){ p->pack, p->base,

@@ -10,7 +10,11 @@ the end; MREG_RGW_DIR=DIR uses one already running in DIR):
   - a store made with one backend refuses to open with the other, saying
     which ("was made with [store] backend = s3, the config asks for
     local"), and mregfs refuses to mount it;
-  - wrong credentials stop mregfs at start with a one-line reason.
+  - wrong credentials stop mregfs at start with a one-line reason;
+  - gc on S3, where a pack object cannot be cut: a removed version whose
+    chunks end a pack object another version still uses (a dead tail) is
+    reclaimed by a rewrite of the object, never by a cut; what stays
+    reads back and fsck --full finds nothing.
 
 Skipped, with the reason, where Ceph's packages are not installed.
 """
@@ -21,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
@@ -29,6 +34,7 @@ from mountlib import MREG, MREGFS, Mount, Tap, pattern  # noqa: E402
 import services  # noqa: E402
 
 t = Tap()
+GRACE = 60   # [s3] gc_grace of the configs, the least it may be
 
 
 def write(path, data):
@@ -43,12 +49,12 @@ def conf(path, env, prefix, cache, backend='s3'):
     """A config naming the object store of env, under key prefix."""
     write(path, ('[store]\nbackend = %s\n'
                  '[s3]\nendpoint = %s\nbucket = %s\nregion = %s\n'
-                 'path_style = yes\nkey_prefix = %s\n'
+                 'path_style = yes\nkey_prefix = %s\ngc_grace = %d\n'
                  '[cache]\npath = %s\nsize = 64M\n'
                  # no serving copies: every read goes through the store
                  '[serve]\nsize = 0\n' %
                  (backend, env['MREG_S3_ENDPOINT'], env['MREG_S3_BUCKET'],
-                  env['MREG_S3_REGION'], prefix, cache)).encode())
+                  env['MREG_S3_REGION'], prefix, GRACE, cache)).encode())
     return path
 
 
@@ -126,6 +132,25 @@ def run_in(env, tmp):
          files_under(cache2))
     t.eq(m2.stop(), 0, 'the second mount stops cleanly')
 
+    # for gc: version 1 of gcm is a.bin then b.bin, in one pack object;
+    # version 2 is a.bin alone (its chunks found in that object)
+    def cli(*a):
+        return subprocess.run([MREG, '-c', c1, '--store', m.store] + list(a),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=300, env=dict(os.environ, **creds))
+    for d, names in (('v1', ('a.bin', 'b.bin')), ('v2', ('a.bin',))):
+        os.mkdir(os.path.join(tmp, d))
+        for n in names:
+            write(os.path.join(tmp, d, n),
+                  pattern(2 << 20, 21) if n == 'a.bin' else
+                  pattern(1 << 20, 22))
+    r1 = cli('push', 'gcm', os.path.join(tmp, 'v1'))
+    r2 = cli('push', 'gcm', os.path.join(tmp, 'v2'))
+    t.ok(r1.returncode == 0 and r2.returncode == 0,
+         'two versions pushed by the CLI into the s3 store',
+         r1.stderr + r2.stderr)
+    written = time.monotonic()
+
     # one backend per store
     local = os.path.join(tmp, 'local.conf')
     write(local, b'[store]\nbackend = local\n')
@@ -158,6 +183,32 @@ def run_in(env, tmp):
                            'AWS_ACCESS_KEY_ID'], AWS_SECRET_ACCESS_KEY='x'))
     t.ok(r.returncode != 0 and 'wrong secret key' in r.stderr,
          'wrong credentials: mregfs stops at start saying so', r.stderr)
+    # gc: objects are never cut (no STORE_CAN_CUT): dead tails go by a
+    # rewrite, or with their object
+    before = set(k for k in listing(env, prefix)
+                 if k.startswith(prefix + 'packs/'))
+    r = cli('rm', 'gcm/1')
+    t.ok(r.returncode == 0, 'mreg rm of version 1: b.bin\'s chunks are the '
+         'dead tail of an object whose a.bin version 2 uses', r.stderr)
+    # gc leaves objects younger than gc_grace (60 s, the least) alone
+    left = written + GRACE + 2 - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    r = cli('gc', '--all')
+    t.ok(r.returncode == 0, 'gc --all of an s3 store succeeds (no cut of a '
+         'pack object)', r.stderr.decode(errors='replace'))
+    after = set(k for k in listing(env, prefix)
+                if k.startswith(prefix + 'packs/'))
+    t.ok(after != before, '... and changed the pack objects (%d before, '
+         '%d after)' % (len(before), len(after)))
+    r = cli('cat', 'gcm/2/a.bin')
+    t.ok(r.returncode == 0 and r.stdout == pattern(2 << 20, 21),
+         'version 2 reads back the same bytes after gc')
+    r = cli('fsck', '--full')
+    t.ok(r.returncode == 0, 'fsck --full finds nothing after gc',
+         r.stdout.decode(errors='replace') + r.stderr.decode(
+             errors='replace'))
+
     m2.close()
     m.close()
 
