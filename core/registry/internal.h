@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "chunk/chunker.h"
 #include "index/index.h"
 #include "index/records.h"
 #include "registry/fdcap.h"
@@ -465,8 +466,90 @@ int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
  * (INODE_NODIGEST, cleared); r is not written. */
 int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 			struct inode_rec *r);
+struct ext_list {
+	struct extent_rec *v;
+	size_t n, cap;
+	int err;
+};
+
+/* ---- stream.c (today regfile.c) ---- */
+struct qbuf;
+/* A file written in order from its start (cp, rsync, torch.save of a
+ * plain tensor file...) is chunked, hashed and stored as its bytes arrive:
+ * no spool file is written and read back, and close() only stores the
+ * tail, syncs and commits. The first write out of order (a zip writer
+ * seeking back), a read, or a truncation turns the stream into a spool,
+ * rebuilt from the chunks stored so far. */
+struct stream {
+	struct ingest in;
+	struct fresh_map fm;
+	struct chunker ch;
+	struct digest_state ds;
+	uint8_t *carry;           /* the chunk being cut (< max_size bytes) */
+	size_t ncarry;
+	uint8_t *tmp;             /* for comparing bytes on an id match */
+	uint64_t pos;             /* bytes fed */
+	bool batch;               /* a store batch is open for it */
+	bool finished;            /* the tail was stored, the digest taken */
+	bool copied;              /* took a whole file's chunks (copy_range) */
+	struct mreg_id copied_digest;
+	bool nodigest;            /* copied from a file whose digest is not
+				     computed yet */
+	bool committed;           /* its chunks are the committed content */
+	_Atomic int err;          /* a failed store: every later call fails */
+
+	/* Writes queued for the stream's worker (see stream_write). The
+	 * fields above belong to whoever feeds: the worker while the queue
+	 * is not empty or busy, else the holder of the wstate's lock. */
+	struct reg_registry *reg;
+	pthread_mutex_t qlock;    /* guards the fields up to busy */
+	pthread_cond_t qcond;     /* queued, fed, or stop */
+	struct qbuf *qhead, *qtail;
+	struct qbuf *spare;       /* fed buffers, for the next writes */
+	size_t queued;            /* bytes in the queue */
+	bool stop;
+	bool busy;                /* the worker is feeding one */
+	bool has_worker;
+	pthread_t worker;
+	uint64_t end;             /* pos + queued: where the next write goes */
+};
 
 /* ---- writer.c (today regfile.c) ---- */
+/* Writers of a new file remembered (beyond: any process counts as one). */
+#define WS_WRITERS 8
+/* An inode open for writing in this process. Its content is either being
+ * streamed (written in order from the start: chunked and stored as it
+ * arrives) or a spool (anything else). */
+struct wstate {
+	uint64_t ino;
+	uint64_t version;         /* 0 for a pending file */
+	int refs;                 /* handles */
+	struct spool *sp;         /* the spool, or NULL while streaming */
+	struct stream *stream;    /* or NULL */
+	int64_t ctime;            /* the inode's, as last committed here */
+	_Atomic uint64_t size;    /* written under lock, read by getattr too */
+	bool dirty;               /* written since the last commit */
+	bool sealed;              /* its version was sealed: writes fail */
+	bool times_kept;          /* mtime set since the last write: the
+				     commit keeps it (cp -p) */
+	bool born;                /* not a new file of a draft whose first
+				     close by its writer is still to come */
+	int wpids[WS_WRITERS];    /* processes that created or wrote it
+				     (while pending or not born) */
+	int nwpids;               /* > WS_WRITERS: too many to tell */
+	/* a pending file (reg_file_close): */
+	bool registered;          /* became a version */
+	bool done;                /* its last descriptor was closed */
+	bool discarded;           /* removed instead of registered */
+	bool discarding;          /* to be removed (its removal failed:
+				     tried again at the release) */
+	int failed;               /* its registration failed with this */
+	int killed_pid, killed_sig; /* that writer and its signal */
+	struct reg_caller closer; /* who closed it last (groups: none) */
+	bool closer_known;
+	pthread_mutex_t lock;     /* writes, truncation and commits */
+	struct wstate *next;
+};
 /* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
  * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
  * the user's cap or into the daemon's reserve). */
@@ -552,6 +635,40 @@ void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
 			 struct spool_plan *pl, int64_t ctime);
 
 /* ---- reader.c (today regfile.c) ---- */
+struct ext_table;
+/* A part of a committed file, as loaded at open. */
+struct rext {
+	uint64_t off;
+	uint32_t len;
+	struct chunk_key key;
+	struct chunk_loc loc;
+};
+struct reg_file {
+	struct reg_registry *reg;
+	uint64_t ino, version;
+	enum reg_kind kind;
+	int flags;
+	bool writer, sealed, pinned;
+	bool counted;             /* in reg->open_files */
+	uid_t uid;                /* the opener: a spool it needs is its own */
+	bool entered;             /* writes draft version (reg_writers_enter) */
+	bool internal;            /* ours (truncate): its release is no close */
+	bool quiet;               /* ours (hydration): reads are not counted */
+	struct wstate *ws;        /* reads and writes go to the spool */
+	struct ext_table *tab;    /* sealed: the shared table ext points in */
+	struct rext *ext;         /* committed content */
+	size_t next;
+	uint64_t size;
+	int64_t ctime;            /* the inode's, when ext was loaded */
+	struct mreg_id digest;    /* of the committed content */
+	bool nodigest;            /* not computed yet (INODE_NODIGEST) */
+	pthread_mutex_t lock;     /* the chunk cache below */
+	uint8_t *cbuf;
+	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
+	char *snap;               /* .mreg files: a snapshot */
+	size_t snap_len;
+	uint64_t snap_seq;        /* audit.log: the last record in snap */
+};
 /* Frees the cached extent tables (reg_close). */
 void reg_tables_free(struct reg_registry *reg);
 /* Marks f as the registry's own reader (the serving cache's hydration):
