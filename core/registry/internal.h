@@ -440,6 +440,8 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 /* Adds a chunk already stored (content kept as it was) at e->off. */
 int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 		    const struct chunk_ent *e);
+/* Appends e at in->end. */
+int reg_ingest_push(struct ingest *in, const struct chunk_ent *e);
 /* In t: references the chunks of in (adding records for fresh ones,
  * counting references) and writes them as extents of file ino (at their
  * offsets; the caller dropped what they replace); sets each entry's key
@@ -453,10 +455,19 @@ int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
 			 const struct chunk_key *key);
 /* In t: drops file ino's extents and their references. */
 int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino);
+/* In t: the chunk record named k. -ENOENT, -EIO. */
+int reg_chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
+		      struct chunk_rec *ret);
 /* Reads e's chunk, checked against its id, into buf (e->len bytes). A
  * stored chunk (not fresh) that gc moved is looked up again (e->loc is
  * updated). -EIO when it cannot be read right. */
 int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf);
+/* store_get() of a chunk that its file's extent says is len bytes, into
+ * buf of len bytes: a location that says another length (a damaged CHUNKS
+ * record) is -EIO before a byte is read, so that the store never writes
+ * past the reader's buffer. */
+int reg_extent_get(struct reg_registry *reg, const struct chunk_loc *loc,
+		   const struct mreg_id *id, uint32_t len, void *buf);
 /* The digest of size bytes of content made of the n chunks v (holes
  * between them), read and checked. In a transaction (in_txn), the places
  * in v are current: none is looked up again. */
@@ -471,6 +482,9 @@ struct ext_list {
 	size_t n, cap;
 	int err;
 };
+/* In t: file ino's extent records, in offset order, into *l (l->v is the
+ * caller's to free; NULL after a failure). -EIO, -ENOMEM. */
+int reg_extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l);
 
 /* ---- stream.c (today regfile.c) ---- */
 struct qbuf;
@@ -498,7 +512,7 @@ struct stream {
 	bool committed;           /* its chunks are the committed content */
 	_Atomic int err;          /* a failed store: every later call fails */
 
-	/* Writes queued for the stream's worker (see stream_write). The
+	/* Writes queued for the stream's worker (see reg_stream_write). The
 	 * fields above belong to whoever feeds: the worker while the queue
 	 * is not empty or busy, else the holder of the wstate's lock. */
 	struct reg_registry *reg;
@@ -513,6 +527,22 @@ struct stream {
 	pthread_t worker;
 	uint64_t end;             /* pos + queued: where the next write goes */
 };
+/* A new, empty stream; NULL when out of memory. */
+struct stream *reg_stream_new(struct reg_registry *reg);
+/* Frees s (NULL is fine): stops its worker (what is still queued is
+ * dropped) and ends its store batch. */
+void reg_stream_free(struct reg_registry *reg, struct stream *s);
+/* An in-order write of a stream (the wstate's lock held): queued for the
+ * worker, or fed here once the queue is empty. */
+int reg_stream_write(struct reg_registry *reg, struct stream *s,
+		     const uint8_t *p, size_t len);
+/* Stores the tail and takes the digest: the content is then s->in. */
+int reg_stream_finish(struct reg_registry *reg, struct stream *s);
+/* Makes ws's content a spool (ws->lock held): what any access but an
+ * in-order write needs; uid (who asks) pays for its descriptor. The
+ * chunks the stream stored are its base, the bytes it had not cut into a
+ * chunk yet are written to it. */
+int reg_stream_to_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid);
 
 /* ---- writer.c (today regfile.c) ---- */
 /* Writers of a new file remembered (beyond: any process counts as one). */
@@ -550,6 +580,31 @@ struct wstate {
 	pthread_mutex_t lock;     /* writes, truncation and commits */
 	struct wstate *next;
 };
+#define COMMIT_REGISTER 0x1u
+#define COMMIT_BIRTH    0x2u
+/* Commits ws (its lock held): what was written since the last commit, if
+ * anything. how: COMMIT_REGISTER, a pending file with a visible name
+ * becomes a version in the same transaction; COMMIT_BIRTH, a new file of
+ * a draft outlives its writer from now on. 1 when it was registered. */
+int reg_ws_commit(struct reg_registry *reg, const struct reg_caller *who,
+		  struct wstate *ws, unsigned how);
+/* Drops a reference to ws; the last one frees it, with its spool or
+ * stream. */
+void reg_ws_put(struct reg_registry *reg, struct wstate *ws);
+/* Empties ws's content (its lock held): a new stream, nothing written.
+ * -ENOMEM. */
+int reg_ws_empty(struct reg_registry *reg, struct wstate *ws);
+/* Attaches f to the inode's write state, creating it: a stream for a new
+ * content (trunc), else a spool over what it has. */
+int reg_ws_attach(struct reg_registry *reg, struct reg_file *f, bool writer,
+		  bool trunc);
+/* Truncates file ino to size: through its write state when it is open
+ * here, else through a short-lived one; committed before returning. */
+int reg_writer_truncate(struct reg_registry *reg, const struct reg_caller *who,
+			uint64_t ino, uint64_t size);
+/* Times were set on file ino: when it is open for writing here, its next
+ * commit keeps them (unless it is written again first). */
+void reg_writer_times_kept(struct reg_registry *reg, uint64_t ino);
 /* A new unnamed spool file in DIR/spool, a descriptor of the daemon's
  * spent for user uid (fdcap.h): its descriptor, or -errno (-EMFILE past
  * the user's cap or into the daemon's reserve). */
@@ -669,6 +724,12 @@ struct reg_file {
 	size_t snap_len;
 	uint64_t snap_seq;        /* audit.log: the last record in snap */
 };
+/* A new handle of inode ino that holds nothing yet; NULL when out of
+ * memory. */
+struct reg_file *reg_file_new(struct reg_registry *reg, uint64_t ino);
+/* Frees f (NULL is fine) and gives back what it holds: its count as an
+ * open file, its draft's writer lock, its pin, its extent table. */
+void reg_file_free(struct reg_file *f);
 /* Frees the cached extent tables (reg_close). */
 void reg_tables_free(struct reg_registry *reg);
 /* Marks f as the registry's own reader (the serving cache's hydration):
@@ -690,6 +751,12 @@ void reg_files_close(struct reg_registry *reg);
 /* File ino, which the caller pinned, was trashed: the pin is kept until
  * its last close here, which frees it (now, if it was closed meanwhile). */
 void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino);
+/* Counts a new handle of file ino, before its record is read: an unlink
+ * from then on trashes it instead of deleting it. */
+int reg_file_count(struct reg_registry *reg, uint64_t ino);
+/* Gives back a count reg_file_count() took; the last one of a file
+ * trashed meanwhile frees it (reg_trash_free) and its pin. */
+void reg_file_uncount(struct reg_registry *reg, uint64_t ino);
 
 /* ---- live.c (today reglive.c) ---- */
 /* Takes a life token and opens run/writers (reg_open). */

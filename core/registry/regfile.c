@@ -71,8 +71,7 @@ void reg_ingest_release(struct ingest *in)
 	memset(in, 0, sizeof(*in));
 }
 
-/* Appends e at in->end. */
-static int ingest_push(struct ingest *in, const struct chunk_ent *e)
+int reg_ingest_push(struct ingest *in, const struct chunk_ent *e)
 {
 	if (ARRAY_GROW(in->v, in->cap, in->n) < 0)
 		return -ENOMEM;
@@ -258,7 +257,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 	if (e.dup_of >= 0) {
 		e.fresh = true;
 		e.loc = in->v[e.dup_of].loc;
-		return ingest_push(in, &e);
+		return reg_ingest_push(in, &e);
 	}
 	fa.id = &e.id;
 	r = idx_read(reg->ix, find_chunk_txn, &fa);
@@ -267,7 +266,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 	if (fa.found) {
 		e.key = fa.key;
 		e.loc = fa.loc; /* to read it back, should the file need a spool */
-		return ingest_push(in, &e);
+		return reg_ingest_push(in, &e);
 	}
 	r = store_put(reg->st, &e.id, p, len, &e.loc);
 	if (r < 0)
@@ -278,7 +277,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 		e.key = fa.damaged_key;
 	}
 	in->new_bytes += len;
-	r = ingest_push(in, &e);
+	r = reg_ingest_push(in, &e);
 	if (r < 0)
 		return r;
 	return fresh_add(fm, in, (int)(in->n - 1));
@@ -302,7 +301,7 @@ int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 			}
 	}
 	in->end = e->off;
-	if ((r = ingest_push(in, &k)) < 0)
+	if ((r = reg_ingest_push(in, &k)) < 0)
 		return r;
 	if (k.fresh && k.dup_of < 0)
 		return fresh_add(fm, in, (int)(in->n - 1));
@@ -386,7 +385,7 @@ out:
 
 /* ---- streaming ---------------------------------------------------------- */
 
-static struct stream *stream_new(struct reg_registry *reg)
+struct stream *reg_stream_new(struct reg_registry *reg)
 {
 	struct stream *s = calloc(1, sizeof(*s));
 
@@ -410,7 +409,7 @@ static struct stream *stream_new(struct reg_registry *reg)
 
 static void qbufs_free(struct reg_registry *reg, struct qbuf *b);
 
-static void stream_free(struct reg_registry *reg, struct stream *s)
+void reg_stream_free(struct reg_registry *reg, struct stream *s)
 {
 	if (!s)
 		return;
@@ -655,10 +654,8 @@ static bool stream_queue(struct reg_registry *reg, struct stream *s,
 	return true;
 }
 
-/* An in-order write of a stream (the wstate's lock held): queued for the
- * worker, or fed here once the queue is empty. */
-static int stream_write(struct reg_registry *reg, struct stream *s,
-			const uint8_t *p, size_t len)
+int reg_stream_write(struct reg_registry *reg, struct stream *s,
+		     const uint8_t *p, size_t len)
 {
 	int r = s->err;
 
@@ -671,8 +668,7 @@ static int stream_write(struct reg_registry *reg, struct stream *s,
 	return r;
 }
 
-/* Stores the tail and takes the digest: the content is then s->in. */
-static int stream_finish(struct reg_registry *reg, struct stream *s)
+int reg_stream_finish(struct reg_registry *reg, struct stream *s)
 {
 	int r;
 
@@ -704,26 +700,19 @@ struct locate_arg {
 	struct chunk_loc loc;
 };
 
-static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
-			 struct chunk_rec *ret);
-
 static int locate_txn(struct idx_txn *t, void *arg)
 {
 	struct locate_arg *a = arg;
 	struct chunk_rec c;
-	int r = chunk_get_txn(t, &a->key, &c);
+	int r = reg_chunk_get_txn(t, &a->key, &c);
 
 	if (r == 0)
 		a->loc = c.loc;
 	return r;
 }
 
-/* store_get() of a chunk that its file's extent says is len bytes, into
- * buf of len bytes: a location that says another length (a damaged CHUNKS
- * record) is -EIO before a byte is read, so that the store never writes
- * past the reader's buffer. */
-static int extent_get(struct reg_registry *reg, const struct chunk_loc *loc,
-		      const struct mreg_id *id, uint32_t len, void *buf)
+int reg_extent_get(struct reg_registry *reg, const struct chunk_loc *loc,
+		   const struct mreg_id *id, uint32_t len, void *buf)
 {
 	struct store_span sp;
 	char where[256];
@@ -738,7 +727,7 @@ static int extent_get(struct reg_registry *reg, const struct chunk_loc *loc,
 
 int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 {
-	int r = extent_get(reg, &e->loc, &e->id, e->len, buf);
+	int r = reg_extent_get(reg, &e->loc, &e->id, e->len, buf);
 
 	if (r == -ENOENT && !e->fresh) {
 		/* gc moved a chunk we share: find its new place */
@@ -747,14 +736,14 @@ int reg_chunk_read(struct reg_registry *reg, struct chunk_ent *e, void *buf)
 		r = idx_read(reg->ix, locate_txn, &la);
 		if (r == 0) {
 			e->loc = la.loc;
-			r = extent_get(reg, &e->loc, &e->id, e->len, buf);
+			r = reg_extent_get(reg, &e->loc, &e->id, e->len, buf);
 		}
 	}
 	return r == -ENOENT ? -EIO : r;
 }
 
-static int chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
-			 struct chunk_rec *ret)
+int reg_chunk_get_txn(struct idx_txn *t, const struct chunk_key *k,
+		      struct chunk_rec *ret)
 {
 	struct idx_val v;
 	int r = idx_get(t, IDX_CHUNKS, k->b, CHUNK_KEY_LEN, &v);
@@ -835,7 +824,7 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 
 		if (!e->fresh) {
 			keys[i] = e->key;
-			r = chunk_get_txn(t, &keys[i], &c);
+			r = reg_chunk_get_txn(t, &keys[i], &c);
 			if (r == -ENOENT)
 				r = -EAGAIN; /* gc took it: ingest again */
 			if (r < 0)
@@ -843,10 +832,10 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 			c.refs++;
 		} else if (e->dup_of >= 0) {
 			keys[i] = keys[e->dup_of];
-			if ((r = chunk_get_txn(t, &keys[i], &c)) < 0)
+			if ((r = reg_chunk_get_txn(t, &keys[i], &c)) < 0)
 				goto out;
 			c.refs++;
-		} else if (e->heal && chunk_get_txn(t, &e->key, &c) == 0) {
+		} else if (e->heal && reg_chunk_get_txn(t, &e->key, &c) == 0) {
 			/* our good copy takes the damaged one's place, for
 			   every file that names it */
 			keys[i] = e->key;
@@ -873,7 +862,8 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 				goto out;
 			if (p.found) {
 				keys[i] = p.key;
-				if ((r = chunk_get_txn(t, &keys[i], &c)) < 0)
+				r = reg_chunk_get_txn(t, &keys[i], &c);
+				if (r < 0)
 					goto out;
 				c.refs++;
 			} else {
@@ -921,7 +911,7 @@ static int collect_ext(void *arg, const struct idx_val *k,
 	return 0;
 }
 
-static int extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l)
+int reg_extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l)
 {
 	uint8_t p[8];
 
@@ -945,7 +935,7 @@ int reg_extent_unref_txn(struct idx_txn *t, uint64_t ino, uint64_t off,
 	rec_extent_key(ino, off, ek);
 	if ((r = idx_del(t, IDX_EXTENTS, ek, sizeof(ek))) < 0)
 		return r;
-	r = chunk_get_txn(t, key, &c);
+	r = reg_chunk_get_txn(t, key, &c);
 	if (r == -ENOENT)
 		return 0; /* fsck reports it; nothing to count down */
 	if (r < 0)
@@ -961,7 +951,7 @@ int reg_extents_drop_txn(struct idx_txn *t, uint64_t ino)
 	size_t i;
 	int r;
 
-	r = extents_load_txn(t, ino, &l);
+	r = reg_extents_load_txn(t, ino, &l);
 	if (r < 0)
 		return r;
 	for (i = 0; i < l.n && r == 0; i++)
@@ -991,8 +981,8 @@ int reg_content_digest(struct reg_registry *reg, struct chunk_ent *v, size_t n,
 		}
 		if (i == n)
 			break;
-		r = in_txn ? extent_get(reg, &v[i].loc, &v[i].id, v[i].len,
-					buf) :
+		r = in_txn ? reg_extent_get(reg, &v[i].loc, &v[i].id,
+					    v[i].len, buf) :
 			     reg_chunk_read(reg, &v[i], buf);
 		if (r < 0)
 			break;
@@ -1018,7 +1008,7 @@ int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 	if ((rec->kind != REG_FILE && rec->kind != REG_PENDING) ||
 	    !(rec->flags & INODE_NODIGEST))
 		return 0;
-	if ((r = extents_load_txn(t, rec->ino, &l)) < 0)
+	if ((r = reg_extents_load_txn(t, rec->ino, &l)) < 0)
 		return r;
 	v = calloc(l.n ? l.n : 1, sizeof(*v));
 	r = v ? 0 : -ENOMEM;
@@ -1027,7 +1017,7 @@ int reg_file_digest_txn(struct reg_registry *reg, struct idx_txn *t,
 		v[i].len = l.v[i].len;
 		v[i].key = l.v[i].chunk;
 		rec_chunk_key_id(&v[i].key, &v[i].id);
-		if ((r = chunk_get_txn(t, &v[i].key, &c)) == 0)
+		if ((r = reg_chunk_get_txn(t, &v[i].key, &c)) == 0)
 			v[i].loc = c.loc;
 	}
 	if (r == 0)
@@ -1130,7 +1120,7 @@ static struct wstate *ws_find(struct reg_registry *reg, uint64_t ino)
 }
 
 /* The write state of ino when it is open for writing here, referenced
- * (ws_put() it), or NULL. */
+ * (reg_ws_put() it), or NULL. */
 static struct wstate *ws_get(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *ws;
@@ -1143,7 +1133,7 @@ static struct wstate *ws_get(struct reg_registry *reg, uint64_t ino)
 	return ws;
 }
 
-static void ws_put(struct reg_registry *reg, struct wstate *ws)
+void reg_ws_put(struct reg_registry *reg, struct wstate *ws)
 {
 	struct wstate **pp;
 
@@ -1159,16 +1149,12 @@ static void ws_put(struct reg_registry *reg, struct wstate *ws)
 		}
 	pthread_mutex_unlock(&reg->lock);
 	reg_spool_free(reg, ws->sp);
-	stream_free(reg, ws->stream);
+	reg_stream_free(reg, ws->stream);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
 
-/* Makes ws's content a spool (ws->lock held): what any access but an
- * in-order write needs; uid (who asks) pays for its descriptor. The
- * chunks the stream stored are its base, the bytes it had not cut into a
- * chunk yet are written to it. */
-static int ws_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
+int reg_stream_to_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
 {
 	struct stream *s = ws->stream;
 	struct spool *sp;
@@ -1208,7 +1194,7 @@ static int ws_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid)
 		reg_spool_hold_batch(sp);
 		s->batch = false;
 	}
-	stream_free(reg, s);
+	reg_stream_free(reg, s);
 	ws->stream = NULL;
 	ws->sp = sp;
 	return 0;
@@ -1236,9 +1222,6 @@ void reg_version_writers_seal(struct reg_registry *reg, uint64_t v)
 			w->sealed = true;
 	pthread_mutex_unlock(&reg->lock);
 }
-
-#define COMMIT_REGISTER 0x1u
-#define COMMIT_BIRTH    0x2u
 
 struct commit_arg {
 	struct reg_registry *reg;
@@ -1373,12 +1356,8 @@ static int spool_commit(struct reg_registry *reg, struct wstate *ws,
 	return r;
 }
 
-/* Commits ws (its lock held): what was written since the last commit, if
- * anything. how: COMMIT_REGISTER, a pending file with a visible name
- * becomes a version in the same transaction; COMMIT_BIRTH, a new file of
- * a draft outlives its writer from now on. 1 when it was registered. */
-static int ws_commit(struct reg_registry *reg, const struct reg_caller *who,
-		     struct wstate *ws, unsigned how)
+int reg_ws_commit(struct reg_registry *reg, const struct reg_caller *who,
+		  struct wstate *ws, unsigned how)
 {
 	struct commit_arg a = { .reg = reg, .who = who, .ws = ws,
 				.how = how };
@@ -1399,7 +1378,7 @@ static int ws_commit(struct reg_registry *reg, const struct reg_caller *who,
 	if (ws->stream && !ws->stream->committed) {
 		struct stream *s = ws->stream;
 
-		r = stream_finish(reg, s);
+		r = reg_stream_finish(reg, s);
 		if (r == 0)
 			r = store_sync(reg->st);
 		if (r == 0) {
@@ -1411,7 +1390,7 @@ static int ws_commit(struct reg_registry *reg, const struct reg_caller *who,
 			/* unlinked while open: nothing names its chunks (gc
 			   may take them), so its bytes move to its spool
 			   until the last close */
-			if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+			if ((r = reg_stream_to_spool(reg, ws, who->uid)) < 0 ||
 			    (r = reg_spool_detach(reg, ws->sp)) < 0)
 				return r;
 			goto done;
@@ -1429,11 +1408,11 @@ static int ws_commit(struct reg_registry *reg, const struct reg_caller *who,
 			return r;
 		/* a chunk it shared was collected meanwhile: start over
 		   from a spool of the same bytes (read where they were) */
-		if ((r = ws_spool(reg, ws, who->uid)) < 0 ||
+		if ((r = reg_stream_to_spool(reg, ws, who->uid)) < 0 ||
 		    (r = reg_spool_detach(reg, ws->sp)) < 0)
 			return r;
 	}
-	if (!ws->sp && (r = ws_spool(reg, ws, who->uid)) < 0)
+	if (!ws->sp && (r = reg_stream_to_spool(reg, ws, who->uid)) < 0)
 		return r;
 	a.in = NULL;
 	if ((r = spool_commit(reg, ws, &a)) < 0)
@@ -1468,9 +1447,9 @@ int reg_writer_commit(struct reg_registry *reg, const struct reg_caller *who,
 		return 0;
 	pthread_mutex_lock(&ws->lock);
 	if (ws->dirty)
-		r = ws_commit(reg, who, ws, 0);
+		r = reg_ws_commit(reg, who, ws, 0);
 	pthread_mutex_unlock(&ws->lock);
-	ws_put(reg, ws);
+	reg_ws_put(reg, ws);
 	return r < 0 ? r : 0;
 }
 
@@ -1484,7 +1463,7 @@ void reg_writer_registered(struct reg_registry *reg, uint64_t ino)
 	pthread_mutex_lock(&ws->lock);
 	ws->registered = ws->sealed = true;
 	pthread_mutex_unlock(&ws->lock);
-	ws_put(reg, ws);
+	reg_ws_put(reg, ws);
 }
 
 /* ---- when a pending file is done (SPEC §2.1) ---------------------------- */
@@ -1535,15 +1514,13 @@ static int discard_txn(struct idx_txn *t, void *arg)
 		.path = f.name, .reason = reason });
 }
 
-/* Empties ws's content (its lock held): a new stream, nothing written.
- * -ENOMEM. */
-static int ws_empty(struct reg_registry *reg, struct wstate *ws)
+int reg_ws_empty(struct reg_registry *reg, struct wstate *ws)
 {
-	struct stream *s = stream_new(reg);
+	struct stream *s = reg_stream_new(reg);
 
 	if (!s)
 		return -ENOMEM;
-	stream_free(reg, ws->stream);
+	reg_stream_free(reg, ws->stream);
 	ws->stream = s;
 	reg_spool_free(reg, ws->sp);
 	ws->sp = NULL;
@@ -1580,7 +1557,7 @@ static int ws_discard(struct reg_registry *reg, struct wstate *ws,
 	ws->discarded = ws->sealed = true;
 	ws->dirty = false;
 	/* what it stored goes to gc; a mapping left reads it empty */
-	if (ws_empty(reg, ws) < 0)
+	if (reg_ws_empty(reg, ws) < 0)
 		log_warn(-ENOMEM, "inode %llu keeps its bytes until its "
 			 "last handle is released", (unsigned long long)ws->ino);
 	return 0;
@@ -1628,10 +1605,10 @@ static int pending_closed(struct reg_registry *reg, struct wstate *ws,
 		ws->killed_sig = how->signal;
 	}
 	if (!last)
-		return ws->killed_sig ? 0 : ws_commit(reg, who, ws, 0);
+		return ws->killed_sig ? 0 : reg_ws_commit(reg, who, ws, 0);
 	ws->done = true;
 	if (!ws->killed_sig) {
-		r = ws_commit(reg, who, ws, COMMIT_REGISTER);
+		r = reg_ws_commit(reg, who, ws, COMMIT_REGISTER);
 		if (r >= 0)
 			return r; /* registered, or a temporary name that
 				     waits for its rename */
@@ -1659,7 +1636,7 @@ struct open_arg {
 static int resolve_loc_txn(struct idx_txn *t, struct rext *x)
 {
 	struct chunk_rec c;
-	int r = chunk_get_txn(t, &x->key, &c);
+	int r = reg_chunk_get_txn(t, &x->key, &c);
 
 	if (r == -ENOENT)
 		return -EIO; /* a reference to nothing: damage */
@@ -1681,7 +1658,7 @@ static int open_txn(struct idx_txn *t, void *arg)
 		return r;
 	if (a->rec.kind != REG_FILE && a->rec.kind != REG_PENDING)
 		return S_ISDIR(a->rec.mode) ? -EISDIR : -EINVAL;
-	if ((r = extents_load_txn(t, a->ino, &l)) < 0)
+	if ((r = reg_extents_load_txn(t, a->ino, &l)) < 0)
 		return r;
 	a->f->ext = calloc(l.n ? l.n : 1, sizeof(*a->f->ext));
 	if (!a->f->ext) {
@@ -1827,7 +1804,7 @@ void reg_tables_free(struct reg_registry *reg)
 	pthread_mutex_unlock(&reg->lock);
 }
 
-static struct reg_file *file_new(struct reg_registry *reg, uint64_t ino)
+struct reg_file *reg_file_new(struct reg_registry *reg, uint64_t ino)
 {
 	struct reg_file *f = calloc(1, sizeof(*f));
 
@@ -1861,9 +1838,7 @@ static struct open_file **open_slot(struct reg_registry *reg, uint64_t ino)
 	return pp;
 }
 
-/* Counts a new handle of file ino, before its record is read: an unlink
- * from then on trashes it instead of deleting it. */
-static int file_count(struct reg_registry *reg, uint64_t ino)
+int reg_file_count(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp, *o;
 
@@ -1890,7 +1865,7 @@ static void trashed_closed(struct reg_registry *reg, uint64_t ino)
 	reg_unpin(reg, ino);
 }
 
-static void file_uncount(struct reg_registry *reg, uint64_t ino)
+void reg_file_uncount(struct reg_registry *reg, uint64_t ino)
 {
 	struct open_file **pp, *o;
 	bool free_it = false;
@@ -1915,7 +1890,7 @@ void reg_files_close(struct reg_registry *reg)
 
 	for (ws = reg->wfiles; ws; ws = ws->next) {
 		pthread_mutex_lock(&ws->lock);
-		stream_free(reg, ws->stream); /* stops its worker */
+		reg_stream_free(reg, ws->stream); /* stops its worker */
 		ws->stream = NULL;
 		pthread_mutex_unlock(&ws->lock);
 	}
@@ -1960,12 +1935,12 @@ void reg_file_trashed_here(struct reg_registry *reg, uint64_t ino)
 		trashed_closed(reg, ino);
 }
 
-static void file_free(struct reg_file *f)
+void reg_file_free(struct reg_file *f)
 {
 	if (!f)
 		return;
 	if (f->counted)
-		file_uncount(f->reg, f->ino);
+		reg_file_uncount(f->reg, f->ino);
 	if (f->entered)
 		reg_writers_leave(f->reg, f->version);
 	if (f->pinned)
@@ -2006,10 +1981,8 @@ static int spool_of(struct reg_file *f, struct spool **ret)
 	return r;
 }
 
-/* Attaches f to the inode's write state, creating it: a stream for a new
- * content (trunc), else a spool over what it has. */
-static int attach_ws(struct reg_registry *reg, struct reg_file *f, bool writer,
-		     bool trunc)
+int reg_ws_attach(struct reg_registry *reg, struct reg_file *f, bool writer,
+		  bool trunc)
 {
 	struct wstate *ws;
 	struct spool *sp = NULL;
@@ -2029,7 +2002,7 @@ static int attach_ws(struct reg_registry *reg, struct reg_file *f, bool writer,
 	if (!trunc && (r = spool_of(f, &sp)) < 0)
 		return r;
 	ws = calloc(1, sizeof(*ws));
-	if (!ws || (trunc && !(ws->stream = stream_new(reg)))) {
+	if (!ws || (trunc && !(ws->stream = reg_stream_new(reg)))) {
 		reg_spool_free(reg, sp);
 		free(ws);
 		return -ENOMEM;
@@ -2050,7 +2023,7 @@ static int attach_ws(struct reg_registry *reg, struct reg_file *f, bool writer,
 		other->refs++;
 		pthread_mutex_unlock(&reg->lock);
 		reg_spool_free(reg, ws->sp);
-		stream_free(reg, ws->stream);
+		reg_stream_free(reg, ws->stream);
 		pthread_mutex_destroy(&ws->lock);
 		free(ws);
 		ws = other;
@@ -2066,7 +2039,7 @@ have:
 		if (ws->stream && ws->stream->end == 0 &&
 		    !ws->stream->committed)
 			ws->dirty = true; /* empty already */
-		else if (ws_empty(reg, ws) == 0)
+		else if (reg_ws_empty(reg, ws) == 0)
 			ws->dirty = true; /* stream the new content */
 		pthread_mutex_unlock(&ws->lock);
 	}
@@ -2109,7 +2082,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 	if (reg_ino_snapshot(ino)) {
 		if (writer)
 			return -EACCES;
-		f = file_new(reg, ino);
+		f = reg_file_new(reg, ino);
 		if (!f)
 			return -ENOMEM;
 		f->kind = ino == REG_AUDITLOG_INO ? REG_AUDITLOG :
@@ -2120,7 +2093,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 		    reg_metrics_text(reg, &f->snap, &f->snap_len) :
 		    history_snapshot(reg, f);
 		if (r < 0) {
-			file_free(f);
+			reg_file_free(f);
 			return r;
 		}
 		f->size = f->snap_len;
@@ -2129,7 +2102,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 	}
 	if (reg_ino_virtual(ino))
 		return -EISDIR;
-	f = file_new(reg, ino);
+	f = reg_file_new(reg, ino);
 	if (!f)
 		return -ENOMEM;
 	f->uid = who->uid;
@@ -2149,7 +2122,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 		return 0;
 	}
 	a.f = f;
-	if ((r = file_count(reg, ino)) < 0)
+	if ((r = reg_file_count(reg, ino)) < 0)
 		goto fail;
 	f->counted = true;
 	r = idx_read(reg->ix, open_txn, &a);
@@ -2171,7 +2144,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 		goto fail;
 	}
 	if (f->sealed) {
-		file_uncount(reg, ino); /* cannot be unlinked */
+		reg_file_uncount(reg, ino); /* cannot be unlinked */
 		f->counted = false;
 		reg_pin(reg, f->version);
 		f->pinned = true;
@@ -2186,14 +2159,14 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 			reg_pin(reg, ino);
 			reg_file_trashed_here(reg, ino);
 		}
-		r = attach_ws(reg, f, writer, (flags & O_TRUNC) != 0);
+		r = reg_ws_attach(reg, f, writer, (flags & O_TRUNC) != 0);
 		if (r < 0)
 			goto fail;
 	}
 	*ret = f;
 	return 0;
 fail:
-	file_free(f);
+	reg_file_free(f);
 	return r;
 }
 
@@ -2253,7 +2226,7 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 	struct rext moved;
 
 	rec_chunk_key_id(&x->key, &id);
-	r = extent_get(f->reg, &x->loc, &id, x->len, buf);
+	r = reg_extent_get(f->reg, &x->loc, &id, x->len, buf);
 	for (tries = 0; tries < 3 && (r == -ENOENT || (r == -EIO && !tries));
 	     tries++) {
 		/* gc moved it: find its place; the table (shared, read
@@ -2281,7 +2254,8 @@ static int read_extent(struct reg_file *f, size_t i, uint8_t *buf)
 		if (was == -ENOENT)
 			r = idx_read(f->reg->ix, reloc_txn, &ra);
 		if (r == 0)
-			r = extent_get(f->reg, &moved.loc, &id, x->len, buf);
+			r = reg_extent_get(f->reg, &moved.loc, &id, x->len,
+					   buf);
 	}
 	if (r < 0) {
 		atomic_fetch_add(&f->reg->errors, 1);
@@ -2390,7 +2364,7 @@ static ssize_t read_at(struct reg_file *f, void *buf, size_t size,
 		struct wstate *ws = f->ws;
 
 		pthread_mutex_lock(&ws->lock);
-		n = ws_spool(f->reg, ws, f->uid);
+		n = reg_stream_to_spool(f->reg, ws, f->uid);
 		if (n == 0)
 			n = reg_spool_read(f->reg, ws->sp, buf, size, off);
 		pthread_mutex_unlock(&ws->lock);
@@ -2482,13 +2456,13 @@ ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,
 	if (ws->stream && !ws->stream->committed && !ws->stream->copied &&
 	    !ws->stream->finished && off == ws->stream->end) {
 		/* in order from the start: chunk and store it now (not after
-		   a commit that failed past stream_finish(): its size and
+		   a commit that failed past reg_stream_finish(): its size and
 		   digest are taken) */
-		n = stream_write(f->reg, ws->stream, buf, size);
+		n = reg_stream_write(f->reg, ws->stream, buf, size);
 		if (n == 0)
 			n = (ssize_t)size;
 	} else {
-		n = ws_spool(f->reg, ws, f->uid);
+		n = reg_stream_to_spool(f->reg, ws, f->uid);
 		if (n == 0)
 			n = reg_spool_write(f->reg, ws->sp, buf, size, off);
 	}
@@ -2543,7 +2517,7 @@ ssize_t reg_file_copy_range(struct reg_file *in, uint64_t off_in,
 
 			rec_chunk_key_id(&in->ext[i].key, &e.id);
 			s->in.end = in->ext[i].off; /* holes stay */
-			r = ingest_push(&s->in, &e);
+			r = reg_ingest_push(&s->in, &e);
 		}
 		if (r == 0) {
 			s->copied = true;
@@ -2575,8 +2549,8 @@ static int file_commit(struct reg_file *f, const struct reg_caller *who,
 		return 0;
 	pthread_mutex_lock(&ws->lock);
 	if ((ws->dirty || !ws->born) && !ws->discarded)
-		r = ws_commit(f->reg, who, ws,
-			      ws_wrote(ws, pid) ? COMMIT_BIRTH : 0);
+		r = reg_ws_commit(f->reg, who, ws,
+				  ws_wrote(ws, pid) ? COMMIT_BIRTH : 0);
 	pthread_mutex_unlock(&ws->lock);
 	if (r < 0)
 		atomic_fetch_add(&f->reg->errors, 1);
@@ -2698,9 +2672,9 @@ void reg_file_release(struct reg_file *f)
 				log_err(r, "cannot commit inode %llu on release",
 					(unsigned long long)f->ino);
 		}
-		ws_put(f->reg, f->ws);
+		reg_ws_put(f->reg, f->ws);
 	}
-	file_free(f);
+	reg_file_free(f);
 }
 
 /* ---- create and setattr ------------------------------------------------ */
@@ -2783,7 +2757,7 @@ int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	r = reg_change(reg, create_txn, &a);
 	reg_audit_ino_failure(reg, who, r, parent, &(struct audit_ev){
 		.op = "create", .path = name });
-	if (r >= 0 && !(f = file_new(reg, a.rec.ino)))
+	if (r >= 0 && !(f = reg_file_new(reg, a.rec.ino)))
 		r = -ENOMEM;
 	if (r < 0) {
 		if (a.entered)
@@ -2796,13 +2770,13 @@ int reg_file_create(struct reg_registry *reg, const struct reg_caller *who,
 	f->version = a.rec.version;
 	f->flags = flags | O_RDWR;
 	f->writer = true;
-	r = file_count(reg, f->ino);
+	r = reg_file_count(reg, f->ino);
 	if (r == 0) {
 		f->counted = true;
-		r = attach_ws(reg, f, true, true);
+		r = reg_ws_attach(reg, f, true, true);
 	}
 	if (r < 0) {
-		file_free(f);
+		reg_file_free(f);
 		return r;
 	}
 	if (f->kind == REG_FILE) {
@@ -2928,9 +2902,7 @@ static int setattr_txn(struct idx_txn *t, void *arg)
 	return reg_inode_put_txn(t, r);
 }
 
-/* Times were set on file ino: when it is open for writing here, its next
- * commit keeps them (unless it is written again first). */
-static void ws_times_kept(struct reg_registry *reg, uint64_t ino)
+void reg_writer_times_kept(struct reg_registry *reg, uint64_t ino)
 {
 	struct wstate *ws;
 
@@ -2940,13 +2912,11 @@ static void ws_times_kept(struct reg_registry *reg, uint64_t ino)
 	pthread_mutex_lock(&ws->lock);
 	ws->times_kept = true;
 	pthread_mutex_unlock(&ws->lock);
-	ws_put(reg, ws);
+	reg_ws_put(reg, ws);
 }
 
-/* Truncates file ino to size: through its write state when it is open
- * here, else through a short-lived one; committed before returning. */
-static int truncate_file(struct reg_registry *reg, const struct reg_caller *who,
-			 uint64_t ino, uint64_t size)
+int reg_writer_truncate(struct reg_registry *reg, const struct reg_caller *who,
+			uint64_t ino, uint64_t size)
 {
 	struct reg_file *f;
 	struct wstate *ws;
@@ -2962,7 +2932,7 @@ static int truncate_file(struct reg_registry *reg, const struct reg_caller *who,
 	f->internal = true;
 	if (ws->sealed) {
 		r = -EROFS;
-	} else if ((r = ws_spool(reg, ws, who->uid)) == 0) {
+	} else if ((r = reg_stream_to_spool(reg, ws, who->uid)) == 0) {
 		r = reg_spool_truncate(reg, ws->sp, size);
 		if (r == 0) {
 			ws->size = size;
@@ -2971,7 +2941,7 @@ static int truncate_file(struct reg_registry *reg, const struct reg_caller *who,
 			/* another handle has it open: its flush commits (and
 			   a pending file registers when its writer closes
 			   it) */
-			r = ws->refs > 1 ? 0 : ws_commit(reg, who, ws, 0);
+			r = ws->refs > 1 ? 0 : reg_ws_commit(reg, who, ws, 0);
 		}
 	}
 	pthread_mutex_unlock(&ws->lock);
@@ -3019,7 +2989,7 @@ int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
 		if (cur.kind != REG_FILE && cur.kind != REG_PENDING)
 			return -EINVAL;
 		(void)fh; /* the write state is shared: any handle will do */
-		r = truncate_file(reg, who, ino, sa->size);
+		r = reg_writer_truncate(reg, who, ino, sa->size);
 		if (r < 0)
 			return r;
 		rest.valid &= ~REG_SET_SIZE;
@@ -3034,7 +3004,7 @@ int reg_setattr(struct reg_registry *reg, const struct reg_caller *who,
 		if (a.sealed_version)
 			reg_version_writers_seal(reg, a.rec.ino);
 		if (rest.valid & REG_SET_MTIME)
-			ws_times_kept(reg, ino);
+			reg_writer_times_kept(reg, ino);
 		reg_inode_attr(&a.rec, ret);
 		if (fh && fh->ws)
 			ret->size = fh->ws->size;
