@@ -4,12 +4,12 @@
  * The registry is split by subject: base.c, txn.c, inode.c, model.c,
  * lookup.c, namespace.c, rename.c (opening, the namespace
  * and its rules), regfile.c (streaming, chunking, storing and reading file
- * content, when a file is done), regspool.c (files rewritten in place),
+ * content, when a file is done), spool.c (files rewritten in place),
  * regstage.c (sealing, stages, history, removal), policy.c, policy-store.c (the stored
  * stage policies and hooks, and the decisions taken with them), metadata.c,
  * audit.c, query/listings.c, select.c, stats.c
  * (metadata, listings, search, stats, audit), maint/regmaint.c (fsck, gc,
- * pins), reglive.c (life tokens, writers of drafts).
+ * pins), live.c (life tokens, writers of drafts).
  *
  * Below, one section per file of registry/ and maint/ as issue 16 splits
  * them (RESHAPE-PLAN §1.4), each saying which file holds its functions
@@ -82,7 +82,7 @@ struct reg_registry {
 	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
 	struct serve_cache *serve;/* mregfs's serving cache, for metrics */
 
-	/* reglive.c */
+	/* live.c */
 	uint64_t live_token;      /* our byte of run/live, locked */
 	int live_fd;              /* run/live */
 	int writers_fd;           /* run/writers: our writers' read locks */
@@ -290,7 +290,7 @@ int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
 /* ---- pending.c (today maint/regmaint.c) ---- */
 /* Files that live only as long as the process writing them are listed in
  * META under "pending/" + be64 inode -> u64 life token of that process
- * (reglive.c), so that the ones a dead process left are found without a
+ * (live.c), so that the ones a dead process left are found without a
  * scan: pending files at model roots until they are registered or
  * discarded, and new files of drafts until their first commit (a file
  * whose first close never completed is absent after a crash). */
@@ -623,7 +623,7 @@ int reg_writer_commit(struct reg_registry *reg, const struct reg_caller *who,
  * a version): its later writes fail, its close has nothing to do. */
 void reg_writer_registered(struct reg_registry *reg, uint64_t ino);
 
-/* ---- spool.c (today regspool.c) ---- */
+/* ---- spool.c ---- */
 /* A file being rewritten in place: the chunks it had (base), a sparse
  * spool file holding the bytes written since at their offsets, and the
  * spans of those bytes. Not thread-safe: the caller's lock guards it. */
@@ -758,7 +758,7 @@ int reg_file_count(struct reg_registry *reg, uint64_t ino);
  * trashed meanwhile frees it (reg_trash_free) and its pin. */
 void reg_file_uncount(struct reg_registry *reg, uint64_t ino);
 
-/* ---- live.c (today reglive.c) ---- */
+/* ---- live.c ---- */
 /* Takes a life token and opens run/writers (reg_open). */
 int reg_live_open(struct reg_registry *reg);
 /* Drops the token and every writer lock. */

@@ -1,4 +1,4 @@
-/* reglive.c — which processes live, and which drafts they write, told by
+/* live.c — which processes live, and which drafts they write, told by
  * locks the kernel drops when a process dies (SPEC §2.3, §5). A PID says
  * nothing reliable: it is reused, a zombie answers kill(pid, 0), and a
  * daemon in a container is PID 1 in its own namespace.

@@ -1,4 +1,4 @@
-/* regspool.c — a file rewritten in place (SPEC §2.2: write at any offset,
+/* spool.c — a file rewritten in place (SPEC §2.2: write at any offset,
  * seek back, truncate), at a cost in proportion to what changed.
  *
  * A file opened for writing without O_TRUNC, or written out of order after
