@@ -396,7 +396,7 @@ struct reg_files_walk {
 int reg_files_dir(struct reg_files_walk *w, uint64_t dir, const char *prefix,
 		  int depth);
 
-/* ---- ingest.c (today regfile.c) ---- */
+/* ---- ingest.c ---- */
 /* A chunk of content being ingested. */
 struct chunk_ent {
 	uint64_t off;             /* where it lies in the file */
