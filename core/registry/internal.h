@@ -486,7 +486,7 @@ struct ext_list {
  * caller's to free; NULL after a failure). -EIO, -ENOMEM. */
 int reg_extents_load_txn(struct idx_txn *t, uint64_t ino, struct ext_list *l);
 
-/* ---- stream.c (today regfile.c) ---- */
+/* ---- stream.c ---- */
 struct qbuf;
 /* A file written in order from its start (cp, rsync, torch.save of a
  * plain tensor file...) is chunked, hashed and stored as its bytes arrive:
