@@ -737,7 +737,7 @@ void reg_tables_free(struct reg_registry *reg);
  * (mreg_read_bytes_total); the serving cache counts them as hydrated. */
 void reg_file_read_quietly(struct reg_file *f);
 
-/* ---- openfiles.c (today regfile.c) ---- */
+/* ---- openfiles.c ---- */
 /* Unsealed files open here. A file unlinked (or renamed over) while open
  * here is trashed, not deleted, and stays readable and writable through
  * its descriptors until the last one is closed, as on any Unix file
