@@ -281,13 +281,8 @@ int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 			   struct inode_rec *m, const char *name, mode_t mode,
 			   struct inode_rec *ret);
-/* Registers a pending file (in t) as the next version; sets the file's
- * record (already holding its content) sealed inside it. */
-int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
-			     const struct reg_caller *who, struct inode_rec *f,
-			     char *ret_version);
 
-/* ---- pending.c (today maint/regmaint.c) ---- */
+/* ---- pending.c (the notes: today maint/regmaint.c) ---- */
 /* Files that live only as long as the process writing them are listed in
  * META under "pending/" + be64 inode -> u64 life token of that process
  * (live.c), so that the ones a dead process left are found without a
@@ -312,6 +307,11 @@ int reg_pending_drop_txn(struct idx_txn *t, const struct inode_rec *f);
  * when another process did or none did (an error reads as another's). */
 bool reg_pending_ours_txn(struct reg_registry *reg, struct idx_txn *t,
 			  uint64_t ino);
+/* Registers a pending file (in t) as the next version; sets the file's
+ * record (already holding its content) sealed inside it. */
+int reg_version_register_txn(struct reg_registry *reg, struct idx_txn *t,
+			     const struct reg_caller *who, struct inode_rec *f,
+			     char *ret_version);
 
 /* ---- audit.c ---- */
 /* Appends an audit record in t. */
