@@ -689,7 +689,7 @@ int reg_spool_plan_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 void reg_spool_committed(struct reg_registry *reg, struct spool *sp,
 			 struct spool_plan *pl, int64_t ctime);
 
-/* ---- reader.c (today regfile.c) ---- */
+/* ---- reader.c ---- */
 struct ext_table;
 /* A part of a committed file, as loaded at open. */
 struct rext {
