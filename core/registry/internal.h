@@ -544,7 +544,7 @@ int reg_stream_finish(struct reg_registry *reg, struct stream *s);
  * chunk yet are written to it. */
 int reg_stream_to_spool(struct reg_registry *reg, struct wstate *ws, uid_t uid);
 
-/* ---- writer.c (today regfile.c) ---- */
+/* ---- writer.c ---- */
 /* Writers of a new file remembered (beyond: any process counts as one). */
 #define WS_WRITERS 8
 /* An inode open for writing in this process. Its content is either being

@@ -1,48 +1,37 @@
-/* regfile.c — file content: chunking and storing what is written,
- * committing it in one transaction, reading it back verified; and the
- * calls that create, open, truncate and register files (SPEC §2, §5).
+/* writer.c — a file open for writing in this process: its write state,
+ * the writes, and the commit that makes them the file's content (SPEC §2,
+ * §5).
  *
- * An inode open for writing in this process has one write state (struct
- * wstate), shared by every handle of it, in one of two forms:
- *  - a stream: a file written in order from its start (cp, rsync) is
- *    chunked, hashed and stored as its bytes arrive, by a worker thread,
- *    and its digest taken on the way; a commit stores the tail and names
- *    the chunks.
- *  - a spool (regspool.c): a file opened for writing without O_TRUNC, or
+ * An inode open for writing here has one write state (struct wstate,
+ * internal.h), shared by every handle of it, in one of two forms:
+ *  - a stream (stream.c): a file written in order from its start (cp,
+ *    rsync) is chunked, hashed and stored as its bytes arrive, and its
+ *    digest taken on the way; a commit stores the tail and names the
+ *    chunks.
+ *  - a spool (spool.c): a file opened for writing without O_TRUNC, or
  *    written out of order, read or truncated after a stream began, keeps
  *    the chunks it had (or the stream stored) and writes into a sparse
  *    spool file (an unnamed O_TMPFILE in DIR/spool: a crash leaves nothing
  *    behind); a commit re-chunks only around what changed, holes stay
  *    holes, and the file's digest is left to be computed when it is
  *    sealed (INODE_NODIGEST).
- * Commit (flush) appends new chunks to the pack, fsyncs the pack, and only
- * then names the chunks in one index transaction: durable before
- * referenced. Readers of committed content load the file's extents when
- * they open it (a snapshot: a sealed file's bytes can't change, and its
- * version is pinned against gc), and check every chunk against its id as
- * they read it; a gap between extents is a hole and reads as zeros.
+ * A commit (at a close or an fsync: close.c) stores the new chunks, syncs
+ * the store, and only then names them in one index transaction: durable
+ * before referenced. When gc collects a chunk it keeps meanwhile, or
+ * another process commits the same file, it plans the commit again.
  */
 #include "internal.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
-#include "chunk/chunker.h"
 #include "io.h"
 #include "log.h"
 #include "registry/fdcap.h"
-#define MAX_FILE_SIZE (1ULL << 42) /* 4 TiB */
 
-/* ---- write states ------------------------------------------------------ */
+#define MAX_FILE_SIZE (1ULL << 42) /* 4 TiB */
 
 /* A spool is a descriptor of the daemon's, spent for user uid: within
  * the user's cap and outside the daemon's reserve (fdcap.h), or -EMFILE. */
