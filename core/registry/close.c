@@ -163,6 +163,8 @@ static int pending_closed(struct reg_registry *reg, struct wstate *ws,
 	return how->signal ? 0 : -EIO;
 }
 
+/* ---- closing a handle --------------------------------------------------- */
+
 /* Commits f's write state for a close by process pid (0: unknown) or an
  * fsync (pid 0): the first close by a process that created or wrote a
  * new file of a draft makes it outlive its writer. */

@@ -3,8 +3,12 @@
  *
  * The registry is split by subject: base.c, txn.c, inode.c, model.c,
  * lookup.c, namespace.c, rename.c (opening, the namespace
- * and its rules), regfile.c (streaming, chunking, storing and reading file
- * content, when a file is done), spool.c (files rewritten in place),
+ * and its rules); for file content, ingest.c (chunks into the store,
+ * deduplicated, and their index records), stream.c (files written in
+ * order), writer.c (write states, commits), spool.c (files rewritten in
+ * place), reader.c (opening, verified reads), openfiles.c (unsealed files
+ * open here), close.c (what a close means), pending.c (pending files),
+ * create.c and setattr.c (making and changing a file);
  * regstage.c (sealing, stages, history, removal), policy.c, policy-store.c (the stored
  * stage policies and hooks, and the decisions taken with them), metadata.c,
  * audit.c, query/listings.c, select.c, stats.c
@@ -92,18 +96,18 @@ struct reg_registry {
 	pthread_mutex_t refusal_lock;
 	struct refusal *refusals; /* recent refusals, coalesced (audit.c) */
 
-	/* sealed files' extent tables, shared by their opens (regfile.c);
+	/* sealed files' extent tables, shared by their opens (reader.c);
 	   guarded by lock */
 	struct ext_table *tables[1024];   /* hashed by inode */
 	size_t table_extents;
 	size_t table_stale;               /* tables marked stale */
 	uint64_t table_clock;
 
-	atomic_size_t stream_bufs;        /* queued writes' buffers (regfile.c) */
+	atomic_size_t stream_bufs;        /* queued writes (stream.c) */
 	atomic_uint_fast64_t room_free;   /* the store's free disk, last seen */
 	atomic_uint_fast64_t room_used;   /* bytes queued since */
 
-	/* unsealed files open here, hashed by inode (regfile.c); guarded
+	/* unsealed files open here, hashed by inode (openfiles.c); guarded
 	   by lock */
 	struct open_file *open_files[256];
 
@@ -698,6 +702,8 @@ struct rext {
 	struct chunk_key key;
 	struct chunk_loc loc;
 };
+/* An open file (registry.h): the committed content as loaded at open
+ * (reader.c) or, when it is open for writing here, its write state. */
 struct reg_file {
 	struct reg_registry *reg;
 	uint64_t ino, version;

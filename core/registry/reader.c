@@ -111,8 +111,6 @@ static int open_txn(struct idx_txn *t, void *arg)
 	return r;
 }
 
-/* Frees unused tables, least recently used first, down to the cap (all of
- * them with cap 0); reg->lock held. */
 #define TABLE_BUCKETS (sizeof(((struct reg_registry *)0)->tables) / \
 		       sizeof(struct ext_table *))
 
@@ -122,6 +120,8 @@ static struct ext_table **table_bucket(struct reg_registry *reg, uint64_t ino)
 			    TABLE_BUCKETS];
 }
 
+/* Frees unused tables, least recently used first, down to the cap (all of
+ * them with cap 0); reg->lock held. */
 static void tables_trim(struct reg_registry *reg, size_t cap)
 {
 	struct ext_table **pp, **victim, *t;
@@ -648,7 +648,7 @@ int reg_file_lseek(struct reg_file *f, uint64_t off, int whence, uint64_t *ret)
 	return 0;
 }
 
-/* ---- the audit log as a file ------------------------------------------- */
+/* ---- .mreg/audit.log and .mreg/history/M as files ---------------------- */
 
 struct snap_arg {
 	struct strbuf sb;

@@ -300,7 +300,7 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 ssize_t reg_file_read(struct reg_file *f, void *buf, size_t size, uint64_t off);
 /* Writes at off: in order from the start, chunked and stored as the
  * bytes arrive (a stream); otherwise into the file's sparse spool, over
- * the chunks it had kept (regfile.c says how). -EROFS when the file was
+ * the chunks it had kept (writer.c says how). -EROFS when the file was
  * sealed (e.g. its version was sealed while it was open), -EBADF when not
  * open for writing, -ENOSPC, -EFBIG. */
 ssize_t reg_file_write(struct reg_file *f, const void *buf, size_t size,

@@ -2,7 +2,7 @@
  * seek back, truncate), at a cost in proportion to what changed.
  *
  * A file opened for writing without O_TRUNC, or written out of order after
- * it was streamed (regfile.c), keeps the chunks it had as its base, and
+ * it was streamed (stream.c), keeps the chunks it had as its base, and
  * what is written goes into a sparse spool file (an unnamed O_TMPFILE in
  * DIR/spool) at the offsets written; the spans of the bytes written since
  * the last commit say which bytes the spool holds. The content at x is:

@@ -210,7 +210,7 @@ static int commit_txn(struct idx_txn *t, void *arg)
 }
 
 /* Commits a spool (ws->lock held): only what changed is chunked and
- * stored (regspool.c). The digest of the whole content is computed
+ * stored (spool.c). The digest of the whole content is computed
  * when the file is sealed; a pending file is sealed by the commit of its
  * last close, which may have nothing new to store, so its digest is taken
  * at each commit, before the transaction. */
