@@ -1,7 +1,7 @@
 /* io.h — the one door through which the store's own writes pass: pack
- * files (store/pack/pack.c) and spool files (registry/regfile.c). LMDB's
- * writes are not here: LMDB with sync on is trusted to be durable at
- * commit.
+ * files (store/pack/write.c) and spool files (registry/writer.c,
+ * spool.c). LMDB's writes are not here: LMDB with sync on is trusted to
+ * be durable at commit.
  *
  * In a normal build every io_*() is an inline call of the system call it
  * names, returning a negative errno instead of -1: nothing is read from

@@ -16,7 +16,7 @@
  *	         "audit_head"  -> SHA-256 hex of the last AUDIT record
  *	         "audit_bytes" -> u64 length of .mreg/audit.log
  *	         "pending/" + be64 inode -> be64 life token of its writer
- *	                       (files that die with their writer: reglive.c)
+ *	                       (files that die with their writer: registry/live.c)
  *	         "policy/stage/" S "/" KEY, "policy/hook/" EVENT,
  *	         "policy/admin_group", "policy/stored" -> the stage policies
  *	                       and hooks kept in the registry (registry/policy.c)

@@ -9,7 +9,7 @@
  *	DIR/cache/      this host's chunk cache, backend = s3 (store/cache/)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
  *	DIR/run/        pins-PID: versions a live process has open (maint/pins.c);
- *	                live, writers: life tokens, writers of drafts (reglive.c)
+ *	                live, writers: life tokens, writers of drafts (registry/live.c)
  *
  * The key schema of the index is in index/records.h.
  */

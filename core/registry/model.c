@@ -29,7 +29,7 @@ int reg_model_create_txn(struct idx_txn *t, const struct reg_caller *who,
 		       name);
 	m.stages_ino = sino;
 	reg_inode_init(&s, sino, REG_STAGES, who, mode, ino, ino, 0, "stages");
-	/* the registry decides who may change a stage (regstage.c), so the
+	/* the registry decides who may change a stage (stages.c), so the
 	   kernel's mode check must let everyone through */
 	s.mode = S_IFDIR | 0777;
 	if ((r = reg_inode_put_txn(t, &m)) < 0 ||

@@ -1,4 +1,4 @@
-/* regpush.c — registering files and directories without a mount
+/* push.c — registering files and directories without a mount
  * (`mreg push`): every file is chunked and stored first, the chunks synced
  * once, and then one transaction creates the version, its tree and its
  * metadata, and seals it. A push that fails or is killed leaves no version,

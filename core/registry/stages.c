@@ -1,4 +1,4 @@
-/* regstage.c — sealing, stages, history, rollback and removal of versions
+/* stages.c — sealing, stages, history, rollback and removal of versions
  * (SPEC §2.3, §3).
  *
  * Every rule is decided inside the write transaction that makes the change
