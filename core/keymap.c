@@ -25,10 +25,13 @@ void keymap_init(struct keymap *m, size_t ksize)
 
 void keymap_free(struct keymap *m)
 {
+	size_t ksize = m->ksize;
+
 	free(m->keys);
 	free(m->vals);
 	free(m->full);
-	keymap_init(m, m->ksize);
+	memset(m, 0, sizeof(*m));
+	m->ksize = ksize;
 }
 
 static int grow(struct keymap *m)

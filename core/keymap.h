@@ -31,7 +31,8 @@ struct keymap {
 /* An empty map of keys of ksize bytes (1..KEYMAP_KEY_MAX); allocates
  * nothing until the first key. */
 void keymap_init(struct keymap *m, size_t ksize);
-/* Frees the arrays; m is empty (and usable) again. */
+/* Frees the arrays; m is empty (and usable) again. A zeroed map (never
+ * initialised) may be freed too. */
 void keymap_free(struct keymap *m);
 /* The value of key: a pointer into the map, valid until the next add.
  * A key not in the map: added with value 0 when add (*ret_new, which may

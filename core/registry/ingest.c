@@ -51,62 +51,59 @@ int reg_ingest_push(struct ingest *in, const struct chunk_ent *e)
 	return 0;
 }
 
-/* Fresh chunks of an ingest (struct fresh_map), by id: open addressing
- * over entry indexes. */
-static size_t fresh_hash(const struct mreg_id *id, size_t size)
+/* The first entry of in->v at or after start with id (struct
+ * fresh_map), or -1. */
+static int fresh_find(struct fresh_map *m, const struct mreg_id *id,
+		      int start)
 {
-	uint64_t h;
+	const uint64_t *head;
+	int i;
 
-	memcpy(&h, id->b + 8, 8);
-	return (size_t)(h ^ (h >> 29)) & (size - 1);
-}
-
-static int fresh_find(struct fresh_map *m, const struct ingest *in,
-		      const struct mreg_id *id, int start)
-{
-	size_t i;
-
-	if (!m->size)
+	if (!m->heads.ksize || !(head = keymap_find(&m->heads, id)))
 		return -1;
-	for (i = fresh_hash(id, m->size); m->slot[i] >= 0;
-	     i = (i + 1) & (m->size - 1)) {
-		if (m->slot[i] >= start &&
-		    chunkid_eq(&in->v[m->slot[i]].id, id))
-			return m->slot[i];
-	}
+	for (i = (int)*head; i >= 0; i = m->next[i])
+		if (i >= start)
+			return i;
 	return -1;
 }
 
+/* Adds entry idx of in->v, the newest (idx grows with each add). */
 static int fresh_add(struct fresh_map *m, const struct ingest *in, int idx)
 {
-	size_t i;
+	uint64_t *head;
+	bool fresh;
+	int i;
 
-	if ((m->used + 1) * 2 > m->size) {
-		size_t nsize = m->size ? m->size * 2 : 1024, j;
-		int *ns = malloc(nsize * sizeof(int));
+	if (!m->heads.ksize)
+		keymap_init(&m->heads, MREG_ID_LEN);
+	while ((size_t)idx >= m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		int *n = reallocarray(m->next, cap, sizeof(*n));
 
-		if (!ns)
+		if (!n)
 			return -ENOMEM;
-		for (j = 0; j < nsize; j++)
-			ns[j] = -1;
-		for (j = 0; j < m->size; j++) {
-			if (m->slot[j] < 0)
-				continue;
-			i = fresh_hash(&in->v[m->slot[j]].id, nsize);
-			while (ns[i] >= 0)
-				i = (i + 1) & (nsize - 1);
-			ns[i] = m->slot[j];
-		}
-		free(m->slot);
-		m->slot = ns;
-		m->size = nsize;
+		m->next = n;
+		m->cap = cap;
 	}
-	i = fresh_hash(&in->v[idx].id, m->size);
-	while (m->slot[i] >= 0)
-		i = (i + 1) & (m->size - 1);
-	m->slot[i] = idx;
-	m->used++;
+	m->next[idx] = -1;
+	head = keymap_slot(&m->heads, in->v[idx].id.b, true, &fresh);
+	if (!head)
+		return -ENOMEM;
+	if (fresh) {
+		*head = (uint64_t)idx;
+		return 0;
+	}
+	for (i = (int)*head; m->next[i] >= 0; i = m->next[i])
+		;
+	m->next[i] = idx;
 	return 0;
+}
+
+void reg_fresh_free(struct fresh_map *m)
+{
+	keymap_free(&m->heads);
+	free(m->next);
+	memset(m, 0, sizeof(*m));
 }
 
 struct find_arg {
@@ -210,7 +207,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 	atomic_fetch_add(&reg->chunked_bytes, len);
 	chunkid_of(p, len, &e.id);
 	/* the same bytes earlier in this ingest */
-	while ((d = fresh_find(fm, in, &e.id, from)) >= 0) {
+	while ((d = fresh_find(fm, &e.id, from)) >= 0) {
 		if (!reg->cfg->dedup_verify) {
 			e.dup_of = d;
 			break;
@@ -263,8 +260,8 @@ int reg_ingest_keep(struct ingest *in, struct fresh_map *fm,
 	if (k.fresh) {
 		/* a fresh chunk kept twice (a run of equal chunks stored
 		   once) is named once */
-		for (d = fresh_find(fm, in, &k.id, 0); d >= 0;
-		     d = fresh_find(fm, in, &k.id, d + 1))
+		for (d = fresh_find(fm, &k.id, 0); d >= 0;
+		     d = fresh_find(fm, &k.id, d + 1))
 			if (chunk_loc_eq(&in->v[d].loc, &k.loc)) {
 				k.dup_of = d;
 				break;
@@ -345,7 +342,7 @@ int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
 	in->size = size;
 	digest_final(&ds, &in->digest);
 out:
-	free(fm.slot);
+	reg_fresh_free(&fm);
 	free(buf);
 	free(tmp);
 	if (r < 0)

@@ -1,23 +1,38 @@
 /* internal.h — what the registry's source files share (not an API: fs/ and
  * tools/ use registry.h only).
  *
- * The registry is split by subject: base.c, txn.c, inode.c, model.c,
- * lookup.c, namespace.c, rename.c (opening, the namespace
- * and its rules); for file content, ingest.c (chunks into the store,
- * deduplicated, and their index records), stream.c (files written in
- * order), writer.c (write states, commits), spool.c (files rewritten in
- * place), reader.c (opening, verified reads), openfiles.c (unsealed files
- * open here), close.c (what a close means), pending.c (pending files),
- * create.c and setattr.c (making and changing a file);
- * regstage.c (sealing, stages, history, removal), policy.c, policy-store.c (the stored
- * stage policies and hooks, and the decisions taken with them), metadata.c,
- * audit.c, query/listings.c, select.c, stats.c
- * (metadata, listings, search, stats, audit), maint/regmaint.c (fsck, gc,
- * pins), live.c (life tokens, writers of drafts).
+ * The registry is split by subject:
+ *	base.c        opening and closing a registry, statfs, the tick
+ *	txn.c         every change: a transaction, then the hooks it noted
+ *	inode.c       inodes and names in the index, THE seal check, walks
+ *	names.c       the name rules (names.h, pure)
+ *	model.c       models and versions are born, the next version number
+ *	lookup.c      lookup, getattr, readdir, readlink, a path's inode
+ *	namespace.c   mkdir, rmdir, unlink, symlink
+ *	create.c      create, mknod, link
+ *	setattr.c     chmod, chown, utimens, truncate
+ *	rename.c      rename: promotions, registrations, moves in a draft
+ *	ingest.c      chunks into the store, deduplicated; extent records
+ *	stream.c      files written in order, chunked as the bytes arrive
+ *	writer.c      write states and their commits
+ *	spool.c       files rewritten in place (a sparse spool)
+ *	reader.c      opening sealed and committed content, verified reads
+ *	openfiles.c   unsealed files open here (trash on unlink)
+ *	close.c       what the close of a written file means (SPEC §2.1)
+ *	pending.c     pending files: notes, dead writers, registration
+ *	live.c        life tokens, writers of drafts
+ *	stages.c      sealing, stages, history, rollback, version removal
+ *	policy.c      the stored stage policies: the decisions
+ *	policy-store.c  changing and showing them (mreg policy)
+ *	metadata.c    user.mreg.*, by name, the control attributes
+ *	audit.c       the audit trail, its chain checker, refusals
+ *	push.c        mreg push
+ *	serve.c       what the serving cache learns (registry/serve.h)
+ *	hooks.c, fdcap.c  the hook runner, descriptors per user
+ * and, sharing this header, maint/ (pins, fsck, gc) and query/ (listings,
+ * search, stats).
  *
- * Below, one section per file of registry/ and maint/ as issue 16 splits
- * them (RESHAPE-PLAN §1.4), each saying which file holds its functions
- * today: the step that splits a file owns its sections.
+ * Below, one section per file that shares something.
  */
 #ifndef MREG_REG_INT_H
 #define MREG_REG_INT_H
@@ -33,10 +48,11 @@
 #include "registry/registry.h"
 #include "store/store.h"
 #include "json.h"
+#include "keymap.h"
 #include "strbuf.h"
 #include "util.h"
 
-/* ---- key schema (S3b moves it to index/records.h) ---- */
+/* ---- key schema (index/records.h describes every table) ---- */
 /* META keys */
 #define META_FORMAT   "format"
 #define META_CHUNKER  "chunker"
@@ -220,8 +236,8 @@ int reg_dir_has_entries_txn(struct idx_txn *t, uint64_t ino);
  * -ENAMETOOLONG as soon as it passes max. */
 int reg_tree_height_txn(struct idx_txn *t, uint64_t dir, int max);
 
-/* ---- names.c (rules that need the records) ---- */
-/* Next integer version name of model m. */
+/* ---- inode.c, model.c, namespace.c: rules that need the records ---- */
+/* Next integer version name of model m (model.c). */
 void reg_version_next_name(const struct inode_rec *m, char *buf, size_t size);
 /* 0 when a directory of depth depth (below its version's root) may hold a
  * directory, -ENAMETOOLONG when that would pass REG_DEPTH_MAX. */
@@ -286,7 +302,7 @@ int reg_version_create_txn(struct idx_txn *t, const struct reg_caller *who,
 			   struct inode_rec *m, const char *name, mode_t mode,
 			   struct inode_rec *ret);
 
-/* ---- pending.c (the notes: today maint/regmaint.c) ---- */
+/* ---- pending.c ---- */
 /* Files that live only as long as the process writing them are listed in
  * META under "pending/" + be64 inode -> u64 life token of that process
  * (live.c), so that the ones a dead process left are found without a
@@ -430,11 +446,15 @@ int reg_ingest_fd(struct reg_registry *reg, int fd, uint64_t size,
 		  struct ingest *in, void (*progress)(void *arg, uint64_t n),
 		  void *parg);
 /* The chunks an ingest stored itself, by id: a chunk met twice is stored
- * once. */
+ * once. Zeroed is empty; reg_fresh_free() frees. heads: id -> the first
+ * entry of in->v with that id; next[i]: the next entry with entry i's id
+ * (ids collide: entries with one id but other bytes), or -1. */
 struct fresh_map {
-	int *slot;
-	size_t size, used;
+	struct keymap heads;
+	int *next;
+	size_t cap;
 };
+void reg_fresh_free(struct fresh_map *m);
 /* Adds the chunk p[0..len) at in->end (the caller is in a store batch):
  * found in the index, met earlier in this ingest, or appended to the
  * store. tmp: max_size bytes of scratch. Counted in reg->chunked_bytes. */
@@ -786,12 +806,11 @@ int reg_writers_none_txn(struct reg_registry *reg, uint64_t version);
  * transaction). */
 void reg_writers_txn_end(void);
 
-/* ---- seal.c (today regstage.c) ---- */
+/* ---- stages.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
 int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 		 const struct reg_caller *who, struct inode_rec *v);
 
-/* ---- stages.c (today regstage.c) ---- */
 /* Appends to sb the stage history of model model_ino, as reg_history()
  * gives it (oldest first, trimmed), one JSON object a line:
  * {"seq":N,"time":"ISO 8601, seconds","uid":U,"user":"name","stage":"S",

@@ -734,7 +734,7 @@ int reg_spool_plan(struct reg_registry *reg, struct spool *sp, bool full,
 	}
 	pl->in.size = sp->size;
 out:
-	free(p.fm.slot);
+	reg_fresh_free(&p.fm);
 	free(p.cur);
 	free(p.tmp);
 	free(p.buf);

@@ -65,7 +65,7 @@ void reg_stream_free(struct reg_registry *reg, struct stream *s)
 	if (s->batch)
 		store_batch_end(reg->st);
 	reg_ingest_release(&s->in);
-	free(s->fm.slot);
+	reg_fresh_free(&s->fm);
 	free(s->carry);
 	free(s->tmp);
 	free(s);

@@ -41,6 +41,10 @@ static void test_basic(void)
 	      "freed: empty and usable");
 	CHECK(keymap_slot(&m, k, true, NULL) != NULL, "and used again");
 	keymap_free(&m);
+	memset(&m, 0, sizeof(m));
+	keymap_free(&m);
+	CHECK(m.size == 0 && m.ksize == 0, "a zeroed map, never initialised, "
+	      "frees");
 }
 
 static void test_many(void)
