@@ -25,8 +25,7 @@ static int stats_fn(void *arg, const struct reg_stats *s)
 	struct slist *l = arg;
 	struct srow *d;
 
-	if (ARRAY_GROW(l->s, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->s, l->cap, l->n);
 	d = &l->s[l->n++];
 	d->model = s->model ? strdup(s->model) : NULL;
 	if (s->model && !d->model)

@@ -109,8 +109,7 @@ static int list_dir(const char *dir, char ***ret, size_t *ret_n)
 	while ((errno = 0, de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (ARRAY_GROW(v, cap, n) < 0)
-			die_oom();
+		XGROW(v, cap, n);
 		v[n] = strdup(de->d_name);
 		if (!v[n++])
 			die_oom();

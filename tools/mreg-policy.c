@@ -36,8 +36,7 @@ static int collect(void *arg, const char *stage, const char *key,
 	struct pol_list *l = arg;
 	struct pol_ent *e;
 
-	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->v, l->cap, l->n);
 	e = &l->v[l->n++];
 	e->stage = xstrdup(stage);
 	e->key = xstrdup(key);
@@ -49,8 +48,7 @@ static void collect_diff(void *arg, const char *msg)
 {
 	struct pol_list *l = arg;
 
-	if (ARRAY_GROW(l->diffs, l->dcap, l->ndiffs) < 0)
-		die_oom();
+	XGROW(l->diffs, l->dcap, l->ndiffs);
 	l->diffs[l->ndiffs++] = xstrdup(msg);
 }
 

@@ -63,8 +63,7 @@ static int vlist_fn(void *arg, const struct reg_version_info *v)
 {
 	struct vlist *l = arg;
 
-	if (ARRAY_GROW(l->v, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->v, l->cap, l->n);
 	vinfo_copy(&l->v[l->n++], v);
 	return 0;
 }
@@ -221,8 +220,7 @@ static int mlist_fn(void *arg, const struct reg_model_info *m)
 {
 	struct mlist *l = arg;
 
-	if (ARRAY_GROW(l->m, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->m, l->cap, l->n);
 	l->m[l->n].name = xstrdup(m->name);
 	l->m[l->n].nversions = m->nversions;
 	l->m[l->n].created = m->created;
@@ -385,8 +383,7 @@ static int flist_fn(void *arg, const struct reg_file_info *fi)
 	struct flist *l = arg;
 	struct finfo *f;
 
-	if (ARRAY_GROW(l->f, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->f, l->cap, l->n);
 	f = &l->f[l->n++];
 	memset(f, 0, sizeof(*f));
 	f->path = xstrdup(fi->path);
@@ -860,8 +857,7 @@ static int hlist_fn(void *arg, const struct reg_history *h)
 	struct hlist *l = arg;
 	struct hent *e;
 
-	if (ARRAY_GROW(l->h, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->h, l->cap, l->n);
 	e = &l->h[l->n++];
 	e->seq = h->seq;
 	e->time = h->time;

@@ -95,9 +95,8 @@ static void kvlist_release(struct kvlist *l)
 
 static void kvlist_add(struct kvlist *l, char *key, const char *value)
 {
-	if (ARRAY_GROW(l->kv, l->cap, l->n) < 0 ||
-	    ARRAY_GROW(l->owned, l->ocap, l->n) < 0)
-		die_oom();
+	XGROW(l->kv, l->cap, l->n);
+	XGROW(l->owned, l->ocap, l->n);
 	l->kv[l->n].key = key;
 	l->kv[l->n].value = value;
 	l->owned[l->n] = key;
@@ -454,8 +453,7 @@ static int meta_fn(void *arg, const char *key, const char *value,
 
 	if (!l->all && !writable_key(key))
 		return 0;
-	if (ARRAY_GROW(l->e, l->cap, l->n) < 0)
-		die_oom();
+	XGROW(l->e, l->cap, l->n);
 	e = &l->e[l->n++];
 	e->key = strdup(key);
 	e->value = malloc(len + 1);

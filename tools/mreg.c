@@ -764,8 +764,7 @@ static void add_opt(struct cli *c, int id, const char *val)
 	case OPT_VERBOSE: c->verbose++; return;
 	default: break;
 	}
-	if (ARRAY_GROW(c->opts, c->opts_cap, c->nopts) < 0)
-		die_oom();
+	XGROW(c->opts, c->opts_cap, c->nopts);
 	c->opts[c->nopts].id = id;
 	c->opts[c->nopts].val = val;
 	c->nopts++;

@@ -104,6 +104,11 @@ void *xrealloc(void *p, size_t n);
 /* A copy of s; NULL for NULL. */
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ARRAY_GROW (util.h), or die_oom(). */
+#define XGROW(v, cap, n) do {						\
+		if (ARRAY_GROW(v, cap, n) < 0)				\
+			die_oom();					\
+	} while (0)
 
 /* The value of the last option id given (NULL when absent). */
 const char *opt_get(const struct cli *c, int id);
