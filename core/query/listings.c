@@ -37,12 +37,8 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 	struct model_list *a = arg;
 	struct reg_model_info mi;
 	struct inode_rec m;
-	uint64_t ino;
 
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &m)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &m)) < 0)
 		return a->err;
 	mi.name = m.name;
 	mi.ino = m.ino;
@@ -173,12 +169,8 @@ static int version_one(void *arg, UNUSED const struct idx_val *k,
 {
 	struct version_list *a = arg;
 	struct inode_rec rec;
-	uint64_t ino;
 
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &rec)) < 0)
 		return a->err;
 	if (rec.kind != REG_VERSION)
 		return 0;

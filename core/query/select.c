@@ -66,13 +66,9 @@ static int search_version(void *arg, UNUSED const struct idx_val *k,
 	struct reg_stage_names sn;
 	struct search_cand c;
 	struct inode_rec rec;
-	uint64_t ino;
 	int r;
 
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &rec)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &rec)) < 0)
 		return a->err;
 	if (rec.kind != REG_VERSION)
 		return 0;
@@ -90,15 +86,11 @@ static int search_model(void *arg, UNUSED const struct idx_val *k,
 			const struct idx_val *v)
 {
 	struct search_arg *a = arg;
-	uint64_t ino;
 	int r;
 
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &a->m)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &a->m)) < 0)
 		return a->err;
-	r = reg_entries_scan_txn(a->t, ino, search_version, a);
+	r = reg_entries_scan_txn(a->t, a->m.ino, search_version, a);
 	return a->err < 0 ? a->err : r;
 }
 

@@ -112,17 +112,13 @@ static int stats_model(void *arg, UNUSED const struct idx_val *k,
 	struct child_list c;
 	struct inode_rec m, rec;
 	struct reg_files_walk w = { .t = a->t, .fn = stat_file_cb, .arg = &ts };
-	uint64_t ino;
 	size_t i;
 	int r = 0;
 
 	keymap_init(&ms, sizeof(struct chunk_key));
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &m)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &m)) < 0)
 		return a->err;
-	reg_children_txn(a->t, ino, &c);
+	reg_children_txn(a->t, m.ino, &c);
 	for (i = 0; i < c.n && r == 0 && c.err == 0; i++) {
 		if ((r = reg_inode_get_txn(a->t, c.v[i].ino, &rec)) < 0)
 			break;

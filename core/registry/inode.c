@@ -142,6 +142,17 @@ int reg_entries_scan_txn(struct idx_txn *t, uint64_t dir,
 	return idx_scan(t, IDX_NAMES, p, 8, NULL, 0, fn, arg);
 }
 
+int reg_entry_inode_txn(struct idx_txn *t, const struct idx_val *val,
+			struct inode_rec *ret)
+{
+	uint64_t ino;
+
+	if (val->len != 8)
+		return -EIO;
+	memcpy(&ino, val->data, 8);
+	return reg_inode_get_txn(t, ino, ret);
+}
+
 int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
 {
 

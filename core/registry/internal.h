@@ -182,6 +182,10 @@ int reg_entries_scan_txn(struct idx_txn *t, uint64_t dir,
 			 int (*fn)(void *arg, const struct idx_val *key,
 				   const struct idx_val *val),
 			 void *arg);
+/* The inode a NAMES value (val, from reg_entries_scan_txn()) names:
+ * -EIO for a value that is not one, else reg_inode_get_txn()'s. */
+int reg_entry_inode_txn(struct idx_txn *t, const struct idx_val *val,
+			struct inode_rec *ret);
 /* The entries of directory ino, in name order: 0 or a negative errno
  * (l->v is the caller's to free either way). */
 int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l);

@@ -508,12 +508,8 @@ static int staged_one(void *arg, UNUSED const struct idx_val *k,
 {
 	struct staged_arg *a = arg;
 	struct inode_rec s;
-	uint64_t ino;
 
-	if (v->len != 8)
-		return a->err = -EIO;
-	memcpy(&ino, v->data, 8);
-	if ((a->err = reg_inode_get_txn(a->t, ino, &s)) < 0)
+	if ((a->err = reg_entry_inode_txn(a->t, v, &s)) < 0)
 		return a->err;
 	return s.target == a->v ? 1 : 0;
 }
