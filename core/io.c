@@ -93,6 +93,7 @@ static const char *const fault_name[IO_FAULT_COUNT] = {
 	[IO_FAULT_FSYNC] = "fsync",
 	[IO_FAULT_READ] = "read",
 	[IO_FAULT_MAP_FULL] = "map_full",
+	[IO_FAULT_INDEX_READ] = "index_read",
 };
 
 static const struct {

@@ -35,6 +35,9 @@
  *	read         a chunk read (store_get and store_get_raw)
  *	map_full     an index write transaction, at its commit: -ENOSPC, as
  *	             when LMDB's map is full and cannot grow
+ *	index_read   a get or an iterator step of the lmdb index, in any
+ *	             transaction (as a damaged page, or a postgres connection
+ *	             lost in a scan): it spoils the transaction
  *   The error is a name (ENOSPC, EIO, EDQUOT, EROFS, ENOMEM) or a number;
  *   it may be left out (map_full: ENOSPC, the others: EIO).
  *
@@ -72,6 +75,7 @@ enum io_fault {
 	IO_FAULT_FSYNC,
 	IO_FAULT_READ,
 	IO_FAULT_MAP_FULL,
+	IO_FAULT_INDEX_READ,
 	IO_FAULT_COUNT
 };
 

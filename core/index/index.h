@@ -101,7 +101,8 @@ int idx_open(const struct idx_options *opt, struct idx_db **ret);
 void idx_close(struct idx_db *db);
 
 /* Runs fn in a read transaction (a consistent snapshot). Returns what fn
- * returned, or a negative errno if the transaction could not start:
+ * returned; the error that spoilt the transaction (above) whatever fn
+ * returned; or a negative errno if the transaction could not start:
  * -EAGAIN, -EIO, -EDEADLK from inside a callback. Safe from many
  * threads. */
 int idx_read(struct idx_db *db, idx_txn_fn *fn, void *arg);

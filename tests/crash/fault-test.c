@@ -78,8 +78,9 @@ static int push(const char *path, const char *version)
 			got);
 }
 
-/* 0 when model m's version/file reads back as the file at orig. */
-static int same(const char *version, const char *file, const char *orig)
+/* 0 when model m's version/file reads back as the file at orig, 1 when
+ * it reads back other bytes, -errno when it cannot be read. */
+static int cat_cmp(const char *version, const char *file, const char *orig)
 {
 	struct stat a, b;
 	char *x, *y;
@@ -100,13 +101,21 @@ static int same(const char *version, const char *file, const char *orig)
 		r = a.st_size != b.st_size ||
 		    pread(fd, x, (size_t)a.st_size, 0) != a.st_size ||
 		    pread(o, y, (size_t)b.st_size, 0) != b.st_size ||
-		    memcmp(x, y, (size_t)a.st_size) ? -1 : 0;
+		    memcmp(x, y, (size_t)a.st_size) ? 1 : 0;
 		free(x);
 		free(y);
 	}
 	close(fd);
 	close(o);
 	return r;
+}
+
+/* 0 when model m's version/file reads back as the file at orig. */
+static int same(const char *version, const char *file, const char *orig)
+{
+	int r = cat_cmp(version, file, orig);
+
+	return r > 0 ? -1 : r;
 }
 
 static bool exists(const char *path)
@@ -557,6 +566,52 @@ static void test_read(void)
 	free(f);
 }
 
+static int count_version(void *arg, UNUSED const struct reg_version_info *v)
+{
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* A get or a scan of the index that fails in the middle of a read
+ * transaction spoils it: the read gives the error, never a short file or
+ * a short listing passed off as the whole (the callbacks that collect a
+ * scan do not all look at what it returned). */
+static void test_index_read(void)
+{
+	unsigned n, want = 0, failed = 0, wrong = 0, listed = 0, i;
+	char *f;
+	int r;
+
+	if (asprintf(&f, "%s/big.bin", tmp) < 0)
+		abort();
+	reg_versions(reg, "m", count_version, &want);
+	for (i = 1; i <= 40; i++) {
+		char spec[32];
+
+		snprintf(spec, sizeof(spec), "index_read:%u", i);
+		arm(spec);
+		r = cat_cmp("4", "big.bin", f);
+		arm(NULL);
+		if (r < 0)
+			failed++;
+		else if (r > 0)
+			wrong++;
+		arm(spec);
+		n = 0;
+		r = reg_versions(reg, "m", count_version, &n);
+		arm(NULL);
+		if (r == 0 && n != want)
+			listed++;
+	}
+	CHECK(failed > 0 && wrong == 0, "an index read failing at each of 40 "
+	      "points of a cat: %u failed with an error, %u read other bytes",
+	      failed, wrong);
+	CHECK(listed == 0, "... and of a listing of %u versions: %u gave a "
+	      "short list as a whole one", want, listed);
+	CHECK_EQ(same("4", "big.bin", f), 0, "the next read works");
+	free(f);
+}
+
 static void test_gc(const char *store)
 {
 	struct reg_gc_result g;
@@ -693,6 +748,7 @@ int main(void)
 	test_enospc();
 	test_map_full();
 	test_read();
+	test_index_read();
 	test_gc(store);
 	test_gc_window();
 	test_queued_write_fails();

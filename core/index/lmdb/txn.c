@@ -32,6 +32,9 @@ static int txn_call(struct lmdb_txn *t, idx_txn_fn *fn, void *arg)
 	return r;
 }
 
+/* A read transaction returns what fn returned, unless an error spoilt it
+ * (index.h): a scan cut short by damage must not pass for a short
+ * table, whether or not the callback looked at what the scan returned. */
 static int read_txn(struct lmdb_db *ix, idx_txn_fn *fn, void *arg)
 {
 	struct lmdb_txn t = { .base.db = &ix->base, .ix = ix };
@@ -42,6 +45,8 @@ static int read_txn(struct lmdb_db *ix, idx_txn_fn *fn, void *arg)
 	r = idx_lmdb_txn_begin(ix, false, &t.txn, &seen);
 	if (r == 0) {
 		r = txn_call(&t, fn, arg);
+		if (t.err)
+			r = t.err;
 		/* Abort ends a read transaction and, with MDB_NOTLS,
 		 * frees its reader slot. */
 		mdb_txn_abort(t.txn);
@@ -140,6 +145,17 @@ static int txn_spoilt(const struct lmdb_txn *t)
 	return t->map_full ? -ENOSPC : t->err;
 }
 
+/* The index_read fault point of a -DMREG_FAULTS build (else 0): the error
+ * spoils t, as a failing mdb_get or cursor step would. */
+static int read_fault(struct lmdb_txn *t)
+{
+	int r = io_fault(IO_FAULT_INDEX_READ);
+
+	if (r < 0 && !t->err)
+		t->err = r;
+	return r;
+}
+
 static int lmdb_get(struct idx_txn *it, enum idx_table tb, const void *key,
 		    size_t klen, struct idx_val *ret)
 {
@@ -149,6 +165,8 @@ static int lmdb_get(struct idx_txn *it, enum idx_table tb, const void *key,
 
 	if (txn_spoilt(t))
 		return txn_spoilt(t);
+	if ((rc = read_fault(t)) < 0)
+		return rc;
 	rc = mdb_get(t->txn, t->ix->dbi[tb], &k, &v);
 	if (rc != 0)
 		return idx_lmdb_txn_fail(t, rc);
@@ -235,6 +253,10 @@ static int lmdb_iter_next(struct idx_iter *base, struct idx_val *ret_key,
 
 	if (it->done)
 		return 0;
+	if ((rc = read_fault(t)) < 0) {
+		it->done = true;
+		return rc;
+	}
 	if (!it->started) {
 		/* Begin at the larger of prefix and start. */
 		if (it->slen && idx_key_cmp(it->start, it->slen, it->prefix,
