@@ -21,9 +21,9 @@
 #     chunk/, config/config.h and serve/.
 #  7. registry/, maint/ and query/ include anything of core/ but a
 #     backend's insides: store/backend.h, store/pack/, store/s3/,
-#     index/backend.h, index/lmdb/ (a backend's configuration header,
-#     store/s3/s3store.h, is public: the registry fills it from the
-#     config).
+#     index/backend.h, index/lmdb/, index/pg/ (a backend's
+#     configuration header, store/s3/s3store.h, is public: the registry
+#     fills it from the config).
 #  8. fs/ and tools/ include from core/ only the public headers listed
 #     below, never each other's.
 #  9. Every extern symbol of the core's objects starts with its layer's
