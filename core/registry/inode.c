@@ -155,9 +155,12 @@ int reg_entry_inode_txn(struct idx_txn *t, const struct idx_val *val,
 
 int reg_children_txn(struct idx_txn *t, uint64_t ino, struct child_list *l)
 {
+	int r;
 
 	memset(l, 0, sizeof(*l));
-	reg_entries_scan_txn(t, ino, collect_child, l);
+	r = reg_entries_scan_txn(t, ino, collect_child, l);
+	if (r < 0 && !l->err)
+		l->err = r; /* the scan itself failed: not a short directory */
 	return l->err;
 }
 
@@ -169,7 +172,6 @@ static int first_child(UNUSED void *arg, UNUSED const struct idx_val *k,
 
 int reg_dir_has_entries_txn(struct idx_txn *t, uint64_t ino)
 {
-
 	return reg_entries_scan_txn(t, ino, first_child, NULL);
 }
 
