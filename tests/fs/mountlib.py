@@ -434,7 +434,10 @@ def run_suite(t, m, what, setup, blocks, cleanup=()):
         setup()
         for name, fn in blocks:
             t.run(name, fn)
-        t.eq(m.stop(), 0, 'the daemon exits 0 on unmount')
+        rc = m.stop()
+        t.ok(rc == 0, 'the daemon exits 0 on unmount',
+             None if rc == 0 else 'exit status %s; its log:\n%s' %
+             (rc, m.log_tail()))
     except Exception as e:
         t.ok(False, what, '%s\n%s' % (e, m.log_tail()))
     finally:
@@ -467,7 +470,9 @@ def main():
         t.eq(os.listdir(m.path('models')), [], 'models/ starts empty')
         rc = m.stop()
         t.ok(not mountinfo_has(m.mnt), 'fusermount3 -u unmounts')
-        t.eq(rc, 0, 'the daemon exits 0 after the unmount')
+        t.ok(rc == 0, 'the daemon exits 0 after the unmount',
+             None if rc == 0 else 'exit status %s; its log:\n%s' %
+             (rc, m.log_tail()))
     except Exception:
         t.ok(False, 'harness', traceback.format_exc())
     finally:
