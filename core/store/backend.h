@@ -69,6 +69,13 @@ struct store_backend {
 	 * about to come find them at once. A hint: never fails. */
 	void (*prefetch)(struct mreg_store *s, const struct chunk_loc *locs,
 			 const struct mreg_id *ids, size_t n);
+	/* Optional (NULL: n gets): reads the chunks at locs[0..n), which lie
+	 * in one container in increasing order, in as few requests as it
+	 * can (the bytes between them are read and dropped); bufs[i] gets
+	 * chunk i's data, whose record must name ids[i]. 0, or the first
+	 * error as get's (what bufs hold is then undefined). */
+	int (*get_run)(struct mreg_store *s, const struct chunk_loc *locs,
+		       const struct mreg_id *ids, size_t n, void *const *bufs);
 
 	/* Containers, as store_containers() .. store_maint() of store.h.
 	 * containers: fn for each, in id order; stops at fn's non-zero.

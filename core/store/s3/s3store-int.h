@@ -72,6 +72,8 @@ int s3_store_end_object(struct s3_store *s);
 /* Backend calls of s3store-read.c, in the vtable of s3store.c. */
 int s3_store_get(struct mreg_store *ms, const struct chunk_loc *loc,
 		 const struct mreg_id *id, void *buf);
+int s3_store_get_run(struct mreg_store *ms, const struct chunk_loc *locs,
+		     const struct mreg_id *ids, size_t n, void *const *bufs);
 int s3_store_loc_span(const struct mreg_store *ms,
 		      const struct chunk_loc *loc, struct store_span *ret);
 const char *s3_store_loc_name(const struct mreg_store *ms,

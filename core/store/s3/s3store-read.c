@@ -5,6 +5,8 @@
  * object, u32 LE length. A read is one ranged GET of the record (its
  * 24-byte header and the data), whose framing is checked here: magic,
  * length and the id it names; the hash is store.c's (every backend's).
+ * A run of records one after another (the host cache's prefetch) is one
+ * ranged GET of them all.
  *
  * Containers are the objects under ROOT"packs/", listed; busy while their
  * LastModified is younger than gc_grace (plus a second: LastModified has
@@ -159,6 +161,75 @@ int s3_store_get(struct mreg_store *ms, const struct chunk_loc *loc,
 	memcpy(buf, rec + PACK_RECORD_HEADER, sp.len);
 	free(rec);
 	return 0;
+}
+
+/* Reads a run of records (get_run of backend.h) with one ranged GET of
+ * the bytes from the first record to the end of the last: a cold
+ * sequential read fetches many chunks in a request instead of paying a
+ * round trip for each. A run in the object this process is still
+ * writing is read chunk by chunk (get_own). */
+int s3_store_get_run(struct mreg_store *ms, const struct chunk_loc *locs,
+		     const struct mreg_id *ids, size_t n, void *const *bufs)
+{
+	struct s3_store *s = (struct s3_store *)ms;
+	char key[S3S_KEY_MAX], name[S3S_KEY_MAX + 64];
+	struct store_span first, sp;
+	uint64_t end = 0;
+	const char *why;
+	bool own;
+	uint8_t *run;
+	ssize_t got;
+	size_t i;
+	int r = 0;
+
+	if (!s || !locs || !ids || !bufs || !n)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (s3_store_loc_span(ms, &locs[i], &sp))
+			return log_err(-EIO, "s3 store: a location that is not "
+				       "one of an s3 store (%u bytes)",
+				       locs[i].len);
+		if (i == 0)
+			first = sp;
+		if (sp.container != first.container || sp.off < end ||
+		    sp.off + sp.size - first.off > SIZE_MAX / 2)
+			return -EINVAL;
+		end = sp.off + sp.size;
+	}
+	pthread_mutex_lock(&s->mu);
+	own = s->have_cur && s->cur_id == first.container;
+	pthread_mutex_unlock(&s->mu);
+	if (own) {
+		for (i = 0; i < n && !r; i++)
+			r = s3_store_get(ms, &locs[i], &ids[i], bufs[i]);
+		return r;
+	}
+	run = malloc(end - first.off);
+	if (!run)
+		return -ENOMEM;
+	s3_store_key(s, first.container, key);
+	got = s3_get(s->c, key, first.off, end - first.off, run);
+	if (got < 0) {
+		free(run);
+		return read_err((int)got);
+	}
+	for (i = 0; i < n; i++) {
+		s3_store_loc_span(ms, &locs[i], &sp);
+		why = sp.off + sp.size > first.off + (uint64_t)got ?
+		      "the object ends inside it" :
+		      pack_record_check(run + (sp.off - first.off), sp.len,
+					&ids[i]);
+		if (why) {
+			r = log_err(-EIO, "s3 store: bad chunk at %s (%s)",
+				    s3_store_loc_name(ms, &locs[i], name,
+						      sizeof(name)), why);
+			break;
+		}
+		memcpy(bufs[i], run + (sp.off - first.off + PACK_RECORD_HEADER),
+		       sp.len);
+	}
+	free(run);
+	return r;
 }
 
 /* ---- containers ---- */

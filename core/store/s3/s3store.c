@@ -513,6 +513,7 @@ const struct store_backend s3_store_backend = {
 	.loc_span = s3_store_loc_span,
 	.loc_name = s3_store_loc_name,
 	.prefetch = NULL,
+	.get_run = s3_store_get_run,
 	.containers = s3_store_containers,
 	.iterate = s3_store_iterate,
 	.claim = s3_store_claim,
