@@ -35,7 +35,7 @@ struct store_backend {
 	int (*open)(const struct store_options *opt, struct mreg_store **ret);
 	/* Ends what is buffered (not made durable) and frees; takes NULL. */
 	void (*close)(struct mreg_store *s);
-	/* STORE_CAN_CUT, STORE_LOCAL. */
+	/* STORE_CAN_CUT, STORE_LOCAL, STORE_CACHED. */
 	unsigned (*caps)(const struct mreg_store *s);
 
 	/* Batches, put, sync, batch_check: rules 1-3 of store.h.
@@ -66,9 +66,10 @@ struct store_backend {
 				size_t size);
 	/* Optional (NULL: nothing to do): starts reading the chunks at
 	 * locs[0..n) (ids[i] their ids, or ids NULL) so that the gets
-	 * about to come find them at once. A hint: never fails. */
-	void (*prefetch)(struct mreg_store *s, const struct chunk_loc *locs,
-			 const struct mreg_id *ids, size_t n);
+	 * about to come find them at once. A hint: never fails; returns
+	 * how many, from the first, it took. */
+	size_t (*prefetch)(struct mreg_store *s, const struct chunk_loc *locs,
+			   const struct mreg_id *ids, size_t n);
 	/* Optional (NULL: n gets): reads the chunks at locs[0..n), which lie
 	 * in one container in increasing order, in as few requests as it
 	 * can (the bytes between them are read and dropped); bufs[i] gets
@@ -76,6 +77,10 @@ struct store_backend {
 	 * error as get's (what bufs hold is then undefined). */
 	int (*get_run)(struct mreg_store *s, const struct chunk_loc *locs,
 		       const struct mreg_id *ids, size_t n, void *const *bufs);
+	/* Optional (NULL: -EOPNOTSUPP): store_fill() of store.h. */
+	int (*fill)(struct mreg_store *s, const struct chunk_loc *locs,
+		    const struct mreg_id *ids, size_t n,
+		    uint64_t *ret_fetched);
 
 	/* Containers, as store_containers() .. store_maint() of store.h.
 	 * containers: fn for each, in id order; stops at fn's non-zero.

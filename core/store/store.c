@@ -131,11 +131,28 @@ int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
 	return s->be->get(s, loc, NULL, buf);
 }
 
-void store_prefetch(struct mreg_store *s, const struct chunk_loc *locs,
-		    const struct mreg_id *ids, size_t n)
+size_t store_prefetch(struct mreg_store *s, const struct chunk_loc *locs,
+		      const struct mreg_id *ids, size_t n)
 {
 	if (s && locs && n && s->be->prefetch)
-		s->be->prefetch(s, locs, ids, n);
+		return s->be->prefetch(s, locs, ids, n);
+	return n;
+}
+
+int store_fill(struct mreg_store *s, const struct chunk_loc *locs,
+	       const struct mreg_id *ids, size_t n, uint64_t *ret_fetched)
+{
+	uint64_t fetched = 0;
+	int r;
+
+	if (!s || (n && (!locs || !ids)))
+		return -EINVAL;
+	if (!s->be->fill)
+		return -EOPNOTSUPP;
+	r = n ? s->be->fill(s, locs, ids, n, &fetched) : 0;
+	if (r == 0 && ret_fetched)
+		*ret_fetched = fetched;
+	return r;
 }
 
 int store_loc_span(const struct mreg_store *s, const struct chunk_loc *loc,

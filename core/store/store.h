@@ -74,6 +74,10 @@ struct store_options {
 #define STORE_CAN_CUT  0x1u   /* store_cut() works (pack) */
 #define STORE_LOCAL    0x2u   /* store_room() is a local disk's free space:
 				 a full disk is possible (pack) */
+#define STORE_CACHED   0x4u   /* a host cache in front (cache): reads of
+				 what it keeps send nothing to the store
+				 behind; store_prefetch() and store_fill()
+				 bring chunks into it */
 
 /* Opens the backend opt->backend. Errors: -EINVAL (unknown backend, bad
  * options, logged), -ENOMEM, and the backend's: pack, -errno of
@@ -83,7 +87,7 @@ struct store_options {
 int store_open(const struct store_options *opt, struct mreg_store **ret);
 /* Writes out what is buffered (not synced) and frees; takes NULL. */
 void store_close(struct mreg_store *s);
-/* STORE_CAN_CUT, STORE_LOCAL; 0 for NULL. */
+/* STORE_CAN_CUT, STORE_LOCAL, STORE_CACHED; 0 for NULL. */
 unsigned store_caps(const struct mreg_store *s);
 
 /* ---- writing -------------------------------------------------------- */
@@ -134,9 +138,24 @@ int store_get_raw(struct mreg_store *s, const struct chunk_loc *loc,
 		  void *buf);
 /* A hint that the chunks at locs[0..n) (ids[i] their ids, or ids NULL)
  * will be read soon; never fails. pack, s3: nothing to do; cache: starts
- * fetching them (only with ids: what it keeps, it checks first). */
-void store_prefetch(struct mreg_store *s, const struct chunk_loc *locs,
-		    const struct mreg_id *ids, size_t n);
+ * fetching them, several requests at once, chunks that lie one after
+ * another in a container in one request (only with ids: what it keeps,
+ * it checks first). Returns how many of them, from the first, it took
+ * (n unless its queue is full: the caller may hint the rest later). */
+size_t store_prefetch(struct mreg_store *s, const struct chunk_loc *locs,
+		      const struct mreg_id *ids, size_t n);
+/* Brings the chunks at locs[0..n) (ids[i] their ids) into the host cache
+ * (STORE_CACHED) and waits until they are all there, fetching what it
+ * lacks as store_prefetch() does, with a bounded queue and requests in
+ * flight. *ret_fetched (may be NULL): the bytes of data it had to fetch.
+ * Errors (the first failure ends it): -EINVAL, -EOPNOTSUPP (no host
+ * cache: pack, s3 alone), -EFBIG (the chunks are more bytes than the
+ * cache holds at once; logged, nothing fetched), -ENOMEM, and
+ * store_get()'s: -EIO (a bad copy in the store behind, or the store
+ * failing; logged), -ENOENT (a container is gone: gc moved a chunk),
+ * -ETIMEDOUT. */
+int store_fill(struct mreg_store *s, const struct chunk_loc *locs,
+	       const struct mreg_id *ids, size_t n, uint64_t *ret_fetched);
 
 /* What a location takes in its container: container, the offset of its
  * record, the data length and the bytes the record occupies (framing

@@ -4,8 +4,11 @@
  * request count shows what went to the object store: write-through, hits
  * that send nothing, eviction under the size bound in LRU order, the
  * order rebuilt from mtimes at open, a damaged cached copy fetched again,
- * a damaged remote copy -EIO and never kept, prefetch (one GET per chunk,
- * gets waiting for it), and a cold read with the connection cut. With
+ * a damaged remote copy -EIO and never kept, prefetch (chunks next to
+ * each other in one GET, gets waiting for it, a damaged record failing
+ * alone, a full queue taking fewer), a cold read with the connection cut,
+ * store_fill() (everything here afterwards, bounded by the cache's size,
+ * its errors) and two processes sharing a cache directory. With
  * MREG_CACHE_BENCH_MB=N it also times a cold sequential read of N MiB of
  * 64 KiB chunks with and without prefetch ("# bench" lines; no check).
  */
@@ -178,7 +181,7 @@ static void test_lru(void)
 	enum { N = 25 };
 	struct chunk c[N];
 	struct mreg_store *s;
-	char *path;
+	char *path, *dead, *live;
 	int i, bad = 0, n0;
 
 	s = copen(&cfg, NULL, 10 * FILE_SIZE, &path);
@@ -212,8 +215,20 @@ static void test_lru(void)
 	CHECK(get(s, &c[16]) == 0, "lru: chunk 16 used last");
 	store_close(s);
 
-	/* the order comes back from the mtimes */
+	/* the order comes back from the mtimes; what a process that is
+	   gone left half-written goes, a live one's stays */
+	if (asprintf(&dead, "%s/0a/tmp.999999999.1", path) < 0 ||
+	    asprintf(&live, "%s/0b/tmp.%d.1", path, (int)getpid()) < 0)
+		abort();
+	close(open(dead, O_CREAT | O_WRONLY, 0600));
+	close(open(live, O_CREAT | O_WRONLY, 0600));
 	s = copen(&cfg, path, 2 * FILE_SIZE, NULL);
+	CHECK(access(dead, F_OK) != 0 && access(live, F_OK) == 0,
+	      "lru: reopened, a dead process's half-written file is removed, "
+	      "a live one's kept");
+	unlink(live);
+	free(dead);
+	free(live);
 	CHECK(cached(path, &c[16]) && cached(path, &c[23]) &&
 	      !cached(path, &c[22]) && !cached(path, &c[11]) &&
 	      cached_bytes(path) == 2 * FILE_SIZE,
@@ -331,12 +346,15 @@ static void test_prefetch(void)
 	store_close(w);
 	s = copen(&cfg, NULL, 64 << 20, &path);
 	n0 = requests();
-	store_prefetch(s, locs, ids, N);
+	CHECK_EQ(store_prefetch(s, locs, ids, N), (size_t)N,
+		 "prefetch: 48 chunks (3 MiB) taken");
 	for (i = 0; i < N; i++)
 		bad += get(s, &c[i]) != 0;
 	CHECK(bad == 0, "prefetch: then 48 gets, the right bytes");
-	CHECK_EQ(requests() - n0, N, "prefetch: one GET per chunk: gets "
-		 "waited for the prefetches in flight");
+	CHECK(requests() - n0 >= 3 && requests() - n0 <= 6,
+	      "prefetch: chunks next to each other in one GET of up to "
+	      "1 MiB: %d GETs for 48 chunks; gets waited for them",
+	      requests() - n0);
 	for (i = 0; i < N; i++)
 		bad += !cached(path, &c[i]);
 	CHECK(bad == 0, "prefetch: every chunk kept");
@@ -346,8 +364,9 @@ static void test_prefetch(void)
 		bad += get(s, &c[i]) != 0;
 	CHECK(bad == 0 && requests() == n0, "prefetch: of cached chunks: "
 	      "nothing sent");
-	store_prefetch(s, locs, NULL, N);
-	CHECK(requests() == n0, "prefetch: without ids: nothing");
+	CHECK_EQ(store_prefetch(s, locs, NULL, N), (size_t)N,
+		 "prefetch: without ids: taken, as a hint...");
+	CHECK(requests() == n0, "... and nothing done");
 	store_close(s);
 	free(path);
 
@@ -365,6 +384,25 @@ static void test_prefetch(void)
 	CHECK(!cached(path, &c[10]), "... and nothing kept");
 	proxy("clear");
 	CHECK_EQ(get(s, &c[10]), 0, "cache: the next get works");
+
+	/* an outage meets 36 prefetches of chunks one GET each (in
+	   reverse order: no run): the queue is given up at the first
+	   failures, not retried job after job */
+	for (i = 0; i < 36; i++) {
+		locs[i] = c[47 - i].loc;
+		ids[i] = c[47 - i].id;
+	}
+	proxy("status 503 1000");
+	n0 = requests();
+	store_prefetch(s, locs, ids, 36);
+	CHECK_EQ(get(s, &c[12]), -EIO, "outage: a get of the last chunk "
+		 "prefetched is -EIO");
+	CHECK(requests() - n0 < 60, "... after %d requests: the queued "
+	      "prefetches were given up, not each tried 3 times",
+	      requests() - n0);
+	proxy("clear");
+	CHECK(get(s, &c[12]) == 0 && get(s, &c[47]) == 0,
+	      "outage: over, the chunks read");
 
 	/* the object store answers nothing but errors */
 	proxy("status 503 1000");
@@ -404,6 +442,196 @@ static void test_delete(void)
 	store_close(s);
 	free(c.data);
 	free(path);
+}
+
+/* A record damaged in the object store: the run it is read in fails
+ * alone; the others of the run are read again one by one and kept. */
+static void test_run_damage(void)
+{
+	struct s3_store_config cfg = s3cfg();
+	struct s3_config cc = { .endpoint = endpoint, .bucket = cfg.bucket,
+				.path_style = true };
+	enum { N = 8 };
+	struct chunk c[N];
+	struct chunk_loc locs[N];
+	struct mreg_id ids[N];
+	struct mreg_store *w, *s;
+	struct s3_client *cl;
+	struct store_span sp;
+	char *path, key[1200];
+	uint8_t *obj;
+	ssize_t n;
+	int i, bad = 0;
+
+	w = s3open(&cfg);
+	for (i = 0; i < N; i++) {
+		chunk_make(&c[i], CH, 300 + (uint64_t)i);
+		bad += put(w, &c[i]) != 0;
+		locs[i] = c[i].loc;
+		ids[i] = c[i].id;
+	}
+	CHECK(bad == 0 && store_sync(w) == 0, "run damage: 8 chunks in one "
+	      "object");
+	store_loc_span(w, &c[3].loc, &sp);
+	store_close(w);
+	if (s3_open(&cc, &cl))
+		abort();
+	snprintf(key, sizeof(key), "%spacks/%016llx", cfg.key_prefix,
+		 (unsigned long long)sp.container);
+	obj = malloc(16 * CH);
+	n = s3_get(cl, key, 0, 16 * CH, obj);
+	obj[sp.off + PACK_RECORD_HEADER + 77] ^= 0x40;
+	CHECK(n > 0 && s3_put(cl, key, obj, (size_t)n) == 0,
+	      "run damage: a data byte of chunk 3 flipped in the object");
+	s = copen(&cfg, NULL, 64 << 20, &path);
+	capture();
+	store_prefetch(s, locs, ids, N);
+	for (i = 0; i < N; i++)
+		if (i != 3)
+			bad += get(s, &c[i]) != 0;
+	CHECK(bad == 0, "run damage: the 7 others read right");
+	CHECK_EQ(get(s, &c[3]), -EIO, "run damage: chunk 3 is -EIO");
+	for (i = 0; i < N; i++)
+		bad += cached(path, &c[i]) != (i != 3);
+	CHECK(bad == 0, "run damage: the 7 others kept, not chunk 3");
+	log_set_sink(NULL, NULL);
+	store_close(s);
+	s3_close(cl);
+	free(obj);
+	free(path);
+	chunks_free(c, N);
+}
+
+/* More chunks than the queue holds: prefetch takes what fits and says
+ * so; the rest is read on demand. */
+static void test_queue_full(void)
+{
+	struct s3_store_config cfg = s3cfg();
+	enum { N = 1100 };
+	struct chunk *c = calloc(N, sizeof(*c));
+	struct chunk_loc *locs = calloc(N, sizeof(*locs));
+	struct mreg_id *ids = calloc(N, sizeof(*ids));
+	struct mreg_store *w, *s;
+	size_t took;
+	int i, bad = 0;
+
+	w = s3open(&cfg);
+	for (i = 0; i < N; i++) {
+		chunk_make(&c[i], 1000, 20000 + (uint64_t)i);
+		bad += put(w, &c[i]) != 0;
+		locs[i] = c[i].loc;
+		ids[i] = c[i].id;
+	}
+	CHECK(bad == 0 && store_sync(w) == 0, "queue: 1100 small chunks");
+	store_close(w);
+	s = copen(&cfg, NULL, 64 << 20, NULL);
+	took = store_prefetch(s, locs, ids, N);
+	CHECK_EQ(took, (size_t)1024, "queue: a prefetch of 1100 takes the "
+		 "1024 the queue holds");
+	for (i = 0; i < N; i++)
+		bad += get(s, &c[i]) != 0;
+	CHECK(bad == 0, "queue: all 1100 read right");
+	store_close(s);
+	chunks_free(c, N);
+	free(c);
+	free(locs);
+	free(ids);
+}
+
+static void test_fill(void)
+{
+	struct s3_store_config cfg = s3cfg();
+	enum { N = 40 };
+	struct chunk c[N];
+	struct chunk_loc locs[N];
+	struct mreg_id ids[N];
+	struct mreg_store *w, *s, *t;
+	uint64_t fetched = 0, want = 0;
+	struct store_span sp;
+	char *path;
+	int i, bad = 0, n0;
+
+	w = s3open(&cfg);
+	for (i = 0; i < N; i++) {
+		chunk_make(&c[i], CH - 100 * (uint32_t)i, 600 + (uint64_t)i);
+		bad += put(w, &c[i]) != 0;
+		locs[i] = c[i].loc;
+		ids[i] = c[i].id;
+		want += c[i].len;
+	}
+	CHECK(bad == 0 && store_sync(w) == 0, "fill: 40 chunks written by "
+	      "another host");
+	CHECK_EQ(store_fill(w, locs, ids, N, NULL), -EOPNOTSUPP,
+		 "fill: the s3 store alone has no cache to fill");
+	store_close(w);
+
+	s = copen(&cfg, NULL, 64 << 20, &path);
+	/* a second process of this host, on the same directory */
+	t = copen(&cfg, path, 64 << 20, NULL);
+	n0 = requests();
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), 0, "fill: 40 chunks "
+		 "into an empty cache");
+	CHECK(fetched == want, "fill: ... all fetched (%llu bytes)",
+	      (unsigned long long)fetched);
+	CHECK(requests() - n0 <= 6, "fill: in few GETs (%d)",
+	      requests() - n0);
+	for (i = 0; i < N; i++)
+		bad += !cached(path, &c[i]);
+	CHECK(bad == 0, "fill: every chunk in the cache when it returns");
+	n0 = requests();
+	for (i = 0; i < N; i++)
+		bad += get(s, &c[i]) != 0;
+	CHECK(bad == 0 && requests() == n0, "fill: then gets send nothing");
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), 0, "fill: again...");
+	CHECK(fetched == 0 && requests() == n0, "... fetches nothing");
+	for (i = 0; i < N; i++)
+		bad += get(t, &c[i]) != 0;
+	CHECK(bad == 0 && requests() == n0, "shared: another process's "
+	      "cache on the same directory reads them without a GET");
+	store_close(t);
+	store_close(s);
+	free(path);
+
+	s = copen(&cfg, NULL, 20 * CH, &path);
+	capture();
+	n0 = requests();
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), -EFBIG,
+		 "fill: more than the cache holds is -EFBIG");
+	CHECK(strstr(logged, "do not fit in") != NULL, "... said: %s",
+	      logged);
+	CHECK(requests() == n0, "... before anything is fetched");
+	CHECK_EQ(store_fill(s, locs, ids, 10, &fetched), 0,
+		 "fill: 10 of them fit");
+	store_close(s);
+	free(path);
+
+	/* the object store answers errors: a bounded failure, nothing kept */
+	s = copen(&cfg, NULL, 64 << 20, &path);
+	proxy("status 503 1000");
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), -EIO,
+		 "fill: the object store answering 503 is -EIO once the "
+		 "retries are spent");
+	proxy("clear");
+	for (i = 0; i < N; i++)
+		bad += cached(path, &c[i]);
+	CHECK(bad == 0, "fill: ... and nothing kept");
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), 0,
+		 "fill: then it works, same store");
+	store_close(s);
+	free(path);
+
+	/* a chunk whose object is gone (gc moved it) */
+	cfg.gc_grace_s = 1;
+	w = s3open(&cfg);
+	store_loc_span(w, &c[0].loc, &sp);
+	sleep(3);
+	CHECK_EQ(store_delete(w, sp.container), 0, "fill: the object deleted");
+	store_close(w);
+	s = copen(&cfg, NULL, 64 << 20, NULL);
+	CHECK_EQ(store_fill(s, locs, ids, N, &fetched), -ENOENT,
+		 "fill: a chunk whose object is gone is -ENOENT");
+	store_close(s);
+	chunks_free(c, N);
 }
 
 static double cold_read(const struct s3_store_config *cfg,
@@ -493,6 +721,9 @@ int main(void)
 	test_damage();
 	test_prefetch();
 	test_delete();
+	test_run_damage();
+	test_queue_full();
+	test_fill();
 	if (mb && atoi(mb) > 0)
 		bench((unsigned)atoi(mb));
 	return check_done();

@@ -245,7 +245,10 @@ static void test_interface(void)
 		 "pack can cut and is local");
 	CHECK_EQ(store_batch_check(s), 0, "pack: batch_check is 0");
 	CHECK_EQ(store_maint(s), 0, "pack: maint is 0");
-	store_prefetch(s, &r[0].loc, NULL, 1); /* a hint: nothing happens */
+	CHECK_EQ(store_prefetch(s, &r[0].loc, NULL, 1), 1,
+		 "pack: a prefetch is a hint that costs nothing: taken");
+	CHECK_EQ(store_fill(s, &r[0].loc, &r[0].id, 1, NULL), -EOPNOTSUPP,
+		 "pack: store_fill is -EOPNOTSUPP (no host cache)");
 
 	for (i = 0, ok = 1; i < 3; i++) {
 		uint64_t data = PACK_HEADER_SIZE + PACK_RECORD_HEADER;

@@ -8,8 +8,9 @@
  *	            is the hex of the location's bytes (the inner store's,
  *	            unread here), HH two hex digits of a hash of them
  *	            (256 directories, so that none grows huge).
- *	tmp.*       a file being written, renamed into place when whole;
- *	            left by a crash, removed at open.
+ *	HH/tmp.PID.N  a file being written by process PID, renamed into
+ *	            place (in its directory) when whole; left by a crash,
+ *	            removed at open once PID is gone.
  * Nothing is fsynced: a copy lost or torn by a crash is found bad on its
  * next read and fetched again.
  *
@@ -27,12 +28,29 @@
  * file's mtime). Past `size` bytes (ids included) the least recently used
  * files are removed. A chunk larger than the bound is not kept.
  *
+ * Several processes of a host may share the directory (mregfs, and mreg
+ * on the store: mreg prefetch, push): a miss looks for the chunk's file
+ * before it fetches, and adopts a good one another process kept. Each
+ * process bounds what it knows of; a file another one removed is a miss.
+ *
  * Prefetch. prefetch() queues fetches of the next chunks of a sequential
- * read for a few threads (cache_config.fetchers), each holding one chunk
- * in memory, so that a cold read of a large file runs several requests
- * at once instead of one round trip per chunk. A full queue drops the
- * rest: it is a hint; so is a prefetch without ids (nothing fetched
- * could be checked before it is kept).
+ * read (the registry's reader decides what is next) for a few threads
+ * (cache_config.fetchers). A thread takes the first queued chunk and the
+ * ones queued right behind it that follow it in the same container (at
+ * most RUN_GAP bytes apart, RUN_MAX bytes in all) and reads them with
+ * one request (get_run of the inner store): a cold read of a large file
+ * runs several large requests at once instead of one round trip per
+ * chunk. Memory: each thread holds one run (RUN_MAX bytes, twice while
+ * the S3 store splits it), the queue QUEUE_MAX jobs of 64 bytes. It is
+ * a hint: a full queue takes no more (prefetch() says how many it took,
+ * and the reader asks again later), and a prefetch without ids is
+ * ignored (nothing fetched could be checked before it is kept). A
+ * fetch that fails gives the queue up (give_up()): a store in trouble
+ * costs one request's retries, and a reader waiting for a prefetch then
+ * fetches its chunk itself, within its own deadline. fill() (store_fill:
+ * mreg prefetch) queues the same jobs, waiting for room instead, in at
+ * most half of the queue (the other half stays for readers), and waits
+ * until its chunks are here; the first failure ends it.
  *
  * Writing goes to the inner store, then through to the cache. Containers,
  * batches, sync and housekeeping are the inner store's; delete and cut
@@ -45,6 +63,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +76,11 @@
 #include "store/backend.h"
 
 #define NAME_MAX_LEN (3 + 2 * CHUNK_LOC_MAX + 1)	/* "HH/" + hex */
-#define QUEUE_MAX 256		/* prefetches waiting at most */
+#define QUEUE_MAX 1024		/* prefetches waiting at most */
+#define FILL_QUEUE (QUEUE_MAX / 2)	/* of them, a fill's at most */
+#define RUN_MAX (1u << 20)	/* bytes of records one request reads */
+#define RUN_GAP (64u << 10)	/* bytes between two chunks of a run */
+#define RUN_CHUNKS 64		/* chunks of a run at most */
 
 enum { READY, LOADING };
 
@@ -69,10 +92,17 @@ struct entry {
 	int state;
 };
 
+/* A store_fill() waiting for its jobs. */
+struct fill {
+	size_t left;			/* jobs not done */
+	int err;			/* the first failure */
+	uint64_t fetched;		/* bytes of data fetched */
+};
+
 struct job {
 	struct chunk_loc loc;
 	struct mreg_id id;
-	bool has_id;
+	struct fill *fill;		/* or NULL: a prefetch */
 };
 
 struct cache_store {
@@ -85,6 +115,7 @@ struct cache_store {
 	pthread_mutex_t mu;		/* everything below */
 	pthread_cond_t loaded;		/* a fetch ended */
 	pthread_cond_t work;		/* a job was queued, or stop */
+	pthread_cond_t room;		/* a job left the queue */
 	struct entry **tab;
 	size_t nbuckets, n;
 	struct entry lru;		/* sentinel: next = most recent */
@@ -252,6 +283,20 @@ static void unload(struct cache_store *s, struct entry *e)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The LOADING entry e has its file of size bytes: the most recently
+ * used, its waiters woken. */
+static void settle(struct cache_store *s, struct entry *e, uint64_t size)
+{
+	pthread_mutex_lock(&s->mu);
+	e->size = size;
+	e->state = READY;
+	s->used += size;
+	lru_front(s, e);
+	evict(s, 0);	/* what other threads kept meanwhile */
+	pthread_cond_broadcast(&s->loaded);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- files ---- */
 
 /* Writes id + data as loc's file (a temporary file renamed into place)
@@ -275,10 +320,10 @@ static void keep(struct cache_store *s, struct entry *e,
 	}
 	pthread_mutex_lock(&s->mu);
 	evict(s, size);
-	snprintf(tmp, sizeof(tmp), "tmp.%ld.%" PRIu64, (long)getpid(),
-		 s->tmpseq++);
-	pthread_mutex_unlock(&s->mu);
 	loc_path(&e->loc, name);
+	snprintf(tmp, sizeof(tmp), "%.3stmp.%ld.%" PRIu64, name,
+		 (long)getpid(), s->tmpseq++);
+	pthread_mutex_unlock(&s->mu);
 	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
 	n = fd < 0 ? -1 : writev(fd, iov, 2);
@@ -291,14 +336,7 @@ static void keep(struct cache_store *s, struct entry *e,
 		unload(s, e);
 		return;
 	}
-	pthread_mutex_lock(&s->mu);
-	e->size = size;
-	e->state = READY;
-	s->used += size;
-	lru_front(s, e);
-	evict(s, 0);	/* what other threads kept meanwhile */
-	pthread_cond_broadcast(&s->loaded);
-	pthread_mutex_unlock(&s->mu);
+	settle(s, e, size);
 }
 
 /* Reads loc's file into buf and checks it: 0, or 1 when it is missing or
@@ -340,17 +378,16 @@ static int read_kept(struct cache_store *s, const struct chunk_loc *loc,
 	return 0;
 }
 
-/* Gets the chunk from the inner store and checks its hash; keeps it
- * unless the read is raw. e: the LOADING entry, or NULL. */
-static int fetch(struct cache_store *s, struct entry *e,
-		 const struct chunk_loc *loc, const struct mreg_id *id,
-		 uint32_t len, void *buf)
+/* What a get from the inner store gave (r, the data in buf): checks its
+ * hash, and keeps it unless the read is raw or failed. e: the LOADING
+ * entry, or NULL. */
+static int landed(struct cache_store *s, struct entry *e,
+		  const struct chunk_loc *loc, const struct mreg_id *id,
+		  uint32_t len, void *buf, int r)
 {
 	char name[256];
 	struct mreg_id got;
-	int r;
 
-	r = s->inner->be->get(s->inner, loc, id, buf);
 	if (!r && id) {
 		chunkid_of(buf, len, &got);
 		if (!chunkid_eq(&got, id))
@@ -364,6 +401,15 @@ static int fetch(struct cache_store *s, struct entry *e,
 	else if (e)
 		unload(s, e);
 	return r;
+}
+
+/* Gets the chunk from the inner store: landed(). */
+static int fetch(struct cache_store *s, struct entry *e,
+		 const struct chunk_loc *loc, const struct mreg_id *id,
+		 uint32_t len, void *buf)
+{
+	return landed(s, e, loc, id, len, buf,
+		      s->inner->be->get(s->inner, loc, id, buf));
 }
 
 /* ---- reading ---- */
@@ -394,8 +440,9 @@ static int cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
 		if (r == 0)
 			return 0;
 		loc_path(loc, name);
-		log_warn(0, "cache: copy '%s/%s' is bad (%s): fetched again",
-			 s->path, name, why);
+		if (strcmp(why, "gone"))
+			log_warn(0, "cache: copy '%s/%s' is bad (%s): fetched "
+				 "again", s->path, name, why);
 		pthread_mutex_lock(&s->mu);
 		e = find(s, loc);
 		if (e && e->state == READY)
@@ -407,16 +454,173 @@ static int cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
 	pthread_mutex_lock(&s->mu);
 	e = find(s, loc) ? NULL : add(s, loc, LOADING);
 	pthread_mutex_unlock(&s->mu);
+	if (e && read_kept(s, loc, id, sp.len, buf, &why) == 0) {
+		/* another process of this host kept it */
+		settle(s, e, MREG_ID_LEN + (uint64_t)sp.len);
+		return 0;
+	}
 	return fetch(s, e, loc, id, sp.len, buf);
+}
+
+/* ---- prefetch and fill ---- */
+
+/* Queues a fetch of the chunk of the LOADING entry just added (mu held,
+ * room checked). */
+static void enqueue(struct cache_store *s, const struct chunk_loc *loc,
+		    const struct mreg_id *id, struct fill *f)
+{
+	struct job *j = &s->q[(s->qhead + s->qlen) % QUEUE_MAX];
+
+	j->loc = *loc;
+	j->id = *id;
+	j->fill = f;
+	s->qlen++;
+	pthread_cond_signal(&s->work);
+}
+
+/* Job j ended with r, bytes of data fetched: tells its fill. */
+static void job_done(struct cache_store *s, const struct job *j, int r,
+		     uint64_t bytes)
+{
+	if (!j->fill)
+		return;
+	pthread_mutex_lock(&s->mu);
+	j->fill->left--;
+	if (r < 0 && !j->fill->err)
+		j->fill->err = r;
+	else if (r == 0)
+		j->fill->fetched += bytes;
+	pthread_cond_broadcast(&s->loaded);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Queued jobs a fetcher reads with one request. */
+struct run {
+	struct job j[RUN_CHUNKS];
+	struct entry *e[RUN_CHUNKS];	/* their LOADING entries */
+	uint32_t len[RUN_CHUNKS];	/* of their data */
+	size_t n;
+};
+
+/* Pops the first job, and those queued right behind it whose chunks
+ * follow its chunk in the same container (mu held). A job whose location
+ * the inner store does not make is a run of its own (its get says
+ * why). */
+static void take_run(struct cache_store *s, struct run *run)
+{
+	struct store_span first = { 0 }, sp = { 0 };
+	uint64_t end = 0;
+	struct job *j;
+	bool bad = false;
+
+	for (run->n = 0; s->qlen && run->n < RUN_CHUNKS && !bad; run->n++) {
+		j = &s->q[s->qhead];
+		bad = s->inner->be->loc_span(s->inner, &j->loc, &sp) != 0;
+		if (run->n && (bad || sp.container != first.container ||
+			       sp.off < end || sp.off - end > RUN_GAP ||
+			       sp.off + sp.size - first.off > RUN_MAX))
+			break;
+		if (run->n == 0)
+			first = sp;
+		end = sp.off + sp.size;
+		run->j[run->n] = *j;
+		run->e[run->n] = find(s, &j->loc);
+		run->len[run->n] = bad ? 0 : sp.len;
+		s->qhead = (s->qhead + 1) % QUEUE_MAX;
+		s->qlen--;
+	}
+	pthread_cond_broadcast(&s->room);
+}
+
+/* A fetch failed with r: the queued jobs are given up (their fills fail
+ * with r, their entries are forgotten: a reader waiting for one fetches
+ * it itself, within its own deadline), so that a store in trouble costs
+ * one request's retries, not one for every job queued. -ENOENT is one
+ * container gone (gc moved its chunks), not trouble. */
+static void give_up(struct cache_store *s, int r)
+{
+	struct entry *e;
+	struct job *j;
+
+	if (r == -ENOENT)
+		return;
+	pthread_mutex_lock(&s->mu);
+	for (; s->qlen; s->qlen--, s->qhead = (s->qhead + 1) % QUEUE_MAX) {
+		j = &s->q[s->qhead];
+		e = find(s, &j->loc);
+		if (e && e->state == LOADING)
+			drop(s, e, false);
+		if (j->fill) {
+			j->fill->left--;
+			if (!j->fill->err)
+				j->fill->err = r;
+		}
+	}
+	pthread_cond_broadcast(&s->loaded);
+	pthread_cond_broadcast(&s->room);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Fetches a run: what another process kept meanwhile is adopted, the
+ * rest read with one request of the inner store (or chunk by chunk
+ * without get_run), each checked and kept. A failure fails the run's
+ * jobs (readers waiting for a chunk of it then read that one alone: a
+ * damaged chunk fails alone) and gives up the queue. */
+static void fetch_run(struct cache_store *s, struct run *run)
+{
+	struct chunk_loc locs[RUN_CHUNKS];
+	struct mreg_id ids[RUN_CHUNKS];
+	void *bufs[RUN_CHUNKS], *at[RUN_CHUNKS];
+	size_t i, k, m = 0, idx[RUN_CHUNKS];
+	uint64_t total = 0;
+	const char *why;
+	uint8_t *data;
+	int r, rk, bad;
+
+	for (i = 0; i < run->n; i++)
+		total += run->len[i];
+	data = malloc(total ? total : 1);
+	for (i = 0, total = 0; i < run->n; i++) {
+		at[i] = data ? data + total : NULL;
+		total += run->len[i];
+		if (!run->e[i] || run->e[i]->state != LOADING) {
+			job_done(s, &run->j[i], 0, 0);	/* not ours */
+		} else if (!data) {
+			unload(s, run->e[i]);
+			job_done(s, &run->j[i], -ENOMEM, 0);
+		} else if (read_kept(s, &run->j[i].loc, &run->j[i].id,
+				     run->len[i], at[i], &why) == 0) {
+			settle(s, run->e[i], MREG_ID_LEN +
+			       (uint64_t)run->len[i]);
+			job_done(s, &run->j[i], 0, 0);
+		} else {
+			locs[m] = run->j[i].loc;
+			ids[m] = run->j[i].id;
+			bufs[m] = at[i];
+			idx[m++] = i;
+		}
+	}
+	r = m > 1 && s->inner->be->get_run ?
+	    s->inner->be->get_run(s->inner, locs, ids, m, bufs) : 1;
+	for (k = 0, bad = 0; k < m; k++) {
+		i = idx[k];
+		rk = r == 1 ? fetch(s, run->e[i], &locs[k], &ids[k],
+				    run->len[i], bufs[k]) :
+		     landed(s, run->e[i], &locs[k], &ids[k], run->len[i],
+			    bufs[k], r);
+		job_done(s, &run->j[i], rk, run->len[i]);
+		if (rk < 0 && !bad)
+			bad = rk;
+	}
+	free(data);
+	if (bad)
+		give_up(s, bad);
 }
 
 static void *fetcher_main(void *arg)
 {
 	struct cache_store *s = arg;
-	struct store_span sp;
-	struct entry *e;
-	struct job j;
-	void *buf;
+	struct run run;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
@@ -424,50 +628,111 @@ static void *fetcher_main(void *arg)
 			pthread_cond_wait(&s->work, &s->mu);
 		if (s->stopping)
 			break;
-		j = s->q[s->qhead];
-		s->qhead = (s->qhead + 1) % QUEUE_MAX;
-		s->qlen--;
-		e = find(s, &j.loc);
+		take_run(s, &run);
 		pthread_mutex_unlock(&s->mu);
-		buf = NULL;
-		if (e && e->state == LOADING &&
-		    !s->inner->be->loc_span(s->inner, &j.loc, &sp))
-			buf = malloc(sp.len ? sp.len : 1);
-		if (buf)
-			fetch(s, e, &j.loc, j.has_id ? &j.id : NULL, sp.len,
-			      buf);
-		else if (e && e->state == LOADING)
-			unload(s, e);
-		free(buf);
+		fetch_run(s, &run);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
-static void cache_prefetch(struct mreg_store *ms, const struct chunk_loc *locs,
-			   const struct mreg_id *ids, size_t n)
+static size_t cache_prefetch(struct mreg_store *ms,
+			     const struct chunk_loc *locs,
+			     const struct mreg_id *ids, size_t n)
 {
 	struct cache_store *s = (struct cache_store *)ms;
-	struct job *j;
 	size_t i;
 
 	if (!s || !locs || !ids)
-		return;	/* without ids nothing could be checked */
+		return n;	/* without ids nothing could be checked */
 	pthread_mutex_lock(&s->mu);
-	for (i = 0; i < n && s->qlen < QUEUE_MAX; i++) {
-		if (find(s, &locs[i]) || !add(s, &locs[i], LOADING))
-			continue;
-		j = &s->q[(s->qhead + s->qlen) % QUEUE_MAX];
-		j->loc = locs[i];
-		j->id = ids[i];
-		j->has_id = true;
-		s->qlen++;
+	for (i = 0; i < n; i++) {
+		if (find(s, &locs[i]))
+			continue;	/* kept, or on its way */
+		if (s->qlen == QUEUE_MAX || !add(s, &locs[i], LOADING))
+			break;
+		enqueue(s, &locs[i], &ids[i], NULL);
 	}
-	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->mu);
+	return i;
 }
 
+/* Waits until no fetch of loc is running; true when it is kept (and
+ * then the most recently used). mu held. */
+static bool settled_kept(struct cache_store *s, const struct chunk_loc *loc)
+{
+	struct entry *e;
+
+	while ((e = find(s, loc)) && e->state == LOADING)
+		pthread_cond_wait(&s->loaded, &s->mu);
+	if (e)
+		lru_front(s, e);
+	return e != NULL;
+}
+
+static int cache_fill(struct mreg_store *ms, const struct chunk_loc *locs,
+		      const struct mreg_id *ids, size_t n,
+		      uint64_t *ret_fetched)
+{
+	struct cache_store *s = (struct cache_store *)ms;
+	struct fill f = { 0 };
+	struct store_span sp;
+	uint64_t need = 0;
+	struct entry *e;
+	bool kept;
+	void *buf;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		r = s->inner->be->loc_span(s->inner, &locs[i], &sp);
+		if (r)
+			return log_err(r, "cache: a chunk to fetch has a bad "
+				       "location (%u bytes)", locs[i].len);
+		need += MREG_ID_LEN + (uint64_t)sp.len;
+	}
+	if (need > s->limit)
+		return log_err(-EFBIG, "cache: %" PRIu64 " bytes of chunks "
+			       "do not fit in '%s' (%" PRIu64 " bytes at "
+			       "most)", need, s->path, s->limit);
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < n && !f.err; i++) {
+		while (s->qlen >= FILL_QUEUE)
+			pthread_cond_wait(&s->room, &s->mu);
+		e = find(s, &locs[i]);
+		if (e && e->state == READY)
+			lru_front(s, e);
+		if (e)
+			continue;	/* kept, or on its way */
+		if (!add(s, &locs[i], LOADING)) {
+			f.err = -ENOMEM;
+			break;
+		}
+		enqueue(s, &locs[i], &ids[i], &f);
+		f.left++;
+	}
+	while (f.left)
+		pthread_cond_wait(&s->loaded, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	/* What another thread was fetching, or was evicted since: here. */
+	for (i = 0, r = f.err; i < n && !r; i++) {
+		pthread_mutex_lock(&s->mu);
+		kept = settled_kept(s, &locs[i]);
+		pthread_mutex_unlock(&s->mu);
+		if (kept)
+			continue;
+		s->inner->be->loc_span(s->inner, &locs[i], &sp);
+		buf = malloc(sp.len ? sp.len : 1);
+		r = buf ? cache_get(ms, &locs[i], &ids[i], buf) : -ENOMEM;
+		free(buf);
+		if (r == 0)
+			f.fetched += sp.len;
+	}
+	if (r == 0)
+		*ret_fetched = f.fetched;
+	return r;
+}
 /* ---- open and close ---- */
 
 struct scanned {
@@ -486,7 +751,18 @@ static int by_mtime(const void *a, const void *b)
 	return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
 }
 
-/* Reads one HH directory (made if missing) into *v. */
+/* A file a process that is gone left half-written: "tmp.PID.N". */
+static bool left_behind(const char *name)
+{
+	long pid;
+
+	if (strncmp(name, "tmp.", 4) || sscanf(name + 4, "%ld.", &pid) != 1)
+		return false;
+	return pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH;
+}
+
+/* Reads one HH directory (made if missing) into *v, removing what
+ * processes that are gone left half-written. */
 static int scan_dir(struct cache_store *s, const char *hh,
 		    struct scanned **v, size_t *n, size_t *cap)
 {
@@ -511,6 +787,10 @@ static int scan_dir(struct cache_store *s, const char *hh,
 
 		if (d->d_name[0] == '.')
 			continue;
+		if (left_behind(d->d_name)) {
+			unlinkat(dirfd(dir), d->d_name, 0);
+			continue;
+		}
 		if (*n == *cap) {
 			size_t nc = *cap ? 2 * *cap : 1024;
 			struct scanned *nv = reallocarray(*v, nc, sizeof(*nv));
@@ -535,28 +815,15 @@ static int scan_dir(struct cache_store *s, const char *hh,
 	return 0;
 }
 
-/* Removes files left half-written, then rebuilds the entries from the
- * files, least recently used first, and applies the size bound. */
+/* Rebuilds the entries from the files, least recently used first, and
+ * applies the size bound. */
 static int rebuild(struct cache_store *s)
 {
 	struct scanned *v = NULL;
 	size_t n = 0, cap = 0, i;
-	struct dirent *d;
 	char hh[3];
-	DIR *dir;
-	int fd, r = 0;
+	int r = 0;
 
-	fd = dup(s->dirfd);
-	dir = fd < 0 ? NULL : fdopendir(fd);
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return log_err(-errno, "cache: cannot read '%s'", s->path);
-	}
-	while ((d = readdir(dir)))
-		if (!strncmp(d->d_name, "tmp.", 4))
-			unlinkat(s->dirfd, d->d_name, 0);
-	closedir(dir);
 	for (i = 0; i < 256 && !r; i++) {
 		snprintf(hh, sizeof(hh), "%02zx", i);
 		r = scan_dir(s, hh, &v, &n, &cap);
@@ -597,6 +864,7 @@ static void cache_free(struct cache_store *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->loaded);
 	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->room);
 	free(s);
 }
 
@@ -636,6 +904,7 @@ static int cache_open(const struct store_options *opt, struct mreg_store **ret)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->loaded, NULL);
 	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->room, NULL);
 	s->lru.next = s->lru.prev = &s->lru;
 	s->nbuckets = 1024;
 	s->tab = calloc(s->nbuckets, sizeof(*s->tab));
@@ -757,7 +1026,7 @@ static unsigned cache_caps(const struct mreg_store *ms)
 {
 	const struct mreg_store *in = inner_c((const struct cache_store *)ms);
 
-	return in->be->caps(in);
+	return in->be->caps(in) | STORE_CACHED;
 }
 
 static void cache_batch_begin(struct mreg_store *ms)
@@ -859,6 +1128,7 @@ const struct store_backend store_cache_backend = {
 	.loc_span = cache_loc_span,
 	.loc_name = cache_loc_name,
 	.prefetch = cache_prefetch,
+	.fill = cache_fill,
 	.containers = cache_containers,
 	.iterate = cache_iterate,
 	.claim = cache_claim,
