@@ -191,6 +191,7 @@ void config_init(struct mreg_config *cfg)
 	cfg->s3_path_style = true;
 	cfg->s3_gc_grace = 3600;
 	cfg->cache_size = 10ULL << 30;
+	cfg->cache_readahead = 16ULL << 20;
 }
 
 void config_strv_free(char **v)

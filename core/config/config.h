@@ -5,7 +5,7 @@
  *	               map_size
  *	[s3]           endpoint, bucket, region, path_style, credentials,
  *	               key_prefix, gc_grace
- *	[cache]        path, size
+ *	[cache]        path, size, readahead, prefetch_on_promote
  *	[chunker]      min_size, avg_size, max_size
  *	[mount]        allow_other, default_permissions, readahead, max_threads
  *	[log]          level
@@ -87,6 +87,10 @@ struct mreg_config {
 	unsigned s3_gc_grace;   /* seconds an object stays busy for gc (3600) */
 	char *cache_path;       /* this host's chunk cache; NULL: STORE/cache */
 	uint64_t cache_size;    /* its bytes at most (10G) */
+	uint64_t cache_readahead; /* bytes a sequential read fetches ahead
+				     into it at most (16M; 0: none) */
+	bool cache_prefetch_on_promote; /* a daemon fills it with a version
+					   a stage is pointed at (false) */
 	struct stage_policy *stages;
 	size_t nstages;
 };

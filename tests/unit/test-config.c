@@ -292,8 +292,11 @@ static void test_s3_keys(void)
 	      !cfg.s3_bucket && !cfg.s3_region && cfg.s3_path_style &&
 	      !cfg.s3_credentials && !cfg.s3_key_prefix &&
 	      cfg.s3_gc_grace == 3600 && !cfg.cache_path &&
-	      cfg.cache_size == 10ULL << 30, "s3 defaults: local, path "
-	      "style, grace 1 h, STORE/cache of 10G");
+	      cfg.cache_size == 10ULL << 30 &&
+	      cfg.cache_readahead == 16ULL << 20 &&
+	      !cfg.cache_prefetch_on_promote, "s3 defaults: local, path "
+	      "style, grace 1 h, STORE/cache of 10G, 16M of read-ahead, no "
+	      "prefetch on promotion");
 	config_release(&cfg);
 	CHECK_EQ(parse(&cfg, "[store]\nbackend = s3\n"
 		       "[s3]\nendpoint = http://127.0.0.1:7480\n"
@@ -301,7 +304,8 @@ static void test_s3_keys(void)
 		       "path_style = no\n"
 		       "credentials = /etc/mreg/s3.credentials\n"
 		       "key_prefix = reg1/\ngc_grace = 600\n"
-		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"), 0,
+		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"
+		       "readahead = 64M\nprefetch_on_promote = yes\n"), 0,
 		 "every s3 and cache key");
 	CHECK(cfg.backend == CONFIG_BACKEND_S3 &&
 	      !strcmp(cfg.s3_endpoint, "http://127.0.0.1:7480") &&
@@ -310,7 +314,9 @@ static void test_s3_keys(void)
 	      !strcmp(cfg.s3_credentials, "/etc/mreg/s3.credentials") &&
 	      !strcmp(cfg.s3_key_prefix, "reg1/") && cfg.s3_gc_grace == 600 &&
 	      !strcmp(cfg.cache_path, "/var/cache/mreg") &&
-	      cfg.cache_size == 50ULL << 30, "... each read");
+	      cfg.cache_size == 50ULL << 30 &&
+	      cfg.cache_readahead == 64ULL << 20 &&
+	      cfg.cache_prefetch_on_promote, "... each read");
 	/* parsing works on a copy (config_copy) that replaces cfg */
 	CHECK_EQ(config_parse(&cfg, "u.conf", "[log]\nlevel = info\n", 19,
 			      err, sizeof(err)), 0, "a second file over it");
@@ -344,6 +350,12 @@ static void test_s3_keys(void)
 			 "t.conf:2: invalid value 's3.cred' for "
 			 "'credentials': not an absolute path"),
 	      "a relative credentials file");
+	CHECK(refused_at("[cache]\nreadahead = 2G\n", "t.conf:2: "),
+	      "[cache] readahead past 1G");
+	CHECK_EQ(parse(&cfg, "[cache]\nreadahead = 0\n"), 0,
+		 "[cache] readahead = 0: none");
+	CHECK(cfg.cache_readahead == 0, "... read");
+	config_release(&cfg);
 	CHECK(refused_at("[cache]\nsize = 1K\n",
 			 "t.conf:2: invalid value '1K' for 'size': out of "
 			 "range"), "a cache under 1M");
@@ -667,7 +679,9 @@ static void test_example(void)
 	      cfg.backend == dflt.backend && !cfg.s3_endpoint &&
 	      !cfg.s3_bucket && cfg.s3_path_style == dflt.s3_path_style &&
 	      cfg.s3_gc_grace == dflt.s3_gc_grace && !cfg.cache_path &&
-	      cfg.cache_size == dflt.cache_size,
+	      cfg.cache_size == dflt.cache_size &&
+	      cfg.cache_readahead == dflt.cache_readahead &&
+	      cfg.cache_prefetch_on_promote == dflt.cache_prefetch_on_promote,
 	      "the example sets no key away from its default");
 	sp = config_stage(&cfg, "Production");
 	CHECK(sp && sp->protect && !strcmp(sp->require_stage, "Staging") &&
