@@ -568,6 +568,8 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		      &reg->fdcap);
 	if (r < 0)
 		goto fail;
+	if (store_caps(reg->st) & STORE_CACHED)
+		reg->readahead = cfg->cache_readahead;
 	free(p);
 	*ret = reg;
 	return 0;

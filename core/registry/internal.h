@@ -17,6 +17,7 @@
  *	writer.c      write states and their commits
  *	spool.c       files rewritten in place (a sparse spool)
  *	reader.c      opening sealed and committed content, verified reads
+ *	readahead.c   whether reads are sequential (readahead.h, pure)
  *	openfiles.c   unsealed files open here (trash on unlink)
  *	close.c       what the close of a written file means (SPEC §2.1)
  *	pending.c     pending files: notes, dead writers, registration
@@ -45,6 +46,7 @@
 #include "index/records.h"
 #include "registry/fdcap.h"
 #include "registry/hooks.h"
+#include "registry/readahead.h"
 #include "registry/registry.h"
 #include "store/store.h"
 #include "json.h"
@@ -101,6 +103,8 @@ struct reg_registry {
 	char *mount;              /* MREG_MOUNT of the hooks (or NULL) */
 	struct fdcap *fdcap;      /* spool descriptors per user ([limits]) */
 	struct serve_cache *serve;/* mregfs's serving cache, for metrics */
+	uint64_t readahead;       /* bytes sequential reads prefetch ahead
+				     (0: the store has no host cache) */
 
 	/* live.c */
 	uint64_t live_token;      /* our byte of run/live, locked */
@@ -750,6 +754,8 @@ struct reg_file {
 	pthread_mutex_t lock;     /* the chunk cache below */
 	uint8_t *cbuf;
 	size_t cidx;              /* which extent cbuf holds, or SIZE_MAX */
+	pthread_mutex_t ra_lock;  /* ra: the reads of this open */
+	struct reg_readahead ra;
 	char *snap;               /* .mreg files: a snapshot */
 	size_t snap_len;
 	uint64_t snap_seq;        /* audit.log: the last record in snap */

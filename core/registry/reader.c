@@ -11,6 +11,14 @@
  * as zeros. A file open for writing here is read through its write state
  * instead (writer.c, stream.c, spool.c).
  *
+ * Read-ahead. When the chunk store keeps a host cache in front of a
+ * remote one (STORE_CACHED), each open follows its reads (readahead.h):
+ * while they are sequential, the chunks of the read and of a window
+ * ahead of it are handed to store_prefetch(), which fetches them several
+ * at a time, so that a cold first read is bound by the object store
+ * rather than by one round trip per chunk. A local store has no such
+ * cost: nothing is followed.
+ *
  * .mreg/audit.log, .mreg/metrics and .mreg/history/M are snapshots taken
  * at open; audit.log reads on past its snapshot as records are appended
  * (tail -f).
@@ -236,6 +244,7 @@ struct reg_file *reg_file_new(struct reg_registry *reg, uint64_t ino)
 	f->ino = ino;
 	f->cidx = SIZE_MAX;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->ra_lock, NULL);
 	return f;
 }
 
@@ -250,6 +259,7 @@ void reg_file_free(struct reg_file *f)
 	if (f->pinned)
 		reg_unpin(f->reg, f->version);
 	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->ra_lock);
 	if (f->tab)
 		table_put(f->reg, f->tab);
 	else
@@ -497,6 +507,59 @@ static size_t find_extent(const struct reg_file *f, uint64_t off)
 	return lo;
 }
 
+/* Chunks handed to store_prefetch() at a time. */
+#define RA_BATCH 64
+
+/* Hands the chunks of extents [i, i + n) to store_prefetch(): false when
+ * it took fewer (its queue is full). */
+static bool prefetch_extents(struct reg_file *f, size_t i, size_t n)
+{
+	struct chunk_loc locs[RA_BATCH];
+	struct mreg_id ids[RA_BATCH];
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		locs[k] = f->ext[i + k].loc;
+		rec_chunk_key_id(&f->ext[i + k].key, &ids[k]);
+	}
+	return store_prefetch(f->reg->st, locs, ids, n) == n;
+}
+
+/* A read of [off, off + size) of committed content: when it is part of a
+ * sequential stream, the chunks of what the window adds are prefetched
+ * (see the top of this file). What the store had no room for is asked
+ * for again at the next read. */
+static void read_ahead(struct reg_file *f, uint64_t off, size_t size)
+{
+	uint64_t from, to;
+	size_t i, n;
+	bool go;
+
+	if (!f->reg->readahead)
+		return;
+	pthread_mutex_lock(&f->ra_lock);
+	go = reg_readahead(&f->ra, off, size, f->size, f->reg->readahead,
+			   &from, &to);
+	pthread_mutex_unlock(&f->ra_lock);
+	if (!go)
+		return;
+	for (i = find_extent(f, from); i < f->next &&
+	     f->ext[i].off + f->ext[i].len <= from; i++)
+		;
+	for (; i < f->next && f->ext[i].off < to; i += n) {
+		for (n = 1; n < RA_BATCH && i + n < f->next &&
+		     f->ext[i + n].off < to; n++)
+			;
+		if (!prefetch_extents(f, i, n)) {
+			pthread_mutex_lock(&f->ra_lock);
+			if (f->ra.done > f->ext[i].off)
+				f->ra.done = f->ext[i].off;
+			pthread_mutex_unlock(&f->ra_lock);
+			return;
+		}
+	}
+}
+
 /* Reads committed content. When a chunk fails its check after some bytes
  * were read: with partial, those bytes (a CLI copying a file writes what
  * is right); else the error, since a short read means the end of the file
@@ -514,6 +577,7 @@ static ssize_t read_committed(struct reg_file *f, uint8_t *buf, size_t size,
 		return 0;
 	if (size > f->size - off)
 		size = (size_t)(f->size - off);
+	read_ahead(f, off, size);
 	for (i = find_extent(f, off); done < size; done += n) {
 		while (i < f->next && f->ext[i].off + f->ext[i].len <=
 		       off + done)

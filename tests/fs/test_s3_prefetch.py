@@ -1,0 +1,208 @@
+"""Reading well from S3 (issue 13): a registry with [store] backend = s3
+on the radosgw of tests/services/rgw.sh (started here and stopped at the
+end; MREG_RGW_DIR=DIR uses one already running in DIR), reached through
+tests/services/faultproxy.py, whose request count says what went to the
+object store and which refuses requests on demand:
+
+  - a cold sequential read through a mount fetches the chunks ahead of
+    it, neighbours in one GET: far fewer GETs than chunks; with [cache]
+    readahead = 0, one GET per chunk.
+
+Skipped, with the reason, where Ceph's packages are not installed.
+"""
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'services'))
+from mountlib import MREG, Mount, Tap, pattern, run  # noqa: E402
+import services  # noqa: E402
+
+t = Tap()
+FAULTPROXY = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'services', 'faultproxy.py')
+MB = 1 << 20
+
+
+class Proxy:
+    """faultproxy.py in front of radosgw, stopped by its pid."""
+
+    def __init__(self, upstream, tmp):
+        ports = os.path.join(tmp, 'proxy.ports')
+        self.proc = subprocess.Popen(
+            ['/usr/bin/python3', FAULTPROXY, '--upstream', upstream,
+             '--port-file', ports], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 30
+        while not os.path.exists(ports):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError('faultproxy.py did not start')
+            time.sleep(0.05)
+        self.port, self.ctl = (int(x) for x in
+                               pathlib.Path(ports).read_text().split())
+
+    def cmd(self, line):
+        with socket.create_connection(('127.0.0.1', self.ctl), 10) as s:
+            s.sendall(line.encode() + b'\n')
+            reply = s.recv(128).decode()
+        if not reply.startswith('ok'):
+            raise RuntimeError('faultproxy: %s: %s' % (line, reply))
+        return reply
+
+    def count(self):
+        """Requests seen so far."""
+        return int(self.cmd('count').split()[1])
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+def write(path, data):
+    pathlib.Path(path).write_bytes(data)
+
+
+def read(path):
+    return pathlib.Path(path).read_bytes()
+
+
+def conf(path, endpoint, env, prefix, cache, size='64M', extra=''):
+    write(path, ('[store]\nbackend = s3\n'
+                 '[s3]\nendpoint = %s\nbucket = %s\nregion = %s\n'
+                 'path_style = yes\nkey_prefix = %s\n'
+                 '[cache]\npath = %s\nsize = %s\n%s'
+                 # no serving copies: every read goes through the store
+                 '[serve]\nsize = 0\n' %
+                 (endpoint, env['MREG_S3_BUCKET'], env['MREG_S3_REGION'],
+                  prefix, cache, size, extra)).encode())
+    return path
+
+
+def files_under(d):
+    n = 0
+    for _, _, fs in os.walk(d):
+        n += len(fs)
+    return n
+
+
+class Ctx:
+    pass
+
+
+def run_in(env, tmp):
+    c = Ctx()
+    c.env = env
+    c.tmp = tmp
+    c.creds = {k: env[k] for k in ('AWS_ACCESS_KEY_ID',
+                                   'AWS_SECRET_ACCESS_KEY')}
+    c.proxy = Proxy(env['MREG_S3_ENDPOINT'].split('//', 1)[1], tmp)
+    c.mounts = []
+    try:
+        setup(c)
+        for name, fn in (('sequential reads', block_readahead),):
+            t.run(name, fn, c)
+    finally:
+        for m in c.mounts:
+            m.close()
+        c.proxy.close()
+
+
+def setup(c):
+    c.endpoint = 'http://127.0.0.1:%d' % c.proxy.port
+    c.prefix = 't-fs-s3p-%d/' % os.getpid()
+    c.n = 0
+    c.wconf = new_conf(c)
+    c.store = os.path.join(c.tmp, 'store')
+    c.big = pattern(8 * MB, 31)
+    c.small = pattern(1000, 32)
+    src = os.path.join(c.tmp, 'v1')
+    os.mkdir(src)
+    write(os.path.join(src, 'big.bin'), c.big)
+    write(os.path.join(src, 'small.txt'), c.small)
+    r = cli(c, c.wconf, 'init')
+    r = cli(c, c.wconf, 'push', 'p', src + '/')
+    t.ok(r.returncode == 0, 'a version of two files pushed into an s3 store',
+         r.stderr)
+    r = cli(c, c.wconf, 'promote', 'p', '1', 'Production')
+    t.ok(r.returncode == 0, '... and promoted to Production', r.stderr)
+
+
+def new_conf(c, size='64M', extra=''):
+    """A config of its own cache directory (empty): (path, cache)."""
+    c.n += 1
+    cache = os.path.join(c.tmp, 'cache%d' % c.n)
+    path = conf(os.path.join(c.tmp, 's3-%d.conf' % c.n), c.endpoint, c.env,
+                c.prefix, cache, size, extra)
+    return path, cache
+
+
+def cli(c, cf, *args, store=None):
+    return run([MREG, '-c', cf[0], '--store', store or c.store] +
+               list(args), env=dict(os.environ, **c.creds), timeout=300)
+
+
+def mount(c, cf):
+    m = Mount('s3p', args=['-c', cf[0]], env=c.creds, tmp=tempfile.mkdtemp(
+        prefix='mnt', dir=c.tmp))
+    m.store = c.store
+    m.cache = cf[1]
+    c.mounts.append(m)
+    return m.start()
+
+
+def block_readahead(c):
+    cf = new_conf(c)
+    m = mount(c, cf)
+    n0 = c.proxy.count()
+    data = read(m.path('models', 'p', 'stages', 'Production', 'big.bin'))
+    gets = c.proxy.count() - n0
+    c.chunks = files_under(cf[1])
+    t.ok(data == c.big, 'a cold read of an 8 MiB file through a mount: '
+         'the right bytes')
+    t.ok(c.chunks >= 40 and gets * 4 <= c.chunks,
+         'read ahead: its %d chunks came in %d GETs' % (c.chunks, gets))
+    t.eq(m.stop(), 0, 'the mount stops cleanly')
+
+    cf = new_conf(c, extra='readahead = 0\n')
+    m = mount(c, cf)
+    n0 = c.proxy.count()
+    data = read(m.path('models', 'p', '1', 'big.bin'))
+    gets = c.proxy.count() - n0
+    t.ok(data == c.big and gets >= files_under(cf[1]) == c.chunks,
+         'with [cache] readahead = 0: one GET per chunk (%d GETs)' % gets)
+    t.eq(m.stop(), 0, '... that mount stops cleanly')
+
+
+
+
+
+
+
+def main():
+    why = services.unavailable('rgw')
+    if why:
+        t.skip('reading from S3', why)
+        return t.done()
+    tmp = tempfile.mkdtemp(prefix='mreg-s3p-')
+    try:
+        if os.environ.get('MREG_RGW_DIR'):
+            run_in(services.start('rgw', os.environ['MREG_RGW_DIR']), tmp)
+        else:
+            with services.Service('rgw') as env:
+                run_in(env, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
