@@ -1,8 +1,14 @@
-/* mreg-serve.c — the serving cache (core/serve/serve.h) from the CLI.
+/* mreg-serve.c — the serving cache (core/serve/serve.h) and this host's
+ * chunk cache from the CLI.
  *
- * prefetch works through a mount: the cache belongs to the mregfs that
- * serves it, which decides what it hydrates (reading user.mreg.prefetch
- * of a version asks it; see fs/passthrough.c). stats and fsck look at the
+ * prefetch fills both with a version before traffic moves. On the store
+ * it fills the chunk cache (reg_prefetch(); a store backend = s3 keeps
+ * one). Through a mount the daemon does it all: reading user.mreg.cache
+ * of the version (or the stage, which the kernel follows) makes it fill
+ * its chunk cache, then reading user.mreg.prefetch asks it to hydrate
+ * the version into its serving cache and says where that stands (see
+ * fs/passthrough.c); the CLI waits and says what was done. stats and
+ * fsck look at the
  * cache's directory on the store's host: its copies and their bytes, and
  * each copy re-hashed against its file's digest (a bad one is dropped:
  * the daemon then serves the file from the store, every read checked).
@@ -21,6 +27,7 @@
 #include "serve/serve.h"
 
 #define PREFETCH_XATTR "user.mreg.prefetch"
+#define CACHE_XATTR "user.mreg.cache"
 #define POLL_NS (200 * 1000000L)
 
 /* ---- prefetch ---------------------------------------------------------- */
@@ -54,12 +61,17 @@ static int ask(const char *path, struct pstate *p)
 	return pstate_parse(buf, p);
 }
 
-static void pstate_json(struct cli *c, const char *model, const char *what,
-			const struct pstate *p)
+/* What reading user.mreg.cache told (the chunk cache filled). */
+struct cstate {
+	bool done;              /* filled */
+	uint64_t files, bytes, chunks, fetched;
+};
+
+static void pstate_json(const char *model, const char *what,
+			const struct pstate *p, const struct cstate *cs)
 {
 	struct json j;
 
-	(void)c;
 	json_init(&j, stdout);
 	json_obj_begin(&j);
 	json_key(&j, "model");
@@ -67,19 +79,30 @@ static void pstate_json(struct cli *c, const char *model, const char *what,
 	json_key(&j, "target");
 	json_str(&j, what);
 	json_key(&j, "state");
-	json_str(&j, p->state);
+	json_str(&j, p ? p->state : "off:none");
 	json_key(&j, "files");
-	json_u64(&j, p->files);
+	json_u64(&j, p ? p->files : cs->files);
 	json_key(&j, "ready");
-	json_u64(&j, p->ready);
+	json_u64(&j, p ? p->ready : 0);
 	json_key(&j, "pending");
-	json_u64(&j, p->pending);
+	json_u64(&j, p ? p->pending : 0);
 	json_key(&j, "no_room");
-	json_u64(&j, p->no_room);
+	json_u64(&j, p ? p->no_room : 0);
 	json_key(&j, "failed");
-	json_u64(&j, p->failed);
+	json_u64(&j, p ? p->failed : 0);
 	json_key(&j, "bytes");
-	json_u64(&j, p->bytes);
+	json_u64(&j, p ? p->bytes : cs->bytes);
+	json_key(&j, "chunk_cache");
+	if (cs->done) {
+		json_obj_begin(&j);
+		json_key(&j, "chunks");
+		json_u64(&j, cs->chunks);
+		json_key(&j, "fetched");
+		json_u64(&j, cs->fetched);
+		json_obj_end(&j);
+	} else {
+		json_null(&j);
+	}
 	json_obj_end(&j);
 	json_finish(&j);
 }
@@ -97,22 +120,120 @@ static const char *off_reason(const char *state)
 	return "the serving cache is unusable (see the daemon's log)";
 }
 
+/* The line that says what went into the chunk cache. */
+static void cstate_print(struct cli *c, const char *model, const char *what,
+			 const char *version, const struct cstate *cs)
+{
+	char a[32], b[32];
+
+	if (c->quiet || c->json)
+		return;
+	printf("cached: %s/%s%s%s%s, %" PRIu64 " file%s (%s) in this host's "
+	       "chunk cache, %s fetched\n", model, what,
+	       version && strcmp(version, what) ? " (version " : "",
+	       version && strcmp(version, what) ? version : "",
+	       version && strcmp(version, what) ? ")" : "", cs->files,
+	       cs->files == 1 ? "" : "s", human_size(cs->bytes, a, sizeof(a)),
+	       human_size(cs->fetched, b, sizeof(b)));
+}
+
+/* -ENOENT and -EINVAL of what prefetch names (either cache's). */
+static int target_fail(struct cli *c, int r, const char *model,
+		       const char *what)
+{
+	if (r == -ENOENT)
+		return fail(c, "no stage or version '%s' of model '%s'", what,
+			    model);
+	return fail(c, "'%s/%s' is a draft: only sealed versions are "
+		    "prefetched", model, what);
+}
+
+/* A failure of a chunk cache fill (reg_prefetch, or user.mreg.cache
+ * through a mount: then the daemon's log has the reason). */
+static int cache_fail(struct cli *c, int r, const char *model,
+		      const char *what)
+{
+	char why[1024];
+	const char *rs = c->mnt ? NULL : last_logged(c, why, sizeof(why));
+
+	if (r == -ENOENT || r == -EINVAL)
+		return target_fail(c, r, model, what);
+	if (r == -EFBIG && rs)
+		return fail(c, "%s", rs);	/* core says by how much */
+	if (r == -EFBIG)
+		return fail(c, "'%s/%s' does not fit in %s chunk cache ([cache] "
+			    "size)", model, what, c->mnt ? "the mount's" :
+			    "this host's");
+	return fail(c, "cannot fetch the chunks of '%s/%s' into %s chunk "
+		    "cache: %s%s", model, what, c->mnt ? "the mount's" :
+		    "this host's", rs ? rs : errstr(-r),
+		    c->mnt ? " (see the daemon's log)" : "");
+}
+
+/* On the store: the chunk cache alone (the serving cache is mregfs's). */
+static int prefetch_store(struct cli *c, const char *model, const char *what)
+{
+	struct reg_prefetch_info info;
+	char version[REG_NAME_MAX + 1];
+	struct cstate cs = { .done = true };
+	int r;
+
+	r = reg_prefetch(c->reg, model, what, version, &info);
+	if (r == -EOPNOTSUPP)
+		return fail(c, "needs a mount: the store keeps its chunks on "
+			    "this host ([store] backend = local), so there is "
+			    "no chunk cache to fill, and the serving cache is "
+			    "mregfs's (give the mount point with --store)");
+	if (r == -ENOENT && !be_resolves(c, model, NULL))
+		return fail(c, "model '%s' does not exist", model);
+	if (r < 0)
+		return cache_fail(c, r, model, what);
+	cs.files = info.files;
+	cs.bytes = info.bytes;
+	cs.chunks = info.chunks;
+	cs.fetched = info.fetched;
+	if (c->json)
+		pstate_json(model, what, NULL, &cs);
+	cstate_print(c, model, what, version, &cs);
+	return EXIT_OK;
+}
+
+/* Reads user.mreg.cache of path: the daemon fills its chunk cache. 0 and
+ * *cs, 1 when the mount has no chunk cache (a local store, or an mregfs
+ * that does not know the attribute), or -errno. */
+static int ask_cache(const char *path, struct cstate *cs)
+{
+	char buf[256];
+	ssize_t n;
+
+	n = getxattr(path, CACHE_XATTR, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return errno == EOPNOTSUPP || errno == ENODATA ? 1 : -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "files=%" SCNu64 " bytes=%" SCNu64 " chunks=%" SCNu64
+		   " fetched=%" SCNu64, &cs->files, &cs->bytes, &cs->chunks,
+		   &cs->fetched) != 4)
+		return -EPROTO;
+	cs->done = true;
+	return 0;
+}
+
 int cmd_prefetch(struct cli *c)
 {
 	const char *model = c->args[0], *what = c->args[1];
 	char *path = NULL, b[32];
 	struct timespec ts = { 0, POLL_NS };
+	struct cstate cs = { 0 };
 	struct stat st;
 	struct pstate p;
 	int r, ex;
 
-	if (!c->mnt)
-		return fail(c, "needs a mount: the serving cache is mregfs's "
-			    "(give the mount point with --store)");
 	if (reg_check_name(model) < 0)
 		return fail(c, "invalid model name '%s'", model);
 	if (reg_check_stage(what) < 0 && reg_check_name(what) < 0)
 		return fail(c, "invalid stage or version name '%s'", what);
+	if (!c->mnt)
+		return prefetch_store(c, model, what);
 	/* a stage, else a version of that name */
 	if (asprintf(&path, "%s/models/%s/stages/%s", mount_path(c->mnt),
 		     model, what) < 0)
@@ -123,6 +244,15 @@ int cmd_prefetch(struct cli *c)
 			     model, what) < 0)
 			return fail_errno(c, -ENOMEM, SUBJ(.model = model));
 	}
+	/* the chunk cache first: hydration then reads what it holds */
+	r = ask_cache(path, &cs);
+	if (r < 0) {
+		free(path);
+		if (r == -EPROTO)
+			return fail(c, "the mount answers user.mreg.cache "
+				    "oddly (another mregfs version?)");
+		return cache_fail(c, r, model, what);
+	}
 	for (;;) {
 		r = ask(path, &p);
 		if (r < 0 || opt_has(c, OPT_NO_WAIT) ||
@@ -131,24 +261,31 @@ int cmd_prefetch(struct cli *c)
 		nanosleep(&ts, NULL);
 	}
 	free(path);
-	if (r == -ENOENT)
-		return fail(c, "no stage or version '%s' of model '%s'", what,
-			    model);
-	if (r == -EINVAL)
-		return fail(c, "'%s/%s' is a draft: only sealed versions are "
-			    "hydrated", model, what);
-	if (r == -EPROTO || r == -ENODATA || r == -ENOTSUP)
-		return fail(c, "the mount does not answer prefetch requests "
-			    "(an mregfs without a serving cache)");
+	if (r == -ENOENT || r == -EINVAL)
+		return target_fail(c, r, model, what);
+	if (r == -EPROTO || r == -ENODATA || r == -ENOTSUP) {
+		if (!cs.done)
+			return fail(c, "the mount does not answer prefetch "
+				    "requests (an mregfs without a serving "
+				    "cache)");
+		/* no serving cache: the chunk cache was the work */
+		if (c->json)
+			pstate_json(model, what, NULL, &cs);
+		cstate_print(c, model, what, NULL, &cs);
+		return EXIT_OK;
+	}
 	if (r < 0)
 		return fail_errno(c, r, SUBJ(.model = model, .version = what));
-	ex = !strncmp(p.state, "off:", 4) || !strcmp(p.state, "incomplete") ?
-	     EXIT_FAIL : EXIT_OK;
+	/* passthrough off: what the chunk cache holds is the prefetch */
+	ex = (!strncmp(p.state, "off:", 4) && !cs.done) ||
+	     !strcmp(p.state, "incomplete") ? EXIT_FAIL : EXIT_OK;
 	if (c->json) {
-		pstate_json(c, model, what, &p);
+		pstate_json(model, what, &p, &cs);
 		return ex;
 	}
-	if (!strncmp(p.state, "off:", 4))
+	if (cs.done)
+		cstate_print(c, model, what, NULL, &cs);
+	if (!strncmp(p.state, "off:", 4) && !cs.done)
 		return fail(c, "the mount serves every file itself: %s",
 			    off_reason(p.state));
 	if (!strcmp(p.state, "incomplete"))
@@ -158,7 +295,7 @@ int cmd_prefetch(struct cli *c)
 			    "no room in the serving cache ([serve] size, "
 			    "copies in use)" :
 			    "their copy failed (see the daemon's log)");
-	if (!c->quiet)
+	if (!c->quiet && strncmp(p.state, "off:", 4))
 		printf("%s: %s/%s, %" PRIu64 " file%s (%s), %" PRIu64
 		       " served by the kernel\n", p.state, model, what,
 		       p.files, p.files == 1 ? "" : "s",

@@ -284,12 +284,20 @@ static const struct cmd commands[] = {
 	  "serves that file from the store, every read checked)." },
 	{ "prefetch", NULL, cmd_prefetch, prefetch_opts, 2, 2, true, false,
 	  "MODEL STAGE|VERSION [--no-wait]",
-	  "hydrate a stage's version on the mount's host (FUSE passthrough)",
-	  "Through a mount (--store MOUNTPOINT): asks mregfs to copy the\n"
-	  "version's files into its serving cache, so that opens of them\n"
-	  "are served by the kernel at native speed, and waits until they\n"
-	  "are. Exits 1 when passthrough is off on that host or a file\n"
-	  "could not be hydrated (no room in [serve] size)." },
+	  "ready a version on this host: its chunks cached, files hydrated",
+	  "Fetches the chunks of the version (a stage points at it, or\n"
+	  "named) into this host's chunk cache ([store] backend = s3: the\n"
+	  "[cache] directory), several requests at once, so that its first\n"
+	  "reads send nothing to the object store. Through a mount\n"
+	  "(--store MOUNTPOINT) mregfs does it, into its cache, then copies\n"
+	  "the version's files into its serving cache, so that opens of\n"
+	  "them are served by the kernel at native speed (FUSE\n"
+	  "passthrough), and waits until they are. Exits 1 when there is\n"
+	  "nothing to fill (a local store on the store itself, or through\n"
+	  "a mount with passthrough off), when the version is larger than\n"
+	  "the chunk cache ([cache] size), when a chunk cannot be fetched,\n"
+	  "or when a file could not be hydrated (no room in [serve] size)."
+	},
 	{ "gc", NULL, cmd_gc, gc_opts, 0, 0, true, false,
 	  "[--all | --threshold PCT]",
 	  "reclaim removed versions and unreferenced data, compact packs",
@@ -398,7 +406,8 @@ static void main_usage(FILE *f)
 		"--store may name an mregfs mount instead of a store: the\n"
 		"commands then work through the file system (the daemon\n"
 		"applies its policies), except fsck, gc, init and policy,\n"
-		"which need the store itself; prefetch needs the mount.\n"
+		"which need the store itself; prefetch hydrates serving\n"
+		"copies only through the mount.\n"
 		"\n"
 		"'mreg help COMMAND' or 'mreg COMMAND --help' for more.\n");
 }

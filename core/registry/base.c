@@ -570,6 +570,9 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		goto fail;
 	if (store_caps(reg->st) & STORE_CACHED)
 		reg->readahead = cfg->cache_readahead;
+	r = reg_prefetcher_start(reg);
+	if (r < 0)
+		goto fail;
 	free(p);
 	*ret = reg;
 	return 0;
@@ -583,6 +586,7 @@ void reg_close(struct reg_registry *reg)
 {
 	if (!reg)
 		return;
+	reg_prefetcher_stop(reg);
 	if (reg->ix)
 		reg_refusals_flush(reg, true);
 	hooks_stop(reg->hooks);
@@ -647,4 +651,5 @@ void reg_tick(struct reg_registry *reg)
 	if (r < 0)
 		log_err(r, "cannot remove files left by dead processes");
 	reg_refusals_flush(reg, false);
+	reg_prefetcher_tick(reg);
 }

@@ -18,6 +18,7 @@
  *	spool.c       files rewritten in place (a sparse spool)
  *	reader.c      opening sealed and committed content, verified reads
  *	readahead.c   whether reads are sequential (readahead.h, pure)
+ *	prefetch.c    a version's chunks into this host's cache
  *	openfiles.c   unsealed files open here (trash on unlink)
  *	close.c       what the close of a written file means (SPEC §2.1)
  *	pending.c     pending files: notes, dead writers, registration
@@ -105,6 +106,7 @@ struct reg_registry {
 	struct serve_cache *serve;/* mregfs's serving cache, for metrics */
 	uint64_t readahead;       /* bytes sequential reads prefetch ahead
 				     (0: the store has no host cache) */
+	struct reg_prefetcher *prefetcher; /* prefetch.c: on promotion */
 
 	/* live.c */
 	uint64_t live_token;      /* our byte of run/live, locked */
@@ -793,6 +795,20 @@ int reg_file_count(struct reg_registry *reg, uint64_t ino);
 /* Gives back a count reg_file_count() took; the last one of a file
  * trashed meanwhile frees it (reg_trash_free) and its pin. */
 void reg_file_uncount(struct reg_registry *reg, uint64_t ino);
+
+/* ---- prefetch.c ---- */
+struct reg_prefetcher;
+/* With [cache] prefetch_on_promote and a store with a host cache: follows
+ * the promotions committed from now on (reg_open). -ENOMEM, -errno. */
+int reg_prefetcher_start(struct reg_registry *reg);
+/* reg_tick(): the versions promoted since go to the thread that fills
+ * them into the cache. */
+void reg_prefetcher_tick(struct reg_registry *reg);
+/* Stops that thread (reg_close, before the store closes). */
+void reg_prefetcher_stop(struct reg_registry *reg);
+/* getxattr of user.mreg.cache (see reg_getxattr()). */
+ssize_t reg_prefetch_xattr(struct reg_registry *reg, uint64_t ino, void *buf,
+			   size_t size);
 
 /* ---- live.c ---- */
 /* Takes a life token and opens run/writers (reg_open). */

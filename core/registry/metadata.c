@@ -2,7 +2,8 @@
  * attributes user.mreg.* through the mount and reg_meta_* by name for the
  * CLI, with one set of rules (which keys, who may set them, sealed
  * versions keep their metrics), and the control attributes the CLI uses
- * through a mount (user.mreg.rollback, user.mreg.register).
+ * through a mount (user.mreg.rollback, user.mreg.register; reading
+ * user.mreg.cache is prefetch.c's).
  *
  * Metadata keys live in IDX_XATTRS as (inode, "metric.auc") -> bytes. The
  * facts (created, creator, sealed, size, stored, digest) are computed from
@@ -340,6 +341,8 @@ ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
 	a.key = strip_prefix(name);
 	if (a.key && ino == REG_AUDITLOG_INO && strcmp(a.key, "head") == 0)
 		return audit_head_xattr(reg, buf, size);
+	if (a.key && strcmp(a.key, "cache") == 0 && !reg_ino_virtual(ino))
+		return reg_prefetch_xattr(reg, ino, buf, size);
 	if (!a.key || reg_ino_virtual(ino))
 		return -ENODATA;
 	r = idx_read(reg->ix, getxattr_txn, &a);

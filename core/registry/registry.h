@@ -154,7 +154,9 @@ int reg_statfs(struct reg_registry *reg, struct statvfs *ret);
 int reg_set_mount(struct reg_registry *reg, const char *mount);
 /* Housekeeping a long-running process calls every few seconds: clears
  * dead reader slots, removes what dead processes left half written,
- * writes the counts of coalesced refusals. */
+ * writes the counts of coalesced refusals; with [cache]
+ * prefetch_on_promote, starts filling the chunk cache with the versions
+ * promoted since (reg_prefetch_ino(), in the background). */
 void reg_tick(struct reg_registry *reg);
 
 /* ---- names: registry/names.h ---------------------------------------- */
@@ -379,7 +381,11 @@ int reg_file_attr(struct reg_file *f, struct reg_attr *ret);
 /* name is the full name, e.g. "user.mreg.metric.auc". Models and versions
  * carry description, tag.*, metric.*, param.*, lineage.* and the read-only
  * facts; files inside a version carry user.mreg.digest. Returns the length
- * of the value; with size 0 only the length. -ENODATA, -ERANGE. */
+ * of the value; with size 0 only the length. -ENODATA, -ERANGE. A
+ * control, not stored: reading user.mreg.cache of sealed content (a
+ * version, a directory in one, a file) is reg_prefetch_ino() of it,
+ * answered "files=N bytes=N chunks=N fetched=N" (its errors); with size 0
+ * it does nothing and answers the longest such value's length. */
 ssize_t reg_getxattr(struct reg_registry *reg, uint64_t ino, const char *name,
 		     void *buf, size_t size);
 /* Sets a value. -EINVAL (non-numeric metric, bad key), -EROFS (param or
@@ -453,6 +459,33 @@ int reg_rollback(struct reg_registry *reg, const struct reg_caller *who,
 /* Removes a version: -EBUSY while a stage points at it. */
 int reg_version_remove(struct reg_registry *reg, const struct reg_caller *who,
 		       const char *model, const char *version);
+
+/* ---- this host's chunk cache (prefetch.c) ----------------------------- */
+
+/* What a prefetch found and did. */
+struct reg_prefetch_info {
+	uint64_t files;         /* sealed files */
+	uint64_t bytes;         /* their sizes */
+	uint64_t chunks;        /* their chunks (each extent) */
+	uint64_t fetched;       /* bytes fetched now (the rest was here) */
+};
+/* Brings the chunks of the sealed content under ino (a sealed version, a
+ * directory in one, a sealed file) into this host's chunk cache, several
+ * requests at once, and waits. Errors: -EOPNOTSUPP (the store keeps its
+ * chunks on this host: no cache to fill), -EINVAL (not sealed content: a
+ * draft), -ENOENT, -EFBIG (its files are more bytes than [cache] size;
+ * logged), -EIO, -ETIMEDOUT (a chunk could not be fetched; logged),
+ * -ENOMEM. */
+int reg_prefetch_ino(struct reg_registry *reg, uint64_t ino,
+		     struct reg_prefetch_info *ret);
+/* reg_prefetch_ino() of the version stage what of model points at, else
+ * of its version what; the version's name into ret_version
+ * (REG_NAME_MAX + 1 bytes; may be NULL). -ENOENT (no such model, or no
+ * stage or version what), -EINVAL (a bad name, a draft), and
+ * reg_prefetch_ino()'s. */
+int reg_prefetch(struct reg_registry *reg, const char *model,
+		 const char *what, char *ret_version,
+		 struct reg_prefetch_info *ret);
 
 /* ---- stage policies and hooks, stored in the registry (SPEC §3, §6) ---- */
 

@@ -6,10 +6,21 @@ object store and which refuses requests on demand:
 
   - a cold sequential read through a mount fetches the chunks ahead of
     it, neighbours in one GET: far fewer GETs than chunks; with [cache]
-    readahead = 0, one GET per chunk.
+    readahead = 0, one GET per chunk;
+  - mreg prefetch MODEL STAGE on the store, with an empty cache, fills it:
+    a mount on that cache then reads the version with the object store
+    refusing every GET; the same through a mount (the daemon fills its
+    own cache; the CLI says what was done, --json too);
+  - [cache] prefetch_on_promote = yes: a promotion makes the daemon fill
+    its cache with the version in the background (and a mount without the
+    switch does not);
+  - the refusals: an unknown model, stage or version, a draft, a version
+    larger than the cache (on the store and through a mount), a local
+    store (no chunk cache), the object store failing.
 
 Skipped, with the reason, where Ceph's packages are not installed.
 """
+import json
 import os
 import pathlib
 import shutil
@@ -94,6 +105,15 @@ def files_under(d):
     return n
 
 
+def wait_for(cond, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
 class Ctx:
     pass
 
@@ -108,7 +128,11 @@ def run_in(env, tmp):
     c.mounts = []
     try:
         setup(c)
-        for name, fn in (('sequential reads', block_readahead),):
+        for name, fn in (('sequential reads', block_readahead),
+                         ('mreg prefetch on the store', block_store),
+                         ('mreg prefetch through a mount', block_mount),
+                         ('prefetch on promotion', block_promote),
+                         ('refusals', block_refusals)):
             t.run(name, fn, c)
     finally:
         for m in c.mounts:
@@ -182,9 +206,141 @@ def block_readahead(c):
     t.eq(m.stop(), 0, '... that mount stops cleanly')
 
 
+def refused_reads(c, m, what):
+    """Reads version 1 through m with every GET refused: the right bytes,
+    and no request."""
+    c.proxy.cmd('status 503 100000 on=GET')
+    try:
+        n0 = c.proxy.count()
+        ok = (read(m.path('models', 'p', '1', 'big.bin')) == c.big and
+              read(m.path('models', 'p', '1', 'small.txt')) == c.small)
+        sent = c.proxy.count() - n0
+    except OSError as e:
+        ok, sent = False, str(e)
+    finally:
+        c.proxy.cmd('clear')
+    t.ok(ok and sent == 0, what + ': the version reads right with the '
+         'object store refusing every GET (%s requests)' % sent)
 
 
+def block_store(c):
+    cf = new_conf(c)
+    r = cli(c, cf, 'prefetch', 'p', 'Production')
+    t.ok(r.returncode == 0 and r.stdout.startswith(
+        'cached: p/Production (version 1), 2 files (8.0 MiB) in this '
+        "host's chunk cache, 8.0 MiB fetched"),
+        'mreg prefetch MODEL STAGE on the store, an empty cache',
+        r.stdout + r.stderr)
+    t.ok(files_under(cf[1]) >= c.chunks + 1, '... its chunks are in the '
+         'cache (%d files)' % files_under(cf[1]))
+    r = cli(c, cf, '--json', 'prefetch', 'p', '1')
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    t.ok(j.get('files') == 2 and j.get('bytes') == len(c.big) +
+         len(c.small) and j.get('chunk_cache', {}).get('fetched') == 0,
+         'again, by version, --json: nothing fetched', r.stdout + r.stderr)
+    m = mount(c, cf)
+    refused_reads(c, m, 'a mount on that cache')
+    t.eq(m.stop(), 0, 'the mount stops cleanly')
 
+
+def block_mount(c):
+    cf = new_conf(c)
+    m = mount(c, cf)
+    c.plain = m     # no prefetch_on_promote: block_promote looks at it
+    r = run([MREG, '--store', m.mnt, 'prefetch', 'p', 'Production'])
+    t.ok(r.returncode == 0 and r.stdout.startswith(
+        'cached: p/Production, 2 files (8.0 MiB) in this host\'s chunk '
+        'cache, 8.0 MiB fetched'), 'mreg prefetch through a mount: the '
+        'daemon fills its cache', r.stdout + r.stderr)
+    refused_reads(c, m, 'then')
+    r = run([MREG, '--store', m.mnt, '--json', 'prefetch', 'p', '1'])
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    t.ok(j.get('chunk_cache', {}).get('fetched') == 0 and
+         j.get('chunk_cache', {}).get('chunks', 0) > c.chunks,
+         'again by version, --json: nothing fetched', r.stdout + r.stderr)
+    os.mkdir(m.path('models', 'p', 'draft'))
+    r = run([MREG, '--store', m.mnt, 'prefetch', 'p', 'draft'])
+    t.ok(r.returncode == 1 and 'is a draft' in r.stderr,
+         'through the mount: a draft is refused', r.stderr)
+    os.rmdir(m.path('models', 'p', 'draft'))
+    r = run([MREG, '--store', m.mnt, 'prefetch', 'p', 'Nope'])
+    t.ok(r.returncode == 1 and "no stage or version 'Nope' of model 'p'"
+         in r.stderr, 'through the mount: a missing stage', r.stderr)
+    small = mount(c, new_conf(c, size='2M'))
+    r = run([MREG, '--store', small.mnt, 'prefetch', 'p', 'Production'])
+    t.ok(r.returncode == 1 and "does not fit in the mount's chunk cache"
+         in r.stderr, 'through a mount whose cache is smaller than the '
+         'version: refused', r.stderr)
+    t.eq(small.stop(), 0, 'that mount stops cleanly')
+
+
+def block_promote(c):
+    cf = new_conf(c, extra='prefetch_on_promote = yes\n')
+    m = mount(c, cf)
+    src = os.path.join(c.tmp, 'v2')
+    os.mkdir(src)
+    c.v2 = pattern(4 * MB, 33)
+    write(os.path.join(src, 'model.bin'), c.v2)
+    r = cli(c, c.wconf, 'push', 'p', src + '/')
+    t.ok(r.returncode == 0, 'version 2 pushed on the store', r.stderr)
+    before = files_under(cf[1])
+    plain = files_under(c.plain.cache)
+    r = run([MREG, '--store', m.mnt, 'promote', 'p', '2', 'Staging'])
+    t.ok(r.returncode == 0, 'promoted through the mount', r.stderr)
+    t.ok(wait_for(lambda: files_under(cf[1]) >= before + 40),
+         'with prefetch_on_promote the daemon fills its cache with the '
+         'version (%d files)' % files_under(cf[1]))
+    c.proxy.cmd('status 503 100000 on=GET')
+    try:
+        n0 = c.proxy.count()
+        ok = read(m.path('models', 'p', 'stages', 'Staging',
+                         'model.bin')) == c.v2
+        sent = c.proxy.count() - n0
+    finally:
+        c.proxy.cmd('clear')
+    t.ok(ok and sent == 0, '... which then reads with the object store '
+         'refusing every GET (%d requests)' % sent)
+    t.ok(files_under(c.plain.cache) == plain,
+         'a mount without the switch fetched nothing on that promotion')
+    t.eq(m.stop(), 0, 'the mount stops cleanly')
+    t.eq(c.plain.stop(), 0, 'the other mount stops cleanly')
+
+
+def block_refusals(c):
+    cf = new_conf(c)
+    r = cli(c, cf, 'prefetch', 'nope', 'Production')
+    t.ok(r.returncode == 1 and "model 'nope' does not exist" in r.stderr,
+         'an unknown model', r.stderr)
+    r = cli(c, cf, 'prefetch', 'p', 'Nope')
+    t.ok(r.returncode == 1 and "no stage or version 'Nope' of model 'p'"
+         in r.stderr, 'an unknown stage or version', r.stderr)
+    r = cli(c, cf, 'prefetch', 'p', 'a/b')
+    t.ok(r.returncode == 1 and 'invalid stage or version name' in r.stderr,
+         'a bad name', r.stderr)
+    r = cli(c, new_conf(c, size='2M'), 'prefetch', 'p', 'Production')
+    t.ok(r.returncode == 1 and 'does not fit in this host\'s chunk cache'
+         in r.stderr and '[cache] size' in r.stderr,
+         'a version larger than the cache', r.stderr)
+    c.proxy.cmd('status 503 100000 on=/packs/')
+    try:
+        r = cli(c, cf, 'prefetch', 'p', 'Production')
+    finally:
+        c.proxy.cmd('clear')
+    t.ok(r.returncode == 1 and "cannot fetch the chunks of 'p/Production'"
+         in r.stderr, 'the object store refusing: a clear failure',
+         r.stderr)
+    r = cli(c, cf, 'prefetch', 'p', 'Production')
+    t.ok(r.returncode == 0, '... and once it is back, it works', r.stderr)
+    local = os.path.join(c.tmp, 'local')
+    run([MREG, '--store', local, 'init'])
+    src = os.path.join(c.tmp, 'l.bin')
+    write(src, pattern(100000, 34))
+    r1 = run([MREG, '--store', local, 'push', 'l', src])
+    r = run([MREG, '--store', local, 'prefetch', 'l', '1'])
+    t.ok(r1.returncode == 0 and r.returncode == 1 and
+         'needs a mount: the store keeps its chunks on this host' in
+         r.stderr, 'a local store: no chunk cache to fill, said',
+         r1.stderr + r.stderr)
 
 
 def main():
