@@ -45,18 +45,19 @@
  * a hint: a full queue takes no more (prefetch() says how many it took,
  * and the reader asks again later), and a prefetch without ids is
  * ignored (nothing fetched could be checked before it is kept). A
- * fetch that fails gives the queue up (give_up()): a store in trouble
- * costs one request's retries, and a reader waiting for a prefetch then
- * fetches its chunk itself, within its own deadline. fill() (store_fill:
- * mreg prefetch) queues the same jobs, waiting for room instead, in at
- * most half of the queue (the other half stays for readers), and waits
- * until its chunks are here; the first failure ends it.
+ * fetch that fails gives the queue up (store_cache_give_up()): a store
+ * in trouble costs one request's retries, and a reader waiting for a
+ * prefetch then fetches its chunk itself, within its own deadline.
+ * fill() (store_fill: mreg prefetch) queues the same jobs, waiting for
+ * room instead, in at most half of the queue (the other half stays for
+ * readers), and waits until its chunks are here; the first failure ends
+ * it. (prefetch.c holds the queue, the fetchers and fill.)
  *
  * Writing goes to the inner store, then through to the cache. Containers,
  * batches, sync and housekeeping are the inner store's; delete and cut
  * also drop the cached chunks they take away.
  */
-#include "cache.h"
+#include "cache-int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -74,64 +75,6 @@
 
 #include "log.h"
 #include "store/backend.h"
-
-#define NAME_MAX_LEN (3 + 2 * CHUNK_LOC_MAX + 1)	/* "HH/" + hex */
-#define QUEUE_MAX 1024		/* prefetches waiting at most */
-#define FILL_QUEUE (QUEUE_MAX / 2)	/* of them, a fill's at most */
-#define RUN_MAX (1u << 20)	/* bytes of records one request reads */
-#define RUN_GAP (64u << 10)	/* bytes between two chunks of a run */
-#define RUN_CHUNKS 64		/* chunks of a run at most */
-
-enum { READY, LOADING };
-
-struct entry {
-	struct entry *hnext;		/* hash chain */
-	struct entry *prev, *next;	/* use order, READY only */
-	struct chunk_loc loc;
-	uint64_t size;			/* of the file */
-	int state;
-};
-
-/* A store_fill() waiting for its jobs. */
-struct fill {
-	size_t left;			/* jobs not done */
-	int err;			/* the first failure */
-	uint64_t fetched;		/* bytes of data fetched */
-};
-
-struct job {
-	struct chunk_loc loc;
-	struct mreg_id id;
-	struct fill *fill;		/* or NULL: a prefetch */
-};
-
-struct cache_store {
-	struct mreg_store base;
-	struct mreg_store *inner;
-	char *path;
-	int dirfd;
-	uint64_t limit;
-
-	pthread_mutex_t mu;		/* everything below */
-	pthread_cond_t loaded;		/* a fetch ended */
-	pthread_cond_t work;		/* a job was queued, or stop */
-	pthread_cond_t room;		/* a job left the queue */
-	struct entry **tab;
-	size_t nbuckets, n;
-	struct entry lru;		/* sentinel: next = most recent */
-	uint64_t used;
-	uint64_t tmpseq;
-	struct job *q;
-	unsigned qhead, qlen;
-	bool stopping;
-	pthread_t *thr;
-	unsigned nthr;
-};
-
-static const struct mreg_store *inner_c(const struct cache_store *s)
-{
-	return s->inner;
-}
 
 /* ---- names ---- */
 
@@ -179,7 +122,8 @@ static bool parse_loc(const char *name, struct chunk_loc *ret)
 
 /* ---- entries (mu held) ---- */
 
-static struct entry *find(struct cache_store *s, const struct chunk_loc *loc)
+struct entry *store_cache_find(struct cache_store *s,
+			       const struct chunk_loc *loc)
 {
 	struct entry *e;
 
@@ -208,8 +152,8 @@ static int grow(struct cache_store *s)
 	return 0;
 }
 
-static struct entry *add(struct cache_store *s, const struct chunk_loc *loc,
-			 int state)
+struct entry *store_cache_add(struct cache_store *s,
+			      const struct chunk_loc *loc, int state)
 {
 	struct entry *e;
 	size_t b;
@@ -237,7 +181,7 @@ static void lru_unlink(struct entry *e)
 	}
 }
 
-static void lru_front(struct cache_store *s, struct entry *e)
+void store_cache_lru_front(struct cache_store *s, struct entry *e)
 {
 	lru_unlink(e);
 	e->next = s->lru.next;
@@ -247,7 +191,7 @@ static void lru_front(struct cache_store *s, struct entry *e)
 }
 
 /* Forgets e; its file too when unlink_file. */
-static void drop(struct cache_store *s, struct entry *e, bool unlink_file)
+void store_cache_drop(struct cache_store *s, struct entry *e, bool unlink_file)
 {
 	struct entry **pp = &s->tab[loc_hash(&e->loc) % s->nbuckets];
 	char name[NAME_MAX_LEN];
@@ -271,27 +215,27 @@ static void drop(struct cache_store *s, struct entry *e, bool unlink_file)
 static void evict(struct cache_store *s, uint64_t need)
 {
 	while (s->used + need > s->limit && s->lru.prev != &s->lru)
-		drop(s, s->lru.prev, true);
+		store_cache_drop(s, s->lru.prev, true);
 }
 
 /* A fetch of e ended without a copy: forget it, wake its waiters. */
-static void unload(struct cache_store *s, struct entry *e)
+void store_cache_unload(struct cache_store *s, struct entry *e)
 {
 	pthread_mutex_lock(&s->mu);
-	drop(s, e, false);
+	store_cache_drop(s, e, false);
 	pthread_cond_broadcast(&s->loaded);
 	pthread_mutex_unlock(&s->mu);
 }
 
 /* The LOADING entry e has its file of size bytes: the most recently
  * used, its waiters woken. */
-static void settle(struct cache_store *s, struct entry *e, uint64_t size)
+void store_cache_settle(struct cache_store *s, struct entry *e, uint64_t size)
 {
 	pthread_mutex_lock(&s->mu);
 	e->size = size;
 	e->state = READY;
 	s->used += size;
-	lru_front(s, e);
+	store_cache_lru_front(s, e);
 	evict(s, 0);	/* what other threads kept meanwhile */
 	pthread_cond_broadcast(&s->loaded);
 	pthread_mutex_unlock(&s->mu);
@@ -315,7 +259,7 @@ static void keep(struct cache_store *s, struct entry *e,
 	int fd;
 
 	if (size > s->limit) {
-		unload(s, e);
+		store_cache_unload(s, e);
 		return;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -333,17 +277,17 @@ static void keep(struct cache_store *s, struct entry *e,
 		log_debug("cache: cannot keep '%s/%s': %s", s->path, name,
 			  n < 0 || fd < 0 ? strerror(errno) : "short write");
 		unlinkat(s->dirfd, tmp, 0);
-		unload(s, e);
+		store_cache_unload(s, e);
 		return;
 	}
-	settle(s, e, size);
+	store_cache_settle(s, e, size);
 }
 
 /* Reads loc's file into buf and checks it: 0, or 1 when it is missing or
  * bad (why says which). id NULL: checked against the id it names. */
-static int read_kept(struct cache_store *s, const struct chunk_loc *loc,
-		     const struct mreg_id *id, uint32_t len, void *buf,
-		     const char **why)
+int store_cache_read_kept(struct cache_store *s, const struct chunk_loc *loc,
+			  const struct mreg_id *id, uint32_t len, void *buf,
+			  const char **why)
 {
 	char name[NAME_MAX_LEN];
 	struct mreg_id kept, got;
@@ -381,9 +325,9 @@ static int read_kept(struct cache_store *s, const struct chunk_loc *loc,
 /* What a get from the inner store gave (r, the data in buf): checks its
  * hash, and keeps it unless the read is raw or failed. e: the LOADING
  * entry, or NULL. */
-static int landed(struct cache_store *s, struct entry *e,
-		  const struct chunk_loc *loc, const struct mreg_id *id,
-		  uint32_t len, void *buf, int r)
+int store_cache_landed(struct cache_store *s, struct entry *e,
+		       const struct chunk_loc *loc, const struct mreg_id *id,
+		       uint32_t len, void *buf, int r)
 {
 	char name[256];
 	struct mreg_id got;
@@ -399,23 +343,23 @@ static int landed(struct cache_store *s, struct entry *e,
 	if (e && !r)
 		keep(s, e, id, buf, len);
 	else if (e)
-		unload(s, e);
+		store_cache_unload(s, e);
 	return r;
 }
 
-/* Gets the chunk from the inner store: landed(). */
-static int fetch(struct cache_store *s, struct entry *e,
-		 const struct chunk_loc *loc, const struct mreg_id *id,
-		 uint32_t len, void *buf)
+/* Gets the chunk from the inner store: store_cache_landed(). */
+int store_cache_fetch(struct cache_store *s, struct entry *e,
+		      const struct chunk_loc *loc, const struct mreg_id *id,
+		      uint32_t len, void *buf)
 {
-	return landed(s, e, loc, id, len, buf,
+	return store_cache_landed(s, e, loc, id, len, buf,
 		      s->inner->be->get(s->inner, loc, id, buf));
 }
 
 /* ---- reading ---- */
 
-static int cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
-		     const struct mreg_id *id, void *buf)
+int store_cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
+		    const struct mreg_id *id, void *buf)
 {
 	struct cache_store *s = (struct cache_store *)ms;
 	struct store_span sp;
@@ -430,13 +374,13 @@ static int cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
 	if (r)
 		return r;
 	pthread_mutex_lock(&s->mu);
-	while ((e = find(s, loc)) && e->state == LOADING)
+	while ((e = store_cache_find(s, loc)) && e->state == LOADING)
 		pthread_cond_wait(&s->loaded, &s->mu);
 	if (e)
-		lru_front(s, e);
+		store_cache_lru_front(s, e);
 	pthread_mutex_unlock(&s->mu);
 	if (e) {
-		r = read_kept(s, loc, id, sp.len, buf, &why);
+		r = store_cache_read_kept(s, loc, id, sp.len, buf, &why);
 		if (r == 0)
 			return 0;
 		loc_path(loc, name);
@@ -444,295 +388,24 @@ static int cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
 			log_warn(0, "cache: copy '%s/%s' is bad (%s): fetched "
 				 "again", s->path, name, why);
 		pthread_mutex_lock(&s->mu);
-		e = find(s, loc);
+		e = store_cache_find(s, loc);
 		if (e && e->state == READY)
-			drop(s, e, true);
+			store_cache_drop(s, e, true);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (!id)
-		return fetch(s, NULL, loc, NULL, sp.len, buf);
+		return store_cache_fetch(s, NULL, loc, NULL, sp.len, buf);
 	pthread_mutex_lock(&s->mu);
-	e = find(s, loc) ? NULL : add(s, loc, LOADING);
+	e = store_cache_find(s, loc) ? NULL : store_cache_add(s, loc, LOADING);
 	pthread_mutex_unlock(&s->mu);
-	if (e && read_kept(s, loc, id, sp.len, buf, &why) == 0) {
+	if (e && store_cache_read_kept(s, loc, id, sp.len, buf, &why) == 0) {
 		/* another process of this host kept it */
-		settle(s, e, MREG_ID_LEN + (uint64_t)sp.len);
+		store_cache_settle(s, e, MREG_ID_LEN + (uint64_t)sp.len);
 		return 0;
 	}
-	return fetch(s, e, loc, id, sp.len, buf);
+	return store_cache_fetch(s, e, loc, id, sp.len, buf);
 }
 
-/* ---- prefetch and fill ---- */
-
-/* Queues a fetch of the chunk of the LOADING entry just added (mu held,
- * room checked). */
-static void enqueue(struct cache_store *s, const struct chunk_loc *loc,
-		    const struct mreg_id *id, struct fill *f)
-{
-	struct job *j = &s->q[(s->qhead + s->qlen) % QUEUE_MAX];
-
-	j->loc = *loc;
-	j->id = *id;
-	j->fill = f;
-	s->qlen++;
-	pthread_cond_signal(&s->work);
-}
-
-/* Job j ended with r, bytes of data fetched: tells its fill. */
-static void job_done(struct cache_store *s, const struct job *j, int r,
-		     uint64_t bytes)
-{
-	if (!j->fill)
-		return;
-	pthread_mutex_lock(&s->mu);
-	j->fill->left--;
-	if (r < 0 && !j->fill->err)
-		j->fill->err = r;
-	else if (r == 0)
-		j->fill->fetched += bytes;
-	pthread_cond_broadcast(&s->loaded);
-	pthread_mutex_unlock(&s->mu);
-}
-
-/* Queued jobs a fetcher reads with one request. */
-struct run {
-	struct job j[RUN_CHUNKS];
-	struct entry *e[RUN_CHUNKS];	/* their LOADING entries */
-	uint32_t len[RUN_CHUNKS];	/* of their data */
-	size_t n;
-};
-
-/* Pops the first job, and those queued right behind it whose chunks
- * follow its chunk in the same container (mu held). A job whose location
- * the inner store does not make is a run of its own (its get says
- * why). */
-static void take_run(struct cache_store *s, struct run *run)
-{
-	struct store_span first = { 0 }, sp = { 0 };
-	uint64_t end = 0;
-	struct job *j;
-	bool bad = false;
-
-	for (run->n = 0; s->qlen && run->n < RUN_CHUNKS && !bad; run->n++) {
-		j = &s->q[s->qhead];
-		bad = s->inner->be->loc_span(s->inner, &j->loc, &sp) != 0;
-		if (run->n && (bad || sp.container != first.container ||
-			       sp.off < end || sp.off - end > RUN_GAP ||
-			       sp.off + sp.size - first.off > RUN_MAX))
-			break;
-		if (run->n == 0)
-			first = sp;
-		end = sp.off + sp.size;
-		run->j[run->n] = *j;
-		run->e[run->n] = find(s, &j->loc);
-		run->len[run->n] = bad ? 0 : sp.len;
-		s->qhead = (s->qhead + 1) % QUEUE_MAX;
-		s->qlen--;
-	}
-	pthread_cond_broadcast(&s->room);
-}
-
-/* A fetch failed with r: the queued jobs are given up (their fills fail
- * with r, their entries are forgotten: a reader waiting for one fetches
- * it itself, within its own deadline), so that a store in trouble costs
- * one request's retries, not one for every job queued. -ENOENT is one
- * container gone (gc moved its chunks), not trouble. */
-static void give_up(struct cache_store *s, int r)
-{
-	struct entry *e;
-	struct job *j;
-
-	if (r == -ENOENT)
-		return;
-	pthread_mutex_lock(&s->mu);
-	for (; s->qlen; s->qlen--, s->qhead = (s->qhead + 1) % QUEUE_MAX) {
-		j = &s->q[s->qhead];
-		e = find(s, &j->loc);
-		if (e && e->state == LOADING)
-			drop(s, e, false);
-		if (j->fill) {
-			j->fill->left--;
-			if (!j->fill->err)
-				j->fill->err = r;
-		}
-	}
-	pthread_cond_broadcast(&s->loaded);
-	pthread_cond_broadcast(&s->room);
-	pthread_mutex_unlock(&s->mu);
-}
-
-/* Fetches a run: what another process kept meanwhile is adopted, the
- * rest read with one request of the inner store (or chunk by chunk
- * without get_run), each checked and kept. A failure fails the run's
- * jobs (readers waiting for a chunk of it then read that one alone: a
- * damaged chunk fails alone) and gives up the queue. */
-static void fetch_run(struct cache_store *s, struct run *run)
-{
-	struct chunk_loc locs[RUN_CHUNKS];
-	struct mreg_id ids[RUN_CHUNKS];
-	void *bufs[RUN_CHUNKS], *at[RUN_CHUNKS];
-	size_t i, k, m = 0, idx[RUN_CHUNKS];
-	uint64_t total = 0;
-	const char *why;
-	uint8_t *data;
-	int r, rk, bad;
-
-	for (i = 0; i < run->n; i++)
-		total += run->len[i];
-	data = malloc(total ? total : 1);
-	for (i = 0, total = 0; i < run->n; i++) {
-		at[i] = data ? data + total : NULL;
-		total += run->len[i];
-		if (!run->e[i] || run->e[i]->state != LOADING) {
-			job_done(s, &run->j[i], 0, 0);	/* not ours */
-		} else if (!data) {
-			unload(s, run->e[i]);
-			job_done(s, &run->j[i], -ENOMEM, 0);
-		} else if (read_kept(s, &run->j[i].loc, &run->j[i].id,
-				     run->len[i], at[i], &why) == 0) {
-			settle(s, run->e[i], MREG_ID_LEN +
-			       (uint64_t)run->len[i]);
-			job_done(s, &run->j[i], 0, 0);
-		} else {
-			locs[m] = run->j[i].loc;
-			ids[m] = run->j[i].id;
-			bufs[m] = at[i];
-			idx[m++] = i;
-		}
-	}
-	r = m > 1 && s->inner->be->get_run ?
-	    s->inner->be->get_run(s->inner, locs, ids, m, bufs) : 1;
-	for (k = 0, bad = 0; k < m; k++) {
-		i = idx[k];
-		rk = r == 1 ? fetch(s, run->e[i], &locs[k], &ids[k],
-				    run->len[i], bufs[k]) :
-		     landed(s, run->e[i], &locs[k], &ids[k], run->len[i],
-			    bufs[k], r);
-		job_done(s, &run->j[i], rk, run->len[i]);
-		if (rk < 0 && !bad)
-			bad = rk;
-	}
-	free(data);
-	if (bad)
-		give_up(s, bad);
-}
-
-static void *fetcher_main(void *arg)
-{
-	struct cache_store *s = arg;
-	struct run run;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		while (!s->qlen && !s->stopping)
-			pthread_cond_wait(&s->work, &s->mu);
-		if (s->stopping)
-			break;
-		take_run(s, &run);
-		pthread_mutex_unlock(&s->mu);
-		fetch_run(s, &run);
-		pthread_mutex_lock(&s->mu);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-static size_t cache_prefetch(struct mreg_store *ms,
-			     const struct chunk_loc *locs,
-			     const struct mreg_id *ids, size_t n)
-{
-	struct cache_store *s = (struct cache_store *)ms;
-	size_t i;
-
-	if (!s || !locs || !ids)
-		return n;	/* without ids nothing could be checked */
-	pthread_mutex_lock(&s->mu);
-	for (i = 0; i < n; i++) {
-		if (find(s, &locs[i]))
-			continue;	/* kept, or on its way */
-		if (s->qlen == QUEUE_MAX || !add(s, &locs[i], LOADING))
-			break;
-		enqueue(s, &locs[i], &ids[i], NULL);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return i;
-}
-
-/* Waits until no fetch of loc is running; true when it is kept (and
- * then the most recently used). mu held. */
-static bool settled_kept(struct cache_store *s, const struct chunk_loc *loc)
-{
-	struct entry *e;
-
-	while ((e = find(s, loc)) && e->state == LOADING)
-		pthread_cond_wait(&s->loaded, &s->mu);
-	if (e)
-		lru_front(s, e);
-	return e != NULL;
-}
-
-static int cache_fill(struct mreg_store *ms, const struct chunk_loc *locs,
-		      const struct mreg_id *ids, size_t n,
-		      uint64_t *ret_fetched)
-{
-	struct cache_store *s = (struct cache_store *)ms;
-	struct fill f = { 0 };
-	struct store_span sp;
-	uint64_t need = 0;
-	struct entry *e;
-	bool kept;
-	void *buf;
-	size_t i;
-	int r;
-
-	for (i = 0; i < n; i++) {
-		r = s->inner->be->loc_span(s->inner, &locs[i], &sp);
-		if (r)
-			return log_err(r, "cache: a chunk to fetch has a bad "
-				       "location (%u bytes)", locs[i].len);
-		need += MREG_ID_LEN + (uint64_t)sp.len;
-	}
-	if (need > s->limit)
-		return log_err(-EFBIG, "cache: %" PRIu64 " bytes of chunks "
-			       "do not fit in '%s' (%" PRIu64 " bytes at "
-			       "most)", need, s->path, s->limit);
-	pthread_mutex_lock(&s->mu);
-	for (i = 0; i < n && !f.err; i++) {
-		while (s->qlen >= FILL_QUEUE)
-			pthread_cond_wait(&s->room, &s->mu);
-		e = find(s, &locs[i]);
-		if (e && e->state == READY)
-			lru_front(s, e);
-		if (e)
-			continue;	/* kept, or on its way */
-		if (!add(s, &locs[i], LOADING)) {
-			f.err = -ENOMEM;
-			break;
-		}
-		enqueue(s, &locs[i], &ids[i], &f);
-		f.left++;
-	}
-	while (f.left)
-		pthread_cond_wait(&s->loaded, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-	/* What another thread was fetching, or was evicted since: here. */
-	for (i = 0, r = f.err; i < n && !r; i++) {
-		pthread_mutex_lock(&s->mu);
-		kept = settled_kept(s, &locs[i]);
-		pthread_mutex_unlock(&s->mu);
-		if (kept)
-			continue;
-		s->inner->be->loc_span(s->inner, &locs[i], &sp);
-		buf = malloc(sp.len ? sp.len : 1);
-		r = buf ? cache_get(ms, &locs[i], &ids[i], buf) : -ENOMEM;
-		free(buf);
-		if (r == 0)
-			f.fetched += sp.len;
-	}
-	if (r == 0)
-		*ret_fetched = f.fetched;
-	return r;
-}
 /* ---- open and close ---- */
 
 struct scanned {
@@ -831,14 +504,14 @@ static int rebuild(struct cache_store *s)
 	if (!r && n)
 		qsort(v, n, sizeof(*v), by_mtime);
 	for (i = 0; i < n && !r; i++) {
-		struct entry *e = find(s, &v[i].loc) ? NULL :
-				  add(s, &v[i].loc, READY);
+		struct entry *e = store_cache_find(s, &v[i].loc) ? NULL :
+				  store_cache_add(s, &v[i].loc, READY);
 
 		if (!e)
 			continue;
 		e->size = v[i].size;
 		s->used += e->size;
-		lru_front(s, e);
+		store_cache_lru_front(s, e);
 	}
 	free(v);
 	evict(s, 0);
@@ -929,7 +602,7 @@ static int cache_open(const struct store_options *opt, struct mreg_store **ret)
 	if (r)
 		goto fail;
 	for (i = 0; i < want; i++) {
-		r = -pthread_create(&s->thr[i], NULL, fetcher_main, s);
+		r = -pthread_create(&s->thr[i], NULL, store_cache_fetcher_main, s);
 		if (r) {
 			log_err(r, "cache: cannot start its threads");
 			stop_fetchers(s);
@@ -972,7 +645,7 @@ static int cache_put(struct mreg_store *ms, const struct mreg_id *id,
 	if (r)
 		return r;
 	pthread_mutex_lock(&s->mu);
-	e = find(s, &loc) ? NULL : add(s, &loc, LOADING);
+	e = store_cache_find(s, &loc) ? NULL : store_cache_add(s, &loc, LOADING);
 	pthread_mutex_unlock(&s->mu);
 	if (e)
 		keep(s, e, id, data, len);	/* write-through */
@@ -995,7 +668,7 @@ static void drop_container(struct cache_store *s, uint64_t container,
 			if (e->state == READY &&
 			    !s->inner->be->loc_span(s->inner, &e->loc, &sp) &&
 			    sp.container == container && sp.off >= off)
-				drop(s, e, true);
+				store_cache_drop(s, e, true);
 		}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1124,11 +797,11 @@ const struct store_backend store_cache_backend = {
 	.put = cache_put,
 	.sync = cache_sync,
 	.batch_check = cache_batch_check,
-	.get = cache_get,
+	.get = store_cache_get,
 	.loc_span = cache_loc_span,
 	.loc_name = cache_loc_name,
-	.prefetch = cache_prefetch,
-	.fill = cache_fill,
+	.prefetch = store_cache_prefetch,
+	.fill = store_cache_fill,
 	.containers = cache_containers,
 	.iterate = cache_iterate,
 	.claim = cache_claim,
