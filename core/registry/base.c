@@ -156,6 +156,7 @@ static int open_chunk_store(struct reg_registry *reg, const char *backend)
 		.credentials = cfg->s3_credentials,
 		.key_prefix = cfg->s3_key_prefix,
 		.gc_grace_s = cfg->s3_gc_grace,
+		.timeout_ms = cfg->s3_timeout * 1000,
 	};
 	struct cache_config cc = { .path = cfg->cache_path,
 				   .size = cfg->cache_size };

@@ -291,7 +291,8 @@ static void test_s3_keys(void)
 	CHECK(cfg.backend == CONFIG_BACKEND_LOCAL && !cfg.s3_endpoint &&
 	      !cfg.s3_bucket && !cfg.s3_region && cfg.s3_path_style &&
 	      !cfg.s3_credentials && !cfg.s3_key_prefix &&
-	      cfg.s3_gc_grace == 3600 && !cfg.cache_path &&
+	      cfg.s3_gc_grace == 3600 && cfg.s3_timeout == 30 &&
+	      !cfg.cache_path &&
 	      cfg.cache_size == 10ULL << 30, "s3 defaults: local, path "
 	      "style, grace 1 h, STORE/cache of 10G");
 	config_release(&cfg);
@@ -300,7 +301,7 @@ static void test_s3_keys(void)
 		       "bucket = mreg\nregion = eu-west-1\n"
 		       "path_style = no\n"
 		       "credentials = /etc/mreg/s3.credentials\n"
-		       "key_prefix = reg1/\ngc_grace = 600\n"
+		       "key_prefix = reg1/\ngc_grace = 600\ntimeout = 5\n"
 		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"), 0,
 		 "every s3 and cache key");
 	CHECK(cfg.backend == CONFIG_BACKEND_S3 &&
@@ -309,6 +310,7 @@ static void test_s3_keys(void)
 	      !strcmp(cfg.s3_region, "eu-west-1") && !cfg.s3_path_style &&
 	      !strcmp(cfg.s3_credentials, "/etc/mreg/s3.credentials") &&
 	      !strcmp(cfg.s3_key_prefix, "reg1/") && cfg.s3_gc_grace == 600 &&
+	      cfg.s3_timeout == 5 &&
 	      !strcmp(cfg.cache_path, "/var/cache/mreg") &&
 	      cfg.cache_size == 50ULL << 30, "... each read");
 	/* parsing works on a copy (config_copy) that replaces cfg */
