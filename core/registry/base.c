@@ -521,11 +521,11 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	r = reg_change(reg, init_meta_txn, &ia);
 	if (r == -EUCLEAN && cfg->backend == CONFIG_BACKEND_S3) {
 		r = log_err(-EIO, "bucket '%s' holds %u pack objects under "
-			    "'%s' but the index of store '%s' is empty: they "
-			    "are another registry's (give this one another "
-			    "[s3] key_prefix), or this index was lost",
-			    cfg->s3_bucket, ia.npacks,
-			    cfg->s3_key_prefix ? cfg->s3_key_prefix : "",
+			    "'%s' but the index '%s/data.mdb' of store '%s' "
+			    "is empty: they are another registry's (give this "
+			    "one another [s3] key_prefix), or this index was "
+			    "lost", cfg->s3_bucket, ia.npacks,
+			    cfg->s3_key_prefix ? cfg->s3_key_prefix : "", p,
 			    reg->path);
 		goto fail;
 	}
