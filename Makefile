@@ -23,7 +23,7 @@ Q =
 say =
 endif
 
-LIBS_CORE := lmdb libxxhash libmd libbsd-overlay libcurl libpq
+LIBS_CORE := lmdb libxxhash libmd libbsd-overlay libcurl libpq libcrypto
 LIBS_FS   := fuse3
 
 # `make test`, `make bench` and `make demo` install what is missing first
@@ -39,7 +39,7 @@ endif
 # Stop early, with a clear message, when a library is missing.
 define need_pkgs
 $(foreach p,$(1),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,\
-  $(error missing library '$(p)' (pkg-config $(p) failed): run 'make deps' or apt-get install liblmdb-dev libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev libpq-dev libfuse3-dev pkg-config)))
+  $(error missing library '$(p)' (pkg-config $(p) failed): run 'make deps' or apt-get install liblmdb-dev libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev libssl-dev libpq-dev libfuse3-dev pkg-config)))
 endef
 ifeq ($(filter clean help deps,$(MAKECMDGOALS)),)
 $(call need_pkgs,$(LIBS_CORE) $(LIBS_FS))

@@ -10,6 +10,14 @@
 # "not ok" line counts as one failure. What was skipped is listed at the
 # end, with the reason.
 # tests/layers.sh checks which layer of core/ includes which.
+#
+# MREG_TEST_S3=1 runs the suites named with every store on S3: one
+# radosgw (tests/services/rgw.sh) is started for the whole run and
+# stopped at its end, and mreg and mregfs run through tests/s3wrap.sh,
+# which gives each store a config with [store] backend = s3 and a key
+# prefix of its own in that radosgw's bucket (tests/fs/mountlib.py and
+# tests/cli/lib.sh pick the wrappers up from MREG_TEST_S3_DIR). A check
+# that cannot hold on S3 by nature skips there, saying why.
 # Usage: tests/run.sh [layers|unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +32,45 @@ log=${MREG_TEST_LOG:-$B/test-log}
 mkdir -p "$log"
 suites=${*:-layers unit cli fs compat services}
 pass=0 fail=0 skip=0
+
+if [ -n "${MREG_TEST_S3:-}" ]; then
+	why=$(sh "$top/tests/services/rgw.sh" check)
+	if [ -n "$why" ]; then
+		echo "MREG_TEST_S3: radosgw cannot run here: $why" >&2
+		exit 1
+	fi
+	MREG_TEST_S3_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mreg-s3run.XXXXXX") ||
+		exit 1
+	export MREG_TEST_S3_DIR
+	trap 'sh "$top/tests/services/rgw.sh" stop "$MREG_TEST_S3_DIR/rgw"
+	      rm -rf "$MREG_TEST_S3_DIR"' EXIT
+	trap 'exit 130' INT TERM
+	chmod 755 "$MREG_TEST_S3_DIR"
+	mkdir -p "$MREG_TEST_S3_DIR/bin" "$MREG_TEST_S3_DIR/conf"
+	# the configs of mreg run as other users too (sticky: a config of
+	# one cannot be replaced by another, as mreg requires)
+	chmod 1777 "$MREG_TEST_S3_DIR/conf"
+	# what every test file of the run writes, at most, is held in the
+	# OSD's memory (memstore)
+	MREG_RGW_MEMSTORE_BYTES=${MREG_RGW_MEMSTORE_BYTES:-4294967296} \
+		sh "$top/tests/services/rgw.sh" start "$MREG_TEST_S3_DIR/rgw" \
+		>/dev/null || exit 1
+	# the S3 tests use this radosgw too; tests/s3wrap.sh reads where it
+	# is from s3.env (readable by the users tests run mreg as), and the
+	# keys from the environment
+	export MREG_RGW_DIR=$MREG_TEST_S3_DIR/rgw
+	. "$MREG_RGW_DIR/rgw.env"
+	printf 'MREG_S3_ENDPOINT=%s\nMREG_S3_BUCKET=%s\nMREG_S3_REGION=%s\n' \
+		"$MREG_S3_ENDPOINT" "$MREG_S3_BUCKET" "$MREG_S3_REGION" \
+		>"$MREG_TEST_S3_DIR/s3.env"
+	chmod 644 "$MREG_TEST_S3_DIR/s3.env"
+	for p in mreg mregfs; do
+		printf '#!/bin/sh\nexec sh "%s/tests/s3wrap.sh" "%s/%s" "$@"\n' \
+			"$top" "$B" "$p" >"$MREG_TEST_S3_DIR/bin/$p"
+		chmod 755 "$MREG_TEST_S3_DIR/bin/$p"
+	done
+	echo "every store on S3: radosgw in $MREG_RGW_DIR"
+fi
 skipped="$log/skipped"
 : >"$skipped"
 

@@ -12,8 +12,8 @@
 # missing; .ci/run installs both groups, so CI runs them all.
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liblmdb-dev lmdb-utils \
-libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev libpq-dev rsync attr \
-python3 clang strace prometheus"
+libxxhash-dev libbsd-dev libmd-dev libcurl4-openssl-dev libssl-dev libpq-dev \
+rsync attr python3 clang strace prometheus"
 SERVICE_PKGS="curl postgresql ceph-mon ceph-osd radosgw ceph-common"
 for group in "$@"; do
 	case $group in

@@ -1,9 +1,11 @@
-/* chunkid.c — XXH3-128 ids and digests (see chunkid.h). */
+/* chunkid.c — XXH3-128 ids and digests, SHA-256 strong digests (see
+ * chunkid.h). */
 #include "chunk/chunkid.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
+#include <openssl/sha.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 #include <xxh_x86dispatch.h>
@@ -75,6 +77,19 @@ int chunkid_parse(const char *s, struct mreg_id *ret)
 	}
 	*ret = id;
 	return 0;
+}
+
+_Static_assert(MREG_STRONG_LEN == SHA256_DIGEST_LENGTH, "a SHA-256");
+
+void chunk_strong_of(const void *p, size_t len, struct mreg_strong *ret)
+{
+	SHA256(p, len, ret->b);
+}
+
+bool chunk_strong_eq(const struct mreg_strong *a,
+		     const struct mreg_strong *b)
+{
+	return memcmp(a->b, b->b, MREG_STRONG_LEN) == 0;
 }
 
 _Static_assert(sizeof(struct digest_state) >= sizeof(XXH3_state_t),

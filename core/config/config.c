@@ -190,6 +190,7 @@ void config_init(struct mreg_config *cfg)
 	cfg->serve_size = 16ULL << 30;
 	cfg->s3_path_style = true;
 	cfg->s3_gc_grace = 3600;
+	cfg->s3_timeout = 30;
 	cfg->cache_size = 10ULL << 30;
 	cfg->cache_readahead = 16ULL << 20;
 }

@@ -4,7 +4,7 @@
  *	[store]        path, backend, pack_size, dedup_verify, durability,
  *	               map_size
  *	[s3]           endpoint, bucket, region, path_style, credentials,
- *	               key_prefix, gc_grace
+ *	               key_prefix, gc_grace, timeout
  *	[cache]        path, size, readahead, prefetch_on_promote
  *	[chunker]      min_size, avg_size, max_size
  *	[mount]        allow_other, default_permissions, readahead, max_threads
@@ -85,6 +85,8 @@ struct mreg_config {
 				   environment's AWS_* */
 	char *s3_key_prefix;    /* keys start with it ("" or ending in '/') */
 	unsigned s3_gc_grace;   /* seconds an object stays busy for gc (3600) */
+	unsigned s3_timeout;    /* seconds one request may take, its retries
+				   included (30) */
 	char *cache_path;       /* this host's chunk cache; NULL: STORE/cache */
 	uint64_t cache_size;    /* its bytes at most (10G) */
 	uint64_t cache_readahead; /* bytes a sequential read fetches ahead

@@ -133,6 +133,7 @@ static const struct key keys[] = {
 	{ SEC_S3, "credentials", K_ABSPATH, CFG(s3_credentials), 0, 0 },
 	{ SEC_S3, "key_prefix", K_PREFIX, CFG(s3_key_prefix), 0, 0 },
 	{ SEC_S3, "gc_grace", K_UINT, CFG(s3_gc_grace), 60, 30 * 86400 },
+	{ SEC_S3, "timeout", K_UINT, CFG(s3_timeout), 1, 3600 },
 	{ SEC_CACHE, "path", K_ABSPATH, CFG(cache_path), 0, 0 },
 	{ SEC_CACHE, "size", K_SIZE64, CFG(cache_size), 1ULL << 20,
 	  1ULL << 50 },

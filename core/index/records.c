@@ -11,9 +11,14 @@
  *	16-byte digest, u16 name length, u16 target length, name, target
  *	(format 1, still read, has no atime: it reads as mtime)
  * chunk (IDX_CHUNKS value): the bytes of the chunk's location (1 to
- *	CHUNK_LOC_MAX, as its store wrote them: chunk/loc.h), then u64 refs
- *	(the last 8 bytes). The pack store's locations are 16 bytes (u32
- *	pack, u32 len, u64 offset), so that its values are 24 bytes.
+ *	CHUNK_LOC_MAX, as its store wrote them: chunk/loc.h), then u64 refs,
+ *	then, in a record that has one, the chunk's 32-byte strong digest.
+ *	The length tells which: 9 to CHUNK_LOC_MAX + 8 bytes without a
+ *	digest (refs the last 8 bytes: every record before digests, and
+ *	every record of a pack store), 41 and more with one (refs before the
+ *	last 32). The pack store's locations are 16 bytes (u32 pack, u32
+ *	len, u64 offset), so that its values are 24 bytes; the s3 store's
+ *	are 20, its values 60 bytes.
  * extent (IDX_EXTENTS): key be64 ino + be64 offset; value 18-byte chunk
  *	key + u32 len (no extent over a hole: its bytes read as zeros)
  * history (IDX_HISTORY value): u64 seq, i64 time, u32 uid, u8 action,
@@ -176,26 +181,37 @@ uint16_t rec_chunk_key_n(const struct chunk_key *k)
 	return (uint16_t)(k->b[MREG_ID_LEN] << 8 | k->b[MREG_ID_LEN + 1]);
 }
 
+_Static_assert(CHUNK_LOC_MAX + 8 < 1 + 8 + MREG_STRONG_LEN,
+	       "a record with a digest is longer than any without");
+
 size_t rec_chunk_encode(const struct chunk_rec *c,
 			uint8_t buf[CHUNK_REC_MAX])
 {
 	assert(c->loc.len >= 1 && c->loc.len <= CHUNK_LOC_MAX);
 	memcpy(buf, c->loc.b, c->loc.len);
 	memcpy(buf + c->loc.len, &c->refs, 8);
-	return c->loc.len + 8u;
+	if (!c->has_strong)
+		return c->loc.len + 8u;
+	memcpy(buf + c->loc.len + 8, c->strong.b, MREG_STRONG_LEN);
+	return c->loc.len + 8u + MREG_STRONG_LEN;
 }
 
 int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret)
 {
 	const uint8_t *b = p;
-	size_t n = len - 8;
+	bool strong = len > CHUNK_LOC_MAX + 8;
+	size_t n = len - 8 - (strong ? MREG_STRONG_LEN : 0);
 
 	if (len < 9 || len > CHUNK_REC_MAX)
 		return -EIO;
-	memset(&ret->loc, 0, sizeof(ret->loc));
+	memset(ret, 0, sizeof(*ret));
 	ret->loc.len = (uint8_t)n;
 	memcpy(ret->loc.b, b, n);
 	memcpy(&ret->refs, b + n, 8);
+	if (strong) {
+		ret->has_strong = true;
+		memcpy(ret->strong.b, b + n + 8, MREG_STRONG_LEN);
+	}
 	return 0;
 }
 

@@ -24,7 +24,7 @@
  *	INODES   be64 inode                     -> inode record (records.c)
  *	EXTENTS  be64 file inode + be64 offset  -> chunk key + u32 length
  *	CHUNKS   16-byte id + be16 n            -> the store's location
- *	                       bytes + u64 refs (records.c)
+ *	                       bytes + u64 refs [+ SHA-256] (records.c)
  *	         (n tells apart chunks whose ids collide but bytes differ)
  *	XATTRS   be64 inode + key ("metric.auc") -> value bytes
  *	         be64 version + "\001held." S  -> "1": it held stage S
@@ -102,20 +102,25 @@ void rec_chunk_key_make(const struct mreg_id *id, uint16_t n,
 void rec_chunk_key_id(const struct chunk_key *k, struct mreg_id *ret);
 uint16_t rec_chunk_key_n(const struct chunk_key *k);
 
-/* Where the store put the chunk (opaque: store_loc_span() reads it) and
- * how many extents name it. */
+/* Where the store put the chunk (opaque: store_loc_span() reads it), how
+ * many extents name it, and, when has_strong, the strong digest of its
+ * bytes (chunk/chunkid.h): what an id match is checked against without
+ * reading the chunk (registry/ingest.c). Records of older stores, and of
+ * pack stores, have none. */
 struct chunk_rec {
 	struct chunk_loc loc;
 	uint64_t refs;
+	bool has_strong;
+	struct mreg_strong strong;
 };
-#define CHUNK_REC_MAX (CHUNK_LOC_MAX + 8)
+#define CHUNK_REC_MAX (CHUNK_LOC_MAX + 8 + MREG_STRONG_LEN)
 /* Encodes c (its loc 1..CHUNK_LOC_MAX bytes) into buf; returns the
  * length. */
 size_t rec_chunk_encode(const struct chunk_rec *c,
 			uint8_t buf[CHUNK_REC_MAX]);
-/* Decodes a value of 9..CHUNK_REC_MAX bytes; -EIO for another length. The
- * location is not checked here: the store does (store_loc_span(), and
- * every read). */
+/* Decodes a value of 9..CHUNK_LOC_MAX + 8 bytes (no digest) or 41..
+ * CHUNK_REC_MAX (a digest); -EIO for another length. The location is not
+ * checked here: the store does (store_loc_span(), and every read). */
 int rec_chunk_decode(const void *p, size_t len, struct chunk_rec *ret);
 
 /* An extent of a file: key (file ino, offset), value chunk key + length.

@@ -156,6 +156,7 @@ static int open_chunk_store(struct reg_registry *reg, const char *backend)
 		.credentials = cfg->s3_credentials,
 		.key_prefix = cfg->s3_key_prefix,
 		.gc_grace_s = cfg->s3_gc_grace,
+		.timeout_ms = cfg->s3_timeout * 1000,
 	};
 	struct cache_config cc = { .path = cfg->cache_path,
 				   .size = cfg->cache_size };
@@ -520,11 +521,11 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	r = reg_change(reg, init_meta_txn, &ia);
 	if (r == -EUCLEAN && cfg->backend == CONFIG_BACKEND_S3) {
 		r = log_err(-EIO, "bucket '%s' holds %u pack objects under "
-			    "'%s' but the index of store '%s' is empty: they "
-			    "are another registry's (give this one another "
-			    "[s3] key_prefix), or this index was lost",
-			    cfg->s3_bucket, ia.npacks,
-			    cfg->s3_key_prefix ? cfg->s3_key_prefix : "",
+			    "'%s' but the index '%s/data.mdb' of store '%s' "
+			    "is empty: they are another registry's (give this "
+			    "one another [s3] key_prefix), or this index was "
+			    "lost", cfg->s3_bucket, ia.npacks,
+			    cfg->s3_key_prefix ? cfg->s3_key_prefix : "", p,
 			    reg->path);
 		goto fail;
 	}

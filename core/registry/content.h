@@ -19,6 +19,8 @@ struct chunk_ent {
 	int dup_of;               /* index of an earlier fresh entry, or -1 */
 	struct chunk_loc loc;
 	struct chunk_key key;     /* known key when !fresh */
+	bool has_strong;          /* strong: its bytes' SHA-256 (ingest.c) */
+	struct mreg_strong strong;
 };
 /* Chunks of content, in offset order; a gap between two is a hole. */
 struct ingest {

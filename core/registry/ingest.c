@@ -3,13 +3,25 @@
  *
  * Ingesting cuts content into chunks (chunk/chunker.h) and stores each
  * distinct chunk once. A chunk whose id the index holds already is named
- * again instead of stored, once its bytes compared equal when
- * dedup_verify is on: an id match of other bytes is a collision, and the
- * next record of that id is looked at (a new one is made if none
- * matches: rec_chunk_key_n). A chunk met earlier in the same ingest is
- * stored once (struct fresh_map). A stored copy that no longer hashes to
- * its id is damage, not a collision: the bytes being ingested replace it,
- * for every file that names it.
+ * again instead of stored, once proven the same bytes when dedup_verify
+ * is on: an id match of other bytes is a collision, and the next record
+ * of that id is looked at (a new one is made if none matches:
+ * rec_chunk_key_n). A chunk met earlier in the same ingest is stored once
+ * (struct fresh_map).
+ *
+ * Dedup is a trust boundary: the XXH3 id is not collision-resistant, so
+ * a user who can register crafted bytes could otherwise make another
+ * user's file read them. The proof (same_chunk) is the strong digest
+ * (SHA-256, chunk/chunkid.h) that the chunk's record keeps, where it has
+ * one; else the stored bytes, read back and compared. Chunks put into a
+ * store that is not local (s3: reading one back is a ranged GET, and a
+ * new host's cache is empty) get a digest in their record; a local store
+ * compares bytes (a read from the page cache costs less than hashing
+ * every chunk with SHA-256: README, "Chunks in S3"). Records written
+ * before digests existed have none and are compared by their bytes.
+ * A stored copy found to no longer hash to its id, while comparing, is
+ * damage, not a collision: the bytes being ingested replace it, for
+ * every file that names it.
  *
  * Durability is the caller's to order (the writer's commit, push): chunks
  * are put in a store batch, store_sync()ed, and only then named by
@@ -108,6 +120,7 @@ void reg_fresh_free(struct fresh_map *m)
 
 struct find_arg {
 	struct reg_registry *reg;
+	const struct chunk_ent *e;
 	const struct mreg_id *id;
 	const void *data;
 	uint32_t len;
@@ -120,21 +133,36 @@ struct find_arg {
 	int err;
 };
 
-/* Does the stored chunk at loc hold exactly these bytes? */
-static int same_bytes(struct reg_registry *reg, const struct chunk_loc *loc,
-		      const void *data, uint32_t len, uint8_t *tmp)
+/* Chunks put into this store get a strong digest: dedup_verify is on
+ * and reading a chunk back is not a local read. */
+static bool wants_strong(const struct reg_registry *reg)
+{
+	return reg->cfg->dedup_verify &&
+	       !(store_caps(reg->st) & STORE_LOCAL);
+}
+
+/* Is the stored chunk at loc (strong: its record's digest, or NULL) the
+ * same as ours (e: its length and digest; p: its bytes)? Decided by the
+ * digests when both have one, else by reading the stored bytes into tmp
+ * (e->len bytes) and comparing. 1 yes, 0 no (a chunk gone is not ours),
+ * or -errno of the read. */
+static int same_chunk(struct reg_registry *reg, const struct chunk_loc *loc,
+		      const struct mreg_strong *strong,
+		      const struct chunk_ent *e, const void *p, uint8_t *tmp)
 {
 	struct store_span sp;
 	int r;
 
 	if ((r = store_loc_span(reg->st, loc, &sp)) < 0)
 		return r;
-	if (sp.len != len)
+	if (sp.len != e->len)
 		return 0;
+	if (strong && e->has_strong)
+		return chunk_strong_eq(strong, &e->strong);
 	r = store_get_raw(reg->st, loc, tmp);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
-	return memcmp(tmp, data, len) == 0;
+	return memcmp(tmp, p, e->len) == 0;
 }
 
 /* Are the bytes read from a stored chunk (of the same length as ours)
@@ -161,9 +189,14 @@ static int find_one(void *arg, const struct idx_val *k,
 	    store_loc_span(a->reg->st, &c.loc, &sp) < 0)
 		return a->err = -EIO;
 	if (a->reg->cfg->dedup_verify) {
-		r = same_bytes(a->reg, &c.loc, a->data, a->len, a->tmp);
-		if (r == -EIO || (r == 0 && sp.len == a->len &&
-				  stored_damaged(a->tmp, a->len, a->id))) {
+		/* only bytes read back can show damage */
+		bool by_bytes = !(c.has_strong && a->e->has_strong);
+
+		r = same_chunk(a->reg, &c.loc, c.has_strong ? &c.strong : NULL,
+			       a->e, a->data, a->tmp);
+		if (by_bytes &&
+		    (r == -EIO || (r == 0 && sp.len == a->len &&
+				   stored_damaged(a->tmp, a->len, a->id)))) {
 			/* the stored copy no longer hashes to its id: ours
 			   will replace it (pushing the same bytes heals) */
 			if (!a->damaged)
@@ -206,13 +239,18 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 
 	atomic_fetch_add(&reg->chunked_bytes, len);
 	chunkid_of(p, len, &e.id);
+	if (wants_strong(reg)) {
+		chunk_strong_of(p, len, &e.strong);
+		e.has_strong = true;
+	}
 	/* the same bytes earlier in this ingest */
 	while ((d = fresh_find(fm, &e.id, from)) >= 0) {
 		if (!reg->cfg->dedup_verify) {
 			e.dup_of = d;
 			break;
 		}
-		r = same_bytes(reg, &in->v[d].loc, p, len, tmp);
+		r = same_chunk(reg, &in->v[d].loc, in->v[d].has_strong ?
+			       &in->v[d].strong : NULL, &e, p, tmp);
 		if (r < 0)
 			return r;
 		if (r) {
@@ -226,6 +264,7 @@ int reg_ingest_chunk(struct reg_registry *reg, struct ingest *in,
 		e.loc = in->v[e.dup_of].loc;
 		return reg_ingest_push(in, &e);
 	}
+	fa.e = &e;
 	fa.id = &e.id;
 	r = idx_read(reg->ix, find_chunk_txn, &fa);
 	if (r < 0)
@@ -447,9 +486,12 @@ static int pick_one(void *arg, const struct idx_val *k,
 	if (sp.len != p->e->len)
 		return 0;
 	if (p->reg->cfg->dedup_verify) {
-		if ((r = store_get_raw(p->reg->st, &p->e->loc, p->a)) < 0)
+		/* ours read back, unless the digests decide */
+		if (!(c.has_strong && p->e->has_strong) &&
+		    (r = store_get_raw(p->reg->st, &p->e->loc, p->a)) < 0)
 			return p->err = r;
-		r = same_bytes(p->reg, &c.loc, p->a, p->e->len, p->b);
+		r = same_chunk(p->reg, &c.loc, c.has_strong ? &c.strong : NULL,
+			       p->e, p->a, p->b);
 		if (r < 0)
 			return p->err = r;
 		if (!r)
@@ -495,6 +537,8 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 			   every file that names it */
 			keys[i] = e->key;
 			c.loc = e->loc;
+			c.has_strong = e->has_strong;
+			c.strong = e->strong;
 			c.refs++;
 		} else {
 			struct pick_arg p = { .reg = reg, .e = e, .max_n = -1 };
@@ -529,8 +573,11 @@ int reg_ingest_apply_txn(struct reg_registry *reg, struct idx_txn *t,
 				rec_chunk_key_make(&e->id,
 						   (uint16_t)(p.max_n + 1),
 						   &keys[i]);
+				memset(&c, 0, sizeof(c));
 				c.loc = e->loc;
 				c.refs = 1;
+				c.has_strong = e->has_strong;
+				c.strong = e->strong;
 			}
 		}
 		if ((r = chunk_put_txn(t, &keys[i], &c)) < 0)

@@ -55,7 +55,8 @@ struct store_backend {
 	 * bytes). id NULL: framing checked, not whose chunk it is (raw);
 	 * else the record must name id. -EIO on damage (logged with
 	 * loc_name), -ENOENT when the container is gone, -EINVAL,
-	 * -ETIMEDOUT, -ENOMEM. */
+	 * -ENOMEM; -EIO also for a remote read that failed after its
+	 * retries, the deadline's end included. */
 	int (*get)(struct mreg_store *s, const struct chunk_loc *loc,
 		   const struct mreg_id *id, void *buf);
 	/* No I/O; -EIO for a location this backend does not make. */

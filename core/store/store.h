@@ -127,8 +127,8 @@ int store_batch_check(struct mreg_store *s);
  * and checks it against id. -EIO on damage (framing, a record of another
  * chunk, or data whose hash is not id; logged with store_loc_name()),
  * -ENOENT when its container is gone (gc moved the chunk: look its
- * location up again), -EINVAL, -ENOMEM, -ETIMEDOUT, -errno of the
- * backend's reads. */
+ * location up again), -EINVAL, -ENOMEM, -errno of the backend's reads
+ * (a remote backend: -EIO once its retries and deadline are spent). */
 int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 	      const struct mreg_id *id, void *buf);
 /* The same without the id and hash checks (comparing bytes on an id

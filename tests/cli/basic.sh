@@ -56,6 +56,8 @@ check "--store wins over MREG_STORE" test "$(jq_py "$T/out" 'len(d)')" = 1
 printf '[store]\nbogus = 1\n' >"$T/bad.conf"
 "$MREG_BIN" -c "$T/bad.conf" ls >"$T/out" 2>"$T/err"
 rc=$?
+on_s3 "bad config: status 2, file and line named" "mreg reads the \
+config tests/s3wrap.sh made of it, which the message names" ||
 check "bad config: status 2, file and line named" \
 	test "$rc" -eq 2 -a "$(cat "$T/err")" = "mreg: ls: bad config: $T/bad.conf:2: unknown key 'bogus' in [store]"
 "$MREG_BIN" -c "$T/nonexistent.conf" ls >"$T/out" 2>"$T/err"

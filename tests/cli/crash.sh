@@ -42,7 +42,11 @@ done
 run stats --json
 dead=$(jq_py "$T/out" 'd["reclaimable_bytes"]')
 live=$(jq_py "$T/out" 'd["live_bytes"]')
-if [ "$killed" -gt 0 ]; then
+if [ "$killed" -gt 0 ] && [ -n "$S3" ]; then
+	skip "the killed pushes left reclaimable data" "on S3: a push \
+killed leaves a multipart upload unfinished (no object, aborted by gc's \
+housekeeping), not dead bytes"
+elif [ "$killed" -gt 0 ]; then
 	check "the killed pushes left reclaimable data" test "$dead" -gt 0
 else
 	skip "the killed pushes left reclaimable data" "every push finished first"

@@ -19,6 +19,8 @@ mkfile "$T/v1" 2048
 mkfile "$T/big" 102400
 mkfile "$T/v2" 8192
 expect_out "a first version fits" "1" push m "$T/v1" --store "$S"
+on_s3 "a push too large for the disk: status 1, ENOSPC message" "the \
+chunks go to the bucket, not to this disk" ||
 expect 1 "mreg: push: no space left on the store" "a push too large for the disk: status 1, ENOSPC message" push m "$T/big" --store "$S"
 run fsck --store "$S"
 check "the store is intact: fsck is clean" sh -c 'test "$1" -eq 0 && ! grep -q "^error" "$2"' - "$rc" "$T/out"

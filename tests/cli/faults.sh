@@ -9,6 +9,10 @@
 . "$(dirname "$0")/lib.sh"
 
 MREG_BIN=$MREG_BUILD/faults/mreg
+if on_s3 "fault points" "they are the pack store's I/O (core/io.c); the \
+object store's faults: tests/fs/test_s3_faults.py, test-s3store"; then
+	finish
+fi
 if [ ! -x "$MREG_BIN" ]; then
 	skip "fault points" "no test build at $MREG_BIN (make builds it)"
 	finish

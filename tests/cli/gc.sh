@@ -13,6 +13,7 @@ mkfile "$T/b" 3072
 expect_out "push of b and a" "1" push m "$T/b" "$T/a"
 expect_out "push of a alone (deduplicated)" "2" push m "$T/a"
 expect 0 "" "rm of version 1: b's 3 MiB die, 27 % of its pack" rm m 1
+s3_aged
 
 run fsck
 check "fsck: the removed version waits for gc" test "$(cat "$T/out")" = "info: 1 removed version or file waits for gc
@@ -51,6 +52,7 @@ mkfile "$T/d" 8192
 expect_out "push of c and d" "3" push m "$T/c" "$T/d"
 expect_out "push of d again" "4" push m "$T/d"
 expect 0 "" "rm of version 3" rm m 3
+s3_aged
 run gc --all --json
 check "gc --all reclaims a pack 11 % dead" test "$(jq_py "$T/out" '(d["versions_freed"], d["packs_rewritten"], d["bytes_kept"])')" = "(1, 1, 0)"
 expect_out "fsck --full is clean" "clean" fsck --full

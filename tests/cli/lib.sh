@@ -20,6 +20,14 @@ esac
 
 : "${MREG_BUILD:?MREG_BUILD must name the build directory (tests/run.sh sets it)}"
 MREG_BIN=$MREG_BUILD/mreg
+MREGFS_BIN=$MREG_BUILD/mregfs
+# The run with every store on S3 (tests/run.sh, MREG_TEST_S3=1): through
+# tests/s3wrap.sh, which puts each store's chunks in the run's radosgw.
+S3=${MREG_TEST_S3_DIR:-}
+if [ -n "$S3" ]; then
+	MREG_BIN=$S3/bin/mreg
+	MREGFS_BIN=$S3/bin/mregfs
+fi
 PY=/usr/bin/python3
 LC_ALL=C
 export LC_ALL
@@ -43,6 +51,14 @@ nfail=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 nok() { n=$((n + 1)); nfail=$((nfail + 1)); echo "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+# on_s3 DESC WHY: in the run with every store on S3, skips DESC (a check
+# that cannot hold there by nature, WHY says how) and succeeds; else
+# fails. Usage: on_s3 "what" "why" || check ...
+on_s3() { [ -n "$S3" ] && skip "$1" "on S3: $2"; }
+# s3_aged: on S3, waits until what was written so far is older than the
+# least [s3] gc_grace (60 s), which gc leaves alone (another host's
+# upload may not be named yet); at once elsewhere.
+s3_aged() { [ -z "$S3" ] || sleep 62; }
 diag() { for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done; }
 
 # check DESC COMMAND...: ok when COMMAND succeeds.

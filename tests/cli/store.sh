@@ -58,12 +58,12 @@ expect_out "and then push works there" "1" --store "$T/empty" push m "$T/f"
 # one that mounted all the same is unmounted, and its daemon exits)
 mkdir "$T/mnt"
 at_exit='fusermount3 -u -z "$T/mnt" 2>/dev/null'
-"$MREG_BUILD/mregfs" --store "$T/home" "$T/mnt" >"$T/out" 2>&1
+"$MREGFS_BIN" --store "$T/home" "$T/mnt" >"$T/out" 2>&1
 rc=$?
 check "mregfs --store of a directory that is not a store: status 1, says what is there" \
 	sh -c 'test "$1" -eq 1 && grep -q "is not a store: .*notes.txt" "$2"' - "$rc" "$T/out"
 fusermount3 -u -z "$T/mnt" 2>/dev/null
-"$MREG_BUILD/mregfs" --store "$T/missing" "$T/mnt" >"$T/out" 2>&1
+"$MREGFS_BIN" --store "$T/missing" "$T/mnt" >"$T/out" 2>&1
 rc=$?
 check "mregfs --store of a missing store: status 1, says how to make one" \
 	sh -c 'test "$1" -eq 1 && grep -q "mreg --store $2 init" "$3"' - "$rc" "$T/missing" "$T/out"

@@ -33,6 +33,13 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(
 BUILD = os.environ.get('MREG_BUILD') or os.path.join(TOP, 'build')
 MREGFS = os.path.join(BUILD, 'mregfs')
 MREG = os.path.join(BUILD, 'mreg')
+# The run with every store on S3 (tests/run.sh, MREG_TEST_S3=1): mreg and
+# mregfs through tests/s3wrap.sh, which puts each store's chunks in the
+# run's radosgw. S3 is None otherwise.
+S3 = os.environ.get('MREG_TEST_S3_DIR') or None
+if S3:
+    MREGFS = os.path.join(S3, 'bin', 'mregfs')
+    MREG = os.path.join(S3, 'bin', 'mreg')
 FUSERMOUNT = shutil.which('fusermount3') or '/usr/bin/fusermount3'
 
 
@@ -61,6 +68,14 @@ class Tap:
     def skip(self, what, why):
         self.n += 1
         print('ok %d - %s # SKIP %s' % (self.n, what, why), flush=True)
+
+    def on_s3(self, what, why):
+        """In the run with every store on S3: skips what (a check that
+        cannot hold there by nature, why says how) and returns True; else
+        False. Usage: if not t.on_s3(what, why): <the check>"""
+        if S3:
+            self.skip(what, 'on S3: ' + why)
+        return bool(S3)
 
     def diag(self, text):
         for line in str(text).splitlines():

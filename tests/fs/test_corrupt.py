@@ -402,7 +402,10 @@ def main():
     t0 = time.monotonic()
     try:
         t.run('a damaged index', index_cases)
-        t.run('damaged packs', pack_cases)
+        if not t.on_s3('damaged packs', 'the chunks are objects in the '
+                       'bucket and this host\'s cache (a damaged copy of '
+                       'either: test-s3store, test-cache)'):
+            t.run('damaged packs', pack_cases)
     finally:
         shutil.rmtree(src, ignore_errors=True)
     t.diag('%.1f s' % (time.monotonic() - t0))

@@ -159,6 +159,10 @@ def test_cat_damaged():
         f.write(os.urandom(1 << 20))
     r = m.mreg('-c', empty, 'push', 'hurt', src)
     t.eq(r.returncode, 0, 'push a file')
+    if t.on_s3('cat -o of data damaged in a pack file', 'the chunks are '
+               'objects in the bucket and this host\'s cache (a damaged '
+               'copy of either: test-s3store, test-cache)'):
+        return
     packs = sorted(os.listdir(os.path.join(m.store, 'packs')))
     pack = os.path.join(m.store, 'packs', packs[-1])
     with open(pack, 'r+b') as f:

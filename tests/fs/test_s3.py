@@ -166,7 +166,7 @@ def run_in(env, tmp):
     t.ok(r.returncode != 0 and 'backend = s3' in r.stderr,
          '... and mregfs does not mount it', r.stderr)
     lstore = os.path.join(tmp, 'lstore')
-    subprocess.run([MREG, '--store', lstore, 'init'], check=True,
+    subprocess.run([MREG, '-c', local, '--store', lstore, 'init'], check=True,
                    stdout=subprocess.DEVNULL, timeout=60)
     r = subprocess.run([MREG, '-c', c1, '--store', lstore, 'ls'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,

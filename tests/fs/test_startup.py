@@ -43,8 +43,19 @@ def write_conf(text, mode=0o644):
     os.chmod(conf, mode)
 
 
+# On S3 mregfs and mreg read the copy of conf that tests/s3wrap.sh makes
+# (the S3 keys merged in): messages name that copy, and it has a mode of
+# its own.
+COPY = 'the message names the copy of the config that tests/s3wrap.sh ' \
+    'makes, not the file'
+
+
 def refused(what, want):
     """mregfs with conf must exit without mounting, and say want."""
+    if any(conf in w for w in want) and t.on_s3(
+            what + ': refused, naming ' + ', '.join(repr(w) for w in want),
+            COPY):
+        return
     m.args = ['-c', conf]
     open(m.log, 'w').close()   # this start's messages only
     try:
@@ -60,6 +71,9 @@ def refused(what, want):
 
 
 def cli_refused(what, want):
+    if any(conf in w for w in want) and t.on_s3(
+            what + ': mreg refuses it too', COPY):
+        return
     r = run([MREG, '-c', conf, '--store', m.store, 'ls'])
     t.ok(r.returncode != 0 and all(w in r.stderr for w in want),
          what + ': mreg refuses it too', r.stderr)
@@ -106,6 +120,10 @@ def test_hooks():
 
 
 def test_config_file():
+    if t.on_s3('a group- or world-writable config: refused',
+               'mregfs and mreg read the copy of the config that '
+               'tests/s3wrap.sh makes, with a mode of its own'):
+        return
     write_conf('[log]\nlevel = info\n', 0o664)
     refused('a group-writable config', [conf, 'writable by group'])
     cli_refused('a group-writable config', [conf, 'writable by group'])

@@ -7,14 +7,20 @@
         services.halt("rgw", env.dir)        # take it away (kill: crash)
         services.start("rgw", env.dir)       # give it back
 
+    with services.FaultProxy(env) as p:      # faultproxy.py before it
+        p.endpoint                           # "http://127.0.0.1:PORT"
+        p.cmd("status 503 2 on=/packs/")     # see faultproxy.py
+
 KIND is "pg" or "rgw"; the keys of env are those of DIR/pg.env and
 DIR/rgw.env (see the top of pg.sh and rgw.sh). Every call runs the shell
 script, which stops daemons by PID only.
 """
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = ("pg", "rgw")
@@ -96,4 +102,54 @@ class Service:
     def __exit__(self, *exc):
         stop(self.kind, os.path.join(self.tmp, self.kind))
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+class FaultProxy:
+    """tests/services/faultproxy.py in front of the radosgw of env (a
+    started rgw's env), for a with block: stopped (by its pid) at the
+    end."""
+
+    def __init__(self, env):
+        self.tmp = tempfile.mkdtemp(prefix="mreg-proxy.")
+        ports = os.path.join(self.tmp, "ports")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HERE, "faultproxy.py"),
+             "--upstream", "127.0.0.1:%s" % env["MREG_RGW_PORT"],
+             "--port-file", ports], stdin=subprocess.DEVNULL)
+        end = time.monotonic() + 10
+        while not os.path.exists(ports):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError("faultproxy.py does not start")
+            time.sleep(0.02)
+        with open(ports) as f:
+            self.port, self.ctl = (int(w) for w in f.read().split())
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+
+    def cmd(self, line):
+        """Sends one control command; its answer ("ok", "ok N"), or
+        raises on "error"."""
+        with socket.create_connection(("127.0.0.1", self.ctl), 10) as c:
+            c.sendall(line.encode() + b"\n")
+            reply = c.makefile().readline().strip()
+        if not reply.startswith("ok"):
+            raise RuntimeError("faultproxy: %s: %s" % (line, reply))
+        return reply
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
         return False

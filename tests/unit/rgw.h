@@ -92,6 +92,7 @@ static inline void cleanup(void)
 	}
 	if (tmp) {
 		check_rmtree(tmp);
+		free(tmp);
 		tmp = NULL;
 	}
 }

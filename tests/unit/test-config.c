@@ -291,19 +291,19 @@ static void test_s3_keys(void)
 	CHECK(cfg.backend == CONFIG_BACKEND_LOCAL && !cfg.s3_endpoint &&
 	      !cfg.s3_bucket && !cfg.s3_region && cfg.s3_path_style &&
 	      !cfg.s3_credentials && !cfg.s3_key_prefix &&
-	      cfg.s3_gc_grace == 3600 && !cfg.cache_path &&
-	      cfg.cache_size == 10ULL << 30 &&
+	      cfg.s3_gc_grace == 3600 && cfg.s3_timeout == 30 &&
+	      !cfg.cache_path && cfg.cache_size == 10ULL << 30 &&
 	      cfg.cache_readahead == 16ULL << 20 &&
 	      !cfg.cache_prefetch_on_promote, "s3 defaults: local, path "
-	      "style, grace 1 h, STORE/cache of 10G, 16M of read-ahead, no "
-	      "prefetch on promotion");
+	      "style, grace 1 h, timeout 30 s, STORE/cache of 10G, 16M of "
+	      "read-ahead, no prefetch on promotion");
 	config_release(&cfg);
 	CHECK_EQ(parse(&cfg, "[store]\nbackend = s3\n"
 		       "[s3]\nendpoint = http://127.0.0.1:7480\n"
 		       "bucket = mreg\nregion = eu-west-1\n"
 		       "path_style = no\n"
 		       "credentials = /etc/mreg/s3.credentials\n"
-		       "key_prefix = reg1/\ngc_grace = 600\n"
+		       "key_prefix = reg1/\ngc_grace = 600\ntimeout = 5\n"
 		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"
 		       "readahead = 64M\nprefetch_on_promote = yes\n"), 0,
 		 "every s3 and cache key");
@@ -313,6 +313,7 @@ static void test_s3_keys(void)
 	      !strcmp(cfg.s3_region, "eu-west-1") && !cfg.s3_path_style &&
 	      !strcmp(cfg.s3_credentials, "/etc/mreg/s3.credentials") &&
 	      !strcmp(cfg.s3_key_prefix, "reg1/") && cfg.s3_gc_grace == 600 &&
+	      cfg.s3_timeout == 5 &&
 	      !strcmp(cfg.cache_path, "/var/cache/mreg") &&
 	      cfg.cache_size == 50ULL << 30 &&
 	      cfg.cache_readahead == 64ULL << 20 &&

@@ -302,6 +302,7 @@ static void test_interface(void)
 
 	/* CHUNKS values: the pack's loc bytes and u64 refs, which is the
 	 * 24-byte value of before the store interface, byte for byte. */
+	memset(&c, 0, sizeof(c));
 	c.loc = r[2].loc;
 	c.refs = 7;
 	x = pl(&r[2].loc);
@@ -315,11 +316,35 @@ static void test_interface(void)
 	CHECK(rec_chunk_decode(want, 24, &d) == 0 &&
 	      chunk_loc_eq(&d.loc, &r[2].loc) && d.refs == 7,
 	      "an old 24-byte value decodes to the same loc and refs");
+	CHECK(rec_chunk_decode(want, 24, &d) == 0 && !d.has_strong,
+	      "... and has no strong digest (dedup compares bytes)");
 	CHECK_EQ(rec_chunk_decode(want, 8, &d), -EIO, "8 bytes: EIO");
 	CHECK_EQ(rec_chunk_decode(val, CHUNK_REC_MAX + 1, &d), -EIO,
-		 "41 bytes: EIO");
+		 "73 bytes: EIO");
 	CHECK(rec_chunk_decode(want, 9, &d) == 0 && d.loc.len == 1,
 	      "9 bytes: a 1-byte loc");
+	/* with a strong digest: loc, refs, then the 32 bytes; the longest
+	 * value without one (40 bytes) is shorter than the shortest with */
+	chunk_strong_of("abc", 3, &c.strong);
+	c.has_strong = true;
+	CHECK_EQ(rec_chunk_encode(&c, val), 24 + MREG_STRONG_LEN,
+		 "a CHUNKS value with a strong digest: 56 bytes");
+	CHECK(memcmp(val, want, 24) == 0 &&
+	      memcmp(val + 24, c.strong.b, MREG_STRONG_LEN) == 0,
+	      "the 24 bytes of before, then the digest");
+	CHECK(rec_chunk_decode(val, 56, &d) == 0 &&
+	      chunk_loc_eq(&d.loc, &r[2].loc) && d.refs == 7 &&
+	      d.has_strong && chunk_strong_eq(&d.strong, &c.strong),
+	      "it decodes to the same loc, refs and digest");
+	CHECK(d.strong.b[0] == 0xba && d.strong.b[31] == 0xad,
+	      "the digest is SHA-256 (of \"abc\": ba7816bf...f20015ad)");
+	memset(val, 0, sizeof(val));
+	CHECK(rec_chunk_decode(val, CHUNK_LOC_MAX + 8, &d) == 0 &&
+	      d.loc.len == CHUNK_LOC_MAX && !d.has_strong &&
+	      rec_chunk_decode(val, CHUNK_LOC_MAX + 9, &d) == 0 &&
+	      d.loc.len == 1 && d.has_strong,
+	      "40 bytes: the longest loc, no digest; 41: a 1-byte loc and "
+	      "a digest");
 	store_close(s);
 	check_rmtree(dir);
 	free(dir);

@@ -82,12 +82,13 @@ const char *s3_store_loc_name(const struct mreg_store *ms,
 	return buf;
 }
 
-/* The client's errors as the store's: what is not gone, late or memory
- * is -EIO. */
+/* The client's errors as the store's: what is not gone or memory is
+ * -EIO. A read whose deadline passed (-ETIMEDOUT, the client logged it)
+ * is one that could not get its bytes, as a 5xx after the retries: a
+ * reader through the mount gets EIO for both (issue 13). */
 static int read_err(int r)
 {
-	return r == -ENOENT || r == -ETIMEDOUT || r == -ENOMEM ||
-	       r == -EINVAL ? r : -EIO;
+	return r == -ENOENT || r == -ENOMEM || r == -EINVAL ? r : -EIO;
 }
 
 /* Reads a record of this process's object still being written, from the
