@@ -349,17 +349,21 @@ def block_cli(m):
     r = run([MREG, '--store', m.mnt, 'prefetch', 'p', 'Staging'])
     t.ok(r.returncode == 0, 'mreg prefetch MODEL STAGE through the mount',
          r.stderr)
-    t.ok(r.stdout.startswith('ready: p/Staging, 1 file'), 'says it is '
-         'ready', r.stdout)
+    # (on S3 a line "cached: ..." comes first: the daemon's chunk cache)
+    t.ok(any(line.startswith('ready: p/Staging, 1 file')
+             for line in r.stdout.splitlines()), 'says it is ready',
+         r.stdout)
     before = metrics(m)
     t.eq(read_all(m.path('models', 'p', 'stages', 'Staging', 'y.bin')),
          data, 'the prefetched file reads right')
     after = metrics(m)
     t.ok(after[PT] == before[PT] + 1 and after[READS] == before[READS],
          'by passthrough, with no READ to the daemon')
-    r = m.mreg('prefetch', 'p', 'Staging')
-    t.ok(r.returncode == 1 and 'needs a mount' in r.stderr,
-         'prefetch on the store itself is refused', r.stderr)
+    if not t.on_s3('prefetch on the store itself is refused', 'a store '
+                   'on S3 fills its chunk cache there'):
+        r = m.mreg('prefetch', 'p', 'Staging')
+        t.ok(r.returncode == 1 and 'needs a mount' in r.stderr,
+             'prefetch on the store itself is refused', r.stderr)
     os.mkdir(m.path('models', 'p', 'draft'))
     r = run([MREG, '--store', m.mnt, 'prefetch', 'p', 'draft'])
     t.ok(r.returncode == 1 and 'draft' in r.stderr, 'a draft is refused',
@@ -557,9 +561,11 @@ def block_no_cap(m):
     t.eq(st[fb('privilege')], 3, 'every open is counted so')
     t.eq(st[PT], 0, 'none is passthrough')
     t.eq(copies(m), [], 'no copy is made')
-    r = run([MREG, '--store', m.mnt, 'prefetch', 'c', 'Production'])
-    t.ok(r.returncode == 1 and 'CAP_SYS_ADMIN' in r.stderr,
-         'mreg prefetch says why it cannot', r.stderr)
+    if not t.on_s3('mreg prefetch says why it cannot', 'the daemon '
+                   'fills its chunk cache, which needs no privilege'):
+        r = run([MREG, '--store', m.mnt, 'prefetch', 'c', 'Production'])
+        t.ok(r.returncode == 1 and 'CAP_SYS_ADMIN' in r.stderr,
+             'mreg prefetch says why it cannot', r.stderr)
 
 
 def block_single(m):

@@ -331,6 +331,9 @@ def block_refusals(c):
          r.stderr)
     r = cli(c, cf, 'prefetch', 'p', 'Production')
     t.ok(r.returncode == 0, '... and once it is back, it works', r.stderr)
+    if t.on_s3('a local store: no chunk cache to fill, said', 'every store '
+               'of this run is on S3'):
+        return
     local = os.path.join(c.tmp, 'local')
     run([MREG, '--store', local, 'init'])
     src = os.path.join(c.tmp, 'l.bin')
