@@ -218,11 +218,7 @@ def main():
     if why:
         t.skip('a registry on S3', why)
         return t.done()
-    if os.environ.get('MREG_RGW_DIR'):
-        run(services.start('rgw', os.environ['MREG_RGW_DIR']))
-    else:
-        with services.Service('rgw') as env:
-            run(env)
+    services.with_rgw(run)
     return t.done()
 
 

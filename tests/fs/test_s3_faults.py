@@ -288,11 +288,7 @@ def main():
     if why:
         t.skip('faults of the object store through a mount', why)
         return t.done()
-    if os.environ.get('MREG_RGW_DIR'):
-        run(services.start('rgw', os.environ['MREG_RGW_DIR']))
-    else:
-        with services.Service('rgw') as env:
-            run(env)
+    services.with_rgw(run)
     return t.done()
 
 

@@ -353,11 +353,7 @@ def main():
         return t.done()
     tmp = tempfile.mkdtemp(prefix='mreg-s3p-')
     try:
-        if os.environ.get('MREG_RGW_DIR'):
-            run_in(services.start('rgw', os.environ['MREG_RGW_DIR']), tmp)
-        else:
-            with services.Service('rgw') as env:
-                run_in(env, tmp)
+        services.with_rgw(lambda env: run_in(env, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return t.done()

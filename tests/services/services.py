@@ -105,6 +105,15 @@ class Service:
         return False
 
 
+def with_rgw(fn):
+    """fn(env) against radosgw: the one MREG_RGW_DIR names when set (a
+    run that started one for all its tests), else a throw-away one."""
+    if os.environ.get('MREG_RGW_DIR'):
+        return fn(start('rgw', os.environ['MREG_RGW_DIR']))
+    with Service('rgw') as env:
+        return fn(env)
+
+
 class FaultProxy:
     """tests/services/faultproxy.py in front of the radosgw of env (a
     started rgw's env), for a with block: stopped (by its pid) at the
