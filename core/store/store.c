@@ -3,7 +3,9 @@
  * arguments here, once, and goes to the store's backend. One rule lives
  * here and nowhere else: the data store_get() returns is hashed and
  * compared to its id (rule 4 of store.h), so that no backend, and no
- * damaged copy it keeps, can hand out wrong bytes.
+ * damaged copy it keeps, can hand out wrong bytes — unless the backend
+ * says it checks that itself (STORE_CHECKS_ID: the host cache, which must
+ * to drop a bad copy and fetch again), so that no read is hashed twice.
  */
 #include "store/store.h"
 
@@ -110,7 +112,7 @@ int store_get(struct mreg_store *s, const struct chunk_loc *loc,
 	if ((r = get_args(s, loc, buf, &sp)) < 0)
 		return r;
 	r = s->be->get(s, loc, id, buf);
-	if (r < 0)
+	if (r < 0 || (s->be->caps(s) & STORE_CHECKS_ID))
 		return r;
 	chunkid_of(buf, sp.len, &got);
 	if (!chunkid_eq(&got, id))

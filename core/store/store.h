@@ -78,6 +78,10 @@ struct store_options {
 				 what it keeps send nothing to the store
 				 behind; store_prefetch() and store_fill()
 				 bring chunks into it */
+#define STORE_CHECKS_ID 0x8u  /* get() with an id checks the data against it
+				 itself (cache: it must, to drop a bad copy
+				 and fetch again), so store_get() does not
+				 hash the chunk a second time */
 
 /* Opens the backend opt->backend. Errors: -EINVAL (unknown backend, bad
  * options, logged), -ENOMEM, and the backend's: pack, -errno of
@@ -87,7 +91,7 @@ struct store_options {
 int store_open(const struct store_options *opt, struct mreg_store **ret);
 /* Writes out what is buffered (not synced) and frees; takes NULL. */
 void store_close(struct mreg_store *s);
-/* STORE_CAN_CUT, STORE_LOCAL, STORE_CACHED; 0 for NULL. */
+/* STORE_CAN_CUT, STORE_LOCAL, STORE_CACHED, STORE_CHECKS_ID; 0 for NULL. */
 unsigned store_caps(const struct mreg_store *s);
 
 /* ---- writing -------------------------------------------------------- */

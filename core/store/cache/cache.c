@@ -699,7 +699,7 @@ static unsigned cache_caps(const struct mreg_store *ms)
 {
 	const struct mreg_store *in = inner_c((const struct cache_store *)ms);
 
-	return in->be->caps(in) | STORE_CACHED;
+	return in->be->caps(in) | STORE_CACHED | STORE_CHECKS_ID;
 }
 
 static void cache_batch_begin(struct mreg_store *ms)
