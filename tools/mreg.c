@@ -37,9 +37,11 @@ void die_oom(void)
 {
 	static const char msg[] = "mreg: out of memory\n";
 
-	/* write(2): stdio may need the memory there is not */
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-		_exit(EXIT_FAIL);
+	/* write(2): stdio may need the memory there is not; if even that
+	   fails there is nothing left to tell */
+	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+	(void)n;
 	_exit(EXIT_FAIL);
 }
 
