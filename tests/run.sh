@@ -18,6 +18,11 @@
 # prefix of its own in that radosgw's bucket (tests/fs/mountlib.py and
 # tests/cli/lib.sh pick the wrappers up from MREG_TEST_S3_DIR). A check
 # that cannot hold on S3 by nature skips there, saying why.
+#
+# MREG_TEST_PG=1 (with MREG_TEST_S3=1) puts every store's index in
+# PostgreSQL too: one throw-away cluster (tests/services/pg.sh) for the
+# run, each store's tables in a schema of their own (s3wrap.sh adds
+# [index] backend = postgres and [postgres] conninfo and schema).
 # Usage: tests/run.sh [layers|unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +48,8 @@ if [ -n "${MREG_TEST_S3:-}" ]; then
 		exit 1
 	export MREG_TEST_S3_DIR
 	trap 'sh "$top/tests/services/rgw.sh" stop "$MREG_TEST_S3_DIR/rgw"
+	      [ -z "${MREG_TEST_PG:-}" ] ||
+		sh "$top/tests/services/pg.sh" stop "$MREG_TEST_S3_DIR/pg"
 	      rm -rf "$MREG_TEST_S3_DIR"' EXIT
 	trap 'exit 130' INT TERM
 	chmod 755 "$MREG_TEST_S3_DIR"
@@ -70,6 +77,17 @@ if [ -n "${MREG_TEST_S3:-}" ]; then
 		chmod 755 "$MREG_TEST_S3_DIR/bin/$p"
 	done
 	echo "every store on S3: radosgw in $MREG_RGW_DIR"
+	if [ -n "${MREG_TEST_PG:-}" ]; then
+		sh "$top/tests/services/pg.sh" start "$MREG_TEST_S3_DIR/pg" \
+			>/dev/null || exit 1
+		. "$MREG_TEST_S3_DIR/pg/pg.env"
+		# where it is, for every user; the password stays in the
+		# environment (PGPASSWORD, exported)
+		printf 'MREG_PG_CONNINFO="host=%s port=%s dbname=%s user=%s"\n' \
+			"$PGHOST" "$PGPORT" "$PGDATABASE" "$PGUSER" \
+			>>"$MREG_TEST_S3_DIR/s3.env"
+		echo "every index in PostgreSQL: $MREG_TEST_S3_DIR/pg"
+	fi
 fi
 skipped="$log/skipped"
 : >"$skipped"

@@ -20,7 +20,8 @@
 # the test's). The merged file goes to MREG_TEST_S3_DIR/conf/ (sticky and
 # writable by all, as tests run mreg as other users; readable by all: it
 # holds no secret, the keys come from the environment, else rgw.env). The process is BINARY itself (exec), as the tests expect
-# of the daemon's pid.
+# of the daemon's pid. With MREG_TEST_PG (MREG_PG_CONNINFO in s3.env) the
+# store's index goes to PostgreSQL too, in a schema named after the store.
 set -u
 real=$1
 shift
@@ -121,6 +122,11 @@ merged=$d/conf/$$-$key-$(basename "${conf:-mreg.conf}")
 		"$MREG_S3_ENDPOINT" "$MREG_S3_BUCKET" "$MREG_S3_REGION"
 	printf 'path_style = yes\nkey_prefix = s3run/%s/\ngc_grace = 60\n' \
 		"$key"
+	if [ -n "${MREG_PG_CONNINFO:-}" ]; then
+		printf '[index]\nbackend = postgres\n[postgres]\n'
+		printf 'conninfo = %s\nschema = s_%s\n' \
+			"$MREG_PG_CONNINFO" "$key"
+	fi
 } >"$merged" || exit 1
 chmod 644 "$merged"
 exec "$real" -c "$merged" "$@"

@@ -964,10 +964,11 @@ static int open_store(struct cli *c)
 			&c->cfg, c->store,
 			c->cmd->creates_store ? 0 : REG_OPEN_EXISTING, &c->reg);
 	}
-	if (r == -ENOENT)
+	/* core says why when it knows (a database without a registry) */
+	if (r == -ENOENT && !last_logged(c, why, sizeof(why)))
 		return fail(c, "no store at '%s': run 'mreg init' or give "
 			    "--store", human_str(c->store, a, sizeof(a)));
-	if (r == -ENOTEMPTY || r == -ENOTDIR || r == -EXDEV) {
+	if (r == -ENOENT || r == -ENOTEMPTY || r == -ENOTDIR || r == -EXDEV) {
 		/* core's sentence names the path and what it found */
 		rs = last_logged(c, why, sizeof(why));
 		return fail(c, "%s", rs ? rs : errstr(-r));

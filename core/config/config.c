@@ -193,6 +193,8 @@ void config_init(struct mreg_config *cfg)
 	cfg->s3_timeout = 30;
 	cfg->cache_size = 10ULL << 30;
 	cfg->cache_readahead = 16ULL << 20;
+	cfg->pg_connections = 8;
+	cfg->pg_timeout = 30;
 }
 
 void config_strv_free(char **v)
@@ -232,6 +234,8 @@ void config_release(struct mreg_config *cfg)
 	free(cfg->s3_credentials);
 	free(cfg->s3_key_prefix);
 	free(cfg->cache_path);
+	free(cfg->pg_conninfo);
+	free(cfg->pg_schema);
 	for (i = 0; i < cfg->nstages; i++)
 		config_stage_release(&cfg->stages[i]);
 	free(cfg->stages);
@@ -296,6 +300,8 @@ int config_copy(struct mreg_config *dst, const struct mreg_config *src)
 	dst->s3_credentials = dup_or_null(src->s3_credentials, &ok);
 	dst->s3_key_prefix = dup_or_null(src->s3_key_prefix, &ok);
 	dst->cache_path = dup_or_null(src->cache_path, &ok);
+	dst->pg_conninfo = dup_or_null(src->pg_conninfo, &ok);
+	dst->pg_schema = dup_or_null(src->pg_schema, &ok);
 	dst->stages = NULL;
 	dst->nstages = 0;
 	if (src->nstages) {

@@ -6,6 +6,8 @@
  *	[s3]           endpoint, bucket, region, path_style, credentials,
  *	               key_prefix, gc_grace, timeout
  *	[cache]        path, size, readahead, prefetch_on_promote
+ *	[index]        backend
+ *	[postgres]     conninfo, schema, connections, timeout
  *	[chunker]      min_size, avg_size, max_size
  *	[mount]        allow_other, default_permissions, readahead, max_threads
  *	[log]          level
@@ -37,6 +39,12 @@ enum config_backend {
 	CONFIG_BACKEND_LOCAL = 0, /* pack files in the store (default) */
 	CONFIG_BACKEND_S3,        /* pack objects in an S3 bucket, with a
 				     chunk cache on this host */
+};
+
+/* Where the metadata is ([index] backend). */
+enum config_index {
+	CONFIG_INDEX_LMDB = 0,    /* an LMDB environment in the store (default) */
+	CONFIG_INDEX_POSTGRES,    /* a PostgreSQL database many hosts share */
 };
 
 enum durability {
@@ -93,6 +101,14 @@ struct mreg_config {
 				     into it at most (16M; 0: none) */
 	bool cache_prefetch_on_promote; /* a daemon fills it with a version
 					   a stage is pointed at (false) */
+	enum config_index index; /* (lmdb) */
+	char *pg_conninfo;      /* libpq connection string, no password in
+				   it; NULL: none (needed with postgres) */
+	char *pg_schema;        /* schema of the tables; NULL: the
+				   connection's search_path */
+	unsigned pg_connections; /* connections a process opens at most (8) */
+	unsigned pg_timeout;    /* seconds a metadata call may take, its
+				   retries included (30) */
 	struct stage_policy *stages;
 	size_t nstages;
 };

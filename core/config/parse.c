@@ -40,6 +40,8 @@ enum section {
 	SEC_SERVE,
 	SEC_S3,
 	SEC_CACHE,
+	SEC_INDEX,
+	SEC_POSTGRES,
 	SEC_STAGE,
 };
 
@@ -54,6 +56,8 @@ static const char *const section_names[] = {
 	[SEC_SERVE] = "serve",
 	[SEC_S3] = "s3",
 	[SEC_CACHE] = "cache",
+	[SEC_INDEX] = "index",
+	[SEC_POSTGRES] = "postgres",
 	[SEC_STAGE] = "stage",
 };
 
@@ -66,8 +70,11 @@ enum key_type {
 	K_BOOL,
 	K_DURABILITY,
 	K_BACKEND,
+	K_INDEX,
 	K_TEXT,		/* char *, any text but empty, no blanks */
 	K_PREFIX,	/* char *, a key prefix: "" or ending in '/' */
+	K_LINE,		/* char *, any text but empty (blanks too) */
+	K_IDENT,	/* char *, [a-z_][a-z0-9_]*, at most 63 bytes */
 	K_LOGLEVEL,
 	K_LIST,		/* char **, in struct stage_policy */
 	K_STAGE,	/* char[65], in struct stage_policy */
@@ -141,6 +148,11 @@ static const struct key keys[] = {
 	  1ULL << 30 },
 	{ SEC_CACHE, "prefetch_on_promote", K_BOOL,
 	  CFG(cache_prefetch_on_promote), 0, 0 },
+	{ SEC_INDEX, "backend", K_INDEX, CFG(index), 0, 0 },
+	{ SEC_POSTGRES, "conninfo", K_LINE, CFG(pg_conninfo), 0, 0 },
+	{ SEC_POSTGRES, "schema", K_IDENT, CFG(pg_schema), 0, 0 },
+	{ SEC_POSTGRES, "connections", K_UINT, CFG(pg_connections), 1, 1024 },
+	{ SEC_POSTGRES, "timeout", K_UINT, CFG(pg_timeout), 1, 3600 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -161,6 +173,7 @@ struct parser {
 	unsigned chunker_line;	/* last [chunker] key, for check_whole() */
 	unsigned mount_line;	/* last allow_other/default_permissions */
 	unsigned backend_line;	/* [store] backend */
+	unsigned index_line;	/* [index] backend */
 	bool machine;		/* config_load(): check against this machine */
 };
 
@@ -371,13 +384,33 @@ static int set_key(struct parser *ps, const struct key *k, const char *v)
 			return bad_value(ps, k, v, "expected local or s3");
 		ps->backend_line = ps->line;
 		return 0;
+	case K_INDEX:
+		if (!strcmp(v, "lmdb"))
+			ps->cfg->index = CONFIG_INDEX_LMDB;
+		else if (!strcmp(v, "postgres"))
+			ps->cfg->index = CONFIG_INDEX_POSTGRES;
+		else
+			return bad_value(ps, k, v, "expected lmdb or postgres");
+		ps->index_line = ps->line;
+		return 0;
 	case K_TEXT:
+	case K_LINE:
+	case K_IDENT:
 	case K_PREFIX: {
 		char **dst = (char **)(base + k->off), *s;
 
 		if (k->type == K_TEXT && (!v[0] || strpbrk(v, " \t")))
 			return bad_value(ps, k, v, "expected a value without "
 					 "blanks");
+		if (k->type == K_LINE && !v[0])
+			return bad_value(ps, k, v, "expected a value");
+		if (k->type == K_IDENT && (!v[0] || strlen(v) > 63 ||
+		    (v[0] >= '0' && v[0] <= '9') ||
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		    strlen(v)))
+			return bad_value(ps, k, v, "expected a name of "
+					 "lower-case letters, digits and '_' "
+					 "(at most 63, not a digit first)");
 		if (k->type == K_PREFIX && ((v[0] && v[strlen(v) - 1] != '/') ||
 					    strlen(v) > 1000))
 			return bad_value(ps, k, v, "expected a prefix ending "
@@ -669,6 +702,20 @@ static int check_whole(struct parser *ps)
 		if (ps->backend_line)
 			ps->line = ps->backend_line;
 		return perr(ps, "backend = s3 needs [s3] endpoint and bucket");
+	}
+	if (cfg->index == CONFIG_INDEX_POSTGRES && !cfg->pg_conninfo) {
+		if (ps->index_line)
+			ps->line = ps->index_line;
+		return perr(ps, "backend = postgres needs [postgres] conninfo");
+	}
+	/* Every host must reach every chunk: pack files are one host's. */
+	if (cfg->index == CONFIG_INDEX_POSTGRES &&
+	    cfg->backend != CONFIG_BACKEND_S3) {
+		if (ps->index_line)
+			ps->line = ps->index_line;
+		return perr(ps, "backend = postgres needs [store] backend = s3: "
+			    "the chunks of a registry many hosts share must be "
+			    "where every host reaches them");
 	}
 	return 0;
 }

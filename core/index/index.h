@@ -72,6 +72,9 @@ struct idx_options {
 				* passfile: passfile=, PGPASSFILE, ~/.pgpass) */
 	uint64_t map_size;     /* lmdb: initial map size (0: 64 MiB) */
 	unsigned max_readers;  /* lmdb (0: 4096) */
+	const char *schema;    /* postgres: the schema of the tables, made
+				* when missing (NULL: the connection's
+				* search_path decides) */
 	unsigned connections;  /* postgres: pool size (0: 8) */
 	unsigned deadline_ms;  /* postgres: longest a call may take, retries
 				* included (0: 30000) */

@@ -4,7 +4,9 @@
  * store, the tick that cleans up after dead processes, statfs.
  *
  * Store layout (DIR, mode 0700):
- *	DIR/index/      LMDB environment (index/lmdb/)
+ *	DIR/index/      LMDB environment (index/lmdb/); with [index] backend =
+ *	                postgres, the file "host" only: the index is the
+ *	                database's, DIR is this host's (spool, run, cache)
  *	DIR/packs/      pack files (store/pack/), [store] backend = local
  *	DIR/cache/      this host's chunk cache, backend = s3 (store/cache/)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
@@ -30,6 +32,9 @@
 #include "store/cache/cache.h"
 #include "store/s3/s3store.h"
 #include "util.h"
+
+/* Marks the directory of a host of a registry in PostgreSQL. */
+#define HOST_MARK "index/host"
 
 void reg_caller_self(struct reg_caller *c)
 {
@@ -290,15 +295,21 @@ static void sync_new_store(const char *path, const char *index)
 	fsync_dir(index);
 }
 
+/* A store directory: an LMDB index in it, or the mark of a host's
+ * directory of a registry whose index is in PostgreSQL. */
 static bool store_exists(const char *path)
 {
+	static const char *const marks[] = { "index/data.mdb", HOST_MARK };
 	char *p;
-	bool ok;
+	bool ok = false;
+	size_t i;
 
-	if (asprintf(&p, "%s/index/data.mdb", path) < 0)
-		return false;
-	ok = access(p, F_OK) == 0;
-	free(p);
+	for (i = 0; i < 2 && !ok; i++) {
+		if (asprintf(&p, "%s/%s", path, marks[i]) < 0)
+			return false;
+		ok = access(p, F_OK) == 0;
+		free(p);
+	}
 	return ok;
 }
 
@@ -438,6 +449,77 @@ static int store_check(const char *path, bool create)
 	return -ENOTEMPTY;
 }
 
+static int host_index_read_txn(struct idx_txn *t, UNUSED void *arg)
+{
+	struct idx_val v;
+
+	return idx_get(t, IDX_META, META_FORMAT, strlen(META_FORMAT), &v);
+}
+
+/* Opens the index [index] backend names: the LMDB environment dir (the
+ * store's index/), or the PostgreSQL database of [postgres], the store
+ * directory then being this host's (marked HOST_MARK). A directory made
+ * for the one is refused for the other. With REG_OPEN_EXISTING, a
+ * database that holds no registry yet is refused (-ENOENT): 'mreg init'
+ * makes one. */
+static int open_index(struct reg_registry *reg, const char *dir, bool fresh,
+		      unsigned flags)
+{
+	const struct mreg_config *cfg = reg->cfg;
+	bool pg = cfg->index == CONFIG_INDEX_POSTGRES;
+	struct idx_options io = {
+		.backend = pg ? "postgres" : "lmdb",
+		.path = dir,
+		.conninfo = cfg->pg_conninfo,
+		.schema = cfg->pg_schema,
+		.map_size = cfg->map_size,
+		.connections = cfg->pg_connections,
+		.deadline_ms = cfg->pg_timeout * 1000,
+		.sync = cfg->durability == DURABILITY_FULL,
+	};
+	char *mark;
+	bool marked;
+	int r, fd;
+
+	if (asprintf(&mark, "%s/host", dir) < 0)
+		return -ENOMEM;
+	marked = access(mark, F_OK) == 0;
+	if (!fresh && marked != pg) {
+		free(mark);
+		return log_err(-EINVAL, "store '%s' was made with [index] "
+			       "backend = %s, the config asks for %s",
+			       reg->path, pg ? "lmdb" : "postgres",
+			       pg ? "postgres" : "lmdb");
+	}
+	if (pg && !marked) {
+		r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+		fd = r ? r : open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			r = log_err(fd == r ? r : -errno, "cannot create '%s'",
+				    mark);
+			free(mark);
+			return r;
+		}
+		close(fd);
+	}
+	free(mark);
+	r = idx_open(&io, &reg->ix);
+	if (r < 0)
+		return r;
+	if (!pg && fresh && io.sync)
+		sync_new_store(reg->path, dir);
+	if (pg && (flags & REG_OPEN_EXISTING)) {
+		r = idx_read(reg->ix, host_index_read_txn, NULL);
+		if (r == -ENOENT) {
+			log_msg(LOG_LVL_ERROR, "the database '%s' holds no "
+				"registry: 'mreg init' makes one",
+				cfg->pg_conninfo);
+			return -ENOENT;
+		}
+	}
+	return r < 0 ? r : 0;
+}
+
 int reg_open(const struct mreg_config *cfg, const char *store,
 	     struct reg_registry **ret)
 {
@@ -448,7 +530,6 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		   unsigned flags, struct reg_registry **ret)
 {
 	struct reg_registry *reg;
-	struct idx_options io = { 0 };
 	struct init_arg ia;
 	char *p = NULL;
 	bool fresh;
@@ -472,7 +553,10 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = store_check(reg->path, !(flags & REG_OPEN_EXISTING));
+	/* With the index in PostgreSQL, DIR is this host's: made at need,
+	   whether the registry exists is the database's to say. */
+	r = store_check(reg->path, !(flags & REG_OPEN_EXISTING) ||
+			cfg->index == CONFIG_INDEX_POSTGRES);
 	if (r < 0)
 		goto fail;
 	fresh = !store_exists(reg->path);
@@ -499,14 +583,9 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 			log_err(r, "cannot create '%s/spool'", reg->path);
 		goto fail;
 	}
-	io.path = p;
-	io.map_size = cfg->map_size;
-	io.sync = cfg->durability == DURABILITY_FULL;
-	r = idx_open(&io, &reg->ix);
+	r = open_index(reg, p, fresh, flags);
 	if (r < 0)
 		goto fail;
-	if (fresh && io.sync)
-		sync_new_store(reg->path, p);
 	ia.backend = cfg->backend == CONFIG_BACKEND_S3 ? "s3" : "pack";
 	r = check_backend(reg, ia.backend);
 	if (r == 0)
@@ -519,6 +598,14 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	if (r < 0)
 		goto fail;
 	r = reg_change(reg, init_meta_txn, &ia);
+	if (r == -EUCLEAN && cfg->index == CONFIG_INDEX_POSTGRES) {
+		r = log_err(-EIO, "the chunk store holds %u pack objects but "
+			    "the database '%s' holds no registry: they are "
+			    "another registry's (give this one another [s3] "
+			    "key_prefix), or the database was lost",
+			    ia.npacks, cfg->pg_conninfo);
+		goto fail;
+	}
 	if (r == -EUCLEAN && cfg->backend == CONFIG_BACKEND_S3) {
 		r = log_err(-EIO, "bucket '%s' holds %u pack objects under "
 			    "'%s' but the index '%s/data.mdb' of store '%s' "

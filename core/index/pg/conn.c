@@ -249,9 +249,14 @@ int idx_pg_connect(struct pg_db *db, uint64_t deadline, bool retry,
 		idx_pg_disconnect(c);
 		return log_err(-EIO, "postgres: %s", PQerrorMessage(conn));
 	}
-	if (!db->sync) {
-		r = idx_pg_exec(c, "SET synchronous_commit = off", deadline, &res,
-			    &fate);
+	if (!db->sync || db->schema) {
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "%s%s%s%s",
+			 db->sync ? "" : "SET synchronous_commit = off;",
+			 db->schema ? "SET search_path = " : "",
+			 db->schema ? db->schema : "", db->schema ? ";" : "");
+		r = idx_pg_exec(c, sql, deadline, &res, &fate);
 		PQclear(res);
 		if (r < 0) {
 			idx_pg_disconnect(c);

@@ -2,7 +2,8 @@
  * registry's metadata. The backend sees byte strings, as lmdb does; the
  * registry's rules run over it unchanged.
  *
- * Schema (version PG_SCHEMA, in the current schema of the connection):
+ * Schema (version PG_SCHEMA, in idx_options.schema, made when missing, or
+ * else in the current schema of the connection):
  *	mreg_<table>  (k bytea PRIMARY KEY, v bytea NOT NULL)
  *	              one per enum idx_table: mreg_meta, mreg_names, ...
  *	mreg_txn      (id bytea PRIMARY KEY, at timestamptz): the random id
@@ -146,12 +147,18 @@ static int schema_version(struct pg_conn *c, uint64_t deadline, int *ret)
 
 static int schema_txn(struct pg_db *db, struct pg_conn *c, uint64_t deadline)
 {
-	char sql[64];
-	int r, v = 0, i;
+	char sql[160];
+	int r = 0, v = 0, i;
 
 	r = exec_logged(c, db->base.read_only ? "BEGIN" :
 			"BEGIN; SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
 			deadline, NULL);
+	/* under the lock: two hosts making it at once would collide */
+	if (r == 0 && db->schema && !db->base.read_only) {
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s",
+			 db->schema);
+		r = exec_logged(c, sql, deadline, NULL);
+	}
 	if (r == 0)
 		r = schema_version(c, deadline, &v);
 	if (r < 0)
@@ -183,6 +190,26 @@ static int schema_txn(struct pg_db *db, struct pg_conn *c, uint64_t deadline)
 
 /* ---- open and close ---------------------------------------------------- */
 
+/* "name" with its quotes doubled (a schema given in the config): malloc'ed,
+ * NULL for no memory or a name over 63 bytes (the server's limit). */
+static char *quote_ident(const char *name)
+{
+	size_t n = strlen(name), i, j = 0;
+	char *q;
+
+	if (!n || n > 63 || !(q = malloc(2 * n + 3)))
+		return NULL;
+	q[j++] = '"';
+	for (i = 0; i < n; i++) {
+		if (name[i] == '"')
+			q[j++] = '"';
+		q[j++] = name[i];
+	}
+	q[j++] = '"';
+	q[j] = '\0';
+	return q;
+}
+
 static void pg_close(struct idx_db *dbb)
 {
 	struct pg_db *db = db_of(dbb);
@@ -196,6 +223,7 @@ static void pg_close(struct idx_db *dbb)
 	pthread_mutex_destroy(&db->lock);
 	pthread_cond_destroy(&db->freed);
 	free(db->conninfo);
+	free(db->schema);
 	free(db);
 }
 
@@ -224,7 +252,9 @@ static int pg_open(const struct idx_options *o, struct idx_db **ret)
 	pthread_mutex_init(&db->lock, NULL);
 	pthread_cond_init(&db->freed, NULL);
 	db->conninfo = strdup(o->conninfo);
-	if (!db->conninfo) {
+	if (o->schema)
+		db->schema = quote_ident(o->schema);
+	if (!db->conninfo || (o->schema && !db->schema)) {
 		pg_close(&db->base);
 		return -ENOMEM;
 	}

@@ -49,6 +49,7 @@ struct pg_conn {
 struct pg_db {
 	struct idx_db base;
 	char *conninfo;
+	char *schema;			/* quoted identifier, or NULL */
 	uint64_t deadline_ns;
 	unsigned max_conns;
 	bool sync;
