@@ -73,6 +73,12 @@ struct idx_backend {
 		     struct idx_val *ret_val);
 	int  (*count)(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
 	int  (*maint)(struct idx_db *db);
+	/* Locks (index.h): key is sp << 56 | id, below 2^63. txn_lock
+	 * tries once: index.c polls. */
+	int  (*lock)(struct idx_db *db, uint64_t key, bool shared, bool wait);
+	void (*unlock)(struct idx_db *db, uint64_t key);
+	int  (*lock_held)(struct idx_db *db, uint64_t key);
+	int  (*txn_lock)(struct idx_txn *t, uint64_t key);
 	int  (*stats)(struct idx_db *db, struct idx_stats *ret);
 };
 

@@ -16,6 +16,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -247,6 +248,65 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret)
 }
 
 /* ---- housekeeping ------------------------------------------------------ */
+
+/* ---- locks ------------------------------------------------------------- */
+
+static int lock_key(enum idx_lock_space sp, uint64_t id, uint64_t *ret)
+{
+	if (sp < IDX_LOCK_LIFE || sp > IDX_LOCK_PIN || id >= IDX_LOCK_ID_MAX)
+		return -EINVAL;
+	*ret = (uint64_t)sp << 56 | id;
+	return 0;
+}
+
+int idx_lock(struct idx_db *db, enum idx_lock_space sp, uint64_t id,
+	     bool shared, bool wait)
+{
+	uint64_t key;
+
+	if (!db || lock_key(sp, id, &key) < 0)
+		return -EINVAL;
+	return db->be->lock(db, key, shared, wait);
+}
+
+void idx_unlock(struct idx_db *db, enum idx_lock_space sp, uint64_t id)
+{
+	uint64_t key;
+
+	if (db && lock_key(sp, id, &key) == 0)
+		db->be->unlock(db, key);
+}
+
+int idx_lock_held(struct idx_db *db, enum idx_lock_space sp, uint64_t id)
+{
+	uint64_t key;
+
+	if (!db || lock_key(sp, id, &key) < 0)
+		return -EINVAL;
+	return db->be->lock_held(db, key);
+}
+
+int idx_txn_lock(struct idx_txn *t, enum idx_lock_space sp, uint64_t id,
+		 unsigned wait_ms)
+{
+	struct timespec step = { 0, 5 * 1000 * 1000 };
+	uint64_t key;
+	unsigned waited = 0;
+	int r;
+
+	if (!t || lock_key(sp, id, &key) < 0)
+		return -EINVAL;
+	if (!t->write)
+		return -EACCES;
+	/* Nobody waits for the lock while holding it: poll, a holder that
+	 * is letting go is seen. */
+	while ((r = t->db->be->txn_lock(t, key)) == -EBUSY &&
+	       waited < wait_ms) {
+		nanosleep(&step, NULL);
+		waited += 5;
+	}
+	return r;
+}
 
 int idx_maint(struct idx_db *db)
 {

@@ -187,6 +187,48 @@ struct idx_stats {
 /* What the index takes: 0 and *ret set, or -errno. */
 int idx_stats(struct idx_db *db, struct idx_stats *ret);
 
+/* ---- locks a process holds while it lives --------------------------------
+ * What a process holds for as long as it lives, seen by every process of
+ * every host using the index and let go by the system when the holder
+ * dies: life tokens, writers of drafts, pins of versions (registry/live.c,
+ * maint/pins.c). A lock is (space, id), id below IDX_LOCK_ID_MAX.
+ *	lmdb:     OFD byte locks on the file "locks" beside the environment;
+ *	postgres: advisory locks, on a session the index keeps for them. A
+ *	          lost session loses them: the next call or idx_maint()
+ *	          connects again and takes them again; until a server that
+ *	          (re)started has been up for the grace of idx_lock_held(),
+ *	          every lock counts as held.
+ * The locks of idx_lock() are the process's (one holder, whatever the
+ * thread); those of idx_txn_lock() the transaction's, a holder of its own
+ * that conflicts with the process's. */
+enum idx_lock_space {
+	IDX_LOCK_LIFE = 1,  /* a process's life token: exclusive */
+	IDX_LOCK_WRITER,    /* a draft version written: shared; its seal:
+			     * exclusive (idx_txn_lock) */
+	IDX_LOCK_PIN,       /* a version open for reading: shared */
+};
+#define IDX_LOCK_ID_MAX (1ULL << 56)
+
+/* Takes lock (sp, id), shared or exclusive, for this process. With wait,
+ * waits while another holder has it in a conflicting mode (lmdb: as
+ * long as it takes; postgres: until the deadline), else fails at once.
+ * Taking a lock this process holds in the same mode succeeds and counts
+ * nothing: one idx_unlock() lets it go. Errors: -EAGAIN (held by
+ * another), -EINVAL (space, id), -ETIMEDOUT, -EIO, -ENOMEM. */
+int idx_lock(struct idx_db *db, enum idx_lock_space sp, uint64_t id,
+	     bool shared, bool wait);
+/* Lets (sp, id) go; a lock not held is ignored. */
+void idx_unlock(struct idx_db *db, enum idx_lock_space sp, uint64_t id);
+/* Whether any holder, this process included, holds (sp, id): 1 or 0, or
+ * -errno when it cannot be told (callers then keep what the holder
+ * left). */
+int idx_lock_held(struct idx_db *db, enum idx_lock_space sp, uint64_t id);
+/* Inside write transaction t: takes (sp, id) exclusive until t ends,
+ * trying for up to wait_ms (a lock let go on its way is seen). Errors:
+ * -EBUSY (held), -EACCES (a read transaction), -EINVAL, -EIO. */
+int idx_txn_lock(struct idx_txn *t, enum idx_lock_space sp, uint64_t id,
+		 unsigned wait_ms);
+
 /* Big-endian helpers for keys that sort in numeric order. */
 static inline void be64_put(void *p, uint64_t v)
 {

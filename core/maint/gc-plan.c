@@ -290,7 +290,7 @@ out:
 /* ---- what gc would do ------------------------------------------------------- */
 
 struct trash_count {
-	struct reg_pinset pins;
+	struct reg_registry *reg;
 	uint64_t n;
 };
 
@@ -300,7 +300,7 @@ static int trash_count_one(void *arg, const struct idx_val *k,
 	struct trash_count *c = arg;
 
 	(void)v;
-	if (k->len == 8 && !reg_pinset_has(&c->pins, be64_get(k->data)))
+	if (k->len == 8 && !reg_pinned(c->reg, be64_get(k->data)))
 		c->n++;
 	return 0;
 }
@@ -369,14 +369,11 @@ int reg_gc_estimate(struct reg_registry *reg, struct reg_store_stats *st)
 	store_room(reg->st, &room);
 	st->gc_bytes = gc_would_free(&u, REG_GC_THRESHOLD, room, rw);
 	st->gc_all_bytes = gc_would_free(&u, 0, room, rw);
-	/* gc's pins, without removing dead processes' files (gc does) */
-	if ((r = reg_pins_read(reg, &tc.pins, false)) < 0)
-		goto out;
+	tc.reg = reg;
 	if ((r = idx_read(reg->ix, trash_count_txn, &tc)) < 0)
 		goto out;
 	st->trash = tc.n;
 out:
-	free(tc.pins.v);
 	free(u.v);
 	free(rw);
 	return r;

@@ -414,17 +414,15 @@ int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 	if ((r = reg_gc_containers(&g, pct, false, NULL, NULL)) < 0)
 		goto out;
 	/* (1) removed versions (and files unlinked while open) nobody has
-	   open. The trash is listed before the pins are read: whatever was
+	   open. The trash is listed before the pins are asked for: whatever was
 	   trashed by then was pinned before its trash committed (a file
 	   unlinked while open is pinned first), so its pin is seen. */
 	if ((r = idx_read(reg->ix, trash_list_txn, &g)) < 0)
 		goto out;
-	if ((r = reg_pins_read(reg, &g.pins, true)) < 0)
-		goto out;
 	for (i = 0; i < g.n; i++) {
 		struct free_arg fa = { .reg = reg, .v = g.list[i] };
 
-		if (reg_pinset_has(&g.pins, g.list[i]))
+		if (reg_pinned(reg, g.list[i]))
 			continue;
 		if ((r = reg_change(reg, free_version_txn, &fa)) < 0)
 			goto out;
@@ -441,7 +439,6 @@ int reg_gc(struct reg_registry *reg, const struct reg_gc_options *opt,
 	/* (3) packs again, with what (1) and (2) left dead */
 	r = reg_gc_containers(&g, pct, true, progress, arg);
 out:
-	free(g.pins.v);
 	free(g.list);
 	free(d.k);
 	if (r == 0 && ret)

@@ -7,23 +7,14 @@
 #include "registry/internal.h"
 
 /* ---- pins.c ---- */
-/* The versions live processes have pinned. */
-struct reg_pinset {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-/* Is v in s? */
-bool reg_pinset_has(const struct reg_pinset *s, uint64_t v);
-/* Reads every live process's pins into s; with reap, removes dead
- * processes' files. */
-int reg_pins_read(struct reg_registry *reg, struct reg_pinset *s, bool reap);
+/* Does a live process (of any host) have version v open? Yes when it
+ * cannot be told. */
+bool reg_pinned(struct reg_registry *reg, uint64_t v);
 
 /* ---- gc.c ---- */
 /* One run of gc. */
 struct reg_gc {
 	struct reg_registry *reg;
-	struct reg_pinset pins;
 	struct reg_gc_result res;
 	uint64_t *list;
 	size_t n, cap;

@@ -6,12 +6,12 @@
  * Store layout (DIR, mode 0700):
  *	DIR/index/      LMDB environment (index/lmdb/); with [index] backend =
  *	                postgres, the file "host" only: the index is the
- *	                database's, DIR is this host's (spool, run, cache)
+ *	                database's, DIR is this host's (spool, cache)
  *	DIR/packs/      pack files (store/pack/), [store] backend = local
  *	DIR/cache/      this host's chunk cache, backend = s3 (store/cache/)
  *	DIR/spool/      unnamed (O_TMPFILE) spool files of files being written
- *	DIR/run/        pins-PID: versions a live process has open (maint/pins.c);
- *	                live, writers: life tokens, writers of drafts (registry/live.c)
+ *	(pins, life tokens and writers of drafts are the index's locks:
+ *	maint/pins.c, registry/live.c)
  *
  * The key schema of the index is in index/records.h.
  */
@@ -295,21 +295,32 @@ static void sync_new_store(const char *path, const char *index)
 	fsync_dir(index);
 }
 
+/* Whether path is the directory of a host of a registry in PostgreSQL. */
+static bool store_marked(const char *path)
+{
+	char *p;
+	bool ok;
+
+	if (asprintf(&p, "%s/" HOST_MARK, path) < 0)
+		return false;
+	ok = access(p, F_OK) == 0;
+	free(p);
+	return ok;
+}
+
 /* A store directory: an LMDB index in it, or the mark of a host's
  * directory of a registry whose index is in PostgreSQL. */
 static bool store_exists(const char *path)
 {
-	static const char *const marks[] = { "index/data.mdb", HOST_MARK };
 	char *p;
-	bool ok = false;
-	size_t i;
+	bool ok;
 
-	for (i = 0; i < 2 && !ok; i++) {
-		if (asprintf(&p, "%s/%s", path, marks[i]) < 0)
-			return false;
-		ok = access(p, F_OK) == 0;
-		free(p);
-	}
+	if (store_marked(path))
+		return true;
+	if (asprintf(&p, "%s/index/data.mdb", path) < 0)
+		return false;
+	ok = access(p, F_OK) == 0;
+	free(p);
 	return ok;
 }
 
@@ -460,8 +471,8 @@ static int host_index_read_txn(struct idx_txn *t, UNUSED void *arg)
  * store's index/), or the PostgreSQL database of [postgres], the store
  * directory then being this host's (marked HOST_MARK). A directory made
  * for the one is refused for the other. With REG_OPEN_EXISTING, a
- * database that holds no registry yet is refused (-ENOENT): 'mreg init'
- * makes one. */
+ * database that holds no registry yet is refused (-ENOENT, before the
+ * host's directory is made): 'mreg init' makes one. */
 static int open_index(struct reg_registry *reg, const char *dir, bool fresh,
 		      unsigned flags)
 {
@@ -477,32 +488,13 @@ static int open_index(struct reg_registry *reg, const char *dir, bool fresh,
 		.deadline_ms = cfg->pg_timeout * 1000,
 		.sync = cfg->durability == DURABILITY_FULL,
 	};
-	char *mark;
-	bool marked;
-	int r, fd;
+	int r;
 
-	if (asprintf(&mark, "%s/host", dir) < 0)
-		return -ENOMEM;
-	marked = access(mark, F_OK) == 0;
-	if (!fresh && marked != pg) {
-		free(mark);
+	if (!fresh && store_marked(reg->path) != pg)
 		return log_err(-EINVAL, "store '%s' was made with [index] "
 			       "backend = %s, the config asks for %s",
 			       reg->path, pg ? "lmdb" : "postgres",
 			       pg ? "postgres" : "lmdb");
-	}
-	if (pg && !marked) {
-		r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
-		fd = r ? r : open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			r = log_err(fd == r ? r : -errno, "cannot create '%s'",
-				    mark);
-			free(mark);
-			return r;
-		}
-		close(fd);
-	}
-	free(mark);
 	r = idx_open(&io, &reg->ix);
 	if (r < 0)
 		return r;
@@ -520,6 +512,27 @@ static int open_index(struct reg_registry *reg, const char *dir, bool fresh,
 	return r < 0 ? r : 0;
 }
 
+/* Marks the store directory as a host's of a registry in PostgreSQL. */
+static int host_mark(const char *path)
+{
+	char *mark;
+	int r = 0, fd;
+
+	if (asprintf(&mark, "%s/" HOST_MARK, path) < 0)
+		return -ENOMEM;
+	*strrchr(mark, '/') = '\0';
+	if (mkdir(mark, 0700) < 0 && errno != EEXIST)
+		r = log_err(-errno, "cannot create '%s'", mark);
+	mark[strlen(mark)] = '/';
+	fd = r ? -1 : open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (!r && fd < 0)
+		r = log_err(-errno, "cannot create '%s'", mark);
+	if (fd >= 0)
+		close(fd);
+	free(mark);
+	return r;
+}
+
 int reg_open(const struct mreg_config *cfg, const char *store,
 	     struct reg_registry **ret)
 {
@@ -532,17 +545,16 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	struct reg_registry *reg;
 	struct init_arg ia;
 	char *p = NULL;
-	bool fresh;
+	bool fresh, pg;
 	int r;
 
 	if (!cfg || !ret)
 		return -EINVAL;
+	pg = cfg->index == CONFIG_INDEX_POSTGRES;
 	reg = calloc(1, sizeof(*reg));
 	if (!reg)
 		return -ENOMEM;
 	reg->cfg = cfg;
-	reg->pin_fd = -1;
-	reg->live_fd = reg->writers_fd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
 	pthread_mutex_init(&reg->writers_lock, NULL);
 	pthread_mutex_init(&reg->hooks_lock, NULL);
@@ -555,27 +567,33 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	}
 	/* With the index in PostgreSQL, DIR is this host's: made at need,
 	   whether the registry exists is the database's to say. */
-	r = store_check(reg->path, !(flags & REG_OPEN_EXISTING) ||
-			cfg->index == CONFIG_INDEX_POSTGRES);
+	r = store_check(reg->path, !(flags & REG_OPEN_EXISTING) || pg);
 	if (r < 0)
 		goto fail;
 	fresh = !store_exists(reg->path);
+	if (asprintf(&p, "%s/index", reg->path) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* the database first: a host's directory is made for a registry
+	   that exists */
+	if (pg && (r = open_index(reg, p, fresh, flags)) < 0)
+		goto fail;
 	if (fresh) {
 		r = mkdir_p(reg->path, 0700);
 		if (r < 0) {
 			log_err(r, "cannot create store '%s'", reg->path);
 			goto fail;
 		}
+		if (pg && (r = host_mark(reg->path)) < 0)
+			goto fail;
 	}
 	store_private(reg->path);
-	if (asprintf(&reg->spool_dir, "%s/spool", reg->path) < 0 ||
-	    asprintf(&reg->run_dir, "%s/run", reg->path) < 0 ||
-	    asprintf(&p, "%s/index", reg->path) < 0) {
+	if (asprintf(&reg->spool_dir, "%s/spool", reg->path) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	if ((mkdir(reg->spool_dir, 0700) < 0 && errno != EEXIST) ||
-	    (mkdir(reg->run_dir, 0700) < 0 && errno != EEXIST)) {
+	if (mkdir(reg->spool_dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
 		if (r == -EACCES || r == -EPERM)
 			log_err(r, "cannot open store '%s'", reg->path);
@@ -583,8 +601,7 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 			log_err(r, "cannot create '%s/spool'", reg->path);
 		goto fail;
 	}
-	r = open_index(reg, p, fresh, flags);
-	if (r < 0)
+	if (!pg && (r = open_index(reg, p, fresh, flags)) < 0)
 		goto fail;
 	ia.backend = cfg->backend == CONFIG_BACKEND_S3 ? "s3" : "pack";
 	r = check_backend(reg, ia.backend);
@@ -643,9 +660,6 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 			    cfg->chunker.avg_size, cfg->chunker.max_size);
 		goto fail;
 	}
-	r = reg_pins_open(reg);
-	if (r < 0)
-		goto fail;
 	r = reg_live_open(reg);
 	if (r < 0)
 		goto fail;
@@ -692,7 +706,6 @@ void reg_close(struct reg_registry *reg)
 	free(reg->mount);
 	free(reg->path);
 	free(reg->spool_dir);
-	free(reg->run_dir);
 	free(reg);
 }
 

@@ -88,7 +88,6 @@ struct reg_registry {
 	const struct mreg_config *cfg;
 	char *path;               /* the store directory */
 	char *spool_dir;
-	char *run_dir;
 	struct idx_db *ix;
 	struct mreg_store *st;
 	struct chunker_params chunker;
@@ -96,9 +95,7 @@ struct reg_registry {
 	pthread_mutex_t lock;     /* guards wfiles, pins */
 	struct wstate *wfiles;    /* inodes open for writing here */
 	struct pin *pins;         /* versions open for reading here */
-	int pin_fd;               /* run/pins-PID, flock'ed for our life */
 	bool pins_dirty;
-	char *pin_path;
 
 	pthread_mutex_t hooks_lock; /* guards hooks, mount */
 	struct hooks *hooks;      /* started with the first hook to run */
@@ -110,9 +107,7 @@ struct reg_registry {
 	struct reg_prefetcher *prefetcher; /* prefetch.c: on promotion */
 
 	/* live.c */
-	uint64_t live_token;      /* our byte of run/live, locked */
-	int live_fd;              /* run/live */
-	int writers_fd;           /* run/writers: our writers' read locks */
+	uint64_t live_token;      /* our life token, locked (live.c) */
 	pthread_mutex_t writers_lock; /* guards writer_refs */
 	struct writer_ref *writer_refs; /* drafts written here, counted */
 
@@ -432,7 +427,7 @@ int reg_files_dir(struct reg_files_walk *w, uint64_t dir, const char *prefix,
 #include "content.h"
 
 /* ---- live.c ---- */
-/* Takes a life token and opens run/writers (reg_open). */
+/* Takes a life token (reg_open). */
 int reg_live_open(struct reg_registry *reg);
 /* Drops the token and every writer lock. */
 void reg_live_close(struct reg_registry *reg);
@@ -448,10 +443,7 @@ void reg_writers_leave(struct reg_registry *reg, uint64_t version);
 /* In a write transaction: 0 when no process writes a file of version
  * (which nobody can open for writing until the transaction ended), else
  * -EBUSY after waiting a moment. */
-int reg_writers_none_txn(struct reg_registry *reg, uint64_t version);
-/* Ends what reg_writers_none_txn() holds (reg_change, after the
- * transaction). */
-void reg_writers_txn_end(void);
+int reg_writers_none_txn(struct idx_txn *t, uint64_t version);
 
 /* ---- stages.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */
@@ -539,7 +531,6 @@ bool reg_caller_in_gid(const struct reg_caller *who, gid_t gid);
 void reg_pin(struct reg_registry *reg, uint64_t v);
 void reg_unpin(struct reg_registry *reg, uint64_t v);
 void reg_pins_flush(struct reg_registry *reg);
-int reg_pins_open(struct reg_registry *reg);
 void reg_pins_close(struct reg_registry *reg);
 
 /* ---- maint/gc.c ---- */

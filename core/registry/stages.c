@@ -114,7 +114,7 @@ int reg_seal_txn(struct reg_registry *reg, struct idx_txn *t,
 		return -EINVAL; /* a temporary name: rename it first */
 	/* no process writes in it (SPEC §2.3), nor can start to before
 	   this transaction ended; files a dead process never finished go */
-	if ((r = reg_writers_none_txn(reg, v->ino)) < 0 ||
+	if ((r = reg_writers_none_txn(t, v->ino)) < 0 ||
 	    (r = reg_pending_reap_txn(reg, t)) < 0)
 		return r;
 	digest_init(&w.ds);
@@ -723,7 +723,7 @@ static int version_remove_txn(struct idx_txn *t, void *arg)
 	if ((r = reg_version_get_txn(t, o->model, o->version, &m, &v)) < 0)
 		return r;
 	if (!(v.flags & INODE_SEALED) &&
-	    (r = reg_writers_none_txn(o->reg, v.ino)) < 0)
+	    (r = reg_writers_none_txn(t, v.ino)) < 0)
 		return r;
 	return reg_version_remove_txn(o->reg, t, o->who, &m, &v);
 }

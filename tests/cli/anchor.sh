@@ -39,6 +39,11 @@ mreg meta churn/1 set tag.secret yes
 expect 0 "" "later records: still intact against the anchor" audit --verify --head "$head"
 
 # Cut the trail back to before the anchor and rewrite the head.
+if [ -n "$PG" ]; then
+	skip "a trail cut back below the anchor is found" "on PostgreSQL: \
+the check rewrites the LMDB environment by hand"
+	finish
+fi
 cut=$((seq - 1))
 mdb_dump -a "$MREG_STORE/index" >"$T/dump" || exit 1
 "$PY" - "$T/dump" "$cut" <<'EOPY'

@@ -54,6 +54,11 @@ check "fsck --full is clean after healing" test "$rc" -eq 0
 # A name whose inode is gone (a damaged index): fsck reports it. The key
 # of the names table is the parent inode (be64; models/ is 2) and the
 # name; the value the inode, in host order (999999 here).
+if [ -n "$PG" ]; then
+	skip "a damaged index: fsck names what is wrong, reads fail with EIO" \
+		"on PostgreSQL: these checks damage the LMDB environment by hand"
+	finish
+fi
 printf '\\00\\00\\00\\00\\00\\00\\00\\02ghost\n\\3f\\42\\0f\\00\\00\\00\\00\\00\n' >"$T/ghost.txt"
 check "a name pointing nowhere is written into the index" mdb_load -T -s names -f "$T/ghost.txt" "$T/store/index"
 run fsck

@@ -5,6 +5,12 @@
 # freed pushes work again. Needs root (mount); skipped otherwise.
 . "$(dirname "$0")/lib.sh"
 
+if [ -n "$PG" ]; then
+	skip "ENOSPC on a 64 MiB tmpfs" "on PostgreSQL: the store's disk \
+holds neither the index nor the chunks (S3), only this host's cache, \
+which a full disk does not stop"
+	finish
+fi
 mnt="$T/mnt"
 mkdir -p "$mnt"
 if ! mount -t tmpfs -o size=64m tmpfs "$mnt" 2>/dev/null; then

@@ -59,6 +59,13 @@ on_s3() { [ -n "$S3" ] && skip "$1" "on S3: $2"; }
 # least [s3] gc_grace (60 s), which gc leaves alone (another host's
 # upload may not be named yet); at once elsewhere.
 s3_aged() { [ -z "$S3" ] || sleep 62; }
+# The run with every index in PostgreSQL too (MREG_TEST_PG=1, with S3).
+PG=
+[ -z "$S3" ] || PG=${MREG_TEST_PG:-}
+# its connection string (MREG_PG_CONNINFO), as tests/s3wrap.sh gives it
+[ -z "$PG" ] || . "$S3/s3.env"
+# on_pg DESC WHY: as on_s3, in the run with every index in PostgreSQL.
+on_pg() { [ -n "$PG" ] && skip "$1" "on PostgreSQL: $2"; }
 diag() { for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done; }
 
 # check DESC COMMAND...: ok when COMMAND succeeds.

@@ -37,6 +37,8 @@ MREG = os.path.join(BUILD, 'mreg')
 # mregfs through tests/s3wrap.sh, which puts each store's chunks in the
 # run's radosgw. S3 is None otherwise.
 S3 = os.environ.get('MREG_TEST_S3_DIR') or None
+# ... and with every index in PostgreSQL too (MREG_TEST_PG=1).
+PG = bool(S3 and os.environ.get('MREG_TEST_PG'))
 if S3:
     MREGFS = os.path.join(S3, 'bin', 'mregfs')
     MREG = os.path.join(S3, 'bin', 'mreg')
@@ -76,6 +78,12 @@ class Tap:
         if S3:
             self.skip(what, 'on S3: ' + why)
         return bool(S3)
+
+    def on_pg(self, what, why):
+        """As on_s3, in the run with every index in PostgreSQL too."""
+        if PG:
+            self.skip(what, 'on PostgreSQL: ' + why)
+        return bool(PG)
 
     def diag(self, text):
         for line in str(text).splitlines():

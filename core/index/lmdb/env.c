@@ -456,7 +456,7 @@ int idx_lmdb_open(const struct idx_options *opt, struct idx_db **ret)
 	}
 	ix->base.be = &idx_lmdb_backend;
 	ix->base.read_only = opt->read_only;
-	ix->lock_fd = -1;
+	ix->lock_fd = ix->locks_fd = ix->probe_fd = ix->txn_locks_fd = -1;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,
 		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -485,6 +485,8 @@ int idx_lmdb_open(const struct idx_options *opt, struct idx_db **ret)
 		r = open_tables_ro(ix);
 	else
 		r = idx_lmdb_run(&ix->base, true, open_tables, NULL);
+	if (r == 0)
+		r = idx_lmdb_locks_open(ix);
 	if (r < 0)
 		goto fail;
 	ix->pid = open_pid = getpid();
@@ -496,6 +498,7 @@ fail:
 		mdb_env_close(ix->env);
 	if (ix->lock_fd >= 0)
 		close(ix->lock_fd);
+	idx_lmdb_locks_close(ix);
 	pthread_rwlock_destroy(&ix->lock);
 	pthread_mutex_destroy(&ix->wlock);
 	free(ix->data_path);
@@ -518,6 +521,9 @@ void idx_lmdb_close(struct idx_db *db)
 			close(ix->lock_fd);
 		open_pid = 0;
 	}
+	/* a forked child's copies: the parent's locks stay its own (the
+	 * descriptions are shared, closing a copy lets nothing go) */
+	idx_lmdb_locks_close(ix);
 	pthread_rwlock_destroy(&ix->lock);
 	pthread_mutex_destroy(&ix->wlock);
 	free(ix->data_path);

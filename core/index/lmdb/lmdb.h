@@ -83,6 +83,11 @@ struct lmdb_db {
 	char *dir;
 	char *data_path;          /* DIR/data.mdb, for messages */
 	int lock_fd;              /* DIR/lock.mdb, kept open: see env_open */
+	int locks_fd;             /* DIR/locks: this process's idx_lock()s */
+	int probe_fd;             /* DIR/locks again: idx_lock_held() */
+	int txn_locks_fd;         /* DIR/locks for the write transaction's
+				     idx_txn_lock()s (under wlock), or -1 */
+	char *locks_path;
 	pthread_rwlock_t lock;    /* shared: a transaction; exclusive: remap */
 	pthread_mutex_t wlock;    /* one writer of this process: see above */
 	size_t map_size;          /* changes only under lock exclusive */
@@ -149,6 +154,18 @@ int idx_lmdb_txn_begin(struct lmdb_db *ix, bool write, MDB_txn **ret,
 /* The backend's open and close (backend.h). */
 int idx_lmdb_open(const struct idx_options *opt, struct idx_db **ret);
 void idx_lmdb_close(struct idx_db *db);
+
+/* ---- locks.c: idx_lock() and its kin, OFD byte locks on DIR/locks ---- */
+/* Opens DIR/locks (not on a read-only index: its locks then fail with
+ * -EROFS, and idx_lock_held() says it cannot tell). */
+int idx_lmdb_locks_open(struct lmdb_db *ix);
+void idx_lmdb_locks_close(struct lmdb_db *ix);
+/* Lets the write transaction's locks go (its end, under wlock). */
+void idx_lmdb_txn_locks_end(struct lmdb_db *ix);
+int idx_lmdb_plock(struct idx_db *db, uint64_t key, bool shared, bool wait);
+void idx_lmdb_punlock(struct idx_db *db, uint64_t key);
+int idx_lmdb_plock_held(struct idx_db *db, uint64_t key);
+int idx_lmdb_txn_plock(struct idx_txn *t, uint64_t key);
 
 /* ---- txn.c: transactions, operations, iterators, the backend table ---- */
 /* Runs fn in a transaction (idx_read()/idx_write() of index.h). */

@@ -133,6 +133,7 @@ int idx_lmdb_run(struct idx_db *db, bool write, idx_txn_fn *fn, void *arg)
 		return read_txn(ix, fn, arg);
 	writer_lock(ix);
 	r = write_txn(ix, fn, arg);
+	idx_lmdb_txn_locks_end(ix);
 	writer_unlock(ix);
 	return r;
 }
@@ -400,4 +401,8 @@ const struct idx_backend idx_lmdb_backend = {
 	.count = lmdb_count,
 	.maint = lmdb_maint,
 	.stats = lmdb_stats,
+	.lock = idx_lmdb_plock,
+	.unlock = idx_lmdb_punlock,
+	.lock_held = idx_lmdb_plock_held,
+	.txn_lock = idx_lmdb_txn_plock,
 };

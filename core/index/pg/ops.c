@@ -413,3 +413,28 @@ int idx_pg_count(struct idx_txn *tx, enum idx_table tb, uint64_t *ret)
 	*ret = v;
 	return 0;
 }
+
+/* ---- a transaction's lock ------------------------------------------------ */
+
+int idx_pg_txn_lock(struct idx_txn *tx, uint64_t key)
+{
+	struct pg_txn *t = (struct pg_txn *)tx;
+	enum pg_fate fate;
+	PGresult *res;
+	char sql[80];
+	bool got;
+	int r;
+
+	if (t->err)
+		return t->err;
+	/* the transaction's connection: a holder other than the process's
+	 * lock session, so it conflicts with this process's locks too */
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_xact_lock(%lld)",
+		 (long long)key);
+	r = idx_pg_exec(t->c, sql, t->deadline, &res, &fate);
+	if (r < 0)
+		return spoil(t, r, fate);
+	got = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	return got ? 0 : -EBUSY;
+}

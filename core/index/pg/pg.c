@@ -216,11 +216,13 @@ static void pg_close(struct idx_db *dbb)
 
 	if (!db)
 		return;
+	idx_pg_locks_close(db);
 	idx_pg_pool_drain(db);
 	/* No transaction may be running: every connection was idle (but a
 	 * forked child may close what its parent was using). */
 	assert(db->nconns == 0 || db->pid != getpid());
 	pthread_mutex_destroy(&db->lock);
+	pthread_mutex_destroy(&db->lk_lock);
 	pthread_cond_destroy(&db->freed);
 	free(db->conninfo);
 	free(db->schema);
@@ -250,6 +252,7 @@ static int pg_open(const struct idx_options *o, struct idx_db **ret)
 	db->deadline_ns = (uint64_t)(o->deadline_ms ? o->deadline_ms :
 				     DEFAULT_DEADLINE_MS) * 1000000u;
 	pthread_mutex_init(&db->lock, NULL);
+	pthread_mutex_init(&db->lk_lock, NULL);
 	pthread_cond_init(&db->freed, NULL);
 	db->conninfo = strdup(o->conninfo);
 	if (o->schema)
@@ -521,6 +524,7 @@ static int pg_maint(struct idx_db *dbb)
 	}
 	if (dropped)
 		log_info("postgres: %d idle connections were lost", dropped);
+	idx_pg_locks_maint(db);
 	return 0;
 }
 
@@ -595,4 +599,8 @@ const struct idx_backend idx_pg_backend = {
 	.count = idx_pg_count,
 	.maint = pg_maint,
 	.stats = pg_stats,
+	.lock = idx_pg_lock,
+	.unlock = idx_pg_unlock,
+	.lock_held = idx_pg_lock_held,
+	.txn_lock = idx_pg_txn_lock,
 };

@@ -62,6 +62,10 @@ struct pg_db {
 	int (*hook)(void *arg, enum idx_pg_point p, int pid,
 		    const unsigned char *id);
 	void *hook_arg;
+	/* locks.c: the session of the process's idx_lock()s */
+	pthread_mutex_t lk_lock;	/* guards lk, held */
+	struct pg_conn *lk;		/* NULL: none yet, or lost */
+	struct pg_lock *held;		/* taken again on a new session */
 	struct {
 		atomic_uint_fast64_t runs, reruns, commit_reruns, reconnects,
 				     committed_unseen, lost_uncommitted;
@@ -135,6 +139,23 @@ int idx_pg_send_flush(struct pg_conn *c, uint64_t deadline);
  * deadline. */
 void idx_pg_backoff(unsigned n, uint64_t deadline);
 
+/* ---- locks.c ---- */
+
+/* A lock idx_lock() took, to take again on a new session. */
+struct pg_lock {
+	uint64_t key;
+	bool shared;
+	struct pg_lock *next;
+};
+
+/* The lock session's end (close; in a forked child, without a word). */
+void idx_pg_locks_close(struct pg_db *db);
+/* maint: a lost session is made again, its locks taken again. */
+void idx_pg_locks_maint(struct pg_db *db);
+int idx_pg_lock(struct idx_db *db, uint64_t key, bool shared, bool wait);
+void idx_pg_unlock(struct idx_db *db, uint64_t key);
+int idx_pg_lock_held(struct idx_db *db, uint64_t key);
+
 /* ---- ops.c ---- */
 
 /* Sends statement s on table tb with binary parameters and results and
@@ -162,5 +183,6 @@ void idx_pg_iter_end(struct idx_iter *it);
 int idx_pg_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	    size_t plen, struct idx_val *ret_key, struct idx_val *ret_val);
 int idx_pg_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+int idx_pg_txn_lock(struct idx_txn *t, uint64_t key);
 
 #endif
