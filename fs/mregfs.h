@@ -15,6 +15,7 @@
  * two-digit form (e.g. 314 written as 34) would silently pick older
  * APIs. */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <errno.h>
 #include <fuse_lowlevel.h>
 
 #include <pthread.h>
@@ -25,6 +26,14 @@
 #include "config/config.h"
 #include "registry/registry.h"
 #include "util.h"
+
+/* Replies errno e (0: success) to req. A deadline that passed (the
+ * database's, the object store's: -ETIMEDOUT from the core, which logged
+ * which) is an I/O error to the program that called: EIO. */
+static inline void fs_reply_err(fuse_req_t req, int e)
+{
+	fuse_reply_err(req, e == ETIMEDOUT ? EIO : e);
+}
 
 /* Cache timeouts (seconds) handed to the kernel. Names that can change
  * behind the kernel's back (stages, model directories) are revalidated

@@ -1,7 +1,7 @@
 /* ops.c — the low-level FUSE operations of mregfs.
  *
  * Each handler maps the request onto one registry call
- * (core/registry/registry.h) and replies exactly once: fuse_reply_err(req,
+ * (core/registry/registry.h) and replies exactly once: fs_reply_err(req,
  * -r) when the registry refused. Inode numbers are the registry's
  * persistent ones, so lookup counts need no bookkeeping (forget just
  * replies).
@@ -151,7 +151,7 @@ static void reply_attr(fuse_req_t req, struct reg_attr *a)
 
 static void reply_status(fuse_req_t req, int r)
 {
-	fuse_reply_err(req, r < 0 ? -r : 0);
+	fs_reply_err(req, r < 0 ? -r : 0);
 }
 
 static bool is_stages(struct mregfs *fs, uint64_t ino)
@@ -258,7 +258,7 @@ static void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	r = reg_lookup(fs_of(req)->reg, parent, name, &a);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		reply_entry(req, &a);
 }
@@ -287,7 +287,7 @@ static void mfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	else
 		r = reg_getattr(fs_of(req)->reg, ino, &a);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		reply_attr(req, &a);
 }
@@ -339,7 +339,7 @@ static void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	r = reg_setattr(fs->reg, &who, ino, &sa,
 			fi && fi->fh ? file_of(fi) : NULL, &a);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		reply_attr(req, &a);
 }
@@ -351,7 +351,7 @@ static void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	r = reg_readlink(fs_of(req)->reg, ino, buf, sizeof(buf));
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		fuse_reply_readlink(req, buf);
 }
@@ -366,7 +366,7 @@ static void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	caller_of(req, &who, NULL, 0);
 	r = reg_mknod(fs_of(req)->reg, &who, parent, name, mode, &a);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		reply_entry(req, &a);
 }
@@ -381,7 +381,7 @@ static void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	caller_of(req, &who, NULL, 0);
 	r = reg_mkdir(fs_of(req)->reg, &who, parent, name, mode & 07777, &a);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		reply_entry(req, &a);
 }
@@ -428,7 +428,7 @@ static void mfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	caller_of(req, &who, groups, CALLER_GROUPS_MAX);
 	r = reg_symlink(fs->reg, &who, parent, name, target, &a);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 		return;
 	}
 	reply_entry(req, &a);
@@ -470,7 +470,7 @@ static void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct reg_caller who;
 
 	caller_of(req, &who, NULL, 0);
-	fuse_reply_err(req, -reg_link(fs_of(req)->reg, &who, ino, newparent,
+	fs_reply_err(req, -reg_link(fs_of(req)->reg, &who, ino, newparent,
 				      newname));
 }
 
@@ -490,7 +490,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	caller_of(req, &who, NULL, 0);
 	r = reg_file_open(fs_of(req)->reg, &who, ino, fi->flags, &f);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
@@ -520,7 +520,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = reg_file_create(fs_of(req)->reg, &who, parent, name, mode & 07777,
 			    fi->flags, &a, &f);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
@@ -542,13 +542,13 @@ static void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 
 	buf = rbuf_get(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	n = reg_file_read(file_of(fi), buf, size, (uint64_t)off);
 	pt_read(req, ino, n > 0 ? (size_t)n : 0);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		fs_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 }
@@ -561,7 +561,7 @@ static void mfs_write(fuse_req_t req, UNUSED fuse_ino_t ino, const char *buf,
 	note_writer(req, file_of(fi));
 	n = reg_file_write(file_of(fi), buf, size, (uint64_t)off);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		fs_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -589,7 +589,7 @@ static void mfs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	reg_file_release(file_of(fi));
 	pt_release(req, ino);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }
 
 static void mfs_fsync(fuse_req_t req, UNUSED fuse_ino_t ino,
@@ -615,16 +615,16 @@ static void mfs_opendir(fuse_req_t req, fuse_ino_t ino,
 
 	r = reg_getattr(fs_of(req)->reg, ino, &a);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 		return;
 	}
 	if (!S_ISDIR(a.mode)) {
-		fuse_reply_err(req, ENOTDIR);
+		fs_reply_err(req, ENOTDIR);
 		return;
 	}
 	r = reg_opendir(fs_of(req)->reg, ino, &d);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 		return;
 	}
 	fi->fh = (uintptr_t)d;
@@ -641,7 +641,7 @@ static void mfs_releasedir(fuse_req_t req, UNUSED fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
 	reg_closedir(dir_of(fi));
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }
 
 struct dirbuf {
@@ -726,7 +726,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	d.plus = plus;
 	d.buf = malloc(size);
 	if (!d.buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	if (off < 2) {
@@ -747,7 +747,7 @@ done:
 	free(d.buf);
 	return;
 fail:
-	fuse_reply_err(req, -r);
+	fs_reply_err(req, -r);
 	free(d.buf);
 }
 
@@ -769,7 +769,7 @@ static void mfs_statfs(fuse_req_t req, UNUSED fuse_ino_t ino)
 	int r = reg_statfs(fs_of(req)->reg, &st);
 
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		fuse_reply_statfs(req, &st);
 }
@@ -792,7 +792,7 @@ static void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int r;
 
 	if (foreign_xattr(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
+		fs_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 
@@ -821,19 +821,19 @@ static void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (size == 0) {
 		n = reg_getxattr(fs->reg, ino, name, NULL, 0);
 		if (n < 0)
-			fuse_reply_err(req, (int)-n);
+			fs_reply_err(req, (int)-n);
 		else
 			fuse_reply_xattr(req, (size_t)n);
 		return;
 	}
 	buf = malloc(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	n = reg_getxattr(fs->reg, ino, name, buf, size);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		fs_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
@@ -848,19 +848,19 @@ static void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (size == 0) {
 		n = reg_listxattr(fs->reg, ino, NULL, 0);
 		if (n < 0)
-			fuse_reply_err(req, (int)-n);
+			fs_reply_err(req, (int)-n);
 		else
 			fuse_reply_xattr(req, (size_t)n);
 		return;
 	}
 	buf = malloc(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	n = reg_listxattr(fs->reg, ino, buf, size);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		fs_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
@@ -871,7 +871,7 @@ static void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct reg_caller who;
 
 	if (foreign_xattr(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
+		fs_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 
@@ -893,7 +893,7 @@ static void mfs_copy_file_range(fuse_req_t req, UNUSED fuse_ino_t ino_in,
 	n = reg_file_copy_range(file_of(fi_in), (uint64_t)off_in,
 				file_of(fi_out), (uint64_t)off_out, len);
 	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+		fs_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -909,7 +909,7 @@ static void mfs_lseek(fuse_req_t req, UNUSED fuse_ino_t ino, off_t off,
 	r = off < 0 ? -ENXIO :
 	    reg_file_lseek(file_of(fi), (uint64_t)off, whence, &pos);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fs_reply_err(req, -r);
 	else
 		fuse_reply_lseek(req, (off_t)pos);
 }

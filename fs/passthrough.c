@@ -536,7 +536,7 @@ int pt_reply_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	pthread_mutex_unlock(&pt->lock);
 	if (!pi) {
 		/* untracked, a later passthrough open could fail: refuse */
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return -ENOMEM;
 	}
 	serve_count_open(pt->cache, kind);
@@ -567,7 +567,7 @@ int pt_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
 		pi->daemon++;
 	pthread_mutex_unlock(&pt->lock);
 	if (!pi) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return -ENOMEM;
 	}
 	r = fuse_reply_create(req, e, fi);
@@ -654,14 +654,14 @@ bool pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (strcmp(name, PREFETCH_XATTR) != 0)
 		return false;
 	if (!pt) {
-		fuse_reply_err(req, ENODATA);
+		fs_reply_err(req, ENODATA);
 		return true;
 	}
 	p.cache = pt->cache;
 	r = reg_serve_files(pt->fs->reg, ino, prefetch_one, &p);
 	if (r < 0) {
 		/* not sealed content (a draft: EINVAL), or gone */
-		fuse_reply_err(req, r == -EINVAL ? EINVAL : -r);
+		fs_reply_err(req, r == -EINVAL ? EINVAL : -r);
 		return true;
 	}
 	off = serve_off(pt->cache);
@@ -678,7 +678,7 @@ bool pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		/* the value changes as copies are made: room for any */
 		fuse_reply_xattr(req, PREFETCH_VALUE_MAX);
 	else if (size < (size_t)n)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, val, (size_t)n);
 	return true;
