@@ -68,13 +68,8 @@ check "bad config: status 2, file and line named" \
 rc=$?
 check "missing config: status 2" \
 	test "$rc" -eq 2 -a "$(cat "$T/err")" = "mreg: ls: cannot read config '$T/nonexistent.conf': no such file or directory"
-if [ -n "$PG" ]; then
-	expect 1 "mreg: ls: the database '$MREG_PG_CONNINFO' holds no registry: 'mreg init' makes one" \
-		"a registry that does not exist is not made by ls" ls --store "$T/none"
-else
-	expect 1 "mreg: ls: no store at '$T/none': run 'mreg init' or give --store" \
-		"a store that does not exist is not made by ls" ls --store "$T/none"
-fi
+expect 1 "$(no_store ls "$T/none")" \
+	"a store that does not exist is not made by ls" ls --store "$T/none"
 check "... and was not created" test ! -e "$T/none"
 
 # Output that cannot be written is a failure, not a silent truncation.

@@ -66,6 +66,15 @@ PG=
 [ -z "$PG" ] || . "$S3/s3.env"
 # on_pg DESC WHY: as on_s3, in the run with every index in PostgreSQL.
 on_pg() { [ -n "$PG" ] && skip "$1" "on PostgreSQL: $2"; }
+# no_store CMD DIR: what mreg CMD says where there is no registry at DIR
+# (with the index in PostgreSQL: the database has none)
+no_store() {
+	if [ -n "$PG" ]; then
+		echo "mreg: $1: the database '$MREG_PG_CONNINFO' holds no registry: 'mreg init' makes one"
+	else
+		echo "mreg: $1: no store at '$2': run 'mreg init' or give --store"
+	fi
+}
 diag() { for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done; }
 
 # check DESC COMMAND...: ok when COMMAND succeeds.

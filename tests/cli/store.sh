@@ -9,7 +9,7 @@
 mkfile "$T/f" 4
 
 # a path where nothing is
-expect 1 "mreg: push: no store at '$T/missing': run 'mreg init' or give --store" \
+expect 1 "$(no_store push "$T/missing")" \
 	"push to a missing store: refused" --store "$T/missing" push m "$T/f"
 check "... and no store was made" test ! -e "$T/missing"
 
@@ -47,7 +47,7 @@ expect 1 "mreg: ls: '$T/f' is not a store: not a directory" \
 
 # an empty directory: only init makes a store there
 mkdir -m 755 "$T/empty"
-expect 1 "mreg: ls: no store at '$T/empty': run 'mreg init' or give --store" \
+expect 1 "$(no_store ls "$T/empty")" \
 	"ls of an empty directory: no store there" --store "$T/empty" ls
 check "... and it stays empty" test -z "$(ls -A "$T/empty")"
 expect_out "init makes a store in an empty directory" "$T/empty" \
