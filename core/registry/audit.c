@@ -12,6 +12,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <sha2.h>
 #include <stdio.h>
@@ -21,6 +23,37 @@
 #include <unistd.h>
 
 #include "log.h"
+
+/* This host's name, for every record: with the index in PostgreSQL many
+ * hosts write one trail. */
+static char host[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_init(void)
+{
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		strcpy(host, "?");
+}
+
+/* The name of uid (NSS: files, LDAP, SSSD), or NULL: numbers differ
+ * between hosts, names are what a reader of the trail knows. The last
+ * one is kept per thread. */
+static const char *user_name(uid_t uid)
+{
+	static __thread char name[256];
+	static __thread uid_t last = (uid_t)-1;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (uid == last && name[0])
+		return name;
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res ||
+	    strlen(pw.pw_name) >= sizeof(name))
+		return NULL;
+	strcpy(name, pw.pw_name);
+	last = uid;
+	return name;
+}
 
 static void add_field(struct strbuf *sb, const char *key, const char *val)
 {
@@ -57,8 +90,12 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	util_time_iso(now_ns(), true, when, sizeof(when));
 	strbuf_init(&sb);
 	strbuf_addf(&sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,\"gid\":%u,"
-		    "\"pid\":%d,\"op\":", (unsigned long long)seq, when,
+		    "\"pid\":%d", (unsigned long long)seq, when,
 		    (unsigned)who->uid, (unsigned)who->gid, (int)who->pid);
+	pthread_once(&host_once, host_init);
+	add_field(&sb, "user", user_name(who->uid));
+	add_field(&sb, "host", host);
+	strbuf_adds(&sb, ",\"op\":");
 	json_quotes(&sb, ev->op);
 	add_field(&sb, "result", ev->result ? ev->result : "ok");
 	add_field(&sb, "event", ev->event);
