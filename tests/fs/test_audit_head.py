@@ -36,6 +36,10 @@ def test_head():
     t.ok('user.mreg.head' in os.listxattr(log), 'listed by listxattr')
     r = verify_mount()
     t.eq(r.returncode, 0, 'verify through the mount: intact')
+    if t.on_pg('an edited last record fails verify through the mount',
+               'the check edits the LMDB environment by hand (cli/verify.sh '
+               'edits the PostgreSQL row)'):
+        return
     m.stop()
     db = os.path.join(m.store, 'index', 'data.mdb')
     with open(db, 'r+b') as f:
