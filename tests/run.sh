@@ -81,10 +81,11 @@ if [ -n "${MREG_TEST_S3:-}" ]; then
 		sh "$top/tests/services/pg.sh" start "$MREG_TEST_S3_DIR/pg" \
 			>/dev/null || exit 1
 		. "$MREG_TEST_S3_DIR/pg/pg.env"
-		# where it is, for every user; the password stays in the
-		# environment (PGPASSWORD, exported)
+		# where it is, for every user (over TCP: the socket's
+		# directory is the server's user's); the password stays in
+		# the environment (PGPASSWORD, exported)
 		printf 'MREG_PG_CONNINFO="host=%s port=%s dbname=%s user=%s"\n' \
-			"$PGHOST" "$PGPORT" "$PGDATABASE" "$PGUSER" \
+			"$MREG_PG_HOSTADDR" "$PGPORT" "$PGDATABASE" "$PGUSER" \
 			>>"$MREG_TEST_S3_DIR/s3.env"
 		echo "every index in PostgreSQL: $MREG_TEST_S3_DIR/pg"
 	fi

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mreg.h"
 
@@ -497,4 +498,177 @@ int cmd_gc(struct cli *c)
 		       human_size(res.bytes_kept, b, sizeof(b)),
 		       opt.threshold);
 	return EXIT_OK;
+}
+
+/* ---- hosts -------------------------------------------------------------- */
+
+struct hosts_arg {
+	struct reg_host *v;
+	size_t n, cap;
+};
+
+static int hosts_one(void *arg, const struct reg_host *h)
+{
+	struct hosts_arg *a = arg;
+
+	XGROW(a->v, a->cap, a->n);
+	a->v[a->n++] = *h;
+	return 0;
+}
+
+static int host_cmp(const void *x, const void *y)
+{
+	const struct reg_host *a = x, *b = y;
+	int c = strcmp(a->host, b->host);
+
+	return c ? c : strcmp(a->mount, b->mount);
+}
+
+/* Whether every live mount has applied change seq. */
+static bool hosts_all_seen(const struct hosts_arg *a, uint64_t seq)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (a->v[i].alive && a->v[i].applied < seq)
+			return false;
+	return true;
+}
+
+static void hosts_print(struct cli *c, const struct hosts_arg *a,
+			uint64_t head, const char *model, const char *stage,
+			uint64_t seq, const char *version)
+{
+	int64_t now = now_ns();
+	struct json j;
+	size_t i;
+
+	if (c->json) {
+		json_init(&j, stdout);
+		json_obj_begin(&j);
+		json_key(&j, "head");
+		json_u64(&j, head);
+		if (model) {
+			json_key(&j, "change");
+			json_obj_begin(&j);
+			json_key(&j, "model");
+			json_str(&j, model);
+			json_key(&j, "stage");
+			json_str(&j, stage);
+			json_key(&j, "version");
+			json_str(&j, version);
+			json_key(&j, "seq");
+			json_u64(&j, seq);
+			json_obj_end(&j);
+			json_key(&j, "all_seen");
+			json_bool(&j, hosts_all_seen(a, seq));
+		}
+		json_key(&j, "hosts");
+		json_arr_begin(&j);
+		for (i = 0; i < a->n; i++) {
+			const struct reg_host *h = &a->v[i];
+
+			json_obj_begin(&j);
+			json_key(&j, "host");
+			json_str(&j, h->host);
+			json_key(&j, "pid");
+			json_i64(&j, h->pid);
+			json_key(&j, "mount");
+			json_str(&j, h->mount);
+			json_key(&j, "alive");
+			json_bool(&j, h->alive);
+			json_key(&j, "applied");
+			json_u64(&j, h->applied);
+			json_key(&j, "lag");
+			json_u64(&j, head > h->applied ? head - h->applied : 0);
+			json_key(&j, "age_s");
+			json_double(&j, (double)(now - h->time_ns) / 1e9);
+			if (model) {
+				json_key(&j, "seen");
+				json_bool(&j, h->applied >= seq);
+			}
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_obj_end(&j);
+		json_finish(&j);
+		return;
+	}
+	if (c->quiet)
+		return;
+	if (model)
+		printf("%s/%s: version %s, change %llu\n", model, stage,
+		       *version ? version : "(none)",
+		       (unsigned long long)seq);
+	printf("%-20s %8s  %-28s %8s %6s %8s  %s\n", "HOST", "PID", "MOUNT",
+	       "APPLIED", "LAG", "SAID", model ? "SEEN" : "STATE");
+	for (i = 0; i < a->n; i++) {
+		const struct reg_host *h = &a->v[i];
+		char age[32];
+
+		snprintf(age, sizeof(age), "%.0fs", (double)(now - h->time_ns)
+			 / 1e9);
+		printf("%-20s %8d  %-28s %8llu %6llu %8s  %s\n", h->host,
+		       h->pid, h->mount, (unsigned long long)h->applied,
+		       (unsigned long long)(head > h->applied ?
+					    head - h->applied : 0), age,
+		       !h->alive ? "gone" : !model ? "live" :
+		       h->applied >= seq ? "yes" : "no");
+	}
+}
+
+int cmd_hosts(struct cli *c)
+{
+	const char *model = c->nargs > 0 ? c->args[0] : NULL;
+	const char *stage = c->nargs > 1 ? c->args[1] : NULL;
+	const char *wait = opt_get(c, OPT_WAIT);
+	struct hosts_arg a = { 0 };
+	char version[129] = "";
+	uint64_t head = 0, seq = 0;
+	double secs = 0;
+	int64_t until;
+	char *end;
+	int r;
+
+	if ((r = be_needs_store(c)))
+		return r;
+	if (c->nargs == 1)
+		return usage_err(c, "give MODEL and STAGE, or neither");
+	if (wait) {
+		errno = 0;
+		secs = strtod(wait, &end);
+		if (!*wait || *end || errno || !(secs >= 0 && secs <= 86400))
+			return usage_err(c, "--wait takes seconds (0 to "
+					 "86400), not '%s'", wait);
+		if (!model)
+			return usage_err(c, "--wait needs MODEL and STAGE");
+	}
+	if (model) {
+		r = reg_stage_change_seq(c->reg, model, stage, &seq, version,
+					 sizeof(version));
+		if (r == -ENOENT)
+			return fail(c, "no change of stage '%s' of model '%s' "
+				    "in the audit trail", stage, model);
+		if (r < 0)
+			return fail_errno(c, r, SUBJ(.model = model));
+	}
+	until = now_ns() + (int64_t)(secs * 1e9);
+	for (;;) {
+		a.n = 0;
+		r = reg_audit_head(c->reg, &head);
+		if (r == 0)
+			r = reg_hosts(c->reg, hosts_one, &a);
+		if (r < 0) {
+			free(a.v);
+			return fail_errno(c, r, SUBJ(.model = NULL));
+		}
+		if (!model || hosts_all_seen(&a, seq) || now_ns() >= until)
+			break;
+		usleep(200000);
+	}
+	qsort(a.v, a.n, sizeof(*a.v), host_cmp);
+	hosts_print(c, &a, head, model, stage, seq, version);
+	r = model && !hosts_all_seen(&a, seq) ? EXIT_FAIL : EXIT_OK;
+	free(a.v);
+	return r;
 }

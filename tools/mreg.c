@@ -180,6 +180,13 @@ static const struct optdef prefetch_opts[] = {
 	{ NULL, 0, false, 0, NULL },
 };
 
+static const struct optdef hosts_opts[] = {
+	{ "wait", 0, true, OPT_WAIT,
+	  "--wait SECONDS      wait until every live mount has seen the\n"
+	  "                      change of MODEL STAGE (at most SECONDS)" },
+	{ NULL, 0, false, 0, NULL },
+};
+
 static int cmd_help(struct cli *c);
 
 static const struct cmd commands[] = {
@@ -284,6 +291,18 @@ static const struct cmd commands[] = {
 	  "could not run. The store is only read; a damaged hydrated copy\n"
 	  "in the serving cache ([serve] path) is removed (mregfs then\n"
 	  "serves that file from the store, every read checked)." },
+	{ "hosts", NULL, cmd_hosts, hosts_opts, 0, 2, true, false,
+	  "[MODEL STAGE [--wait SECONDS]]",
+	  "list the mounts of the registry and which changes each has seen",
+	  "Each mregfs of the registry (every host's, with [index] backend\n"
+	  "= postgres) says every 2 s which audit record it has applied: a\n"
+	  "new open through it sees every change up to that one. Lists\n"
+	  "host, pid, mount point, that record (APPLIED), how far it is\n"
+	  "behind the last one (LAG), when it said so, and whether it lives\n"
+	  "(a mount that died is 'gone', its line removed a minute on). With\n"
+	  "MODEL STAGE: the last change of the stage, and whether each mount\n"
+	  "has seen it; exits 0 when every live mount has, else 1 (--wait:\n"
+	  "after waiting up to SECONDS for them). Needs the store itself." },
 	{ "prefetch", NULL, cmd_prefetch, prefetch_opts, 2, 2, true, false,
 	  "MODEL STAGE|VERSION [--no-wait]",
 	  "ready a version on this host: its chunks cached, files hydrated",

@@ -432,6 +432,7 @@ int cmd_fsck(struct cli *c);
 int cmd_gc(struct cli *c);
 int cmd_policy(struct cli *c);
 int cmd_prefetch(struct cli *c);
+int cmd_hosts(struct cli *c);
 
 /* ---- mreg-serve.c: the serving cache ---- */
 /* stats: the serving cache (a "serving_cache" member of j, or text when j
@@ -456,7 +457,7 @@ enum {
 	OPT_VERSION, OPT_METRIC, OPT_TAG, OPT_PARAM, OPT_LINEAGE,
 	OPT_DESCRIPTION, OPT_OUTPUT, OPT_STAGE, OPT_SINCE, OPT_MODEL,
 	OPT_USER, OPT_FULL, OPT_VERIFY, OPT_ALL, OPT_THRESHOLD, OPT_NONE,
-	OPT_HEAD, OPT_NO_WAIT,
+	OPT_HEAD, OPT_NO_WAIT, OPT_WAIT,
 };
 
 #endif

@@ -689,8 +689,10 @@ void reg_close(struct reg_registry *reg)
 	if (!reg)
 		return;
 	reg_prefetcher_stop(reg);
-	if (reg->ix)
+	if (reg->ix) {
 		reg_refusals_flush(reg, true);
+		reg_hosts_close(reg);
+	}
 	hooks_stop(reg->hooks);
 	reg_files_close(reg);
 	reg_tables_free(reg);
@@ -753,4 +755,5 @@ void reg_tick(struct reg_registry *reg)
 		log_err(r, "cannot remove files left by dead processes");
 	reg_refusals_flush(reg, false);
 	reg_prefetcher_tick(reg);
+	reg_hosts_tick(reg);
 }

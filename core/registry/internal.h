@@ -111,6 +111,12 @@ struct reg_registry {
 	pthread_mutex_t writers_lock; /* guards writer_refs */
 	struct writer_ref *writer_refs; /* drafts written here, counted */
 
+	/* hosts.c: this mount's record (daemons only) */
+	uint64_t hosts_head;      /* the audit head read at the last tick */
+	bool hosts_said;          /* a record was written */
+	int64_t hosts_pruned;     /* when gone mounts' records were last
+				     looked for */
+
 	pthread_mutex_t refusal_lock;
 	struct refusal *refusals; /* recent refusals, coalesced (audit.c) */
 
@@ -444,6 +450,13 @@ void reg_writers_leave(struct reg_registry *reg, uint64_t version);
  * (which nobody can open for writing until the transaction ended), else
  * -EBUSY after waiting a moment. */
 int reg_writers_none_txn(struct idx_txn *t, uint64_t version);
+
+/* ---- hosts.c ---- */
+/* A daemon's tick: its record of what it has applied; gone mounts'
+ * records out, now and then. */
+void reg_hosts_tick(struct reg_registry *reg);
+/* Its record out (a clean close). */
+void reg_hosts_close(struct reg_registry *reg);
 
 /* ---- stages.c ---- */
 /* Seals version v (in t): computes size, digest, flags. 0, or -EALREADY. */

@@ -665,6 +665,35 @@ int reg_audit(struct reg_registry *reg, uint64_t since,
 	      int (*fn)(void *arg, uint64_t seq, const char *json, size_t len),
 	      void *arg);
 
+/* The sequence number of the last audit record (0: none). */
+int reg_audit_head(struct reg_registry *reg, uint64_t *ret);
+
+/* The mounts of the registry (every host's, with the index in
+ * PostgreSQL): each daemon says at every tick (2 s) which changes it has
+ * applied: a new open through it sees every change up to that audit
+ * sequence number (registry/hosts.c). */
+struct reg_host {
+	char host[256];           /* its host name */
+	char mount[4096];         /* its mount point */
+	int pid;
+	uint64_t token;           /* its life token */
+	uint64_t applied;         /* audit seq it has applied (0: none yet) */
+	int64_t time_ns;          /* when it said so (its clock) */
+	bool alive;               /* its process lives (else: gone, its
+				     record removed a minute on) */
+};
+/* Calls fn with each mount's record, in no set order. fn returns 0 to go
+ * on, a negative errno to stop (returned). */
+int reg_hosts(struct reg_registry *reg,
+	      int (*fn)(void *arg, const struct reg_host *h), void *arg);
+/* The audit sequence number of the last change of model's stage (a
+ * promotion, a rollback, a removal), looked for back from the head among
+ * the last million records: 0 and *ret_seq (the version it was set to in
+ * version, "" for none), or -ENOENT. */
+int reg_stage_change_seq(struct reg_registry *reg, const char *model,
+			 const char *stage, uint64_t *ret_seq,
+			 char *version, size_t vlen);
+
 /* The audit chain's check, pure: fed the records (from the index, or the
  * lines of .mreg/audit.log through a mount) and the head kept beside the
  * chain, it finds what reg_audit_verify() reports. Every record's "prev"

@@ -7,7 +7,8 @@ postgres) and the chunks in a real radosgw ([store] backend = s3):
     consecutive version numbers, none lost, none reused, each with the
     bytes copied;
   - a promotion through one mount (ln -sfn) is seen by a new open
-    through the others;
+    through the others; `mreg hosts` lists the three mounts and says
+    that each has seen it (and a killed one as gone);
   - a stage policy set through one host's CLI is enforced on every host,
     by every route (the mount: EACCES; the CLI: a refusal), and audited;
   - a draft written through one mount cannot be sealed from another host
@@ -158,6 +159,36 @@ def test_promote(h):
              'within 2 s' % i)
 
 
+def hosts_json(h, i, *args):
+    r = h.cli(i, 'hosts', '--json', *args)
+    try:
+        return r.returncode, json.loads(r.stdout)
+    except ValueError:
+        return r.returncode, {'error': r.stderr}
+
+
+def test_hosts(h):
+    """mreg hosts: every mount, and whether it has seen the promotion."""
+    def listed():
+        d = hosts_json(h, 2)[1]
+        return (sorted(x['mount'] for x in d.get('hosts', [])
+                       if x['alive']) == sorted(m.mnt for m in h.m))
+    # each says so at its tick (2 s), which a burst of work may delay
+    t.ok(seen_within(listed, 10, timeout=30),
+         'mreg hosts lists the three mounts, alive', hosts_json(h, 2)[1])
+    rc, d = hosts_json(h, 2, 'm', 'Production', '--wait', '20')
+    t.ok(rc == 0 and d.get('all_seen') is True and
+         d.get('change', {}).get('version') == '3',
+         'mreg hosts m Production --wait: every mount has seen the '
+         'promotion to version 3 (exit 0)', d)
+    t.ok(all(x['seen'] and x['applied'] >= d['change']['seq']
+             for x in d.get('hosts', [])),
+         '... each mount\'s applied change is at or past it')
+    r = h.cli(0, 'hosts')
+    t.ok(r.returncode == 0 and r.stdout.count(' live') == HOSTS,
+         'mreg hosts prints one line per mount', r.stdout + r.stderr)
+
+
 def test_policy(h):
     r = h.cli(1, 'policy', 'set', 'Production', 'require_stage=Staging')
     t.ok(r.returncode == 0, 'host 1 sets a policy: Production requires '
@@ -273,6 +304,16 @@ def test_kill(h, src):
     time.sleep(1)
     t.eq(versions(h.model(1, 'm')), before,
          'host 1 sees no new version: the killed write registered nothing')
+    dead = h.m[0].pid()
+
+    def gone():
+        d = hosts_json(h, 1)[1]
+        return [x['alive'] for x in d.get('hosts', [])
+                if x['pid'] == dead] == [False]
+    # a server started less than 15 s ago counts every lock as held
+    t.ok(seen_within(gone, 20, timeout=30),
+         'mreg hosts shows the killed mount as gone',
+         hosts_json(h, 1)[1])
     h.m[0].proc = None
     h.m[0].start()
     t.eq(versions(h.model(0, 'm')), before, 'host 0 mounts again, and '
@@ -341,6 +382,7 @@ def main():
                 t.ok(True, 'three hosts mount it')
                 t.run('registration', test_register, h, src)
                 t.run('promotion', test_promote, h)
+                t.run('hosts', test_hosts, h)
                 t.run('policy', test_policy, h)
                 t.run('writers', test_writer, h)
                 t.run('pins', test_pins, h, src)

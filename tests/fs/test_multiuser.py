@@ -599,6 +599,10 @@ def flip_stored(text):
 
 
 def test_tamper():
+    if t.on_pg('an edited audit record is found', 'the check edits the '
+               'LMDB environment by hand (cli/verify.sh edits the '
+               'PostgreSQL row)'):
+        return
     recs = audit()
     mid = [x for x in recs if x.get('result') == 'refused' and
            x.get('uid') == U['ds'].uid][0]

@@ -28,8 +28,10 @@
 #include "log.h"
 #include "util.h"
 
-/* Seconds after a server start during which every lock counts as held. */
-#define GRACE_S 60
+/* Seconds after a server start during which every lock counts as held:
+ * a daemon takes its locks again at its next tick (2 s) once the server
+ * answers. */
+#define GRACE_S 15
 
 static void session_drop(struct pg_db *db)
 {

@@ -153,10 +153,11 @@ static int schema_txn(struct pg_db *db, struct pg_conn *c, uint64_t deadline)
 	r = exec_logged(c, db->base.read_only ? "BEGIN" :
 			"BEGIN; SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
 			deadline, NULL);
-	/* under the lock: two hosts making it at once would collide */
+	/* under the lock: two hosts making it at once would collide (and
+	   without a NOTICE when it exists) */
 	if (r == 0 && db->schema && !db->base.read_only) {
-		snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s",
-			 db->schema);
+		snprintf(sql, sizeof(sql), "SET LOCAL client_min_messages = "
+			 "warning; CREATE SCHEMA IF NOT EXISTS %s", db->schema);
 		r = exec_logged(c, sql, deadline, NULL);
 	}
 	if (r == 0)
