@@ -821,6 +821,42 @@ int mount_version_info(struct mreg_mount *m, const char *model,
 	return versions_of(m, model, version, fn, arg);
 }
 
+/* Fills mi's stages from MODEL/stages (each a symlink "../V", in name
+ * order) and calls fn. */
+static int model_stages_call(const char *model_dir,
+			     struct reg_model_info *mi,
+			     int (*fn)(void *arg,
+				       const struct reg_model_info *mi),
+			     void *arg)
+{
+	autofree char *sd = xasprintf("%s/stages", model_dir);
+	char **st = NULL, **vs;
+	size_t ns = 0, i;
+	int r;
+
+	if (list_dir(sd, &st, &ns) < 0)
+		ns = 0;
+	vs = xcalloc(ns + 1, sizeof(*vs));
+	for (i = 0; i < ns; i++) {
+		autofree char *lp = xasprintf("%s/%s", sd, st[i]);
+		char buf[4096];
+		ssize_t n = readlink(lp, buf, sizeof(buf) - 1);
+
+		buf[n > 0 ? n : 0] = '\0';
+		vs[i] = xstrdup(strncmp(buf, "../", 3) ? buf : buf + 3);
+	}
+	mi->nstages = ns;
+	mi->stages = (const char *const *)st;
+	mi->stage_versions = (const char *const *)vs;
+	r = fn(arg, mi);
+	for (i = 0; i < ns; i++)
+		free(vs[i]);
+	free(vs);
+	if (ns)
+		names_free(st, ns);
+	return r;
+}
+
 int mount_models(struct mreg_mount *m,
 		 int (*fn)(void *arg, const struct reg_model_info *mi),
 		 void *arg)
@@ -851,7 +887,7 @@ int mount_models(struct mreg_mount *m,
 		}
 		mi.created = xget_time(p, "created");
 		mi.creator = st.st_uid;
-		r = fn(arg, &mi);
+		r = model_stages_call(p, &mi, fn, arg);
 	}
 	names_free(names, n);
 	return r;

@@ -212,6 +212,8 @@ struct mlist {
 		uint32_t nversions;
 		int64_t created;
 		uid_t creator;
+		char **stages, **versions;
+		size_t nstages;
 	} *m;
 	size_t n, cap;
 };
@@ -219,12 +221,20 @@ struct mlist {
 static int mlist_fn(void *arg, const struct reg_model_info *m)
 {
 	struct mlist *l = arg;
+	size_t i;
 
 	XGROW(l->m, l->cap, l->n);
 	l->m[l->n].name = xstrdup(m->name);
 	l->m[l->n].nversions = m->nversions;
 	l->m[l->n].created = m->created;
 	l->m[l->n].creator = m->creator;
+	l->m[l->n].nstages = m->nstages;
+	l->m[l->n].stages = xcalloc(m->nstages + 1, sizeof(char *));
+	l->m[l->n].versions = xcalloc(m->nstages + 1, sizeof(char *));
+	for (i = 0; i < m->nstages; i++) {
+		l->m[l->n].stages[i] = xstrdup(m->stages[i]);
+		l->m[l->n].versions[i] = xstrdup(m->stage_versions[i]);
+	}
 	l->n++;
 	return 0;
 }
@@ -234,7 +244,7 @@ static int ls_models(struct cli *c)
 	struct mlist ml = { 0 };
 	struct table t;
 	struct json j;
-	size_t i, k, s;
+	size_t i, k;
 	int r;
 
 	r = be_models(c, mlist_fn, &ml);
@@ -250,62 +260,44 @@ static int ls_models(struct cli *c)
 		table_row(&t, "MODEL", "VERSIONS", "STAGES", "CREATED");
 	}
 	for (i = 0; i < ml.n; i++) {
-		struct vlist vl = { 0 };
+		const struct minfo *mi = &ml.m[i];
 		char n[32], tm[64], u[256], a[1024];
 
-		/* The stages come with the versions they point at. */
-		r = be_versions(c, ml.m[i].name, vlist_fn, &vl);
-		if (r < 0 && r != -ENOENT) {
-			vlist_release(&vl);
-			r = fail_errno(c, r, SUBJ(.model = ml.m[i].name));
-			if (!c->json)
-				table_release(&t);
-			goto out;
-		}
 		if (c->json) {
 			json_obj_begin(&j);
 			json_key(&j, "model");
-			json_str(&j, ml.m[i].name);
+			json_str(&j, mi->name);
 			json_key(&j, "versions");
-			json_u64(&j, ml.m[i].nversions);
+			json_u64(&j, mi->nversions);
 			json_key(&j, "stages");
 			json_obj_begin(&j);
-			for (k = 0; k < vl.n; k++)
-				for (s = 0; s < vl.v[k].nstages; s++) {
-					json_key(&j, vl.v[k].stages[s]);
-					json_str(&j, vl.v[k].name);
-				}
+			for (k = 0; k < mi->nstages; k++) {
+				json_key(&j, mi->stages[k]);
+				json_str(&j, mi->versions[k]);
+			}
 			json_obj_end(&j);
 			json_key(&j, "created");
-			json_str(&j, iso_time(ml.m[i].created, tm,
-					      sizeof(tm)));
+			json_str(&j, iso_time(mi->created, tm, sizeof(tm)));
 			json_key(&j, "creator");
-			json_str(&j, util_uid_name(ml.m[i].creator, u,
-					       sizeof(u)));
+			json_str(&j, util_uid_name(mi->creator, u, sizeof(u)));
 			json_obj_end(&j);
 		} else {
 			char *stages = NULL;
 			size_t len = 0;
-			bool first = true;
 			FILE *f = open_memstream(&stages, &len);
 
 			if (!f)
 				die_oom();
-			for (k = 0; k < vl.n; k++)
-				for (s = 0; s < vl.v[k].nstages; s++) {
-					fprintf(f, "%s%s=%s", first ? "" : ",",
-						vl.v[k].stages[s],
-						vl.v[k].name);
-					first = false;
-				}
+			for (k = 0; k < mi->nstages; k++)
+				fprintf(f, "%s%s=%s", k ? "," : "",
+					mi->stages[k], mi->versions[k]);
 			fclose(f);
-			snprintf(n, sizeof(n), "%u", ml.m[i].nversions);
-			table_row(&t, human_str(ml.m[i].name, a, sizeof(a)),
+			snprintf(n, sizeof(n), "%u", mi->nversions);
+			table_row(&t, human_str(mi->name, a, sizeof(a)),
 				  n, len ? stages : NULL,
-				  iso_time(ml.m[i].created, tm, sizeof(tm)));
+				  iso_time(mi->created, tm, sizeof(tm)));
 			free(stages);
 		}
-		vlist_release(&vl);
 	}
 	if (c->json) {
 		json_arr_end(&j);
@@ -316,8 +308,15 @@ static int ls_models(struct cli *c)
 	}
 	r = EXIT_OK;
 out:
-	for (i = 0; i < ml.n; i++)
+	for (i = 0; i < ml.n; i++) {
+		for (k = 0; k < ml.m[i].nstages; k++) {
+			free(ml.m[i].stages[k]);
+			free(ml.m[i].versions[k]);
+		}
+		free(ml.m[i].stages);
+		free(ml.m[i].versions);
 		free(ml.m[i].name);
+	}
 	free(ml.m);
 	return r;
 }

@@ -31,12 +31,59 @@ static int count_versions(void *arg, const struct idx_val *k,
 	return 0;
 }
 
+/* A model's stages and the versions they point at: read from its stages
+ * directory (a few entries), not from its versions (maybe a million). */
+struct model_stages {
+	struct idx_txn *t;
+	char (*names)[REG_STAGE_MAX + 1];
+	char (*versions)[REG_NAME_MAX + 1];
+	const char **np, **vp;
+	size_t n, cap;
+	int err;
+};
+
+static int model_stage_one(void *arg, const struct idx_val *k,
+			   const struct idx_val *v)
+{
+	struct model_stages *s = arg;
+	struct inode_rec st, ver;
+	size_t len = k->len - 8;
+
+	if (len > REG_STAGE_MAX)
+		return 0;
+	if ((s->err = reg_entry_inode_txn(s->t, v, &st)) < 0)
+		return s->err;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 8;
+		void *a = reallocarray(s->names, cap, sizeof(*s->names));
+
+		if (a)
+			s->names = a;
+		a = a ? reallocarray(s->versions, cap, sizeof(*s->versions)) :
+		    NULL;
+		if (!a)
+			return s->err = -ENOMEM;
+		s->versions = a;
+		s->cap = cap;
+	}
+	memcpy(s->names[s->n], (const char *)k->data + 8, len);
+	s->names[s->n][len] = '\0';
+	s->versions[s->n][0] = '\0';
+	if (st.target && reg_inode_get_txn(s->t, st.target, &ver) == 0)
+		strlcpy(s->versions[s->n], ver.name, sizeof(s->versions[0]));
+	s->n++;
+	return 0;
+}
+
 static int model_one(void *arg, UNUSED const struct idx_val *k,
 		     const struct idx_val *v)
 {
 	struct model_list *a = arg;
+	struct model_stages ms = { .t = a->t };
 	struct reg_model_info mi;
 	struct inode_rec m;
+	size_t i;
+	int r;
 
 	if ((a->err = reg_entry_inode_txn(a->t, v, &m)) < 0)
 		return a->err;
@@ -46,7 +93,27 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 	reg_entries_scan_txn(a->t, m.ino, count_versions, &mi.nversions);
 	mi.created = m.btime / 1000000000;
 	mi.creator = m.uid;
-	return a->fn(a->arg, &mi);
+	if (m.stages_ino)
+		reg_entries_scan_txn(a->t, m.stages_ino, model_stage_one, &ms);
+	if (ms.err == 0 && ms.n) {
+		ms.np = calloc(ms.n, sizeof(*ms.np));
+		ms.vp = calloc(ms.n, sizeof(*ms.vp));
+		if (!ms.np || !ms.vp)
+			ms.err = -ENOMEM;
+		for (i = 0; ms.np && ms.vp && i < ms.n; i++) {
+			ms.np[i] = ms.names[i];
+			ms.vp[i] = ms.versions[i];
+		}
+	}
+	mi.nstages = ms.n;
+	mi.stages = ms.np;
+	mi.stage_versions = ms.vp;
+	r = ms.err < 0 ? (a->err = ms.err) : a->fn(a->arg, &mi);
+	free(ms.names);
+	free(ms.versions);
+	free(ms.np);
+	free(ms.vp);
+	return r;
 }
 
 static int models_txn(struct idx_txn *t, void *arg)

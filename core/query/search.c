@@ -740,3 +740,30 @@ bool search_match(const struct search_query *sq, search_getter get,
 		return false;
 	return match(sq->root, sq, get, arg);
 }
+
+/* A comparison that every match must pass: the root, or a member of the
+ * root's "and". */
+static const char *fixed_in(const struct node *n, const char *field)
+{
+	if (n->kind != N_CMP || n->cmp.op != OP_EQ || n->cmp.lit_num ||
+	    strcmp(n->cmp.field, field) != 0)
+		return NULL;
+	return n->cmp.lit;
+}
+
+const char *search_fixed(const struct search_query *sq, const char *field)
+{
+	const struct node *root;
+	const char *v;
+	size_t i;
+
+	if (!sq || !field)
+		return NULL;
+	root = sq->root;
+	if (root->kind != N_AND)
+		return fixed_in(root, field);
+	for (i = 0; i < root->list.n; i++)
+		if ((v = fixed_in(root->list.kids[i], field)))
+			return v;
+	return NULL;
+}

@@ -79,4 +79,11 @@ typedef void (*search_getter)(void *arg, const char *field,
 bool search_match(const struct search_query *sq, search_getter get,
 		  void *arg);
 
+/* The value every match must have for field: when the query is, or is an
+ * "and" of, a comparison `field = "value"` (a value that is not a number,
+ * so compared as a string: only that exact value matches), that value;
+ * else NULL. Lets a search of `name = churn and ...` read one model, not
+ * every model. */
+const char *search_fixed(const struct search_query *sq, const char *field);
+
 #endif

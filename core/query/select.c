@@ -97,10 +97,23 @@ static int search_model(void *arg, UNUSED const struct idx_val *k,
 static int search_txn(struct idx_txn *t, void *arg)
 {
 	struct search_arg *a = arg;
+	const char *name = search_fixed(a->q, "name");
+	int r;
 
 	a->t = t;
-	reg_entries_scan_txn(t, REG_MODELS_INO, search_model, a);
-	return a->err;
+	a->err = 0;
+	if (!name) {
+		reg_entries_scan_txn(t, REG_MODELS_INO, search_model, a);
+		return a->err;
+	}
+	/* `name = M and ...`: the versions of M alone */
+	r = reg_model_get_txn(t, name, &a->m);
+	if (r == -ENOENT || r == -EINVAL)
+		return 0;
+	if (r < 0)
+		return r;
+	r = reg_entries_scan_txn(t, a->m.ino, search_version, a);
+	return a->err < 0 ? a->err : r < 0 ? r : 0;
 }
 
 int reg_search(struct reg_registry *reg, const char *query, char *err,

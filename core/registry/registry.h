@@ -587,6 +587,11 @@ struct reg_model_info {
 	uint32_t nversions;
 	int64_t created;
 	uid_t creator;
+	/* its stages, in name order, and the version each points at (""
+	 * for none): valid during the callback */
+	size_t nstages;
+	const char *const *stages;
+	const char *const *stage_versions;
 };
 int reg_models(struct reg_registry *reg,
 	       int (*fn)(void *arg, const struct reg_model_info *m), void *arg);

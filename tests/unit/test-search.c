@@ -591,8 +591,45 @@ static void test_locale(void)
 	setlocale(LC_NUMERIC, "C");
 }
 
+/* The value a query fixes for a field, which lets a search read one model:
+ * only where every match must have exactly that string. */
+static void test_fixed(void)
+{
+	static const struct {
+		const char *q, *field, *want;
+	} c[] = {
+		{ "name = churn", "name", "churn" },
+		{ "name = churn and version = 50", "name", "churn" },
+		{ "version = 50 and (tag.a = b) and name = 'x y'", "name",
+		  "x y" },
+		{ "name = churn or name = ranker", "name", NULL },
+		{ "not name = churn", "name", NULL },
+		{ "name != churn", "name", NULL },
+		{ "name like 'ch*'", "name", NULL },
+		{ "name = 42", "name", NULL },        /* 042 matches too */
+		{ "(name = churn and version = 1) or version = 2", "name",
+		  NULL },
+		{ "version = 50", "name", NULL },
+		{ "stage = Production and name = m", "stage", "Production" },
+	};
+	struct search_query *sq;
+	const char *got;
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		CHECK(search_parse(c[i].q, &sq, NULL, 0) == 0, "parse %s",
+		      c[i].q);
+		got = search_fixed(sq, c[i].field);
+		CHECK(c[i].want ? got && strcmp(got, c[i].want) == 0 : !got,
+		      "search_fixed(%s, %s): %s", c[i].q, c[i].field,
+		      got ? got : "NULL");
+		search_free(sq);
+	}
+}
+
 int main(void)
 {
+	test_fixed();
 	test_basic();
 	test_example();
 	test_precedence();
