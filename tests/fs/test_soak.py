@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, S3, Mount, Tap, pattern  # noqa: E402
+from mountlib import MREG, PG, S3, Mount, Tap, pattern  # noqa: E402
 
 CYCLES = int(os.environ.get('MREG_SOAK_CYCLES', '100000'))
 NFILES = 10000
@@ -233,8 +233,13 @@ def test_leaks():
                     cur = ' '.join(p[5:]) or '[anon]'
                 elif p[0] == 'Rss:' and int(p[1]) >= 256:
                     t.diag('  %6s KiB %s' % (p[1], cur))
-    t.ok(abs(f1 - base_fds) <= base_fds * 0.1, 'the daemon\'s descriptors '
-         'return within 10%% (%d -> %d)' % (base_fds, f1))
+    # with the index in PostgreSQL the daemon keeps the connections a
+    # burst opened (a pool of [postgres] connections, 8)
+    slack = base_fds * 0.1 + (8 if PG else 0)
+    t.ok(abs(f1 - base_fds) <= slack, 'the daemon\'s descriptors '
+         'return within 10%% (%d -> %d%s)' % (base_fds, f1,
+                                             ', and the database\'s pool'
+                                             if PG else ''))
     what = 'the daemon\'s RSS returns within 10%% (%d KiB -> %d KiB)' % (
         base_rss, r1)
     if sanitized(pid):
@@ -400,6 +405,10 @@ def paced_writes(seconds, start, rate=200):
 
 
 def test_killed_readers():
+    if t.on_pg('killed readers leave no reader slot behind',
+               'the check watches the LMDB environment\'s size; '
+               'PostgreSQL has no reader slots'):
+        return
     data = os.path.join(m.store, 'index', 'data.mdb')
     env = dict(m.env, MREG_STORE=m.store)
     writes(300, 0)                       # the index settles
