@@ -756,4 +756,6 @@ void reg_tick(struct reg_registry *reg)
 	reg_refusals_flush(reg, false);
 	reg_prefetcher_tick(reg);
 	reg_hosts_tick(reg);
+	if (reg->mount)
+		reg_hooks_tick(reg);
 }

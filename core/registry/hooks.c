@@ -233,7 +233,8 @@ static void report(struct hooks *h, const struct hook_ev *ev,
 	pthread_mutex_lock(&h->lock);
 	h->counts[res]++;
 	pthread_mutex_unlock(&h->lock);
-	if (h->report && (res == HOOK_FAILED || res == HOOK_DROPPED))
+	if (h->report && (res == HOOK_FAILED || res == HOOK_DROPPED ||
+			  ev->qid))
 		h->report(h->report_arg, ev, hooks_result_name(res), reason);
 }
 

@@ -56,6 +56,8 @@ struct hook_ev {
 	uid_t uid;              /* who made the change */
 	gid_t gid;
 	pid_t pid;
+	uint64_t qid;           /* its record in the registry's queue (0:
+				   none): reported whatever the outcome */
 };
 
 /* What became of a hook. */
@@ -78,7 +80,8 @@ struct hooks;
 
 /* Starts the runner (cfg gives the timeout; every other call takes NULL).
  * store is the store directory (MREG_STORE); report, which may be NULL,
- * hears of drops and failures. Each run checks the event's program
+ * hears of drops and failures, and of every outcome of an event with a
+ * qid. Each run checks the event's program
  * (config_program_trusted()). -EINVAL, -ENOMEM, -errno of pthread_create. */
 int hooks_start(const struct mreg_config *cfg, const char *store,
 		hook_report_fn *report, void *arg, struct hooks **ret);

@@ -451,6 +451,11 @@ void reg_writers_leave(struct reg_registry *reg, uint64_t version);
  * -EBUSY after waiting a moment. */
 int reg_writers_none_txn(struct idx_txn *t, uint64_t version);
 
+/* ---- txn.c ---- */
+/* A daemon's tick: the hooks that processes which died left in the
+ * registry's queue, taken over and run here. */
+void reg_hooks_tick(struct reg_registry *reg);
+
 /* ---- hosts.c ---- */
 /* A daemon's tick: its record of what it has applied; gone mounts'
  * records out, now and then. */

@@ -43,9 +43,71 @@ void reg_note_txn(enum hook_event event, const char *model, const char *version,
 }
 
 struct txn_tramp {
+	struct reg_registry *reg;
 	int (*fn)(struct idx_txn *, void *);
 	void *arg;
 };
+
+/* ---- the queue of hooks in the registry ----------------------------------
+ * A hook must run once for the whole registry, even when the process that
+ * made the change (on any host) dies before it ran. So each event is also
+ * a record of META "hookq/" + be64 qid, written in the transaction of the
+ * change: the life token of the process that runs it, and the event. The
+ * record goes when the hook ended, whatever the outcome. A daemon's tick
+ * takes over the records of dead processes (reg_hooks_tick): a hook whose
+ * process died while it ran may run a second time, never not at all. */
+#define HOOKQ_PREFIX "hookq/"
+#define HOOKQ_KEY_LEN (sizeof(HOOKQ_PREFIX) - 1 + 8)
+#define META_HOOKQ_NEXT "hookq_next"
+#define HOOKQ_FORMAT 1
+#define HOOKQ_REC_LEN (1 + 8 + sizeof(struct hook_ev))
+/* Records a tick takes over at most. */
+#define HOOKQ_TAKE_MAX 64
+
+static void hookq_key(uint8_t k[HOOKQ_KEY_LEN], uint64_t qid)
+{
+	memcpy(k, HOOKQ_PREFIX, sizeof(HOOKQ_PREFIX) - 1);
+	be64_put(k + sizeof(HOOKQ_PREFIX) - 1, qid);
+}
+
+static int hookq_put_txn(struct idx_txn *t, uint64_t owner,
+			 const struct hook_ev *ev)
+{
+	uint8_t k[HOOKQ_KEY_LEN], rec[HOOKQ_REC_LEN];
+
+	hookq_key(k, ev->qid);
+	rec[0] = HOOKQ_FORMAT;
+	memcpy(rec + 1, &owner, 8);
+	memcpy(rec + 9, ev, sizeof(*ev));
+	return idx_put(t, IDX_META, k, sizeof(k), rec, sizeof(rec), 0);
+}
+
+/* The next qid, taken. */
+static int hookq_next_txn(struct idx_txn *t, uint64_t *ret)
+{
+	struct idx_val v;
+	uint64_t next = 1;
+	int r;
+
+	r = idx_get(t, IDX_META, META_HOOKQ_NEXT, strlen(META_HOOKQ_NEXT), &v);
+	if (r == 0 && v.len == 8)
+		memcpy(&next, v.data, 8);
+	else if (r < 0 && r != -ENOENT)
+		return r;
+	*ret = next++;
+	return idx_put(t, IDX_META, META_HOOKQ_NEXT, strlen(META_HOOKQ_NEXT),
+		       &next, 8, 0);
+}
+
+static int hookq_del_txn(struct idx_txn *t, void *arg)
+{
+	uint8_t k[HOOKQ_KEY_LEN];
+	int r;
+
+	hookq_key(k, *(uint64_t *)arg);
+	r = idx_del(t, IDX_META, k, sizeof(k));
+	return r == -ENOENT ? 0 : r;
+}
 
 /* After fn: each noted hook gets the program stored for its event, read in
  * the transaction that made the change (none stored: it runs nothing). */
@@ -65,6 +127,13 @@ static int tramp_txn(struct idx_txn *t, void *arg)
 		if (e < 0 && e != -ENOENT)
 			log_err(e, "cannot read the hook for '%s/%s'",
 				notes[i].model, notes[i].version);
+		notes[i].qid = 0;
+		if (!notes[i].program[0] || !tr->reg->live_token)
+			continue;
+		/* in the registry's queue, with the change */
+		if ((e = hookq_next_txn(t, &notes[i].qid)) < 0 ||
+		    (e = hookq_put_txn(t, tr->reg->live_token, &notes[i])) < 0)
+			return e;
 	}
 	return r;
 }
@@ -76,7 +145,14 @@ static void hook_report(void *arg, const struct hook_ev *ev,
 {
 	struct reg_caller who = { .uid = ev->uid, .gid = ev->gid,
 				  .pid = ev->pid };
+	uint64_t qid = ev->qid;
+	int r;
 
+	if (qid && (r = reg_change(arg, hookq_del_txn, &qid)) < 0)
+		log_err(r, "cannot take the hook of '%s/%s' out of the "
+			"registry's queue", ev->model, ev->version);
+	if (strcmp(result, "failed") && strcmp(result, "dropped"))
+		return;
 	reg_audit_refusal(arg, &who, &(struct audit_ev){
 		.op = "hook", .result = result,
 		.event = ev->event == HOOK_PROMOTE ? "promote" : "register",
@@ -111,7 +187,7 @@ static struct hooks *hooks_of(struct reg_registry *reg)
 int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	       void *arg)
 {
-	struct txn_tramp tr = { fn, arg };
+	struct txn_tramp tr = { reg, fn, arg };
 	struct hook_ev mine[NOTES_MAX];
 	int r, i, n = 0;
 
@@ -125,4 +201,96 @@ int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	for (i = 0; i < n; i++)
 		hooks_queue(hooks_of(reg), &mine[i]);
 	return r;
+}
+
+/* ---- taking over the hooks of dead processes ---------------------------- */
+
+struct hookq_take {
+	struct reg_registry *reg;
+	uint64_t qids[HOOKQ_TAKE_MAX];
+	struct hook_ev evs[HOOKQ_TAKE_MAX];
+	unsigned n;
+};
+
+static int hookq_dead_one(void *arg, const struct idx_val *k,
+			  const struct idx_val *v)
+{
+	struct hookq_take *q = arg;
+	const uint8_t *p = v->data;
+	uint64_t owner;
+
+	if (k->len != HOOKQ_KEY_LEN || v->len != HOOKQ_REC_LEN ||
+	    p[0] != HOOKQ_FORMAT)
+		return 0;
+	memcpy(&owner, p + 1, 8);
+	if (reg_live_token_alive(q->reg, owner))
+		return 0;
+	q->qids[q->n++] = be64_get((const uint8_t *)k->data +
+				   sizeof(HOOKQ_PREFIX) - 1);
+	return q->n == HOOKQ_TAKE_MAX;
+}
+
+static int hookq_dead_txn(struct idx_txn *t, void *arg)
+{
+	struct hookq_take *q = arg;
+
+	q->n = 0;
+	return idx_scan(t, IDX_META, HOOKQ_PREFIX, sizeof(HOOKQ_PREFIX) - 1,
+			NULL, 0, hookq_dead_one, q);
+}
+
+/* Makes the records found ours, those still a dead process's. */
+static int hookq_claim_txn(struct idx_txn *t, void *arg)
+{
+	struct hookq_take *q = arg;
+	uint8_t k[HOOKQ_KEY_LEN];
+	struct idx_val v;
+	uint64_t owner;
+	unsigned i, n = 0;
+	int r;
+
+	for (i = 0; i < q->n; i++) {
+		hookq_key(k, q->qids[i]);
+		r = idx_get(t, IDX_META, k, sizeof(k), &v);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		if (v.len != HOOKQ_REC_LEN)
+			continue;
+		memcpy(&owner, (const uint8_t *)v.data + 1, 8);
+		if (reg_live_token_alive(q->reg, owner))
+			continue; /* another took it meanwhile */
+		memcpy(&q->evs[n], (const uint8_t *)v.data + 9,
+		       sizeof(q->evs[n]));
+		q->evs[n].qid = q->qids[i];
+		if ((r = hookq_put_txn(t, q->reg->live_token, &q->evs[n])) < 0)
+			return r;
+		n++;
+	}
+	return (int)n;
+}
+
+void reg_hooks_tick(struct reg_registry *reg)
+{
+	struct hookq_take *q;
+	int r, i;
+
+	if (!reg->live_token || !(q = calloc(1, sizeof(*q))))
+		return;
+	q->reg = reg;
+	r = idx_read(reg->ix, hookq_dead_txn, q);
+	if (r >= 0 && q->n) {
+		r = reg_change(reg, hookq_claim_txn, q);
+		for (i = 0; i < r; i++) {
+			log_msg(LOG_LVL_WARN, "running the %s hook of '%s/%s' "
+				"that a process which died left", q->evs[i].event ==
+				HOOK_PROMOTE ? "promote" : "register",
+				q->evs[i].model, q->evs[i].version);
+			hooks_queue(hooks_of(reg), &q->evs[i]);
+		}
+	}
+	if (r < 0)
+		log_err(r, "cannot take over the hooks of dead processes");
+	free(q);
 }

@@ -16,6 +16,9 @@ postgres) and the chunks in a real radosgw ([store] backend = s3):
   - a version open through one mount, removed through another and gc'ed
     from a third, still reads right: the pin is seen across hosts; once
     closed, gc frees it;
+  - a promotion's hook runs for the registry even when the host that made
+    the change dies (with its hook) right after the commit: another
+    host's daemon takes it over;
   - the audit trail is one hash chain after all of that (audit --verify);
   - kill -9 of one host's daemon in the middle of a write leaves no
     version on the others, and the host mounts again;
@@ -69,6 +72,11 @@ def conf(path, pg, s3, schema):
                   pg['PGDATABASE'], pg['PGUSER'], schema,
                   TIMEOUT)).encode())
     return path
+
+
+def came(cond, timeout):
+    """Whether cond() came to hold within timeout seconds."""
+    return seen_within(cond, timeout, timeout=timeout)[0]
 
 
 def errno_of(fn, *args):
@@ -154,7 +162,8 @@ def test_promote(h):
                         == want)
             except OSError:
                 return False
-        t.ok(seen_within(seen, 2, timeout=30),
+        ok, late = seen_within(seen, 2, timeout=30)
+        t.ok(ok and late is None,
              'host %d: a new open of stages/Production reads version 3 '
              'within 2 s' % i)
 
@@ -174,7 +183,7 @@ def test_hosts(h):
         return (sorted(x['mount'] for x in d.get('hosts', [])
                        if x['alive']) == sorted(m.mnt for m in h.m))
     # each says so at its tick (2 s), which a burst of work may delay
-    t.ok(seen_within(listed, 10, timeout=30),
+    t.ok(came(listed, 30),
          'mreg hosts lists the three mounts, alive', hosts_json(h, 2)[1])
     rc, d = hosts_json(h, 2, 'm', 'Production', '--wait', '20')
     t.ok(rc == 0 and d.get('all_seen') is True and
@@ -243,7 +252,7 @@ def test_writer(h):
 
     def sealed():
         return h.cli(1, 'seal', 'w', '1').returncode == 0
-    t.ok(seen_within(sealed, 5, timeout=30),
+    t.ok(came(sealed, 30),
          'once the writer closed, host 1 seals it')
     t.eq(open(h.model(2, 'w', '1', 'part.bin'), 'rb').read(), b'x' * 100000,
          'host 2 reads the sealed file')
@@ -278,8 +287,59 @@ def test_pins(h, src):
         except ValueError:
             return False
     # pins are let go lazily, at the daemon's next tick (2 s)
-    t.ok(seen_within(freed_now, 10, timeout=30),
+    t.ok(came(freed_now, 30),
          'once host 0 closed it, gc frees it')
+
+
+def test_hook_once(h, src):
+    """A promotion's hook runs once for the registry: the host whose CLI
+    made the change dies (with its hook) right after the commit, and
+    another host's daemon runs the hook instead."""
+    out = os.path.join(src, 'hook.out')
+    hook = os.path.join(src, 'hook.sh')
+    write(hook, ('#!/bin/sh\necho "start $$ $MREG_MODEL/$MREG_VERSION '
+                 '$MREG_STAGE" >>%s\nsleep 2\necho "end $$" >>%s\n'
+                 % (out, out)).encode())
+    os.chmod(hook, 0o755)
+    r = h.cli(0, 'policy', 'hook', 'on_promote', hook)
+    t.ok(r.returncode == 0, 'an on_promote hook stored in the registry',
+         r.stderr)
+    p = subprocess.Popen([MREG, '-c', h.conf, '--store', h.m[0].store,
+                          'promote', 'm', '7', 'Canary'],
+                         env=dict(os.environ, **h.env),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def started():
+        try:
+            return 'start' in open(out).read()
+        except OSError:
+            return False
+    t.ok(came(started, 30),
+         'host 0\'s CLI promotes m/7 to Canary; its hook starts')
+    pid = int(open(out).read().split()[1])
+    os.kill(p.pid, 9)
+    p.wait()
+    try:
+        os.killpg(pid, 9)   # the hook runs in a group of its own
+    except OSError:
+        pass
+    t.eq(open(out).read().count('end'), 0,
+         'host 0 dies (CLI and hook killed) before the hook ended')
+
+    def ended():
+        try:
+            return open(out).read().count('end') >= 1
+        except OSError:
+            return False
+    t.ok(came(ended, 60),
+         'another host\'s daemon runs the hook it left', open(out).read()
+         if os.path.exists(out) else '')
+    time.sleep(4)
+    text = open(out).read()
+    t.ok(text.count('end') == 1 and text.count(' m/7 Canary') == 2,
+         'the hook ended once, for the promotion of m/7 to Canary', text)
+    r = h.cli(1, 'policy', 'unhook', 'on_promote')
+    t.ok(r.returncode == 0, 'the hook unset', r.stderr)
 
 
 def test_audit(h):
@@ -311,7 +371,7 @@ def test_kill(h, src):
         return [x['alive'] for x in d.get('hosts', [])
                 if x['pid'] == dead] == [False]
     # a server started less than 15 s ago counts every lock as held
-    t.ok(seen_within(gone, 20, timeout=30),
+    t.ok(came(gone, 30),
          'mreg hosts shows the killed mount as gone',
          hosts_json(h, 1)[1])
     h.m[0].proc = None
@@ -352,7 +412,7 @@ def test_pg_down(h, pg, src):
             return True
         except subprocess.CalledProcessError:
             return False
-    t.ok(seen_within(works, 30, timeout=60), 'PostgreSQL back: a cp '
+    t.ok(came(works, 60), 'PostgreSQL back: a cp '
          'registers a version, no remount')
     v = versions(h.model(0, 'm'))[-1]
     t.eq(file_sha(h.model(0, 'm', str(v), 'late.bin')), file_sha(p),
@@ -388,6 +448,7 @@ def main():
                 t.run('pins', test_pins, h, src)
                 t.run('kill -9', test_kill, h, src)
                 t.run('PostgreSQL down', test_pg_down, h, pg, src)
+                t.run('hook once', test_hook_once, h, src)
                 t.run('audit', test_audit, h)
             services.with_rgw(with_s3)
     finally:
