@@ -25,7 +25,7 @@ void reg_pin(struct reg_registry *reg, uint64_t v)
 	struct pin *p;
 	int r;
 
-	pthread_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->pins_lock);
 	for (p = reg->pins; p; p = p->next)
 		if (p->version == v)
 			break;
@@ -43,28 +43,28 @@ void reg_pin(struct reg_registry *reg, uint64_t v)
 	}
 	if (p)
 		p->count++;
-	pthread_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->pins_lock);
 }
 
 void reg_unpin(struct reg_registry *reg, uint64_t v)
 {
 	struct pin *p;
 
-	pthread_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->pins_lock);
 	for (p = reg->pins; p; p = p->next)
 		if (p->version == v) {
 			if (p->count && --p->count == 0)
 				reg->pins_dirty = true;
 			break;
 		}
-	pthread_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->pins_lock);
 }
 
 void reg_pins_flush(struct reg_registry *reg)
 {
 	struct pin **pp, *p;
 
-	pthread_mutex_lock(&reg->lock);
+	pthread_mutex_lock(&reg->pins_lock);
 	if (reg->pins_dirty) {
 		for (pp = &reg->pins; (p = *pp);) {
 			if (p->count == 0) {
@@ -77,7 +77,7 @@ void reg_pins_flush(struct reg_registry *reg)
 		}
 		reg->pins_dirty = false;
 	}
-	pthread_mutex_unlock(&reg->lock);
+	pthread_mutex_unlock(&reg->pins_lock);
 }
 
 void reg_pins_close(struct reg_registry *reg)

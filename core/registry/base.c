@@ -556,6 +556,7 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		return -ENOMEM;
 	reg->cfg = cfg;
 	pthread_mutex_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->pins_lock, NULL);
 	pthread_mutex_init(&reg->writers_lock, NULL);
 	pthread_mutex_init(&reg->hooks_lock, NULL);
 	pthread_mutex_init(&reg->refusal_lock, NULL);
@@ -702,6 +703,7 @@ void reg_close(struct reg_registry *reg)
 	idx_close(reg->ix);
 	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);
+	pthread_mutex_destroy(&reg->pins_lock);
 	pthread_mutex_destroy(&reg->writers_lock);
 	pthread_mutex_destroy(&reg->hooks_lock);
 	pthread_mutex_destroy(&reg->refusal_lock);

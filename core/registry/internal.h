@@ -92,8 +92,11 @@ struct reg_registry {
 	struct mreg_store *st;
 	struct chunker_params chunker;
 
-	pthread_mutex_t lock;     /* guards wfiles, pins */
+	pthread_mutex_t lock;     /* guards wfiles */
 	struct wstate *wfiles;    /* inodes open for writing here */
+	pthread_mutex_t pins_lock; /* guards pins: held across the index's
+				     lock call (a round trip to PostgreSQL),
+				     which reg->lock's users need not wait */
 	struct pin *pins;         /* versions open for reading here */
 	bool pins_dirty;
 
