@@ -121,11 +121,13 @@ static const char *backend_word(const char *backend)
  * names, before the chunk store is opened (which would reach an object
  * store, or make packs/): -EINVAL (logged), -EINVAL for an unknown
  * format (logged), or the index's error. */
-static int check_backend(struct reg_registry *reg, const char *want)
+static int check_backend(struct reg_registry *reg, const char *want,
+			 bool *ret_new)
 {
 	const char *have = NULL;
 	int r = idx_read(reg->ix, backend_read_txn, &have);
 
+	*ret_new = r == -ENOENT;
 	if (r == -ENOENT)
 		return 0;
 	if (r == -EPROTO)
@@ -545,7 +547,7 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	struct reg_registry *reg;
 	struct init_arg ia;
 	char *p = NULL;
-	bool fresh, pg;
+	bool fresh, pg, index_new;
 	int r;
 
 	if (!cfg || !ret)
@@ -605,15 +607,18 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	if (!pg && (r = open_index(reg, p, fresh, flags)) < 0)
 		goto fail;
 	ia.backend = cfg->backend == CONFIG_BACKEND_S3 ? "s3" : "pack";
-	r = check_backend(reg, ia.backend);
+	r = check_backend(reg, ia.backend, &index_new);
 	if (r == 0)
 		r = open_chunk_store(reg, ia.backend);
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;
 	ia.npacks = 0;
-	r = store_containers(reg->st, count_pack, &ia.npacks);
-	if (r < 0)
+	/* containers beside an empty index: a lost index, or another
+	   registry's objects. Only a new index is asked: listing a bucket
+	   at every open would cost every command a LIST per 1,000 objects */
+	if (index_new &&
+	    (r = store_containers(reg->st, count_pack, &ia.npacks)) < 0)
 		goto fail;
 	r = reg_change(reg, init_meta_txn, &ia);
 	if (r == -EUCLEAN && cfg->index == CONFIG_INDEX_POSTGRES) {
