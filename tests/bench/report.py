@@ -763,7 +763,9 @@ def section_s3(s3, L):
         L += ["### Cold first read against rclone mount, s3fs and raw GETs; cached read", "",
               f"A {size / 2**30:g} GiB file of random bytes, `dd bs=1M`, medians of "
               f"{len(rd)} runs; cold = `sync; echo 3 > drop_caches`, a fresh mount. mregfs: "
-              "the file sealed in an S3 store, an empty `[cache]` directory; rclone mount "
+              "the file sealed in an S3 store, a new empty `[cache]` directory (each run "
+              "its own: not one emptied with `rm -r`, after which ext4 searches its "
+              "recently deleted inodes at every create); rclone mount "
               "and s3fs (defaults): the same bytes as one object of the same bucket; the "
               "ceiling: a loop of ranged GETs of that object by one curl, 8 MiB ranges one "
               "after the other, or 1 MiB ranges 8 in flight (the faster counts). Cached: "

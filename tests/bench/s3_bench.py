@@ -24,8 +24,9 @@ Usage: s3_bench.py --mreg BIN --mregfs BIN --data DIR --file FILE
          and, as one object, in the same bucket (rclone copyto); per
          repetition, each contender cold (sync; echo 3 > drop_caches; a
          fresh mount; memory prefaulted):
-           mregfs    dd of MNT/models/big/1/FILE, the store on S3, an empty
-                     [cache] directory; the daemon's VmHWM and RssAnon after
+           mregfs    dd of MNT/models/big/1/FILE, the store on S3, a new
+                     empty [cache] directory (each run its own, removed at
+                     the end); the daemon's VmHWM and RssAnon after
            rclone    `rclone mount` of the bucket (defaults), dd of the file
            s3fs      `s3fs` of the bucket (defaults), dd of the file
            get-seq   the ceiling: a loop of ranged GETs of the object, 8 MiB
@@ -235,7 +236,8 @@ class Reader:
         self.name = os.path.basename(a.file)
         self.env = dict(os.environ, **rgw.creds())
         self.prefix = "bench-read/"
-        self.cache = os.path.join(self.w, "cache")
+        # the push's cache, kept to the end (see rep())
+        self.cache = os.path.join(self.w, "cache-push")
         self.conf = mreg_conf(os.path.join(self.w, "s3.conf"), rgw,
                               self.prefix, self.cache)
         self.store = os.path.join(self.w, "s3-store")
@@ -247,7 +249,6 @@ class Reader:
             run([a.mreg, "-c", conf, "--store", store, "init"], env=self.env)
             run([a.mreg, "-c", conf, "--store", store, "-q", "push", "big",
                  a.file], env=self.env)
-        shutil.rmtree(self.cache, ignore_errors=True)
         run(["rclone", "copyto", a.file,
              f"rgw:{rgw.bucket}/{self.raw}"], env=rgw.rclone_env())
         self.pw = os.path.join(self.w, "s3fs.passwd")
@@ -301,8 +302,12 @@ class Reader:
     def rep(self, i):
         out = {}
         first = i == 0
-        # cold
-        shutil.rmtree(self.cache, ignore_errors=True)
+        # cold: an empty cache directory of its own (not emptied by rm -r:
+        # ext4 then searches its recently deleted inodes at every create,
+        # as a host that has just removed thousands of files does)
+        self.cache = os.path.join(self.w, f"cache-{i}")
+        self.conf = mreg_conf(os.path.join(self.w, "s3.conf"), self.rgw,
+                              self.prefix, self.cache)
         cold(self.a)
         m, path = self.mregfs(self.conf, self.store)
         out["mregfs_cold_s"], mem = self.timed_mount(m, path, False)
