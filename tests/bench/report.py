@@ -940,7 +940,8 @@ def main():
           "RESTIC_REPOSITORY=s3:ENDPOINT/mreg/PREFIX",
           "mreg -c S3CONF push big F1G; mreg --store L push big F1G; rclone copyto F1G "
           "rgw:mreg/bench-raw/F1G   # untimed",
-          "per run: rm -r CACHE; drop_caches; mregfs -f -c S3CONF --store S MNT; PF; time dd "
+          "per run: CACHE = WORK/s3/read/cache-RUN (new); drop_caches; "
+          "mregfs -f -c S3CONF --store S MNT; PF; time dd "
           "if=MNT/models/big/1/F1G of=/dev/null bs=1M",
           "drop_caches; rclone mount --read-only rgw:mreg/bench-raw MNT (or: s3fs "
           "mreg:/bench-raw MNT -f -o ro,url=...,use_path_request_style); PF; time dd ...",
