@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 const char *util_time_iso(int64_t ns, bool ms, char *buf, size_t size)
@@ -79,4 +80,18 @@ char *util_path_absolute(const char *path)
 		s = NULL;
 	free(cwd);
 	return s;
+}
+
+int util_disk_free(int fd, uint64_t min_free, uint64_t *ret_avail,
+		   uint64_t *ret_floor)
+{
+	struct statvfs sv;
+	uint64_t floor;
+
+	if (fstatvfs(fd, &sv) < 0)
+		return -errno;
+	floor = (uint64_t)sv.f_blocks * sv.f_frsize / 100 * 5;
+	*ret_floor = floor > min_free ? floor : min_free;
+	*ret_avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return 0;
 }

@@ -79,4 +79,12 @@ bool util_decimal(const char *s, size_t len, double *ret);
  * memory; path itself (a copy) when the directory cannot be named. */
 char *util_path_absolute(const char *path);
 
+/* What the file system of fd has free for an unprivileged writer (in
+ * *ret_avail) and the floor it must keep free (in *ret_floor): the larger
+ * of min_free and 5 % of its size. The one rule of the caches that share
+ * a disk with the store and must never fill it (the serving cache's
+ * copies, the host's chunk cache). -errno of fstatvfs(). */
+int util_disk_free(int fd, uint64_t min_free, uint64_t *ret_avail,
+		   uint64_t *ret_floor);
+
 #endif

@@ -192,6 +192,7 @@ void config_init(struct mreg_config *cfg)
 	cfg->s3_gc_grace = 3600;
 	cfg->s3_timeout = 30;
 	cfg->cache_size = 10ULL << 30;
+	cfg->cache_min_free = 1ULL << 30;
 	cfg->cache_readahead = 16ULL << 20;
 	cfg->pg_connections = 8;
 	cfg->pg_timeout = 30;

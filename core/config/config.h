@@ -5,7 +5,7 @@
  *	               map_size
  *	[s3]           endpoint, bucket, region, path_style, credentials,
  *	               key_prefix, gc_grace, timeout
- *	[cache]        path, size, readahead, prefetch_on_promote
+ *	[cache]        path, size, min_free, readahead, prefetch_on_promote
  *	[index]        backend
  *	[postgres]     conninfo, schema, connections, timeout
  *	[chunker]      min_size, avg_size, max_size
@@ -97,6 +97,8 @@ struct mreg_config {
 				   included (30) */
 	char *cache_path;       /* this host's chunk cache; NULL: STORE/cache */
 	uint64_t cache_size;    /* its bytes at most (10G) */
+	uint64_t cache_min_free; /* bytes it leaves free on its disk, at
+				    least (1G; and 5 %) */
 	uint64_t cache_readahead; /* bytes a sequential read fetches ahead
 				     into it at most (16M; 0: none) */
 	bool cache_prefetch_on_promote; /* a daemon fills it with a version

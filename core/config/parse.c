@@ -144,6 +144,8 @@ static const struct key keys[] = {
 	{ SEC_CACHE, "path", K_ABSPATH, CFG(cache_path), 0, 0 },
 	{ SEC_CACHE, "size", K_SIZE64, CFG(cache_size), 1ULL << 20,
 	  1ULL << 50 },
+	{ SEC_CACHE, "min_free", K_SIZE64, CFG(cache_min_free), 0,
+	  1ULL << 50 },
 	{ SEC_CACHE, "readahead", K_SIZE64, CFG(cache_readahead), 0,
 	  1ULL << 30 },
 	{ SEC_CACHE, "prefetch_on_promote", K_BOOL,

@@ -166,7 +166,8 @@ static int open_chunk_store(struct reg_registry *reg, const char *backend)
 		.timeout_ms = cfg->s3_timeout * 1000,
 	};
 	struct cache_config cc = { .path = cfg->cache_path,
-				   .size = cfg->cache_size };
+				   .size = cfg->cache_size,
+				   .min_free = cfg->cache_min_free };
 	char *dflt = NULL;
 	int r;
 

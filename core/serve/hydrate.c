@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,19 +160,14 @@ void serve_trim(struct serve_cache *c, uint64_t need, bool *ret_fits)
 	}
 }
 
-/* Whether the disk keeps FREE_MIN and FREE_PCT free after need more. */
+/* Whether the disk keeps its floor (FREE_MIN, util_disk_free()) free
+ * after need more. */
 static bool disk_has_room(struct serve_cache *c, uint64_t need)
 {
-	struct statvfs sv;
-	uint64_t avail, total, floor;
+	uint64_t avail, floor;
 
-	if (fstatvfs(c->dirfd, &sv) < 0)
+	if (util_disk_free(c->dirfd, FREE_MIN, &avail, &floor))
 		return true; /* the write will tell */
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	total = (uint64_t)sv.f_blocks * sv.f_frsize;
-	floor = total / 100 * FREE_PCT;
-	if (floor < FREE_MIN)
-		floor = FREE_MIN;
 	return avail >= need + floor;
 }
 

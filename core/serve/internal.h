@@ -34,8 +34,8 @@
  * mapped by one PMD, as a natively read file's is (mmap at native speed). */
 #define HYDRATE_BLOCK (4u << 20)
 #define RETRY_NS (60LL * 1000000000)    /* a failed hydration waits */
-#define FREE_MIN (1ULL << 30)           /* never fill the disk beyond */
-#define FREE_PCT 5                      /* ... 1 GiB and 5 % free */
+#define FREE_MIN (1ULL << 30)           /* never fill the disk beyond 1 GiB
+					   (and 5 %) free */
 #define NAME_MAX_LEN 96
 
 struct serve_copy {

@@ -705,6 +705,97 @@ def section_first_read(fs, L):
         L.append("")
 
 
+def section_s3(s3, L):
+    """Issue 13's rows measured by s3_bench.py against one radosgw: mreg
+    push into an S3 store against restic backup to it; the cold first
+    read through mregfs against rclone mount, s3fs and raw ranged GETs;
+    the cached read against a local store; the daemon's memory."""
+    L += ["## Issue 13: chunks in S3 — push, cold and cached reads, memory", ""]
+    if "not_run" in s3:
+        L += [f"**Not run: {s3['not_run']}.**", ""]
+        return
+    v = s3["versions"]
+    L += [f"One radosgw (tests/services/rgw.sh: one memstore OSD, on loopback) started "
+          f"for the part; {v['restic']}; {v['rclone']}; {v['s3fs']}; "
+          f"{s3['curl'].split(' (')[0]}.", ""]
+    for rep in s3.get("push", [])[:1]:
+        mr, rr = rep["mreg"], [r for r in rep["restic"] if not r["unit"].startswith("(")]
+        init = [r for r in rep["restic"] if r["unit"].startswith("(")]
+        L += ["### `mreg push` into S3 against `restic backup` to S3", "",
+              "The units of the data set in order, page cache warm; mreg: a fresh store "
+              "with `[store] backend = s3`; restic: a fresh repository "
+              "`s3:ENDPOINT/BUCKET/PREFIX` (default compression). *PUT* is what "
+              "radosgw took (its perf counter put_b), *new chunks* what the version "
+              "added to the store (`mreg stats` stored_bytes).", "",
+              "| unit | mreg | PUT | new chunks | PUT / new | restic | PUT |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+        worst = 0.0
+        for m, r in zip(mr, rr):
+            ratio = m["put_b"] / m["new_chunk_b"] if m["new_chunk_b"] else None
+            if ratio and m["new_chunk_b"] >= 1 << 20:
+                worst = max(worst, ratio)
+            L.append(f"| {m['unit']} | {m['s']:.2f} s | {mb(m['put_b'])} | "
+                     f"{mb(m['new_chunk_b'])} | "
+                     + (f"{ratio:.3f}" if ratio else "—")
+                     + f" | {r['s']:.2f} s | {mb(r['put_b'])} |")
+        tm, tr = sum(m["s"] for m in mr), sum(r["s"] for r in rr + init)
+        pm, pr = sum(m["put_b"] for m in mr), sum(r["put_b"] for r in rr + init)
+        nm = sum(m["new_chunk_b"] for m in mr)
+        L += [f"| **total** | {tm:.1f} s | {mb(pm)} | {mb(nm)} | {pm / nm:.3f} | "
+              f"{tr:.1f} s | {mb(pr)} |", "",
+              "| | measured | target | |", "|---|---:|---|---|",
+              f"| push time, restic / mreg | {tr / tm:.2f}x | >= 3x | {verdict(tr / tm >= 3)} |",
+              f"| bytes PUT / new chunks, worst version (of those adding >= 1 MiB) | "
+              f"{worst:.3f} | <= 1.1 | {verdict(worst <= 1.1)} |", ""]
+        if init:
+            L += [f"restic's total includes `restic init` ({init[0]['s']:.1f} s).", ""]
+    rd = s3.get("read")
+    if rd:
+        size = s3["file_bytes"]
+        med = {k: MED(r[k] for r in rd) for k in rd[0] if k.endswith("_s")}
+
+        def cell(k):
+            return f"{med[k]:.2f} s = {size / med[k] / 1e6:,.0f} MB/s"
+
+        ceil = min(med["get_seq_s"], med["get_par_s"])
+        hwm = MED(r["mregfs_cold_mem"].get("VmHWM", 0) for r in rd)
+        anon = MED(r["mregfs_cold_mem"].get("RssAnon", 0) for r in rd)
+        L += ["### Cold first read against rclone mount, s3fs and raw GETs; cached read", "",
+              f"A {size / 2**30:g} GiB file of random bytes, `dd bs=1M`, medians of "
+              f"{len(rd)} runs; cold = `sync; echo 3 > drop_caches`, a fresh mount. mregfs: "
+              "the file sealed in an S3 store, a new empty `[cache]` directory (each run "
+              "its own: not one emptied with `rm -r`, after which ext4 searches its "
+              "recently deleted inodes at every create); rclone mount "
+              "and s3fs (defaults): the same bytes as one object of the same bucket; the "
+              "ceiling: a loop of ranged GETs of that object by one curl, 8 MiB ranges one "
+              "after the other, or 1 MiB ranges 8 in flight (the faster counts). Cached: "
+              "mregfs on S3 with its cache full against mregfs on a local store, each "
+              "store's files in the page cache, a fresh mount. `[serve]` off: every read "
+              "goes through mregfs.", "",
+              "| read | time | ratio | target | |", "|---|---:|---:|---|---|",
+              f"| mregfs, S3, cold | {cell('mregfs_cold_s')} | | | |"]
+        for k, what in (("rclone_cold_s", "rclone mount"), ("s3fs_cold_s", "s3fs")):
+            r = med[k] / med["mregfs_cold_s"]
+            L.append(f"| {what}, cold | {cell(k)} | mregfs {r:.2f}x | >= 2x | "
+                     f"{verdict(r >= 2)} |")
+        for k, what in (("get_seq_s", "ranged GETs, 8 MiB, sequential"),
+                        ("get_par_s", "ranged GETs, 1 MiB, 8 in flight")):
+            r = med[k] / med["mregfs_cold_s"]
+            tgt = ">= 70 % (of the faster)" if med[k] == ceil else ""
+            L.append(f"| {what} | {cell(k)} | mregfs {r:.0%} | {tgt} | "
+                     + (verdict(r >= 0.7) if tgt else "") + " |")
+        r = med["local_warm_s"] / med["mregfs_warm_s"]
+        L += [f"| mregfs, S3, cached | {cell('mregfs_warm_s')} | | | |",
+              f"| mregfs, local store | {cell('local_warm_s')} | cached {r:.0%} | "
+              f"as fast (100 %) | {verdict(r >= 0.9)} |", "",
+              f"mregfs's memory after the cold read (medians): VmHWM {mib(hwm)}, RssAnon "
+              f"{mib(anon)}; target 64 MiB plus the buffers in flight (8 fetchers of 1 MiB "
+              f"runs, twice while split: 16 MiB) = 80 MiB: {verdict(hwm <= 80 * 2**20)}. "
+              "rclone mount: VmHWM "
+              f"{mib(MED(r['rclone_mem'].get('VmHWM', 0) for r in rd))}, s3fs: "
+              f"{mib(MED(r['s3fs_mem'].get('VmHWM', 0) for r in rd))}.", ""]
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -767,7 +858,7 @@ def main():
           "make bench        # = MREG_BUILD=$PWD/build sh tests/bench/run.sh",
           "MREG_BENCH_SMALL=1 make bench    # 25 MB data set, seconds: a smoke test",
           "MREG_BENCH_ONLY=fs MREG_BENCH_REPORT=/tmp/fs.md make bench   # one part (of push "
-          "peers fs serve)",
+          "peers fs serve s3)",
           "```", "",
           "What run.sh does, in order (paths of this run):", "",
           "```sh",
@@ -841,6 +932,23 @@ def main():
           "fresh mount",
           "PF; time dd if=P of=/dev/null bs=1M   # repository warm; cmp FILE P on the first "
           "run; fusermount3 -u PMNT",
+          "# issue 13 (tests/bench/s3_bench.py): one radosgw, sh tests/services/rgw.sh start "
+          "WORK/s3/rgw; PUT bytes from its perf counters (ceph daemon ... perf dump)",
+          "for V in UNITS; do time mreg -c S3CONF --store S push bench $V; mreg --json stats; "
+          "done   # [store] backend = s3",
+          "restic init; for V in UNITS; do time restic backup -q $V; done   # "
+          "RESTIC_REPOSITORY=s3:ENDPOINT/mreg/PREFIX",
+          "mreg -c S3CONF push big F1G; mreg --store L push big F1G; rclone copyto F1G "
+          "rgw:mreg/bench-raw/F1G   # untimed",
+          "per run: CACHE = WORK/s3/read/cache-RUN (new); drop_caches; "
+          "mregfs -f -c S3CONF --store S MNT; PF; time dd "
+          "if=MNT/models/big/1/F1G of=/dev/null bs=1M",
+          "drop_caches; rclone mount --read-only rgw:mreg/bench-raw MNT (or: s3fs "
+          "mreg:/bench-raw MNT -f -o ro,url=...,use_path_request_style); PF; time dd ...",
+          "drop_caches; time curl -K GETS   # ranged GETs: 8 MiB one after the other; 1 MiB with "
+          "--parallel --parallel-max 8",
+          "cat CACHE/*/*; mregfs S3; time dd ...; cat L/*; mregfs L; time dd ...   # cached "
+          "against local, fresh mounts",
           "# issue 5 (tests/bench/serve_bench.py; C helpers built with cc into WORK/serve/bin)",
           "cp F1G MNT/models/serve/; cp -r PARTS MNT/models/serve/2; chmod 555 MNT/models/serve/2"
           "   # F1G = /var/tmp/mreg-bench/random-1GiB.bin, PARTS its 16 slices",
@@ -883,6 +991,9 @@ def main():
             section_serve(serve, L, o)
             section_passthrough(serve, L)
         section_first_read(fs, L)
+    s3 = load(os.path.join(o, "s3.json"))
+    if s3 is not None:
+        section_s3(s3, L)
     notes = os.path.join(a.top, "tests", "bench", "NOTES.md")
     if os.path.exists(notes):
         with open(notes) as f:

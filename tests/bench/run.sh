@@ -19,6 +19,15 @@
 #          the same rows served by the kernel (FUSE passthrough) beside the
 #          daemon and native, time to hydrate, opens during hydration.
 #          MREG_BENCH_SERVE_PARTS picks serve_bench.py's parts.
+#   s3     issue 13 (s3_bench.py), against one radosgw it starts
+#          (tests/services/rgw.sh): mreg push of the data set into an S3
+#          store against restic backup to the same radosgw (time, bytes
+#          PUT); the cold first read of the serve part's 1 GiB file
+#          through mregfs on S3 (empty cache) against rclone mount, s3fs
+#          and a loop of ranged GETs (the ceiling); the cached read against
+#          a local store; daemon RSS. MREG_BENCH_S3_PARTS picks its parts
+#          (push,read); MREG_BENCH_S3_PUSH_REPS its push runs (1: radosgw
+#          holds every run's objects in memory).
 #
 # Installs what it needs (Debian packages) when it is missing, generates the
 # data set once into a cache and checks it (sha256sum -c MANIFEST.sha256).
@@ -29,6 +38,7 @@
 #   MREG_BENCH_SMALL=1    the 25 MB data set (--small) and a 256 MiB file:
 #                         a smoke test of seconds; the report then goes to
 #                         $MREG_BUILD/bench/BENCHMARKS-small.md
+#   MREG_BENCH_SHARED     ../shared/bench of another checkout (a worktree's)
 #   MREG_BENCH_DATA       the data set (/var/tmp/mreg-bench/modelset)
 #   MREG_BENCH_FILE       the large random file (/var/tmp/mreg-bench/random-2GiB.bin)
 #   MREG_BENCH_WORK       scratch stores, repositories, mount point
@@ -40,7 +50,7 @@
 #   MREG_BENCH_SERVE_FILE the file of the serve part (/var/tmp/mreg-bench/random-1GiB.bin)
 #   MREG_BENCH_TREE       the cp -r source of the fs part, made once
 #                         (/var/tmp/mreg-bench/tree-2000; small: tree-200)
-#   MREG_BENCH_ONLY       parts to run, of "push peers fs serve" (all)
+#   MREG_BENCH_ONLY       parts to run, of "push peers fs serve s3" (all)
 #   MREG_BENCH_REPORT     where to write the report (tests/bench/BENCHMARKS.md)
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -48,7 +58,7 @@ MREG_TOP=$top
 B=${MREG_BUILD:-$top/build}
 export MREG_BUILD=$B MREG_TOP PYTHONDONTWRITEBYTECODE=1
 here=$top/tests/bench
-shared=$(cd "$top/.." && pwd)/shared/bench
+shared=${MREG_BENCH_SHARED:-$(cd "$top/.." && pwd)/shared/bench}
 py=/usr/bin/python3
 cache=/var/tmp/mreg-bench
 small=${MREG_BENCH_SMALL:-0}
@@ -73,7 +83,7 @@ work=${MREG_BENCH_WORK:-$cache/work}
 tree=${MREG_BENCH_TREE:-$cache/tree-$tfiles}
 reps=${MREG_BENCH_REPS:-3}
 peer_reps=${MREG_BENCH_PEER_REPS:-3}
-only=${MREG_BENCH_ONLY:-push peers fs serve}
+only=${MREG_BENCH_ONLY:-push peers fs serve s3}
 out=$B/bench
 pidfile=$work/mregfs.pid
 
@@ -83,7 +93,7 @@ want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Whatever happens, no mount and no daemon of ours is left behind.
 cleanup() {
-	for mnt in "$work"/fs/mnt* "$work"/serve/mnt*; do
+	for mnt in "$work"/fs/mnt* "$work"/serve/mnt* "$work"/s3/mnt*; do
 		if [ -d "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
 			fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
 		fi
@@ -93,6 +103,9 @@ cleanup() {
 		# shellcheck disable=SC2046
 		kill $(cat "$pidfile") 2>/dev/null
 		rm -f "$pidfile"
+	fi
+	if [ -f "$work/s3/rgw/rgw.env" ]; then
+		sh "$top/tests/services/rgw.sh" stop "$work/s3/rgw" >/dev/null 2>&1
 	fi
 }
 trap cleanup EXIT
@@ -112,6 +125,7 @@ step() { echo "$1|$2|$3|$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/steps.txt"; }
 
 # 1. Packages, as tools/install-deps.sh does: only when something is missing.
 pkgs="restic borgbackup python3-llfuse casync zstd time python3-numpy python3-torch fio"
+want s3 && pkgs="$pkgs rclone s3fs curl ceph-mon ceph-osd radosgw ceph-common"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
@@ -231,7 +245,30 @@ if want serve; then
 	fi
 fi
 
-# 6. The report.
+# 6. Issue 13: S3 (push against restic, reads against rclone mount, s3fs
+# and raw GETs), against one radosgw started for it.
+if want s3; then
+	rm -f "$out/s3.json"
+	why=$(sh "$top/tests/services/rgw.sh" check)
+	if [ -n "$why" ] || [ ! -x "$B/mregfs" ]; then
+		why=${why:-mregfs not built}
+		say "s3 part not run: $why"
+		printf '{"not_run": "%s"}\n' "$why" >"$out/s3.json"
+		step s3 0 "not run: $why"
+	else
+		ssize=1073741824
+		[ "$small" = 1 ] && ssize=$fsize
+		[ -f "$sfile" ] || head -c "$ssize" /dev/urandom >"$sfile" ||
+			die "cannot write $sfile"
+		runstep s3 "$py" "$here/s3_bench.py" --mreg "$B/mreg" \
+			--mregfs "$B/mregfs" --data "$data" --file "$sfile" \
+			--work "$work/s3" --reps "$reps" --push-reps "${MREG_BENCH_S3_PUSH_REPS:-1}" \
+			--pidfile "$pidfile" --out "$out/s3.json" \
+			${MREG_BENCH_S3_PARTS:+--parts "$MREG_BENCH_S3_PARTS"}
+	fi
+fi
+
+# 7. The report.
 step total $(($(date +%s) - t_start)) ok
 "$py" "$here/report.py" --top "$top" --out "$out" --data "$data" --work "$work" \
 	--file "$file" --report "$report" --reps "$reps" --peer-reps "$peer_reps" \

@@ -425,6 +425,45 @@ def wait_exited(pids, timeout):
         time.sleep(0.02)
 
 
+def write_file(path, data, block=1 << 20):
+    """Writes data to path (through a mount) in writes of block bytes; the
+    errno of the first failing write or close, or 0."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as e:
+        return e.errno
+    err = 0
+    try:
+        for off in range(0, len(data), block):
+            os.write(fd, data[off:off + block])
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    return err
+
+
+def fill_dir(d, leave=0):
+    """A file d/filler that takes every free byte of d's file system but
+    leave (another writer filling a disk). Its path."""
+    path = os.path.join(d, 'filler')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for block in (1 << 20, 65536, 4096):
+            try:
+                while True:
+                    os.write(fd, b'\0' * block)
+            except OSError:
+                pass
+        if leave:
+            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
+    finally:
+        os.close(fd)
+    return path
+
+
 def sha(data):
     return hashlib.sha256(data).hexdigest()
 

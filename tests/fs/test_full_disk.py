@@ -25,8 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import (S3, Mount, Tap, file_sha, pattern, run_suite,  # noqa
-                      sha)
+from mountlib import (S3, Mount, Tap, fill_dir, file_sha, pattern,  # noqa
+                      run_suite, sha, write_file)
 
 MIB = 1 << 20
 DISK_MIB = 48
@@ -43,42 +43,9 @@ def free_bytes():
     return st.f_bfree * st.f_frsize
 
 
-def write_file(path, data, block=MIB):
-    """Writes data to path through the mount; the errno of the first
-    failing write or close, or 0."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except OSError as e:
-        return e.errno
-    err = 0
-    try:
-        for off in range(0, len(data), block):
-            os.write(fd, data[off:off + block])
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
-    return err
-
-
 def fill_disk(leave=0):
     """A file beside the store that takes every free byte but leave."""
-    path = os.path.join(disk, 'filler')
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for block in (MIB, 65536, 4096):
-            try:
-                while True:
-                    os.write(fd, b'\0' * block)
-            except OSError:
-                pass
-        if leave:
-            os.ftruncate(fd, os.fstat(fd).st_size - leave)
-    finally:
-        os.close(fd)
-    return path
+    return fill_dir(disk, leave)
 
 
 def fsck_clean(what):

@@ -293,10 +293,11 @@ static void test_s3_keys(void)
 	      !cfg.s3_credentials && !cfg.s3_key_prefix &&
 	      cfg.s3_gc_grace == 3600 && cfg.s3_timeout == 30 &&
 	      !cfg.cache_path && cfg.cache_size == 10ULL << 30 &&
+	      cfg.cache_min_free == 1ULL << 30 &&
 	      cfg.cache_readahead == 16ULL << 20 &&
 	      !cfg.cache_prefetch_on_promote, "s3 defaults: local, path "
-	      "style, grace 1 h, timeout 30 s, STORE/cache of 10G, 16M of "
-	      "read-ahead, no prefetch on promotion");
+	      "style, grace 1 h, timeout 30 s, STORE/cache of 10G leaving "
+	      "1G free, 16M of read-ahead, no prefetch on promotion");
 	config_release(&cfg);
 	CHECK_EQ(parse(&cfg, "[store]\nbackend = s3\n"
 		       "[s3]\nendpoint = http://127.0.0.1:7480\n"
@@ -305,7 +306,7 @@ static void test_s3_keys(void)
 		       "credentials = /etc/mreg/s3.credentials\n"
 		       "key_prefix = reg1/\ngc_grace = 600\ntimeout = 5\n"
 		       "[cache]\npath = /var/cache/mreg\nsize = 50G\n"
-		       "readahead = 64M\nprefetch_on_promote = yes\n"), 0,
+		       "min_free = 0\nreadahead = 64M\nprefetch_on_promote = yes\n"), 0,
 		 "every s3 and cache key");
 	CHECK(cfg.backend == CONFIG_BACKEND_S3 &&
 	      !strcmp(cfg.s3_endpoint, "http://127.0.0.1:7480") &&
@@ -315,7 +316,7 @@ static void test_s3_keys(void)
 	      !strcmp(cfg.s3_key_prefix, "reg1/") && cfg.s3_gc_grace == 600 &&
 	      cfg.s3_timeout == 5 &&
 	      !strcmp(cfg.cache_path, "/var/cache/mreg") &&
-	      cfg.cache_size == 50ULL << 30 &&
+	      cfg.cache_size == 50ULL << 30 && cfg.cache_min_free == 0 &&
 	      cfg.cache_readahead == 64ULL << 20 &&
 	      cfg.cache_prefetch_on_promote, "... each read");
 	/* parsing works on a copy (config_copy) that replaces cfg */
@@ -681,6 +682,7 @@ static void test_example(void)
 	      !cfg.s3_bucket && cfg.s3_path_style == dflt.s3_path_style &&
 	      cfg.s3_gc_grace == dflt.s3_gc_grace && !cfg.cache_path &&
 	      cfg.cache_size == dflt.cache_size &&
+	      cfg.cache_min_free == dflt.cache_min_free &&
 	      cfg.cache_readahead == dflt.cache_readahead &&
 	      cfg.cache_prefetch_on_promote == dflt.cache_prefetch_on_promote,
 	      "the example sets no key away from its default");

@@ -46,7 +46,8 @@ struct cache_store {
 	struct mreg_store *inner;
 	char *path;
 	int dirfd;
-	uint64_t limit;
+	uint64_t limit;			/* [cache] size */
+	uint64_t min_free;		/* [cache] min_free */
 
 	pthread_mutex_t mu;		/* everything below */
 	pthread_cond_t loaded;		/* a fetch ended */
@@ -89,6 +90,7 @@ int store_cache_read_kept(struct cache_store *s, const struct chunk_loc *loc,
 			  const char **why);
 void store_cache_settle(struct cache_store *s, struct entry *e, uint64_t size);
 void store_cache_unload(struct cache_store *s, struct entry *e);
+uint64_t store_cache_bound(struct cache_store *s);
 int store_cache_get(struct mreg_store *ms, const struct chunk_loc *loc,
 		    const struct mreg_id *id, void *buf);
 void store_cache_give_up(struct cache_store *s, int r);

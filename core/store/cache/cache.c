@@ -25,8 +25,13 @@
  *
  * LRU. The entries are in memory: a hash table by location and a list in
  * order of use, rebuilt at open from the files' mtimes (a hit sets the
- * file's mtime). Past `size` bytes (ids included) the least recently used
- * files are removed. A chunk larger than the bound is not kept.
+ * file's mtime). Past its bound (ids included) the least recently used
+ * files are removed. The bound is `size`, or less when the cache's file
+ * system (the store's disk by default, which the index needs) would keep
+ * less than its floor free, min_free and 5 % of it (store_cache_bound()):
+ * a disk something else fills makes the cache give its room back. A
+ * chunk that does not fit is not kept; a write that meets a full disk
+ * (ENOSPC, EDQUOT) evicts and keeps nothing: the reader has its bytes.
  *
  * Several processes of a host may share the directory (mregfs, and mreg
  * on the store: mreg prefetch, push): a miss looks for the chunk's file
@@ -75,6 +80,7 @@
 
 #include "log.h"
 #include "store/backend.h"
+#include "util.h"
 
 /* ---- names ---- */
 
@@ -211,11 +217,32 @@ void store_cache_drop(struct cache_store *s, struct entry *e, bool unlink_file)
 	free(e);
 }
 
-/* Removes the least recently used files until need more bytes fit. */
-static void evict(struct cache_store *s, uint64_t need)
+/* The bytes of files the cache may hold now (mu held): [cache] size, or
+ * less where its file system would have less than its floor free
+ * (util_disk_free()), counting what the cache holds as room it can give
+ * back. Whatever else grows on that disk (the index, the serving cache,
+ * another process's cache files) lowers it. */
+uint64_t store_cache_bound(struct cache_store *s)
 {
-	while (s->used + need > s->limit && s->lru.prev != &s->lru)
+	uint64_t avail, floor, b;
+
+	if (util_disk_free(s->dirfd, s->min_free, &avail, &floor))
+		return s->limit;	/* a write will tell */
+	b = s->used + avail > floor ? s->used + avail - floor : 0;
+	return b < s->limit ? b : s->limit;
+}
+
+/* Removes the least recently used files until the cache is under its
+ * bound with need more bytes, or (when need would not fit even in an
+ * empty cache) under its bound: whether need fits. */
+static bool evict(struct cache_store *s, uint64_t need)
+{
+	uint64_t bound = store_cache_bound(s);
+	uint64_t target = need <= bound ? bound - need : bound;
+
+	while (s->used > target && s->lru.prev != &s->lru)
 		store_cache_drop(s, s->lru.prev, true);
+	return s->used + need <= bound;
 }
 
 /* A fetch of e ended without a copy: forget it, wake its waiters. */
@@ -243,9 +270,25 @@ void store_cache_settle(struct cache_store *s, struct entry *e, uint64_t size)
 
 /* ---- files ---- */
 
+/* A write of size bytes met a full disk: evicts to the bound, and at
+ * least size bytes (a file at least) in any case, for a disk full in a
+ * way the bound does not see (its inodes, another writer's race). */
+static void give_back(struct cache_store *s, uint64_t size)
+{
+	uint64_t was;
+
+	pthread_mutex_lock(&s->mu);
+	was = s->used;
+	evict(s, size);
+	while (was - s->used < size && s->lru.prev != &s->lru)
+		store_cache_drop(s, s->lru.prev, true);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Writes id + data as loc's file (a temporary file renamed into place)
  * and makes it the most recently used. Best effort: a cache that cannot
- * keep a chunk still serves it. */
+ * keep a chunk still serves it. A write that meets a full disk (another
+ * writer took the room the bound counted on) gives room back. */
 static void keep(struct cache_store *s, struct entry *e,
 		 const struct mreg_id *id, const void *data, uint32_t len)
 {
@@ -255,32 +298,39 @@ static void keep(struct cache_store *s, struct entry *e,
 		{ .iov_base = (void *)id->b, .iov_len = MREG_ID_LEN },
 		{ .iov_base = (void *)data, .iov_len = len },
 	};
-	ssize_t n;
-	int fd;
+	ssize_t n = -1;
+	int fd, err;
+	bool fits;
 
-	if (size > s->limit) {
-		store_cache_unload(s, e);
-		return;
-	}
 	pthread_mutex_lock(&s->mu);
-	evict(s, size);
+	fits = evict(s, size);
 	loc_path(&e->loc, name);
 	snprintf(tmp, sizeof(tmp), "%.3stmp.%ld.%" PRIu64, name,
 		 (long)getpid(), s->tmpseq++);
 	pthread_mutex_unlock(&s->mu);
-	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	n = fd < 0 ? -1 : writev(fd, iov, 2);
-	if (fd >= 0)
-		close(fd);
-	if (n != (ssize_t)size || renameat(s->dirfd, tmp, s->dirfd, name)) {
-		log_debug("cache: cannot keep '%s/%s': %s", s->path, name,
-			  n < 0 || fd < 0 ? strerror(errno) : "short write");
-		unlinkat(s->dirfd, tmp, 0);
+	if (!fits) {
 		store_cache_unload(s, e);
 		return;
 	}
-	store_cache_settle(s, e, size);
+	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd >= 0)
+		n = writev(fd, iov, 2);
+	err = n < 0 ? errno : ENOSPC;	/* a short write: the disk is full */
+	if (fd >= 0)
+		close(fd);
+	if (n == (ssize_t)size && renameat(s->dirfd, tmp, s->dirfd, name) == 0) {
+		store_cache_settle(s, e, size);
+		return;
+	}
+	if (n == (ssize_t)size)
+		err = errno;
+	log_debug("cache: cannot keep '%s/%s': %s", s->path, name,
+		  strerror(err));
+	unlinkat(s->dirfd, tmp, 0);
+	if (err == ENOSPC || err == EDQUOT)
+		give_back(s, size);
+	store_cache_unload(s, e);
 }
 
 /* Reads loc's file into buf and checks it: 0, or 1 when it is missing or
@@ -574,6 +624,7 @@ static int cache_open(const struct store_options *opt, struct mreg_store **ret)
 	s->base.be = &store_cache_backend;
 	s->dirfd = -1;
 	s->limit = cfg->size;
+	s->min_free = cfg->min_free;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->loaded, NULL);
 	pthread_cond_init(&s->work, NULL);

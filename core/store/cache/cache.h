@@ -22,6 +22,8 @@ struct cache_config {
 	const char *path;         /* the cache directory (made mode 0700
 				     when missing): required */
 	uint64_t size;            /* bytes of chunks kept at most: required */
+	uint64_t min_free;        /* bytes its file system keeps free, at
+				     least (util_disk_room(): and 5 %) */
 	struct mreg_store *inner; /* the store it caches: required */
 	unsigned fetchers;        /* threads of prefetch: 8 */
 };

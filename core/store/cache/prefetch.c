@@ -226,7 +226,7 @@ int store_cache_fill(struct mreg_store *ms, const struct chunk_loc *locs,
 	struct cache_store *s = (struct cache_store *)ms;
 	struct fill f = { 0 };
 	struct store_span sp;
-	uint64_t need = 0;
+	uint64_t need = 0, bound;
 	struct entry *e;
 	bool kept;
 	void *buf;
@@ -240,11 +240,15 @@ int store_cache_fill(struct mreg_store *ms, const struct chunk_loc *locs,
 				       "location (%u bytes)", locs[i].len);
 		need += MREG_ID_LEN + (uint64_t)sp.len;
 	}
-	if (need > s->limit)
+	pthread_mutex_lock(&s->mu);
+	bound = store_cache_bound(s);
+	if (need > bound) {
+		pthread_mutex_unlock(&s->mu);
 		return log_err(-EFBIG, "cache: %" PRIu64 " bytes of chunks "
 			       "do not fit in '%s' (%" PRIu64 " bytes at "
-			       "most)", need, s->path, s->limit);
-	pthread_mutex_lock(&s->mu);
+			       "most: its size, or less to keep its disk's "
+			       "floor free)", need, s->path, bound);
+	}
 	for (i = 0; i < n && !f.err; i++) {
 		while (s->qlen >= FILL_QUEUE)
 			pthread_cond_wait(&s->room, &s->mu);
