@@ -28,6 +28,12 @@
 #          a local store; daemon RSS. MREG_BENCH_S3_PARTS picks its parts
 #          (push,read); MREG_BENCH_S3_PUSH_REPS its push runs (1: radosgw
 #          holds every run's objects in memory).
+#   hosts  issue 14 (hosts_bench.py), LMDB against PostgreSQL (+ radosgw)
+#          in one run: a promotion seen by a new open on 1 and 10 mounts
+#          (p50, p99), registrations per second from 3 mounts into one
+#          model, warm stat and ls -l, a cold open, mreg ls and search on
+#          MREG_BENCH_HOSTS_VERSIONS versions (100000; small: 1000). Its
+#          table goes to $out/hosts.md.
 #
 # Installs what it needs (Debian packages) when it is missing, generates the
 # data set once into a cache and checks it (sha256sum -c MANIFEST.sha256).
@@ -83,7 +89,7 @@ work=${MREG_BENCH_WORK:-$cache/work}
 tree=${MREG_BENCH_TREE:-$cache/tree-$tfiles}
 reps=${MREG_BENCH_REPS:-3}
 peer_reps=${MREG_BENCH_PEER_REPS:-3}
-only=${MREG_BENCH_ONLY:-push peers fs serve s3}
+only=${MREG_BENCH_ONLY:-push peers fs serve s3 hosts}
 out=$B/bench
 pidfile=$work/mregfs.pid
 
@@ -266,6 +272,15 @@ if want s3; then
 			--pidfile "$pidfile" --out "$out/s3.json" \
 			${MREG_BENCH_S3_PARTS:+--parts "$MREG_BENCH_S3_PARTS"}
 	fi
+fi
+
+# 6b. Issue 14: many mounts of one registry, its index in PostgreSQL.
+if want hosts; then
+	hv=${MREG_BENCH_HOSTS_VERSIONS:-100000}
+	[ "$small" = 1 ] && hv=1000
+	runstep hosts "$py" "$here/hosts_bench.py" --scale-models $((hv / 100)) \
+		--scale-versions 100 --json "$out/hosts.json"
+	[ ! -f "$out/hosts.log" ] || sed -n '/^|/p' "$out/hosts.log" >"$out/hosts.md"
 fi
 
 # 7. The report.
