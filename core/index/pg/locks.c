@@ -138,9 +138,11 @@ int idx_pg_lock(struct idx_db *dbb, uint64_t key, bool shared, bool wait)
 			l = NULL;
 			break;
 		}
-		r = session(db, deadline);
-		if (r == 0)
-			r = try_lock(db, key, shared, deadline);
+		/* no session within the deadline (or a wrong password): the
+		   error, at once */
+		if ((r = session(db, deadline)) < 0)
+			break;
+		r = try_lock(db, key, shared, deadline);
 		if (r < 0 && db->lk == NULL && (uint64_t)mono_ns() < deadline)
 			continue; /* lost on the way: another session */
 		if (r != 0 || !wait)
