@@ -4,7 +4,8 @@
  * Every daemon (a registry with a mount point: reg_set_mount) keeps one
  * record in META "hosts/" + be64 life token, written at each tick: its
  * host name, pid, mount point, the audit sequence number it has applied
- * and when it said so, as JSON. Applied is the head of the audit trail the
+ * and when it said so, as JSON (written when what it applied changed: an
+ * idle mount writes nothing). Applied is the head of the audit trail the
  * daemon read one tick before: every change up to it had committed then,
  * and whatever the kernel had cached of the state before it (mutable
  * names and attributes live a second at most, fs/mregfs.h; stages are
@@ -129,7 +130,7 @@ void reg_hosts_tick(struct reg_registry *reg)
 	struct host_put p = { .reg = reg };
 	struct gone_list g = { .reg = reg };
 	struct strbuf sb;
-	uint64_t head;
+	uint64_t head, applied;
 	int64_t now = now_ns();
 	int r;
 
@@ -141,6 +142,12 @@ void reg_hosts_tick(struct reg_registry *reg)
 		log_debug("cannot read the audit head: %s", strerror(-r));
 		return;
 	}
+	applied = reg->hosts_said ? reg->hosts_head : 0;
+	reg->hosts_head = head;
+	/* nothing new applied: the record stands (an idle mount writes
+	   nothing, and syncs nothing) */
+	if (reg->hosts_said && applied == reg->hosts_written)
+		goto prune;
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		strcpy(host, "?");
 	host[sizeof(host) - 1] = '\0';
@@ -152,8 +159,7 @@ void reg_hosts_tick(struct reg_registry *reg)
 	json_quotes(&sb, reg->mount);
 	/* the first tick has applied nothing it can vouch for yet */
 	strbuf_addf(&sb, ",\"applied\":%" PRIu64 ",\"time\":\"%s\","
-		    "\"time_ns\":%" PRId64 "}",
-		    reg->hosts_said ? reg->hosts_head : 0, when, now);
+		    "\"time_ns\":%" PRId64 "}", applied, when, now);
 	p.json = sb.buf;
 	p.len = sb.len;
 	r = reg_change(reg, host_put_txn, &p);
@@ -162,8 +168,9 @@ void reg_hosts_tick(struct reg_registry *reg)
 		log_err(r, "cannot record this mount's state in the registry");
 		return;
 	}
-	reg->hosts_head = head;
 	reg->hosts_said = true;
+	reg->hosts_written = applied;
+prune:
 	/* now and then: the records of mounts that died */
 	if (now - reg->hosts_pruned < GONE_NS / 2)
 		return;

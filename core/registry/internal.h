@@ -117,6 +117,7 @@ struct reg_registry {
 	/* hosts.c: this mount's record (daemons only) */
 	uint64_t hosts_head;      /* the audit head read at the last tick */
 	bool hosts_said;          /* a record was written */
+	uint64_t hosts_written;   /* the applied it said */
 	int64_t hosts_pruned;     /* when gone mounts' records were last
 				     looked for */
 
