@@ -35,6 +35,12 @@ static void host_init(void)
 		strcpy(host, "?");
 }
 
+const char *reg_host_name(void)
+{
+	pthread_once(&host_once, host_init);
+	return host;
+}
+
 /* The name of uid (NSS: files, LDAP, SSSD), or NULL: numbers differ
  * between hosts, names are what a reader of the trail knows. The last
  * one is kept per thread. */
@@ -92,9 +98,8 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	strbuf_addf(&sb, "{\"seq\":%llu,\"time\":\"%s\",\"uid\":%u,\"gid\":%u,"
 		    "\"pid\":%d", (unsigned long long)seq, when,
 		    (unsigned)who->uid, (unsigned)who->gid, (int)who->pid);
-	pthread_once(&host_once, host_init);
 	add_field(&sb, "user", user_name(who->uid));
-	add_field(&sb, "host", host);
+	add_field(&sb, "host", reg_host_name());
 	strbuf_adds(&sb, ",\"op\":");
 	json_quotes(&sb, ev->op);
 	add_field(&sb, "result", ev->result ? ev->result : "ok");

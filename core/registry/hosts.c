@@ -126,7 +126,7 @@ static int gone_del_txn(struct idx_txn *t, void *arg)
 
 void reg_hosts_tick(struct reg_registry *reg)
 {
-	char host[256], when[40];
+	char when[40];
 	struct host_put p = { .reg = reg };
 	struct gone_list g = { .reg = reg };
 	struct strbuf sb;
@@ -148,13 +148,10 @@ void reg_hosts_tick(struct reg_registry *reg)
 	   nothing, and syncs nothing) */
 	if (reg->hosts_said && applied == reg->hosts_written)
 		goto prune;
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		strcpy(host, "?");
-	host[sizeof(host) - 1] = '\0';
 	util_time_iso(now, true, when, sizeof(when));
 	strbuf_init(&sb);
 	strbuf_adds(&sb, "{\"host\":");
-	json_quotes(&sb, host);
+	json_quotes(&sb, reg_host_name());
 	strbuf_addf(&sb, ",\"pid\":%d,\"mount\":", (int)getpid());
 	json_quotes(&sb, reg->mount);
 	/* the first tick has applied nothing it can vouch for yet */

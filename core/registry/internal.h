@@ -460,6 +460,10 @@ int reg_writers_none_txn(struct idx_txn *t, uint64_t version);
  * registry's queue, taken over and run here. */
 void reg_hooks_tick(struct reg_registry *reg);
 
+/* ---- audit.c ---- */
+/* This host's name (gethostname, once; "?" when there is none). */
+const char *reg_host_name(void);
+
 /* ---- hosts.c ---- */
 /* A daemon's tick: its record of what it has applied; gone mounts'
  * records out, now and then. */
