@@ -23,6 +23,8 @@
 # PostgreSQL too: one throw-away cluster (tests/services/pg.sh) for the
 # run, each store's tables in a schema of their own (s3wrap.sh adds
 # [index] backend = postgres and [postgres] conninfo and schema).
+# MREG_TEST_ONLY='GLOB...' runs only the tests whose file name matches
+# one of the shell patterns (test_soak.py, 'verify.sh test_s3*').
 # Usage: tests/run.sh [layers|unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,6 +97,16 @@ skipped="$log/skipped"
 
 run_one() {
 	name=$1; shift
+	if [ -n "${MREG_TEST_ONLY:-}" ]; then
+		_want=false
+		set -f
+		for _g in $MREG_TEST_ONLY; do
+			# shellcheck disable=SC2254
+			case $(basename "$name") in $_g) _want=true ;; esac
+		done
+		set +f
+		$_want || return 0
+	fi
 	out="$log/$(basename "$name").out"
 	printf '%-40s ' "$(basename "$name")"
 	"$@" >"$out" 2>&1

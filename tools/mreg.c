@@ -698,6 +698,12 @@ int fail_errno(struct cli *c, int r, const struct subject *s)
 	case EDQUOT:
 		return fail(c, "disk quota exceeded on the store");
 	case EIO:
+		/* the object store failed (core's "s3: ..." line says how),
+		 * else the bytes are bad */
+		rs = last_logged(c, why, sizeof(why));
+		if (rs && !strncmp(rs, "s3: ", 4))
+			return fail(c, "cannot read '%s' from the object "
+				    "store: %s", subj(s, a, sizeof(a)), rs + 4);
 		return fail(c, "data damaged in '%s': run 'mreg fsck'",
 			    subj(s, a, sizeof(a)));
 	case ENOMEM:
@@ -978,10 +984,12 @@ static int open_store(struct cli *c)
 				    errstr(-r));
 	} else {
 		/* only init makes a store: anything else that is not one is
-		   refused, and left as it is */
+		   refused, and left as it is; init alone asks the object
+		   store at once, the rest when they need a chunk */
 		r = reg_open_flags(
 			&c->cfg, c->store,
-			c->cmd->creates_store ? 0 : REG_OPEN_EXISTING, &c->reg);
+			c->cmd->creates_store ? 0 :
+			REG_OPEN_EXISTING | REG_OPEN_LAZY, &c->reg);
 	}
 	/* core says why when it knows (a database without a registry) */
 	if (r == -ENOENT && !last_logged(c, why, sizeof(why)))

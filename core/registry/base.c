@@ -145,8 +145,10 @@ static int check_backend(struct reg_registry *reg, const char *want,
 
 /* Opens the chunk store [store] backend names: the pack files of the
  * store directory; or the S3 store of [s3] behind this host's chunk cache
- * ([cache]: by default the store's cache/). */
-static int open_chunk_store(struct reg_registry *reg, const char *backend)
+ * ([cache]: by default the store's cache/), asked at once whether its
+ * endpoint, keys and bucket work unless REG_OPEN_LAZY. */
+static int open_chunk_store(struct reg_registry *reg, const char *backend,
+			    unsigned flags)
 {
 	const struct mreg_config *cfg = reg->cfg;
 	struct store_options so = {
@@ -164,6 +166,7 @@ static int open_chunk_store(struct reg_registry *reg, const char *backend)
 		.key_prefix = cfg->s3_key_prefix,
 		.gc_grace_s = cfg->s3_gc_grace,
 		.timeout_ms = cfg->s3_timeout * 1000,
+		.lazy = (flags & REG_OPEN_LAZY) != 0,
 	};
 	struct cache_config cc = { .path = cfg->cache_path,
 				   .size = cfg->cache_size,
@@ -610,7 +613,7 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	ia.backend = cfg->backend == CONFIG_BACKEND_S3 ? "s3" : "pack";
 	r = check_backend(reg, ia.backend, &index_new);
 	if (r == 0)
-		r = open_chunk_store(reg, ia.backend);
+		r = open_chunk_store(reg, ia.backend, flags);
 	if (r < 0)
 		goto fail;
 	ia.want = &cfg->chunker;

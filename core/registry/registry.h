@@ -139,6 +139,12 @@ int reg_open(const struct mreg_config *cfg, const char *store,
  * and creates nothing (-ENOENT when there is none: a missing path or an
  * empty directory). */
 #define REG_OPEN_EXISTING 0x1u
+/* ... REG_OPEN_LAZY sends a remote chunk store (S3) nothing at open: what
+ * is wrong with its endpoint, keys or bucket is said by the first request
+ * that needs it. For short commands, most of which read only the index
+ * and the cache: hundreds at once must not each ask the object store. A
+ * daemon opens without it, to stop at start with the reason. */
+#define REG_OPEN_LAZY 0x2u
 int reg_open_flags(const struct mreg_config *cfg, const char *store,
 		   unsigned flags, struct reg_registry **ret);
 /* Closes; takes NULL. Open files must have been released. */

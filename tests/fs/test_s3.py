@@ -10,7 +10,9 @@ the end; MREG_RGW_DIR=DIR uses one already running in DIR):
   - a store made with one backend refuses to open with the other, saying
     which ("was made with [store] backend = s3, the config asks for
     local"), and mregfs refuses to mount it;
-  - wrong credentials stop mregfs at start with a one-line reason;
+  - wrong credentials stop mregfs at start with a one-line reason; the
+    CLI, which asks the object store only for a chunk, lists with them
+    and fails a read of an uncached file saying why;
   - gc on S3, where a pack object cannot be cut: a removed version whose
     chunks end a pack object another version still uses (a dead tail) is
     reclaimed by a rewrite of the object, never by a cut; what stays
@@ -183,6 +185,27 @@ def run_in(env, tmp):
                            'AWS_ACCESS_KEY_ID'], AWS_SECRET_ACCESS_KEY='x'))
     t.ok(r.returncode != 0 and 'wrong secret key' in r.stderr,
          'wrong credentials: mregfs stops at start saying so', r.stderr)
+    # the CLI asks the object store only when it needs a chunk: with
+    # the wrong key, ls reads the index, cat of what no cache holds says
+    # why (c3: a third, empty cache)
+    c3 = conf(os.path.join(tmp, 's3-3.conf'), env, prefix,
+              os.path.join(tmp, 'cache3'))
+    bad = dict(os.environ, AWS_ACCESS_KEY_ID=creds['AWS_ACCESS_KEY_ID'],
+               AWS_SECRET_ACCESS_KEY='x')
+    r = subprocess.run([MREG, '-c', c3, '--store', m.store, 'ls'],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120, env=bad)
+    t.ok(r.returncode == 0 and 'churn' in r.stdout and not r.stderr,
+         'wrong credentials: mreg ls reads the index alone and works',
+         r.stdout + r.stderr)
+    r = subprocess.run([MREG, '-c', c3, '--store', m.store, 'cat',
+                        'churn/2/vocab.txt'], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120,
+                       env=bad)
+    t.ok(r.returncode != 0 and 'wrong secret key' in r.stderr and
+         not r.stdout and len(r.stderr.splitlines()) <= 2,
+         '... mreg cat of an uncached file fails, saying why', r.stderr)
+    t.diag(r.stderr.strip())
     # gc: objects are never cut (no STORE_CAN_CUT): dead tails go by a
     # rewrite, or with their object
     before = set(k for k in listing(env, prefix)

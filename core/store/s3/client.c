@@ -520,20 +520,10 @@ int s3_check(struct s3_client *c)
 		s3_op_free(op);
 		return 0;
 	}
-	if (!strcmp(op->code, "InvalidAccessKeyId"))
-		hint = "unknown access key";
-	else if (!strcmp(op->code, "SignatureDoesNotMatch"))
-		hint = "wrong secret key";
-	else if (!strcmp(op->code, "RequestTimeTooSkewed"))
-		hint = "this host's clock is wrong";
-	else if (r == -EACCES)
-		hint = "access denied";
-	else if (r == -ENOENT)
-		hint = "no such bucket";
-	else if (!op->status)
-		hint = "cannot reach the endpoint";
-	else
-		hint = "the store refused the request";
+	hint = s3_op_hint(op, r);
+	if (!hint)
+		hint = r == -ENOENT ? "no such bucket" :
+		       "the store refused the request";
 	log_err(r, "s3: bucket '%s' at '%s': %s (%s)", c->bucket, c->prefix,
 		hint, op->why);
 	s3_op_free(op);

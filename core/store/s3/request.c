@@ -437,13 +437,37 @@ static int attempt_result(struct s3_op *op, CURLcode cres, bool *retry)
 	return 0;
 }
 
+const char *s3_op_hint(const struct s3_op *op, int r)
+{
+	if (!strcmp(op->code, "InvalidAccessKeyId"))
+		return "unknown access key";
+	if (!strcmp(op->code, "SignatureDoesNotMatch"))
+		return "wrong secret key";
+	if (!strcmp(op->code, "RequestTimeTooSkewed"))
+		return "this host's clock is wrong";
+	if (!strcmp(op->code, "NoSuchBucket"))
+		return "no such bucket";
+	if (r == -EACCES)
+		return "access denied";
+	if (!op->status)
+		return "cannot reach the endpoint";
+	return NULL;
+}
+
 static void op_complete(struct s3_client *c, struct s3_op *op, ssize_t r)
 {
+	const char *hint;
+
 	/* Callers probe with GET and HEAD: a missing key is no news. */
 	if (r < 0 && !op->quiet && !(r == -ENOENT && op->verb != V_PUT &&
-				     op->verb != V_POST))
-		log_err((int)r, "s3: %s: %s, %u attempt%s", op->what, op->why,
-			op->attempt, op->attempt == 1 ? "" : "s");
+				     op->verb != V_POST &&
+				     strcmp(op->code, "NoSuchBucket"))) {
+		hint = s3_op_hint(op, (int)r);
+		log_err((int)r, "s3: %s: %s%s%s%s, %u attempt%s", op->what,
+			hint ? hint : "", hint ? " (" : "", op->why,
+			hint ? ")" : "", op->attempt,
+			op->attempt == 1 ? "" : "s");
+	}
 	op->result = r;
 	op->done = true;
 	pthread_cond_broadcast(&c->cond);

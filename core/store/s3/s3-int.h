@@ -153,6 +153,10 @@ ssize_t s3_op_run(struct s3_op *op);
 /* Ends op at once with result r, without running it (a zero-length
  * GET): s3_op_wait() then returns r. */
 void s3_op_done_now(struct s3_op *op, ssize_t r);
+/* What to fix, in a few words, for a failed op's result r ("wrong
+ * secret key", "no such bucket", "cannot reach the endpoint"); NULL when
+ * the answer says nothing a user can act on. */
+const char *s3_op_hint(const struct s3_op *op, int r);
 /* The worker thread's body (arg: the client). */
 void *s3_worker_main(void *arg);
 

@@ -456,7 +456,7 @@ static int s3s_open(const struct store_options *opt, struct mreg_store **ret)
 		.payload = S3_PAYLOAD_MD5,
 	};
 	r = s3_open(&cc, &s->c);
-	if (!r)
+	if (!r && !cfg->lazy)
 		r = s3_check(s->c);	/* logs the one-line reason */
 	if (r)
 		goto fail;

@@ -39,6 +39,9 @@ struct s3_store_config {
 	unsigned max_inflight;   /* requests at once: 8 */
 	unsigned timeout_ms;     /* one request, retries included: 30000 */
 	unsigned attempts;       /* per request, the first included: 6 */
+	/* Sends nothing at open (else one LIST proves the endpoint, the
+	 * keys and the bucket): the first request that fails says why. */
+	bool lazy;
 	/* Tests: the session prefix (40 bits) to try first; 0: random. */
 	uint64_t try_session;
 };
