@@ -5,7 +5,9 @@
  * V open (index.h: the system lets it go when the process dies). gc frees
  * a removed version's tree only when nobody holds it. A pin is taken when
  * a version's first file is opened here; released pins are let go lazily
- * (reg_tick), so open/close cycles cost no lock calls.
+ * (reg_tick), so open/close cycles cost no lock calls. A pin whose lock
+ * could not be taken (the database away, or its answer an error) is taken
+ * at the next tick that can.
  */
 #include "internal.h"
 
@@ -17,13 +19,29 @@
 struct pin {
 	uint64_t version;
 	unsigned count;
+	bool locked;    /* the index holds its lock: else taken at a tick */
 	struct pin *next;
 };
+
+/* Takes p's lock (pins_lock held). Not while the database is taken as
+ * away: a read of what this host keeps must not wait a deadline for it
+ * (registry/fixed.c); the next tick takes it. */
+static void pin_lock(struct reg_registry *reg, struct pin *p)
+{
+	int r;
+
+	if (reg_db_away(reg))
+		return;
+	r = idx_lock(reg->ix, IDX_LOCK_PIN, p->version, true, false);
+	if (r < 0)
+		log_err(r, "cannot pin version inode %llu (taken again at "
+			"the next tick)", (unsigned long long)p->version);
+	p->locked = r == 0;
+}
 
 void reg_pin(struct reg_registry *reg, uint64_t v)
 {
 	struct pin *p;
-	int r;
 
 	pthread_mutex_lock(&reg->pins_lock);
 	for (p = reg->pins; p; p = p->next)
@@ -35,10 +53,7 @@ void reg_pin(struct reg_registry *reg, uint64_t v)
 			p->version = v;
 			p->next = reg->pins;
 			reg->pins = p;
-			r = idx_lock(reg->ix, IDX_LOCK_PIN, v, true, false);
-			if (r < 0)
-				log_err(r, "cannot pin version inode %llu",
-					(unsigned long long)v);
+			pin_lock(reg, p);
 		}
 	}
 	if (p)
@@ -65,18 +80,19 @@ void reg_pins_flush(struct reg_registry *reg)
 	struct pin **pp, *p;
 
 	pthread_mutex_lock(&reg->pins_lock);
-	if (reg->pins_dirty) {
-		for (pp = &reg->pins; (p = *pp);) {
-			if (p->count == 0) {
-				*pp = p->next;
+	for (pp = &reg->pins; (p = *pp);) {
+		if (p->count == 0 && reg->pins_dirty) {
+			*pp = p->next;
+			if (p->locked)
 				idx_unlock(reg->ix, IDX_LOCK_PIN, p->version);
-				free(p);
-			} else {
-				pp = &p->next;
-			}
+			free(p);
+		} else {
+			if (!p->locked)
+				pin_lock(reg, p);
+			pp = &p->next;
 		}
-		reg->pins_dirty = false;
 	}
+	reg->pins_dirty = false;
 	pthread_mutex_unlock(&reg->pins_lock);
 }
 
@@ -86,7 +102,8 @@ void reg_pins_close(struct reg_registry *reg)
 
 	while ((p = reg->pins)) {
 		reg->pins = p->next;
-		idx_unlock(reg->ix, IDX_LOCK_PIN, p->version);
+		if (p->locked)
+			idx_unlock(reg->ix, IDX_LOCK_PIN, p->version);
 		free(p);
 	}
 }

@@ -319,6 +319,25 @@ static void metrics_open_files(struct reg_registry *reg, struct strbuf *sb)
 		    (unsigned long long)fc.refused);
 }
 
+/* This host's copy of sealed records (registry/fixed.c), when there is
+ * one. */
+static void metrics_fixed(struct reg_registry *reg, struct strbuf *sb)
+{
+	if (!reg->fixed)
+		return;
+	strbuf_addf(sb, "# HELP mreg_fixed_lookups_total Reads of records "
+		    "by this process from the host's copy (registry/fixed.c): "
+		    "hit and miss of sealed content, stale: a model or "
+		    "version as last read, the database being away.\n"
+		    "# TYPE mreg_fixed_lookups_total counter\n"
+		    "mreg_fixed_lookups_total{result=\"hit\"} %llu\n"
+		    "mreg_fixed_lookups_total{result=\"miss\"} %llu\n"
+		    "mreg_fixed_lookups_total{result=\"stale\"} %llu\n",
+		    (unsigned long long)atomic_load(&reg->fixed_hits),
+		    (unsigned long long)atomic_load(&reg->fixed_misses),
+		    (unsigned long long)atomic_load(&reg->fixed_stale));
+}
+
 /* One family of one sample: its HELP and TYPE lines, then the sample. */
 static void metric(struct strbuf *sb, const char *name, const char *help,
 		   bool counter, const char *value)
@@ -405,6 +424,7 @@ int reg_metrics_text(struct reg_registry *reg, char **ret, size_t *ret_len)
 	metrics_totals(&sb, &a, &st);
 	metrics_hooks(reg, &sb);
 	metrics_open_files(reg, &sb);
+	metrics_fixed(reg, &sb);
 	serve_metrics(reg->serve, &sb);
 	for (i = 0; i < 5; i++) {
 		if (!a.fam[i].len)

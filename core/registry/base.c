@@ -673,6 +673,9 @@ int reg_open_flags(const struct mreg_config *cfg, const char *store,
 	r = reg_live_open(reg);
 	if (r < 0)
 		goto fail;
+	r = reg_fixed_open(reg);
+	if (r < 0)
+		goto fail;
 	r = reg_pending_cleanup(reg);
 	if (r < 0)
 		goto fail;
@@ -709,6 +712,7 @@ void reg_close(struct reg_registry *reg)
 	reg_pins_close(reg);
 	reg_live_close(reg);
 	store_close(reg->st);
+	reg_fixed_close(reg);
 	idx_close(reg->ix);
 	fdcap_free(reg->fdcap);
 	pthread_mutex_destroy(&reg->lock);

@@ -124,6 +124,12 @@ struct reg_registry {
 	pthread_mutex_t refusal_lock;
 	struct refusal *refusals; /* recent refusals, coalesced (audit.c) */
 
+	/* fixed.c: this host's copy of sealed records (postgres only) */
+	struct idx_db *fixed;
+	atomic_ullong fixed_hits, fixed_misses, fixed_stale, fixed_puts;
+	atomic_ullong fixed_away; /* until when (mono ns) the database is
+				     taken as away: 0, it answers */
+
 	/* sealed files' extent tables, shared by their opens (reader.c);
 	   guarded by lock */
 	struct ext_table *tables[1024];   /* hashed by inode */
@@ -463,6 +469,39 @@ void reg_hooks_tick(struct reg_registry *reg);
 /* ---- audit.c ---- */
 /* This host's name (gethostname, once; "?" when there is none). */
 const char *reg_host_name(void);
+
+/* ---- fixed.c ---- */
+/* Opens this host's copy of sealed records when the index is in
+ * PostgreSQL (nothing else: 0). A cache that cannot be used is logged and
+ * left out (0): the database serves. */
+int reg_fixed_open(struct reg_registry *reg);
+void reg_fixed_close(struct reg_registry *reg);
+/* Looks up, in the host's copy: the entry name of directory parent and
+ * its inode; inode ino; file ino with its extents and their places (*ext
+ * the caller's to free). 0, or -ENOENT when not kept (or no copy). With
+ * err 0, sealed content alone; with err the index's error for the same
+ * question, a model's or sealed version's record as last read when err
+ * says the database is away (else -ENOENT). */
+int reg_fixed_name(struct reg_registry *reg, uint64_t parent,
+		   const char *name, int err, struct inode_rec *ret);
+int reg_fixed_inode(struct reg_registry *reg, uint64_t ino, int err,
+		    struct inode_rec *ret);
+int reg_fixed_file(struct reg_registry *reg, uint64_t ino,
+		   struct inode_rec *ret, struct rext **ext, size_t *n);
+/* True while the database is taken as away (it failed a call within the
+ * last few seconds): what was last read is served without asking it.
+ * reg_fixed_said() tells the outcome of each call asked (0 or -errno);
+ * the first failure is said in the log, once a minute at most. */
+bool reg_fixed_away(struct reg_registry *reg);
+/* The same without taking the turn to ask: for what can wait (pins). */
+bool reg_db_away(struct reg_registry *reg);
+void reg_fixed_said(struct reg_registry *reg, int r);
+/* Keeps rec (and its entry, rec->name in rec->parent) when it is sealed
+ * content, a model or a sealed version; a file with its extents. Failures are logged at debug
+ * level: the database has it. */
+void reg_fixed_keep(struct reg_registry *reg, const struct inode_rec *rec);
+void reg_fixed_keep_file(struct reg_registry *reg, const struct inode_rec *rec,
+			 const struct rext *ext, size_t n);
 
 /* ---- hosts.c ---- */
 /* A daemon's tick: its record of what it has applied; gone mounts'

@@ -142,9 +142,18 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 		return history_lookup(reg, name, ret);
 	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
-	r = idx_read(reg->ix, lookup_txn, &a);
-	if (r < 0)
-		return r;
+	/* sealed content from this host's copy; models and versions from
+	   it too while the database is away (fixed.c) */
+	if (reg_fixed_name(reg, parent, name, 0, &a.rec) < 0 &&
+	    !(reg_fixed_away(reg) &&
+	      reg_fixed_name(reg, parent, name, -EIO, &a.rec) == 0)) {
+		r = idx_read(reg->ix, lookup_txn, &a);
+		reg_fixed_said(reg, r);
+		if (r < 0 && reg_fixed_name(reg, parent, name, r, &a.rec) < 0)
+			return r;
+		if (r == 0)
+			reg_fixed_keep(reg, &a.rec);
+	}
 	reg_inode_attr(&a.rec, ret);
 	reg_writer_size(reg, ret);
 	return 0;
@@ -162,6 +171,25 @@ static int getattr_txn(struct idx_txn *t, void *arg)
 	return reg_inode_get_txn(t, a->ino, &a->rec);
 }
 
+/* a->ino's record: from this host's copy when sealed content (kept there
+ * once read from the index), or a model or version while the database is
+ * away (fixed.c) */
+static int inode_read(struct reg_registry *reg, struct getattr_arg *a)
+{
+	int r;
+
+	if (reg_fixed_inode(reg, a->ino, 0, &a->rec) == 0 ||
+	    (reg_fixed_away(reg) &&
+	     reg_fixed_inode(reg, a->ino, -EIO, &a->rec) == 0))
+		return 0;
+	r = idx_read(reg->ix, getattr_txn, a);
+	reg_fixed_said(reg, r);
+	if (r < 0)
+		return reg_fixed_inode(reg, a->ino, r, &a->rec) == 0 ? 0 : r;
+	reg_fixed_keep(reg, &a->rec);
+	return 0;
+}
+
 int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret)
 {
 	struct getattr_arg a = { .ino = ino };
@@ -171,8 +199,7 @@ int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret)
 		return -EINVAL;
 	if (reg_ino_virtual(ino))
 		return virt_getattr(reg, ino, ret);
-	r = idx_read(reg->ix, getattr_txn, &a);
-	if (r < 0)
+	if ((r = inode_read(reg, &a)) < 0)
 		return r;
 	reg_inode_attr(&a.rec, ret);
 	reg_writer_size(reg, ret);
@@ -386,8 +413,7 @@ int reg_readlink(struct reg_registry *reg, uint64_t ino, char *buf, size_t size)
 
 	if (!reg || !buf || reg_ino_virtual(ino))
 		return -EINVAL;
-	r = idx_read(reg->ix, getattr_txn, &a);
-	if (r < 0)
+	if ((r = inode_read(reg, &a)) < 0)
 		return r;
 	if (!S_ISLNK(a.rec.mode))
 		return -EINVAL;

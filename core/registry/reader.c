@@ -352,9 +352,14 @@ int reg_file_open(struct reg_registry *reg, const struct reg_caller *who,
 	if ((r = reg_file_count(reg, ino)) < 0)
 		goto fail;
 	f->counted = true;
-	r = idx_read(reg->ix, open_txn, &a);
-	if (r < 0)
-		goto fail;
+	/* sealed: this host may have it (fixed.c) */
+	if (writer || reg_fixed_file(reg, ino, &a.rec, &f->ext, &f->next) < 0) {
+		r = idx_read(reg->ix, open_txn, &a);
+		if (r < 0)
+			goto fail;
+		if (!writer && a.rec.kind == REG_FILE)
+			reg_fixed_keep_file(reg, &a.rec, f->ext, f->next);
+	}
 	f->kind = a.rec.kind;
 	f->version = a.rec.version;
 	f->size = a.rec.size;

@@ -23,9 +23,12 @@ postgres) and the chunks in a real radosgw ([store] backend = s3):
   - kill -9 of one host's daemon in the middle of a write leaves no
     version on the others, and the host mounts again;
   - PostgreSQL stopped under a reader and a writer: a file open before
-    reads on, a new open fails with EIO within the [postgres] timeout
-    (never a hang), the daemon log says why; once it is back, everything
-    works without a remount.
+    reads on; a daemon started again on a host that served a version
+    opens and reads its files from the host's copy of sealed records
+    (registry/fixed.c) and chunk cache; a version the host never saw, and
+    a stage, fail with EIO within the [postgres] timeout (never a hang);
+    the daemon log says why; once it is back, everything works without a
+    remount.
 
 PostgreSQL (tests/services/pg.sh) is started for this file; radosgw is
 the run's (MREG_RGW_DIR) or one of its own. Skipped, saying why, where
@@ -383,6 +386,21 @@ def test_kill(h, src):
 def test_pg_down(h, pg, src):
     p = os.path.join(src, 'late.bin')
     write(p, pattern(1 << 20, 9))
+    # host 2 serves a version (reads a file of it once); host 0 then
+    # registers one that host 2 never sees
+    vs = versions(h.model(2, 'm'))
+    served = h.model(2, 'm', str(vs[0]))
+    name = sorted(os.listdir(served))[0]
+    want = pathlib.Path(served, name).read_bytes()
+    write(os.path.join(src, 'unseen.bin'), pattern(1 << 16, 10))
+    subprocess.run(['cp', os.path.join(src, 'unseen.bin'),
+                    h.model(0, 'm') + '/'], check=True)
+    unseen = versions(h.model(0, 'm'))[-1]
+    # a daemon of host 2 started again: nothing in its memory, nor in the
+    # kernel's caches; what it read before is in the host's directory
+    t.eq(h.m[2].stop(), 0, 'host 2 unmounts')
+    h.m[2].proc = None
+    h.m[2].start()
     f = open(h.model(1, 'm', '2', os.listdir(h.model(1, 'm', '2'))[0]),
              'rb')
     f.read(1)
@@ -392,15 +410,40 @@ def test_pg_down(h, pg, src):
         t.ok(len(data) > 0, 'PostgreSQL stopped: a file open before reads '
              'on (%d bytes)' % len(data))
         t0 = time.monotonic()
-        e = errno_of(lambda: open(h.model(2, 'm', '4', os.listdir(
-            h.model(2, 'm', '4'))[0]), 'rb').read())
+        try:
+            got = pathlib.Path(served, name).read_bytes()
+        except OSError as e:
+            got = e
+        took = time.monotonic() - t0
+        t.ok(got == want, 'a file of a version the host served before: '
+             'opened and read by a new daemon from the host\'s copy of '
+             'sealed records and its chunk cache (%.1f s)' % took,
+             got if isinstance(got, OSError) else None)
+        t0 = time.monotonic()
+        got = pathlib.Path(served, name).read_bytes() \
+            if got == want else None
+        t.ok(got == want and time.monotonic() - t0 < 2,
+             '... and again at once (%.2f s): no deadline per lookup '
+             'while the database is away' % (time.monotonic() - t0))
+        t0 = time.monotonic()
+        e = errno_of(lambda: open(h.model(2, 'm', str(unseen),
+                                          'unseen.bin'), 'rb').read())
+        took = time.monotonic() - t0
+        t.ok(e in (errno.EIO, errno.ENOENT) and took < TIMEOUT * 3 + 5,
+             'a version the host never saw fails (errno %s) within the '
+             'deadline (%.1f s, timeout %d s), not a hang' %
+             (errno.errorcode.get(e, e), took, TIMEOUT))
+        t0 = time.monotonic()
+        e = errno_of(lambda: os.stat(h.model(2, 'm', 'stages', 'Production',
+                                             name)))
         took = time.monotonic() - t0
         t.ok(e == errno.EIO and took < TIMEOUT * 3 + 5,
-             'a new open fails (errno %s) within the deadline (%.1f s, '
-             'timeout %d s), not a hang' % (errno.errorcode.get(e, e), took,
-                                            TIMEOUT))
-        t.ok(h.m[2].log_has('postgres', 10),
-             'the daemon log says what is wrong', h.m[2].log_tail())
+             'a stage is the database\'s to say: EIO (errno %s, %.1f s)' %
+             (errno.errorcode.get(e, e), took))
+        t.ok(h.m[2].log_has('postgres', 10) and
+             h.m[2].log_has('as this host last read them', 10),
+             'the daemon log says what is wrong, and what it serves',
+             h.m[2].log_tail())
     finally:
         services.start('pg', pg.dir)
     f.close()
@@ -417,6 +460,11 @@ def test_pg_down(h, pg, src):
     v = versions(h.model(0, 'm'))[-1]
     t.eq(file_sha(h.model(0, 'm', str(v), 'late.bin')), file_sha(p),
          '... which another host reads')
+    hit = h.m[2].metric('mreg_fixed_lookups_total{result="hit"}')
+    stale = h.m[2].metric('mreg_fixed_lookups_total{result="stale"}')
+    t.ok(hit and hit > 0 and stale and stale > 0,
+         'host 2\'s metrics count the reads from its copy (hit %s, stale '
+         '%s)' % (hit, stale))
 
 
 def main():
