@@ -736,6 +736,9 @@ int main(int argc, char **argv)
 
 	if (inval_start(se, &fs.inval) < 0)
 		goto out;
+	/* other hosts' changes, as they commit (an index in PostgreSQL) */
+	if (reg_watch_start(fs.reg, fs_changed, &fs) < 0)
+		goto out;
 	if (housekeeper_start(&hk, &fs, o.mountpoint) < 0)
 		goto out;
 	threads = true;
@@ -753,6 +756,7 @@ out:
 	if (threads)
 		housekeeper_stop(&hk);
 	pt_stop(&fs);
+	reg_watch_stop(fs.reg);	/* it queues invalidations */
 	inval_stop(fs.inval);
 	if (handlers)
 		fuse_remove_signal_handlers(se);

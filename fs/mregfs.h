@@ -121,6 +121,11 @@ void pt_version_removed(fuse_req_t req, uint64_t version);
 bool pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size);
 
+/* A change another process committed (reg_watch_start(), arg the
+ * mregfs): what the kernel cached of the model and the stage it names
+ * goes (ops.c). */
+void fs_changed(void *arg, const struct reg_change *c);
+
 /* ---- invalidation queue (fs/inval.c) --------------------------------
 
  * Handlers must not tell the kernel to drop a cached entry while they

@@ -183,6 +183,19 @@ static void stage_changed(struct mregfs *fs, uint64_t stages,
 	inval_inode(fs->inval, stages, false);
 }
 
+void fs_changed(void *arg, const struct reg_change *c)
+{
+	struct mregfs *fs = arg;
+
+	/* inode invalidations only: they wait for no directory lock (see
+	   stage_changed) */
+	if (!c->model_ino)
+		return;
+	inval_inode(fs->inval, c->model_ino, false);
+	if (c->stages_ino && c->stage)
+		stage_changed(fs, c->stages_ino, c->stage);
+}
+
 /* ---- per-thread read buffer ------------------------------------------- */
 
 static pthread_key_t rbuf_key;

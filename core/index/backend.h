@@ -80,6 +80,17 @@ struct idx_backend {
 	int  (*lock_held)(struct idx_db *db, uint64_t key);
 	int  (*txn_lock)(struct idx_txn *t, uint64_t key);
 	int  (*stats)(struct idx_db *db, struct idx_stats *ret);
+	/* Watchers (index.h); NULL: the backend has none (notify then
+	 * does nothing, watch_open is -ENOTSUP). */
+	int  (*notify)(struct idx_txn *t);
+	int  (*watch_open)(struct idx_db *db, struct idx_watch **ret);
+	int  (*watch_wait)(struct idx_watch *w, int timeout_ms);
+	void (*watch_close)(struct idx_watch *w);
+};
+
+/* A backend's watch begins with this. */
+struct idx_watch {
+	struct idx_db *db;
 };
 
 /* The name of table tb ("meta", "names", ...): LMDB's database names,

@@ -125,6 +125,39 @@ bool idx_writable(const struct idx_txn *t)
 	return t && t->write;
 }
 
+/* ---- watchers ---------------------------------------------------------- */
+
+int idx_notify(struct idx_txn *t)
+{
+	if (!t)
+		return -EINVAL;
+	if (!t->write)
+		return -EACCES;
+	return t->db->be->notify ? t->db->be->notify(t) : 0;
+}
+
+int idx_watch_open(struct idx_db *db, struct idx_watch **ret)
+{
+	if (!db || !ret)
+		return -EINVAL;
+	if (!db->be->watch_open)
+		return -ENOTSUP;
+	return db->be->watch_open(db, ret);
+}
+
+int idx_watch_wait(struct idx_watch *w, int timeout_ms)
+{
+	if (!w || timeout_ms < 0)
+		return -EINVAL;
+	return w->db->be->watch_wait(w, timeout_ms);
+}
+
+void idx_watch_close(struct idx_watch *w)
+{
+	if (w)
+		w->db->be->watch_close(w);
+}
+
 /* ---- operations -------------------------------------------------------- */
 
 /* A key the backend gave back: the registry sizes its buffers by

@@ -229,6 +229,32 @@ int idx_lock_held(struct idx_db *db, enum idx_lock_space sp, uint64_t id);
 int idx_txn_lock(struct idx_txn *t, enum idx_lock_space sp, uint64_t id,
 		 unsigned wait_ms);
 
+/* ---- commits that wake watchers -------------------------------------------
+ * A write transaction that calls idx_notify() wakes, once it commits,
+ * every watcher of the index, in any process on any host (nothing when
+ * it does not commit). A watcher learns that something committed, not
+ * what: it reads what changed itself (the registry: the audit trail).
+ *	postgres: NOTIFY in the transaction; a watcher is a connection of its
+ *	          own that LISTENs.
+ *	lmdb:     one host; idx_notify() does nothing and idx_watch_open()
+ *	          is -ENOTSUP: a watcher polls.
+ * A watch that failed (-errno from idx_watch_wait: the connection was
+ * lost) may have missed wake-ups: close it, open another, and read what
+ * changed since the last read. */
+struct idx_watch;
+/* Marks write transaction t: its commit wakes the watchers. Errors:
+ * -EACCES (a read transaction), and those that spoil t. */
+int idx_notify(struct idx_txn *t);
+/* A watcher of db. Errors: -ENOTSUP (the backend has none), -ETIMEDOUT,
+ * -EIO, -EACCES, -ENOMEM (connecting). */
+int idx_watch_open(struct idx_db *db, struct idx_watch **ret);
+/* Waits up to timeout_ms for commits that notified: 1 when some did
+ * (every wake-up that had arrived is taken), 0 when none came in time,
+ * -EIO when the watch is lost. */
+int idx_watch_wait(struct idx_watch *w, int timeout_ms);
+/* Closes; takes NULL. */
+void idx_watch_close(struct idx_watch *w);
+
 /* Big-endian helpers for keys that sort in numeric order. */
 static inline void be64_put(void *p, uint64_t v)
 {

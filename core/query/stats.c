@@ -323,6 +323,15 @@ static void metrics_open_files(struct reg_registry *reg, struct strbuf *sb)
  * one. */
 static void metrics_fixed(struct reg_registry *reg, struct strbuf *sb)
 {
+	if (reg->current)
+		strbuf_addf(sb, "# HELP mreg_current_hits_total Lookups of "
+			    "models, stages and versions this daemon answered "
+			    "from what it keeps while its watcher vouches "
+			    "(registry/current.c).\n"
+			    "# TYPE mreg_current_hits_total counter\n"
+			    "mreg_current_hits_total %llu\n",
+			    (unsigned long long)atomic_load(
+				    &reg->current_hits));
 	if (!reg->fixed)
 		return;
 	strbuf_addf(sb, "# HELP mreg_fixed_lookups_total Reads of records "

@@ -131,6 +131,9 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 	strbuf_addch(&sb, '}');
 	be64_put(key, seq);
 	r = idx_put(t, IDX_AUDIT, key, 8, sb.buf, sb.len, 0);
+	/* other hosts' daemons read it at once (watch.c) */
+	if (r == 0)
+		r = idx_notify(t);
 	if (r == 0) {
 		/* the head of the chain: catches an edit of the last record */
 		SHA256Data((const uint8_t *)sb.buf, sb.len, prev);

@@ -702,6 +702,7 @@ void reg_close(struct reg_registry *reg)
 	if (!reg)
 		return;
 	reg_prefetcher_stop(reg);
+	reg_watch_stop(reg);
 	if (reg->ix) {
 		reg_refusals_flush(reg, true);
 		reg_hosts_close(reg);

@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,6 +215,44 @@ static int reset_txn(struct idx_txn *t, void *arg)
 		       created, 8, 0);
 }
 
+/* index/fixed/changes: a counter every process of the host moves on after
+ * each change it commits (reg_host_changed), read from memory. */
+static int changes_map(struct reg_registry *reg, const char *dir)
+{
+	char path[4200];
+	void *p;
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/changes", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_err(-errno, "cannot open '%s'", path);
+	if (ftruncate(fd, sizeof(uint64_t)) < 0) {
+		r = log_err(-errno, "cannot size '%s'", path);
+	} else {
+		p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE,
+			 MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			r = log_err(-errno, "cannot map '%s'", path);
+		else
+			reg->host_changes = p;
+	}
+	close(fd);
+	return r;
+}
+
+void reg_host_changed(struct reg_registry *reg)
+{
+	if (reg->host_changes)
+		__atomic_fetch_add(reg->host_changes, 1, __ATOMIC_SEQ_CST);
+}
+
+uint64_t reg_host_changes(const struct reg_registry *reg)
+{
+	return reg->host_changes ?
+	       __atomic_load_n(reg->host_changes, __ATOMIC_SEQ_CST) : 0;
+}
+
 int reg_fixed_open(struct reg_registry *reg)
 {
 	struct created_arg db, here;
@@ -244,6 +283,8 @@ int reg_fixed_open(struct reg_registry *reg)
 	if ((r = boot_check(dir)) < 0)
 		goto out;
 	io.path = dir;
+	if ((r = changes_map(reg, dir)) < 0)
+		goto out;
 	if ((r = idx_open(&io, &reg->fixed)) < 0)
 		goto out;
 	r = idx_read(reg->fixed, created_txn, &here);
@@ -254,8 +295,7 @@ out:
 		/* the database serves: slower, never wrong */
 		log_err(r, "this host's cache of sealed records in '%s' "
 			"cannot be used", dir ? dir : reg->path);
-		idx_close(reg->fixed);
-		reg->fixed = NULL;
+		reg_fixed_close(reg);
 	}
 	if (fd >= 0)
 		close(fd);	/* the lock goes with it */
@@ -268,6 +308,9 @@ void reg_fixed_close(struct reg_registry *reg)
 {
 	idx_close(reg->fixed);
 	reg->fixed = NULL;
+	if (reg->host_changes)
+		munmap(reg->host_changes, sizeof(uint64_t));
+	reg->host_changes = NULL;
 }
 
 /* ---- reading ----------------------------------------------------------- */

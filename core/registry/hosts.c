@@ -10,7 +10,9 @@
  * and whatever the kernel had cached of the state before it (mutable
  * names and attributes live a second at most, fs/mregfs.h; stages are
  * asked for on every walk) has expired since. So a new open through that
- * mount sees every change up to applied.
+ * mount sees every change up to applied. A daemon whose index wakes
+ * watchers (PostgreSQL) says what its watcher has applied, which is
+ * sooner: its invalidations were sent (watch.c).
  *
  * A record whose life token nobody holds belongs to a mount that died:
  * listed as gone, and removed by any mount's tick once it is a minute
@@ -130,7 +132,7 @@ void reg_hosts_tick(struct reg_registry *reg)
 	struct host_put p = { .reg = reg };
 	struct gone_list g = { .reg = reg };
 	struct strbuf sb;
-	uint64_t head, applied;
+	uint64_t head, applied, w;
 	int64_t now = now_ns();
 	int r;
 
@@ -144,6 +146,9 @@ void reg_hosts_tick(struct reg_registry *reg)
 	}
 	applied = reg->hosts_said ? reg->hosts_head : 0;
 	reg->hosts_head = head;
+	/* the watcher applies changes as they commit (watch.c) */
+	if (reg_watch_applied(reg, &w) && w > applied)
+		applied = w;
 	/* nothing new applied: the record stands (an idle mount writes
 	   nothing, and syncs nothing) */
 	if (reg->hosts_said && applied == reg->hosts_written)

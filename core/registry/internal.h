@@ -30,6 +30,10 @@
  *	audit.c       the audit trail, its chain checker, refusals
  *	push.c        mreg push
  *	serve.c       what the serving cache learns (registry/serve.h)
+ *	hosts.c       the mounts of a registry and what each applied
+ *	watch.c       other hosts' changes, as they commit
+ *	current.c     models and stages kept while the watcher vouches
+ *	fixed.c       this host's copy of sealed records
  *	hooks.c, fdcap.c  the hook runner, descriptors per user
  * and, sharing this header, maint/ (pins, fsck, gc) and query/ (listings,
  * search, stats).
@@ -124,8 +128,13 @@ struct reg_registry {
 	pthread_mutex_t refusal_lock;
 	struct refusal *refusals; /* recent refusals, coalesced (audit.c) */
 
+	struct reg_watch *watch;  /* watch.c: other hosts' changes */
+	struct reg_current *current; /* current.c (with a watcher) */
+	atomic_ullong current_hits;
+
 	/* fixed.c: this host's copy of sealed records (postgres only) */
 	struct idx_db *fixed;
+	uint64_t *host_changes;   /* index/fixed/changes, mapped shared */
 	atomic_ullong fixed_hits, fixed_misses, fixed_stale, fixed_puts;
 	atomic_ullong fixed_away; /* until when (mono ns) the database is
 				     taken as away: 0, it answers */
@@ -502,6 +511,37 @@ void reg_fixed_said(struct reg_registry *reg, int r);
 void reg_fixed_keep(struct reg_registry *reg, const struct inode_rec *rec);
 void reg_fixed_keep_file(struct reg_registry *reg, const struct inode_rec *rec,
 			 const struct rext *ext, size_t n);
+
+/* ---- watch.c ---- */
+/* The last audit record the watcher applied: true and *ret, or false
+ * (no watcher, or it has not read the trail yet). */
+bool reg_watch_applied(struct reg_registry *reg, uint64_t *ret);
+/* Whether the watcher vouches for what is kept now (current.c), and the
+ * generation of what it vouches for (moved on by every change it handed
+ * on, and every change committed on this host: reg_host_changed). */
+bool reg_watch_fresh(struct reg_registry *reg, uint64_t *gen);
+
+/* This process committed a change: every process of the host learns it
+ * from a counter in shared memory (index/fixed/changes; postgres only),
+ * so that what a daemon keeps (current.c) never outlives a change made by
+ * a command on the same host: read-your-writes, not "soon". */
+void reg_host_changed(struct reg_registry *reg);
+uint64_t reg_host_changes(const struct reg_registry *reg);
+
+/* ---- current.c ---- */
+int reg_current_open(struct reg_registry *reg);
+void reg_current_close(struct reg_registry *reg);
+/* A model, stages directory, stage or sealed version kept while the
+ * watcher vouches: by entry (name in parent) or, name NULL, by inode ino.
+ * 0 and *ret; else -ENOENT and *gen, to give reg_current_put() with what
+ * the index then says (0: nothing may be kept now). */
+int reg_current_get(struct reg_registry *reg, uint64_t parent,
+		    const char *name, uint64_t ino, struct inode_rec *ret,
+		    uint64_t *gen);
+/* Keeps rec (by its entry name, or by inode with name NULL), read in
+ * generation gen, when it is of a kind kept and gen is still current. */
+void reg_current_put(struct reg_registry *reg, const char *name,
+		     const struct inode_rec *rec, uint64_t gen);
 
 /* ---- hosts.c ---- */
 /* A daemon's tick: its record of what it has applied; gone mounts'

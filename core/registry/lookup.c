@@ -114,6 +114,7 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	       struct reg_attr *ret)
 {
 	struct lookup_arg a = { .parent = parent, .name = name };
+	uint64_t gen;
 	int r;
 
 	if (!reg || !name || !ret)
@@ -145,14 +146,17 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	/* sealed content from this host's copy; models and versions from
 	   it too while the database is away (fixed.c) */
 	if (reg_fixed_name(reg, parent, name, 0, &a.rec) < 0 &&
+	    reg_current_get(reg, parent, name, 0, &a.rec, &gen) < 0 &&
 	    !(reg_fixed_away(reg) &&
 	      reg_fixed_name(reg, parent, name, -EIO, &a.rec) == 0)) {
 		r = idx_read(reg->ix, lookup_txn, &a);
 		reg_fixed_said(reg, r);
 		if (r < 0 && reg_fixed_name(reg, parent, name, r, &a.rec) < 0)
 			return r;
-		if (r == 0)
+		if (r == 0) {
 			reg_fixed_keep(reg, &a.rec);
+			reg_current_put(reg, name, &a.rec, gen);
+		}
 	}
 	reg_inode_attr(&a.rec, ret);
 	reg_writer_size(reg, ret);
@@ -172,13 +176,17 @@ static int getattr_txn(struct idx_txn *t, void *arg)
 }
 
 /* a->ino's record: from this host's copy when sealed content (kept there
- * once read from the index), or a model or version while the database is
- * away (fixed.c) */
+ * once read from the index), from what the daemon keeps while its watcher
+ * vouches (current.c), or a model or version as last read while the
+ * database is away (fixed.c) */
 static int inode_read(struct reg_registry *reg, struct getattr_arg *a)
 {
 	int r;
 
+	uint64_t gen;
+
 	if (reg_fixed_inode(reg, a->ino, 0, &a->rec) == 0 ||
+	    reg_current_get(reg, 0, NULL, a->ino, &a->rec, &gen) == 0 ||
 	    (reg_fixed_away(reg) &&
 	     reg_fixed_inode(reg, a->ino, -EIO, &a->rec) == 0))
 		return 0;
@@ -187,6 +195,7 @@ static int inode_read(struct reg_registry *reg, struct getattr_arg *a)
 	if (r < 0)
 		return reg_fixed_inode(reg, a->ino, r, &a->rec) == 0 ? 0 : r;
 	reg_fixed_keep(reg, &a->rec);
+	reg_current_put(reg, NULL, &a->rec, gen);
 	return 0;
 }
 

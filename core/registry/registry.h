@@ -158,6 +158,25 @@ int reg_statfs(struct reg_registry *reg, struct statvfs *ret);
 /* Tells the registry where it is mounted (hooks see it as MREG_MOUNT).
  * -EINVAL, -ENOMEM. */
 int reg_set_mount(struct reg_registry *reg, const char *mount);
+
+/* A change another process (on any host) committed, as its audit record
+ * names it (registry/watch.c). Names are NULL when the record has none;
+ * model_ino and stages_ino are the model's now (0: it is gone, or
+ * none). */
+struct reg_change {
+	uint64_t seq;              /* the audit record's */
+	const char *op;            /* "promote", "seal", "version.remove" ... */
+	const char *model, *version, *stage;
+	uint64_t model_ino, stages_ino;
+};
+typedef void reg_change_fn(void *arg, const struct reg_change *c);
+/* Starts a thread that calls fn for every change committed from now on,
+ * in order, soon after its commit (a daemon: what the kernel cached of
+ * those names goes). An index without watchers (lmdb) starts nothing: 0.
+ * reg_close() stops it. -EINVAL, -ENOMEM, -errno of pthread_create. */
+int reg_watch_start(struct reg_registry *reg, reg_change_fn *fn, void *arg);
+/* Stops it (before what fn uses goes); takes a registry without one. */
+void reg_watch_stop(struct reg_registry *reg);
 /* Housekeeping a long-running process calls every few seconds: clears
  * dead reader slots, removes what dead processes left half written,
  * writes the counts of coalesced refusals; with [cache]

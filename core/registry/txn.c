@@ -192,6 +192,9 @@ int reg_change(struct reg_registry *reg, int (*fn)(struct idx_txn *, void *),
 	int r, i, n = 0;
 
 	r = idx_write(reg->ix, tramp_txn, &tr);
+	/* committed, or may have: what the host's daemons kept is not
+	   current (current.c) */
+	reg_host_changed(reg);
 	/* copied out first: a dropped hook is audited by a transaction of
 	 * its own, which resets the notes */
 	for (i = 0; r >= 0 && i < nnotes; i++)

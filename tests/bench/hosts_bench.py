@@ -10,8 +10,10 @@ index in PostgreSQL against the same in LMDB, side by side in one run.
   register  registrations per second: 3 mounts ("hosts") cp small files
             into one model at once;
   meta      warm stat of a sealed file, warm `ls -l` of a model of 100
-            versions, and a cold open (the kernel's dentries dropped) of
-            a sealed file: read of its first byte;
+            versions, open and first byte of a file through
+            stages/Production (what a serving process does), and a cold
+            open (the kernel's dentries dropped) of a sealed file: read
+            of its first byte;
   scale     `mreg ls` and `mreg search 'name = m5 and version = 50'` on a
             registry of MODELS x VERSIONS sealed versions (populate.c).
 
@@ -196,6 +198,18 @@ def bench_meta(b):
     for _ in range(50):
         subprocess.run(['ls', '-l', d], stdout=subprocess.DEVNULL)
     ls_ms = (time.monotonic() - t0) / 50 * 1000
+    # a serving process's open: through the stage, every time
+    subprocess.run(['ln', '-sfn', '../50', os.path.join(d, 'stages',
+                                                        'Production')],
+                   check=True)
+    sp = os.path.join(d, 'stages', 'Production', 'v49.bin')
+    with open(sp, 'rb') as fh:
+        fh.read(1)
+    t0 = time.monotonic()
+    for _ in range(2000):
+        with open(sp, 'rb') as fh:
+            fh.read(1)
+    stage_us = (time.monotonic() - t0) / 2000 * 1e6
     cold = []
     for v in range(1, 21):
         with open('/proc/sys/vm/drop_caches', 'w') as w:
@@ -206,7 +220,7 @@ def bench_meta(b):
             fh.read(1)
         cold.append((time.monotonic() - t0) * 1000)
     take_down()
-    return {'stat_us': stat_us, 'ls_l_ms': ls_ms,
+    return {'stat_us': stat_us, 'ls_l_ms': ls_ms, 'stage_open_us': stage_us,
             'cold_open_ms_p50': pct(cold, 50)}
 
 
@@ -296,6 +310,8 @@ def main():
          lambda r: '%.1f' % r['register']['per_s']),
         ('warm stat of a sealed file, us',
          lambda r: '%.1f' % r['meta']['stat_us']),
+        ('open + first byte through stages/Production, us',
+         lambda r: '%.0f' % r['meta']['stage_open_us']),
         ('warm ls -l of a model of 100 versions, ms',
          lambda r: '%.1f' % r['meta']['ls_l_ms']),
         ('cold open + first byte of a sealed file, ms (p50)',

@@ -9,6 +9,9 @@ postgres) and the chunks in a real radosgw ([store] backend = s3):
   - a promotion through one mount (ln -sfn) is seen by a new open
     through the others; `mreg hosts` lists the three mounts and says
     that each has seen it (and a killed one as gone);
+  - walks through stages/ are answered from what a mount keeps while its
+    watcher (LISTEN) vouches, and a promotion through another host is
+    seen at once all the same;
   - a stage policy set through one host's CLI is enforced on every host,
     by every route (the mount: EACCES; the CLI: a refusal), and audited;
   - a draft written through one mount cannot be sealed from another host
@@ -199,6 +202,48 @@ def test_hosts(h):
     r = h.cli(0, 'hosts')
     t.ok(r.returncode == 0 and r.stdout.count(' live') == HOSTS,
          'mreg hosts prints one line per mount', r.stdout + r.stderr)
+
+
+def test_current(h):
+    """Walks through stages/ ask the database nothing while a mount's
+    watcher vouches (registry/current.c); a promotion elsewhere is seen at
+    once all the same (NOTIFY, registry/watch.c)."""
+    prod = h.model(1, 'm', 'stages', 'Production')
+    name = sorted(os.listdir(prod))[0]
+    want3 = file_sha(os.path.join(prod, name))
+    h0 = h.m[1].metric('mreg_current_hits_total')
+    for _ in range(20):
+        with open(os.path.join(prod, name), 'rb') as f:
+            f.read(1)
+    h1 = h.m[1].metric('mreg_current_hits_total')
+    t.ok(h0 is not None and h1 is not None and h1 - h0 >= 20,
+         '20 opens through stages/Production on host 1: the stage and its '
+         'target from what the daemon keeps (%s more hits)' %
+         (None if h0 is None or h1 is None else h1 - h0))
+    for target, why in (('../2', 'to version 2'), ('../3', 'back to 3')):
+        r = subprocess.run(['ln', '-sfn', target,
+                            h.model(0, 'm', 'stages', 'Production')])
+
+        def seen(target=target):
+            try:
+                return os.readlink(prod) == target
+            except OSError:
+                return False
+        ok, late = seen_within(seen, 2, timeout=30)
+        t.ok(r.returncode == 0 and ok and late is None,
+             'host 0 promotes %s: host 1, which keeps the stage, sees it '
+             'within 2 s' % why)
+    t.eq(file_sha(os.path.join(prod, name)), want3,
+         '... and reads version 3\'s bytes through the stage')
+    # a command on host 1 itself: read-your-writes, not "soon"
+    for v in ('2', '3'):
+        os.readlink(prod)       # kept
+        r = h.cli(1, 'promote', 'm', v, 'Production')
+        got = os.readlink(prod)
+        t.ok(r.returncode == 0 and got == '../' + v,
+             'mreg promote m %s Production on host 1: the next readlink '
+             'through host 1\'s mount says ../%s at once (%s)' % (v, v, got),
+             r.stderr)
 
 
 def test_policy(h):
@@ -498,6 +543,7 @@ def main():
                 t.run('registration', test_register, h, src)
                 t.run('promotion', test_promote, h)
                 t.run('hosts', test_hosts, h)
+                t.run('kept stages', test_current, h)
                 t.run('policy', test_policy, h)
                 t.run('writers', test_writer, h)
                 t.run('pins', test_pins, h, src)

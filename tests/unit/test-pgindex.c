@@ -1318,6 +1318,79 @@ static void bench(unsigned seconds)
 	idx_close(db);
 }
 
+/* ---- watchers: idx_notify, idx_watch_* ---- */
+
+static int notify_txn(struct idx_txn *t, void *arg)
+{
+	int *ret = arg;
+	int r = idx_put(t, IDX_META, "w", 1, "1", 1, 0);
+
+	if (r == 0)
+		r = idx_notify(t);
+	if (r == 0)
+		r = idx_notify(t);	/* twice: one wake-up */
+	return r < 0 ? r : *ret;
+}
+
+static int read_notify_txn(struct idx_txn *t, void *arg)
+{
+	(void)arg;
+	return idx_notify(t);
+}
+
+static void test_watch(void)
+{
+	struct idx_db *db, *lm;
+	struct idx_watch *w = NULL, *w2 = NULL;
+	char dir[4096];
+	int r, commit = 0, abort = -EPERM;
+
+	db = open_pg(5000, &r);
+	CHECK(db != NULL, "watch: open (%d)", r);
+	if (!db)
+		return;
+	CHECK_EQ(idx_watch_open(db, &w), 0, "watch: a watcher of the index");
+	CHECK_EQ(idx_watch_open(db, &w2), 0, "watch: a second watcher");
+	CHECK_EQ(idx_watch_wait(w, 200), 0, "watch: nothing committed: "
+		 "the wait times out (0)");
+	CHECK_EQ(idx_write(db, notify_txn, &commit), 0, "watch: a write "
+		 "that notifies (twice) commits");
+	CHECK_EQ(idx_watch_wait(w, 5000), 1, "watch: the watcher wakes (1)");
+	CHECK_EQ(idx_watch_wait(w, 200), 0, "... once: the repeat of one "
+		 "transaction is folded");
+	CHECK_EQ(idx_watch_wait(w2, 5000), 1, "... and so does every other "
+		 "watcher");
+	CHECK_EQ(idx_write(db, notify_txn, &abort), -EPERM, "watch: a write "
+		 "that notifies, then aborts");
+	CHECK_EQ(idx_watch_wait(w, 300), 0, "... wakes nobody");
+	CHECK_EQ(idx_read(db, read_notify_txn, NULL), -EACCES,
+		 "watch: idx_notify in a read transaction is -EACCES");
+	/* a watch whose connection the server ended: -EIO, then another */
+	sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+	    "query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()");
+	r = 0;
+	for (int i = 0; i < 50 && r >= 0; i++)
+		r = idx_watch_wait(w, 100);
+	CHECK_EQ(r, -EIO, "watch: a watch the server ended is -EIO");
+	idx_watch_close(w);
+	idx_watch_close(w2);
+	CHECK_EQ(idx_watch_open(db, &w), 0, "... and another opens");
+	CHECK_EQ(idx_write(db, notify_txn, &commit), 0, "... a commit");
+	CHECK_EQ(idx_watch_wait(w, 5000), 1, "... wakes it");
+	idx_watch_close(w);
+	idx_close(db);
+	snprintf(dir, sizeof(dir), "%s/watch-lmdb", tmp);
+	lm = lm_open(dir);
+	CHECK(lm != NULL, "watch: an lmdb index");
+	if (lm) {
+		CHECK_EQ(idx_watch_open(lm, &w), -ENOTSUP, "... has no "
+			 "watchers (-ENOTSUP)");
+		CHECK_EQ(idx_write(lm, notify_txn, &commit), 0, "... and its "
+			 "idx_notify does nothing");
+		lm_close(lm);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char why[256];
@@ -1347,5 +1420,6 @@ int main(int argc, char **argv)
 	test_outage();
 	test_schema();
 	test_password();
+	test_watch();
 	return check_done();
 }

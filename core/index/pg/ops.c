@@ -438,3 +438,25 @@ int idx_pg_txn_lock(struct idx_txn *tx, uint64_t key)
 	PQclear(res);
 	return got ? 0 : -EBUSY;
 }
+
+int idx_pg_notify(struct idx_txn *tx)
+{
+	struct pg_txn *t = (struct pg_txn *)tx;
+	enum pg_fate fate;
+	PGresult *res;
+	char sql[80];
+	int r;
+
+	if (t->err)
+		return t->err;
+	if (t->notified)
+		return 0;	/* one wake-up a commit */
+	/* delivered at COMMIT, to every session LISTENing (watch.c) */
+	snprintf(sql, sizeof(sql), "NOTIFY %s", t->db->channel);
+	r = idx_pg_exec(t->c, sql, t->deadline, &res, &fate);
+	PQclear(res);
+	if (r < 0)
+		return spoil(t, r, fate);
+	t->notified = true;
+	return 0;
+}

@@ -258,6 +258,7 @@ static int pg_open(const struct idx_options *o, struct idx_db **ret)
 	db->conninfo = strdup(o->conninfo);
 	if (o->schema)
 		db->schema = quote_ident(o->schema);
+	idx_pg_channel(db, o->schema);
 	if (!db->conninfo || (o->schema && !db->schema)) {
 		pg_close(&db->base);
 		return -ENOMEM;
@@ -604,4 +605,8 @@ const struct idx_backend idx_pg_backend = {
 	.unlock = idx_pg_unlock,
 	.lock_held = idx_pg_lock_held,
 	.txn_lock = idx_pg_txn_lock,
+	.notify = idx_pg_notify,
+	.watch_open = idx_pg_watch_open,
+	.watch_wait = idx_pg_watch_wait,
+	.watch_close = idx_pg_watch_close,
 };

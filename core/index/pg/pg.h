@@ -7,6 +7,8 @@
  *	pg.c     open (schema), close, run (retries, commit and its outcome
  *	         after a lost connection), maint, stats
  *	ops.c    get, put, del, iterators, last, count
+ *	locks.c  the locks a process holds while it lives
+ *	watch.c  commits that wake watchers: NOTIFY, LISTEN
  */
 #ifndef MREG_INDEX_PG_H
 #define MREG_INDEX_PG_H
@@ -50,6 +52,7 @@ struct pg_db {
 	struct idx_db base;
 	char *conninfo;
 	char *schema;			/* quoted identifier, or NULL */
+	char channel[32];		/* NOTIFY's: named after the schema */
 	uint64_t deadline_ns;
 	unsigned max_conns;
 	bool sync;
@@ -81,6 +84,7 @@ struct pg_txn {
 	size_t nkeep, akeep;
 	struct pg_iter *iters;		/* open iterators */
 	int err;			/* the first error that spoilt it */
+	bool notified;			/* idx_notify() sent its NOTIFY */
 	enum pg_fate fate;		/* with err: what run does next */
 };
 
@@ -153,6 +157,13 @@ void idx_pg_locks_close(struct pg_db *db);
 /* maint: a lost session is made again, its locks taken again. */
 void idx_pg_locks_maint(struct pg_db *db);
 int idx_pg_lock(struct idx_db *db, uint64_t key, bool shared, bool wait);
+/* ---- watch.c: NOTIFY and LISTEN ---- */
+/* Names db->channel after its schema. */
+void idx_pg_channel(struct pg_db *db, const char *schema);
+int idx_pg_notify(struct idx_txn *t);
+int idx_pg_watch_open(struct idx_db *db, struct idx_watch **ret);
+int idx_pg_watch_wait(struct idx_watch *w, int timeout_ms);
+void idx_pg_watch_close(struct idx_watch *w);
 void idx_pg_unlock(struct idx_db *db, uint64_t key);
 int idx_pg_lock_held(struct idx_db *db, uint64_t key);
 
