@@ -72,6 +72,9 @@ struct idx_backend {
 		     size_t plen, struct idx_val *ret_key,
 		     struct idx_val *ret_val);
 	int  (*count)(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+	/* NULL: index.c counts with an iterator */
+	int  (*count_prefix)(struct idx_txn *t, enum idx_table tb,
+			     const void *prefix, size_t plen, uint64_t *ret);
 	int  (*maint)(struct idx_db *db);
 	/* Locks (index.h): key is sp << 56 | id, below 2^63. txn_lock
 	 * tries once: index.c polls. */

@@ -280,6 +280,28 @@ int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret)
 	return t->db->be->count(t, tb, ret);
 }
 
+int idx_count_prefix(struct idx_txn *t, enum idx_table tb,
+		     const void *prefix, size_t plen, uint64_t *ret)
+{
+	struct idx_iter *it;
+	struct idx_val k, v;
+	uint64_t n = 0;
+	int r;
+
+	if (!t || !table_ok(tb) || !prefix || !key_ok(prefix, plen) || !ret)
+		return -EINVAL;
+	if (t->db->be->count_prefix)
+		return t->db->be->count_prefix(t, tb, prefix, plen, ret);
+	r = idx_iter_begin(t, tb, prefix, plen, NULL, 0, &it);
+	while (r >= 0 && (r = idx_iter_next(it, &k, &v)) > 0)
+		n++;
+	idx_iter_end(it);
+	if (r < 0)
+		return r;
+	*ret = n;
+	return 0;
+}
+
 /* ---- housekeeping ------------------------------------------------------ */
 
 /* ---- locks ------------------------------------------------------------- */

@@ -172,6 +172,12 @@ int idx_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 /* Number of entries in a table (fsck's progress; postgres: may be an
  * estimate). */
 int idx_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+/* Number of keys that start with prefix (plen 1..IDX_KEY_MAX), exactly:
+ * counted where the keys are (postgres: by the server, no row comes
+ * back; lmdb: a cursor walk, nothing copied). -EINVAL, and the errors
+ * that spoil the transaction. */
+int idx_count_prefix(struct idx_txn *t, enum idx_table tb,
+		     const void *prefix, size_t plen, uint64_t *ret);
 
 /* Housekeeping a long-running process calls now and then (the daemon:
  * every tick, 2 s). lmdb: clears reader slots of dead processes and

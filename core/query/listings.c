@@ -19,15 +19,24 @@ struct model_list {
 	int err;
 };
 
-static int count_versions(void *arg, const struct idx_val *k,
-			  UNUSED const struct idx_val *v)
+/* The entries of model m but "stages": its versions (drafts and pending
+ * files included), counted by the index, not read: a model may have a
+ * million. */
+static int count_versions(struct idx_txn *t, uint64_t m, uint32_t *ret)
 {
-	uint32_t *n = arg;
-	size_t len = k->len - 8;
+	uint8_t k[8];
+	uint64_t n, stages;
+	int r;
 
-	/* every entry but "stages" and pending (dot or file) names */
-	if (!(len == 6 && memcmp((const char *)k->data + 8, "stages", 6) == 0))
-		(*n)++;
+	be64_put(k, m);
+	if ((r = idx_count_prefix(t, IDX_NAMES, k, 8, &n)) < 0)
+		return r;
+	r = reg_name_get_txn(t, m, "stages", &stages);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && n)
+		n--;
+	*ret = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	return 0;
 }
 
@@ -89,8 +98,8 @@ static int model_one(void *arg, UNUSED const struct idx_val *k,
 		return a->err;
 	mi.name = m.name;
 	mi.ino = m.ino;
-	mi.nversions = 0;
-	reg_entries_scan_txn(a->t, m.ino, count_versions, &mi.nversions);
+	if ((a->err = count_versions(a->t, m.ino, &mi.nversions)) < 0)
+		return a->err;
 	mi.created = m.btime / 1000000000;
 	mi.creator = m.uid;
 	if (m.stages_ino)

@@ -583,6 +583,32 @@ static int count_txn(struct idx_txn *t, void *arg)
 	return idx_count(t, a->tb, &a->n);
 }
 
+struct pcount {
+	const void *p;
+	size_t plen;
+	uint64_t n;
+};
+
+static int pcount_txn(struct idx_txn *t, void *arg)
+{
+	struct pcount *a = arg;
+
+	return idx_count_prefix(t, IDX_NAMES, a->p, a->plen, &a->n);
+}
+
+/* idx_count_prefix() agrees with the sorted keys. */
+static bool count_same(struct idx_db *db, const struct key *sorted, size_t n,
+		       const void *p, size_t plen)
+{
+	struct pcount a = { p, plen, 0 };
+	uint64_t want = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		want += has_prefix(&sorted[i], p, plen);
+	return idx_read(db, pcount_txn, &a) == 0 && a.n == want;
+}
+
 static void test_order(void)
 {
 	static const unsigned char p_ff[] = { 0xff }, p_00[] = { 0x00 },
@@ -624,6 +650,11 @@ static void test_order(void)
 	      "last: of the table and of prefixes");
 	CHECK(idx_read(db, count_txn, &c) == 0 && c.n == n,
 	      "count: %zu", n);
+	CHECK(count_same(db, a.k, n, p_ff, 1) && count_same(db, a.k, n, p_00, 1)
+	      && count_same(db, a.k, n, p_61, 2) &&
+	      count_same(db, a.k, n, s_80, 3),
+	      "count of a prefix: 0xff (no successor), 0x00, a 0x7f, a 0x80 "
+	      "0x00");
 	CHECK(idx_stats(db, &st) == 0 && st.bytes_used > 0 &&
 	      st.bytes_alloc == 0, "stats: %llu bytes in relations",
 	      (unsigned long long)st.bytes_used);

@@ -61,6 +61,9 @@ static const char *const stmt_sql[PG_STMTS][2] = {
 	[PG_LAST_LT] = { "SELECT k, v FROM ", " WHERE k < $1 "
 			 "ORDER BY k DESC LIMIT 1" },
 	[PG_COUNT] = { "SELECT count(*) FROM ", "" },
+	[PG_COUNT_GE] = { "SELECT count(*) FROM ", " WHERE k >= $1" },
+	[PG_COUNT_GE_LT] = { "SELECT count(*) FROM ", " WHERE k >= $1 AND "
+			     "k < $2" },
 };
 
 const char *idx_pg_table(enum idx_table tb)
@@ -387,16 +390,17 @@ int idx_pg_last(struct idx_txn *tx, enum idx_table tb, const void *prefix,
 	return r;
 }
 
-int idx_pg_count(struct idx_txn *tx, enum idx_table tb, uint64_t *ret)
+/* Runs count statement s with its n bounds: the int8 it gives. */
+static int count_run(struct idx_txn *tx, enum pg_stmt s, enum idx_table tb,
+		     int n, const void *const *vals, const size_t *lens,
+		     uint64_t *ret)
 {
 	const unsigned char *p;
 	uint64_t v = 0;
 	PGresult *res;
 	int i, r;
 
-	if (!tx || !table_ok(tb) || !ret)
-		return -EINVAL;
-	r = idx_pg_stmt_run(txn_of(tx), PG_COUNT, tb, 0, NULL, NULL, &res);
+	r = idx_pg_stmt_run(txn_of(tx), s, tb, n, vals, lens, &res);
 	if (r < 0)
 		return r;
 	/* count(*) is an int8: 8 bytes, big-endian, in binary. */
@@ -412,6 +416,24 @@ int idx_pg_count(struct idx_txn *tx, enum idx_table tb, uint64_t *ret)
 	PQclear(res);
 	*ret = v;
 	return 0;
+}
+
+int idx_pg_count(struct idx_txn *tx, enum idx_table tb, uint64_t *ret)
+{
+	if (!tx || !table_ok(tb) || !ret)
+		return -EINVAL;
+	return count_run(tx, PG_COUNT, tb, 0, NULL, NULL, ret);
+}
+
+int idx_pg_count_prefix(struct idx_txn *tx, enum idx_table tb,
+			const void *prefix, size_t plen, uint64_t *ret)
+{
+	unsigned char hi[IDX_KEY_MAX];
+	const void *vals[2] = { prefix, hi };
+	size_t lens[2] = { plen, idx_key_successor(prefix, plen, hi) };
+
+	return count_run(tx, lens[1] ? PG_COUNT_GE_LT : PG_COUNT_GE, tb,
+			 lens[1] ? 2 : 1, vals, lens, ret);
 }
 
 /* ---- a transaction's lock ------------------------------------------------ */

@@ -599,6 +599,7 @@ const struct idx_backend idx_pg_backend = {
 	.iter_end = idx_pg_iter_end,
 	.last = idx_pg_last,
 	.count = idx_pg_count,
+	.count_prefix = idx_pg_count_prefix,
 	.maint = pg_maint,
 	.stats = pg_stats,
 	.lock = idx_pg_lock,

@@ -29,7 +29,7 @@
 enum pg_stmt {
 	PG_GET, PG_PUT, PG_PUT_NEW, PG_DEL,
 	PG_SCAN_GE, PG_SCAN_GE_LT, PG_SCAN_GT, PG_SCAN_GT_LT,
-	PG_LAST, PG_LAST_LT, PG_COUNT,
+	PG_LAST, PG_LAST_LT, PG_COUNT, PG_COUNT_GE, PG_COUNT_GE_LT,
 	PG_STMTS
 };
 
@@ -194,6 +194,8 @@ void idx_pg_iter_end(struct idx_iter *it);
 int idx_pg_last(struct idx_txn *t, enum idx_table tb, const void *prefix,
 	    size_t plen, struct idx_val *ret_key, struct idx_val *ret_val);
 int idx_pg_count(struct idx_txn *t, enum idx_table tb, uint64_t *ret);
+int idx_pg_count_prefix(struct idx_txn *t, enum idx_table tb,
+			const void *prefix, size_t plen, uint64_t *ret);
 int idx_pg_txn_lock(struct idx_txn *t, uint64_t key);
 
 #endif
