@@ -428,9 +428,22 @@ int reg_metrics_text(struct reg_registry *reg, char **ret, size_t *ret_len)
 	r = reg_stats(reg, metrics_model, &a);
 	if (r == 0)
 		r = reg_store_stats(reg, &st);
+	/* the index away: what this process knows is said all the same,
+	   the registry's totals are not (mreg_index_up 0) */
 	if (r < 0)
+		reg_fixed_said(reg, r);
+	if (r < 0 && reg_db_away(reg)) {
+		for (i = 0; i < 5; i++)
+			strbuf_reset(&a.fam[i]);
+		r = 0;
+	} else if (r < 0) {
 		goto out;
-	metrics_totals(&sb, &a, &st);
+	} else {
+		metrics_totals(&sb, &a, &st);
+	}
+	metric(&sb, "mreg_index_up", "1 when the registry's index answered "
+	       "this scrape, 0 when it is away (the totals are then left "
+	       "out).", false, reg_db_away(reg) ? "0" : "1");
 	metrics_hooks(reg, &sb);
 	metrics_open_files(reg, &sb);
 	metrics_fixed(reg, &sb);

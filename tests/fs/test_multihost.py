@@ -485,6 +485,11 @@ def test_pg_down(h, pg, src):
         t.ok(e == errno.EIO and took < TIMEOUT * 3 + 5,
              'a stage is the database\'s to say: EIO (errno %s, %.1f s)' %
              (errno.errorcode.get(e, e), took))
+        up = h.m[2].metric('mreg_index_up')
+        hit = h.m[2].metric('mreg_fixed_lookups_total{result="hit"}')
+        t.ok(up == 0 and hit is not None,
+             '.mreg/metrics still answers: mreg_index_up 0, this '
+             'process\'s counters (fixed hits %s)' % hit)
         t.ok(h.m[2].log_has('postgres', 10) and
              h.m[2].log_has('as this host last read them', 10),
              'the daemon log says what is wrong, and what it serves',
