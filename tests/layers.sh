@@ -7,16 +7,18 @@
 #
 # Rules, one check each:
 #  1. <lmdb.h> only in core/index/lmdb/, <libpq-fe.h> only in
-#     core/index/pg/, <curl/curl.h> only in
-#     core/store/s3/, <fuse*.h> only in fs/, <jansson.h> only in tools/.
+#     core/index/pg/, <curl/curl.h> only in core/store/s3/ and
+#     core/webhook/, <fuse*.h> only in fs/, <jansson.h> only in tools/.
 #  2. The leaves (core/*.[ch]) include only leaves; chunk/ only leaves and
-#     chunk/.
+#     chunk/; webhook/ (hook URLs: their rule, signature and delivery)
+#     only leaves and webhook/.
 #  3. store/ includes leaves, chunk/ and store/*.h; store/pack/ and
 #     store/s3/ headers only from their own directory.
 #  4. index/ includes leaves, chunk/ and index/*.h; index/lmdb/ and
 #     index/pg/ headers only from their own directory.
-#  5. config/ includes leaves, chunk/chunker.h and registry/names.h (a
-#     config names stages; the stage-name rule exists once).
+#  5. config/ includes leaves, chunk/chunker.h, registry/names.h and
+#     webhook/webhook.h (a config names stages and hook URLs; the
+#     stage-name rule and the URL rule exist once).
 #  6. serve/ (the serving cache, below the registry) includes leaves,
 #     chunk/, config/config.h and serve/.
 #  7. registry/, maint/ and query/ include anything of core/ but a
@@ -83,7 +85,7 @@ judge() {
 		f = $1; t = $2
 		if (t ~ /^</) {
 			if (t == "<lmdb.h>" && f !~ /^core\/index\/lmdb\//) bad(1)
-			if (t == "<curl/curl.h>" && f !~ /^core\/store\/s3\//) bad(1)
+			if (t == "<curl/curl.h>" && f !~ /^core\/store\/s3\// && f !~ /^core\/webhook\//) bad(1)
 			if (t == "<libpq-fe.h>" && f !~ /^core\/index\/pg\//) bad(1)
 			if (t ~ /^<fuse/ && f !~ /^fs\//) bad(1)
 			if (t == "<jansson.h>" && f !~ /^tools\//) bad(1)
@@ -104,10 +106,11 @@ judge() {
 		}
 		if (sl == "leaf") { if (tl != "leaf") bad(2); next }
 		if (sl == "chunk") { if (tl != "leaf" && tl != "chunk") bad(2); next }
+		if (sl == "webhook") { if (tl != "leaf" && tl != "webhook") bad(2); next }
 		if (sl == "store") { if (tl != "leaf" && tl != "chunk" && tl != "store") bad(3); next }
 		if (sl == "index") { if (tl != "leaf" && tl != "chunk" && tl != "index") bad(4); next }
 		if (sl == "config") {
-			if (tl != "leaf" && tl != "config" && t != "core/chunk/chunker.h" && t != "core/registry/names.h") bad(5)
+			if (tl != "leaf" && tl != "config" && t != "core/chunk/chunker.h" && t != "core/registry/names.h" && t != "core/webhook/webhook.h") bad(5)
 			next
 		}
 		if (sl == "serve") {
@@ -141,6 +144,7 @@ symbols() {
 		config) pre='config_' ;;
 		query) pre='search_ reg_' ;;
 		serve) pre='serve_' ;;
+		webhook) pre='webhook_' ;;
 		registry) pre='reg_ hooks_ fdcap_' ;;
 		maint) pre='reg_' ;;
 		*) pre='' ;;
@@ -164,7 +168,7 @@ else
 	have_objects=0
 fi
 
-names='system headers in their one layer|leaves and chunk/ include only leaves|store/ includes leaves, chunk/, store/|index/ includes leaves, chunk/, index/|config/ includes leaves, chunker.h, names.h|serve/ includes leaves, chunk/, config.h, serve/|registry/, maint/, query/ see no backend insides|fs/ and tools/ include only public core headers|extern symbols carry their layer prefix'
+names='system headers in their one layer|leaves, chunk/ and webhook/ include only leaves|store/ includes leaves, chunk/, store/|index/ includes leaves, chunk/, index/|config/ includes leaves, chunker.h, names.h, webhook.h|serve/ includes leaves, chunk/, config.h, serve/|registry/, maint/, query/ see no backend insides|fs/ and tools/ include only public core headers|extern symbols carry their layer prefix'
 fail=0
 for rule in 1 2 3 4 5 6 7 8 9; do
 	what=$(echo "$names" | cut -d'|' -f"$rule")
