@@ -184,6 +184,8 @@ void config_init(struct mreg_config *cfg)
 	cfg->max_threads = 64;
 	cfg->log_level = LOG_LVL_WARN;
 	cfg->hook_timeout = 30;
+	cfg->hook_attempts = 4;
+	cfg->hook_attempt_timeout = 10;
 	cfg->open_files_per_user = 1000;
 	cfg->open_files_reserve = 256;
 	cfg->serve_passthrough = true;
@@ -228,6 +230,8 @@ void config_release(struct mreg_config *cfg)
 	free(cfg->store);
 	free(cfg->on_register);
 	free(cfg->on_promote);
+	free(cfg->hook_secret_file);
+	free(cfg->hook_ca_file);
 	free(cfg->serve_path);
 	free(cfg->s3_endpoint);
 	free(cfg->s3_bucket);
@@ -294,6 +298,8 @@ int config_copy(struct mreg_config *dst, const struct mreg_config *src)
 	dst->store = dup_or_null(src->store, &ok);
 	dst->on_register = dup_or_null(src->on_register, &ok);
 	dst->on_promote = dup_or_null(src->on_promote, &ok);
+	dst->hook_secret_file = dup_or_null(src->hook_secret_file, &ok);
+	dst->hook_ca_file = dup_or_null(src->hook_ca_file, &ok);
 	dst->serve_path = dup_or_null(src->serve_path, &ok);
 	dst->s3_endpoint = dup_or_null(src->s3_endpoint, &ok);
 	dst->s3_bucket = dup_or_null(src->s3_bucket, &ok);

@@ -13,7 +13,8 @@
  *	[log]          level
  *	[stage NAME]   promote_users, promote_groups, require_stage, protect,
  *	               require_metric
- *	[hooks]        on_register, on_promote, timeout
+ *	[hooks]        on_register, on_promote, timeout, secret_file, ca_file,
+ *	               attempts, attempt_timeout
  *	[limits]       open_files_per_user, open_files_reserve
  *	[serve]        passthrough, path, size, hydrate_on_promote
  *
@@ -75,9 +76,15 @@ struct mreg_config {
 	uint32_t readahead;     /* bytes of readahead on the mount (4M) */
 	unsigned max_threads;   /* FUSE worker threads (64) */
 	int log_level;          /* enum log_level (warn) */
-	char *on_register;      /* hook program, or NULL */
-	char *on_promote;       /* hook program, or NULL */
+	char *on_register;      /* hook program or URL, or NULL */
+	char *on_promote;       /* hook program or URL, or NULL */
 	unsigned hook_timeout;  /* seconds (30) */
+	char *hook_secret_file; /* the key that signs URL hooks' deliveries
+				   (config_secret_read()); NULL: none */
+	char *hook_ca_file;     /* CAs a URL hook's server is checked with;
+				   NULL: the system's */
+	unsigned hook_attempts; /* a URL hook's delivery, tries at most (4) */
+	unsigned hook_attempt_timeout; /* seconds one try may take (10) */
 	unsigned open_files_per_user; /* spool descriptors a user (1000) */
 	unsigned open_files_reserve;  /* descriptors kept for the daemon (256) */
 	bool serve_passthrough; /* hot sealed files served by the kernel (true) */
@@ -129,8 +136,11 @@ void config_release(struct mreg_config *cfg);
  * Beyond config_parse(), it checks the file against this machine, since
  * the daemon runs the hooks it names as root: the file itself must be
  * trusted (config_path_trusted(); -EPERM, err "PATH: reason"), each hook
- * program must pass config_program_trusted(), and each user and group of a
- * stage policy must exist (-EINVAL, "PATH:LINE: reason" naming it). */
+ * program must pass config_program_trusted(), a URL hook needs a
+ * secret_file, the secret file must pass config_secret_read() and the
+ * ca_file must be readable, and each user and group of a stage policy
+ * must exist (-EINVAL, "PATH:LINE: reason" naming it). Whatever file it
+ * comes from, a hook URL must pass webhook_url_check(). */
 int config_load(struct mreg_config *cfg, const char *path, char *err,
 		size_t errlen);
 
@@ -150,6 +160,30 @@ int config_path_trusted(const char *path, char *why, size_t whylen);
  * regular file, not executable), -EPERM (others may change it); why gets
  * the reason, naming the path at fault (why may be NULL). */
 int config_program_trusted(const char *path, char *why, size_t whylen);
+
+/* Whether hook (an on_register or on_promote value) is one this process
+ * may run with cfg: a program passes config_program_trusted(); a URL
+ * passes webhook_url_check() and needs cfg's secret_file (its deliveries
+ * are signed). 0, or -errno as those return, -EINVAL for a URL without a
+ * secret; why (which may be NULL) gets the reason. */
+int config_hook_check(const struct mreg_config *cfg, const char *hook,
+		      char *why, size_t whylen);
+
+/* Longest secret a secret file may hold. */
+#define CONFIG_SECRET_MAX 1024
+
+/* Reads the secret of file path (a [hooks] secret_file) into buf (size
+ * bytes; buf may be NULL to check the file only): its bytes, without
+ * the line ends at its end. The file must be a regular file owned by
+ * root or this process's user that neither group nor others may read
+ * or write (mode 0600 or 0400), as the S3 credentials file must be, and
+ * hold 1 to CONFIG_SECRET_MAX bytes. Returns the secret's length, or
+ * -errno of open/fstat/read, -EPERM (open to others, another owner),
+ * -EINVAL (not a regular file, empty), -EFBIG (too long), -ERANGE (does
+ * not fit in size); why (which may be NULL) gets the reason, naming the
+ * path. Never logs the secret; a caller wipes buf when done. */
+int config_secret_read(const char *path, void *buf, size_t size, char *why,
+		       size_t whylen);
 
 /* Parses text (as from a file named name) into cfg; as config_load(). */
 int config_parse(struct mreg_config *cfg, const char *name, const char *text,

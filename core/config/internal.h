@@ -39,5 +39,8 @@ int config_parse_swap(struct mreg_config *cfg, const char *name,
  * with the reason in why. */
 int config_node_trusted(const char *p, const struct stat *st, char *why,
 			size_t whylen);
+/* Whether p is a regular file this process can read: 0, or -errno with
+ * the reason in why. */
+int config_file_readable(const char *p, char *why, size_t whylen);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "webhook/webhook.h"
 
 static int why_set(char *why, size_t whylen, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -222,4 +223,111 @@ int config_program_trusted(const char *path, char *why, size_t whylen)
 		return -EACCES;
 	}
 	return config_path_trusted(path, why, whylen);
+}
+
+int config_file_readable(const char *p, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	assert(p);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return why_set(why, whylen, -errno, "'%s': %s", p,
+			       strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = why_set(why, whylen, -errno, "'%s': %s", p,
+			    strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		r = why_set(why, whylen, -EINVAL, "'%s' is not a regular file",
+			    p);
+	close(fd);
+	return r;
+}
+
+/* A secret is the file's bytes without its trailing line ends (what
+ * `echo SECRET >FILE` wrote is SECRET). The file is judged by its open
+ * descriptor, as the S3 credentials file is: nobody but its owner may
+ * read it, and only root or this user may own it. */
+int config_secret_read(const char *path, void *buf, size_t size, char *why,
+		       size_t whylen)
+{
+	char tmp[CONFIG_SECRET_MAX + 3]; /* and a CR LF, and one more */
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	bool full;
+	int fd, r = 0;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!path || !*path || (!buf && size))
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return why_set(why, whylen, -errno, "secret file '%s': %s",
+			       path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = why_set(why, whylen, -errno, "secret file '%s': %s", path,
+			    strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		r = why_set(why, whylen, -EINVAL, "secret file '%s' is not a "
+			    "regular file", path);
+	else if (st.st_mode & (S_IRWXG | S_IRWXO))
+		r = why_set(why, whylen, -EPERM, "secret file '%s' is open to "
+			    "%s (mode %04o): chmod 600 it", path,
+			    st.st_mode & S_IRWXO ? "others" : "its group",
+			    (unsigned)(st.st_mode & 07777));
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		r = why_set(why, whylen, -EPERM, "secret file '%s' is owned "
+			    "by uid %u", path, (unsigned)st.st_uid);
+	while (r == 0 && len < sizeof(tmp)) {
+		n = read(fd, tmp + len, sizeof(tmp) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = why_set(why, whylen, -errno, "secret file '%s': %s",
+				    path, strerror(errno));
+		else if (n == 0)
+			break;
+		else
+			len += (size_t)n;
+	}
+	close(fd);
+	/* a full buffer: the file is longer than any secret, however it
+	   ends */
+	full = len == sizeof(tmp);
+	while (!full && len && (tmp[len - 1] == '\n' || tmp[len - 1] == '\r'))
+		len--;
+	if (r == 0 && len == 0)
+		r = why_set(why, whylen, -EINVAL, "secret file '%s' is empty",
+			    path);
+	else if (r == 0 && (full || len > CONFIG_SECRET_MAX))
+		r = why_set(why, whylen, -EFBIG, "secret file '%s' holds more "
+			    "than %d bytes", path, CONFIG_SECRET_MAX);
+	else if (r == 0 && buf && len > size)
+		r = -ERANGE;
+	if (r == 0 && buf)
+		memcpy(buf, tmp, len);
+	explicit_bzero(tmp, sizeof(tmp));
+	return r < 0 ? r : (int)len;
+}
+
+int config_hook_check(const struct mreg_config *cfg, const char *hook,
+		      char *why, size_t whylen)
+{
+	int r;
+
+	if (!cfg || !hook)
+		return -EINVAL;
+	if (!webhook_is_url(hook))
+		return config_program_trusted(hook, why, whylen);
+	if ((r = webhook_url_check(hook, why, whylen)) < 0)
+		return r;
+	/* an unsigned delivery is one anybody could forge */
+	if (!cfg->hook_secret_file)
+		return why_set(why, whylen, -EINVAL, "a hook URL needs [hooks] "
+			       "secret_file: its deliveries are signed with "
+			       "that secret");
+	return 0;
 }

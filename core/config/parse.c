@@ -22,6 +22,7 @@
 #include "log.h"
 #include "registry/names.h"
 #include "util.h"
+#include "webhook/webhook.h"
 
 /* SPEC §1, the registry's rule (registry/names.h). */
 static bool stage_name_ok(const char *s)
@@ -63,7 +64,9 @@ static const char *const section_names[] = {
 
 enum key_type {
 	K_ABSPATH,	/* char *, an absolute path or "" for the default */
-	K_PROGRAM,	/* char *, an absolute path or "" for none */
+	K_PROGRAM,	/* char *, an absolute path, a URL or "" for none */
+	K_SECRET,	/* char *, an absolute path: a secret file */
+	K_CAFILE,	/* char *, an absolute path: a readable file */
 	K_SIZE64,
 	K_SIZE32,
 	K_UINT,
@@ -124,6 +127,11 @@ static const struct key keys[] = {
 	{ SEC_HOOKS, "on_register", K_PROGRAM, CFG(on_register), 0, 0 },
 	{ SEC_HOOKS, "on_promote", K_PROGRAM, CFG(on_promote), 0, 0 },
 	{ SEC_HOOKS, "timeout", K_UINT, CFG(hook_timeout), 1, 86400 },
+	{ SEC_HOOKS, "secret_file", K_SECRET, CFG(hook_secret_file), 0, 0 },
+	{ SEC_HOOKS, "ca_file", K_CAFILE, CFG(hook_ca_file), 0, 0 },
+	{ SEC_HOOKS, "attempts", K_UINT, CFG(hook_attempts), 1, 20 },
+	{ SEC_HOOKS, "attempt_timeout", K_UINT, CFG(hook_attempt_timeout), 1,
+	  3600 },
 	{ SEC_LIMITS, "open_files_per_user", K_UINT, CFG(open_files_per_user),
 	  1, 1u << 24 },
 	{ SEC_LIMITS, "open_files_reserve", K_UINT, CFG(open_files_reserve),
@@ -176,6 +184,7 @@ struct parser {
 	unsigned mount_line;	/* last allow_other/default_permissions */
 	unsigned backend_line;	/* [store] backend */
 	unsigned index_line;	/* [index] backend */
+	unsigned url_line;	/* a hook that is a URL */
 	bool machine;		/* config_load(): check against this machine */
 };
 
@@ -332,14 +341,29 @@ static int set_key(struct parser *ps, const struct key *k, const char *v)
 				     (char *)ps->cfg;
 	switch (k->type) {
 	case K_ABSPATH:
-	case K_PROGRAM: {
+	case K_PROGRAM:
+	case K_SECRET:
+	case K_CAFILE: {
 		char **dst = (char **)(base + k->off), *s = NULL;
+		bool url = k->type == K_PROGRAM && webhook_is_url(v);
 
-		if (v[0] && v[0] != '/')
-			return bad_value(ps, k, v, "not an absolute path");
-		if (k->type == K_PROGRAM && v[0] && ps->machine &&
+		if (url && webhook_url_check(v, why, sizeof(why)) < 0)
+			return bad_value(ps, k, v, why);
+		if (v[0] && v[0] != '/' && !url)
+			return bad_value(ps, k, v, k->type == K_PROGRAM ?
+					 "not an absolute path or an https:// "
+					 "URL" : "not an absolute path");
+		if (k->type == K_PROGRAM && v[0] && !url && ps->machine &&
 		    config_program_trusted(v, why, sizeof(why)) < 0)
 			return bad_value(ps, k, v, why);
+		if (k->type == K_SECRET && v[0] && ps->machine &&
+		    config_secret_read(v, NULL, 0, why, sizeof(why)) < 0)
+			return bad_value(ps, k, v, why);
+		if (k->type == K_CAFILE && v[0] && ps->machine &&
+		    config_file_readable(v, why, sizeof(why)) < 0)
+			return bad_value(ps, k, v, why);
+		if (url)
+			ps->url_line = ps->line;
 		if (v[0] && !(s = strdup(v)))
 			return -ENOMEM;
 		free(*dst);
@@ -684,6 +708,7 @@ static int parse_line(struct parser *ps, char *s)
 static int check_whole(struct parser *ps)
 {
 	struct mreg_config *cfg = ps->cfg;
+	char why[256];
 
 	assert(ps);
 	if (ps->chunker_line && chunker_params_check(&cfg->chunker) < 0) {
@@ -709,6 +734,17 @@ static int check_whole(struct parser *ps)
 		if (ps->index_line)
 			ps->line = ps->index_line;
 		return perr(ps, "backend = postgres needs [postgres] conninfo");
+	}
+	/* A URL needs a secret of this file's: the policy stored in the
+	 * registry is parsed without a machine, and the process that
+	 * delivers checks its own config. */
+	if (ps->machine && ps->url_line &&
+	    ((webhook_is_url(cfg->on_register) &&
+	      config_hook_check(cfg, cfg->on_register, why, sizeof(why)) < 0) ||
+	     (webhook_is_url(cfg->on_promote) &&
+	      config_hook_check(cfg, cfg->on_promote, why, sizeof(why)) < 0))) {
+		ps->line = ps->url_line;
+		return perr(ps, "%s", why);
 	}
 	/* Every host must reach every chunk: pack files are one host's. */
 	if (cfg->index == CONFIG_INDEX_POSTGRES &&

@@ -79,6 +79,9 @@ static void test_defaults(void)
 	CHECK_EQ(cfg.log_level, LOG_LVL_WARN, "log level warn");
 	CHECK(!cfg.on_register && !cfg.on_promote, "no hooks");
 	CHECK_EQ(cfg.hook_timeout, 30, "hook timeout 30");
+	CHECK(!cfg.hook_secret_file && !cfg.hook_ca_file &&
+	      cfg.hook_attempts == 4 && cfg.hook_attempt_timeout == 10,
+	      "no secret or CA file, 4 attempts of 10 s at most");
 	CHECK_EQ(cfg.open_files_per_user, 1000, "open_files_per_user 1000");
 	CHECK_EQ(cfg.open_files_reserve, 256, "open_files_reserve 256");
 	CHECK(cfg.serve_passthrough && !cfg.serve_path &&
@@ -375,7 +378,8 @@ static void test_errors(void)
 
 	CHECK(refused_with("[hooks]\non_promote = hook.sh\n",
 			   "t.conf:2: invalid value 'hook.sh' for "
-			   "'on_promote': not an absolute path"),
+			   "'on_promote': not an absolute path or an "
+			   "https:// URL"),
 	      "a relative hook program");
 	CHECK(refused_at("[limits]\nopen_files_per_user = 0\n",
 			 "t.conf:2: invalid value '0' for "
@@ -676,6 +680,9 @@ static void test_example(void)
 	      cfg.max_threads == dflt.max_threads &&
 	      cfg.log_level == dflt.log_level && !cfg.store &&
 	      cfg.hook_timeout == dflt.hook_timeout &&
+	      !cfg.hook_secret_file && !cfg.hook_ca_file &&
+	      cfg.hook_attempts == dflt.hook_attempts &&
+	      cfg.hook_attempt_timeout == dflt.hook_attempt_timeout &&
 	      cfg.open_files_per_user == dflt.open_files_per_user &&
 	      cfg.open_files_reserve == dflt.open_files_reserve &&
 	      cfg.backend == dflt.backend && !cfg.s3_endpoint &&
@@ -799,6 +806,164 @@ static void test_machine(void)
 	free(text);
 	free(hook);
 	free(f);
+	free(dir);
+}
+
+/* Hooks that are URLs: the URL rule at the config line, whatever file
+ * (a config or the policy stored in the registry); against the machine,
+ * a URL needs a secret file that nobody else may read. */
+static void test_hook_urls(void)
+{
+	char *dir = check_tmpdir("config"), *f, *secret, *ca, *text;
+	struct mreg_config cfg;
+
+	CHECK_EQ(parse(&cfg, "[hooks]\non_register = https://ci.example.com/"
+		       "hook?token=x\non_promote = http://127.0.0.1:8080/r\n"
+		       "attempts = 2\nattempt_timeout = 3\n"), 0,
+		 "an https URL and an http one to loopback");
+	CHECK(cfg.on_register && !strcmp(cfg.on_register,
+	      "https://ci.example.com/hook?token=x") && cfg.on_promote &&
+	      cfg.hook_attempts == 2 && cfg.hook_attempt_timeout == 3,
+	      "kept as written, with attempts and attempt_timeout");
+	config_release(&cfg);
+	CHECK(refused_with("[hooks]\n\non_promote = http://10.1.2.3/deploy\n",
+			   "t.conf:3: invalid value 'http://10.1.2.3/deploy' "
+			   "for 'on_promote': http:// is for a loopback "
+			   "address only (127.0.0.0/8 or [::1]): use https:// "
+			   "for '10.1.2.3'"),
+	      "http to another host: FILE:LINE and why");
+	CHECK(refused_at("[hooks]\non_register = ftp://h/x\n",
+			 "t.conf:2: invalid value 'ftp://h/x' for "
+			 "'on_register': a hook URL is https://"),
+	      "another scheme");
+	CHECK(refused_at("[hooks]\non_register = https://u:p@h/x\n",
+			 "t.conf:2: invalid value 'https://u:p@h/x' for "
+			 "'on_register': a hook URL holds no user"),
+	      "a user and password in the URL");
+	CHECK(refused_at("[hooks]\nattempts = 0\n",
+			 "t.conf:2: invalid value '0' for 'attempts': out of "
+			 "range (1 to 20)"), "attempts 0");
+	CHECK(refused_at("[hooks]\nsecret_file = secret\n",
+			 "t.conf:2: invalid value 'secret' for 'secret_file': "
+			 "not an absolute path"), "a relative secret file");
+
+	config_init(&cfg);
+	f = put_file(dir, "n.conf", "# a URL, no secret\n[hooks]\n"
+		     "on_promote = https://h/x\n", 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "a URL hook without a secret file: -EINVAL");
+	CHECK(strstr(err, "n.conf:3: a hook URL needs [hooks] secret_file") !=
+	      NULL, "at the URL's line: '%s'", err);
+	free(f);
+	CHECK_EQ(parse(&cfg, "[hooks]\non_promote = https://h/x\n"), 0,
+		 "config_parse() alone does not ask (the registry's stored "
+		 "policy holds no secret)");
+	config_release(&cfg);
+	config_init(&cfg);
+
+	secret = put_file(dir, "secret", "s3cr3t\n", 0644);
+	if (asprintf(&text, "[hooks]\non_promote = https://h/x\n"
+		     "secret_file = %s\n", secret) < 0)
+		abort();
+	f = put_file(dir, "s.conf", text, 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "a secret file others may read: -EINVAL");
+	CHECK(strstr(err, "s.conf:3: invalid value '") &&
+	      strstr(err, "for 'secret_file': secret file '") &&
+	      strstr(err, "is open to others (mode 0644): chmod 600 it"),
+	      "at its line, with the mode and the fix: '%s'", err);
+	chmod(secret, 0640);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "one its group may read: -EINVAL");
+	CHECK(strstr(err, "is open to its group (mode 0640)") != NULL,
+	      "'%s'", err);
+	chmod(secret, 0600);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), 0,
+		 "mode 0600: loaded ('%s')", err);
+	CHECK(cfg.hook_secret_file && !strcmp(cfg.hook_secret_file, secret),
+	      "secret_file set");
+	config_release(&cfg);
+	config_init(&cfg);
+	free(f);
+	free(text);
+
+	ca = put_file(dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+	if (asprintf(&text, "[hooks]\nca_file = %s/none.pem\n", dir) < 0)
+		abort();
+	f = put_file(dir, "c.conf", text, 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), -EINVAL,
+		 "a CA file that is not there: -EINVAL");
+	CHECK(strstr(err, "c.conf:2: invalid value '") &&
+	      strstr(err, "No such file or directory"), "'%s'", err);
+	free(f);
+	free(text);
+	if (asprintf(&text, "[hooks]\nca_file = %s\n", ca) < 0)
+		abort();
+	f = put_file(dir, "c2.conf", text, 0644);
+	CHECK_EQ(config_load(&cfg, f, err, sizeof(err)), 0,
+		 "one that is: loaded ('%s')", err);
+	config_release(&cfg);
+	free(f);
+	free(text);
+	free(ca);
+	free(secret);
+	check_rmtree(dir);
+	free(dir);
+}
+
+/* config_secret_read(): what a secret is, and which files may hold one. */
+static void test_secret(void)
+{
+	char *dir = check_tmpdir("config"), *p, buf[CONFIG_SECRET_MAX], *big;
+	char why[512];
+	int n;
+
+	p = put_file(dir, "s", "abc\r\n\n", 0600);
+	n = config_secret_read(p, buf, sizeof(buf), why, sizeof(why));
+	CHECK(n == 3 && !memcmp(buf, "abc", 3),
+	      "the bytes without the line ends at the end (%d)", n);
+	CHECK_EQ(config_secret_read(p, NULL, 0, NULL, 0), 3,
+		 "a check only: buf and why may be NULL");
+	CHECK_EQ(config_secret_read(p, buf, 2, why, sizeof(why)), -ERANGE,
+		 "a buffer too small: -ERANGE");
+	free(p);
+	p = put_file(dir, "e", "\n", 0600);
+	CHECK(config_secret_read(p, buf, sizeof(buf), why, sizeof(why)) ==
+	      -EINVAL && strstr(why, "is empty"), "an empty one: '%s'", why);
+	free(p);
+	big = malloc(CONFIG_SECRET_MAX + 3);
+	memset(big, 'k', CONFIG_SECRET_MAX);
+	strcpy(big + CONFIG_SECRET_MAX, "\r\n");
+	p = put_file(dir, "b", big, 0400);
+	CHECK_EQ(config_secret_read(p, buf, sizeof(buf), why, sizeof(why)),
+		 CONFIG_SECRET_MAX, "%d bytes and a CR LF: read (mode 0400)",
+		 CONFIG_SECRET_MAX);
+	free(p);
+	big[CONFIG_SECRET_MAX] = 'k';
+	p = put_file(dir, "b2", big, 0600);
+	CHECK(config_secret_read(p, buf, sizeof(buf), why, sizeof(why)) ==
+	      -EFBIG && strstr(why, "holds more than 1024 bytes"),
+	      "one more byte: '%s'", why);
+	free(p);
+	free(big);
+	CHECK(config_secret_read(dir, buf, sizeof(buf), why, sizeof(why)) ==
+	      -EINVAL && strstr(why, "is not a regular file"), "'%s'", why);
+	if (asprintf(&p, "%s/none", dir) < 0)
+		abort();
+	CHECK(config_secret_read(p, buf, sizeof(buf), why, sizeof(why)) ==
+	      -ENOENT && strstr(why, "No such file"), "'%s'", why);
+	free(p);
+	p = put_file(dir, "o", "x", 0600);
+	if (geteuid() == 0 && chown(p, 12345, 12345) == 0) {
+		CHECK(config_secret_read(p, buf, sizeof(buf), why,
+					 sizeof(why)) == -EPERM &&
+		      strstr(why, "is owned by uid 12345"),
+		      "another user's: '%s'", why);
+	} else {
+		CHECK(1, "another user's # SKIP not root");
+	}
+	free(p);
+	check_rmtree(dir);
 	free(dir);
 }
 
@@ -936,6 +1101,8 @@ int main(void)
 	test_metric_rule();
 	test_example();
 	test_machine();
+	test_hook_urls();
+	test_secret();
 	test_load();
 	test_store_path();
 	return check_done();
