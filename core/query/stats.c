@@ -291,8 +291,9 @@ static void metrics_hooks(struct reg_registry *reg, struct strbuf *sb)
 
 	hooks_counts(reg->hooks, &hc);
 	strbuf_adds(sb, "# HELP mreg_hooks_total Hooks by outcome: ok, error "
-		    "(exited non-zero), failed (did not start or timed out), "
-		    "dropped (too many waiting).\n"
+		    "(exited non-zero; a URL's receiver refused it), failed "
+		    "(did not start or timed out; a URL's delivery did not "
+		    "come through), dropped (too many waiting).\n"
 		    "# TYPE mreg_hooks_total counter\n");
 	for (i = 0; i < HOOK_NRESULTS; i++)
 		strbuf_addf(sb, "mreg_hooks_total{result=\"%s\"} %llu\n",

@@ -122,6 +122,13 @@ int reg_audit_put_txn(struct idx_txn *t, const struct reg_caller *who,
 		else
 			strbuf_adds(&sb, "null");
 	}
+	if (ev->url) {
+		add_field(&sb, "url", ev->url);
+		if (ev->status > 0)
+			strbuf_addf(&sb, ",\"status\":%ld", ev->status);
+		strbuf_addf(&sb, ",\"attempts\":%u", ev->attempts);
+		add_field(&sb, "delivery", ev->delivery);
+	}
 	add_field(&sb, "reason", ev->reason);
 	if (ev->count)
 		strbuf_addf(&sb, ",\"count\":%llu",

@@ -7,7 +7,8 @@
  * of its own, its output on a pipe. It then waits in poll() on the pipe
  * and on a pidfd of the child (pidfd_open: readable when the child has
  * exited) until the child exits or its time is up; no sleeping, no
- * SIGCHLD (which would belong to the whole process).
+ * SIGCHLD (which would belong to the whole process). A hook that is a URL
+ * is delivered on the same thread (webhook.c), within the same timeout.
  */
 #include "registry/hooks.h"
 
@@ -32,12 +33,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define HOOK_OUTPUT_MAX 4096
 #define HOOK_ENV_MAX 16
 #define HOOK_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
+/* A URL hook's wait before its second attempt (doubled before each next) */
+#define HOOK_BACKOFF_MS 500
 
 enum { Q_PROMOTE, Q_REGISTER, Q_N }; /* in the order they are served */
 
@@ -226,16 +231,19 @@ static struct hook_node *next_event(struct hooks *h)
 	return NULL;
 }
 
-/* Counts how a hook ended; tells the registry of a drop or a failure. */
+/* Counts how a hook ended; tells the registry of a drop, a failure or a
+ * delivery (d). */
 static void report(struct hooks *h, const struct hook_ev *ev,
-		   enum hook_result res, const char *reason)
+		   enum hook_result res, const char *reason,
+		   const struct hook_delivery *d)
 {
 	pthread_mutex_lock(&h->lock);
 	h->counts[res]++;
 	pthread_mutex_unlock(&h->lock);
-	if (h->report && (res == HOOK_FAILED || res == HOOK_DROPPED ||
+	if (h->report && (d || res == HOOK_FAILED || res == HOOK_DROPPED ||
 			  ev->qid))
-		h->report(h->report_arg, ev, hooks_result_name(res), reason);
+		h->report(h->report_arg, ev, hooks_result_name(res), reason,
+			  d);
 }
 
 static void drop(struct hooks *h, struct hook_node *n, bool first)
@@ -248,7 +256,7 @@ static void drop(struct hooks *h, struct hook_node *n, bool first)
 			"user '%s' from '%s/%s' on (each in the audit log)",
 			uname, n->ev.model, n->ev.version);
 	}
-	report(h, &n->ev, HOOK_DROPPED, "too many hooks waiting");
+	report(h, &n->ev, HOOK_DROPPED, "too many hooks waiting", NULL);
 	free(n);
 }
 
@@ -284,7 +292,7 @@ void hooks_queue(struct hooks *h, const struct hook_ev *ev)
 
 		log_err(-ENOMEM, "cannot queue the hook of '%s/%s'",
 			ev->model, ev->version);
-		report(h, &copy, HOOK_DROPPED, strerror(ENOMEM));
+		report(h, &copy, HOOK_DROPPED, strerror(ENOMEM), NULL);
 	} else if (!u) {
 		/* no room to note the user: nothing of it is queued */
 		drop(h, n, first);
@@ -517,6 +525,126 @@ static enum hook_result child_result(const struct hooks *h,
 	return code == 0 ? HOOK_OK : HOOK_ERROR;
 }
 
+/* ---- delivering one to a URL ----------------------------------------------- */
+
+/* What a URL hook is sent: the fields of a program's environment (a
+ * program gets them as MREG_*), and the delivery's id and time. -ENOMEM. */
+static int body_build(struct hooks *h, const struct hook_ev *ev,
+		      const char *id, struct strbuf *sb)
+{
+	char user[64], uid[16], when[40], *mount;
+	size_t i;
+
+	pthread_mutex_lock(&h->lock);
+	mount = strdup(h->mount ? h->mount : "");
+	pthread_mutex_unlock(&h->lock);
+	if (!mount)
+		return -ENOMEM;
+	util_uid_name(ev->uid, user, sizeof(user));
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ev->uid);
+	util_time_iso(now_ns(), true, when, sizeof(when));
+	/* uid is the one number */
+	const char *const f[][2] = {
+		{ "event", event_name(ev->event) },
+		{ "model", ev->model }, { "version", ev->version },
+		{ "stage", ev->stage }, { "previous", ev->previous },
+		{ "user", user }, { "uid", NULL }, { "store", h->store },
+		{ "mount", mount }, { "delivery_id", id }, { "timestamp", when },
+	};
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		strbuf_addf(sb, "%s\"%s\":", i ? "," : "{", f[i][0]);
+		if (f[i][1])
+			json_quotes(sb, f[i][1]);
+		else
+			strbuf_adds(sb, uid);
+	}
+	strbuf_addch(sb, '}');
+	free(mount);
+	return 0;
+}
+
+/* Reads the secret and posts the event; the reason of a failure in why.
+ * The result of webhook_post(), or -errno before it could run. */
+static int deliver(struct hooks *h, const struct hook_ev *ev, const char *id,
+		   int64_t deadline, struct webhook_result *res, char *why,
+		   size_t whylen)
+{
+	const struct mreg_config *cfg = h->cfg;
+	char secret[CONFIG_SECRET_MAX];
+	struct strbuf body;
+	int n, r;
+
+	/* again at each delivery: the config may not be the one that
+	   set it */
+	if ((r = config_hook_check(cfg, ev->program, why, whylen)) < 0)
+		return r;
+	n = config_secret_read(cfg->hook_secret_file, secret, sizeof(secret),
+			       why, whylen);
+	if (n < 0)
+		return n;
+	strbuf_init(&body);
+	if ((r = body_build(h, ev, id, &body)) < 0) {
+		explicit_bzero(secret, sizeof(secret));
+		snprintf(why, whylen, "%s", strerror(-r));
+		return r;
+	}
+	r = webhook_post(&(struct webhook_req){
+			.url = ev->program, .ca_file = cfg->hook_ca_file,
+			.secret = secret, .secret_len = (size_t)n, .id = id,
+			.body = body.buf, .body_len = body.len,
+			.attempts = cfg->hook_attempts,
+			.attempt_ms = cfg->hook_attempt_timeout * 1000,
+			.backoff_ms = HOOK_BACKOFF_MS,
+			.deadline_ns = deadline }, res);
+	explicit_bzero(secret, sizeof(secret));
+	strbuf_release(&body);
+	if (r == -EAGAIN && res->attempts < cfg->hook_attempts)
+		snprintf(why, whylen, "%s (no time left for attempt %u within "
+			 "the timeout of %u s)", res->why, res->attempts + 1,
+			 cfg->hook_timeout);
+	else if (r < 0)
+		snprintf(why, whylen, "%s", res->why);
+	return r;
+}
+
+static void deliver_one(struct hooks *h, const struct hook_ev *ev)
+{
+	int64_t deadline = mono_ns() +
+			   (int64_t)h->cfg->hook_timeout * 1000000000;
+	char url[HOOK_PROGRAM_MAX], id[WEBHOOK_ID_LEN], why[PATH_MAX + 256];
+	struct webhook_result res = { .status = 0 };
+	enum hook_result out;
+	int r = 0;
+
+	why[0] = '\0';
+	webhook_url_shown(ev->program, url, sizeof(url));
+	/* an event queued before delivery ids were kept gets one now */
+	strlcpy(id, ev->delivery, sizeof(id));
+	if (!id[0] && (r = webhook_new_id(id)) < 0)
+		snprintf(why, sizeof(why), "cannot make a delivery id: %s",
+			 strerror(-r));
+	if (r == 0)
+		r = deliver(h, ev, id, deadline, &res, why, sizeof(why));
+	out = r == 0 ? HOOK_OK : r == -EREMOTEIO ? HOOK_ERROR : HOOK_FAILED;
+	if (out == HOOK_OK)
+		log_msg(LOG_LVL_INFO, "hook '%s' for %s of '%s/%s' delivered "
+			"(HTTP %ld, %u attempt%s, delivery %s)", url,
+			event_name(ev->event), ev->model, ev->version,
+			res.status, res.attempts, res.attempts == 1 ? "" : "s",
+			id);
+	else
+		log_msg(LOG_LVL_WARN, "hook '%s' for %s of '%s/%s' %s after "
+			"%u attempt%s (delivery %s): %s", url,
+			event_name(ev->event), ev->model, ev->version,
+			out == HOOK_ERROR ? "refused" : "not delivered",
+			res.attempts, res.attempts == 1 ? "" : "s", id, why);
+	report(h, ev, out, why, &(struct hook_delivery){ .url = url,
+		.id = id, .status = res.status, .attempts = res.attempts });
+}
+
+/* ---- the runner's step ---------------------------------------------------- */
+
 static void run_one(struct hooks *h, const struct hook_ev *ev)
 {
 	struct hook_child c = { .prog = ev->program, .out = -1, .pidfd = -1 };
@@ -527,6 +655,10 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 
 	if (!c.prog[0])
 		return;
+	if (webhook_is_url(c.prog)) {
+		deliver_one(h, ev);
+		return;
+	}
 	/* again at each run: it may have changed since the start */
 	r = config_program_trusted(c.prog, why, sizeof(why));
 	if (r == 0 && (r = env_build(h, ev, &env)) < 0)
@@ -540,7 +672,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 		log_msg(LOG_LVL_WARN, "hook '%s' for %s of '%s/%s' not run: %s",
 			c.prog, event_name(ev->event), ev->model, ev->version,
 			why);
-		report(h, ev, HOOK_FAILED, why);
+		report(h, ev, HOOK_FAILED, why, NULL);
 		return;
 	}
 	child_wait(&c, deadline);
@@ -548,7 +680,7 @@ static void run_one(struct hooks *h, const struct hook_ev *ev)
 	if (r == HOOK_FAILED)
 		snprintf(why, sizeof(why), "timed out after %u s (killed)",
 			 h->cfg->hook_timeout);
-	report(h, ev, (enum hook_result)r, why);
+	report(h, ev, (enum hook_result)r, why, NULL);
 }
 
 /* ---- the runner ----------------------------------------------------------- */

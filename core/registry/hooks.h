@@ -21,6 +21,18 @@
  *	LANG           C
  *	HOME           the home directory of the daemon's user
  *
+ * A hook may also be a URL (webhook.h: https://, or http:// to a loopback
+ * address): the event is POSTed to it as one JSON object with the fields
+ * above, lower case and without MREG_ (event, model, version, stage,
+ * previous, user, uid — a number —, store, mount), and delivery_id and
+ * timestamp (ISO 8601, UTC), signed as MLflow signs its webhooks with
+ * the secret of [hooks] secret_file, and tried again on a failure to
+ * connect, a timeout, a 5xx or 429 answer ([hooks] attempts, each within
+ * attempt_timeout), all within the timeout. Every delivery is reported
+ * (hook_report_fn, with struct hook_delivery): taken (ok), refused by
+ * the receiver (error: an answer not retried, such as 401), or not
+ * delivered (failed).
+ *
  * Events wait in one queue per user, served in turn, promotions before
  * registrations. Memory is bounded: HOOK_USER_MAX events a user,
  * HOOK_QUEUE_MAX in all. When a user's queue is full, its newest
@@ -39,13 +51,14 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "webhook/webhook.h"
 
 #define HOOK_USER_MAX 1024
 #define HOOK_QUEUE_MAX 4096
 
 enum hook_event { HOOK_REGISTER = 1, HOOK_PROMOTE };
 
-/* Longest program path a hook may have (with its NUL). */
+/* Longest program path or URL a hook may have (with its NUL). */
 #define HOOK_PROGRAM_MAX 1024
 
 struct hook_ev {
@@ -58,9 +71,13 @@ struct hook_ev {
 	pid_t pid;
 	uint64_t qid;           /* its record in the registry's queue (0:
 				   none): reported whatever the outcome */
+	char delivery[WEBHOOK_ID_LEN]; /* a URL hook's delivery id, made with
+					  the event ("": made when it runs) */
 };
 
-/* What became of a hook. */
+/* What became of a hook (of a URL hook: ok, the receiver took it with a
+ * 2xx; error, it answered with a status that is not retried; failed, it
+ * was not delivered: no secret, TLS, or no attempt left). */
 enum hook_result {
 	HOOK_OK = 0,            /* ran and exited 0 */
 	HOOK_ERROR,             /* ran, exited non-zero or by a signal */
@@ -69,20 +86,33 @@ enum hook_result {
 	HOOK_NRESULTS
 };
 
+/* A URL hook's delivery, as reported. */
+struct hook_delivery {
+	const char *url;        /* without its query string */
+	const char *id;         /* the delivery id (X-MLflow-Delivery-Id) */
+	long status;            /* the last HTTP status; 0: none came */
+	unsigned attempts;      /* made */
+};
+
 /* Tells the owner of the runner that ev's hook was dropped or failed
- * (result "dropped" or "failed", reason a sentence). Called without any
- * lock of the runner held: on the thread that queued ev (dropped), or on
- * the runner's (failed). */
+ * (result "dropped" or "failed", reason a sentence), or how a URL hook's
+ * delivery ended (d not NULL; result as hooks_result_name(); reason ""
+ * when it was taken). Called without any lock of the runner held: on the
+ * thread that queued ev (dropped), or on the runner's. */
 typedef void hook_report_fn(void *arg, const struct hook_ev *ev,
-			    const char *result, const char *reason);
+			    const char *result, const char *reason,
+			    const struct hook_delivery *d);
 
 struct hooks;
 
-/* Starts the runner (cfg gives the timeout; every other call takes NULL).
- * store is the store directory (MREG_STORE); report, which may be NULL,
- * hears of drops and failures, and of every outcome of an event with a
- * qid. Each run checks the event's program
- * (config_program_trusted()). -EINVAL, -ENOMEM, -errno of pthread_create. */
+/* Starts the runner (cfg gives the timeout, and a URL hook's secret
+ * file, CA file and attempts; every other call takes NULL). store is the
+ * store directory (MREG_STORE); report, which may be NULL, hears of drops
+ * and failures, of every delivery of a URL hook, and of every outcome of
+ * an event with a qid. Each run checks the event's program
+ * (config_program_trusted()) or URL (webhook_url_check()), and reads the
+ * secret again (config_secret_read()). -EINVAL, -ENOMEM, -errno of
+ * pthread_create. */
 int hooks_start(const struct mreg_config *cfg, const char *store,
 		hook_report_fn *report, void *arg, struct hooks **ret);
 /* Sets MREG_MOUNT for later hooks (NULL or "" for none). -ENOMEM. */

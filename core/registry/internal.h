@@ -170,6 +170,12 @@ struct audit_ev {
 	const char *reason;
 	uint64_t count;       /* > 0: identical refusals this record stands
 				 for (see reg_audit_refusal()) */
+	/* a URL hook's delivery (url not NULL): where to (without its query
+	   string), the last HTTP status (0: none came), attempts, its id */
+	const char *url;
+	long status;
+	unsigned attempts;
+	const char *delivery;
 };
 
 /* ---- txn.c ---- */

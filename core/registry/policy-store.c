@@ -182,19 +182,22 @@ static int check_names(const struct stage_policy *sp, bool strict)
 	return 0;
 }
 
-/* A hook's program: one the runner will run (config_program_trusted():
- * absolute, executable, changeable by root or this process's user only). */
-static int check_program(const char *event, const char *prog)
+/* A hook's program or URL: one the runner will run (config_hook_check():
+ * a program absolute, executable, changeable by root or this process's
+ * user only; a URL by the rule, with a secret in this process's config,
+ * as a config that names one needs). */
+static int check_program(const struct mreg_config *cfg, const char *event,
+			 const char *prog)
 {
 	char why[PATH_MAX + 128];
 
 	if (strlen(prog) >= HOOK_PROGRAM_MAX)
-		return bad_input("hook %s: program path '%.40s...' is too long",
-				 event, prog);
+		return bad_input("hook %s: '%.40s...' is too long (at most %d "
+				 "bytes)", event, prog, HOOK_PROGRAM_MAX - 1);
 	if (strpbrk(prog, "\n\r"))
 		return bad_input("hook %s: a program path holds no line break",
 				 event);
-	if (config_program_trusted(prog, why, sizeof(why)) < 0)
+	if (config_hook_check(cfg, prog, why, sizeof(why)) < 0)
 		return bad_input("hook %s: %s", event, why);
 	return 0;
 }
@@ -530,7 +533,7 @@ int reg_policy_hook(struct reg_registry *reg, const struct reg_caller *who,
 	if (!in_strv(hook_events, event))
 		return bad_input("unknown hook '%s' (on_register, "
 				 "on_promote)", event);
-	if (program && (r = check_program(event, program)) < 0)
+	if (program && (r = check_program(reg->cfg, event, program)) < 0)
 		return r;
 	snprintf(mkey, sizeof(mkey), POL_HOOK "%s", event);
 	r = change_add(&o, mkey, program, NULL, event);
@@ -598,7 +601,7 @@ int reg_policy_import(struct reg_registry *reg, const struct reg_caller *who,
 	for (k = 0; k < 2 && r == 0; k++) {
 		if (!hooks[k])
 			continue;
-		if ((r = check_program(hook_events[k], hooks[k])) < 0)
+		if ((r = check_program(cfg, hook_events[k], hooks[k])) < 0)
 			break;
 		snprintf(mkey, sizeof(mkey), POL_HOOK "%s", hook_events[k]);
 		r = change_add(&o, mkey, hooks[k], NULL, hook_events[k]);

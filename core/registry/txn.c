@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,12 +56,39 @@ struct txn_tramp {
  * change: the life token of the process that runs it, and the event. The
  * record goes when the hook ended, whatever the outcome. A daemon's tick
  * takes over the records of dead processes (reg_hooks_tick): a hook whose
- * process died while it ran may run a second time, never not at all. */
+ * process died while it ran may run a second time, never not at all; a
+ * URL hook then with the same delivery id, made with the event, so that
+ * its receiver can tell.
+ *
+ * The record: format (1 byte), the owner's life token (8), struct
+ * hook_ev as this build lays it out. Format 1 ended before the event's
+ * delivery id: such a record is read as an event without one. */
 #define HOOKQ_PREFIX "hookq/"
 #define HOOKQ_KEY_LEN (sizeof(HOOKQ_PREFIX) - 1 + 8)
 #define META_HOOKQ_NEXT "hookq_next"
-#define HOOKQ_FORMAT 1
+#define HOOKQ_FORMAT 2
 #define HOOKQ_REC_LEN (1 + 8 + sizeof(struct hook_ev))
+#define HOOKQ_REC_LEN_1 (1 + 8 + offsetof(struct hook_ev, delivery))
+
+/* The event of a record (format 1 or 2) into ev; false when it is not
+ * one. */
+static bool hookq_rec_event(const struct idx_val *v, uint64_t *owner,
+			    struct hook_ev *ev)
+{
+	const uint8_t *p = v->data;
+
+	if (v->len == HOOKQ_REC_LEN && p[0] == HOOKQ_FORMAT) {
+		memcpy(ev, p + 9, sizeof(*ev));
+	} else if (v->len == HOOKQ_REC_LEN_1 && p[0] == 1) {
+		memset(ev, 0, sizeof(*ev));
+		memcpy(ev, p + 9, HOOKQ_REC_LEN_1 - 9);
+	} else {
+		return false;
+	}
+	ev->delivery[sizeof(ev->delivery) - 1] = '\0';
+	memcpy(owner, p + 1, 8);
+	return true;
+}
 /* Records a tick takes over at most. */
 #define HOOKQ_TAKE_MAX 64
 
@@ -128,6 +156,12 @@ static int tramp_txn(struct idx_txn *t, void *arg)
 			log_err(e, "cannot read the hook for '%s/%s'",
 				notes[i].model, notes[i].version);
 		notes[i].qid = 0;
+		notes[i].delivery[0] = '\0';
+		if (webhook_is_url(notes[i].program) &&
+		    (e = webhook_new_id(notes[i].delivery)) < 0)
+			log_err(e, "cannot make a delivery id for the hook of "
+				"'%s/%s' (it gets one when it runs)",
+				notes[i].model, notes[i].version);
 		if (!notes[i].program[0] || !tr->reg->live_token)
 			continue;
 		/* in the registry's queue, with the change */
@@ -138,16 +172,56 @@ static int tramp_txn(struct idx_txn *t, void *arg)
 	return r;
 }
 
+struct delivered {
+	const struct hook_ev *ev;
+	const struct reg_caller *who;
+	const char *result, *reason;
+	const struct hook_delivery *d;
+};
+
+/* A URL hook's delivery: its record of the queue goes, its audit record
+ * comes, in one transaction (a delivery is audited once). */
+static int delivered_txn(struct idx_txn *t, void *arg)
+{
+	struct delivered *a = arg;
+	const struct hook_ev *ev = a->ev;
+	uint64_t qid = ev->qid;
+	int r;
+
+	if (qid && (r = hookq_del_txn(t, &qid)) < 0)
+		return r;
+	return reg_audit_put_txn(t, a->who, &(struct audit_ev){
+		.op = "hook", .result = a->result,
+		.event = ev->event == HOOK_PROMOTE ? "promote" : "register",
+		.model = ev->model, .version = ev->version,
+		.stage = ev->stage[0] ? ev->stage : NULL,
+		.from = ev->previous[0] ? ev->previous : NULL,
+		.url = a->d->url, .status = a->d->status,
+		.attempts = a->d->attempts, .delivery = a->d->id,
+		.reason = a->reason && a->reason[0] ? a->reason : NULL });
+}
+
 /* A hook that was dropped or failed is audited as op "hook" with its
- * event, on behalf of the user whose change it followed. */
+ * event, on behalf of the user whose change it followed; so is every
+ * delivery of a URL hook (d), whatever became of it. */
 static void hook_report(void *arg, const struct hook_ev *ev,
-			const char *result, const char *reason)
+			const char *result, const char *reason,
+			const struct hook_delivery *d)
 {
 	struct reg_caller who = { .uid = ev->uid, .gid = ev->gid,
 				  .pid = ev->pid };
 	uint64_t qid = ev->qid;
 	int r;
 
+	if (d) {
+		r = reg_change(arg, delivered_txn, &(struct delivered){
+			.ev = ev, .who = &who, .result = result,
+			.reason = reason, .d = d });
+		if (r < 0)
+			log_err(r, "cannot audit the delivery %s of the hook "
+				"of '%s/%s'", d->id, ev->model, ev->version);
+		return;
+	}
 	if (qid && (r = reg_change(arg, hookq_del_txn, &qid)) < 0)
 		log_err(r, "cannot take the hook of '%s/%s' out of the "
 			"registry's queue", ev->model, ev->version);
@@ -219,13 +293,11 @@ static int hookq_dead_one(void *arg, const struct idx_val *k,
 			  const struct idx_val *v)
 {
 	struct hookq_take *q = arg;
-	const uint8_t *p = v->data;
+	struct hook_ev ev;
 	uint64_t owner;
 
-	if (k->len != HOOKQ_KEY_LEN || v->len != HOOKQ_REC_LEN ||
-	    p[0] != HOOKQ_FORMAT)
+	if (k->len != HOOKQ_KEY_LEN || !hookq_rec_event(v, &owner, &ev))
 		return 0;
-	memcpy(&owner, p + 1, 8);
 	if (reg_live_token_alive(q->reg, owner))
 		return 0;
 	q->qids[q->n++] = be64_get((const uint8_t *)k->data +
@@ -259,14 +331,16 @@ static int hookq_claim_txn(struct idx_txn *t, void *arg)
 			continue;
 		if (r < 0)
 			return r;
-		if (v.len != HOOKQ_REC_LEN)
+		if (!hookq_rec_event(&v, &owner, &q->evs[n]))
 			continue;
-		memcpy(&owner, (const uint8_t *)v.data + 1, 8);
 		if (reg_live_token_alive(q->reg, owner))
 			continue; /* another took it meanwhile */
-		memcpy(&q->evs[n], (const uint8_t *)v.data + 9,
-		       sizeof(q->evs[n]));
 		q->evs[n].qid = q->qids[i];
+		/* a format 1 record's URL hook: its id from now on */
+		if (!q->evs[n].delivery[0] &&
+		    webhook_is_url(q->evs[n].program) &&
+		    webhook_new_id(q->evs[n].delivery) < 0)
+			q->evs[n].delivery[0] = '\0';
 		if ((r = hookq_put_txn(t, q->reg->live_token, &q->evs[n])) < 0)
 			return r;
 		n++;
