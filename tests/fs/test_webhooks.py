@@ -35,7 +35,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mountlib import MREG, MREGFS, Mount, Tap, run, run_suite  # noqa: E402
+from mountlib import (MREG, MREGFS, S3, Mount, Tap, run,  # noqa: E402
+                      run_suite)
 
 SECRET = b'correct horse battery staple'
 TOKEN = 'tok-9f3a'    # in the URL's query string: never logged or audited
@@ -408,6 +409,13 @@ def test_policy_hook():
 
 
 def main():
+    # Deliveries do not depend on where chunks and records are; the
+    # messages checked name the config file, which the S3 run copies:
+    # the main run has it all, CI's other runs would repeat it.
+    if S3 or os.environ.get('MREG_SERVE_EAGER'):
+        t.skip('hook URLs', 'deliveries do not depend on the store or the '
+               'serving: the main run has them')
+        return t.done()
     return run_suite(t, m, 'webhooks', setup, [
         ('a registration', test_register),
         ('a promotion', test_promote),
