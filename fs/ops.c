@@ -511,8 +511,10 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	else if (reg_file_sealed(f))
 		fi->keep_cache = 1;
-	/* Nothing to commit on close of a read-only descriptor. */
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+	/* Nothing to commit on close of a read-only descriptor, but for
+	 * O_RDONLY|O_TRUNC: its truncation commits at close, not at the
+	 * release the kernel sends after close() returned. */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
 		fi->noflush = 1;
 	if (pt_reply_open(req, ino, fi, f) < 0) {
 		/* the opener was interrupted: no release will come */

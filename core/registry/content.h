@@ -228,8 +228,14 @@ int reg_spool_fd_open(struct reg_registry *reg, uid_t uid);
 /* Closes a descriptor reg_spool_fd_open() gave for uid (none: fd < 0). */
 void reg_spool_fd_close(struct reg_registry *reg, int fd, uid_t uid);
 /* Sets a->size to the size written so far when the file is open for
- * writing here (a stat must show what was written before close). */
-void reg_writer_size(struct reg_registry *reg, struct reg_attr *a);
+ * writing here (a stat must show what was written before close). A
+ * record read before a write state ended may predate its last commit:
+ * with since, what reg_writer_epoch() said before the record was read,
+ * returns true when a->ino has no write state but one ended meanwhile
+ * (read the record again), else false. */
+uint64_t reg_writer_epoch(struct reg_registry *reg);
+bool reg_writer_size(struct reg_registry *reg, struct reg_attr *a,
+		     uint64_t since);
 /* Makes open writers of version v fail from now on. */
 void reg_version_writers_seal(struct reg_registry *reg, uint64_t v);
 /* Commits a pending file's open writer now (before a rename). */

@@ -114,8 +114,8 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 	       struct reg_attr *ret)
 {
 	struct lookup_arg a = { .parent = parent, .name = name };
-	uint64_t gen;
-	int r;
+	uint64_t gen, since;
+	int r, tries = 0;
 
 	if (!reg || !name || !ret)
 		return -EINVAL;
@@ -143,6 +143,8 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 		return history_lookup(reg, name, ret);
 	if (reg_ino_virtual(parent) && parent != REG_MODELS_INO)
 		return -ENOTDIR;
+again:
+	since = reg_writer_epoch(reg);
 	/* sealed content from this host's copy; models and versions from
 	   it too while the database is away (fixed.c) */
 	if (reg_fixed_name(reg, parent, name, 0, &a.rec) < 0 &&
@@ -159,7 +161,8 @@ int reg_lookup(struct reg_registry *reg, uint64_t parent, const char *name,
 		}
 	}
 	reg_inode_attr(&a.rec, ret);
-	reg_writer_size(reg, ret);
+	if (reg_writer_size(reg, ret, since) && ++tries < 3)
+		goto again;
 	return 0;
 }
 
@@ -202,16 +205,21 @@ static int inode_read(struct reg_registry *reg, struct getattr_arg *a)
 int reg_getattr(struct reg_registry *reg, uint64_t ino, struct reg_attr *ret)
 {
 	struct getattr_arg a = { .ino = ino };
-	int r;
+	uint64_t since;
+	int r, tries = 0;
 
 	if (!reg || !ret || ino == 0)
 		return -EINVAL;
 	if (reg_ino_virtual(ino))
 		return virt_getattr(reg, ino, ret);
-	if ((r = inode_read(reg, &a)) < 0)
-		return r;
-	reg_inode_attr(&a.rec, ret);
-	reg_writer_size(reg, ret);
+	do {
+		/* a write state that ended while the record was read: its
+		   commit may be newer than the record */
+		since = reg_writer_epoch(reg);
+		if ((r = inode_read(reg, &a)) < 0)
+			return r;
+		reg_inode_attr(&a.rec, ret);
+	} while (reg_writer_size(reg, ret, since) && ++tries < 3);
 	return 0;
 }
 
@@ -271,7 +279,8 @@ static int readdir_one(void *arg, const struct idx_val *k,
 			return a->err;
 	} else {
 		reg_inode_attr(&rec, &attr);
-		reg_writer_size(d->reg, &attr);
+		/* a listing is a snapshot: read again it is not */
+		reg_writer_size(d->reg, &attr, reg_writer_epoch(d->reg));
 	}
 	if (ARRAY_GROW(d->names, d->cap, d->n) < 0 || !(copy = strdup(name)))
 		return a->err = -ENOMEM;

@@ -58,6 +58,10 @@ struct reg_watch {
 	struct idx_watch *w;
 	uint64_t applied;       /* the last record handed on */
 	bool known;             /* applied is known (the head was read) */
+	/* the model the last record named, as read then (one read for a
+	   burst of changes to one model); "" none */
+	char last_model[256];
+	uint64_t last_ino, last_stages;
 	/* current.c: the generation, and when the trail was last read
 	   with the watch open (0: it was not) */
 	atomic_ullong gen;
@@ -143,11 +147,17 @@ static void hand_on(struct reg_watch *wt, uint64_t seq, const char *json)
 	c.model = model[0] ? model : NULL;
 	c.version = version[0] ? version : NULL;
 	c.stage = stage[0] ? stage : NULL;
-	if (c.model && strlen(model) <= 255 &&
-	    idx_read(wt->reg->ix, model_txn, &m) == 0 &&
-	    m.rec.kind == REG_MODEL) {
+	if (c.model && !strcmp(model, wt->last_model)) {
+		c.model_ino = wt->last_ino;
+		c.stages_ino = wt->last_stages;
+	} else if (c.model && strlen(model) <= 255 &&
+		   idx_read(wt->reg->ix, model_txn, &m) == 0 &&
+		   m.rec.kind == REG_MODEL) {
 		c.model_ino = m.rec.ino;
 		c.stages_ino = m.rec.stages_ino;
+		strlcpy(wt->last_model, model, sizeof(wt->last_model));
+		wt->last_ino = c.model_ino;
+		wt->last_stages = c.stages_ino;
 	}
 	wt->fn(wt->arg, &c);
 }
@@ -178,6 +188,7 @@ static int catch_up(struct reg_watch *wt)
 		free(l.seq);
 		return -ENOMEM;
 	}
+	wt->last_model[0] = '\0';	/* a model read in this catch-up only */
 	for (;;) {
 		l.after = wt->applied;
 		if ((r = idx_read(wt->reg->ix, recs_txn, &l)) < 0)

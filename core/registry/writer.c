@@ -95,6 +95,7 @@ void reg_ws_put(struct reg_registry *reg, struct wstate *ws)
 	for (pp = &reg->wfiles; *pp; pp = &(*pp)->next)
 		if (*pp == ws) {
 			*pp = ws->next;
+			reg->wfiles_gone++;
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
@@ -104,16 +105,33 @@ void reg_ws_put(struct reg_registry *reg, struct wstate *ws)
 	free(ws);
 }
 
-void reg_writer_size(struct reg_registry *reg, struct reg_attr *a)
+uint64_t reg_writer_epoch(struct reg_registry *reg)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&reg->lock);
+	n = reg->wfiles_gone;
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
+bool reg_writer_size(struct reg_registry *reg, struct reg_attr *a,
+		     uint64_t since)
 {
 	struct wstate *w;
+	bool again = false;
 
 	if (a->kind != REG_FILE && a->kind != REG_PENDING)
-		return;
+		return false;
 	pthread_mutex_lock(&reg->lock);
 	if ((w = ws_find(reg, a->ino)))
 		a->size = w->size;
+	else
+		/* its last commit may have come after the record was read
+		   (a release, committing, ran meanwhile) */
+		again = reg->wfiles_gone != since;
 	pthread_mutex_unlock(&reg->lock);
+	return again;
 }
 
 void reg_version_writers_seal(struct reg_registry *reg, uint64_t v)
