@@ -24,7 +24,8 @@
 # run, each store's tables in a schema of their own (s3wrap.sh adds
 # [index] backend = postgres and [postgres] conninfo and schema).
 # MREG_TEST_ONLY='GLOB...' runs only the tests whose file name matches
-# one of the shell patterns (test_soak.py, 'verify.sh test_s3*').
+# one of the shell patterns (test_soak.py, 'verify.sh test_s3*');
+# MREG_TEST_SKIP='GLOB...' leaves out those that match.
 # Usage: tests/run.sh [layers|unit|cli|fs|compat|services]...
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,6 +107,14 @@ run_one() {
 		done
 		set +f
 		$_want || return 0
+	fi
+	if [ -n "${MREG_TEST_SKIP:-}" ]; then
+		set -f
+		for _g in $MREG_TEST_SKIP; do
+			# shellcheck disable=SC2254
+			case $(basename "$name") in $_g) set +f; return 0 ;; esac
+		done
+		set +f
 	fi
 	out="$log/$(basename "$name").out"
 	printf '%-40s ' "$(basename "$name")"
