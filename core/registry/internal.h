@@ -98,7 +98,7 @@ struct reg_registry {
 
 	pthread_mutex_t lock;     /* guards wfiles */
 	struct wstate *wfiles;    /* inodes open for writing here */
-	uint64_t wfiles_gone;     /* write states ended (under lock) */
+	atomic_ullong wfiles_gone; /* write states ended */
 	pthread_mutex_t pins_lock; /* guards pins: held across the index's
 				     lock call (a round trip to PostgreSQL),
 				     which reg->lock's users need not wait */

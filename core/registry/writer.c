@@ -95,7 +95,7 @@ void reg_ws_put(struct reg_registry *reg, struct wstate *ws)
 	for (pp = &reg->wfiles; *pp; pp = &(*pp)->next)
 		if (*pp == ws) {
 			*pp = ws->next;
-			reg->wfiles_gone++;
+			atomic_fetch_add(&reg->wfiles_gone, 1);
 			break;
 		}
 	pthread_mutex_unlock(&reg->lock);
@@ -107,12 +107,8 @@ void reg_ws_put(struct reg_registry *reg, struct wstate *ws)
 
 uint64_t reg_writer_epoch(struct reg_registry *reg)
 {
-	uint64_t n;
-
-	pthread_mutex_lock(&reg->lock);
-	n = reg->wfiles_gone;
-	pthread_mutex_unlock(&reg->lock);
-	return n;
+	/* every lookup and getattr asks: no lock for it */
+	return atomic_load(&reg->wfiles_gone);
 }
 
 bool reg_writer_size(struct reg_registry *reg, struct reg_attr *a,
@@ -129,7 +125,7 @@ bool reg_writer_size(struct reg_registry *reg, struct reg_attr *a,
 	else
 		/* its last commit may have come after the record was read
 		   (a release, committing, ran meanwhile) */
-		again = reg->wfiles_gone != since;
+		again = atomic_load(&reg->wfiles_gone) != since;
 	pthread_mutex_unlock(&reg->lock);
 	return again;
 }
